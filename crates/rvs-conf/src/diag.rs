@@ -1,0 +1,196 @@
+//! Diagnostics: every error and warning carries the place it points at, and renders as
+//! `FILE:LINE:COL: error|warning: message`, then the source line, a caret, and a hint.
+
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One source file as read (after include resolution, before any preprocessing).
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub lines: Vec<String>,
+}
+
+/// Every file the parser read, so a diagnostic can show its source line.
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    files: Vec<Arc<SourceFile>>,
+}
+
+impl SourceMap {
+    pub fn add(&mut self, path: PathBuf, text: &str) -> FileId {
+        let lines = text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_owned())
+            .collect();
+        self.files.push(Arc::new(SourceFile { path, lines }));
+        FileId(self.files.len() - 1)
+    }
+
+    pub fn file(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0).map(AsRef::as_ref)
+    }
+
+    pub fn path(&self, id: FileId) -> &Path {
+        self.file(id)
+            .map_or(Path::new("<unknown>"), |f| f.path.as_path())
+    }
+
+    pub fn line(&self, loc: Loc) -> Option<&str> {
+        let f = self.file(loc.file)?;
+        f.lines.get(loc.line.checked_sub(1)?).map(String::as_str)
+    }
+}
+
+/// Index of a file in the [`SourceMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct FileId(pub usize);
+
+/// A place in a source file: 1-based line and column (columns count characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub struct Loc {
+    #[serde(skip)]
+    pub file: FileId,
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A diagnostic. `keepalived_rejects` records whether keepalived's own `-t` treats the
+/// same problem as a configuration error (keepalived counts many things that rvs only
+/// warns about, such as unknown keywords or a missing `protocol`, as errors).
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub loc: Loc,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Length of the highlighted text, in characters (at least 1).
+    #[serde(skip)]
+    pub width: usize,
+    pub keepalived_rejects: bool,
+}
+
+impl Diagnostic {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the diagnostic in the `FILE:LINE:COL: severity: message` form, followed
+    /// by the source line with a caret under the offending text and the hint.
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let mut out = String::new();
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let path = sources.path(self.loc.file).display();
+        let _ = writeln!(
+            out,
+            "{path}:{}:{}: {sev}: {}",
+            self.loc.line, self.loc.col, self.message
+        );
+        if let Some(line) = sources.line(self.loc) {
+            let line = line.replace('\t', " ");
+            let gutter = self.loc.line.to_string();
+            let pad = " ".repeat(gutter.len());
+            let _ = writeln!(out, "{pad} |");
+            let _ = writeln!(out, "{gutter} | {line}");
+            let col = self.loc.col.max(1);
+            let prefix: String = line
+                .chars()
+                .take(col - 1)
+                .map(|c| if is_wide(c) { "  " } else { " " })
+                .collect();
+            let width: usize = line
+                .chars()
+                .skip(col - 1)
+                .take(self.width.max(1))
+                .map(|c| if is_wide(c) { 2 } else { 1 })
+                .sum::<usize>()
+                .max(1);
+            let _ = writeln!(out, "{pad} | {prefix}{}", "^".repeat(width));
+        }
+        if let Some(h) = &self.hint {
+            let _ = writeln!(out, "  = hint: {h}");
+        }
+        out
+    }
+}
+
+/// East Asian wide characters take two terminal columns; the seed configs are full of
+/// Chinese text, so carets must account for it.
+fn is_wide(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF |
+        0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF |
+        0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD)
+}
+
+/// Collects diagnostics while parsing.
+#[derive(Debug, Default)]
+pub struct Diags {
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub fn error(&mut self, loc: Loc, width: usize, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Severity::Error, true, loc, width, message.into())
+    }
+
+    /// A warning that keepalived's `-t` also counts as a configuration error.
+    pub fn ka_warning(
+        &mut self,
+        loc: Loc,
+        width: usize,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.push(Severity::Warning, true, loc, width, message.into())
+    }
+
+    /// A warning keepalived does not report (rvs-only advice).
+    pub fn warning(
+        &mut self,
+        loc: Loc,
+        width: usize,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.push(Severity::Warning, false, loc, width, message.into())
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        keepalived_rejects: bool,
+        loc: Loc,
+        width: usize,
+        message: String,
+    ) -> &mut Diagnostic {
+        self.list.push(Diagnostic {
+            severity,
+            loc,
+            message,
+            hint: None,
+            width,
+            keepalived_rejects,
+        });
+        let last = self.list.len() - 1;
+        &mut self.list[last]
+    }
+}
+
+impl Diagnostic {
+    pub fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}

@@ -1,0 +1,601 @@
+//! The typed configuration, with every default filled exactly as keepalived fills it.
+//! Serialized as the stable JSON of `rvs check --json` (documented in docs/config-json.md):
+//! fields are only ever added, never renamed or removed, within a major version.
+//!
+//! Times are seconds as decimal numbers (`f64`), as keepalived writes them in the file.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Config {
+    pub global_defs: GlobalDefs,
+    pub vrrp_scripts: Vec<VrrpScript>,
+    pub track_files: Vec<TrackFile>,
+    pub vrrp_sync_groups: Vec<SyncGroup>,
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub virtual_server_groups: Vec<VirtualServerGroup>,
+    pub virtual_servers: Vec<VirtualServer>,
+    /// Blocks that rvs recognises and checks for structure but does not use
+    /// (`static_ipaddress`, `bfd_instance`, `SSL`, `vrrp_track_process`, ...), by name.
+    pub other_blocks: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GlobalDefs {
+    /// `None` means the host name (keepalived's default).
+    pub router_id: Option<String>,
+    pub notification_email: Vec<String>,
+    pub notification_email_from: Option<String>,
+    pub smtp_server: Option<SmtpServer>,
+    pub smtp_connect_timeout: u32,
+    pub smtp_helo_name: Option<String>,
+    pub vrrp_mcast_group4: Ipv4Addr,
+    pub vrrp_mcast_group6: Ipv6Addr,
+    pub vrrp_garp_master_delay: u32,
+    pub vrrp_garp_master_repeat: u32,
+    pub vrrp_garp_master_refresh: u32,
+    pub vrrp_garp_master_refresh_repeat: u32,
+    pub vrrp_garp_lower_prio_delay: u32,
+    pub vrrp_garp_lower_prio_repeat: u32,
+    pub vrrp_garp_interval: f64,
+    pub vrrp_gna_interval: f64,
+    pub vrrp_min_garp: bool,
+    pub vrrp_down_timer_adverts: u32,
+    pub vrrp_lower_prio_no_advert: bool,
+    pub vrrp_higher_prio_send_advert: bool,
+    pub vrrp_version: u8,
+    pub vrrp_strict: bool,
+    pub vrrp_check_unicast_src: bool,
+    pub vrrp_skip_check_adv_addr: bool,
+    pub vrrp_startup_delay: f64,
+    pub enable_script_security: bool,
+    pub script_user: Option<String>,
+    pub default_interface: Option<String>,
+    pub dynamic_interfaces: bool,
+    pub checker_log_all_failures: bool,
+    pub rs_init_notifies: bool,
+    pub lvs_timeouts: LvsTimeouts,
+    pub lvs_flush: bool,
+    pub lvs_flush_on_stop: bool,
+    pub notify_fifo: Option<String>,
+    pub vrrp_notify_fifo: Option<String>,
+    pub lvs_notify_fifo: Option<String>,
+    /// Other recognised keywords, with their arguments as written.
+    pub other: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        GlobalDefs {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_connect_timeout: 30,
+            smtp_helo_name: None,
+            vrrp_mcast_group4: Ipv4Addr::new(224, 0, 0, 18),
+            vrrp_mcast_group6: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
+            vrrp_garp_master_delay: 5,
+            vrrp_garp_master_repeat: 5,
+            vrrp_garp_master_refresh: 0,
+            vrrp_garp_master_refresh_repeat: 1,
+            vrrp_garp_lower_prio_delay: 5,
+            vrrp_garp_lower_prio_repeat: 5,
+            vrrp_garp_interval: 0.0,
+            vrrp_gna_interval: 0.0,
+            vrrp_min_garp: false,
+            vrrp_down_timer_adverts: 3,
+            vrrp_lower_prio_no_advert: false,
+            vrrp_higher_prio_send_advert: false,
+            vrrp_version: 2,
+            vrrp_strict: false,
+            vrrp_check_unicast_src: false,
+            vrrp_skip_check_adv_addr: false,
+            vrrp_startup_delay: 0.0,
+            enable_script_security: false,
+            script_user: None,
+            default_interface: None,
+            dynamic_interfaces: false,
+            checker_log_all_failures: false,
+            rs_init_notifies: false,
+            lvs_timeouts: LvsTimeouts::default(),
+            lvs_flush: false,
+            lvs_flush_on_stop: false,
+            notify_fifo: None,
+            vrrp_notify_fifo: None,
+            lvs_notify_fifo: None,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+}
+
+/// IPVS timeouts; `None` leaves the kernel's value (900/120/300).
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct LvsTimeouts {
+    pub tcp: Option<u32>,
+    pub tcpfin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+/// A script string (§1.6 of the spec): argv after keepalived's quoting and escape rules,
+/// and the optional user and group to run it as.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Script {
+    pub argv: Vec<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VrrpScript {
+    pub name: String,
+    pub script: Option<Script>,
+    pub interval: f64,
+    pub timeout: f64,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub rise: u32,
+    pub fall: u32,
+    pub init_fail: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackFile {
+    pub name: String,
+    pub file: Option<String>,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub init_file: Option<InitFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InitFile {
+    pub value: i64,
+    pub overwrite: bool,
+}
+
+/// A tracker reference in `track_*` lists: weight `None` means the tracked object's own.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackRef {
+    pub name: String,
+    pub weight: Option<i32>,
+    pub reverse: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Trackers {
+    pub track_interface: Vec<TrackRef>,
+    pub track_script: Vec<TrackRef>,
+    pub track_file: Vec<TrackRef>,
+    pub track_process: Vec<TrackRef>,
+    pub track_bfd: Vec<TrackRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Notify {
+    pub notify_master: Option<Script>,
+    pub notify_backup: Option<Script>,
+    pub notify_fault: Option<Script>,
+    pub notify_stop: Option<Script>,
+    pub notify_deleted: Option<Script>,
+    pub notify: Option<Script>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncGroup {
+    pub name: String,
+    pub group: Vec<String>,
+    #[serde(flatten)]
+    pub notify: Notify,
+    #[serde(flatten)]
+    pub trackers: Trackers,
+    pub sync_group_tracking_weight: bool,
+    pub smtp_alert: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum VrrpState {
+    #[serde(rename = "MASTER")]
+    Master,
+    #[serde(rename = "BACKUP")]
+    Backup,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Authentication {
+    /// `PASS` or `AH`.
+    pub auth_type: String,
+    /// Truncated to 8 bytes, as sent on the wire (NUL padding is implied).
+    pub auth_pass: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VipAddr {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub brd: Option<String>,
+    pub dev: Option<String>,
+    pub scope: Option<String>,
+    pub label: Option<String>,
+    pub peer: Option<String>,
+    pub no_track: bool,
+    /// Other options as written (`home`, `-nodad`, `preferred_lft 0`, ...).
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnicastPeer {
+    pub address: IpAddr,
+    pub min_ttl: Option<u8>,
+    pub max_ttl: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VrrpInstance {
+    pub name: String,
+    /// Initial wanted state.
+    pub state: VrrpState,
+    pub interface: Option<String>,
+    pub virtual_router_id: Option<u8>,
+    pub priority: u8,
+    /// Seconds; rounded as the protocol version requires (v2: whole seconds, v3: 10 ms).
+    pub advert_int: f64,
+    pub version: u8,
+    pub family: Family,
+    pub authentication: Option<Authentication>,
+    pub virtual_ipaddress: Vec<VipAddr>,
+    pub virtual_ipaddress_excluded: Vec<VipAddr>,
+    #[serde(flatten)]
+    pub trackers: Trackers,
+    pub dont_track_primary: bool,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peer: Vec<UnicastPeer>,
+    pub unicast_ttl: Option<u8>,
+    pub mcast_dst_ip: Option<IpAddr>,
+    pub nopreempt: bool,
+    pub preempt_delay: f64,
+    pub accept: bool,
+    pub strict_mode: bool,
+    pub check_unicast_src: bool,
+    pub garp_master_delay: u32,
+    pub garp_master_repeat: u32,
+    pub garp_master_refresh: u32,
+    pub garp_master_refresh_repeat: u32,
+    pub garp_lower_prio_delay: u32,
+    pub garp_lower_prio_repeat: u32,
+    pub down_timer_adverts: u32,
+    pub lower_prio_no_advert: bool,
+    pub higher_prio_send_advert: bool,
+    pub use_vmac: Option<String>,
+    #[serde(flatten)]
+    pub notify: Notify,
+    pub notify_master_rx_lower_pri: Option<Script>,
+    pub smtp_alert: bool,
+    /// Name of the sync group the instance belongs to.
+    pub sync_group: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VsgEntry {
+    /// `IP [PORT]` or a range `a.b.c.d-e [PORT]`: `first..=last` addresses.
+    Range {
+        first: IpAddr,
+        last: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        fwmark: u32,
+        family: Option<Family>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtualServerGroup {
+    pub name: String,
+    pub entries: Vec<VsgEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VsKey {
+    Address { address: IpAddr, port: u16 },
+    Fwmark { fwmark: u32 },
+    Group { group: String },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduler {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    Lblc,
+    Lblcr,
+    Dh,
+    Sh,
+    Sed,
+    Nq,
+    Mh,
+    Fo,
+    Ovf,
+    Twos,
+}
+
+impl Scheduler {
+    pub const ALL: [(&'static str, Scheduler); 14] = [
+        ("rr", Scheduler::Rr),
+        ("wrr", Scheduler::Wrr),
+        ("lc", Scheduler::Lc),
+        ("wlc", Scheduler::Wlc),
+        ("lblc", Scheduler::Lblc),
+        ("lblcr", Scheduler::Lblcr),
+        ("dh", Scheduler::Dh),
+        ("sh", Scheduler::Sh),
+        ("sed", Scheduler::Sed),
+        ("nq", Scheduler::Nq),
+        ("mh", Scheduler::Mh),
+        ("fo", Scheduler::Fo),
+        ("ovf", Scheduler::Ovf),
+        ("twos", Scheduler::Twos),
+    ];
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum Method {
+    #[serde(rename = "NAT")]
+    Nat,
+    #[serde(rename = "DR")]
+    Dr,
+    #[serde(rename = "TUN")]
+    Tun,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Tunnel {
+    /// `ipip` (default), `gue` or `gre`.
+    pub kind: String,
+    pub port: Option<u16>,
+    /// `nocsum`, `csum` or `remcsum`.
+    pub csum: Option<String>,
+}
+
+/// Forwarding method with its tunnel options.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Forwarding {
+    pub method: Method,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Tunnel>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SchedFlags {
+    pub flag_1: bool,
+    pub flag_2: bool,
+    pub flag_3: bool,
+    pub sh_port: bool,
+    pub sh_fallback: bool,
+    pub mh_port: bool,
+    pub mh_fallback: bool,
+    pub ops: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SorryServer {
+    pub address: IpAddr,
+    pub port: u16,
+    pub forwarding: Forwarding,
+    pub inhibit: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtualServer {
+    pub key: VsKey,
+    /// `None` for fwmark services (the protocol comes from the marked packets).
+    pub protocol: Option<Protocol>,
+    pub lb_algo: Scheduler,
+    pub forwarding: Forwarding,
+    pub sched_flags: SchedFlags,
+    /// Seconds; `None` = not persistent.
+    pub persistence_timeout: Option<u32>,
+    /// Netmask (IPv4 dotted) or prefix length (IPv6), as written.
+    pub persistence_granularity: Option<String>,
+    pub persistence_engine: Option<String>,
+    pub delay_loop: f64,
+    pub connect_timeout: f64,
+    pub inhibit_on_failure: bool,
+    pub alpha: bool,
+    pub omega: bool,
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub quorum_up: Option<Script>,
+    pub quorum_down: Option<Script>,
+    pub sorry_server: Option<SorryServer>,
+    pub ha_suspend: bool,
+    pub virtualhost: Option<String>,
+    pub ip_family: Option<Family>,
+    pub smtp_alert: bool,
+    /// rvs extension `rvs_mh_table_size N`: Maglev table size (a prime); default 4093.
+    pub mh_table_size: Option<u32>,
+    /// rvs extension `rvs_proxy_protocol v1|v2`: send a PROXY header to real servers
+    /// (proxy data plane only).
+    pub proxy_protocol: Option<String>,
+    pub real_servers: Vec<RealServer>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RealServer {
+    pub address: IpAddr,
+    /// Effective port (the VS port for DR/TUN; 0 for fwmark services unless NAT).
+    pub port: u16,
+    pub weight: i32,
+    pub forwarding: Forwarding,
+    pub uthreshold: u32,
+    pub lthreshold: u32,
+    pub inhibit_on_failure: bool,
+    pub alpha: bool,
+    pub notify_up: Option<Script>,
+    pub notify_down: Option<Script>,
+    pub virtualhost: Option<String>,
+    pub smtp_alert: bool,
+    pub checkers: Vec<Checker>,
+}
+
+/// One health checker with its effective settings (checker → real server → virtual
+/// server → checker-type default).
+#[derive(Debug, Clone, Serialize)]
+pub struct Checker {
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    pub connect_ip: Option<IpAddr>,
+    pub connect_port: Option<u16>,
+    pub bindto: Option<IpAddr>,
+    pub bind_port: Option<u16>,
+    pub bind_if: Option<String>,
+    pub connect_timeout: f64,
+    pub fwmark: Option<u32>,
+    pub retry: u32,
+    pub delay_before_retry: f64,
+    pub delay_loop: f64,
+    pub warmup: f64,
+    pub alpha: bool,
+    pub log_all_failures: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type")]
+pub enum CheckKind {
+    #[serde(rename = "TCP_CHECK")]
+    Tcp,
+    #[serde(rename = "HTTP_GET")]
+    Http(HttpCheck),
+    #[serde(rename = "SSL_GET")]
+    Ssl(HttpCheck),
+    #[serde(rename = "MISC_CHECK")]
+    Misc(MiscCheck),
+    #[serde(rename = "SMTP_CHECK")]
+    Smtp(SmtpCheck),
+    #[serde(rename = "DNS_CHECK")]
+    Dns(DnsCheck),
+    #[serde(rename = "UDP_CHECK")]
+    Udp(UdpCheck),
+    #[serde(rename = "PING_CHECK")]
+    Ping,
+    #[serde(rename = "FILE_CHECK")]
+    File(FileCheck),
+    #[serde(rename = "BFD_CHECK")]
+    Bfd(BfdCheck),
+}
+
+impl CheckKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "TCP_CHECK",
+            CheckKind::Http(_) => "HTTP_GET",
+            CheckKind::Ssl(_) => "SSL_GET",
+            CheckKind::Misc(_) => "MISC_CHECK",
+            CheckKind::Smtp(_) => "SMTP_CHECK",
+            CheckKind::Dns(_) => "DNS_CHECK",
+            CheckKind::Udp(_) => "UDP_CHECK",
+            CheckKind::Ping => "PING_CHECK",
+            CheckKind::File(_) => "FILE_CHECK",
+            CheckKind::Bfd(_) => "BFD_CHECK",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct HttpCheck {
+    pub urls: Vec<Url>,
+    pub virtualhost: Option<String>,
+    /// `1.0`, `1.0C` or `1.1`.
+    pub http_protocol: String,
+    pub enable_sni: bool,
+    pub sni_name: Option<String>,
+    pub fast_recovery: bool,
+    pub tls_compliant: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Url {
+    pub path: String,
+    /// Lowercase hex MD5 of the body.
+    pub digest: Option<String>,
+    /// Inclusive ranges of accepted status codes (default 200-299).
+    pub status_code: Vec<(u16, u16)>,
+    pub virtualhost: Option<String>,
+    pub regex: Option<String>,
+    pub regex_no_match: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MiscCheck {
+    pub misc_path: Option<Script>,
+    /// Seconds; defaults to the virtual server's `delay_loop`.
+    pub misc_timeout: f64,
+    pub misc_dynamic: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmtpCheck {
+    pub helo_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsCheck {
+    pub query_type: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UdpCheck {
+    /// Hex bytes; `None` = a random payload.
+    pub payload: Option<String>,
+    pub require_reply: bool,
+    /// Hex with `x` nibbles as wildcards.
+    pub reply: Option<String>,
+    pub min_reply_length: u32,
+    pub max_reply_length: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileCheck {
+    pub track_file: Option<String>,
+    pub weight: Option<i32>,
+    pub reverse: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BfdCheck {
+    pub name: Option<String>,
+}

@@ -1,0 +1,269 @@
+//! Logical lines → a tree of known keywords, guided by the keyword [`schema`].
+//!
+//! Unknown keywords are reported (with a suggestion) and skipped together with the block
+//! that follows them, so one typo does not shift every later line into the wrong block.
+
+use crate::diag::{Diags, Loc};
+use crate::lex::{Item, Token};
+use crate::schema::{self, Kw, Shape};
+use crate::suggest;
+
+/// A keyword line, with its block if it has one.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub kw: Token,
+    pub args: Vec<Token>,
+    /// Raw text of the line from the first argument on (for script strings).
+    pub rest: String,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    None,
+    Block(Vec<Node>),
+    /// Each list item is a node whose `kw` is the item's first word.
+    List(Vec<Node>),
+}
+
+impl Node {
+    pub fn loc(&self) -> Loc {
+        self.kw.loc
+    }
+    pub fn name(&self) -> &str {
+        &self.kw.text
+    }
+    pub fn children(&self) -> &[Node] {
+        match &self.body {
+            Body::Block(v) | Body::List(v) => v,
+            Body::None => &[],
+        }
+    }
+    /// All tokens of the line (keyword first).
+    pub fn words(&self) -> impl Iterator<Item = &Token> {
+        std::iter::once(&self.kw).chain(self.args.iter())
+    }
+}
+
+/// Builds the tree from the lexer's items.
+pub fn build(items: &[Item], diags: &mut Diags) -> Vec<Node> {
+    let mut b = Builder {
+        items,
+        pos: 0,
+        diags,
+    };
+    let mut root = b.block(schema::ROOT, None);
+    // Anything after an extra '}' at the root level continues at the root.
+    while b.pos < b.items.len() {
+        root.extend(b.block(schema::ROOT, None));
+    }
+    root
+}
+
+struct Builder<'a, 'd> {
+    items: &'a [Item],
+    pos: usize,
+    diags: &'d mut Diags,
+}
+
+impl Builder<'_, '_> {
+    fn next(&mut self) -> Option<&Item> {
+        let it = self.items.get(self.pos);
+        self.pos += 1;
+        it
+    }
+
+    fn peek_open(&self) -> bool {
+        matches!(self.items.get(self.pos), Some(Item::Open(_)))
+    }
+
+    /// Reads keyword lines until the matching `}` (or the end, at the root).
+    /// `opener` is the keyword that opened this block (for "missing '}'").
+    fn block(&mut self, table: &'static [Kw], opener: Option<&Token>) -> Vec<Node> {
+        let mut out = Vec::new();
+        loop {
+            let Some(item) = self.next().cloned() else {
+                if let Some(op) = opener {
+                    self.diags
+                        .error(
+                            op.loc,
+                            op.width,
+                            format!("missing '}}' at the end of the '{}' block", op.text),
+                        )
+                        .hint("every '{' needs a matching '}'");
+                }
+                return out;
+            };
+            match item {
+                Item::Close(loc) => {
+                    if opener.is_none() {
+                        self.diags.error(loc, 1, "extra '}' found");
+                        continue;
+                    }
+                    return out;
+                }
+                Item::Open(loc) => {
+                    self.diags.error(
+                        loc,
+                        1,
+                        "unexpected '{': no keyword opens a block here; the block is skipped",
+                    );
+                    self.skip_block();
+                }
+                Item::Words { tokens, rest } => {
+                    if let Some(node) = self.node(table, tokens, rest) {
+                        out.push(node);
+                    }
+                }
+            }
+        }
+    }
+
+    fn node(&mut self, table: &'static [Kw], mut tokens: Vec<Token>, rest: String) -> Option<Node> {
+        let kw = tokens.remove(0);
+        let Some(shape) = schema::lookup(table, &kw.text) else {
+            let d =
+                self.diags
+                    .ka_warning(kw.loc, kw.width, format!("unknown keyword '{}'", kw.text));
+            let hint = suggest::hint(table, &kw, &tokens);
+            if let Some(h) = &hint {
+                d.hint(h.clone());
+            }
+            if self.peek_open() {
+                self.pos += 1;
+                // A keyword split by a space (`TCP_ CHECK {`): the block is skipped, but it is
+                // still read as the keyword it was meant to be, so the mistakes inside it are
+                // reported too (as warnings: nothing of the block is used).
+                match suggest::split_keyword(table, &kw, &tokens)
+                    .and_then(|k| schema::lookup(table, k))
+                {
+                    Some(Shape::Block(sub)) => self.lint_block(sub, &kw),
+                    _ => self.skip_block(),
+                }
+            }
+            return None;
+        };
+        let body = match shape {
+            Shape::Leaf => {
+                if self.peek_open() {
+                    let loc = self.items_loc();
+                    let d = self.diags.error(
+                        loc,
+                        1,
+                        format!("'{}' does not take a block; the block is skipped", kw.text),
+                    );
+                    if let Some(h) = suggest::glued(&tokens) {
+                        d.hint(h);
+                    }
+                    self.pos += 1;
+                    self.skip_block();
+                }
+                Body::None
+            }
+            Shape::Block(sub) => {
+                self.expect_open(&kw);
+                Body::Block(self.block(sub, Some(&kw)))
+            }
+            Shape::List => {
+                self.expect_open(&kw);
+                Body::List(self.list(&kw))
+            }
+        };
+        Some(Node {
+            kw,
+            args: tokens,
+            rest,
+            body,
+        })
+    }
+
+    fn items_loc(&self) -> Loc {
+        match self.items.get(self.pos) {
+            Some(Item::Open(l) | Item::Close(l)) => *l,
+            Some(Item::Words { tokens, .. }) => tokens[0].loc,
+            None => Loc::default(),
+        }
+    }
+
+    fn expect_open(&mut self, kw: &Token) {
+        if self.peek_open() {
+            self.pos += 1;
+        } else {
+            self.diags
+                .error(
+                    kw.loc,
+                    kw.width,
+                    format!("missing '{{' at the beginning of the '{}' block", kw.text),
+                )
+                .hint("put '{' after the keyword; the lines that follow are read as the block");
+        }
+    }
+
+    /// A list block: every line up to the matching `}` is one item.
+    fn list(&mut self, opener: &Token) -> Vec<Node> {
+        let mut out = Vec::new();
+        loop {
+            match self.next().cloned() {
+                None => {
+                    self.diags.error(
+                        opener.loc,
+                        opener.width,
+                        format!("missing '}}' at the end of the '{}' block", opener.text),
+                    );
+                    return out;
+                }
+                Some(Item::Close(_)) => return out,
+                Some(Item::Open(loc)) => {
+                    self.diags.error(
+                        loc,
+                        1,
+                        format!(
+                            "unexpected '{{' inside the '{}' list; the block is skipped",
+                            opener.text
+                        ),
+                    );
+                    self.skip_block();
+                }
+                Some(Item::Words { mut tokens, rest }) => {
+                    let kw = tokens.remove(0);
+                    out.push(Node {
+                        kw,
+                        args: tokens,
+                        rest,
+                        body: Body::None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads a skipped block for its diagnostics only, downgraded to warnings.
+    fn lint_block(&mut self, sub: &'static [Kw], kw: &Token) {
+        let mut inner = Diags::default();
+        std::mem::swap(self.diags, &mut inner);
+        let _ = self.block(sub, Some(kw));
+        std::mem::swap(self.diags, &mut inner);
+        for mut d in inner.list {
+            d.severity = crate::diag::Severity::Warning;
+            d.message = format!("in the skipped '{}' block: {}", kw.text, d.message);
+            self.diags.list.push(d);
+        }
+    }
+
+    /// Skips to the `}` matching an already consumed `{`.
+    fn skip_block(&mut self) {
+        let mut depth = 1usize;
+        while let Some(it) = self.next() {
+            match it {
+                Item::Open(_) => depth += 1,
+                Item::Close(_) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                Item::Words { .. } => {}
+            }
+        }
+    }
+}

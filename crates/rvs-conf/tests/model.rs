@@ -1,0 +1,126 @@
+//! Defaults filled as keepalived fills them, and the JSON model (snapshot-tested).
+
+// Tests panic on failure so that the failing line is the report (STYLE.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_cmp,
+    clippy::cast_possible_truncation,
+    clippy::items_after_statements
+)]
+
+use std::path::Path;
+
+fn parse(text: &str) -> rvs_conf::Parsed {
+    rvs_conf::parse_str(
+        Path::new("/t/keepalived.conf"),
+        text,
+        &rvs_conf::Options {
+            config_id: Some("lb1".into()),
+        },
+    )
+}
+
+#[test]
+fn surprising_defaults() {
+    let p = parse(
+        "vrrp_instance V { state MASTER\ninterface eth0\nvirtual_router_id 9\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n\
+         virtual_server 198.18.0.1 80 {\npersistence_timeout\nreal_server 198.18.0.2 80 {\nTCP_CHECK {\n}\n}\n}\n",
+    );
+    let c = &p.config;
+    let vi = &c.vrrp_instances[0];
+    assert_eq!(
+        vi.priority, 255,
+        "state MASTER without priority is the address owner"
+    );
+    assert_eq!(vi.advert_int, 1.0);
+    assert_eq!(vi.version, 2);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.protocol,
+        Some(rvs_conf::model::Protocol::Udp),
+        "omitted protocol is UDP"
+    );
+    assert_eq!(vs.lb_algo, rvs_conf::model::Scheduler::Wlc);
+    assert_eq!(vs.forwarding.method, rvs_conf::model::Method::Nat);
+    assert_eq!(vs.persistence_timeout, Some(360));
+    assert_eq!(vs.delay_loop, 60.0);
+    let ck = &vs.real_servers[0].checkers[0];
+    assert_eq!(
+        (
+            ck.connect_timeout,
+            ck.retry,
+            ck.delay_before_retry,
+            ck.delay_loop
+        ),
+        (5.0, 1, 1.0, 60.0)
+    );
+    let msgs: Vec<&str> = p.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("no protocol set - defaulting to UDP")),
+        "{msgs:?}"
+    );
+    assert!(p.keepalived_rejects() && p.errors() == 0);
+}
+
+#[test]
+fn checker_defaults_by_type() {
+    let p = parse(
+        "virtual_server 198.18.0.1 80 {\nprotocol TCP\nlb_algo rr\nlb_kind NAT\ndelay_loop 7\n\
+         real_server 198.18.0.2 80 {\nHTTP_GET {\nurl {\npath /\n}\n}\nDNS_CHECK {\n}\nMISC_CHECK {\nmisc_path /bin/true\n}\n}\n}\n",
+    );
+    let cks = &p.config.virtual_servers[0].real_servers[0].checkers;
+    assert_eq!(
+        (cks[0].retry, cks[0].delay_before_retry),
+        (1, 3.0),
+        "HTTP_GET"
+    );
+    assert_eq!(
+        (cks[1].retry, cks[1].delay_before_retry),
+        (3, 7.0),
+        "DNS_CHECK: dbr = delay_loop"
+    );
+    assert_eq!(cks[2].retry, 0, "MISC_CHECK");
+    match &cks[2].kind {
+        rvs_conf::model::CheckKind::Misc(m) => {
+            assert_eq!(m.misc_timeout, 7.0, "misc_timeout = VS delay_loop");
+        }
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn vrrp_rounding_and_v3() {
+    let p = parse("vrrp_instance V {\ninterface eth0\nvirtual_router_id 9\nversion 3\nadvert_int 0.123\nvirtual_ipaddress {\nfd00:198:18::1\n}\n}\n");
+    let vi = &p.config.vrrp_instances[0];
+    assert_eq!(vi.advert_int, 0.12);
+    assert_eq!(vi.family, rvs_conf::model::Family::Inet6);
+    let p = parse("vrrp_instance V {\ninterface eth0\nvirtual_router_id 9\nadvert_int 2.4\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n");
+    assert_eq!(p.config.vrrp_instances[0].advert_int, 2.0);
+}
+
+#[test]
+fn json_snapshots() {
+    for name in [
+        "seeds/seed000-master.repaired.conf",
+        "seeds/seed001.repaired.conf",
+        "corpus/03-http-get.conf",
+        "corpus/12-vs-group.conf",
+        "corpus/13-sync-group-and-scripts.conf",
+        "corpus/02-all-schedulers.conf",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name);
+        let p = rvs_conf::parse_file(
+            &path,
+            &rvs_conf::Options {
+                config_id: Some("lb1".into()),
+            },
+        );
+        let json = serde_json::to_string_pretty(&p.config).unwrap();
+        let snap = name.replace(['/', '.'], "_");
+        insta::assert_snapshot!(snap, json);
+    }
+}

@@ -1,0 +1,105 @@
+//! `rvs`: one binary for the whole LVS + keepalived stack. This file only wires the crates
+//! together: argument parsing, personalities (`keepalived`, `ipvsadm` by argv[0]), exit codes.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+mod check;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvs",
+    version,
+    about = "Rust Virtual Server: LVS + keepalived in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Check a keepalived.conf: print diagnostics, exit 0 when valid, 1 on errors.
+    Check(check::CheckArgs),
+}
+
+/// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
+#[derive(Parser, Debug)]
+#[command(
+    name = "keepalived",
+    disable_version_flag = true,
+    about = "rvs in keepalived mode"
+)]
+struct KeepalivedCli {
+    /// Configuration file.
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
+    file: PathBuf,
+    /// Check the configuration and exit.
+    #[arg(short = 't', long = "config-test")]
+    config_test: bool,
+    /// Config id for `@id` conditional lines (default: host name up to the first dot).
+    #[arg(short = 'i', long = "config-id")]
+    config_id: Option<String>,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let res = if argv0.as_str() == "keepalived" {
+        keepalived(&args)
+    } else {
+        let cli = Cli::parse_from(&args);
+        match cli.cmd {
+            Cmd::Check(a) => Ok(check::run(&a)),
+        }
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rvs: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// keepalived personality. `keepalived -t` checks the file like keepalived 2.2.7 does:
+/// every problem keepalived reports counts, and the exit status is keepalived's (5 for a
+/// configuration error), so `ExecStartPre=` lines and config-management validators keep
+/// working unchanged.
+fn keepalived(args: &[OsString]) -> Result<ExitCode> {
+    let cli = KeepalivedCli::parse_from(args);
+    if cli.version {
+        println!("Keepalived v2.2.7 (rvs {})", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.config_test {
+        let a = check::CheckArgs {
+            file: cli.file,
+            json: false,
+            strict: true,
+            config_id: cli.config_id,
+            quiet: false,
+        };
+        let code = check::run(&a);
+        return Ok(if code == ExitCode::SUCCESS {
+            code
+        } else {
+            ExitCode::from(5)
+        });
+    }
+    anyhow::bail!("running the daemon is not implemented yet: only `keepalived -t -f FILE` (config test) is available")
+}

@@ -1,0 +1,123 @@
+//! `rvs check` and the `keepalived` personality, driven as a user would: the real binary.
+
+// Tests panic on failure so that the failing line is the report (STYLE.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_cmp,
+    clippy::cast_possible_truncation,
+    clippy::items_after_statements
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn rvs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvs"))
+}
+
+#[test]
+fn check_exit_codes_and_format() {
+    let ok = rvs()
+        .args(["check", "-f"])
+        .arg(fixtures().join("seeds/seed000-master.repaired.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    let bad = rvs()
+        .args(["check", "-f"])
+        .arg(fixtures().join("corpus/30-bad-vrid.conf"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    // FILE:LINE:COL: error: message, then the source line and a caret under the value.
+    assert!(
+        err.contains("30-bad-vrid.conf:3:23: error: number '300' outside range [1, 255]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("3 |     virtual_router_id 300\n  |                       ^^^"),
+        "{err}"
+    );
+    // Warnings alone pass, unless --strict (keepalived -t semantics).
+    let warn = fixtures().join("corpus/44-no-protocol.conf");
+    assert_eq!(
+        rvs()
+            .args(["check", "-f"])
+            .arg(&warn)
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        rvs()
+            .args(["check", "--strict", "-f"])
+            .arg(&warn)
+            .status()
+            .unwrap()
+            .code(),
+        Some(1)
+    );
+    let missing = rvs()
+        .args(["check", "-f", "/nonexistent/rvs.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("cannot read configuration file '/nonexistent/rvs.conf'"));
+}
+
+#[test]
+fn check_json_is_the_model() {
+    let out = rvs()
+        .args(["check", "--json", "-f"])
+        .arg(fixtures().join("seeds/seed004-master.repaired.conf"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["virtual_servers"][0]["lb_algo"], "rr");
+    assert_eq!(v["virtual_servers"][0]["forwarding"]["method"], "DR");
+    assert_eq!(
+        v["virtual_servers"][0]["real_servers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(v["vrrp_instances"][0]["virtual_router_id"], 51);
+    assert_eq!(
+        v["vrrp_instances"][0]["authentication"]["auth_pass"],
+        "1111"
+    );
+}
+
+#[test]
+fn keepalived_personality() {
+    let dir = std::env::temp_dir().join(format!("rvs-argv0-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("keepalived");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rvs"), &link).unwrap();
+    let ok = Command::new(&link)
+        .args(["-t", "-f"])
+        .arg(fixtures().join("corpus/01-minimal-vs.conf"))
+        .status()
+        .unwrap();
+    assert_eq!(ok.code(), Some(0));
+    // keepalived -t exits 5 on a configuration error, and counts warnings such as a
+    // missing protocol as errors: so does the personality.
+    let bad = Command::new(&link)
+        .args(["--config-test", "--use-file"])
+        .arg(fixtures().join("corpus/44-no-protocol.conf"))
+        .status()
+        .unwrap();
+    assert_eq!(bad.code(), Some(5));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
