@@ -174,7 +174,7 @@ impl Args<'_> {
             );
             return None;
         }
-        match parse_script(&n.rest) {
+        match parse_script(&n.rest()) {
             Ok(s) if !s.argv.is_empty() => Some(s),
             Ok(_) => {
                 self.diags

@@ -10,7 +10,19 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct SourceFile {
     pub path: PathBuf,
-    pub lines: Vec<String>,
+    text: String,
+    /// Byte offset of the start of each line.
+    starts: Vec<usize>,
+}
+
+impl SourceFile {
+    /// Line `n` (1-based), without its line ending.
+    pub fn line(&self, n: usize) -> Option<&str> {
+        let start = *self.starts.get(n.checked_sub(1)?)?;
+        let end = self.starts.get(n).map_or(self.text.len(), |e| e - 1);
+        let l = self.text.get(start..end.max(start))?;
+        Some(l.strip_suffix('\r').unwrap_or(l))
+    }
 }
 
 /// Every file the parser read, so a diagnostic can show its source line.
@@ -21,11 +33,14 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, path: PathBuf, text: &str) -> FileId {
-        let lines = text
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_owned())
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        self.files.push(Arc::new(SourceFile { path, lines }));
+        self.files.push(Arc::new(SourceFile {
+            path,
+            text: text.to_owned(),
+            starts,
+        }));
         FileId(self.files.len() - 1)
     }
 
@@ -39,8 +54,7 @@ impl SourceMap {
     }
 
     pub fn line(&self, loc: Loc) -> Option<&str> {
-        let f = self.file(loc.file)?;
-        f.lines.get(loc.line.checked_sub(1)?).map(String::as_str)
+        self.file(loc.file)?.line(loc.line)
     }
 }
 

@@ -38,10 +38,11 @@ pub enum Item {
     Open(Loc),
     Close(Loc),
     /// The tokens, and the raw text of the line (after preprocessing) from the start of
-    /// the second token: script keywords re-parse it with shell-like quoting.
+    /// the second token when it has quotes or escapes: script keywords re-parse it with
+    /// shell-like quoting.
     Words {
         tokens: Vec<Token>,
-        rest: String,
+        rest: Option<String>,
     },
 }
 
@@ -143,8 +144,7 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             let raw = self.cut_long_line(raw, loc0);
-            let chars: Vec<Ch> = raw.chars().zip(1u32..).collect();
-            let mut chars = decomment(&chars);
+            let mut chars = decomment_str(raw);
             // Continuation lines of a multi-line definition.
             if let Some(name) = multiline.clone() {
                 let cont = ends_with_backslash(&chars);
@@ -162,7 +162,7 @@ impl<'a> Lexer<'a> {
                 }
                 continue;
             }
-            let line = trim(&chars).to_vec();
+            let line = trim(&chars);
             if line.is_empty() {
                 continue;
             }
@@ -193,7 +193,7 @@ impl<'a> Lexer<'a> {
     /// definition that continues on the next physical line.
     fn process_line(
         &mut self,
-        mut line: Vec<Ch>,
+        mut line: &[Ch],
         dir: &Path,
         loc0: Loc,
         depth: usize,
@@ -233,10 +233,18 @@ impl<'a> Lexer<'a> {
             if (id == self.config_id) == neg {
                 return None;
             }
-            line = trim(&line[sp..]).to_vec();
+            line = trim(&line[sp..]);
             if line.is_empty() {
                 return None;
             }
+        }
+        let first = line.first().map_or(' ', |c| c.0);
+        // Plain lines (the vast majority) go straight to the tokenizer without building a
+        // String of the line.
+        let has_dollar = line.iter().any(|c| c.0 == '$');
+        if first != '$' && first != '~' && !has_dollar && first != 'i' {
+            self.emit(line, loc0);
+            return None;
         }
         let text: String = line.iter().map(|c| c.0).collect();
         // $NAME=VALUE definitions.
@@ -264,7 +272,7 @@ impl<'a> Lexer<'a> {
         }
         // ~SEQ / ~LST generators.
         if text.starts_with("~SEQ") || text.starts_with("~LST") {
-            self.expand_generator(&line, dir, loc0, depth);
+            self.expand_generator(line, dir, loc0, depth);
             return None;
         }
         if text.starts_with('~') {
@@ -276,12 +284,12 @@ impl<'a> Lexer<'a> {
             return None;
         }
         // $ substitution.
-        if text.contains('$') {
+        if has_dollar {
             self.cur_loc = loc0;
-            if let Some(lines) = self.substitute(&line, dir) {
+            if let Some(lines) = self.substitute(line, dir) {
                 for l in lines {
                     let l = decomment(&l);
-                    let l = trim(&l).to_vec();
+                    let l = trim(&l);
                     if !l.is_empty() {
                         self.process_line(l, dir, loc0, depth + 1);
                     }
@@ -291,10 +299,10 @@ impl<'a> Lexer<'a> {
         }
         // include.
         if let Some(kind) = include_kind(&text) {
-            self.include(kind, &line, dir, loc0);
+            self.include(kind, line, dir, loc0);
             return None;
         }
-        self.emit(&line, loc0);
+        self.emit(line, loc0);
         None
     }
 
@@ -426,7 +434,7 @@ impl<'a> Lexer<'a> {
         let args = &text[open + 1..close];
         // Characters after ')' (keep columns).
         let rest_start = text[..=close].chars().count();
-        let rest = trim(&line[rest_start..]).to_vec();
+        let rest = trim(&line[rest_start..]);
         let iterations: Option<Vec<Vec<(String, String)>>> = match kind {
             "~SEQ" | "~SEQx" => parse_seq(args, kind == "~SEQx"),
             "~LST" => parse_lst(args),
@@ -450,7 +458,7 @@ impl<'a> Lexer<'a> {
                 self.defs.insert(k, Def { lines: vec![v] });
             }
             if !rest.is_empty() {
-                self.process_line(rest.clone(), dir, loc0, depth + 1);
+                self.process_line(rest, dir, loc0, depth + 1);
             }
         }
     }
@@ -583,7 +591,10 @@ impl<'a> Lexer<'a> {
             return;
         }
         let mut tokens = Vec::new();
-        let mut rest = String::new();
+        // The raw rest of the line matters only for script strings with quotes or escapes;
+        // otherwise the tokens joined by spaces say the same.
+        let needs_raw = piece.iter().any(|c| matches!(c.0, '"' | '\'' | '\\'));
+        let mut rest = None;
         let mut i = 0;
         while i < piece.len() {
             let (c, col) = piece[i];
@@ -591,8 +602,8 @@ impl<'a> Lexer<'a> {
                 i += 1;
                 continue;
             }
-            if tokens.len() == 1 && rest.is_empty() {
-                rest = piece[i..].iter().map(|c| c.0).collect();
+            if tokens.len() == 1 && rest.is_none() && needs_raw {
+                rest = Some(piece[i..].iter().map(|c| c.0).collect());
             }
             let loc = Loc {
                 col: col as usize,
@@ -652,6 +663,15 @@ fn trim(s: &[Ch]) -> &[Ch] {
 
 fn ends_with_backslash(s: &[Ch]) -> bool {
     trim(s).last().map(|c| c.0) == Some('\\')
+}
+
+/// [`decomment`] of a source line, numbering its characters from column 1.
+fn decomment_str(raw: &str) -> Vec<Ch> {
+    let chars: Vec<Ch> = raw.chars().zip(1u32..).collect();
+    if !chars.iter().any(|c| matches!(c.0, '#' | '!' | '"' | '\\')) {
+        return chars;
+    }
+    decomment(&chars)
 }
 
 /// Removes a `#`/`!` comment (outside double quotes) and turns `\#`/`\!` into the literal.
@@ -979,7 +999,7 @@ mod tests {
             panic!()
         };
         assert_eq!((tokens[0].loc.col, tokens[1].loc.col), (3, 7));
-        assert_eq!(rest, "cd");
+        assert_eq!(rest, &None);
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn run(opts: &Options, f: impl FnOnce(&mut lex::Lexer<'_>)) -> Parsed {
         f(&mut lx);
         std::mem::take(&mut lx.items)
     };
-    let tree = tree::build(&items, &mut diags);
+    let tree = tree::build(items, &mut diags);
     let config = load::load(&tree, &mut diags);
     let mut diagnostics = diags.list;
     diagnostics.sort_by_key(|d| (d.loc.file.0, d.loc.line, d.loc.col));

@@ -13,8 +13,9 @@ use crate::suggest;
 pub struct Node {
     pub kw: Token,
     pub args: Vec<Token>,
-    /// Raw text of the line from the first argument on (for script strings).
-    pub rest: String,
+    /// Raw text of the line from the first argument on, when it has quotes or escapes
+    /// (script strings re-parse it); see [`Node::rest`].
+    pub raw_rest: Option<String>,
     pub body: Body,
 }
 
@@ -29,6 +30,16 @@ pub enum Body {
 impl Node {
     pub fn loc(&self) -> Loc {
         self.kw.loc
+    }
+    /// The text after the keyword, as written (quotes and escapes kept).
+    pub fn rest(&self) -> String {
+        self.raw_rest.clone().unwrap_or_else(|| {
+            self.args
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
     }
     pub fn name(&self) -> &str {
         &self.kw.text
@@ -46,35 +57,32 @@ impl Node {
 }
 
 /// Builds the tree from the lexer's items.
-pub fn build(items: &[Item], diags: &mut Diags) -> Vec<Node> {
+pub fn build(items: Vec<Item>, diags: &mut Diags) -> Vec<Node> {
     let mut b = Builder {
-        items,
-        pos: 0,
+        items: items.into_iter().peekable(),
         diags,
     };
     let mut root = b.block(schema::ROOT, None);
     // Anything after an extra '}' at the root level continues at the root.
-    while b.pos < b.items.len() {
+    while b.items.peek().is_some() {
         root.extend(b.block(schema::ROOT, None));
     }
     root
 }
 
-struct Builder<'a, 'd> {
-    items: &'a [Item],
-    pos: usize,
+/// Consumes the lexer's items (tokens are moved into nodes, not copied).
+struct Builder<'d> {
+    items: std::iter::Peekable<std::vec::IntoIter<Item>>,
     diags: &'d mut Diags,
 }
 
-impl Builder<'_, '_> {
-    fn next(&mut self) -> Option<&Item> {
-        let it = self.items.get(self.pos);
-        self.pos += 1;
-        it
+impl Builder<'_> {
+    fn next(&mut self) -> Option<Item> {
+        self.items.next()
     }
 
-    fn peek_open(&self) -> bool {
-        matches!(self.items.get(self.pos), Some(Item::Open(_)))
+    fn peek_open(&mut self) -> bool {
+        matches!(self.items.peek(), Some(Item::Open(_)))
     }
 
     /// Reads keyword lines until the matching `}` (or the end, at the root).
@@ -82,7 +90,7 @@ impl Builder<'_, '_> {
     fn block(&mut self, table: &'static [Kw], opener: Option<&Token>) -> Vec<Node> {
         let mut out = Vec::new();
         loop {
-            let Some(item) = self.next().cloned() else {
+            let Some(item) = self.next() else {
                 if let Some(op) = opener {
                     self.diags
                         .error(
@@ -119,7 +127,12 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn node(&mut self, table: &'static [Kw], mut tokens: Vec<Token>, rest: String) -> Option<Node> {
+    fn node(
+        &mut self,
+        table: &'static [Kw],
+        mut tokens: Vec<Token>,
+        rest: Option<String>,
+    ) -> Option<Node> {
         let kw = tokens.remove(0);
         let Some(shape) = schema::lookup(table, &kw.text) else {
             let d =
@@ -130,7 +143,7 @@ impl Builder<'_, '_> {
                 d.hint(h.clone());
             }
             if self.peek_open() {
-                self.pos += 1;
+                self.items.next();
                 // A keyword split by a space (`TCP_ CHECK {`): the block is skipped, but it is
                 // still read as the keyword it was meant to be, so the mistakes inside it are
                 // reported too (as warnings: nothing of the block is used).
@@ -155,7 +168,7 @@ impl Builder<'_, '_> {
                     if let Some(h) = suggest::glued(&tokens) {
                         d.hint(h);
                     }
-                    self.pos += 1;
+                    self.items.next();
                     self.skip_block();
                 }
                 Body::None
@@ -172,13 +185,13 @@ impl Builder<'_, '_> {
         Some(Node {
             kw,
             args: tokens,
-            rest,
+            raw_rest: rest,
             body,
         })
     }
 
-    fn items_loc(&self) -> Loc {
-        match self.items.get(self.pos) {
+    fn items_loc(&mut self) -> Loc {
+        match self.items.peek() {
             Some(Item::Open(l) | Item::Close(l)) => *l,
             Some(Item::Words { tokens, .. }) => tokens[0].loc,
             None => Loc::default(),
@@ -187,7 +200,7 @@ impl Builder<'_, '_> {
 
     fn expect_open(&mut self, kw: &Token) {
         if self.peek_open() {
-            self.pos += 1;
+            self.items.next();
         } else {
             self.diags
                 .error(
@@ -203,7 +216,7 @@ impl Builder<'_, '_> {
     fn list(&mut self, opener: &Token) -> Vec<Node> {
         let mut out = Vec::new();
         loop {
-            match self.next().cloned() {
+            match self.next() {
                 None => {
                     self.diags.error(
                         opener.loc,
@@ -229,7 +242,7 @@ impl Builder<'_, '_> {
                     out.push(Node {
                         kw,
                         args: tokens,
-                        rest,
+                        raw_rest: rest,
                         body: Body::None,
                     });
                 }
