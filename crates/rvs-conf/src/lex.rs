@@ -46,11 +46,23 @@ pub enum Item {
     },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LexOptions {
     /// keepalived's `-i/--config-id`; `@ID` lines are kept only when it matches.
     /// Default: the host name up to the first dot.
     pub config_id: Option<String>,
+    /// Most lines `~SEQ`/`~LST` and substitution may generate (default
+    /// [`MAX_GENERATED_LINES`]); fuzzing lowers it to keep cases fast.
+    pub max_generated_lines: usize,
+}
+
+impl Default for LexOptions {
+    fn default() -> Self {
+        LexOptions {
+            config_id: None,
+            max_generated_lines: MAX_GENERATED_LINES,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +80,7 @@ pub struct Lexer<'a> {
     config_id: String,
     generated: usize,
     random_state: u64,
+    max_lines: usize,
     cur_loc: Loc,
     pub items: Vec<Item>,
 }
@@ -83,6 +96,7 @@ impl<'a> Lexer<'a> {
             config_id,
             generated: 0,
             random_state: 0x853c_49e6_748f_ea9b,
+            max_lines: opts.max_generated_lines,
             cur_loc: Loc::default(),
             items: Vec::new(),
         }
@@ -210,13 +224,14 @@ impl<'a> Lexer<'a> {
             return None;
         }
         self.generated += 1;
-        if self.generated > MAX_GENERATED_LINES {
-            if self.generated == MAX_GENERATED_LINES + 1 {
+        if self.generated > self.max_lines {
+            if self.generated == self.max_lines + 1 {
                 self.diags.error(
                     loc0,
                     1,
                     format!(
-                        "configuration expands to more than {MAX_GENERATED_LINES} lines; stopping"
+                        "configuration expands to more than {} lines; stopping",
+                        self.max_lines
                     ),
                 );
             }
@@ -451,7 +466,7 @@ impl<'a> Lexer<'a> {
             return;
         };
         for binding in iterations {
-            if self.generated > MAX_GENERATED_LINES {
+            if self.generated > self.max_lines {
                 return;
             }
             for (k, v) in binding {
@@ -904,6 +919,7 @@ mod tests {
         let mut diags = Diags::default();
         let opts = LexOptions {
             config_id: Some("lb1".into()),
+            ..Default::default()
         };
         let mut lx = Lexer::new(&mut sources, &mut diags, &opts);
         lx.run_text(Path::new("/nonexistent/t.conf"), text);

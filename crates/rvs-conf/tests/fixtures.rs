@@ -42,6 +42,7 @@ fn all_fixtures() -> Vec<PathBuf> {
 fn rendered(p: &Path) -> (String, rvs_conf::Parsed) {
     let opts = rvs_conf::Options {
         config_id: Some("lb1".into()),
+        ..Default::default()
     };
     let parsed = rvs_conf::parse_file(p, &opts);
     let root = format!("{}/", fixtures_root().display());

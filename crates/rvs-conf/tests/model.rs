@@ -17,6 +17,7 @@ fn parse(text: &str) -> rvs_conf::Parsed {
         text,
         &rvs_conf::Options {
             config_id: Some("lb1".into()),
+            ..Default::default()
         },
     )
 }
@@ -117,6 +118,7 @@ fn json_snapshots() {
             &path,
             &rvs_conf::Options {
                 config_id: Some("lb1".into()),
+                ..Default::default()
             },
         );
         let json = serde_json::to_string_pretty(&p.config).unwrap();

@@ -40,6 +40,7 @@ fn parse(bytes: &[u8]) {
         &text,
         &rvs_conf::Options {
             config_id: Some("lb1".into()),
+            max_generated_lines: 20_000,
         },
     );
     // Rendering must not panic either (carets on odd characters, empty lines, ...).

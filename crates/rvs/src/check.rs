@@ -32,6 +32,7 @@ pub struct CheckArgs {
 pub fn run(a: &CheckArgs) -> ExitCode {
     let opts = rvs_conf::Options {
         config_id: a.config_id.clone(),
+        ..Default::default()
     };
     let parsed = rvs_conf::parse_file(&a.file, &opts);
     let mut err = std::io::stderr().lock();

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod check;
+mod sim;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,6 +25,8 @@ struct Cli {
 enum Cmd {
     /// Check a keepalived.conf: print diagnostics, exit 0 when valid, 1 on errors.
     Check(check::CheckArgs),
+    /// What would kernel IPVS do? Schedule flows through the config's virtual services.
+    Sim(sim::SimArgs),
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         let cli = Cli::parse_from(&args);
         match cli.cmd {
             Cmd::Check(a) => Ok(check::run(&a)),
+            Cmd::Sim(a) => Ok(sim::run(&a)),
         }
     };
     match res {

@@ -121,3 +121,54 @@ fn keepalived_personality() {
     assert_eq!(bad.code(), Some(5));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sim_schedules_like_ipvs() {
+    use std::io::Write as _;
+    // seed004 (repaired): rr, DR, persistence 50 s, real servers .31 then .32 in the config:
+    // the kernel lists .32 first, so rr starts there; the same client sticks (persistence).
+    let conf = fixtures().join("seeds/seed004-master.repaired.conf");
+    let mut child = rvs()
+        .args(["sim", "-f"])
+        .arg(&conf)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# comment\ntcp 198.18.1.1:1000 172.16.0.30:80\ntcp 198.18.1.2:1000 172.16.0.30:80 close\ntcp 198.18.1.1:2000 172.16.0.30:80\n@100 tcp 198.18.1.3:1000 172.16.0.30:80\ntcp 198.18.1.9:1 172.16.0.30:81\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "tcp 198.18.1.1:1000 172.16.0.30:80 -> 172.16.0.32:80\n\
+         tcp 198.18.1.2:1000 172.16.0.30:80 close -> 172.16.0.31:80\n\
+         tcp 198.18.1.1:2000 172.16.0.30:80 -> 172.16.0.32:80\n\
+         @100 tcp 198.18.1.3:1000 172.16.0.30:80 -> 172.16.0.32:80\n\
+         tcp 198.18.1.9:1 172.16.0.30:81 -> none\n"
+    );
+    // A bad flow line is reported with its line number, not a panic.
+    let dir = std::env::temp_dir().join(format!("rvs-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flows = dir.join("bad.flows");
+    std::fs::write(
+        &flows,
+        "tcp 198.18.1.1:1000 172.16.0.30:80\nicmp 1.2.3.4 5.6.7.8\n",
+    )
+    .unwrap();
+    let out = rvs()
+        .args(["sim", "-f"])
+        .arg(&conf)
+        .arg("--flows")
+        .arg(&flows)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("bad.flows:2: error: unknown protocol 'icmp'"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,168 @@
+//! Desired state from a keepalived configuration: one IPVS service per virtual server
+//! (per address or fwmark of a `virtual_server_group`), real servers added in config
+//! order as keepalived adds them, so the kernel's list holds them newest first.
+
+use crate::sched::Algo;
+use crate::service::{Compat, Dest, Flags, Fwd, Persistence, Proto, Service, SvcKey};
+use crate::table::{Ipvs, Timeouts};
+use rvs_conf::model::{Config, Method, Protocol, Scheduler, VirtualServer, VsKey, VsgEntry};
+use std::net::IpAddr;
+
+/// Most services one `virtual_server_group` range may expand to.
+pub const MAX_GROUP_SERVICES: usize = 65536;
+
+fn algo(s: Scheduler) -> Algo {
+    match s {
+        Scheduler::Rr => Algo::Rr,
+        Scheduler::Wrr => Algo::Wrr,
+        Scheduler::Lc => Algo::Lc,
+        Scheduler::Wlc => Algo::Wlc,
+        Scheduler::Lblc => Algo::Lblc,
+        Scheduler::Lblcr => Algo::Lblcr,
+        Scheduler::Dh => Algo::Dh,
+        Scheduler::Sh => Algo::Sh,
+        Scheduler::Sed => Algo::Sed,
+        Scheduler::Nq => Algo::Nq,
+        Scheduler::Mh => Algo::Mh,
+        Scheduler::Fo => Algo::Fo,
+        Scheduler::Ovf => Algo::Ovf,
+        Scheduler::Twos => Algo::Twos,
+    }
+}
+
+pub fn fwd(m: Method) -> Fwd {
+    match m {
+        Method::Nat => Fwd::Masq,
+        Method::Dr => Fwd::Route,
+        Method::Tun => Fwd::Tunnel,
+    }
+}
+
+fn proto(p: Option<Protocol>) -> Proto {
+    match p {
+        Some(Protocol::Tcp) => Proto::Tcp,
+        Some(Protocol::Sctp) => Proto::Sctp,
+        Some(Protocol::Udp) | None => Proto::Udp,
+    }
+}
+
+/// Prefix length of a `persistence_granularity` (IPv4 netmask or IPv6 prefix).
+fn prefix(g: Option<&str>, v6: bool) -> u8 {
+    match g {
+        None => {
+            if v6 {
+                128
+            } else {
+                32
+            }
+        }
+        Some(s) => match s.parse::<std::net::Ipv4Addr>() {
+            Ok(m) => u8::try_from(u32::from(m).count_ones()).unwrap_or(32),
+            Err(_) => s.parse().unwrap_or(if v6 { 128 } else { 32 }),
+        },
+    }
+}
+
+/// The service keys a virtual server stands for.
+fn keys(cfg: &Config, vs: &VirtualServer) -> Vec<SvcKey> {
+    let p = proto(vs.protocol);
+    let v6_of_rs = vs.real_servers.first().is_some_and(|r| r.address.is_ipv6());
+    match &vs.key {
+        VsKey::Address { address, port } => vec![SvcKey::Addr {
+            proto: p,
+            addr: *address,
+            port: *port,
+        }],
+        VsKey::Fwmark { fwmark } => {
+            let v6 = vs
+                .ip_family
+                .map_or(v6_of_rs, |f| f == rvs_conf::model::Family::Inet6);
+            vec![SvcKey::Fwmark { mark: *fwmark, v6 }]
+        }
+        VsKey::Group { group } => {
+            let mut out = Vec::new();
+            let Some(g) = cfg.virtual_server_groups.iter().find(|g| &g.name == group) else {
+                return out;
+            };
+            for e in &g.entries {
+                match e {
+                    VsgEntry::Fwmark { fwmark, family } => {
+                        let v6 = family.map_or(v6_of_rs, |f| f == rvs_conf::model::Family::Inet6);
+                        out.push(SvcKey::Fwmark { mark: *fwmark, v6 });
+                    }
+                    VsgEntry::Range { first, last, port } => {
+                        let mut a = *first;
+                        loop {
+                            out.push(SvcKey::Addr {
+                                proto: p,
+                                addr: a,
+                                port: *port,
+                            });
+                            if a >= *last || out.len() >= MAX_GROUP_SERVICES {
+                                break;
+                            }
+                            a = next_addr(a);
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+fn next_addr(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => IpAddr::V4(u32::from(v).wrapping_add(1).into()),
+        IpAddr::V6(v) => IpAddr::V6(u128::from(v).wrapping_add(1).into()),
+    }
+}
+
+/// Builds the director's tables from a configuration; every real server is taken as up
+/// (keepalived adds them all at start unless `alpha`).
+pub fn build(cfg: &Config, compat: Compat) -> Ipvs {
+    let mut ipvs = Ipvs::new();
+    let t = cfg.global_defs.lvs_timeouts;
+    let mut timeouts = Timeouts::default();
+    timeouts.set(
+        t.tcp.unwrap_or(0),
+        t.tcpfin.unwrap_or(0),
+        t.udp.unwrap_or(0),
+    );
+    ipvs.timeouts = timeouts;
+    for vs in &cfg.virtual_servers {
+        if vs.real_servers.is_empty() {
+            continue;
+        }
+        for key in keys(cfg, vs) {
+            let f = &vs.sched_flags;
+            let flags = Flags {
+                fallback: f.sh_fallback || f.mh_fallback || f.flag_1,
+                port: f.sh_port || f.mh_port || f.flag_2,
+                sched3: f.flag_3,
+                ops: f.ops,
+            };
+            let mut svc = Service::new(key, algo(vs.lb_algo), flags, compat);
+            if let Some(m) = vs.mh_table_size {
+                svc.set_mh_table_size(m as usize);
+            }
+            let v6 = match key {
+                SvcKey::Addr { addr, .. } => addr.is_ipv6(),
+                SvcKey::Fwmark { v6, .. } => v6,
+            };
+            svc.persistence = vs.persistence_timeout.map(|t| Persistence {
+                timeout_s: t,
+                prefix: prefix(vs.persistence_granularity.as_deref(), v6),
+            });
+            for rs in &vs.real_servers {
+                let mut d = Dest::new(rs.address, rs.port, rs.weight, fwd(rs.forwarding.method));
+                d.u_threshold = rs.uthreshold;
+                d.l_threshold = rs.lthreshold;
+                // A duplicate or an over-full mh table is reported by the config check.
+                let _ = svc.add_dest(d);
+            }
+            ipvs.services.push(svc);
+        }
+    }
+    ipvs
+}

@@ -1,0 +1,750 @@
+//! The 14 IPVS schedulers, each as the kernel computes it (Linux 6.1; spec
+//! `ipvs-schedulers.md`). Iteration is over the destination list head first (newest
+//! first), comparisons are strict so ties go to the first destination met.
+
+use crate::hash::{addr_fold, gcd, hash_32, hsiphash_u32};
+use crate::service::{Change, Compat, Dest, DestId, Flags, PktInfo, Proto};
+use rustc_hash::FxHashMap as HashMap;
+use std::net::IpAddr;
+
+/// The kernel's default Maglev table size (`CONFIG_IP_VS_MH_TAB_INDEX` 12 → 4093).
+pub const MH_DEFAULT_TABLE: usize = 4093;
+const MH_TAB_BITS: u32 = 6;
+const MH_KEY1: (u64, u64) = (2_654_435_761, 2_654_435_761);
+const MH_KEY2: (u64, u64) = (2_654_446_892, 2_654_446_892);
+const HASH_TAB_BITS: u32 = 8;
+const HASH_TAB_SIZE: usize = 1 << HASH_TAB_BITS;
+/// lblc/lblcr cache limits and timers (kernel constants and sysctl defaults).
+const LBLC_MAX_SIZE: usize = 16384;
+const LBLC_CHECK_MS: u64 = 60_000;
+const LBLC_EXPIRATION_MS: u64 = 24 * 3600 * 1000;
+const LBLC_IDLE_MS: u64 = 6 * 60 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algo {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+    Dh,
+    Sh,
+    Mh,
+    Lblc,
+    Lblcr,
+    Fo,
+    Ovf,
+    Twos,
+}
+
+impl Algo {
+    pub fn from_name(s: &str) -> Option<Algo> {
+        Some(match s {
+            "rr" => Algo::Rr,
+            "wrr" => Algo::Wrr,
+            "lc" => Algo::Lc,
+            "wlc" => Algo::Wlc,
+            "sed" => Algo::Sed,
+            "nq" => Algo::Nq,
+            "dh" => Algo::Dh,
+            "sh" => Algo::Sh,
+            "mh" => Algo::Mh,
+            "lblc" => Algo::Lblc,
+            "lblcr" => Algo::Lblcr,
+            "fo" => Algo::Fo,
+            "ovf" => Algo::Ovf,
+            "twos" => Algo::Twos,
+            _ => return None,
+        })
+    }
+}
+
+/// What a scheduler sees of its service.
+pub struct Ctx<'a> {
+    pub arena: &'a [Dest],
+    pub order: &'a [DestId],
+    pub compat: Compat,
+    pub flags: Flags,
+    pub now_ms: u64,
+}
+
+impl Ctx<'_> {
+    fn d(&self, id: DestId) -> &Dest {
+        &self.arena[id as usize]
+    }
+    fn iter(&self) -> impl Iterator<Item = (DestId, &Dest)> + '_ {
+        self.order.iter().map(|id| (*id, &self.arena[*id as usize]))
+    }
+}
+
+#[derive(Debug)]
+struct LblcEntry {
+    dest: DestId,
+    lastuse: u64,
+}
+
+#[derive(Debug)]
+struct LblcrEntry {
+    /// Most recently inserted first.
+    set: Vec<DestId>,
+    lastmod: u64,
+    lastuse: u64,
+}
+
+#[derive(Debug)]
+struct LblcCache<E> {
+    map: HashMap<IpAddr, E>,
+    next_check: u64,
+    rover: u32,
+}
+
+impl<E> LblcCache<E> {
+    fn new() -> Self {
+        LblcCache {
+            map: HashMap::default(),
+            next_check: LBLC_CHECK_MS,
+            rover: 0,
+        }
+    }
+
+    /// The kernel's periodic check (every 60 s): a full expiry scan every 30th run,
+    /// otherwise trimming of idle entries while the cache is over its size.
+    fn expire(&mut self, now: u64, lastuse: impl Fn(&E) -> u64) {
+        while now >= self.next_check {
+            let t = self.next_check;
+            self.next_check += LBLC_CHECK_MS;
+            self.rover += 1;
+            if self.rover.is_multiple_of(30) {
+                self.map
+                    .retain(|_, e| t.saturating_sub(lastuse(e)) < LBLC_EXPIRATION_MS);
+                continue;
+            }
+            let n = self.map.len();
+            if n <= LBLC_MAX_SIZE {
+                continue;
+            }
+            let mut goal = ((n - LBLC_MAX_SIZE) * 4 / 3).min(LBLC_MAX_SIZE / 2);
+            self.map.retain(|_, e| {
+                if goal > 0 && t.saturating_sub(lastuse(e)) >= LBLC_IDLE_MS {
+                    goal -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.map.len() >= LBLC_MAX_SIZE * 3 / 2
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// The saved node, with its position as a hint (checked before use).
+    Rr {
+        last: Option<(DestId, usize)>,
+    },
+    Wrr {
+        cl: Option<usize>,
+        cw: i64,
+        mw: i64,
+        di: i64,
+    },
+    Plain,
+    Table(Vec<Option<DestId>>),
+    Lblc(LblcCache<LblcEntry>),
+    Lblcr(LblcCache<LblcrEntry>),
+}
+
+/// A scheduler with its state.
+#[derive(Debug)]
+pub struct Sched {
+    algo: Algo,
+    mh_size: usize,
+    state: State,
+}
+
+impl Sched {
+    pub fn new(algo: Algo, mh_size: usize) -> Sched {
+        let state = match algo {
+            Algo::Rr => State::Rr { last: None },
+            Algo::Wrr => State::Wrr {
+                cl: None,
+                cw: 0,
+                mw: 0,
+                di: 1,
+            },
+            Algo::Dh | Algo::Sh => State::Table(vec![None; HASH_TAB_SIZE]),
+            Algo::Mh => State::Table(vec![None; mh_size]),
+            Algo::Lblc => State::Lblc(LblcCache::new()),
+            Algo::Lblcr => State::Lblcr(LblcCache::new()),
+            _ => State::Plain,
+        };
+        Sched {
+            algo,
+            mh_size,
+            state,
+        }
+    }
+
+    pub fn algo(&self) -> Algo {
+        self.algo
+    }
+
+    pub fn mh_size(&self) -> usize {
+        self.mh_size
+    }
+
+    /// The lookup table of dh, sh and mh (for tests and `rvs sim --explain`).
+    pub fn table(&self) -> Option<&[Option<DestId>]> {
+        match &self.state {
+            State::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// rr: a deleted saved node moves the pointer to its predecessor.
+    pub fn before_delete(&mut self, order: &[DestId], pos: usize) {
+        if let State::Rr { last } = &mut self.state {
+            if last.map(|l| l.0) == Some(order[pos]) {
+                *last = if pos == 0 {
+                    None
+                } else {
+                    Some((order[pos - 1], pos - 1))
+                };
+            }
+        }
+    }
+
+    /// The scheduler hooks (spec §16): which changes rebuild which state.
+    pub fn rebuild(&mut self, arena: &[Dest], order: &[DestId], compat: Compat, change: Change) {
+        let algo = self.algo;
+        let mh_size = self.mh_size;
+        match &mut self.state {
+            State::Wrr { cl, cw, mw, di } => {
+                let g = order
+                    .iter()
+                    .map(|id| arena[*id as usize].weight)
+                    .filter(|w| *w > 0)
+                    .fold(0u32, |g, w| gcd(g, w.unsigned_abs()));
+                let g = i64::from(g.max(1));
+                let max = order
+                    .iter()
+                    .map(|id| i64::from(arena[*id as usize].weight))
+                    .max()
+                    .unwrap_or(0);
+                *di = g;
+                *mw = (max - (g - 1)).max(0);
+                *cl = None;
+                if change == Change::Init || *cw > *mw || *cw == 0 {
+                    *cw = *mw;
+                } else if *di > 1 {
+                    *cw = (*cw / *di) * *di + 1;
+                }
+            }
+            State::Table(t) => match algo {
+                Algo::Dh if change != Change::Update => {
+                    for (i, slot) in t.iter_mut().enumerate() {
+                        *slot = if order.is_empty() {
+                            None
+                        } else {
+                            Some(order[i % order.len()])
+                        };
+                    }
+                }
+                Algo::Sh => sh_fill(t, arena, order),
+                Algo::Mh => mh_populate(t, arena, order, mh_size),
+                _ => {}
+            },
+            _ => {}
+        }
+        let _ = compat;
+    }
+
+    pub fn schedule(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &PktInfo,
+        rand: &mut dyn FnMut() -> u32,
+    ) -> Option<DestId> {
+        let c = ctx.compat;
+        let usable = |d: &Dest| !d.overloaded && d.weight > 0;
+        match (&mut self.state, self.algo) {
+            (State::Rr { last }, _) => rr(ctx, last),
+            (State::Wrr { cl, cw, mw, di }, _) => wrr(ctx, cl, cw, *mw, *di),
+            (_, Algo::Lc) => {
+                let mut best: Option<(DestId, i64)> = None;
+                for (id, d) in ctx.iter().filter(|(_, d)| usable(d)) {
+                    let oh = d.overhead(c);
+                    if best.is_none_or(|(_, b)| oh < b) {
+                        best = Some((id, oh));
+                    }
+                }
+                best.map(|b| b.0)
+            }
+            (_, Algo::Wlc) => weighted_least(ctx, |d| d.overhead(c)),
+            (_, Algo::Sed) => weighted_least(ctx, |d| i64::from(d.active) + 1),
+            (_, Algo::Nq) => {
+                let mut least: Option<(DestId, i64)> = None;
+                for (id, d) in ctx.iter().filter(|(_, d)| usable(d)) {
+                    let doh = i64::from(d.active) + 1;
+                    if d.active == 0 {
+                        return Some(id);
+                    }
+                    match least {
+                        Some((l, loh))
+                            if loh * i64::from(d.weight) <= doh * i64::from(ctx.d(l).weight) => {}
+                        _ => least = Some((id, doh)),
+                    }
+                }
+                least.map(|l| l.0)
+            }
+            (State::Table(t), Algo::Dh) => {
+                let b = hash_32(addr_fold(pkt.dst), HASH_TAB_BITS, c.hash) as usize;
+                t[b].filter(|id| {
+                    let d = ctx.d(*id);
+                    d.available && d.weight > 0 && !d.overloaded
+                })
+            }
+            (State::Table(t), Algo::Sh) => sh_lookup(ctx, t, pkt),
+            (State::Table(t), Algo::Mh) => mh_lookup(ctx, t, pkt),
+            (State::Lblc(cache), _) => {
+                cache.expire(ctx.now_ms, |e| e.lastuse);
+                if let Some(e) = cache.map.get_mut(&pkt.dst) {
+                    e.lastuse = ctx.now_ms;
+                    let d = ctx.d(e.dest);
+                    if d.available && d.weight > 0 && !lblc_overloaded(ctx, d) {
+                        return Some(e.dest);
+                    }
+                }
+                let dest = weighted_least(ctx, |d| d.overhead(c))?;
+                if let Some(e) = cache.map.get_mut(&pkt.dst) {
+                    e.dest = dest;
+                } else if !cache.full() {
+                    cache.map.insert(
+                        pkt.dst,
+                        LblcEntry {
+                            dest,
+                            lastuse: ctx.now_ms,
+                        },
+                    );
+                }
+                Some(dest)
+            }
+            (State::Lblcr(cache), _) => lblcr(ctx, cache, pkt),
+            (_, Algo::Fo) => {
+                let mut best: Option<(DestId, i32)> = None;
+                for (id, d) in ctx.iter().filter(|(_, d)| !d.overloaded) {
+                    if d.weight > best.map_or(0, |b| b.1) {
+                        best = Some((id, d.weight));
+                    }
+                }
+                best.map(|b| b.0)
+            }
+            (_, Algo::Ovf) => {
+                let mut best: Option<(DestId, i32)> = None;
+                for (id, d) in ctx.iter() {
+                    if d.overloaded || d.weight == 0 || i64::from(d.active) > i64::from(d.weight) {
+                        continue;
+                    }
+                    if best.is_none_or(|b| d.weight > b.1) {
+                        best = Some((id, d.weight));
+                    }
+                }
+                best.map(|b| b.0)
+            }
+            (_, Algo::Twos) => twos(ctx, rand),
+            _ => None,
+        }
+    }
+}
+
+fn rr(ctx: &Ctx<'_>, last: &mut Option<(DestId, usize)>) -> Option<DestId> {
+    let ok = |id: DestId| {
+        let d = ctx.d(id);
+        !d.overloaded && d.weight > 0
+    };
+    // The saved node's position: the hint, unless adds or deletes moved it.
+    let start = last.and_then(|(id, hint)| {
+        if ctx.order.get(hint) == Some(&id) {
+            Some(hint)
+        } else {
+            ctx.order.iter().position(|x| *x == id)
+        }
+    });
+    // Pass 1: after the saved node to the end of the list.
+    let from = start.map_or(0, |p| p + 1);
+    for (i, &id) in ctx.order.iter().enumerate().skip(from) {
+        if ok(id) {
+            *last = Some((id, i));
+            return Some(id);
+        }
+    }
+    // Pass 2 (only when the walk did not start at the head): from the head up to and
+    // including the saved node.
+    if let Some(p) = start {
+        for (i, &id) in ctx.order[..=p].iter().enumerate() {
+            if ok(id) {
+                *last = Some((id, i));
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+fn wrr(ctx: &Ctx<'_>, cl: &mut Option<usize>, cw: &mut i64, mw: i64, di: i64) -> Option<DestId> {
+    if mw == 0 {
+        return None;
+    }
+    let n = ctx.order.len();
+    let last = *cl;
+    let mut stop: Option<usize> = None;
+    let mut last_pass = false;
+    let mut restarted = false;
+    let mut pos = *cl; // None = the list head
+    loop {
+        let from = pos.map_or(0, |p| p + 1);
+        for i in from..n {
+            let d = ctx.d(ctx.order[i]);
+            if !d.overloaded && i64::from(d.weight) >= *cw {
+                *cl = Some(i);
+                return Some(ctx.order[i]);
+            }
+            if stop == Some(i) {
+                *cl = Some(i);
+                return None;
+            }
+        }
+        pos = None;
+        *cw -= di;
+        if *cw <= 0 {
+            *cw = mw;
+            if last_pass || last.is_none() {
+                *cl = None;
+                return None;
+            }
+            restarted = true;
+        }
+        last_pass = *cw <= di;
+        if last_pass && restarted && last.is_some() {
+            stop = last;
+        }
+    }
+}
+
+/// wlc/sed (and the wlc step of lblc/lblcr): the first usable dest, then strict
+/// `loh·w_d > doh·w_least` over the later ones that are not overloaded.
+fn weighted_least(ctx: &Ctx<'_>, oh: impl Fn(&Dest) -> i64) -> Option<DestId> {
+    let mut it = ctx.iter();
+    let (mut least, mut loh) = loop {
+        let (id, d) = it.next()?;
+        if !d.overloaded && d.weight > 0 {
+            break (id, oh(d));
+        }
+    };
+    for (id, d) in it {
+        if d.overloaded {
+            continue;
+        }
+        let doh = oh(d);
+        if loh * i64::from(d.weight) > doh * i64::from(ctx.d(least).weight) {
+            least = id;
+            loh = doh;
+        }
+    }
+    Some(least)
+}
+
+fn sh_fill(t: &mut [Option<DestId>], arena: &[Dest], order: &[DestId]) {
+    if order.is_empty() {
+        t.fill(None);
+        return;
+    }
+    let mut p = 0usize;
+    let mut count = 0i64;
+    for slot in t.iter_mut() {
+        if p >= order.len() {
+            p = 0;
+        }
+        let id = order[p];
+        *slot = Some(id);
+        count += 1;
+        if count >= i64::from(arena[id as usize].weight) {
+            p += 1;
+            count = 0;
+        }
+    }
+}
+
+fn l4_port(pkt: &PktInfo, flags: Flags) -> u32 {
+    if flags.port && matches!(pkt.proto, Proto::Tcp | Proto::Udp | Proto::Sctp) {
+        u32::from(pkt.sport)
+    } else {
+        0
+    }
+}
+
+fn sh_lookup(ctx: &Ctx<'_>, t: &[Option<DestId>], pkt: &PktInfo) -> Option<DestId> {
+    let unavailable = |id: DestId| {
+        let d = ctx.d(id);
+        d.weight <= 0 || d.overloaded
+    };
+    let hv = hash_32(
+        l4_port(pkt, ctx.flags).wrapping_add(addr_fold(pkt.src)),
+        HASH_TAB_BITS,
+        ctx.compat.hash,
+    );
+    let key = |offset: u32| (offset.wrapping_add(hv) & 0xff) as usize;
+    let first = t[key(0)]?;
+    if !unavailable(first) {
+        return Some(first);
+    }
+    if !ctx.flags.fallback {
+        return None;
+    }
+    let size = u32::try_from(HASH_TAB_SIZE).unwrap_or(256);
+    let h = hv & 0xff;
+    for o in 0..size {
+        let r = (o + h) % size;
+        let id = t[key(r)]?;
+        if !unavailable(id) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+fn mh_hash(addr: IpAddr, port: u32, key: (u64, u64), offset: u32) -> u32 {
+    hsiphash_u32(offset.wrapping_add(port).wrapping_add(addr_fold(addr)), key)
+}
+
+fn fls(x: u32) -> i32 {
+    32 - i32::try_from(x.leading_zeros()).unwrap_or(32)
+}
+
+/// Maglev table population (spec §9), with `last_weight` turns.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "t, m, n, g, c: the spec's names"
+)]
+fn mh_populate(t: &mut [Option<DestId>], arena: &[Dest], order: &[DestId], m: usize) {
+    t.fill(None);
+    let lw = |id: &DestId| arena[*id as usize].last_weight.max(0).unsigned_abs();
+    let g = order.iter().map(lw).filter(|w| *w > 0).fold(0, gcd);
+    if g < 1 || order.len() > m {
+        return;
+    }
+    let maxw = order.iter().map(lw).max().unwrap_or(0);
+    let shift = (fls(maxw / g) - i32::try_from(MH_TAB_BITS).unwrap_or(6)).max(0);
+    let mm = u32::try_from(m).unwrap_or(u32::MAX);
+    let mut setup: Vec<(u32, u32, u32)> = order
+        .iter()
+        .map(|id| {
+            let d = &arena[*id as usize];
+            let offset = mh_hash(d.addr, u32::from(d.port), MH_KEY1, 0) % mm;
+            let skip = mh_hash(d.addr, u32::from(d.port), MH_KEY2, 0) % (mm - 1) + 1;
+            let w = lw(id);
+            let turns = match (w / g) >> shift {
+                0 => u32::from(w != 0),
+                x => x,
+            };
+            (offset, skip, turns)
+        })
+        .collect();
+    let mut taken = vec![false; m];
+    let mut n = 0usize;
+    let mut dt_count = 0u32;
+    while n < m {
+        let mut i = 0;
+        while i < order.len() {
+            let (_, skip, turns) = setup[i];
+            if turns < 1 {
+                i += 1;
+                continue;
+            }
+            let mut c = setup[i].0;
+            while taken[c as usize] {
+                // (perm + skip) mod M with skip < M: one conditional subtraction.
+                c += skip;
+                if c >= mm {
+                    c -= mm;
+                }
+            }
+            setup[i].0 = c;
+            taken[c as usize] = true;
+            t[c as usize] = Some(order[i]);
+            n += 1;
+            if n == m {
+                return;
+            }
+            dt_count += 1;
+            if dt_count >= turns {
+                dt_count = 0;
+                i += 1;
+            }
+        }
+    }
+}
+
+fn mh_lookup(ctx: &Ctx<'_>, t: &[Option<DestId>], pkt: &PktInfo) -> Option<DestId> {
+    let m = u32::try_from(t.len()).unwrap_or(u32::MAX);
+    let port = l4_port(pkt, ctx.flags);
+    let unavailable = |id: DestId| {
+        let d = ctx.d(id);
+        d.weight <= 0 || d.overloaded
+    };
+    let h = mh_hash(pkt.src, port, MH_KEY1, 0) % m;
+    let first = t[h as usize]?;
+    if !unavailable(first) {
+        return Some(first);
+    }
+    if !ctx.flags.fallback {
+        return None;
+    }
+    for o in 0..m {
+        let r = (o + h) % m;
+        let idx = mh_hash(pkt.src, port, MH_KEY1, r) % m;
+        let id = t[idx as usize]?;
+        if !unavailable(id) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// lblc's "overloaded": more active connections than its weight while some other dest
+/// is under half its weight.
+fn lblc_overloaded(ctx: &Ctx<'_>, d: &Dest) -> bool {
+    i64::from(d.active) > i64::from(d.weight)
+        && ctx
+            .iter()
+            .any(|(_, x)| i64::from(x.active) * 2 < i64::from(x.weight))
+}
+
+fn lblcr(ctx: &Ctx<'_>, cache: &mut LblcCache<LblcrEntry>, pkt: &PktInfo) -> Option<DestId> {
+    let c = ctx.compat;
+    cache.expire(ctx.now_ms, |e| e.lastuse);
+    let now = ctx.now_ms;
+    if let Some(e) = cache.map.get_mut(&pkt.dst) {
+        e.lastuse = now;
+        // set_min: first usable element, then weighted least over the rest.
+        let ok = |id: &DestId| {
+            let d = ctx.d(*id);
+            !d.overloaded && d.weight > 0 && d.available
+        };
+        let mut min: Option<(DestId, i64)> = None;
+        for id in &e.set {
+            let d = ctx.d(*id);
+            if !d.available || d.overloaded {
+                continue;
+            }
+            match min {
+                None if ok(id) => min = Some((*id, d.overhead(c))),
+                Some((l, loh)) => {
+                    let doh = d.overhead(c);
+                    if loh * i64::from(d.weight) > doh * i64::from(ctx.d(l).weight) {
+                        min = Some((*id, doh));
+                    }
+                }
+                None => {}
+            }
+        }
+        // Shrink an old set: drop the most loaded member (set_max, strict <).
+        if e.set.len() > 1 && now > e.lastmod + LBLC_EXPIRATION_MS {
+            let mut most: Option<(usize, i64)> = None;
+            for (i, id) in e.set.iter().enumerate() {
+                let d = ctx.d(*id);
+                if d.weight <= 0 && most.is_none() {
+                    continue;
+                }
+                let doh = d.overhead(c);
+                match most {
+                    None => most = Some((i, doh)),
+                    Some((m, moh)) => {
+                        if moh * i64::from(d.weight) < doh * i64::from(ctx.d(e.set[m]).weight) {
+                            most = Some((i, doh));
+                        }
+                    }
+                }
+            }
+            if let Some((i, _)) = most {
+                e.set.remove(i);
+                e.lastmod = now;
+            }
+        }
+        if let Some((d, _)) = min {
+            if !lblc_overloaded(ctx, ctx.d(d)) {
+                return Some(d);
+            }
+        }
+        let dest = weighted_least(ctx, |d| d.overhead(c))?;
+        if !e.set.contains(&dest) {
+            e.set.insert(0, dest);
+            e.lastmod = now;
+        }
+        return Some(dest);
+    }
+    let dest = weighted_least(ctx, |d| d.overhead(c))?;
+    if !cache.full() {
+        cache.map.insert(
+            pkt.dst,
+            LblcrEntry {
+                set: vec![dest],
+                lastmod: now,
+                lastuse: now,
+            },
+        );
+    }
+    Some(dest)
+}
+
+fn twos(ctx: &Ctx<'_>, rand: &mut dyn FnMut() -> u32) -> Option<DestId> {
+    let c = ctx.compat;
+    let eligible = |d: &Dest| !d.overloaded && d.weight > 0;
+    let total: i64 = ctx
+        .iter()
+        .filter(|(_, d)| eligible(d))
+        .map(|(_, d)| i64::from(d.weight))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let total = total + 1;
+    let pick = |r: u32| -> i64 {
+        ((u64::from(r) * total.unsigned_abs()) >> 32)
+            .try_into()
+            .unwrap_or(0)
+    };
+    let mut r1 = pick(rand());
+    let mut r2 = pick(rand());
+    let (mut c1, mut c2): (Option<DestId>, Option<DestId>) = (None, None);
+    for (id, d) in ctx.iter().filter(|(_, d)| eligible(d)) {
+        if c1.is_none() {
+            r1 -= i64::from(d.weight);
+            if r1 <= 0 {
+                c1 = Some(id);
+            }
+        }
+        if c2.is_none() {
+            r2 -= i64::from(d.weight);
+            if r2 <= 0 {
+                c2 = Some(id);
+            }
+        }
+        if c1.is_some() && c2.is_some() {
+            break;
+        }
+    }
+    // r is at most the sum of the weights, so both walks end on an eligible dest.
+    let (c1, c2) = (c1?, c2?);
+    let (d1, d2) = (ctx.d(c1), ctx.d(c2));
+    if i64::from(d2.weight) * d1.overhead(c) > i64::from(d1.weight) * d2.overhead(c) {
+        Some(c2)
+    } else {
+        Some(c1)
+    }
+}
