@@ -3,7 +3,7 @@
 //! order as keepalived adds them, so the kernel's list holds them newest first.
 
 use crate::sched::Algo;
-use crate::service::{Compat, Dest, Flags, Fwd, Persistence, Proto, Service, SvcKey};
+use crate::service::{Compat, Flags, Fwd, Persistence, Proto, SvcKey};
 use crate::table::{Ipvs, Timeouts};
 use rvs_conf::model::{Config, Method, Protocol, Scheduler, VirtualServer, VsKey, VsgEntry};
 use std::net::IpAddr;
@@ -118,10 +118,46 @@ fn next_addr(a: IpAddr) -> IpAddr {
     }
 }
 
-/// Builds the director's tables from a configuration; every real server is taken as up
-/// (keepalived adds them all at start unless `alpha`).
-pub fn build(cfg: &Config, compat: Compat) -> Ipvs {
-    let mut ipvs = Ipvs::new();
+/// A real server as the configuration wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredDest {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: i32,
+    pub fwd: Fwd,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+}
+
+/// A virtual service as the configuration wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredService {
+    pub key: SvcKey,
+    pub algo: Algo,
+    pub flags: Flags,
+    pub persistence: Option<Persistence>,
+    pub mh_size: Option<usize>,
+    /// Real servers in config order.
+    pub dests: Vec<DesiredDest>,
+    pub sorry: Option<DesiredDest>,
+    /// `virtual_server` connect timeout (seconds), used by the proxy to connect.
+    pub connect_timeout: f64,
+    /// rvs extension: PROXY protocol version towards real servers.
+    pub proxy_protocol: Option<u8>,
+    /// Forwarding method of the service (`lb_kind`).
+    pub fwd: Fwd,
+}
+
+/// The desired state of a director: services and timeouts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Desired {
+    pub timeouts: Timeouts,
+    pub services: Vec<DesiredService>,
+}
+
+/// The desired state a configuration describes; every real server taken as up
+/// (keepalived adds them all at start unless `alpha`; the checkers change weights later).
+pub fn desired(cfg: &Config) -> Desired {
     let t = cfg.global_defs.lvs_timeouts;
     let mut timeouts = Timeouts::default();
     timeouts.set(
@@ -129,9 +165,9 @@ pub fn build(cfg: &Config, compat: Compat) -> Ipvs {
         t.tcpfin.unwrap_or(0),
         t.udp.unwrap_or(0),
     );
-    ipvs.timeouts = timeouts;
+    let mut services = Vec::new();
     for vs in &cfg.virtual_servers {
-        if vs.real_servers.is_empty() {
+        if vs.real_servers.is_empty() && vs.sorry_server.is_none() {
             continue;
         }
         for key in keys(cfg, vs) {
@@ -142,27 +178,56 @@ pub fn build(cfg: &Config, compat: Compat) -> Ipvs {
                 sched3: f.flag_3,
                 ops: f.ops,
             };
-            let mut svc = Service::new(key, algo(vs.lb_algo), flags, compat);
-            if let Some(m) = vs.mh_table_size {
-                svc.set_mh_table_size(m as usize);
-            }
             let v6 = match key {
                 SvcKey::Addr { addr, .. } => addr.is_ipv6(),
                 SvcKey::Fwmark { v6, .. } => v6,
             };
-            svc.persistence = vs.persistence_timeout.map(|t| Persistence {
-                timeout_s: t,
-                prefix: prefix(vs.persistence_granularity.as_deref(), v6),
+            let dests = vs
+                .real_servers
+                .iter()
+                .map(|rs| DesiredDest {
+                    addr: rs.address,
+                    port: rs.port,
+                    weight: rs.weight,
+                    fwd: fwd(rs.forwarding.method),
+                    u_threshold: rs.uthreshold,
+                    l_threshold: rs.lthreshold,
+                })
+                .collect();
+            services.push(DesiredService {
+                key,
+                algo: algo(vs.lb_algo),
+                flags,
+                persistence: vs.persistence_timeout.map(|t| Persistence {
+                    timeout_s: t,
+                    prefix: prefix(vs.persistence_granularity.as_deref(), v6),
+                }),
+                mh_size: vs.mh_table_size.map(|m| m as usize),
+                dests,
+                sorry: vs.sorry_server.as_ref().map(|s| DesiredDest {
+                    addr: s.address,
+                    port: s.port,
+                    weight: 1,
+                    fwd: fwd(s.forwarding.method),
+                    u_threshold: 0,
+                    l_threshold: 0,
+                }),
+                connect_timeout: vs.connect_timeout,
+                proxy_protocol: match vs.proxy_protocol.as_deref() {
+                    Some("v1") => Some(1),
+                    Some("v2") => Some(2),
+                    _ => None,
+                },
+                fwd: fwd(vs.forwarding.method),
             });
-            for rs in &vs.real_servers {
-                let mut d = Dest::new(rs.address, rs.port, rs.weight, fwd(rs.forwarding.method));
-                d.u_threshold = rs.uthreshold;
-                d.l_threshold = rs.lthreshold;
-                // A duplicate or an over-full mh table is reported by the config check.
-                let _ = svc.add_dest(d);
-            }
-            ipvs.services.push(svc);
         }
     }
+    Desired { timeouts, services }
+}
+
+/// Builds the director's tables from a configuration (see [`desired`]).
+pub fn build(cfg: &Config, compat: Compat) -> Ipvs {
+    let mut ipvs = Ipvs::new();
+    ipvs.apply(&desired(cfg), compat);
     ipvs
 }

@@ -151,6 +151,8 @@ pub struct Service {
     pub flags: Flags,
     pub persistence: Option<Persistence>,
     pub compat: Compat,
+    /// Deleted from the configuration: no new connections; existing ones drain.
+    pub removed: bool,
     arena: Vec<Dest>,
     /// The live list, head first (newest first).
     order: Vec<DestId>,
@@ -189,6 +191,7 @@ impl Service {
             flags,
             persistence: None,
             compat,
+            removed: false,
             arena: Vec::new(),
             order: Vec::new(),
             sched: Sched::new(algo, crate::sched::MH_DEFAULT_TABLE),
@@ -197,6 +200,9 @@ impl Service {
 
     /// Sets the Maglev table size (a prime; rvs extension, default 4093).
     pub fn set_mh_table_size(&mut self, m: usize) {
+        if m == self.sched.mh_size() {
+            return;
+        }
         self.sched = Sched::new(self.sched.algo(), m);
         self.sched
             .rebuild(&self.arena, &self.order, self.compat, Change::Init);
@@ -253,6 +259,13 @@ impl Service {
         self.sched
             .rebuild(&self.arena, &self.order, self.compat, Change::Add);
         Ok(id)
+    }
+
+    /// Changes a destination's forwarding method (`-e -g/-m/-i`).
+    pub fn set_fwd(&mut self, id: DestId, fwd: Fwd) {
+        if let Some(d) = self.arena.get_mut(id as usize) {
+            d.fwd = fwd;
+        }
     }
 
     /// Edits weight and thresholds (`-e`): the position in the list is kept.

@@ -212,6 +212,16 @@ pub enum Dir {
     Out,
 }
 
+/// What [`Ipvs::apply`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub services_added: usize,
+    pub services_removed: usize,
+    pub dests_added: usize,
+    pub dests_removed: usize,
+    pub dests_changed: usize,
+}
+
 /// A packet, as the table needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet {
@@ -391,6 +401,96 @@ impl Ipvs {
             .count()
     }
 
+    /// Reconciles the tables with a desired state by difference: unchanged services and
+    /// destinations are left alone (connections and counters intact), changed ones are
+    /// edited in place, new ones added, and removed ones stop taking new connections
+    /// while their existing connections drain. Never flushes.
+    pub fn apply(
+        &mut self,
+        want: &crate::config::Desired,
+        compat: crate::service::Compat,
+    ) -> ApplyReport {
+        let mut rep = ApplyReport::default();
+        self.timeouts = want.timeouts;
+        for ws in &want.services {
+            let idx = self
+                .services
+                .iter()
+                .position(|s| s.key == ws.key && !s.removed);
+            let idx = idx.unwrap_or_else(|| {
+                self.services
+                    .push(Service::new(ws.key, ws.algo, ws.flags, compat));
+                rep.services_added += 1;
+                self.services.len() - 1
+            });
+            let s = &mut self.services[idx];
+            s.set_algo(ws.algo);
+            s.flags = ws.flags;
+            s.persistence = ws.persistence;
+            s.set_mh_table_size(ws.mh_size.unwrap_or(crate::sched::MH_DEFAULT_TABLE));
+            // Destinations no longer wanted: deleted (their connections drain).
+            let gone: Vec<DestId> = s
+                .dests()
+                .filter(|(_, d)| {
+                    !ws.dests
+                        .iter()
+                        .any(|w| w.addr == d.addr && w.port == d.port)
+                })
+                .map(|(id, _)| id)
+                .collect();
+            for id in gone {
+                let _ = s.del_dest(id);
+                rep.dests_removed += 1;
+            }
+            // In config order, so new ones end up newest first as keepalived adds them.
+            for w in &ws.dests {
+                if let Some(id) = s.find(w.addr, w.port) {
+                    let d = s.dest(id);
+                    if d.weight != w.weight
+                        || d.u_threshold != w.u_threshold
+                        || d.l_threshold != w.l_threshold
+                    {
+                        let _ = s.edit_dest(id, w.weight, w.u_threshold, w.l_threshold);
+                        rep.dests_changed += 1;
+                    }
+                    if s.dest(id).fwd != w.fwd {
+                        s.set_fwd(id, w.fwd);
+                        rep.dests_changed += 1;
+                    }
+                } else {
+                    let mut d = crate::service::Dest::new(w.addr, w.port, w.weight, w.fwd);
+                    d.u_threshold = w.u_threshold;
+                    d.l_threshold = w.l_threshold;
+                    if s.add_dest(d).is_ok() {
+                        rep.dests_added += 1;
+                    }
+                }
+            }
+        }
+        for s in &mut self.services {
+            if !s.removed && !want.services.iter().any(|w| w.key == s.key) {
+                s.removed = true;
+                rep.services_removed += 1;
+            }
+        }
+        rep
+    }
+
+    /// The live (not removed) service with this key.
+    pub fn service_index(&self, key: &SvcKey) -> Option<usize> {
+        self.services
+            .iter()
+            .position(|s| s.key == *key && !s.removed)
+    }
+
+    /// Expires a connection now (e.g. the proxy could not connect to its server and
+    /// wants the scheduler to pick again).
+    pub fn forget(&mut self, conn: ConnRef) {
+        if self.is_live(conn) && self.slots[conn.slot as usize].n_control == 0 {
+            self.expire_now(conn.slot);
+        }
+    }
+
     /// Finds the service a packet addresses: fwmark first, then protocol/address/port,
     /// then a port-0 (all ports) persistent service on the address.
     pub fn find_service(&self, p: &Packet) -> Option<usize> {
@@ -399,7 +499,7 @@ impl Ipvs {
             if let Some(i) = self
                 .services
                 .iter()
-                .position(|s| s.key == SvcKey::Fwmark { mark: p.fwmark, v6 })
+                .position(|s| !s.removed && s.key == SvcKey::Fwmark { mark: p.fwmark, v6 })
             {
                 return Some(i);
             }
@@ -411,7 +511,7 @@ impl Ipvs {
         };
         self.services
             .iter()
-            .position(|s| s.key == exact)
+            .position(|s| !s.removed && s.key == exact)
             .or_else(|| {
                 let any = SvcKey::Addr {
                     proto: p.proto,
@@ -420,7 +520,7 @@ impl Ipvs {
                 };
                 self.services
                     .iter()
-                    .position(|s| s.key == any && s.persistence.is_some())
+                    .position(|s| !s.removed && s.key == any && s.persistence.is_some())
             })
     }
 

@@ -328,3 +328,81 @@ fn not_a_service() {
     p.dport = 81;
     assert_eq!(v.packet(0, &p), Verdict::NotService);
 }
+
+#[test]
+fn apply_reconciles_by_difference() {
+    use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+    let dd = |a: &str, w: i32| DesiredDest {
+        addr: ip(a),
+        port: 80,
+        weight: w,
+        fwd: Fwd::Masq,
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    let svc = |dests: Vec<DesiredDest>| DesiredService {
+        key: SvcKey::Addr {
+            proto: Proto::Tcp,
+            addr: ip(VIP),
+            port: 80,
+        },
+        algo: Algo::Rr,
+        flags: Flags::default(),
+        persistence: None,
+        mh_size: None,
+        dests,
+        sorry: None,
+        connect_timeout: 5.0,
+        proxy_protocol: None,
+        fwd: Fwd::Masq,
+    };
+    let mut v = Ipvs::new();
+    let want = Desired {
+        services: vec![svc(vec![dd("198.18.0.1", 1), dd("198.18.0.2", 1)])],
+        ..Desired::default()
+    };
+    let r = v.apply(&want, Compat::default());
+    assert_eq!((r.services_added, r.dests_added), (1, 2));
+    // A connection to .2 (rr starts at the newest).
+    let Verdict::Forward {
+        dest: d2,
+        conn: Some(c),
+        ..
+    } = v.packet(0, &tcp("198.18.1.1", 1, TcpFlags::SYN))
+    else {
+        panic!()
+    };
+    assert_eq!(v.services[0].dest(d2).addr, ip("198.18.0.2"));
+    // Reload: .1 removed, .3 added, .2 unchanged: its connection and counters survive.
+    let want2 = Desired {
+        services: vec![svc(vec![dd("198.18.0.2", 1), dd("198.18.0.3", 1)])],
+        ..Desired::default()
+    };
+    let r = v.apply(&want2, Compat::default());
+    assert_eq!(
+        (
+            r.services_added,
+            r.dests_added,
+            r.dests_removed,
+            r.dests_changed
+        ),
+        (0, 1, 1, 0)
+    );
+    assert!(v.is_live(c));
+    assert_eq!(v.services[0].dest(d2).active, 1);
+    // The same desired state again changes nothing.
+    assert_eq!(
+        v.apply(&want2, Compat::default()),
+        rvs_sched::table::ApplyReport::default()
+    );
+    // Service removed: no new connections, the old one still forwards.
+    let r = v.apply(&Desired::default(), Compat::default());
+    assert_eq!(r.services_removed, 1);
+    assert_eq!(
+        v.packet(1, &tcp("198.18.1.9", 1, TcpFlags::SYN)),
+        Verdict::NotService
+    );
+    assert!(
+        matches!(v.packet(2, &tcp("198.18.1.1", 1, TcpFlags::ACK)), Verdict::Forward { dest, .. } if dest == d2)
+    );
+}
