@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod check;
+mod demo;
+mod run;
 mod sim;
 
 #[derive(Parser, Debug)]
@@ -27,6 +29,12 @@ enum Cmd {
     Check(check::CheckArgs),
     /// What would kernel IPVS do? Schedule flows through the config's virtual services.
     Sim(sim::SimArgs),
+    /// Run the load balancer from a keepalived.conf (userspace proxy data plane).
+    Run(run::RunArgs),
+    /// Ask the running daemon to reload its config (checked first; errors keep it running).
+    Reload(run::ReloadArgs),
+    /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
+    Demo,
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -53,6 +61,18 @@ struct KeepalivedCli {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
+    /// Do not fork (rvs never does; accepted for compatibility).
+    #[arg(short = 'n', long = "dont-fork")]
+    dont_fork: bool,
+    /// Log to the console (accepted; rvs logs to stderr).
+    #[arg(short = 'l', long = "log-console")]
+    log_console: bool,
+    /// Detailed log messages (accepted).
+    #[arg(short = 'D', long = "log-detail")]
+    log_detail: bool,
+    /// Main pid file.
+    #[arg(short = 'p', long = "pid")]
+    pid_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +89,9 @@ fn main() -> ExitCode {
         match cli.cmd {
             Cmd::Check(a) => Ok(check::run(&a)),
             Cmd::Sim(a) => Ok(sim::run(&a)),
+            Cmd::Run(a) => run::run(&a),
+            Cmd::Reload(a) => run::reload_cmd(&a),
+            Cmd::Demo => demo::run(),
         }
     };
     match res {
@@ -105,5 +128,14 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
             ExitCode::from(5)
         });
     }
-    anyhow::bail!("running the daemon is not implemented yet: only `keepalived -t -f FILE` (config test) is available")
+    let a = run::RunArgs {
+        file: cli.file,
+        dataplane: "proxy".into(),
+        dont_fork: cli.dont_fork,
+        pid_file: cli.pid_file,
+        drain: 5.0,
+        no_retry: false,
+        log_level: "info".into(),
+    };
+    run::run(&a)
 }

@@ -1,0 +1,301 @@
+//! `rvs-proxy`: the userspace data plane. Listens on each virtual service address
+//! (TCP and UDP, IPv4 and IPv6, `IP_FREEBIND` so a BACKUP director can listen before it
+//! holds the VIP), asks the shared scheduling core (`rvs-sched`) for a real server per new
+//! connection or UDP flow, and relays both directions.
+//!
+//! What it does with IPVS forwarding methods: `lb_kind NAT` is exactly what a proxy does;
+//! DR and TUN are served as a proxy too (a one-time warning says the XDP or kernel-IPVS
+//! data plane forwards them for real).
+//!
+//! Invariants: the scheduling core is behind one mutex, held only for a table operation
+//! (never across an await); a connection's relay never touches it except at open and
+//! close; listeners of unchanged services are never re-created by a reload.
+
+mod tcp;
+mod udp;
+
+use rvs_sched::config::{Desired, DesiredService};
+use rvs_sched::table::ApplyReport;
+use rvs_sched::{Compat, Ipvs, Proto, SvcKey};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Options of the proxy data plane.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// If a real server refuses a connection, ask the scheduler once more (another
+    /// server). On by default; `--no-retry` turns it off.
+    pub retry_refused: bool,
+    /// Connect timeout when the config gives none.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            retry_refused: true,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors of the proxy data plane.
+#[derive(Debug)]
+pub enum ProxyError {
+    /// A listening socket could not be created; names the address.
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProxyError::Listen { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Byte and connection counters of one real server (as IPVS keeps them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub conns: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub in_pkts: AtomicU64,
+    pub out_pkts: AtomicU64,
+}
+
+/// State shared by the listeners and connections.
+pub struct Shared {
+    pub ipvs: Mutex<Ipvs>,
+    /// Per-service settings the scheduling core does not hold (sorry server, timeouts).
+    settings: RwLock<HashMap<SvcKey, Arc<DesiredService>>>,
+    counters: Mutex<HashMap<(SvcKey, SocketAddr), Arc<Counters>>>,
+    start: Instant,
+    pub opts: ProxyOptions,
+    pub draining: AtomicBool,
+    pub live: AtomicU64,
+    warned_dr: AtomicBool,
+}
+
+impl Shared {
+    /// Milliseconds since the proxy started: the scheduling core's clock.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn settings(&self, key: &SvcKey) -> Option<Arc<DesiredService>> {
+        self.settings.read().ok()?.get(key).cloned()
+    }
+
+    /// The counters of a real server of a service (created on first use).
+    pub fn counters(&self, key: SvcKey, dest: SocketAddr) -> Arc<Counters> {
+        let mut m = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.entry((key, dest)).or_default().clone()
+    }
+
+    /// Every real server's counters.
+    pub fn all_counters(&self) -> Vec<((SvcKey, SocketAddr), Arc<Counters>)> {
+        let m = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ipvs> {
+        self.ipvs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+struct Listener {
+    task: JoinHandle<()>,
+}
+
+/// The proxy data plane.
+pub struct Proxy {
+    pub shared: Arc<Shared>,
+    listeners: HashMap<SvcKey, Listener>,
+    ticker: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Must run inside a tokio runtime.
+    pub fn new(opts: ProxyOptions) -> Proxy {
+        let shared = Arc::new(Shared {
+            ipvs: Mutex::new(Ipvs::new()),
+            settings: RwLock::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            start: Instant::now(),
+            opts,
+            draining: AtomicBool::new(false),
+            live: AtomicU64::new(0),
+            warned_dr: AtomicBool::new(false),
+        });
+        // Expire idle connections and templates once a second.
+        let s = shared.clone();
+        let ticker = tokio::spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                iv.tick().await;
+                let now = s.now_ms();
+                s.lock().advance(now);
+            }
+        });
+        Proxy {
+            shared,
+            listeners: HashMap::new(),
+            ticker,
+        }
+    }
+
+    /// Applies a desired state by difference: the scheduling tables are reconciled, new
+    /// services get listeners, removed services stop listening (their connections
+    /// finish), unchanged services keep their sockets. Listening errors are returned
+    /// after everything else has been applied.
+    pub fn apply(&mut self, want: &Desired) -> Result<ApplyReport, Vec<ProxyError>> {
+        let rep = self.shared.lock().apply(want, Compat::default());
+        {
+            let mut st = self
+                .shared
+                .settings
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.clear();
+            for s in &want.services {
+                st.insert(s.key, Arc::new(s.clone()));
+            }
+        }
+        let mut errors = Vec::new();
+        let wanted: Vec<SvcKey> = want.services.iter().map(|s| s.key).collect();
+        self.listeners.retain(|key, l| {
+            let keep = wanted.contains(key);
+            if !keep {
+                tracing::info!(service = %label(key), "stop listening (service removed); its connections drain");
+                l.task.abort();
+            }
+            keep
+        });
+        for s in &want.services {
+            if self.listeners.contains_key(&s.key) {
+                continue;
+            }
+            if s.fwd != rvs_sched::Fwd::Masq && !self.shared.warned_dr.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "lb_kind DR/TUN is served as a proxy by the proxy data plane; \
+                     use --dataplane xdp (or ipvs) to forward DR/TUN for real"
+                );
+            }
+            match s.key {
+                SvcKey::Addr { proto, addr, port } => {
+                    let sa = SocketAddr::new(addr, port);
+                    let task = match proto {
+                        Proto::Tcp => tcp::listen(self.shared.clone(), s.key, sa),
+                        Proto::Udp => udp::listen(self.shared.clone(), s.key, sa),
+                        Proto::Sctp => {
+                            tracing::warn!(service = %label(&s.key), "SCTP is not proxied: use the xdp or ipvs data plane");
+                            continue;
+                        }
+                    };
+                    match task {
+                        Ok(task) => {
+                            tracing::info!(service = %label(&s.key), "listening");
+                            self.listeners.insert(s.key, Listener { task });
+                        }
+                        Err(e) => errors.push(ProxyError::Listen {
+                            addr: sa,
+                            source: e,
+                        }),
+                    }
+                }
+                SvcKey::Fwmark { mark, .. } => {
+                    tracing::warn!("virtual_server fwmark {mark}: a proxy cannot see firewall marks; use the xdp or ipvs data plane");
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(rep)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Stops accepting; returns when connections are done or `drain` has passed.
+    pub async fn shutdown(&mut self, drain: Duration) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        for (_, l) in self.listeners.drain() {
+            l.task.abort();
+        }
+        let deadline = Instant::now() + drain;
+        while self.shared.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.ticker.abort();
+    }
+
+    /// Addresses currently listened on.
+    pub fn listening(&self) -> Vec<SvcKey> {
+        self.listeners.keys().copied().collect()
+    }
+}
+
+/// keepalived's label for a service.
+pub fn label(k: &SvcKey) -> String {
+    match k {
+        SvcKey::Addr { proto, addr, port } => {
+            let p = match proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+                Proto::Sctp => "sctp",
+            };
+            format!("[{addr}]:{p}:{port}")
+        }
+        SvcKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+/// A listening socket with `SO_REUSEADDR` and `IP_FREEBIND` (the address need not be local
+/// yet: a BACKUP director listens on the VIP before VRRP gives it the address).
+fn socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let proto = if ty == socket2::Type::STREAM {
+        socket2::Protocol::TCP
+    } else {
+        socket2::Protocol::UDP
+    };
+    let s = socket2::Socket::new(domain, ty, Some(proto))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv4() {
+        s.set_freebind(true)?;
+    } else {
+        s.set_only_v6(true)?;
+        s.set_freebind_ipv6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
+}

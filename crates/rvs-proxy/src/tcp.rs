@@ -1,0 +1,340 @@
+//! TCP: accept on the virtual address, schedule, connect, relay both ways with correct
+//! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
+//! IPVS idle timeout.
+
+use crate::{label, Counters, Shared};
+use rvs_sched::{ConnRef, Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub fn listen(
+    shared: Arc<Shared>,
+    key: SvcKey,
+    addr: SocketAddr,
+) -> std::io::Result<JoinHandle<()>> {
+    let s = crate::socket(addr, socket2::Type::STREAM)?;
+    s.listen(4096)?;
+    let listener = TcpListener::from_std(std::net::TcpListener::from(s))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((client, peer)) => {
+                    let sh = shared.clone();
+                    tokio::spawn(async move {
+                        sh.live.fetch_add(1, Ordering::SeqCst);
+                        serve(&sh, key, addr, client, peer).await;
+                        sh.live.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: a local problem, not the
+                    // client's; back off a little instead of spinning.
+                    tracing::warn!(service = %label(&key), "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }))
+}
+
+fn packet(client: SocketAddr, vip: SocketAddr, tcp: TcpFlags) -> Packet {
+    Packet {
+        proto: Proto::Tcp,
+        src: client.ip(),
+        sport: client.port(),
+        dst: vip.ip(),
+        dport: vip.port(),
+        fwmark: 0,
+        tcp,
+        dir: Dir::In,
+    }
+}
+
+/// Asks the scheduling core for a real server; `None` when none is available.
+fn schedule(
+    sh: &Shared,
+    client: SocketAddr,
+    vip: SocketAddr,
+) -> Option<(SocketAddr, Option<ConnRef>)> {
+    let now = sh.now_ms();
+    let mut ipvs = sh.lock();
+    let Verdict::Forward {
+        svc, dest, conn, ..
+    } = ipvs.packet(now, &packet(client, vip, TcpFlags::SYN))
+    else {
+        return None;
+    };
+    let d = ipvs.services[svc].dest(dest);
+    let port = if d.port == 0 { vip.port() } else { d.port };
+    Some((SocketAddr::new(d.addr, port), conn))
+}
+
+async fn serve(
+    sh: &Arc<Shared>,
+    key: SvcKey,
+    vip: SocketAddr,
+    client: TcpStream,
+    peer: SocketAddr,
+) {
+    let settings = sh.settings(&key);
+    let timeout = settings.as_ref().map_or(sh.opts.connect_timeout, |s| {
+        Duration::from_secs_f64(s.connect_timeout.clamp(0.001, 3600.0))
+    });
+    let mut tries = if sh.opts.retry_refused { 2 } else { 1 };
+    let mut upstream = None;
+    while tries > 0 && upstream.is_none() {
+        tries -= 1;
+        let Some((dest, conn)) = schedule(sh, peer, vip) else {
+            break;
+        };
+        match tokio::time::timeout(timeout, TcpStream::connect(dest)).await {
+            Ok(Ok(s)) => upstream = Some((s, dest, conn)),
+            Ok(Err(e)) => {
+                tracing::info!(service = %label(&key), "connection to [{}]:{} failed: {e}", dest.ip(), dest.port());
+                if let Some(c) = conn {
+                    sh.lock().forget(c);
+                }
+                if e.kind() != ErrorKind::ConnectionRefused {
+                    break;
+                }
+            }
+            Err(_) => {
+                tracing::info!(service = %label(&key), "connection to [{}]:{} timed out", dest.ip(), dest.port());
+                if let Some(c) = conn {
+                    sh.lock().forget(c);
+                }
+                break;
+            }
+        }
+    }
+    // No real server: the sorry server, if the service has one.
+    if upstream.is_none() {
+        if let Some(sorry) = settings.as_ref().and_then(|s| s.sorry.clone()) {
+            let dest = SocketAddr::new(
+                sorry.addr,
+                if sorry.port == 0 {
+                    vip.port()
+                } else {
+                    sorry.port
+                },
+            );
+            if let Ok(Ok(s)) = tokio::time::timeout(timeout, TcpStream::connect(dest)).await {
+                upstream = Some((s, dest, None));
+            }
+        }
+    }
+    let Some((server, dest, conn)) = upstream else {
+        // Nothing to forward to: reset the client, as IPVS rejects.
+        rst_on_close(&client);
+        return;
+    };
+    let now = sh.now_ms();
+    sh.lock().packet(now, &packet(peer, vip, TcpFlags::ACK));
+    let counters = sh.counters(key, dest);
+    counters.conns.fetch_add(1, Ordering::Relaxed);
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let idle = {
+        let ipvs = sh.lock();
+        Duration::from_secs(u64::from(
+            ipvs.timeouts.tcp[rvs_sched::TcpState::Established as usize],
+        ))
+    };
+    let proxy_v = settings.as_ref().and_then(|s| s.proxy_protocol);
+    relay(client, server, peer, vip, proxy_v, idle, &counters).await;
+    if let Some(c) = conn {
+        let now = sh.now_ms();
+        sh.lock().close(now, c);
+    }
+}
+
+/// The PROXY protocol header (v1 text or v2 binary) announcing the client.
+pub fn proxy_header(version: u8, client: SocketAddr, vip: SocketAddr) -> Vec<u8> {
+    if version == 1 {
+        let fam = if client.is_ipv4() { "TCP4" } else { "TCP6" };
+        return format!(
+            "PROXY {fam} {} {} {} {}\r\n",
+            client.ip(),
+            vip.ip(),
+            client.port(),
+            vip.port()
+        )
+        .into_bytes();
+    }
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21); // version 2, PROXY command
+    match (client, vip) {
+        (SocketAddr::V4(c), SocketAddr::V4(v)) => {
+            h.push(0x11); // TCP over IPv4
+            h.extend_from_slice(&12u16.to_be_bytes());
+            h.extend_from_slice(&c.ip().octets());
+            h.extend_from_slice(&v.ip().octets());
+        }
+        (c, v) => {
+            h.push(0x21); // TCP over IPv6
+            h.extend_from_slice(&36u16.to_be_bytes());
+            let six = |a: SocketAddr| match a {
+                SocketAddr::V6(x) => x.ip().octets(),
+                SocketAddr::V4(x) => x.ip().to_ipv6_mapped().octets(),
+            };
+            h.extend_from_slice(&six(c));
+            h.extend_from_slice(&six(v));
+        }
+    }
+    h.extend_from_slice(&client.port().to_be_bytes());
+    h.extend_from_slice(&vip.port().to_be_bytes());
+    h
+}
+
+/// Relays both directions until both are closed, one side resets, or the connection is
+/// idle for `idle`. A FIN from one side is passed on as a shutdown of the other side's
+/// write half while the other direction keeps flowing.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    peer: SocketAddr,
+    vip: SocketAddr,
+    proxy_v: Option<u8>,
+    idle: Duration,
+    counters: &Counters,
+) {
+    let tick = AtomicBool::new(false);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    if let Some(v) = proxy_v {
+        if sw.write_all(&proxy_header(v, peer, vip)).await.is_err() {
+            return;
+        }
+    }
+    // The copy futures borrow the halves; they are dropped when this block ends, so the
+    // halves can then be reset.
+    let outcome = async {
+        let up = copy_half(
+            &mut cr,
+            &mut sw,
+            &counters.in_bytes,
+            &counters.in_pkts,
+            &tick,
+        );
+        let down = copy_half(
+            &mut sr,
+            &mut cw,
+            &counters.out_bytes,
+            &counters.out_pkts,
+            &tick,
+        );
+        let watchdog = async {
+            let period = idle.clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let mut iv = tokio::time::interval(period);
+            let mut idle_for = Duration::ZERO;
+            loop {
+                iv.tick().await;
+                if tick.swap(false, Ordering::Relaxed) {
+                    idle_for = Duration::ZERO;
+                } else {
+                    idle_for += period;
+                    if idle_for >= idle {
+                        return;
+                    }
+                }
+            }
+        };
+        tokio::pin!(up, down, watchdog);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => {
+                    up_done = true;
+                    if r == End::Reset {
+                        return End::Reset;
+                    }
+                }
+                r = &mut down, if !down_done => {
+                    down_done = true;
+                    if r == End::Reset {
+                        return End::Reset;
+                    }
+                }
+                () = &mut watchdog => return End::Reset,
+            }
+            if up_done && down_done {
+                return End::Fin;
+            }
+        }
+    }
+    .await;
+    if outcome == End::Reset {
+        reset(cw.as_ref(), sw.as_ref());
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Fin,
+    Reset,
+}
+
+/// Copies one direction; on EOF shuts the other side's write half (FIN).
+async fn copy_half(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    bytes: &AtomicU64,
+    pkts: &AtomicU64,
+    tick: &AtomicBool,
+) -> End {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) => {
+                let _ = w.shutdown().await;
+                return End::Fin;
+            }
+            Ok(n) => {
+                tick.store(true, Ordering::Relaxed);
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                pkts.fetch_add(1, Ordering::Relaxed);
+                if w.write_all(&buf[..n]).await.is_err() {
+                    return End::Reset;
+                }
+            }
+            Err(_) => return End::Reset,
+        }
+    }
+}
+
+/// Closes both sides with RST (`SO_LINGER` 0), as a reset on one side propagates.
+fn reset(a: &TcpStream, b: &TcpStream) {
+    rst_on_close(a);
+    rst_on_close(b);
+}
+
+/// `SO_LINGER` with a zero timeout: closing sends RST and does not block.
+fn rst_on_close(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_headers() {
+        let c: SocketAddr = "198.18.1.1:4000".parse().unwrap_or_else(|_| unreachable!());
+        let v: SocketAddr = "198.18.0.100:80".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            proxy_header(1, c, v),
+            b"PROXY TCP4 198.18.1.1 198.18.0.100 4000 80\r\n"
+        );
+        let h = proxy_header(2, c, v);
+        assert_eq!(&h[..12], b"\r\n\r\n\0\r\nQUIT\n");
+        assert_eq!(&h[12..16], &[0x21, 0x11, 0, 12]);
+        assert_eq!(&h[16..20], &[198, 18, 1, 1]);
+        assert_eq!(&h[24..28], &[0x0f, 0xa0, 0, 80]);
+    }
+}

@@ -1,0 +1,163 @@
+//! UDP: one socket on the virtual address; per client a flow with its own connected
+//! socket towards the chosen real server. Replies go back to the client from the virtual
+//! address. A flow ends after the IPVS UDP timeout without traffic.
+
+use crate::{label, Shared};
+use rvs_sched::{Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+struct Flow {
+    upstream: Arc<UdpSocket>,
+    active: Arc<AtomicBool>,
+}
+
+pub fn listen(
+    shared: Arc<Shared>,
+    key: SvcKey,
+    addr: SocketAddr,
+) -> std::io::Result<JoinHandle<()>> {
+    let s = crate::socket(addr, socket2::Type::DGRAM)?;
+    let sock = Arc::new(UdpSocket::from_std(std::net::UdpSocket::from(s))?);
+    Ok(tokio::spawn(async move {
+        let flows: Arc<Mutex<HashMap<SocketAddr, Flow>>> = Arc::new(Mutex::new(HashMap::new()));
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, client) = match sock.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(service = %label(&key), "receive failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let existing = flows
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&client)
+                .map(|f| (f.upstream.clone(), f.active.clone()));
+            let (up, active) = if let Some(x) = existing {
+                x
+            } else {
+                let Some((up, dest)) = new_flow(&shared, addr, client).await else {
+                    continue;
+                };
+                let active = Arc::new(AtomicBool::new(true));
+                flows
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        client,
+                        Flow {
+                            upstream: up.clone(),
+                            active: active.clone(),
+                        },
+                    );
+                let counters = shared.counters(key, dest);
+                counters.conns.fetch_add(1, Ordering::Relaxed);
+                spawn_replies(
+                    shared.clone(),
+                    key,
+                    sock.clone(),
+                    flows.clone(),
+                    client,
+                    up.clone(),
+                    active.clone(),
+                    dest,
+                );
+                (up, active)
+            };
+            active.store(true, Ordering::Relaxed);
+            if up.send(&buf[..n]).await.is_ok() {
+                if let Ok(dest) = up.peer_addr() {
+                    let c = shared.counters(key, dest);
+                    c.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    c.in_pkts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }))
+}
+
+async fn new_flow(
+    sh: &Shared,
+    vip: SocketAddr,
+    client: SocketAddr,
+) -> Option<(Arc<UdpSocket>, SocketAddr)> {
+    let now = sh.now_ms();
+    let dest = {
+        let mut ipvs = sh.lock();
+        let p = Packet {
+            proto: Proto::Udp,
+            src: client.ip(),
+            sport: client.port(),
+            dst: vip.ip(),
+            dport: vip.port(),
+            fwmark: 0,
+            tcp: TcpFlags::default(),
+            dir: Dir::In,
+        };
+        match ipvs.packet(now, &p) {
+            Verdict::Forward { svc, dest, .. } => {
+                let d = ipvs.services[svc].dest(dest);
+                SocketAddr::new(d.addr, if d.port == 0 { vip.port() } else { d.port })
+            }
+            _ => return None,
+        }
+    };
+    let bind: SocketAddr = if dest.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let up = UdpSocket::bind(bind).await.ok()?;
+    up.connect(dest).await.ok()?;
+    Some((Arc::new(up), dest))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_replies(
+    sh: Arc<Shared>,
+    key: SvcKey,
+    sock: Arc<UdpSocket>,
+    flows: Arc<Mutex<HashMap<SocketAddr, Flow>>>,
+    client: SocketAddr,
+    up: Arc<UdpSocket>,
+    active: Arc<AtomicBool>,
+    dest: SocketAddr,
+) {
+    tokio::spawn(async move {
+        sh.live.fetch_add(1, Ordering::SeqCst);
+        let idle = Duration::from_secs(u64::from(sh.lock().timeouts.udp).max(1));
+        let counters = sh.counters(key, dest);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match tokio::time::timeout(idle, up.recv(&mut buf)).await {
+                Ok(Ok(n)) => {
+                    active.store(true, Ordering::Relaxed);
+                    counters.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    counters.out_pkts.fetch_add(1, Ordering::Relaxed);
+                    let _ = sock.send_to(&buf[..n], client).await;
+                }
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    // No reply within the timeout: the flow ends unless the client
+                    // was heard from meanwhile.
+                    if !active.swap(false, Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            }
+        }
+        flows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&client);
+        sh.live.fetch_sub(1, Ordering::SeqCst);
+    });
+}

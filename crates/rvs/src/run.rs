@@ -1,0 +1,256 @@
+//! `rvs run`: the daemon. Config → desired state → data plane; SIGHUP reloads by
+//! difference (a bad file keeps the old config running); SIGTERM/SIGINT drain and exit.
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use rvs_proxy::{Proxy, ProxyOptions};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The keepalived.conf to run.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
+    pub file: PathBuf,
+    /// Data plane: `proxy` (userspace TCP/UDP proxy, no root needed).
+    #[arg(long, default_value = "proxy", value_parser = ["proxy"])]
+    pub dataplane: String,
+    /// Stay in the foreground (keepalived's -n; rvs never forks, so this is the default).
+    #[arg(short = 'n', long = "dont-fork")]
+    pub dont_fork: bool,
+    /// Where to write the pid (read by `rvs reload`).
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long established connections may finish (seconds).
+    #[arg(long, default_value_t = 5.0)]
+    pub drain: f64,
+    /// Do not try another real server when the chosen one refuses the connection.
+    #[arg(long)]
+    pub no_retry: bool,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
+pub fn default_pid_file() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("rvs.pid");
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_default();
+    if uid == "0" {
+        PathBuf::from("/run/rvs.pid")
+    } else {
+        PathBuf::from(format!("/tmp/rvs-{uid}.pid"))
+    }
+}
+
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Parses and checks a config; on errors prints them and returns None.
+pub fn load(path: &Path) -> Option<rvs_conf::Config> {
+    let parsed = rvs_conf::parse_file(path, &rvs_conf::Options::default());
+    let text = parsed.render();
+    if parsed.errors() > 0 {
+        eprint!("{text}");
+        eprintln!("{}: invalid ({} errors)", path.display(), parsed.errors());
+        return None;
+    }
+    for d in &parsed.diagnostics {
+        tracing::warn!(
+            "{}:{}:{}: {}",
+            parsed.sources.path(d.loc.file).display(),
+            d.loc.line,
+            d.loc.col,
+            d.message
+        );
+    }
+    Some(parsed.config)
+}
+
+pub fn run(a: &RunArgs) -> Result<ExitCode> {
+    init_logging(&a.log_level);
+    let _ = a.dont_fork;
+    let Some(cfg) = load(&a.file) else {
+        return Ok(ExitCode::from(1));
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(daemon(a, &cfg))
+}
+
+async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
+    let opts = ProxyOptions {
+        retry_refused: !a.no_retry,
+        ..ProxyOptions::default()
+    };
+    let mut proxy = Proxy::new(opts);
+    if let Err(errs) = proxy.apply(&rvs_sched::config::desired(cfg)) {
+        for e in &errs {
+            tracing::error!("{e}");
+        }
+        bail!("cannot start: {} listener(s) failed", errs.len());
+    }
+    let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
+    let conf_abs = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
+    std::fs::write(
+        &pid_file,
+        format!("{}\n{}\n", std::process::id(), conf_abs.display()),
+    )
+    .with_context(|| format!("writing the pid file {}", pid_file.display()))?;
+    tracing::info!(
+        "rvs {} running {} (pid {}, pid file {})",
+        env!("CARGO_PKG_VERSION"),
+        a.file.display(),
+        std::process::id(),
+        pid_file.display()
+    );
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let status = reload_status_path(&pid_file);
+    let mut generation: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                generation += 1;
+                let msg = reload(&mut proxy, &a.file);
+                let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!(
+        "stopping: no new connections, draining for up to {} s",
+        a.drain
+    );
+    proxy
+        .shutdown(Duration::from_secs_f64(a.drain.clamp(0.0, 3600.0)))
+        .await;
+    let _ = std::fs::remove_file(&pid_file);
+    let _ = std::fs::remove_file(&status);
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Re-reads the config; applies it by difference, or keeps the running one on errors.
+/// Returns the status line `rvs reload` prints.
+fn reload(proxy: &mut Proxy, path: &Path) -> String {
+    let parsed = rvs_conf::parse_file(path, &rvs_conf::Options::default());
+    if parsed.errors() > 0 {
+        let text = parsed.render();
+        tracing::error!("reload refused, the running configuration is kept:\n{text}");
+        return format!(
+            "error: {} has {} errors; the running configuration is kept\n{text}",
+            path.display(),
+            parsed.errors()
+        );
+    }
+    match proxy.apply(&rvs_sched::config::desired(&parsed.config)) {
+        Ok(r) => {
+            let msg = format!(
+                "ok: services +{} -{}, real servers +{} -{} ~{}",
+                r.services_added,
+                r.services_removed,
+                r.dests_added,
+                r.dests_removed,
+                r.dests_changed
+            );
+            tracing::info!("reloaded {}: {msg}", path.display());
+            msg
+        }
+        Err(errs) => {
+            let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            tracing::error!("reload applied with errors: {}", list.join("; "));
+            format!("error: {}", list.join("; "))
+        }
+    }
+}
+
+fn reload_status_path(pid_file: &Path) -> PathBuf {
+    let mut p = pid_file.as_os_str().to_owned();
+    p.push(".reload");
+    PathBuf::from(p)
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    /// The running daemon's pid file.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// `rvs reload`: checks the daemon's config file first (so errors are printed here and the
+/// daemon is not bothered), then sends SIGHUP and waits for the daemon's answer.
+pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
+    let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
+    let text = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("no running rvs found: cannot read {}", pid_file.display()))?;
+    let mut lines = text.lines();
+    let pid: i32 = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .context("bad pid file")?;
+    let conf = PathBuf::from(lines.next().context("pid file names no config")?);
+    let parsed = rvs_conf::parse_file(&conf, &rvs_conf::Options::default());
+    if parsed.errors() > 0 {
+        eprint!("{}", parsed.render());
+        eprintln!(
+            "{}: invalid; the running configuration is kept (not reloaded)",
+            conf.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let status = reload_status_path(&pid_file);
+    let before = std::fs::read_to_string(&status).unwrap_or_default();
+    let before_gen: u64 = before
+        .lines()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let pid = rustix_pid(pid)?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .with_context(|| format!("signalling pid {pid:?}"))?;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = std::fs::read_to_string(&status).unwrap_or_default();
+        let mut l = now.lines();
+        if l.next().and_then(|g| g.parse::<u64>().ok()).unwrap_or(0) > before_gen {
+            let msg: Vec<&str> = l.collect();
+            let msg = msg.join("\n");
+            println!("{msg}");
+            return Ok(if msg.starts_with("ok") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    bail!("the daemon (pid {pid:?}) did not answer within 5 s")
+}
+
+fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(pid).context("invalid pid")
+}

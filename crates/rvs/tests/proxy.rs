@@ -1,0 +1,554 @@
+//! The proxy data plane driven as a user would: `rvs run` as a real process, real
+//! backends on loopback addresses, real client sockets, `rvs reload`, SIGTERM.
+//! Each test uses its own 127.x.y.z addresses, so they run in parallel.
+
+// Tests panic on failure so that the failing line is the report (STYLE.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::similar_names,
+    clippy::many_single_char_names,
+    clippy::cast_possible_wrap,
+    clippy::format_push_string
+)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(name: &str, conf: &str, vip: SocketAddr) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("rvs-proxy-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("k.conf"), conf).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(["run", "--log-level", "warn", "-f"])
+            .arg(dir.join("k.conf"))
+            .arg("--pid-file")
+            .arg(dir.join("pid"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            dir,
+        };
+        // The pid file is written once every listener is up (no probe connection: it
+        // would take a turn of the scheduler).
+        let t = Instant::now();
+        while !d.dir.join("pid").exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "rvs did not start listening on {vip}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// Writes a new config and runs `rvs reload`; returns (success, output).
+    fn reload(&self, conf: &str) -> (bool, String) {
+        std::fs::write(self.dir.join("k.conf"), conf).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("reload")
+            .arg("--pid-file")
+            .arg(self.dir.join("pid"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        let pid = rustix::process::Pid::from_raw(c.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(15), "rvs did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Writes its name, then reads until EOF.
+    Name,
+    /// Reads until EOF, then writes back all it got (tests half-close).
+    EchoAfterEof,
+    /// Echoes as it reads.
+    Echo,
+}
+
+fn backend(addr: &str, name: &'static str, mode: Mode) -> JoinHandle<()> {
+    let l = TcpListener::bind(addr).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || match mode {
+                Mode::Name => {
+                    let _ = s.write_all(format!("{name}\n").as_bytes());
+                    let mut sink = Vec::new();
+                    let _ = s.read_to_end(&mut sink);
+                }
+                Mode::EchoAfterEof => {
+                    let mut got = Vec::new();
+                    let _ = s.read_to_end(&mut got);
+                    let _ = s.write_all(format!("{name} got {} bytes\n", got.len()).as_bytes());
+                    let _ = s.write_all(&got);
+                }
+                Mode::Echo => {
+                    let mut r = s.try_clone().unwrap();
+                    let _ = std::io::copy(&mut r, &mut s);
+                    let _ = s.shutdown(Shutdown::Write);
+                }
+            });
+        }
+    })
+}
+
+fn ask_name(vip: SocketAddr) -> String {
+    ask_name_from(vip, None)
+}
+
+fn ask_name_from(vip: SocketAddr, src: Option<&str>) -> String {
+    let s = match src {
+        None => TcpStream::connect(vip).unwrap(),
+        Some(ip) => {
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.bind(&format!("{ip}:0").parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            sock.connect(&vip.into()).unwrap();
+            TcpStream::from(sock)
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(&s);
+    std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+    line.trim().to_owned()
+}
+
+fn vs(vip: &str, port: u16, body: &str, rs: &[(&str, u16, i32)]) -> String {
+    let mut s =
+        format!("virtual_server {vip} {port} {{\n    lvs_method NAT\n    protocol TCP\n{body}");
+    for (a, p, w) in rs {
+        s += &format!("    real_server {a} {p} {{\n        weight {w}\n    }}\n");
+    }
+    s + "}\n"
+}
+
+#[test]
+fn rr_and_wrr_distribution() {
+    let _b = [
+        backend("127.10.0.1:9100", "a", Mode::Name),
+        backend("127.10.0.2:9100", "b", Mode::Name),
+        backend("127.10.0.3:9100", "c", Mode::Name),
+    ];
+    let rs = [
+        ("127.10.0.1", 9100, 1),
+        ("127.10.0.2", 9100, 2),
+        ("127.10.0.3", 9100, 3),
+    ];
+    let conf = vs("127.10.1.1", 8080, "    lvs_sched rr\n", &rs)
+        + &vs("127.10.1.1", 8081, "    lvs_sched wrr\n", &rs);
+    let vip_rr: SocketAddr = "127.10.1.1:8080".parse().unwrap();
+    let vip_wrr: SocketAddr = "127.10.1.1:8081".parse().unwrap();
+    let d = Daemon::start("dist", &conf, vip_rr);
+    // rr: the kernel lists the newest real server first: c, b, a, c, b, a, ...
+    let names: Vec<String> = (0..30).map(|_| ask_name(vip_rr)).collect();
+    assert_eq!(&names[..6], &["c", "b", "a", "c", "b", "a"]);
+    for n in ["a", "b", "c"] {
+        assert_eq!(names.iter().filter(|x| *x == n).count(), 10);
+    }
+    // wrr with weights 1, 2, 3: proportions over whole cycles.
+    let names: Vec<String> = (0..60).map(|_| ask_name(vip_wrr)).collect();
+    let count = |n: &str| names.iter().filter(|x| *x == n).count();
+    assert_eq!((count("a"), count("b"), count("c")), (10, 20, 30));
+    assert!(d.stop().success());
+}
+
+#[test]
+fn persistence_keeps_a_client() {
+    let _b = [
+        backend("127.11.0.1:9100", "a", Mode::Name),
+        backend("127.11.0.2:9100", "b", Mode::Name),
+    ];
+    let conf = vs(
+        "127.11.1.1",
+        8080,
+        "    lvs_sched rr\n    persistence_timeout 60\n",
+        &[("127.11.0.1", 9100, 1), ("127.11.0.2", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.11.1.1:8080".parse().unwrap();
+    let d = Daemon::start("persist", &conf, vip);
+    let first = ask_name_from(vip, Some("127.11.2.1"));
+    for _ in 0..10 {
+        assert_eq!(
+            ask_name_from(vip, Some("127.11.2.1")),
+            first,
+            "same client, same real server"
+        );
+    }
+    let other = ask_name_from(vip, Some("127.11.2.2"));
+    assert_ne!(other, first, "another client is scheduled anew (rr)");
+    d.stop();
+}
+
+#[test]
+fn weight_zero_drains_and_bad_reload_keeps_running() {
+    let _b = [
+        backend("127.12.0.1:9100", "a", Mode::Name),
+        backend("127.12.0.2:9100", "b", Mode::Echo),
+    ];
+    let vip: SocketAddr = "127.12.1.1:8080".parse().unwrap();
+    let conf = |wa: i32, wb: i32| {
+        vs(
+            "127.12.1.1",
+            8080,
+            "    lvs_sched rr\n",
+            &[("127.12.0.2", 9100, wb), ("127.12.0.1", 9100, wa)],
+        )
+    };
+    let d = Daemon::start("drain", &conf(1, 1), vip);
+    // rr starts at the newest (a): then b, the echo server; keep that connection open.
+    assert_eq!(ask_name(vip), "a");
+    let mut held = TcpStream::connect(vip).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    held.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping\n");
+    // Quiesce b: new connections all go to a, the held connection to b keeps working.
+    let (ok, out) = d.reload(&conf(1, 0));
+    assert!(ok, "{out}");
+    assert!(out.contains("~1"), "one real server changed: {out}");
+    for _ in 0..5 {
+        assert_eq!(ask_name(vip), "a");
+    }
+    held.write_all(b"pong\n").unwrap();
+    held.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"pong\n");
+    // A broken config: `rvs reload` fails with the diagnostics; the old config runs on.
+    let (ok, out) = d.reload("virtual_server 127.12.1.1 8080 {\n    lvs_sched nosuch\n");
+    assert!(!ok);
+    assert!(out.contains("unknown scheduler 'nosuch'"), "{out}");
+    assert!(out.contains("kept"), "{out}");
+    assert_eq!(ask_name(vip), "a");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn sorry_server_when_no_real_server_answers() {
+    let _s = backend("127.13.0.9:9100", "sorry", Mode::Name);
+    // Nothing listens on the real servers: refused, retried once, then the sorry server.
+    let body = "    lvs_sched rr\n    sorry_server 127.13.0.9 9100\n";
+    let conf = vs(
+        "127.13.1.1",
+        8080,
+        body,
+        &[("127.13.0.1", 9100, 1), ("127.13.0.2", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.13.1.1:8080".parse().unwrap();
+    let d = Daemon::start("sorry", &conf, vip);
+    for _ in 0..3 {
+        assert_eq!(ask_name(vip), "sorry");
+    }
+    d.stop();
+}
+
+#[test]
+fn udp_through_the_vip() {
+    let up = UdpSocket::bind("127.14.0.1:9100").unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = up.recv_from(&mut buf) {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = up.send_to(&reply, from);
+        }
+    });
+    let conf = "virtual_server 127.14.1.1 5353 {\n    lvs_sched rr\n    lvs_method NAT\n    protocol UDP\n    real_server 127.14.0.1 9100 {\n    }\n}\n";
+    let d = Daemon::start("udp", conf, "127.14.1.1:5353".parse().unwrap());
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let vip: SocketAddr = "127.14.1.1:5353".parse().unwrap();
+    let mut got = None;
+    for _ in 0..30 {
+        c.send_to(b"hello", vip).unwrap();
+        let mut buf = [0u8; 1500];
+        if let Ok((n, from)) = c.recv_from(&mut buf) {
+            got = Some((buf[..n].to_vec(), from));
+            break;
+        }
+    }
+    let (data, from) = got.expect("no UDP reply through the VIP");
+    assert_eq!(data, b"echo:hello");
+    assert_eq!(from, vip, "the reply comes from the virtual address");
+    d.stop();
+}
+
+#[test]
+fn half_close_keeps_the_other_direction() {
+    let _b = backend("127.15.0.1:9100", "srv", Mode::EchoAfterEof);
+    let conf = vs(
+        "127.15.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.15.0.1", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.15.1.1:8080".parse().unwrap();
+    let d = Daemon::start("halfclose", &conf, vip);
+    let mut s = TcpStream::connect(vip).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"0123456789").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    // The server only answers after our FIN: the answer must still arrive.
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "srv got 10 bytes\n0123456789");
+    d.stop();
+}
+
+/// A checksum over 64-bit words (fast enough for a GiB in a debug build).
+fn mix(h: u64, chunk: &[u8]) -> u64 {
+    let mut h = h;
+    for w in chunk.chunks(8) {
+        let mut b = [0u8; 8];
+        b[..w.len()].copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b))
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(5);
+    }
+    h
+}
+
+/// Sends `total` bytes through `s` while reading the echo; returns (sent, received) sums.
+fn transfer(s: &TcpStream, total: u64) -> (u64, u64, u64) {
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut h = 0;
+        let mut sent = 0u64;
+        while sent < total {
+            for c in buf.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+            }
+            let n = (total - sent).min(buf.len() as u64) as usize;
+            w.write_all(&buf[..n]).unwrap();
+            h = mix(h, &buf[..n]);
+            sent += n as u64;
+        }
+        w.shutdown(Shutdown::Write).unwrap();
+        h
+    });
+    let mut r = s.try_clone().unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut h = 0;
+    let mut got = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+        // Hash in 256 KiB blocks as the writer did (the mix is per 8-byte word, so
+        // block boundaries only matter at the very end).
+        pending.extend_from_slice(&buf[..n]);
+        let whole = pending.len() / 8 * 8;
+        h = mix(h, &pending[..whole]);
+        pending.drain(..whole);
+    }
+    h = mix(h, &pending);
+    (writer.join().unwrap(), h, got)
+}
+
+#[test]
+fn a_gigabyte_both_ways_arrives_intact() {
+    let _b = backend("127.16.0.1:9100", "echo", Mode::Echo);
+    let conf = vs(
+        "127.16.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.16.0.1", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.16.1.1:8080".parse().unwrap();
+    let d = Daemon::start("gig", &conf, vip);
+    let s = TcpStream::connect(vip).unwrap();
+    s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
+    let total = 1u64 << 30;
+    let (sent, received, got) = transfer(&s, total);
+    assert_eq!(got, total);
+    assert_eq!(sent, received, "checksums differ");
+    d.stop();
+}
+
+#[test]
+fn a_transfer_survives_a_reload() {
+    let _b = [
+        backend("127.17.0.1:9100", "echo", Mode::Echo),
+        backend("127.17.0.2:9100", "b", Mode::Name),
+        backend("127.17.0.3:9100", "c", Mode::Name),
+    ];
+    let vip: SocketAddr = "127.17.1.1:8080".parse().unwrap();
+    let conf1 = vs(
+        "127.17.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.17.0.2", 9100, 1), ("127.17.0.1", 9100, 1)],
+    );
+    let d = Daemon::start("reload", &conf1, vip);
+    // rr gives the echo server (newest) to the first connection: the long transfer.
+    let s = TcpStream::connect(vip).unwrap();
+    s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
+    let s2 = s.try_clone().unwrap();
+    let t = std::thread::spawn(move || transfer(&s2, 256 << 20));
+    std::thread::sleep(Duration::from_millis(200));
+    // Reload: b removed, c added, the echo server unchanged.
+    let conf2 = vs(
+        "127.17.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.17.0.3", 9100, 1), ("127.17.0.1", 9100, 1)],
+    );
+    let (ok, out) = d.reload(&conf2);
+    assert!(ok, "{out}");
+    assert!(out.contains("+1 -1"), "{out}");
+    let (sent, received, got) = t.join().unwrap();
+    assert_eq!(got, 256 << 20);
+    assert_eq!(sent, received);
+    // Ask four times; the echo server answers with what it is sent ("echo").
+    let names: Vec<String> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(vip).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"echo\n").unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut line).unwrap();
+            line.trim().to_owned()
+        })
+        .filter(|n| n != "echo")
+        .collect();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().all(|n| n == "c"),
+        "new connections reach c, never the removed b: {names:?}"
+    );
+    drop(s);
+    d.stop();
+}
+
+#[test]
+fn ten_thousand_concurrent_connections() {
+    const N: usize = 10_000;
+    // Each connection costs the test two descriptors (client and backend side) and rvs
+    // two: raise the limit (root may raise the hard limit too).
+    let want = 3 * N as u64 + 1000;
+    let cur = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let hard = cur.maximum.unwrap_or(u64::MAX);
+    let target = if hard >= want { want } else { hard };
+    let lim = rustix::process::Rlimit {
+        current: Some(want.max(target)),
+        maximum: Some(want.max(hard)),
+    };
+    if rustix::process::setrlimit(rustix::process::Resource::Nofile, lim).is_err() {
+        let lim = rustix::process::Rlimit {
+            current: Some(target),
+            maximum: cur.maximum,
+        };
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, lim).unwrap();
+    }
+    let got = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(0);
+    if got < want {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "need {want} file descriptors, have {got}: run CI as root"
+        );
+        eprintln!("skipping: need {want} file descriptors, have {got}");
+        return;
+    }
+    let l = TcpListener::bind("127.18.0.1:9100").unwrap();
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acc = accepted.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            acc.lock().unwrap().push(s);
+        }
+    });
+    let conf = vs(
+        "127.18.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.18.0.1", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.18.1.1:8080".parse().unwrap();
+    let d = Daemon::start("c10k", &conf, vip);
+    let mut clients = Vec::with_capacity(N);
+    let t = Instant::now();
+    for i in 0..N {
+        let src = format!("127.18.{}.{}:0", 2 + i / 250, 1 + i % 250);
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&src.parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        sock.connect(&vip.into()).unwrap();
+        clients.push(TcpStream::from(sock));
+        assert!(
+            t.elapsed() < Duration::from_mins(2),
+            "too slow: {i} connections in 120 s"
+        );
+    }
+    // Every connection reaches the backend.
+    let t = Instant::now();
+    while accepted.lock().unwrap().len() < N {
+        assert!(
+            t.elapsed() < Duration::from_mins(1),
+            "only {} of {N} reached the backend",
+            accepted.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And each carries data end to end: a byte from a sample of clients.
+    for c in clients.iter_mut().step_by(997) {
+        c.write_all(b"x").unwrap();
+    }
+    drop(clients);
+    d.stop();
+}
