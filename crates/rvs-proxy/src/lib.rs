@@ -11,10 +11,12 @@
 //! (never across an await); a connection's relay never touches it except at open and
 //! close; listeners of unchanged services are never re-created by a reload.
 
+mod splice;
 mod tcp;
 mod udp;
 
 use rvs_sched::config::{Desired, DesiredService};
+use rvs_sched::estimator::{Estimator, Rates, Totals, INTERVAL_S};
 use rvs_sched::table::ApplyReport;
 use rvs_sched::{Compat, Ipvs, Proto, SvcKey};
 use std::collections::HashMap;
@@ -69,7 +71,8 @@ impl std::error::Error for ProxyError {
     }
 }
 
-/// Byte and connection counters of one real server (as IPVS keeps them).
+/// Byte and connection counters of one real server (as IPVS keeps them). "Packets" are
+/// the reads and writes the proxy made: a proxy does not see the client's packets.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub conns: AtomicU64,
@@ -77,6 +80,36 @@ pub struct Counters {
     pub out_bytes: AtomicU64,
     pub in_pkts: AtomicU64,
     pub out_pkts: AtomicU64,
+    /// Starts with zero totals, like the kernel's (created with the service).
+    estimator: Mutex<Estimator>,
+}
+
+impl Counters {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            conns: self.conns.load(Ordering::Relaxed),
+            in_pkts: self.in_pkts.load(Ordering::Relaxed),
+            out_pkts: self.out_pkts.load(Ordering::Relaxed),
+            in_bytes: self.in_bytes.load(Ordering::Relaxed),
+            out_bytes: self.out_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The 2-second EWMA rates (kernel estimator).
+    pub fn rates(&self) -> Rates {
+        self.estimator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rates()
+    }
+
+    fn estimate(&self) {
+        let t = self.totals();
+        self.estimator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .tick(t);
+    }
 }
 
 /// State shared by the listeners and connections.
@@ -151,14 +184,22 @@ impl Proxy {
             live: AtomicU64::new(0),
             warned_dr: AtomicBool::new(false),
         });
-        // Expire idle connections and templates once a second.
+        // Expire idle connections and templates once a second; run the rate estimator
+        // every 2 seconds.
         let s = shared.clone();
         let ticker = tokio::spawn(async move {
             let mut iv = tokio::time::interval(Duration::from_secs(1));
+            let mut n: u64 = 0;
             loop {
                 iv.tick().await;
                 let now = s.now_ms();
                 s.lock().advance(now);
+                n += 1;
+                if n.is_multiple_of(INTERVAL_S) {
+                    for (_, c) in s.all_counters() {
+                        c.estimate();
+                    }
+                }
             }
         });
         Proxy {

@@ -2,7 +2,7 @@
 //! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
 //! IPVS idle timeout.
 
-use crate::{label, Counters, Shared};
+use crate::{label, splice, Counters, Shared};
 use rvs_sched::{ConnRef, Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -280,6 +280,12 @@ enum End {
     Reset,
 }
 
+/// Bytes a direction copies through a userspace buffer before it switches to splice(2).
+/// Small request/response traffic stays on the cheap copy path (one read, one write);
+/// bulk transfers move page references kernel to kernel.
+const SPLICE_AFTER: u64 = 256 * 1024;
+const SPLICE_CHUNK: usize = 1 << 20;
+
 /// Copies one direction; on EOF shuts the other side's write half (FIN).
 async fn copy_half(
     r: &mut tokio::net::tcp::OwnedReadHalf,
@@ -288,8 +294,19 @@ async fn copy_half(
     pkts: &AtomicU64,
     tick: &AtomicBool,
 ) -> End {
-    let mut buf = vec![0u8; 64 * 1024];
+    // Wait for the first data before allocating: idle connections cost no buffer.
+    if r.as_ref().readable().await.is_err() {
+        return End::Reset;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut copied = 0u64;
     loop {
+        if copied >= SPLICE_AFTER {
+            if let Ok(pipe) = splice::Pipe::new() {
+                drop(buf);
+                return splice_half(r, w, &pipe, bytes, pkts, tick).await;
+            }
+        }
         match r.read(&mut buf).await {
             Ok(0) => {
                 let _ = w.shutdown().await;
@@ -299,11 +316,54 @@ async fn copy_half(
                 tick.store(true, Ordering::Relaxed);
                 bytes.fetch_add(n as u64, Ordering::Relaxed);
                 pkts.fetch_add(1, Ordering::Relaxed);
+                copied += n as u64;
                 if w.write_all(&buf[..n]).await.is_err() {
                     return End::Reset;
                 }
             }
             Err(_) => return End::Reset,
+        }
+    }
+}
+
+/// The bulk path: socket → pipe → socket with splice(2), no copy through userspace.
+async fn splice_half(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    pipe: &splice::Pipe,
+    bytes: &AtomicU64,
+    pkts: &AtomicU64,
+    tick: &AtomicBool,
+) -> End {
+    use tokio::io::Interest;
+    loop {
+        let src = r.as_ref();
+        if src.readable().await.is_err() {
+            return End::Reset;
+        }
+        let n = match src.try_io(Interest::READABLE, || pipe.fill_from(src, SPLICE_CHUNK)) {
+            Ok(0) => {
+                let _ = w.shutdown().await;
+                return End::Fin;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(_) => return End::Reset,
+        };
+        tick.store(true, Ordering::Relaxed);
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        pkts.fetch_add(1, Ordering::Relaxed);
+        let mut left = n;
+        while left > 0 {
+            let dst = w.as_ref();
+            if dst.writable().await.is_err() {
+                return End::Reset;
+            }
+            match dst.try_io(Interest::WRITABLE, || pipe.drain_to(dst, left)) {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return End::Reset,
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 //! cached lblc entry); counters never underflow; expiry is driven only by `advance(now)`.
 
 pub mod config;
+pub mod estimator;
 pub mod hash;
 pub mod sched;
 pub mod service;

@@ -136,6 +136,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         drain: 5.0,
         no_retry: false,
         log_level: "info".into(),
+        threads: None,
     };
     run::run(&a)
 }

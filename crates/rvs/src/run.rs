@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
+    /// Worker threads of the data plane (default: one per CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
@@ -93,10 +96,22 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
     let Some(cfg) = load(&a.file) else {
         return Ok(ExitCode::from(1));
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+        .max(1);
+    // One thread: tokio's current-thread scheduler (no work stealing, no cross-thread
+    // wake-ups); more: the multi-thread one.
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(daemon(a, &cfg))
 }
 
