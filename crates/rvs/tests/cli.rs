@@ -172,3 +172,36 @@ fn sim_schedules_like_ipvs() {
         .contains("bad.flows:2: error: unknown protocol 'icmp'"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn keepalived_personality_runs_the_daemon() {
+    let dir = std::env::temp_dir().join(format!("rvs-ka-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("keepalived");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rvs"), &link).unwrap();
+    let conf = dir.join("k.conf");
+    std::fs::write(&conf, "virtual_server 127.21.1.1 8080 {\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    real_server 127.21.0.1 80 {\n    }\n}\n").unwrap();
+    let pid = dir.join("k.pid");
+    let mut child = Command::new(&link)
+        .arg("-f")
+        .arg(&conf)
+        .args(["-n", "-l", "-D", "-p"])
+        .arg(&pid)
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !pid.exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "keepalived -n did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(std::net::TcpStream::connect("127.21.1.1:8080").is_ok());
+    let p = rustix::process::Pid::from_raw(child.id().cast_signed()).unwrap();
+    rustix::process::kill_process(p, rustix::process::Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!pid.exists(), "pid file removed on exit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -552,3 +552,46 @@ fn ten_thousand_concurrent_connections() {
     drop(clients);
     d.stop();
 }
+
+#[test]
+fn ipv6_proxy_protocol_and_idle_timeout() {
+    // An IPv6 service on ::1, with PROXY protocol v1 towards the real server, and the
+    // ESTABLISHED timeout shortened to 2 s (lvs_timeouts).
+    let l = TcpListener::bind("[::1]:9201").unwrap();
+    let header = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let h = header.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+            *h.lock().unwrap() = line;
+            let mut s = s;
+            let _ = s.write_all(b"hello\n");
+            let mut sink = Vec::new();
+            let _ = r.read_to_end(&mut sink);
+        }
+    });
+    let conf = "global_defs {\n    lvs_timeouts tcp 2\n}\nvirtual_server ::1 9200 {\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    rvs_proxy_protocol v1\n    real_server ::1 9201 {\n    }\n}\n";
+    let vip: SocketAddr = "[::1]:9200".parse().unwrap();
+    let d = Daemon::start("v6", conf, vip);
+    let mut c = TcpStream::connect(vip).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut hello = [0u8; 6];
+    c.read_exact(&mut hello).unwrap();
+    assert_eq!(&hello, b"hello\n");
+    let hdr = header.lock().unwrap().clone();
+    let local = c.local_addr().unwrap();
+    assert_eq!(hdr, format!("PROXY TCP6 ::1 ::1 {} 9200\r\n", local.port()));
+    // Idle past the 2 s timeout: the proxy resets the connection.
+    let t = Instant::now();
+    let mut buf = [0u8; 1];
+    let r = c.read(&mut buf);
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
+    d.stop();
+}
