@@ -158,6 +158,16 @@ pub struct Desired {
 /// The desired state a configuration describes; every real server taken as up
 /// (keepalived adds them all at start unless `alpha`; the checkers change weights later).
 pub fn desired(cfg: &Config) -> Desired {
+    desired_with(cfg, |_, _, rs| Some(rs.weight))
+}
+
+/// The desired state with each real server's weight decided by `weight(vs index, rs
+/// index, real server)`: `None` leaves the real server out (a failed health check),
+/// `Some(0)` keeps it quiesced (`inhibit_on_failure`).
+pub fn desired_with(
+    cfg: &Config,
+    weight: impl Fn(usize, usize, &rvs_conf::model::RealServer) -> Option<i32>,
+) -> Desired {
     let t = cfg.global_defs.lvs_timeouts;
     let mut timeouts = Timeouts::default();
     timeouts.set(
@@ -166,7 +176,7 @@ pub fn desired(cfg: &Config) -> Desired {
         t.udp.unwrap_or(0),
     );
     let mut services = Vec::new();
-    for vs in &cfg.virtual_servers {
+    for (vi, vs) in cfg.virtual_servers.iter().enumerate() {
         if vs.real_servers.is_empty() && vs.sorry_server.is_none() {
             continue;
         }
@@ -185,10 +195,12 @@ pub fn desired(cfg: &Config) -> Desired {
             let dests = vs
                 .real_servers
                 .iter()
-                .map(|rs| DesiredDest {
+                .enumerate()
+                .filter_map(|(ri, rs)| weight(vi, ri, rs).map(|w| (rs, w)))
+                .map(|(rs, w)| DesiredDest {
                     addr: rs.address,
                     port: rs.port,
-                    weight: rs.weight,
+                    weight: w,
                     fwd: fwd(rs.forwarding.method),
                     u_threshold: rs.uthreshold,
                     l_threshold: rs.lthreshold,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 mod check;
 mod demo;
+mod health;
 mod run;
 mod sim;
 

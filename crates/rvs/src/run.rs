@@ -121,7 +121,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         ..ProxyOptions::default()
     };
     let mut proxy = Proxy::new(opts);
-    if let Err(errs) = proxy.apply(&rvs_sched::config::desired(cfg)) {
+    let mut health = crate::health::Health::new();
+    health.start(cfg);
+    let mut cfg = cfg.clone();
+    if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
         for e in &errs {
             tracing::error!("{e}");
         }
@@ -150,8 +153,17 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         tokio::select! {
             _ = hup.recv() => {
                 generation += 1;
-                let msg = reload(&mut proxy, &a.file);
+                let msg = reload(&mut proxy, &mut health, &mut cfg, &a.file);
                 let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
+            }
+            Some(ev) = health.rx.recv() => {
+                if health.event(&cfg, &ev) {
+                    if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
+                        for e in &errs {
+                            tracing::error!("{e}");
+                        }
+                    }
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -172,7 +184,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
 
 /// Re-reads the config; applies it by difference, or keeps the running one on errors.
 /// Returns the status line `rvs reload` prints.
-fn reload(proxy: &mut Proxy, path: &Path) -> String {
+fn reload(
+    proxy: &mut Proxy,
+    health: &mut crate::health::Health,
+    cfg: &mut rvs_conf::Config,
+    path: &Path,
+) -> String {
     let parsed = rvs_conf::parse_file(path, &rvs_conf::Options::default());
     if parsed.errors() > 0 {
         let text = parsed.render();
@@ -183,7 +200,9 @@ fn reload(proxy: &mut Proxy, path: &Path) -> String {
             parsed.errors()
         );
     }
-    match proxy.apply(&rvs_sched::config::desired(&parsed.config)) {
+    *cfg = parsed.config;
+    health.start(cfg);
+    match proxy.apply(&health.desired(cfg)) {
         Ok(r) => {
             let msg = format!(
                 "ok: services +{} -{}, real servers +{} -{} ~{}",

@@ -1,0 +1,125 @@
+//! `rvs-check`: health checkers with keepalived's semantics.
+//!
+//! [`state`] is the sans-IO rule book (retries, alpha, delays). [`probe`] runs one check
+//! of a kind against a real server and says UP, DOWN or "local error". [`run`] is the
+//! async loop per (real server, checker) that ties them together and reports changes.
+//!
+//! Implemented kinds: `TCP_CHECK`, `HTTP_GET` (path, status codes with ranges, MD5
+//! digest, virtualhost, `http_protocol`), `MISC_CHECK` (`misc_path` run without a shell,
+//! `misc_timeout`, `misc_dynamic`). Other kinds are reported as not implemented and leave
+//! the real server's state alone (never mark it down).
+
+pub mod probe;
+pub mod state;
+
+use rvs_conf::model::{CheckKind, Checker};
+use state::{Change, CheckerState, Outcome, Timing};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Identifies a checker: virtual server index, real server index, checker index (config
+/// order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckId {
+    pub vs: usize,
+    pub rs: usize,
+    pub checker: usize,
+}
+
+/// A state change of one checker, or a new weight from `misc_dynamic`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Changed {
+        id: CheckId,
+        up: bool,
+        detail: String,
+    },
+    Weight {
+        id: CheckId,
+        weight: i32,
+    },
+}
+
+/// Whether rvs runs this kind of checker yet.
+pub fn supported(c: &Checker) -> bool {
+    matches!(
+        c.kind,
+        CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Misc(_)
+    )
+}
+
+/// The address a checker connects to (`connect_ip`/`connect_port`, else the real server's).
+pub fn target(c: &Checker, rs_addr: IpAddr, rs_port: u16) -> SocketAddr {
+    SocketAddr::new(
+        c.connect_ip.unwrap_or(rs_addr),
+        c.connect_port.unwrap_or(rs_port),
+    )
+}
+
+fn secs(f: f64) -> Duration {
+    Duration::from_secs_f64(f.clamp(0.0, 1e9))
+}
+
+/// Runs one checker forever, sending an [`Event`] on every state change. The first check
+/// runs after `first_delay` (the caller draws it in `[0, warmup]` to spread the load).
+pub async fn run(
+    id: CheckId,
+    c: Checker,
+    target: SocketAddr,
+    first_delay: Duration,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut st = CheckerState::new(Timing {
+        delay_loop: secs(c.delay_loop),
+        delay_before_retry: secs(c.delay_before_retry),
+        retry: c.retry,
+        alpha: c.alpha,
+    });
+    tokio::time::sleep(first_delay).await;
+    loop {
+        let (outcome, detail) = probe::probe(&c, target).await;
+        if let (Outcome::Up, Some(w)) = (outcome, detail.weight) {
+            if tx.send(Event::Weight { id, weight: w }).await.is_err() {
+                return;
+            }
+        }
+        if outcome == Outcome::LocalError {
+            tracing::warn!(
+                "{} of [{}]:{}: local error, real server state unchanged: {}",
+                c.kind.name(),
+                target.ip(),
+                target.port(),
+                detail.text
+            );
+        } else if outcome == Outcome::Down && c.log_all_failures {
+            tracing::info!("{}", detail.text);
+        }
+        let (change, next) = st.record(outcome);
+        if let Some(ch) = change {
+            let up = ch == Change::WentUp;
+            let text = if up {
+                format!(
+                    "{} on [{}]:{} succeeded",
+                    c.kind.name(),
+                    target.ip(),
+                    target.port()
+                )
+            } else {
+                detail.text.clone()
+            };
+            if tx
+                .send(Event::Changed {
+                    id,
+                    up,
+                    detail: text,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(next).await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Probes against real servers on loopback and real scripts.
+
+#![allow(clippy::unwrap_used)]
+
+use rvs_check::probe::{md5_hex, probe};
+use rvs_check::state::Outcome;
+use rvs_conf::model::{CheckKind, Checker, HttpCheck, MiscCheck, Script, Url};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn checker(kind: CheckKind) -> Checker {
+    Checker {
+        kind,
+        connect_ip: None,
+        connect_port: None,
+        bindto: None,
+        bind_port: None,
+        bind_if: None,
+        connect_timeout: 1.0,
+        fwmark: None,
+        retry: 1,
+        delay_before_retry: 1.0,
+        delay_loop: 1.0,
+        warmup: 0.0,
+        alpha: false,
+        log_all_failures: false,
+    }
+}
+
+async fn http_server(addr: &str, status: u16, body: &'static str) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let a = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                assert!(req.contains("User-Agent: KeepAliveClient\r\n"), "{req}");
+                let _ = s
+                    .write_all(
+                        format!("HTTP/1.0 {status} X\r\nContent-Type: text/plain\r\n\r\n{body}")
+                            .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    a
+}
+
+fn http(urls: Vec<Url>) -> CheckKind {
+    CheckKind::Http(HttpCheck {
+        urls,
+        http_protocol: "1.0".into(),
+        ..HttpCheck::default()
+    })
+}
+
+fn url(path: &str, digest: Option<String>, codes: Vec<(u16, u16)>) -> Url {
+    Url {
+        path: path.into(),
+        digest,
+        status_code: codes,
+        virtualhost: None,
+        regex: None,
+        regex_no_match: false,
+    }
+}
+
+#[tokio::test]
+async fn http_status_ranges_and_digests() {
+    let ok = http_server("127.40.0.1:0", 200, "hello").await;
+    let err = http_server("127.40.0.2:0", 503, "busy").await;
+    let good = md5_hex(b"hello");
+    let c = checker(http(vec![url("/", Some(good.clone()), vec![(200, 299)])]));
+    assert_eq!(probe(&c, ok).await.0, Outcome::Up);
+    let c = checker(http(vec![url(
+        "/",
+        Some(md5_hex(b"other")),
+        vec![(200, 299)],
+    )]));
+    let (o, d) = probe(&c, ok).await;
+    assert_eq!(o, Outcome::Down);
+    assert!(d.text.contains("MD5 digest error"), "{}", d.text);
+    let c = checker(http(vec![url("/", None, vec![(200, 299)])]));
+    let (o, d) = probe(&c, err).await;
+    assert_eq!(o, Outcome::Down);
+    assert!(d.text.contains("status_code = 503"), "{}", d.text);
+    let c = checker(http(vec![url("/", None, vec![(200, 200), (500, 503)])]));
+    assert_eq!(
+        probe(&c, err).await.0,
+        Outcome::Up,
+        "503 is in the accepted ranges"
+    );
+    // A closed port is DOWN, not a local error.
+    let c = checker(CheckKind::Tcp);
+    assert_eq!(
+        probe(&c, "127.40.0.3:9".parse().unwrap()).await.0,
+        Outcome::Down
+    );
+    assert_eq!(probe(&c, ok).await.0, Outcome::Up);
+}
+
+fn misc(argv: &[&str], timeout: f64, dynamic: bool) -> Checker {
+    checker(CheckKind::Misc(MiscCheck {
+        misc_path: Some(Script {
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            user: None,
+            group: None,
+        }),
+        misc_timeout: timeout,
+        misc_dynamic: dynamic,
+    }))
+}
+
+#[tokio::test]
+async fn misc_exit_codes_timeout_and_dynamic_weight() {
+    let t: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    assert_eq!(
+        probe(&misc(&["/bin/sh", "-c", "exit 0"], 5.0, false), t)
+            .await
+            .0,
+        Outcome::Up
+    );
+    assert_eq!(
+        probe(&misc(&["/bin/sh", "-c", "exit 3"], 5.0, false), t)
+            .await
+            .0,
+        Outcome::Down
+    );
+    let (o, d) = probe(&misc(&["/bin/sh", "-c", "exit 7"], 5.0, true), t).await;
+    assert_eq!(
+        (o, d.weight),
+        (Outcome::Up, Some(5)),
+        "misc_dynamic: weight = exit - 2"
+    );
+    assert_eq!(
+        probe(&misc(&["/bin/sh", "-c", "exit 1"], 5.0, true), t)
+            .await
+            .0,
+        Outcome::Down
+    );
+    let start = std::time::Instant::now();
+    let (o, d) = probe(&misc(&["/bin/sleep", "10"], 0.3, false), t).await;
+    assert_eq!(o, Outcome::Down);
+    assert!(d.text.contains("timed out"));
+    assert!(start.elapsed() < std::time::Duration::from_secs(3));
+    // A script that cannot run is this host's problem: the real server stays as it is.
+    assert_eq!(
+        probe(&misc(&["/nonexistent/check"], 1.0, false), t).await.0,
+        Outcome::LocalError
+    );
+}

@@ -1,0 +1,176 @@
+//! Health checking inside the daemon: one task per (real server, checker), their state
+//! changes folded into each real server's health, which decides its weight in the desired
+//! state (down: removed, or weight 0 with `inhibit_on_failure`).
+
+use rvs_check::{CheckId, Event};
+use rvs_conf::model::Config;
+use rvs_sched::config::Desired;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Identity of a real server across reloads: its virtual server's label and its address.
+type RsKey = (String, SocketAddr);
+
+#[derive(Debug, Clone, Default)]
+struct RsHealth {
+    /// Per checker (config order); `None` for kinds rvs does not run yet.
+    up: Vec<Option<bool>>,
+    dyn_weight: Option<i32>,
+}
+
+impl RsHealth {
+    fn alive(&self) -> bool {
+        self.up.iter().all(|u| u.unwrap_or(true))
+    }
+}
+
+pub struct Health {
+    tasks: Vec<JoinHandle<()>>,
+    state: HashMap<RsKey, RsHealth>,
+    ids: HashMap<(usize, usize), RsKey>,
+    pub rx: mpsc::Receiver<Event>,
+    tx: mpsc::Sender<Event>,
+}
+
+fn rs_key(cfg: &Config, vi: usize, ri: usize) -> RsKey {
+    let vs = &cfg.virtual_servers[vi];
+    let rs = &vs.real_servers[ri];
+    (
+        rvs_conf::load::vs_label(&vs.key, vs.protocol),
+        SocketAddr::new(rs.address, rs.port),
+    )
+}
+
+impl Health {
+    pub fn new() -> Health {
+        let (tx, rx) = mpsc::channel(1024);
+        Health {
+            tasks: Vec::new(),
+            state: HashMap::new(),
+            ids: HashMap::new(),
+            rx,
+            tx,
+        }
+    }
+
+    /// (Re)starts the checkers of a configuration. Real servers that were checked before
+    /// keep their state; new ones start as keepalived starts them (up, or down with alpha).
+    pub fn start(&mut self, cfg: &Config) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let mut state = HashMap::new();
+        self.ids.clear();
+        for (vi, vs) in cfg.virtual_servers.iter().enumerate() {
+            for (ri, rs) in vs.real_servers.iter().enumerate() {
+                let key = rs_key(cfg, vi, ri);
+                self.ids.insert((vi, ri), key.clone());
+                let old = self.state.get(&key);
+                let mut h = RsHealth {
+                    up: Vec::new(),
+                    dyn_weight: old.and_then(|o| o.dyn_weight),
+                };
+                for (ci, c) in rs.checkers.iter().enumerate() {
+                    if !rvs_check::supported(c) {
+                        tracing::warn!("{} of {} is not implemented yet: it does not change the real server's state", c.kind.name(), key.1);
+                        h.up.push(None);
+                        continue;
+                    }
+                    let prev = old.and_then(|o| o.up.get(ci).copied().flatten());
+                    h.up.push(Some(prev.unwrap_or(!c.alpha)));
+                    let id = CheckId {
+                        vs: vi,
+                        rs: ri,
+                        checker: ci,
+                    };
+                    let target = rvs_check::target(c, rs.address, rs.port);
+                    // Spread first checks over [0, warmup] (keepalived's start jitter).
+                    let warm = c.warmup.clamp(0.0, 3600.0);
+                    let jitter = if warm > 0.0 {
+                        Duration::from_secs_f64(warm * fraction(vi, ri, ci))
+                    } else {
+                        Duration::ZERO
+                    };
+                    self.tasks.push(tokio::spawn(rvs_check::run(
+                        id,
+                        c.clone(),
+                        target,
+                        jitter,
+                        self.tx.clone(),
+                    )));
+                }
+                state.insert(key, h);
+            }
+        }
+        self.state = state;
+    }
+
+    /// Applies an event; returns whether the real server's weight changed.
+    pub fn event(&mut self, cfg: &Config, ev: &Event) -> bool {
+        let (id, key) = match ev {
+            Event::Changed { id, .. } | Event::Weight { id, .. } => {
+                match self.ids.get(&(id.vs, id.rs)) {
+                    Some(k) => (*id, k.clone()),
+                    None => return false,
+                }
+            }
+        };
+        let Some(h) = self.state.get_mut(&key) else {
+            return false;
+        };
+        let before = (h.alive(), h.dyn_weight);
+        match ev {
+            Event::Changed { up, detail, .. } => {
+                if let Some(slot) = h.up.get_mut(id.checker) {
+                    *slot = Some(*up);
+                }
+                tracing::info!("{detail}");
+            }
+            Event::Weight { weight, .. } => h.dyn_weight = Some(*weight),
+        }
+        let after = (h.alive(), h.dyn_weight);
+        if before.0 != after.0 {
+            let vs = &cfg.virtual_servers[id.vs];
+            let verb = if after.0 { "Adding" } else { "Removing" };
+            let inhibit = vs.real_servers[id.rs].inhibit_on_failure;
+            let how = if inhibit && !after.0 {
+                " (inhibit_on_failure: weight 0)"
+            } else {
+                ""
+            };
+            tracing::info!(
+                "{verb} service [{}]:tcp:{} {} VS {}{how}",
+                key.1.ip(),
+                key.1.port(),
+                if after.0 { "to" } else { "from" },
+                key.0
+            );
+        }
+        before != after
+    }
+
+    /// The desired state with the current health applied.
+    pub fn desired(&self, cfg: &Config) -> Desired {
+        rvs_sched::config::desired_with(cfg, |vi, ri, rs| {
+            let h = self.ids.get(&(vi, ri)).and_then(|k| self.state.get(k));
+            match h {
+                None => Some(rs.weight),
+                Some(h) if h.alive() => Some(h.dyn_weight.unwrap_or(rs.weight)),
+                Some(_) if rs.inhibit_on_failure => Some(0),
+                Some(_) => None,
+            }
+        })
+    }
+}
+
+/// A deterministic spread in [0, 1) per checker.
+fn fraction(a: usize, b: usize, c: usize) -> f64 {
+    let x = (a as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (b as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+        ^ (c as u64).wrapping_mul(0x1656_67b1_9e37_79f9);
+    let x = x ^ (x >> 29);
+    f64::from(u32::try_from(x % 10_000).unwrap_or(0)) / 10_000.0
+}

@@ -1,0 +1,169 @@
+//! The test harness shared by the end-to-end tests: `rvs run` as a real process, real
+//! backends on loopback addresses.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_wrap,
+    clippy::format_push_string
+)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(name: &str, conf: &str, vip: SocketAddr) -> Daemon {
+        Daemon::start_args(name, conf, vip, &[])
+    }
+
+    pub fn start_args(name: &str, conf: &str, vip: SocketAddr, args: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("rvs-proxy-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("k.conf"), conf).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(["run", "--log-level", "warn"])
+            .args(args)
+            .arg("-f")
+            .arg(dir.join("k.conf"))
+            .arg("--pid-file")
+            .arg(dir.join("pid"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            dir,
+        };
+        // The pid file is written once every listener is up (no probe connection: it
+        // would take a turn of the scheduler).
+        let t = Instant::now();
+        while !d.dir.join("pid").exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "rvs did not start listening on {vip}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// Writes a new config and runs `rvs reload`; returns (success, output).
+    pub fn reload(&self, conf: &str) -> (bool, String) {
+        std::fs::write(self.dir.join("k.conf"), conf).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("reload")
+            .arg("--pid-file")
+            .arg(self.dir.join("pid"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        let pid = rustix::process::Pid::from_raw(c.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(15), "rvs did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Mode {
+    /// Writes its name, then reads until EOF.
+    Name,
+    /// Reads until EOF, then writes back all it got (tests half-close).
+    EchoAfterEof,
+    /// Echoes as it reads.
+    Echo,
+}
+
+pub fn backend(addr: &str, name: &'static str, mode: Mode) -> JoinHandle<()> {
+    let l = TcpListener::bind(addr).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || match mode {
+                Mode::Name => {
+                    let _ = s.write_all(format!("{name}\n").as_bytes());
+                    let mut sink = Vec::new();
+                    let _ = s.read_to_end(&mut sink);
+                }
+                Mode::EchoAfterEof => {
+                    let mut got = Vec::new();
+                    let _ = s.read_to_end(&mut got);
+                    let _ = s.write_all(format!("{name} got {} bytes\n", got.len()).as_bytes());
+                    let _ = s.write_all(&got);
+                }
+                Mode::Echo => {
+                    let mut r = s.try_clone().unwrap();
+                    let _ = std::io::copy(&mut r, &mut s);
+                    let _ = s.shutdown(Shutdown::Write);
+                }
+            });
+        }
+    })
+}
+
+pub fn ask_name(vip: SocketAddr) -> String {
+    ask_name_from(vip, None)
+}
+
+pub fn ask_name_from(vip: SocketAddr, src: Option<&str>) -> String {
+    let s = match src {
+        None => TcpStream::connect(vip).unwrap(),
+        Some(ip) => {
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.bind(&format!("{ip}:0").parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            sock.connect(&vip.into()).unwrap();
+            TcpStream::from(sock)
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(&s);
+    std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+    line.trim().to_owned()
+}
+
+pub fn vs(vip: &str, port: u16, body: &str, rs: &[(&str, u16, i32)]) -> String {
+    let mut s =
+        format!("virtual_server {vip} {port} {{\n    lvs_method NAT\n    protocol TCP\n{body}");
+    for (a, p, w) in rs {
+        s += &format!("    real_server {a} {p} {{\n        weight {w}\n    }}\n");
+    }
+    s + "}\n"
+}

@@ -1,0 +1,169 @@
+//! Health checking end to end through `rvs run`: a real server that dies leaves the pool
+//! within `delay_loop + connect_timeout`, and comes back when it answers again.
+
+// Tests panic on failure so that the failing line is the report (STYLE.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::format_push_string,
+    clippy::items_after_statements
+)]
+
+mod common;
+
+use common::{backend, Daemon, Mode};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Answers with its name until the returned flag is cleared; then refuses connections.
+fn stoppable(
+    addr: &'static str,
+    name: &'static str,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = on.clone();
+    std::thread::spawn(move || loop {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let l = TcpListener::bind(addr).unwrap();
+            l.set_nonblocking(true).unwrap();
+            while flag.load(std::sync::atomic::Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        use std::io::Write;
+                        s.set_nonblocking(false).unwrap();
+                        let _ = s.write_all(format!("{name}\n").as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            drop(l);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    on
+}
+
+fn config(vip: &str, checker: &str, extra: &str, rs: &[&str]) -> String {
+    let mut s = format!("virtual_server {vip} 8080 {{\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n{extra}");
+    for a in rs {
+        s += &format!("    real_server {a} 9100 {{\n        {checker}\n    }}\n");
+    }
+    s + "}\n"
+}
+
+/// The names of `n` answers; a refused or reset connection gives "".
+fn names(vip: SocketAddr, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let Ok(s) = TcpStream::connect(vip) else {
+                return String::new();
+            };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut line);
+            line.trim().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_check_removes_and_restores_a_real_server() {
+    let _a = backend("127.30.0.1:9100", "a", Mode::Name);
+    let b = stoppable("127.30.0.2:9100", "b");
+    let conf = config(
+        "127.30.1.1",
+        "TCP_CHECK {\n            connect_timeout 1\n            warmup 0\n        }",
+        "",
+        &["127.30.0.1", "127.30.0.2"],
+    );
+    let vip: SocketAddr = "127.30.1.1:8080".parse().unwrap();
+    // Without the proxy's retry of refused connections, only the checker keeps requests
+    // away from a dead server.
+    let d = Daemon::start_args("tcpcheck", &conf, vip, &["--no-retry"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(names(vip, 4).contains(&"b".to_owned()));
+    // b goes away: within delay_loop (1 s) + connect_timeout (1 s) (+ slack for a loaded
+    // machine) it leaves the pool, and every request lands on a.
+    b.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    // Connections caught in b's backlog as it closes may fail; once the check has removed
+    // b, every request lands on a.
+    while names(vip, 6).iter().any(|n| n != "a") {
+        assert!(
+            t.elapsed() < Duration::from_millis(3500),
+            "b not removed within delay_loop + connect_timeout (+ slack)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let removed_after = t.elapsed();
+    eprintln!("b removed after {removed_after:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        names(vip, 6).iter().all(|n| n == "a"),
+        "b stays out while down"
+    );
+    // It comes back.
+    b.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    while !names(vip, 4).contains(&"b".to_owned()) {
+        assert!(t.elapsed() < Duration::from_secs(10), "b did not come back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(d.stop().success());
+}
+
+#[test]
+fn failed_http_check_with_inhibit_and_misc_dynamic_weight() {
+    // HTTP_GET wants status 204 from a and b: a answers 200 (fails), b answers 204.
+    let http = |addr: &'static str, status: &'static str| {
+        let l = TcpListener::bind(addr).unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut s = s;
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                if req.starts_with("GET /health") {
+                    let _ = s.write_all(format!("HTTP/1.0 {status} X\r\n\r\n").as_bytes());
+                } else {
+                    let _ = s.write_all(format!("{addr}\n").as_bytes());
+                }
+            }
+        });
+    };
+    http("127.31.0.1:9100", "200");
+    http("127.31.0.2:9100", "204");
+    let checker = "HTTP_GET {\n            url {\n                path /health\n                status_code 204\n            }\n            connect_timeout 1\n            warmup 0\n        }";
+    let conf = config(
+        "127.31.1.1",
+        checker,
+        "    inhibit_on_failure\n",
+        &["127.31.0.1", "127.31.0.2"],
+    );
+    let vip: SocketAddr = "127.31.1.1:8080".parse().unwrap();
+    let d = Daemon::start("httpcheck", &conf, vip);
+    // a fails its first check at once (not yet confirmed up): weight 0, so only b serves.
+    let t = Instant::now();
+    loop {
+        let got: Vec<String> = (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(vip).unwrap();
+                use std::io::{Read, Write};
+                s.write_all(b"hi\n").unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                out.trim().to_owned()
+            })
+            .collect();
+        if got.iter().all(|n| n == "127.31.0.2:9100") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a still serves: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.stop();
+}
