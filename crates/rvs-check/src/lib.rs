@@ -6,8 +6,10 @@
 //!
 //! Implemented kinds: `TCP_CHECK`, `HTTP_GET` (path, status codes with ranges, MD5
 //! digest, virtualhost, `http_protocol`), `MISC_CHECK` (`misc_path` run without a shell,
-//! `misc_timeout`, `misc_dynamic`). Other kinds are reported as not implemented and leave
-//! the real server's state alone (never mark it down).
+//! `misc_timeout`, `misc_dynamic`), `SMTP_CHECK` (greeting, HELO), `DNS_CHECK` (UDP query,
+//! NOERROR), `UDP_CHECK` (payload, `require_reply` with wildcards, lengths) and
+//! `PING_CHECK` (unprivileged ping socket). `SSL_GET`, `FILE_CHECK` and `BFD_CHECK` are
+//! reported as not implemented and leave the real server's state alone.
 
 pub mod probe;
 pub mod state;

@@ -3,7 +3,7 @@
 use crate::secs;
 use crate::state::Outcome;
 use md5::{Digest, Md5};
-use rvs_conf::model::{CheckKind, Checker, HttpCheck, MiscCheck};
+use rvs_conf::model::{CheckKind, Checker, HttpCheck, MiscCheck, UdpCheck};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +46,10 @@ pub async fn probe(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
         CheckKind::Http(h) => http(c, h, target, false).await,
         CheckKind::Ssl(h) => http(c, h, target, true).await,
         CheckKind::Misc(m) => misc(m).await,
+        CheckKind::Smtp(sm) => smtp(c, &sm.helo_name, target).await,
+        CheckKind::Dns(dq) => dns(c, &dq.query_type, &dq.name, target).await,
+        CheckKind::Udp(u) => udp(c, u, target).await,
+        CheckKind::Ping => ping(c, target).await,
         other => (
             Outcome::LocalError,
             detail(format!("{} is not implemented yet", other.name())),
@@ -101,6 +105,26 @@ pub fn request(h: &HttpCheck, path: &str, vhost: Option<&str>, target: SocketAdd
     format!("GET {path} HTTP/{ver}\r\nUser-Agent: KeepAliveClient\r\n{conn}Host: {host}\r\n\r\n")
 }
 
+/// Sends a request and reads the whole response (until the server closes, 16 MiB at
+/// most), all within `timeout`.
+pub async fn exchange(s: &mut TcpStream, req: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let io = async {
+        s.write_all(req.as_bytes()).await?;
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 16384];
+        loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 || raw.len() > 16 << 20 {
+                return Ok(raw);
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(timeout, io)
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::new(ErrorKind::TimedOut, "timed out")))
+}
+
 /// Status code and body of a raw HTTP response.
 pub fn parse_response(raw: &[u8]) -> Option<(u16, &[u8])> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
@@ -144,30 +168,12 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
             }
         };
         let req = request(h, &u.path, vhost, target);
-        let io = async {
-            s.write_all(req.as_bytes()).await?;
-            let mut raw = Vec::new();
-            let mut buf = vec![0u8; 16384];
-            loop {
-                let n = s.read(&mut buf).await?;
-                if n == 0 || raw.len() > 16 << 20 {
-                    return Ok::<_, std::io::Error>(raw);
-                }
-                raw.extend_from_slice(&buf[..n]);
-            }
-        };
-        let raw = match tokio::time::timeout(secs(c.connect_timeout), io).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+        let raw = match exchange(&mut s, &req, secs(c.connect_timeout)).await {
+            Ok(r) => r,
+            Err(e) => {
                 return (
                     Outcome::Down,
                     detail(format!("HTTP read from {url} failed: {e}")),
-                )
-            }
-            Err(_) => {
-                return (
-                    Outcome::Down,
-                    detail(format!("HTTP read from {url} timed out")),
                 )
             }
         };
@@ -269,6 +275,279 @@ async fn misc(m: &MiscCheck) -> (Outcome, Detail) {
     }
 }
 
+/// SMTP: the 220 greeting, `HELO name` answered with 250, then QUIT.
+async fn smtp(c: &Checker, helo: &str, target: SocketAddr) -> (Outcome, Detail) {
+    let fail = |why: String| {
+        (
+            Outcome::Down,
+            detail(format!(
+                "SMTP check of [{}]:tcp:{} failed: {why}",
+                target.ip(),
+                target.port()
+            )),
+        )
+    };
+    let mut s = match connect(c, target).await {
+        Ok(s) => s,
+        Err((o, e)) => {
+            return (
+                o,
+                detail(format!(
+                    "SMTP connection to [{}]:tcp:{} failed: {e}",
+                    target.ip(),
+                    target.port()
+                )),
+            )
+        }
+    };
+    let io = async {
+        let greet = read_reply(&mut s).await?;
+        if !greet.starts_with("220") {
+            return Ok(Err(format!("greeting '{}'", greet.trim())));
+        }
+        s.write_all(format!("HELO {helo}\r\n").as_bytes()).await?;
+        let r = read_reply(&mut s).await?;
+        if !r.starts_with("250") {
+            return Ok(Err(format!("HELO answered '{}'", r.trim())));
+        }
+        let _ = s.write_all(b"QUIT\r\n").await;
+        Ok::<_, std::io::Error>(Ok(()))
+    };
+    match tokio::time::timeout(secs(c.connect_timeout), io).await {
+        Ok(Ok(Ok(()))) => (Outcome::Up, Detail::default()),
+        Ok(Ok(Err(why))) => fail(why),
+        Ok(Err(e)) => fail(e.to_string()),
+        Err(_) => fail("timeout".into()),
+    }
+}
+
+/// Reads one SMTP reply (the last line of a multi-line reply has a space after the code).
+async fn read_reply(s: &mut TcpStream) -> std::io::Result<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(last) = text
+            .strip_suffix("\r\n")
+            .and_then(|t| t.rsplit("\r\n").next())
+        {
+            if last.len() < 4 || last.as_bytes()[3] == b' ' {
+                return Ok(last.to_owned());
+            }
+        }
+        if got.len() > 8192 {
+            return Ok(text);
+        }
+    }
+}
+
+/// A DNS query (RFC 1035) for `name`/`qtype` with recursion desired.
+pub fn dns_query(id: u16, name: &str, qtype: &str) -> Vec<u8> {
+    let t: u16 = match qtype {
+        "A" => 1,
+        "NS" => 2,
+        "CNAME" => 5,
+        "MX" => 15,
+        "TXT" => 16,
+        "AAAA" => 28,
+        _ => 6, // SOA
+    };
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        let l = &label.as_bytes()[..label.len().min(63)];
+        q.push(u8::try_from(l.len()).unwrap_or(63));
+        q.extend_from_slice(l);
+    }
+    q.push(0);
+    q.extend_from_slice(&t.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q
+}
+
+/// DNS over UDP: a reply with our id, QR set and RCODE NOERROR means up.
+async fn dns(c: &Checker, qtype: &str, name: &str, target: SocketAddr) -> (Outcome, Detail) {
+    let bind: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = match tokio::net::UdpSocket::bind(bind).await {
+        Ok(s) => s,
+        Err(e) => return (Outcome::LocalError, detail(format!("DNS check: {e}"))),
+    };
+    let id = u16::try_from(std::process::id() & 0xffff).unwrap_or(1) ^ target.port();
+    let q = dns_query(id, name, qtype);
+    let fail = |why: String| {
+        (
+            Outcome::Down,
+            detail(format!(
+                "DNS check of [{}]:udp:{} failed: {why}",
+                target.ip(),
+                target.port()
+            )),
+        )
+    };
+    let io = async {
+        sock.connect(target).await?;
+        sock.send(&q).await?;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = sock.recv(&mut buf).await?;
+            if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
+                return Ok::<_, std::io::Error>(buf[3] & 0x0f);
+            }
+        }
+    };
+    match tokio::time::timeout(secs(c.connect_timeout), io).await {
+        Ok(Ok(0)) => (Outcome::Up, Detail::default()),
+        Ok(Ok(rcode)) => fail(format!("RCODE {rcode}")),
+        Ok(Err(e)) => fail(e.to_string()),
+        Err(_) => fail("no answer".into()),
+    }
+}
+
+fn unhex(h: &str) -> Vec<u8> {
+    h.as_bytes()
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap_or("00"), 16).unwrap_or(0))
+        .collect()
+}
+
+/// Whether a reply matches a hex pattern with `x` nibbles as wildcards.
+pub fn reply_matches(reply: &[u8], pattern: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    if reply.len() * 2 < p.len() {
+        return false;
+    }
+    p.chunks(2).zip(reply).all(|(pair, b)| {
+        let hex = format!("{b:02x}");
+        pair.iter()
+            .zip(hex.chars())
+            .all(|(pc, hc)| *pc == 'x' || *pc == 'X' || pc.eq_ignore_ascii_case(&hc))
+    })
+}
+
+/// UDP: send the payload; with `require_reply` a matching reply is needed, otherwise
+/// only an ICMP error (port unreachable) means down.
+async fn udp(c: &Checker, u: &UdpCheck, target: SocketAddr) -> (Outcome, Detail) {
+    let bind: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = match tokio::net::UdpSocket::bind(bind).await {
+        Ok(s) => s,
+        Err(e) => return (Outcome::LocalError, detail(format!("UDP check: {e}"))),
+    };
+    let payload = u
+        .payload
+        .as_deref()
+        .map_or_else(|| b"rvs-udp-check".to_vec(), unhex);
+    let fail = |why: String| {
+        (
+            Outcome::Down,
+            detail(format!(
+                "UDP check of [{}]:udp:{} failed: {why}",
+                target.ip(),
+                target.port()
+            )),
+        )
+    };
+    if let Err(e) = sock.connect(target).await {
+        return fail(e.to_string());
+    }
+    if let Err(e) = sock.send(&payload).await {
+        return fail(e.to_string());
+    }
+    let mut buf = vec![0u8; 65536];
+    match tokio::time::timeout(secs(c.connect_timeout), sock.recv(&mut buf)).await {
+        Ok(Ok(n)) => {
+            let r = &buf[..n];
+            let len_ok = u64::try_from(n).is_ok_and(|n| {
+                n >= u64::from(u.min_reply_length) && n <= u64::from(u.max_reply_length)
+            });
+            if u.require_reply
+                && (!len_ok || !u.reply.as_deref().is_none_or(|p| reply_matches(r, p)))
+            {
+                return fail("reply does not match".into());
+            }
+            (Outcome::Up, Detail::default())
+        }
+        Ok(Err(e)) => fail(e.to_string()),
+        Err(_) if u.require_reply => fail("no reply".into()),
+        Err(_) => (Outcome::Up, Detail::default()),
+    }
+}
+
+/// ICMP echo through an unprivileged ping socket (`SOCK_DGRAM`, `IPPROTO_ICMP`); the kernel
+/// fills the identifier.
+async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
+    let (domain, proto, req) = if target.is_ipv4() {
+        (socket2::Domain::IPV4, socket2::Protocol::ICMPV4, 8u8)
+    } else {
+        (socket2::Domain::IPV6, socket2::Protocol::ICMPV6, 128u8)
+    };
+    let sock = match socket2::Socket::new(domain, socket2::Type::DGRAM, Some(proto)) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                Outcome::LocalError,
+                detail(format!(
+                    "PING_CHECK cannot open a ping socket ({e}); check net.ipv4.ping_group_range"
+                )),
+            );
+        }
+    };
+    let _ = sock.set_nonblocking(true);
+    let std_sock: std::net::UdpSocket = sock.into();
+    let Ok(sock) = tokio::net::UdpSocket::from_std(std_sock) else {
+        return (
+            Outcome::LocalError,
+            detail("PING_CHECK: socket setup failed".into()),
+        );
+    };
+    let dst = SocketAddr::new(target.ip(), 0);
+    let mut pkt = vec![req, 0, 0, 0, 0, 0, 0, 1];
+    pkt.extend_from_slice(b"rvs-ping");
+    let fail = |why: String| {
+        (
+            Outcome::Down,
+            detail(format!("PING_CHECK of [{}] failed: {why}", target.ip())),
+        )
+    };
+    if let Err(e) = sock.send_to(&pkt, dst).await {
+        return fail(e.to_string());
+    }
+    let reply = if target.is_ipv4() { 0u8 } else { 129u8 };
+    let io = async {
+        let mut buf = [0u8; 1500];
+        loop {
+            let (n, from) = sock.recv_from(&mut buf).await?;
+            if n >= 8 && buf[0] == reply && from.ip() == target.ip() {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
+    };
+    match tokio::time::timeout(secs(c.connect_timeout), io).await {
+        Ok(Ok(())) => (Outcome::Up, Detail::default()),
+        Ok(Err(e)) => fail(e.to_string()),
+        Err(_) => fail("no echo reply".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +568,17 @@ mod tests {
             ..HttpCheck::default()
         };
         assert_eq!(request(&h, "/", Some("www"), t), "GET / HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www\r\n\r\n");
+    }
+
+    #[test]
+    fn dns_query_bytes_and_reply_patterns() {
+        let q = dns_query(0x1234, "example.org", "A");
+        assert_eq!(&q[..12], &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&q[12..], b"\x07example\x03org\x00\x00\x01\x00\x01");
+        assert!(reply_matches(&[0x01, 0xab], "01xx"));
+        assert!(reply_matches(&[0x01, 0xab, 0xff], "01aB"));
+        assert!(!reply_matches(&[0x02, 0xab], "01xx"));
+        assert!(!reply_matches(&[0x01], "01ab"));
     }
 
     #[test]

@@ -153,3 +153,93 @@ async fn misc_exit_codes_timeout_and_dynamic_weight() {
         Outcome::LocalError
     );
 }
+
+#[tokio::test]
+async fn smtp_dns_udp_ping() {
+    use rvs_conf::model::{DnsCheck, SmtpCheck, UdpCheck};
+    // SMTP: a good server and one that refuses HELO.
+    for (addr, helo_reply, want) in [
+        ("127.41.0.1:2525", "250 ok\r\n", Outcome::Up),
+        ("127.41.0.2:2525", "554 go away\r\n", Outcome::Down),
+    ] {
+        let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"220-mail.example ESMTP\r\n220 ready\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HELO smtpchecker.keepalived.org\r\n"));
+            s.write_all(helo_reply.as_bytes()).await.unwrap();
+        });
+        let c = checker(CheckKind::Smtp(SmtpCheck {
+            helo_name: "smtpchecker.keepalived.org".into(),
+        }));
+        assert_eq!(probe(&c, addr.parse().unwrap()).await.0, want, "{addr}");
+    }
+    // DNS: NOERROR is up, SERVFAIL down.
+    for (addr, rcode, want) in [
+        ("127.41.0.3:5353", 0u8, Outcome::Up),
+        ("127.41.0.4:5353", 2u8, Outcome::Down),
+    ] {
+        let u = tokio::net::UdpSocket::bind(addr).await.unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let (n, from) = u.recv_from(&mut buf).await.unwrap();
+            let mut r = buf[..n].to_vec();
+            r[2] |= 0x80;
+            r[3] = (r[3] & 0xf0) | rcode;
+            u.send_to(&r, from).await.unwrap();
+        });
+        let c = checker(CheckKind::Dns(DnsCheck {
+            query_type: "A".into(),
+            name: "example.org".into(),
+        }));
+        assert_eq!(probe(&c, addr.parse().unwrap()).await.0, want, "{addr}");
+    }
+    // UDP: an echo server matched against a wildcard pattern; a closed port is down.
+    let u = tokio::net::UdpSocket::bind("127.41.0.5:7000")
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let (n, from) = u.recv_from(&mut buf).await.unwrap();
+            u.send_to(&buf[..n], from).await.unwrap();
+        }
+    });
+    let uc = |reply: Option<&str>| {
+        checker(CheckKind::Udp(UdpCheck {
+            payload: Some("01ab".into()),
+            require_reply: reply.is_some(),
+            reply: reply.map(str::to_owned),
+            min_reply_length: 0,
+            max_reply_length: 255,
+        }))
+    };
+    assert_eq!(
+        probe(&uc(Some("01xx")), "127.41.0.5:7000".parse().unwrap())
+            .await
+            .0,
+        Outcome::Up
+    );
+    assert_eq!(
+        probe(&uc(Some("02xx")), "127.41.0.5:7000".parse().unwrap())
+            .await
+            .0,
+        Outcome::Down
+    );
+    assert_eq!(
+        probe(&uc(None), "127.41.0.6:7000".parse().unwrap()).await.0,
+        Outcome::Down,
+        "ICMP port unreachable"
+    );
+    // PING: loopback answers (or the host does not allow ping sockets: a local error).
+    let (o, d) = probe(&checker(CheckKind::Ping), "127.0.0.1:0".parse().unwrap()).await;
+    assert!(
+        o == Outcome::Up || (o == Outcome::LocalError && d.text.contains("ping_group_range")),
+        "{o:?} {}",
+        d.text
+    );
+}

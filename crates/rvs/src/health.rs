@@ -30,6 +30,9 @@ impl RsHealth {
 pub struct Health {
     tasks: Vec<JoinHandle<()>>,
     state: HashMap<RsKey, RsHealth>,
+    /// Virtual servers (by index) whose quorum is lost: their real servers are taken out
+    /// and the sorry server serves.
+    quorum_lost: Vec<bool>,
     ids: HashMap<(usize, usize), RsKey>,
     pub rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
@@ -50,6 +53,7 @@ impl Health {
         Health {
             tasks: Vec::new(),
             state: HashMap::new(),
+            quorum_lost: Vec::new(),
             ids: HashMap::new(),
             rx,
             tx,
@@ -106,6 +110,62 @@ impl Health {
             }
         }
         self.state = state;
+        self.quorum_lost = vec![false; cfg.virtual_servers.len()];
+        for vi in 0..cfg.virtual_servers.len() {
+            self.quorum_lost[vi] =
+                self.alive_weight(cfg, vi) < i64::from(cfg.virtual_servers[vi].quorum);
+        }
+    }
+
+    /// Sum of the weights of a virtual server's live real servers.
+    fn alive_weight(&self, cfg: &Config, vi: usize) -> i64 {
+        cfg.virtual_servers[vi]
+            .real_servers
+            .iter()
+            .enumerate()
+            .filter(|(ri, _)| {
+                self.ids
+                    .get(&(vi, *ri))
+                    .and_then(|k| self.state.get(k))
+                    .is_none_or(RsHealth::alive)
+            })
+            .map(|(ri, rs)| {
+                let dynw = self
+                    .ids
+                    .get(&(vi, ri))
+                    .and_then(|k| self.state.get(k))
+                    .and_then(|h| h.dyn_weight);
+                i64::from(dynw.unwrap_or(rs.weight))
+            })
+            .sum()
+    }
+
+    /// keepalived's quorum with hysteresis: lost below `quorum - hysteresis`, regained at
+    /// `quorum + hysteresis`; runs `quorum_down`/`quorum_up`.
+    fn update_quorum(&mut self, cfg: &Config, vi: usize) {
+        let vs = &cfg.virtual_servers[vi];
+        let w = self.alive_weight(cfg, vi);
+        let (q, hy) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
+        let lost = self.quorum_lost.get(vi).copied().unwrap_or(false);
+        let label = rvs_conf::load::vs_label(&vs.key, vs.protocol);
+        if !lost && w < q - hy {
+            self.quorum_lost[vi] = true;
+            tracing::warn!("Lost quorum {}-{}={} > {w} for VS {label}", q, hy, q - hy);
+            if let Some(sc) = &vs.quorum_down {
+                spawn_script(&sc.argv);
+            }
+        } else if lost && w >= q + hy {
+            self.quorum_lost[vi] = false;
+            tracing::info!(
+                "Gained quorum {}+{}={} <= {w} for VS {label}",
+                q,
+                hy,
+                q + hy
+            );
+            if let Some(sc) = &vs.quorum_up {
+                spawn_script(&sc.argv);
+            }
+        }
     }
 
     /// Applies an event; returns whether the real server's weight changed.
@@ -148,13 +208,30 @@ impl Health {
                 if after.0 { "to" } else { "from" },
                 key.0
             );
+            let rs = &vs.real_servers[id.rs];
+            let script = if after.0 {
+                &rs.notify_up
+            } else {
+                &rs.notify_down
+            };
+            if let Some(sc) = script {
+                spawn_script(&sc.argv);
+            }
         }
-        before != after
+        if before == after {
+            return false;
+        }
+        // Weights changed (health or misc_dynamic): the quorum may have moved.
+        self.update_quorum(cfg, id.vs);
+        true
     }
 
     /// The desired state with the current health applied.
     pub fn desired(&self, cfg: &Config) -> Desired {
         rvs_sched::config::desired_with(cfg, |vi, ri, rs| {
+            if self.quorum_lost.get(vi).copied().unwrap_or(false) {
+                return None;
+            }
             let h = self.ids.get(&(vi, ri)).and_then(|k| self.state.get(k));
             match h {
                 None => Some(rs.weight),
@@ -163,6 +240,33 @@ impl Health {
                 Some(_) => None,
             }
         })
+    }
+}
+
+/// Runs a notify script without a shell, in the background, killed after 10 s.
+fn spawn_script(cmdline: &[String]) {
+    let Some((prog, rest)) = cmdline.split_first() else {
+        return;
+    };
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(rest)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    cmd.env_remove("LD_PRELOAD")
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("IFS");
+    match cmd.spawn() {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot run {prog}: {e}"),
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 mod check;
 mod demo;
+mod genhash;
 mod health;
 mod run;
 mod sim;
@@ -36,6 +37,8 @@ enum Cmd {
     Reload(run::ReloadArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
+    /// Fetch a URL and print the MD5 digest of its body (for `HTTP_GET` `digest`).
+    Genhash(genhash::GenhashArgs),
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
             Cmd::Run(a) => run::run(&a),
             Cmd::Reload(a) => run::reload_cmd(&a),
             Cmd::Demo => demo::run(),
+            Cmd::Genhash(a) => genhash::run(&a),
         }
     };
     match res {

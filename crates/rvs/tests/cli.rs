@@ -205,3 +205,28 @@ fn keepalived_personality_runs_the_daemon() {
     assert!(!pid.exists(), "pid file removed on exit");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn genhash_prints_the_body_digest() {
+    let l = std::net::TcpListener::bind("127.22.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+        }
+    });
+    let out = rvs()
+        .args(["genhash", "-s", "127.22.0.1", "-p"])
+        .arg(addr.port().to_string())
+        .args(["-u", "/health"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // md5("abc")
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("MD5SUM = 900150983cd24fb0d6963f7d28e17f72")
+    );
+}

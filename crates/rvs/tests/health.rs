@@ -167,3 +167,66 @@ fn failed_http_check_with_inhibit_and_misc_dynamic_weight() {
     }
     d.stop();
 }
+
+#[test]
+fn notify_scripts_and_quorum_with_sorry_server() {
+    // Two real servers of weight 1 with quorum 2: when b dies the quorum is lost, a is
+    // taken out too, the sorry server serves, and quorum_down / notify_down run.
+    let _a = backend("127.32.0.1:9100", "a", Mode::Name);
+    let _sorry = backend("127.32.0.9:9100", "sorry", Mode::Name);
+    let b = stoppable("127.32.0.2:9100", "b");
+    let dir = std::env::temp_dir().join(format!("rvs-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = |n: &str| dir.join(n).display().to_string();
+    let checker = "TCP_CHECK {\n            connect_timeout 1\n            warmup 0\n        }";
+    let mut conf = format!(
+        "global_defs {{\n    enable_script_security\n    script_user root\n}}\nvirtual_server 127.32.1.1 8080 {{\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    quorum 2\n    sorry_server 127.32.0.9 9100\n    quorum_down \"/usr/bin/touch {}\"\n    quorum_up \"/usr/bin/touch {}\"\n",
+        mark("qdown"),
+        mark("qup")
+    );
+    conf += &format!("    real_server 127.32.0.1 9100 {{\n        {checker}\n    }}\n");
+    conf += &format!(
+        "    real_server 127.32.0.2 9100 {{\n        notify_down \"/usr/bin/touch {}\"\n        notify_up \"/usr/bin/touch {}\"\n        {checker}\n    }}\n}}\n",
+        mark("bdown"),
+        mark("bup")
+    );
+    let vip: SocketAddr = "127.32.1.1:8080".parse().unwrap();
+    let d = Daemon::start_args("quorum", &conf, vip, &["--no-retry"]);
+    std::thread::sleep(Duration::from_millis(300));
+    b.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    while !names(vip, 4).iter().all(|n| n == "sorry") {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the sorry server did not take over"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    while !(dir.join("qdown").exists() && dir.join("bdown").exists()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "quorum_down / notify_down did not run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    while !names(vip, 4).iter().any(|n| n == "a") {
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "the real servers did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    while !(dir.join("qup").exists() && dir.join("bup").exists()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "quorum_up / notify_up did not run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
