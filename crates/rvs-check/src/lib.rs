@@ -8,11 +8,13 @@
 //! digest, virtualhost, `http_protocol`), `MISC_CHECK` (`misc_path` run without a shell,
 //! `misc_timeout`, `misc_dynamic`), `SMTP_CHECK` (greeting, HELO), `DNS_CHECK` (UDP query,
 //! NOERROR), `UDP_CHECK` (payload, `require_reply` with wildcards, lengths) and
-//! `PING_CHECK` (unprivileged ping socket). `SSL_GET`, `FILE_CHECK` and `BFD_CHECK` are
+//! `PING_CHECK` (unprivileged ping socket), `SSL_GET` (rustls; verified against the root
+//! `SSL { ca }` when set, SNI with `enable_sni`). `FILE_CHECK` and `BFD_CHECK` are
 //! reported as not implemented and leave the real server's state alone.
 
 pub mod probe;
 pub mod state;
+pub mod tls;
 
 use rvs_conf::model::{CheckKind, Checker};
 use state::{Change, CheckerState, Outcome, Timing};
@@ -47,7 +49,7 @@ pub enum Event {
 pub fn supported(c: &Checker) -> bool {
     matches!(
         c.kind,
-        CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Misc(_)
+        CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) | CheckKind::Misc(_)
     )
 }
 

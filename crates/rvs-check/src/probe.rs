@@ -107,13 +107,21 @@ pub fn request(h: &HttpCheck, path: &str, vhost: Option<&str>, target: SocketAdd
 
 /// Sends a request and reads the whole response (until the server closes, 16 MiB at
 /// most), all within `timeout`.
-pub async fn exchange(s: &mut TcpStream, req: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
+pub async fn exchange<S>(s: &mut S, req: &str, timeout: Duration) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let io = async {
         s.write_all(req.as_bytes()).await?;
         let mut raw = Vec::new();
         let mut buf = vec![0u8; 16384];
         loop {
-            let n = s.read(&mut buf).await?;
+            let n = match s.read(&mut buf).await {
+                Ok(n) => n,
+                // TLS servers often close without close_notify: the response is complete.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => 0,
+                Err(e) => return Err(e),
+            };
             if n == 0 || raw.len() > 16 << 20 {
                 return Ok(raw);
             }
@@ -145,16 +153,19 @@ pub fn md5_hex(body: &[u8]) -> String {
 }
 
 async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Outcome, Detail) {
-    if tls {
-        return (
-            Outcome::LocalError,
-            detail("SSL_GET is not implemented yet".into()),
-        );
-    }
+    let scheme = if tls { "https" } else { "http" };
+    let tls_cfg = if tls {
+        match crate::tls::client_config(h.tls_ca.as_deref()) {
+            Ok(cfg) => Some(std::sync::Arc::new(cfg)),
+            Err(e) => return (Outcome::LocalError, detail(format!("SSL_GET: {e}"))),
+        }
+    } else {
+        None
+    };
     for u in &h.urls {
         let vhost = u.virtualhost.as_deref().or(h.virtualhost.as_deref());
-        let url = format!("http://{target}{}", u.path);
-        let mut s = match connect(c, target).await {
+        let url = format!("{scheme}://{target}{}", u.path);
+        let tcp = match connect(c, target).await {
             Ok(s) => s,
             Err((o, e)) => {
                 return (
@@ -168,7 +179,36 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
             }
         };
         let req = request(h, &u.path, vhost, target);
-        let raw = match exchange(&mut s, &req, secs(c.connect_timeout)).await {
+        let timeout = secs(c.connect_timeout);
+        let raw = if let Some(cfg) = &tls_cfg {
+            let sni = if h.enable_sni {
+                h.sni_name.as_deref().or(vhost)
+            } else {
+                None
+            };
+            let name = crate::tls::server_name(sni, target);
+            let conn = tokio_rustls::TlsConnector::from(cfg.clone());
+            let mut s = match tokio::time::timeout(timeout, conn.connect(name, tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return (
+                        Outcome::Down,
+                        detail(format!("SSL handshake with {url} failed: {e}")),
+                    )
+                }
+                Err(_) => {
+                    return (
+                        Outcome::Down,
+                        detail(format!("SSL handshake with {url} timed out")),
+                    )
+                }
+            };
+            exchange(&mut s, &req, timeout).await
+        } else {
+            let mut s = tcp;
+            exchange(&mut s, &req, timeout).await
+        };
+        let raw = match raw {
             Ok(r) => r,
             Err(e) => {
                 return (

@@ -1,6 +1,6 @@
 //! Probes against real servers on loopback and real scripts.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rvs_check::probe::{md5_hex, probe};
 use rvs_check::state::Outcome;
@@ -242,4 +242,155 @@ async fn smtp_dns_udp_ping() {
         "{o:?} {}",
         d.text
     );
+}
+
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is needed for the TLS test (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a server certificate for `rvs-test` / 127.42.0.1 signed by it, made with the
+/// openssl CLI. Returns (CA file, certificate file, key file).
+fn make_certs(dir: &std::path::Path) -> (String, String, String) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=rvs-test-ca",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=rvs-test",
+                "-keyout",
+                &p("key.pem"),
+                "-out",
+                &p("leaf.csr"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:rvs-test,IP:127.42.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("leaf.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("cert.pem"),
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+#[tokio::test]
+async fn ssl_get_with_verification_on_and_off() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::env::temp_dir().join(format!("rvs-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = make_certs(&dir);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let scfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(scfg));
+    let l = tokio::net::TcpListener::bind("127.42.0.1:8443")
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            let acc = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acc.accept(s).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nsecure").await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let target: SocketAddr = "127.42.0.1:8443".parse().unwrap();
+    let ssl = |ca: Option<String>, sni: bool| {
+        let mut c = checker(CheckKind::Ssl(HttpCheck {
+            urls: vec![url("/", Some(md5_hex(b"secure")), vec![(200, 299)])],
+            http_protocol: "1.0".into(),
+            enable_sni: sni,
+            sni_name: sni.then(|| "rvs-test".to_owned()),
+            tls_ca: ca,
+            ..HttpCheck::default()
+        }));
+        c.connect_timeout = 3.0;
+        c
+    };
+    // Verification off (no SSL { ca }): up.
+    assert_eq!(probe(&ssl(None, false), target).await.0, Outcome::Up);
+    // Verified against its CA, by IP and by SNI name: up.
+    let (o, d) = probe(&ssl(Some(ca.clone()), false), target).await;
+    assert_eq!(o, Outcome::Up, "{}", d.text);
+    assert_eq!(
+        probe(&ssl(Some(ca.clone()), true), target).await.0,
+        Outcome::Up
+    );
+    // Verified against another CA: the handshake fails, down.
+    let other = std::env::temp_dir().join(format!("rvs-tls-other-{}", std::process::id()));
+    std::fs::create_dir_all(&other).unwrap();
+    let (other_ca, _, _) = make_certs(&other);
+    let (o, d) = probe(&ssl(Some(other_ca), false), target).await;
+    assert_eq!(o, Outcome::Down, "{}", d.text);
+    assert!(d.text.contains("SSL handshake"), "{}", d.text);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&other).unwrap();
 }

@@ -35,6 +35,20 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "vrrp_instance" => l.vrrp_instance(n),
             "virtual_server_group" => l.vs_group(n),
             "virtual_server" => l.virtual_server(n),
+            "SSL" => {
+                let a = &mut l.a;
+                let mut ssl = crate::model::SslConfig::default();
+                for c in n.children() {
+                    let v = a.string(c);
+                    match c.name() {
+                        "ca" => ssl.ca = v,
+                        "certificate" => ssl.certificate = v,
+                        "key" => ssl.key = v,
+                        _ => ssl.password = v,
+                    }
+                }
+                l.cfg.ssl = Some(ssl);
+            }
             name => {
                 *l.cfg.other_blocks.entry(name.to_owned()).or_default() += 1;
                 if !n.args.is_empty() || !n.children().is_empty() {
@@ -48,6 +62,17 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
     }
     l.note_scripts(tree);
     l.cross_checks();
+    // SSL_GET checkers verify against the root SSL block's CA, wherever it is written.
+    let ca = l.cfg.ssl.as_ref().and_then(|s| s.ca.clone());
+    for vs in &mut l.cfg.virtual_servers {
+        for rs in &mut vs.real_servers {
+            for c in &mut rs.checkers {
+                if let CheckKind::Ssl(h) = &mut c.kind {
+                    h.tls_ca.clone_from(&ca);
+                }
+            }
+        }
+    }
     l.cfg
 }
 

@@ -17,6 +17,8 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub virtual_server_groups: Vec<VirtualServerGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// The root `SSL` block (`SSL_GET` verifies servers against `ca` when it is set).
+    pub ssl: Option<SslConfig>,
     /// Blocks that rvs recognises and checks for structure but does not use
     /// (`static_ipaddress`, `bfd_instance`, `SSL`, `vrrp_track_process`, ...), by name.
     pub other_blocks: BTreeMap<String, usize>,
@@ -109,6 +111,14 @@ impl Default for GlobalDefs {
             other: BTreeMap::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SslConfig {
+    pub ca: Option<String>,
+    pub certificate: Option<String>,
+    pub key: Option<String>,
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -544,6 +554,9 @@ pub struct HttpCheck {
     pub sni_name: Option<String>,
     pub fast_recovery: bool,
     pub tls_compliant: bool,
+    /// CA file to verify the server with (`SSL_GET`; from the root `SSL { ca }` block).
+    /// Without it, as keepalived, the certificate is not verified.
+    pub tls_ca: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
