@@ -13,6 +13,7 @@
 //! reported as not implemented and leave the real server's state alone.
 
 pub mod probe;
+pub mod script;
 pub mod state;
 pub mod tls;
 
@@ -65,6 +66,53 @@ fn secs(f: f64) -> Duration {
     Duration::from_secs_f64(f.clamp(0.0, 1e9))
 }
 
+/// How scripts run: `enable_script_security`, and the user (`script_user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScriptPolicy {
+    pub security: bool,
+    /// `None`: the daemon's own user.
+    pub run_as: Option<script::RunAs>,
+}
+
+impl ScriptPolicy {
+    /// Prepares a script's command: refused (with the reason) when security is on and the
+    /// program could be modified by another user; run as the script user when rvs is root.
+    pub fn command(&self, argv: &[String]) -> Result<tokio::process::Command, String> {
+        let (prog, rest) = argv.split_first().ok_or("empty script")?;
+        let path = script::resolve(prog).ok_or_else(|| format!("{prog} not found on PATH"))?;
+        let run_as = self.run_as.unwrap_or(script::RunAs { uid: 0, gid: 0 });
+        if self.security {
+            if let Some(why) = script::insecure(&path, run_as) {
+                return Err(format!(
+                    "refusing to run {}: {why} (enable_script_security)",
+                    path.display()
+                ));
+            }
+        }
+        let mut cmd = tokio::process::Command::new(&path);
+        cmd.args(rest)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        cmd.env_remove("LD_PRELOAD")
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("IFS");
+        if let Some(r) = self.run_as {
+            if is_root() && r.uid != 0 {
+                cmd.uid(r.uid).gid(r.gid);
+            }
+        }
+        Ok(cmd)
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
 /// Runs one checker forever, sending an [`Event`] on every state change. The first check
 /// runs after `first_delay` (the caller draws it in `[0, warmup]` to spread the load).
 pub async fn run(
@@ -72,6 +120,7 @@ pub async fn run(
     c: Checker,
     target: SocketAddr,
     first_delay: Duration,
+    policy: ScriptPolicy,
     tx: mpsc::Sender<Event>,
 ) {
     let mut st = CheckerState::new(Timing {
@@ -82,7 +131,7 @@ pub async fn run(
     });
     tokio::time::sleep(first_delay).await;
     loop {
-        let (outcome, detail) = probe::probe(&c, target).await;
+        let (outcome, detail) = probe::probe_with(&c, target, &policy).await;
         if let (Outcome::Up, Some(w)) = (outcome, detail.weight) {
             if tx.send(Event::Weight { id, weight: w }).await.is_err() {
                 return;

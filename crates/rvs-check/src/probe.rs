@@ -30,7 +30,17 @@ fn local(e: &std::io::Error) -> bool {
         || e.kind() == ErrorKind::PermissionDenied
 }
 
+/// One check, scripts run as the daemon's own user without script security.
 pub async fn probe(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
+    probe_with(c, target, &crate::ScriptPolicy::default()).await
+}
+
+/// One check, with the config's script policy.
+pub async fn probe_with(
+    c: &Checker,
+    target: SocketAddr,
+    policy: &crate::ScriptPolicy,
+) -> (Outcome, Detail) {
     match &c.kind {
         CheckKind::Tcp => match connect(c, target).await {
             Ok(_) => (Outcome::Up, Detail::default()),
@@ -45,7 +55,7 @@ pub async fn probe(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
         },
         CheckKind::Http(h) => http(c, h, target, false).await,
         CheckKind::Ssl(h) => http(c, h, target, true).await,
-        CheckKind::Misc(m) => misc(m).await,
+        CheckKind::Misc(m) => misc(m, policy).await,
         CheckKind::Smtp(sm) => smtp(c, &sm.helo_name, target).await,
         CheckKind::Dns(dq) => dns(c, &dq.query_type, &dq.name, target).await,
         CheckKind::Udp(u) => udp(c, u, target).await,
@@ -248,24 +258,18 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
     (Outcome::Up, Detail::default())
 }
 
-async fn misc(m: &MiscCheck) -> (Outcome, Detail) {
+async fn misc(m: &MiscCheck, policy: &crate::ScriptPolicy) -> (Outcome, Detail) {
     let Some(script) = &m.misc_path else {
         return (
             Outcome::LocalError,
             detail("MISC_CHECK without misc_path".into()),
         );
     };
-    let Some((prog, args)) = script.argv.split_first() else {
-        return (Outcome::LocalError, detail("empty misc_path".into()));
+    let prog = script.argv.first().cloned().unwrap_or_default();
+    let mut cmd = match policy.command(&script.argv) {
+        Ok(c) => c,
+        Err(e) => return (Outcome::LocalError, detail(e)),
     };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    cmd.env_remove("LD_PRELOAD")
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("IFS");
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -1,6 +1,10 @@
 //! Probes against real servers on loopback and real scripts.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::many_single_char_names
+)]
 
 use rvs_check::probe::{md5_hex, probe};
 use rvs_check::state::Outcome;
@@ -393,4 +397,31 @@ async fn ssl_get_with_verification_on_and_off() {
     assert!(d.text.contains("SSL handshake"), "{}", d.text);
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&other).unwrap();
+}
+
+#[tokio::test]
+async fn script_security_refuses_a_world_writable_script() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rvs-misc-sec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("check.sh");
+    std::fs::write(&f, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let c = misc(&[f.to_str().unwrap()], 5.0, false);
+    let t: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    // Without script security it runs (up).
+    let off = rvs_check::ScriptPolicy::default();
+    assert_eq!(
+        rvs_check::probe::probe_with(&c, t, &off).await.0,
+        Outcome::Up
+    );
+    // With it, a script anyone can modify is refused: a local error, never "down".
+    let on = rvs_check::ScriptPolicy {
+        security: true,
+        run_as: Some(rvs_check::script::RunAs { uid: 0, gid: 0 }),
+    };
+    let (o, d) = rvs_check::probe::probe_with(&c, t, &on).await;
+    assert_eq!(o, Outcome::LocalError);
+    assert!(d.text.contains("refusing to run"), "{}", d.text);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -33,6 +33,7 @@ pub struct Health {
     /// Virtual servers (by index) whose quorum is lost: their real servers are taken out
     /// and the sorry server serves.
     quorum_lost: Vec<bool>,
+    policy: rvs_check::ScriptPolicy,
     ids: HashMap<(usize, usize), RsKey>,
     pub rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
@@ -54,6 +55,7 @@ impl Health {
             tasks: Vec::new(),
             state: HashMap::new(),
             quorum_lost: Vec::new(),
+            policy: rvs_check::ScriptPolicy::default(),
             ids: HashMap::new(),
             rx,
             tx,
@@ -68,6 +70,21 @@ impl Health {
         }
         let mut state = HashMap::new();
         self.ids.clear();
+        let g = &cfg.global_defs;
+        let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("{e}: scripts run as the daemon's user");
+                None
+            }
+        };
+        self.policy = rvs_check::ScriptPolicy {
+            security: g.enable_script_security,
+            run_as,
+        };
+        if !g.enable_script_security {
+            tracing::warn!("script security is off (enable_script_security): scripts are not checked for safe ownership");
+        }
         for (vi, vs) in cfg.virtual_servers.iter().enumerate() {
             for (ri, rs) in vs.real_servers.iter().enumerate() {
                 let key = rs_key(cfg, vi, ri);
@@ -103,6 +120,7 @@ impl Health {
                         c.clone(),
                         target,
                         jitter,
+                        self.policy,
                         self.tx.clone(),
                     )));
                 }
@@ -152,7 +170,7 @@ impl Health {
             self.quorum_lost[vi] = true;
             tracing::warn!("Lost quorum {}-{}={} > {w} for VS {label}", q, hy, q - hy);
             if let Some(sc) = &vs.quorum_down {
-                spawn_script(&sc.argv);
+                spawn_script(&self.policy, &sc.argv);
             }
         } else if lost && w >= q + hy {
             self.quorum_lost[vi] = false;
@@ -163,7 +181,7 @@ impl Health {
                 q + hy
             );
             if let Some(sc) = &vs.quorum_up {
-                spawn_script(&sc.argv);
+                spawn_script(&self.policy, &sc.argv);
             }
         }
     }
@@ -215,7 +233,7 @@ impl Health {
                 &rs.notify_down
             };
             if let Some(sc) = script {
-                spawn_script(&sc.argv);
+                spawn_script(&self.policy, &sc.argv);
             }
         }
         if before == after {
@@ -244,18 +262,11 @@ impl Health {
 }
 
 /// Runs a notify script without a shell, in the background, killed after 10 s.
-fn spawn_script(cmdline: &[String]) {
-    let Some((prog, rest)) = cmdline.split_first() else {
-        return;
-    };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(rest)
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
-    cmd.env_remove("LD_PRELOAD")
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("IFS");
-    match cmd.spawn() {
+fn spawn_script(policy: &rvs_check::ScriptPolicy, cmdline: &[String]) {
+    match policy
+        .command(cmdline)
+        .and_then(|mut c| c.spawn().map_err(|e| e.to_string()))
+    {
         Ok(mut child) => {
             tokio::spawn(async move {
                 if tokio::time::timeout(Duration::from_secs(10), child.wait())
@@ -266,7 +277,7 @@ fn spawn_script(cmdline: &[String]) {
                 }
             });
         }
-        Err(e) => tracing::warn!("cannot run {prog}: {e}"),
+        Err(e) => tracing::warn!("notify script {:?}: {e}", cmdline.first()),
     }
 }
 

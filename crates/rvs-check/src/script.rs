@@ -1,0 +1,119 @@
+//! keepalived's script rules: scripts run as `script_user` (default `keepalived_script` if
+//! that user exists, else root), never through a shell string built from config values,
+//! and with `enable_script_security` a script that a non-root user could modify (the file
+//! or any directory above it writable by someone else) is refused.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Who a script runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Resolves a user (and optional group) name from /etc/passwd and /etc/group.
+pub fn lookup(user: &str, group: Option<&str>) -> Option<RunAs> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let (uid, mut gid) = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 3 && f[0] == user).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })?;
+    if let Some(g) = group {
+        let groups = std::fs::read_to_string("/etc/group").ok()?;
+        gid = groups.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[0] == g).then(|| f[2].parse().ok())?
+        })?;
+    }
+    Some(RunAs { uid, gid })
+}
+
+/// The default script user: `script_user` if set, else `keepalived_script` if it exists,
+/// else root.
+pub fn default_user(script_user: Option<&str>) -> Result<RunAs, String> {
+    match script_user {
+        Some(u) => {
+            let (name, group) = match u.split_once(':') {
+                Some((n, g)) if !g.is_empty() => (n, Some(g)),
+                _ => (u.trim_end_matches(':'), None),
+            };
+            lookup(name, group).ok_or_else(|| format!("script_user {u} does not exist"))
+        }
+        None => Ok(lookup("keepalived_script", None).unwrap_or(RunAs { uid: 0, gid: 0 })),
+    }
+}
+
+/// Finds a program on PATH (as keepalived does for a bare name).
+pub fn resolve(prog: &str) -> Option<PathBuf> {
+    if prog.contains('/') {
+        return Some(PathBuf::from(prog));
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
+}
+
+/// `enable_script_security`: a script run as root must not be modifiable by anyone but
+/// root, nor any directory above it. Returns why it is refused.
+pub fn insecure(prog: &Path, run_as: RunAs) -> Option<String> {
+    let path = std::fs::canonicalize(prog).unwrap_or_else(|_| prog.to_path_buf());
+    let mut cur = Some(path.as_path());
+    while let Some(p) = cur {
+        let Ok(m) = std::fs::metadata(p) else {
+            return Some(format!("{} does not exist", p.display()));
+        };
+        let mode = m.mode();
+        let others_write = mode & 0o002 != 0 && !(m.is_dir() && mode & 0o1000 != 0);
+        let group_write = mode & 0o020 != 0 && m.gid() != 0 && m.gid() != run_as.gid;
+        let owner_ok = m.uid() == 0 || m.uid() == run_as.uid;
+        if others_write || group_write || !owner_ok {
+            return Some(format!(
+                "{} is writable by a user other than {} (owner uid {}, mode {:o})",
+                p.display(),
+                if run_as.uid == 0 {
+                    "root".to_owned()
+                } else {
+                    format!("uid {}", run_as.uid)
+                },
+                m.uid(),
+                mode & 0o7777
+            ));
+        }
+        cur = p.parent();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn root_owned_system_programs_are_secure() {
+        let root = RunAs { uid: 0, gid: 0 };
+        if let Some(sh) = resolve("sh") {
+            // Only meaningful where /bin is root's, which it is on every test machine.
+            if std::fs::metadata(&sh).is_ok_and(|m| m.uid() == 0) {
+                assert_eq!(insecure(&sh, root), None);
+            }
+        }
+        assert_eq!(lookup("root", None), Some(root));
+    }
+
+    #[test]
+    fn world_writable_scripts_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rvs-sec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let f = dir.join("check.sh");
+        std::fs::write(&f, "#!/bin/sh\nexit 0\n").unwrap_or_default();
+        let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o777));
+        let why = insecure(&f, RunAs { uid: 0, gid: 0 });
+        assert!(why.is_some_and(|w| w.contains("check.sh")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
