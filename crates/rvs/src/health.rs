@@ -14,6 +14,43 @@ use tokio::task::JoinHandle;
 /// Identity of a real server across reloads: its virtual server's label and its address.
 type RsKey = (String, SocketAddr);
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(weight: i64, reverse: bool) -> FileWatch {
+        FileWatch {
+            path: std::path::PathBuf::new(),
+            weight,
+            reverse,
+            base: 10,
+        }
+    }
+
+    #[test]
+    fn file_check_arithmetic() {
+        assert_eq!(watch(2, false).evaluate(3), (true, 16), "10 + 3 x 2");
+        assert_eq!(watch(2, true).evaluate(3), (true, 4), "reverse: 10 - 6");
+        assert_eq!(watch(2, false).evaluate(-100), (true, 0), "clamped at 0");
+        assert_eq!(
+            watch(1000, false).evaluate(-100),
+            (false, 10),
+            "at or below the fault level"
+        );
+        assert_eq!(
+            watch(0, false).evaluate(1),
+            (false, 10),
+            "weight 0: non-zero is a fault"
+        );
+        assert_eq!(watch(0, false).evaluate(0), (true, 10));
+        assert_eq!(
+            watch(0, true).evaluate(0),
+            (false, 10),
+            "weight 0 reverse: zero is a fault"
+        );
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct RsHealth {
     /// Per checker (config order); `None` for kinds rvs does not run yet.
@@ -95,6 +132,24 @@ impl Health {
                     dyn_weight: old.and_then(|o| o.dyn_weight),
                 };
                 for (ci, c) in rs.checkers.iter().enumerate() {
+                    if let rvs_conf::model::CheckKind::File(fc) = &c.kind {
+                        let id = CheckId {
+                            vs: vi,
+                            rs: ri,
+                            checker: ci,
+                        };
+                        match file_watch(cfg, fc, rs.weight) {
+                            Some(w) => {
+                                h.up.push(Some(
+                                    old.and_then(|o| o.up.get(ci).copied().flatten())
+                                        .unwrap_or(true),
+                                ));
+                                self.tasks.push(tokio::spawn(w.run(id, self.tx.clone())));
+                            }
+                            None => h.up.push(None),
+                        }
+                        continue;
+                    }
                     if !rvs_check::supported(c) {
                         tracing::warn!("{} of {} is not implemented yet: it does not change the real server's state", c.kind.name(), key.1);
                         h.up.push(None);
@@ -258,6 +313,90 @@ impl Health {
                 Some(_) => None,
             }
         })
+    }
+}
+
+/// A `FILE_CHECK`: the tracked file holds an integer; `value × weight` (negated with
+/// `reverse`) is added to the real server's weight, and a result at or below the fault
+/// level (−65536), or with weight 0 a non-zero value (zero with `reverse`), takes the
+/// real server down. The file is polled every second (keepalived uses inotify).
+struct FileWatch {
+    path: std::path::PathBuf,
+    weight: i64,
+    reverse: bool,
+    base: i32,
+}
+
+const WEIGHT_FAULT: i64 = -65536;
+
+fn file_watch(cfg: &Config, fc: &rvs_conf::model::FileCheck, base: i32) -> Option<FileWatch> {
+    let name = fc.track_file.as_deref()?;
+    let tf = cfg.track_files.iter().find(|t| t.name == name)?;
+    let path = std::path::PathBuf::from(tf.file.as_deref()?);
+    let (weight, reverse) = match fc.weight {
+        Some(w) => (i64::from(w), fc.reverse),
+        None => (i64::from(tf.weight), tf.weight_reverse),
+    };
+    Some(FileWatch {
+        path,
+        weight,
+        reverse,
+        base,
+    })
+}
+
+impl FileWatch {
+    /// (up, weight) for a file value.
+    fn evaluate(&self, value: i64) -> (bool, i32) {
+        let mult = if self.reverse { -1 } else { 1 };
+        if self.weight == 0 {
+            let fault = (value == 0) == self.reverse;
+            return (!fault, self.base);
+        }
+        let status = value.saturating_mul(self.weight).saturating_mul(mult);
+        if status <= WEIGHT_FAULT {
+            return (false, self.base);
+        }
+        let w = (i64::from(self.base) + status).clamp(0, i64::from(i32::MAX));
+        (true, i32::try_from(w).unwrap_or(i32::MAX))
+    }
+
+    async fn run(self, id: CheckId, tx: mpsc::Sender<Event>) {
+        let mut last: Option<(bool, i32)> = None;
+        loop {
+            let value = std::fs::read_to_string(&self.path)
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            let now = self.evaluate(value);
+            if last != Some(now) {
+                if last.is_none_or(|l| l.1 != now.1)
+                    && tx.send(Event::Weight { id, weight: now.1 }).await.is_err()
+                {
+                    return;
+                }
+                if last.is_none_or(|l| l.0 != now.0) {
+                    let detail = format!(
+                        "tracked file {} = {value}: {}",
+                        self.path.display(),
+                        if now.0 { "up" } else { "FAULT" }
+                    );
+                    if tx
+                        .send(Event::Changed {
+                            id,
+                            up: now.0,
+                            detail,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                last = Some(now);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
 

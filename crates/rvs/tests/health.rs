@@ -230,3 +230,39 @@ fn notify_scripts_and_quorum_with_sorry_server() {
     d.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn file_check_takes_a_server_out_and_back() {
+    let _a = backend("127.33.0.1:9100", "a", Mode::Name);
+    let _b = backend("127.33.0.2:9100", "b", Mode::Name);
+    let dir = std::env::temp_dir().join(format!("rvs-filecheck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("b.state");
+    std::fs::write(&f, "0\n").unwrap();
+    // weight 0: a non-zero value in the file is a fault.
+    let conf = format!(
+        "track_file b_state {{\n    file \"{}\"\n    weight 0\n}}\nvirtual_server 127.33.1.1 8080 {{\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    real_server 127.33.0.1 9100 {{\n    }}\n    real_server 127.33.0.2 9100 {{\n        FILE_CHECK {{\n            track_file b_state\n        }}\n    }}\n}}\n",
+        f.display()
+    );
+    let vip: SocketAddr = "127.33.1.1:8080".parse().unwrap();
+    let d = Daemon::start("filecheck", &conf, vip);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(names(vip, 4).contains(&"b".to_owned()));
+    std::fs::write(&f, "1\n").unwrap();
+    let t = Instant::now();
+    while names(vip, 4).contains(&"b".to_owned()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "b still serves after its file faulted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&f, "0\n").unwrap();
+    let t = Instant::now();
+    while !names(vip, 4).contains(&"b".to_owned()) {
+        assert!(t.elapsed() < Duration::from_secs(4), "b did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
