@@ -42,16 +42,9 @@ pub async fn probe_with(
     policy: &crate::ScriptPolicy,
 ) -> (Outcome, Detail) {
     match &c.kind {
-        CheckKind::Tcp => match connect(c, target).await {
+        CheckKind::Tcp => match connect_for(c, target, "TCP").await {
             Ok(_) => (Outcome::Up, Detail::default()),
-            Err((o, e)) => (
-                o,
-                detail(format!(
-                    "TCP connection to [{}]:tcp:{} failed: {e}",
-                    target.ip(),
-                    target.port()
-                )),
-            ),
+            Err(fail) => fail,
         },
         CheckKind::Http(h) => http(c, h, target, false).await,
         CheckKind::Ssl(h) => http(c, h, target, true).await,
@@ -65,6 +58,25 @@ pub async fn probe_with(
             detail(format!("{} is not implemented yet", other.name())),
         ),
     }
+}
+
+/// Connects, or returns the check's outcome with keepalived's log line
+/// (`TCP connection to [198.18.0.3]:tcp:80 failed: …`).
+async fn connect_for(
+    c: &Checker,
+    target: SocketAddr,
+    what: &str,
+) -> Result<TcpStream, (Outcome, Detail)> {
+    connect(c, target).await.map_err(|(o, e)| {
+        (
+            o,
+            detail(format!(
+                "{what} connection to [{}]:tcp:{} failed: {e}",
+                target.ip(),
+                target.port()
+            )),
+        )
+    })
 }
 
 async fn connect(c: &Checker, target: SocketAddr) -> Result<TcpStream, (Outcome, std::io::Error)> {
@@ -175,18 +187,9 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
     for u in &h.urls {
         let vhost = u.virtualhost.as_deref().or(h.virtualhost.as_deref());
         let url = format!("{scheme}://{target}{}", u.path);
-        let tcp = match connect(c, target).await {
+        let tcp = match connect_for(c, target, "HTTP").await {
             Ok(s) => s,
-            Err((o, e)) => {
-                return (
-                    o,
-                    detail(format!(
-                        "HTTP connection to [{}]:tcp:{} failed: {e}",
-                        target.ip(),
-                        target.port()
-                    )),
-                )
-            }
+            Err(fail) => return fail,
         };
         let req = request(h, &u.path, vhost, target);
         let timeout = secs(c.connect_timeout);
@@ -331,18 +334,9 @@ async fn smtp(c: &Checker, helo: &str, target: SocketAddr) -> (Outcome, Detail) 
             )),
         )
     };
-    let mut s = match connect(c, target).await {
+    let mut s = match connect_for(c, target, "SMTP").await {
         Ok(s) => s,
-        Err((o, e)) => {
-            return (
-                o,
-                detail(format!(
-                    "SMTP connection to [{}]:tcp:{} failed: {e}",
-                    target.ip(),
-                    target.port()
-                )),
-            )
-        }
+        Err(fail) => return fail,
     };
     let io = async {
         let greet = read_reply(&mut s).await?;

@@ -235,6 +235,19 @@ pub struct Packet {
     pub dir: Dir,
 }
 
+impl Packet {
+    /// What a scheduler may look at.
+    pub fn info(&self) -> PktInfo {
+        PktInfo {
+            proto: self.proto,
+            src: self.src,
+            sport: self.sport,
+            dst: self.dst,
+            dport: self.dport,
+        }
+    }
+}
+
 /// A connection: (slot, generation), stale once the connection is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnRef {
@@ -594,13 +607,7 @@ impl Ipvs {
         }
         // One-packet scheduling: UDP packets are scheduled one by one, no connection.
         if self.services[svc].flags.ops && p.proto == Proto::Udp {
-            let info = PktInfo {
-                proto: p.proto,
-                src: p.src,
-                sport: p.sport,
-                dst: p.dst,
-                dport: p.dport,
-            };
+            let info = p.info();
             let mut rng = self.rng;
             let d = self.services[svc].schedule(&info, now_ms, &mut || next_rand(&mut rng));
             self.rng = rng;
@@ -629,13 +636,7 @@ impl Ipvs {
     /// Schedules a new connection, through the persistence template when the service is
     /// persistent (`ip_vs_sched_persist`).
     fn pick(&mut self, svc: usize, p: &Packet, now_ms: u64) -> Option<(DestId, Option<u32>)> {
-        let info = PktInfo {
-            proto: p.proto,
-            src: p.src,
-            sport: p.sport,
-            dst: p.dst,
-            dport: p.dport,
-        };
+        let info = p.info();
         let mut rng = self.rng;
         let mut rand = || next_rand(&mut rng);
         let s = &mut self.services[svc];
