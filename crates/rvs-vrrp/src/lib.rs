@@ -3,8 +3,12 @@
 //! adverts, timer expiries and faults, each with `now` in microseconds, and performs the
 //! returned [`Action`]s (send an advert, add or remove the VIPs and announce them).
 //!
-//! Not here yet: sync groups, tracking arithmetic beyond an effective priority the caller
-//! sets, the owner-conflict dance, notify scripts (the driver runs them on `Notify`).
+//! [`track::effective_priority`] turns tracked objects into the effective priority (or a
+//! fault) the caller passes to [`Instance::set_priority`] / [`Instance::set_fault`].
+//! Not here yet: sync groups, the owner-conflict dance, notify scripts (the driver runs
+//! them on `Notify`).
+
+pub mod track;
 
 use std::net::IpAddr;
 
