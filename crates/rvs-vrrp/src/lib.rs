@@ -8,6 +8,7 @@
 //! Not here yet: sync groups, the owner-conflict dance, notify scripts (the driver runs
 //! them on `Notify`).
 
+pub mod sync;
 pub mod track;
 
 use std::net::IpAddr;
@@ -70,6 +71,8 @@ pub struct Instance {
     /// The pending timer: down timer in BACKUP, advert timer in MASTER.
     deadline: Option<u64>,
     preempt_deadline: Option<u64>,
+    /// A BACKUP whose down timer expired but whose sync group held it back.
+    held: bool,
     pub master: Option<(IpAddr, u8)>,
 }
 
@@ -84,6 +87,7 @@ impl Instance {
             mai_us,
             deadline: None,
             preempt_deadline: None,
+            held: false,
             master: None,
         }
     }
@@ -151,6 +155,7 @@ impl Instance {
 
     fn become_master(&mut self, now: u64) -> Vec<Action> {
         self.state = State::Master;
+        self.held = false;
         self.mai_us = self.cfg.adv_us;
         self.deadline = Some(now + self.cfg.adv_us);
         self.master = Some((self.cfg.own_ip, self.prio));
@@ -194,6 +199,7 @@ impl Instance {
                     self.preempt_deadline = None;
                 }
                 if !lower || self.cfg.nopreempt || preempt_delaying {
+                    self.held = false;
                     if self.cfg.version == 3 {
                         self.mai_us = u64::from(adv.interval & 0x0fff) * 10_000;
                     }
@@ -284,6 +290,41 @@ impl Instance {
             let after = self.master_down_us();
             self.deadline = self.deadline.map(|d| (d + after).saturating_sub(before));
         }
+    }
+
+    /// Whether this BACKUP would become MASTER now: its down timer expired (or expired
+    /// before while its sync group held it back, with no advert since).
+    pub fn wants_master(&self, now: u64) -> bool {
+        self.state == State::Backup && (self.held || self.deadline.is_some_and(|d| now >= d))
+    }
+
+    /// A sync group holds this BACKUP back: it keeps wanting MASTER and checks again after
+    /// about one advert interval (`adv + skew(255)`, keepalived's timer for this case).
+    pub fn hold_back(&mut self, now: u64) {
+        if self.state == State::Backup {
+            self.held = true;
+            self.deadline = Some(now + self.cfg.adv_us + self.skew_us(255));
+        }
+    }
+
+    /// Moves to MASTER now (a sync group decided it).
+    pub fn force_master(&mut self, now: u64) -> Vec<Action> {
+        if self.state == State::Backup {
+            self.become_master(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Moves a MASTER to BACKUP now (a sync group member left MASTER).
+    pub fn force_backup(&mut self, now: u64) -> Vec<Action> {
+        if self.state != State::Master {
+            return Vec::new();
+        }
+        self.state = State::Backup;
+        self.mai_us = self.cfg.adv_us;
+        self.deadline = Some(now + self.master_down_us());
+        vec![Action::ReleaseAddresses, Action::Notify(State::Backup)]
     }
 
     /// Graceful shutdown: a MASTER sends a priority-0 advert and releases the VIPs.
