@@ -90,8 +90,27 @@ pub fn load(path: &Path) -> Option<rvs_conf::Config> {
     Some(parsed.config)
 }
 
+/// Raises the soft limit of open files to the hard one: a proxied connection costs two
+/// descriptors, and the default soft limit (often 1024) is far too low for a load balancer.
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    if cur.current < cur.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: cur.maximum,
+                maximum: cur.maximum,
+            },
+        );
+    }
+    let now = getrlimit(Resource::Nofile);
+    tracing::debug!("open files limit: {:?}", now.current);
+}
+
 pub fn run(a: &RunArgs) -> Result<ExitCode> {
     init_logging(&a.log_level);
+    raise_nofile();
     let _ = a.dont_fork;
     let Some(cfg) = load(&a.file) else {
         return Ok(ExitCode::from(1));
