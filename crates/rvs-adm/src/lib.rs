@@ -1,0 +1,364 @@
+//! `rvs-adm`: ipvsadm 1.31's listings, byte for byte (spec `ipvsadm.md` §5), from a
+//! snapshot of the tables. Pure formatting: the CLI and the control API come with the
+//! operator-interface work.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SvcId {
+    Addr {
+        proto: Proto,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        v6: bool,
+    },
+}
+
+/// Counters (64-bit) and rates of a service or destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub cps: u64,
+    pub in_pps: u64,
+    pub out_pps: u64,
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fwd {
+    Masq,
+    Local,
+    Tunnel,
+    Route,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub fwd: Fwd,
+    pub weight: i32,
+    pub active: u32,
+    pub inactive: u32,
+    pub persist: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    /// `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS` for tunnel dests.
+    pub tun_info: Option<String>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub id: SvcId,
+    pub sched: String,
+    /// SCHED1..3 (`-b`).
+    pub flags: [bool; 3],
+    /// Persistence timeout in seconds.
+    pub persistent: Option<u32>,
+    /// Netmask (IPv4, dotted) or prefix length (IPv6).
+    pub netmask: u32,
+    pub pe: Option<String>,
+    pub ops: bool,
+    pub stats: Stats,
+    /// In kernel order: most recently added first.
+    pub dests: Vec<Dest>,
+}
+
+/// Which listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Default,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    TunInfo,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListOpts {
+    pub format: Format,
+    pub exact: bool,
+    pub nosort: bool,
+}
+
+fn addrport(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(v) => format!("{v}:{port}"),
+        IpAddr::V6(v) => format!("[{v}]:{port}"),
+    }
+}
+
+fn trunc(s: String, n: usize, a: IpAddr) -> String {
+    if a.is_ipv4() && s.len() > n {
+        s[..n].to_owned()
+    } else {
+        s
+    }
+}
+
+fn svc_name(id: &SvcId) -> String {
+    match id {
+        SvcId::Addr { proto, addr, port } => {
+            let p = match proto {
+                Proto::Tcp => "TCP",
+                Proto::Udp => "UDP",
+                Proto::Sctp => "SCTP",
+            };
+            trunc(format!("{p:<4} {}", addrport(*addr, *port)), 33, *addr)
+        }
+        SvcId::Fwmark { mark, v6 } => format!("FWM  {mark}{}", if *v6 { " IPv6" } else { "" }),
+    }
+}
+
+/// `print_largenum`.
+pub fn largenum(n: u64, exact: bool) -> String {
+    if exact {
+        let d = n.to_string();
+        let w = if d.len() <= 8 { 9 } else { d.len() + 1 };
+        return format!("{d:>w$}");
+    }
+    match n {
+        _ if n < 100_000_000 => format!("{n:9}"),
+        _ if n < 1_000_000_000 => format!("{:8}K", n / 1000),
+        _ if n < 100_000_000_000 => format!("{:8}M", n / 1_000_000),
+        _ if n < 100_000_000_000_000 => format!("{:8}G", n / 1_000_000_000),
+        _ => format!("{:8}T", n / 1_000_000_000_000),
+    }
+}
+
+fn fwd_name(f: Fwd) -> &'static str {
+    match f {
+        Fwd::Masq => "Masq",
+        Fwd::Local => "Local",
+        Fwd::Tunnel => "Tunnel",
+        Fwd::Route => "Route",
+    }
+}
+
+/// ipvsadm's comparator: `(int)(a - b)` on host-order u32s (the sort quirk).
+fn wrap_cmp(a: u32, b: u32) -> std::cmp::Ordering {
+    #[expect(clippy::cast_possible_wrap, reason = "the quirk is exactly this wrap")]
+    let d = a.wrapping_sub(b) as i32;
+    d.cmp(&0)
+}
+
+#[expect(
+    clippy::many_single_char_names,
+    reason = "a, b, x, y, w, i: a comparator over words"
+)]
+fn addr_cmp(a: IpAddr, b: IpAddr) -> std::cmp::Ordering {
+    match (a, b) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => wrap_cmp(u32::from(x), u32::from(y)),
+        (IpAddr::V6(x), IpAddr::V6(y)) => {
+            let (xs, ys) = (x.octets(), y.octets());
+            for i in 0..4 {
+                let w = |o: &[u8; 16]| {
+                    u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+                };
+                let c = wrap_cmp(w(&xs), w(&ys));
+                if c.is_ne() {
+                    return c;
+                }
+            }
+            std::cmp::Ordering::Equal
+        }
+        (IpAddr::V4(_), IpAddr::V6(_)) => std::cmp::Ordering::Less,
+        (IpAddr::V6(_), IpAddr::V4(_)) => std::cmp::Ordering::Greater,
+    }
+}
+
+fn svc_cmp(a: &Service, b: &Service) -> std::cmp::Ordering {
+    let key = |s: &Service| match &s.id {
+        SvcId::Fwmark { mark, v6 } => (*mark, u8::from(*v6), 0u8, None, 0u16),
+        SvcId::Addr { proto, addr, port } => {
+            let p = match proto {
+                Proto::Tcp => 6,
+                Proto::Udp => 17,
+                Proto::Sctp => 132,
+            };
+            (0, u8::from(addr.is_ipv6()), p, Some(*addr), *port)
+        }
+    };
+    let (fa, afa, pa, aa, pta) = key(a);
+    let (fb, afb, pb, ab, ptb) = key(b);
+    wrap_cmp(fa, fb)
+        .then(afa.cmp(&afb))
+        .then(pa.cmp(&pb))
+        .then(match (aa, ab) {
+            (Some(x), Some(y)) => addr_cmp(x, y),
+            _ => std::cmp::Ordering::Equal,
+        })
+        .then(pta.cmp(&ptb))
+}
+
+/// The full `-L` listing.
+pub fn list(services: &[Service], opts: ListOpts) -> String {
+    let mut out = String::from("IP Virtual Server version 1.2.1 (size=4096)\n");
+    out.push_str(&list_body(services, opts));
+    out
+}
+
+/// The listing without the version line (`-L -t ADDR` for one service).
+pub fn list_body(services: &[Service], opts: ListOpts) -> String {
+    let mut out = String::new();
+    let _ = match opts.format {
+        Format::Default => writeln!(out, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"),
+        Format::Stats => write!(out, "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"),
+        Format::Rate => write!(out, "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"),
+        Format::Thresholds => write!(out, "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"),
+        Format::PersistentConn => write!(out, "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"),
+        Format::TunInfo => writeln!(out, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn"),
+    };
+    let mut svcs: Vec<&Service> = services.iter().collect();
+    if !opts.nosort {
+        // A stable merge sort, like glibc's qsort on the kernel order.
+        svcs.sort_by(|a, b| svc_cmp(a, b));
+    }
+    for s in svcs {
+        service(&mut out, s, opts);
+    }
+    out
+}
+
+fn service(out: &mut String, s: &Service, opts: ListOpts) {
+    let name = svc_name(&s.id);
+    let ln = |n: u64| largenum(n, opts.exact);
+    match opts.format {
+        Format::Stats => {
+            let st = s.stats;
+            let _ = writeln!(
+                out,
+                "{name:<33}{}{}{}{}{}",
+                ln(st.conns),
+                ln(st.in_pkts),
+                ln(st.out_pkts),
+                ln(st.in_bytes),
+                ln(st.out_bytes)
+            );
+        }
+        Format::Rate => {
+            let st = s.stats;
+            let _ = writeln!(
+                out,
+                "{name:<33}{}{}{}{}{}",
+                ln(st.cps),
+                ln(st.in_pps),
+                ln(st.out_pps),
+                ln(st.in_bps),
+                ln(st.out_bps)
+            );
+        }
+        _ => {
+            let _ = write!(out, "{name} {}", s.sched);
+            if s.flags.iter().any(|f| *f) {
+                let names: [&str; 3] = match s.sched.as_str() {
+                    "sh" => ["sh-fallback", "sh-port", "flag-3"],
+                    "mh" => ["mh-fallback", "mh-port", "flag-3"],
+                    _ => ["flag-1", "flag-2", "flag-3"],
+                };
+                let set: Vec<&str> = names
+                    .iter()
+                    .zip(s.flags)
+                    .filter(|(_, f)| *f)
+                    .map(|(n, _)| *n)
+                    .collect();
+                let _ = write!(out, " ({})", set.join(","));
+            }
+            if let Some(t) = s.persistent {
+                let _ = write!(out, " persistent {t}");
+                let v6 = match &s.id {
+                    SvcId::Addr { addr, .. } => addr.is_ipv6(),
+                    SvcId::Fwmark { v6, .. } => *v6,
+                };
+                if v6 {
+                    if s.netmask != 128 {
+                        let _ = write!(out, " mask {}", s.netmask);
+                    }
+                } else if s.netmask != u32::MAX {
+                    let _ = write!(out, " mask {}", std::net::Ipv4Addr::from(s.netmask));
+                }
+                if let Some(pe) = &s.pe {
+                    let _ = write!(out, " pe {pe}");
+                }
+            }
+            if s.ops {
+                out.push_str(" ops");
+            }
+            out.push('\n');
+        }
+    }
+    let mut dests: Vec<&Dest> = s.dests.iter().collect();
+    if !opts.nosort {
+        dests.sort_by(|a, b| addr_cmp(a.addr, b.addr).then(a.port.cmp(&b.port)));
+    }
+    for d in dests {
+        let dname = trunc(addrport(d.addr, d.port), 28, d.addr);
+        let st = d.stats;
+        let _ = match opts.format {
+            Format::Default => writeln!(
+                out,
+                "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
+                fwd_name(d.fwd),
+                d.weight,
+                d.active,
+                d.inactive
+            ),
+            Format::Stats => writeln!(
+                out,
+                "  -> {dname:<28}{}{}{}{}{}",
+                ln(st.conns),
+                ln(st.in_pkts),
+                ln(st.out_pkts),
+                ln(st.in_bytes),
+                ln(st.out_bytes)
+            ),
+            Format::Rate => writeln!(
+                out,
+                "  -> {dname:<28} {:8} {:8} {:8}{}{}",
+                st.cps,
+                st.in_pps,
+                st.out_pps,
+                ln(st.in_bps),
+                ln(st.out_bps)
+            ),
+            Format::Thresholds => writeln!(
+                out,
+                "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                d.u_threshold, d.l_threshold, d.active, d.inactive
+            ),
+            Format::PersistentConn => writeln!(
+                out,
+                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                d.weight, d.persist, d.active, d.inactive
+            ),
+            Format::TunInfo => writeln!(
+                out,
+                "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                fwd_name(d.fwd),
+                d.tun_info.as_deref().unwrap_or("n/a"),
+                d.weight,
+                d.active,
+                d.inactive
+            ),
+        };
+    }
+}
