@@ -119,7 +119,19 @@ impl Health {
             security: g.enable_script_security,
             run_as,
         };
-        if !g.enable_script_security {
+        let has_scripts = cfg.virtual_servers.iter().any(|vs| {
+            vs.quorum_up.is_some()
+                || vs.quorum_down.is_some()
+                || vs.real_servers.iter().any(|rs| {
+                    rs.notify_up.is_some()
+                        || rs.notify_down.is_some()
+                        || rs
+                            .checkers
+                            .iter()
+                            .any(|c| matches!(c.kind, rvs_conf::model::CheckKind::Misc(_)))
+                })
+        });
+        if has_scripts && !g.enable_script_security {
             tracing::warn!("script security is off (enable_script_security): scripts are not checked for safe ownership");
         }
         for (vi, vs) in cfg.virtual_servers.iter().enumerate() {
