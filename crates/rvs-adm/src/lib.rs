@@ -2,17 +2,18 @@
 //! snapshot of the tables. Pure formatting: the CLI and the control API come with the
 //! operator-interface work.
 
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Proto {
     Tcp,
     Udp,
     Sctp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SvcId {
     Addr {
         proto: Proto,
@@ -26,7 +27,7 @@ pub enum SvcId {
 }
 
 /// Counters (64-bit) and rates of a service or destination.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub conns: u64,
     pub in_pkts: u64,
@@ -40,7 +41,7 @@ pub struct Stats {
     pub out_bps: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fwd {
     Masq,
     Local,
@@ -48,7 +49,7 @@ pub enum Fwd {
     Route,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dest {
     pub addr: IpAddr,
     pub port: u16,
@@ -64,7 +65,7 @@ pub struct Dest {
     pub stats: Stats,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub id: SvcId,
     pub sched: String,

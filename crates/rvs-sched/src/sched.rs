@@ -39,6 +39,26 @@ pub enum Algo {
 }
 
 impl Algo {
+    /// The scheduler's name, as ipvsadm prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Rr => "rr",
+            Algo::Wrr => "wrr",
+            Algo::Lc => "lc",
+            Algo::Wlc => "wlc",
+            Algo::Sed => "sed",
+            Algo::Nq => "nq",
+            Algo::Dh => "dh",
+            Algo::Sh => "sh",
+            Algo::Mh => "mh",
+            Algo::Lblc => "lblc",
+            Algo::Lblcr => "lblcr",
+            Algo::Fo => "fo",
+            Algo::Ovf => "ovf",
+            Algo::Twos => "twos",
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<Algo> {
         Some(match s {
             "rr" => Algo::Rr,

@@ -7,7 +7,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod adm;
 mod check;
+mod control;
 mod demo;
 mod genhash;
 mod health;
@@ -37,8 +39,22 @@ enum Cmd {
     Reload(run::ReloadArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
+    /// ipvsadm's listings of the running daemon (`ipvsadm -Ln` and friends).
+    Adm(adm::AdmArgs),
     /// Fetch a URL and print the MD5 digest of its body (for `HTTP_GET` `digest`).
     Genhash(genhash::GenhashArgs),
+}
+
+/// ipvsadm's command line (rvs invoked through an `ipvsadm` link).
+#[derive(Parser, Debug)]
+#[command(
+    name = "ipvsadm",
+    disable_version_flag = true,
+    about = "rvs in ipvsadm mode"
+)]
+struct IpvsadmCli {
+    #[command(flatten)]
+    adm: adm::AdmArgs,
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -88,6 +104,8 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let res = if argv0.as_str() == "keepalived" {
         keepalived(&args)
+    } else if argv0.as_str() == "ipvsadm" {
+        adm::run(&IpvsadmCli::parse_from(&args).adm)
     } else {
         let cli = Cli::parse_from(&args);
         match cli.cmd {
@@ -97,6 +115,7 @@ fn main() -> ExitCode {
             Cmd::Reload(a) => run::reload_cmd(&a),
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
+            Cmd::Adm(a) => adm::run(&a),
         }
     };
     match res {
@@ -142,6 +161,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         no_retry: false,
         log_level: "info".into(),
         threads: None,
+        control: None,
     };
     run::run(&a)
 }

@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Worker threads of the data plane (default: one per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The control API's Unix socket (default: /run/rvs/rvs.sock as root,
+    /// `$XDG_RUNTIME_DIR/rvs.sock` otherwise).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
 }
 
 /// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
@@ -140,6 +144,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         ..ProxyOptions::default()
     };
     let mut proxy = Proxy::new(opts);
+    // The control socket first: a second daemon started by mistake stops here, before
+    // it touches any listener.
+    let control_path = a
+        .control
+        .clone()
+        .unwrap_or_else(crate::control::default_path);
+    let listener = crate::control::bind(&control_path)?;
     let mut health = crate::health::Health::new();
     health.start(cfg);
     let mut cfg = cfg.clone();
@@ -147,6 +158,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         for e in &errs {
             tracing::error!("{e}");
         }
+        drop(listener);
+        let _ = std::fs::remove_file(&control_path);
         bail!("cannot start: {} listener(s) failed", errs.len());
     }
     let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
@@ -163,6 +176,15 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         std::process::id(),
         pid_file.display()
     );
+    let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(8);
+    let ctx = std::sync::Arc::new(crate::control::Ctx {
+        shared: proxy.shared.clone(),
+        conf: conf_abs.clone(),
+        started: std::time::Instant::now(),
+        tx: ctl_tx,
+    });
+    let control_task = tokio::spawn(crate::control::serve(listener, ctx));
+    tracing::info!("control API on {}", control_path.display());
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -184,6 +206,14 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     }
                 }
             }
+            Some(req) = ctl_rx.recv() => match req {
+                crate::control::Request::Reload(reply) => {
+                    generation += 1;
+                    let msg = reload(&mut proxy, &mut health, &mut cfg, &a.file);
+                    let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
+                    let _ = reply.send(msg);
+                }
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -195,6 +225,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     proxy
         .shutdown(Duration::from_secs_f64(a.drain.clamp(0.0, 3600.0)))
         .await;
+    control_task.abort();
+    let _ = std::fs::remove_file(&control_path);
     let _ = std::fs::remove_file(&pid_file);
     let _ = std::fs::remove_file(&status);
     tracing::info!("stopped");

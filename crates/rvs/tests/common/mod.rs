@@ -37,6 +37,8 @@ impl Daemon {
             .arg(dir.join("k.conf"))
             .arg("--pid-file")
             .arg(dir.join("pid"))
+            .arg("--control")
+            .arg(dir.join("ctl.sock"))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -72,6 +74,31 @@ impl Daemon {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
+    }
+
+    /// Runs `rvs adm ARGS` against this daemon; returns (exit code, stdout, stderr).
+    pub fn adm(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("adm")
+            .args(args)
+            .env("RVS_CONTROL", self.dir.join("ctl.sock"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// One raw HTTP request on the control socket; returns the whole answer.
+    pub fn control_raw(&self, request: &[u8]) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(self.dir.join("ctl.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(request).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
     }
 
     pub fn stop(mut self) -> std::process::ExitStatus {

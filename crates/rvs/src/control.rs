@@ -1,0 +1,359 @@
+//! The control API: HTTP/1.1 + JSON on a Unix socket (mode 0600, so only the daemon's
+//! user, or root, may read the tables or reload).
+//!
+//! - `GET /v1/services`: the IPVS table as `[rvs_adm::Service]` (what `rvs adm -L` prints).
+//! - `GET /v1/status`: pid, config file, uptime, live connections.
+//! - `POST /v1/reload`: re-read the config; `{"ok":bool,"message":...}` (a bad file keeps
+//!   the running configuration, as with SIGHUP).
+//!
+//! The server reads one request per connection (at most 8 KiB of head, 5 s), answers and
+//! closes; a malformed request gets `400` with a JSON error, never a crash.
+
+use anyhow::{bail, Context as _, Result};
+use rvs_proxy::Shared;
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Default socket: `/run/rvs/rvs.sock` as root, else `$XDG_RUNTIME_DIR/rvs.sock`, else
+/// `/tmp/rvs-UID.sock`.
+pub fn default_path() -> PathBuf {
+    let uid = rustix::process::getuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/rvs/rvs.sock");
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("rvs.sock");
+    }
+    PathBuf::from(format!("/tmp/rvs-{}.sock", uid.as_raw()))
+}
+
+/// The socket `rvs adm` talks to: `--control`, else `$RVS_CONTROL`, else the default.
+pub fn client_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("RVS_CONTROL").map(PathBuf::from))
+        .unwrap_or_else(default_path)
+}
+
+/// What the control task asks of the daemon's main loop.
+pub enum Request {
+    Reload(oneshot::Sender<String>),
+}
+
+/// Binds the control socket. A socket file nobody answers on (a crashed daemon's) is
+/// replaced; a live one is an error: two daemons must not share a socket.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another rvs answers on the control socket {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale control socket {}", path.display()))?;
+    }
+    // Created with the umask's mode, then narrowed before anyone can be served: no request
+    // is accepted before the chmod below.
+    let l = UnixListener::bind(path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", path.display()))?;
+    Ok(l)
+}
+
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub conf: PathBuf,
+    pub started: Instant,
+    pub tx: mpsc::Sender<Request>,
+}
+
+pub async fn serve(l: UnixListener, ctx: Arc<Ctx>) {
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(s, &ctx).await {
+                tracing::debug!("control connection: {e}");
+            }
+        });
+    }
+}
+
+async fn handle(mut s: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
+    let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut s)).await;
+    let (status, body) = match head {
+        Err(_) => (408, err_json("request head not received within 5 s")),
+        Ok(Err(e)) => (400, err_json(&e)),
+        Ok(Ok(head)) => route(&head, ctx).await,
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        _ => "Internal Server Error",
+    };
+    let msg = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(msg.as_bytes()).await?;
+    s.shutdown().await?;
+    // Read what the client may still be sending (an oversized head) before closing, so
+    // it gets the answer rather than a reset. Bounded in bytes and time.
+    let mut sink = [0u8; 4096];
+    let mut left = 1usize << 20;
+    let drain = async {
+        while left > 0 {
+            match s.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    Ok(())
+}
+
+async fn read_head(s: &mut UnixStream) -> Result<String, String> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.truncate(end);
+            return String::from_utf8(buf).map_err(|_| "request head is not UTF-8".to_owned());
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(format!("request head longer than {MAX_HEAD} bytes"));
+        }
+        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before the end of the request head".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn err_json(msg: &str) -> String {
+    serde_json::json!({ "error": msg }).to_string()
+}
+
+async fn route(head: &str, ctx: &Ctx) -> (u16, String) {
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return (400, err_json(&format!("bad request line {line:?}")));
+    };
+    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
+        return (400, err_json(&format!("bad request line {line:?}")));
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    match (method, path) {
+        ("GET", "/v1/services") => match serde_json::to_string(&snapshot(&ctx.shared)) {
+            Ok(b) => (200, b),
+            Err(e) => (500, err_json(&e.to_string())),
+        },
+        ("GET", "/v1/status") => (
+            200,
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "pid": std::process::id(),
+                "config": ctx.conf.display().to_string(),
+                "uptime_s": ctx.started.elapsed().as_secs(),
+                "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
+                "dataplane": "proxy",
+            })
+            .to_string(),
+        ),
+        ("POST", "/v1/reload") => {
+            let (tx, rx) = oneshot::channel();
+            if ctx.tx.send(Request::Reload(tx)).await.is_err() {
+                return (500, err_json("the daemon is stopping"));
+            }
+            match rx.await {
+                Ok(msg) => (
+                    200,
+                    serde_json::json!({ "ok": msg.starts_with("ok"), "message": msg }).to_string(),
+                ),
+                Err(_) => (500, err_json("the daemon is stopping")),
+            }
+        }
+        (_, "/v1/services" | "/v1/status" | "/v1/reload") => {
+            (405, err_json(&format!("{method} is not allowed on {path}")))
+        }
+        _ => (404, err_json(&format!("no such endpoint {path}"))),
+    }
+}
+
+fn fwd(f: rvs_sched::Fwd) -> rvs_adm::Fwd {
+    match f {
+        rvs_sched::Fwd::Masq => rvs_adm::Fwd::Masq,
+        rvs_sched::Fwd::Route => rvs_adm::Fwd::Route,
+        rvs_sched::Fwd::Tunnel => rvs_adm::Fwd::Tunnel,
+    }
+}
+
+fn proto(p: rvs_sched::Proto) -> rvs_adm::Proto {
+    match p {
+        rvs_sched::Proto::Tcp => rvs_adm::Proto::Tcp,
+        rvs_sched::Proto::Udp => rvs_adm::Proto::Udp,
+        rvs_sched::Proto::Sctp => rvs_adm::Proto::Sctp,
+    }
+}
+
+fn stats(t: rvs_sched::estimator::Totals, r: rvs_sched::estimator::Rates) -> rvs_adm::Stats {
+    rvs_adm::Stats {
+        conns: t.conns,
+        in_pkts: t.in_pkts,
+        out_pkts: t.out_pkts,
+        in_bytes: t.in_bytes,
+        out_bytes: t.out_bytes,
+        cps: r.cps,
+        in_pps: r.in_pps,
+        out_pps: r.out_pps,
+        in_bps: r.in_bps,
+        out_bps: r.out_bps,
+    }
+}
+
+fn add(a: &mut rvs_adm::Stats, b: &rvs_adm::Stats) {
+    a.conns += b.conns;
+    a.in_pkts += b.in_pkts;
+    a.out_pkts += b.out_pkts;
+    a.in_bytes += b.in_bytes;
+    a.out_bytes += b.out_bytes;
+    a.cps += b.cps;
+    a.in_pps += b.in_pps;
+    a.out_pps += b.out_pps;
+    a.in_bps += b.in_bps;
+    a.out_bps += b.out_bps;
+}
+
+/// The running table, as ipvsadm would see it. A service's counters are the sum of its
+/// real servers' (the estimator is linear, so summed rates equal the rate of the sums up
+/// to fixed-point rounding). Services deleted by a reload but still draining are hidden,
+/// as the kernel unlinks them at once.
+pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
+    let counters: HashMap<_, _> = shared.all_counters().into_iter().collect();
+    let ipvs = shared
+        .ipvs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = Vec::new();
+    for s in ipvs.services.iter().filter(|s| !s.removed) {
+        let id = match s.key {
+            rvs_sched::SvcKey::Addr {
+                proto: p,
+                addr,
+                port,
+            } => rvs_adm::SvcId::Addr {
+                proto: proto(p),
+                addr,
+                port,
+            },
+            rvs_sched::SvcKey::Fwmark { mark, v6 } => rvs_adm::SvcId::Fwmark { mark, v6 },
+        };
+        let v6 = match s.key {
+            rvs_sched::SvcKey::Addr { addr, .. } => addr.is_ipv6(),
+            rvs_sched::SvcKey::Fwmark { v6, .. } => v6,
+        };
+        let prefix = s
+            .persistence
+            .map_or(if v6 { 128 } else { 32 }, |p| p.prefix);
+        let netmask = if v6 {
+            u32::from(prefix)
+        } else if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix.min(32)))
+        };
+        let mut svc = rvs_adm::Service {
+            id,
+            sched: s.algo().name().to_owned(),
+            flags: [s.flags.fallback, s.flags.port, s.flags.sched3],
+            persistent: s.persistence.map(|p| p.timeout_s),
+            netmask,
+            pe: None,
+            ops: s.flags.ops,
+            stats: rvs_adm::Stats::default(),
+            dests: Vec::new(),
+        };
+        for (_, d) in s.dests() {
+            let st = counters
+                .get(&(s.key, SocketAddr::new(d.addr, d.port)))
+                .map(|c| stats(c.totals(), c.rates()))
+                .unwrap_or_default();
+            add(&mut svc.stats, &st);
+            svc.dests.push(rvs_adm::Dest {
+                addr: d.addr,
+                port: d.port,
+                fwd: fwd(d.fwd),
+                weight: d.weight,
+                active: d.active,
+                inactive: d.inactive,
+                persist: d.persist,
+                u_threshold: d.u_threshold,
+                l_threshold: d.l_threshold,
+                tun_info: (d.fwd == rvs_sched::Fwd::Tunnel).then(|| "ipip".to_owned()),
+                stats: st,
+            });
+        }
+        out.push(svc);
+    }
+    out
+}
+
+/// Client side: one request, the body of a `200` answer, or the server's error.
+pub fn call(path: &Path, method: &str, target: &str) -> Result<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(path).with_context(|| {
+        format!(
+            "cannot reach rvs on its control socket {} (is `rvs run` running? \
+             see --control)",
+            path.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: rvs\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)
+        .context("reading the daemon's answer")?;
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .context("malformed answer from the daemon")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .context("malformed status line from the daemon")?;
+    if status != 200 {
+        let msg = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| body.to_owned());
+        bail!("the daemon answered {status}: {msg}");
+    }
+    Ok(body.to_owned())
+}

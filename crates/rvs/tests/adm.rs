@@ -1,0 +1,238 @@
+//! `rvs adm` and the control API driven as an operator would: a running `rvs run`,
+//! real connections, `rvs adm -Ln ...` as a process. Expected listings are built from
+//! ipvsadm 1.31's printf formats (spec `ipvsadm.md` §5), not from rvs's own output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::format_push_string)]
+
+mod common;
+
+use common::{ask_name, backend, vs, Daemon, Mode};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn dest_line(addr: &str, fwd: &str, weight: i32, active: u32, inact: u32) -> String {
+    format!("  -> {addr:<28} {fwd:<7} {weight:<6} {active:<10} {inact:<10}\n")
+}
+
+#[test]
+fn listings_follow_the_running_table() {
+    let _b = [
+        backend("127.50.0.1:9100", "a", Mode::Name),
+        backend("127.50.0.2:9100", "b", Mode::Name),
+    ];
+    let rs = [("127.50.0.1", 9100, 1), ("127.50.0.2", 9100, 2)];
+    let conf = vs("127.50.1.1", 8080, "    lvs_sched rr\n", &rs)
+        + &vs(
+            "127.50.1.1",
+            8081,
+            "    lvs_sched wlc\n    persistence_timeout 300\n    persistence_granularity 255.255.255.0\n",
+            &rs,
+        );
+    let vip: SocketAddr = "127.50.1.1:8080".parse().unwrap();
+    let d = Daemon::start("adm-list", &conf, vip);
+
+    // The default listing: services and real servers sorted (spec §5.4).
+    let (code, out, err) = d.adm(&["-Ln"]);
+    assert_eq!(code, 0, "{err}");
+    let mut want = String::from("IP Virtual Server version 1.2.1 (size=4096)\n");
+    want += "Prot LocalAddress:Port Scheduler Flags\n";
+    want += "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+    want += &format!(
+        "{} {}\n",
+        format_args!("{:<4} {}", "TCP", "127.50.1.1:8080"),
+        "rr"
+    );
+    want += &dest_line("127.50.0.1:9100", "Masq", 1, 0, 0);
+    want += &dest_line("127.50.0.2:9100", "Masq", 2, 0, 0);
+    want += &format!(
+        "{:<4} {} wlc persistent 300 mask 255.255.255.0\n",
+        "TCP", "127.50.1.1:8081"
+    );
+    want += &dest_line("127.50.0.1:9100", "Masq", 1, 0, 0);
+    want += &dest_line("127.50.0.2:9100", "Masq", 2, 0, 0);
+    assert_eq!(out, want);
+    // The same through an `ipvsadm` link, as scripts call it.
+    let link = d.dir.join("ipvsadm");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rvs"), &link).unwrap();
+    let o = std::process::Command::new(&link)
+        .arg("-Ln")
+        .env("RVS_CONTROL", d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), want);
+    // --nosort: kernel order, the newest real server first.
+    let (_, out, _) = d.adm(&["-Ln", "--nosort", "-t", "127.50.1.1:8080"]);
+    let rows: Vec<&str> = out.lines().skip(3).collect();
+    assert_eq!(
+        rows,
+        [
+            dest_line("127.50.0.2:9100", "Masq", 2, 0, 0).trim_end_matches('\n'),
+            dest_line("127.50.0.1:9100", "Masq", 1, 0, 0).trim_end_matches('\n'),
+        ],
+        "{out}"
+    );
+
+    // Traffic shows in --stats: six connections through rr, three per real server,
+    // two bytes ("a\n" or "b\n") back from each.
+    for _ in 0..6 {
+        let n = ask_name(vip);
+        assert!(n == "a" || n == "b", "{n}");
+    }
+    let t = Instant::now();
+    let stats = loop {
+        let (code, out, err) = d.adm(&["-L", "-n", "--stats", "-t", "127.50.1.1:8080"]);
+        assert_eq!(code, 0, "{err}");
+        let rows: Vec<Vec<String>> = out
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect();
+        let done = rows.len() == 3 && rows[0][2] == "6" && rows[1][6] == "6" && rows[2][6] == "6";
+        if done || t.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = stats.lines().collect();
+    // Single-service listing: no version line; the stats title, column for column.
+    assert_eq!(
+        lines[0],
+        format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        )
+    );
+    assert_eq!(lines[1], "  -> RemoteAddress:Port");
+    assert_eq!(lines.len(), 5, "{stats}");
+    let svc = format!("{:<4} {}", "TCP", "127.50.1.1:8080");
+    assert!(
+        lines[2].starts_with(&format!("{svc:<33}{:>9}", 6)),
+        "{stats}"
+    );
+    for (line, addr) in [(lines[3], "127.50.0.1:9100"), (lines[4], "127.50.0.2:9100")] {
+        let head = format!("  -> {addr:<28}{:>9}", 3);
+        assert!(line.starts_with(&head), "{stats}");
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((cols[5], cols[6]), ("0", "6"), "bytes of {addr}: {stats}");
+    }
+
+    // Thresholds and persistent-conn layouts (one service, no version line).
+    let (code, out, _) = d.adm(&["-Ln", "--thresholds", "-t", "127.50.1.1:8081"]);
+    assert_eq!(code, 0);
+    let mut want = format!(
+        "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+        "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+    );
+    want += "TCP  127.50.1.1:8081 wlc persistent 300 mask 255.255.255.0\n";
+    for a in ["127.50.0.1:9100", "127.50.0.2:9100"] {
+        want += &format!("  -> {a:<28} {:<10} {:<10} {:<10} {:<10}\n", 0, 0, 0, 0);
+    }
+    assert_eq!(out, want);
+
+    // A service that does not exist: ipvsadm's message and status.
+    let (code, out, err) = d.adm(&["-Ln", "-t", "127.50.1.1:9999"]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (1, "", "No such service\n")
+    );
+
+    // A reload that removes a service shows in the next listing.
+    let (ok, msg) = d.reload(&vs("127.50.1.1", 8080, "    lvs_sched rr\n", &rs));
+    assert!(ok, "{msg}");
+    let (_, out, _) = d.adm(&["-Ln"]);
+    assert!(!out.contains("8081"), "{out}");
+    assert!(out.contains("TCP  127.50.1.1:8080 rr\n"), "{out}");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn control_api_answers_and_refuses_clearly() {
+    let _b = backend("127.51.0.1:9100", "a", Mode::Name);
+    let conf = vs("127.51.1.1", 8080, "", &[("127.51.0.1", 9100, 1)]);
+    let vip: SocketAddr = "127.51.1.1:8080".parse().unwrap();
+    let d = Daemon::start("adm-api", &conf, vip);
+
+    // Owner-only socket.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.dir.join("ctl.sock"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let ans = d.control_raw(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(ans.starts_with("HTTP/1.1 200 OK\r\n"), "{ans}");
+    let body: serde_json::Value =
+        serde_json::from_str(ans.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["dataplane"], "proxy");
+    assert!(body["config"].as_str().unwrap().ends_with("k.conf"));
+
+    for (req, status, needle) in [
+        (
+            &b"GET /v1/nothing HTTP/1.1\r\n\r\n"[..],
+            "404",
+            "no such endpoint /v1/nothing",
+        ),
+        (
+            b"DELETE /v1/status HTTP/1.1\r\n\r\n",
+            "405",
+            "DELETE is not allowed",
+        ),
+        (b"hello\r\n\r\n", "400", "bad request line"),
+        (
+            &[0xff, 0xfe, b'\r', b'\n', b'\r', b'\n'],
+            "400",
+            "not UTF-8",
+        ),
+    ] {
+        let ans = d.control_raw(req);
+        assert!(ans.starts_with(&format!("HTTP/1.1 {status} ")), "{ans}");
+        assert!(ans.contains(needle), "{ans}");
+    }
+    // An oversized head is refused, and the daemon still serves.
+    let big = vec![b'a'; 20_000];
+    let ans = d.control_raw(&big);
+    assert!(ans.starts_with("HTTP/1.1 400 "), "{ans}");
+
+    // Reload through the API: a broken file is refused with its diagnostics and the
+    // running table stays.
+    std::fs::write(
+        d.dir.join("k.conf"),
+        "virtual_server 127.51.1.1 8080 {\n lvs_sched nope\n",
+    )
+    .unwrap();
+    let ans = d.control_raw(b"POST /v1/reload HTTP/1.1\r\n\r\n");
+    let body: serde_json::Value =
+        serde_json::from_str(ans.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["ok"], false, "{ans}");
+    assert!(
+        body["message"].as_str().unwrap().contains("k.conf:"),
+        "{ans}"
+    );
+    assert_eq!(ask_name(vip), "a");
+    std::fs::write(d.dir.join("k.conf"), &conf).unwrap();
+    let ans = d.control_raw(b"POST /v1/reload HTTP/1.1\r\n\r\n");
+    assert!(ans.contains("\"ok\":true"), "{ans}");
+
+    // A second daemon on the same socket is refused (it would steal the first's API).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["run", "--log-level", "error", "-f"])
+        .arg(d.dir.join("k.conf"))
+        .arg("--pid-file")
+        .arg(d.dir.join("pid2"))
+        .arg("--control")
+        .arg(d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another rvs answers"));
+    assert!(d.stop().success());
+
+    // No daemon: a clear error naming the socket.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["adm", "-Ln", "--control", "/nonexistent/rvs.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rvs.sock"));
+}
