@@ -80,6 +80,34 @@ pub struct Ctx {
     pub conf: PathBuf,
     pub started: Instant,
     pub tx: mpsc::Sender<Request>,
+    /// Published by the main loop after every change it makes.
+    pub status: std::sync::Mutex<DaemonStatus>,
+}
+
+/// What the main loop knows that the tables do not: checkers and reloads.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DaemonStatus {
+    pub checks: Vec<crate::health::CheckReport>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    /// Unix time of the last successful reload; 0 when none.
+    pub last_reload_unix: u64,
+}
+
+impl Ctx {
+    pub fn status(&self) -> DaemonStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn publish(&self, f: impl FnOnce(&mut DaemonStatus)) {
+        f(&mut self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
 }
 
 pub async fn serve(l: UnixListener, ctx: Arc<Ctx>) {
@@ -134,7 +162,8 @@ async fn handle(mut s: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn read_head(s: &mut UnixStream) -> Result<String, String> {
+/// Reads an HTTP request head (up to the blank line), at most `MAX_HEAD` bytes.
+pub async fn read_head(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> Result<String, String> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     loop {
@@ -173,6 +202,7 @@ async fn route(head: &str, ctx: &Ctx) -> (u16, String) {
             Ok(b) => (200, b),
             Err(e) => (500, err_json(&e.to_string())),
         },
+        ("GET", "/metrics") => (200, crate::metrics::render(ctx)),
         ("GET", "/v1/status") => (
             200,
             serde_json::json!({
@@ -182,6 +212,9 @@ async fn route(head: &str, ctx: &Ctx) -> (u16, String) {
                 "uptime_s": ctx.started.elapsed().as_secs(),
                 "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
                 "dataplane": "proxy",
+                "checks": ctx.status().checks,
+                "reloads_ok": ctx.status().reloads_ok,
+                "reloads_failed": ctx.status().reloads_failed,
             })
             .to_string(),
         ),

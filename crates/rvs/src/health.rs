@@ -64,6 +64,20 @@ impl RsHealth {
     }
 }
 
+/// One checker of one real server, as the metrics and `rvs status` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckReport {
+    pub service: String,
+    pub real_server: SocketAddr,
+    pub checker: &'static str,
+    /// Position among the real server's checkers (two `TCP_CHECK`s are two checkers).
+    pub index: usize,
+    /// `None`: a kind rvs does not run yet.
+    pub up: Option<bool>,
+    /// Up → down transitions since the daemon started.
+    pub failures: u64,
+}
+
 pub struct Health {
     tasks: Vec<JoinHandle<()>>,
     state: HashMap<RsKey, RsHealth>,
@@ -72,6 +86,8 @@ pub struct Health {
     quorum_lost: Vec<bool>,
     policy: rvs_check::ScriptPolicy,
     ids: HashMap<(usize, usize), RsKey>,
+    /// Up → down transitions per (real server, checker index), kept across reloads.
+    failures: HashMap<(RsKey, usize), u64>,
     pub rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
 }
@@ -94,6 +110,7 @@ impl Health {
             quorum_lost: Vec::new(),
             policy: rvs_check::ScriptPolicy::default(),
             ids: HashMap::new(),
+            failures: HashMap::new(),
             rx,
             tx,
         }
@@ -270,6 +287,9 @@ impl Health {
         match ev {
             Event::Changed { up, detail, .. } => {
                 if let Some(slot) = h.up.get_mut(id.checker) {
+                    if *slot != Some(false) && !*up {
+                        *self.failures.entry((key.clone(), id.checker)).or_default() += 1;
+                    }
                     *slot = Some(*up);
                 }
                 tracing::info!("{detail}");
@@ -309,6 +329,30 @@ impl Health {
         // Weights changed (health or misc_dynamic): the quorum may have moved.
         self.update_quorum(cfg, id.vs);
         true
+    }
+
+    /// Every checker's state, for the metrics and the status view.
+    pub fn report(&self, cfg: &Config) -> Vec<CheckReport> {
+        let mut out = Vec::new();
+        for (vi, vs) in cfg.virtual_servers.iter().enumerate() {
+            for (ri, rs) in vs.real_servers.iter().enumerate() {
+                let Some(key) = self.ids.get(&(vi, ri)) else {
+                    continue;
+                };
+                let h = self.state.get(key);
+                for (ci, c) in rs.checkers.iter().enumerate() {
+                    out.push(CheckReport {
+                        service: key.0.clone(),
+                        real_server: key.1,
+                        checker: c.kind.name(),
+                        index: ci,
+                        up: h.and_then(|h| h.up.get(ci).copied().flatten()),
+                        failures: self.failures.get(&(key.clone(), ci)).copied().unwrap_or(0),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The desired state with the current health applied.

@@ -13,6 +13,7 @@ mod control;
 mod demo;
 mod genhash;
 mod health;
+mod metrics;
 mod run;
 mod sim;
 
@@ -162,6 +163,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         log_level: "info".into(),
         threads: None,
         control: None,
+        metrics: None,
     };
     run::run(&a)
 }

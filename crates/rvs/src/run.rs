@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// `$XDG_RUNTIME_DIR/rvs.sock` otherwise).
     #[arg(long)]
     pub control: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
@@ -151,6 +154,20 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(crate::control::default_path);
     let listener = crate::control::bind(&control_path)?;
+    let metrics_listener = match a.metrics {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!("metrics on http://{addr}/metrics");
+                Some(l)
+            }
+            Err(e) => {
+                drop(listener);
+                let _ = std::fs::remove_file(&control_path);
+                bail!("cannot serve metrics on {addr}: {e}");
+            }
+        },
+    };
     let mut health = crate::health::Health::new();
     health.start(cfg);
     let mut cfg = cfg.clone();
@@ -182,8 +199,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         conf: conf_abs.clone(),
         started: std::time::Instant::now(),
         tx: ctl_tx,
+        status: std::sync::Mutex::default(),
     });
-    let control_task = tokio::spawn(crate::control::serve(listener, ctx));
+    ctx.publish(|st| st.checks = health.report(&cfg));
+    let metrics_task =
+        metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, ctx.clone())));
+    let control_task = tokio::spawn(crate::control::serve(listener, ctx.clone()));
     tracing::info!("control API on {}", control_path.display());
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -195,10 +216,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             _ = hup.recv() => {
                 generation += 1;
                 let msg = reload(&mut proxy, &mut health, &mut cfg, &a.file);
+                publish_reload(&ctx, &health, &cfg, &msg);
                 let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             }
             Some(ev) = health.rx.recv() => {
-                if health.event(&cfg, &ev) {
+                let changed = health.event(&cfg, &ev);
+                ctx.publish(|st| st.checks = health.report(&cfg));
+                if changed {
                     if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
                         for e in &errs {
                             tracing::error!("{e}");
@@ -210,6 +234,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 crate::control::Request::Reload(reply) => {
                     generation += 1;
                     let msg = reload(&mut proxy, &mut health, &mut cfg, &a.file);
+                    publish_reload(&ctx, &health, &cfg, &msg);
                     let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
                     let _ = reply.send(msg);
                 }
@@ -226,11 +251,35 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         .shutdown(Duration::from_secs_f64(a.drain.clamp(0.0, 3600.0)))
         .await;
     control_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     let _ = std::fs::remove_file(&control_path);
     let _ = std::fs::remove_file(&pid_file);
     let _ = std::fs::remove_file(&status);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+fn publish_reload(
+    ctx: &crate::control::Ctx,
+    health: &crate::health::Health,
+    cfg: &rvs_conf::Config,
+    msg: &str,
+) {
+    let ok = msg.starts_with("ok");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    ctx.publish(|st| {
+        st.checks = health.report(cfg);
+        if ok {
+            st.reloads_ok += 1;
+            st.last_reload_unix = now;
+        } else {
+            st.reloads_failed += 1;
+        }
+    });
 }
 
 /// Re-reads the config; applies it by difference, or keeps the running one on errors.

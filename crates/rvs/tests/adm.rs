@@ -236,3 +236,139 @@ fn control_api_answers_and_refuses_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rvs.sock"));
 }
+
+fn scrape(addr: &str, accept: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    body.to_owned()
+}
+
+/// `promtool check metrics` (Debian's prometheus package; `.ci/run` installs it).
+fn promtool(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is required in CI: {e}"
+            );
+            eprintln!("promtool not installed: the lint step is skipped outside CI");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn value(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn prometheus_metrics_follow_traffic_checks_and_reloads() {
+    let _b = backend("127.52.0.1:9100", "a", Mode::Name);
+    let check =
+        "        TCP_CHECK {\n            connect_timeout 1\n        }\n        delay_loop 1\n";
+    let conf = format!(
+        "virtual_server 127.52.1.1 8080 {{\n    lvs_method NAT\n    protocol TCP\n    lvs_sched rr\n\
+         \x20   real_server 127.52.0.1 9100 {{\n{check}    }}\n\
+         \x20   real_server 127.52.0.2 9100 {{\n{check}    }}\n}}\n"
+    );
+    let vip: SocketAddr = "127.52.1.1:8080".parse().unwrap();
+    let metrics = "127.52.2.1:9300";
+    let d = Daemon::start_args("adm-metrics", &conf, vip, &["--metrics", metrics]);
+
+    // The real server with nothing listening fails its check and leaves the pool.
+    let live = "rvs_checker_up{virtual_server=\"[127.52.1.1]:tcp:8080\",real_server=\"127.52.0.1:9100\",checker=\"TCP_CHECK\",index=\"0\"}";
+    let dead = "rvs_checker_failures_total{virtual_server=\"[127.52.1.1]:tcp:8080\",real_server=\"127.52.0.2:9100\",checker=\"TCP_CHECK\",index=\"0\"}";
+    let t = Instant::now();
+    let text = loop {
+        let text = scrape(metrics, None);
+        if value(&text, dead) == Some(1) || t.elapsed() > Duration::from_secs(15) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(value(&text, dead), Some(1), "{text}");
+    assert_eq!(value(&text, live), Some(1), "{text}");
+    promtool(&text);
+
+    for _ in 0..4 {
+        assert_eq!(ask_name(vip), "a");
+    }
+    let rs = "rvs_real_server_connections_total{service=\"tcp/127.52.1.1:8080\",real_server=\"127.52.0.1:9100\"}";
+    let t = Instant::now();
+    let text = loop {
+        let text = scrape(metrics, None);
+        if value(&text, rs) == Some(4) || t.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(value(&text, rs), Some(4), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "rvs_service_connections_total{service=\"tcp/127.52.1.1:8080\"}"
+        ),
+        Some(4)
+    );
+    assert!(
+        !text.contains("real_server=\"127.52.0.2:9100\"}"),
+        "a failed real server is out of the table"
+    );
+
+    // Reloads are counted by result (one refused, one applied).
+    std::fs::write(d.dir.join("k.conf"), "virtual_server {\n").unwrap();
+    let ans = d.control_raw(b"POST /v1/reload HTTP/1.1\r\n\r\n");
+    assert!(ans.contains("\"ok\":false"), "{ans}");
+    std::fs::write(d.dir.join("k.conf"), &conf).unwrap();
+    let ans = d.control_raw(b"POST /v1/reload HTTP/1.1\r\n\r\n");
+    assert!(ans.contains("\"ok\":true"), "{ans}");
+    let text = scrape(metrics, None);
+    assert_eq!(
+        value(&text, "rvs_reloads_total{result=\"success\"}"),
+        Some(1)
+    );
+    assert_eq!(
+        value(&text, "rvs_reloads_total{result=\"failure\"}"),
+        Some(1)
+    );
+    assert!(value(&text, "rvs_last_reload_timestamp_seconds").unwrap() > 1_600_000_000);
+    promtool(&text);
+
+    // Prometheus asks for OpenMetrics and gets it.
+    let om = scrape(metrics, Some("application/openmetrics-text; version=1.0.0"));
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(om.contains("# TYPE rvs_reloads counter\n"));
+    assert!(d.stop().success());
+}

@@ -1,0 +1,293 @@
+//! Prometheus / `OpenMetrics` exposition (`--metrics ADDR:PORT`, `GET /metrics`).
+//!
+//! Each scrape builds a registry from a snapshot of the tables and the daemon's status,
+//! so a scrape shows one consistent moment and costs nothing between scrapes. Labels are
+//! bounded by the configuration (service, real server, checker), never by traffic.
+
+use crate::control::Ctx;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+
+type Labels = Vec<(String, String)>;
+
+fn counters(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn gauges(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+    let f = Family::<Labels, Gauge>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn svc_label(id: &rvs_adm::SvcId) -> String {
+    match id {
+        rvs_adm::SvcId::Addr { proto, addr, port } => {
+            let p = match proto {
+                rvs_adm::Proto::Tcp => "tcp",
+                rvs_adm::Proto::Udp => "udp",
+                rvs_adm::Proto::Sctp => "sctp",
+            };
+            format!("{p}/{}", std::net::SocketAddr::new(*addr, *port))
+        }
+        rvs_adm::SvcId::Fwmark { mark, v6 } => {
+            format!("fwm/{mark}{}", if *v6 { "/v6" } else { "" })
+        }
+    }
+}
+
+/// Families of one kind of statistics, for services or real servers.
+struct StatFamilies {
+    conns: Family<Labels, Counter>,
+    pkts_in: Family<Labels, Counter>,
+    pkts_out: Family<Labels, Counter>,
+    bytes_in: Family<Labels, Counter>,
+    bytes_out: Family<Labels, Counter>,
+    cps: Family<Labels, Gauge>,
+    bps_in: Family<Labels, Gauge>,
+    bps_out: Family<Labels, Gauge>,
+}
+
+impl StatFamilies {
+    fn new(reg: &mut Registry, what: &str) -> StatFamilies {
+        let n = |s: &str| format!("{what}_{s}");
+        StatFamilies {
+            conns: counters(reg, &n("connections"), "Connections scheduled"),
+            pkts_in: counters(reg, &n("in_packets"), "Packets (proxy: reads) from clients"),
+            pkts_out: counters(
+                reg,
+                &n("out_packets"),
+                "Packets (proxy: reads) from real servers",
+            ),
+            bytes_in: counters(reg, &n("in_bytes"), "Bytes from clients"),
+            bytes_out: counters(reg, &n("out_bytes"), "Bytes from real servers"),
+            cps: gauges(
+                reg,
+                &n("connections_per_second"),
+                "Connection rate (2 s EWMA, as ipvsadm --rate)",
+            ),
+            bps_in: gauges(
+                reg,
+                &n("in_bytes_per_second"),
+                "Inbound byte rate (2 s EWMA)",
+            ),
+            bps_out: gauges(
+                reg,
+                &n("out_bytes_per_second"),
+                "Outbound byte rate (2 s EWMA)",
+            ),
+        }
+    }
+
+    fn set(&self, l: &Labels, s: &rvs_adm::Stats) {
+        self.conns.get_or_create(l).inc_by(s.conns);
+        self.pkts_in.get_or_create(l).inc_by(s.in_pkts);
+        self.pkts_out.get_or_create(l).inc_by(s.out_pkts);
+        self.bytes_in.get_or_create(l).inc_by(s.in_bytes);
+        self.bytes_out.get_or_create(l).inc_by(s.out_bytes);
+        self.cps.get_or_create(l).set(i64_of(s.cps));
+        self.bps_in.get_or_create(l).set(i64_of(s.in_bps));
+        self.bps_out.get_or_create(l).set(i64_of(s.out_bps));
+    }
+}
+
+/// The exposition text of the daemon's state now.
+pub fn render(ctx: &Ctx) -> String {
+    let mut reg = Registry::with_prefix("rvs");
+    // build_info as a gauge at 1 (the Prometheus convention; promtool's text parser does
+    // not know OpenMetrics' `info` type).
+    let build = gauges(&mut reg, "build_info", "rvs build information");
+    build
+        .get_or_create(&vec![
+            ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+            ("dataplane".to_owned(), "proxy".to_owned()),
+        ])
+        .set(1);
+    let svc = StatFamilies::new(&mut reg, "service");
+    let rs = StatFamilies::new(&mut reg, "real_server");
+    let active = gauges(
+        &mut reg,
+        "real_server_active_connections",
+        "Active connections (ipvsadm ActiveConn)",
+    );
+    let inactive = gauges(
+        &mut reg,
+        "real_server_inactive_connections",
+        "Inactive connections (ipvsadm InActConn)",
+    );
+    let weight = gauges(
+        &mut reg,
+        "real_server_weight",
+        "Current weight (0: drained)",
+    );
+    let check_up = gauges(
+        &mut reg,
+        "checker_up",
+        "1 when the checker last succeeded, 0 when it failed",
+    );
+    let check_fail = counters(
+        &mut reg,
+        "checker_failures",
+        "Up-to-down transitions of the checker",
+    );
+    let reloads = counters(&mut reg, "reloads", "Configuration reloads by result");
+    let last_reload = gauges(
+        &mut reg,
+        "last_reload_timestamp_seconds",
+        "Unix time of the last successful reload (0: none)",
+    );
+    let live = gauges(
+        &mut reg,
+        "live_connections",
+        "Connections the data plane holds open",
+    );
+
+    for s in crate::control::snapshot(&ctx.shared) {
+        let sl = svc_label(&s.id);
+        svc.set(&vec![("service".to_owned(), sl.clone())], &s.stats);
+        for d in &s.dests {
+            let l = vec![
+                ("service".to_owned(), sl.clone()),
+                (
+                    "real_server".to_owned(),
+                    std::net::SocketAddr::new(d.addr, d.port).to_string(),
+                ),
+            ];
+            rs.set(&l, &d.stats);
+            active.get_or_create(&l).set(i64::from(d.active));
+            inactive.get_or_create(&l).set(i64::from(d.inactive));
+            weight.get_or_create(&l).set(i64::from(d.weight));
+        }
+    }
+    let st = ctx.status();
+    for c in &st.checks {
+        let Some(up) = c.up else { continue };
+        let l = vec![
+            // The config's virtual_server (keepalived's label): a virtual_server_group
+            // expands to several services, checked once.
+            ("virtual_server".to_owned(), c.service.clone()),
+            ("real_server".to_owned(), c.real_server.to_string()),
+            ("checker".to_owned(), c.checker.to_owned()),
+            ("index".to_owned(), c.index.to_string()),
+        ];
+        check_up.get_or_create(&l).set(i64::from(up));
+        check_fail.get_or_create(&l).inc_by(c.failures);
+    }
+    for (result, n) in [("success", st.reloads_ok), ("failure", st.reloads_failed)] {
+        reloads
+            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+            .inc_by(n);
+    }
+    last_reload
+        .get_or_create(&Vec::new())
+        .set(i64_of(st.last_reload_unix));
+    live.get_or_create(&Vec::new()).set(i64_of(
+        ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
+    ));
+    let mut out = String::new();
+    if encode(&mut out, &reg).is_err() {
+        return "# encoding failed\n".to_owned();
+    }
+    out
+}
+
+/// `OpenMetrics` → Prometheus text format 0.0.4, for scrapers that do not ask for
+/// `OpenMetrics` (curl, `promtool check metrics`, older Prometheus): counters' HELP and
+/// TYPE lines carry the `_total` name, no `# EOF`, no empty label braces.
+pub fn to_text_004(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len() + 16 * counters.len());
+    for line in om.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        if let Some((kind, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.push_str(kind);
+            out.push_str(name);
+            if counters.contains(name) {
+                out.push_str("_total");
+            }
+            out.push(' ');
+            out.push_str(tail);
+        } else {
+            out.push_str(&line.replacen("{} ", " ", 1));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Serves `GET /metrics` on a TCP address until the task is dropped.
+pub async fn serve(l: TcpListener, ctx: Arc<Ctx>) {
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), answer(s, &ctx)).await;
+        });
+    }
+}
+
+async fn answer(mut s: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
+    let Ok(line) = crate::control::read_head(&mut s).await else {
+        return Ok(());
+    };
+    let target = line.split(' ').nth(1).unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let openmetrics = line.lines().any(|h| {
+        h.to_ascii_lowercase().starts_with("accept:") && h.contains("application/openmetrics-text")
+    });
+    let (status, ctype, body) = if line.starts_with("GET ") && path == "/metrics" {
+        if openmetrics {
+            (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(ctx),
+            )
+        } else {
+            (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                to_text_004(&render(ctx)),
+            )
+        }
+    } else {
+        (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".to_owned(),
+        )
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body.as_bytes()).await?;
+    s.shutdown().await
+}
