@@ -16,6 +16,7 @@ mod health;
 mod metrics;
 mod run;
 mod sim;
+mod status;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +43,8 @@ enum Cmd {
     Demo,
     /// ipvsadm's listings of the running daemon (`ipvsadm -Ln` and friends).
     Adm(adm::AdmArgs),
+    /// What the running daemon is doing: services, real servers, health, rates.
+    Status(status::StatusArgs),
     /// Fetch a URL and print the MD5 digest of its body (for `HTTP_GET` `digest`).
     Genhash(genhash::GenhashArgs),
 }
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm(a) => adm::run(&a),
+            Cmd::Status(a) => status::run(&a),
         }
     };
     match res {

@@ -366,6 +366,32 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
     assert!(value(&text, "rvs_last_reload_timestamp_seconds").unwrap() > 1_600_000_000);
     promtool(&text);
 
+    // `rvs status` tells a newcomer the same story in words.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("status")
+        .env("RVS_CONTROL", d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("(reloads: 1 ok, 1 refused)"), "{text}");
+    assert!(
+        text.contains("TCP 127.52.1.1:8080  rr: 1 real servers, 4 conns total"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("-> 127.52.0.1:9100"))
+        .unwrap();
+    assert!(
+        row.contains("Masq weight 1") && row.ends_with("TCP_CHECK up (0 failures)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  127.52.0.2:9100 in [127.52.1.1]:tcp:8080: TCP_CHECK DOWN (1 failures)"),
+        "{text}"
+    );
+
     // Prometheus asks for OpenMetrics and gets it.
     let om = scrape(metrics, Some("application/openmetrics-text; version=1.0.0"));
     assert!(om.ends_with("# EOF\n"), "{om}");

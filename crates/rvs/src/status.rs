@@ -1,0 +1,213 @@
+//! `rvs status`: what is going on, for a human. Daemon, reloads, then every service with
+//! its real servers, their health (each checker's verdict) and rates. `--watch` redraws
+//! in place, like `watch ipvsadm -Ln --rate`.
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use rvs_adm::{Service, SvcId};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Refresh every N seconds until Ctrl-C (default 2 when given without a value).
+    #[arg(short = 'w', long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
+    /// The daemon's control socket (default: `$RVS_CONTROL`, else the default socket).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Check {
+    service: String,
+    real_server: SocketAddr,
+    checker: String,
+    up: Option<bool>,
+    failures: u64,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    version: String,
+    pid: u32,
+    config: String,
+    uptime_s: u64,
+    live_connections: u64,
+    dataplane: String,
+    reloads_ok: u64,
+    reloads_failed: u64,
+    checks: Vec<Check>,
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n;
+    let mut i = 0;
+    while v >= 10_000 && i + 1 < UNITS.len() {
+        v /= 1000;
+        i += 1;
+    }
+    format!("{v} {}", UNITS[i])
+}
+
+fn uptime(s: u64) -> String {
+    match s {
+        _ if s < 60 => format!("{s}s"),
+        _ if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ if s < 86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// keepalived's label of a service (`[VIP]:tcp:PORT`, `FWM n`), as checkers report it.
+fn keepalived_label(id: &SvcId) -> String {
+    match id {
+        SvcId::Addr { proto, addr, port } => {
+            let p = match proto {
+                rvs_adm::Proto::Tcp => "tcp",
+                rvs_adm::Proto::Udp => "udp",
+                rvs_adm::Proto::Sctp => "sctp",
+            };
+            format!("[{addr}]:{p}:{port}")
+        }
+        SvcId::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+fn render(st: &Status, services: &[Service]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "rvs {} (pid {}), up {}, {} data plane, {} live connections",
+        st.version,
+        st.pid,
+        uptime(st.uptime_s),
+        st.dataplane,
+        st.live_connections
+    );
+    let _ = writeln!(
+        o,
+        "config {} (reloads: {} ok, {} refused)",
+        st.config, st.reloads_ok, st.reloads_failed
+    );
+    let _ = writeln!(o, "VRRP: not run by this daemon yet\n");
+    if services.is_empty() {
+        let _ = writeln!(o, "no virtual services");
+    }
+    for s in services {
+        let name = match &s.id {
+            SvcId::Addr { proto, addr, port } => {
+                format!("{proto:?} {}", SocketAddr::new(*addr, *port)).to_uppercase()
+            }
+            SvcId::Fwmark { mark, .. } => format!("FWM {mark}"),
+        };
+        let persist = s
+            .persistent
+            .map(|p| format!(", persistent {p}s"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{name}  {}{persist}: {} real servers, {} conns total, {} conn/s, in {}/s, out {}/s",
+            s.sched,
+            s.dests.len(),
+            s.stats.conns,
+            s.stats.cps,
+            human_bytes(s.stats.in_bps),
+            human_bytes(s.stats.out_bps)
+        );
+        let label = keepalived_label(&s.id);
+        for d in &s.dests {
+            let at = SocketAddr::new(d.addr, d.port);
+            let checks: Vec<&Check> = st
+                .checks
+                .iter()
+                .filter(|c| {
+                    c.real_server == at && (c.service == label || c.service.starts_with("group "))
+                })
+                .collect();
+            let health = if checks.is_empty() {
+                "no checker".to_owned()
+            } else {
+                checks
+                    .iter()
+                    .map(|c| {
+                        let v = match c.up {
+                            Some(true) => "up",
+                            Some(false) => "DOWN",
+                            None => "not run",
+                        };
+                        format!("{} {v} ({} failures)", c.checker, c.failures)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                o,
+                "  -> {at:<24} {:?} weight {:<3} active {:<5} inactive {:<5} {} conn/s  {health}",
+                d.fwd, d.weight, d.active, d.inactive, d.stats.cps
+            );
+        }
+    }
+    // Real servers out of the table (failed checks without inhibit_on_failure).
+    let listed: Vec<(String, SocketAddr)> = services
+        .iter()
+        .flat_map(|s| {
+            let l = keepalived_label(&s.id);
+            s.dests
+                .iter()
+                .map(move |d| (l.clone(), SocketAddr::new(d.addr, d.port)))
+        })
+        .collect();
+    let mut out_of_table: Vec<&Check> = st
+        .checks
+        .iter()
+        .filter(|c| {
+            !listed
+                .iter()
+                .any(|(l, a)| *a == c.real_server && *l == c.service)
+        })
+        .filter(|c| c.up == Some(false))
+        .collect();
+    out_of_table.dedup_by(|a, b| a.real_server == b.real_server && a.service == b.service);
+    if !out_of_table.is_empty() {
+        let _ = writeln!(o, "\nout of the table (checks failing):");
+        for c in out_of_table {
+            let _ = writeln!(
+                o,
+                "  {} in {}: {} DOWN ({} failures)",
+                c.real_server, c.service, c.checker, c.failures
+            );
+        }
+    }
+    o
+}
+
+fn fetch(path: &std::path::Path) -> Result<String> {
+    let st: Status = serde_json::from_str(&crate::control::call(path, "GET", "/v1/status")?)
+        .context("the daemon's status is not valid JSON")?;
+    let services: Vec<Service> =
+        serde_json::from_str(&crate::control::call(path, "GET", "/v1/services")?)
+            .context("the daemon's table is not valid JSON")?;
+    Ok(render(&st, &services))
+}
+
+pub fn run(a: &StatusArgs) -> Result<ExitCode> {
+    let path = crate::control::client_path(a.control.as_deref());
+    let Some(every) = a.watch else {
+        print!("{}", fetch(&path)?);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let every = Duration::from_secs_f64(every.clamp(0.1, 3600.0));
+    loop {
+        let text = fetch(&path)?;
+        // Clear the screen and draw the new frame from the top left.
+        print!("\x1b[H\x1b[2J{text}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        std::thread::sleep(every);
+    }
+}
