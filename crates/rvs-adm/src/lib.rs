@@ -2,6 +2,8 @@
 //! snapshot of the tables. Pure formatting: the CLI and the control API come with the
 //! operator-interface work.
 
+pub mod cmd;
+
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -211,6 +213,34 @@ fn svc_cmp(a: &Service, b: &Service) -> std::cmp::Ordering {
         .then(pta.cmp(&ptb))
 }
 
+/// The set scheduler flags by their names for this scheduler, comma-joined.
+pub fn flag_names(sched: &str, flags: [bool; 3]) -> String {
+    let names: [&str; 3] = match sched {
+        "sh" => ["sh-fallback", "sh-port", "flag-3"],
+        "mh" => ["mh-fallback", "mh-port", "flag-3"],
+        _ => ["flag-1", "flag-2", "flag-3"],
+    };
+    let set: Vec<&str> = names
+        .iter()
+        .zip(flags)
+        .filter(|(_, f)| *f)
+        .map(|(n, _)| *n)
+        .collect();
+    set.join(",")
+}
+
+/// Services and their real servers in listing order (sorted unless `nosort`).
+pub fn sort(services: &mut [Service], nosort: bool) {
+    if nosort {
+        return;
+    }
+    services.sort_by(svc_cmp);
+    for s in services {
+        s.dests
+            .sort_by(|a, b| addr_cmp(a.addr, b.addr).then(a.port.cmp(&b.port)));
+    }
+}
+
 /// The full `-L` listing.
 pub fn list(services: &[Service], opts: ListOpts) -> String {
     let mut out = String::from("IP Virtual Server version 1.2.1 (size=4096)\n");
@@ -271,18 +301,7 @@ fn service(out: &mut String, s: &Service, opts: ListOpts) {
         _ => {
             let _ = write!(out, "{name} {}", s.sched);
             if s.flags.iter().any(|f| *f) {
-                let names: [&str; 3] = match s.sched.as_str() {
-                    "sh" => ["sh-fallback", "sh-port", "flag-3"],
-                    "mh" => ["mh-fallback", "mh-port", "flag-3"],
-                    _ => ["flag-1", "flag-2", "flag-3"],
-                };
-                let set: Vec<&str> = names
-                    .iter()
-                    .zip(s.flags)
-                    .filter(|(_, f)| *f)
-                    .map(|(n, _)| *n)
-                    .collect();
-                let _ = write!(out, " ({})", set.join(","));
+                let _ = write!(out, " ({})", flag_names(&s.sched, s.flags));
             }
             if let Some(t) = s.persistent {
                 let _ = write!(out, " persistent {t}");

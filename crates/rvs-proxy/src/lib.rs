@@ -103,6 +103,23 @@ impl Counters {
             .rates()
     }
 
+    /// Zeroes the counters and rates (`ipvsadm -Z`).
+    pub fn zero(&self) {
+        for c in [
+            &self.conns,
+            &self.in_bytes,
+            &self.out_bytes,
+            &self.in_pkts,
+            &self.out_pkts,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        *self
+            .estimator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Estimator::default();
+    }
+
     fn estimate(&self) {
         let t = self.totals();
         self.estimator

@@ -1,139 +1,157 @@
-//! `rvs adm` (and the binary invoked as `ipvsadm`): ipvsadm's listings of the running
-//! daemon's table, fetched through the control API. Listing only for now; the editing
-//! commands (`-A -E -D -a -e -d -C -R -S -Z --set`) come with the API's write resources.
+//! `rvs adm` (and the binary invoked as `ipvsadm`): ipvsadm 1.31's command line applied
+//! to the running daemon through the control API. Parsing and formatting live in
+//! `rvs-adm`; this file moves requests and maps answers to ipvsadm's exit codes
+//! (2 for usage errors, 255 for a refused change).
 
-use anyhow::{bail, Context as _, Result};
-use clap::Args;
-use rvs_adm::{Format, ListOpts, Proto, Service, SvcId};
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use anyhow::{Context as _, Result};
+use rvs_adm::cmd::{self, Command, Invocation};
+use rvs_adm::Service;
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Args, Debug)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "ipvsadm's command line is a set of independent switches"
-)]
-pub struct AdmArgs {
-    /// List the table (the default command).
-    #[arg(short = 'L', long = "list", visible_short_alias = 'l')]
-    pub list: bool,
-    /// Numeric output (rvs always prints addresses and ports numerically).
-    #[arg(short = 'n', long = "numeric")]
-    pub numeric: bool,
-    /// Counters.
-    #[arg(long)]
-    pub stats: bool,
-    /// Rates.
-    #[arg(long)]
-    pub rate: bool,
-    /// Upper and lower connection thresholds.
-    #[arg(long)]
-    pub thresholds: bool,
-    /// Persistent connection counts.
-    #[arg(long = "persistent-conn")]
-    pub persistent_conn: bool,
-    /// Tunnel information of tunnel real servers.
-    #[arg(long = "tun-info")]
-    pub tun_info: bool,
-    /// Exact numbers (no K/M/G scaling).
-    #[arg(short = 'X', long)]
-    pub exact: bool,
-    /// Kernel order instead of sorted.
-    #[arg(long)]
-    pub nosort: bool,
-    /// Sorted (the default; accepted for compatibility).
-    #[arg(long)]
-    pub sort: bool,
-    /// One TCP service: ADDR:PORT.
-    #[arg(short = 't', long = "tcp-service", value_name = "service-address")]
-    pub tcp: Option<String>,
-    /// One UDP service: ADDR:PORT.
-    #[arg(short = 'u', long = "udp-service", value_name = "service-address")]
-    pub udp: Option<String>,
-    /// One SCTP service: ADDR:PORT.
-    #[arg(long = "sctp-service", value_name = "service-address")]
-    pub sctp: Option<String>,
-    /// One firewall-mark service.
-    #[arg(short = 'f', long = "fwmark-service", value_name = "fwmark")]
-    pub fwmark: Option<u32>,
-    /// IPv6 (with -f).
-    #[arg(short = '6', long = "ipv6")]
-    pub ipv6: bool,
-    /// The daemon's control socket (default: `$RVS_CONTROL`, else the default socket).
-    #[arg(long)]
-    pub control: Option<PathBuf>,
-}
+const USAGE: &str = "ipvsadm v1.31 2019/12/24 (rvs adm)
+Usage:
+  ipvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  ipvsadm -D virtual-service
+  ipvsadm -C
+  ipvsadm -R
+  ipvsadm -S [-n]
+  ipvsadm -a|e virtual-service -r server-address [options]
+  ipvsadm -d virtual-service -r server-address
+  ipvsadm -L|l [virtual-service] [options]
+  ipvsadm -Z [virtual-service]
+  ipvsadm --set tcp tcpfin udp
+  ipvsadm -h
 
-/// `[v6]:port` or `v4:port`.
-fn parse_addrport(s: &str) -> Option<(IpAddr, u16)> {
-    if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Some((sa.ip(), sa.port()));
+rvs: the daemon is found through --control PATH, else $RVS_CONTROL, else the default socket.
+";
+
+/// Splits rvs's own `--control PATH` off ipvsadm's arguments.
+fn control_arg(args: &[String]) -> (Option<PathBuf>, Vec<String>) {
+    let mut control = None;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--control" {
+            control = it.next().map(PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--control=") {
+            control = Some(PathBuf::from(p));
+        } else {
+            rest.push(a.clone());
+        }
     }
-    // ipvsadm accepts a bare address (port 0).
-    s.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .ok()
-        .map(|a| (a, 0))
+    (control, rest)
 }
 
-fn wanted(a: &AdmArgs) -> Result<Option<SvcId>> {
-    let one = |proto: Proto, s: &str| -> Result<SvcId> {
-        let (addr, port) = parse_addrport(s)
-            .with_context(|| format!("illegal virtual server address[:port] specified: {s:?}"))?;
-        Ok(SvcId::Addr { proto, addr, port })
-    };
-    let picked: Vec<SvcId> = [
-        a.tcp.as_deref().map(|s| one(Proto::Tcp, s)),
-        a.udp.as_deref().map(|s| one(Proto::Udp, s)),
-        a.sctp.as_deref().map(|s| one(Proto::Sctp, s)),
-        a.fwmark.map(|mark| Ok(SvcId::Fwmark { mark, v6: a.ipv6 })),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Result<_>>()?;
-    if picked.len() > 1 {
-        bail!("multiple service types specified");
+fn services(path: &Path) -> Result<Vec<Service>> {
+    let body = crate::control::call(path, "GET", "/v1/services")?;
+    serde_json::from_str(&body).context("the daemon's table is not valid JSON")
+}
+
+/// Sends one change; prints ipvsadm's error text when refused. Returns the exit code.
+fn send(path: &Path, c: &Command) -> Result<u8> {
+    let body = serde_json::to_string(c)?;
+    match crate::control::call_body(path, "POST", "/v1/commands", &body)? {
+        Ok(_) => Ok(0),
+        Err(r) => {
+            eprintln!("{}", r.msg);
+            Ok(255)
+        }
     }
-    Ok(picked.into_iter().next())
 }
 
-pub fn run(a: &AdmArgs) -> Result<ExitCode> {
-    let _ = (a.list, a.numeric, a.sort);
-    let format = if a.stats {
-        Format::Stats
-    } else if a.rate {
-        Format::Rate
-    } else if a.thresholds {
-        Format::Thresholds
-    } else if a.persistent_conn {
-        Format::PersistentConn
-    } else if a.tun_info {
-        Format::TunInfo
-    } else {
-        Format::Default
-    };
-    let opts = ListOpts {
-        format,
-        exact: a.exact,
-        nosort: a.nosort,
-    };
-    let one = wanted(a)?;
-    let path = crate::control::client_path(a.control.as_deref());
-    let body = crate::control::call(&path, "GET", "/v1/services")?;
-    let services: Vec<Service> =
-        serde_json::from_str(&body).context("the daemon's table is not valid JSON")?;
-    let text = match one {
-        None => rvs_adm::list(&services, opts),
-        Some(id) => {
-            let Some(s) = services.into_iter().find(|s| s.id == id) else {
-                eprintln!("No such service");
-                return Ok(ExitCode::from(1));
+fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
+    match inv {
+        Invocation::Help => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        Invocation::Version => {
+            println!("ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)");
+            Ok(0)
+        }
+        Invocation::Apply(c) => send(path, &c),
+        Invocation::Save => {
+            print!("{}", cmd::save(&services(path)?, false));
+            Ok(0)
+        }
+        Invocation::Restore => restore(path),
+        Invocation::List {
+            opts,
+            svc,
+            timeout,
+            connections,
+        } => {
+            if connections {
+                eprintln!("rvs adm: the connection listing (-c) is not available yet");
+                return Ok(2);
+            }
+            if timeout {
+                let body = crate::control::call(path, "GET", "/v1/status")?;
+                let v: serde_json::Value = serde_json::from_str(&body)?;
+                let t = |i: usize| v["timeouts"][i].as_u64().unwrap_or(0);
+                println!("Timeout (tcp tcpfin udp): {} {} {}", t(0), t(1), t(2));
+                return Ok(0);
+            }
+            let all = services(path)?;
+            let text = match svc {
+                None => rvs_adm::list(&all, opts),
+                Some(id) => {
+                    let Some(s) = all.into_iter().find(|s| s.id == id) else {
+                        eprintln!("No such service");
+                        return Ok(255);
+                    };
+                    rvs_adm::list_body(&[s], opts)
+                }
             };
-            rvs_adm::list_body(&[s], opts)
+            print!("{text}");
+            Ok(0)
+        }
+    }
+}
+
+/// `-R`: one invocation per stdin line; a usage error aborts the restore (exit 2), a
+/// refused change is printed and the restore goes on (the status is the last command's).
+fn restore(path: &Path) -> Result<u8> {
+    let mut last = 0;
+    for line in std::io::stdin().lock().lines() {
+        let args = cmd::restore_line(&line?);
+        if args.is_empty() {
+            continue;
+        }
+        match cmd::parse(&args) {
+            Err(e) => {
+                eprintln!("{}", e.msg);
+                return Ok(e.code);
+            }
+            Ok(Invocation::Restore) => {
+                eprintln!("-R is not allowed inside a restore");
+                return Ok(2);
+            }
+            Ok(inv @ Invocation::Apply(_)) => last = invoke(path, inv)?,
+            Ok(_) => {}
+        }
+    }
+    Ok(last)
+}
+
+/// Runs ipvsadm's command line (`args` without the program name).
+pub fn run(args: &[String]) -> ExitCode {
+    let (control, args) = control_arg(args);
+    let inv = match cmd::parse(&args) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{}", e.msg);
+            return ExitCode::from(e.code);
         }
     };
-    print!("{text}");
-    Ok(ExitCode::SUCCESS)
+    let path = crate::control::client_path(control.as_deref());
+    match invoke(&path, inv) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("rvs adm: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

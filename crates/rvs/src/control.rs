@@ -46,6 +46,8 @@ pub fn client_path(flag: Option<&Path>) -> PathBuf {
 /// What the control task asks of the daemon's main loop.
 pub enum Request {
     Reload(oneshot::Sender<String>),
+    /// An ipvsadm command (`rvs adm -A ...`); the answer is ipvsadm's error text.
+    Command(rvs_adm::cmd::Command, oneshot::Sender<Result<(), String>>),
 }
 
 /// Binds the control socket. A socket file nobody answers on (a crashed daemon's) is
@@ -130,13 +132,17 @@ async fn handle(mut s: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
     let (status, body) = match head {
         Err(_) => (408, err_json("request head not received within 5 s")),
         Ok(Err(e)) => (400, err_json(&e)),
-        Ok(Ok(head)) => route(&head, ctx).await,
+        Ok(Ok((head, rest))) => match read_body(&mut s, &head, rest).await {
+            Ok(body) => route(&head, &body, ctx).await,
+            Err(e) => (400, err_json(&e)),
+        },
     };
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         408 => "Request Timeout",
         _ => "Internal Server Error",
     };
@@ -163,13 +169,55 @@ async fn handle(mut s: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
 }
 
 /// Reads an HTTP request head (up to the blank line), at most `MAX_HEAD` bytes.
-pub async fn read_head(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> Result<String, String> {
+const MAX_BODY: usize = 64 * 1024;
+
+/// Reads the body announced by `Content-Length` (at most `MAX_BODY`), within 5 s.
+async fn read_body(s: &mut UnixStream, head: &str, mut have: Vec<u8>) -> Result<Vec<u8>, String> {
+    let len = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| "bad Content-Length".to_owned())
+        })
+        .transpose()?
+        .unwrap_or(0);
+    if len > MAX_BODY {
+        return Err(format!("request body larger than {MAX_BODY} bytes"));
+    }
+    let fill = async {
+        let mut chunk = [0u8; 4096];
+        while have.len() < len {
+            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed before the end of the body".to_owned());
+            }
+            have.extend_from_slice(&chunk[..n]);
+        }
+        have.truncate(len);
+        Ok(have)
+    };
+    tokio::time::timeout(Duration::from_secs(5), fill)
+        .await
+        .map_err(|_| "request body not received within 5 s".to_owned())?
+}
+
+/// Reads an HTTP request head (up to the blank line), at most `MAX_HEAD` bytes; returns
+/// it and the bytes read past it.
+pub async fn read_head(
+    s: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<(String, Vec<u8>), String> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
             buf.truncate(end);
-            return String::from_utf8(buf).map_err(|_| "request head is not UTF-8".to_owned());
+            let head =
+                String::from_utf8(buf).map_err(|_| "request head is not UTF-8".to_owned())?;
+            return Ok((head, rest));
         }
         if buf.len() > MAX_HEAD {
             return Err(format!("request head longer than {MAX_HEAD} bytes"));
@@ -186,7 +234,7 @@ fn err_json(msg: &str) -> String {
     serde_json::json!({ "error": msg }).to_string()
 }
 
-async fn route(head: &str, ctx: &Ctx) -> (u16, String) {
+async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
     let line = head.lines().next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
@@ -212,6 +260,7 @@ async fn route(head: &str, ctx: &Ctx) -> (u16, String) {
                 "uptime_s": ctx.started.elapsed().as_secs(),
                 "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
                 "dataplane": "proxy",
+                "timeouts": timeouts(&ctx.shared),
                 "checks": ctx.status().checks,
                 "reloads_ok": ctx.status().reloads_ok,
                 "reloads_failed": ctx.status().reloads_failed,
@@ -231,11 +280,37 @@ async fn route(head: &str, ctx: &Ctx) -> (u16, String) {
                 Err(_) => (500, err_json("the daemon is stopping")),
             }
         }
-        (_, "/v1/services" | "/v1/status" | "/v1/reload") => {
+        ("POST", "/v1/commands") => {
+            let cmd: rvs_adm::cmd::Command = match serde_json::from_slice(body) {
+                Ok(c) => c,
+                Err(e) => return (400, err_json(&format!("bad command: {e}"))),
+            };
+            let (tx, rx) = oneshot::channel();
+            if ctx.tx.send(Request::Command(cmd, tx)).await.is_err() {
+                return (500, err_json("the daemon is stopping"));
+            }
+            match rx.await {
+                Ok(Ok(())) => (200, serde_json::json!({ "ok": true }).to_string()),
+                // ipvsadm's kernel error: the change was refused, nothing applied.
+                Ok(Err(msg)) => (409, err_json(&msg)),
+                Err(_) => (500, err_json("the daemon is stopping")),
+            }
+        }
+        (_, "/v1/services" | "/v1/status" | "/v1/reload" | "/v1/commands") => {
             (405, err_json(&format!("{method} is not allowed on {path}")))
         }
         _ => (404, err_json(&format!("no such endpoint {path}"))),
     }
+}
+
+fn timeouts(shared: &Shared) -> [u32; 3] {
+    let t = shared
+        .ipvs
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .timeouts
+        .shown();
+    [t.0, t.1, t.2]
 }
 
 fn fwd(f: rvs_sched::Fwd) -> rvs_adm::Fwd {
@@ -358,6 +433,23 @@ pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
 
 /// Client side: one request, the body of a `200` answer, or the server's error.
 pub fn call(path: &Path, method: &str, target: &str) -> Result<String> {
+    call_with(path, method, target, "")
+}
+
+/// An answer other than 200: the status and the server's error text.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub msg: String,
+}
+
+/// Client side with a JSON body; `Err` carries transport errors, `Ok(Err)` refusals.
+pub fn call_body(
+    path: &Path,
+    method: &str,
+    target: &str,
+    body: &str,
+) -> Result<std::result::Result<String, Refused>> {
     let mut s = std::os::unix::net::UnixStream::connect(path).with_context(|| {
         format!(
             "cannot reach rvs on its control socket {} (is `rvs run` running? \
@@ -368,7 +460,8 @@ pub fn call(path: &Path, method: &str, target: &str) -> Result<String> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "{method} {target} HTTP/1.1\r\nHost: rvs\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: rvs\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)
@@ -381,12 +474,19 @@ pub fn call(path: &Path, method: &str, target: &str) -> Result<String> {
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
         .context("malformed status line from the daemon")?;
-    if status != 200 {
-        let msg = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| body.to_owned());
-        bail!("the daemon answered {status}: {msg}");
+    if status == 200 {
+        return Ok(Ok(body.to_owned()));
     }
-    Ok(body.to_owned())
+    let msg = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned());
+    Ok(Err(Refused { status, msg }))
+}
+
+fn call_with(path: &Path, method: &str, target: &str, body: &str) -> Result<String> {
+    match call_body(path, method, target, body)? {
+        Ok(b) => Ok(b),
+        Err(r) => bail!("the daemon answered {}: {}", r.status, r.msg),
+    }
 }

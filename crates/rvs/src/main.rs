@@ -14,6 +14,7 @@ mod demo;
 mod genhash;
 mod health;
 mod metrics;
+mod overlay;
 mod run;
 mod sim;
 mod status;
@@ -41,24 +42,16 @@ enum Cmd {
     Reload(run::ReloadArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
-    /// ipvsadm's listings of the running daemon (`ipvsadm -Ln` and friends).
-    Adm(adm::AdmArgs),
+    /// ipvsadm's command line against the running daemon (`rvs adm -Ln`, `-A`, `-a`, `-S`, ...).
+    Adm {
+        /// ipvsadm arguments (see `rvs adm -h`), plus `--control PATH`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// What the running daemon is doing: services, real servers, health, rates.
     Status(status::StatusArgs),
     /// Fetch a URL and print the MD5 digest of its body (for `HTTP_GET` `digest`).
     Genhash(genhash::GenhashArgs),
-}
-
-/// ipvsadm's command line (rvs invoked through an `ipvsadm` link).
-#[derive(Parser, Debug)]
-#[command(
-    name = "ipvsadm",
-    disable_version_flag = true,
-    about = "rvs in ipvsadm mode"
-)]
-struct IpvsadmCli {
-    #[command(flatten)]
-    adm: adm::AdmArgs,
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -109,7 +102,12 @@ fn main() -> ExitCode {
     let res = if argv0.as_str() == "keepalived" {
         keepalived(&args)
     } else if argv0.as_str() == "ipvsadm" {
-        adm::run(&IpvsadmCli::parse_from(&args).adm)
+        let rest: Vec<String> = args
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Ok(adm::run(&rest))
     } else {
         let cli = Cli::parse_from(&args);
         match cli.cmd {
@@ -119,7 +117,7 @@ fn main() -> ExitCode {
             Cmd::Reload(a) => run::reload_cmd(&a),
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
-            Cmd::Adm(a) => adm::run(&a),
+            Cmd::Adm { args } => Ok(adm::run(&args)),
             Cmd::Status(a) => status::run(&a),
         }
     };

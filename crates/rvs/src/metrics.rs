@@ -254,7 +254,7 @@ pub async fn serve(l: TcpListener, ctx: Arc<Ctx>) {
 }
 
 async fn answer(mut s: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
-    let Ok(line) = crate::control::read_head(&mut s).await else {
+    let Ok((line, _)) = crate::control::read_head(&mut s).await else {
         return Ok(());
     };
     let target = line.split(' ').nth(1).unwrap_or_default();

@@ -211,11 +211,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut int = signal(SignalKind::interrupt())?;
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
+    let mut runtime: Vec<rvs_adm::cmd::Command> = Vec::new();
     loop {
         tokio::select! {
             _ = hup.recv() => {
                 generation += 1;
-                let msg = reload(&mut proxy, &mut health, &mut cfg, &a.file);
+                let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, &a.file);
                 publish_reload(&ctx, &health, &cfg, &msg);
                 let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             }
@@ -223,7 +224,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 let changed = health.event(&cfg, &ev);
                 ctx.publish(|st| st.checks = health.report(&cfg));
                 if changed {
-                    if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
+                    if let Err(errs) = proxy.apply(&crate::overlay::replay(health.desired(&cfg), &runtime)) {
                         for e in &errs {
                             tracing::error!("{e}");
                         }
@@ -233,10 +234,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             Some(req) = ctl_rx.recv() => match req {
                 crate::control::Request::Reload(reply) => {
                     generation += 1;
-                    let msg = reload(&mut proxy, &mut health, &mut cfg, &a.file);
+                    let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, &a.file);
                     publish_reload(&ctx, &health, &cfg, &msg);
                     let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
                     let _ = reply.send(msg);
+                }
+                crate::control::Request::Command(cmd, reply) => {
+                    let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd));
                 }
             },
             _ = term.recv() => break,
@@ -259,6 +263,37 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let _ = std::fs::remove_file(&status);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies an `rvs adm` command on top of the running state; refused commands change
+/// nothing.
+fn runtime_command(
+    proxy: &mut Proxy,
+    health: &crate::health::Health,
+    cfg: &rvs_conf::Config,
+    runtime: &mut Vec<rvs_adm::cmd::Command>,
+    cmd: rvs_adm::cmd::Command,
+) -> Result<(), String> {
+    let mut want = crate::overlay::replay(health.desired(cfg), runtime);
+    crate::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
+    if let rvs_adm::cmd::Command::Zero(id) = &cmd {
+        let only = id.as_ref().map(crate::overlay::key);
+        for ((k, _), c) in proxy.shared.all_counters() {
+            if only.is_none_or(|o| o == k) {
+                c.zero();
+            }
+        }
+        return Ok(());
+    }
+    if let Err(errs) = proxy.apply(&want) {
+        let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        // The data plane holds what it could apply; keep the command so replays agree.
+        runtime.push(cmd);
+        return Err(list.join("; "));
+    }
+    tracing::info!("runtime change: {cmd:?}");
+    runtime.push(cmd);
+    Ok(())
 }
 
 fn publish_reload(
@@ -288,6 +323,7 @@ fn reload(
     proxy: &mut Proxy,
     health: &mut crate::health::Health,
     cfg: &mut rvs_conf::Config,
+    runtime: &mut Vec<rvs_adm::cmd::Command>,
     path: &Path,
 ) -> String {
     let parsed = rvs_conf::parse_file(path, &rvs_conf::Options::default());
@@ -301,6 +337,14 @@ fn reload(
         );
     }
     *cfg = parsed.config;
+    // The file is the truth again: runtime changes (rvs adm) are dropped.
+    if !runtime.is_empty() {
+        tracing::info!(
+            "reload: {} runtime change(s) replaced by the file",
+            runtime.len()
+        );
+        runtime.clear();
+    }
     health.start(cfg);
     match proxy.apply(&health.desired(cfg)) {
         Ok(r) => {

@@ -133,7 +133,7 @@ fn listings_follow_the_running_table() {
     let (code, out, err) = d.adm(&["-Ln", "-t", "127.50.1.1:9999"]);
     assert_eq!(
         (code, out.as_str(), err.as_str()),
-        (1, "", "No such service\n")
+        (255, "", "No such service\n")
     );
 
     // A reload that removes a service shows in the next listing.
@@ -228,12 +228,12 @@ fn control_api_answers_and_refuses_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another rvs answers"));
     assert!(d.stop().success());
 
-    // No daemon: a clear error naming the socket.
+    // No daemon: a clear error naming the socket, exit 2 (ipvsadm's "Can't initialize ipvs").
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
         .args(["adm", "-Ln", "--control", "/nonexistent/rvs.sock"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rvs.sock"));
 }
 
@@ -396,5 +396,192 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
     let om = scrape(metrics, Some("application/openmetrics-text; version=1.0.0"));
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE rvs_reloads counter\n"));
+    assert!(d.stop().success());
+}
+
+/// Runs `rvs adm` with stdin.
+fn adm_stdin(d: &Daemon, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("adm")
+        .args(args)
+        .env("RVS_CONTROL", d.dir.join("ctl.sock"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ipvsadm_commands_change_the_running_table() {
+    let _b = [
+        backend("127.53.0.1:9100", "a", Mode::Name),
+        backend("127.53.0.2:9100", "b", Mode::Name),
+    ];
+    let conf = vs(
+        "127.53.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.53.0.1", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.53.1.1:8080".parse().unwrap();
+    let d = Daemon::start("adm-edit", &conf, vip);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = d.adm(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+
+    // A new service and real servers at runtime; traffic reaches them.
+    ok(&["-A", "-t", "127.53.1.1:8081", "-s", "wrr"]);
+    ok(&[
+        "-a",
+        "-t",
+        "127.53.1.1:8081",
+        "-r",
+        "127.53.0.1:9100",
+        "-m",
+        "-w",
+        "1",
+    ]);
+    ok(&[
+        "-at",
+        "127.53.1.1:8081",
+        "-r",
+        "127.53.0.2:9100",
+        "-m",
+        "-w",
+        "2",
+    ]);
+    let vip2: SocketAddr = "127.53.1.1:8081".parse().unwrap();
+    let names: Vec<String> = (0..6).map(|_| ask_name(vip2)).collect();
+    assert_eq!(names.iter().filter(|n| *n == "b").count(), 4, "{names:?}");
+    // A real server added to the config's service, then its weight edited to 0 (drained).
+    ok(&["-a", "-t", "127.53.1.1:8080", "-r", "127.53.0.2:9100", "-m"]);
+    ok(&[
+        "-e",
+        "-t",
+        "127.53.1.1:8080",
+        "-r",
+        "127.53.0.2:9100",
+        "-m",
+        "-w",
+        "0",
+    ]);
+    for _ in 0..4 {
+        assert_eq!(ask_name(vip), "a");
+    }
+    ok(&["-E", "-t", "127.53.1.1:8080", "-s", "sh", "-b", "sh-port"]);
+    ok(&["--set", "1000", "0", "200"]);
+    assert_eq!(
+        ok(&["-L", "--timeout"]),
+        "Timeout (tcp tcpfin udp): 1000 120 200\n"
+    );
+
+    // -S prints what -R restores.
+    let saved = ok(&["-Sn"]);
+    assert_eq!(
+        saved,
+        "-A -t 127.53.1.1:8080 -s sh -b sh-port\n\
+         -a -t 127.53.1.1:8080 -r 127.53.0.1:9100 -m -w 1\n\
+         -a -t 127.53.1.1:8080 -r 127.53.0.2:9100 -m -w 0\n\
+         -A -t 127.53.1.1:8081 -s wrr\n\
+         -a -t 127.53.1.1:8081 -r 127.53.0.1:9100 -m -w 1\n\
+         -a -t 127.53.1.1:8081 -r 127.53.0.2:9100 -m -w 2\n"
+    );
+    let listing = ok(&["-Ln"]);
+    ok(&["-C"]);
+    assert_eq!(
+        ok(&["-Ln"]),
+        "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+    );
+    let (code, _, err) = adm_stdin(&d, &["-R"], &saved);
+    assert_eq!(code, 0, "{err}");
+    let relisted = ok(&["-Ln"]);
+    // Counters may differ; the table is the same.
+    assert_eq!(
+        relisted.replace(char::is_numeric, ""),
+        listing.replace(char::is_numeric, "")
+    );
+    assert_eq!(ok(&["-Sn"]), saved);
+
+    // ipvsadm's refusals (kernel errors: 255) and usage errors (2); nothing applied.
+    for (args, code, msg) in [
+        (
+            &["-A", "-t", "127.53.1.1:8081"][..],
+            255,
+            "Service already exists\n",
+        ),
+        (
+            &["-a", "-t", "127.53.1.1:9", "-r", "127.53.0.1"],
+            255,
+            "Service not defined\n",
+        ),
+        (
+            &["-d", "-t", "127.53.1.1:8081", "-r", "127.53.0.9:9100"],
+            255,
+            "No such destination\n",
+        ),
+        (
+            &["-E", "-t", "127.53.1.1:8081", "-s", "bogus"],
+            255,
+            "Scheduler or persistence engine not found\n",
+        ),
+        (&["-D", "-t", "127.53.1.1:9"], 255, "No such service\n"),
+        (
+            &["-a", "-t", "127.53.1.1:8081", "-r", "127.53.0.1", "-w", "x"],
+            2,
+            "illegal weight specified\n",
+        ),
+        (
+            &["-A", "-t", "127.53.1.1:8082", "-w", "1"],
+            2,
+            "Illegal 'weight' option with the 'add-service' command\n",
+        ),
+        (
+            &["-A", "-E", "-t", "127.53.1.1:8082"],
+            2,
+            "multiple commands specified\n",
+        ),
+    ] {
+        let (c, out, err) = d.adm(args);
+        assert_eq!((c, out.as_str(), err.as_str()), (code, "", msg), "{args:?}");
+    }
+    assert_eq!(ok(&["-Sn"]), saved);
+    // A restore line with a usage error aborts the restore with status 2.
+    let (code, _, err) = adm_stdin(&d, &["-R"], "-D -t 127.53.1.1:8081\n-A -t\n-C\n");
+    assert_eq!(code, 255, "{err}"); // -A -t without a value: popt's error
+    assert!(!ok(&["-Ln"]).contains("8081"));
+    assert!(
+        ok(&["-Ln"]).contains("127.53.1.1:8080"),
+        "the -C after the bad line never ran"
+    );
+
+    // -Z zeroes the counters.
+    let stats = ok(&["-Ln", "--stats", "-t", "127.53.1.1:8080"]);
+    assert!(
+        !stats.lines().nth(2).unwrap().trim_end().ends_with(" 0"),
+        "{stats}"
+    );
+    ok(&["-Z"]);
+    let stats = ok(&["-Ln", "--stats", "-t", "127.53.1.1:8080"]);
+    let svc_line: Vec<&str> = stats.lines().nth(2).unwrap().split_whitespace().collect();
+    assert_eq!(&svc_line[2..], ["0", "0", "0", "0", "0"], "{stats}");
+
+    // A reload makes the table the file again.
+    let (okr, msg) = d.reload(&conf);
+    assert!(okr, "{msg}");
+    assert_eq!(
+        ok(&["-Sn"]),
+        "-A -t 127.53.1.1:8080 -s rr\n-a -t 127.53.1.1:8080 -r 127.53.0.1:9100 -m -w 1\n"
+    );
     assert!(d.stop().success());
 }
