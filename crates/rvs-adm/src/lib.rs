@@ -382,3 +382,42 @@ fn service(out: &mut String, s: &Service, opts: ListOpts) {
         };
     }
 }
+
+/// One entry of the connection table (`ipvsadm -Lc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conn {
+    /// `TCP`, `UDP`, `SCTP`, or `IP` for a fwmark persistence template.
+    pub proto: String,
+    pub expires_s: u64,
+    /// `ESTABLISHED`, `FIN_WAIT`, ..., `UDP`; templates `NONE`/`ASSURED`.
+    pub state: String,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+}
+
+/// `ipvsadm -Lnc` (spec §5.9).
+pub fn list_conns(conns: &[Conn]) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    let _ = writeln!(
+        out,
+        "pro expire {:<11} {:<18} {:<18} destination",
+        "state", "source", "virtual"
+    );
+    for c in conns {
+        let expire = format!("{:02}:{:02}", c.expires_s / 60, c.expires_s % 60);
+        let _ = writeln!(
+            out,
+            "{:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
+            c.proto,
+            c.state,
+            addrport(c.caddr, c.cport),
+            addrport(c.vaddr, c.vport),
+            addrport(c.daddr, c.dport)
+        );
+    }
+    out
+}

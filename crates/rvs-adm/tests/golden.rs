@@ -222,3 +222,65 @@ fn largenum_scaling_and_the_sort_quirk() {
     );
     assert!(out.find("10.0.0.1").unwrap() < out.find("192.168.0.1").unwrap());
 }
+
+/// The spec's `ipvsadm -Lnc` example, entry for entry.
+#[test]
+fn connection_listing_example() {
+    use rvs_adm::Conn;
+    let c = |proto: &str, exp: u64, state: &str, src: &str, vip: &str, rs: &str| {
+        let sa = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        Conn {
+            proto: proto.into(),
+            expires_s: exp,
+            state: state.into(),
+            caddr: sa(src).ip(),
+            cport: sa(src).port(),
+            vaddr: sa(vip).ip(),
+            vport: sa(vip).port(),
+            daddr: sa(rs).ip(),
+            dport: sa(rs).port(),
+        }
+    };
+    let conns = [
+        c(
+            "TCP",
+            14 * 60 + 57,
+            "ESTABLISHED",
+            "10.1.2.3:51234",
+            "192.168.10.100:80",
+            "192.168.10.11:80",
+        ),
+        c(
+            "TCP",
+            58,
+            "FIN_WAIT",
+            "10.1.2.4:40000",
+            "192.168.10.100:80",
+            "192.168.10.12:80",
+        ),
+        c(
+            "UDP",
+            4 * 60 + 59,
+            "UDP",
+            "10.1.2.5:5353",
+            "192.168.10.100:53",
+            "192.168.10.21:53",
+        ),
+        c(
+            "TCP",
+            5 * 60 + 59,
+            "NONE",
+            "10.1.2.3:0",
+            "192.168.10.100:80",
+            "192.168.10.11:80",
+        ),
+    ];
+    let want = "IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 14:57  ESTABLISHED 10.1.2.3:51234     192.168.10.100:80  192.168.10.11:80
+TCP 00:58  FIN_WAIT    10.1.2.4:40000     192.168.10.100:80  192.168.10.12:80
+UDP 04:59  UDP         10.1.2.5:5353      192.168.10.100:53  192.168.10.21:53
+TCP 05:59  NONE        10.1.2.3:0         192.168.10.100:80  192.168.10.11:80
+";
+    assert_eq!(rvs_adm::list_conns(&conns), want);
+}

@@ -49,6 +49,30 @@ fn services(path: &Path) -> Result<Vec<Service>> {
     serde_json::from_str(&body).context("the daemon's table is not valid JSON")
 }
 
+/// The whole connection table, page by page.
+fn all_connections(path: &Path) -> Result<Vec<rvs_adm::Conn>> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        total: usize,
+        connections: Vec<rvs_adm::Conn>,
+    }
+    let mut out = Vec::new();
+    loop {
+        let body = crate::control::call(
+            path,
+            "GET",
+            &format!("/v1/connections?offset={}&limit=10000", out.len()),
+        )?;
+        let page: Page = serde_json::from_str(&body).context("bad connections page")?;
+        let got = page.connections.len();
+        out.extend(page.connections);
+        // The table moves between pages; stop at the end or on an empty page.
+        if got == 0 || out.len() >= page.total {
+            return Ok(out);
+        }
+    }
+}
+
 /// Sends one change; prints ipvsadm's error text when refused. Returns the exit code.
 fn send(path: &Path, c: &Command) -> Result<u8> {
     let body = serde_json::to_string(c)?;
@@ -84,8 +108,8 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             connections,
         } => {
             if connections {
-                eprintln!("rvs adm: the connection listing (-c) is not available yet");
-                return Ok(2);
+                print!("{}", rvs_adm::list_conns(&all_connections(path)?));
+                return Ok(0);
             }
             if timeout {
                 let body = crate::control::call(path, "GET", "/v1/status")?;

@@ -250,6 +250,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
             Ok(b) => (200, b),
             Err(e) => (500, err_json(&e.to_string())),
         },
+        ("GET", "/v1/connections") => connections(&ctx.shared, target),
         ("GET", "/metrics") => (200, crate::metrics::render(ctx)),
         ("GET", "/v1/status") => (
             200,
@@ -296,11 +297,81 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                 Err(_) => (500, err_json("the daemon is stopping")),
             }
         }
-        (_, "/v1/services" | "/v1/status" | "/v1/reload" | "/v1/commands") => {
+        (_, "/v1/services" | "/v1/status" | "/v1/reload" | "/v1/commands" | "/v1/connections") => {
             (405, err_json(&format!("{method} is not allowed on {path}")))
         }
         _ => (404, err_json(&format!("no such endpoint {path}"))),
     }
+}
+
+const MAX_PAGE: usize = 100_000;
+
+/// `GET /v1/connections?offset=N&limit=M`: one page of the connection table (default
+/// limit 1000, at most 100000), with the total so a client can page.
+fn connections(shared: &Shared, target: &str) -> (u16, String) {
+    let mut offset = 0usize;
+    let mut limit = 1000usize;
+    if let Some((_, q)) = target.split_once('?') {
+        for kv in q.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let slot = match k {
+                "offset" => &mut offset,
+                "limit" => &mut limit,
+                _ => return (400, err_json(&format!("unknown query parameter {k:?}"))),
+            };
+            match v.parse::<usize>() {
+                Ok(n) => *slot = n,
+                Err(_) => return (400, err_json(&format!("{k}={v:?} is not a number"))),
+            }
+        }
+    }
+    if limit == 0 || limit > MAX_PAGE {
+        return (400, err_json(&format!("limit must be 1..={MAX_PAGE}")));
+    }
+    let now = shared.now_ms();
+    let (total, page) = {
+        let ipvs = shared
+            .ipvs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let all = ipvs.connections(now);
+        let fwmark: Vec<bool> = ipvs
+            .services
+            .iter()
+            .map(|s| matches!(s.key, rvs_sched::SvcKey::Fwmark { .. }))
+            .collect();
+        let total = all.len();
+        let page: Vec<rvs_adm::Conn> = all
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|c| rvs_adm::Conn {
+                proto: if c.template && fwmark.get(c.svc).copied().unwrap_or(false) {
+                    "IP".to_owned()
+                } else {
+                    match c.proto {
+                        rvs_sched::Proto::Tcp => "TCP",
+                        rvs_sched::Proto::Udp => "UDP",
+                        rvs_sched::Proto::Sctp => "SCTP",
+                    }
+                    .to_owned()
+                },
+                expires_s: c.expires_ms / 1000,
+                state: c.state.to_owned(),
+                caddr: c.caddr,
+                cport: c.cport,
+                vaddr: c.vaddr,
+                vport: c.vport,
+                daddr: c.daddr,
+                dport: c.dport,
+            })
+            .collect();
+        (total, page)
+    };
+    (
+        200,
+        serde_json::json!({ "total": total, "offset": offset, "connections": page }).to_string(),
+    )
 }
 
 fn timeouts(shared: &Shared) -> [u32; 3] {

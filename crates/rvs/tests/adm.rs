@@ -585,3 +585,63 @@ fn ipvsadm_commands_change_the_running_table() {
     );
     assert!(d.stop().success());
 }
+
+#[test]
+fn connection_listing_shows_open_connections() {
+    use std::io::BufRead;
+    let _b = backend("127.54.0.1:9100", "a", Mode::Name);
+    let conf = vs("127.54.1.1", 8080, "", &[("127.54.0.1", 9100, 1)]);
+    let vip: SocketAddr = "127.54.1.1:8080".parse().unwrap();
+    let d = Daemon::start("adm-conns", &conf, vip);
+    // Two connections held open (the backend waits for EOF).
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(vip).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+            assert_eq!(line, "a\n");
+            s
+        })
+        .collect();
+    let (code, out, err) = d.adm(&["-Lnc"]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("IPVS connection entries"));
+    assert_eq!(
+        lines.next().unwrap(),
+        format!(
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
+        )
+    );
+    let mut rows: Vec<&str> = lines.collect();
+    rows.sort_unstable();
+    assert_eq!(rows.len(), 2, "{out}");
+    let mut want: Vec<String> = held
+        .iter()
+        .map(|s| {
+            let src = s.local_addr().unwrap().to_string();
+            format!(
+                "{:<11} {src:<18} {:<18} {}",
+                "ESTABLISHED", "127.54.1.1:8080", "127.54.0.1:9100"
+            )
+        })
+        .collect();
+    want.sort();
+    for (row, w) in rows.iter().zip(&want) {
+        // "TCP MM:SS  " then the rest, column for column.
+        assert!(row.starts_with("TCP "), "{out}");
+        assert_eq!(&row[11..], w.as_str(), "{out}");
+    }
+    // Paging: one entry per page, and the total.
+    let ans = d.control_raw(b"GET /v1/connections?offset=1&limit=1 HTTP/1.1\r\n\r\n");
+    let body: serde_json::Value =
+        serde_json::from_str(ans.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["total"], 2);
+    assert_eq!(body["connections"].as_array().unwrap().len(), 1);
+    let ans = d.control_raw(b"GET /v1/connections?limit=0 HTTP/1.1\r\n\r\n");
+    assert!(ans.starts_with("HTTP/1.1 400 "), "{ans}");
+    drop(held);
+    assert!(d.stop().success());
+}
