@@ -13,6 +13,7 @@ mod control;
 mod demo;
 mod genhash;
 mod health;
+mod logging;
 mod metrics;
 mod overlay;
 mod run;
@@ -87,6 +88,9 @@ struct KeepalivedCli {
     /// Detailed log messages (accepted).
     #[arg(short = 'D', long = "log-detail")]
     log_detail: bool,
+    /// Log to syslog with this facility (0-7: local0-7).
+    #[arg(short = 'S', long = "log-facility", value_parser = logging::facility)]
+    log_facility: Option<u8>,
     /// Main pid file.
     #[arg(short = 'p', long = "pid")]
     pid_file: Option<PathBuf>,
@@ -166,6 +170,9 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         threads: None,
         control: None,
         metrics: None,
+        log_format: "text".into(),
+        syslog: cli.log_facility,
+        syslog_socket: None,
     };
     run::run(&a)
 }

@@ -43,6 +43,15 @@ pub struct RunArgs {
     /// `$XDG_RUNTIME_DIR/rvs.sock` otherwise).
     #[arg(long)]
     pub control: Option<PathBuf>,
+    /// Log format on stderr: `text` (keepalived-like lines) or `json` (one object per line).
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Also log to syslog with this facility (0-7 = local0-7 as keepalived's -S, daemon, user).
+    #[arg(long, value_name = "FACILITY", value_parser = crate::logging::facility)]
+    pub syslog: Option<u8>,
+    /// The syslog socket (default /dev/log).
+    #[arg(long = "syslog-socket", value_name = "PATH")]
+    pub syslog_socket: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -67,13 +76,10 @@ pub fn default_pid_file() -> PathBuf {
 }
 
 pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    crate::logging::init(&crate::logging::LogOpts {
+        level: level.to_owned(),
+        ..Default::default()
+    });
 }
 
 /// Parses and checks a config; on errors prints them and returns None.
@@ -116,7 +122,12 @@ fn raise_nofile() {
 }
 
 pub fn run(a: &RunArgs) -> Result<ExitCode> {
-    init_logging(&a.log_level);
+    crate::logging::init(&crate::logging::LogOpts {
+        level: a.log_level.clone(),
+        json: a.log_format == "json",
+        syslog: a.syslog,
+        syslog_socket: a.syslog_socket.clone(),
+    });
     raise_nofile();
     let _ = a.dont_fork;
     let Some(cfg) = load(&a.file) else {
@@ -179,6 +190,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         let _ = std::fs::remove_file(&control_path);
         bail!("cannot start: {} listener(s) failed", errs.len());
     }
+    // Signal handlers before the pid file: whoever reads the pid may signal at once.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
     let conf_abs = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
     std::fs::write(
@@ -206,9 +221,6 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, ctx.clone())));
     let control_task = tokio::spawn(crate::control::serve(listener, ctx.clone()));
     tracing::info!("control API on {}", control_path.display());
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
     let mut runtime: Vec<rvs_adm::cmd::Command> = Vec::new();

@@ -227,6 +227,7 @@ fn control_api_answers_and_refuses_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another rvs answers"));
     assert!(d.stop().success());
+    another_user_is_refused();
 
     // No daemon: a clear error naming the socket, exit 2 (ipvsadm's "Can't initialize ipvs").
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
@@ -643,5 +644,116 @@ fn connection_listing_shows_open_connections() {
     let ans = d.control_raw(b"GET /v1/connections?limit=0 HTTP/1.1\r\n\r\n");
     assert!(ans.starts_with("HTTP/1.1 400 "), "{ans}");
     drop(held);
+    assert!(d.stop().success());
+}
+
+/// Kills the child on drop, so a failing assertion cannot leave a daemon holding the
+/// test's output pipe open.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn logs_as_json_and_to_syslog() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("rvs-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::os::unix::net::UnixDatagram::bind(dir.join("log")).unwrap();
+    log.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // lb_algo is deprecated: a warning at start.
+    let conf = "virtual_server 127.55.1.1 8080 {\n    lvs_method NAT\n    lb_algo rr\n    protocol TCP\n    real_server 127.55.0.1 9100 {\n    }\n}\n";
+    std::fs::write(dir.join("k.conf"), conf).unwrap();
+    let mut child = Reaper(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args([
+                "run",
+                "--log-format",
+                "json",
+                "--syslog",
+                "daemon",
+                "--syslog-socket",
+            ])
+            .arg(dir.join("log"))
+            .arg("-f")
+            .arg(dir.join("k.conf"))
+            .arg("--pid-file")
+            .arg(dir.join("pid"))
+            .arg("--control")
+            .arg(dir.join("ctl.sock"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("lb_algo"))
+    });
+    // Syslog: RFC 3164 with facility daemon (3) and warning severity (4): <28>.
+    let mut buf = [0u8; 4096];
+    let msg = loop {
+        let n = log.recv(&mut buf).unwrap();
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.contains("lb_algo") {
+            break msg;
+        }
+    };
+    assert!(
+        msg.starts_with(&format!("<28>rvs[{}]: ", child.0.id())),
+        "{msg}"
+    );
+    assert!(msg.contains("'lb_algo' is deprecated"), "{msg}");
+    // Stop it once it runs (the pid file is written after the signal handlers are set).
+    let t = Instant::now();
+    while !dir.join("pid").exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "rvs did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.0.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.0.wait().unwrap().success());
+    // The console: one JSON object per line.
+    let line = lines.join().unwrap().expect("the warning on stderr");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["level"], "WARN", "{line}");
+    assert!(
+        v["fields"]["message"].as_str().unwrap().contains("lb_algo"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The control socket is the owner's: another user (nobody, through setpriv) cannot use
+/// root's. Needs root to switch users; CI runs as root, so there it never skips.
+fn another_user_is_refused() {
+    if !rustix::process::getuid().is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this as root");
+        eprintln!("not root: the other-user check is skipped outside CI");
+        return;
+    }
+    let _b = backend("127.56.0.1:9100", "a", Mode::Name);
+    let conf = vs("127.56.1.1", 8080, "", &[("127.56.0.1", 9100, 1)]);
+    let d = Daemon::start("adm-perm", &conf, "127.56.1.1:8080".parse().unwrap());
+    // The directory must be traversable for the error to be about the socket itself.
+    std::fs::set_permissions(&d.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args(["adm", "-Ln", "--control"])
+        .arg(d.dir.join("ctl.sock"))
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(out.stdout.is_empty());
     assert!(d.stop().success());
 }

@@ -1,0 +1,156 @@
+//! Logging: readable text lines on stderr by default, `--log-format json` for log
+//! pipelines, and syslog (`--syslog FACILITY`, keepalived's `-S`) as keepalived does.
+//!
+//! Syslog lines go to `/dev/log` (or `--syslog-socket`) as RFC 3164 datagrams,
+//! `<PRI>rvs[PID]: message`; a missing socket is reported once and the console keeps
+//! logging, so logging can never stop the daemon.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
+
+#[derive(Debug, Clone, Default)]
+pub struct LogOpts {
+    pub level: String,
+    pub json: bool,
+    /// Syslog facility number (keepalived's `-S 0..7` = local0..local7 = 16..23).
+    pub syslog: Option<u8>,
+    pub syslog_socket: Option<PathBuf>,
+}
+
+/// Parses a facility: `0`..`7` (keepalived's `-S`, local0..7), `local0`..`local7`,
+/// `daemon`, `user`.
+pub fn facility(s: &str) -> Result<u8, String> {
+    match s {
+        "user" => Ok(1),
+        "daemon" => Ok(3),
+        _ => {
+            let n = s.strip_prefix("local").unwrap_or(s);
+            match n.parse::<u8>() {
+                Ok(n) if n <= 7 => Ok(16 + n),
+                _ => Err(format!(
+                    "syslog facility {s:?}: use 0-7 (local0-7), local0-7, daemon or user"
+                )),
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Syslog {
+    sock: Arc<Mutex<Option<UnixDatagram>>>,
+    facility: u8,
+}
+
+struct SyslogLine {
+    sink: Syslog,
+    buf: Vec<u8>,
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return;
+        }
+        // Severity from the level word the formatter wrote (no ANSI: see below).
+        let sev = if text.contains("ERROR") {
+            3
+        } else if text.contains("WARN") {
+            4
+        } else if text.contains("INFO") {
+            6
+        } else {
+            7
+        };
+        let pri = u16::from(self.sink.facility) * 8 + sev;
+        let msg = format!("<{pri}>rvs[{}]: {text}", std::process::id());
+        let guard = self
+            .sink
+            .sock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = guard.as_ref() {
+            let _ = s.send(msg.as_bytes());
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+    fn make_writer(&'a self) -> SyslogLine {
+        SyslogLine {
+            sink: self.clone(),
+            buf: Vec::with_capacity(256),
+        }
+    }
+}
+
+pub fn init(o: &LogOpts) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&o.level))
+    };
+    let console = if o.json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(filter())
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(filter())
+            .boxed()
+    };
+    let mut problem = None;
+    let syslog = o.syslog.map(|facility| {
+        let path = o
+            .syslog_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/dev/log"));
+        let sock = UnixDatagram::unbound()
+            .and_then(|s| s.connect(&path).map(|()| s))
+            .map_err(|e| {
+                problem = Some(format!(
+                    "syslog {}: {e}; logging to stderr only",
+                    path.display()
+                ));
+            })
+            .ok();
+        tracing_subscriber::fmt::layer()
+            .with_writer(Syslog {
+                sock: Arc::new(Mutex::new(sock)),
+                facility,
+            })
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_filter(filter())
+    });
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(syslog)
+        .try_init();
+    if let Some(p) = problem {
+        tracing::warn!("{p}");
+    }
+}
