@@ -20,6 +20,7 @@ pub mod tls;
 use rvs_conf::model::{CheckKind, Checker};
 use state::{Change, CheckerState, Outcome, Timing};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -113,8 +114,42 @@ fn is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
 }
 
-/// Runs one checker forever, sending an [`Event`] on every state change. The first check
-/// runs after `first_delay` (the caller draws it in `[0, warmup]` to spread the load).
+/// What the operator interface shows of a checker between state changes: written by the
+/// checker after every probe, read by the metrics and `rvs status` (no channel traffic).
+#[derive(Debug, Default)]
+pub struct ProbeStats {
+    /// Probes run.
+    pub probes: AtomicU64,
+    /// Probes that found the real server down (local errors excluded).
+    pub failed_probes: AtomicU64,
+    /// Duration of the last probe, microseconds.
+    pub last_latency_us: AtomicU64,
+    /// 1 up, 0 down, 2 local error; `u64::MAX` before the first probe.
+    pub last_outcome: AtomicU64,
+}
+
+impl ProbeStats {
+    fn record(&self, outcome: Outcome, took: Duration) {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+        if outcome == Outcome::Down {
+            self.failed_probes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.last_latency_us.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let o = match outcome {
+            Outcome::Down => 0,
+            Outcome::Up => 1,
+            Outcome::LocalError => 2,
+        };
+        self.last_outcome.store(o, Ordering::Relaxed);
+    }
+}
+
+/// Runs one checker forever, sending an [`Event`] on every state change and publishing
+/// each probe's result and latency in `stats`. The first check runs after `first_delay`
+/// (the caller draws it in `[0, warmup]` to spread the load).
 pub async fn run(
     id: CheckId,
     c: Checker,
@@ -122,7 +157,9 @@ pub async fn run(
     first_delay: Duration,
     policy: ScriptPolicy,
     tx: mpsc::Sender<Event>,
+    stats: std::sync::Arc<ProbeStats>,
 ) {
+    stats.last_outcome.store(u64::MAX, Ordering::Relaxed);
     let mut st = CheckerState::new(Timing {
         delay_loop: secs(c.delay_loop),
         delay_before_retry: secs(c.delay_before_retry),
@@ -131,7 +168,9 @@ pub async fn run(
     });
     tokio::time::sleep(first_delay).await;
     loop {
+        let began = std::time::Instant::now();
         let (outcome, detail) = probe::probe_with(&c, target, &policy).await;
+        stats.record(outcome, began.elapsed());
         if let (Outcome::Up, Some(w)) = (outcome, detail.weight) {
             if tx.send(Event::Weight { id, weight: w }).await.is_err() {
                 return;

@@ -43,6 +43,7 @@ async fn retry_and_delay_before_retry() {
         Duration::ZERO,
         ScriptPolicy::default(),
         tx,
+        std::sync::Arc::default(),
     ));
     // Checks at 0 and 10 s succeed (no event: the checker starts up). The server goes away
     // at 15 s: the check at 20 s fails, retries follow 3 s apart (23, 26); the third

@@ -76,6 +76,12 @@ pub struct CheckReport {
     pub up: Option<bool>,
     /// Up → down transitions since the daemon started.
     pub failures: u64,
+    /// Probes run by the current checker (since start or the last reload).
+    pub probes: u64,
+    /// Probes that found the real server down.
+    pub failed_probes: u64,
+    /// Duration of the last probe in seconds; `None` before the first.
+    pub last_latency_s: Option<f64>,
 }
 
 pub struct Health {
@@ -88,6 +94,8 @@ pub struct Health {
     ids: HashMap<(usize, usize), RsKey>,
     /// Up → down transitions per (real server, checker index), kept across reloads.
     failures: HashMap<(RsKey, usize), u64>,
+    /// Each running checker's probe results (replaced when a reload restarts it).
+    probes: HashMap<(RsKey, usize), std::sync::Arc<rvs_check::ProbeStats>>,
     pub rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
 }
@@ -111,6 +119,7 @@ impl Health {
             policy: rvs_check::ScriptPolicy::default(),
             ids: HashMap::new(),
             failures: HashMap::new(),
+            probes: HashMap::new(),
             rx,
             tx,
         }
@@ -124,6 +133,7 @@ impl Health {
         }
         let mut state = HashMap::new();
         self.ids.clear();
+        self.probes.clear();
         let g = &cfg.global_defs;
         let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
             Ok(r) => Some(r),
@@ -199,6 +209,8 @@ impl Health {
                     } else {
                         Duration::ZERO
                     };
+                    let probe_stats = std::sync::Arc::new(rvs_check::ProbeStats::default());
+                    self.probes.insert((key.clone(), ci), probe_stats.clone());
                     self.tasks.push(tokio::spawn(rvs_check::run(
                         id,
                         c.clone(),
@@ -206,6 +218,7 @@ impl Health {
                         jitter,
                         self.policy,
                         self.tx.clone(),
+                        probe_stats,
                     )));
                 }
                 state.insert(key, h);
@@ -341,7 +354,21 @@ impl Health {
                 };
                 let h = self.state.get(key);
                 for (ci, c) in rs.checkers.iter().enumerate() {
+                    let p = self.probes.get(&(key.clone(), ci));
+                    let load = |f: fn(&rvs_check::ProbeStats) -> &std::sync::atomic::AtomicU64| {
+                        p.map_or(0, |p| f(p).load(std::sync::atomic::Ordering::Relaxed))
+                    };
+                    let probes = load(|p| &p.probes);
+                    #[expect(
+                        clippy::cast_precision_loss,
+                        reason = "microseconds fit f64 exactly below 2^53"
+                    )]
+                    let last_latency_s =
+                        (probes > 0).then(|| load(|p| &p.last_latency_us) as f64 / 1e6);
                     out.push(CheckReport {
+                        probes,
+                        failed_probes: load(|p| &p.failed_probes),
+                        last_latency_s,
                         service: key.0.clone(),
                         real_server: key.1,
                         checker: c.kind.name(),

@@ -143,6 +143,18 @@ pub fn render(ctx: &Ctx) -> String {
         "checker_failures",
         "Up-to-down transitions of the checker",
     );
+    let check_probes = counters(&mut reg, "checker_probes", "Probes run by the checker");
+    let check_failed = counters(
+        &mut reg,
+        "checker_failed_probes",
+        "Probes that found the real server down",
+    );
+    let check_latency = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    reg.register(
+        "checker_last_latency_seconds",
+        "Duration of the checker's last probe",
+        check_latency.clone(),
+    );
     let reloads = counters(&mut reg, "reloads", "Configuration reloads by result");
     let last_reload = gauges(
         &mut reg,
@@ -185,6 +197,11 @@ pub fn render(ctx: &Ctx) -> String {
         ];
         check_up.get_or_create(&l).set(i64::from(up));
         check_fail.get_or_create(&l).inc_by(c.failures);
+        check_probes.get_or_create(&l).inc_by(c.probes);
+        check_failed.get_or_create(&l).inc_by(c.failed_probes);
+        if let Some(s) = c.last_latency_s {
+            check_latency.get_or_create(&l).set(s);
+        }
     }
     for (result, n) in [("success", st.reloads_ok), ("failure", st.reloads_failed)] {
         reloads

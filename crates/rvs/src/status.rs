@@ -29,6 +29,7 @@ struct Check {
     checker: String,
     up: Option<bool>,
     failures: u64,
+    last_latency_s: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +142,11 @@ fn render(st: &Status, services: &[Service]) -> String {
                             Some(false) => "DOWN",
                             None => "not run",
                         };
-                        format!("{} {v} ({} failures)", c.checker, c.failures)
+                        let took = c
+                            .last_latency_s
+                            .map(|s| format!(", last probe {:.1} ms", s * 1e3))
+                            .unwrap_or_default();
+                        format!("{} {v} ({} failures{took})", c.checker, c.failures)
                     })
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -321,6 +321,20 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
     };
     assert_eq!(value(&text, dead), Some(1), "{text}");
     assert_eq!(value(&text, live), Some(1), "{text}");
+    // Every probe counts, with its latency.
+    let probes = live.replace("rvs_checker_up", "rvs_checker_probes_total");
+    assert!(value(&text, &probes).unwrap() >= 1, "{text}");
+    let latency = live.replace("rvs_checker_up", "rvs_checker_last_latency_seconds");
+    let secs: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(latency.as_str())?.trim().parse().ok())
+        .expect("a latency sample");
+    assert!(secs > 0.0 && secs < 5.0, "{text}");
+    let failed = dead.replace(
+        "rvs_checker_failures_total",
+        "rvs_checker_failed_probes_total",
+    );
+    assert!(value(&text, &failed).unwrap() >= 1, "{text}");
     promtool(&text);
 
     for _ in 0..4 {
@@ -385,7 +399,9 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
         .find(|l| l.contains("-> 127.52.0.1:9100"))
         .unwrap();
     assert!(
-        row.contains("Masq weight 1") && row.ends_with("TCP_CHECK up (0 failures)"),
+        row.contains("Masq weight 1")
+            && row.contains("TCP_CHECK up (0 failures, last probe ")
+            && row.ends_with(" ms)"),
         "{text}"
     );
     assert!(
