@@ -124,10 +124,18 @@ fn agrees_with_keepalived() {
     let ns = Netns::new(&ifaces);
     let mut report = Vec::new();
     let mut compared = 0;
+    // keepalived's pid files go here; removed when the test ends, pass or fail.
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let tmp = TempDir(std::env::temp_dir().join(format!("rvs-ka-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let dir = &tmp.0;
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let dir = std::env::temp_dir().join(format!("rvs-ka-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let pid = |p: &str| dir.join(p).display().to_string();
         let ka = Command::new("ip")
             .args(["netns", "exec", &ns.0, "keepalived", "-t", "-f"])
