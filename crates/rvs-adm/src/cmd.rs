@@ -596,10 +596,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
         Cmd::Add | Cmd::Edit => {
             let id = need_svc()?;
             let sched = s.sched.clone().unwrap_or_else(|| "wlc".into());
-            let v6 = match &id {
-                SvcId::Addr { addr, .. } => addr.is_ipv6(),
-                SvcId::Fwmark { v6, .. } => *v6,
-            };
+            let v6 = id.is_v6();
             if s.svc_port0 && s.persistent.is_none() && matches!(id, SvcId::Addr { .. }) {
                 return Err(fail("Zero port specified for non-persistent service"));
             }
@@ -684,10 +681,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                     port = sp;
                 }
             }
-            let svc_v6 = match &id {
-                SvcId::Addr { addr, .. } => addr.is_ipv6(),
-                SvcId::Fwmark { v6, .. } => *v6,
-            };
+            let svc_v6 = id.is_v6();
             if svc_v6 != addr.is_ipv6() && fwd != Fwd::Tunnel && cmd != Cmd::DelSrv {
                 return Err(fail(
                     "Different address family is allowed only for tunneling servers",
@@ -767,25 +761,15 @@ pub fn save(services: &[crate::Service], nosort: bool) -> String {
                     Proto::Udp => "-u",
                     Proto::Sctp => "--sctp-service",
                 };
-                let a = match addr {
-                    IpAddr::V4(a) => format!("{a}:{port}"),
-                    IpAddr::V6(a) => format!("[{a}]:{port}"),
-                };
-                format!("{p} {a}")
+                format!("{p} {}", crate::addrport(*addr, *port))
             }
             SvcId::Fwmark { mark, v6 } => format!("-f {mark}{}", if *v6 { " -6" } else { "" }),
         };
         let _ = write!(out, "-A {svc} -s {}", s.sched);
         if let Some(t) = s.persistent {
             let _ = write!(out, " -p {t}");
-            let v6 = match &s.id {
-                SvcId::Addr { addr, .. } => addr.is_ipv6(),
-                SvcId::Fwmark { v6, .. } => *v6,
-            };
-            if v6 && s.netmask != 128 {
-                let _ = write!(out, " -M {}", s.netmask);
-            } else if !v6 && s.netmask != u32::MAX {
-                let _ = write!(out, " -M {}", Ipv4Addr::from(s.netmask));
+            if let Some(m) = s.shown_mask() {
+                let _ = write!(out, " -M {m}");
             }
         }
         if let Some(pe) = &s.pe {
@@ -799,10 +783,7 @@ pub fn save(services: &[crate::Service], nosort: bool) -> String {
         }
         out.push('\n');
         for d in &s.dests {
-            let a = match d.addr {
-                IpAddr::V4(a) => format!("{a}:{}", d.port),
-                IpAddr::V6(a) => format!("[{a}]:{}", d.port),
-            };
+            let a = crate::addrport(d.addr, d.port);
             let f = match d.fwd {
                 Fwd::Masq => "-m",
                 Fwd::Tunnel => "-i",

@@ -15,6 +15,17 @@ pub enum Proto {
     Sctp,
 }
 
+impl Proto {
+    /// `TCP`, `UDP`, `SCTP`, as ipvsadm prints them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+            Proto::Sctp => "SCTP",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SvcId {
     Addr {
@@ -26,6 +37,16 @@ pub enum SvcId {
         mark: u32,
         v6: bool,
     },
+}
+
+impl SvcId {
+    /// Whether the service is IPv6 (its address, or `-6` for a fwmark service).
+    pub fn is_v6(&self) -> bool {
+        match self {
+            SvcId::Addr { addr, .. } => addr.is_ipv6(),
+            SvcId::Fwmark { v6, .. } => *v6,
+        }
+    }
 }
 
 /// Counters (64-bit) and rates of a service or destination.
@@ -84,6 +105,18 @@ pub struct Service {
     pub dests: Vec<Dest>,
 }
 
+impl Service {
+    /// The persistence netmask as ipvsadm prints it (dotted for IPv4, a prefix length for
+    /// IPv6), or `None` when it is the default (255.255.255.255 / 128).
+    pub fn shown_mask(&self) -> Option<String> {
+        if self.id.is_v6() {
+            (self.netmask != 128).then(|| self.netmask.to_string())
+        } else {
+            (self.netmask != u32::MAX).then(|| std::net::Ipv4Addr::from(self.netmask).to_string())
+        }
+    }
+}
+
 /// Which listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
@@ -103,7 +136,7 @@ pub struct ListOpts {
     pub nosort: bool,
 }
 
-fn addrport(a: IpAddr, port: u16) -> String {
+pub(crate) fn addrport(a: IpAddr, port: u16) -> String {
     match a {
         IpAddr::V4(v) => format!("{v}:{port}"),
         IpAddr::V6(v) => format!("[{v}]:{port}"),
@@ -120,14 +153,11 @@ fn trunc(s: String, n: usize, a: IpAddr) -> String {
 
 fn svc_name(id: &SvcId) -> String {
     match id {
-        SvcId::Addr { proto, addr, port } => {
-            let p = match proto {
-                Proto::Tcp => "TCP",
-                Proto::Udp => "UDP",
-                Proto::Sctp => "SCTP",
-            };
-            trunc(format!("{p:<4} {}", addrport(*addr, *port)), 33, *addr)
-        }
+        SvcId::Addr { proto, addr, port } => trunc(
+            format!("{:<4} {}", proto.name(), addrport(*addr, *port)),
+            33,
+            *addr,
+        ),
         SvcId::Fwmark { mark, v6 } => format!("FWM  {mark}{}", if *v6 { " IPv6" } else { "" }),
     }
 }
@@ -305,16 +335,8 @@ fn service(out: &mut String, s: &Service, opts: ListOpts) {
             }
             if let Some(t) = s.persistent {
                 let _ = write!(out, " persistent {t}");
-                let v6 = match &s.id {
-                    SvcId::Addr { addr, .. } => addr.is_ipv6(),
-                    SvcId::Fwmark { v6, .. } => *v6,
-                };
-                if v6 {
-                    if s.netmask != 128 {
-                        let _ = write!(out, " mask {}", s.netmask);
-                    }
-                } else if s.netmask != u32::MAX {
-                    let _ = write!(out, " mask {}", std::net::Ipv4Addr::from(s.netmask));
+                if let Some(m) = s.shown_mask() {
+                    let _ = write!(out, " mask {m}");
                 }
                 if let Some(pe) = &s.pe {
                     let _ = write!(out, " pe {pe}");

@@ -252,22 +252,25 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
         },
         ("GET", "/v1/connections") => connections(&ctx.shared, target),
         ("GET", "/metrics") => (200, crate::metrics::render(ctx)),
-        ("GET", "/v1/status") => (
-            200,
-            serde_json::json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "pid": std::process::id(),
-                "config": ctx.conf.display().to_string(),
-                "uptime_s": ctx.started.elapsed().as_secs(),
-                "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
-                "dataplane": "proxy",
-                "timeouts": timeouts(&ctx.shared),
-                "checks": ctx.status().checks,
-                "reloads_ok": ctx.status().reloads_ok,
-                "reloads_failed": ctx.status().reloads_failed,
-            })
-            .to_string(),
-        ),
+        ("GET", "/v1/status") => {
+            let st = ctx.status();
+            (
+                200,
+                serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "pid": std::process::id(),
+                    "config": ctx.conf.display().to_string(),
+                    "uptime_s": ctx.started.elapsed().as_secs(),
+                    "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
+                    "dataplane": "proxy",
+                    "timeouts": timeouts(&ctx.shared),
+                    "checks": st.checks,
+                    "reloads_ok": st.reloads_ok,
+                    "reloads_failed": st.reloads_failed,
+                })
+                .to_string(),
+            )
+        }
         ("POST", "/v1/reload") => {
             let (tx, rx) = oneshot::channel();
             if ctx.tx.send(Request::Reload(tx)).await.is_err() {
@@ -349,12 +352,7 @@ fn connections(shared: &Shared, target: &str) -> (u16, String) {
                 proto: if c.template && fwmark.get(c.svc).copied().unwrap_or(false) {
                     "IP".to_owned()
                 } else {
-                    match c.proto {
-                        rvs_sched::Proto::Tcp => "TCP",
-                        rvs_sched::Proto::Udp => "UDP",
-                        rvs_sched::Proto::Sctp => "SCTP",
-                    }
-                    .to_owned()
+                    crate::convert::adm_proto(c.proto).name().to_owned()
                 },
                 expires_s: c.expires_ms / 1000,
                 state: c.state.to_owned(),
@@ -382,22 +380,6 @@ fn timeouts(shared: &Shared) -> [u32; 3] {
         .timeouts
         .shown();
     [t.0, t.1, t.2]
-}
-
-fn fwd(f: rvs_sched::Fwd) -> rvs_adm::Fwd {
-    match f {
-        rvs_sched::Fwd::Masq => rvs_adm::Fwd::Masq,
-        rvs_sched::Fwd::Route => rvs_adm::Fwd::Route,
-        rvs_sched::Fwd::Tunnel => rvs_adm::Fwd::Tunnel,
-    }
-}
-
-fn proto(p: rvs_sched::Proto) -> rvs_adm::Proto {
-    match p {
-        rvs_sched::Proto::Tcp => rvs_adm::Proto::Tcp,
-        rvs_sched::Proto::Udp => rvs_adm::Proto::Udp,
-        rvs_sched::Proto::Sctp => rvs_adm::Proto::Sctp,
-    }
 }
 
 fn stats(t: rvs_sched::estimator::Totals, r: rvs_sched::estimator::Rates) -> rvs_adm::Stats {
@@ -440,22 +422,8 @@ pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut out = Vec::new();
     for s in ipvs.services.iter().filter(|s| !s.removed) {
-        let id = match s.key {
-            rvs_sched::SvcKey::Addr {
-                proto: p,
-                addr,
-                port,
-            } => rvs_adm::SvcId::Addr {
-                proto: proto(p),
-                addr,
-                port,
-            },
-            rvs_sched::SvcKey::Fwmark { mark, v6 } => rvs_adm::SvcId::Fwmark { mark, v6 },
-        };
-        let v6 = match s.key {
-            rvs_sched::SvcKey::Addr { addr, .. } => addr.is_ipv6(),
-            rvs_sched::SvcKey::Fwmark { v6, .. } => v6,
-        };
+        let id = crate::convert::adm_id(s.key);
+        let v6 = id.is_v6();
         let prefix = s
             .persistence
             .map_or(if v6 { 128 } else { 32 }, |p| p.prefix);
@@ -486,7 +454,7 @@ pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
             svc.dests.push(rvs_adm::Dest {
                 addr: d.addr,
                 port: d.port,
-                fwd: fwd(d.fwd),
+                fwd: crate::convert::adm_fwd(d.fwd),
                 weight: d.weight,
                 active: d.active,
                 inactive: d.inactive,
@@ -504,7 +472,10 @@ pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
 
 /// Client side: one request, the body of a `200` answer, or the server's error.
 pub fn call(path: &Path, method: &str, target: &str) -> Result<String> {
-    call_with(path, method, target, "")
+    match call_body(path, method, target, "")? {
+        Ok(b) => Ok(b),
+        Err(r) => bail!("the daemon answered {}: {}", r.status, r.msg),
+    }
 }
 
 /// An answer other than 200: the status and the server's error text.
@@ -553,11 +524,4 @@ pub fn call_body(
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .unwrap_or_else(|| body.to_owned());
     Ok(Err(Refused { status, msg }))
-}
-
-fn call_with(path: &Path, method: &str, target: &str, body: &str) -> Result<String> {
-    match call_body(path, method, target, body)? {
-        Ok(b) => Ok(b),
-        Err(r) => bail!("the daemon answered {}: {}", r.status, r.msg),
-    }
 }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod adm;
 mod check;
 mod control;
+mod convert;
 mod demo;
 mod genhash;
 mod health;

@@ -35,14 +35,11 @@ fn i64_of(v: u64) -> i64 {
 
 fn svc_label(id: &rvs_adm::SvcId) -> String {
     match id {
-        rvs_adm::SvcId::Addr { proto, addr, port } => {
-            let p = match proto {
-                rvs_adm::Proto::Tcp => "tcp",
-                rvs_adm::Proto::Udp => "udp",
-                rvs_adm::Proto::Sctp => "sctp",
-            };
-            format!("{p}/{}", std::net::SocketAddr::new(*addr, *port))
-        }
+        rvs_adm::SvcId::Addr { proto, addr, port } => format!(
+            "{}/{}",
+            proto.name().to_ascii_lowercase(),
+            std::net::SocketAddr::new(*addr, *port)
+        ),
         rvs_adm::SvcId::Fwmark { mark, v6 } => {
             format!("fwm/{mark}{}", if *v6 { "/v6" } else { "" })
         }

@@ -9,43 +9,14 @@
 use rvs_adm::cmd::{Command, DestSpec, SvcSpec};
 use rvs_adm::SvcId;
 use rvs_sched::config::{Desired, DesiredDest, DesiredService};
-use rvs_sched::{Algo, Flags, Fwd, Persistence, Proto, SvcKey};
+use rvs_sched::{Algo, Flags, Fwd, Persistence};
 
 /// Why a command cannot apply: ipvsadm's `ipvs_strerror` texts (spec §8).
 pub type Refusal = &'static str;
 
-pub fn key(id: &SvcId) -> SvcKey {
-    match id {
-        SvcId::Addr { proto, addr, port } => SvcKey::Addr {
-            proto: match proto {
-                rvs_adm::Proto::Tcp => Proto::Tcp,
-                rvs_adm::Proto::Udp => Proto::Udp,
-                rvs_adm::Proto::Sctp => Proto::Sctp,
-            },
-            addr: *addr,
-            port: *port,
-        },
-        SvcId::Fwmark { mark, v6 } => SvcKey::Fwmark {
-            mark: *mark,
-            v6: *v6,
-        },
-    }
-}
-
-fn fwd(f: rvs_adm::Fwd) -> Fwd {
-    match f {
-        rvs_adm::Fwd::Masq => Fwd::Masq,
-        rvs_adm::Fwd::Tunnel => Fwd::Tunnel,
-        rvs_adm::Fwd::Route | rvs_adm::Fwd::Local => Fwd::Route,
-    }
-}
-
 fn settings(spec: &SvcSpec) -> Result<(Algo, Flags, Option<Persistence>), Refusal> {
     let algo = Algo::from_name(&spec.sched).ok_or("Scheduler or persistence engine not found")?;
-    let v6 = match &spec.id {
-        SvcId::Addr { addr, .. } => addr.is_ipv6(),
-        SvcId::Fwmark { v6, .. } => *v6,
-    };
+    let v6 = spec.id.is_v6();
     let prefix = if v6 {
         u8::try_from(spec.netmask.min(128)).unwrap_or(128)
     } else {
@@ -72,14 +43,14 @@ fn dest(d: &DestSpec) -> Result<DesiredDest, Refusal> {
         addr: d.addr,
         port: d.port,
         weight: d.weight,
-        fwd: fwd(d.fwd),
+        fwd: crate::convert::sched_fwd(d.fwd),
         u_threshold: d.u_threshold,
         l_threshold: d.l_threshold,
     })
 }
 
 fn find<'a>(want: &'a mut Desired, id: &SvcId) -> Option<&'a mut DesiredService> {
-    let k = key(id);
+    let k = crate::convert::sched_key(id);
     want.services.iter_mut().find(|s| s.key == k)
 }
 
@@ -93,7 +64,7 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
             }
             let (algo, flags, persistence) = settings(spec)?;
             want.services.push(DesiredService {
-                key: key(&spec.id),
+                key: crate::convert::sched_key(&spec.id),
                 algo,
                 flags,
                 persistence,
@@ -113,7 +84,7 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
             s.persistence = persistence;
         }
         Command::DelService(id) => {
-            let k = key(id);
+            let k = crate::convert::sched_key(id);
             let before = want.services.len();
             want.services.retain(|s| s.key != k);
             if want.services.len() == before {

@@ -69,12 +69,7 @@ fn uptime(s: u64) -> String {
 fn keepalived_label(id: &SvcId) -> String {
     match id {
         SvcId::Addr { proto, addr, port } => {
-            let p = match proto {
-                rvs_adm::Proto::Tcp => "tcp",
-                rvs_adm::Proto::Udp => "udp",
-                rvs_adm::Proto::Sctp => "sctp",
-            };
-            format!("[{addr}]:{p}:{port}")
+            format!("[{addr}]:{}:{port}", proto.name().to_ascii_lowercase())
         }
         SvcId::Fwmark { mark, .. } => format!("FWM {mark}"),
     }
@@ -103,7 +98,7 @@ fn render(st: &Status, services: &[Service]) -> String {
     for s in services {
         let name = match &s.id {
             SvcId::Addr { proto, addr, port } => {
-                format!("{proto:?} {}", SocketAddr::new(*addr, *port)).to_uppercase()
+                format!("{} {}", proto.name(), SocketAddr::new(*addr, *port))
             }
             SvcId::Fwmark { mark, .. } => format!("FWM {mark}"),
         };
