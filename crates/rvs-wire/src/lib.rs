@@ -4,6 +4,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod nd;
 pub mod vrrp;
 
 /// Errors of the packet views: always the sender's fault, never a panic.

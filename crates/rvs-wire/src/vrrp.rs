@@ -115,6 +115,9 @@ pub enum Checksum {
     MessageOnly,
     /// v3: with the pseudo-header of this source and (actual) destination.
     Pseudo { src: IpAddr, dst: IpAddr },
+    /// IPv6 raw sockets with `IPV6_CHECKSUM`: the kernel verifies it on receive (dropping
+    /// bad packets) and writes it on send, so parse skips it and emit leaves it zero.
+    Kernel,
 }
 
 impl Repr {
@@ -136,6 +139,7 @@ impl Repr {
             Checksum::Pseudo { src, dst } => {
                 fold(sum(msg) + pseudo_header(src, dst, PROTO, u32::try_from(len).unwrap_or(0)))
             }
+            Checksum::Kernel => 0,
         };
         if computed != 0 {
             return Err(Error::Checksum);
@@ -227,6 +231,7 @@ impl Repr {
             Checksum::Pseudo { src, dst } => {
                 fold(sum(b) + pseudo_header(src, dst, PROTO, u32::try_from(len).unwrap_or(0)))
             }
+            Checksum::Kernel => 0,
         };
         b[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         Ok(len)

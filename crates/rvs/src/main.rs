@@ -95,6 +95,21 @@ struct KeepalivedCli {
     /// Main pid file.
     #[arg(short = 'p', long = "pid")]
     pid_file: Option<PathBuf>,
+    /// Only run VRRP.
+    #[arg(short = 'P', long = "vrrp")]
+    vrrp: bool,
+    /// Only run the checkers and the data plane.
+    #[arg(short = 'C', long = "check")]
+    check: bool,
+    /// VRRP child pid file (accepted; rvs has no child processes).
+    #[arg(short = 'r', long = "vrrp_pid")]
+    vrrp_pid: Option<PathBuf>,
+    /// Checker child pid file (accepted; rvs has no child processes).
+    #[arg(short = 'c', long = "checkers_pid")]
+    checkers_pid: Option<PathBuf>,
+    /// BFD child pid file (accepted; rvs has no child processes).
+    #[arg(short = 'b', long = "bfd_pid")]
+    bfd_pid: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -174,6 +189,9 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         log_format: "text".into(),
         syslog: cli.log_facility,
         syslog_socket: None,
+        vrrp_only: cli.vrrp,
+        check_only: cli.check,
     };
+    let _ = (cli.vrrp_pid, cli.checkers_pid, cli.bfd_pid);
     run::run(&a)
 }

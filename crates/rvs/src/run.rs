@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Only run VRRP (keepalived's -P): no data plane, no checkers.
+    #[arg(short = 'P', long = "vrrp", conflicts_with = "check_only")]
+    pub vrrp_only: bool,
+    /// Do not run VRRP (keepalived's -C): data plane and checkers only.
+    #[arg(short = 'C', long = "check")]
+    pub check_only: bool,
 }
 
 /// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
@@ -179,17 +185,51 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             }
         },
     };
-    let mut health = crate::health::Health::new();
-    health.start(cfg);
-    let mut cfg = cfg.clone();
-    if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
-        for e in &errs {
-            tracing::error!("{e}");
-        }
-        drop(listener);
+    let cleanup = |why: anyhow::Error| {
         let _ = std::fs::remove_file(&control_path);
-        bail!("cannot start: {} listener(s) failed", errs.len());
+        why
+    };
+    let vrrp_plan = if a.check_only {
+        rvs_vrrpd::Plan::default()
+    } else {
+        rvs_vrrpd::plan(cfg).map_err(|errs| {
+            cleanup(anyhow::anyhow!(
+                "cannot start VRRP: {}",
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?
+    };
+    let mut health = crate::health::Health::new();
+    let mut cfg = cfg.clone();
+    if !a.vrrp_only {
+        health.start(&cfg);
+        if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
+            for e in &errs {
+                tracing::error!("{e}");
+            }
+            drop(listener);
+            return Err(cleanup(anyhow::anyhow!(
+                "cannot start: {} listener(s) failed",
+                errs.len()
+            )));
+        }
     }
+    // VRRP after the data plane: by the time this director can become MASTER and draw
+    // traffic to the VIP, its services listen.
+    let vrrp = if vrrp_plan.is_empty() {
+        None
+    } else {
+        match rvs_vrrpd::Vrrp::start(vrrp_plan).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                drop(listener);
+                return Err(cleanup(anyhow::anyhow!("cannot start VRRP: {e}")));
+            }
+        }
+    };
     // Signal handlers before the pid file: whoever reads the pid may signal at once.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -258,6 +298,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+    }
+    // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
+    if let Some(v) = vrrp {
+        v.stop().await;
     }
     tracing::info!(
         "stopping: no new connections, draining for up to {} s",

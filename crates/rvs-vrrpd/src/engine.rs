@@ -1,0 +1,780 @@
+//! The driver task: every instance's sans-IO core (inside a [`rvs_vrrp::sync::Group`], a
+//! group of one for an instance outside any `vrrp_sync_group`), fed by socket readers,
+//! trackers and its own timer, performing the actions the cores return.
+
+use crate::link::{LinkInfo, Netlink};
+use crate::net::{self, Announcer, Drop, Verdict, VrrpSocket};
+use crate::notify::{self, Event, Fifos};
+use crate::plan::{InstancePlan, NotifyPlan, Plan, Tracked};
+use crate::track::{self, TrackEvent};
+use crate::{InstanceStatus, StartError};
+use rvs_check::ScriptPolicy;
+use rvs_vrrp::sync::Group;
+use rvs_vrrp::track::Tracker;
+use rvs_vrrp::{Action, Instance, State};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Counters a reader task shares with the engine.
+#[derive(Debug, Default)]
+pub struct RxStats {
+    pub adverts: AtomicU64,
+    pub dropped: [AtomicU64; Drop::ALL.len()],
+}
+
+enum Ev {
+    Advert(usize, rvs_vrrp::Advert),
+    Track(TrackEvent),
+}
+
+struct Rt {
+    plan: InstancePlan,
+    link: LinkInfo,
+    src: IpAddr,
+    sock: Arc<VrrpSocket>,
+    /// Every VIP and excluded VIP with the interface it goes on and who announces it.
+    vips: Vec<(rvs_conf::model::VipAddr, u32, Arc<Announcer>)>,
+    garp: Option<JoinHandle<()>>,
+    holding: bool,
+    fault: bool,
+    rx: Arc<RxStats>,
+    tx: u64,
+    prio_zero_tx: u64,
+    became_master: u64,
+    reader: JoinHandle<()>,
+}
+
+struct Grp {
+    core: Group,
+    members: Vec<usize>,
+    faulted: Vec<bool>,
+    /// `Some` for a `vrrp_sync_group`.
+    named: Option<(String, NotifyPlan)>,
+    last: Option<Event>,
+}
+
+pub struct Engine {
+    rts: Vec<Rt>,
+    groups: Vec<Grp>,
+    /// Instance → (group, member).
+    loc: Vec<(usize, usize)>,
+    nl: Netlink,
+    origin: Instant,
+    links: HashMap<String, bool>,
+    scripts: Vec<Option<bool>>,
+    files: Vec<i64>,
+    policy: ScriptPolicy,
+    fifos: Fifos,
+    tasks: Vec<JoinHandle<()>>,
+    status: Arc<Mutex<Vec<InstanceStatus>>>,
+}
+
+fn event_of(s: State) -> Option<Event> {
+    match s {
+        State::Master => Some(Event::Master),
+        State::Backup => Some(Event::Backup),
+        State::Fault => Some(Event::Fault),
+        State::Init => None,
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Init => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+        State::Fault => "FAULT",
+    }
+}
+
+impl Engine {
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX) + 1
+    }
+
+    /// Resolves interfaces and addresses, removes stale VIPs, opens the sockets and
+    /// starts the trackers; nothing is announced yet.
+    pub async fn new(
+        plan: Plan,
+        status: Arc<Mutex<Vec<InstanceStatus>>>,
+    ) -> Result<
+        (
+            Engine,
+            mpsc::UnboundedReceiver<TrackEvent>,
+            mpsc::Receiver<(usize, rvs_vrrp::Advert)>,
+        ),
+        StartError,
+    > {
+        let nl = Netlink::new()?;
+        let mut rts = Vec::new();
+        let (adv_tx, adv_rx) = mpsc::channel(1024);
+        let mut announcers: HashMap<u32, Arc<Announcer>> = HashMap::new();
+        for (i, p) in plan.instances.iter().enumerate() {
+            let link = nl.link(&p.iface).await.map_err(|e| StartError::Instance {
+                name: p.name.clone(),
+                error: e.to_string(),
+            })?;
+            let mut vips = Vec::new();
+            for v in p.vips.iter().chain(&p.excluded) {
+                let l = match &v.dev {
+                    Some(d) if d != &p.iface => {
+                        nl.link(d).await.map_err(|e| StartError::Instance {
+                            name: p.name.clone(),
+                            error: format!("virtual_ipaddress {}: {e}", v.address),
+                        })?
+                    }
+                    _ => link.clone(),
+                };
+                // A predecessor killed with SIGKILL leaves its VIPs behind (spec §2.2).
+                match nl.del_vip(l.index, v).await {
+                    Ok(true) => tracing::info!(
+                        "({}) removed stale VIP {}/{} from {}",
+                        p.name,
+                        v.address,
+                        v.prefix_len,
+                        l.name
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("({}) {}: {e}", p.name, v.address),
+                }
+                let ann = if let Some(a) = announcers.get(&l.index) {
+                    a.clone()
+                } else {
+                    let a = Arc::new(Announcer::new(&l.name, l.index, l.mac).map_err(|e| {
+                        StartError::Socket {
+                            name: p.name.clone(),
+                            error: e,
+                        }
+                    })?);
+                    announcers.insert(l.index, a.clone());
+                    a
+                };
+                vips.push((v.clone(), l.index, ann));
+            }
+            let exclude: Vec<IpAddr> = vips.iter().map(|(v, _, _)| v.address).collect();
+            let src = match p.src {
+                Some(s) => s,
+                None => nl
+                    .primary(link.index, p.v6, &exclude)
+                    .await?
+                    .ok_or_else(|| StartError::Instance {
+                        name: p.name.clone(),
+                        error: format!(
+                            "{} has no {} address to send adverts from (set unicast_src_ip)",
+                            p.iface,
+                            if p.v6 { "IPv6 link-local" } else { "IPv4" }
+                        ),
+                    })?,
+            };
+            let sock =
+                Arc::new(
+                    VrrpSocket::open(p, link.index, src).map_err(|e| StartError::Socket {
+                        name: p.name.clone(),
+                        error: e,
+                    })?,
+                );
+            let rx = Arc::new(RxStats::default());
+            let reader = tokio::spawn(reader(
+                i,
+                p.clone(),
+                sock.clone(),
+                rx.clone(),
+                adv_tx.clone(),
+            ));
+            tracing::info!(
+                "({}) VRRPv{} on {} vrid {} from {} to {}",
+                p.name,
+                p.version,
+                p.iface,
+                p.vrid,
+                src,
+                if p.unicast() {
+                    p.peers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else if p.v6 {
+                    "ff02::12".into()
+                } else {
+                    "224.0.0.18".into()
+                }
+            );
+            rts.push(Rt {
+                plan: p.clone(),
+                link,
+                src,
+                sock,
+                vips,
+                garp: None,
+                holding: false,
+                fault: false,
+                rx,
+                tx: 0,
+                prio_zero_tx: 0,
+                became_master: 0,
+                reader,
+            });
+        }
+        // Groups: sync groups first, then one per lone instance.
+        let mut groups = Vec::new();
+        let mut loc = vec![(0, 0); rts.len()];
+        for gp in &plan.groups {
+            if gp.members.is_empty() {
+                continue;
+            }
+            let mut members = Vec::new();
+            for (m, &i) in gp.members.iter().enumerate() {
+                loc[i] = (groups.len(), m);
+                members.push(Instance::new(rts[i].plan.core(rts[i].src)));
+            }
+            groups.push(Grp {
+                faulted: vec![false; members.len()],
+                core: Group::new(members),
+                members: gp.members.clone(),
+                named: Some((gp.name.clone(), gp.notify.clone())),
+                last: None,
+            });
+        }
+        for (i, rt) in rts.iter().enumerate() {
+            if rt.plan.group.is_none() {
+                loc[i] = (groups.len(), 0);
+                groups.push(Grp {
+                    core: Group::new(vec![Instance::new(rt.plan.core(rt.src))]),
+                    members: vec![i],
+                    faulted: vec![false],
+                    named: None,
+                    last: None,
+                });
+            }
+        }
+        // Trackers.
+        let (track_tx, track_rx) = mpsc::unbounded_channel();
+        let mut links = HashMap::new();
+        for l in nl.links().await? {
+            links.insert(l.name, l.up);
+        }
+        let (link_tx, mut link_rx) = mpsc::unbounded_channel();
+        crate::link::monitor(link_tx)?;
+        let fwd = track_tx.clone();
+        let mut tasks = vec![tokio::spawn(async move {
+            while let Some((_, name, up)) = link_rx.recv().await {
+                if fwd.send(TrackEvent::Link(name, up)).is_err() {
+                    break;
+                }
+            }
+        })];
+        let run_as = match rvs_check::script::default_user(plan.script_user.as_deref()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("{e}: scripts run as the daemon's user");
+                None
+            }
+        };
+        let policy = ScriptPolicy {
+            security: plan.script_security,
+            run_as,
+        };
+        let used = |t: &Tracked| {
+            rts.iter()
+                .any(|r| r.plan.trackers.iter().any(|x| &x.what == t))
+        };
+        for (k, s) in plan.scripts.iter().enumerate() {
+            if used(&Tracked::Script(k)) {
+                tasks.push(track::spawn_script(k, s.clone(), policy, track_tx.clone()));
+            }
+        }
+        let mut files = vec![0; plan.files.len()];
+        for (k, f) in plan.files.iter().enumerate() {
+            if used(&Tracked::File(k)) {
+                if let Some(p) = &f.file {
+                    files[k] = track::read_file_value(p);
+                }
+                tasks.push(track::spawn_file(k, f.clone(), track_tx.clone()));
+            }
+        }
+        let scripts = plan
+            .scripts
+            .iter()
+            .map(|s| s.init_fail.then_some(false))
+            .collect();
+        let engine = Engine {
+            rts,
+            groups,
+            loc,
+            nl,
+            origin: Instant::now(),
+            links,
+            scripts,
+            files,
+            policy,
+            fifos: Fifos::open(&plan.fifos),
+            tasks,
+            status,
+        };
+        Ok((engine, track_rx, adv_rx))
+    }
+
+    /// Runs until `stop` fires, then leaves as keepalived does on SIGTERM: a MASTER
+    /// sends a priority-0 advert and removes its VIPs, and STOP is notified.
+    pub async fn run(
+        mut self,
+        mut track_rx: mpsc::UnboundedReceiver<TrackEvent>,
+        mut adv_rx: mpsc::Receiver<(usize, rvs_vrrp::Advert)>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let now = self.now();
+        for g in 0..self.groups.len() {
+            let acts = self.groups[g].core.start(now);
+            self.exec(g, acts).await;
+        }
+        self.reevaluate().await;
+        self.publish();
+        loop {
+            let deadline = self
+                .groups
+                .iter()
+                .filter_map(|g| g.core.deadline())
+                .min()
+                .map(|d| self.origin + Duration::from_micros(d.saturating_sub(1)));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ev = tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                // Timers before packets: a flood of adverts cannot starve them.
+                () = sleep => None,
+                Some((i, a)) = adv_rx.recv() => Some(Ev::Advert(i, a)),
+                Some(t) = track_rx.recv() => Some(Ev::Track(t)),
+            };
+            match ev {
+                Some(Ev::Advert(i, a)) => self.on_advert(i, &a).await,
+                Some(Ev::Track(t)) => {
+                    match t {
+                        TrackEvent::Link(name, up) => {
+                            if self.links.insert(name.clone(), up) != Some(up) {
+                                tracing::info!(
+                                    "Netlink reports {name} {}",
+                                    if up { "up" } else { "down" }
+                                );
+                            }
+                        }
+                        TrackEvent::Script(k, up) => {
+                            if let Some(s) = self.scripts.get_mut(k) {
+                                *s = Some(up);
+                            }
+                        }
+                        TrackEvent::File(k, v) => {
+                            if let Some(f) = self.files.get_mut(k) {
+                                *f = v;
+                            }
+                        }
+                    }
+                    self.reevaluate().await;
+                }
+                None => {
+                    let now = self.now();
+                    for g in 0..self.groups.len() {
+                        if self.groups[g].core.deadline().is_some_and(|d| d <= now) {
+                            let acts = self.groups[g].core.on_timer(now);
+                            self.exec(g, acts).await;
+                        }
+                    }
+                }
+            }
+            self.publish();
+        }
+        self.shutdown().await;
+    }
+
+    async fn on_advert(&mut self, i: usize, a: &rvs_vrrp::Advert) {
+        let (g, m) = self.loc[i];
+        let was = self.groups[g].core.members[m].state();
+        let now = self.now();
+        let acts = self.groups[g].core.on_advert(now, m, a);
+        if was == State::Master
+            && acts.iter().any(|(_, x)| *x == Action::TakeAddresses)
+            && self.groups[g].core.members[m].state() == State::Master
+        {
+            tracing::info!(
+                "({}) Received advert from {} with lower priority {}, ours {}, forcing new election",
+                self.rts[i].plan.name,
+                a.src,
+                a.priority,
+                self.groups[g].core.members[m].priority()
+            );
+        }
+        self.exec(g, acts).await;
+    }
+
+    /// Recomputes every instance's effective priority and fault from the trackers.
+    async fn reevaluate(&mut self) {
+        let now = self.now();
+        for i in 0..self.rts.len() {
+            let trackers: Vec<Tracker> = self.rts[i]
+                .plan
+                .trackers
+                .iter()
+                .filter_map(|t| match &t.what {
+                    Tracked::Interface(n) => Some(Tracker::State {
+                        up: self.links.get(n).copied().unwrap_or(false),
+                        weight: t.weight,
+                        reverse: t.reverse,
+                    }),
+                    Tracked::Script(k) => match self.scripts.get(*k).copied().flatten() {
+                        Some(up) => Some(Tracker::State {
+                            up,
+                            weight: t.weight,
+                            reverse: t.reverse,
+                        }),
+                        // Not run yet: a weight-0 script holds the instance in FAULT, a
+                        // weighted one counts for nothing.
+                        None if t.weight == 0 => Some(Tracker::State {
+                            up: t.reverse,
+                            weight: 0,
+                            reverse: t.reverse,
+                        }),
+                        None => None,
+                    },
+                    Tracked::File(k) => Some(Tracker::File {
+                        value: self.files.get(*k).copied().unwrap_or(0),
+                        weight: t.weight,
+                        reverse: t.reverse,
+                    }),
+                })
+                .collect();
+            let r = rvs_vrrp::track::effective_priority(self.rts[i].plan.priority, &trackers);
+            let (g, m) = self.loc[i];
+            let fault = r.is_err();
+            if let Ok(p) = r {
+                let before = self.groups[g].core.members[m].priority();
+                self.groups[g].core.members[m].set_priority(p);
+                let after = self.groups[g].core.members[m].priority();
+                if before != after {
+                    tracing::info!(
+                        "({}) Changing effective priority from {before} to {after}",
+                        self.rts[i].plan.name
+                    );
+                }
+            }
+            if fault != self.rts[i].fault {
+                self.rts[i].fault = fault;
+                let grp = &mut self.groups[g];
+                let acts = grp.core.set_fault(now, m, fault, &mut grp.faulted);
+                self.exec(g, acts).await;
+            }
+        }
+    }
+
+    async fn exec(&mut self, g: usize, acts: Vec<(usize, Action)>) {
+        for (m, a) in acts {
+            let i = self.groups[g].members[m];
+            match a {
+                Action::SendAdvert { priority } => {
+                    let r = net::advert(&self.rts[i].plan, priority);
+                    match self.rts[i].sock.send(&r) {
+                        Ok(()) => {
+                            self.rts[i].tx += 1;
+                            if priority == 0 {
+                                self.rts[i].prio_zero_tx += 1;
+                            }
+                        }
+                        Err(e) => tracing::warn!("({}) sending advert: {e}", self.rts[i].plan.name),
+                    }
+                }
+                Action::TakeAddresses => self.take(i).await,
+                Action::ReleaseAddresses => self.release(i).await,
+                Action::Notify(s) => {
+                    let Some(ev) = event_of(s) else { continue };
+                    let rt = &self.rts[i];
+                    tracing::info!("({}) Entering {} STATE", rt.plan.name, state_name(s));
+                    if s == State::Master {
+                        self.rts[i].became_master += 1;
+                    }
+                    self.notify_instance(i, ev);
+                }
+            }
+        }
+        self.group_notify(g);
+    }
+
+    fn notify_instance(&mut self, i: usize, ev: Event) {
+        let (g, m) = self.loc[i];
+        let prio = self.groups[g].core.members[m].priority();
+        let p = &self.rts[i].plan;
+        notify::notify(
+            &self.policy,
+            &mut self.fifos,
+            &p.notify,
+            "INSTANCE",
+            &p.name,
+            ev,
+            prio,
+        );
+    }
+
+    /// A sync group's own notification when its overall state changes.
+    fn group_notify(&mut self, g: usize) {
+        let grp = &mut self.groups[g];
+        let Some((name, n)) = &grp.named else { return };
+        let st = grp.core.state();
+        let ev = if st.contains(&State::Fault) {
+            Event::Fault
+        } else if st.iter().all(|s| *s == State::Master) {
+            Event::Master
+        } else if st
+            .iter()
+            .all(|s| *s == State::Backup || *s == State::Master)
+        {
+            Event::Backup
+        } else {
+            return;
+        };
+        if grp.last != Some(ev) {
+            grp.last = Some(ev);
+            tracing::info!(
+                "VRRP_Group({name}) Syncing instances to {} state",
+                ev.name()
+            );
+            notify::notify(&self.policy, &mut self.fifos, n, "GROUP", name, ev, 0);
+        }
+    }
+
+    async fn take(&mut self, i: usize) {
+        let rt = &mut self.rts[i];
+        let lower_prio = rt.holding;
+        if !rt.holding {
+            for (v, idx, _) in &rt.vips {
+                if let Err(e) = self.nl.add_vip(*idx, v).await {
+                    tracing::error!("({}) adding VIP {}: {e}", rt.plan.name, v.address);
+                }
+            }
+            rt.holding = true;
+        }
+        let gp = rt.plan.garp;
+        let (repeat, delay, refresh) = if lower_prio {
+            (gp.lower_prio_repeat, gp.lower_prio_delay, 0)
+        } else {
+            (gp.master_repeat, gp.master_delay, gp.master_refresh)
+        };
+        if let Some(t) = rt.garp.take() {
+            t.abort();
+        }
+        let targets: Vec<(Arc<Announcer>, IpAddr)> = rt
+            .vips
+            .iter()
+            .map(|(v, _, a)| (a.clone(), v.address))
+            .collect();
+        rt.garp = Some(tokio::spawn(announce(
+            targets,
+            repeat,
+            delay,
+            refresh,
+            gp.master_refresh_repeat,
+            gp.interval,
+        )));
+    }
+
+    async fn release(&mut self, i: usize) {
+        let rt = &mut self.rts[i];
+        if let Some(t) = rt.garp.take() {
+            t.abort();
+        }
+        if !rt.holding {
+            return;
+        }
+        for (v, idx, _) in &rt.vips {
+            if let Err(e) = self.nl.del_vip(*idx, v).await {
+                tracing::error!("({}) removing VIP {}: {e}", rt.plan.name, v.address);
+            }
+        }
+        rt.holding = false;
+    }
+
+    async fn shutdown(mut self) {
+        for g in 0..self.groups.len() {
+            let mut acts = Vec::new();
+            for m in 0..self.groups[g].core.members.len() {
+                acts.extend(
+                    self.groups[g].core.members[m]
+                        .shutdown()
+                        .into_iter()
+                        .map(|a| (m, a)),
+                );
+            }
+            self.exec(g, acts).await;
+        }
+        for i in 0..self.rts.len() {
+            let rt = &self.rts[i];
+            tracing::info!("({}) Stopped", rt.plan.name);
+            rt.reader.abort();
+            self.notify_instance(i, Event::Stop);
+        }
+        for g in &self.groups {
+            if let Some((name, n)) = &g.named {
+                notify::notify(
+                    &self.policy,
+                    &mut self.fifos,
+                    n,
+                    "GROUP",
+                    name,
+                    Event::Stop,
+                    0,
+                );
+            }
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let mut out = Vec::with_capacity(self.rts.len());
+        for (i, rt) in self.rts.iter().enumerate() {
+            let (g, m) = self.loc[i];
+            let core = &self.groups[g].core.members[m];
+            let mut dropped = BTreeMap::new();
+            for (k, d) in Drop::ALL.iter().enumerate() {
+                let n = rt.rx.dropped[k].load(Ordering::Relaxed);
+                if n > 0 {
+                    dropped.insert(d.name().to_owned(), n);
+                }
+            }
+            out.push(InstanceStatus {
+                name: rt.plan.name.clone(),
+                interface: rt.link.name.clone(),
+                vrid: rt.plan.vrid,
+                version: rt.plan.version,
+                state: state_name(core.state()).to_owned(),
+                base_priority: rt.plan.priority,
+                priority: core.priority(),
+                source: rt.src.to_string(),
+                master: core.master.map(|(a, _)| a.to_string()),
+                master_priority: core.master.map(|(_, p)| p),
+                vips: rt
+                    .vips
+                    .iter()
+                    .map(|(v, _, _)| format!("{}/{}", v.address, v.prefix_len))
+                    .collect(),
+                sync_group: self.groups[g].named.as_ref().map(|(n, _)| n.clone()),
+                adverts_rx: rt.rx.adverts.load(Ordering::Relaxed),
+                adverts_tx: rt.tx,
+                priority_zero_tx: rt.prio_zero_tx,
+                became_master: rt.became_master,
+                dropped,
+            });
+        }
+        if let Ok(mut s) = self.status.lock() {
+            *s = out;
+        }
+    }
+}
+
+/// Gratuitous ARP / NA bursts: `repeat` rounds now, again after `delay` s, then
+/// `refresh_repeat` rounds every `refresh` s, until aborted.
+async fn announce(
+    targets: Vec<(Arc<Announcer>, IpAddr)>,
+    repeat: u32,
+    delay: u32,
+    refresh: u32,
+    refresh_repeat: u32,
+    interval: f64,
+) {
+    let gap = Duration::from_secs_f64(interval.clamp(0.0, 60.0));
+    let burst = |n: u32| {
+        let targets = &targets;
+        async move {
+            for _ in 0..n {
+                for (a, ip) in targets {
+                    if let Err(e) = a.announce(*ip) {
+                        tracing::warn!("announcing {ip}: {e}");
+                    }
+                    if !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                }
+            }
+        }
+    };
+    burst(repeat).await;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+        burst(repeat).await;
+    }
+    if refresh > 0 {
+        loop {
+            tokio::time::sleep(Duration::from_secs(u64::from(refresh))).await;
+            burst(refresh_repeat).await;
+        }
+    }
+}
+
+/// Reads one instance's socket: valid adverts go to the engine, the rest are counted
+/// and logged at most once per reason every 10 s.
+async fn reader(
+    i: usize,
+    p: InstancePlan,
+    sock: Arc<VrrpSocket>,
+    stats: Arc<RxStats>,
+    tx: mpsc::Sender<(usize, rvs_vrrp::Advert)>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut last_log: [Option<Instant>; Drop::ALL.len()] = [None; Drop::ALL.len()];
+    let mut last_mismatch: Option<Instant> = None;
+    loop {
+        let (meta, msg) = match sock.recv(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("({}) receiving: {e}", p.name);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let verdict = match msg {
+            Ok(m) => net::check(&p, &meta, m),
+            Err(d) => Verdict::Drop(d),
+        };
+        match verdict {
+            Verdict::NotOurs => {}
+            Verdict::Drop(d) => {
+                let k = Drop::ALL.iter().position(|x| *x == d).unwrap_or(0);
+                stats.dropped[k].fetch_add(1, Ordering::Relaxed);
+                if last_log[k].is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    last_log[k] = Some(Instant::now());
+                    tracing::warn!(
+                        "({}) dropped a VRRP packet from {}: {} (counted; logged at most every 10 s)",
+                        p.name,
+                        meta.src,
+                        d.name()
+                    );
+                }
+            }
+            Verdict::Accept(a) => {
+                stats.adverts.fetch_add(1, Ordering::Relaxed);
+                if a.addr_mismatch
+                    && last_mismatch.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+                {
+                    last_mismatch = Some(Instant::now());
+                    tracing::warn!(
+                        "({}) advert from {} lists other addresses than ours",
+                        p.name,
+                        meta.src
+                    );
+                }
+                if tx.send((i, a.advert)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! rtnetlink: interfaces (index, MAC, link state), their addresses, and the VIPs — added
+//! with the config's prefix, `dev`, `label`, `scope` and `brd`, removed by the same key.
+
+use futures_util::stream::TryStreamExt as _;
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::Handle;
+use rvs_conf::model::VipAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("netlink: {0}")]
+    Netlink(#[from] rtnetlink::Error),
+    #[error("netlink socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no interface named {0}")]
+    NoSuchInterface(String),
+    #[error("bad {what} '{value}' for {vip}")]
+    BadOption {
+        what: &'static str,
+        value: String,
+        vip: IpAddr,
+    },
+}
+
+/// What the driver needs of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+    /// Administratively up and running (carrier).
+    pub up: bool,
+}
+
+impl LinkInfo {
+    fn from_msg(m: &LinkMessage) -> Option<LinkInfo> {
+        let mut name = None;
+        let mut mac = [0u8; 6];
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => name = Some(n.clone()),
+                LinkAttribute::Address(a) if a.len() == 6 => mac.copy_from_slice(a),
+                _ => {}
+            }
+        }
+        Some(LinkInfo {
+            index: m.header.index,
+            name: name?,
+            mac,
+            up: link_up(m.header.flags),
+        })
+    }
+}
+
+fn link_up(f: LinkFlags) -> bool {
+    f.contains(LinkFlags::Up) && f.contains(LinkFlags::Running)
+}
+
+/// A netlink connection driven by its own task.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -errno)
+}
+
+impl Netlink {
+    pub fn new() -> Result<Netlink, LinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<LinkInfo, LinkError> {
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match s.try_next().await {
+            Ok(Some(m)) => {
+                LinkInfo::from_msg(&m).ok_or_else(|| LinkError::NoSuchInterface(name.into()))
+            }
+            Ok(None) => Err(LinkError::NoSuchInterface(name.into())),
+            Err(e) if is_errno(&e, libc::ENODEV) => Err(LinkError::NoSuchInterface(name.into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every link (for the initial state of tracked interfaces).
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, LinkError> {
+        let mut s = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(m) = s.try_next().await? {
+            out.extend(LinkInfo::from_msg(&m));
+        }
+        Ok(out)
+    }
+
+    /// The addresses of an interface, in the kernel's order, with their prefix lengths.
+    pub async fn addrs(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, LinkError> {
+        let mut s = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut out = Vec::new();
+        while let Some(m) = s.try_next().await? {
+            if m.header.index != index {
+                continue;
+            }
+            // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
+            // point-to-point links); IPv6 has only IFA_ADDRESS.
+            let local = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = local.or(addr) {
+                out.push((ip, m.header.prefix_len));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The primary address of the family: the first IPv4 address, or the first IPv6
+    /// link-local one, skipping `exclude` (our VIPs, possibly left by a predecessor).
+    pub async fn primary(
+        &self,
+        index: u32,
+        v6: bool,
+        exclude: &[IpAddr],
+    ) -> Result<Option<IpAddr>, LinkError> {
+        Ok(self
+            .addrs(index)
+            .await?
+            .into_iter()
+            .map(|(a, _)| a)
+            .filter(|a| !exclude.contains(a))
+            .find(|a| match a {
+                IpAddr::V4(_) => !v6,
+                IpAddr::V6(x) => v6 && x.is_unicast_link_local(),
+            }))
+    }
+
+    fn vip_message(index: u32, vip: &VipAddr) -> Result<AddressMessage, LinkError> {
+        let mut m = AddressMessage::default();
+        m.header.index = index;
+        m.header.prefix_len = vip.prefix_len;
+        m.header.scope = match vip.scope.as_deref() {
+            None | Some("global" | "universe") => AddressScope::Universe,
+            Some("site") => AddressScope::Site,
+            Some("link") => AddressScope::Link,
+            Some("host") => AddressScope::Host,
+            Some("nowhere") => AddressScope::Nowhere,
+            Some(n) => AddressScope::Other(n.parse().map_err(|_| LinkError::BadOption {
+                what: "scope",
+                value: n.into(),
+                vip: vip.address,
+            })?),
+        };
+        match vip.address {
+            IpAddr::V4(a) => {
+                m.header.family = AddressFamily::Inet;
+                m.attributes.push(AddressAttribute::Local(vip.address));
+                m.attributes.push(AddressAttribute::Address(vip.address));
+                if let Some(b) = vip.brd.as_deref() {
+                    let brd = match b {
+                        "+" => Some(broadcast(a, vip.prefix_len)),
+                        "-" => None,
+                        s => Some(s.parse::<Ipv4Addr>().map_err(|_| LinkError::BadOption {
+                            what: "brd",
+                            value: s.into(),
+                            vip: vip.address,
+                        })?),
+                    };
+                    m.attributes.extend(brd.map(AddressAttribute::Broadcast));
+                }
+                if let Some(l) = &vip.label {
+                    m.attributes.push(AddressAttribute::Label(l.clone()));
+                }
+            }
+            IpAddr::V6(_) => {
+                m.header.family = AddressFamily::Inet6;
+                // keepalived adds IPv6 VIPs without duplicate address detection: a VIP
+                // moves between routers, DAD would hold it tentative for a second.
+                m.header.flags = AddressHeaderFlags::Nodad;
+                m.attributes.push(AddressAttribute::Address(vip.address));
+                m.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+        }
+        Ok(m)
+    }
+
+    /// Adds a VIP; one already there counts as added.
+    pub async fn add_vip(&self, index: u32, vip: &VipAddr) -> Result<(), LinkError> {
+        let m = Self::vip_message(index, vip)?;
+        let mut req = self
+            .handle
+            .address()
+            .add(index, vip.address, vip.prefix_len);
+        *req.message_mut() = m;
+        match req.execute().await {
+            Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+            r => Ok(r?),
+        }
+    }
+
+    /// Removes a VIP; one not there counts as removed. Returns whether it was there.
+    pub async fn del_vip(&self, index: u32, vip: &VipAddr) -> Result<bool, LinkError> {
+        let mut m = Self::vip_message(index, vip)?;
+        // Deletion matches on the address and prefix; label and broadcast must not
+        // make it miss.
+        m.attributes
+            .retain(|a| matches!(a, AddressAttribute::Local(_) | AddressAttribute::Address(_)));
+        match self.handle.address().del(m).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) || is_errno(&e, libc::ENOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn broadcast(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
+    let host = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+    Ipv4Addr::from(u32::from(a) | host)
+}
+
+/// Link state changes: `(index, name, up)` for every `RTM_NEWLINK`/`RTM_DELLINK` the kernel
+/// sends, until the receiver is dropped.
+pub fn monitor(
+    tx: tokio::sync::mpsc::UnboundedSender<(u32, String, bool)>,
+) -> Result<(), LinkError> {
+    use futures_util::stream::StreamExt as _;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let (conn, _handle, mut msgs) =
+        rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    tokio::spawn(conn);
+    tokio::spawn(async move {
+        while let Some((m, _)) = msgs.next().await {
+            let ev = match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                    LinkInfo::from_msg(&l).map(|i| (i.index, i.name, i.up))
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+                    LinkInfo::from_msg(&l).map(|i| (i.index, i.name, false))
+                }
+                _ => None,
+            };
+            if let Some(ev) = ev {
+                if tx.send(ev).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Whether a v6 address is link-local (`fe80::/10`).
+pub fn is_link_local(a: Ipv6Addr) -> bool {
+    a.is_unicast_link_local()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_of_prefix() {
+        assert_eq!(
+            broadcast(Ipv4Addr::new(198, 18, 0, 50), 24),
+            Ipv4Addr::new(198, 18, 0, 255)
+        );
+        assert_eq!(
+            broadcast(Ipv4Addr::new(198, 18, 0, 50), 32),
+            Ipv4Addr::new(198, 18, 0, 50)
+        );
+        assert_eq!(
+            broadcast(Ipv4Addr::new(198, 18, 0, 50), 0),
+            Ipv4Addr::BROADCAST
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! Config → what the driver runs: one [`InstancePlan`] per `vrrp_instance`, with the
+//! protocol parameters resolved (advert interval field, auth bytes, GARP timings) and the
+//! trackers resolved to the objects they name. Pure: no I/O, unit-tested.
+
+use rvs_conf::model::{Family, Script, VipAddr};
+use rvs_conf::Config;
+use std::net::IpAddr;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("vrrp_instance {0}: no interface")]
+    NoInterface(String),
+    #[error("vrrp_instance {0}: no virtual_router_id")]
+    NoVrid(String),
+    #[error("vrrp_instance {0}: auth_type AH is not supported by rvs (use PASS, or none)")]
+    AhUnsupported(String),
+    #[error("vrrp_instance {0}: {1} names no vrrp_script/vrrp_track_file {2}")]
+    UnknownTracker(String, &'static str, String),
+}
+
+/// What one tracked object is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tracked {
+    /// A network interface (up = administratively up and carrier).
+    Interface(String),
+    /// `vrrp_script` by index in [`Plan::scripts`].
+    Script(usize),
+    /// `vrrp_track_file` by index in [`Plan::files`].
+    File(usize),
+}
+
+/// One tracker of an instance with its weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackPlan {
+    pub what: Tracked,
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+/// Gratuitous ARP / unsolicited NA timings (seconds and counts).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Garp {
+    pub master_delay: u32,
+    pub master_repeat: u32,
+    pub master_refresh: u32,
+    pub master_refresh_repeat: u32,
+    pub lower_prio_delay: u32,
+    pub lower_prio_repeat: u32,
+    /// Spacing between two announcements (`vrrp_garp_interval` / `vrrp_gna_interval`).
+    pub interval: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NotifyPlan {
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    pub generic: Option<Script>,
+}
+
+impl From<&rvs_conf::model::Notify> for NotifyPlan {
+    fn from(n: &rvs_conf::model::Notify) -> NotifyPlan {
+        NotifyPlan {
+            master: n.notify_master.clone(),
+            backup: n.notify_backup.clone(),
+            fault: n.notify_fault.clone(),
+            stop: n.notify_stop.clone(),
+            generic: n.notify.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InstancePlan {
+    pub name: String,
+    pub iface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub v6: bool,
+    pub priority: u8,
+    pub wants_master: bool,
+    /// Own advert interval, µs.
+    pub adv_us: u64,
+    /// The interval as sent: seconds (v2) or centiseconds (v3).
+    pub interval_field: u16,
+    pub down_adverts: u64,
+    pub nopreempt: bool,
+    pub preempt_delay_us: u64,
+    pub lower_prio_no_advert: bool,
+    pub higher_prio_send_advert: bool,
+    /// v2 PASS authentication data.
+    pub auth_pass: Option<[u8; rvs_wire::vrrp::AUTH_LEN]>,
+    pub vips: Vec<VipAddr>,
+    pub excluded: Vec<VipAddr>,
+    pub src: Option<IpAddr>,
+    pub peers: Vec<IpAddr>,
+    pub ttl: u8,
+    pub check_unicast_src: bool,
+    pub garp: Garp,
+    pub notify: NotifyPlan,
+    pub trackers: Vec<TrackPlan>,
+    /// Index in [`Plan::groups`].
+    pub group: Option<usize>,
+}
+
+impl InstancePlan {
+    /// The addresses carried in adverts: the VIPs (excluded ones are not advertised).
+    pub fn advertised(&self) -> Vec<IpAddr> {
+        self.vips.iter().map(|v| v.address).collect()
+    }
+
+    pub fn unicast(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// The sans-IO core's configuration, given our primary address.
+    pub fn core(&self, own_ip: IpAddr) -> rvs_vrrp::Config {
+        rvs_vrrp::Config {
+            version: self.version,
+            priority: self.priority,
+            adv_us: self.adv_us,
+            down_adverts: self.down_adverts,
+            wants_master: self.wants_master,
+            nopreempt: self.nopreempt,
+            preempt_delay_us: self.preempt_delay_us,
+            lower_prio_no_advert: self.lower_prio_no_advert,
+            higher_prio_send_advert: self.higher_prio_send_advert,
+            own_ip,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupPlan {
+    pub name: String,
+    pub notify: NotifyPlan,
+    /// Member instances by index in [`Plan::instances`].
+    pub members: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub instances: Vec<InstancePlan>,
+    pub groups: Vec<GroupPlan>,
+    pub scripts: Vec<rvs_conf::model::VrrpScript>,
+    pub files: Vec<rvs_conf::model::TrackFile>,
+    /// `notify_fifo` and `vrrp_notify_fifo` (both get VRRP lines).
+    pub fifos: Vec<String>,
+    pub script_security: bool,
+    pub script_user: Option<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+}
+
+fn secs_to_us(s: f64) -> u64 {
+    // Config values are range-checked by rvs-conf; the cast is of a small positive value.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked range"
+    )]
+    let us = (s.max(0.0) * 1e6).round() as u64;
+    us
+}
+
+/// Builds the plan of every `vrrp_instance` of a configuration.
+pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
+    let g = &cfg.global_defs;
+    let mut errs = Vec::new();
+    let mut out = Plan {
+        scripts: cfg.vrrp_scripts.clone(),
+        files: cfg.track_files.clone(),
+        script_security: g.enable_script_security,
+        script_user: g.script_user.clone(),
+        ..Plan::default()
+    };
+    out.fifos.extend(g.notify_fifo.clone());
+    out.fifos.extend(g.vrrp_notify_fifo.clone());
+    for sg in &cfg.vrrp_sync_groups {
+        out.groups.push(GroupPlan {
+            name: sg.name.clone(),
+            notify: NotifyPlan::from(&sg.notify),
+            members: Vec::new(),
+        });
+    }
+    for vi in &cfg.vrrp_instances {
+        let Some(iface) = vi.interface.clone() else {
+            errs.push(PlanError::NoInterface(vi.name.clone()));
+            continue;
+        };
+        let Some(vrid) = vi.virtual_router_id else {
+            errs.push(PlanError::NoVrid(vi.name.clone()));
+            continue;
+        };
+        let v6 = vi.family == Family::Inet6;
+        let version = if v6 { 3 } else { vi.version };
+        let adv_us = secs_to_us(vi.advert_int);
+        let interval_field = if version == 2 {
+            u16::try_from((adv_us / 1_000_000).clamp(1, 255)).unwrap_or(1)
+        } else {
+            u16::try_from((adv_us / 10_000).clamp(1, 4095)).unwrap_or(100)
+        };
+        let auth_pass = match &vi.authentication {
+            Some(a) if version == 2 && a.auth_type == "AH" => {
+                errs.push(PlanError::AhUnsupported(vi.name.clone()));
+                continue;
+            }
+            Some(a) if version == 2 && a.auth_type == "PASS" => {
+                Some(rvs_wire::vrrp::Repr::password(&a.auth_pass))
+            }
+            _ => None,
+        };
+        let mut trackers = Vec::new();
+        let mut resolve = |list: &[rvs_conf::model::TrackRef], kind: &'static str| {
+            for t in list {
+                let found = match kind {
+                    "track_interface" => Some((Tracked::Interface(t.name.clone()), 0)),
+                    "track_script" => cfg
+                        .vrrp_scripts
+                        .iter()
+                        .position(|s| s.name == t.name)
+                        .map(|i| (Tracked::Script(i), cfg.vrrp_scripts[i].weight)),
+                    _ => cfg
+                        .track_files
+                        .iter()
+                        .position(|s| s.name == t.name)
+                        .map(|i| (Tracked::File(i), cfg.track_files[i].weight)),
+                };
+                let Some((what, own_weight)) = found else {
+                    errs.push(PlanError::UnknownTracker(
+                        vi.name.clone(),
+                        kind,
+                        t.name.clone(),
+                    ));
+                    continue;
+                };
+                let reverse = t.reverse
+                    || match &what {
+                        Tracked::Script(i) => cfg.vrrp_scripts[*i].weight_reverse,
+                        Tracked::File(i) => cfg.track_files[*i].weight_reverse,
+                        Tracked::Interface(_) => false,
+                    };
+                trackers.push(TrackPlan {
+                    what,
+                    weight: t.weight.unwrap_or(own_weight),
+                    reverse,
+                });
+            }
+        };
+        let group = vi
+            .sync_group
+            .as_ref()
+            .and_then(|n| cfg.vrrp_sync_groups.iter().position(|s| &s.name == n));
+        let mut lists: Vec<&rvs_conf::model::Trackers> = vec![&vi.trackers];
+        if let Some(gi) = group {
+            lists.push(&cfg.vrrp_sync_groups[gi].trackers);
+        }
+        for tr in lists {
+            resolve(&tr.track_interface, "track_interface");
+            resolve(&tr.track_script, "track_script");
+            resolve(&tr.track_file, "track_file");
+        }
+        if !vi.dont_track_primary {
+            trackers.push(TrackPlan {
+                what: Tracked::Interface(iface.clone()),
+                weight: 0,
+                reverse: false,
+            });
+        }
+        // Weights of sync group members count only with sync_group_tracking_weight.
+        if let Some(gi) = group {
+            if !cfg.vrrp_sync_groups[gi].sync_group_tracking_weight {
+                for t in &mut trackers {
+                    t.weight = 0;
+                }
+            }
+        }
+        let wants_master = vi.state == rvs_conf::model::VrrpState::Master;
+        let idx = out.instances.len();
+        if let Some(gi) = group {
+            out.groups[gi].members.push(idx);
+        }
+        out.instances.push(InstancePlan {
+            name: vi.name.clone(),
+            iface,
+            vrid,
+            version,
+            v6,
+            priority: vi.priority,
+            wants_master,
+            adv_us,
+            interval_field,
+            down_adverts: u64::from(vi.down_timer_adverts.max(1)),
+            nopreempt: vi.nopreempt && !wants_master && vi.priority != 255,
+            preempt_delay_us: if wants_master {
+                0
+            } else {
+                secs_to_us(vi.preempt_delay)
+            },
+            lower_prio_no_advert: vi.lower_prio_no_advert,
+            higher_prio_send_advert: vi.higher_prio_send_advert,
+            auth_pass,
+            vips: vi.virtual_ipaddress.clone(),
+            excluded: vi.virtual_ipaddress_excluded.clone(),
+            src: vi.unicast_src_ip,
+            peers: vi.unicast_peer.iter().map(|p| p.address).collect(),
+            ttl: vi.unicast_ttl.unwrap_or(255),
+            check_unicast_src: vi.check_unicast_src,
+            garp: Garp {
+                master_delay: vi.garp_master_delay,
+                master_repeat: vi.garp_master_repeat,
+                master_refresh: vi.garp_master_refresh,
+                master_refresh_repeat: vi.garp_master_refresh_repeat,
+                lower_prio_delay: vi.garp_lower_prio_delay,
+                lower_prio_repeat: vi.garp_lower_prio_repeat,
+                interval: if v6 {
+                    g.vrrp_gna_interval
+                } else {
+                    g.vrrp_garp_interval
+                },
+            },
+            notify: NotifyPlan::from(&vi.notify),
+            trackers,
+            group,
+        });
+    }
+    // Groups with no member left (all faulty) are dropped by index remapping-free
+    // filtering: members refer to instances, not the other way round.
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Config {
+        let p = rvs_conf::parse_str(
+            std::path::Path::new("t.conf"),
+            text,
+            &rvs_conf::Options::default(),
+        );
+        assert_eq!(p.errors(), 0, "{}", p.render());
+        p.config
+    }
+
+    #[test]
+    fn resolves_protocol_parameters_and_trackers() {
+        let cfg = load(
+            "vrrp_script chk {\n script \"/bin/true\"\n weight -20\n}\n\
+             vrrp_instance VI_1 {\n state BACKUP\n interface eth0\n virtual_router_id 51\n\
+             priority 100\n advert_int 0.1\n version 3\n track_script { chk }\n\
+             track_interface { eth1 weight 10 }\n virtual_ipaddress { 198.18.0.50/24 dev eth0 }\n\
+             unicast_peer { 198.18.0.2 }\n}\n",
+        );
+        let p = plan(&cfg).unwrap();
+        let i = &p.instances[0];
+        assert_eq!(
+            (i.vrid, i.version, i.adv_us, i.interval_field),
+            (51, 3, 100_000, 10)
+        );
+        assert!(i.unicast());
+        assert_eq!(
+            i.trackers,
+            vec![
+                TrackPlan {
+                    what: Tracked::Interface("eth1".into()),
+                    weight: 10,
+                    reverse: false
+                },
+                TrackPlan {
+                    what: Tracked::Script(0),
+                    weight: -20,
+                    reverse: false
+                },
+                TrackPlan {
+                    what: Tracked::Interface("eth0".into()),
+                    weight: 0,
+                    reverse: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_pass_auth_and_master_clears_nopreempt() {
+        let cfg = load(
+            "vrrp_instance VI_1 {\n state MASTER\n nopreempt\n interface eth0\n virtual_router_id 7\n\
+             priority 150\n authentication { auth_type PASS\n auth_pass secret123 }\n\
+             virtual_ipaddress { 198.18.0.50 }\n}\n",
+        );
+        let p = plan(&cfg).unwrap();
+        let i = &p.instances[0];
+        assert_eq!(i.auth_pass, Some(*b"secret12"));
+        assert_eq!(i.interval_field, 1);
+        assert!(!i.nopreempt && i.wants_master);
+    }
+}

@@ -1,0 +1,184 @@
+//! Tracked objects that need a task: `vrrp_script` (run every `interval`, killed after
+//! `timeout`, up after `rise` successes and down after `fall` failures) and
+//! `vrrp_track_file` (polled every second; keepalived uses inotify, the value semantics
+//! are the same). Each reports changes on the engine's channel.
+
+use rvs_check::ScriptPolicy;
+use rvs_conf::model::{TrackFile, VrrpScript};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackEvent {
+    /// `vrrp_script` index and its new state.
+    Script(usize, bool),
+    /// `vrrp_track_file` index and its new value.
+    File(usize, i64),
+    /// An interface by name: up or down.
+    Link(String, bool),
+}
+
+/// Rise/fall counting: `None` until the first result, which decides directly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RiseFall {
+    pub state: Option<bool>,
+    run: u32,
+}
+
+impl RiseFall {
+    pub fn new(init_fail: bool) -> RiseFall {
+        RiseFall {
+            state: init_fail.then_some(false),
+            run: 0,
+        }
+    }
+
+    /// One result; returns the new state when it changed.
+    pub fn result(&mut self, ok: bool, rise: u32, fall: u32) -> Option<bool> {
+        match self.state {
+            None => {
+                self.state = Some(ok);
+                self.run = 0;
+                Some(ok)
+            }
+            Some(s) if s == ok => {
+                self.run = 0;
+                None
+            }
+            Some(_) => {
+                self.run += 1;
+                let need = if ok { rise } else { fall }.max(1);
+                if self.run >= need {
+                    self.run = 0;
+                    self.state = Some(ok);
+                    Some(ok)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+pub fn spawn_script(
+    idx: usize,
+    s: VrrpScript,
+    policy: ScriptPolicy,
+    tx: UnboundedSender<TrackEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(script) = s.script.clone() else {
+            return;
+        };
+        let mut rf = RiseFall::new(s.init_fail);
+        let interval = Duration::from_secs_f64(s.interval.clamp(0.001, 86_400.0));
+        let timeout = Duration::from_secs_f64(if s.timeout > 0.0 {
+            s.timeout.min(86_400.0)
+        } else {
+            s.interval.clamp(0.001, 86_400.0)
+        });
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let ok = match policy.command(&script.argv) {
+                Ok(mut cmd) => {
+                    if let Some(u) = &script.user {
+                        if let Some(r) = rvs_check::script::lookup(u, script.group.as_deref()) {
+                            cmd.uid(r.uid).gid(r.gid);
+                        }
+                    }
+                    cmd.stderr(std::process::Stdio::null());
+                    match cmd.spawn() {
+                        Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
+                            Ok(Ok(st)) => st.success(),
+                            Ok(Err(_)) => false,
+                            Err(_) => {
+                                tracing::warn!("vrrp_script {}: timed out", s.name);
+                                let _ = child.kill().await;
+                                false
+                            }
+                        },
+                        Err(e) => {
+                            tracing::error!("vrrp_script {}: {e}", s.name);
+                            false
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("vrrp_script {}: {e}", s.name);
+                    false
+                }
+            };
+            if let Some(up) = rf.result(ok, s.rise, s.fall) {
+                tracing::info!(
+                    "VRRP_Script({}) {}",
+                    s.name,
+                    if up { "succeeded" } else { "failed" }
+                );
+                if tx.send(TrackEvent::Script(idx, up)).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// The value of a tracked file: its first integer; unreadable or not a number reads 0.
+pub fn read_file_value(path: &str) -> i64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|w| w.parse().ok()))
+        .unwrap_or(0)
+}
+
+pub fn spawn_file(
+    idx: usize,
+    f: TrackFile,
+    tx: UnboundedSender<TrackEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(path) = f.file.clone() else {
+            return;
+        };
+        if let Some(init) = &f.init_file {
+            if init.overwrite || !std::path::Path::new(&path).exists() {
+                if let Err(e) = std::fs::write(&path, format!("{}\n", init.value)) {
+                    tracing::error!("track_file {}: init_file {path}: {e}", f.name);
+                }
+            }
+        }
+        let mut last = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let v = read_file_value(&path);
+            if last != Some(v) {
+                last = Some(v);
+                if tx.send(TrackEvent::File(idx, v)).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rise_and_fall() {
+        let mut r = RiseFall::new(false);
+        assert_eq!(r.result(true, 2, 3), Some(true), "first result decides");
+        assert_eq!(r.result(false, 2, 3), None);
+        assert_eq!(r.result(false, 2, 3), None);
+        assert_eq!(r.result(false, 2, 3), Some(false), "third failure");
+        assert_eq!(r.result(true, 2, 3), None);
+        assert_eq!(r.result(false, 2, 3), None, "a failure resets the run");
+        assert_eq!(r.result(true, 2, 3), None);
+        assert_eq!(r.result(true, 2, 3), Some(true));
+        let r = RiseFall::new(true);
+        assert_eq!(r.state, Some(false), "init_fail starts down");
+    }
+}
