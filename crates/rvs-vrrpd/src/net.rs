@@ -233,6 +233,9 @@ impl VrrpSocket {
             send.set_multicast_loop_v6(false)?;
             send.set_multicast_if_v6(ifindex)?;
             send.set_tclass_v6(0xc0)?;
+            // The link-local address may still be tentative (DAD) right after the link
+            // came up; bind anyway, as the kernel will let it send once DAD is done.
+            send.set_freebind_ipv6(true)?;
             send.bind(&sys::scoped(v6_of(src), ifindex))?;
             if !p.unicast() {
                 recv.join_multicast_v6(&GROUP6, ifindex)?;

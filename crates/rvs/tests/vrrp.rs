@@ -20,7 +20,6 @@ mod lab;
 use lab::Lab;
 use std::time::Duration;
 
-const VIP: &str = "198.18.0.50";
 const DIRS: [&str; 2] = ["a", "b"];
 
 #[derive(Clone, Copy)]
@@ -30,6 +29,17 @@ struct Opts<'a> {
     auth: Option<&'a str>,
     /// Unicast: our address and the peer's host numbers.
     unicast: Option<(u8, u8)>,
+    v6: bool,
+}
+
+impl Opts<'_> {
+    fn vip(&self) -> &'static str {
+        if self.v6 {
+            "fd00:198:18::50"
+        } else {
+            "198.18.0.50"
+        }
+    }
 }
 
 fn conf(state: &str, prio: u8, o: Opts<'_>) -> String {
@@ -43,11 +53,14 @@ fn conf(state: &str, prio: u8, o: Opts<'_>) -> String {
         c += &format!("  authentication {{\n    auth_type PASS\n    auth_pass {p}\n  }}\n");
     }
     if let Some((me, peer)) = o.unicast {
-        c += &format!(
-            "  unicast_src_ip 198.18.0.{me}\n  unicast_peer {{\n    198.18.0.{peer}\n  }}\n"
-        );
+        let net = if o.v6 { "fd00:198:18::" } else { "198.18.0." };
+        c += &format!("  unicast_src_ip {net}{me}\n  unicast_peer {{\n    {net}{peer}\n  }}\n");
     }
-    c += &format!("  virtual_ipaddress {{\n    {VIP}/24 dev eth0\n  }}\n}}\n");
+    let plen = if o.v6 { 64 } else { 24 };
+    c += &format!(
+        "  virtual_ipaddress {{\n    {}/{plen} dev eth0\n  }}\n}}\n",
+        o.vip()
+    );
     c
 }
 
@@ -57,25 +70,25 @@ fn lab() -> Lab {
 
 /// The client resolves the VIP now; a later move must be announced by gratuitous ARP
 /// (Linux only lets a gratuitous ARP override an entry older than `locktime`, 1 s).
-fn client_learns(l: &Lab, owner: &str) {
-    l.touch("c", VIP);
+fn client_learns(l: &Lab, owner: &str, vip: &str) {
+    l.touch("c", vip);
     let mac = l.mac(owner);
     let ok = Lab::wait(Duration::from_secs(3), || {
-        l.neigh("c", VIP).as_deref() == Some(&mac)
+        l.neigh("c", vip).as_deref() == Some(&mac)
     });
-    assert!(ok.is_some(), "client never resolved {VIP} to {owner}");
+    assert!(ok.is_some(), "client never resolved {vip} to {owner}");
     std::thread::sleep(Duration::from_millis(1100));
 }
 
-fn client_follows(l: &Lab, owner: &str) {
+fn client_follows(l: &Lab, owner: &str, vip: &str) {
     let mac = l.mac(owner);
     let ok = Lab::wait(Duration::from_secs(3), || {
-        l.neigh("c", VIP).as_deref() == Some(&mac)
+        l.neigh("c", vip).as_deref() == Some(&mac)
     });
     assert!(
         ok.is_some(),
-        "client's neighbour entry for {VIP} is {:?}, not {owner}'s {mac}\n{}",
-        l.neigh("c", VIP),
+        "client's neighbour entry for {vip} is {:?}, not {owner}'s {mac}\n{}",
+        l.neigh("c", vip),
         l.logs()
     );
 }
@@ -89,6 +102,7 @@ fn scenario(
     down: Duration,
 ) {
     let limit = down * 2 + Duration::from_secs(2);
+    let vip = o.vip();
     let a_conf = conf(
         "MASTER",
         150,
@@ -107,51 +121,51 @@ fn scenario(
     );
     let b = start(l, "b", &b_conf);
     let mut a = start(l, "a", &a_conf);
-    let t = l.wait_holder(VIP, "a", &DIRS, limit);
-    eprintln!("election: a holds {VIP} after {t:?}");
-    client_learns(l, "a");
+    let t = l.wait_holder(vip, "a", &DIRS, limit);
+    eprintln!("election: a holds {vip} after {t:?}");
+    client_learns(l, "a", vip);
 
     // SIGTERM on the MASTER: priority-0 advert, the backup follows after its skew.
     l.signal(&a, "TERM");
-    let t = l.wait_holder(VIP, "b", &DIRS, limit);
-    eprintln!("SIGTERM: b holds {VIP} after {t:?}");
-    client_follows(l, "b");
+    let t = l.wait_holder(vip, "b", &DIRS, limit);
+    eprintln!("SIGTERM: b holds {vip} after {t:?}");
+    client_follows(l, "b", vip);
     l.wait_exit(&a, Duration::from_secs(5));
 
     // The higher priority returns and preempts.
     a = start(l, "a", &a_conf);
-    let t = l.wait_holder(VIP, "a", &DIRS, limit);
-    eprintln!("preempt: a holds {VIP} after {t:?}");
-    client_follows(l, "a");
+    let t = l.wait_holder(vip, "a", &DIRS, limit);
+    eprintln!("preempt: a holds {vip} after {t:?}");
+    client_follows(l, "a", vip);
     std::thread::sleep(Duration::from_millis(1100));
 
     // SIGKILL: no goodbye; the backup takes over after Master_Down_Interval. The dead
     // master's VIP stays behind until a new daemon removes it at start.
     l.signal(&a, "KILL");
-    let t = Lab::wait(limit, || l.has_addr("b", VIP)).expect("b never took over");
-    eprintln!("SIGKILL: b holds {VIP} after {t:?}");
-    client_follows(l, "b");
+    let t = Lab::wait(limit, || l.has_addr("b", vip)).expect("b never took over");
+    eprintln!("SIGKILL: b holds {vip} after {t:?}");
+    client_follows(l, "b", vip);
     l.wait_exit(&a, Duration::from_secs(5));
     a = start(l, "a", &a_conf);
-    let t = l.wait_holder(VIP, "a", &DIRS, limit);
-    eprintln!("restart after SIGKILL: a alone holds {VIP} after {t:?}");
+    let t = l.wait_holder(vip, "a", &DIRS, limit);
+    eprintln!("restart after SIGKILL: a alone holds {vip} after {t:?}");
     std::thread::sleep(Duration::from_millis(1100));
 
     // Link down on the MASTER: it goes FAULT (removes the VIP); the backup takes over.
     l.link("a", false);
-    let t = l.wait_holder(VIP, "b", &DIRS, limit);
-    eprintln!("link down: b holds {VIP} after {t:?}");
-    client_follows(l, "b");
+    let t = l.wait_holder(vip, "b", &DIRS, limit);
+    eprintln!("link down: b holds {vip} after {t:?}");
+    client_follows(l, "b", vip);
     l.link("a", true);
-    let t = l.wait_holder(VIP, "a", &DIRS, limit);
-    eprintln!("link up: a holds {VIP} again after {t:?}");
+    let t = l.wait_holder(vip, "a", &DIRS, limit);
+    eprintln!("link up: a holds {vip} again after {t:?}");
 
     l.signal(&a, "TERM");
     l.signal(&b, "TERM");
     l.wait_exit(&a, Duration::from_secs(5));
     l.wait_exit(&b, Duration::from_secs(5));
     assert!(
-        l.holders(VIP, &DIRS).is_empty(),
+        l.holders(vip, &DIRS).is_empty(),
         "a graceful stop leaves no VIP behind"
     );
 }
@@ -180,12 +194,14 @@ const V2: Opts<'static> = Opts {
     advert: "1",
     auth: None,
     unicast: None,
+    v6: false,
 };
 const V3_FAST: Opts<'static> = Opts {
     version: 3,
     advert: "0.1",
     auth: None,
     unicast: None,
+    v6: false,
 };
 const FAST: Duration = Duration::from_millis(400);
 const SLOW: Duration = Duration::from_secs(4);
@@ -225,4 +241,22 @@ fn rvs_pair_v3_unicast() {
         ..V3_FAST
     };
     pair(Daemon::Rvs, Daemon::Rvs, o, FAST);
+}
+
+#[test]
+fn rvs_pair_ipv6_multicast() {
+    let o = Opts {
+        v6: true,
+        ..V3_FAST
+    };
+    pair(Daemon::Rvs, Daemon::Rvs, o, FAST);
+}
+
+#[test]
+fn rvs_master_keepalived_backup_ipv6() {
+    let o = Opts {
+        v6: true,
+        ..V3_FAST
+    };
+    pair(Daemon::Rvs, Daemon::Keepalived, o, FAST);
 }
