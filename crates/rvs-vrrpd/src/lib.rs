@@ -42,7 +42,7 @@ fn hint(e: &std::io::Error) -> &'static str {
 }
 
 /// What the control API and `rvs status` show of an instance.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct InstanceStatus {
     pub name: String,
     pub interface: String,

@@ -84,6 +84,10 @@ pub struct Ctx {
     pub tx: mpsc::Sender<Request>,
     /// Published by the main loop after every change it makes.
     pub status: std::sync::Mutex<DaemonStatus>,
+    /// Published by the VRRP engine after every event (`None`: VRRP not run).
+    pub vrrp: Option<Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>>,
+    /// `proxy`, or `none` when only VRRP runs (`-P`).
+    pub dataplane: &'static str,
 }
 
 /// What the main loop knows that the tables do not: checkers and reloads.
@@ -102,6 +106,18 @@ impl Ctx {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The VRRP instances now (empty when VRRP is not run).
+    pub fn vrrp(&self) -> Vec<rvs_vrrpd::InstanceStatus> {
+        self.vrrp
+            .as_ref()
+            .map(|v| {
+                v.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
     }
 
     pub fn publish(&self, f: impl FnOnce(&mut DaemonStatus)) {
@@ -251,6 +267,10 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
             Err(e) => (500, err_json(&e.to_string())),
         },
         ("GET", "/v1/connections") => connections(&ctx.shared, target),
+        ("GET", "/v1/vrrp") => match serde_json::to_string(&ctx.vrrp()) {
+            Ok(b) => (200, b),
+            Err(e) => (500, err_json(&e.to_string())),
+        },
         ("GET", "/metrics") => (200, crate::metrics::render(ctx)),
         ("GET", "/v1/status") => {
             let st = ctx.status();
@@ -262,11 +282,13 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                     "config": ctx.conf.display().to_string(),
                     "uptime_s": ctx.started.elapsed().as_secs(),
                     "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
-                    "dataplane": "proxy",
+                    "dataplane": ctx.dataplane,
                     "timeouts": timeouts(&ctx.shared),
                     "checks": st.checks,
                     "reloads_ok": st.reloads_ok,
                     "reloads_failed": st.reloads_failed,
+                    "vrrp_running": ctx.vrrp.is_some(),
+                    "vrrp": ctx.vrrp(),
                 })
                 .to_string(),
             )
@@ -300,9 +322,11 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                 Err(_) => (500, err_json("the daemon is stopping")),
             }
         }
-        (_, "/v1/services" | "/v1/status" | "/v1/reload" | "/v1/commands" | "/v1/connections") => {
-            (405, err_json(&format!("{method} is not allowed on {path}")))
-        }
+        (
+            _,
+            "/v1/services" | "/v1/status" | "/v1/reload" | "/v1/commands" | "/v1/connections"
+            | "/v1/vrrp",
+        ) => (405, err_json(&format!("{method} is not allowed on {path}"))),
         _ => (404, err_json(&format!("no such endpoint {path}"))),
     }
 }

@@ -110,7 +110,7 @@ pub fn render(ctx: &Ctx) -> String {
     build
         .get_or_create(&vec![
             ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-            ("dataplane".to_owned(), "proxy".to_owned()),
+            ("dataplane".to_owned(), ctx.dataplane.to_owned()),
         ])
         .set(1);
     let svc = StatFamilies::new(&mut reg, "service");
@@ -211,11 +211,67 @@ pub fn render(ctx: &Ctx) -> String {
     live.get_or_create(&Vec::new()).set(i64_of(
         ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
     ));
+    vrrp(&mut reg, &ctx.vrrp());
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
         return "# encoding failed\n".to_owned();
     }
     out
+}
+
+/// VRRP instances: state (keepalived's numbering: 0 init, 1 backup, 2 master, 3
+/// fault), priority, adverts, transitions and dropped packets by reason.
+fn vrrp(reg: &mut Registry, instances: &[rvs_vrrpd::InstanceStatus]) {
+    if instances.is_empty() {
+        return;
+    }
+    let state = gauges(
+        reg,
+        "vrrp_state",
+        "VRRP state: 0 init, 1 backup, 2 master, 3 fault",
+    );
+    let prio = gauges(reg, "vrrp_priority", "Effective VRRP priority");
+    let rx = counters(reg, "vrrp_adverts_received", "Valid adverts received");
+    let tx = counters(reg, "vrrp_adverts_sent", "Adverts sent");
+    let zero = counters(
+        reg,
+        "vrrp_priority_zero_sent",
+        "Priority-0 adverts sent (graceful hand-over)",
+    );
+    let became = counters(
+        reg,
+        "vrrp_became_master",
+        "Transitions to MASTER of the instance",
+    );
+    let dropped = counters(
+        reg,
+        "vrrp_dropped_packets",
+        "VRRP packets dropped by the receive checks, by reason",
+    );
+    for v in instances {
+        let l = vec![
+            ("instance".to_owned(), v.name.clone()),
+            ("interface".to_owned(), v.interface.clone()),
+            ("vrid".to_owned(), v.vrid.to_string()),
+        ];
+        let n = match v.state.as_str() {
+            "BACKUP" => 1,
+            "MASTER" => 2,
+            "FAULT" => 3,
+            _ => 0,
+        };
+        state.get_or_create(&l).set(n);
+        prio.get_or_create(&l).set(i64::from(v.priority));
+        rx.get_or_create(&l).inc_by(v.adverts_rx);
+        tx.get_or_create(&l).inc_by(v.adverts_tx);
+        zero.get_or_create(&l).inc_by(v.priority_zero_tx);
+        became.get_or_create(&l).inc_by(v.became_master);
+        for (reason, c) in &v.dropped {
+            let mut l = l.clone();
+            l.push(("reason".to_owned(), reason.clone()));
+            dropped.get_or_create(&l).inc_by(*c);
+        }
+    }
 }
 
 /// `OpenMetrics` → Prometheus text format 0.0.4, for scrapers that do not ask for

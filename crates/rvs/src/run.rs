@@ -255,6 +255,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         started: std::time::Instant::now(),
         tx: ctl_tx,
         status: std::sync::Mutex::default(),
+        vrrp: vrrp.as_ref().map(|v| v.status.clone()),
+        dataplane: if a.vrrp_only { "none" } else { "proxy" },
     });
     ctx.publish(|st| st.checks = health.report(&cfg));
     let metrics_task =

@@ -43,6 +43,63 @@ struct Status {
     reloads_ok: u64,
     reloads_failed: u64,
     checks: Vec<Check>,
+    #[serde(default)]
+    vrrp_running: bool,
+    #[serde(default)]
+    vrrp: Vec<rvs_vrrpd::InstanceStatus>,
+}
+
+fn render_vrrp(o: &mut String, st: &Status) {
+    if !st.vrrp_running {
+        let _ = writeln!(o, "VRRP: not run (-C, or no vrrp_instance)\n");
+        return;
+    }
+    let _ = writeln!(o, "VRRP:");
+    for v in &st.vrrp {
+        let master = match (&v.master, v.state.as_str()) {
+            (_, "MASTER") => "us".to_owned(),
+            (Some(m), _) => format!(
+                "{m}, priority {}",
+                v.master_priority.map_or("?".into(), |p| p.to_string())
+            ),
+            (None, _) => "none seen".to_owned(),
+        };
+        let group = v
+            .sync_group
+            .as_ref()
+            .map(|g| format!(", group {g}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {:<12} {:<7} {} vrid {} VRRPv{} priority {} (base {}){group}, VIPs {}",
+            v.name,
+            v.state,
+            v.interface,
+            v.vrid,
+            v.version,
+            v.priority,
+            v.base_priority,
+            v.vips.join(" ")
+        );
+        let dropped = if v.dropped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; dropped {}",
+                v.dropped
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let _ = writeln!(
+            o,
+            "               master {master}; adverts {} in, {} out; became master {} times{dropped}",
+            v.adverts_rx, v.adverts_tx, v.became_master
+        );
+    }
+    let _ = writeln!(o);
 }
 
 fn human_bytes(n: u64) -> String {
@@ -91,7 +148,7 @@ fn render(st: &Status, services: &[Service]) -> String {
         "config {} (reloads: {} ok, {} refused)",
         st.config, st.reloads_ok, st.reloads_failed
     );
-    let _ = writeln!(o, "VRRP: not run by this daemon yet\n");
+    render_vrrp(&mut o, st);
     if services.is_empty() {
         let _ = writeln!(o, "no virtual services");
     }

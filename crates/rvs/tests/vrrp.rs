@@ -260,3 +260,131 @@ fn rvs_master_keepalived_backup_ipv6() {
     };
     pair(Daemon::Rvs, Daemon::Keepalived, o, FAST);
 }
+
+fn get(sock: &std::path::Path, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: rvs\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A tracked script lowers the MASTER's priority below the BACKUP's: the VIP moves; the
+/// notify scripts and FIFO report every transition in keepalived's format; a peer with
+/// the wrong password is counted, and `rvs status`, `/v1/vrrp` and `/metrics` show it all.
+#[test]
+fn track_script_notify_fifo_and_status() {
+    if !lab::prerequisites(false) {
+        return;
+    }
+    let mut l = lab();
+    let d = l.dir.clone();
+    let flag = d.join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let script = d.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n",
+            d.join("notify.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fifo = d.join("MASTER-150.fifo");
+    // One FIFO per router: they share the file system.
+    let conf = |state: &str, prio: u8, extra: &str| {
+        format!(
+            "global_defs {{\n  vrrp_notify_fifo {}\n}}\n\
+             vrrp_script chk {{\n  script \"/usr/bin/test -e {flag}\"\n  interval 0.2\n  \
+             weight -60\n  fall 1\n  rise 1\n}}\n\
+             vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  \
+             priority {prio}\n  advert_int 0.1\n  version 3\n{extra}  \
+             virtual_ipaddress {{\n    198.18.0.50/24\n  }}\n}}\n",
+            d.join(format!("{state}-{prio}.fifo")).display(),
+            flag = flag.display(),
+        )
+    };
+    let a_extra = format!(
+        "  track_script {{\n    chk\n  }}\n  notify {}\n  notify_master \"{} master-only\"\n",
+        script.display(),
+        script.display()
+    );
+    let a = l.rvs("a", &conf("MASTER", 150, &a_extra), &["-P"]);
+    let b = l.rvs("b", &conf("BACKUP", 100, ""), &["-P"]);
+    l.wait_holder("198.18.0.50", "a", &DIRS, Duration::from_secs(5));
+
+    // The script fails: 150 - 60 = 90 < 100, the backup preempts.
+    std::fs::remove_file(&flag).unwrap();
+    let t = l.wait_holder("198.18.0.50", "b", &DIRS, Duration::from_secs(5));
+    eprintln!("track_script down: b holds the VIP after {t:?}");
+
+    let sock = l.control("a", 0);
+    let vrrp = get(&sock, "/v1/vrrp");
+    assert!(vrrp.contains("\"state\":\"BACKUP\""), "{vrrp}");
+    assert!(vrrp.contains("\"priority\":90"), "{vrrp}");
+    assert!(vrrp.contains("\"base_priority\":150"), "{vrrp}");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["status", "--control"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("VI_1")
+            && status.contains("BACKUP")
+            && status.contains("priority 90 (base 150)"),
+        "{status}"
+    );
+    let metrics = get(&sock, "/metrics");
+    assert!(
+        metrics.contains("rvs_vrrp_state{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "rvs_vrrp_became_master_total{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // keepalived's FIFO lines and the generic notify's four arguments.
+    let lines = {
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK (Linux): read what is buffered, do not wait for a writer.
+            .custom_flags(0o4000)
+            .open(&fifo)
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = f.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(
+        lines,
+        "INSTANCE \"VI_1\" BACKUP 150\nINSTANCE \"VI_1\" MASTER 150\nINSTANCE \"VI_1\" BACKUP 90\n"
+    );
+    let log = std::fs::read_to_string(d.join("notify.log")).unwrap_or_default();
+    assert!(log.contains("INSTANCE VI_1 MASTER 150\n"), "{log}");
+    assert!(log.contains("master-only\n"), "{log}");
+    assert!(log.contains("INSTANCE VI_1 BACKUP 90\n"), "{log}");
+
+    // A third router speaking VRRPv2 on the same VRID: dropped and counted.
+    let v2 = conf("BACKUP", 50, "")
+        .replace("version 3", "version 2")
+        .replace("advert_int 0.1", "advert_int 1");
+    l.rvs("c", &v2, &["-P"]);
+    let counted = Lab::wait(Duration::from_secs(6), || {
+        get(&sock, "/v1/vrrp").contains("\"dropped\":{\"version\":")
+    });
+    assert!(counted.is_some(), "{}", get(&sock, "/v1/vrrp"));
+    l.signal(&a, "TERM");
+    l.signal(&b, "TERM");
+}
