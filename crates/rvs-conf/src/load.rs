@@ -2236,17 +2236,7 @@ fn vips(a: &mut Args<'_>, n: &Node) -> Vec<VipAddr> {
                 }
             },
         };
-        let mut v = VipAddr {
-            address,
-            prefix_len,
-            brd: None,
-            dev: None,
-            scope: None,
-            label: None,
-            peer: None,
-            no_track: false,
-            options: Vec::new(),
-        };
+        let mut v = VipAddr::new(address, prefix_len);
         let mut it = item.args.iter();
         while let Some(k) = it.next() {
             let mut val = |a: &mut Args<'_>| {

@@ -248,6 +248,23 @@ pub struct VipAddr {
     pub options: Vec<String>,
 }
 
+impl VipAddr {
+    /// An address with no options (what `ADDR/PREFIX` alone means).
+    pub fn new(address: IpAddr, prefix_len: u8) -> VipAddr {
+        VipAddr {
+            address,
+            prefix_len,
+            brd: None,
+            dev: None,
+            scope: None,
+            label: None,
+            peer: None,
+            no_track: false,
+            options: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct UnicastPeer {
     pub address: IpAddr,

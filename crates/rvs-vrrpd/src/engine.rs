@@ -27,6 +27,28 @@ pub struct RxStats {
     pub dropped: [AtomicU64; Drop::ALL.len()],
 }
 
+/// How the engine stops.
+#[derive(Debug)]
+pub enum StopMode {
+    /// SIGTERM: MASTERs send priority 0 and remove their VIPs; STOP is notified.
+    Shutdown,
+    /// A reload: the instances named here go on in the next engine as they are (no
+    /// advert, no VIP change, no notify); the others leave as on shutdown.
+    Reload(Vec<String>),
+}
+
+/// What an instance hands to its successor on reload.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    pub name: String,
+    pub iface: String,
+    pub vrid: u8,
+    pub v6: bool,
+    pub state: State,
+    /// The VIPs it holds (on MASTER).
+    pub held: Vec<(IpAddr, u8, u32)>,
+}
+
 enum Ev {
     Advert(usize, rvs_vrrp::Advert),
     Track(TrackEvent),
@@ -41,6 +63,8 @@ struct Rt {
     vips: Vec<(rvs_conf::model::VipAddr, u32, Arc<Announcer>)>,
     garp: Option<JoinHandle<()>>,
     holding: bool,
+    /// A state taken over from the previous engine (reload): not notified again.
+    quiet: Option<State>,
     fault: bool,
     rx: Arc<RxStats>,
     tx: u64,
@@ -74,6 +98,36 @@ pub struct Engine {
     status: Arc<Mutex<Vec<InstanceStatus>>>,
 }
 
+/// Checks what [`Engine::new`] needs of the system (interfaces, source addresses) without
+/// touching anything, so a reload can refuse a plan before it stops the running engine.
+pub async fn preflight(plan: &Plan) -> Result<(), StartError> {
+    let nl = Netlink::new()?;
+    for p in &plan.instances {
+        let fail = |error: String| StartError::Instance {
+            name: p.name.clone(),
+            error,
+        };
+        let link = nl.link(&p.iface).await.map_err(|e| fail(e.to_string()))?;
+        for v in p.vips.iter().chain(&p.excluded) {
+            if let Some(d) = &v.dev {
+                nl.link(d)
+                    .await
+                    .map_err(|e| fail(format!("virtual_ipaddress {}: {e}", v.address)))?;
+            }
+        }
+        if p.src.is_none() {
+            let exclude: Vec<IpAddr> = p.vips.iter().map(|v| v.address).collect();
+            if nl.primary(link.index, p.v6, &exclude).await?.is_none() {
+                return Err(fail(format!(
+                    "{} has no address to send adverts from",
+                    p.iface
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn event_of(s: State) -> Option<Event> {
     match s {
         State::Master => Some(Event::Master),
@@ -102,6 +156,7 @@ impl Engine {
     pub async fn new(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
+        handoffs: &[Handoff],
     ) -> Result<
         (
             Engine,
@@ -119,7 +174,24 @@ impl Engine {
                 name: p.name.clone(),
                 error: e.to_string(),
             })?;
+            let handoff = handoffs.iter().find(|h| h.name == p.name);
             let mut vips = Vec::new();
+            // VIPs the previous instance held that this one no longer has.
+            if let Some(h) = handoff {
+                for (addr, plen, idx) in &h.held {
+                    let still = p
+                        .vips
+                        .iter()
+                        .chain(&p.excluded)
+                        .any(|v| v.address == *addr && v.prefix_len == *plen);
+                    if !still {
+                        let v = rvs_conf::model::VipAddr::new(*addr, *plen);
+                        if let Err(e) = nl.del_vip(*idx, &v).await {
+                            tracing::warn!("({}) {addr}: {e}", p.name);
+                        }
+                    }
+                }
+            }
             for v in p.vips.iter().chain(&p.excluded) {
                 let l = match &v.dev {
                     Some(d) if d != &p.iface => {
@@ -130,8 +202,16 @@ impl Engine {
                     }
                     _ => link.clone(),
                 };
-                // A predecessor killed with SIGKILL leaves its VIPs behind (spec §2.2).
-                match nl.del_vip(l.index, v).await {
+                let kept = handoff.is_some_and(|h| {
+                    h.state == State::Master && h.held.contains(&(v.address, v.prefix_len, l.index))
+                });
+                // A predecessor killed with SIGKILL leaves its VIPs behind (spec §2.2);
+                // a MASTER kept across a reload keeps them.
+                match if kept {
+                    Ok(false)
+                } else {
+                    nl.del_vip(l.index, v).await
+                } {
                     Ok(true) => tracing::info!(
                         "({}) removed stale VIP {}/{} from {}",
                         p.name,
@@ -213,6 +293,7 @@ impl Engine {
                 vips,
                 garp: None,
                 holding: false,
+                quiet: handoff.map(|h| h.state),
                 fault: false,
                 rx,
                 tx: 0,
@@ -326,16 +407,25 @@ impl Engine {
         mut self,
         mut track_rx: mpsc::UnboundedReceiver<TrackEvent>,
         mut adv_rx: mpsc::Receiver<(usize, rvs_vrrp::Advert)>,
-        mut stop: tokio::sync::oneshot::Receiver<()>,
-    ) {
+        mut stop: tokio::sync::oneshot::Receiver<StopMode>,
+    ) -> Vec<Handoff> {
         let now = self.now();
         for g in 0..self.groups.len() {
             let acts = self.groups[g].core.start(now);
             self.exec(g, acts).await;
+            // MASTERs handed over by a reload go on as MASTER at once.
+            for m in 0..self.groups[g].members.len() {
+                let i = self.groups[g].members[m];
+                if self.rts[i].quiet == Some(State::Master) {
+                    let acts = self.groups[g].core.members[m].force_master(now);
+                    let acts = acts.into_iter().map(|a| (m, a)).collect();
+                    self.exec(g, acts).await;
+                }
+            }
         }
         self.reevaluate().await;
         self.publish();
-        loop {
+        let mode = loop {
             let deadline = self
                 .groups
                 .iter()
@@ -350,7 +440,7 @@ impl Engine {
             };
             let ev = tokio::select! {
                 biased;
-                _ = &mut stop => break,
+                mode = &mut stop => break mode.unwrap_or(StopMode::Shutdown),
                 // Timers before packets: a flood of adverts cannot starve them.
                 () = sleep => None,
                 Some((i, a)) = adv_rx.recv() => Some(Ev::Advert(i, a)),
@@ -392,8 +482,8 @@ impl Engine {
                 }
             }
             self.publish();
-        }
-        self.shutdown().await;
+        };
+        self.shutdown(mode).await
     }
 
     async fn on_advert(&mut self, i: usize, a: &rvs_vrrp::Advert) {
@@ -495,6 +585,16 @@ impl Engine {
                 Action::ReleaseAddresses => self.release(i).await,
                 Action::Notify(s) => {
                     let Some(ev) = event_of(s) else { continue };
+                    // The state a reload handed over (or BACKUP on the way to it).
+                    if let Some(q) = self.rts[i].quiet {
+                        if s == q || (s == State::Backup && q == State::Master) {
+                            if s == q {
+                                self.rts[i].quiet = None;
+                            }
+                            continue;
+                        }
+                        self.rts[i].quiet = None;
+                    }
                     let rt = &self.rts[i];
                     tracing::info!("({}) Entering {} STATE", rt.plan.name, state_name(s));
                     if s == State::Master {
@@ -553,6 +653,7 @@ impl Engine {
         let rt = &mut self.rts[i];
         let lower_prio = rt.holding;
         if !rt.holding {
+            // Adding a VIP that is there already is a no-op (kept across a reload).
             for (v, idx, _) in &rt.vips {
                 if let Err(e) = self.nl.add_vip(*idx, v).await {
                     tracing::error!("({}) adding VIP {}: {e}", rt.plan.name, v.address);
@@ -600,10 +701,35 @@ impl Engine {
         rt.holding = false;
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, mode: StopMode) -> Vec<Handoff> {
+        let keep: Vec<String> = match &mode {
+            StopMode::Shutdown => Vec::new(),
+            StopMode::Reload(k) => k.clone(),
+        };
+        let mut handoffs = Vec::new();
         for g in 0..self.groups.len() {
             let mut acts = Vec::new();
             for m in 0..self.groups[g].core.members.len() {
+                let i = self.groups[g].members[m];
+                let rt = &self.rts[i];
+                if keep.contains(&rt.plan.name) {
+                    handoffs.push(Handoff {
+                        name: rt.plan.name.clone(),
+                        iface: rt.plan.iface.clone(),
+                        vrid: rt.plan.vrid,
+                        v6: rt.plan.v6,
+                        state: self.groups[g].core.members[m].state(),
+                        held: if rt.holding {
+                            rt.vips
+                                .iter()
+                                .map(|(v, idx, _)| (v.address, v.prefix_len, *idx))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
+                    });
+                    continue;
+                }
                 acts.extend(
                     self.groups[g].core.members[m]
                         .shutdown()
@@ -614,28 +740,37 @@ impl Engine {
             self.exec(g, acts).await;
         }
         for i in 0..self.rts.len() {
-            let rt = &self.rts[i];
-            tracing::info!("({}) Stopped", rt.plan.name);
+            let rt = &mut self.rts[i];
             rt.reader.abort();
+            if let Some(t) = rt.garp.take() {
+                t.abort();
+            }
+            if keep.contains(&rt.plan.name) {
+                continue;
+            }
+            tracing::info!("({}) Stopped", rt.plan.name);
             self.notify_instance(i, Event::Stop);
         }
         for g in &self.groups {
             if let Some((name, n)) = &g.named {
-                notify::notify(
-                    &self.policy,
-                    &mut self.fifos,
-                    n,
-                    "GROUP",
-                    name,
-                    Event::Stop,
-                    0,
-                );
+                if matches!(mode, StopMode::Shutdown) {
+                    notify::notify(
+                        &self.policy,
+                        &mut self.fifos,
+                        n,
+                        "GROUP",
+                        name,
+                        Event::Stop,
+                        0,
+                    );
+                }
             }
         }
         for t in &self.tasks {
             t.abort();
         }
         self.publish();
+        handoffs
     }
 
     fn publish(&self) {

@@ -70,31 +70,108 @@ pub struct InstanceStatus {
 
 /// The running VRRP instances.
 pub struct Vrrp {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<engine::StopMode>>,
+    task: tokio::task::JoinHandle<Vec<engine::Handoff>>,
     pub status: Arc<Mutex<Vec<InstanceStatus>>>,
+    /// What runs: a reload with the same plan changes nothing.
+    plan: Plan,
 }
 
 impl Vrrp {
     /// Starts every instance of the plan (BACKUP, or FAULT if a tracker says so).
     pub async fn start(plan: Plan) -> Result<Vrrp, StartError> {
-        let status = Arc::new(Mutex::new(Vec::new()));
-        let (engine, track_rx, adv_rx) = engine::Engine::new(plan, status.clone()).await?;
+        Vrrp::start_from(plan, Arc::new(Mutex::new(Vec::new())), &[]).await
+    }
+
+    /// Starts, publishing the instances' status into `status`.
+    pub async fn start_with_status(
+        plan: Plan,
+        status: Arc<Mutex<Vec<InstanceStatus>>>,
+    ) -> Result<Vrrp, StartError> {
+        Vrrp::start_from(plan, status, &[]).await
+    }
+
+    async fn start_from(
+        plan: Plan,
+        status: Arc<Mutex<Vec<InstanceStatus>>>,
+        handoffs: &[engine::Handoff],
+    ) -> Result<Vrrp, StartError> {
+        let (engine, track_rx, adv_rx) =
+            engine::Engine::new(plan.clone(), status.clone(), handoffs).await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(engine.run(track_rx, adv_rx, stop_rx));
         Ok(Vrrp {
             stop: Some(stop),
             task,
             status,
+            plan,
         })
     }
 
     /// Leaves gracefully: priority-0 adverts from MASTERs, VIPs removed, STOP notified.
     pub async fn stop(mut self) {
+        let _ = self.halt(engine::StopMode::Shutdown).await;
+    }
+
+    async fn halt(&mut self, mode: engine::StopMode) -> Vec<engine::Handoff> {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(mode);
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await;
+        match tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await {
+            Ok(Ok(h)) => h,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Applies a new plan. Unchanged: nothing happens. Changed: instances that keep their
+    /// name, interface, VRID and family go on in their state (a MASTER keeps its VIPs
+    /// and sends no priority 0); removed ones leave as on shutdown; new ones start.
+    /// Returns what happened, for the reload message.
+    pub async fn reload(mut self, plan: Plan) -> (Result<Vrrp, StartError>, String) {
+        // The plan types hold config values without PartialEq; their Debug text is a
+        // complete rendering of them.
+        if format!("{plan:?}") == format!("{:?}", self.plan) {
+            return (Ok(self), "VRRP unchanged".into());
+        }
+        if let Err(e) = engine::preflight(&plan).await {
+            return (
+                Ok(self),
+                format!("error: VRRP not reloaded, the running instances are kept: {e}"),
+            );
+        }
+        let running: Vec<InstanceStatus> = self.snapshot();
+        let keep: Vec<String> = plan
+            .instances
+            .iter()
+            .filter(|p| {
+                running.iter().any(|r| {
+                    r.name == p.name
+                        && r.interface == p.iface
+                        && r.vrid == p.vrid
+                        && r.version == p.version
+                })
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        let msg = format!(
+            "VRRP: {} instance(s) kept, {} started, {} stopped",
+            keep.len(),
+            plan.instances.len() - keep.len(),
+            running.iter().filter(|r| !keep.contains(&r.name)).count()
+        );
+        let status = self.status.clone();
+        let old = self.plan.clone();
+        let handoffs = self.halt(engine::StopMode::Reload(keep)).await;
+        match Vrrp::start_from(plan, status.clone(), &handoffs).await {
+            Ok(v) => (Ok(v), msg),
+            Err(e) => {
+                tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
+                (
+                    Vrrp::start_from(old, status, &handoffs).await,
+                    format!("error: VRRP not reloaded: {e}"),
+                )
+            }
+        }
     }
 
     pub fn snapshot(&self) -> Vec<InstanceStatus> {

@@ -84,8 +84,10 @@ pub struct Ctx {
     pub tx: mpsc::Sender<Request>,
     /// Published by the main loop after every change it makes.
     pub status: std::sync::Mutex<DaemonStatus>,
-    /// Published by the VRRP engine after every event (`None`: VRRP not run).
-    pub vrrp: Option<Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>>,
+    /// Published by the VRRP engine after every event.
+    pub vrrp: Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+    /// VRRP is run by this daemon (not `-C`).
+    pub vrrp_enabled: bool,
     /// `proxy`, or `none` when only VRRP runs (`-P`).
     pub dataplane: &'static str,
 }
@@ -111,13 +113,9 @@ impl Ctx {
     /// The VRRP instances now (empty when VRRP is not run).
     pub fn vrrp(&self) -> Vec<rvs_vrrpd::InstanceStatus> {
         self.vrrp
-            .as_ref()
-            .map(|v| {
-                v.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone()
-            })
-            .unwrap_or_default()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn publish(&self, f: impl FnOnce(&mut DaemonStatus)) {
@@ -287,7 +285,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                     "checks": st.checks,
                     "reloads_ok": st.reloads_ok,
                     "reloads_failed": st.reloads_failed,
-                    "vrrp_running": ctx.vrrp.is_some(),
+                    "vrrp_running": ctx.vrrp_enabled,
                     "vrrp": ctx.vrrp(),
                 })
                 .to_string(),

@@ -219,10 +219,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     }
     // VRRP after the data plane: by the time this director can become MASTER and draw
     // traffic to the VIP, its services listen.
-    let vrrp = if vrrp_plan.is_empty() {
+    let vrrp_status = std::sync::Arc::default();
+    let mut vrrp = if vrrp_plan.is_empty() {
         None
     } else {
-        match rvs_vrrpd::Vrrp::start(vrrp_plan).await {
+        match rvs_vrrpd::Vrrp::start_with_status(vrrp_plan, std::sync::Arc::clone(&vrrp_status))
+            .await
+        {
             Ok(v) => Some(v),
             Err(e) => {
                 drop(listener);
@@ -255,7 +258,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         started: std::time::Instant::now(),
         tx: ctl_tx,
         status: std::sync::Mutex::default(),
-        vrrp: vrrp.as_ref().map(|v| v.status.clone()),
+        vrrp: vrrp_status.clone(),
+        vrrp_enabled: !a.check_only,
         dataplane: if a.vrrp_only { "none" } else { "proxy" },
     });
     ctx.publish(|st| st.checks = health.report(&cfg));
@@ -270,7 +274,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         tokio::select! {
             _ = hup.recv() => {
                 generation += 1;
-                let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, &a.file);
+                let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a);
+                let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
                 publish_reload(&ctx, &health, &cfg, &msg);
                 let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             }
@@ -288,7 +293,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             Some(req) = ctl_rx.recv() => match req {
                 crate::control::Request::Reload(reply) => {
                     generation += 1;
-                    let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, &a.file);
+                    let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a);
+                    let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
                     publish_reload(&ctx, &health, &cfg, &msg);
                     let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
                     let _ = reply.send(msg);
@@ -377,19 +383,23 @@ fn publish_reload(
 
 /// Re-reads the config; applies it by difference, or keeps the running one on errors.
 /// Returns the status line `rvs reload` prints.
+/// What a refused reload says (and how the VRRP part knows to do nothing).
+const KEPT: &str = "the running configuration is kept";
+
 fn reload(
     proxy: &mut Proxy,
     health: &mut crate::health::Health,
     cfg: &mut rvs_conf::Config,
     runtime: &mut Vec<rvs_adm::cmd::Command>,
-    path: &Path,
+    a: &RunArgs,
 ) -> String {
+    let path = a.file.as_path();
     let parsed = rvs_conf::parse_file(path, &rvs_conf::Options::default());
     if parsed.errors() > 0 {
         let text = parsed.render();
-        tracing::error!("reload refused, the running configuration is kept:\n{text}");
+        tracing::error!("reload refused, {KEPT}:\n{text}");
         return format!(
-            "error: {} has {} errors; the running configuration is kept\n{text}",
+            "error: {} has {} errors; {KEPT}\n{text}",
             path.display(),
             parsed.errors()
         );
@@ -402,6 +412,9 @@ fn reload(
             runtime.len()
         );
         runtime.clear();
+    }
+    if a.vrrp_only {
+        return "ok".into();
     }
     health.start(cfg);
     match proxy.apply(&health.desired(cfg)) {
@@ -421,6 +434,53 @@ fn reload(
             let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
             tracing::error!("reload applied with errors: {}", list.join("; "));
             format!("error: {}", list.join("; "))
+        }
+    }
+}
+
+/// The VRRP part of a reload, after the data plane's (whose message it extends): a file
+/// the data plane refused is not applied to VRRP either.
+async fn reload_vrrp(
+    vrrp: &mut Option<rvs_vrrpd::Vrrp>,
+    status: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+    cfg: &rvs_conf::Config,
+    a: &RunArgs,
+    msg: String,
+) -> String {
+    if a.check_only || msg.contains(KEPT) {
+        return msg;
+    }
+    let plan = match rvs_vrrpd::plan(cfg) {
+        Ok(p) => p,
+        Err(errs) => {
+            let e: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            return format!("error: VRRP not reloaded: {}; {msg}", e.join("; "));
+        }
+    };
+    let (next, vmsg) = match vrrp.take() {
+        Some(v) => {
+            let (r, m) = v.reload(plan).await;
+            (r, m)
+        }
+        None if plan.is_empty() => return msg,
+        None => (
+            rvs_vrrpd::Vrrp::start_with_status(plan, std::sync::Arc::clone(status)).await,
+            "VRRP started".into(),
+        ),
+    };
+    match next {
+        Ok(v) => {
+            *vrrp = Some(v);
+            tracing::info!("reload: {vmsg}");
+            if vmsg.starts_with("error") {
+                format!("{vmsg}; {msg}")
+            } else {
+                format!("{msg}; {vmsg}")
+            }
+        }
+        Err(e) => {
+            tracing::error!("reload: VRRP: {e}");
+            format!("error: VRRP: {e}; {msg}")
         }
     }
 }

@@ -388,3 +388,89 @@ fn track_script_notify_fifo_and_status() {
     l.signal(&a, "TERM");
     l.signal(&b, "TERM");
 }
+
+fn post(sock: &std::path::Path, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: rvs\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Reloads keep a MASTER's state and VIPs (no priority 0, no flap to the backup), add
+/// and remove VIPs by difference, refuse a plan the system cannot run (old instances go
+/// on), and let a removed instance leave as on shutdown.
+#[test]
+fn reload_keeps_the_master_and_applies_the_difference() {
+    if !lab::prerequisites(false) {
+        return;
+    }
+    let mut l = lab();
+    let vi = |prio: u8, iface: &str, vips: &str| {
+        format!(
+            "vrrp_instance VI_1 {{\n  state MASTER\n  interface {iface}\n  virtual_router_id 51\n  \
+             priority {prio}\n  advert_int 0.1\n  version 3\n  \
+             virtual_ipaddress {{\n{vips}  }}\n}}\n"
+        )
+    };
+    let one = "    198.18.0.50/24\n";
+    let two = "    198.18.0.50/24\n    198.18.0.51/24\n";
+    l.rvs("a", &vi(150, "eth0", one), &["-P"]);
+    l.rvs(
+        "b",
+        &vi(100, "eth0", one).replace("MASTER", "BACKUP"),
+        &["-P"],
+    );
+    l.wait_holder("198.18.0.50", "a", &DIRS, Duration::from_secs(5));
+    let conf = l.dir.join("a-0.conf");
+    let sock = l.control("a", 0);
+    let b_sock = l.control("b", 1);
+    let b_never_master = |l: &Lab| {
+        let v = get(&b_sock, "/v1/vrrp");
+        assert!(v.contains("\"became_master\":0"), "{v}\n{}", l.logs());
+    };
+
+    // Same file: nothing happens.
+    let r = post(&sock, "/v1/reload");
+    assert!(r.contains("VRRP unchanged"), "{r}");
+
+    // A second VIP and a new priority: the MASTER stays MASTER and adds it.
+    std::fs::write(&conf, vi(160, "eth0", two)).unwrap();
+    let r = post(&sock, "/v1/reload");
+    assert!(r.contains("1 instance(s) kept"), "{r}");
+    l.wait_holder("198.18.0.51", "a", &DIRS, Duration::from_secs(2));
+    assert!(l.has_addr("a", "198.18.0.50"));
+    std::thread::sleep(Duration::from_millis(600));
+    b_never_master(&l);
+    assert!(get(&sock, "/v1/vrrp").contains("\"priority\":160"));
+
+    // Back to one VIP: the other goes, by difference.
+    std::fs::write(&conf, vi(160, "eth0", one)).unwrap();
+    let r = post(&sock, "/v1/reload");
+    assert!(r.contains("kept"), "{r}");
+    assert!(
+        Lab::wait(Duration::from_secs(2), || !l.has_addr("a", "198.18.0.51")).is_some(),
+        "198.18.0.51 left behind"
+    );
+    assert!(l.has_addr("a", "198.18.0.50"));
+
+    // An interface that does not exist: refused, the running instance goes on.
+    std::fs::write(&conf, vi(160, "nosuch0", one)).unwrap();
+    let r = post(&sock, "/v1/reload");
+    assert!(r.contains("error") && r.contains("nosuch0"), "{r}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(l.holders("198.18.0.50", &DIRS), vec!["a".to_owned()]);
+    b_never_master(&l);
+
+    // The instance removed from the file: it leaves with priority 0, b takes over.
+    std::fs::write(&conf, "global_defs {\n  router_id a\n}\n").unwrap();
+    let r = post(&sock, "/v1/reload");
+    assert!(r.contains("1 stopped"), "{r}");
+    let t = l.wait_holder("198.18.0.50", "b", &DIRS, Duration::from_secs(2));
+    eprintln!("removed instance: b holds the VIP after {t:?}");
+}
