@@ -10,7 +10,8 @@ use std::net::IpAddr;
 /// The kernel's default Maglev table size (`CONFIG_IP_VS_MH_TAB_INDEX` 12 → 4093).
 pub const MH_DEFAULT_TABLE: usize = 4093;
 const MH_TAB_BITS: u32 = 6;
-const MH_KEY1: (u64, u64) = (2_654_435_761, 2_654_435_761);
+/// The `hsiphash` key of `mh` lookups (and of each destination's offset).
+pub const MH_KEY1: (u64, u64) = (2_654_435_761, 2_654_435_761);
 const MH_KEY2: (u64, u64) = (2_654_446_892, 2_654_446_892);
 const HASH_TAB_BITS: u32 = 8;
 const HASH_TAB_SIZE: usize = 1 << HASH_TAB_BITS;
@@ -538,6 +539,43 @@ fn sh_lookup(ctx: &Ctx<'_>, t: &[Option<DestId>], pkt: &PktInfo) -> Option<DestI
     None
 }
 
+/// The lookup table `dh`, `sh` or `mh` builds for these destinations (in the kernel's
+/// list order), as indices into `dests`; `None` for the other schedulers. A packet data
+/// plane hashes into it exactly as [`Sched::schedule`] does.
+pub fn lookup_table(algo: Algo, dests: &[Dest], mh_size: usize) -> Option<Vec<Option<u32>>> {
+    if !matches!(algo, Algo::Dh | Algo::Sh | Algo::Mh) {
+        return None;
+    }
+    let order: Vec<DestId> = (0..u32::try_from(dests.len()).ok()?).collect();
+    let mut s = Sched::new(algo, mh_size);
+    s.rebuild(dests, &order, Compat::default(), Change::Init);
+    s.table().map(<[Option<DestId>]>::to_vec)
+}
+
+/// One full cycle of kernel IPVS's `wrr` in steady state over these weights (list order):
+/// for each current weight from the largest down by their gcd, every destination whose
+/// weight reaches it. `rr` is the same with equal weights. Weight-0 entries never appear.
+pub fn wrr_cycle(weights: &[i32]) -> Vec<usize> {
+    let w: Vec<u32> = weights.iter().map(|w| w.max(&0).unsigned_abs()).collect();
+    let g = w.iter().copied().filter(|x| *x > 0).fold(0, gcd);
+    let mw = w.iter().copied().max().unwrap_or(0);
+    let mut out = Vec::new();
+    if g == 0 {
+        return out;
+    }
+    let mut cw = mw;
+    while cw > 0 {
+        out.extend(
+            w.iter()
+                .enumerate()
+                .filter(|(_, x)| **x >= cw)
+                .map(|(i, _)| i),
+        );
+        cw = cw.saturating_sub(g);
+    }
+    out
+}
+
 fn mh_hash(addr: IpAddr, port: u32, key: (u64, u64), offset: u32) -> u32 {
     hsiphash_u32(offset.wrapping_add(port).wrapping_add(addr_fold(addr)), key)
 }
@@ -766,5 +804,34 @@ fn twos(ctx: &Ctx<'_>, rand: &mut dyn FnMut() -> u32) -> Option<DestId> {
         Some(c2)
     } else {
         Some(c1)
+    }
+}
+
+#[cfg(test)]
+mod cycle_tests {
+    use super::*;
+
+    #[test]
+    fn wrr_cycle_is_the_kernels() {
+        assert_eq!(wrr_cycle(&[3, 2, 1]), vec![0, 0, 1, 0, 1, 2]);
+        assert_eq!(wrr_cycle(&[2, 4]), vec![1, 0, 1]);
+        assert_eq!(wrr_cycle(&[1, 0, 1]), vec![0, 2]);
+        assert!(wrr_cycle(&[0, 0]).is_empty());
+    }
+
+    #[test]
+    fn lookup_tables_index_the_dests() {
+        let d = |last: u8, w: i32| {
+            Dest::new(IpAddr::from([198, 18, 1, last]), 80, w, crate::Fwd::Route)
+        };
+        let dests = vec![d(1, 1), d(2, 3)];
+        let t = lookup_table(Algo::Sh, &dests, 0).unwrap();
+        assert_eq!(t.len(), 256);
+        assert_eq!(&t[..4], &[Some(0), Some(1), Some(1), Some(1)]);
+        let m = lookup_table(Algo::Mh, &dests, 251).unwrap();
+        assert_eq!(m.len(), 251);
+        let ones = m.iter().filter(|x| **x == Some(1)).count();
+        assert!(ones > 150, "weight 3 gets about 3/4 of the slots: {ones}");
+        assert!(lookup_table(Algo::Rr, &dests, 0).is_none());
     }
 }

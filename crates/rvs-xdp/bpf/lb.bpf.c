@@ -1,0 +1,701 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// rvs XDP load balancer: LVS-DR (MAC rewrite), TUN (IP-in-IP / IPv6-in-IPv6) and NAT
+// (destination rewrite, reverse rewrite of replies) for the virtual services userspace
+// writes into the maps below. Built by build.rs with clang -target bpf; loaded by aya.
+//
+// Paths (each documented in docs/xdp.md):
+//   not IPv4/IPv6, VLAN-tagged, IPv4 with options or fragments, IPv6 with extension
+//   headers, not TCP/UDP, short frames                      -> XDP_PASS (the kernel's)
+//   NAT reply from a real server (nat_rev hit)              -> rewrite source, XDP_TX
+//   to a VIP:port (vips hit)                                -> flow / template / schedule,
+//                                                              forward by the real's method
+//   everything else                                         -> XDP_PASS
+// Scheduling of a new flow reads one table per service (array of maps, swapped whole by
+// userspace): mh, sh, dh hash into it as kernel IPVS does; rr and wrr step through it.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#define MAX_SVC 1024
+#define MAX_REALS 8192
+#define TABLE_MAX 65536
+#define FB_PROBES 16
+
+enum sched_kind { SCHED_SEQ = 0, SCHED_SH = 1, SCHED_DH = 2, SCHED_MH = 3 };
+enum method { M_DR = 0, M_TUN = 1, M_NAT = 2 };
+
+#define SF_PORT 1      /* sh/mh: hash the source port too (sh-port, mh-port) */
+#define SF_FALLBACK 2  /* sh/mh: try other slots when the real is unusable */
+#define SF_PERSIST 4   /* persistence templates */
+
+#define RF_USABLE 1    /* weight > 0 and present: may take new flows */
+
+struct vip_key {
+	__u8 addr[16];
+	__u16 port; /* network order; 0 = any port (fwmark-like, persistence port 0) */
+	__u8 proto;
+	__u8 family; /* 4 or 6 */
+};
+
+struct svc {
+	__u32 id;
+	__u32 sched;
+	__u32 table_len;
+	__u32 flags;
+	__u32 persist_s;
+	__u32 persist_prefix; /* bits kept of the client address for templates */
+	__u32 pad[2];
+};
+
+struct real {
+	__u8 addr[16];
+	__u8 mac[6];
+	__u16 port; /* network order; NAT rewrites to it */
+	__u8 family;
+	__u8 method;
+	__u16 flags;
+	__u32 pad;
+};
+
+struct flow_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct flow {
+	__u64 last_ns;
+	__u32 real;
+	__u32 svc;
+	__u8 client_mac[6];
+	__u8 fin;
+	__u8 pad;
+	__u32 pad2;
+};
+
+struct tmpl_key {
+	__u8 client[16];
+	__u32 svc;
+};
+
+struct tmpl {
+	__u64 last_ns;
+	__u32 real;
+	__u32 pad;
+};
+
+struct nat_key {
+	__u8 real[16];
+	__u8 client[16];
+	__u16 rport;
+	__u16 cport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct nat_val {
+	__u8 vip[16];
+	__u16 vport;
+	__u8 client_mac[6];
+	__u32 svc;
+	__u32 real;
+};
+
+struct config {
+	__u64 timeout_tcp_ns;
+	__u64 timeout_tcpfin_ns;
+	__u64 timeout_udp_ns;
+	__u64 mh_k0;
+	__u64 mh_k1;
+	__u8 tun_src4[4];
+	__u8 tun_src6[16];
+	__u32 pad;
+};
+
+struct counters {
+	__u64 conns;
+	__u64 pkts_in;
+	__u64 bytes_in;
+	__u64 pkts_out;
+	__u64 bytes_out;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SVC);
+	__type(key, struct vip_key);
+	__type(value, struct svc);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct real);
+} reals SEC(".maps");
+
+struct table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TABLE_MAX);
+	__type(key, __u32);
+	__type(value, __u32); /* real index + 1; 0: empty slot */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MAX_SVC);
+	__type(key, __u32);
+	__array(values, struct table);
+} tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1048576);
+	__type(key, struct flow_key);
+	__type(value, struct flow);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct tmpl_key);
+	__type(value, struct tmpl);
+} templates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1048576);
+	__type(key, struct nat_key);
+	__type(value, struct nat_val);
+} nat_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SVC);
+	__type(key, __u32);
+	__type(value, struct counters);
+} svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct counters);
+} real_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SVC);
+	__type(key, __u32);
+	__type(value, __u32);
+} rr_pos SEC(".maps");
+
+/* ---- checksums (RFC 1624 incremental update on network-order words) ---- */
+
+static __always_inline __u16 fold(__u32 c)
+{
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)c;
+}
+
+static __always_inline void csum_replace2(__u16 *sum, __u16 from, __u16 to)
+{
+	__u32 c = (__u16)~*sum;
+	c += (__u16)~from;
+	c += to;
+	*sum = ~fold(c);
+}
+
+static __always_inline void csum_replace_words(__u16 *sum, const __u8 *from, const __u8 *to, int words)
+{
+	__u32 c = (__u16)~*sum;
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (i >= words)
+			break;
+		__u16 f, t;
+		__builtin_memcpy(&f, from + 2 * i, 2);
+		__builtin_memcpy(&t, to + 2 * i, 2);
+		c += (__u16)~f;
+		c += t;
+	}
+	*sum = ~fold(c);
+}
+
+static __always_inline __u16 ipv4_csum(struct iphdr *ip)
+{
+	__u32 c = 0;
+	__u16 *w = (__u16 *)ip;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		c += w[i];
+	return ~fold(c);
+}
+
+/* ---- kernel IPVS hashes ---- */
+
+static __always_inline __u32 addr_fold(const __u8 *a, __u8 family)
+{
+	__u32 w0 = ((__u32)a[0] << 24) | ((__u32)a[1] << 16) | ((__u32)a[2] << 8) | a[3];
+	if (family == 4)
+		return w0;
+	__u32 w1 = ((__u32)a[4] << 24) | ((__u32)a[5] << 16) | ((__u32)a[6] << 8) | a[7];
+	__u32 w2 = ((__u32)a[8] << 24) | ((__u32)a[9] << 16) | ((__u32)a[10] << 8) | a[11];
+	__u32 w3 = ((__u32)a[12] << 24) | ((__u32)a[13] << 16) | ((__u32)a[14] << 8) | a[15];
+	return w0 ^ w1 ^ w2 ^ w3;
+}
+
+#define ROTL(x, b) (__u64)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                         \
+	do {                                                                             \
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);               \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                   \
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                   \
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);               \
+	} while (0)
+
+/* The kernel's hsiphash(&v, 4, key) on 64-bit: SipHash-1-3 of 4 little-endian bytes. */
+static __always_inline __u32 hsiphash_u32(__u32 v, __u64 k0, __u64 k1)
+{
+	__u64 v0 = 0x736f6d6570736575ULL ^ k0;
+	__u64 v1 = 0x646f72616e646f6dULL ^ k1;
+	__u64 v2 = 0x6c7967656e657261ULL ^ k0;
+	__u64 v3 = 0x7465646279746573ULL ^ k1;
+	__u64 b = ((__u64)4 << 56) | (__u64)v;
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return (__u32)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+static __always_inline __u32 hash_32(__u32 x, __u32 bits)
+{
+	return (x * 0x61C88647u) >> (32 - bits);
+}
+
+/* ---- parsing ---- */
+
+struct pkt {
+	struct flow_key k;
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 len; /* IP length */
+	__u8 tcp_flags;
+};
+
+static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__u16 proto = eth->h_proto;
+	p->l3_off = sizeof(*eth);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + p->l3_off;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
+			return -1; /* options or a fragment: the kernel's */
+		p->k.family = 4;
+		p->k.proto = ip->protocol;
+		__builtin_memcpy(p->k.src, &ip->saddr, 4);
+		__builtin_memcpy(p->k.dst, &ip->daddr, 4);
+		p->len = bpf_ntohs(ip->tot_len);
+		p->l4_off = p->l3_off + sizeof(*ip);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + p->l3_off;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		p->k.family = 6;
+		p->k.proto = ip6->nexthdr; /* extension headers are not TCP/UDP: passed */
+		__builtin_memcpy(p->k.src, &ip6->saddr, 16);
+		__builtin_memcpy(p->k.dst, &ip6->daddr, 16);
+		p->len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		p->l4_off = p->l3_off + sizeof(*ip6);
+	} else {
+		return -1;
+	}
+	if (p->k.proto == IPPROTO_TCP) {
+		struct tcphdr *t = data + p->l4_off;
+		if ((void *)(t + 1) > end)
+			return -1;
+		p->k.sport = t->source;
+		p->k.dport = t->dest;
+		p->tcp_flags = (t->fin ? 1 : 0) | (t->rst ? 4 : 0) | (t->syn ? 2 : 0);
+	} else if (p->k.proto == IPPROTO_UDP) {
+		struct udphdr *u = data + p->l4_off;
+		if ((void *)(u + 1) > end)
+			return -1;
+		p->k.sport = u->source;
+		p->k.dport = u->dest;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline void count(void *map, __u32 idx, __u32 bytes, int out, int conn)
+{
+	struct counters *c = bpf_map_lookup_elem(map, &idx);
+	if (!c)
+		return;
+	if (conn)
+		c->conns++;
+	if (out) {
+		c->pkts_out++;
+		c->bytes_out += bytes;
+	} else {
+		c->pkts_in++;
+		c->bytes_in += bytes;
+	}
+}
+
+static __always_inline int usable(__u32 r)
+{
+	struct real *re = bpf_map_lookup_elem(&reals, &r);
+	return re && (re->flags & RF_USABLE);
+}
+
+/* The real for a new flow, as kernel IPVS would choose it; -1: none (dropped). */
+static __always_inline long schedule(struct svc *s, struct pkt *p, struct config *c)
+{
+	void *t = bpf_map_lookup_elem(&tables, &s->id);
+	if (!t || s->table_len == 0 || s->table_len > TABLE_MAX)
+		return -1;
+	__u32 len = s->table_len;
+	__u32 port = (s->flags & SF_PORT) ? bpf_ntohs(p->k.sport) : 0;
+	__u32 slot;
+	if (s->sched == SCHED_SEQ) {
+		__u32 *pos = bpf_map_lookup_elem(&rr_pos, &s->id);
+		if (!pos)
+			return -1;
+		/* Step over unusable entries (weight changed to 0 before the table is rebuilt). */
+		for (int i = 0; i < FB_PROBES; i++) {
+			slot = *pos % len;
+			*pos = slot + 1;
+			__u32 *e = bpf_map_lookup_elem(t, &slot);
+			if (e && *e && usable(*e - 1))
+				return *e - 1;
+		}
+		return -1;
+	}
+	if (s->sched == SCHED_MH) {
+		__u32 base = port + addr_fold(p->k.src, p->k.family);
+		for (__u32 off = 0; off < FB_PROBES; off++) {
+			slot = hsiphash_u32(base + off, c->mh_k0, c->mh_k1) % len;
+			__u32 *e = bpf_map_lookup_elem(t, &slot);
+			if (!e || !*e)
+				return -1;
+			if (usable(*e - 1))
+				return *e - 1;
+			if (!(s->flags & SF_FALLBACK))
+				return -1;
+		}
+		return -1;
+	}
+	/* sh and dh: 256 buckets by the source (sh) or destination (dh) address. */
+	__u32 hv = s->sched == SCHED_SH ? hash_32(port + addr_fold(p->k.src, p->k.family), 8)
+					: hash_32(addr_fold(p->k.dst, p->k.family), 8);
+	for (__u32 off = 0; off < FB_PROBES; off++) {
+		slot = (hv + off) & 0xff;
+		__u32 *e = bpf_map_lookup_elem(t, &slot);
+		if (!e || !*e)
+			return -1;
+		if (usable(*e - 1))
+			return *e - 1;
+		if (!(s->flags & SF_FALLBACK) || s->sched == SCHED_DH)
+			return -1;
+	}
+	return -1;
+}
+
+/* ---- forwarding ---- */
+
+static __always_inline int fwd_dr(struct xdp_md *ctx, struct real *re)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, re->mac, ETH_ALEN);
+	return XDP_TX;
+}
+
+static __always_inline int fwd_tun(struct xdp_md *ctx, struct real *re, struct pkt *p, struct config *c)
+{
+	struct ethhdr old;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + sizeof(old) > end)
+		return XDP_DROP;
+	__builtin_memcpy(&old, data, sizeof(old));
+	int grow = re->family == 4 ? (int)sizeof(struct iphdr) : (int)sizeof(struct ipv6hdr);
+	if (bpf_xdp_adjust_head(ctx, -grow))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_source, old.h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, re->mac, ETH_ALEN);
+	if (re->family == 4) {
+		struct iphdr *o = (void *)(eth + 1);
+		if ((void *)(o + 1) > end)
+			return XDP_DROP;
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		o->version = 4;
+		o->ihl = 5;
+		o->tos = 0;
+		o->tot_len = bpf_htons(p->len + sizeof(*o));
+		o->id = 0;
+		o->frag_off = 0;
+		o->ttl = 64;
+		o->protocol = p->k.family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+		__builtin_memcpy(&o->saddr, c->tun_src4, 4);
+		__builtin_memcpy(&o->daddr, re->addr, 4);
+		o->check = 0;
+		o->check = ipv4_csum(o);
+	} else {
+		struct ipv6hdr *o = (void *)(eth + 1);
+		if ((void *)(o + 1) > end)
+			return XDP_DROP;
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		__builtin_memset(o, 0, sizeof(*o));
+		o->version = 6;
+		o->payload_len = bpf_htons(p->len);
+		o->nexthdr = p->k.family == 4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+		o->hop_limit = 64;
+		__builtin_memcpy(&o->saddr, c->tun_src6, 16);
+		__builtin_memcpy(&o->daddr, re->addr, 16);
+	}
+	return XDP_TX;
+}
+
+/* Rewrites the destination (dir 0: client -> real) or the source (dir 1: real -> client)
+ * address and port, with incremental IP and L4 checksum updates. */
+static __always_inline int rewrite(struct xdp_md *ctx, struct pkt *p, int src, const __u8 *addr, __u16 port)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u16 *l4sum = 0;
+	__u16 *l4port = 0;
+	if (p->k.proto == IPPROTO_TCP) {
+		struct tcphdr *t = data + p->l4_off;
+		if ((void *)(t + 1) > end)
+			return -1;
+		l4sum = &t->check;
+		l4port = src ? &t->source : &t->dest;
+	} else {
+		struct udphdr *u = data + p->l4_off;
+		if ((void *)(u + 1) > end)
+			return -1;
+		l4sum = u->check ? &u->check : 0; /* UDP over IPv4 without checksum stays so */
+		l4port = src ? &u->source : &u->dest;
+	}
+	if (p->k.family == 4) {
+		struct iphdr *ip = data + p->l3_off;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		__u8 *field = src ? (__u8 *)&ip->saddr : (__u8 *)&ip->daddr;
+		__u8 old[4];
+		__builtin_memcpy(old, field, 4);
+		csum_replace_words(&ip->check, old, addr, 2);
+		if (l4sum)
+			csum_replace_words(l4sum, old, addr, 2);
+		__builtin_memcpy(field, addr, 4);
+	} else {
+		struct ipv6hdr *ip6 = data + p->l3_off;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		__u8 *field = src ? (__u8 *)&ip6->saddr : (__u8 *)&ip6->daddr;
+		__u8 old[16];
+		__builtin_memcpy(old, field, 16);
+		if (l4sum)
+			csum_replace_words(l4sum, old, addr, 8);
+		__builtin_memcpy(field, addr, 16);
+	}
+	if (l4sum)
+		csum_replace2(l4sum, *l4port, port);
+	*l4port = port;
+	return 0;
+}
+
+static __always_inline int set_macs(struct xdp_md *ctx, const __u8 *dst)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
+	return 0;
+}
+
+SEC("xdp")
+int rvs_lb(struct xdp_md *ctx)
+{
+	struct pkt p = {};
+	if (parse(ctx, &p))
+		return XDP_PASS;
+	__u32 zero = 0;
+	struct config *c = bpf_map_lookup_elem(&cfg, &zero);
+	if (!c)
+		return XDP_PASS;
+	__u64 now = bpf_ktime_get_ns();
+
+	/* A NAT reply from a real server to a client. */
+	struct nat_key nk = {};
+	__builtin_memcpy(nk.real, p.k.src, 16);
+	__builtin_memcpy(nk.client, p.k.dst, 16);
+	nk.rport = p.k.sport;
+	nk.cport = p.k.dport;
+	nk.proto = p.k.proto;
+	nk.family = p.k.family;
+	struct nat_val *nv = bpf_map_lookup_elem(&nat_rev, &nk);
+	if (nv) {
+		if (rewrite(ctx, &p, 1, nv->vip, nv->vport) || set_macs(ctx, nv->client_mac))
+			return XDP_DROP;
+		count(&svc_stats, nv->svc, p.len, 1, 0);
+		count(&real_stats, nv->real, p.len, 1, 0);
+		return XDP_TX;
+	}
+
+	struct vip_key vk = {};
+	__builtin_memcpy(vk.addr, p.k.dst, 16);
+	vk.port = p.k.dport;
+	vk.proto = p.k.proto;
+	vk.family = p.k.family;
+	struct svc *s = bpf_map_lookup_elem(&vips, &vk);
+	if (!s) {
+		vk.port = 0;
+		s = bpf_map_lookup_elem(&vips, &vk);
+		if (!s)
+			return XDP_PASS;
+	}
+
+	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp_ns : c->timeout_tcp_ns;
+	long r = -1;
+	int new_conn = 0;
+	struct flow *f = bpf_map_lookup_elem(&flows, &p.k);
+	if (f && f->svc == s->id) {
+		__u64 t = f->fin ? c->timeout_tcpfin_ns : timeout;
+		if (now - f->last_ns <= t)
+			r = f->real;
+	}
+	if (r < 0) {
+		/* A new flow: persistence template first, then the scheduler. */
+		struct tmpl_key tk = {};
+		if (s->flags & SF_PERSIST) {
+			__u32 words = p.k.family == 4 ? 1 : 4;
+			__u32 bits = s->persist_prefix;
+#pragma unroll
+			for (int i = 0; i < 16; i++) {
+				__u32 keep = bits >= 8 ? 8 : bits;
+				bits -= keep;
+				if (i < (int)(words * 4))
+					tk.client[i] = p.k.src[i] & (__u8)(0xff00 >> keep);
+			}
+			tk.svc = s->id;
+			struct tmpl *t = bpf_map_lookup_elem(&templates, &tk);
+			if (t && now - t->last_ns <= (__u64)s->persist_s * 1000000000ULL && usable(t->real))
+				r = t->real;
+		}
+		if (r < 0)
+			r = schedule(s, &p, c);
+		if (r < 0)
+			return XDP_DROP; /* no usable real server: as IPVS, the packet is dropped */
+		if (s->flags & SF_PERSIST) {
+			struct tmpl nt = { .last_ns = now, .real = (__u32)r };
+			bpf_map_update_elem(&templates, &tk, &nt, BPF_ANY);
+		}
+		new_conn = 1;
+	}
+	__u32 ri = (__u32)r;
+	struct real *re = bpf_map_lookup_elem(&reals, &ri);
+	if (!re)
+		return XDP_DROP;
+
+	struct flow nf = { .last_ns = now, .real = ri, .svc = s->id };
+	if (f && !new_conn) {
+		f->last_ns = now;
+		if (p.tcp_flags & 5)
+			f->fin = 1;
+	} else {
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
+			return XDP_DROP;
+		__builtin_memcpy(nf.client_mac, eth->h_source, ETH_ALEN);
+		nf.fin = (p.tcp_flags & 5) ? 1 : 0;
+		bpf_map_update_elem(&flows, &p.k, &nf, BPF_ANY);
+	}
+	count(&svc_stats, s->id, p.len, 0, new_conn);
+	count(&real_stats, ri, p.len, 0, new_conn);
+
+	switch (re->method) {
+	case M_DR:
+		return fwd_dr(ctx, re);
+	case M_TUN:
+		return fwd_tun(ctx, re, &p, c);
+	case M_NAT: {
+		if (re->family != p.k.family)
+			return XDP_DROP;
+		__u8 client_mac[ETH_ALEN];
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
+			return XDP_DROP;
+		__builtin_memcpy(client_mac, eth->h_source, ETH_ALEN);
+		struct nat_key rk = {};
+		__builtin_memcpy(rk.real, re->addr, 16);
+		__builtin_memcpy(rk.client, p.k.src, 16);
+		rk.rport = re->port ? re->port : p.k.dport;
+		rk.cport = p.k.sport;
+		rk.proto = p.k.proto;
+		rk.family = p.k.family;
+		struct nat_val rv = { .svc = s->id, .real = ri, .vport = p.k.dport };
+		__builtin_memcpy(rv.vip, p.k.dst, 16);
+		__builtin_memcpy(rv.client_mac, client_mac, ETH_ALEN);
+		if (new_conn)
+			bpf_map_update_elem(&nat_rev, &rk, &rv, BPF_ANY);
+		if (rewrite(ctx, &p, 0, re->addr, rk.rport) || set_macs(ctx, re->mac))
+			return XDP_DROP;
+		return XDP_TX;
+	}
+	}
+	return XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,537 @@
+//! `rvs-xdp`: the packet data plane. An XDP program (`bpf/lb.bpf.c`, built by clang)
+//! forwards the virtual services in LVS-DR, TUN and NAT mode; this crate loads it with
+//! aya, attaches it, and reconciles its maps with the desired state:
+//!
+//! - `vips`: (VIP, port, protocol) → service (scheduler, table length, flags, persistence);
+//! - `reals`: slot → real server (address, MAC, port, method, usable);
+//! - `tables`: service → its scheduling table, an inner array swapped whole (array of
+//!   maps): the kernel IPVS `dh`/`sh`/`mh` lookup tables (built by `rvs-sched`, hashed the
+//!   same way in the program) or one `wrr` cycle for `rr`/`wrr`;
+//! - `flows` (LRU), `templates` (persistence), `nat_rev` (NAT replies): written by the
+//!   program only;
+//! - `svc_stats`, `real_stats`: per-CPU counters.
+//!
+//! Invariants: a real server keeps its slot while it stays in its service, so established
+//! flows keep going to it when the others change; a removed or weight-0 real server is
+//! marked unusable (no new flows) but its slot is not reused while flows may point at it;
+//! a service's table is replaced only when its content changes, by one map update.
+
+pub mod maps;
+pub mod neigh;
+
+use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::{TestRun as _, TestRunOptions, Xdp as XdpProgram, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use maps::{addr16, Config, Counters, Real, Svc, VipKey};
+use rvs_sched::config::{Desired, DesiredService};
+use rvs_sched::{Algo, Fwd, Proto, SvcKey};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb.bpf.o"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    #[error(
+        "rvs was built without its XDP program (clang was missing): install clang and \
+         libbpf-dev (apt-get install clang libbpf-dev) and rebuild"
+    )]
+    NotBuilt,
+    #[error("loading the XDP program: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("XDP program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("XDP map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    #[error("the XDP object has no {0}")]
+    Missing(&'static str),
+    #[error("virtual server {service}: {what} (with --dataplane xdp)")]
+    Unsupported { service: String, what: String },
+    #[error("virtual server {service}: no MAC address for real server {real} (not on the director's link?)")]
+    NoMac { service: String, real: IpAddr },
+    #[error("too many {0} for the XDP maps")]
+    Full(&'static str),
+}
+
+/// How to attach.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The interface that receives VIP traffic; `None`: load only (for `BPF_PROG_RUN`).
+    pub iface: Option<String>,
+    /// `generic` (SKB mode, works everywhere) or `native` (driver mode).
+    pub native: bool,
+    /// Flow table entries (LRU).
+    pub flows: u32,
+    /// Outer source addresses of TUN packets.
+    pub tun_src4: Option<Ipv4Addr>,
+    pub tun_src6: Option<Ipv6Addr>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            iface: None,
+            native: false,
+            flows: 1 << 20,
+            tun_src4: None,
+            tun_src6: None,
+        }
+    }
+}
+
+/// What an [`Xdp::apply`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub services_added: usize,
+    pub services_removed: usize,
+    pub tables_swapped: usize,
+    pub reals_written: usize,
+}
+
+fn label(key: &SvcKey) -> String {
+    match key {
+        SvcKey::Addr { proto, addr, port } => {
+            format!("{proto:?} {}", std::net::SocketAddr::new(*addr, *port))
+        }
+        SvcKey::Fwmark { mark, .. } => format!("fwmark {mark}"),
+    }
+}
+
+/// Counters per service and per (service, real server address, port).
+pub type AllCounters = (
+    HashMap<SvcKey, Counters>,
+    HashMap<(SvcKey, IpAddr, u16), Counters>,
+);
+
+/// The loaded (and possibly attached) program with the state it was given.
+pub struct Xdp {
+    ebpf: Ebpf,
+    svc_ids: HashMap<SvcKey, u32>,
+    free_svc: Vec<u32>,
+    next_svc: u32,
+    /// (service id, address, port) → real slot.
+    real_ids: HashMap<(u32, IpAddr, u16), u32>,
+    next_real: u32,
+    /// Slots of removed real servers, reusable once every flow to them has expired.
+    retired: Vec<(u32, Instant)>,
+    reals_written: HashMap<u32, Real>,
+    tables: HashMap<u32, Vec<u32>>,
+    applied: HashMap<SvcKey, VipKey>,
+    cfg: Config,
+    /// The longest idle timeout: how long a retired slot may still be referenced.
+    max_idle: Duration,
+}
+
+impl Xdp {
+    /// Loads the program (and attaches it when `opts.iface` is set).
+    pub fn load(opts: &Options) -> Result<Xdp, XdpError> {
+        if OBJECT.is_empty() {
+            return Err(XdpError::NotBuilt);
+        }
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("flows", opts.flows.max(1024))
+            .load(OBJECT)?;
+        let prog: &mut XdpProgram = ebpf
+            .program_mut("rvs_lb")
+            .ok_or(XdpError::Missing("program rvs_lb"))?
+            .try_into()?;
+        prog.load()?;
+        if let Some(iface) = &opts.iface {
+            let mode = if opts.native {
+                XdpMode::Driver
+            } else {
+                XdpMode::Skb
+            };
+            prog.attach(iface, mode)?;
+        }
+        let mut cfg = Config {
+            mh_k0: rvs_sched::sched::MH_KEY1.0,
+            mh_k1: rvs_sched::sched::MH_KEY1.1,
+            ..Config::default()
+        };
+        if let Some(a) = opts.tun_src4 {
+            cfg.tun_src4 = a.octets();
+        }
+        if let Some(a) = opts.tun_src6 {
+            cfg.tun_src6 = a.octets();
+        }
+        Ok(Xdp {
+            ebpf,
+            svc_ids: HashMap::new(),
+            free_svc: Vec::new(),
+            next_svc: 0,
+            real_ids: HashMap::new(),
+            next_real: 0,
+            retired: Vec::new(),
+            reals_written: HashMap::new(),
+            tables: HashMap::new(),
+            applied: HashMap::new(),
+            cfg,
+            max_idle: Duration::from_mins(15),
+        })
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, XdpError> {
+        self.ebpf.map_mut(name).ok_or(XdpError::Missing(name))
+    }
+
+    fn write_config(&mut self, want: &Desired) -> Result<(), XdpError> {
+        let t = &want.timeouts;
+        let ns = |s: u32| u64::from(s) * 1_000_000_000;
+        // Established, FIN_WAIT (a flow that saw FIN or RST), UDP.
+        self.cfg.timeout_tcp_ns = ns(t.tcp[1]);
+        self.cfg.timeout_tcpfin_ns = ns(t.tcp[4]);
+        self.cfg.timeout_udp_ns = ns(t.udp);
+        self.max_idle = Duration::from_secs(u64::from(t.tcp[1].max(t.udp).max(t.tcp[4])));
+        let cfg = self.cfg;
+        let mut a: Array<_, Config> = Array::try_from(self.map_mut("cfg")?)?;
+        a.set(0, cfg, 0)?;
+        Ok(())
+    }
+
+    fn alloc_real(&mut self) -> Result<u32, XdpError> {
+        let now = Instant::now();
+        if let Some(pos) = self
+            .retired
+            .iter()
+            .position(|(_, t)| now.duration_since(*t) > self.max_idle)
+        {
+            return Ok(self.retired.swap_remove(pos).0);
+        }
+        if self.next_real >= maps::MAX_REALS {
+            return Err(XdpError::Full("real servers"));
+        }
+        self.next_real += 1;
+        Ok(self.next_real - 1)
+    }
+
+    fn write_real(&mut self, slot: u32, r: Real) -> Result<bool, XdpError> {
+        if self.reals_written.get(&slot) == Some(&r) {
+            return Ok(false);
+        }
+        let mut a: Array<_, Real> = Array::try_from(self.map_mut("reals")?)?;
+        a.set(slot, r, 0)?;
+        self.reals_written.insert(slot, r);
+        Ok(true)
+    }
+
+    /// Reconciles the maps with `want`; `macs` gives each real server's MAC (next hop).
+    /// Services the program cannot run are reported and left out; the others apply.
+    pub fn apply(
+        &mut self,
+        want: &Desired,
+        macs: &HashMap<IpAddr, [u8; 6]>,
+    ) -> Result<ApplyReport, Vec<XdpError>> {
+        let mut errs = Vec::new();
+        let mut rep = ApplyReport::default();
+        if let Err(e) = self.write_config(want) {
+            return Err(vec![e]);
+        }
+        let mut seen = HashSet::new();
+        for s in &want.services {
+            match self.apply_service(s, macs, &mut rep) {
+                Ok(()) => {
+                    seen.insert(s.key);
+                }
+                Err(e) => errs.push(e),
+            }
+        }
+        let gone: Vec<SvcKey> = self
+            .applied
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Err(e) = self.remove_service(k) {
+                errs.push(e);
+            }
+            rep.services_removed += 1;
+        }
+        if errs.is_empty() {
+            Ok(rep)
+        } else {
+            Err(errs)
+        }
+    }
+
+    fn remove_service(&mut self, k: SvcKey) -> Result<(), XdpError> {
+        if let Some(vk) = self.applied.remove(&k) {
+            let mut m: BpfHashMap<_, VipKey, Svc> = BpfHashMap::try_from(self.map_mut("vips")?)?;
+            m.remove(&vk)?;
+        }
+        if let Some(id) = self.svc_ids.remove(&k) {
+            let slots: Vec<((u32, IpAddr, u16), u32)> = self
+                .real_ids
+                .iter()
+                .filter(|((s, _, _), _)| *s == id)
+                .map(|(k, v)| (*k, *v))
+                .collect();
+            for (key, slot) in slots {
+                self.retire(key, slot)?;
+            }
+            self.tables.remove(&id);
+            self.free_svc.push(id);
+        }
+        Ok(())
+    }
+
+    fn retire(&mut self, key: (u32, IpAddr, u16), slot: u32) -> Result<(), XdpError> {
+        self.real_ids.remove(&key);
+        let mut r = self.reals_written.get(&slot).copied().unwrap_or_default();
+        r.flags &= !maps::RF_USABLE;
+        self.write_real(slot, r)?;
+        self.retired.push((slot, Instant::now()));
+        Ok(())
+    }
+
+    fn apply_service(
+        &mut self,
+        s: &DesiredService,
+        macs: &HashMap<IpAddr, [u8; 6]>,
+        rep: &mut ApplyReport,
+    ) -> Result<(), XdpError> {
+        let service = label(&s.key);
+        let unsupported = |what: String| XdpError::Unsupported {
+            service: service.clone(),
+            what,
+        };
+        let SvcKey::Addr { proto, addr, port } = s.key else {
+            return Err(unsupported(
+                "fwmark services need the firewall mark, which XDP does not see".into(),
+            ));
+        };
+        let proto = match proto {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => return Err(unsupported("SCTP is not forwarded".into())),
+        };
+        let sched = match s.algo {
+            Algo::Rr | Algo::Wrr => maps::SCHED_SEQ,
+            Algo::Sh => maps::SCHED_SH,
+            Algo::Dh => maps::SCHED_DH,
+            Algo::Mh => maps::SCHED_MH,
+            other => {
+                return Err(unsupported(format!(
+                    "scheduler {} needs live connection counts, which the XDP program does \
+                     not keep; use rr, wrr, sh, dh or mh",
+                    other.name()
+                )))
+            }
+        };
+        // Every MAC first: a service is applied whole or not at all.
+        for d in &s.dests {
+            if !macs.contains_key(&d.addr) {
+                return Err(XdpError::NoMac {
+                    service,
+                    real: d.addr,
+                });
+            }
+        }
+        let id = if let Some(id) = self.svc_ids.get(&s.key) {
+            *id
+        } else {
+            let id = match self.free_svc.pop() {
+                Some(i) => i,
+                None if self.next_svc < maps::MAX_SVC => {
+                    self.next_svc += 1;
+                    self.next_svc - 1
+                }
+                None => return Err(XdpError::Full("virtual services")),
+            };
+            self.svc_ids.insert(s.key, id);
+            rep.services_added += 1;
+            id
+        };
+        // The kernel's list order: keepalived adds real servers in config order, each at
+        // the head, so the newest is first.
+        let order: Vec<&rvs_sched::config::DesiredDest> = s.dests.iter().rev().collect();
+        let mut slots = Vec::with_capacity(order.len());
+        for d in &order {
+            let key = (id, d.addr, d.port);
+            let slot = if let Some(sl) = self.real_ids.get(&key) {
+                *sl
+            } else {
+                let sl = self.alloc_real()?;
+                self.real_ids.insert(key, sl);
+                sl
+            };
+            let (a, family) = addr16(d.addr);
+            let r = Real {
+                addr: a,
+                mac: macs.get(&d.addr).copied().unwrap_or_default(),
+                port: d.port.to_be(),
+                family,
+                method: match d.fwd {
+                    Fwd::Route => maps::M_DR,
+                    Fwd::Tunnel => maps::M_TUN,
+                    Fwd::Masq => maps::M_NAT,
+                },
+                flags: if d.weight > 0 { maps::RF_USABLE } else { 0 },
+                pad: 0,
+            };
+            if self.write_real(slot, r)? {
+                rep.reals_written += 1;
+            }
+            slots.push(slot);
+        }
+        // Real servers that left this service: no new flows, existing ones finish.
+        let stale: Vec<((u32, IpAddr, u16), u32)> = self
+            .real_ids
+            .iter()
+            .filter(|((sv, a, p), _)| {
+                *sv == id && !s.dests.iter().any(|d| d.addr == *a && d.port == *p)
+            })
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (key, slot) in stale {
+            self.retire(key, slot)?;
+        }
+        let table: Vec<u32> = if sched == maps::SCHED_SEQ {
+            let weights: Vec<i32> = order
+                .iter()
+                .map(|d| match (s.algo, d.weight > 0) {
+                    (_, false) => 0,
+                    (Algo::Rr, true) => 1,
+                    (_, true) => d.weight,
+                })
+                .collect();
+            rvs_sched::sched::wrr_cycle(&weights)
+                .into_iter()
+                .take(maps::TABLE_MAX as usize)
+                .map(|i| slots[i] + 1)
+                .collect()
+        } else {
+            let dests: Vec<rvs_sched::Dest> = order
+                .iter()
+                .map(|d| rvs_sched::Dest::new(d.addr, d.port, d.weight, d.fwd))
+                .collect();
+            let size = s
+                .mh_size
+                .unwrap_or(rvs_sched::sched::MH_DEFAULT_TABLE)
+                .min(maps::TABLE_MAX as usize);
+            rvs_sched::sched::lookup_table(s.algo, &dests, size)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.map_or(0, |i| slots[i as usize] + 1))
+                .collect()
+        };
+        if self.tables.get(&id) != Some(&table) {
+            let mut inner: Array<MapData, u32> = Array::create(maps::TABLE_MAX, 0)?;
+            for (i, v) in table.iter().enumerate() {
+                if *v != 0 {
+                    inner.set(u32::try_from(i).unwrap_or(0), *v, 0)?;
+                }
+            }
+            let mut outer: ArrayOfMaps<_, Array<MapData, u32>> =
+                ArrayOfMaps::try_from(self.map_mut("tables")?)?;
+            outer.set(id, &inner, 0)?;
+            rep.tables_swapped += 1;
+            self.tables.insert(id, table.clone());
+        }
+        let (a, family) = addr16(addr);
+        let vk = VipKey {
+            addr: a,
+            port: port.to_be(),
+            proto,
+            family,
+        };
+        let mut flags = 0;
+        if s.flags.port {
+            flags |= maps::SF_PORT;
+        }
+        if s.flags.fallback {
+            flags |= maps::SF_FALLBACK;
+        }
+        let (persist_s, persist_prefix) = match s.persistence {
+            Some(p) => {
+                flags |= maps::SF_PERSIST;
+                (p.timeout_s, u32::from(p.prefix))
+            }
+            None => (0, 0),
+        };
+        let svc = Svc {
+            id,
+            sched,
+            table_len: u32::try_from(table.len()).unwrap_or(0),
+            flags,
+            persist_s,
+            persist_prefix,
+            pad: [0; 2],
+        };
+        let mut m: BpfHashMap<_, VipKey, Svc> = BpfHashMap::try_from(self.map_mut("vips")?)?;
+        m.insert(vk, svc, 0)?;
+        self.applied.insert(s.key, vk);
+        Ok(())
+    }
+
+    /// Per-service and per-real-server counters, summed over CPUs.
+    pub fn counters(&self) -> Result<AllCounters, XdpError> {
+        let sum = |m: &PerCpuArray<&MapData, Counters>, i: u32| -> Result<Counters, XdpError> {
+            let mut t = Counters::default();
+            for c in m.get(&i, 0)?.iter() {
+                t.conns += c.conns;
+                t.pkts_in += c.pkts_in;
+                t.bytes_in += c.bytes_in;
+                t.pkts_out += c.pkts_out;
+                t.bytes_out += c.bytes_out;
+            }
+            Ok(t)
+        };
+        let svc_map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(
+            self.ebpf
+                .map("svc_stats")
+                .ok_or(XdpError::Missing("svc_stats"))?,
+        )?;
+        let real_map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(
+            self.ebpf
+                .map("real_stats")
+                .ok_or(XdpError::Missing("real_stats"))?,
+        )?;
+        let mut svcs = HashMap::new();
+        for (k, id) in &self.svc_ids {
+            svcs.insert(*k, sum(&svc_map, *id)?);
+        }
+        let mut reals = HashMap::new();
+        for ((sid, a, p), slot) in &self.real_ids {
+            if let Some((k, _)) = self.svc_ids.iter().find(|(_, v)| **v == *sid) {
+                reals.insert((*k, *a, *p), sum(&real_map, *slot)?);
+            }
+        }
+        Ok((svcs, reals))
+    }
+
+    fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, Vec<u8>, Duration), XdpError> {
+        let prog: &XdpProgram = self
+            .ebpf
+            .program("rvs_lb")
+            .ok_or(XdpError::Missing("program rvs_lb"))?
+            .try_into()?;
+        let mut out = vec![0u8; frame.len() + 128];
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::new()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out, r.duration))
+    }
+
+    /// Runs the program once on `frame` (`BPF_PROG_RUN`): its verdict and the frame as it
+    /// left.
+    pub fn run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        self.test_run(frame, 1).map(|(v, out, _)| (v, out))
+    }
+
+    /// `BPF_PROG_RUN` with `repeat` iterations: the kernel's average time per run.
+    pub fn time(&self, frame: &[u8], repeat: u32) -> Result<Duration, XdpError> {
+        self.test_run(frame, repeat).map(|(_, _, d)| d)
+    }
+}
+
+/// XDP verdicts.
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;

@@ -1,0 +1,114 @@
+//! The map records shared with `bpf/lb.bpf.c`, byte for byte (`#[repr(C)]`, explicit
+//! padding, sizes asserted at compile time).
+#![allow(unsafe_code)]
+
+use std::net::IpAddr;
+
+pub const MAX_SVC: u32 = 1024;
+pub const MAX_REALS: u32 = 8192;
+pub const TABLE_MAX: u32 = 65536;
+
+pub const SCHED_SEQ: u32 = 0;
+pub const SCHED_SH: u32 = 1;
+pub const SCHED_DH: u32 = 2;
+pub const SCHED_MH: u32 = 3;
+
+pub const M_DR: u8 = 0;
+pub const M_TUN: u8 = 1;
+pub const M_NAT: u8 = 2;
+
+pub const SF_PORT: u32 = 1;
+pub const SF_FALLBACK: u32 = 2;
+pub const SF_PERSIST: u32 = 4;
+
+pub const RF_USABLE: u16 = 1;
+
+/// An address as the program stores it: IPv4 in the first 4 bytes, the rest zero.
+pub fn addr16(a: IpAddr) -> ([u8; 16], u8) {
+    let mut o = [0u8; 16];
+    match a {
+        IpAddr::V4(v) => {
+            o[..4].copy_from_slice(&v.octets());
+            (o, 4)
+        }
+        IpAddr::V6(v) => (v.octets(), 6),
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    pub addr: [u8; 16],
+    /// Network order.
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Svc {
+    pub id: u32,
+    pub sched: u32,
+    pub table_len: u32,
+    pub flags: u32,
+    pub persist_s: u32,
+    pub persist_prefix: u32,
+    pub pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Real {
+    pub addr: [u8; 16],
+    pub mac: [u8; 6],
+    /// Network order (NAT rewrites to it; 0 keeps the client's destination port).
+    pub port: u16,
+    pub family: u8,
+    pub method: u8,
+    pub flags: u16,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    pub timeout_tcp_ns: u64,
+    pub timeout_tcpfin_ns: u64,
+    pub timeout_udp_ns: u64,
+    pub mh_k0: u64,
+    pub mh_k1: u64,
+    pub tun_src4: [u8; 4],
+    pub tun_src6: [u8; 16],
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub conns: u64,
+    pub pkts_in: u64,
+    pub bytes_in: u64,
+    pub pkts_out: u64,
+    pub bytes_out: u64,
+}
+
+const _: () = assert!(size_of::<VipKey>() == 20);
+const _: () = assert!(size_of::<Svc>() == 32);
+const _: () = assert!(size_of::<Real>() == 32);
+const _: () = assert!(size_of::<Config>() == 64);
+const _: () = assert!(size_of::<Counters>() == 40);
+
+// SAFETY: each type is `#[repr(C)]`, `Copy`, made of integers and byte arrays with the
+// padding spelled out as fields (sizes asserted above), so every bit pattern is a valid
+// value and no byte is uninitialised: what `aya::Pod` requires to copy them to and from
+// the kernel.
+unsafe impl aya::Pod for VipKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Svc {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Real {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Config {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Counters {}

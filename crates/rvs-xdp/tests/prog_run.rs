@@ -1,0 +1,619 @@
+//! The XDP program on frames built with etherparse, run by the kernel (`BPF_PROG_RUN`):
+//! DR rewrite bytes, TUN encapsulation, NAT rewrites with checksums checked against a
+//! full recomputation, frames that must pass untouched, flow affinity across changes, and
+//! scheduling decisions equal to kernel IPVS's tables and hashes.
+//!
+//! Needs root (to load BPF) and the program (clang at build time); in CI (CI=true) a
+//! missing prerequisite fails.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation
+)]
+
+use etherparse::{
+    NetHeaders, PacketBuilder, PacketHeaders, SlicedPacket, TransportHeader, TransportSlice,
+};
+use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::{Algo, Flags, Fwd, Persistence, Proto, SvcKey};
+use rvs_xdp::{Options, Xdp, XDP_DROP, XDP_PASS, XDP_TX};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x64];
+const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn mac_of(last: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 1, last]
+}
+
+fn load() -> Option<Xdp> {
+    match Xdp::load(&Options {
+        tun_src4: Some("198.18.0.1".parse().unwrap()),
+        tun_src6: Some("fd00:198:18::1".parse().unwrap()),
+        flows: 4096,
+        ..Options::default()
+    }) {
+        Ok(x) => Some(x),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "XDP program tests cannot run in CI: {e}"
+            );
+            eprintln!("skipping: {e}");
+            None
+        }
+    }
+}
+
+fn dest(addr: &str, port: u16, weight: i32, fwd: Fwd) -> DesiredDest {
+    DesiredDest {
+        addr: addr.parse().unwrap(),
+        port,
+        weight,
+        fwd,
+        u_threshold: 0,
+        l_threshold: 0,
+    }
+}
+
+fn service(
+    vip: &str,
+    port: u16,
+    proto: Proto,
+    algo: Algo,
+    dests: Vec<DesiredDest>,
+) -> DesiredService {
+    DesiredService {
+        key: SvcKey::Addr {
+            proto,
+            addr: vip.parse().unwrap(),
+            port,
+        },
+        algo,
+        flags: Flags::default(),
+        persistence: None,
+        mh_size: None,
+        fwd: dests.first().map_or(Fwd::Route, |d| d.fwd),
+        dests,
+        sorry: None,
+        connect_timeout: 5.0,
+        proxy_protocol: None,
+    }
+}
+
+fn desired(services: Vec<DesiredService>) -> Desired {
+    Desired {
+        services,
+        ..Desired::default()
+    }
+}
+
+fn macs(d: &Desired) -> HashMap<IpAddr, [u8; 6]> {
+    let mut m = HashMap::new();
+    for s in &d.services {
+        for r in &s.dests {
+            let last = match r.addr {
+                IpAddr::V4(v) => v.octets()[3],
+                IpAddr::V6(v) => v.octets()[15],
+            };
+            m.insert(r.addr, mac_of(last));
+        }
+    }
+    m
+}
+
+fn apply(x: &mut Xdp, d: &Desired) {
+    x.apply(d, &macs(d)).unwrap();
+}
+
+/// One Ethernet frame from the client to the director: TCP SYN (IPv4) / ACK (IPv6) or UDP.
+fn frame(tcp: bool, src: IpAddr, sport: u16, dst: IpAddr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let eth = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC);
+    let ip = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("mixed families"),
+    };
+    let mut v = Vec::new();
+    if tcp {
+        let t = ip.tcp(sport, dport, 1000, 64000);
+        let t = if src.is_ipv4() { t.syn() } else { t.ack(1) };
+        t.write(&mut v, payload).unwrap();
+    } else {
+        ip.udp(sport, dport).write(&mut v, payload).unwrap();
+    }
+    v
+}
+
+fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    frame(true, src.into(), sport, dst.into(), dport, payload)
+}
+
+fn udp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    frame(false, src.into(), sport, dst.into(), dport, payload)
+}
+
+fn tcp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, payload: &[u8]) -> Vec<u8> {
+    frame(true, src.into(), sport, dst.into(), dport, payload)
+}
+
+fn udp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, payload: &[u8]) -> Vec<u8> {
+    frame(false, src.into(), sport, dst.into(), dport, payload)
+}
+
+fn v6(last: u8) -> [u8; 16] {
+    let mut a: [u8; 16] = "fd00:198:18::"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    a[15] = last;
+    a
+}
+
+/// Every checksum of a frame equals a full recomputation.
+fn assert_checksums(frame: &[u8]) {
+    let p = PacketHeaders::from_ethernet_slice(frame).unwrap();
+    let payload = p.payload.slice();
+    let (got, want) = match (&p.net, &p.transport) {
+        (Some(NetHeaders::Ipv4(h, _)), Some(TransportHeader::Tcp(t))) => {
+            assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 header");
+            (t.checksum, t.calc_checksum_ipv4(h, payload).unwrap())
+        }
+        (Some(NetHeaders::Ipv4(h, _)), Some(TransportHeader::Udp(u))) => {
+            assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 header");
+            (u.checksum, u.calc_checksum_ipv4(h, payload).unwrap())
+        }
+        (Some(NetHeaders::Ipv6(h, _)), Some(TransportHeader::Tcp(t))) => {
+            (t.checksum, t.calc_checksum_ipv6(h, payload).unwrap())
+        }
+        (Some(NetHeaders::Ipv6(h, _)), Some(TransportHeader::Udp(u))) => {
+            (u.checksum, u.calc_checksum_ipv6(h, payload).unwrap())
+        }
+        _ => panic!("not TCP/UDP over IP"),
+    };
+    assert_eq!(got, want, "L4 checksum");
+}
+
+/// (source, destination) address and port of a frame.
+fn ends(frame: &[u8]) -> ((IpAddr, u16), (IpAddr, u16)) {
+    let p = SlicedPacket::from_ethernet(frame).unwrap();
+    let (s, d): (IpAddr, IpAddr) = match &p.net {
+        Some(etherparse::NetSlice::Ipv4(ip)) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+        ),
+        Some(etherparse::NetSlice::Ipv6(ip)) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+        ),
+        _ => panic!("not IP"),
+    };
+    let (sp, dp) = match &p.transport {
+        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
+        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
+        _ => panic!("not TCP/UDP"),
+    };
+    ((s, sp), (d, dp))
+}
+
+fn src_of(frame: &[u8]) -> (IpAddr, u16) {
+    ends(frame).0
+}
+
+fn dst_of(frame: &[u8]) -> (IpAddr, u16) {
+    ends(frame).1
+}
+
+#[test]
+fn dr_rewrites_only_the_macs_and_keeps_flows() {
+    let Some(mut x) = load() else { return };
+    let d = desired(vec![service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![
+            dest("198.18.0.11", 80, 1, Fwd::Route),
+            dest("198.18.0.12", 80, 1, Fwd::Route),
+        ],
+    )]);
+    apply(&mut x, &d);
+    let f = tcp4(
+        [198, 18, 0, 100],
+        40000,
+        [198, 18, 0, 50],
+        80,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    let (v, out) = x.run(&f).unwrap();
+    assert_eq!(v, XDP_TX);
+    assert_eq!(&out[6..12], &DIRECTOR_MAC, "source MAC: the director's");
+    let first = out[5];
+    assert!(
+        first == 11 || first == 12,
+        "destination MAC is a real server's"
+    );
+    assert_eq!(&out[..5], &mac_of(first)[..5]);
+    assert_eq!(&out[12..], &f[12..], "nothing but the MACs changes in DR");
+    // The same flow sticks; the next flow goes to the other real server (rr).
+    assert_eq!(x.run(&f).unwrap().1[5], first);
+    let g = tcp4([198, 18, 0, 100], 40001, [198, 18, 0, 50], 80, b"");
+    assert_ne!(x.run(&g).unwrap().1[5], first);
+    // Counters: 3 packets, 2 connections.
+    let (svcs, _) = x.counters().unwrap();
+    let c = svcs.values().next().unwrap();
+    assert_eq!((c.pkts_in, c.conns), (3, 2));
+
+    // The first real server drained (weight 0): new flows avoid it, the old flow stays.
+    let other = if first == 11 {
+        "198.18.0.12"
+    } else {
+        "198.18.0.11"
+    };
+    let drained = if first == 11 {
+        "198.18.0.11"
+    } else {
+        "198.18.0.12"
+    };
+    let d2 = desired(vec![service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![
+            dest(drained, 80, 0, Fwd::Route),
+            dest(other, 80, 1, Fwd::Route),
+        ],
+    )]);
+    apply(&mut x, &d2);
+    assert_eq!(
+        x.run(&f).unwrap().1[5],
+        first,
+        "established flow keeps its real server"
+    );
+    for p in 41000..41010 {
+        let n = tcp4([198, 18, 0, 100], p, [198, 18, 0, 50], 80, b"");
+        assert_ne!(
+            x.run(&n).unwrap().1[5],
+            first,
+            "no new flow to a drained server"
+        );
+    }
+    // Removed altogether: still the established flow's.
+    let d3 = desired(vec![service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![dest(other, 80, 1, Fwd::Route)],
+    )]);
+    apply(&mut x, &d3);
+    assert_eq!(x.run(&f).unwrap().1[5], first);
+    // The service removed: its traffic goes to the kernel.
+    apply(&mut x, &desired(vec![]));
+    assert_eq!(x.run(&f).unwrap().0, XDP_PASS);
+}
+
+#[test]
+fn frames_that_are_not_ours_pass_untouched() {
+    let Some(mut x) = load() else { return };
+    let d = desired(vec![service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![dest("198.18.0.11", 80, 1, Fwd::Route)],
+    )]);
+    apply(&mut x, &d);
+    let check = |f: &[u8], why: &str| {
+        let (v, out) = x.run(f).unwrap();
+        assert_eq!(v, XDP_PASS, "{why}");
+        assert_eq!(out, f, "{why}: untouched");
+    };
+    check(
+        &tcp4([198, 18, 0, 100], 1, [198, 18, 0, 51], 80, b""),
+        "another address",
+    );
+    check(
+        &tcp4([198, 18, 0, 100], 1, [198, 18, 0, 50], 81, b""),
+        "another port",
+    );
+    check(
+        &udp4([198, 18, 0, 100], 1, [198, 18, 0, 50], 80, b""),
+        "UDP to a TCP service",
+    );
+    let good = tcp4([198, 18, 0, 100], 1, [198, 18, 0, 50], 80, b"");
+    check(&good[..30], "truncated inside the IP header");
+    check(&good[..40], "truncated inside the TCP header");
+    // ARP.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&CLIENT_MAC);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    check(&arp, "ARP");
+    // IPv4 options (IHL 6): the kernel's.
+    let mut opt = good[..14].to_vec();
+    let mut ip = good[14..34].to_vec();
+    ip[0] = 0x46;
+    let tot = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+    ip[2..4].copy_from_slice(&tot.to_be_bytes());
+    opt.extend_from_slice(&ip);
+    opt.extend_from_slice(&[1, 1, 1, 0]);
+    opt.extend_from_slice(&good[34..]);
+    check(&opt, "IPv4 options");
+    // A fragment.
+    let mut frag = good.clone();
+    frag[20] |= 0x20; // more fragments
+    check(&frag, "IPv4 fragment");
+    // VLAN tag.
+    let mut vlan = good[..12].to_vec();
+    vlan.extend_from_slice(&[0x81, 0x00, 0, 5]);
+    vlan.extend_from_slice(&good[12..]);
+    check(&vlan, "802.1Q");
+}
+
+#[test]
+fn tun_encapsulates_in_ip() {
+    let Some(mut x) = load() else { return };
+    let d = desired(vec![
+        service(
+            "198.18.0.50",
+            80,
+            Proto::Tcp,
+            Algo::Rr,
+            vec![dest("198.18.0.11", 80, 1, Fwd::Tunnel)],
+        ),
+        service(
+            "fd00:198:18::50",
+            80,
+            Proto::Tcp,
+            Algo::Rr,
+            vec![dest("fd00:198:18::11", 80, 1, Fwd::Tunnel)],
+        ),
+    ]);
+    apply(&mut x, &d);
+    let f = tcp4([198, 18, 0, 100], 40000, [198, 18, 0, 50], 80, b"hello");
+    let (v, out) = x.run(&f).unwrap();
+    assert_eq!(v, XDP_TX);
+    assert_eq!(out.len(), f.len() + 20);
+    assert_eq!(&out[..6], &mac_of(11));
+    assert_eq!(&out[6..12], &DIRECTOR_MAC);
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let (outer, rest) = etherparse::Ipv4Header::from_slice(&out[14..]).unwrap();
+    assert_eq!(outer.protocol, etherparse::IpNumber::IPV4);
+    assert_eq!(outer.source, [198, 18, 0, 1]);
+    assert_eq!(outer.destination, [198, 18, 0, 11]);
+    assert_eq!(usize::from(outer.total_len), f.len() - 14 + 20);
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    assert_eq!(rest, &f[14..], "the inner packet unchanged");
+
+    let f6 = tcp6(v6(100), 40000, v6(0x50), 80, b"hello");
+    let (v, out) = x.run(&f6).unwrap();
+    assert_eq!(v, XDP_TX);
+    assert_eq!(out.len(), f6.len() + 40);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
+    let (outer, rest) = etherparse::Ipv6Header::from_slice(&out[14..]).unwrap();
+    assert_eq!(outer.next_header, etherparse::IpNumber::IPV6);
+    assert_eq!(outer.source, v6(1));
+    assert_eq!(outer.destination, v6(0x11));
+    assert_eq!(usize::from(outer.payload_length), f6.len() - 14);
+    assert_eq!(rest, &f6[14..]);
+}
+
+#[test]
+fn nat_rewrites_both_ways_with_correct_checksums() {
+    let Some(mut x) = load() else { return };
+    let d = desired(vec![
+        service(
+            "198.18.0.50",
+            80,
+            Proto::Tcp,
+            Algo::Rr,
+            vec![dest("198.18.1.11", 8080, 1, Fwd::Masq)],
+        ),
+        service(
+            "198.18.0.50",
+            53,
+            Proto::Udp,
+            Algo::Rr,
+            vec![dest("198.18.1.12", 5353, 1, Fwd::Masq)],
+        ),
+        service(
+            "fd00:198:18::50",
+            80,
+            Proto::Tcp,
+            Algo::Rr,
+            vec![dest("fd00:198:18:1::11", 8080, 1, Fwd::Masq)],
+        ),
+        service(
+            "fd00:198:18::50",
+            53,
+            Proto::Udp,
+            Algo::Rr,
+            vec![dest("fd00:198:18:1::12", 5353, 1, Fwd::Masq)],
+        ),
+    ]);
+    apply(&mut x, &d);
+    let cases: Vec<(Vec<u8>, &str, u16)> = vec![
+        (
+            tcp4([198, 18, 0, 100], 40000, [198, 18, 0, 50], 80, b"GET /"),
+            "198.18.1.11",
+            8080,
+        ),
+        (
+            udp4([198, 18, 0, 100], 40001, [198, 18, 0, 50], 53, b"query"),
+            "198.18.1.12",
+            5353,
+        ),
+        (
+            tcp6(v6(100), 40002, v6(0x50), 80, b"GET /"),
+            "fd00:198:18:1::11",
+            8080,
+        ),
+        (
+            udp6(v6(100), 40003, v6(0x50), 53, b"query"),
+            "fd00:198:18:1::12",
+            5353,
+        ),
+    ];
+    for (f, real, rport) in cases {
+        let (client, cport) = src_of(&f);
+        let (vip, vport) = dst_of(&f);
+        let (v, out) = x.run(&f).unwrap();
+        assert_eq!(v, XDP_TX);
+        assert_eq!(
+            dst_of(&out),
+            (real.parse().unwrap(), rport),
+            "to the real server"
+        );
+        assert_eq!(src_of(&out), (client, cport), "from the client");
+        assert_checksums(&out);
+        // The reply from the real server, as it arrives at the director.
+        let real_ip: IpAddr = real.parse().unwrap();
+        let reply = match (real_ip, client) {
+            (IpAddr::V4(r), IpAddr::V4(c)) if f[23] == 6 => {
+                tcp4(r.octets(), rport, c.octets(), cport, b"200 OK")
+            }
+            (IpAddr::V4(r), IpAddr::V4(c)) => udp4(r.octets(), rport, c.octets(), cport, b"answer"),
+            (IpAddr::V6(r), IpAddr::V6(c)) if f[20] == 6 => {
+                tcp6(r.octets(), rport, c.octets(), cport, b"200 OK")
+            }
+            (IpAddr::V6(r), IpAddr::V6(c)) => udp6(r.octets(), rport, c.octets(), cport, b"answer"),
+            _ => unreachable!(),
+        };
+        let (v, back) = x.run(&reply).unwrap();
+        assert_eq!(v, XDP_TX, "the reply is rewritten");
+        assert_eq!(src_of(&back), (vip, vport), "the reply comes from the VIP");
+        assert_eq!(dst_of(&back), (client, cport));
+        assert_eq!(&back[..6], &CLIENT_MAC, "back to the client's MAC");
+        assert_checksums(&back);
+    }
+}
+
+#[test]
+fn hashing_schedulers_choose_as_kernel_ipvs() {
+    let Some(mut x) = load() else { return };
+    let reals: Vec<DesiredDest> = (11..15)
+        .map(|i| dest(&format!("198.18.0.{i}"), 80, i - 10, Fwd::Route))
+        .collect();
+    for (algo, port) in [(Algo::Mh, 80), (Algo::Sh, 81), (Algo::Dh, 82)] {
+        let mut svc = service("198.18.0.50", port, Proto::Tcp, algo, reals.clone());
+        svc.mh_size = Some(251);
+        let d = desired(vec![svc]);
+        apply(&mut x, &d);
+        // What the kernel's table and hash pick (rvs-sched builds both).
+        let order: Vec<rvs_sched::Dest> = reals
+            .iter()
+            .rev()
+            .map(|r| rvs_sched::Dest::new(r.addr, r.port, r.weight, r.fwd))
+            .collect();
+        let table = rvs_sched::sched::lookup_table(algo, &order, 251).unwrap();
+        let mut hits = HashMap::new();
+        for c in 0..200u8 {
+            let client = [198, 18, 2, c];
+            let f = tcp4(client, 40000 + u16::from(c), [198, 18, 0, 50], port, b"");
+            let (v, out) = x.run(&f).unwrap();
+            assert_eq!(v, XDP_TX);
+            let folded = u32::from_be_bytes(client);
+            let slot = match algo {
+                Algo::Mh => {
+                    rvs_sched::hash::hsiphash_u32(folded, rvs_sched::sched::MH_KEY1) as usize % 251
+                }
+                Algo::Sh => {
+                    rvs_sched::hash::hash_32(folded, 8, rvs_sched::hash::HashVariant::Modern)
+                        as usize
+                }
+                _ => rvs_sched::hash::hash_32(
+                    u32::from_be_bytes([198, 18, 0, 50]),
+                    8,
+                    rvs_sched::hash::HashVariant::Modern,
+                ) as usize,
+            };
+            let want = order[table[slot].unwrap() as usize].addr;
+            let IpAddr::V4(w) = want else { panic!() };
+            assert_eq!(out[5], w.octets()[3], "{algo:?} client {c}");
+            *hits.entry(out[5]).or_insert(0) += 1;
+        }
+        if algo != Algo::Dh {
+            assert!(hits.len() >= 3, "{algo:?} spreads clients: {hits:?}");
+        }
+    }
+}
+
+#[test]
+fn persistence_keeps_a_client_on_one_real_server() {
+    let Some(mut x) = load() else { return };
+    let mut svc = service(
+        "198.18.0.50",
+        443,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![
+            dest("198.18.0.11", 443, 1, Fwd::Route),
+            dest("198.18.0.12", 443, 1, Fwd::Route),
+        ],
+    );
+    svc.persistence = Some(Persistence {
+        timeout_s: 300,
+        prefix: 24,
+    });
+    apply(&mut x, &desired(vec![svc]));
+    let first = x
+        .run(&tcp4([198, 18, 3, 1], 50000, [198, 18, 0, 50], 443, b""))
+        .unwrap()
+        .1[5];
+    for p in 0..20u16 {
+        // Other ports and other hosts of the same /24: the same real server.
+        let f = tcp4(
+            [198, 18, 3, 1 + (p % 3) as u8],
+            50001 + p,
+            [198, 18, 0, 50],
+            443,
+            b"",
+        );
+        assert_eq!(x.run(&f).unwrap().1[5], first);
+    }
+    // Another /24 is scheduled anew (rr: the other one).
+    let other = x
+        .run(&tcp4([198, 18, 4, 1], 50000, [198, 18, 0, 50], 443, b""))
+        .unwrap()
+        .1[5];
+    assert_ne!(other, first);
+}
+
+#[test]
+fn no_usable_real_server_drops_and_unsupported_schedulers_are_refused() {
+    let Some(mut x) = load() else { return };
+    let d = desired(vec![service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![dest("198.18.0.11", 80, 0, Fwd::Route)],
+    )]);
+    apply(&mut x, &d);
+    let f = tcp4([198, 18, 0, 100], 40000, [198, 18, 0, 50], 80, b"");
+    assert_eq!(x.run(&f).unwrap().0, XDP_DROP);
+    let bad = desired(vec![service(
+        "198.18.0.60",
+        80,
+        Proto::Tcp,
+        Algo::Wlc,
+        vec![dest("198.18.0.11", 80, 1, Fwd::Route)],
+    )]);
+    let e = x.apply(&bad, &macs(&bad)).unwrap_err();
+    assert!(e[0].to_string().contains("wlc"), "{}", e[0]);
+    let no_mac = desired(vec![service(
+        "198.18.0.60",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![dest("198.18.0.11", 80, 1, Fwd::Route)],
+    )]);
+    let e = x.apply(&no_mac, &HashMap::new()).unwrap_err();
+    assert!(e[0].to_string().contains("no MAC"), "{}", e[0]);
+}
