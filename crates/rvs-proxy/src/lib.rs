@@ -34,6 +34,9 @@ pub struct ProxyOptions {
     pub retry_refused: bool,
     /// Connect timeout when the config gives none.
     pub connect_timeout: Duration,
+    /// Keep the table and counters only, never listen: for a packet data plane that
+    /// forwards itself and uses this table for listings and statistics.
+    pub table_only: bool,
 }
 
 impl Default for ProxyOptions {
@@ -41,6 +44,7 @@ impl Default for ProxyOptions {
         ProxyOptions {
             retry_refused: true,
             connect_timeout: Duration::from_secs(5),
+            table_only: false,
         }
     }
 }
@@ -244,6 +248,9 @@ impl Proxy {
             }
         }
         let mut errors = Vec::new();
+        if self.shared.opts.table_only {
+            return Ok(rep);
+        }
         let wanted: Vec<SvcKey> = want.services.iter().map(|s| s.key).collect();
         self.listeners.retain(|key, l| {
             let keep = wanted.contains(key);

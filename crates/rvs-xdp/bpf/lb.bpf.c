@@ -299,13 +299,23 @@ static __always_inline __u32 hash_32(__u32 x, __u32 bits)
 
 /* ---- parsing ---- */
 
+/* Headers sit at fixed offsets (no VLAN tag, no IPv4 options, no IPv6 extension headers:
+ * those frames are passed), so every packet access uses a constant offset the verifier
+ * can bound. */
+#define L3_OFF 14
+#define L4_OFF4 (L3_OFF + 20)
+#define L4_OFF6 (L3_OFF + 40)
+
 struct pkt {
 	struct flow_key k;
-	__u32 l3_off;
-	__u32 l4_off;
 	__u32 len; /* IP length */
 	__u8 tcp_flags;
 };
+
+static __always_inline void *l4(void *data, struct pkt *p)
+{
+	return p->k.family == 4 ? data + L4_OFF4 : data + L4_OFF6;
+}
 
 static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 {
@@ -315,9 +325,9 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 	if ((void *)(eth + 1) > end)
 		return -1;
 	__u16 proto = eth->h_proto;
-	p->l3_off = sizeof(*eth);
+	void *l4p;
 	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = data + p->l3_off;
+		struct iphdr *ip = data + L3_OFF;
 		if ((void *)(ip + 1) > end)
 			return -1;
 		if (ip->ihl != 5 || (ip->frag_off & bpf_htons(0x3fff)))
@@ -327,9 +337,9 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 		__builtin_memcpy(p->k.src, &ip->saddr, 4);
 		__builtin_memcpy(p->k.dst, &ip->daddr, 4);
 		p->len = bpf_ntohs(ip->tot_len);
-		p->l4_off = p->l3_off + sizeof(*ip);
+		l4p = data + L4_OFF4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = data + p->l3_off;
+		struct ipv6hdr *ip6 = data + L3_OFF;
 		if ((void *)(ip6 + 1) > end)
 			return -1;
 		p->k.family = 6;
@@ -337,19 +347,19 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 		__builtin_memcpy(p->k.src, &ip6->saddr, 16);
 		__builtin_memcpy(p->k.dst, &ip6->daddr, 16);
 		p->len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-		p->l4_off = p->l3_off + sizeof(*ip6);
+		l4p = data + L4_OFF6;
 	} else {
 		return -1;
 	}
 	if (p->k.proto == IPPROTO_TCP) {
-		struct tcphdr *t = data + p->l4_off;
+		struct tcphdr *t = l4p;
 		if ((void *)(t + 1) > end)
 			return -1;
 		p->k.sport = t->source;
 		p->k.dport = t->dest;
 		p->tcp_flags = (t->fin ? 1 : 0) | (t->rst ? 4 : 0) | (t->syn ? 2 : 0);
 	} else if (p->k.proto == IPPROTO_UDP) {
-		struct udphdr *u = data + p->l4_off;
+		struct udphdr *u = l4p;
 		if ((void *)(u + 1) > end)
 			return -1;
 		p->k.sport = u->source;
@@ -509,20 +519,20 @@ static __always_inline int rewrite(struct xdp_md *ctx, struct pkt *p, int src, c
 	__u16 *l4sum = 0;
 	__u16 *l4port = 0;
 	if (p->k.proto == IPPROTO_TCP) {
-		struct tcphdr *t = data + p->l4_off;
+		struct tcphdr *t = l4(data, p);
 		if ((void *)(t + 1) > end)
 			return -1;
 		l4sum = &t->check;
 		l4port = src ? &t->source : &t->dest;
 	} else {
-		struct udphdr *u = data + p->l4_off;
+		struct udphdr *u = l4(data, p);
 		if ((void *)(u + 1) > end)
 			return -1;
 		l4sum = u->check ? &u->check : 0; /* UDP over IPv4 without checksum stays so */
 		l4port = src ? &u->source : &u->dest;
 	}
 	if (p->k.family == 4) {
-		struct iphdr *ip = data + p->l3_off;
+		struct iphdr *ip = data + L3_OFF;
 		if ((void *)(ip + 1) > end)
 			return -1;
 		__u8 *field = src ? (__u8 *)&ip->saddr : (__u8 *)&ip->daddr;
@@ -533,7 +543,7 @@ static __always_inline int rewrite(struct xdp_md *ctx, struct pkt *p, int src, c
 			csum_replace_words(l4sum, old, addr, 2);
 		__builtin_memcpy(field, addr, 4);
 	} else {
-		struct ipv6hdr *ip6 = data + p->l3_off;
+		struct ipv6hdr *ip6 = data + L3_OFF;
 		if ((void *)(ip6 + 1) > end)
 			return -1;
 		__u8 *field = src ? (__u8 *)&ip6->saddr : (__u8 *)&ip6->daddr;

@@ -11,9 +11,11 @@ mod adm;
 mod check;
 mod control;
 mod convert;
+mod dataplane;
 mod demo;
 mod genhash;
 mod health;
+mod lab;
 mod logging;
 mod metrics;
 mod overlay;
@@ -54,6 +56,8 @@ enum Cmd {
     Status(status::StatusArgs),
     /// Fetch a URL and print the MD5 digest of its body (for `HTTP_GET` `digest`).
     Genhash(genhash::GenhashArgs),
+    /// The seed articles' LVS-DR + keepalived lab in network namespaces (root).
+    Lab(lab::LabArgs),
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),
             Cmd::Status(a) => status::run(&a),
+            Cmd::Lab(a) => lab::run(&a),
         }
     };
     match res {
@@ -178,6 +183,9 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
     let a = run::RunArgs {
         file: cli.file,
         dataplane: "proxy".into(),
+        xdp_iface: None,
+        xdp_mode: "generic".into(),
+        xdp_flows: 1 << 20,
         dont_fork: cli.dont_fork,
         pid_file: cli.pid_file,
         drain: 5.0,

@@ -1,9 +1,10 @@
 //! `rvs run`: the daemon. Config → desired state → data plane; SIGHUP reloads by
 //! difference (a bad file keeps the old config running); SIGTERM/SIGINT drain and exit.
 
+use crate::dataplane::{Dataplane, XdpSettings};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use rvs_proxy::{Proxy, ProxyOptions};
+use rvs_proxy::ProxyOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,9 +19,19 @@ pub struct RunArgs {
         default_value = "/etc/keepalived/keepalived.conf"
     )]
     pub file: PathBuf,
-    /// Data plane: `proxy` (userspace TCP/UDP proxy, no root needed).
-    #[arg(long, default_value = "proxy", value_parser = ["proxy"])]
+    /// Data plane: `proxy` (userspace TCP/UDP proxy, no root needed) or `xdp` (the
+    /// XDP/eBPF program forwards DR, TUN and NAT in the kernel; root).
+    #[arg(long, default_value = "proxy", value_parser = ["proxy", "xdp"])]
     pub dataplane: String,
+    /// The interface the XDP program attaches to (default: the first `vrrp_instance`'s).
+    #[arg(long = "xdp-iface", value_name = "IFACE")]
+    pub xdp_iface: Option<String>,
+    /// XDP attach mode: `generic` (works on every interface) or `native` (driver).
+    #[arg(long = "xdp-mode", default_value = "generic", value_parser = ["generic", "native"])]
+    pub xdp_mode: String,
+    /// Entries of the XDP flow table (LRU).
+    #[arg(long = "xdp-flows", default_value_t = 1 << 20)]
+    pub xdp_flows: u32,
     /// Stay in the foreground (keepalived's -n; rvs never forks, so this is the default).
     #[arg(short = 'n', long = "dont-fork")]
     pub dont_fork: bool,
@@ -163,7 +174,26 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         retry_refused: !a.no_retry,
         ..ProxyOptions::default()
     };
-    let mut proxy = Proxy::new(opts);
+    let mut proxy = if a.dataplane == "xdp" && !a.vrrp_only {
+        let iface = a
+            .xdp_iface
+            .clone()
+            .or_else(|| cfg.vrrp_instances.iter().find_map(|v| v.interface.clone()))
+            .ok_or_else(|| {
+                anyhow::anyhow!("--dataplane xdp needs --xdp-iface (or a vrrp_instance interface)")
+            })?;
+        Dataplane::xdp(
+            opts,
+            &XdpSettings {
+                iface,
+                native: a.xdp_mode == "native",
+                flows: a.xdp_flows,
+            },
+        )
+        .await?
+    } else {
+        Dataplane::proxy(opts)
+    };
     // The control socket first: a second daemon started by mistake stops here, before
     // it touches any listener.
     let control_path = a
@@ -206,7 +236,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut cfg = cfg.clone();
     if !a.vrrp_only {
         health.start(&cfg);
-        if let Err(errs) = proxy.apply(&health.desired(&cfg)) {
+        if let Err(errs) = proxy.apply(&health.desired(&cfg)).await {
             for e in &errs {
                 tracing::error!("{e}");
             }
@@ -253,14 +283,14 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     );
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(8);
     let ctx = std::sync::Arc::new(crate::control::Ctx {
-        shared: proxy.shared.clone(),
+        shared: proxy.shared().clone(),
         conf: conf_abs.clone(),
         started: std::time::Instant::now(),
         tx: ctl_tx,
         status: std::sync::Mutex::default(),
         vrrp: vrrp_status.clone(),
         vrrp_enabled: !a.check_only,
-        dataplane: if a.vrrp_only { "none" } else { "proxy" },
+        dataplane: if a.vrrp_only { "none" } else { proxy.name() },
     });
     ctx.publish(|st| st.checks = health.report(&cfg));
     let metrics_task =
@@ -274,7 +304,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         tokio::select! {
             _ = hup.recv() => {
                 generation += 1;
-                let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a);
+                let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a).await;
                 let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
                 publish_reload(&ctx, &health, &cfg, &msg);
                 let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
@@ -283,7 +313,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 let changed = health.event(&cfg, &ev);
                 ctx.publish(|st| st.checks = health.report(&cfg));
                 if changed {
-                    if let Err(errs) = proxy.apply(&crate::overlay::replay(health.desired(&cfg), &runtime)) {
+                    if let Err(errs) = proxy.apply(&crate::overlay::replay(health.desired(&cfg), &runtime)).await {
                         for e in &errs {
                             tracing::error!("{e}");
                         }
@@ -293,14 +323,14 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             Some(req) = ctl_rx.recv() => match req {
                 crate::control::Request::Reload(reply) => {
                     generation += 1;
-                    let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a);
+                    let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a).await;
                     let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
                     publish_reload(&ctx, &health, &cfg, &msg);
                     let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
                     let _ = reply.send(msg);
                 }
                 crate::control::Request::Command(cmd, reply) => {
-                    let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd));
+                    let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd).await);
                 }
             },
             _ = term.recv() => break,
@@ -331,8 +361,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
 
 /// Applies an `rvs adm` command on top of the running state; refused commands change
 /// nothing.
-fn runtime_command(
-    proxy: &mut Proxy,
+async fn runtime_command(
+    proxy: &mut Dataplane,
     health: &crate::health::Health,
     cfg: &rvs_conf::Config,
     runtime: &mut Vec<rvs_adm::cmd::Command>,
@@ -342,15 +372,14 @@ fn runtime_command(
     crate::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
     if let rvs_adm::cmd::Command::Zero(id) = &cmd {
         let only = id.as_ref().map(crate::convert::sched_key);
-        for ((k, _), c) in proxy.shared.all_counters() {
+        for ((k, _), c) in proxy.shared().all_counters() {
             if only.is_none_or(|o| o == k) {
                 c.zero();
             }
         }
         return Ok(());
     }
-    if let Err(errs) = proxy.apply(&want) {
-        let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    if let Err(list) = proxy.apply(&want).await {
         // The data plane holds what it could apply; keep the command so replays agree.
         runtime.push(cmd);
         return Err(list.join("; "));
@@ -386,8 +415,8 @@ fn publish_reload(
 /// What a refused reload says (and how the VRRP part knows to do nothing).
 const KEPT: &str = "the running configuration is kept";
 
-fn reload(
-    proxy: &mut Proxy,
+async fn reload(
+    proxy: &mut Dataplane,
     health: &mut crate::health::Health,
     cfg: &mut rvs_conf::Config,
     runtime: &mut Vec<rvs_adm::cmd::Command>,
@@ -417,7 +446,7 @@ fn reload(
         return "ok".into();
     }
     health.start(cfg);
-    match proxy.apply(&health.desired(cfg)) {
+    match proxy.apply(&health.desired(cfg)).await {
         Ok(r) => {
             let msg = format!(
                 "ok: services +{} -{}, real servers +{} -{} ~{}",

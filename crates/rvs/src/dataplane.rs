@@ -1,0 +1,156 @@
+//! The data planes behind one interface: `apply(&Desired)` by difference, a table for
+//! listings and statistics (`shared`), `shutdown`. The proxy forwards itself; the XDP
+//! data plane forwards in the kernel and keeps a table-only proxy for the operator
+//! interface, whose counters a task copies from the program's per-CPU maps every second.
+
+use rvs_proxy::{Proxy, ProxyOptions, Shared};
+use rvs_sched::config::Desired;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How to run the XDP data plane.
+#[derive(Debug, Clone)]
+pub struct XdpSettings {
+    pub iface: String,
+    pub native: bool,
+    pub flows: u32,
+}
+
+struct XdpPlane {
+    xdp: Arc<Mutex<rvs_xdp::Xdp>>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+pub struct Dataplane {
+    pub proxy: Proxy,
+    xdp: Option<XdpPlane>,
+}
+
+pub use rvs_sched::table::ApplyReport;
+
+impl Dataplane {
+    pub fn proxy(opts: ProxyOptions) -> Dataplane {
+        Dataplane {
+            proxy: Proxy::new(opts),
+            xdp: None,
+        }
+    }
+
+    /// Loads and attaches the XDP program on `s.iface`.
+    pub async fn xdp(opts: ProxyOptions, s: &XdpSettings) -> anyhow::Result<Dataplane> {
+        let nl = rvs_vrrpd::link::Netlink::new()?;
+        let link = nl
+            .link(&s.iface)
+            .await
+            .map_err(|e| anyhow::anyhow!("--xdp-iface {}: {e}", s.iface))?;
+        let addrs = nl.addrs(link.index).await?;
+        let tun_src4 = addrs.iter().find_map(|(a, _)| match a {
+            IpAddr::V4(v) => Some(*v),
+            IpAddr::V6(_) => None,
+        });
+        let tun_src6 = addrs.iter().find_map(|(a, _)| match a {
+            IpAddr::V6(v) if !v.is_unicast_link_local() => Some(*v),
+            _ => None,
+        });
+        let xdp = rvs_xdp::Xdp::load(&rvs_xdp::Options {
+            iface: Some(s.iface.clone()),
+            native: s.native,
+            flows: s.flows,
+            tun_src4,
+            tun_src6,
+        })
+        .map_err(|e| anyhow::anyhow!("--dataplane xdp on {}: {e}", s.iface))?;
+        tracing::info!(
+            "XDP program attached to {} ({} mode, {} flows)",
+            s.iface,
+            if s.native { "native" } else { "generic" },
+            s.flows
+        );
+        let proxy = Proxy::new(ProxyOptions {
+            table_only: true,
+            ..opts
+        });
+        let xdp = Arc::new(Mutex::new(xdp));
+        let sync = tokio::spawn(copy_counters(xdp.clone(), proxy.shared.clone()));
+        Ok(Dataplane {
+            proxy,
+            xdp: Some(XdpPlane { xdp, sync }),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        if self.xdp.is_some() {
+            "xdp"
+        } else {
+            "proxy"
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.proxy.shared
+    }
+
+    /// Applies `want` by difference. Errors name what was not applied; the rest is.
+    pub async fn apply(&mut self, want: &Desired) -> Result<ApplyReport, Vec<String>> {
+        let table = self
+            .proxy
+            .apply(want)
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>());
+        let Some(x) = &self.xdp else {
+            return table;
+        };
+        let mut ips: Vec<IpAddr> = want
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter().map(|d| d.addr))
+            .collect();
+        ips.sort_unstable();
+        ips.dedup();
+        let macs = rvs_xdp::neigh::resolve(&ips, Duration::from_secs(2)).await;
+        let res = x
+            .xdp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .apply(want, &macs);
+        match (table, res) {
+            (Ok(rep), Ok(_)) => Ok(rep),
+            (t, r) => {
+                let mut errs = t.err().unwrap_or_default();
+                errs.extend(r.err().unwrap_or_default().iter().map(ToString::to_string));
+                Err(errs)
+            }
+        }
+    }
+
+    pub async fn shutdown(&mut self, drain: Duration) {
+        if let Some(x) = self.xdp.take() {
+            x.sync.abort();
+            // Dropping the program detaches it: traffic goes back to the kernel.
+            drop(x.xdp);
+        }
+        self.proxy.shutdown(drain).await;
+    }
+}
+
+/// Copies the program's counters into the table's, every second.
+async fn copy_counters(xdp: Arc<Mutex<rvs_xdp::Xdp>>, shared: Arc<Shared>) {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        iv.tick().await;
+        let got = xdp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .counters();
+        let Ok((_, reals)) = got else { continue };
+        for ((key, addr, port), c) in reals {
+            let t = shared.counters(key, std::net::SocketAddr::new(addr, port));
+            t.conns.store(c.conns, Ordering::Relaxed);
+            t.in_pkts.store(c.pkts_in, Ordering::Relaxed);
+            t.in_bytes.store(c.bytes_in, Ordering::Relaxed);
+            t.out_pkts.store(c.pkts_out, Ordering::Relaxed);
+            t.out_bytes.store(c.bytes_out, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! `rvs lab up|down|status|exec`: the seed articles' LVS-DR + keepalived setup on one
+//! machine, in network namespaces: a client, two directors (rvs with the XDP data plane
+//! and VRRP, MASTER and BACKUP) and two real servers (the VIP on `lo`, `arp_ignore=1`,
+//! `arp_announce=2`, an HTTP server answering with its name) on one bridge, all in
+//! 198.18.0.0/24. Nothing is created in the host's own namespace.
+//!
+//! ```text
+//! rvs lab up                      # build it and start everything
+//! rvs lab exec client curl -s http://198.18.0.50/
+//! rvs lab status                  # who holds the VIP, each director's rvs status
+//! rvs lab down                    # stop the processes it started, delete the namespaces
+//! ```
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub cmd: LabCmd,
+    /// Name prefix of the lab's namespaces (several labs can coexist).
+    #[arg(long, default_value = "rvslab", global = true)]
+    pub prefix: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCmd {
+    /// Build the topology and start the real servers and both directors.
+    Up {
+        /// The directors' data plane (`xdp`, the seed articles' DR; or `proxy`).
+        #[arg(long, default_value = "xdp", value_parser = ["xdp", "proxy"])]
+        dataplane: String,
+    },
+    /// Stop what `up` started and delete the namespaces.
+    Down,
+    /// Namespaces, processes, who holds the VIP, each director's status.
+    Status,
+    /// Run a command in a node: client, dir1, dir2, rs1, rs2.
+    Exec {
+        node: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// (internal) The real servers' HTTP server: answers every request with NAME.
+    #[command(hide = true)]
+    Serve {
+        name: String,
+        addr: std::net::SocketAddr,
+    },
+}
+
+pub const VIP: &str = "198.18.0.50";
+const NODES: [(&str, u8); 5] = [
+    ("client", 100),
+    ("dir1", 1),
+    ("dir2", 2),
+    ("rs1", 11),
+    ("rs2", 12),
+];
+
+fn ns(prefix: &str, node: &str) -> String {
+    format!("{prefix}-{node}")
+}
+
+fn dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rvs-lab-{prefix}"))
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (install iproute2)")?;
+    if !o.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn in_ns(prefix: &str, node: &str, argv: &[&str]) -> Result<()> {
+    let mut a = vec!["netns", "exec"];
+    let n = ns(prefix, node);
+    a.push(&n);
+    a.extend_from_slice(argv);
+    ip(&a)
+}
+
+/// The directors' keepalived.conf: the seed articles' LVS-DR setup (VRRP MASTER/BACKUP
+/// with PASS auth, `virtual_server` DR rr with `TCP_CHECK`), on the lab's addresses.
+pub fn director_conf(name: &str, master: bool) -> String {
+    let (state, prio) = if master {
+        ("MASTER", 150)
+    } else {
+        ("BACKUP", 100)
+    };
+    format!(
+        "global_defs {{\n    router_id {name}\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n    virtual_router_id 51\n    \
+         priority {prio}\n    advert_int 1\n    authentication {{\n        auth_type PASS\n        \
+         auth_pass 1111\n    }}\n    virtual_ipaddress {{\n        {VIP}\n    }}\n}}\n\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 2\n    lb_algo rr\n    lb_kind DR\n    \
+         protocol TCP\n\n    real_server 198.18.0.11 80 {{\n        weight 1\n        \
+         TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}\n    \
+         real_server 198.18.0.12 80 {{\n        weight 1\n        TCP_CHECK {{\n            \
+         connect_timeout 3\n        }}\n    }}\n}}\n"
+    )
+}
+
+fn spawn(prefix: &str, node: &str, tag: &str, argv: &[String]) -> Result<u32> {
+    let d = dir(prefix);
+    let log = std::fs::File::create(d.join(format!("{node}-{tag}.log")))?;
+    let child = Command::new("setsid")
+        .args(["ip", "netns", "exec", &ns(prefix, node)])
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting a lab process (setsid, ip)")?;
+    let pid = child.id();
+    std::fs::write(d.join(format!("{node}-{tag}.pid")), format!("{pid}\n"))?;
+    Ok(pid)
+}
+
+fn up(prefix: &str, dataplane: &str) -> Result<()> {
+    if ns_exists(prefix, "br") {
+        bail!(
+            "a lab named {prefix} is up already (rvs lab down{} first)",
+            if prefix == "rvslab" {
+                String::new()
+            } else {
+                format!(" --prefix {prefix}")
+            }
+        );
+    }
+    let d = dir(prefix);
+    std::fs::create_dir_all(&d)?;
+    let br = ns(prefix, "br");
+    ip(&["netns", "add", &br])?;
+    ip(&["-n", &br, "link", "add", "br0", "type", "bridge"])?;
+    ip(&["-n", &br, "link", "set", "br0", "up"])?;
+    for (i, (node, host)) in NODES.iter().enumerate() {
+        let n = ns(prefix, node);
+        ip(&["netns", "add", &n])?;
+        let port = format!("p{i}");
+        ip(&[
+            "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &n,
+        ])?;
+        ip(&["-n", &br, "link", "set", &port, "master", "br0", "up"])?;
+        ip(&["-n", &n, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            &n,
+            "addr",
+            "add",
+            &format!("198.18.0.{host}/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &n, "link", "set", "eth0", "up"])?;
+    }
+    // Two directors on one segment must not answer ARP for each other's addresses.
+    for node in ["dir1", "dir2"] {
+        for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            in_ns(
+                prefix,
+                node,
+                &["sysctl", "-qw", &format!("net.ipv4.conf.all.{k}={v}")],
+            )?;
+        }
+    }
+    // Real servers exactly as the articles configure them: the VIP on lo, ARP silenced.
+    let me = std::env::current_exe().context("locating the rvs binary")?;
+    let me = me.display().to_string();
+    for node in ["rs1", "rs2"] {
+        let n = ns(prefix, node);
+        ip(&["-n", &n, "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        for (k, v) in [
+            ("lo.arp_ignore", "1"),
+            ("lo.arp_announce", "2"),
+            ("all.arp_ignore", "1"),
+            ("all.arp_announce", "2"),
+        ] {
+            in_ns(
+                prefix,
+                node,
+                &["sysctl", "-qw", &format!("net.ipv4.conf.{k}={v}")],
+            )?;
+        }
+        spawn(
+            prefix,
+            node,
+            "http",
+            &[
+                me.clone(),
+                "lab".into(),
+                "serve".into(),
+                node.into(),
+                "0.0.0.0:80".into(),
+            ],
+        )?;
+    }
+    for (node, master) in [("dir1", true), ("dir2", false)] {
+        let conf = d.join(format!("{node}.conf"));
+        std::fs::write(&conf, director_conf(node, master))?;
+        let mut argv = vec![
+            me.clone(),
+            "run".into(),
+            "-f".into(),
+            conf.display().to_string(),
+            "--dataplane".into(),
+            dataplane.into(),
+            "--control".into(),
+            d.join(format!("{node}.sock")).display().to_string(),
+            "--pid-file".into(),
+            d.join(format!("{node}.rvs-pid")).display().to_string(),
+        ];
+        if dataplane == "xdp" {
+            argv.extend(["--xdp-iface".into(), "eth0".into()]);
+        }
+        spawn(prefix, node, "rvs", &argv)?;
+    }
+    println!(
+        "lab {prefix} is up: client 198.18.0.100, directors dir1 (MASTER) 198.18.0.1 and \
+         dir2 198.18.0.2, real servers rs1 198.18.0.11 and rs2 198.18.0.12, VIP {VIP}:80 \
+         (LVS-DR, {dataplane} data plane)\n\
+         try:  rvs lab exec client curl -s http://{VIP}/\n\
+         logs and configs: {}",
+        d.display()
+    );
+    Ok(())
+}
+
+fn ns_exists(prefix: &str, node: &str) -> bool {
+    std::path::Path::new("/run/netns")
+        .join(ns(prefix, node))
+        .exists()
+}
+
+fn down(prefix: &str) -> Result<()> {
+    let d = dir(prefix);
+    let me = std::env::current_exe().ok();
+    if let Ok(rd) = std::fs::read_dir(&d) {
+        // Directors first (a MASTER hands the VIP over), then the rest.
+        let mut pids: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pid"))
+            .collect();
+        pids.sort_by_key(|p| !p.to_string_lossy().contains("-rvs"));
+        for p in pids {
+            let Some(pid) = std::fs::read_to_string(&p)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // Only a process that still runs our binary (pids are reused).
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe.is_some() && exe.as_deref() == me.as_deref() {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+                for _ in 0..100 {
+                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    for (node, _) in NODES.iter().rev() {
+        if ns_exists(prefix, node) {
+            ip(&["netns", "del", &ns(prefix, node)])?;
+        }
+    }
+    if ns_exists(prefix, "br") {
+        ip(&["netns", "del", &ns(prefix, "br")])?;
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    println!("lab {prefix} is down");
+    Ok(())
+}
+
+fn status(prefix: &str) -> Result<ExitCode> {
+    if !ns_exists(prefix, "br") {
+        println!("lab {prefix} is not up (rvs lab up)");
+        return Ok(ExitCode::from(1));
+    }
+    for (node, host) in NODES {
+        let out = Command::new("ip")
+            .args(["-n", &ns(prefix, node), "-o", "-4", "addr", "show"])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let vip = text.contains(&format!(" {VIP}/"));
+        println!(
+            "{node:<7} 198.18.0.{host:<4}{}",
+            if vip && node.starts_with("dir") {
+                "  holds the VIP (VRRP MASTER)"
+            } else {
+                ""
+            }
+        );
+    }
+    for node in ["dir1", "dir2"] {
+        println!("\n--- {node}: rvs status");
+        let _ = Command::new(std::env::current_exe()?)
+            .args(["status", "--control"])
+            .arg(dir(prefix).join(format!("{node}.sock")))
+            .status();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(a: &LabArgs) -> Result<ExitCode> {
+    match &a.cmd {
+        LabCmd::Up { dataplane } => {
+            if let Err(e) = up(&a.prefix, dataplane) {
+                let _ = down(&a.prefix);
+                return Err(e.context("rvs lab up (cleaned up what it had made)"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Down => down(&a.prefix).map(|()| ExitCode::SUCCESS),
+        LabCmd::Status => status(&a.prefix),
+        LabCmd::Exec { node, cmd } => {
+            if !NODES.iter().any(|(n, _)| n == node) {
+                bail!("no node {node} in the lab (client, dir1, dir2, rs1, rs2)");
+            }
+            let st = Command::new("ip")
+                .args(["netns", "exec", &ns(&a.prefix, node)])
+                .args(cmd)
+                .status()?;
+            Ok(ExitCode::from(
+                u8::try_from(st.code().unwrap_or(1)).unwrap_or(1),
+            ))
+        }
+        LabCmd::Serve { name, addr } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let t = crate::demo::backend(*addr, name.clone()).await?;
+                let _ = t.await;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
