@@ -61,6 +61,45 @@ fn ip(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Runs `f` on a thread that has moved into network namespace `ns` (sockets it opens
+/// live there), and returns its result.
+pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fd = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&fd),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// One HTTP/1.0 GET from namespace `ns`; the response body, or the error.
+pub fn http_get(ns: &str, addr: std::net::SocketAddr) -> Result<String, String> {
+    in_ns(ns, || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        Ok(out
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
+    })
+}
+
 /// A started daemon.
 #[derive(Debug, Clone)]
 pub struct Proc {
@@ -310,6 +349,24 @@ impl Lab {
         for c in &mut self.children {
             let _ = c.try_wait();
         }
+    }
+
+    /// Starts any command in `node` (killed on drop).
+    pub fn spawn_cmd(&mut self, node: &str, argv: &[&str]) -> Proc {
+        let n = self.children.len();
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        let child = self.spawn(node, &format!("cmd{n}"), &argv);
+        let pid = i32::try_from(child.id()).unwrap();
+        self.children.push(child);
+        Proc { pids: vec![pid] }
+    }
+
+    /// Runs `ip ARGS` in `node`.
+    pub fn ip_in(&self, node: &str, args: &[&str]) {
+        let mut a = vec!["-n".to_owned(), self.ns(node)];
+        a.extend(args.iter().map(|s| (*s).to_owned()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        ip(&a);
     }
 
     pub fn link(&self, node: &str, up: bool) {
