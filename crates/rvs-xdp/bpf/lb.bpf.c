@@ -121,8 +121,11 @@ struct config {
 	__u64 mh_k1;
 	__u8 tun_src4[4];
 	__u8 tun_src6[16];
-	__u32 pad;
+	__u32 flags; /* CF_* */
 };
+
+#define CF_NAT 1   /* some service has NAT real servers: look replies up */
+#define CF_PORT0 2 /* some service listens on port 0 (any port) */
 
 struct counters {
 	__u64 conns;
@@ -417,30 +420,35 @@ static __always_inline long schedule(struct svc *s, struct pkt *p, struct config
 	}
 	if (s->sched == SCHED_MH) {
 		__u32 base = port + addr_fold(p->k.src, p->k.family);
-		for (__u32 off = 0; off < FB_PROBES; off++) {
-			slot = hsiphash_u32(base + off, c->mh_k0, c->mh_k1) % len;
+		__u32 h = hsiphash_u32(base, c->mh_k0, c->mh_k1) % len;
+		slot = h;
+		/* IPVS: the slot of the hash; with mh-fallback, offsets r = (o + h) % M. */
+		for (__u32 o = 0; o <= FB_PROBES; o++) {
 			__u32 *e = bpf_map_lookup_elem(t, &slot);
 			if (!e || !*e)
 				return -1;
 			if (usable(*e - 1))
 				return *e - 1;
-			if (!(s->flags & SF_FALLBACK))
+			if (!(s->flags & SF_FALLBACK) || o == FB_PROBES)
 				return -1;
+			slot = hsiphash_u32(base + (o + h) % len, c->mh_k0, c->mh_k1) % len;
 		}
 		return -1;
 	}
 	/* sh and dh: 256 buckets by the source (sh) or destination (dh) address. */
 	__u32 hv = s->sched == SCHED_SH ? hash_32(port + addr_fold(p->k.src, p->k.family), 8)
 					: hash_32(addr_fold(p->k.dst, p->k.family), 8);
-	for (__u32 off = 0; off < FB_PROBES; off++) {
-		slot = (hv + off) & 0xff;
+	slot = hv & 0xff;
+	/* IPVS sh-fallback: buckets ((o + hv) % 256 + hv) & 0xff for o = 0, 1, ... */
+	for (__u32 o = 0; o <= FB_PROBES; o++) {
 		__u32 *e = bpf_map_lookup_elem(t, &slot);
 		if (!e || !*e)
 			return -1;
 		if (usable(*e - 1))
 			return *e - 1;
-		if (!(s->flags & SF_FALLBACK) || s->sched == SCHED_DH)
+		if (!(s->flags & SF_FALLBACK) || s->sched == SCHED_DH || o == FB_PROBES)
 			return -1;
+		slot = (((o + hv) & 0xff) + hv) & 0xff;
 	}
 	return -1;
 }
@@ -581,9 +589,7 @@ int rvs_lb(struct xdp_md *ctx)
 	struct config *c = bpf_map_lookup_elem(&cfg, &zero);
 	if (!c)
 		return XDP_PASS;
-	__u64 now = bpf_ktime_get_ns();
-
-	/* A NAT reply from a real server to a client. */
+	/* A NAT reply from a real server to a client (only looked up when NAT is in use). */
 	struct nat_key nk = {};
 	__builtin_memcpy(nk.real, p.k.src, 16);
 	__builtin_memcpy(nk.client, p.k.dst, 16);
@@ -591,7 +597,7 @@ int rvs_lb(struct xdp_md *ctx)
 	nk.cport = p.k.dport;
 	nk.proto = p.k.proto;
 	nk.family = p.k.family;
-	struct nat_val *nv = bpf_map_lookup_elem(&nat_rev, &nk);
+	struct nat_val *nv = (c->flags & CF_NAT) ? bpf_map_lookup_elem(&nat_rev, &nk) : 0;
 	if (nv) {
 		if (rewrite(ctx, &p, 1, nv->vip, nv->vport) || set_macs(ctx, nv->client_mac))
 			return XDP_DROP;
@@ -607,12 +613,15 @@ int rvs_lb(struct xdp_md *ctx)
 	vk.family = p.k.family;
 	struct svc *s = bpf_map_lookup_elem(&vips, &vk);
 	if (!s) {
+		if (!(c->flags & CF_PORT0))
+			return XDP_PASS;
 		vk.port = 0;
 		s = bpf_map_lookup_elem(&vips, &vk);
 		if (!s)
 			return XDP_PASS;
 	}
 
+	__u64 now = bpf_ktime_get_ns();
 	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp_ns : c->timeout_tcp_ns;
 	long r = -1;
 	int new_conn = 0;

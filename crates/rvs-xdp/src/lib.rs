@@ -117,6 +117,9 @@ pub struct Xdp {
     retired: Vec<(u32, Instant)>,
     reals_written: HashMap<u32, Real>,
     tables: HashMap<u32, Vec<u32>>,
+    /// The last non-zero weight of each real server (`mh` keeps a drained server's slots,
+    /// as IPVS does with `last_weight`).
+    last_weight: HashMap<(u32, IpAddr, u16), i32>,
     applied: HashMap<SvcKey, VipKey>,
     cfg: Config,
     /// The longest idle timeout: how long a retired slot may still be referenced.
@@ -166,6 +169,7 @@ impl Xdp {
             retired: Vec::new(),
             reals_written: HashMap::new(),
             tables: HashMap::new(),
+            last_weight: HashMap::new(),
             applied: HashMap::new(),
             cfg,
             max_idle: Duration::from_mins(15),
@@ -184,6 +188,20 @@ impl Xdp {
         self.cfg.timeout_tcpfin_ns = ns(t.tcp[4]);
         self.cfg.timeout_udp_ns = ns(t.udp);
         self.max_idle = Duration::from_secs(u64::from(t.tcp[1].max(t.udp).max(t.tcp[4])));
+        // Replies are looked up only when some real server is NAT; port-0 services cost
+        // a second lookup only when one exists. A NAT flag stays set once seen: replies
+        // of flows that outlive their service still need their rewrite.
+        let nat = want
+            .services
+            .iter()
+            .any(|s| s.dests.iter().any(|d| d.fwd == Fwd::Masq));
+        let port0 = want
+            .services
+            .iter()
+            .any(|s| matches!(s.key, SvcKey::Addr { port: 0, .. }));
+        self.cfg.flags = (self.cfg.flags & maps::CF_NAT)
+            | if nat { maps::CF_NAT } else { 0 }
+            | if port0 { maps::CF_PORT0 } else { 0 };
         let cfg = self.cfg;
         let mut a: Array<_, Config> = Array::try_from(self.map_mut("cfg")?)?;
         a.set(0, cfg, 0)?;
@@ -279,6 +297,7 @@ impl Xdp {
 
     fn retire(&mut self, key: (u32, IpAddr, u16), slot: u32) -> Result<(), XdpError> {
         self.real_ids.remove(&key);
+        self.last_weight.remove(&key);
         let mut r = self.reals_written.get(&slot).copied().unwrap_or_default();
         r.flags &= !maps::RF_USABLE;
         self.write_real(slot, r)?;
@@ -403,10 +422,16 @@ impl Xdp {
                 .map(|i| slots[i] + 1)
                 .collect()
         } else {
-            let dests: Vec<rvs_sched::Dest> = order
-                .iter()
-                .map(|d| rvs_sched::Dest::new(d.addr, d.port, d.weight, d.fwd))
-                .collect();
+            let mut dests = Vec::with_capacity(order.len());
+            for d in &order {
+                let mut x = rvs_sched::Dest::new(d.addr, d.port, d.weight, d.fwd);
+                let lw = self.last_weight.entry((id, d.addr, d.port)).or_insert(0);
+                if d.weight > 0 {
+                    *lw = d.weight;
+                }
+                x.last_weight = *lw;
+                dests.push(x);
+            }
             let size = s
                 .mh_size
                 .unwrap_or(rvs_sched::sched::MH_DEFAULT_TABLE)

@@ -23,6 +23,11 @@ pub const SF_PERSIST: u32 = 4;
 
 pub const RF_USABLE: u16 = 1;
 
+/// Some service has NAT real servers: the program looks replies up.
+pub const CF_NAT: u32 = 1;
+/// Some service listens on port 0 (any port).
+pub const CF_PORT0: u32 = 2;
+
 /// An address as the program stores it: IPv4 in the first 4 bytes, the rest zero.
 pub fn addr16(a: IpAddr) -> ([u8; 16], u8) {
     let mut o = [0u8; 16];
@@ -80,7 +85,8 @@ pub struct Config {
     pub mh_k1: u64,
     pub tun_src4: [u8; 4],
     pub tun_src6: [u8; 16],
-    pub pad: u32,
+    /// `CF_NAT`, `CF_PORT0`.
+    pub flags: u32,
 }
 
 #[repr(C)]

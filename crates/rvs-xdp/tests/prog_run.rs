@@ -504,52 +504,71 @@ fn nat_rewrites_both_ways_with_correct_checksums() {
     }
 }
 
+/// What kernel IPVS (the `rvs-sched` table, the code `rvs sim` runs) picks for a SYN,
+/// after the configurations `history` were applied in turn.
+fn ipvs_choice(history: &[&Desired], client: [u8; 4], sport: u16, dport: u16) -> Option<IpAddr> {
+    let mut ipvs = rvs_sched::Ipvs::new();
+    for d in history {
+        ipvs.apply(d, rvs_sched::Compat::default());
+    }
+    let p = rvs_sched::Packet {
+        proto: Proto::Tcp,
+        src: client.into(),
+        sport,
+        dst: IpAddr::from([198, 18, 0, 50]),
+        dport,
+        fwmark: 0,
+        tcp: rvs_sched::TcpFlags::SYN,
+        dir: rvs_sched::Dir::In,
+    };
+    match ipvs.packet(0, &p) {
+        rvs_sched::Verdict::Forward { svc, dest, .. } => Some(ipvs.services[svc].dest(dest).addr),
+        _ => None,
+    }
+}
+
 #[test]
 fn hashing_schedulers_choose_as_kernel_ipvs() {
     let Some(mut x) = load() else { return };
-    let reals: Vec<DesiredDest> = (11..15)
+    // Five real servers, weights 1..5; then the last one drained (weight 0): IPVS keeps
+    // its table slots (mh: last_weight), so fallback matters. With and without fallback
+    // and port hashing.
+    let reals: Vec<DesiredDest> = (11..16)
         .map(|i| dest(&format!("198.18.0.{i}"), 80, i - 10, Fwd::Route))
         .collect();
-    for (algo, port) in [(Algo::Mh, 80), (Algo::Sh, 81), (Algo::Dh, 82)] {
-        let mut svc = service("198.18.0.50", port, Proto::Tcp, algo, reals.clone());
-        svc.mh_size = Some(251);
-        let d = desired(vec![svc]);
-        apply(&mut x, &d);
-        // What the kernel's table and hash pick (rvs-sched builds both).
-        let order: Vec<rvs_sched::Dest> = reals
-            .iter()
-            .rev()
-            .map(|r| rvs_sched::Dest::new(r.addr, r.port, r.weight, r.fwd))
-            .collect();
-        let table = rvs_sched::sched::lookup_table(algo, &order, 251).unwrap();
-        let mut hits = HashMap::new();
-        for c in 0..200u8 {
-            let client = [198, 18, 2, c];
-            let f = tcp4(client, 40000 + u16::from(c), [198, 18, 0, 50], port, b"");
-            let (v, out) = x.run(&f).unwrap();
-            assert_eq!(v, XDP_TX);
-            let folded = u32::from_be_bytes(client);
-            let slot = match algo {
-                Algo::Mh => {
-                    rvs_sched::hash::hsiphash_u32(folded, rvs_sched::sched::MH_KEY1) as usize % 251
-                }
-                Algo::Sh => {
-                    rvs_sched::hash::hash_32(folded, 8, rvs_sched::hash::HashVariant::Modern)
-                        as usize
-                }
-                _ => rvs_sched::hash::hash_32(
-                    u32::from_be_bytes([198, 18, 0, 50]),
-                    8,
-                    rvs_sched::hash::HashVariant::Modern,
-                ) as usize,
+    let mut drained = reals.clone();
+    drained[4].weight = 0;
+    let mut port = 80;
+    for algo in [Algo::Mh, Algo::Sh, Algo::Dh] {
+        for (fallback, hash_port) in [(false, false), (true, false), (true, true)] {
+            port += 1;
+            let svc = |dests: &[DesiredDest]| {
+                let mut s = service("198.18.0.50", port, Proto::Tcp, algo, dests.to_vec());
+                s.mh_size = Some(251);
+                s.flags.fallback = fallback;
+                s.flags.port = hash_port;
+                desired(vec![s])
             };
-            let want = order[table[slot].unwrap() as usize].addr;
-            let IpAddr::V4(w) = want else { panic!() };
-            assert_eq!(out[5], w.octets()[3], "{algo:?} client {c}");
-            *hits.entry(out[5]).or_insert(0) += 1;
-        }
-        if algo != Algo::Dh {
-            assert!(hits.len() >= 3, "{algo:?} spreads clients: {hits:?}");
+            let (before, d) = (svc(&reals), svc(&drained));
+            apply(&mut x, &before);
+            apply(&mut x, &d);
+            let mut hits = HashMap::new();
+            for c in 0..200u8 {
+                let client = [198, 18, 2, c];
+                let sport = 40000 + u16::from(c);
+                let f = tcp4(client, sport, [198, 18, 0, 50], port, b"");
+                let (v, out) = x.run(&f).unwrap();
+                let want = ipvs_choice(&[&before, &d], client, sport, port);
+                let got = (v == XDP_TX).then(|| IpAddr::from([198, 18, 0, out[5]]));
+                assert_eq!(
+                    got, want,
+                    "{algo:?} fallback={fallback} port={hash_port} client {c}"
+                );
+                *hits.entry(got).or_insert(0) += 1;
+            }
+            if algo != Algo::Dh {
+                assert!(hits.len() >= 3, "{algo:?} spreads clients: {hits:?}");
+            }
         }
     }
 }
