@@ -163,9 +163,11 @@ struct {
 	__array(values, struct table);
 } tables SEC(".maps");
 
+/* Per-CPU LRU lists (one shared table): eviction without a global lock, as Katran does. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1048576);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct flow_key);
 	__type(value, struct flow);
 } flows SEC(".maps");
@@ -590,20 +592,22 @@ int rvs_lb(struct xdp_md *ctx)
 	if (!c)
 		return XDP_PASS;
 	/* A NAT reply from a real server to a client (only looked up when NAT is in use). */
-	struct nat_key nk = {};
-	__builtin_memcpy(nk.real, p.k.src, 16);
-	__builtin_memcpy(nk.client, p.k.dst, 16);
-	nk.rport = p.k.sport;
-	nk.cport = p.k.dport;
-	nk.proto = p.k.proto;
-	nk.family = p.k.family;
-	struct nat_val *nv = (c->flags & CF_NAT) ? bpf_map_lookup_elem(&nat_rev, &nk) : 0;
-	if (nv) {
-		if (rewrite(ctx, &p, 1, nv->vip, nv->vport) || set_macs(ctx, nv->client_mac))
-			return XDP_DROP;
-		count(&svc_stats, nv->svc, p.len, 1, 0);
-		count(&real_stats, nv->real, p.len, 1, 0);
-		return XDP_TX;
+	if (c->flags & CF_NAT) {
+		struct nat_key nk = {};
+		__builtin_memcpy(nk.real, p.k.src, 16);
+		__builtin_memcpy(nk.client, p.k.dst, 16);
+		nk.rport = p.k.sport;
+		nk.cport = p.k.dport;
+		nk.proto = p.k.proto;
+		nk.family = p.k.family;
+		struct nat_val *nv = bpf_map_lookup_elem(&nat_rev, &nk);
+		if (nv) {
+			if (rewrite(ctx, &p, 1, nv->vip, nv->vport) || set_macs(ctx, nv->client_mac))
+				return XDP_DROP;
+			count(&svc_stats, nv->svc, p.len, 1, 0);
+			count(&real_stats, nv->real, p.len, 1, 0);
+			return XDP_TX;
+		}
 	}
 
 	struct vip_key vk = {};
@@ -621,7 +625,9 @@ int rvs_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 	}
 
-	__u64 now = bpf_ktime_get_ns();
+	/* Idle timeouts are seconds long: the coarse clock (a few ms) is precise enough and
+	 * costs less than the exact one. */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp_ns : c->timeout_tcp_ns;
 	long r = -1;
 	int new_conn = 0;
