@@ -53,8 +53,12 @@ pub enum Invocation {
         svc: Option<SvcId>,
         timeout: bool,
         connections: bool,
+        /// `-n`: no name lookups.
+        numeric: bool,
     },
-    Save,
+    Save {
+        numeric: bool,
+    },
     Restore,
     Help,
     Version,
@@ -208,24 +212,37 @@ fn legal(cmd: Cmd, opt: Opt) -> bool {
     }
 }
 
-/// `parse_service`: `[v6]:port`, bare IPv6, `v4[:port]` (v4 as `inet_aton` reads it).
-fn parse_addr(s: &str) -> Option<(IpAddr, u16)> {
+/// `parse_service`: `[v6]:port`, bare IPv6, `v4[:port]` (v4 as `inet_aton` reads it, else
+/// a host name, IPv4 only); the port a number or a service name of `proto`.
+fn parse_addr(s: &str, proto: &str, names: &dyn crate::Names) -> Option<(IpAddr, u16)> {
+    let port_of = |p: &str| -> Option<u16> {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            p.parse().ok()
+        } else {
+            names.port_of(p, proto)
+        }
+    };
     if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     if let Some(rest) = s.strip_prefix('[') {
         let (a, p) = rest.split_once("]:")?;
-        let port = p.parse().ok()?;
+        if p.is_empty() {
+            return None;
+        }
+        let port = port_of(p)?;
         return Some((IpAddr::V6(a.parse().ok()?), port));
     }
     if let Ok(v6) = s.parse::<std::net::Ipv6Addr>() {
         return Some((IpAddr::V6(v6), 0));
     }
     let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().ok()?),
+        Some((h, p)) if !p.is_empty() => (h, port_of(p)?),
+        Some(_) => return None,
         None => (s, 0),
     };
-    Some((IpAddr::V4(inet_aton(host)?), port))
+    let addr = inet_aton(host).or_else(|| names.addr_of(host))?;
+    Some((IpAddr::V4(addr), port))
 }
 
 #[expect(
@@ -338,16 +355,21 @@ fn long_to_short(name: &str) -> Option<char> {
     })
 }
 
+/// Parses one invocation (`args` without the program name).
+pub fn parse(args: &[String]) -> Result<Invocation, ArgError> {
+    parse_with(args, &crate::Numeric)
+}
+
+/// [`parse`] with host and service names resolved by `names`.
 #[expect(
     clippy::many_single_char_names,
     reason = "s (state), i (cursor), a (argument) carry the parser"
 )]
-/// Parses one invocation (`args` without the program name).
 #[expect(
     clippy::too_many_lines,
     reason = "one table-like match over ipvsadm's options"
 )]
-pub fn parse(args: &[String]) -> Result<Invocation, ArgError> {
+pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocation, ArgError> {
     let mut s = Seen::default();
     let mut i = 0;
     while i < args.len() {
@@ -410,13 +432,13 @@ pub fn parse(args: &[String]) -> Result<Invocation, ArgError> {
                 "t" | "u" | "sctp-service" => {
                     s.opt(Opt::Service)?;
                     let v = value()?;
-                    let (addr, port) = parse_addr(&v)
-                        .ok_or_else(|| fail("illegal virtual server address[:port] specified"))?;
                     let proto = match key.as_str() {
                         "t" => Proto::Tcp,
                         "u" => Proto::Udp,
                         _ => Proto::Sctp,
                     };
+                    let (addr, port) = parse_addr(&v, &proto.name().to_ascii_lowercase(), names)
+                        .ok_or_else(|| fail("illegal virtual server address[:port] specified"))?;
                     s.svc_port0 = port == 0;
                     s.svc = Some(SvcId::Addr { proto, addr, port });
                 }
@@ -477,7 +499,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ArgError> {
                 "r" => {
                     s.opt(Opt::RealServer)?;
                     let v = value()?;
-                    let (addr, port) = parse_addr(&v)
+                    let (addr, port) = parse_addr(&v, "tcp", names)
                         .ok_or_else(|| fail("illegal real server address[:port] specified"))?;
                     let explicit = v.contains(':') && v.parse::<std::net::Ipv6Addr>().is_err();
                     s.rs = Some((addr, port, explicit));
@@ -719,7 +741,9 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
             }
             Invocation::Apply(Command::SetTimeouts(t))
         }
-        Cmd::Save => Invocation::Save,
+        Cmd::Save => Invocation::Save {
+            numeric: s.opts.contains(&Opt::Numeric),
+        },
         Cmd::Restore => Invocation::Restore,
         Cmd::List => {
             let conn = s.opts.contains(&Opt::Connection);
@@ -742,13 +766,19 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                 svc: s.svc.clone(),
                 timeout,
                 connections: conn,
+                numeric: s.opts.contains(&Opt::Numeric),
             }
         }
     })
 }
 
-/// `-S`: the table as `-R` input (spec §6; thresholds are not saved).
+/// `-S -n`: the table as `-R` input (spec §6; thresholds are not saved).
 pub fn save(services: &[crate::Service], nosort: bool) -> String {
+    save_named(services, nosort, &crate::Numeric)
+}
+
+/// `-S` with names (without `-n`).
+pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::Names) -> String {
     use std::fmt::Write as _;
     let mut v: Vec<crate::Service> = services.to_vec();
     crate::sort(&mut v, nosort);
@@ -761,7 +791,8 @@ pub fn save(services: &[crate::Service], nosort: bool) -> String {
                     Proto::Udp => "-u",
                     Proto::Sctp => "--sctp-service",
                 };
-                format!("{p} {}", crate::addrport(*addr, *port))
+                let pr = proto.name().to_ascii_lowercase();
+                format!("{p} {}", crate::anyname(*addr, *port, &pr, names))
             }
             SvcId::Fwmark { mark, v6 } => format!("-f {mark}{}", if *v6 { " -6" } else { "" }),
         };
@@ -782,8 +813,12 @@ pub fn save(services: &[crate::Service], nosort: bool) -> String {
             let _ = write!(out, " -b {}", crate::flag_names(&s.sched, s.flags));
         }
         out.push('\n');
+        let pr = match &s.id {
+            SvcId::Addr { proto, .. } => proto.name().to_ascii_lowercase(),
+            SvcId::Fwmark { .. } => "tcp".to_owned(),
+        };
         for d in &s.dests {
-            let a = crate::addrport(d.addr, d.port);
+            let a = crate::anyname(d.addr, d.port, &pr, names);
             let f = match d.fwd {
                 Fwd::Masq => "-m",
                 Fwd::Tunnel => "-i",

@@ -136,10 +136,52 @@ pub struct ListOpts {
     pub nosort: bool,
 }
 
-pub(crate) fn addrport(a: IpAddr, port: u16) -> String {
-    match a {
-        IpAddr::V4(v) => format!("{v}:{port}"),
-        IpAddr::V6(v) => format!("[{v}]:{port}"),
+/// The name lookups of ipvsadm without `-n` (`gethostbyaddr`, `getservbyport`) and of its
+/// command line (`gethostbyname`, `getservbyname`). The binary answers from the system;
+/// [`Numeric`] answers nothing, which is `-n`.
+pub trait Names {
+    fn host_of(&self, _addr: IpAddr) -> Option<String> {
+        None
+    }
+    /// `proto`: `tcp`, `udp` or `sctp`.
+    fn service_of(&self, _port: u16, _proto: &str) -> Option<String> {
+        None
+    }
+    fn addr_of(&self, _host: &str) -> Option<std::net::Ipv4Addr> {
+        None
+    }
+    fn port_of(&self, _name: &str, _proto: &str) -> Option<u16> {
+        None
+    }
+}
+
+/// No lookups: numeric output (`-n`), numeric input only.
+pub struct Numeric;
+
+impl Names for Numeric {}
+
+/// `addrport_to_anyname`: `host:service` with each part numeric when it has no name.
+pub(crate) fn anyname(a: IpAddr, port: u16, proto: &str, names: &dyn Names) -> String {
+    let host = names.host_of(a).unwrap_or_else(|| a.to_string());
+    let svc = names
+        .service_of(port, proto)
+        .unwrap_or_else(|| port.to_string());
+    if a.is_ipv6() {
+        format!("[{host}]:{svc}")
+    } else {
+        format!("{host}:{svc}")
+    }
+}
+
+fn proto_of(id: &SvcId) -> &'static str {
+    match id {
+        SvcId::Addr {
+            proto: Proto::Udp, ..
+        } => "udp",
+        SvcId::Addr {
+            proto: Proto::Sctp, ..
+        } => "sctp",
+        _ => "tcp",
     }
 }
 
@@ -151,10 +193,14 @@ fn trunc(s: String, n: usize, a: IpAddr) -> String {
     }
 }
 
-fn svc_name(id: &SvcId) -> String {
+fn svc_name(id: &SvcId, names: &dyn Names) -> String {
     match id {
         SvcId::Addr { proto, addr, port } => trunc(
-            format!("{:<4} {}", proto.name(), addrport(*addr, *port)),
+            format!(
+                "{:<4} {}",
+                proto.name(),
+                anyname(*addr, *port, proto_of(id), names)
+            ),
             33,
             *addr,
         ),
@@ -273,13 +319,23 @@ pub fn sort(services: &mut [Service], nosort: bool) {
 
 /// The full `-L` listing.
 pub fn list(services: &[Service], opts: ListOpts) -> String {
+    list_named(services, opts, &Numeric)
+}
+
+/// The full `-L` listing with names (`-L` without `-n`).
+pub fn list_named(services: &[Service], opts: ListOpts, names: &dyn Names) -> String {
     let mut out = String::from("IP Virtual Server version 1.2.1 (size=4096)\n");
-    out.push_str(&list_body(services, opts));
+    out.push_str(&list_body_named(services, opts, names));
     out
 }
 
 /// The listing without the version line (`-L -t ADDR` for one service).
 pub fn list_body(services: &[Service], opts: ListOpts) -> String {
+    list_body_named(services, opts, &Numeric)
+}
+
+/// [`list_body`] with names.
+pub fn list_body_named(services: &[Service], opts: ListOpts, names: &dyn Names) -> String {
     let mut out = String::new();
     let _ = match opts.format {
         Format::Default => writeln!(out, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"),
@@ -295,13 +351,13 @@ pub fn list_body(services: &[Service], opts: ListOpts) -> String {
         svcs.sort_by(|a, b| svc_cmp(a, b));
     }
     for s in svcs {
-        service(&mut out, s, opts);
+        service(&mut out, s, opts, names);
     }
     out
 }
 
-fn service(out: &mut String, s: &Service, opts: ListOpts) {
-    let name = svc_name(&s.id);
+fn service(out: &mut String, s: &Service, opts: ListOpts, names: &dyn Names) {
+    let name = svc_name(&s.id, names);
     let ln = |n: u64| largenum(n, opts.exact);
     match opts.format {
         Format::Stats => {
@@ -353,7 +409,7 @@ fn service(out: &mut String, s: &Service, opts: ListOpts) {
         dests.sort_by(|a, b| addr_cmp(a.addr, b.addr).then(a.port.cmp(&b.port)));
     }
     for d in dests {
-        let dname = trunc(addrport(d.addr, d.port), 28, d.addr);
+        let dname = trunc(anyname(d.addr, d.port, proto_of(&s.id), names), 28, d.addr);
         let st = d.stats;
         let _ = match opts.format {
             Format::Default => writeln!(
@@ -423,6 +479,11 @@ pub struct Conn {
 
 /// `ipvsadm -Lnc` (spec §5.9).
 pub fn list_conns(conns: &[Conn]) -> String {
+    list_conns_named(conns, &Numeric)
+}
+
+/// `ipvsadm -Lc` with names.
+pub fn list_conns_named(conns: &[Conn], names: &dyn Names) -> String {
     let mut out = String::from("IPVS connection entries\n");
     let _ = writeln!(
         out,
@@ -430,15 +491,16 @@ pub fn list_conns(conns: &[Conn]) -> String {
         "state", "source", "virtual"
     );
     for c in conns {
+        let proto = c.proto.to_ascii_lowercase();
         let expire = format!("{:02}:{:02}", c.expires_s / 60, c.expires_s % 60);
         let _ = writeln!(
             out,
             "{:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
             c.proto,
             c.state,
-            addrport(c.caddr, c.cport),
-            addrport(c.vaddr, c.vport),
-            addrport(c.daddr, c.dport)
+            anyname(c.caddr, c.cport, &proto, names),
+            anyname(c.vaddr, c.vport, &proto, names),
+            anyname(c.daddr, c.dport, &proto, names)
         );
     }
     out

@@ -96,8 +96,14 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             Ok(0)
         }
         Invocation::Apply(c) => send(path, &c),
-        Invocation::Save => {
-            print!("{}", cmd::save(&services(path)?, false));
+        Invocation::Save { numeric } => {
+            let all = services(path)?;
+            let text = if numeric {
+                cmd::save(&all, false)
+            } else {
+                cmd::save_named(&all, false, &crate::names::SystemNames::new())
+            };
+            print!("{text}");
             Ok(0)
         }
         Invocation::Restore => restore(path),
@@ -106,9 +112,20 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             svc,
             timeout,
             connections,
+            numeric,
         } => {
+            let system;
+            let names: &dyn rvs_adm::Names = if numeric {
+                &rvs_adm::Numeric
+            } else {
+                system = crate::names::SystemNames::new();
+                &system
+            };
             if connections {
-                print!("{}", rvs_adm::list_conns(&all_connections(path)?));
+                print!(
+                    "{}",
+                    rvs_adm::list_conns_named(&all_connections(path)?, names)
+                );
                 return Ok(0);
             }
             if timeout {
@@ -120,13 +137,13 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             }
             let all = services(path)?;
             let text = match svc {
-                None => rvs_adm::list(&all, opts),
+                None => rvs_adm::list_named(&all, opts, names),
                 Some(id) => {
                     let Some(s) = all.into_iter().find(|s| s.id == id) else {
                         eprintln!("No such service");
                         return Ok(255);
                     };
-                    rvs_adm::list_body(&[s], opts)
+                    rvs_adm::list_body_named(&[s], opts, names)
                 }
             };
             print!("{text}");
@@ -144,7 +161,7 @@ fn restore(path: &Path) -> Result<u8> {
         if args.is_empty() {
             continue;
         }
-        match cmd::parse(&args) {
+        match cmd::parse_with(&args, &crate::names::SystemNames::new()) {
             Err(e) => {
                 eprintln!("{}", e.msg);
                 return Ok(e.code);
@@ -163,7 +180,7 @@ fn restore(path: &Path) -> Result<u8> {
 /// Runs ipvsadm's command line (`args` without the program name).
 pub fn run(args: &[String]) -> ExitCode {
     let (control, args) = control_arg(args);
-    let inv = match cmd::parse(&args) {
+    let inv = match cmd::parse_with(&args, &crate::names::SystemNames::new()) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("{}", e.msg);

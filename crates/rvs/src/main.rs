@@ -18,6 +18,7 @@ mod health;
 mod lab;
 mod logging;
 mod metrics;
+mod names;
 mod overlay;
 mod run;
 mod sim;

@@ -773,3 +773,64 @@ fn another_user_is_refused() {
     assert!(out.stdout.is_empty());
     assert!(d.stop().success());
 }
+
+/// Without `-n`, ipvsadm prints host and service names (`gethostbyaddr`, `getservbyport`)
+/// and `-S` saves them; `-R` and the editing commands accept them back.
+#[test]
+fn names_without_numeric() {
+    let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
+    assert!(
+        services.contains("bacula-fd") && services.contains("bacula-sd"),
+        "/etc/services (Debian's netbase) is needed for this test"
+    );
+    let conf = vs(
+        "127.0.0.1",
+        9102,
+        "    lvs_sched rr\n",
+        &[("127.0.0.1", 9103, 1)],
+    );
+    let d = Daemon::start("adm-names", &conf, "127.0.0.1:9102".parse().unwrap());
+    let (code, out, err) = d.adm(&["-L"]);
+    assert_eq!(code, 0, "{err}");
+    let mut want = String::from("IP Virtual Server version 1.2.1 (size=4096)\n");
+    want += "Prot LocalAddress:Port Scheduler Flags\n";
+    want += "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+    want += &format!("{:<4} {} {}\n", "TCP", "localhost:bacula-fd", "rr");
+    want += &dest_line("localhost:bacula-sd", "Masq", 1, 0, 0);
+    assert_eq!(out, want);
+    let (_, numeric, _) = d.adm(&["-Ln"]);
+    assert!(numeric.contains("TCP  127.0.0.1:9102 rr"), "{numeric}");
+
+    // -S with names; -C; -R of that text; the table is back.
+    let (code, saved, err) = d.adm(&["-S"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        saved,
+        "-A -t localhost:bacula-fd -s rr\n-a -t localhost:bacula-fd -r localhost:bacula-sd -m -w 1\n"
+    );
+    assert_eq!(d.adm(&["-C"]).0, 0);
+    let (code, _, err) = adm_stdin(&d, &["-R"], &saved);
+    assert_eq!(code, 0, "{err}");
+    let (_, again, _) = d.adm(&["-L"]);
+    assert_eq!(again, want);
+    // A service name and a host name on the command line.
+    let (code, _, err) = d.adm(&[
+        "-a",
+        "-t",
+        "localhost:bacula-fd",
+        "-r",
+        "localhost:bacula-dir",
+        "-m",
+        "-w",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = d.adm(&["-Ln"]);
+    assert!(out.contains("127.0.0.1:9101"), "{out}");
+    let (code, _, err) = d.adm(&["-a", "-t", "localhost:no-such-service", "-r", "127.0.0.1:1"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("illegal virtual server address[:port] specified"),
+        "{err}"
+    );
+}
