@@ -27,7 +27,18 @@ pub struct DestSpec {
     pub weight: i32,
     pub u_threshold: u32,
     pub l_threshold: u32,
+    /// Tunnel type (0 ipip, 1 gue, 2 gre), GUE port, flags (0 nocsum, 1 csum, 2 remcsum).
+    #[serde(default)]
+    pub tun_type: u8,
+    #[serde(default)]
+    pub tun_port: u16,
+    #[serde(default)]
+    pub tun_flags: u8,
 }
+
+/// The names ipvsadm gives tunnel types and their checksum options.
+pub const TUN_NAMES: [&str; 3] = ["ipip", "gue", "gre"];
+pub const TUN_FLAG_OPTS: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
 
 /// A change to the table (what the control API applies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +53,27 @@ pub enum Command {
     Zero(Option<SvcId>),
     /// tcp, tcpfin, udp; 0 leaves a value unchanged.
     SetTimeouts([u32; 3]),
+    /// `--start-daemon master|backup` with its parameters.
+    StartDaemon(SyncDaemon),
+    /// `--stop-daemon master|backup [--syncid N]`.
+    StopDaemon {
+        state: String,
+        syncid: u8,
+    },
+}
+
+/// IPVS connection synchronisation daemon parameters (spec §3.5; 0 / `None`: the
+/// kernel's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemon {
+    /// `master` or `backup`.
+    pub state: String,
+    pub ifname: String,
+    pub syncid: u8,
+    pub maxlen: u16,
+    pub group: Option<IpAddr>,
+    pub port: u16,
+    pub ttl: u8,
 }
 
 /// What one invocation asks for.
@@ -55,6 +87,8 @@ pub enum Invocation {
         connections: bool,
         /// `-n`: no name lookups.
         numeric: bool,
+        /// `--daemon`: the sync daemons.
+        daemon: bool,
     },
     Save {
         numeric: bool,
@@ -100,6 +134,8 @@ enum Cmd {
     Restore,
     Save,
     Zero,
+    StartDaemon,
+    StopDaemon,
 }
 
 impl Cmd {
@@ -117,6 +153,8 @@ impl Cmd {
             Cmd::Restore => "restore",
             Cmd::Save => "save",
             Cmd::Zero => "zero",
+            Cmd::StartDaemon => "start-daemon",
+            Cmd::StopDaemon => "stop-daemon",
         }
     }
 }
@@ -147,6 +185,18 @@ enum Opt {
     Ops,
     SchedFlags,
     TunInfo,
+    TunType,
+    TunPort,
+    TunNocsum,
+    TunCsum,
+    TunRemcsum,
+    Daemon,
+    McastIfn,
+    SyncId,
+    McastGroup,
+    McastPort,
+    McastTtl,
+    SyncMaxlen,
 }
 
 impl Opt {
@@ -175,6 +225,18 @@ impl Opt {
             Opt::Ops => "ops",
             Opt::SchedFlags => "sched-flags",
             Opt::TunInfo => "tun-info",
+            Opt::TunType => "tun-type",
+            Opt::TunPort => "tun-port",
+            Opt::TunNocsum => "tun-nocsum",
+            Opt::TunCsum => "tun-csum",
+            Opt::TunRemcsum => "tun-remcsum",
+            Opt::Daemon => "daemon",
+            Opt::McastIfn => "mcast-interface",
+            Opt::SyncId => "syncid",
+            Opt::McastGroup => "mcast-group",
+            Opt::McastPort => "mcast-port",
+            Opt::McastTtl => "mcast-ttl",
+            Opt::SyncMaxlen => "sync-maxlen",
         }
     }
 }
@@ -201,15 +263,77 @@ fn legal(cmd: Cmd, opt: Opt) -> bool {
                 | O::Connection
                 | O::Service
                 | O::Timeout
+                | O::Daemon
+                | O::SyncId
         ),
+        Cmd::StartDaemon => matches!(
+            opt,
+            O::McastIfn | O::SyncId | O::McastGroup | O::McastPort | O::McastTtl | O::SyncMaxlen
+        ),
+        Cmd::StopDaemon => opt == O::SyncId,
         Cmd::AddSrv | Cmd::EditSrv => matches!(
             opt,
-            O::Service | O::RealServer | O::Fwd | O::Weight | O::UThreshold | O::LThreshold
+            O::Service
+                | O::RealServer
+                | O::Fwd
+                | O::Weight
+                | O::UThreshold
+                | O::LThreshold
+                | O::TunType
+                | O::TunPort
+                | O::TunNocsum
+                | O::TunCsum
+                | O::TunRemcsum
         ),
         Cmd::DelSrv => matches!(opt, O::Service | O::RealServer),
         Cmd::Save => opt == O::Numeric,
         Cmd::Flush | Cmd::Timeout | Cmd::Restore => false,
     }
+}
+
+/// Only tunnels take tunnel options, and each tunnel type its own (ipvsadm's
+/// `tunnel_opt_check`: ipip none; gue `--tun-port` and one checksum option; gre one of
+/// nocsum/csum).
+fn tunnel_check(s: &Seen, fwd: Fwd) -> Result<(), ArgError> {
+    let opts = [Opt::TunPort, Opt::TunNocsum, Opt::TunCsum, Opt::TunRemcsum];
+    let any = s.opts.contains(&Opt::TunType) || opts.iter().any(|o| s.opts.contains(o));
+    if any && fwd != Fwd::Tunnel {
+        return Err(fail("Tunnel options conflict with forward method"));
+    }
+    // '+' compulsory, 'x' illegal, '1' at most one of them.
+    let table: [[u8; 4]; 3] = [*b"xxxx", *b"+111", *b"x11x"];
+    let t = usize::from(s.tun_type).min(2);
+    let name = TUN_NAMES[t];
+    let mut first: Option<Opt> = None;
+    for (j, o) in opts.iter().enumerate() {
+        let given = s.opts.contains(o);
+        match (table[t][j], given) {
+            (b'+', false) => {
+                return Err(fail(format!(
+                    "You need to supply the '{}' option for the '{name}' tunnel type",
+                    o.name()
+                )))
+            }
+            (b'x', true) => {
+                return Err(fail(format!(
+                    "Illegal '{}' option with the '{name}' tunnel type",
+                    o.name()
+                )))
+            }
+            (b'1', true) => match first {
+                None => first = Some(*o),
+                Some(f) => {
+                    return Err(fail(format!(
+                    "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
+                    o.name(),
+                    f.name()
+                )))
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `parse_service`: `[v6]:port`, bare IPv6, `v4[:port]` (v4 as `inet_aton` reads it, else
@@ -289,6 +413,10 @@ struct Seen {
     weight: Option<i32>,
     u: Option<u32>,
     l: Option<u32>,
+    tun_type: u8,
+    tun_port: u16,
+    tun_flags: u8,
+    sync: SyncDaemon,
     set: Vec<String>,
     format: crate::Format,
     exact: bool,
@@ -405,7 +533,20 @@ pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocatio
         }
         for (key, inline) in items {
             let needs = key.len() == 1 && TAKES_VALUE.contains(key.as_str())
-                || matches!(key.as_str(), "sctp-service");
+                || matches!(
+                    key.as_str(),
+                    "sctp-service"
+                        | "tun-type"
+                        | "tun-port"
+                        | "start-daemon"
+                        | "stop-daemon"
+                        | "mcast-interface"
+                        | "syncid"
+                        | "mcast-group"
+                        | "mcast-port"
+                        | "mcast-ttl"
+                        | "sync-maxlen"
+                );
             let mut value = || -> Result<String, ArgError> {
                 if let Some(v) = inline.clone() {
                     return Ok(v);
@@ -568,6 +709,94 @@ pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocatio
                     s.opt(Opt::TunInfo)?;
                     s.format = crate::Format::TunInfo;
                 }
+                "tun-type" => {
+                    s.opt(Opt::TunType)?;
+                    let v = value()?;
+                    s.tun_type = TUN_NAMES
+                        .iter()
+                        .position(|n| *n == v)
+                        .and_then(|i| u8::try_from(i).ok())
+                        .ok_or_else(|| fail("illegal tunnel type specified"))?;
+                }
+                "tun-port" => {
+                    s.opt(Opt::TunPort)?;
+                    s.tun_port = value()?
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p >= 1)
+                        .ok_or_else(|| fail("illegal tunnel port specified"))?;
+                }
+                "tun-nocsum" => s.opt(Opt::TunNocsum)?,
+                "start-daemon" | "stop-daemon" => {
+                    let start = key == "start-daemon";
+                    s.command(if start {
+                        Cmd::StartDaemon
+                    } else {
+                        Cmd::StopDaemon
+                    })?;
+                    s.sync.state = match value()?.as_str() {
+                        "master" => "master".into(),
+                        "backup" => "backup".into(),
+                        _ if start => return Err(fail("illegal start-daemon parameter specified")),
+                        _ => return Err(fail("illegal start_daemon specified")),
+                    };
+                }
+                "daemon" => s.opt(Opt::Daemon)?,
+                "mcast-interface" => {
+                    s.opt(Opt::McastIfn)?;
+                    let v = value()?;
+                    if v.is_empty() || v.len() > 15 {
+                        return Err(fail("illegal mcast-interface specified"));
+                    }
+                    s.sync.ifname = v;
+                }
+                "syncid" => {
+                    s.opt(Opt::SyncId)?;
+                    s.sync.syncid = value()?
+                        .parse::<u8>()
+                        .map_err(|_| fail("illegal syncid specified"))?;
+                }
+                "mcast-group" => {
+                    s.opt(Opt::McastGroup)?;
+                    let g = value()?
+                        .parse::<IpAddr>()
+                        .ok()
+                        .filter(IpAddr::is_multicast)
+                        .ok_or_else(|| fail("illegal mcast-group specified"))?;
+                    s.sync.group = Some(g);
+                }
+                "mcast-port" => {
+                    s.opt(Opt::McastPort)?;
+                    s.sync.port = value()?
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p >= 1)
+                        .ok_or_else(|| fail("illegal mcast-port specified"))?;
+                }
+                "mcast-ttl" => {
+                    s.opt(Opt::McastTtl)?;
+                    s.sync.ttl = value()?
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|t| *t >= 1)
+                        .ok_or_else(|| fail("illegal mcast-ttl specified"))?;
+                }
+                "sync-maxlen" => {
+                    s.opt(Opt::SyncMaxlen)?;
+                    s.sync.maxlen = value()?
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|m| (1..=65507).contains(m))
+                        .ok_or_else(|| fail("illegal sync-maxlen specified"))?;
+                }
+                "tun-csum" => {
+                    s.opt(Opt::TunCsum)?;
+                    s.tun_flags |= 1;
+                }
+                "tun-remcsum" => {
+                    s.opt(Opt::TunRemcsum)?;
+                    s.tun_flags |= 2;
+                }
                 "nosort" => {
                     s.opt(Opt::NoSort)?;
                     s.nosort = true;
@@ -712,6 +941,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
             if cmd == Cmd::DelSrv {
                 Invocation::Apply(Command::DelDest(id, addr, port))
             } else {
+                tunnel_check(s, fwd)?;
                 let spec = DestSpec {
                     addr,
                     port,
@@ -719,6 +949,9 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                     weight: s.weight.unwrap_or(1),
                     u_threshold: s.u.unwrap_or(0),
                     l_threshold: s.l.unwrap_or(0),
+                    tun_type: s.tun_type,
+                    tun_port: s.tun_port,
+                    tun_flags: s.tun_flags,
                 };
                 Invocation::Apply(if cmd == Cmd::AddSrv {
                     Command::AddDest(id, spec)
@@ -745,6 +978,17 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
             numeric: s.opts.contains(&Opt::Numeric),
         },
         Cmd::Restore => Invocation::Restore,
+        Cmd::StartDaemon => {
+            let mut d = s.sync.clone();
+            if d.ifname.is_empty() {
+                d.ifname = "eth0".into();
+            }
+            Invocation::Apply(Command::StartDaemon(d))
+        }
+        Cmd::StopDaemon => Invocation::Apply(Command::StopDaemon {
+            state: s.sync.state.clone(),
+            syncid: s.sync.syncid,
+        }),
         Cmd::List => {
             let conn = s.opts.contains(&Opt::Connection);
             let timeout = s.opts.contains(&Opt::Timeout);
@@ -767,9 +1011,25 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                 timeout,
                 connections: conn,
                 numeric: s.opts.contains(&Opt::Numeric),
+                daemon: s.opts.contains(&Opt::Daemon),
             }
         }
     })
+}
+
+/// The tunnel options `-S` prints for a `--tun-info` text (`ipip`, `gue:6080:+c`, `gre:-c`).
+fn tunnel_rule(info: &str) -> String {
+    let flag = |f: &str| match f {
+        "+c" => TUN_FLAG_OPTS[1],
+        "r+c" => TUN_FLAG_OPTS[2],
+        _ => TUN_FLAG_OPTS[0],
+    };
+    let parts: Vec<&str> = info.split(':').collect();
+    match parts.as_slice() {
+        ["gue", port, f] => format!(" --tun-type gue --tun-port {port} {}", flag(f)),
+        ["gre", f] => format!(" --tun-type gre {}", flag(f)),
+        _ => " --tun-type ipip".to_owned(),
+    }
 }
 
 /// `-S -n`: the table as `-R` input (spec §6; thresholds are not saved).
@@ -826,7 +1086,7 @@ pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::
             };
             let _ = write!(out, "-a {svc} -r {a} {f} -w {}", d.weight);
             if d.fwd == Fwd::Tunnel {
-                out.push_str(" --tun-type ipip");
+                out.push_str(&tunnel_rule(d.tun_info.as_deref().unwrap_or("ipip")));
             }
             out.push('\n');
         }
@@ -875,6 +1135,99 @@ mod tests {
         assert_eq!((d.port, d.fwd), (80, Fwd::Route));
         assert!(matches!(p("-Ln").unwrap(), Invocation::List { .. }));
         assert!(matches!(p("").unwrap(), Invocation::List { .. }));
+    }
+
+    #[test]
+    fn tunnel_options_follow_ipvsadms_matrix() {
+        let ok = |s: &str| match p(s).unwrap() {
+            Invocation::Apply(Command::AddDest(_, d)) => (d.tun_type, d.tun_port, d.tun_flags),
+            other => panic!("{other:?}"),
+        };
+        let e = |s: &str| p(s).unwrap_err().msg;
+        let a = "-a -t 10.0.0.1:80 -r 10.0.0.2 -i";
+        assert_eq!(ok(a), (0, 0, 0));
+        assert_eq!(ok(&format!("{a} --tun-type ipip")), (0, 0, 0));
+        assert_eq!(
+            ok(&format!("{a} --tun-type gue --tun-port 6080 --tun-csum")),
+            (1, 6080, 1)
+        );
+        assert_eq!(
+            ok(&format!("{a} --tun-type gue --tun-port 6080")),
+            (1, 6080, 0)
+        );
+        assert_eq!(ok(&format!("{a} --tun-type gre --tun-csum")), (2, 0, 1));
+        assert_eq!(
+            e(&format!("{a} --tun-type gre --tun-remcsum")),
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type"
+        );
+        assert_eq!(
+            e("-a -t 10.0.0.1:80 -r 10.0.0.2 -g --tun-type gue"),
+            "Tunnel options conflict with forward method"
+        );
+        assert_eq!(
+            e(&format!("{a} --tun-type gue")),
+            "You need to supply the 'tun-port' option for the 'gue' tunnel type"
+        );
+        assert_eq!(
+            e(&format!("{a} --tun-port 1")),
+            "Illegal 'tun-port' option with the 'ipip' tunnel type"
+        );
+        assert_eq!(
+            e(&format!("{a} --tun-type gue --tun-port 1 --tun-csum --tun-remcsum")),
+            "The option 'tun-remcsum' conflicts with the 'tun-csum' option in the 'gue' tunnel type"
+        );
+        assert_eq!(
+            e(&format!("{a} --tun-type vxlan")),
+            "illegal tunnel type specified"
+        );
+        assert_eq!(
+            e(&format!("{a} --tun-type gue --tun-port 0")),
+            "illegal tunnel port specified"
+        );
+        assert_eq!(
+            e("-A -t 10.0.0.1:80 --tun-type gue"),
+            "Illegal 'tun-type' option with the 'add-service' command"
+        );
+    }
+
+    #[test]
+    fn sync_daemon_commands() {
+        match p("--start-daemon master --syncid 7 --mcast-group 224.0.0.90 --mcast-ttl 2").unwrap()
+        {
+            Invocation::Apply(Command::StartDaemon(d)) => {
+                assert_eq!(
+                    (d.state.as_str(), d.ifname.as_str(), d.syncid, d.ttl),
+                    ("master", "eth0", 7, 2)
+                );
+                assert_eq!(d.group, Some("224.0.0.90".parse().unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            p("--stop-daemon backup").unwrap(),
+            Invocation::Apply(Command::StopDaemon {
+                state: "backup".into(),
+                syncid: 0
+            })
+        );
+        let e = |s: &str| p(s).unwrap_err().msg;
+        assert_eq!(
+            e("--start-daemon primary"),
+            "illegal start-daemon parameter specified"
+        );
+        assert_eq!(e("--stop-daemon primary"), "illegal start_daemon specified");
+        assert_eq!(
+            e("--start-daemon master --syncid 256"),
+            "illegal syncid specified"
+        );
+        assert_eq!(
+            e("--stop-daemon master --mcast-ttl 3"),
+            "Illegal 'mcast-ttl' option with the 'stop-daemon' command"
+        );
+        assert!(matches!(
+            p("-L --daemon").unwrap(),
+            Invocation::List { daemon: true, .. }
+        ));
     }
 
     #[test]

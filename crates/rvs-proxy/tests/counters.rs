@@ -36,6 +36,7 @@ async fn bytes_and_connections_are_counted_per_real_server() {
             persistence: None,
             mh_size: None,
             dests: vec![DesiredDest {
+                tun: rvs_sched::Tun::default(),
                 addr: "127.19.0.1".parse().unwrap(),
                 port: 9100,
                 weight: 1,

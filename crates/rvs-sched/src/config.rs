@@ -125,6 +125,8 @@ pub struct DesiredDest {
     pub port: u16,
     pub weight: i32,
     pub fwd: Fwd,
+    /// Encapsulation of a `Tunnel` real server.
+    pub tun: crate::Tun,
     pub u_threshold: u32,
     pub l_threshold: u32,
 }
@@ -153,6 +155,26 @@ pub struct DesiredService {
 pub struct Desired {
     pub timeouts: Timeouts,
     pub services: Vec<DesiredService>,
+}
+
+/// keepalived's `lvs_method TUN type ipip|gue|gre [port P] [nocsum|csum|remcsum]`.
+fn tun(f: &rvs_conf::model::Forwarding) -> crate::Tun {
+    let Some(t) = &f.tunnel else {
+        return crate::Tun::default();
+    };
+    crate::Tun {
+        kind: match t.kind.as_str() {
+            "gue" => crate::Tun::GUE,
+            "gre" => crate::Tun::GRE,
+            _ => crate::Tun::IPIP,
+        },
+        port: t.port.unwrap_or(0),
+        flags: match t.csum.as_deref() {
+            Some("csum") => 1,
+            Some("remcsum") => 2,
+            _ => 0,
+        },
+    }
 }
 
 /// The desired state a configuration describes; every real server taken as up
@@ -202,6 +224,7 @@ pub fn desired_with(
                     port: rs.port,
                     weight: w,
                     fwd: fwd(rs.forwarding.method),
+                    tun: tun(&rs.forwarding),
                     u_threshold: rs.uthreshold,
                     l_threshold: rs.lthreshold,
                 })
@@ -221,6 +244,7 @@ pub fn desired_with(
                     port: s.port,
                     weight: 1,
                     fwd: fwd(s.forwarding.method),
+                    tun: tun(&s.forwarding),
                     u_threshold: 0,
                     l_threshold: 0,
                 }),

@@ -22,5 +22,7 @@ pub mod service;
 pub mod table;
 
 pub use sched::Algo;
-pub use service::{Compat, Dest, DestId, Flags, Fwd, Persistence, PktInfo, Proto, Service, SvcKey};
+pub use service::{
+    Compat, Dest, DestId, Flags, Fwd, Persistence, PktInfo, Proto, Service, SvcKey, Tun,
+};
 pub use table::{ConnRef, Dir, Ipvs, Packet, Params, TcpFlags, TcpState, Timeouts, Verdict};

@@ -17,6 +17,22 @@ pub enum Fwd {
     Tunnel,
 }
 
+/// Tunnel encapsulation of a `Tunnel` destination (`--tun-type`, keepalived's
+/// `lvs_method TUN type ...`): kind (0 ipip, 1 gue, 2 gre, the kernel's numbers), GUE
+/// destination port, and flags (0 nocsum, 1 csum, 2 remcsum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Tun {
+    pub kind: u8,
+    pub port: u16,
+    pub flags: u8,
+}
+
+impl Tun {
+    pub const IPIP: u8 = 0;
+    pub const GUE: u8 = 1;
+    pub const GRE: u8 = 2;
+}
+
 /// Which kernel behaviour to reproduce where kernels differ (spec §0.3, §0.4, §0.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compat {
@@ -41,6 +57,8 @@ pub struct Dest {
     pub addr: IpAddr,
     pub port: u16,
     pub fwd: Fwd,
+    /// Encapsulation when `fwd` is `Tunnel`.
+    pub tun: Tun,
     pub weight: i32,
     /// The latest non-zero weight (used by `mh`).
     pub last_weight: i32,
@@ -61,6 +79,7 @@ impl Dest {
             addr,
             port,
             fwd,
+            tun: Tun::default(),
             weight,
             last_weight: weight,
             u_threshold: 0,
@@ -265,6 +284,12 @@ impl Service {
     pub fn set_fwd(&mut self, id: DestId, fwd: Fwd) {
         if let Some(d) = self.arena.get_mut(id as usize) {
             d.fwd = fwd;
+        }
+    }
+
+    pub fn set_tun(&mut self, id: DestId, tun: Tun) {
+        if let Some(d) = self.arena.get_mut(id as usize) {
+            d.tun = tun;
         }
     }
 

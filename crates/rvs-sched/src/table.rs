@@ -466,12 +466,14 @@ impl Ipvs {
                         let _ = s.edit_dest(id, w.weight, w.u_threshold, w.l_threshold);
                         rep.dests_changed += 1;
                     }
-                    if s.dest(id).fwd != w.fwd {
+                    if s.dest(id).fwd != w.fwd || s.dest(id).tun != w.tun {
                         s.set_fwd(id, w.fwd);
+                        s.set_tun(id, w.tun);
                         rep.dests_changed += 1;
                     }
                 } else {
                     let mut d = crate::service::Dest::new(w.addr, w.port, w.weight, w.fwd);
+                    d.tun = w.tun;
                     d.u_threshold = w.u_threshold;
                     d.l_threshold = w.l_threshold;
                     if s.add_dest(d).is_ok() {

@@ -333,6 +333,7 @@ fn not_a_service() {
 fn apply_reconciles_by_difference() {
     use rvs_sched::config::{Desired, DesiredDest, DesiredService};
     let dd = |a: &str, w: i32| DesiredDest {
+        tun: rvs_sched::Tun::default(),
         addr: ip(a),
         port: 80,
         weight: w,

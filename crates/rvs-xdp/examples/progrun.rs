@@ -51,6 +51,7 @@ fn main() {
     };
     let dests: Vec<DesiredDest> = (11..13)
         .map(|i| DesiredDest {
+            tun: rvs_sched::Tun::default(),
             addr: IpAddr::from([198, 18, 0, i]),
             port: 80,
             weight: 1,

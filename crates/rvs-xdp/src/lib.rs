@@ -339,6 +339,16 @@ impl Xdp {
                 )))
             }
         };
+        if let Some(d) = s
+            .dests
+            .iter()
+            .find(|d| d.fwd == Fwd::Tunnel && d.tun.kind != rvs_sched::Tun::IPIP)
+        {
+            return Err(unsupported(format!(
+                "real server {}: GUE and GRE tunnels are not implemented in XDP (use ipip)",
+                d.addr
+            )));
+        }
         // Every MAC first: a service is applied whole or not at all.
         for d in &s.dests {
             if !macs.contains_key(&d.addr) {

@@ -61,6 +61,7 @@ fn skip(why: &str) -> Option<Xdp> {
 
 fn dest(addr: &str, port: u16, weight: i32, fwd: Fwd) -> DesiredDest {
     DesiredDest {
+        tun: rvs_sched::Tun::default(),
         addr: addr.parse().unwrap(),
         port,
         weight,

@@ -22,6 +22,8 @@ Usage:
   ipvsadm -L|l [virtual-service] [options]
   ipvsadm -Z [virtual-service]
   ipvsadm --set tcp tcpfin udp
+  ipvsadm --start-daemon {master|backup} [daemon-options]
+  ipvsadm --stop-daemon {master|backup}
   ipvsadm -h
 
 rvs: the daemon is found through --control PATH, else $RVS_CONTROL, else the default socket.
@@ -113,7 +115,13 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             timeout,
             connections,
             numeric,
+            daemon,
         } => {
+            if daemon {
+                // No sync daemon runs with the proxy or XDP data planes: ipvsadm prints
+                // nothing when none runs.
+                return Ok(0);
+            }
             let system;
             let names: &dyn rvs_adm::Names = if numeric {
                 &rvs_adm::Numeric

@@ -483,7 +483,8 @@ pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
                 persist: d.persist,
                 u_threshold: d.u_threshold,
                 l_threshold: d.l_threshold,
-                tun_info: (d.fwd == rvs_sched::Fwd::Tunnel).then(|| "ipip".to_owned()),
+                tun_info: (d.fwd == rvs_sched::Fwd::Tunnel)
+                    .then(|| crate::convert::tun_info(d.tun)),
                 stats: st,
             });
         }

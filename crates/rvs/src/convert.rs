@@ -62,3 +62,14 @@ pub fn sched_fwd(f: rvs_adm::Fwd) -> rvs_sched::Fwd {
         rvs_adm::Fwd::Route | rvs_adm::Fwd::Local => rvs_sched::Fwd::Route,
     }
 }
+
+/// ipvsadm's `--tun-info` text: `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS` with flags `-c`
+/// (nocsum), `+c` (csum), `r+c` (remcsum).
+pub fn tun_info(t: rvs_sched::Tun) -> String {
+    let flags = ["-c", "+c", "r+c"][usize::from(t.flags.min(2))];
+    match t.kind {
+        rvs_sched::Tun::GUE => format!("gue:{}:{flags}", t.port),
+        rvs_sched::Tun::GRE => format!("gre:{flags}"),
+        _ => "ipip".to_owned(),
+    }
+}

@@ -44,6 +44,11 @@ fn dest(d: &DestSpec) -> Result<DesiredDest, Refusal> {
         port: d.port,
         weight: d.weight,
         fwd: crate::convert::sched_fwd(d.fwd),
+        tun: rvs_sched::Tun {
+            kind: d.tun_type,
+            port: d.tun_port,
+            flags: d.tun_flags,
+        },
         u_threshold: d.u_threshold,
         l_threshold: d.l_threshold,
     })
@@ -58,6 +63,15 @@ fn find<'a>(want: &'a mut Desired, id: &SvcId) -> Option<&'a mut DesiredService>
 /// check happens before the first change).
 pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
     match c {
+        // The sync daemon copies the kernel's connection table to a backup director;
+        // the proxy and XDP data planes have no kernel table to copy.
+        Command::StartDaemon(_) | Command::StopDaemon { .. } => {
+            return Err(
+                "the IPVS sync daemon synchronises the kernel's connection table: it needs \
+                 the kernel IPVS data plane (--dataplane ipvs, not implemented yet); nothing \
+                 started or stopped",
+            )
+        }
         Command::AddService(spec) => {
             if find(want, &spec.id).is_some() {
                 return Err("Service already exists");

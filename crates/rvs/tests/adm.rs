@@ -834,3 +834,91 @@ fn names_without_numeric() {
         "{err}"
     );
 }
+
+/// `--tun-type/--tun-port/--tun-*csum` reach the table: `--tun-info` shows them as
+/// ipvsadm prints them, `-S` saves them and `-R` restores them.
+#[test]
+fn tunnel_options_are_kept_listed_and_saved() {
+    let conf = vs(
+        "127.60.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.60.0.1", 9100, 1)],
+    );
+    let d = Daemon::start("adm-tun", &conf, "127.60.1.1:8080".parse().unwrap());
+    let add = |args: &[&str]| {
+        let mut a = vec!["-a", "-t", "127.60.1.1:8080"];
+        a.extend_from_slice(args);
+        d.adm(&a)
+    };
+    assert_eq!(add(&["-r", "127.60.0.2", "-i"]).0, 0);
+    let (code, _, err) = add(&[
+        "-r",
+        "127.60.0.3",
+        "-i",
+        "--tun-type",
+        "gue",
+        "--tun-port",
+        "6080",
+        "--tun-csum",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = add(&[
+        "-r",
+        "127.60.0.4",
+        "-i",
+        "--tun-type",
+        "gre",
+        "--tun-nocsum",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = add(&["-r", "127.60.0.5", "-m", "--tun-type", "gue"]);
+    assert_eq!(
+        (code, err.trim()),
+        (2, "Tunnel options conflict with forward method")
+    );
+
+    let (_, out, _) = d.adm(&["-Ln", "--tun-info"]);
+    let row = |a: &str, fwd: &str, info: &str| {
+        format!(
+            "  -> {a:<28} {fwd:<7} {info:<13} {:<6} {:<10} {:<10}\n",
+            1, 0, 0
+        )
+    };
+    let mut want = String::from("IP Virtual Server version 1.2.1 (size=4096)\n");
+    want += "Prot LocalAddress:Port Scheduler Flags\n";
+    want += "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
+    want += "TCP  127.60.1.1:8080 rr\n";
+    want += &row("127.60.0.1:9100", "Masq", "n/a");
+    want += &row("127.60.0.2:8080", "Tunnel", "ipip");
+    want += &row("127.60.0.3:8080", "Tunnel", "gue:6080:+c");
+    want += &row("127.60.0.4:8080", "Tunnel", "gre:-c");
+    assert_eq!(out, want);
+
+    let (_, saved, _) = d.adm(&["-S", "-n"]);
+    let svc = "-t 127.60.1.1:8080";
+    assert_eq!(
+        saved,
+        format!(
+            "-A {svc} -s rr\n\
+             -a {svc} -r 127.60.0.1:9100 -m -w 1\n\
+             -a {svc} -r 127.60.0.2:8080 -i -w 1 --tun-type ipip\n\
+             -a {svc} -r 127.60.0.3:8080 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n\
+             -a {svc} -r 127.60.0.4:8080 -i -w 1 --tun-type gre --tun-nocsum\n"
+        )
+    );
+    assert_eq!(d.adm(&["-C"]).0, 0);
+    let (code, _, err) = adm_stdin(&d, &["-R"], &saved);
+    assert_eq!(code, 0, "{err}");
+    let (_, again, _) = d.adm(&["-Ln", "--tun-info"]);
+    assert_eq!(again, want);
+
+    // The sync daemon needs the kernel's table: refused, and none is listed.
+    let (code, _, err) = d.adm(&["--start-daemon", "master"]);
+    assert_eq!(code, 255);
+    assert!(err.contains("sync daemon"), "{err}");
+    assert_eq!(
+        d.adm(&["-L", "--daemon"]),
+        (0, String::new(), String::new())
+    );
+}
