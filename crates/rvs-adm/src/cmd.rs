@@ -16,6 +16,9 @@ pub struct SvcSpec {
     /// IPv4: the mask as a number; IPv6: the prefix length.
     pub netmask: u32,
     pub ops: bool,
+    /// `--pe NAME`: a persistence engine (the kernel has `sip`).
+    #[serde(default)]
+    pub pe: Option<String>,
 }
 
 /// A real server as `-a`/`-e` describe it.
@@ -190,6 +193,7 @@ enum Opt {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    Pe,
     Daemon,
     McastIfn,
     SyncId,
@@ -230,6 +234,7 @@ impl Opt {
             Opt::TunNocsum => "tun-nocsum",
             Opt::TunCsum => "tun-csum",
             Opt::TunRemcsum => "tun-remcsum",
+            Opt::Pe => "pe",
             Opt::Daemon => "daemon",
             Opt::McastIfn => "mcast-interface",
             Opt::SyncId => "syncid",
@@ -247,7 +252,7 @@ fn legal(cmd: Cmd, opt: Opt) -> bool {
     match cmd {
         Cmd::Add | Cmd::Edit => matches!(
             opt,
-            O::Service | O::Scheduler | O::Persistent | O::Netmask | O::Ops | O::SchedFlags
+            O::Service | O::Scheduler | O::Persistent | O::Netmask | O::Ops | O::SchedFlags | O::Pe
         ),
         Cmd::Del | Cmd::Zero => opt == O::Service,
         Cmd::List => matches!(
@@ -417,6 +422,7 @@ struct Seen {
     tun_port: u16,
     tun_flags: u8,
     sync: SyncDaemon,
+    pe: Option<String>,
     set: Vec<String>,
     format: crate::Format,
     exact: bool,
@@ -536,6 +542,7 @@ pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocatio
                 || matches!(
                     key.as_str(),
                     "sctp-service"
+                        | "pe"
                         | "tun-type"
                         | "tun-port"
                         | "start-daemon"
@@ -632,6 +639,10 @@ pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocatio
                 "M" => {
                     s.opt(Opt::Netmask)?;
                     s.netmask = Some(value()?);
+                }
+                "pe" => {
+                    s.opt(Opt::Pe)?;
+                    s.pe = Some(value()?);
                 }
                 "b" => {
                     s.opt(Opt::SchedFlags)?;
@@ -908,6 +919,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                 persistent: s.persistent,
                 netmask,
                 ops,
+                pe: s.pe.clone(),
             };
             Invocation::Apply(if cmd == Cmd::Add {
                 Command::AddService(spec)

@@ -15,6 +15,11 @@ use rvs_sched::{Algo, Flags, Fwd, Persistence};
 pub type Refusal = &'static str;
 
 fn settings(spec: &SvcSpec) -> Result<(Algo, Flags, Option<Persistence>), Refusal> {
+    // No persistence engine (the kernel's `sip`) is implemented: the kernel's answer when
+    // its module is missing.
+    if spec.pe.is_some() {
+        return Err("Scheduler or persistence engine not found");
+    }
     let algo = Algo::from_name(&spec.sched).ok_or("Scheduler or persistence engine not found")?;
     let v6 = spec.id.is_v6();
     let prefix = if v6 {

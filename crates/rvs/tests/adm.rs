@@ -913,6 +913,13 @@ fn tunnel_options_are_kept_listed_and_saved() {
     let (_, again, _) = d.adm(&["-Ln", "--tun-info"]);
     assert_eq!(again, want);
 
+    // No persistence engine: the kernel's answer without ip_vs_pe_sip.
+    let (code, _, err) = d.adm(&["-A", "-u", "127.60.1.1:5060", "-p", "--pe", "sip"]);
+    assert_eq!(
+        (code, err.trim()),
+        (255, "Scheduler or persistence engine not found")
+    );
+
     // The sync daemon needs the kernel's table: refused, and none is listed.
     let (code, _, err) = d.adm(&["--start-daemon", "master"]);
     assert_eq!(code, 255);
