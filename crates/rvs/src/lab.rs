@@ -49,6 +49,74 @@ pub enum LabCmd {
         name: String,
         addr: std::net::SocketAddr,
     },
+    /// (internal) Opens the TCP connections of an `rvs sim` flow file, each from its
+    /// client address and port, one after the other, and holds them open: the same
+    /// connections `rvs sim` schedules, through a real kernel.
+    #[command(hide = true)]
+    Flows {
+        file: PathBuf,
+        /// Pause between two connections (ms).
+        #[arg(long, default_value_t = 20)]
+        gap_ms: u64,
+        /// Seconds to hold the connections after the last one.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+        /// A file written once every connection is established.
+        #[arg(long)]
+        ready: Option<PathBuf>,
+    },
+}
+
+fn open_flows(
+    file: &std::path::Path,
+    gap_ms: u64,
+    hold: u64,
+    ready: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut conns = Vec::new();
+    let mut failed = 0;
+    for line in text.lines() {
+        let w: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| !w.starts_with('@'))
+            .collect();
+        let (Some(&"tcp"), Some(from), Some(to)) = (w.first(), w.get(1), w.get(2)) else {
+            continue;
+        };
+        let (Ok(from), Ok(to)) = (
+            from.parse::<std::net::SocketAddr>(),
+            to.parse::<std::net::SocketAddr>(),
+        ) else {
+            bail!("bad flow line: {line}");
+        };
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(from),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        s.set_reuse_address(true)?;
+        s.bind(&from.into())?;
+        match s.connect_timeout(&to.into(), std::time::Duration::from_secs(3)) {
+            Ok(()) => conns.push(s),
+            Err(e) => {
+                eprintln!("{from} -> {to}: {e}");
+                failed += 1;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(gap_ms));
+    }
+    eprintln!("{} connections open, {failed} failed", conns.len());
+    if let Some(r) = ready {
+        std::fs::write(r, format!("{}\n", conns.len()))?;
+    }
+    std::thread::sleep(std::time::Duration::from_secs(hold));
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub const VIP: &str = "198.18.0.50";
@@ -340,6 +408,12 @@ pub fn run(a: &LabArgs) -> Result<ExitCode> {
                 u8::try_from(st.code().unwrap_or(1)).unwrap_or(1),
             ))
         }
+        LabCmd::Flows {
+            file,
+            gap_ms,
+            hold,
+            ready,
+        } => open_flows(file, *gap_ms, *hold, ready.as_deref()),
         LabCmd::Serve { name, addr } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

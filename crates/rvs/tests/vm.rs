@@ -1,0 +1,67 @@
+//! Against a real IPVS kernel: `tests/vm/run.sh` boots Debian's stock kernel (which has
+//! IPVS; this host's has none) under qemu (TCG) with the rvs binary inside and runs a
+//! scenario there. Needs qemu-system-x86_64, busybox-static, cpio, kmod and apt access for
+//! the kernel package (`.ci/run` installs them); in CI (CI=true) a missing one fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn prerequisites() -> bool {
+    let have = |c: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let missing: Vec<&str> = ["qemu-system-x86_64", "busybox", "cpio", "depmod", "apt-get"]
+        .into_iter()
+        .filter(|c| !have(c))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "VM tests cannot run in CI: missing {missing:?}"
+    );
+    eprintln!("skipping the VM test: missing {missing:?}");
+    false
+}
+
+fn run(scenario: &str) -> (i32, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("tests/vm/run.sh"))
+        .arg(root.join("tests/vm/scenarios").join(scenario))
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The same 40 new connections per scheduler through the kernel's IPVS (LVS-DR, three
+/// real servers of weights 1, 2, 3, connections held open) and through `rvs sim`: every
+/// deterministic scheduler picks the same real server for every connection (`twos` is
+/// random by design and left out).
+#[test]
+fn schedulers_agree_with_kernel_ipvs() {
+    if !prerequisites() {
+        return;
+    }
+    let (code, out) = run("sched-diff");
+    eprintln!("{out}");
+    assert_eq!(code, 0, "{out}");
+    for s in [
+        "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh", "lblc", "lblcr", "fo", "ovf",
+    ] {
+        assert!(
+            out.contains(&format!("{s}: 40 of 40 connections scheduled identically")),
+            "{s}\n{out}"
+        );
+    }
+}
