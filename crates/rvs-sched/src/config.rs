@@ -150,6 +150,25 @@ pub struct DesiredService {
     pub fwd: Fwd,
 }
 
+impl DesiredService {
+    /// A service with no real servers and every setting at its default (no flags, no
+    /// persistence, DR, the kernel's `mh` table size, 5 s connect timeout).
+    pub fn new(key: SvcKey, algo: Algo) -> DesiredService {
+        DesiredService {
+            key,
+            algo,
+            flags: Flags::default(),
+            persistence: None,
+            mh_size: None,
+            dests: Vec::new(),
+            sorry: None,
+            connect_timeout: 5.0,
+            proxy_protocol: None,
+            fwd: Fwd::Route,
+        }
+    }
+}
+
 /// The desired state of a director: services and timeouts.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Desired {

@@ -23,9 +23,18 @@ struct XdpPlane {
     sync: tokio::task::JoinHandle<()>,
 }
 
+/// The kernel's IPVS through netlink: rvs programs the table, the kernel forwards.
+struct IpvsPlane {
+    ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>,
+    /// The services rvs created or adopted (others in the kernel are left alone).
+    managed: std::collections::HashSet<rvs_sched::SvcKey>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
 pub struct Dataplane {
     pub proxy: Proxy,
     xdp: Option<XdpPlane>,
+    ipvs: Option<IpvsPlane>,
 }
 
 pub use rvs_sched::table::ApplyReport;
@@ -35,7 +44,29 @@ impl Dataplane {
         Dataplane {
             proxy: Proxy::new(opts),
             xdp: None,
+            ipvs: None,
         }
+    }
+
+    /// Opens the kernel's IPVS (fails with what to do when the kernel has none).
+    pub fn ipvs(opts: &ProxyOptions) -> anyhow::Result<Dataplane> {
+        let ipvs = rvs_ipvs::Ipvs::open().map_err(|e| anyhow::anyhow!("--dataplane ipvs: {e}"))?;
+        tracing::info!("kernel IPVS over netlink");
+        let proxy = Proxy::new(ProxyOptions {
+            table_only: true,
+            ..opts.clone()
+        });
+        let ipvs = Arc::new(Mutex::new(ipvs));
+        let sync = tokio::spawn(copy_kernel_counters(ipvs.clone(), proxy.shared.clone()));
+        Ok(Dataplane {
+            proxy,
+            xdp: None,
+            ipvs: Some(IpvsPlane {
+                ipvs,
+                managed: std::collections::HashSet::new(),
+                sync,
+            }),
+        })
     }
 
     /// Loads and attaches the XDP program on `s.iface`.
@@ -77,12 +108,15 @@ impl Dataplane {
         Ok(Dataplane {
             proxy,
             xdp: Some(XdpPlane { xdp, sync }),
+            ipvs: None,
         })
     }
 
     pub fn name(&self) -> &'static str {
         if self.xdp.is_some() {
             "xdp"
+        } else if self.ipvs.is_some() {
+            "ipvs"
         } else {
             "proxy"
         }
@@ -98,6 +132,29 @@ impl Dataplane {
             .proxy
             .apply(want)
             .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>());
+        if let Some(k) = &mut self.ipvs {
+            let res = rvs_ipvs::reconcile(
+                &mut k
+                    .ipvs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                want,
+                &mut k.managed,
+            );
+            if let Ok(r) = &res {
+                if r != &rvs_ipvs::Report::default() {
+                    tracing::info!("kernel IPVS: {r:?}");
+                }
+            }
+            return match (table, res) {
+                (Ok(rep), Ok(_)) => Ok(rep),
+                (t, r) => {
+                    let mut errs = t.err().unwrap_or_default();
+                    errs.extend(r.err().unwrap_or_default().iter().map(ToString::to_string));
+                    Err(errs)
+                }
+            };
+        }
         let Some(x) = &self.xdp else {
             return table;
         };
@@ -125,12 +182,48 @@ impl Dataplane {
     }
 
     pub async fn shutdown(&mut self, drain: Duration) {
+        if let Some(k) = self.ipvs.take() {
+            k.sync.abort();
+            // As keepalived does at stop: remove what rvs put in the kernel.
+            let mut ipvs = k
+                .ipvs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for key in &k.managed {
+                if let Err(e) = ipvs.del_service(key) {
+                    tracing::warn!("removing a kernel IPVS service at stop: {e}");
+                }
+            }
+        }
         if let Some(x) = self.xdp.take() {
             x.sync.abort();
             // Dropping the program detaches it: traffic goes back to the kernel.
             drop(x.xdp);
         }
         self.proxy.shutdown(drain).await;
+    }
+}
+
+/// Copies the kernel's per-real-server counters into the table's, every second.
+async fn copy_kernel_counters(ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>, shared: Arc<Shared>) {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        iv.tick().await;
+        let mut k = ipvs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Ok(services) = k.services() else { continue };
+        for s in services {
+            let Ok(dests) = k.dests(&s.key) else { continue };
+            for d in dests {
+                let t = shared.counters(s.key, std::net::SocketAddr::new(d.addr, d.port));
+                t.conns.store(d.stats.conns, Ordering::Relaxed);
+                t.in_pkts.store(d.stats.inpkts, Ordering::Relaxed);
+                t.in_bytes.store(d.stats.inbytes, Ordering::Relaxed);
+                t.out_pkts.store(d.stats.outpkts, Ordering::Relaxed);
+                t.out_bytes.store(d.stats.outbytes, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use rvs_adm::cmd::{Command, DestSpec, SvcSpec};
 use rvs_adm::SvcId;
 use rvs_sched::config::{Desired, DesiredDest, DesiredService};
-use rvs_sched::{Algo, Flags, Fwd, Persistence};
+use rvs_sched::{Algo, Flags, Persistence};
 
 /// Why a command cannot apply: ipvsadm's `ipvs_strerror` texts (spec §8).
 pub type Refusal = &'static str;
@@ -83,16 +83,9 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
             }
             let (algo, flags, persistence) = settings(spec)?;
             want.services.push(DesiredService {
-                key: crate::convert::sched_key(&spec.id),
-                algo,
                 flags,
                 persistence,
-                mh_size: None,
-                dests: Vec::new(),
-                sorry: None,
-                connect_timeout: 5.0,
-                proxy_protocol: None,
-                fwd: Fwd::Route,
+                ..DesiredService::new(crate::convert::sched_key(&spec.id), algo)
             });
         }
         Command::EditService(spec) => {

@@ -19,9 +19,10 @@ pub struct RunArgs {
         default_value = "/etc/keepalived/keepalived.conf"
     )]
     pub file: PathBuf,
-    /// Data plane: `proxy` (userspace TCP/UDP proxy, no root needed) or `xdp` (the
-    /// XDP/eBPF program forwards DR, TUN and NAT in the kernel; root).
-    #[arg(long, default_value = "proxy", value_parser = ["proxy", "xdp"])]
+    /// Data plane: `proxy` (userspace TCP/UDP proxy, no root needed), `xdp` (the
+    /// XDP/eBPF program forwards DR, TUN and NAT in the kernel; root) or `ipvs` (the
+    /// kernel's IPVS programmed over netlink, as keepalived does; root, `ip_vs`).
+    #[arg(long, default_value = "proxy", value_parser = ["proxy", "xdp", "ipvs"])]
     pub dataplane: String,
     /// The interface the XDP program attaches to (default: the first `vrrp_instance`'s).
     #[arg(long = "xdp-iface", value_name = "IFACE")]
@@ -191,6 +192,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             },
         )
         .await?
+    } else if a.dataplane == "ipvs" && !a.vrrp_only {
+        Dataplane::ipvs(&opts)?
     } else {
         Dataplane::proxy(opts)
     };

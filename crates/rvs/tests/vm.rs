@@ -65,3 +65,28 @@ fn schedulers_agree_with_kernel_ipvs() {
         );
     }
 }
+
+/// `rvs run --dataplane ipvs` programs the kernel's IPVS over netlink: `ipvsadm -Ln` and
+/// `rvs adm -Ln` print the same table; NAT forwards to both real servers; a failed
+/// `TCP_CHECK` removes the real server from the kernel and recovery restores it; a reload
+/// removes another real server without resetting an unchanged one's kernel counters;
+/// stopping removes rvs's services.
+#[test]
+fn ipvs_data_plane_drives_the_kernel() {
+    if !prerequisites() {
+        return;
+    }
+    let (code, out) = run("ipvs-dataplane");
+    eprintln!("{out}");
+    assert_eq!(code, 0, "{out}");
+    for step in [
+        "PASS ipvsadm -Ln equals rvs adm -Ln",
+        "PASS NAT through kernel IPVS",
+        "PASS a failed TCP_CHECK removed",
+        "PASS recovery restored it",
+        "PASS reload removed rs2 and kept rs1 untouched",
+        "PASS stop removed rvs's services",
+    ] {
+        assert!(out.contains(step), "{step}\n{out}");
+    }
+}

@@ -1,0 +1,648 @@
+//! `rvs-ipvs`: kernel IPVS over generic netlink (family `"IPVS"`, spec
+//! `ipvs-netlink.md`): a blocking client for services, destinations, timeouts and
+//! counters, and [`reconcile`], which turns a desired state into the difference of
+//! commands (never a flush, never a delete-and-re-add of an unchanged entry).
+//!
+//! Invariants: every request is acknowledged or answered with the kernel's errno; a
+//! service rvs did not create or adopt is never touched; real servers are added in
+//! configuration order, so the kernel's list (newest first) is keepalived's.
+
+pub mod wire;
+
+use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::{Fwd, Proto, SvcKey};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use wire::{attr, cmd, Attrs, Reply};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IpvsError {
+    #[error("the kernel has no IPVS (no generic netlink family \"IPVS\"): load ip_vs (modprobe ip_vs) or use --dataplane proxy|xdp")]
+    NoIpvs,
+    #[error("netlink: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{op}: {}", std::io::Error::from_raw_os_error(*.errno))]
+    Kernel { op: &'static str, errno: i32 },
+    #[error("malformed reply from the kernel")]
+    Malformed,
+}
+
+impl From<wire::Malformed> for IpvsError {
+    fn from(_: wire::Malformed) -> IpvsError {
+        IpvsError::Malformed
+    }
+}
+
+/// Counters of a service or real server (the kernel's 64-bit view).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// A service as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub key: SvcKey,
+    pub sched: String,
+    pub flags: u32,
+    /// Persistence timeout, seconds.
+    pub timeout: u32,
+    /// IPv4: the mask (host order value of the network-order mask); IPv6: prefix length.
+    pub netmask: u32,
+    pub stats: Stats,
+}
+
+/// A real server as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: IpAddr,
+    pub port: u16,
+    /// 0 masq, 1 local, 2 tunnel, 3 route.
+    pub fwd: u32,
+    pub weight: u32,
+    pub u_thresh: u32,
+    pub l_thresh: u32,
+    pub active: u32,
+    pub inactive: u32,
+    pub persist: u32,
+    pub tun: rvs_sched::Tun,
+    pub stats: Stats,
+}
+
+pub const F_PERSISTENT: u32 = 0x01;
+pub const F_ONEPACKET: u32 = 0x04;
+pub const F_SCHED1: u32 = 0x08;
+pub const F_SCHED2: u32 = 0x10;
+pub const F_SCHED3: u32 = 0x20;
+
+/// A generic netlink socket bound to the IPVS family.
+pub struct Ipvs {
+    sock: netlink_sys::Socket,
+    family: u16,
+    seq: u32,
+}
+
+fn fwd_code(f: Fwd) -> u32 {
+    match f {
+        Fwd::Masq => 0,
+        Fwd::Tunnel => 2,
+        Fwd::Route => 3,
+    }
+}
+
+fn proto_code(p: Proto) -> u16 {
+    match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Sctp => 132,
+    }
+}
+
+/// The identifying attributes of a service.
+fn svc_id_attrs(key: &SvcKey) -> Attrs {
+    let mut a = Attrs::default();
+    match key {
+        SvcKey::Addr { proto, addr, port } => {
+            a.u16(attr::SVC_AF, wire::af_of(*addr))
+                .u16(attr::SVC_PROTOCOL, proto_code(*proto))
+                .put(attr::SVC_ADDR, &wire::inet_addr(*addr))
+                .be16(attr::SVC_PORT, *port);
+        }
+        SvcKey::Fwmark { mark, v6 } => {
+            a.u16(
+                attr::SVC_AF,
+                if *v6 { wire::AF_INET6 } else { wire::AF_INET },
+            )
+            .u32(attr::SVC_FWMARK, *mark);
+        }
+    }
+    a
+}
+
+impl Ipvs {
+    /// Opens the socket and resolves the family.
+    pub fn open() -> Result<Ipvs, IpvsError> {
+        let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_GENERIC)?;
+        sock.bind_auto()?;
+        let mut me = Ipvs {
+            sock,
+            family: wire::GENL_ID_CTRL,
+            seq: 1,
+        };
+        let mut a = Attrs::default();
+        a.string(wire::CTRL_ATTR_FAMILY_NAME, "IPVS");
+        let replies = match me.request("resolving the IPVS family", wire::CTRL_CMD_GETFAMILY, 0, &a)
+        {
+            Err(IpvsError::Kernel { errno, .. }) if errno == libc::ENOENT => {
+                return Err(IpvsError::NoIpvs)
+            }
+            r => r?,
+        };
+        let id = replies
+            .iter()
+            .flat_map(|(_, b)| wire::attrs(b).collect::<Vec<_>>())
+            .find(|(k, _)| *k == wire::CTRL_ATTR_FAMILY_ID)
+            .and_then(|(_, p)| wire::get_u16(p))
+            .ok_or(IpvsError::NoIpvs)?;
+        me.family = id;
+        Ok(me)
+    }
+
+    /// Sends one request and collects its replies (payload attributes of each message).
+    fn request(
+        &mut self,
+        op: &'static str,
+        command: u8,
+        extra_flags: u16,
+        attrs: &Attrs,
+    ) -> Result<Vec<(u8, Vec<u8>)>, IpvsError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let msg = wire::message(
+            self.family,
+            wire::F_REQUEST | wire::F_ACK | extra_flags,
+            seq,
+            command,
+            attrs,
+        );
+        self.sock.send(&msg, 0)?;
+        let dump = extra_flags & wire::F_DUMP != 0;
+        let mut out = Vec::new();
+        loop {
+            let mut buf = vec![0u8; 65_536];
+            let n = self.sock.recv(&mut &mut buf[..], 0)?;
+            for r in wire::messages(&buf[..n], seq)? {
+                match r {
+                    Reply::Error(0) if !dump => return Ok(out),
+                    Reply::Error(0) => {}
+                    Reply::Error(e) => {
+                        return Err(IpvsError::Kernel {
+                            op,
+                            errno: e.saturating_neg(),
+                        })
+                    }
+                    Reply::Done => return Ok(out),
+                    // GETFAMILY and GET_CONFIG answer with data, then the ack.
+                    Reply::Data { cmd, attrs } => out.push((cmd, attrs.to_vec())),
+                }
+            }
+        }
+    }
+
+    /// Every service, in the kernel's order.
+    pub fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
+        let replies = self.request(
+            "listing services",
+            cmd::GET_SERVICE,
+            wire::F_DUMP,
+            &Attrs::default(),
+        )?;
+        let mut out = Vec::new();
+        for (_, b) in replies {
+            for (k, nest) in wire::attrs(&b) {
+                if k == attr::CMD_SERVICE {
+                    out.push(parse_service(nest).ok_or(IpvsError::Malformed)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The real servers of a service, newest first (the kernel's list order).
+    pub fn dests(&mut self, key: &SvcKey) -> Result<Vec<Dest>, IpvsError> {
+        let mut a = Attrs::default();
+        a.nested(attr::CMD_SERVICE, &svc_id_attrs(key));
+        let replies = self.request("listing real servers", cmd::GET_DEST, wire::F_DUMP, &a)?;
+        let v6 = match key {
+            SvcKey::Addr { addr, .. } => addr.is_ipv6(),
+            SvcKey::Fwmark { v6, .. } => *v6,
+        };
+        let mut out = Vec::new();
+        for (_, b) in replies {
+            for (k, nest) in wire::attrs(&b) {
+                if k == attr::CMD_DEST {
+                    out.push(parse_dest(nest, v6).ok_or(IpvsError::Malformed)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn service_cmd(
+        &mut self,
+        op: &'static str,
+        c: u8,
+        s: &DesiredService,
+    ) -> Result<(), IpvsError> {
+        let mut a = svc_id_attrs(&s.key);
+        let v6 = matches!(s.key, SvcKey::Addr { addr, .. } if addr.is_ipv6())
+            || matches!(s.key, SvcKey::Fwmark { v6: true, .. });
+        let (flags, timeout, netmask) = service_settings(s, v6);
+        a.string(attr::SVC_SCHED_NAME, s.algo.name());
+        let mut f = Vec::with_capacity(8);
+        f.extend_from_slice(&flags.to_ne_bytes());
+        f.extend_from_slice(&u32::MAX.to_ne_bytes());
+        a.put(attr::SVC_FLAGS, &f)
+            .u32(attr::SVC_TIMEOUT, timeout)
+            .u32(attr::SVC_NETMASK, netmask);
+        let mut top = Attrs::default();
+        top.nested(attr::CMD_SERVICE, &a);
+        self.request(op, c, 0, &top).map(|_| ())
+    }
+
+    pub fn new_service(&mut self, s: &DesiredService) -> Result<(), IpvsError> {
+        self.service_cmd("adding a service", cmd::NEW_SERVICE, s)
+    }
+
+    pub fn set_service(&mut self, s: &DesiredService) -> Result<(), IpvsError> {
+        self.service_cmd("editing a service", cmd::SET_SERVICE, s)
+    }
+
+    pub fn del_service(&mut self, key: &SvcKey) -> Result<(), IpvsError> {
+        let mut top = Attrs::default();
+        top.nested(attr::CMD_SERVICE, &svc_id_attrs(key));
+        self.request("deleting a service", cmd::DEL_SERVICE, 0, &top)
+            .map(|_| ())
+    }
+
+    fn dest_cmd(
+        &mut self,
+        op: &'static str,
+        c: u8,
+        key: &SvcKey,
+        d: &DesiredDest,
+    ) -> Result<(), IpvsError> {
+        let mut da = Attrs::default();
+        da.u16(attr::DEST_ADDR_FAMILY, wire::af_of(d.addr))
+            .put(attr::DEST_ADDR, &wire::inet_addr(d.addr))
+            .be16(attr::DEST_PORT, dest_port(key, d));
+        {
+            da.u32(attr::DEST_FWD_METHOD, fwd_code(d.fwd))
+                .u32(
+                    attr::DEST_WEIGHT,
+                    u32::try_from(d.weight.max(0)).unwrap_or(0),
+                )
+                .u8(attr::DEST_TUN_TYPE, d.tun.kind)
+                .be16(attr::DEST_TUN_PORT, d.tun.port)
+                .u16(attr::DEST_TUN_FLAGS, u16::from(d.tun.flags))
+                .u32(attr::DEST_U_THRESH, d.u_threshold)
+                .u32(attr::DEST_L_THRESH, d.l_threshold);
+        }
+        let mut top = Attrs::default();
+        top.nested(attr::CMD_SERVICE, &svc_id_attrs(key))
+            .nested(attr::CMD_DEST, &da);
+        self.request(op, c, 0, &top).map(|_| ())
+    }
+
+    pub fn new_dest(&mut self, key: &SvcKey, d: &DesiredDest) -> Result<(), IpvsError> {
+        self.dest_cmd("adding a real server", cmd::NEW_DEST, key, d)
+    }
+
+    pub fn set_dest(&mut self, key: &SvcKey, d: &DesiredDest) -> Result<(), IpvsError> {
+        self.dest_cmd("editing a real server", cmd::SET_DEST, key, d)
+    }
+
+    /// Deletes the real server the kernel holds at `addr`:`port` (its stored port).
+    pub fn del_dest(&mut self, key: &SvcKey, addr: IpAddr, port: u16) -> Result<(), IpvsError> {
+        let mut da = Attrs::default();
+        da.u16(attr::DEST_ADDR_FAMILY, wire::af_of(addr))
+            .put(attr::DEST_ADDR, &wire::inet_addr(addr))
+            .be16(attr::DEST_PORT, port);
+        let mut top = Attrs::default();
+        top.nested(attr::CMD_SERVICE, &svc_id_attrs(key))
+            .nested(attr::CMD_DEST, &da);
+        self.request("deleting a real server", cmd::DEL_DEST, 0, &top)
+            .map(|_| ())
+    }
+
+    /// tcp, tcpfin, udp timeouts in seconds.
+    pub fn timeouts(&mut self) -> Result<[u32; 3], IpvsError> {
+        let r = self.request("reading timeouts", cmd::GET_CONFIG, 0, &Attrs::default())?;
+        let mut t = [0u32; 3];
+        for (_, b) in r {
+            for (k, p) in wire::attrs(&b) {
+                let v = wire::get_u32(p).unwrap_or(0);
+                match k {
+                    attr::CMD_TIMEOUT_TCP => t[0] = v,
+                    attr::CMD_TIMEOUT_TCP_FIN => t[1] = v,
+                    attr::CMD_TIMEOUT_UDP => t[2] = v,
+                    _ => {}
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn set_timeouts(&mut self, t: [u32; 3]) -> Result<(), IpvsError> {
+        let mut a = Attrs::default();
+        a.u32(attr::CMD_TIMEOUT_TCP, t[0])
+            .u32(attr::CMD_TIMEOUT_TCP_FIN, t[1])
+            .u32(attr::CMD_TIMEOUT_UDP, t[2]);
+        self.request("setting timeouts", cmd::SET_CONFIG, 0, &a)
+            .map(|_| ())
+    }
+}
+
+/// The dest port the kernel stores: DR and TUN real servers of address services take
+/// the service's port (ipvsadm and keepalived send it), fwmark services port 0... or
+/// the configured one.
+fn dest_port(key: &SvcKey, d: &DesiredDest) -> u16 {
+    match key {
+        SvcKey::Addr { port, .. } if d.fwd != Fwd::Masq => *port,
+        _ => d.port,
+    }
+}
+
+/// flags, persistence timeout, netmask, as keepalived sends them.
+fn service_settings(s: &DesiredService, v6: bool) -> (u32, u32, u32) {
+    let mut flags = 0;
+    if s.flags.fallback {
+        flags |= F_SCHED1;
+    }
+    if s.flags.port {
+        flags |= F_SCHED2;
+    }
+    if s.flags.sched3 {
+        flags |= F_SCHED3;
+    }
+    if s.flags.ops {
+        flags |= F_ONEPACKET;
+    }
+    let (timeout, prefix) = match s.persistence {
+        Some(p) => {
+            flags |= F_PERSISTENT;
+            (p.timeout_s, p.prefix)
+        }
+        None => (0, if v6 { 128 } else { 32 }),
+    };
+    let netmask = if v6 {
+        u32::from(prefix)
+    } else {
+        // The mask in network byte order, as a native-endian u32 on the wire.
+        let m = u32::MAX
+            .checked_shl(32 - u32::from(prefix.min(32)))
+            .unwrap_or(0);
+        u32::from_ne_bytes(m.to_be_bytes())
+    };
+    (flags, timeout, netmask)
+}
+
+fn parse_stats(b: &[u8]) -> Stats {
+    let mut s = Stats::default();
+    for (k, p) in wire::attrs(b) {
+        let v = wire::get_u64(p).unwrap_or(0);
+        match k {
+            attr::STATS_CONNS => s.conns = v,
+            attr::STATS_INPKTS => s.inpkts = v,
+            attr::STATS_OUTPKTS => s.outpkts = v,
+            attr::STATS_INBYTES => s.inbytes = v,
+            attr::STATS_OUTBYTES => s.outbytes = v,
+            _ => {}
+        }
+    }
+    s
+}
+
+fn parse_service(b: &[u8]) -> Option<Service> {
+    let mut af = wire::AF_INET;
+    let (mut proto, mut addr, mut port, mut mark) = (0u16, None, 0u16, None);
+    let (mut sched, mut flags, mut timeout, mut netmask) = (String::new(), 0, 0, 0);
+    let mut stats = Stats::default();
+    for (k, p) in wire::attrs(b) {
+        match k {
+            attr::SVC_AF => af = wire::get_u16(p)?,
+            attr::SVC_PROTOCOL => proto = wire::get_u16(p)?,
+            attr::SVC_ADDR => addr = Some(p.to_vec()),
+            attr::SVC_PORT => port = wire::get_be16(p)?,
+            attr::SVC_FWMARK => mark = wire::get_u32(p),
+            attr::SVC_SCHED_NAME => sched = wire::get_string(p),
+            attr::SVC_FLAGS => flags = wire::get_u32(p)?,
+            attr::SVC_TIMEOUT => timeout = wire::get_u32(p)?,
+            attr::SVC_NETMASK => netmask = wire::get_u32(p)?,
+            attr::SVC_STATS64 => stats = parse_stats(p),
+            _ => {}
+        }
+    }
+    let key = match mark {
+        Some(m) => SvcKey::Fwmark {
+            mark: m,
+            v6: af == wire::AF_INET6,
+        },
+        None => SvcKey::Addr {
+            proto: match proto {
+                17 => Proto::Udp,
+                132 => Proto::Sctp,
+                _ => Proto::Tcp,
+            },
+            addr: wire::get_addr(&addr?, af)?,
+            port,
+        },
+    };
+    Some(Service {
+        key,
+        sched,
+        flags,
+        timeout,
+        netmask,
+        stats,
+    })
+}
+
+fn parse_dest(b: &[u8], v6: bool) -> Option<Dest> {
+    let mut af = if v6 { wire::AF_INET6 } else { wire::AF_INET };
+    let mut raw = None;
+    let mut d = Dest {
+        addr: IpAddr::from([0, 0, 0, 0]),
+        port: 0,
+        fwd: 0,
+        weight: 0,
+        u_thresh: 0,
+        l_thresh: 0,
+        active: 0,
+        inactive: 0,
+        persist: 0,
+        tun: rvs_sched::Tun::default(),
+        stats: Stats::default(),
+    };
+    for (k, p) in wire::attrs(b) {
+        match k {
+            attr::DEST_ADDR => raw = Some(p.to_vec()),
+            attr::DEST_ADDR_FAMILY => af = wire::get_u16(p)?,
+            attr::DEST_PORT => d.port = wire::get_be16(p)?,
+            attr::DEST_FWD_METHOD => d.fwd = wire::get_u32(p)? & 7,
+            attr::DEST_WEIGHT => d.weight = wire::get_u32(p)?,
+            attr::DEST_U_THRESH => d.u_thresh = wire::get_u32(p)?,
+            attr::DEST_L_THRESH => d.l_thresh = wire::get_u32(p)?,
+            attr::DEST_ACTIVE_CONNS => d.active = wire::get_u32(p)?,
+            attr::DEST_INACT_CONNS => d.inactive = wire::get_u32(p)?,
+            attr::DEST_PERSIST_CONNS => d.persist = wire::get_u32(p)?,
+            attr::DEST_TUN_TYPE => d.tun.kind = *p.first()?,
+            attr::DEST_TUN_PORT => d.tun.port = wire::get_be16(p)?,
+            attr::DEST_TUN_FLAGS => {
+                d.tun.flags = u8::try_from(wire::get_u16(p)?).unwrap_or(0);
+            }
+            attr::DEST_STATS64 => d.stats = parse_stats(p),
+            _ => {}
+        }
+    }
+    d.addr = wire::get_addr(&raw?, af)?;
+    Some(d)
+}
+
+/// What [`reconcile`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub services_added: usize,
+    pub services_changed: usize,
+    pub services_removed: usize,
+    pub services_adopted: usize,
+    pub dests_added: usize,
+    pub dests_changed: usize,
+    pub dests_removed: usize,
+}
+
+/// Brings the kernel's table to `want` by difference. `managed` holds the services rvs
+/// owns (created, or found at start and adopted because the config has them); a kernel
+/// service outside it is left alone. Returns what changed, or every error (the rest is
+/// still applied).
+pub fn reconcile<S: std::hash::BuildHasher>(
+    ipvs: &mut Ipvs,
+    want: &Desired,
+    managed: &mut HashSet<SvcKey, S>,
+) -> Result<Report, Vec<IpvsError>> {
+    let mut rep = Report::default();
+    let mut errs = Vec::new();
+    let current = match ipvs.services() {
+        Ok(s) => s,
+        Err(e) => return Err(vec![e]),
+    };
+    for s in &want.services {
+        let v6 = matches!(s.key, SvcKey::Addr { addr, .. } if addr.is_ipv6())
+            || matches!(s.key, SvcKey::Fwmark { v6: true, .. });
+        match current.iter().find(|c| c.key == s.key) {
+            None => match ipvs.new_service(s) {
+                Ok(()) => rep.services_added += 1,
+                Err(e) => {
+                    errs.push(e);
+                    continue;
+                }
+            },
+            Some(c) => {
+                if managed.insert(s.key) {
+                    rep.services_adopted += 1;
+                }
+                let (flags, timeout, netmask) = service_settings(s, v6);
+                let user_flags = c.flags & !0x02; // HASHED is the kernel's
+                if c.sched != s.algo.name()
+                    || user_flags != flags
+                    || c.timeout != timeout
+                    || c.netmask != netmask
+                {
+                    match ipvs.set_service(s) {
+                        Ok(()) => rep.services_changed += 1,
+                        Err(e) => errs.push(e),
+                    }
+                }
+            }
+        }
+        managed.insert(s.key);
+        let have = match ipvs.dests(&s.key) {
+            Ok(d) => d,
+            Err(e) => {
+                errs.push(e);
+                continue;
+            }
+        };
+        for h in &have {
+            let still = s
+                .dests
+                .iter()
+                .any(|d| d.addr == h.addr && dest_port(&s.key, d) == h.port);
+            if !still {
+                match ipvs.del_dest(&s.key, h.addr, h.port) {
+                    Ok(()) => rep.dests_removed += 1,
+                    Err(e) => errs.push(e),
+                }
+            }
+        }
+        for d in &s.dests {
+            let port = dest_port(&s.key, d);
+            match have.iter().find(|h| h.addr == d.addr && h.port == port) {
+                None => match ipvs.new_dest(&s.key, d) {
+                    Ok(()) => rep.dests_added += 1,
+                    Err(e) => errs.push(e),
+                },
+                Some(h) => {
+                    let same = h.fwd == fwd_code(d.fwd)
+                        && i64::from(h.weight) == i64::from(d.weight.max(0))
+                        && h.u_thresh == d.u_threshold
+                        && h.l_thresh == d.l_threshold
+                        && (d.fwd != Fwd::Tunnel || h.tun == d.tun);
+                    if !same {
+                        match ipvs.set_dest(&s.key, d) {
+                            Ok(()) => rep.dests_changed += 1,
+                            Err(e) => errs.push(e),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let gone: Vec<SvcKey> = managed
+        .iter()
+        .filter(|k| !want.services.iter().any(|s| s.key == **k))
+        .copied()
+        .collect();
+    for k in gone {
+        managed.remove(&k);
+        if current.iter().any(|c| c.key == k) {
+            match ipvs.del_service(&k) {
+                Ok(()) => rep.services_removed += 1,
+                Err(e) => errs.push(e),
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(rep)
+    } else {
+        Err(errs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_netmask_goes_in_network_order() {
+        let key = SvcKey::Addr {
+            proto: Proto::Tcp,
+            addr: IpAddr::from([198, 18, 0, 50]),
+            port: 80,
+        };
+        let s = DesiredService {
+            persistence: Some(rvs_sched::Persistence {
+                timeout_s: 300,
+                prefix: 24,
+            }),
+            ..DesiredService::new(key, rvs_sched::Algo::Rr)
+        };
+        let (flags, timeout, netmask) = service_settings(&s, false);
+        assert_eq!((flags, timeout), (F_PERSISTENT, 300));
+        assert_eq!(netmask.to_ne_bytes(), [255, 255, 255, 0]);
+    }
+
+    #[test]
+    fn no_ipvs_here_is_a_clear_error() {
+        // This host's kernel has no ip_vs (the VM test covers the real thing); where it
+        // has, opening works.
+        match Ipvs::open() {
+            Ok(_) => {}
+            Err(e) => assert!(matches!(e, IpvsError::NoIpvs | IpvsError::Io(_)), "{e}"),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+# rvs run --dataplane ipvs against the kernel's IPVS: the table it programs lists the same
+# in ipvsadm and rvs adm; NAT forwarding works end to end; a failed check removes the real
+# server from the kernel and recovery restores it; a reload changes other real servers
+# without touching an unchanged one (its kernel counters keep counting); stop removes
+# what rvs added. Topology: client 198.18.1.100 on br0 (director 198.18.1.1, VIP
+# 198.18.1.50), real servers 198.18.0.11-12 on br1 (director 198.18.0.1, their gateway).
+set -e
+ip() { /sbin/ip "$@"; }
+R=$(pwd)/rvs
+fail() { echo "FAIL: $*"; echo "--- rvs log"; tail -20 /tmp/rvs.log; ipvsadm -Ln; exit 1; }
+ip link add br0 type bridge; ip link set br0 up
+ip link add br1 type bridge; ip link set br1 up
+ip addr add 198.18.1.1/24 dev br0
+ip addr add 198.18.1.50/32 dev br0
+ip addr add 198.18.0.1/24 dev br1
+echo 1 > /proc/sys/net/ipv4/ip_forward
+ip netns add c
+ip link add vc type veth peer name eth0 netns c
+ip link set vc master br0 up
+ip -n c link set lo up; ip -n c link set eth0 up
+ip -n c addr add 198.18.1.100/24 dev eth0
+for k in 1 2; do
+  ip netns add rs$k
+  ip link add vr$k type veth peer name eth0 netns rs$k
+  ip link set vr$k master br1 up
+  ip -n rs$k link set lo up; ip -n rs$k link set eth0 up
+  ip -n rs$k addr add 198.18.0.1$k/24 dev eth0
+  ip -n rs$k route add default via 198.18.0.1
+  mkdir -p /www/rs$k && echo rs$k > /www/rs$k/index.html
+done
+serve() { ip netns exec rs$1 httpd -p 8080 -h /www/rs$1; }
+get() { printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec c nc 198.18.1.50 80 | tail -1; }
+serve 1; serve 2
+conf=/tmp/k.conf
+write_conf() { # $1: the real servers of the port-80 service
+  {
+    echo "virtual_server 198.18.1.50 80 {"
+    echo "    delay_loop 1"
+    echo "    lvs_sched rr"
+    echo "    lvs_method NAT"
+    echo "    protocol TCP"
+    for rs in $1; do
+      echo "    real_server $rs 8080 {"
+      echo "        weight 1"
+      echo "        TCP_CHECK {"
+      echo "            connect_timeout 1"
+      echo "        }"
+      echo "    }"
+    done
+    echo "}"
+    echo "virtual_server 198.18.1.50 443 {"
+    echo "    lvs_sched wlc"
+    echo "    persistence_timeout 300"
+    echo "    lvs_method NAT"
+    echo "    protocol TCP"
+    echo "    real_server 198.18.0.11 8443 {"
+    echo "        weight 3"
+    echo "    }"
+    echo "}"
+  } > $conf
+}
+write_conf "198.18.0.11 198.18.0.12"
+"$R" run -C -f $conf --dataplane ipvs --control /tmp/c.sock --pid-file /tmp/rvs.pid --log-level info 2> /tmp/rvs.log &
+export RVS_CONTROL=/tmp/c.sock
+t=0; while ! ipvsadm -Ln | grep -q "198.18.0.12:8080"; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/rvs.log; fail "no table"; }; usleep 100000; done
+
+ipvsadm -Ln > /tmp/kernel.txt
+"$R" adm -Ln > /tmp/rvs.txt
+cat /tmp/kernel.txt
+if ! cmp -s /tmp/kernel.txt /tmp/rvs.txt; then echo "--- rvs adm -Ln:"; cat /tmp/rvs.txt; fail "ipvsadm -Ln and rvs adm -Ln differ"; fi
+echo "PASS ipvsadm -Ln equals rvs adm -Ln"
+
+seen=""
+for i in 1 2 3 4; do seen="$seen $(get)"; done
+case "$seen" in *rs1*rs2*|*rs2*rs1*) echo "PASS NAT through kernel IPVS:$seen" ;; *) fail "NAT answers:$seen" ;; esac
+
+# Take both servers down and bring rs2 back: rs1's check fails.
+for p in $(pidof httpd); do kill $p; done
+serve 2
+t=0; while ipvsadm -Ln | grep -q "198.18.0.11:8080"; do t=$((t+1)); [ $t -lt 100 ] || fail "rs1 not removed after its check failed"; usleep 100000; done
+echo "PASS a failed TCP_CHECK removed 198.18.0.11:8080 from the kernel"
+serve 1
+t=0; while ! ipvsadm -Ln | grep -q "198.18.0.11:8080"; do t=$((t+1)); [ $t -lt 100 ] || fail "rs1 not restored"; usleep 100000; done
+echo "PASS recovery restored it"
+
+for i in 1 2 3 4; do get > /dev/null; done
+before=$(ipvsadm -Ln --stats --exact | awk '$2 == "198.18.0.11:8080" {print $3}')
+write_conf "198.18.0.11 198.18.0.13"
+kill -HUP $(head -1 /tmp/rvs.pid)
+t=0; while ipvsadm -Ln | grep -q "198.18.0.12:8080"; do t=$((t+1)); [ $t -lt 100 ] || fail "reload did not remove rs2"; usleep 100000; done
+after=$(ipvsadm -Ln --stats --exact | awk '$2 == "198.18.0.11:8080" {print $3}')
+ipvsadm -Ln | grep -q "198.18.0.13:8080" || echo "(198.18.0.13 was added and its check has not passed: out of the pool)"
+[ -n "$before" ] && [ "$after" -ge "$before" ] && [ "$before" -gt 0 ] || fail "unchanged rs1 counters went from $before to $after"
+echo "PASS reload removed rs2 and kept rs1 untouched (its kernel Conns $before -> $after, not reset)"
+
+kill $(head -1 /tmp/rvs.pid)
+t=0; while ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || fail "services left after stop"; usleep 100000; done
+echo "PASS stop removed rvs's services"
