@@ -67,7 +67,7 @@ fn schedulers_agree_with_kernel_ipvs() {
 }
 
 /// `rvs run --dataplane ipvs` programs the kernel's IPVS over netlink: `ipvsadm -Ln` and
-/// `rvs adm -Ln` print the same table; NAT forwards to both real servers; a failed
+/// `rvs adm -Ln` print the same table; NAT and DR forward to both real servers; a failed
 /// `TCP_CHECK` removes the real server from the kernel and recovery restores it; a reload
 /// removes another real server without resetting an unchanged one's kernel counters;
 /// stopping removes rvs's services.
@@ -82,6 +82,7 @@ fn ipvs_data_plane_drives_the_kernel() {
     for step in [
         "PASS ipvsadm -Ln equals rvs adm -Ln",
         "PASS NAT through kernel IPVS",
+        "PASS DR through kernel IPVS",
         "PASS a failed TCP_CHECK removed",
         "PASS recovery restored it",
         "PASS reload removed rs2 and kept rs1 untouched",

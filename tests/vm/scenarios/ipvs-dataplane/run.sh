@@ -2,8 +2,11 @@
 # in ipvsadm and rvs adm; NAT forwarding works end to end; a failed check removes the real
 # server from the kernel and recovery restores it; a reload changes other real servers
 # without touching an unchanged one (its kernel counters keep counting); stop removes
-# what rvs added. Topology: client 198.18.1.100 on br0 (director 198.18.1.1, VIP
-# 198.18.1.50), real servers 198.18.0.11-12 on br1 (director 198.18.0.1, their gateway).
+# what rvs added. Topology: NAT client 198.18.1.100 on br0 (director 198.18.1.1, VIP
+# 198.18.1.50); real servers 198.18.0.11-12 on br1 (director 198.18.0.1, their gateway);
+# DR: VIP 198.18.0.51 on br1, a second client 198.18.0.100 on br1, the real servers hold
+# the VIP on lo with arp_ignore/arp_announce (as the seed articles configure them) and
+# answer that client directly.
 set -e
 ip() { /sbin/ip "$@"; }
 R=$(pwd)/rvs
@@ -12,6 +15,7 @@ ip link add br0 type bridge; ip link set br0 up
 ip link add br1 type bridge; ip link set br1 up
 ip addr add 198.18.1.1/24 dev br0
 ip addr add 198.18.1.50/32 dev br0
+ip addr add 198.18.0.51/32 dev br1
 ip addr add 198.18.0.1/24 dev br1
 echo 1 > /proc/sys/net/ipv4/ip_forward
 ip netns add c
@@ -19,6 +23,11 @@ ip link add vc type veth peer name eth0 netns c
 ip link set vc master br0 up
 ip -n c link set lo up; ip -n c link set eth0 up
 ip -n c addr add 198.18.1.100/24 dev eth0
+ip netns add c2
+ip link add vc2 type veth peer name eth0 netns c2
+ip link set vc2 master br1 up
+ip -n c2 link set lo up; ip -n c2 link set eth0 up
+ip -n c2 addr add 198.18.0.100/24 dev eth0
 for k in 1 2; do
   ip netns add rs$k
   ip link add vr$k type veth peer name eth0 netns rs$k
@@ -26,10 +35,15 @@ for k in 1 2; do
   ip -n rs$k link set lo up; ip -n rs$k link set eth0 up
   ip -n rs$k addr add 198.18.0.1$k/24 dev eth0
   ip -n rs$k route add default via 198.18.0.1
+  ip -n rs$k addr add 198.18.0.51/32 dev lo
+  for s in all.arp_ignore=1 all.arp_announce=2 lo.arp_ignore=1 lo.arp_announce=2; do
+    ip netns exec rs$k sysctl -qw net.ipv4.conf.$s
+  done
   mkdir -p /www/rs$k && echo rs$k > /www/rs$k/index.html
+  ip netns exec rs$k httpd -p 80 -h /www/rs$k
 done
 serve() { ip netns exec rs$1 httpd -p 8080 -h /www/rs$1; }
-get() { printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec c nc 198.18.1.50 80 | tail -1; }
+get() { printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec ${2:-c} nc ${1:-198.18.1.50} 80 | tail -1; }
 serve 1; serve 2
 conf=/tmp/k.conf
 write_conf() { # $1: the real servers of the port-80 service
@@ -45,6 +59,16 @@ write_conf() { # $1: the real servers of the port-80 service
       echo "        TCP_CHECK {"
       echo "            connect_timeout 1"
       echo "        }"
+      echo "    }"
+    done
+    echo "}"
+    echo "virtual_server 198.18.0.51 80 {"
+    echo "    lvs_sched rr"
+    echo "    lvs_method DR"
+    echo "    protocol TCP"
+    for rs in 198.18.0.11 198.18.0.12; do
+      echo "    real_server $rs 80 {"
+      echo "        weight 1"
       echo "    }"
     done
     echo "}"
@@ -73,6 +97,9 @@ echo "PASS ipvsadm -Ln equals rvs adm -Ln"
 seen=""
 for i in 1 2 3 4; do seen="$seen $(get)"; done
 case "$seen" in *rs1*rs2*|*rs2*rs1*) echo "PASS NAT through kernel IPVS:$seen" ;; *) fail "NAT answers:$seen" ;; esac
+seen=""
+for i in 1 2 3 4; do seen="$seen $(get 198.18.0.51 c2)"; done
+case "$seen" in *rs1*rs2*|*rs2*rs1*) echo "PASS DR through kernel IPVS:$seen" ;; *) fail "DR answers:$seen" ;; esac
 
 # Take both servers down and bring rs2 back: rs1's check fails.
 for p in $(pidof httpd); do kill $p; done
