@@ -685,3 +685,75 @@ mod tests {
         }
     }
 }
+
+/// One entry of the kernel's connection table (`/proc/net/ip_vs_conn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    /// `TCP`, `UDP`, `SCTP`, or `IP` (a fwmark template).
+    pub proto: String,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub state: String,
+    pub expires_s: u64,
+}
+
+fn hex_addr(s: &str) -> Option<IpAddr> {
+    if s.contains(':') {
+        return s.parse().ok();
+    }
+    u32::from_str_radix(s, 16)
+        .ok()
+        .map(|v| IpAddr::from(v.to_be_bytes()))
+}
+
+/// Parses `/proc/net/ip_vs_conn` text: `Pro FromIP FPrt ToIP TPrt DestIP DPrt State
+/// Expires ...`, IPv4 addresses and ports in hex, IPv6 addresses written out.
+pub fn parse_conns(text: &str) -> Vec<Conn> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let port = |s: &str| u16::from_str_radix(s, 16).ok();
+            Some(Conn {
+                proto: (*w.first()?).to_owned(),
+                caddr: hex_addr(w.get(1)?)?,
+                cport: port(w.get(2)?)?,
+                vaddr: hex_addr(w.get(3)?)?,
+                vport: port(w.get(4)?)?,
+                daddr: hex_addr(w.get(5)?)?,
+                dport: port(w.get(6)?)?,
+                state: (*w.get(7)?).to_owned(),
+                expires_s: w.get(8)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The kernel's connection table.
+pub fn connections() -> std::io::Result<Vec<Conn>> {
+    Ok(parse_conns(&std::fs::read_to_string(
+        "/proc/net/ip_vs_conn",
+    )?))
+}
+
+#[cfg(test)]
+mod conn_tests {
+    use super::*;
+
+    #[test]
+    fn proc_ip_vs_conn_lines() {
+        let text = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
+                    TCP C6120164 9C40 C6120132 0050 C612000B 1F90 ESTABLISHED     897\n\
+                    UDP 2001:0db8:0000:0000:0000:0000:0000:0001 0035 2001:0db8:0000:0000:0000:0000:0000:0050 0035 2001:0db8:0000:0000:0000:0000:0000:000b 0035 UDP             299\n";
+        let c = parse_conns(text);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].caddr, IpAddr::from([198, 18, 1, 100]));
+        assert_eq!((c[0].cport, c[0].vport, c[0].dport), (40000, 80, 8080));
+        assert_eq!((c[0].state.as_str(), c[0].expires_s), ("ESTABLISHED", 897));
+        assert_eq!(c[1].daddr, "2001:db8::b".parse::<IpAddr>().unwrap());
+    }
+}

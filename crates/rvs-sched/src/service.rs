@@ -287,6 +287,16 @@ impl Service {
         }
     }
 
+    /// Sets a destination's connection counts from another data plane (the kernel's
+    /// IPVS, mirrored for listings); the scheduler's own bookkeeping does not run here.
+    pub fn set_conn_counts(&mut self, id: DestId, active: u32, inactive: u32, persist: u32) {
+        if let Some(d) = self.arena.get_mut(id as usize) {
+            d.active = active;
+            d.inactive = inactive;
+            d.persist = persist;
+        }
+    }
+
     pub fn set_tun(&mut self, id: DestId, tun: Tun) {
         if let Some(d) = self.arena.get_mut(id as usize) {
             d.tun = tun;

@@ -88,7 +88,7 @@ pub struct Ctx {
     pub vrrp: Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
     /// VRRP is run by this daemon (not `-C`).
     pub vrrp_enabled: bool,
-    /// `proxy`, or `none` when only VRRP runs (`-P`).
+    /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     pub dataplane: &'static str,
 }
 
@@ -264,6 +264,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
             Ok(b) => (200, b),
             Err(e) => (500, err_json(&e.to_string())),
         },
+        ("GET", "/v1/connections") if ctx.dataplane == "ipvs" => kernel_connections(target),
         ("GET", "/v1/connections") => connections(&ctx.shared, target),
         ("GET", "/v1/vrrp") => match serde_json::to_string(&ctx.vrrp()) {
             Ok(b) => (200, b),
@@ -333,7 +334,7 @@ const MAX_PAGE: usize = 100_000;
 
 /// `GET /v1/connections?offset=N&limit=M`: one page of the connection table (default
 /// limit 1000, at most 100000), with the total so a client can page.
-fn connections(shared: &Shared, target: &str) -> (u16, String) {
+fn page_params(target: &str) -> Result<(usize, usize), (u16, String)> {
     let mut offset = 0usize;
     let mut limit = 1000usize;
     if let Some((_, q)) = target.split_once('?') {
@@ -342,17 +343,58 @@ fn connections(shared: &Shared, target: &str) -> (u16, String) {
             let slot = match k {
                 "offset" => &mut offset,
                 "limit" => &mut limit,
-                _ => return (400, err_json(&format!("unknown query parameter {k:?}"))),
+                _ => return Err((400, err_json(&format!("unknown query parameter {k:?}")))),
             };
             match v.parse::<usize>() {
                 Ok(n) => *slot = n,
-                Err(_) => return (400, err_json(&format!("{k}={v:?} is not a number"))),
+                Err(_) => return Err((400, err_json(&format!("{k}={v:?} is not a number")))),
             }
         }
     }
     if limit == 0 || limit > MAX_PAGE {
-        return (400, err_json(&format!("limit must be 1..={MAX_PAGE}")));
+        return Err((400, err_json(&format!("limit must be 1..={MAX_PAGE}"))));
     }
+    Ok((offset, limit))
+}
+
+/// The kernel's connection table (`--dataplane ipvs`), as `ipvsadm -Lc` reads it.
+fn kernel_connections(target: &str) -> (u16, String) {
+    let (offset, limit) = match page_params(target) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let all = match rvs_ipvs::connections() {
+        Ok(c) => c,
+        Err(e) => return (500, err_json(&format!("reading /proc/net/ip_vs_conn: {e}"))),
+    };
+    let total = all.len();
+    let page: Vec<rvs_adm::Conn> = all
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|c| rvs_adm::Conn {
+            proto: c.proto,
+            expires_s: c.expires_s,
+            state: c.state,
+            caddr: c.caddr,
+            cport: c.cport,
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+        })
+        .collect();
+    (
+        200,
+        serde_json::json!({ "total": total, "offset": offset, "connections": page }).to_string(),
+    )
+}
+
+fn connections(shared: &Shared, target: &str) -> (u16, String) {
+    let (offset, limit) = match page_params(target) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     let now = shared.now_ms();
     let (total, page) = {
         let ipvs = shared

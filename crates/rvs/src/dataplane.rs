@@ -215,6 +215,24 @@ async fn copy_kernel_counters(ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>, shared: Arc<Shar
         let Ok(services) = k.services() else { continue };
         for s in services {
             let Ok(dests) = k.dests(&s.key) else { continue };
+            {
+                // Active/inactive/persistent counts, for listings.
+                let mut table = shared
+                    .ipvs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(ts) = table
+                    .services
+                    .iter_mut()
+                    .find(|t| t.key == s.key && !t.removed)
+                {
+                    for d in &dests {
+                        if let Some(id) = ts.find(d.addr, d.port) {
+                            ts.set_conn_counts(id, d.active, d.inactive, d.persist);
+                        }
+                    }
+                }
+            }
             for d in dests {
                 let t = shared.counters(s.key, std::net::SocketAddr::new(d.addr, d.port));
                 t.conns.store(d.stats.conns, Ordering::Relaxed);

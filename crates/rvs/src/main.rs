@@ -181,9 +181,16 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
             ExitCode::from(5)
         });
     }
+    // keepalived programs the kernel's IPVS; so does rvs in its place when the kernel has
+    // IPVS (asking for the family loads ip_vs), else it runs the proxy data plane.
+    let dataplane = if !cli.vrrp && rvs_ipvs::Ipvs::open().is_ok() {
+        "ipvs"
+    } else {
+        "proxy"
+    };
     let a = run::RunArgs {
         file: cli.file,
-        dataplane: "proxy".into(),
+        dataplane: dataplane.into(),
         xdp_iface: None,
         xdp_mode: "generic".into(),
         xdp_flows: 1 << 20,

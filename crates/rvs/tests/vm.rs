@@ -83,10 +83,12 @@ fn ipvs_data_plane_drives_the_kernel() {
         "PASS ipvsadm -Ln equals rvs adm -Ln",
         "PASS NAT through kernel IPVS",
         "PASS DR through kernel IPVS",
+        "PASS rvs adm -Ln and -Lnc show the kernel's counts and connections",
         "PASS a failed TCP_CHECK removed",
         "PASS recovery restored it",
         "PASS reload removed rs2 and kept rs1 untouched",
         "PASS stop removed rvs's services",
+        "PASS keepalived -n -f programs kernel IPVS and cleans up at stop",
     ] {
         assert!(out.contains(step), "{step}\n{out}");
     }

@@ -101,6 +101,17 @@ seen=""
 for i in 1 2 3 4; do seen="$seen $(get 198.18.0.51 c2)"; done
 case "$seen" in *rs1*rs2*|*rs2*rs1*) echo "PASS DR through kernel IPVS:$seen" ;; *) fail "DR answers:$seen" ;; esac
 
+# The kernel's connection counts and connection table, through rvs adm (copied each second).
+sleep 2
+ipvsadm -Ln > /tmp/kernel.txt
+"$R" adm -Ln > /tmp/rvs.txt
+cmp -s /tmp/kernel.txt /tmp/rvs.txt || { cat /tmp/kernel.txt; echo ---; cat /tmp/rvs.txt; fail "-Ln with connection counts differs"; }
+grep -q "Masq    1      0          [1-9]" /tmp/rvs.txt || { cat /tmp/rvs.txt; fail "no inactive connections shown"; }
+ipvsadm -Lnc | awk '{$2=""; print}' | sort > /tmp/kc.txt
+"$R" adm -Lnc | awk '{$2=""; print}' | sort > /tmp/rc.txt
+cmp -s /tmp/kc.txt /tmp/rc.txt || { cat /tmp/kc.txt; echo ---; cat /tmp/rc.txt; fail "-Lnc differs"; }
+echo "PASS rvs adm -Ln and -Lnc show the kernel's counts and connections"
+
 # Take both servers down and bring rs2 back: rs1's check fails.
 for p in $(pidof httpd); do kill $p; done
 serve 2
@@ -123,3 +134,12 @@ echo "PASS reload removed rs2 and kept rs1 untouched (its kernel Conns $before -
 kill $(head -1 /tmp/rvs.pid)
 t=0; while ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || fail "services left after stop"; usleep 100000; done
 echo "PASS stop removed rvs's services"
+
+
+# The keepalived personality programs the kernel's IPVS, as keepalived does.
+ln -s "$R" /tmp/keepalived
+/tmp/keepalived -n -C -f $conf -p /tmp/ka.pid 2> /tmp/ka.log &
+t=0; while ! ipvsadm -Ln | grep -q "198.18.1.50:80"; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/ka.log; fail "keepalived personality did not program IPVS"; }; usleep 100000; done
+kill $(head -1 /tmp/ka.pid)
+t=0; while ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || fail "keepalived personality left services"; usleep 100000; done
+echo "PASS keepalived -n -f programs kernel IPVS and cleans up at stop"
