@@ -384,10 +384,7 @@ fn kernel_connections(target: &str) -> (u16, String) {
             dport: c.dport,
         })
         .collect();
-    (
-        200,
-        serde_json::json!({ "total": total, "offset": offset, "connections": page }).to_string(),
-    )
+    page_reply(total, offset, &page)
 }
 
 fn connections(shared: &Shared, target: &str) -> (u16, String) {
@@ -430,6 +427,11 @@ fn connections(shared: &Shared, target: &str) -> (u16, String) {
             .collect();
         (total, page)
     };
+    page_reply(total, offset, &page)
+}
+
+/// One page of the connection table, as `GET /v1/connections` answers.
+fn page_reply(total: usize, offset: usize, page: &[rvs_adm::Conn]) -> (u16, String) {
     (
         200,
         serde_json::json!({ "total": total, "offset": offset, "connections": page }).to_string(),
