@@ -686,6 +686,139 @@ mod tests {
     }
 }
 
+/// A connection synchronisation daemon (`ipvsadm --start-daemon`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncDaemon {
+    /// `master` or `backup`.
+    pub state: String,
+    pub ifname: String,
+    pub syncid: u32,
+    /// 0: the kernel's default.
+    pub maxlen: u16,
+    pub group: Option<IpAddr>,
+    pub port: u16,
+    pub ttl: u8,
+}
+
+impl SyncDaemon {
+    fn state_code(&self) -> u32 {
+        if self.state == "backup" {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// ipvsadm's `-L --daemon` line.
+    pub fn line(&self) -> String {
+        use std::fmt::Write as _;
+        let mut l = format!(
+            "{} sync daemon (mcast={}, syncid={}",
+            self.state, self.ifname, self.syncid
+        );
+        if self.maxlen != 0 {
+            let _ = write!(l, ", maxlen={}", self.maxlen);
+        }
+        if let Some(g) = self.group {
+            let _ = write!(l, ", group={g}");
+        }
+        if self.port != 0 {
+            let _ = write!(l, ", port={}", self.port);
+        }
+        if self.ttl != 0 {
+            let _ = write!(l, ", ttl={}", self.ttl);
+        }
+        l.push(')');
+        l
+    }
+}
+
+impl Ipvs {
+    /// Starts a sync daemon (`IPVS_CMD_NEW_DAEMON`).
+    pub fn new_daemon(&mut self, d: &SyncDaemon) -> Result<(), IpvsError> {
+        let mut a = Attrs::default();
+        a.u32(attr::DAEMON_STATE, d.state_code())
+            .string(attr::DAEMON_MCAST_IFN, &d.ifname)
+            .u32(attr::DAEMON_SYNC_ID, d.syncid);
+        if d.maxlen != 0 {
+            a.u16(attr::DAEMON_SYNC_MAXLEN, d.maxlen);
+        }
+        match d.group {
+            Some(IpAddr::V4(g)) => {
+                a.put(attr::DAEMON_MCAST_GROUP, &g.octets());
+            }
+            Some(IpAddr::V6(g)) => {
+                a.put(attr::DAEMON_MCAST_GROUP6, &g.octets());
+            }
+            None => {}
+        }
+        if d.port != 0 {
+            a.u16(attr::DAEMON_MCAST_PORT, d.port);
+        }
+        if d.ttl != 0 {
+            a.u8(attr::DAEMON_MCAST_TTL, d.ttl);
+        }
+        let mut top = Attrs::default();
+        top.nested(attr::CMD_DAEMON, &a);
+        self.request("starting the sync daemon", cmd::NEW_DAEMON, 0, &top)
+            .map(|_| ())
+    }
+
+    /// Stops the `master` or `backup` sync daemon.
+    pub fn del_daemon(&mut self, state: &str) -> Result<(), IpvsError> {
+        let d = SyncDaemon {
+            state: state.to_owned(),
+            ..SyncDaemon::default()
+        };
+        let mut a = Attrs::default();
+        a.u32(attr::DAEMON_STATE, d.state_code());
+        let mut top = Attrs::default();
+        top.nested(attr::CMD_DAEMON, &a);
+        self.request("stopping the sync daemon", cmd::DEL_DAEMON, 0, &top)
+            .map(|_| ())
+    }
+
+    /// The running sync daemons (master first).
+    pub fn daemons(&mut self) -> Result<Vec<SyncDaemon>, IpvsError> {
+        let r = self.request(
+            "listing sync daemons",
+            cmd::GET_DAEMON,
+            wire::F_DUMP,
+            &Attrs::default(),
+        )?;
+        let mut out = Vec::new();
+        for (_, b) in r {
+            for (k, nest) in wire::attrs(&b) {
+                if k != attr::CMD_DAEMON {
+                    continue;
+                }
+                let mut d = SyncDaemon::default();
+                for (kk, p) in wire::attrs(nest) {
+                    match kk {
+                        attr::DAEMON_STATE => {
+                            d.state = if wire::get_u32(p) == Some(2) {
+                                "backup".into()
+                            } else {
+                                "master".into()
+                            };
+                        }
+                        attr::DAEMON_MCAST_IFN => d.ifname = wire::get_string(p),
+                        attr::DAEMON_SYNC_ID => d.syncid = wire::get_u32(p).unwrap_or(0),
+                        attr::DAEMON_SYNC_MAXLEN => d.maxlen = wire::get_u16(p).unwrap_or(0),
+                        attr::DAEMON_MCAST_GROUP => d.group = wire::get_addr(p, wire::AF_INET),
+                        attr::DAEMON_MCAST_GROUP6 => d.group = wire::get_addr(p, wire::AF_INET6),
+                        attr::DAEMON_MCAST_PORT => d.port = wire::get_u16(p).unwrap_or(0),
+                        attr::DAEMON_MCAST_TTL => d.ttl = p.first().copied().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// One entry of the kernel's connection table (`/proc/net/ip_vs_conn`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {

@@ -27,6 +27,9 @@ pub mod cmd {
     pub const SET_DEST: u8 = 6;
     pub const DEL_DEST: u8 = 7;
     pub const GET_DEST: u8 = 8;
+    pub const NEW_DAEMON: u8 = 9;
+    pub const DEL_DAEMON: u8 = 10;
+    pub const GET_DAEMON: u8 = 11;
     pub const SET_CONFIG: u8 = 12;
     pub const GET_CONFIG: u8 = 13;
     pub const GET_INFO: u8 = 15;
@@ -38,6 +41,16 @@ pub mod cmd {
 pub mod attr {
     pub const CMD_SERVICE: u16 = 1;
     pub const CMD_DEST: u16 = 2;
+    pub const CMD_DAEMON: u16 = 3;
+
+    pub const DAEMON_STATE: u16 = 1;
+    pub const DAEMON_MCAST_IFN: u16 = 2;
+    pub const DAEMON_SYNC_ID: u16 = 3;
+    pub const DAEMON_SYNC_MAXLEN: u16 = 4;
+    pub const DAEMON_MCAST_GROUP: u16 = 5;
+    pub const DAEMON_MCAST_GROUP6: u16 = 6;
+    pub const DAEMON_MCAST_PORT: u16 = 7;
+    pub const DAEMON_MCAST_TTL: u16 = 8;
     pub const CMD_TIMEOUT_TCP: u16 = 4;
     pub const CMD_TIMEOUT_TCP_FIN: u16 = 5;
     pub const CMD_TIMEOUT_UDP: u16 = 6;

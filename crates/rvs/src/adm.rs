@@ -118,8 +118,12 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             daemon,
         } => {
             if daemon {
-                // No sync daemon runs with the proxy or XDP data planes: ipvsadm prints
-                // nothing when none runs.
+                // One line per running sync daemon (kernel IPVS only); nothing when none runs.
+                let body = crate::control::call(path, "GET", "/v1/status")?;
+                let v: serde_json::Value = serde_json::from_str(&body)?;
+                for l in v["sync_daemons"].as_array().into_iter().flatten() {
+                    println!("{}", l.as_str().unwrap_or_default());
+                }
                 return Ok(0);
             }
             let system;

@@ -88,6 +88,8 @@ pub struct Ctx {
     pub vrrp: Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
     /// VRRP is run by this daemon (not `-C`).
     pub vrrp_enabled: bool,
+    /// The kernel's sync daemons as `ipvsadm -L --daemon` prints them.
+    pub sync_daemons: crate::dataplane::SyncLines,
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     pub dataplane: &'static str,
 }
@@ -287,6 +289,11 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                     "reloads_ok": st.reloads_ok,
                     "reloads_failed": st.reloads_failed,
                     "vrrp_running": ctx.vrrp_enabled,
+                    "sync_daemons": ctx
+                        .sync_daemons
+                        .lock()
+                        .map(|l| l.clone())
+                        .unwrap_or_default(),
                     "vrrp": ctx.vrrp(),
                 })
                 .to_string(),

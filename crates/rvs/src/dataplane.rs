@@ -31,10 +31,15 @@ struct IpvsPlane {
     sync: tokio::task::JoinHandle<()>,
 }
 
+/// `ipvsadm -L --daemon` lines of the running sync daemons (kernel IPVS only), refreshed
+/// every second and after every start or stop.
+pub type SyncLines = Arc<Mutex<Vec<String>>>;
+
 pub struct Dataplane {
     pub proxy: Proxy,
     xdp: Option<XdpPlane>,
     ipvs: Option<IpvsPlane>,
+    pub sync_lines: SyncLines,
 }
 
 pub use rvs_sched::table::ApplyReport;
@@ -45,6 +50,7 @@ impl Dataplane {
             proxy: Proxy::new(opts),
             xdp: None,
             ipvs: None,
+            sync_lines: SyncLines::default(),
         }
     }
 
@@ -57,10 +63,16 @@ impl Dataplane {
             ..opts.clone()
         });
         let ipvs = Arc::new(Mutex::new(ipvs));
-        let sync = tokio::spawn(copy_kernel_counters(ipvs.clone(), proxy.shared.clone()));
+        let sync_lines = SyncLines::default();
+        let sync = tokio::spawn(copy_kernel_counters(
+            ipvs.clone(),
+            proxy.shared.clone(),
+            sync_lines.clone(),
+        ));
         Ok(Dataplane {
             proxy,
             xdp: None,
+            sync_lines,
             ipvs: Some(IpvsPlane {
                 ipvs,
                 managed: std::collections::HashSet::new(),
@@ -109,6 +121,7 @@ impl Dataplane {
             proxy,
             xdp: Some(XdpPlane { xdp, sync }),
             ipvs: None,
+            sync_lines: SyncLines::default(),
         })
     }
 
@@ -181,6 +194,46 @@ impl Dataplane {
         }
     }
 
+    /// `--start-daemon` / `--stop-daemon` on the kernel's IPVS; `None` when this data
+    /// plane has no kernel connection table to synchronise.
+    pub fn sync_daemon(&mut self, c: &rvs_adm::cmd::Command) -> Option<Result<(), String>> {
+        let k = self.ipvs.as_ref()?;
+        let mut ipvs = k
+            .ipvs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = match c {
+            rvs_adm::cmd::Command::StartDaemon(d) => ipvs.new_daemon(&rvs_ipvs::SyncDaemon {
+                state: d.state.clone(),
+                ifname: d.ifname.clone(),
+                syncid: u32::from(d.syncid),
+                maxlen: d.maxlen,
+                group: d.group,
+                port: d.port,
+                ttl: d.ttl,
+            }),
+            rvs_adm::cmd::Command::StopDaemon { state, .. } => ipvs.del_daemon(state),
+            _ => return None,
+        };
+        let r = r.map_err(|e| match e {
+            rvs_ipvs::IpvsError::Kernel { errno, .. } if errno == libc::EEXIST => {
+                "Daemon has already run".to_owned()
+            }
+            rvs_ipvs::IpvsError::Kernel { errno, .. } if errno == libc::ESRCH => {
+                "No daemon is running".to_owned()
+            }
+            e => e.to_string(),
+        });
+        if let Ok(ds) = ipvs.daemons() {
+            *self
+                .sync_lines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                ds.iter().map(rvs_ipvs::SyncDaemon::line).collect();
+        }
+        Some(r)
+    }
+
     pub async fn shutdown(&mut self, drain: Duration) {
         if let Some(k) = self.ipvs.take() {
             k.sync.abort();
@@ -205,13 +258,23 @@ impl Dataplane {
 }
 
 /// Copies the kernel's per-real-server counters into the table's, every second.
-async fn copy_kernel_counters(ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>, shared: Arc<Shared>) {
+async fn copy_kernel_counters(
+    ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>,
+    shared: Arc<Shared>,
+    sync_lines: SyncLines,
+) {
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     loop {
         iv.tick().await;
         let mut k = ipvs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(ds) = k.daemons() {
+            *sync_lines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                ds.iter().map(rvs_ipvs::SyncDaemon::line).collect();
+        }
         let Ok(services) = k.services() else { continue };
         for s in services {
             let Ok(dests) = k.dests(&s.key) else { continue };

@@ -73,8 +73,8 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
         Command::StartDaemon(_) | Command::StopDaemon { .. } => {
             return Err(
                 "the IPVS sync daemon synchronises the kernel's connection table: it needs \
-                 the kernel IPVS data plane (--dataplane ipvs, not implemented yet); nothing \
-                 started or stopped",
+                 the kernel IPVS data plane (rvs run --dataplane ipvs); nothing started or \
+                 stopped",
             )
         }
         Command::AddService(spec) => {

@@ -292,6 +292,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         tx: ctl_tx,
         status: std::sync::Mutex::default(),
         vrrp: vrrp_status.clone(),
+        sync_daemons: proxy.sync_lines.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: if a.vrrp_only { "none" } else { proxy.name() },
     });
@@ -371,6 +372,9 @@ async fn runtime_command(
     runtime: &mut Vec<rvs_adm::cmd::Command>,
     cmd: rvs_adm::cmd::Command,
 ) -> Result<(), String> {
+    if let Some(r) = proxy.sync_daemon(&cmd) {
+        return r;
+    }
     let mut want = crate::overlay::replay(health.desired(cfg), runtime);
     crate::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
     if let rvs_adm::cmd::Command::Zero(id) = &cmd {

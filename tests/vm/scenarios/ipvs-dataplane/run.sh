@@ -131,6 +131,19 @@ ipvsadm -Ln | grep -q "198.18.0.13:8080" || echo "(198.18.0.13 was added and its
 [ -n "$before" ] && [ "$after" -ge "$before" ] && [ "$before" -gt 0 ] || fail "unchanged rs1 counters went from $before to $after"
 echo "PASS reload removed rs2 and kept rs1 untouched (its kernel Conns $before -> $after, not reset)"
 
+# The connection sync daemon, started and stopped through rvs adm.
+"$R" adm --start-daemon master --mcast-interface br1 --syncid 5 || fail "start-daemon refused"
+ipvsadm -L --daemon > /tmp/kd.txt
+"$R" adm -L --daemon > /tmp/rd.txt
+cat /tmp/kd.txt
+grep -q "master sync daemon (mcast=br1, syncid=5" /tmp/kd.txt || fail "no master sync daemon in the kernel"
+cmp -s /tmp/kd.txt /tmp/rd.txt || { cat /tmp/rd.txt; fail "-L --daemon differs"; }
+out=$("$R" adm --start-daemon master --mcast-interface br1 2>&1) && fail "a second master started"
+[ "$out" = "Daemon has already run" ] || fail "second start said: $out"
+"$R" adm --stop-daemon master || fail "stop-daemon refused"
+[ -z "$(ipvsadm -L --daemon)" ] || fail "sync daemon still running"
+echo "PASS the sync daemon starts, lists as ipvsadm lists it, refuses a second start, stops"
+
 kill $(head -1 /tmp/rvs.pid)
 t=0; while ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || fail "services left after stop"; usleep 100000; done
 echo "PASS stop removed rvs's services"
