@@ -764,6 +764,16 @@ impl Ipvs {
             .map(|_| ())
     }
 
+    /// Zeroes the counters of one service, or of all (`IPVS_CMD_ZERO`).
+    pub fn zero(&mut self, key: Option<&SvcKey>) -> Result<(), IpvsError> {
+        let mut top = Attrs::default();
+        if let Some(k) = key {
+            top.nested(attr::CMD_SERVICE, &svc_id_attrs(k));
+        }
+        self.request("zeroing counters", cmd::ZERO, 0, &top)
+            .map(|_| ())
+    }
+
     /// Stops the `master` or `backup` sync daemon.
     pub fn del_daemon(&mut self, state: &str) -> Result<(), IpvsError> {
         let d = SyncDaemon {

@@ -194,9 +194,9 @@ impl Dataplane {
         }
     }
 
-    /// `--start-daemon` / `--stop-daemon` on the kernel's IPVS; `None` when this data
-    /// plane has no kernel connection table to synchronise.
-    pub fn sync_daemon(&mut self, c: &rvs_adm::cmd::Command) -> Option<Result<(), String>> {
+    /// `--start-daemon` / `--stop-daemon` / `-Z` on the kernel's IPVS; `None` when this
+    /// data plane is not the kernel's (the caller handles them).
+    pub fn kernel_command(&mut self, c: &rvs_adm::cmd::Command) -> Option<Result<(), String>> {
         let k = self.ipvs.as_ref()?;
         let mut ipvs = k
             .ipvs
@@ -213,6 +213,11 @@ impl Dataplane {
                 ttl: d.ttl,
             }),
             rvs_adm::cmd::Command::StopDaemon { state, .. } => ipvs.del_daemon(state),
+            // Counters live in the kernel: zero them there (the table copy follows).
+            rvs_adm::cmd::Command::Zero(id) => {
+                let key = id.as_ref().map(crate::convert::sched_key);
+                ipvs.zero(key.as_ref())
+            }
             _ => return None,
         };
         let r = r.map_err(|e| match e {
@@ -220,7 +225,11 @@ impl Dataplane {
                 "Daemon has already run".to_owned()
             }
             rvs_ipvs::IpvsError::Kernel { errno, .. } if errno == libc::ESRCH => {
-                "No daemon is running".to_owned()
+                if matches!(c, rvs_adm::cmd::Command::Zero(_)) {
+                    "No such service".to_owned()
+                } else {
+                    "No daemon is running".to_owned()
+                }
             }
             e => e.to_string(),
         });

@@ -372,7 +372,7 @@ async fn runtime_command(
     runtime: &mut Vec<rvs_adm::cmd::Command>,
     cmd: rvs_adm::cmd::Command,
 ) -> Result<(), String> {
-    if let Some(r) = proxy.sync_daemon(&cmd) {
+    if let Some(r) = proxy.kernel_command(&cmd) {
         return r;
     }
     let mut want = crate::overlay::replay(health.desired(cfg), runtime);

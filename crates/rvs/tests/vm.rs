@@ -87,6 +87,7 @@ fn ipvs_data_plane_drives_the_kernel() {
         "PASS a failed TCP_CHECK removed",
         "PASS recovery restored it",
         "PASS reload removed rs2 and kept rs1 untouched",
+        "PASS rvs adm -Z zeroes the kernel's counters",
         "PASS the sync daemon starts, lists as ipvsadm lists it, refuses a second start, stops",
         "PASS stop removed rvs's services",
         "PASS keepalived -n -f programs kernel IPVS and cleans up at stop",
