@@ -627,6 +627,17 @@ pub fn reconcile<S: std::hash::BuildHasher>(
             }
         }
     }
+    if let Some(t) = want.kernel_timeouts {
+        match ipvs.timeouts() {
+            Ok(cur) if (0..3).any(|i| t[i] != 0 && t[i] != cur[i]) => {
+                if let Err(e) = ipvs.set_timeouts(t) {
+                    errs.push(e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => errs.push(e),
+        }
+    }
     let gone: Vec<SvcKey> = managed
         .iter()
         .filter(|k| !want.services.iter().any(|s| s.key == **k))

@@ -174,6 +174,10 @@ impl DesiredService {
 pub struct Desired {
     pub timeouts: Timeouts,
     pub services: Vec<DesiredService>,
+    /// tcp, tcpfin, udp to write to a kernel's IPVS (`lvs_timeouts`, `ipvsadm --set`);
+    /// 0 leaves one unchanged. `None`: the kernel's own stay (an administrator's
+    /// `ipvsadm --set` is not undone by defaults).
+    pub kernel_timeouts: Option<[u32; 3]>,
 }
 
 /// keepalived's `lvs_method TUN type ipip|gue|gre [port P] [nocsum|csum|remcsum]`.
@@ -277,7 +281,18 @@ pub fn desired_with(
             });
         }
     }
-    Desired { timeouts, services }
+    let kernel_timeouts = (t.tcp.is_some() || t.tcpfin.is_some() || t.udp.is_some()).then(|| {
+        [
+            t.tcp.unwrap_or(0),
+            t.tcpfin.unwrap_or(0),
+            t.udp.unwrap_or(0),
+        ]
+    });
+    Desired {
+        timeouts,
+        services,
+        kernel_timeouts,
+    }
 }
 
 /// Builds the director's tables from a configuration (see [`desired`]).

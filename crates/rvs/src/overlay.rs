@@ -134,7 +134,10 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
             find(want, id).ok_or("No such service")?;
         }
         Command::Zero(None) => {}
-        Command::SetTimeouts([tcp, fin, udp]) => want.timeouts.set(*tcp, *fin, *udp),
+        Command::SetTimeouts([tcp, fin, udp]) => {
+            want.timeouts.set(*tcp, *fin, *udp);
+            want.kernel_timeouts = Some([*tcp, *fin, *udp]);
+        }
     }
     Ok(())
 }

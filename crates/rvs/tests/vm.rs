@@ -81,6 +81,7 @@ fn ipvs_data_plane_drives_the_kernel() {
     assert_eq!(code, 0, "{out}");
     for step in [
         "PASS ipvsadm -Ln equals rvs adm -Ln",
+        "PASS lvs_timeouts written to the kernel",
         "PASS NAT through kernel IPVS",
         "PASS DR through kernel IPVS",
         "PASS rvs adm -Ln and -Lnc show the kernel's counts and connections",

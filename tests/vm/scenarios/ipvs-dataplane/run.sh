@@ -48,6 +48,9 @@ serve 1; serve 2
 conf=/tmp/k.conf
 write_conf() { # $1: the real servers of the port-80 service
   {
+    echo "global_defs {"
+    echo "    lvs_timeouts tcp 7200 udp 60"
+    echo "}"
     echo "virtual_server 198.18.1.50 80 {"
     echo "    delay_loop 1"
     echo "    lvs_sched rr"
@@ -93,6 +96,8 @@ ipvsadm -Ln > /tmp/kernel.txt
 cat /tmp/kernel.txt
 if ! cmp -s /tmp/kernel.txt /tmp/rvs.txt; then echo "--- rvs adm -Ln:"; cat /tmp/rvs.txt; fail "ipvsadm -Ln and rvs adm -Ln differ"; fi
 echo "PASS ipvsadm -Ln equals rvs adm -Ln"
+[ "$(ipvsadm -L --timeout)" = "Timeout (tcp tcpfin udp): 7200 120 60" ] || fail "lvs_timeouts: $(ipvsadm -L --timeout)"
+echo "PASS lvs_timeouts written to the kernel"
 
 seen=""
 for i in 1 2 3 4; do seen="$seen $(get)"; done
