@@ -165,7 +165,8 @@ echo "PASS stop removed rvs's services"
 # The keepalived personality programs the kernel's IPVS, as keepalived does.
 ln -s "$R" /tmp/keepalived
 /tmp/keepalived -n -C -f $conf -p /tmp/ka.pid 2> /tmp/ka.log &
-t=0; while ! ipvsadm -Ln | grep -q "198.18.1.50:80"; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/ka.log; fail "keepalived personality did not program IPVS"; }; usleep 100000; done
+# The services reach the kernel before the pid file is written: wait for both.
+t=0; while ! ipvsadm -Ln | grep -q "198.18.1.50:80" || [ ! -s /tmp/ka.pid ]; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/ka.log; fail "keepalived personality did not program IPVS"; }; usleep 100000; done
 kill $(head -1 /tmp/ka.pid)
 t=0; while ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || fail "keepalived personality left services"; usleep 100000; done
 echo "PASS keepalived -n -f programs kernel IPVS and cleans up at stop"
