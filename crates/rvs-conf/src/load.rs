@@ -241,6 +241,7 @@ impl Loader<'_> {
                 "checker_log_all_failures" => g.checker_log_all_failures = a.flag(n),
                 "rs_init_notifies" => g.rs_init_notifies = a.bare(n),
                 "lvs_timeouts" => lvs_timeouts(a, n, &mut g.lvs_timeouts),
+                "lvs_sync_daemon" => g.lvs_sync_daemon = lvs_sync_daemon(a, n),
                 "lvs_flush" => g.lvs_flush = a.bare(n),
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => {
                     if n.name() == "lvs_flush_onstop" {
@@ -1862,6 +1863,17 @@ impl Loader<'_> {
                     .hint("add 'enable_script_security' (and 'script_user') to global_defs");
             }
         }
+        // keepalived: "lvs_sync_daemon vrrp instance X not found" (and no sync daemon).
+        if let Some(ls) = &cfg.global_defs.lvs_sync_daemon {
+            if !cfg.vrrp_instances.iter().any(|v| v.name == ls.instance) {
+                let (loc, width) = ls.instance_at;
+                a.diags.error(
+                    loc,
+                    width,
+                    format!("lvs_sync_daemon: unknown vrrp_instance '{}'", ls.instance),
+                );
+            }
+        }
         // Sync groups: members exist, and belong to one group only.
         for (group, tok) in &self.locs.sync_members {
             match cfg.vrrp_instances.iter_mut().find(|v| v.name == tok.text) {
@@ -2389,6 +2401,65 @@ fn forwarding(a: &mut Args<'_>, n: &Node) -> Option<Forwarding> {
         method,
         tunnel: Some(tun),
     })
+}
+
+fn lvs_sync_daemon(a: &mut Args<'_>, n: &Node) -> Option<crate::model::LvsSyncDaemon> {
+    let (Some(ifname), Some(instance)) = (n.args.first(), n.args.get(1)) else {
+        a.diags.error(
+            n.kw.loc,
+            n.kw.width,
+            "lvs_sync_daemon needs an interface and a vrrp_instance name",
+        );
+        return None;
+    };
+    let mut sd = crate::model::LvsSyncDaemon {
+        interface: ifname.text.clone(),
+        instance: instance.text.clone(),
+        instance_at: (instance.loc, instance.width),
+        id: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+    };
+    let mut it = n.args.iter().skip(2);
+    while let Some(key) = it.next() {
+        let Some(v) = it.next() else {
+            a.diags
+                .error(key.loc, key.width, format!("'{}' needs a value", key.text));
+            break;
+        };
+        match key.text.as_str() {
+            "id" => sd.id = a.int(v, 0, 255),
+            "maxlen" => sd.maxlen = a.int(v, 1, 65507),
+            "port" => sd.port = a.int(v, 1, 65535),
+            "ttl" => sd.ttl = a.int(v, 1, 255),
+            "group" => match v.text.parse::<IpAddr>() {
+                Ok(addr) if addr.is_multicast() => sd.group = Some(addr),
+                _ => {
+                    a.diags.error(
+                        v.loc,
+                        v.width,
+                        format!(
+                            "lvs_sync_daemon group '{}' is not a multicast address",
+                            v.text
+                        ),
+                    );
+                }
+            },
+            _ => {
+                a.diags.error(
+                    key.loc,
+                    key.width,
+                    format!(
+                        "unknown lvs_sync_daemon option '{}': id, maxlen, port, ttl or group",
+                        key.text
+                    ),
+                );
+            }
+        }
+    }
+    Some(sd)
 }
 
 fn lvs_timeouts(a: &mut Args<'_>, n: &Node, t: &mut LvsTimeouts) {

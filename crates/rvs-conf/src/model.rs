@@ -59,6 +59,7 @@ pub struct GlobalDefs {
     pub checker_log_all_failures: bool,
     pub rs_init_notifies: bool,
     pub lvs_timeouts: LvsTimeouts,
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     pub lvs_flush: bool,
     pub lvs_flush_on_stop: bool,
     pub notify_fifo: Option<String>,
@@ -103,6 +104,7 @@ impl Default for GlobalDefs {
             checker_log_all_failures: false,
             rs_init_notifies: false,
             lvs_timeouts: LvsTimeouts::default(),
+            lvs_sync_daemon: None,
             lvs_flush: false,
             lvs_flush_on_stop: false,
             notify_fifo: None,
@@ -125,6 +127,23 @@ pub struct SslConfig {
 pub struct SmtpServer {
     pub host: String,
     pub port: u16,
+}
+
+/// `lvs_sync_daemon IFNAME VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]`:
+/// the IPVS connection sync daemon follows that instance (master while it is MASTER).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    pub interface: String,
+    pub instance: String,
+    /// Defaults to the instance's VRID.
+    pub id: Option<u8>,
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<IpAddr>,
+    /// Where the instance name was written, for the cross-check (and width).
+    #[serde(skip)]
+    pub instance_at: (crate::diag::Loc, usize),
 }
 
 /// IPVS timeouts; `None` leaves the kernel's value (900/120/300).

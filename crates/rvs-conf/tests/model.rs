@@ -126,3 +126,54 @@ fn json_snapshots() {
         insta::assert_snapshot!(snap, json);
     }
 }
+
+#[test]
+fn lvs_sync_daemon_options_and_errors() {
+    let p = parse(
+        "global_defs {\nlvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8848 ttl 2 group 224.0.0.82\n}\n\
+         vrrp_instance VI_1 { state BACKUP\ninterface eth1\nvirtual_router_id 7\npriority 100\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
+    );
+    let d = p.config.global_defs.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!(
+        (d.interface.as_str(), d.instance.as_str()),
+        ("eth1", "VI_1")
+    );
+    assert_eq!(
+        (d.id, d.maxlen, d.port, d.ttl),
+        (Some(7), Some(1400), Some(8848), Some(2))
+    );
+    assert_eq!(d.group, Some("224.0.0.82".parse().unwrap()));
+    assert!(
+        p.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        p.diagnostics
+    );
+
+    let bad = parse("global_defs {\nlvs_sync_daemon eth1 VI_1 group 198.18.0.1 speed 3\n}\n");
+    let msgs: Vec<String> = bad
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{} {}", d.loc.line, d.loc.col, d.message))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("2:33 ") && m.contains("not a multicast")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("2:44 ") && m.contains("unknown lvs_sync_daemon option 'speed'")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("2:22 ") && m.contains("unknown vrrp_instance 'VI_1'")),
+        "{msgs:?}"
+    );
+    let none = parse("global_defs {\nlvs_sync_daemon eth1\n}\n");
+    assert!(none.config.global_defs.lvs_sync_daemon.is_none());
+    assert!(none
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("needs an interface and a vrrp_instance")));
+}

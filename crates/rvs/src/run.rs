@@ -304,6 +304,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
     let mut runtime: Vec<rvs_adm::cmd::Command> = Vec::new();
+    // lvs_sync_daemon: the kernel's sync daemon follows a VRRP instance (checked each second).
+    let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut sync_role: Option<bool> = None;
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -337,8 +340,17 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd).await);
                 }
             },
+            _ = sync_tick.tick() => follow_sync_daemon(&mut proxy, &cfg, &vrrp_status, &mut sync_role),
             _ = term.recv() => break,
             _ = int.recv() => break,
+        }
+    }
+    if sync_role.is_some() {
+        for state in ["master", "backup"] {
+            let _ = proxy.kernel_command(&rvs_adm::cmd::Command::StopDaemon {
+                state: state.into(),
+                syncid: 0,
+            });
         }
     }
     // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
@@ -417,11 +429,67 @@ fn publish_reload(
     });
 }
 
-/// Re-reads the config; applies it by difference, or keeps the running one on errors.
-/// Returns the status line `rvs reload` prints.
+/// keepalived's `lvs_sync_daemon IFNAME INSTANCE`: the kernel's connection sync daemon
+/// runs as master while the instance is MASTER and as backup otherwise (a role change
+/// stops the other daemon first). Only with the kernel-IPVS data plane.
+fn follow_sync_daemon(
+    proxy: &mut Dataplane,
+    cfg: &rvs_conf::Config,
+    vrrp: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+    role: &mut Option<bool>,
+) {
+    use rvs_adm::cmd::{Command, SyncDaemon};
+    let Some(ls) = &cfg.global_defs.lvs_sync_daemon else {
+        return;
+    };
+    let Some((master, vrid)) = vrrp.lock().ok().and_then(|v| {
+        v.iter()
+            .find(|i| i.name == ls.instance)
+            .map(|i| (i.state == "MASTER", i.vrid))
+    }) else {
+        return;
+    };
+    if *role == Some(master) {
+        return;
+    }
+    let (state, other) = if master {
+        ("master", "backup")
+    } else {
+        ("backup", "master")
+    };
+    let syncid = ls.id.unwrap_or(vrid);
+    let _ = proxy.kernel_command(&Command::StopDaemon {
+        state: other.into(),
+        syncid,
+    });
+    let start = Command::StartDaemon(SyncDaemon {
+        state: state.into(),
+        ifname: ls.interface.clone(),
+        syncid,
+        maxlen: ls.maxlen.unwrap_or(0),
+        group: ls.group,
+        port: ls.port.unwrap_or(0),
+        ttl: ls.ttl.unwrap_or(0),
+    });
+    match proxy.kernel_command(&start) {
+        Some(Ok(())) => {
+            tracing::info!(
+                "lvs_sync_daemon: {state} sync daemon on {} (syncid {syncid})",
+                ls.interface
+            );
+            *role = Some(master);
+        }
+        Some(Err(e)) if e == "Daemon has already run" => *role = Some(master),
+        Some(Err(e)) => tracing::error!("lvs_sync_daemon: starting the {state} sync daemon: {e}"),
+        None => {}
+    }
+}
+
 /// What a refused reload says (and how the VRRP part knows to do nothing).
 const KEPT: &str = "the running configuration is kept";
 
+/// Re-reads the config; applies it by difference, or keeps the running one on errors.
+/// Returns the status line `rvs reload` prints.
 async fn reload(
     proxy: &mut Dataplane,
     health: &mut crate::health::Health,

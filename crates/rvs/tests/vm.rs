@@ -76,23 +76,48 @@ fn ipvs_data_plane_drives_the_kernel() {
     if !prerequisites() {
         return;
     }
-    let (code, out) = run("ipvs-dataplane");
+    scenario_passes(
+        "ipvs-dataplane",
+        &[
+            "PASS ipvsadm -Ln equals rvs adm -Ln",
+            "PASS lvs_timeouts written to the kernel",
+            "PASS NAT through kernel IPVS",
+            "PASS DR through kernel IPVS",
+            "PASS rvs adm -Ln and -Lnc show the kernel's counts and connections",
+            "PASS a failed TCP_CHECK removed",
+            "PASS recovery restored it",
+            "PASS reload removed rs2 and kept rs1 untouched",
+            "PASS rvs adm -Z zeroes the kernel's counters",
+            "PASS the sync daemon starts, lists as ipvsadm lists it, refuses a second start, stops",
+            "PASS stop removed rvs's services",
+            "PASS keepalived -n -f programs kernel IPVS and cleans up at stop",
+        ],
+    );
+}
+
+/// `lvs_sync_daemon IFNAME INSTANCE`: the kernel's sync daemon runs as backup while the
+/// VRRP instance is BACKUP and as master once it is MASTER; stopping rvs stops it.
+#[test]
+fn sync_daemon_follows_vrrp() {
+    if !prerequisites() {
+        return;
+    }
+    scenario_passes(
+        "sync-follow",
+        &[
+            "PASS backup sync daemon while the instance is BACKUP",
+            "PASS master sync daemon once the instance is MASTER",
+            "PASS stopping rvs stops the sync daemon",
+        ],
+    );
+}
+
+/// Runs a scenario and requires exit 0 and every PASS line.
+fn scenario_passes(name: &str, steps: &[&str]) {
+    let (code, out) = run(name);
     eprintln!("{out}");
     assert_eq!(code, 0, "{out}");
-    for step in [
-        "PASS ipvsadm -Ln equals rvs adm -Ln",
-        "PASS lvs_timeouts written to the kernel",
-        "PASS NAT through kernel IPVS",
-        "PASS DR through kernel IPVS",
-        "PASS rvs adm -Ln and -Lnc show the kernel's counts and connections",
-        "PASS a failed TCP_CHECK removed",
-        "PASS recovery restored it",
-        "PASS reload removed rs2 and kept rs1 untouched",
-        "PASS rvs adm -Z zeroes the kernel's counters",
-        "PASS the sync daemon starts, lists as ipvsadm lists it, refuses a second start, stops",
-        "PASS stop removed rvs's services",
-        "PASS keepalived -n -f programs kernel IPVS and cleans up at stop",
-    ] {
+    for step in steps {
         assert!(out.contains(step), "{step}\n{out}");
     }
 }
