@@ -9,8 +9,8 @@
 //! `misc_timeout`, `misc_dynamic`), `SMTP_CHECK` (greeting, HELO), `DNS_CHECK` (UDP query,
 //! NOERROR), `UDP_CHECK` (payload, `require_reply` with wildcards, lengths) and
 //! `PING_CHECK` (unprivileged ping socket), `SSL_GET` (rustls; verified against the root
-//! `SSL { ca }` when set, SNI with `enable_sni`). `FILE_CHECK` and `BFD_CHECK` are
-//! reported as not implemented and leave the real server's state alone.
+//! `SSL { ca }` when set, SNI with `enable_sni`). `FILE_CHECK` (a watched file's weight)
+//! and `BFD_CHECK` (a BFD session's state) are driven by the daemon, not by probes.
 
 pub mod probe;
 pub mod script;
@@ -47,12 +47,10 @@ pub enum Event {
     },
 }
 
-/// Whether rvs runs this kind of checker yet.
-pub fn supported(c: &Checker) -> bool {
-    matches!(
-        c.kind,
-        CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) | CheckKind::Misc(_)
-    )
+/// Whether this checker is a probe [`run`] drives (`FILE_CHECK` and `BFD_CHECK` follow a
+/// file and a BFD session instead).
+pub fn is_probe(c: &Checker) -> bool {
+    !matches!(c.kind, CheckKind::File(_) | CheckKind::Bfd(_))
 }
 
 /// The address a checker connects to (`connect_ip`/`connect_port`, else the real server's).

@@ -530,24 +530,28 @@ async fn udp(c: &Checker, u: &UdpCheck, target: SocketAddr) -> (Outcome, Detail)
     }
 }
 
-/// ICMP echo through an unprivileged ping socket (`SOCK_DGRAM`, `IPPROTO_ICMP`); the kernel
-/// fills the identifier.
+/// `PING_CHECK`: one ICMP/ICMPv6 echo. An unprivileged ping socket when the host allows it
+/// (`net.ipv4.ping_group_range`); otherwise, when rvs may open raw sockets (root), a raw
+/// ICMP socket, so that a root daemon needs no sysctl change.
 async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
     let (domain, proto, req) = if target.is_ipv4() {
         (socket2::Domain::IPV4, socket2::Protocol::ICMPV4, 8u8)
     } else {
         (socket2::Domain::IPV6, socket2::Protocol::ICMPV6, 128u8)
     };
-    let sock = match socket2::Socket::new(domain, socket2::Type::DGRAM, Some(proto)) {
-        Ok(s) => s,
-        Err(e) => {
-            return (
-                Outcome::LocalError,
-                detail(format!(
-                    "PING_CHECK cannot open a ping socket ({e}); check net.ipv4.ping_group_range"
-                )),
-            );
-        }
+    let (sock, raw) = match socket2::Socket::new(domain, socket2::Type::DGRAM, Some(proto)) {
+        Ok(s) => (s, false),
+        Err(e) => match socket2::Socket::new(domain, socket2::Type::RAW, Some(proto)) {
+            Ok(s) => (s, true),
+            Err(_) => {
+                return (
+                    Outcome::LocalError,
+                    detail(format!(
+                        "PING_CHECK cannot open a ping socket ({e}) nor a raw one; check net.ipv4.ping_group_range"
+                    )),
+                );
+            }
+        },
     };
     let _ = sock.set_nonblocking(true);
     let std_sock: std::net::UdpSocket = sock.into();
@@ -558,8 +562,17 @@ async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
         );
     };
     let dst = SocketAddr::new(target.ip(), 0);
-    let mut pkt = vec![req, 0, 0, 0, 0, 0, 0, 1];
+    // A ping socket gets its identifier from the kernel; a raw one uses ours.
+    let ident = ping_ident();
+    let mut pkt = vec![req, 0, 0, 0];
+    pkt.extend_from_slice(&ident.to_be_bytes());
+    pkt.extend_from_slice(&[0, 1]);
     pkt.extend_from_slice(b"rvs-ping");
+    if raw && target.is_ipv4() {
+        // ICMPv6 raw sockets have the kernel fill the checksum; ICMPv4 ones do not.
+        let ck = rvs_wire::checksum::fold(rvs_wire::checksum::sum(&pkt));
+        pkt[2..4].copy_from_slice(&ck.to_be_bytes());
+    }
     let fail = |why: String| {
         (
             Outcome::Down,
@@ -574,7 +587,18 @@ async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
         let mut buf = [0u8; 1500];
         loop {
             let (n, from) = sock.recv_from(&mut buf).await?;
-            if n >= 8 && buf[0] == reply && from.ip() == target.ip() {
+            if from.ip() != target.ip() {
+                continue;
+            }
+            // A raw IPv4 socket hands over the IP header too.
+            let icmp = if raw && target.is_ipv4() {
+                let ihl = usize::from(buf[0] & 0x0f) * 4;
+                buf.get(ihl..n).unwrap_or_default()
+            } else {
+                buf.get(..n).unwrap_or_default()
+            };
+            let ours = !raw || icmp.get(4..6) == Some(&ident.to_be_bytes()[..]);
+            if icmp.len() >= 8 && icmp[0] == reply && ours {
                 return Ok::<_, std::io::Error>(());
             }
         }
@@ -584,6 +608,16 @@ async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
         Ok(Err(e)) => fail(e.to_string()),
         Err(_) => fail("no echo reply".into()),
     }
+}
+
+/// An echo identifier per probe (process id mixed with a counter), so that concurrent raw
+/// probes tell their replies apart.
+fn ping_ident() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Only the low bits matter.
+    let pid = (std::process::id() & 0xffff) as u16;
+    pid.wrapping_mul(31).wrapping_add(n)
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ impl Health {
                         }
                         continue;
                     }
-                    if !rvs_check::supported(c) {
+                    if !rvs_check::is_probe(c) {
                         tracing::warn!("{} of {} is not implemented yet: it does not change the real server's state", c.kind.name(), key.1);
                         h.up.push(None);
                         continue;

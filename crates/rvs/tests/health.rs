@@ -266,3 +266,117 @@ fn file_check_takes_a_server_out_and_back() {
     d.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A server that answers SMTP, DNS or UDP echo while `on` is set; when cleared, SMTP
+/// refuses connections, DNS answers SERVFAIL and the UDP port is closed (ICMP
+/// unreachable).
+fn switchable(
+    kind: &'static str,
+    addr: &'static str,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = on.clone();
+    std::thread::spawn(move || loop {
+        match kind {
+            "smtp" if flag.load(SeqCst) => {
+                let l = TcpListener::bind(addr).unwrap();
+                l.set_nonblocking(true).unwrap();
+                while flag.load(SeqCst) {
+                    if let Ok((mut s, _)) = l.accept() {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let _ = s.write_all(b"220 mail ESMTP\r\n");
+                        let mut buf = [0u8; 256];
+                        let n = s.read(&mut buf).unwrap_or(0);
+                        if buf[..n].starts_with(b"HELO ") {
+                            let _ = s.write_all(b"250 ok\r\n");
+                        }
+                    } else {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            "dns" => {
+                let u = std::net::UdpSocket::bind(addr).unwrap();
+                u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let mut buf = [0u8; 512];
+                loop {
+                    if let Ok((n, from)) = u.recv_from(&mut buf) {
+                        let mut r = buf[..n].to_vec();
+                        r[2] |= 0x80;
+                        r[3] = (r[3] & 0xf0) | if flag.load(SeqCst) { 0 } else { 2 };
+                        let _ = u.send_to(&r, from);
+                    }
+                }
+            }
+            "udp" if flag.load(SeqCst) => {
+                let u = std::net::UdpSocket::bind(addr).unwrap();
+                u.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                let mut buf = [0u8; 512];
+                while flag.load(SeqCst) {
+                    if let Ok((n, from)) = u.recv_from(&mut buf) {
+                        let _ = u.send_to(&buf[..n], from);
+                    }
+                }
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    on
+}
+
+/// `SMTP_CHECK`, `DNS_CHECK` and `UDP_CHECK` through `rvs run`: each real server leaves the
+/// table when its service fails and comes back when it answers again (up → down → up).
+#[test]
+fn smtp_dns_and_udp_checks_drive_real_servers() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let servers = [
+        ("127.34.0.1", switchable("smtp", "127.34.0.1:2525"), "SMTP_CHECK {\n            connect_port 2525\n            helo_name rvs.test\n"),
+        ("127.34.0.2", switchable("dns", "127.34.0.2:5353"), "DNS_CHECK {\n            connect_port 5353\n            type A\n            name example.org\n"),
+        ("127.34.0.3", switchable("udp", "127.34.0.3:7000"), "UDP_CHECK {\n            connect_port 7000\n            payload 01ab\n            require_reply 01xx\n"),
+    ];
+    let mut conf = "virtual_server 127.34.1.1 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n".to_owned();
+    for (ip, _, checker) in &servers {
+        conf += &format!("    real_server {ip} 9100 {{\n        {checker}            connect_timeout 1\n            retry 0\n            warmup 0\n        }}\n    }}\n");
+    }
+    conf += "}\n";
+    let vip: SocketAddr = "127.34.1.1:8080".parse().unwrap();
+    let d = Daemon::start("smtpdnsudp", &conf, vip);
+    let table = || d.adm(&["-Ln"]).1;
+    let wait = |what: &str, f: &dyn Fn(&str) -> bool| {
+        let t = Instant::now();
+        loop {
+            let tb = table();
+            if f(&tb) {
+                return t.elapsed();
+            }
+            assert!(t.elapsed() < Duration::from_secs(6), "{what}:\n{tb}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // A few rounds of checks succeed: all three stay in.
+    std::thread::sleep(Duration::from_millis(2500));
+    let tb = table();
+    for (ip, _, _) in &servers {
+        assert!(
+            tb.contains(&format!("{ip}:9100")),
+            "{ip} not in the table:\n{tb}"
+        );
+    }
+    for (ip, on, checker) in &servers {
+        let name = checker.split_whitespace().next().unwrap();
+        on.store(false, SeqCst);
+        let took = wait(&format!("{name}: {ip} still in the table"), &|tb| {
+            !tb.contains(&format!("{ip}:9100"))
+        });
+        eprintln!("{name}: {ip} removed after {took:?}");
+        on.store(true, SeqCst);
+        wait(&format!("{name}: {ip} did not come back"), &|tb| {
+            tb.contains(&format!("{ip}:9100"))
+        });
+    }
+    d.stop();
+}
