@@ -31,6 +31,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "global_defs" => {}
             "vrrp_script" => l.vrrp_script(n),
             "track_file" | "vrrp_track_file" => l.track_file(n),
+            "bfd_instance" => l.bfd_instance(n),
             "vrrp_sync_group" => l.sync_group(n),
             "vrrp_instance" => l.vrrp_instance(n),
             "virtual_server_group" => l.vs_group(n),
@@ -86,6 +87,7 @@ struct Locs {
     vs: Vec<Token>,
     vs_groups: HashMap<String, Loc>,
     file_check_refs: Vec<Token>,
+    bfd_check_refs: Vec<Token>,
     first_script: Option<Loc>,
 }
 
@@ -400,6 +402,69 @@ impl Loader<'_> {
             );
         }
         self.cfg.track_files.push(t);
+    }
+
+    fn bfd_instance(&mut self, node: &Node) {
+        let a = &mut self.a;
+        let Some(name) = name_of(a, node) else { return };
+        if self.cfg.bfd_instances.iter().any(|b| b.name == name) {
+            a.diags.error(
+                node.args[0].loc,
+                node.args[0].width,
+                format!("bfd_instance {name} is defined twice"),
+            );
+            return;
+        }
+        let mut b = crate::model::BfdInstance::new(name);
+        for n in node.children() {
+            match n.name() {
+                "neighbor_ip" | "neighbour_ip" => b.neighbor_ip = a.arg_ip(n).or(b.neighbor_ip),
+                "source_ip" => b.source_ip = a.arg_ip(n).or(b.source_ip),
+                "min_rx" => set(&mut b.min_rx, a.arg_timer(n, 1.0, 4_294_967.0)),
+                "min_tx" => set(&mut b.min_tx, a.arg_timer(n, 1.0, 4_294_967.0)),
+                "idle_tx" => set(&mut b.idle_tx, a.arg_timer(n, 1000.0, 4_294_967.0)),
+                "multiplier" => set(&mut b.multiplier, a.arg_int(n, 1, 255)),
+                "passive" => b.passive = a.flag(n),
+                "ttl" => set(&mut b.ttl, a.arg_int(n, 1, 255)),
+                "hoplimit" => set(&mut b.hoplimit, a.arg_int(n, 1, 255)),
+                "max_hops" => set(&mut b.max_hops, a.arg_int(n, 0, 255)),
+                "multihop" => b.multihop = a.flag(n),
+                "weight" => {
+                    if let Some((w, r)) = weight_reverse(a, n, 253) {
+                        b.weight = w;
+                        b.weight_reverse = r;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if b.neighbor_ip.is_none() {
+            a.diags.error(
+                node.kw.loc,
+                node.kw.width,
+                format!("bfd_instance {} has no neighbor_ip", b.name),
+            );
+        }
+        if let (Some(n), Some(s)) = (b.neighbor_ip, b.source_ip) {
+            if n.is_ipv4() != s.is_ipv4() {
+                a.diags.error(
+                    node.kw.loc,
+                    node.kw.width,
+                    format!(
+                        "bfd_instance {}: source_ip {s} and neighbor_ip {n} are of different families",
+                        b.name
+                    ),
+                );
+            }
+        }
+        if b.multihop {
+            a.diags.warning(
+                node.kw.loc,
+                node.kw.width,
+                format!("bfd_instance {}: multihop BFD is not supported by rvs; the session runs single-hop", b.name),
+            );
+        }
+        self.cfg.bfd_instances.push(b);
     }
 
     fn sync_group(&mut self, node: &Node) {
@@ -1766,7 +1831,12 @@ impl Loader<'_> {
                     }
                     _ => {}
                 },
-                (CheckKind::Bfd(b), "name") => b.name = a.string(n),
+                (CheckKind::Bfd(b), "name") => {
+                    b.name = a.string(n);
+                    if let Some(t) = n.args.first() {
+                        self.locs.bfd_check_refs.push(t.clone());
+                    }
+                }
                 _ => {}
             }
         }
@@ -1959,11 +2029,13 @@ impl Loader<'_> {
             let known = match kind.as_str() {
                 "script" => cfg.vrrp_scripts.iter().any(|s| s.name == tok.text),
                 "file" => cfg.track_files.iter().any(|s| s.name == tok.text),
-                _ => true, // process/bfd blocks are recognised but not modelled
+                "bfd" => cfg.bfd_instances.iter().any(|s| s.name == tok.text),
+                _ => true, // process blocks are recognised but not modelled
             };
             if !known {
                 let names: Vec<&str> = match kind.as_str() {
                     "script" => cfg.vrrp_scripts.iter().map(|s| s.name.as_str()).collect(),
+                    "bfd" => cfg.bfd_instances.iter().map(|s| s.name.as_str()).collect(),
                     _ => cfg.track_files.iter().map(|s| s.name.as_str()).collect(),
                 };
                 let d = a.diags.error(
@@ -1983,6 +2055,19 @@ impl Loader<'_> {
                     tok.width,
                     format!("FILE_CHECK refers to unknown track_file '{}'", tok.text),
                 );
+            }
+        }
+        for tok in &self.locs.bfd_check_refs {
+            if !cfg.bfd_instances.iter().any(|b| b.name == tok.text) {
+                let names: Vec<&str> = cfg.bfd_instances.iter().map(|b| b.name.as_str()).collect();
+                let d = a.diags.error(
+                    tok.loc,
+                    tok.width,
+                    format!("BFD_CHECK refers to unknown bfd_instance '{}'", tok.text),
+                );
+                if let Some(b) = suggest::closest(&tok.text, &names) {
+                    d.hint(format!("did you mean {b}?"));
+                }
             }
         }
         // Duplicate VRID on one interface (same family).

@@ -13,6 +13,7 @@ pub struct Config {
     pub global_defs: GlobalDefs,
     pub vrrp_scripts: Vec<VrrpScript>,
     pub track_files: Vec<TrackFile>,
+    pub bfd_instances: Vec<BfdInstance>,
     pub vrrp_sync_groups: Vec<SyncGroup>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub virtual_server_groups: Vec<VirtualServerGroup>,
@@ -183,6 +184,49 @@ pub struct TrackFile {
     pub weight: i32,
     pub weight_reverse: bool,
     pub init_file: Option<InitFile>,
+}
+
+/// `bfd_instance NAME { ... }`: a BFD session (keepalived's BFD process) that
+/// `BFD_CHECK` and `track_bfd` follow. Timers in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BfdInstance {
+    pub name: String,
+    pub neighbor_ip: Option<IpAddr>,
+    pub source_ip: Option<IpAddr>,
+    pub min_rx: f64,
+    pub min_tx: f64,
+    pub idle_tx: f64,
+    pub multiplier: u8,
+    pub passive: bool,
+    /// TTL of IPv4 packets (255) and hop limit of IPv6 ones (64).
+    pub ttl: u8,
+    pub hoplimit: u8,
+    pub max_hops: u8,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub multihop: bool,
+}
+
+impl BfdInstance {
+    /// keepalived's defaults.
+    pub fn new(name: String) -> BfdInstance {
+        BfdInstance {
+            name,
+            neighbor_ip: None,
+            source_ip: None,
+            min_rx: 10.0,
+            min_tx: 10.0,
+            idle_tx: 1000.0,
+            multiplier: 5,
+            passive: false,
+            ttl: 255,
+            hoplimit: 64,
+            max_hops: 0,
+            weight: 0,
+            weight_reverse: false,
+            multihop: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

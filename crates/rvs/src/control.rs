@@ -86,6 +86,8 @@ pub struct Ctx {
     pub status: std::sync::Mutex<DaemonStatus>,
     /// Published by the VRRP engine after every event.
     pub vrrp: Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+    /// Published by the BFD driver on every packet and timer.
+    pub bfd: Arc<std::sync::Mutex<Vec<rvs_bfd::driver::Status>>>,
     /// VRRP is run by this daemon (not `-C`).
     pub vrrp_enabled: bool,
     /// The kernel's sync daemons as `ipvsadm -L --daemon` prints them.
@@ -105,6 +107,10 @@ pub struct DaemonStatus {
 }
 
 impl Ctx {
+    pub fn bfd(&self) -> Vec<rvs_bfd::driver::Status> {
+        self.bfd.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
     pub fn status(&self) -> DaemonStatus {
         self.status
             .lock()
@@ -286,6 +292,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                     "dataplane": ctx.dataplane,
                     "timeouts": timeouts(&ctx.shared),
                     "checks": st.checks,
+                    "bfd": ctx.bfd(),
                     "reloads_ok": st.reloads_ok,
                     "reloads_failed": st.reloads_failed,
                     "vrrp_running": ctx.vrrp_enabled,

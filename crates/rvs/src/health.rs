@@ -11,6 +11,77 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// A `bfd_instance` as the BFD driver runs it (`None` without a neighbour: refused by
+/// the config check already).
+fn bfd_instance(b: &rvs_conf::model::BfdInstance) -> Option<rvs_bfd::driver::Instance> {
+    let ms = |v: f64| Duration::from_secs_f64(v.clamp(1.0, 4_294_967.0) / 1000.0);
+    let neighbor = b.neighbor_ip?;
+    Some(rvs_bfd::driver::Instance {
+        name: b.name.clone(),
+        neighbor,
+        source: b.source_ip,
+        session: rvs_bfd::Config {
+            detect_mult: b.multiplier,
+            min_tx: ms(b.min_tx),
+            min_rx: ms(b.min_rx),
+            idle_tx: ms(b.idle_tx),
+            passive: b.passive,
+        },
+        ttl: if neighbor.is_ipv6() {
+            b.hoplimit
+        } else {
+            b.ttl
+        },
+        max_hops: b.max_hops,
+    })
+}
+
+/// `BFD_CHECK`: the checker follows its session — up when the session is Up, down when
+/// it falls from Init or Up. A session still coming up (Down at start, Init) is no
+/// verdict: a checker without `alpha` stays up meanwhile (keepalived takes the Init event
+/// for a failure; rvs does not remove a server while its session comes up).
+async fn follow_bfd(
+    id: CheckId,
+    name: String,
+    mut w: tokio::sync::watch::Receiver<rvs_bfd::driver::Seen>,
+    mut up: bool,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut seen = *w.borrow_and_update();
+    let mut downs = seen.downs;
+    loop {
+        let now_up = if seen.downs != downs {
+            false
+        } else if seen.state == rvs_bfd::State::Up {
+            true
+        } else {
+            up
+        };
+        // A fall noticed late, and the session already Up again: down, then up.
+        let back_up = seen.downs != downs && seen.state == rvs_bfd::State::Up;
+        downs = seen.downs;
+        for next in [Some(now_up), back_up.then_some(true)]
+            .into_iter()
+            .flatten()
+        {
+            if next != up {
+                up = next;
+                let detail = format!(
+                    "BFD_CHECK: bfd_instance {name} is {}",
+                    if up { "Up" } else { "Down" }
+                );
+                if tx.send(Event::Changed { id, up, detail }).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if w.changed().await.is_err() {
+            return;
+        }
+        seen = *w.borrow_and_update();
+    }
+}
+
 /// Identity of a real server across reloads: its virtual server's label and its address.
 type RsKey = (String, SocketAddr);
 
@@ -96,6 +167,11 @@ pub struct Health {
     failures: HashMap<(RsKey, usize), u64>,
     /// Each running checker's probe results (replaced when a reload restarts it).
     probes: HashMap<(RsKey, usize), std::sync::Arc<rvs_check::ProbeStats>>,
+    /// The `bfd_instance` sessions (`BFD_CHECK` follows them); restarted only when the
+    /// instances change.
+    bfd: Option<rvs_bfd::driver::Bfd>,
+    /// The BFD sessions' status, written by the BFD driver, read by the control API.
+    pub bfd_status: std::sync::Arc<std::sync::Mutex<Vec<rvs_bfd::driver::Status>>>,
     pub rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
 }
@@ -120,8 +196,39 @@ impl Health {
             ids: HashMap::new(),
             failures: HashMap::new(),
             probes: HashMap::new(),
+            bfd: None,
+            bfd_status: std::sync::Arc::default(),
             rx,
             tx,
+        }
+    }
+
+    /// Starts (or keeps, when unchanged) the BFD sessions of `cfg`.
+    fn start_bfd(&mut self, cfg: &Config) {
+        let want: Vec<rvs_bfd::driver::Instance> =
+            cfg.bfd_instances.iter().filter_map(bfd_instance).collect();
+        if self.bfd.as_ref().map(rvs_bfd::driver::Bfd::config) == Some(&want[..]) {
+            return;
+        }
+        if let Some(old) = self.bfd.take() {
+            tokio::spawn(old.stop());
+        }
+        if want.is_empty() {
+            if let Ok(mut s) = self.bfd_status.lock() {
+                s.clear();
+            }
+            return;
+        }
+        match rvs_bfd::driver::Bfd::start_with_status(want, self.bfd_status.clone()) {
+            Ok(b) => self.bfd = Some(b),
+            Err(e) => tracing::error!("BFD not started: {e}"),
+        }
+    }
+
+    /// Stops the BFD sessions, telling each neighbour (`AdminDown`).
+    pub async fn stop_bfd(&mut self) {
+        if let Some(b) = self.bfd.take() {
+            b.stop().await;
         }
     }
 
@@ -134,6 +241,7 @@ impl Health {
         let mut state = HashMap::new();
         self.ids.clear();
         self.probes.clear();
+        self.start_bfd(cfg);
         let g = &cfg.global_defs;
         let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
             Ok(r) => Some(r),
@@ -186,6 +294,34 @@ impl Health {
                                 self.tasks.push(tokio::spawn(w.run(id, self.tx.clone())));
                             }
                             None => h.up.push(None),
+                        }
+                        continue;
+                    }
+                    if let rvs_conf::model::CheckKind::Bfd(bc) = &c.kind {
+                        let id = CheckId {
+                            vs: vi,
+                            rs: ri,
+                            checker: ci,
+                        };
+                        let watch = bc
+                            .name
+                            .as_deref()
+                            .and_then(|n| self.bfd.as_ref().and_then(|b| b.watch(n)));
+                        if let Some(w) = watch {
+                            let up = old
+                                .and_then(|o| o.up.get(ci).copied().flatten())
+                                .unwrap_or(!c.alpha);
+                            h.up.push(Some(up));
+                            self.tasks.push(tokio::spawn(follow_bfd(
+                                id,
+                                bc.name.clone().unwrap_or_default(),
+                                w,
+                                up,
+                                self.tx.clone(),
+                            )));
+                        } else {
+                            tracing::error!("BFD_CHECK of {}: no BFD session runs for it: the real server's state is left alone", key.1);
+                            h.up.push(None);
                         }
                         continue;
                     }

@@ -212,6 +212,7 @@ pub fn render(ctx: &Ctx) -> String {
         ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
     ));
     vrrp(&mut reg, &ctx.vrrp());
+    bfd(&mut reg, &ctx.bfd());
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
         return "# encoding failed\n".to_owned();
@@ -221,6 +222,36 @@ pub fn render(ctx: &Ctx) -> String {
 
 /// VRRP instances: state (keepalived's numbering: 0 init, 1 backup, 2 master, 3
 /// fault), priority, adverts, transitions and dropped packets by reason.
+fn bfd(reg: &mut Registry, sessions: &[rvs_bfd::driver::Status]) {
+    if sessions.is_empty() {
+        return;
+    }
+    let state = gauges(
+        reg,
+        "bfd_session_state",
+        "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up",
+    );
+    let rx = counters(
+        reg,
+        "bfd_packets_received",
+        "Valid BFD control packets received",
+    );
+    let tx = counters(reg, "bfd_packets_sent", "BFD control packets sent");
+    let dropped = counters(reg, "bfd_dropped_packets", "BFD packets discarded");
+    let changes = counters(reg, "bfd_transitions", "BFD session state changes");
+    for b in sessions {
+        let l = vec![
+            ("instance".to_owned(), b.name.clone()),
+            ("neighbor".to_owned(), b.neighbor.to_string()),
+        ];
+        state.get_or_create(&l).set(b.state as i64);
+        rx.get_or_create(&l).inc_by(b.packets_in);
+        tx.get_or_create(&l).inc_by(b.packets_out);
+        dropped.get_or_create(&l).inc_by(b.dropped);
+        changes.get_or_create(&l).inc_by(b.transitions);
+    }
+}
+
 fn vrrp(reg: &mut Registry, instances: &[rvs_vrrpd::InstanceStatus]) {
     if instances.is_empty() {
         return;

@@ -292,6 +292,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         tx: ctl_tx,
         status: std::sync::Mutex::default(),
         vrrp: vrrp_status.clone(),
+        bfd: health.bfd_status.clone(),
         sync_daemons: proxy.sync_lines.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: if a.vrrp_only { "none" } else { proxy.name() },
@@ -357,6 +358,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     if let Some(v) = vrrp {
         v.stop().await;
     }
+    // BFD neighbours hear AdminDown and take this director's sessions down at once.
+    health.stop_bfd().await;
     tracing::info!(
         "stopping: no new connections, draining for up to {} s",
         a.drain

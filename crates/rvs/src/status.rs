@@ -47,6 +47,44 @@ struct Status {
     vrrp_running: bool,
     #[serde(default)]
     vrrp: Vec<rvs_vrrpd::InstanceStatus>,
+    #[serde(default)]
+    bfd: Vec<Bfd>,
+}
+
+#[derive(Deserialize)]
+struct Bfd {
+    name: String,
+    neighbor: std::net::IpAddr,
+    state: String,
+    remote_state: String,
+    local_diag: String,
+    detection_time_ms: u64,
+    packets_in: u64,
+    packets_out: u64,
+    transitions: u64,
+}
+
+fn render_bfd(o: &mut String, st: &Status) {
+    if st.bfd.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "BFD:");
+    for b in &st.bfd {
+        let _ = writeln!(
+            o,
+            "  {} to {}: {} (remote {}), detection {} ms, last diagnostic: {}, packets in {} out {}, {} changes",
+            b.name,
+            b.neighbor,
+            b.state,
+            b.remote_state,
+            b.detection_time_ms,
+            b.local_diag,
+            b.packets_in,
+            b.packets_out,
+            b.transitions
+        );
+    }
+    o.push('\n');
 }
 
 fn render_vrrp(o: &mut String, st: &Status) {
@@ -149,6 +187,7 @@ fn render(st: &Status, services: &[Service]) -> String {
         st.config, st.reloads_ok, st.reloads_failed
     );
     render_vrrp(&mut o, st);
+    render_bfd(&mut o, st);
     if services.is_empty() {
         let _ = writeln!(o, "no virtual services");
     }
