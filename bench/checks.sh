@@ -4,13 +4,17 @@
 # Reports the CPU the rvs daemon uses (% of one core, from /proc over MEASURE s) and the
 # detection time of a downed server (its listener is stopped; the time until rvs logs
 # "Removing service"). keepalived's checker cannot run here (no ip_vs), so these are
-# rvs's absolute figures.  Usage: bench/checks.sh   (needs nginx, python3)
+# rvs's absolute figures, next to the kernel's floor for the same TCP connects: a
+# blocking connect+close loop (crates/rvs-check/examples/connect_floor.rs) at the same
+# rate against the same addresses, whose CPU is measured the same way.
+# Usage: bench/checks.sh   (needs nginx, python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-10000}
 M=${M:-1000}
 MEASURE=${MEASURE:-20}
 cargo build --release -q -p rvs
+cargo build --release -q -p rvs-check --example connect_floor
 W=$(mktemp -d)
 chmod 755 "$W"
 pids=()
@@ -75,7 +79,20 @@ print(f"{(t - down) * 1000:.0f}")' "$down" "$removed")
   echo "| $kind | $n | $cpu % | $(echo "$cpu $n" | awk '{printf "%.2f", $1*10000/$2}') µs | $det ms |"
   kill $rvs; wait $rvs 2>/dev/null || true
 }
+floor() { # the same TCP connects with nothing but the syscalls
+  ./target/release/examples/connect_floor "$N" 19000 "$N" $((MEASURE + 6)) > "$W/floor.log" & local p=$!
+  pids+=($p)
+  sleep 3
+  local clk; clk=$(getconf CLK_TCK)
+  local t0; t0=$(awk '{print $14+$15}' "/proc/$p/stat")
+  sleep "$MEASURE"
+  local t1; t1=$(awk '{print $14+$15}' "/proc/$p/stat")
+  local cpu; cpu=$(echo "$t0 $t1 $clk $MEASURE" | awk '{printf "%.1f", 100*($2-$1)/$3/$4}')
+  wait $p
+  echo "| floor: blocking connect+close, $N/s | $N | $cpu % | $(echo "$cpu $N" | awk '{printf "%.2f", $1*10000/$2}') µs | – |"
+}
 echo "| checker | real servers | CPU (one core) | CPU per check | downed server removed after |"
 echo "|---|---|---|---|---|"
 run_case tcp "$N"
+floor
 run_case http "$M"
