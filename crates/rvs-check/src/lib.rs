@@ -145,26 +145,39 @@ impl ProbeStats {
     }
 }
 
+/// How a checker starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start {
+    /// Before the first check (the caller draws it in `[0, warmup]` to spread the load).
+    pub delay: Duration,
+    /// The state a reload carries over (`None`: a new checker, up or down by `alpha`).
+    /// A checker restarted with its real server down must report the next success.
+    pub resume: Option<bool>,
+}
+
 /// Runs one checker forever, sending an [`Event`] on every state change and publishing
-/// each probe's result and latency in `stats`. The first check runs after `first_delay`
-/// (the caller draws it in `[0, warmup]` to spread the load).
+/// each probe's result and latency in `stats`.
 pub async fn run(
     id: CheckId,
     c: Checker,
     target: SocketAddr,
-    first_delay: Duration,
+    start: Start,
     policy: ScriptPolicy,
     tx: mpsc::Sender<Event>,
     stats: std::sync::Arc<ProbeStats>,
 ) {
     stats.last_outcome.store(u64::MAX, Ordering::Relaxed);
-    let mut st = CheckerState::new(Timing {
+    let timing = Timing {
         delay_loop: secs(c.delay_loop),
         delay_before_retry: secs(c.delay_before_retry),
         retry: c.retry,
         alpha: c.alpha,
-    });
-    tokio::time::sleep(first_delay).await;
+    };
+    let mut st = match start.resume {
+        Some(up) => CheckerState::resume(timing, up),
+        None => CheckerState::new(timing),
+    };
+    tokio::time::sleep(start.delay).await;
     loop {
         let began = std::time::Instant::now();
         let (outcome, detail) = probe::probe_with(&c, target, &policy).await;

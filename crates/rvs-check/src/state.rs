@@ -54,6 +54,17 @@ impl CheckerState {
         }
     }
 
+    /// A checker restarted by a reload, carrying its real server's state: a down one
+    /// reports its next success; an up one was seen up, so its failures are retried.
+    pub fn resume(t: Timing, up: bool) -> CheckerState {
+        CheckerState {
+            t,
+            up,
+            confirmed: up,
+            failures: 0,
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.up
     }
@@ -125,6 +136,18 @@ mod tests {
         assert_eq!(s.record(Outcome::Down).0, None);
         assert_eq!(s.record(Outcome::Up).0, None);
         assert_eq!(s.record(Outcome::Down).0, None);
+    }
+
+    #[test]
+    fn resumed_state_is_reported_from() {
+        // Down before the reload, without alpha: the next success is a change (a fresh
+        // checker would start up and report nothing, leaving the server out forever).
+        let mut s = CheckerState::resume(t(1, false), false);
+        assert_eq!(s.record(Outcome::Up).0, Some(Change::WentUp));
+        // Up before the reload: already confirmed, so a failure is retried.
+        let mut s = CheckerState::resume(t(1, true), true);
+        assert_eq!(s.record(Outcome::Down), (None, Duration::from_secs(2)));
+        assert_eq!(s.record(Outcome::Down).0, Some(Change::WentDown));
     }
 
     #[test]

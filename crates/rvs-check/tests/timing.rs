@@ -40,7 +40,7 @@ async fn retry_and_delay_before_retry() {
         id,
         c,
         addr,
-        Duration::ZERO,
+        rvs_check::Start::default(),
         ScriptPolicy::default(),
         tx,
         std::sync::Arc::default(),

@@ -332,6 +332,7 @@ impl Health {
                     }
                     let prev = old.and_then(|o| o.up.get(ci).copied().flatten());
                     h.up.push(Some(prev.unwrap_or(!c.alpha)));
+
                     let id = CheckId {
                         vs: vi,
                         rs: ri,
@@ -351,7 +352,10 @@ impl Health {
                         id,
                         c.clone(),
                         target,
-                        jitter,
+                        rvs_check::Start {
+                            delay: jitter,
+                            resume: prev,
+                        },
                         self.policy,
                         self.tx.clone(),
                         probe_stats,
