@@ -127,6 +127,13 @@ pub struct ProbeStats {
 }
 
 impl ProbeStats {
+    /// Stats of a checker that has not probed yet.
+    pub fn new() -> ProbeStats {
+        let s = ProbeStats::default();
+        s.last_outcome.store(u64::MAX, Ordering::Relaxed);
+        s
+    }
+
     fn record(&self, outcome: Outcome, took: Duration) {
         self.probes.fetch_add(1, Ordering::Relaxed);
         if outcome == Outcome::Down {
@@ -166,7 +173,6 @@ pub async fn run(
     tx: mpsc::Sender<Event>,
     stats: std::sync::Arc<ProbeStats>,
 ) {
-    stats.last_outcome.store(u64::MAX, Ordering::Relaxed);
     let timing = Timing {
         delay_loop: secs(c.delay_loop),
         delay_before_retry: secs(c.delay_before_retry),

@@ -203,15 +203,20 @@ fn tun(f: &rvs_conf::model::Forwarding) -> crate::Tun {
 /// The desired state a configuration describes; every real server taken as up
 /// (keepalived adds them all at start unless `alpha`; the checkers change weights later).
 pub fn desired(cfg: &Config) -> Desired {
-    desired_with(cfg, |_, _, rs| Some(rs.weight))
+    desired_with(cfg, |_, _, rs| Some(rs.weight), |_| false)
 }
 
 /// The desired state with each real server's weight decided by `weight(vs index, rs
 /// index, real server)`: `None` leaves the real server out (a failed health check),
-/// `Some(0)` keeps it quiesced (`inhibit_on_failure`).
+/// `Some(0)` keeps it quiesced (`inhibit_on_failure`). `quorum_lost(vs index)`: as
+/// keepalived, a virtual server that lost its quorum and has a `sorry_server` serves from
+/// the sorry server alone (its real servers are taken out); with `sorry_server_inhibit`
+/// the sorry server stays in the table at weight 0 otherwise. Without a sorry server a
+/// lost quorum only runs `quorum_down`.
 pub fn desired_with(
     cfg: &Config,
     weight: impl Fn(usize, usize, &rvs_conf::model::RealServer) -> Option<i32>,
+    quorum_lost: impl Fn(usize) -> bool,
 ) -> Desired {
     let t = cfg.global_defs.lvs_timeouts;
     let mut timeouts = Timeouts::default();
@@ -237,21 +242,47 @@ pub fn desired_with(
                 SvcKey::Addr { addr, .. } => addr.is_ipv6(),
                 SvcKey::Fwmark { v6, .. } => v6,
             };
-            let dests = vs
-                .real_servers
-                .iter()
-                .enumerate()
-                .filter_map(|(ri, rs)| weight(vi, ri, rs).map(|w| (rs, w)))
-                .map(|(rs, w)| DesiredDest {
-                    addr: rs.address,
-                    port: rs.port,
-                    weight: w,
-                    fwd: fwd(rs.forwarding.method),
-                    tun: tun(&rs.forwarding),
-                    u_threshold: rs.uthreshold,
-                    l_threshold: rs.lthreshold,
-                })
-                .collect();
+            let sorry = vs.sorry_server.as_ref().map(|s| DesiredDest {
+                addr: s.address,
+                port: s.port,
+                weight: 1,
+                fwd: fwd(s.forwarding.method),
+                tun: tun(&s.forwarding),
+                u_threshold: 0,
+                l_threshold: 0,
+            });
+            let sorry_active = sorry.is_some() && quorum_lost(vi);
+            let mut dests: Vec<DesiredDest> = if sorry_active {
+                Vec::new()
+            } else {
+                vs.real_servers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(ri, rs)| weight(vi, ri, rs).map(|w| (rs, w)))
+                    .map(|(rs, w)| DesiredDest {
+                        addr: rs.address,
+                        port: rs.port,
+                        weight: w,
+                        fwd: fwd(rs.forwarding.method),
+                        tun: tun(&rs.forwarding),
+                        u_threshold: rs.uthreshold,
+                        l_threshold: rs.lthreshold,
+                    })
+                    .collect()
+            };
+            let inhibit = vs.sorry_server.as_ref().is_some_and(|s| s.inhibit);
+            if let Some(d) = &sorry {
+                // A sorry server that is also a real server is not listed twice.
+                let listed = dests.iter().any(|x| x.addr == d.addr && x.port == d.port);
+                if sorry_active {
+                    dests.push(d.clone());
+                } else if inhibit && !listed {
+                    dests.push(DesiredDest {
+                        weight: 0,
+                        ..d.clone()
+                    });
+                }
+            }
             services.push(DesiredService {
                 key,
                 algo: algo(vs.lb_algo),
@@ -262,15 +293,7 @@ pub fn desired_with(
                 }),
                 mh_size: vs.mh_table_size.map(|m| m as usize),
                 dests,
-                sorry: vs.sorry_server.as_ref().map(|s| DesiredDest {
-                    addr: s.address,
-                    port: s.port,
-                    weight: 1,
-                    fwd: fwd(s.forwarding.method),
-                    tun: tun(&s.forwarding),
-                    u_threshold: 0,
-                    l_threshold: 0,
-                }),
+                sorry,
                 connect_timeout: vs.connect_timeout,
                 proxy_protocol: match vs.proxy_protocol.as_deref() {
                     Some("v1") => Some(1),

@@ -147,7 +147,7 @@ pub struct CheckReport {
     pub up: Option<bool>,
     /// Up → down transitions since the daemon started.
     pub failures: u64,
-    /// Probes run by the current checker (since start or the last reload).
+    /// Probes run by this checker since the daemon started (kept across reloads).
     pub probes: u64,
     /// Probes that found the real server down.
     pub failed_probes: u64,
@@ -240,7 +240,8 @@ impl Health {
         }
         let mut state = HashMap::new();
         self.ids.clear();
-        self.probes.clear();
+        // A checker that stays keeps its probe counters and last result across the reload.
+        let mut old_probes = std::mem::take(&mut self.probes);
         self.start_bfd(cfg);
         let g = &cfg.global_defs;
         let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
@@ -346,7 +347,9 @@ impl Health {
                     } else {
                         Duration::ZERO
                     };
-                    let probe_stats = std::sync::Arc::new(rvs_check::ProbeStats::default());
+                    let probe_stats = old_probes
+                        .remove(&(key.clone(), ci))
+                        .unwrap_or_else(|| std::sync::Arc::new(rvs_check::ProbeStats::new()));
                     self.probes.insert((key.clone(), ci), probe_stats.clone());
                     self.tasks.push(tokio::spawn(rvs_check::run(
                         id,
@@ -369,6 +372,101 @@ impl Health {
         for vi in 0..cfg.virtual_servers.len() {
             self.quorum_lost[vi] =
                 self.alive_weight(cfg, vi) < i64::from(cfg.virtual_servers[vi].quorum);
+        }
+    }
+
+    /// The notify scripts keepalived runs when real servers leave because the config
+    /// does (`new` is the reloaded config, `None` at shutdown): for a virtual server that
+    /// goes away and has `omega`, each live real server's `notify_down`, then
+    /// `quorum_down` if its quorum was held; for a virtual server that stays, each live
+    /// real server the new config removes runs `notify_down` (keepalived forces omega
+    /// there), and `quorum_down` if the ones left fall below the quorum. Nothing runs for
+    /// a virtual server whose sorry server is serving (its real servers are out already).
+    pub fn removal_scripts(&self, old: &Config, new: Option<&Config>) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for (vi, vs) in old.virtual_servers.iter().enumerate() {
+            let lost = self.quorum_lost.get(vi).copied().unwrap_or(false);
+            if lost && vs.sorry_server.is_some() {
+                continue;
+            }
+            let label = rvs_conf::load::vs_label(&vs.key, vs.protocol);
+            let kept = new.and_then(|n| {
+                n.virtual_servers
+                    .iter()
+                    .find(|v| rvs_conf::load::vs_label(&v.key, v.protocol) == label)
+            });
+            if kept.is_none() && !vs.omega {
+                continue;
+            }
+            let alive = |ri: usize| {
+                self.ids
+                    .get(&(vi, ri))
+                    .and_then(|k| self.state.get(k))
+                    .is_none_or(RsHealth::alive)
+            };
+            let mut remaining = 0i64;
+            let mut removed_any = false;
+            for (ri, rs) in vs.real_servers.iter().enumerate() {
+                if !alive(ri) {
+                    continue;
+                }
+                let stays = kept.is_some_and(|k| {
+                    k.real_servers
+                        .iter()
+                        .any(|n| n.address == rs.address && n.port == rs.port)
+                });
+                if stays {
+                    remaining += i64::from(rs.weight);
+                    continue;
+                }
+                removed_any = true;
+                tracing::info!(
+                    "Removing service [{}]:{} from VS {label}",
+                    rs.address,
+                    rs.port
+                );
+                if let Some(sc) = &rs.notify_down {
+                    out.push(sc.argv.clone());
+                }
+            }
+            let (q, hy) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
+            if removed_any && !lost && (remaining == 0 || remaining < q - hy) {
+                if let Some(sc) = &vs.quorum_down {
+                    out.push(sc.argv.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs scripts and waits for them (at most `limit`): keepalived's omega scripts at
+    /// shutdown, which must finish before the daemon exits.
+    pub async fn run_scripts(&self, scripts: &[Vec<String>], limit: Duration) {
+        let mut children = Vec::new();
+        for argv in scripts {
+            match self
+                .policy
+                .command(argv)
+                .and_then(|mut c| c.spawn().map_err(|e| e.to_string()))
+            {
+                Ok(c) => children.push(c),
+                Err(e) => tracing::warn!("notify script {:?}: {e}", argv.first()),
+            }
+        }
+        let all = async {
+            for c in &mut children {
+                let _ = c.wait().await;
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("notify scripts still running after {limit:?}: killed");
+        }
+    }
+
+    /// Starts scripts without waiting (a reload goes on).
+    pub fn spawn_scripts(&self, scripts: &[Vec<String>]) {
+        for argv in scripts {
+            spawn_script(&self.policy, argv);
         }
     }
 
@@ -524,18 +622,19 @@ impl Health {
 
     /// The desired state with the current health applied.
     pub fn desired(&self, cfg: &Config) -> Desired {
-        rvs_sched::config::desired_with(cfg, |vi, ri, rs| {
-            if self.quorum_lost.get(vi).copied().unwrap_or(false) {
-                return None;
-            }
-            let h = self.ids.get(&(vi, ri)).and_then(|k| self.state.get(k));
-            match h {
-                None => Some(rs.weight),
-                Some(h) if h.alive() => Some(h.dyn_weight.unwrap_or(rs.weight)),
-                Some(_) if rs.inhibit_on_failure => Some(0),
-                Some(_) => None,
-            }
-        })
+        rvs_sched::config::desired_with(
+            cfg,
+            |vi, ri, rs| {
+                let h = self.ids.get(&(vi, ri)).and_then(|k| self.state.get(k));
+                match h {
+                    None => Some(rs.weight),
+                    Some(h) if h.alive() => Some(h.dyn_weight.unwrap_or(rs.weight)),
+                    Some(_) if rs.inhibit_on_failure => Some(0),
+                    Some(_) => None,
+                }
+            },
+            |vi| self.quorum_lost.get(vi).copied().unwrap_or(false),
+        )
     }
 }
 

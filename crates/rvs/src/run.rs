@@ -360,6 +360,11 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     }
     // BFD neighbours hear AdminDown and take this director's sessions down at once.
     health.stop_bfd().await;
+    // keepalived's omega: notify_down / quorum_down of the services going away.
+    if !a.vrrp_only {
+        let scripts = health.removal_scripts(&cfg, None);
+        health.run_scripts(&scripts, Duration::from_secs(5)).await;
+    }
     tracing::info!(
         "stopping: no new connections, draining for up to {} s",
         a.drain
@@ -510,6 +515,10 @@ async fn reload(
             path.display(),
             parsed.errors()
         );
+    }
+    if !a.vrrp_only {
+        let scripts = health.removal_scripts(cfg, Some(&parsed.config));
+        health.spawn_scripts(&scripts);
     }
     *cfg = parsed.config;
     // The file is the truth again: runtime changes (rvs adm) are dropped.

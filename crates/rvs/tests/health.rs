@@ -380,3 +380,141 @@ fn smtp_dns_and_udp_checks_drive_real_servers() {
     }
     d.stop();
 }
+
+/// `sorry_server_inhibit` keeps the sorry server in the table at weight 0 while the quorum
+/// holds and gives it weight 1 (the real servers out) when it is lost; a virtual server
+/// without a sorry server keeps its live real servers when its quorum is lost (keepalived
+/// only runs `quorum_down` then). Both seen in `rvs adm -Ln`, as ipvsadm shows them.
+#[test]
+fn sorry_server_inhibit_and_quorum_without_sorry() {
+    let _a = backend("127.37.0.1:9100", "a", Mode::Name);
+    let b = stoppable("127.37.0.2:9100", "b");
+    let _sorry = backend("127.37.0.9:9100", "sorry", Mode::Name);
+    let checker = "TCP_CHECK {\n            connect_timeout 1\n            retry 0\n            warmup 0\n        }";
+    let mut conf = String::new();
+    for (vip, sorry) in [
+        (
+            "127.37.1.1",
+            "    sorry_server 127.37.0.9 9100\n    sorry_server_inhibit\n",
+        ),
+        ("127.37.1.2", ""),
+    ] {
+        conf += &format!("virtual_server {vip} 8080 {{\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    quorum 2\n{sorry}");
+        for rs in ["127.37.0.1", "127.37.0.2"] {
+            conf += &format!("    real_server {rs} 9100 {{\n        {checker}\n    }}\n");
+        }
+        conf += "}\n";
+    }
+    let d = Daemon::start("sorryinhibit", &conf, "127.37.1.1:8080".parse().unwrap());
+    let service = |vip: &str| {
+        let out = d.adm(&["-Ln", "-t", &format!("{vip}:8080")]).1;
+        out.lines()
+            .filter(|l| l.contains("->") && !l.contains("RemoteAddress"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {}", f[1], f[3])
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        service("127.37.1.1"),
+        [
+            "127.37.0.1:9100 1",
+            "127.37.0.2:9100 1",
+            "127.37.0.9:9100 0"
+        ],
+        "quorum held: the inhibited sorry server is listed at weight 0"
+    );
+    b.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    while service("127.37.1.1") != ["127.37.0.9:9100 1"] {
+        assert!(
+            t.elapsed() < Duration::from_secs(6),
+            "quorum lost: only the sorry server, weight 1: {:?}",
+            service("127.37.1.1")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        service("127.37.1.2"),
+        ["127.37.0.1:9100 1"],
+        "no sorry server: the live real server stays"
+    );
+    assert_eq!(
+        names("127.37.1.1:8080".parse().unwrap(), 2),
+        ["sorry", "sorry"]
+    );
+    b.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    while service("127.37.1.1").len() != 3 {
+        assert!(t.elapsed() < Duration::from_secs(8), "quorum not regained");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(service("127.37.1.1")[2], "127.37.0.9:9100 0");
+    d.stop();
+}
+
+/// keepalived's `omega`: stopping the daemon runs `notify_down` of each live real server
+/// and `quorum_down` of a virtual server with `omega`; a reload that removes a live real
+/// server from a virtual server that stays runs its `notify_down` (omega or not).
+#[test]
+fn omega_scripts_at_stop_and_removal_on_reload() {
+    let _a = backend("127.38.0.1:9100", "a", Mode::Name);
+    let _b = backend("127.38.0.2:9100", "b", Mode::Name);
+    let _c = backend("127.38.0.3:9100", "c", Mode::Name);
+    let dir = std::env::temp_dir().join(format!("rvs-omega-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = |n: &str| dir.join(n).display().to_string();
+    let checker = "TCP_CHECK {\n            connect_timeout 1\n            warmup 0\n        }";
+    let rs = |ip: &str, name: &str| {
+        format!(
+            "    real_server {ip} 9100 {{\n        notify_down \"/usr/bin/touch {}\"\n        {checker}\n    }}\n",
+            mark(&format!("{name}-down"))
+        )
+    };
+    let conf = |with_c: bool| {
+        let mut c = format!(
+            "global_defs {{\n    enable_script_security\n    script_user root\n}}\n\
+             virtual_server 127.38.1.1 8080 {{\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    omega\n    quorum_down \"/usr/bin/touch {}\"\n",
+            mark("q1-down")
+        );
+        c += &rs("127.38.0.1", "a");
+        c += &rs("127.38.0.2", "b");
+        c += "}\nvirtual_server 127.38.1.2 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n";
+        if with_c {
+            c += &rs("127.38.0.3", "c");
+        }
+        c += &rs("127.38.0.1", "a2");
+        c + "}\n"
+    };
+    let d = Daemon::start("omega", &conf(true), "127.38.1.1:8080".parse().unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "no script yet"
+    );
+    // c leaves the second virtual server (no omega there): its notify_down runs.
+    let (ok, msg) = d.reload(&conf(false));
+    assert!(ok, "{msg}");
+    let t = Instant::now();
+    while !dir.join("c-down").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "c's notify_down did not run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.join("a2-down").exists() && !dir.join("a-down").exists());
+    // Stop: the omega virtual server's live real servers and its quorum go down; the
+    // other one (no omega) runs nothing.
+    assert!(d.stop().success());
+    for f in ["a-down", "b-down", "q1-down"] {
+        assert!(dir.join(f).exists(), "{f} did not run at stop");
+    }
+    assert!(!dir.join("a2-down").exists(), "no omega: nothing at stop");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
