@@ -153,6 +153,14 @@ pub struct CheckReport {
     pub failed_probes: u64,
     /// Duration of the last probe in seconds; `None` before the first.
     pub last_latency_s: Option<f64>,
+    /// When the checker last changed state (unix seconds); `None`: never since start.
+    pub last_change_unix: Option<u64>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub struct Health {
@@ -165,6 +173,8 @@ pub struct Health {
     ids: HashMap<(usize, usize), RsKey>,
     /// Up → down transitions per (real server, checker index), kept across reloads.
     failures: HashMap<(RsKey, usize), u64>,
+    /// When each checker last changed state (unix seconds), kept across reloads.
+    changed_at: HashMap<(RsKey, usize), u64>,
     /// Each running checker's probe results (replaced when a reload restarts it).
     probes: HashMap<(RsKey, usize), std::sync::Arc<rvs_check::ProbeStats>>,
     /// The `bfd_instance` sessions (`BFD_CHECK` follows them); restarted only when the
@@ -195,6 +205,7 @@ impl Health {
             policy: rvs_check::ScriptPolicy::default(),
             ids: HashMap::new(),
             failures: HashMap::new(),
+            changed_at: HashMap::new(),
             probes: HashMap::new(),
             bfd: None,
             bfd_status: std::sync::Arc::default(),
@@ -541,6 +552,10 @@ impl Health {
                     if *slot != Some(false) && !*up {
                         *self.failures.entry((key.clone(), id.checker)).or_default() += 1;
                     }
+                    if *slot != Some(*up) {
+                        self.changed_at
+                            .insert((key.clone(), id.checker), unix_now());
+                    }
                     *slot = Some(*up);
                 }
                 tracing::info!("{detail}");
@@ -613,6 +628,7 @@ impl Health {
                         index: ci,
                         up: h.and_then(|h| h.up.get(ci).copied().flatten()),
                         failures: self.failures.get(&(key.clone(), ci)).copied().unwrap_or(0),
+                        last_change_unix: self.changed_at.get(&(key.clone(), ci)).copied(),
                     });
                 }
             }

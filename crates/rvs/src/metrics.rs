@@ -152,6 +152,11 @@ pub fn render(ctx: &Ctx) -> String {
         "Duration of the checker's last probe",
         check_latency.clone(),
     );
+    let check_changed = gauges(
+        &mut reg,
+        "checker_last_change_timestamp_seconds",
+        "Unix time of the checker's last state change (absent: none since start)",
+    );
     let reloads = counters(&mut reg, "reloads", "Configuration reloads by result");
     let last_reload = gauges(
         &mut reg,
@@ -198,6 +203,9 @@ pub fn render(ctx: &Ctx) -> String {
         check_failed.get_or_create(&l).inc_by(c.failed_probes);
         if let Some(s) = c.last_latency_s {
             check_latency.get_or_create(&l).set(s);
+        }
+        if let Some(t) = c.last_change_unix {
+            check_changed.get_or_create(&l).set(i64_of(t));
         }
     }
     for (result, n) in [("success", st.reloads_ok), ("failure", st.reloads_failed)] {

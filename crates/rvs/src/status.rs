@@ -30,6 +30,8 @@ struct Check {
     up: Option<bool>,
     failures: u64,
     last_latency_s: Option<f64>,
+    #[serde(default)]
+    last_change_unix: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -237,7 +239,16 @@ fn render(st: &Status, services: &[Service]) -> String {
                             .last_latency_s
                             .map(|s| format!(", last probe {:.1} ms", s * 1e3))
                             .unwrap_or_default();
-                        format!("{} {v} ({} failures{took})", c.checker, c.failures)
+                        let changed = c
+                            .last_change_unix
+                            .map(|t| {
+                                let now = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_secs());
+                                format!(", changed {}s ago", now.saturating_sub(t))
+                            })
+                            .unwrap_or_default();
+                        format!("{} {v} ({} failures{took}{changed})", c.checker, c.failures)
                     })
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -335,6 +335,17 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
         "rvs_checker_failed_probes_total",
     );
     assert!(value(&text, &failed).unwrap() >= 1, "{text}");
+    // When it went down; the live one never changed state.
+    let changed = dead.replace(
+        "rvs_checker_failures_total",
+        "rvs_checker_last_change_timestamp_seconds",
+    );
+    assert!(value(&text, &changed).unwrap() > 1_600_000_000, "{text}");
+    let unchanged = live.replace(
+        "rvs_checker_up",
+        "rvs_checker_last_change_timestamp_seconds",
+    );
+    assert_eq!(value(&text, &unchanged), None, "{text}");
     promtool(&text);
 
     for _ in 0..4 {
