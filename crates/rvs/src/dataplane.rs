@@ -21,6 +21,27 @@ pub struct XdpSettings {
 struct XdpPlane {
     xdp: Arc<Mutex<rvs_xdp::Xdp>>,
     sync: tokio::task::JoinHandle<()>,
+    /// `-Z`: the program's counters at the time of the zero, subtracted from what it
+    /// counts (its per-CPU counters are never written from userspace).
+    base: Arc<Mutex<XdpBase>>,
+}
+
+type XdpKey = (rvs_sched::SvcKey, IpAddr, u16);
+type XdpBase = std::collections::HashMap<XdpKey, rvs_xdp::maps::Counters>;
+
+/// `now − base`, or `None` when a counter went backwards (the real server's slot was
+/// reused from zero: the base no longer applies).
+fn since(
+    now: rvs_xdp::maps::Counters,
+    base: rvs_xdp::maps::Counters,
+) -> Option<rvs_xdp::maps::Counters> {
+    Some(rvs_xdp::maps::Counters {
+        conns: now.conns.checked_sub(base.conns)?,
+        pkts_in: now.pkts_in.checked_sub(base.pkts_in)?,
+        bytes_in: now.bytes_in.checked_sub(base.bytes_in)?,
+        pkts_out: now.pkts_out.checked_sub(base.pkts_out)?,
+        bytes_out: now.bytes_out.checked_sub(base.bytes_out)?,
+    })
 }
 
 /// The kernel's IPVS through netlink: rvs programs the table, the kernel forwards.
@@ -116,10 +137,15 @@ impl Dataplane {
             ..opts
         });
         let xdp = Arc::new(Mutex::new(xdp));
-        let sync = tokio::spawn(copy_counters(xdp.clone(), proxy.shared.clone()));
+        let base = Arc::new(Mutex::new(XdpBase::new()));
+        let sync = tokio::spawn(copy_counters(
+            xdp.clone(),
+            proxy.shared.clone(),
+            base.clone(),
+        ));
         Ok(Dataplane {
             proxy,
-            xdp: Some(XdpPlane { xdp, sync }),
+            xdp: Some(XdpPlane { xdp, sync, base }),
             ipvs: None,
             sync_lines: SyncLines::default(),
         })
@@ -190,6 +216,27 @@ impl Dataplane {
                 let mut errs = t.err().unwrap_or_default();
                 errs.extend(r.err().unwrap_or_default().iter().map(ToString::to_string));
                 Err(errs)
+            }
+        }
+    }
+
+    /// `-Z` under XDP: the program's counters now become the zero of what the table
+    /// shows (`only`: one service). The caller zeroes the table's copy as well.
+    pub fn zero_xdp(&self, only: Option<rvs_sched::SvcKey>) {
+        let Some(x) = &self.xdp else { return };
+        let got = x
+            .xdp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .counters();
+        let Ok((_, reals)) = got else { return };
+        let mut base = x
+            .base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (k, now) in reals {
+            if only.is_none_or(|o| o == k.0) {
+                base.insert(k, now);
             }
         }
     }
@@ -317,8 +364,12 @@ async fn copy_kernel_counters(
     }
 }
 
-/// Copies the program's counters into the table's, every second.
-async fn copy_counters(xdp: Arc<Mutex<rvs_xdp::Xdp>>, shared: Arc<Shared>) {
+/// Copies the program's counters (minus the `-Z` base) into the table's, every second.
+async fn copy_counters(
+    xdp: Arc<Mutex<rvs_xdp::Xdp>>,
+    shared: Arc<Shared>,
+    base: Arc<Mutex<XdpBase>>,
+) {
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     loop {
         iv.tick().await;
@@ -327,7 +378,18 @@ async fn copy_counters(xdp: Arc<Mutex<rvs_xdp::Xdp>>, shared: Arc<Shared>) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .counters();
         let Ok((_, reals)) = got else { continue };
-        for ((key, addr, port), c) in reals {
+        let mut base = base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((key, addr, port), now) in reals {
+            let c = match base.get(&(key, addr, port)).map(|b| since(now, *b)) {
+                None => now,
+                Some(Some(c)) => c,
+                Some(None) => {
+                    base.remove(&(key, addr, port));
+                    now
+                }
+            };
             let t = shared.counters(key, std::net::SocketAddr::new(addr, port));
             t.conns.store(c.conns, Ordering::Relaxed);
             t.in_pkts.store(c.pkts_in, Ordering::Relaxed);

@@ -125,6 +125,23 @@ fn seed_dr_setup_end_to_end_in_rvs_lab() {
     let (inp, outp) = service_packets(&dir.join("dir1.sock"));
     assert!(inp > 20, "{inp} packets in");
     assert_eq!(outp, 0, "replies must go straight to the client in DR mode");
+    // `rvs adm -Z` zeroes what the table shows, although the program's counters (per-CPU
+    // BPF maps, copied every second) go on: the copy subtracts the zero's base.
+    let z = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["adm", "-Z"])
+        .env("RVS_CONTROL", dir.join("dir1.sock"))
+        .output()
+        .unwrap();
+    assert!(z.status.success(), "{}", String::from_utf8_lossy(&z.stderr));
+    std::thread::sleep(Duration::from_millis(2300));
+    assert_eq!(service_packets(&dir.join("dir1.sock")), (0, 0), "zeroed");
+    lab::http_get(&client, vip80()).unwrap();
+    std::thread::sleep(Duration::from_millis(1300));
+    let (after, _) = service_packets(&dir.join("dir1.sock"));
+    assert!(
+        (1..20).contains(&after),
+        "one request after the zero: {after} packets"
+    );
 
     // A real server fails: its TCP_CHECK takes it out, traffic goes to the other.
     let rs1 = std::fs::read_to_string(dir.join("rs1-http.pid")).unwrap();
