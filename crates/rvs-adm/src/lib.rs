@@ -479,17 +479,28 @@ pub struct Conn {
 
 /// `ipvsadm -Lnc` (spec §5.9).
 pub fn list_conns(conns: &[Conn]) -> String {
-    list_conns_named(conns, &Numeric)
+    list_conns_named(conns, &Numeric, false)
 }
 
-/// `ipvsadm -Lc` with names.
-pub fn list_conns_named(conns: &[Conn], names: &dyn Names) -> String {
+/// `ipvsadm -Lc` with names; `persistent_conn`: `--persistent-conn`, whose title adds
+/// the persistence engine columns. No persistence engine exists here (`--pe` is refused
+/// as by a kernel without one), so no entry carries PE data and entries print as
+/// ipvsadm prints entries without it.
+pub fn list_conns_named(conns: &[Conn], names: &dyn Names, persistent_conn: bool) -> String {
     let mut out = String::from("IPVS connection entries\n");
-    let _ = writeln!(
-        out,
-        "pro expire {:<11} {:<18} {:<18} destination",
-        "state", "source", "virtual"
-    );
+    if persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
+        );
+    }
     for c in conns {
         let proto = c.proto.to_ascii_lowercase();
         let expire = format!("{:02}:{:02}", c.expires_s / 60, c.expires_s % 60);

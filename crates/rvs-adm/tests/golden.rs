@@ -283,4 +283,19 @@ UDP 04:59  UDP         10.1.2.5:5353      192.168.10.100:53  192.168.10.21:53
 TCP 05:59  NONE        10.1.2.3:0         192.168.10.100:80  192.168.10.11:80
 ";
     assert_eq!(rvs_adm::list_conns(&conns), want);
+    // --persistent-conn: ipvsadm's title with the persistence engine columns,
+    // "pro expire %-11s %-18s %-18s %-18s %-16s %s"; entries without PE data unchanged.
+    let with_pe = rvs_adm::list_conns_named(&conns, &rvs_adm::Numeric, true);
+    let mut lines = with_pe.lines();
+    assert_eq!(lines.next(), Some("IPVS connection entries"));
+    assert_eq!(
+        lines.next(),
+        Some(
+            "pro expire state       source             virtual            destination        pe name          pe_data"
+        )
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        want.lines().skip(2).collect::<Vec<_>>()
+    );
 }

@@ -136,7 +136,11 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             if connections {
                 print!(
                     "{}",
-                    rvs_adm::list_conns_named(&all_connections(path)?, names)
+                    rvs_adm::list_conns_named(
+                        &all_connections(path)?,
+                        names,
+                        opts.format == rvs_adm::Format::PersistentConn
+                    )
                 );
                 return Ok(0);
             }

@@ -115,6 +115,10 @@ grep -q "Masq    1      0          [1-9]" /tmp/rvs.txt || { cat /tmp/rvs.txt; fa
 ipvsadm -Lnc | awk '{$2=""; print}' | sort > /tmp/kc.txt
 "$R" adm -Lnc | awk '{$2=""; print}' | sort > /tmp/rc.txt
 cmp -s /tmp/kc.txt /tmp/rc.txt || { cat /tmp/kc.txt; echo ---; cat /tmp/rc.txt; fail "-Lnc differs"; }
+# --persistent-conn: the title lines byte for byte (no persistence engine: entries as above).
+ipvsadm -Lnc --persistent-conn | head -2 > /tmp/kp.txt
+"$R" adm -Lnc --persistent-conn | head -2 > /tmp/rp.txt
+cmp -s /tmp/kp.txt /tmp/rp.txt || { cat -A /tmp/kp.txt; echo ---; cat -A /tmp/rp.txt; fail "-Lnc --persistent-conn title differs"; }
 echo "PASS rvs adm -Ln and -Lnc show the kernel's counts and connections"
 
 # Take both servers down and bring rs2 back: rs1's check fails.
