@@ -64,6 +64,11 @@ pub struct Seen {
     pub downs: u64,
 }
 
+/// The state channels of the running sessions by `bfd_instance` name, shared with the
+/// users that follow them (`BFD_CHECK`, VRRP's `track_bfd`); replaced when the sessions
+/// are restarted.
+pub type Registry = Arc<Mutex<HashMap<String, watch::Receiver<Seen>>>>;
+
 struct Running {
     inst: Instance,
     s: Session,
@@ -257,6 +262,11 @@ impl Bfd {
     /// The configuration this was started with (a reload with the same one keeps it).
     pub fn config(&self) -> &[Instance] {
         &self.config
+    }
+
+    /// Every session's state channel, by `bfd_instance` name.
+    pub fn watches(&self) -> HashMap<String, watch::Receiver<Seen>> {
+        self.watches.clone()
     }
 
     /// The state channel of a session, by `bfd_instance` name.

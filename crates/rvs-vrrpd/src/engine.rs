@@ -92,6 +92,8 @@ pub struct Engine {
     links: HashMap<String, bool>,
     scripts: Vec<Option<bool>>,
     files: Vec<i64>,
+    /// `track_bfd`: each session Up or not (`None`: no session runs for it).
+    bfds: Vec<Option<bool>>,
     policy: ScriptPolicy,
     fifos: Fifos,
     tasks: Vec<JoinHandle<()>>,
@@ -157,6 +159,7 @@ impl Engine {
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
         handoffs: &[Handoff],
+        bfd: &rvs_bfd::driver::Registry,
     ) -> Result<
         (
             Engine,
@@ -379,6 +382,18 @@ impl Engine {
                 tasks.push(track::spawn_file(k, f.clone(), track_tx.clone()));
             }
         }
+        for (k, name) in plan.bfds.iter().enumerate() {
+            if used(&Tracked::Bfd(k)) {
+                let w = bfd.lock().ok().and_then(|r| r.get(name).cloned());
+                if let Some(w) = w {
+                    tasks.push(track::spawn_bfd(k, w, track_tx.clone()));
+                } else {
+                    tracing::error!(
+                        "track_bfd {name}: no BFD session runs for it (a weight-0 tracker keeps the instance in FAULT)"
+                    );
+                }
+            }
+        }
         let scripts = plan
             .scripts
             .iter()
@@ -393,6 +408,7 @@ impl Engine {
             links,
             scripts,
             files,
+            bfds: vec![None; plan.bfds.len()],
             policy,
             fifos: Fifos::open(&plan.fifos),
             tasks,
@@ -468,6 +484,11 @@ impl Engine {
                                 *f = v;
                             }
                         }
+                        TrackEvent::Bfd(k, up) => {
+                            if let Some(b) = self.bfds.get_mut(k) {
+                                *b = Some(up);
+                            }
+                        }
                     }
                     self.reevaluate().await;
                 }
@@ -520,21 +541,8 @@ impl Engine {
                         weight: t.weight,
                         reverse: t.reverse,
                     }),
-                    Tracked::Script(k) => match self.scripts.get(*k).copied().flatten() {
-                        Some(up) => Some(Tracker::State {
-                            up,
-                            weight: t.weight,
-                            reverse: t.reverse,
-                        }),
-                        // Not run yet: a weight-0 script holds the instance in FAULT, a
-                        // weighted one counts for nothing.
-                        None if t.weight == 0 => Some(Tracker::State {
-                            up: t.reverse,
-                            weight: 0,
-                            reverse: t.reverse,
-                        }),
-                        None => None,
-                    },
+                    Tracked::Bfd(k) => on_off(self.bfds.get(*k).copied().flatten(), t),
+                    Tracked::Script(k) => on_off(self.scripts.get(*k).copied().flatten(), t),
                     Tracked::File(k) => Some(Tracker::File {
                         value: self.files.get(*k).copied().unwrap_or(0),
                         weight: t.weight,
@@ -911,5 +919,24 @@ async fn reader(
                 }
             }
         }
+    }
+}
+
+/// An up/down tracker (`vrrp_script`, `track_bfd`). `None` — a script not run yet, a BFD
+/// session that does not run: with weight 0 it holds the instance in FAULT (as keepalived
+/// before the first result), a weighted one counts for nothing.
+fn on_off(state: Option<bool>, t: &crate::plan::TrackPlan) -> Option<Tracker> {
+    match state {
+        Some(up) => Some(Tracker::State {
+            up,
+            weight: t.weight,
+            reverse: t.reverse,
+        }),
+        None if t.weight == 0 => Some(Tracker::State {
+            up: t.reverse,
+            weight: 0,
+            reverse: t.reverse,
+        }),
+        None => None,
     }
 }

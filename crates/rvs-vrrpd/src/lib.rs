@@ -75,12 +75,14 @@ pub struct Vrrp {
     pub status: Arc<Mutex<Vec<InstanceStatus>>>,
     /// What runs: a reload with the same plan changes nothing.
     plan: Plan,
+    /// The BFD sessions `track_bfd` follows (kept for reloads).
+    bfd: rvs_bfd::driver::Registry,
 }
 
 impl Vrrp {
     /// Starts every instance of the plan (BACKUP, or FAULT if a tracker says so).
     pub async fn start(plan: Plan) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, Arc::new(Mutex::new(Vec::new())), &[]).await
+        Vrrp::start_from(plan, Arc::new(Mutex::new(Vec::new())), &[], Arc::default()).await
     }
 
     /// Starts, publishing the instances' status into `status`.
@@ -88,16 +90,26 @@ impl Vrrp {
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
     ) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, status, &[]).await
+        Vrrp::start_from(plan, status, &[], Arc::default()).await
+    }
+
+    /// Starts with the BFD sessions that `track_bfd` follows.
+    pub async fn start_with_bfd(
+        plan: Plan,
+        status: Arc<Mutex<Vec<InstanceStatus>>>,
+        bfd: rvs_bfd::driver::Registry,
+    ) -> Result<Vrrp, StartError> {
+        Vrrp::start_from(plan, status, &[], bfd).await
     }
 
     async fn start_from(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
         handoffs: &[engine::Handoff],
+        bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
         let (engine, track_rx, adv_rx) =
-            engine::Engine::new(plan.clone(), status.clone(), handoffs).await?;
+            engine::Engine::new(plan.clone(), status.clone(), handoffs, &bfd).await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(engine.run(track_rx, adv_rx, stop_rx));
         Ok(Vrrp {
@@ -105,6 +117,7 @@ impl Vrrp {
             task,
             status,
             plan,
+            bfd,
         })
     }
 
@@ -161,13 +174,14 @@ impl Vrrp {
         );
         let status = self.status.clone();
         let old = self.plan.clone();
+        let bfd = self.bfd.clone();
         let handoffs = self.halt(engine::StopMode::Reload(keep)).await;
-        match Vrrp::start_from(plan, status.clone(), &handoffs).await {
+        match Vrrp::start_from(plan, status.clone(), &handoffs, bfd.clone()).await {
             Ok(v) => (Ok(v), msg),
             Err(e) => {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
-                    Vrrp::start_from(old, status, &handoffs).await,
+                    Vrrp::start_from(old, status, &handoffs, bfd).await,
                     format!("error: VRRP not reloaded: {e}"),
                 )
             }

@@ -27,6 +27,8 @@ pub enum Tracked {
     Script(usize),
     /// `vrrp_track_file` by index in [`Plan::files`].
     File(usize),
+    /// `bfd_instance` by index in [`Plan::bfds`].
+    Bfd(usize),
 }
 
 /// One tracker of an instance with its weight.
@@ -145,6 +147,8 @@ pub struct Plan {
     pub groups: Vec<GroupPlan>,
     pub scripts: Vec<rvs_conf::model::VrrpScript>,
     pub files: Vec<rvs_conf::model::TrackFile>,
+    /// `bfd_instance` names (`track_bfd`).
+    pub bfds: Vec<String>,
     /// `notify_fifo` and `vrrp_notify_fifo` (both get VRRP lines).
     pub fifos: Vec<String>,
     pub script_security: bool,
@@ -175,6 +179,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
     let mut out = Plan {
         scripts: cfg.vrrp_scripts.clone(),
         files: cfg.track_files.clone(),
+        bfds: cfg.bfd_instances.iter().map(|b| b.name.clone()).collect(),
         script_security: g.enable_script_security,
         script_user: g.script_user.clone(),
         ..Plan::default()
@@ -225,6 +230,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                         .iter()
                         .position(|s| s.name == t.name)
                         .map(|i| (Tracked::Script(i), cfg.vrrp_scripts[i].weight)),
+                    "track_bfd" => cfg
+                        .bfd_instances
+                        .iter()
+                        .position(|s| s.name == t.name)
+                        .map(|i| (Tracked::Bfd(i), cfg.bfd_instances[i].weight)),
                     _ => cfg
                         .track_files
                         .iter()
@@ -243,6 +253,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                     || match &what {
                         Tracked::Script(i) => cfg.vrrp_scripts[*i].weight_reverse,
                         Tracked::File(i) => cfg.track_files[*i].weight_reverse,
+                        Tracked::Bfd(i) => cfg.bfd_instances[*i].weight_reverse,
                         Tracked::Interface(_) => false,
                     };
                 trackers.push(TrackPlan {
@@ -264,6 +275,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             resolve(&tr.track_interface, "track_interface");
             resolve(&tr.track_script, "track_script");
             resolve(&tr.track_file, "track_file");
+            resolve(&tr.track_bfd, "track_bfd");
         }
         if !vi.dont_track_primary {
             trackers.push(TrackPlan {

@@ -16,6 +16,8 @@ pub enum TrackEvent {
     File(usize, i64),
     /// An interface by name: up or down.
     Link(String, bool),
+    /// A `bfd_instance` (index in the plan's list): its session Up or not.
+    Bfd(usize, bool),
 }
 
 /// Rise/fall counting: `None` until the first result, which decides directly.
@@ -158,6 +160,29 @@ pub fn spawn_file(
                 if tx.send(TrackEvent::File(idx, v)).is_err() {
                     return;
                 }
+            }
+        }
+    })
+}
+
+/// Follows a BFD session: its current state at once, then every change (Up or not).
+pub fn spawn_bfd(
+    idx: usize,
+    mut w: tokio::sync::watch::Receiver<rvs_bfd::driver::Seen>,
+    tx: UnboundedSender<TrackEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let up = w.borrow_and_update().state == rvs_bfd::State::Up;
+            if last != Some(up) {
+                last = Some(up);
+                if tx.send(TrackEvent::Bfd(idx, up)).is_err() {
+                    return;
+                }
+            }
+            if w.changed().await.is_err() {
+                return;
             }
         }
     })

@@ -180,6 +180,8 @@ pub struct Health {
     /// The `bfd_instance` sessions (`BFD_CHECK` follows them); restarted only when the
     /// instances change.
     bfd: Option<rvs_bfd::driver::Bfd>,
+    /// The sessions' state channels for VRRP's `track_bfd`.
+    pub bfd_registry: rvs_bfd::driver::Registry,
     /// The BFD sessions' status, written by the BFD driver, read by the control API.
     pub bfd_status: std::sync::Arc<std::sync::Mutex<Vec<rvs_bfd::driver::Status>>>,
     pub rx: mpsc::Receiver<Event>,
@@ -209,13 +211,15 @@ impl Health {
             probes: HashMap::new(),
             bfd: None,
             bfd_status: std::sync::Arc::default(),
+            bfd_registry: std::sync::Arc::default(),
             rx,
             tx,
         }
     }
 
-    /// Starts (or keeps, when unchanged) the BFD sessions of `cfg`.
-    fn start_bfd(&mut self, cfg: &Config) {
+    /// Starts (or keeps, when unchanged) the BFD sessions of `cfg` (also with `-P`, for
+    /// VRRP's `track_bfd`).
+    pub fn start_bfd(&mut self, cfg: &Config) {
         let want: Vec<rvs_bfd::driver::Instance> =
             cfg.bfd_instances.iter().filter_map(bfd_instance).collect();
         if self.bfd.as_ref().map(rvs_bfd::driver::Bfd::config) == Some(&want[..]) {
@@ -224,6 +228,9 @@ impl Health {
         if let Some(old) = self.bfd.take() {
             tokio::spawn(old.stop());
         }
+        if let Ok(mut r) = self.bfd_registry.lock() {
+            r.clear();
+        }
         if want.is_empty() {
             if let Ok(mut s) = self.bfd_status.lock() {
                 s.clear();
@@ -231,7 +238,12 @@ impl Health {
             return;
         }
         match rvs_bfd::driver::Bfd::start_with_status(want, self.bfd_status.clone()) {
-            Ok(b) => self.bfd = Some(b),
+            Ok(b) => {
+                if let Ok(mut r) = self.bfd_registry.lock() {
+                    *r = b.watches();
+                }
+                self.bfd = Some(b);
+            }
             Err(e) => tracing::error!("BFD not started: {e}"),
         }
     }

@@ -237,7 +237,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     };
     let mut health = crate::health::Health::new();
     let mut cfg = cfg.clone();
-    if !a.vrrp_only {
+    if a.vrrp_only {
+        // VRRP's track_bfd needs the BFD sessions even without checkers.
+        health.start_bfd(&cfg);
+    } else {
         health.start(&cfg);
         if let Err(errs) = proxy.apply(&health.desired(&cfg)).await {
             for e in &errs {
@@ -256,8 +259,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut vrrp = if vrrp_plan.is_empty() {
         None
     } else {
-        match rvs_vrrpd::Vrrp::start_with_status(vrrp_plan, std::sync::Arc::clone(&vrrp_status))
-            .await
+        match rvs_vrrpd::Vrrp::start_with_bfd(
+            vrrp_plan,
+            std::sync::Arc::clone(&vrrp_status),
+            health.bfd_registry.clone(),
+        )
+        .await
         {
             Ok(v) => Some(v),
             Err(e) => {
@@ -531,6 +538,7 @@ async fn reload(
         runtime.clear();
     }
     if a.vrrp_only {
+        health.start_bfd(cfg);
         return "ok".into();
     }
     health.start(cfg);

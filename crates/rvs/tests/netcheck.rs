@@ -87,34 +87,8 @@ fn bfd_check_follows_a_keepalived_bfd_session() {
         return;
     }
     let mut l = Lab::new(&[("lb", 1), ("rs", 11)]);
-    let ka_conf = l.dir.join("rs-bfd.conf");
-    std::fs::write(
-        &ka_conf,
-        "global_defs {\n    router_id rs\n}\nbfd_instance to_lb {\n    neighbor_ip 198.18.0.1\n    source_ip 198.18.0.11\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n",
-    )
-    .unwrap();
-    let pid = |p: &str| l.dir.join(format!("ka-{p}.pid")).display().to_string();
-    let (main_pid, bfd_pid) = (pid("main"), pid("bfd"));
+    let bfd_pid = keepalived_bfd(&mut l, "rs", "198.18.0.11", "198.18.0.1");
     let ka_n = 0;
-    l.spawn_cmd(
-        "rs",
-        &[
-            "keepalived",
-            "-n",
-            "-l",
-            "-D",
-            "-f",
-            &ka_conf.display().to_string(),
-            "-p",
-            &main_pid,
-            "-r",
-            &pid("vrrp"),
-            "-c",
-            &pid("check"),
-            "-b",
-            &bfd_pid,
-        ],
-    );
     let conf = "bfd_instance to_rs {\n    neighbor_ip 198.18.0.11\n    source_ip 198.18.0.1\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n\
                 virtual_server 198.18.0.1 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
                 real_server 198.18.0.11 80 {\n        BFD_CHECK {\n            name to_rs\n            alpha\n        }\n    }\n}\n";
@@ -132,25 +106,13 @@ fn bfd_check_follows_a_keepalived_bfd_session() {
     eprintln!("session Up, real server in after {up:?}");
     assert!(
         Lab::wait(Duration::from_secs(3), || cmd_log(&l, "rs", ka_n)
-            .contains("(to_lb) Entering Up state"))
+            .contains("(peer) Entering Up state"))
         .is_some(),
         "keepalived's side did not come Up:\n{}",
         cmd_log(&l, "rs", ka_n)
     );
     // Freeze keepalived's BFD process: silence, the session expires on rvs's side.
-    let child: i32 = std::fs::read_to_string(&bfd_pid)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let sig = |s: &str| {
-        assert!(Command::new("kill")
-            .args([&format!("-{s}"), &child.to_string()])
-            .status()
-            .unwrap()
-            .success());
-    };
-    sig("STOP");
+    signal_pid_file(&bfd_pid, "STOP");
     let out = wait_listed(
         &l,
         "lb",
@@ -161,7 +123,7 @@ fn bfd_check_follows_a_keepalived_bfd_session() {
     );
     eprintln!("real server out {out:?} after the BFD peer froze (detection time 300 ms)");
     assert!(out < Duration::from_secs(2), "{out:?}");
-    sig("CONT");
+    signal_pid_file(&bfd_pid, "CONT");
     let back = wait_listed(
         &l,
         "lb",
@@ -192,5 +154,104 @@ fn bfd_check_follows_a_keepalived_bfd_session() {
         "keepalived did not hear AdminDown:\n{}",
         cmd_log(&l, "rs", ka_n)
     );
-    let _ = main_pid;
+}
+
+/// keepalived's BFD process on node `node`, with one `bfd_instance` toward `neighbor`
+/// (100 ms timers, multiplier 3); returns the pid file of its BFD child.
+fn keepalived_bfd(l: &mut Lab, node: &str, me: &str, neighbor: &str) -> std::path::PathBuf {
+    let conf = l.dir.join(format!("{node}-bfd.conf"));
+    std::fs::write(
+        &conf,
+        format!("bfd_instance peer {{\n    neighbor_ip {neighbor}\n    source_ip {me}\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}}\n"),
+    )
+    .unwrap();
+    let pid = |p: &str| {
+        l.dir
+            .join(format!("{node}-ka-{p}.pid"))
+            .display()
+            .to_string()
+    };
+    let bfd = pid("bfd");
+    let argv = [
+        "keepalived".to_owned(),
+        "-n".into(),
+        "-l".into(),
+        "-D".into(),
+        "-f".into(),
+        conf.display().to_string(),
+        "-p".into(),
+        pid("main"),
+        "-r".into(),
+        pid("vrrp"),
+        "-c".into(),
+        pid("check"),
+        "-b".into(),
+        bfd.clone(),
+    ];
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    l.spawn_cmd(node, &argv);
+    std::path::PathBuf::from(bfd)
+}
+
+fn signal_pid_file(f: &std::path::Path, sig: &str) {
+    let t = std::time::Instant::now();
+    let pid = loop {
+        if let Some(p) = std::fs::read_to_string(f)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            break p;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no pid in {}",
+            f.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// VRRP's `track_bfd` (weight 0, the `bfd_instance`'s default) with `rvs run -P`: the
+/// instance is MASTER only while its BFD session to keepalived's BFD process is Up — the
+/// peer frozen (SIGSTOP) puts it in FAULT and the VIP goes; resumed, it comes back.
+#[test]
+fn vrrp_track_bfd_follows_the_session() {
+    if !lab::prerequisites(true) {
+        return;
+    }
+    let mut l = Lab::new(&[("a", 1), ("b", 2)]);
+    let bfd_pid = keepalived_bfd(&mut l, "b", "198.18.0.2", "198.18.0.1");
+    let conf = "bfd_instance to_b {\n    neighbor_ip 198.18.0.2\n    source_ip 198.18.0.1\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n\
+                vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n    virtual_router_id 61\n    priority 100\n    version 3\n    advert_int 0.1\n    \
+                virtual_ipaddress {\n        198.18.0.61/24 dev eth0\n    }\n    track_bfd {\n        to_b\n    }\n}\n";
+    l.rvs("a", conf, &["-P"]);
+    let vip = "198.18.0.61";
+    let up = Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip));
+    assert!(
+        up.is_some(),
+        "never MASTER with the session Up\n{}",
+        l.logs()
+    );
+    eprintln!("MASTER with the VIP after {up:?}");
+    signal_pid_file(&bfd_pid, "STOP");
+    let gone = Lab::wait(Duration::from_secs(5), || !l.has_addr("a", vip));
+    assert!(
+        gone.is_some(),
+        "still MASTER with the session down\n{}",
+        l.logs()
+    );
+    eprintln!("FAULT, VIP removed {gone:?} after the BFD peer froze");
+    signal_pid_file(&bfd_pid, "CONT");
+    let back = Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip));
+    assert!(
+        back.is_some(),
+        "not MASTER again after the session came back\n{}",
+        l.logs()
+    );
+    eprintln!("MASTER again {back:?} after the peer resumed");
 }
