@@ -255,3 +255,26 @@ fn vrrp_track_bfd_follows_the_session() {
     );
     eprintln!("MASTER again {back:?} after the peer resumed");
 }
+
+/// `BFD_CHECK` over IPv6 against keepalived's BFD process (which sends with hop limit 64
+/// by default, so rvs makes no GTSM check on IPv6).
+#[test]
+fn bfd_check_over_ipv6_with_keepalived() {
+    if !lab::prerequisites(true) {
+        return;
+    }
+    let mut l = Lab::new(&[("lb", 1), ("rs", 11)]);
+    let bfd_pid = keepalived_bfd(&mut l, "rs", "fd00:198:18::11", "fd00:198:18::1");
+    let conf = "bfd_instance to_rs {\n    neighbor_ip fd00:198:18::11\n    source_ip fd00:198:18::1\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n\
+                virtual_server fd00:198:18::1 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
+                real_server fd00:198:18::11 80 {\n        BFD_CHECK {\n            name to_rs\n            alpha\n        }\n    }\n}\n";
+    l.rvs("lb", conf, &[]);
+    let rs = "[fd00:198:18::11]:80";
+    let up = wait_listed(&l, "lb", 1, rs, true, Duration::from_secs(10));
+    eprintln!("IPv6 session Up, real server in after {up:?}");
+    signal_pid_file(&bfd_pid, "STOP");
+    let out = wait_listed(&l, "lb", 1, rs, false, Duration::from_secs(5));
+    eprintln!("out {out:?} after the IPv6 peer froze");
+    signal_pid_file(&bfd_pid, "CONT");
+    wait_listed(&l, "lb", 1, rs, true, Duration::from_secs(10));
+}
