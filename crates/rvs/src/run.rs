@@ -415,8 +415,15 @@ async fn runtime_command(
         return Ok(());
     }
     if let Err(list) = proxy.apply(&want).await {
-        // The data plane holds what it could apply; keep the command so replays agree.
-        runtime.push(cmd);
+        // A command applies whole or not at all (as the kernel's IPVS commands do): put
+        // back what ran before it, so the table, the overlay and later replays agree.
+        let before = crate::overlay::replay(health.desired(cfg), runtime);
+        if let Err(again) = proxy.apply(&before).await {
+            tracing::error!(
+                "rolling back a refused runtime change: {}",
+                again.join("; ")
+            );
+        }
         return Err(list.join("; "));
     }
     tracing::info!("runtime change: {cmd:?}");
