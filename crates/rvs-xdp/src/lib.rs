@@ -98,6 +98,30 @@ fn label(key: &SvcKey) -> String {
     }
 }
 
+/// One live flow of the program's table, as `-Lc` lists a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    pub client: std::net::SocketAddr,
+    pub vip: std::net::SocketAddr,
+    pub svc: SvcKey,
+    pub real: (IpAddr, u16),
+    /// A FIN or RST was seen.
+    pub fin: bool,
+    /// Seconds left before the flow expires (its idle timeout minus its idle time).
+    pub expires_s: u32,
+}
+
+fn sockaddr(a: [u8; 16], family: u8, port_be: u16) -> std::net::SocketAddr {
+    let ip = if family == 4 {
+        IpAddr::from([a[0], a[1], a[2], a[3]])
+    } else {
+        IpAddr::from(a)
+    };
+    std::net::SocketAddr::new(ip, u16::from_be(port_be))
+}
+
 /// Counters per service and per (service, real server address, port).
 pub type AllCounters = (
     HashMap<SvcKey, Counters>,
@@ -502,6 +526,52 @@ impl Xdp {
     }
 
     /// Per-service and per-real-server counters, summed over CPUs.
+    /// The live flows (not yet expired by their idle timeout), at most `limit`. Walks
+    /// the LRU map from userspace: two system calls per flow, so callers pace it.
+    pub fn flows(&self, limit: usize) -> Result<Vec<FlowEntry>, XdpError> {
+        let map: aya::maps::HashMap<&MapData, maps::FlowKey, maps::Flow> =
+            aya::maps::HashMap::try_from(
+                self.ebpf.map("flows").ok_or(XdpError::Missing("flows"))?,
+            )?;
+        let now = monotonic_ns();
+        let svc_of: HashMap<u32, SvcKey> = self.svc_ids.iter().map(|(k, v)| (*v, *k)).collect();
+        let real_of: HashMap<u32, (IpAddr, u16)> = self
+            .real_ids
+            .iter()
+            .map(|((_, a, p), slot)| (*slot, (*a, *p)))
+            .collect();
+        let mut out = Vec::new();
+        for item in &map {
+            // An entry evicted between the key walk and the lookup is simply skipped.
+            let Ok((k, f)) = item else { continue };
+            let timeout = match (k.proto, f.fin) {
+                (17, _) => self.cfg.timeout_udp_ns,
+                (_, 0) => self.cfg.timeout_tcp_ns,
+                _ => self.cfg.timeout_tcpfin_ns,
+            };
+            let idle = now.saturating_sub(f.last_ns);
+            if idle >= timeout {
+                continue;
+            }
+            let (Some(svc), Some(real)) = (svc_of.get(&f.svc), real_of.get(&f.real)) else {
+                continue;
+            };
+            out.push(FlowEntry {
+                proto: k.proto,
+                client: sockaddr(k.src, k.family, k.sport),
+                vip: sockaddr(k.dst, k.family, k.dport),
+                svc: *svc,
+                real: *real,
+                fin: f.fin != 0,
+                expires_s: u32::try_from((timeout - idle) / 1_000_000_000).unwrap_or(u32::MAX),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn counters(&self) -> Result<AllCounters, XdpError> {
         let sum = |m: &PerCpuArray<&MapData, Counters>, i: u32| -> Result<Counters, XdpError> {
             let mut t = Counters::default();
@@ -570,3 +640,9 @@ impl Xdp {
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}

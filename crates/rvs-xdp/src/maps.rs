@@ -99,6 +99,37 @@ pub struct Counters {
     pub bytes_out: u64,
 }
 
+/// `struct flow_key`: a flow's 5-tuple as the program parsed it (ports in network order).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub pad: u16,
+}
+
+/// `struct flow`: where a flow goes and when it was last seen (`bpf_ktime_get_ns`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub last_ns: u64,
+    pub real: u32,
+    pub svc: u32,
+    pub client_mac: [u8; 6],
+    /// A FIN or RST was seen (IPVS's `FIN_WAIT` timeout applies).
+    pub fin: u8,
+    pub pad: u8,
+    pub pad2: u32,
+    /// The C struct's tail padding, spelled out.
+    pub pad3: u32,
+}
+
+const _: () = assert!(size_of::<FlowKey>() == 40);
+const _: () = assert!(size_of::<Flow>() == 32);
 const _: () = assert!(size_of::<VipKey>() == 20);
 const _: () = assert!(size_of::<Svc>() == 32);
 const _: () = assert!(size_of::<Real>() == 32);
@@ -118,3 +149,7 @@ unsafe impl aya::Pod for Real {}
 unsafe impl aya::Pod for Config {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Counters {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FlowKey {}
+// SAFETY: as above (`Flow`'s tail padding is the explicit `pad3`).
+unsafe impl aya::Pod for Flow {}

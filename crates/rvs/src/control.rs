@@ -92,6 +92,8 @@ pub struct Ctx {
     pub vrrp_enabled: bool,
     /// The kernel's sync daemons as `ipvsadm -L --daemon` prints them.
     pub sync_daemons: crate::dataplane::SyncLines,
+    /// The XDP program's flows as `-Lc` lists them (XDP data plane only).
+    pub xdp_flows: crate::dataplane::FlowList,
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     pub dataplane: &'static str,
 }
@@ -273,6 +275,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
             Err(e) => (500, err_json(&e.to_string())),
         },
         ("GET", "/v1/connections") if ctx.dataplane == "ipvs" => kernel_connections(target),
+        ("GET", "/v1/connections") if ctx.dataplane == "xdp" => xdp_connections(ctx, target),
         ("GET", "/v1/connections") => connections(&ctx.shared, target),
         ("GET", "/v1/vrrp") => match serde_json::to_string(&ctx.vrrp()) {
             Ok(b) => (200, b),
@@ -399,6 +402,17 @@ fn kernel_connections(target: &str) -> (u16, String) {
         })
         .collect();
     page_reply(total, offset, &page)
+}
+
+/// The XDP program's flows (`--dataplane xdp`), from the last walk of its flow table.
+fn xdp_connections(ctx: &Ctx, target: &str) -> (u16, String) {
+    let (offset, limit) = match page_params(target) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let all = ctx.xdp_flows.lock().map(|l| l.clone()).unwrap_or_default();
+    let page: Vec<rvs_adm::Conn> = all.iter().skip(offset).take(limit).cloned().collect();
+    page_reply(all.len(), offset, &page)
 }
 
 fn connections(shared: &Shared, target: &str) -> (u16, String) {

@@ -56,11 +56,15 @@ struct IpvsPlane {
 /// every second and after every start or stop.
 pub type SyncLines = Arc<Mutex<Vec<String>>>;
 
+/// The XDP program's live flows as `-Lc` lists them, refreshed by the counter task.
+pub type FlowList = Arc<Mutex<Vec<rvs_adm::Conn>>>;
+
 pub struct Dataplane {
     pub proxy: Proxy,
     xdp: Option<XdpPlane>,
     ipvs: Option<IpvsPlane>,
     pub sync_lines: SyncLines,
+    pub xdp_flows: FlowList,
 }
 
 pub use rvs_sched::table::ApplyReport;
@@ -72,6 +76,7 @@ impl Dataplane {
             xdp: None,
             ipvs: None,
             sync_lines: SyncLines::default(),
+            xdp_flows: FlowList::default(),
         }
     }
 
@@ -94,6 +99,7 @@ impl Dataplane {
             proxy,
             xdp: None,
             sync_lines,
+            xdp_flows: FlowList::default(),
             ipvs: Some(IpvsPlane {
                 ipvs,
                 managed: std::collections::HashSet::new(),
@@ -138,16 +144,19 @@ impl Dataplane {
         });
         let xdp = Arc::new(Mutex::new(xdp));
         let base = Arc::new(Mutex::new(XdpBase::new()));
+        let flows = FlowList::default();
         let sync = tokio::spawn(copy_counters(
             xdp.clone(),
             proxy.shared.clone(),
             base.clone(),
+            flows.clone(),
         ));
         Ok(Dataplane {
             proxy,
             xdp: Some(XdpPlane { xdp, sync, base }),
             ipvs: None,
             sync_lines: SyncLines::default(),
+            xdp_flows: flows,
         })
     }
 
@@ -364,15 +373,89 @@ async fn copy_kernel_counters(
     }
 }
 
-/// Copies the program's counters (minus the `-Z` base) into the table's, every second.
+/// Walks the program's flow table: active (TCP without FIN/RST) and inactive (the rest)
+/// counts per real server into the table, and the `-Lc` list. A walk costs two system
+/// calls per flow, so it is paced to about 5 % of a core: the next one waits at least
+/// 20 × as long as this one took (at least a second).
+fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Duration {
+    let t0 = std::time::Instant::now();
+    let flows = match xdp
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .flows(1 << 22)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("reading the XDP flow table: {e}");
+            return Duration::from_secs(10);
+        }
+    };
+    let took = t0.elapsed();
+    let mut counts: std::collections::HashMap<XdpKey, (u32, u32)> =
+        std::collections::HashMap::new();
+    for f in &flows {
+        let c = counts.entry((f.svc, f.real.0, f.real.1)).or_default();
+        if f.proto == 6 && !f.fin {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+    }
+    {
+        let mut table = shared
+            .ipvs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ts in table.services.iter_mut().filter(|t| !t.removed) {
+            let key = ts.key;
+            let dests: Vec<(rvs_sched::DestId, IpAddr, u16)> =
+                ts.dests().map(|(id, d)| (id, d.addr, d.port)).collect();
+            for (id, addr, port) in dests {
+                let (a, i) = counts.get(&(key, addr, port)).copied().unwrap_or_default();
+                ts.set_conn_counts(id, a, i, 0);
+            }
+        }
+    }
+    let conns = flows
+        .iter()
+        .map(|f| rvs_adm::Conn {
+            proto: if f.proto == 17 { "UDP" } else { "TCP" }.to_owned(),
+            expires_s: u64::from(f.expires_s),
+            state: match (f.proto, f.fin) {
+                (17, _) => "UDP",
+                (_, false) => "ESTABLISHED",
+                _ => "FIN_WAIT",
+            }
+            .to_owned(),
+            caddr: f.client.ip(),
+            cport: f.client.port(),
+            vaddr: f.vip.ip(),
+            vport: f.vip.port(),
+            daddr: f.real.0,
+            dport: f.real.1,
+        })
+        .collect();
+    *list
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = conns;
+    (took * 20).max(Duration::from_secs(1))
+}
+
+/// Copies the program's counters (minus the `-Z` base) into the table's, every second,
+/// and walks its flow table as [`scan_flows`] paces it.
 async fn copy_counters(
     xdp: Arc<Mutex<rvs_xdp::Xdp>>,
     shared: Arc<Shared>,
     base: Arc<Mutex<XdpBase>>,
+    flows: FlowList,
 ) {
     let mut iv = tokio::time::interval(Duration::from_secs(1));
+    let mut next_scan = tokio::time::Instant::now();
     loop {
         iv.tick().await;
+        if tokio::time::Instant::now() >= next_scan {
+            next_scan = tokio::time::Instant::now() + scan_flows(&xdp, &shared, &flows);
+        }
         let got = xdp
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -301,6 +301,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         vrrp: vrrp_status.clone(),
         bfd: health.bfd_status.clone(),
         sync_daemons: proxy.sync_lines.clone(),
+        xdp_flows: proxy.xdp_flows.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: if a.vrrp_only { "none" } else { proxy.name() },
     });

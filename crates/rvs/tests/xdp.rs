@@ -220,6 +220,46 @@ fn nat_rewrites_both_ways_through_the_director() {
         vec!["rs1".to_owned(), "rs2".to_owned()],
         "the client talked to VIP:80 and got both real servers' answers from port 8080"
     );
+    // The program's flow table shows in ipvsadm's listings: an open connection is
+    // active and listed ESTABLISHED by -Lnc; closed, it is FIN_WAIT and inactive.
+    let sock = l.control("dir", 2);
+    let adm = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("adm")
+            .args(args)
+            .env("RVS_CONTROL", &sock)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let active = |text: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("-> 198.18.0.1"))
+            .map(|l| l.split_whitespace().nth(4).unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    lab::in_ns(&client, || {
+        let s = std::net::TcpStream::connect(vip80()).unwrap();
+        let me = s.local_addr().unwrap().to_string();
+        let seen = Lab::wait(Duration::from_secs(6), || {
+            active(&adm(&["-Ln"])) == 1 && adm(&["-Lnc"]).contains(&me)
+        });
+        let lnc = adm(&["-Lnc"]);
+        assert!(seen.is_some(), "{}\n{lnc}", adm(&["-Ln"]));
+        let row = lnc.lines().find(|l| l.contains(&me)).unwrap();
+        assert!(
+            row.starts_with("TCP") && row.contains("ESTABLISHED") && row.contains("198.18.0.50:80"),
+            "{row}"
+        );
+        drop(s);
+        let closed = Lab::wait(Duration::from_secs(6), || {
+            let lnc = adm(&["-Lnc"]);
+            lnc.lines()
+                .any(|l| l.contains(&me) && l.contains("FIN_WAIT"))
+                && active(&adm(&["-Ln"])) == 0
+        });
+        assert!(closed.is_some(), "{}\n{}", adm(&["-Ln"]), adm(&["-Lnc"]));
+    });
 }
 
 #[test]
