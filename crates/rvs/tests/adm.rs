@@ -946,31 +946,31 @@ fn tunnel_options_are_kept_listed_and_saved() {
 /// bring the refused one back.
 #[test]
 fn a_refused_command_changes_nothing() {
-    let _b = backend("127.54.0.1:9100", "a", Mode::Name);
-    let _taken = std::net::TcpListener::bind("127.54.1.2:8080").unwrap();
+    let _b = backend("127.57.0.1:9100", "a", Mode::Name);
+    let _taken = std::net::TcpListener::bind("127.57.1.2:8080").unwrap();
     let conf = vs(
-        "127.54.1.1",
+        "127.57.1.1",
         8080,
         "    lvs_sched rr\n",
-        &[("127.54.0.1", 9100, 1)],
+        &[("127.57.0.1", 9100, 1)],
     );
-    let vip: SocketAddr = "127.54.1.1:8080".parse().unwrap();
+    let vip: SocketAddr = "127.57.1.1:8080".parse().unwrap();
     let d = Daemon::start("adm-refused", &conf, vip);
     let before = d.adm(&["-Ln"]).1;
-    let (code, _, err) = d.adm(&["-A", "-t", "127.54.1.2:8080", "-s", "rr"]);
+    let (code, _, err) = d.adm(&["-A", "-t", "127.57.1.2:8080", "-s", "rr"]);
     assert_ne!(code, 0, "binding a taken port must fail");
-    assert!(err.contains("127.54.1.2:8080"), "{err}");
+    assert!(err.contains("127.57.1.2:8080"), "{err}");
     assert_eq!(
         d.adm(&["-Ln"]).1,
         before,
         "the refused service is not in the table"
     );
     // Another command replays the overlay: the refused one stays out.
-    let (code, _, err) = d.adm(&["-A", "-t", "127.54.1.3:8080", "-s", "wrr"]);
+    let (code, _, err) = d.adm(&["-A", "-t", "127.57.1.3:8080", "-s", "wrr"]);
     assert_eq!(code, 0, "{err}");
     let after = d.adm(&["-Ln"]).1;
-    assert!(after.contains("127.54.1.3:8080 wrr"), "{after}");
-    assert!(!after.contains("127.54.1.2:8080"), "{after}");
+    assert!(after.contains("127.57.1.3:8080 wrr"), "{after}");
+    assert!(!after.contains("127.57.1.2:8080"), "{after}");
     assert_eq!(ask_name(vip), "a");
     d.stop();
 }
