@@ -112,6 +112,25 @@ fn sync_daemon_follows_vrrp() {
     );
 }
 
+/// IPv6 through the kernel's IPVS: listings byte-identical to ipvsadm's, NAT to both real
+/// servers, the connection table, a failed check over IPv6, stop.
+#[test]
+fn ipv6_through_kernel_ipvs() {
+    if !prerequisites() {
+        return;
+    }
+    scenario_passes(
+        "ipv6",
+        &[
+            "PASS ipvsadm -Ln equals rvs adm -Ln for an IPv6 service",
+            "PASS IPv6 NAT through kernel IPVS",
+            "PASS rvs adm -Ln and -Lnc show the kernel's IPv6 counts and connections",
+            "PASS a failed TCP_CHECK over IPv6 removed",
+            "PASS stop removed the IPv6 service",
+        ],
+    );
+}
+
 /// Runs a scenario and requires exit 0 and every PASS line.
 fn scenario_passes(name: &str, steps: &[&str]) {
     let (code, out) = run(name);
