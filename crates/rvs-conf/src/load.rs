@@ -32,6 +32,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "vrrp_script" => l.vrrp_script(n),
             "track_file" | "vrrp_track_file" => l.track_file(n),
             "bfd_instance" => l.bfd_instance(n),
+            "vrrp_track_process" => l.track_process(n),
             "vrrp_sync_group" => l.sync_group(n),
             "vrrp_instance" => l.vrrp_instance(n),
             "virtual_server_group" => l.vs_group(n),
@@ -402,6 +403,86 @@ impl Loader<'_> {
             );
         }
         self.cfg.track_files.push(t);
+    }
+
+    fn track_process(&mut self, node: &Node) {
+        let a = &mut self.a;
+        let Some(name) = name_of(a, node) else { return };
+        if self.cfg.track_processes.iter().any(|p| p.name == name) {
+            a.diags.error(
+                node.args[0].loc,
+                node.args[0].width,
+                format!("vrrp_track_process {name} is defined twice"),
+            );
+            return;
+        }
+        let mut p = crate::model::TrackProcess::new(name);
+        for n in node.children() {
+            match n.name() {
+                "process" => {
+                    if let Some((first, rest)) = n.args.split_first() {
+                        p.process = Some(first.text.clone());
+                        p.params = rest.iter().map(|t| t.text.clone()).collect();
+                    } else {
+                        a.diags
+                            .error(n.kw.loc, n.kw.width, "'process' needs a process name");
+                    }
+                }
+                "param_match" => {
+                    a.extra(n, 1);
+                    match n.args.first().map(|t| t.text.as_str()) {
+                        Some(m @ ("initial" | "partial" | "exact")) => p.param_match = m.into(),
+                        _ => {
+                            a.diags
+                                .error(
+                                    n.kw.loc,
+                                    n.kw.width,
+                                    "param_match needs 'initial' or 'partial'",
+                                )
+                                .hint("without param_match the parameters must match exactly");
+                        }
+                    }
+                }
+                "weight" => {
+                    if let Some((w, r)) = weight_reverse(a, n, 254) {
+                        p.weight = w;
+                        p.weight_reverse = r;
+                    }
+                }
+                "quorum" => set(&mut p.quorum, a.arg_int(n, 1, 65535)),
+                "quorum_max" => p.quorum_max = a.arg_int(n, 1, 65535).or(p.quorum_max),
+                "fork_delay" => set(&mut p.fork_delay, a.arg_timer(n, 0.0, 3600.0)),
+                "terminate_delay" => set(&mut p.terminate_delay, a.arg_timer(n, 0.0, 3600.0)),
+                "delay" => {
+                    if let Some(d) = a.arg_timer(n, 0.0, 3600.0) {
+                        p.fork_delay = d;
+                        p.terminate_delay = d;
+                    }
+                }
+                "full_command" => p.full_command = a.flag(n),
+                _ => {}
+            }
+        }
+        if p.process.is_none() {
+            a.diags.error(
+                node.kw.loc,
+                node.kw.width,
+                format!("vrrp_track_process {} has no 'process'", p.name),
+            );
+        }
+        if let Some(max) = p.quorum_max {
+            if max < p.quorum {
+                a.diags.error(
+                    node.kw.loc,
+                    node.kw.width,
+                    format!(
+                        "vrrp_track_process {}: quorum_max {max} is below quorum {}",
+                        p.name, p.quorum
+                    ),
+                );
+            }
+        }
+        self.cfg.track_processes.push(p);
     }
 
     fn bfd_instance(&mut self, node: &Node) {
@@ -2030,12 +2111,18 @@ impl Loader<'_> {
                 "script" => cfg.vrrp_scripts.iter().any(|s| s.name == tok.text),
                 "file" => cfg.track_files.iter().any(|s| s.name == tok.text),
                 "bfd" => cfg.bfd_instances.iter().any(|s| s.name == tok.text),
-                _ => true, // process blocks are recognised but not modelled
+                "process" => cfg.track_processes.iter().any(|s| s.name == tok.text),
+                _ => true,
             };
             if !known {
                 let names: Vec<&str> = match kind.as_str() {
                     "script" => cfg.vrrp_scripts.iter().map(|s| s.name.as_str()).collect(),
                     "bfd" => cfg.bfd_instances.iter().map(|s| s.name.as_str()).collect(),
+                    "process" => cfg
+                        .track_processes
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect(),
                     _ => cfg.track_files.iter().map(|s| s.name.as_str()).collect(),
                 };
                 let d = a.diags.error(

@@ -14,6 +14,7 @@ pub struct Config {
     pub vrrp_scripts: Vec<VrrpScript>,
     pub track_files: Vec<TrackFile>,
     pub bfd_instances: Vec<BfdInstance>,
+    pub track_processes: Vec<TrackProcess>,
     pub vrrp_sync_groups: Vec<SyncGroup>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub virtual_server_groups: Vec<VirtualServerGroup>,
@@ -184,6 +185,49 @@ pub struct TrackFile {
     pub weight: i32,
     pub weight_reverse: bool,
     pub init_file: Option<InitFile>,
+}
+
+/// `vrrp_track_process NAME { ... }`: up while the number of matching processes is in
+/// `quorum..=quorum_max`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TrackProcess {
+    pub name: String,
+    /// The process name (or path with `full_command`); `None` when missing (an error).
+    pub process: Option<String>,
+    /// Parameters after the name: the process's arguments must match them.
+    pub params: Vec<String>,
+    /// `exact` (default with parameters), `initial` or `partial`.
+    pub param_match: String,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub quorum: u32,
+    pub quorum_max: Option<u32>,
+    /// Seconds a change must last before it counts (new processes / terminations).
+    pub fork_delay: f64,
+    pub terminate_delay: f64,
+    /// Match the full command path (`/proc/PID/cmdline`'s first word) instead of the
+    /// process name.
+    pub full_command: bool,
+}
+
+impl TrackProcess {
+    /// A tracker with keepalived's defaults (exact parameters, quorum 1, no delays).
+    #[must_use]
+    pub fn new(name: String) -> Self {
+        TrackProcess {
+            name,
+            process: None,
+            params: Vec::new(),
+            param_match: "exact".into(),
+            weight: 0,
+            weight_reverse: false,
+            quorum: 1,
+            quorum_max: None,
+            fork_delay: 0.0,
+            terminate_delay: 0.0,
+            full_command: false,
+        }
+    }
 }
 
 /// `bfd_instance NAME { ... }`: a BFD session (keepalived's BFD process) that

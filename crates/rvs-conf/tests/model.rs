@@ -177,3 +177,45 @@ fn lvs_sync_daemon_options_and_errors() {
         .iter()
         .any(|d| d.message.contains("needs an interface and a vrrp_instance")));
 }
+
+#[test]
+fn track_process_options_and_errors() {
+    let p = parse(
+        "vrrp_track_process web {\nprocess nginx -g daemon\nparam_match initial\nweight 20 reverse\nquorum 2\nquorum_max 4\ndelay 1.5\nterminate_delay 3\nfull_command\n}\n\
+         vrrp_instance V { interface eth0\nvirtual_router_id 9\ntrack_process {\nweb weight -30\n}\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
+    );
+    assert!(
+        p.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        p.diagnostics
+    );
+    let t = &p.config.track_processes[0];
+    assert_eq!(t.process.as_deref(), Some("nginx"));
+    assert_eq!(t.params, ["-g", "daemon"]);
+    assert_eq!(t.param_match, "initial");
+    assert_eq!((t.weight, t.weight_reverse), (20, true));
+    assert_eq!((t.quorum, t.quorum_max), (2, Some(4)));
+    assert_eq!((t.fork_delay, t.terminate_delay), (1.5, 3.0));
+    assert!(t.full_command);
+    let r = &p.config.vrrp_instances[0].trackers.track_process[0];
+    assert_eq!((r.name.as_str(), r.weight), ("web", Some(-30)));
+
+    let bad = parse(
+        "vrrp_track_process a {\nquorum 3\nquorum_max 2\nparam_match fuzzy\n}\n\
+         vrrp_instance V { interface eth0\nvirtual_router_id 9\ntrack_process {\nnope\n}\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
+    );
+    let msgs: Vec<String> = bad
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}:{} {}", d.loc.line, d.loc.col, d.message))
+        .collect();
+    for want in [
+        "1:1 vrrp_track_process a has no 'process'",
+        "1:1 vrrp_track_process a: quorum_max 2 is below quorum 3",
+        "4:1 param_match needs",
+        "9:1 ",
+    ] {
+        assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
+    }
+}

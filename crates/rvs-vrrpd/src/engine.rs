@@ -57,6 +57,8 @@ enum Ev {
 struct Rt {
     plan: InstancePlan,
     link: LinkInfo,
+    /// `use_vmac`: the macvlan that carries the VIPs and sends the adverts.
+    vmac: Option<LinkInfo>,
     src: IpAddr,
     sock: Arc<VrrpSocket>,
     /// Every VIP and excluded VIP with the interface it goes on and who announces it.
@@ -94,6 +96,8 @@ pub struct Engine {
     files: Vec<i64>,
     /// `track_bfd`: each session Up or not (`None`: no session runs for it).
     bfds: Vec<Option<bool>>,
+    /// `track_process`: each quorum met or not (`None`: not looked at yet).
+    processes: Vec<Option<bool>>,
     policy: ScriptPolicy,
     fifos: Fifos,
     tasks: Vec<JoinHandle<()>>,
@@ -178,6 +182,17 @@ impl Engine {
                 error: e.to_string(),
             })?;
             let handoff = handoffs.iter().find(|h| h.name == p.name);
+            let vmac = match &p.vmac {
+                Some(name) => Some(setup_vmac(&nl, name, &link, p.vrid).await.map_err(|e| {
+                    StartError::Instance {
+                        name: p.name.clone(),
+                        error: format!("use_vmac {name}: {e}"),
+                    }
+                })?),
+                None => None,
+            };
+            // VIPs, gratuitous ARPs and adverts go out on the VMAC when there is one.
+            let vip_link = vmac.clone().unwrap_or_else(|| link.clone());
             let mut vips = Vec::new();
             // VIPs the previous instance held that this one no longer has.
             if let Some(h) = handoff {
@@ -203,7 +218,7 @@ impl Engine {
                             error: format!("virtual_ipaddress {}: {e}", v.address),
                         })?
                     }
-                    _ => link.clone(),
+                    _ => vip_link.clone(),
                 };
                 let kept = handoff.is_some_and(|h| {
                     h.state == State::Master && h.held.contains(&(v.address, v.prefix_len, l.index))
@@ -254,13 +269,13 @@ impl Engine {
                         ),
                     })?,
             };
-            let sock =
-                Arc::new(
-                    VrrpSocket::open(p, link.index, src).map_err(|e| StartError::Socket {
+            let sock = Arc::new(
+                VrrpSocket::open(p, link.index, vmac.as_ref().map(|v| v.name.as_str()), src)
+                    .map_err(|e| StartError::Socket {
                         name: p.name.clone(),
                         error: e,
                     })?,
-                );
+            );
             let rx = Arc::new(RxStats::default());
             let reader = tokio::spawn(reader(
                 i,
@@ -291,6 +306,7 @@ impl Engine {
             rts.push(Rt {
                 plan: p.clone(),
                 link,
+                vmac,
                 src,
                 sock,
                 vips,
@@ -394,6 +410,11 @@ impl Engine {
                 }
             }
         }
+        for (k, p) in plan.processes.iter().enumerate() {
+            if used(&Tracked::Process(k)) {
+                tasks.push(track::spawn_process(k, p.clone(), track_tx.clone()));
+            }
+        }
         let scripts = plan
             .scripts
             .iter()
@@ -409,6 +430,7 @@ impl Engine {
             scripts,
             files,
             bfds: vec![None; plan.bfds.len()],
+            processes: vec![None; plan.processes.len()],
             policy,
             fifos: Fifos::open(&plan.fifos),
             tasks,
@@ -489,6 +511,11 @@ impl Engine {
                                 *b = Some(up);
                             }
                         }
+                        TrackEvent::Process(k, up) => {
+                            if let Some(p) = self.processes.get_mut(k) {
+                                *p = Some(up);
+                            }
+                        }
                     }
                     self.reevaluate().await;
                 }
@@ -542,6 +569,7 @@ impl Engine {
                         reverse: t.reverse,
                     }),
                     Tracked::Bfd(k) => on_off(self.bfds.get(*k).copied().flatten(), t),
+                    Tracked::Process(k) => on_off(self.processes.get(*k).copied().flatten(), t),
                     Tracked::Script(k) => on_off(self.scripts.get(*k).copied().flatten(), t),
                     Tracked::File(k) => Some(Tracker::File {
                         value: self.files.get(*k).copied().unwrap_or(0),
@@ -756,6 +784,13 @@ impl Engine {
             if keep.contains(&rt.plan.name) {
                 continue;
             }
+            if let Some(v) = &rt.vmac {
+                // keepalived removes its VMACs at stop (the base's ARP settings stay).
+                if let Err(e) = self.nl.del_link(v.index).await {
+                    tracing::warn!("({}) removing {}: {e}", rt.plan.name, v.name);
+                }
+            }
+            let rt = &self.rts[i];
             tracing::info!("({}) Stopped", rt.plan.name);
             self.notify_instance(i, Event::Stop);
         }
@@ -939,4 +974,41 @@ fn on_off(state: Option<bool>, t: &crate::plan::TrackPlan) -> Option<Tracker> {
         }),
         None => None,
     }
+}
+
+/// Creates (or reuses) an instance's VMAC — a private-mode macvlan on the base interface
+/// with 00:00:5e:00:01:VRID — with keepalived's interface settings: on the VMAC
+/// `arp_ignore 1` (answer ARP only for the VIPs on it), `accept_local 1` and
+/// `rp_filter 0` (it has no address of its own); on the base `arp_ignore 1` and
+/// `arp_filter 1`, so that the base does not answer for the VIPs with its own MAC.
+async fn setup_vmac(
+    nl: &Netlink,
+    name: &str,
+    base: &LinkInfo,
+    vrid: u8,
+) -> Result<LinkInfo, String> {
+    let mac = [0x00, 0x00, 0x5e, 0x00, 0x01, vrid];
+    let v = nl
+        .ensure_vmac(name, base.index, mac)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (iface, key, value) in [
+        (name, "arp_ignore", "1"),
+        (name, "accept_local", "1"),
+        (name, "rp_filter", "0"),
+        (base.name.as_str(), "arp_ignore", "1"),
+        (base.name.as_str(), "arp_filter", "1"),
+    ] {
+        crate::link::set_ipv4_conf(iface, key, value)
+            .map_err(|e| format!("net.ipv4.conf.{iface}.{key}: {e}"))?;
+    }
+    tracing::info!(
+        "VMAC {name} ({}) on {}",
+        mac.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        base.name
+    );
+    Ok(v)
 }

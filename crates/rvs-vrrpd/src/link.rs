@@ -19,6 +19,8 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
     #[error("no interface named {0}")]
     NoSuchInterface(String),
+    #[error("interface {0} exists and is not this instance's VMAC (another MAC address)")]
+    VmacTaken(String),
     #[error("bad {what} '{value}' for {vip}")]
     BadOption {
         what: &'static str,
@@ -93,6 +95,41 @@ impl Netlink {
             Err(e) if is_errno(&e, libc::ENODEV) => Err(LinkError::NoSuchInterface(name.into())),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// keepalived's `use_vmac`: the macvlan `name` (private mode) on `base` with the
+    /// virtual router MAC, up. One that already has that MAC is reused, so a reload keeps
+    /// a MASTER's VIPs on it.
+    pub async fn ensure_vmac(
+        &self,
+        name: &str,
+        base: u32,
+        mac: [u8; 6],
+    ) -> Result<LinkInfo, LinkError> {
+        if let Ok(l) = self.link(name).await {
+            if l.mac != mac {
+                return Err(LinkError::VmacTaken(name.into()));
+            }
+            let up = rtnetlink::LinkUnspec::new_with_index(l.index).up().build();
+            self.handle.link().set(up).execute().await?;
+            return self.link(name).await;
+        }
+        let m = rtnetlink::LinkMacVlan::new(
+            name,
+            base,
+            rtnetlink::packet_route::link::MacVlanMode::Private,
+        )
+        .address(mac.to_vec())
+        .up()
+        .build();
+        self.handle.link().add(m).execute().await?;
+        self.link(name).await
+    }
+
+    /// Deletes an interface (a VMAC rvs created).
+    pub async fn del_link(&self, index: u32) -> Result<(), LinkError> {
+        self.handle.link().del(index).execute().await?;
+        Ok(())
     }
 
     /// Every link (for the initial state of tracked interfaces).
@@ -274,6 +311,17 @@ pub fn monitor(
 /// Whether a v6 address is link-local (`fe80::/10`).
 pub fn is_link_local(a: Ipv6Addr) -> bool {
     a.is_unicast_link_local()
+}
+
+/// Writes an IPv4 per-interface sysctl (`/proc/sys/net/ipv4/conf/IF/NAME`); returns the
+/// value it replaced.
+pub fn set_ipv4_conf(iface: &str, name: &str, value: &str) -> std::io::Result<String> {
+    let path = format!("/proc/sys/net/ipv4/conf/{iface}/{name}");
+    let old = std::fs::read_to_string(&path)?.trim().to_owned();
+    if old != value {
+        std::fs::write(&path, value)?;
+    }
+    Ok(old)
 }
 
 #[cfg(test)]

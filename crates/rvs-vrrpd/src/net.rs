@@ -215,13 +215,21 @@ fn raw(v6: bool, proto: i32) -> io::Result<Socket> {
 }
 
 impl VrrpSocket {
-    /// Opens the sockets of an instance on interface `ifindex`/`ifname`, sending from `src`.
-    pub fn open(p: &InstancePlan, ifindex: u32, src: IpAddr) -> io::Result<VrrpSocket> {
+    /// Opens the sockets of an instance: receiving on interface `ifindex` (`p.iface`),
+    /// sending there too or, with `use_vmac`, out of the VMAC `send_if` (so adverts carry
+    /// the virtual router MAC), from `src`.
+    pub fn open(
+        p: &InstancePlan,
+        ifindex: u32,
+        send_if: Option<&str>,
+        src: IpAddr,
+    ) -> io::Result<VrrpSocket> {
         let proto = i32::from(PROTO);
         let send = raw(p.v6, proto)?;
         let recv = raw(p.v6, proto)?;
+        send.bind_device(Some(send_if.unwrap_or(&p.iface).as_bytes()))?;
+        recv.bind_device(Some(p.iface.as_bytes()))?;
         for s in [&send, &recv] {
-            s.bind_device(Some(p.iface.as_bytes()))?;
             s.set_nonblocking(true)?;
         }
         if p.v6 {
@@ -245,7 +253,12 @@ impl VrrpSocket {
             send.set_ttl(u32::from(p.ttl))?;
             send.set_multicast_loop_v4(false)?;
             send.set_tos(0xc0)?;
-            send.set_multicast_if_v4(&v4_of(src))?;
+            if send_if.is_none() {
+                // With a VMAC the socket is bound to that device, which picks the
+                // output link; IP_MULTICAST_IF by the base's address would conflict
+                // with the binding (EINVAL).
+                send.set_multicast_if_v4(&v4_of(src))?;
+            }
             send.bind(&SockAddr::from(SocketAddrV4::new(v4_of(src), 0)))?;
             if !p.unicast() {
                 recv.join_multicast_v4_n(&GROUP4, &InterfaceIndexOrAddress::Index(ifindex))?;
@@ -417,6 +430,7 @@ mod tests {
         InstancePlan {
             name: "VI_1".into(),
             iface: "eth0".into(),
+            vmac: None,
             vrid: 51,
             version,
             v6: false,

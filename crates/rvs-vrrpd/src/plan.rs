@@ -14,8 +14,12 @@ pub enum PlanError {
     NoVrid(String),
     #[error("vrrp_instance {0}: auth_type AH is not supported by rvs (use PASS, or none)")]
     AhUnsupported(String),
-    #[error("vrrp_instance {0}: {1} names no vrrp_script/vrrp_track_file {2}")]
+    #[error("vrrp_instance {0}: {1} names nothing defined: {2}")]
     UnknownTracker(String, &'static str, String),
+    #[error("vrrp_instance {0}: use_vmac is supported for IPv4 instances only")]
+    VmacV6(String),
+    #[error("vrrp_instance {0}: use_vmac interface name '{1}' is longer than 15 bytes")]
+    VmacName(String, String),
 }
 
 /// What one tracked object is.
@@ -29,6 +33,8 @@ pub enum Tracked {
     File(usize),
     /// `bfd_instance` by index in [`Plan::bfds`].
     Bfd(usize),
+    /// `vrrp_track_process` by index in [`Plan::processes`].
+    Process(usize),
 }
 
 /// One tracker of an instance with its weight.
@@ -77,6 +83,9 @@ impl From<&rvs_conf::model::Notify> for NotifyPlan {
 pub struct InstancePlan {
     pub name: String,
     pub iface: String,
+    /// `use_vmac`: the macvlan that carries the VIPs and sends the adverts, with the
+    /// virtual router MAC 00:00:5e:00:01:VRID (`iface` stays the receiving interface).
+    pub vmac: Option<String>,
     pub vrid: u8,
     pub version: u8,
     pub v6: bool,
@@ -149,6 +158,7 @@ pub struct Plan {
     pub files: Vec<rvs_conf::model::TrackFile>,
     /// `bfd_instance` names (`track_bfd`).
     pub bfds: Vec<String>,
+    pub processes: Vec<rvs_conf::model::TrackProcess>,
     /// `notify_fifo` and `vrrp_notify_fifo` (both get VRRP lines).
     pub fifos: Vec<String>,
     pub script_security: bool,
@@ -180,6 +190,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
         scripts: cfg.vrrp_scripts.clone(),
         files: cfg.track_files.clone(),
         bfds: cfg.bfd_instances.iter().map(|b| b.name.clone()).collect(),
+        processes: cfg.track_processes.clone(),
         script_security: g.enable_script_security,
         script_user: g.script_user.clone(),
         ..Plan::default()
@@ -235,6 +246,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                         .iter()
                         .position(|s| s.name == t.name)
                         .map(|i| (Tracked::Bfd(i), cfg.bfd_instances[i].weight)),
+                    "track_process" => cfg
+                        .track_processes
+                        .iter()
+                        .position(|s| s.name == t.name)
+                        .map(|i| (Tracked::Process(i), cfg.track_processes[i].weight)),
                     _ => cfg
                         .track_files
                         .iter()
@@ -254,6 +270,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                         Tracked::Script(i) => cfg.vrrp_scripts[*i].weight_reverse,
                         Tracked::File(i) => cfg.track_files[*i].weight_reverse,
                         Tracked::Bfd(i) => cfg.bfd_instances[*i].weight_reverse,
+                        Tracked::Process(i) => cfg.track_processes[*i].weight_reverse,
                         Tracked::Interface(_) => false,
                     };
                 trackers.push(TrackPlan {
@@ -276,6 +293,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             resolve(&tr.track_script, "track_script");
             resolve(&tr.track_file, "track_file");
             resolve(&tr.track_bfd, "track_bfd");
+            resolve(&tr.track_process, "track_process");
         }
         if !vi.dont_track_primary {
             trackers.push(TrackPlan {
@@ -297,9 +315,29 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
         if let Some(gi) = group {
             out.groups[gi].members.push(idx);
         }
+        let vmac = match vi.use_vmac.as_deref() {
+            None => None,
+            Some(_) if v6 => {
+                errs.push(PlanError::VmacV6(vi.name.clone()));
+                continue;
+            }
+            Some(n) => {
+                let n = if n.is_empty() {
+                    format!("vrrp.{vrid}")
+                } else {
+                    n.to_owned()
+                };
+                if n.len() > 15 {
+                    errs.push(PlanError::VmacName(vi.name.clone(), n));
+                    continue;
+                }
+                Some(n)
+            }
+        };
         out.instances.push(InstancePlan {
             name: vi.name.clone(),
             iface,
+            vmac,
             vrid,
             version,
             v6,

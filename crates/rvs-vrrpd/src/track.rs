@@ -4,7 +4,7 @@
 //! are the same). Each reports changes on the engine's channel.
 
 use rvs_check::ScriptPolicy;
-use rvs_conf::model::{TrackFile, VrrpScript};
+use rvs_conf::model::{TrackFile, TrackProcess, VrrpScript};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -18,6 +18,8 @@ pub enum TrackEvent {
     Link(String, bool),
     /// A `bfd_instance` (index in the plan's list): its session Up or not.
     Bfd(usize, bool),
+    /// A `vrrp_track_process` (index in the plan's list): its quorum met or not.
+    Process(usize, bool),
 }
 
 /// Rise/fall counting: `None` until the first result, which decides directly.
@@ -165,6 +167,130 @@ pub fn spawn_file(
     })
 }
 
+/// Whether a process (its `/proc/PID/stat` name and its command line, NUL-split) is one
+/// a `vrrp_track_process` counts: the name (`comm`, at most 15 bytes, as the kernel keeps
+/// it) or with `full_command` the command's first word, then the parameters — all of
+/// them (`exact`), the first ones (`initial`) or a run of them anywhere (`partial`).
+pub fn process_matches(tp: &TrackProcess, comm: &str, cmdline: &[&str]) -> bool {
+    let Some(want) = tp.process.as_deref() else {
+        return false;
+    };
+    let name_ok = if tp.full_command {
+        cmdline.first() == Some(&want)
+    } else {
+        let short: String = want.chars().take(15).collect();
+        comm == short
+    };
+    if !name_ok {
+        return false;
+    }
+    if tp.params.is_empty() {
+        return true;
+    }
+    let args = cmdline.get(1..).unwrap_or_default();
+    let want: Vec<&str> = tp.params.iter().map(String::as_str).collect();
+    match tp.param_match.as_str() {
+        "initial" => args.starts_with(&want),
+        "partial" => args.windows(want.len()).any(|w| w == want.as_slice()),
+        _ => args == want.as_slice(),
+    }
+}
+
+/// How many running processes match, from /proc.
+pub fn count_processes(tp: &TrackProcess) -> u32 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0u32;
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "PID (comm) state ...": the name is between the first '(' and the last ')'.
+        let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat.get(a + 1..b).unwrap_or_default();
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&raw);
+        let cmdline: Vec<&str> = text.split('\0').filter(|s| !s.is_empty()).collect();
+        if process_matches(tp, comm, &cmdline) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Follows a `vrrp_track_process` by polling /proc every second (keepalived listens to
+/// the kernel's process events; the states are the same, seen up to a second later). A
+/// change is reported once it has lasted `fork_delay` (up) or `terminate_delay` (down).
+pub fn spawn_process(
+    idx: usize,
+    tp: TrackProcess,
+    tx: UnboundedSender<TrackEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let in_quorum = |n: u32| n >= tp.quorum && tp.quorum_max.is_none_or(|m| n <= m);
+        let mut reported: Option<bool> = None;
+        let mut pending: Option<(bool, tokio::time::Instant)> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let n = count_processes(&tp);
+            let up = in_quorum(n);
+            let Some(was) = reported else {
+                tracing::info!(
+                    "vrrp_track_process {}: {n} running, quorum {}",
+                    tp.name,
+                    if up { "met" } else { "not met" }
+                );
+                // The first look decides at once.
+                reported = Some(up);
+                if tx.send(TrackEvent::Process(idx, up)).is_err() {
+                    return;
+                }
+                continue;
+            };
+            if up == was {
+                pending = None;
+                continue;
+            }
+            let delay = if up {
+                tp.fork_delay
+            } else {
+                tp.terminate_delay
+            };
+            let since = match pending {
+                Some((p, t)) if p == up => t,
+                _ => {
+                    let t = tokio::time::Instant::now();
+                    pending = Some((up, t));
+                    t
+                }
+            };
+            if since.elapsed() >= Duration::from_secs_f64(delay.clamp(0.0, 3600.0)) {
+                tracing::info!(
+                    "vrrp_track_process {}: {n} running, quorum {}",
+                    tp.name,
+                    if up { "gained" } else { "lost" }
+                );
+                pending = None;
+                reported = Some(up);
+                if tx.send(TrackEvent::Process(idx, up)).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
 /// Follows a BFD session: its current state at once, then every change (Up or not).
 pub fn spawn_bfd(
     idx: usize,
@@ -191,6 +317,84 @@ pub fn spawn_bfd(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tp(process: &str, params: &[&str], mode: &str, full: bool) -> TrackProcess {
+        TrackProcess {
+            process: Some(process.into()),
+            params: params.iter().map(|s| (*s).to_owned()).collect(),
+            param_match: mode.into(),
+            full_command: full,
+            ..TrackProcess::new("t".into())
+        }
+    }
+
+    #[test]
+    fn process_matching() {
+        let cmd = [
+            "/usr/sbin/nginx",
+            "-g",
+            "daemon off;",
+            "-c",
+            "/etc/nginx.conf",
+        ];
+        assert!(process_matches(
+            &tp("nginx", &[], "exact", false),
+            "nginx",
+            &cmd
+        ));
+        assert!(!process_matches(
+            &tp("nginx", &[], "exact", false),
+            "haproxy",
+            &cmd
+        ));
+        // The kernel keeps 15 bytes of the name.
+        assert!(process_matches(
+            &tp("a-very-long-process-name", &[], "exact", false),
+            "a-very-long-pro",
+            &["/x/a-very-long-process-name"]
+        ));
+        assert!(process_matches(
+            &tp("/usr/sbin/nginx", &[], "exact", true),
+            "nginx",
+            &cmd
+        ));
+        assert!(!process_matches(
+            &tp("nginx", &[], "exact", true),
+            "nginx",
+            &cmd
+        ));
+        let args = ["-g", "daemon off;", "-c", "/etc/nginx.conf"];
+        assert!(process_matches(
+            &tp("nginx", &args, "exact", false),
+            "nginx",
+            &cmd
+        ));
+        assert!(!process_matches(
+            &tp("nginx", &["-g"], "exact", false),
+            "nginx",
+            &cmd
+        ));
+        assert!(process_matches(
+            &tp("nginx", &["-g"], "initial", false),
+            "nginx",
+            &cmd
+        ));
+        assert!(!process_matches(
+            &tp("nginx", &["-c"], "initial", false),
+            "nginx",
+            &cmd
+        ));
+        assert!(process_matches(
+            &tp("nginx", &["-c", "/etc/nginx.conf"], "partial", false),
+            "nginx",
+            &cmd
+        ));
+        assert!(!process_matches(
+            &tp("nginx", &["-c", "daemon off;"], "partial", false),
+            "nginx",
+            &cmd
+        ));
+    }
 
     #[test]
     fn rise_and_fall() {

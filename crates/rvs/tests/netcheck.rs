@@ -278,3 +278,51 @@ fn bfd_check_over_ipv6_with_keepalived() {
     signal_pid_file(&bfd_pid, "CONT");
     wait_listed(&l, "lb", 1, rs, true, Duration::from_secs(10));
 }
+
+/// VRRP's `track_process` (weight 0): the instance is MASTER while its process runs; the
+/// process killed puts it in FAULT (the VIP goes), started again brings it back. The
+/// process is a copy of `sleep` under a name no other process has.
+#[test]
+fn vrrp_track_process_follows_the_process() {
+    if !lab::prerequisites(false) {
+        return;
+    }
+    let mut l = Lab::new(&[("a", 1)]);
+    let name = format!("rvstrk{}", std::process::id() % 100_000);
+    let exe = l.dir.join(&name);
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let start = || Command::new(&exe).arg("120").spawn().unwrap();
+    let mut p = start();
+    let conf = format!(
+        "vrrp_track_process trk {{\n    process {name}\n    quorum 1\n}}\n\
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 62\n    priority 100\n    version 3\n    advert_int 0.1\n    \
+         virtual_ipaddress {{\n        198.18.0.62/24 dev eth0\n    }}\n    track_process {{\n        trk\n    }}\n}}\n"
+    );
+    l.rvs("a", &conf, &["-P"]);
+    let vip = "198.18.0.62";
+    let up = Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip));
+    assert!(
+        up.is_some(),
+        "never MASTER with the process running\n{}",
+        l.logs()
+    );
+    let _ = p.kill();
+    let _ = p.wait();
+    let gone = Lab::wait(Duration::from_secs(5), || !l.has_addr("a", vip));
+    assert!(
+        gone.is_some(),
+        "still MASTER without the process\n{}",
+        l.logs()
+    );
+    eprintln!("FAULT {gone:?} after the process was killed");
+    let mut p = start();
+    let back = Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip));
+    let _ = p.kill();
+    let _ = p.wait();
+    assert!(
+        back.is_some(),
+        "not MASTER again with the process back\n{}",
+        l.logs()
+    );
+    eprintln!("MASTER again {back:?} after the process started");
+}

@@ -474,3 +474,79 @@ fn reload_keeps_the_master_and_applies_the_difference() {
     let t = l.wait_holder("198.18.0.50", "b", &DIRS, Duration::from_secs(2));
     eprintln!("removed instance: b holds the VIP after {t:?}");
 }
+
+/// `ip -o addr show dev IF` in a node contains `addr/`.
+fn on_dev(l: &Lab, node: &str, dev: &str, addr: &str) -> bool {
+    let o = std::process::Command::new("ip")
+        .args(["-n", &l.ns(node), "-o", "addr", "show", "dev", dev])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).contains(&format!(" {addr}/"))
+}
+
+/// `use_vmac` (keepalived's VMAC) with rvs as MASTER and keepalived 2.2.7 as BACKUP: the
+/// VIP sits on the macvlan `vrrp.51` with the virtual router MAC 00:00:5e:00:01:33 and
+/// the client resolves the VIP to that MAC; keepalived stays BACKUP (it hears the
+/// adverts sent out of the VMAC); SIGTERM hands over to keepalived, the client follows
+/// its gratuitous ARP, and the VMAC interface is gone.
+#[test]
+fn use_vmac_master_with_keepalived_backup() {
+    if !lab::prerequisites(true) {
+        return;
+    }
+    let mut l = lab();
+    let vip = "198.18.0.50";
+    let vmac = "00:00:5e:00:01:33";
+    let o = Opts {
+        version: 3,
+        advert: "0.1",
+        auth: None,
+        unicast: None,
+        v6: false,
+    };
+    let b = l.keepalived("b", &conf("BACKUP", 100, o));
+    let a_conf = conf("MASTER", 150, o)
+        .replace("  virtual_ipaddress {", "  use_vmac\n  virtual_ipaddress {")
+        .replace(" dev eth0", "");
+    let a = l.rvs("a", &a_conf, &["-P"]);
+    let t = Lab::wait(Duration::from_secs(5), || on_dev(&l, "a", "vrrp.51", vip));
+    assert!(t.is_some(), "the VIP is not on a's vrrp.51\n{}", l.logs());
+    eprintln!("VIP on vrrp.51 after {t:?}");
+    let link = std::process::Command::new("ip")
+        .args(["-n", &l.ns("a"), "-o", "link", "show", "vrrp.51"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout).into_owned();
+    assert!(link.contains(&format!("link/ether {vmac}")), "{link}");
+    l.touch("c", vip);
+    let learned = Lab::wait(Duration::from_secs(3), || {
+        l.neigh("c", vip).as_deref() == Some(vmac)
+    });
+    assert!(
+        learned.is_some(),
+        "client resolved {vip} to {:?}, not the VMAC\n{}",
+        l.neigh("c", vip),
+        l.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        !l.has_addr("b", vip),
+        "keepalived must stay BACKUP\n{}",
+        l.logs()
+    );
+    l.signal(&a, "TERM");
+    let t = l.wait_holder(vip, "b", &DIRS, Duration::from_secs(3));
+    eprintln!("keepalived took over after {t:?}");
+    client_follows(&l, "b", vip);
+    l.wait_exit(&a, Duration::from_secs(5));
+    let gone = Lab::wait(Duration::from_secs(2), || {
+        !std::process::Command::new("ip")
+            .args(["-n", &l.ns("a"), "link", "show", "vrrp.51"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    assert!(gone.is_some(), "vrrp.51 left behind on a");
+    let _ = b;
+}
