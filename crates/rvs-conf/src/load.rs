@@ -605,8 +605,11 @@ impl Loader<'_> {
             "notify" => &mut out.notify,
             _ => return false,
         };
-        if n.name() == "notify_deleted" && n.args.is_empty() {
-            return true;
+        if n.name() == "notify_deleted" {
+            out.report_deleted = true;
+            if n.args.is_empty() {
+                return true;
+            }
         }
         *slot = self.a.script(n);
         true
@@ -856,6 +859,15 @@ impl Loader<'_> {
                     vi.use_vmac = Some(n.args.first().map_or_else(String::new, |t| t.text.clone()));
                 }
                 "notify_master_rx_lower_pri" => vi.notify_master_rx_lower_pri = a.script(n),
+                kw @ ("virtual_routes" | "virtual_rules" | "use_ipvlan" | "vmac_xmit_base") => {
+                    a.diags
+                        .warning(
+                            n.kw.loc,
+                            n.kw.width,
+                            format!("({}) {kw} is not applied by rvs yet: ignored", vi.name),
+                        )
+                        .hint("see docs/vrrp.md, \"Not yet\"");
+                }
                 "smtp_alert" => vi.smtp_alert = a.flag(n),
                 "native_ipv6" => deprecated(
                     a,

@@ -303,6 +303,9 @@ pub struct Notify {
     pub notify_fault: Option<Script>,
     pub notify_stop: Option<Script>,
     pub notify_deleted: Option<Script>,
+    /// `notify_deleted` is present (with or without a script): an instance removed by a
+    /// reload is reported DELETED instead of FAULT.
+    pub report_deleted: bool,
     pub notify: Option<Script>,
 }
 

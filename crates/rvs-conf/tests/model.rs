@@ -219,3 +219,38 @@ fn track_process_options_and_errors() {
         assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
     }
 }
+
+#[test]
+fn notify_deleted_with_and_without_a_script() {
+    let p = parse(
+        "vrrp_instance A { interface eth0\nvirtual_router_id 9\nnotify_deleted\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n\
+         vrrp_instance B { interface eth0\nvirtual_router_id 10\nnotify_deleted /bin/true\nvirtual_ipaddress {\n198.18.0.2\n}\n}\n\
+         vrrp_instance C { interface eth0\nvirtual_router_id 11\nvirtual_ipaddress {\n198.18.0.3\n}\n}\n",
+    );
+    let n: Vec<(bool, bool)> = p
+        .config
+        .vrrp_instances
+        .iter()
+        .map(|v| (v.notify.report_deleted, v.notify.notify_deleted.is_some()))
+        .collect();
+    assert_eq!(n, [(true, false), (true, true), (false, false)]);
+}
+
+#[test]
+fn keywords_rvs_does_not_apply_are_warned_about() {
+    let p = parse(
+        "vrrp_instance V { interface eth0\nvirtual_router_id 9\nvirtual_routes {\n198.18.1.0/24 via 198.18.0.254\n}\nvmac_xmit_base\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
+    );
+    let msgs: Vec<String> = p
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{} {}", d.loc.line, d.loc.col, d.message))
+        .collect();
+    for want in [
+        "3:1 (V) virtual_routes is not applied by rvs yet",
+        "6:1 (V) vmac_xmit_base is not applied by rvs yet",
+    ] {
+        assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
+    }
+    assert!(p.diagnostics.iter().all(|d| !d.is_error()), "{msgs:?}");
+}

@@ -32,6 +32,9 @@ pub enum Action {
     ReleaseAddresses,
     /// The state changed: run notify scripts, write the FIFO line.
     Notify(State),
+    /// A MASTER heard another router claim mastership with a lower priority (a split
+    /// brain healing): `notify_master_rx_lower_pri` and the FIFO's `MASTER_RX_LOWER_PRI`.
+    MasterRxLowerPriority,
 }
 
 #[derive(Debug, Clone)]
@@ -233,7 +236,7 @@ impl Instance {
                     return Vec::new();
                 }
                 if self.cfg.lower_prio_no_advert {
-                    return Vec::new();
+                    return vec![Action::MasterRxLowerPriority];
                 }
                 self.deadline = Some(now + self.cfg.adv_us);
                 vec![
@@ -241,6 +244,7 @@ impl Instance {
                         priority: self.prio,
                     },
                     Action::TakeAddresses,
+                    Action::MasterRxLowerPriority,
                 ]
             }
         }
@@ -391,5 +395,36 @@ mod tests {
         let a = i.on_timer(1);
         assert!(a.contains(&Action::TakeAddresses));
         assert_eq!(i.state(), State::Master);
+    }
+
+    #[test]
+    fn master_hearing_a_lower_priority_master() {
+        let lower = Advert {
+            src: IpAddr::from([198, 18, 0, 12]),
+            priority: 100,
+            interval: 1,
+        };
+        for no_advert in [false, true] {
+            let mut c = cfg(2, 150, 1_000_000);
+            c.wants_master = true;
+            c.lower_prio_no_advert = no_advert;
+            let mut i = Instance::new(c);
+            i.start(0);
+            let _ = i.on_timer(i.deadline().unwrap_or(0));
+            assert_eq!(i.state(), State::Master);
+            let a = i.on_advert(2_000_000, &lower);
+            assert_eq!(i.state(), State::Master);
+            assert_eq!(a.last(), Some(&Action::MasterRxLowerPriority), "{a:?}");
+            assert_eq!(
+                a.iter().any(|x| matches!(x, Action::SendAdvert { .. })),
+                !no_advert
+            );
+            // Our own advert looped back is not another master.
+            let own = Advert {
+                src: IpAddr::from([198, 18, 0, 11]),
+                ..lower
+            };
+            assert!(i.on_advert(2_100_000, &own).is_empty());
+        }
     }
 }

@@ -91,6 +91,8 @@ pub struct Engine {
     loc: Vec<(usize, usize)>,
     nl: Netlink,
     origin: Instant,
+    /// `vrrp_startup_delay` still to wait (the daemon's first start only).
+    startup_delay: Duration,
     links: HashMap<String, bool>,
     scripts: Vec<Option<bool>>,
     files: Vec<i64>,
@@ -162,6 +164,7 @@ impl Engine {
     pub async fn new(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
+        first_start: bool,
         handoffs: &[Handoff],
         bfd: &rvs_bfd::driver::Registry,
     ) -> Result<
@@ -426,6 +429,11 @@ impl Engine {
             loc,
             nl,
             origin: Instant::now(),
+            startup_delay: if first_start {
+                Duration::from_micros(plan.startup_delay_us)
+            } else {
+                Duration::ZERO
+            },
             links,
             scripts,
             files,
@@ -447,6 +455,26 @@ impl Engine {
         mut adv_rx: mpsc::Receiver<(usize, rvs_vrrp::Advert)>,
         mut stop: tokio::sync::oneshot::Receiver<StopMode>,
     ) -> Vec<Handoff> {
+        if !self.startup_delay.is_zero() {
+            tracing::info!(
+                "Delaying startup for {} seconds",
+                self.startup_delay.as_secs_f64()
+            );
+            self.publish();
+            let until = tokio::time::Instant::now() + self.startup_delay;
+            loop {
+                tokio::select! {
+                    biased;
+                    mode = &mut stop => {
+                        return self.shutdown(mode.unwrap_or(StopMode::Shutdown)).await;
+                    }
+                    () = tokio::time::sleep_until(until) => break,
+                    // Adverts are discarded meanwhile (spec §2.2); trackers keep their state.
+                    Some(_) = adv_rx.recv() => {}
+                    Some(t) = track_rx.recv() => self.track(t),
+                }
+            }
+        }
         let now = self.now();
         for g in 0..self.groups.len() {
             let acts = self.groups[g].core.start(now);
@@ -487,36 +515,7 @@ impl Engine {
             match ev {
                 Some(Ev::Advert(i, a)) => self.on_advert(i, &a).await,
                 Some(Ev::Track(t)) => {
-                    match t {
-                        TrackEvent::Link(name, up) => {
-                            if self.links.insert(name.clone(), up) != Some(up) {
-                                tracing::info!(
-                                    "Netlink reports {name} {}",
-                                    if up { "up" } else { "down" }
-                                );
-                            }
-                        }
-                        TrackEvent::Script(k, up) => {
-                            if let Some(s) = self.scripts.get_mut(k) {
-                                *s = Some(up);
-                            }
-                        }
-                        TrackEvent::File(k, v) => {
-                            if let Some(f) = self.files.get_mut(k) {
-                                *f = v;
-                            }
-                        }
-                        TrackEvent::Bfd(k, up) => {
-                            if let Some(b) = self.bfds.get_mut(k) {
-                                *b = Some(up);
-                            }
-                        }
-                        TrackEvent::Process(k, up) => {
-                            if let Some(p) = self.processes.get_mut(k) {
-                                *p = Some(up);
-                            }
-                        }
-                    }
+                    self.track(t);
                     self.reevaluate().await;
                 }
                 None => {
@@ -532,6 +531,37 @@ impl Engine {
             self.publish();
         };
         self.shutdown(mode).await
+    }
+
+    /// A tracker's new state.
+    fn track(&mut self, t: TrackEvent) {
+        match t {
+            TrackEvent::Link(name, up) => {
+                if self.links.insert(name.clone(), up) != Some(up) {
+                    tracing::info!("Netlink reports {name} {}", if up { "up" } else { "down" });
+                }
+            }
+            TrackEvent::Script(k, up) => {
+                if let Some(s) = self.scripts.get_mut(k) {
+                    *s = Some(up);
+                }
+            }
+            TrackEvent::File(k, v) => {
+                if let Some(f) = self.files.get_mut(k) {
+                    *f = v;
+                }
+            }
+            TrackEvent::Bfd(k, up) => {
+                if let Some(b) = self.bfds.get_mut(k) {
+                    *b = Some(up);
+                }
+            }
+            TrackEvent::Process(k, up) => {
+                if let Some(p) = self.processes.get_mut(k) {
+                    *p = Some(up);
+                }
+            }
+        }
     }
 
     async fn on_advert(&mut self, i: usize, a: &rvs_vrrp::Advert) {
@@ -637,6 +667,9 @@ impl Engine {
                         self.rts[i].became_master += 1;
                     }
                     self.notify_instance(i, ev);
+                }
+                Action::MasterRxLowerPriority => {
+                    self.notify_instance(i, Event::MasterRxLowerPri);
                 }
             }
         }
@@ -791,8 +824,14 @@ impl Engine {
                 }
             }
             let rt = &self.rts[i];
-            tracing::info!("({}) Stopped", rt.plan.name);
-            self.notify_instance(i, Event::Stop);
+            // Removed by a reload: keepalived reports DELETED with notify_deleted, else FAULT.
+            let ev = match mode {
+                StopMode::Shutdown => Event::Stop,
+                StopMode::Reload(_) if rt.plan.notify.report_deleted => Event::Deleted,
+                StopMode::Reload(_) => Event::Fault,
+            };
+            tracing::info!("({}) Stopped ({})", rt.plan.name, ev.name());
+            self.notify_instance(i, ev);
         }
         for g in &self.groups {
             if let Some((name, n)) = &g.named {

@@ -82,7 +82,7 @@ pub struct Vrrp {
 impl Vrrp {
     /// Starts every instance of the plan (BACKUP, or FAULT if a tracker says so).
     pub async fn start(plan: Plan) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, Arc::new(Mutex::new(Vec::new())), &[], Arc::default()).await
+        Vrrp::start_from(plan, Arc::new(Mutex::new(Vec::new())), None, Arc::default()).await
     }
 
     /// Starts, publishing the instances' status into `status`.
@@ -90,7 +90,7 @@ impl Vrrp {
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
     ) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, status, &[], Arc::default()).await
+        Vrrp::start_from(plan, status, None, Arc::default()).await
     }
 
     /// Starts with the BFD sessions that `track_bfd` follows.
@@ -99,17 +99,25 @@ impl Vrrp {
         status: Arc<Mutex<Vec<InstanceStatus>>>,
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, status, &[], bfd).await
+        Vrrp::start_from(plan, status, None, bfd).await
     }
 
+    /// `handoffs`: `None` at the daemon's start (`vrrp_startup_delay` applies), else what
+    /// a reload handed over.
     async fn start_from(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
-        handoffs: &[engine::Handoff],
+        handoffs: Option<&[engine::Handoff]>,
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
-        let (engine, track_rx, adv_rx) =
-            engine::Engine::new(plan.clone(), status.clone(), handoffs, &bfd).await?;
+        let (engine, track_rx, adv_rx) = engine::Engine::new(
+            plan.clone(),
+            status.clone(),
+            handoffs.is_none(),
+            handoffs.unwrap_or_default(),
+            &bfd,
+        )
+        .await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(engine.run(track_rx, adv_rx, stop_rx));
         Ok(Vrrp {
@@ -176,12 +184,12 @@ impl Vrrp {
         let old = self.plan.clone();
         let bfd = self.bfd.clone();
         let handoffs = self.halt(engine::StopMode::Reload(keep)).await;
-        match Vrrp::start_from(plan, status.clone(), &handoffs, bfd.clone()).await {
+        match Vrrp::start_from(plan, status.clone(), Some(&handoffs), bfd.clone()).await {
             Ok(v) => (Ok(v), msg),
             Err(e) => {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
-                    Vrrp::start_from(old, status, &handoffs, bfd).await,
+                    Vrrp::start_from(old, status, Some(&handoffs), bfd).await,
                     format!("error: VRRP not reloaded: {e}"),
                 )
             }

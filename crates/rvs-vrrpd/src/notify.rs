@@ -17,6 +17,10 @@ pub enum Event {
     Backup,
     Fault,
     Stop,
+    /// Removed by a reload, with `notify_deleted` set.
+    Deleted,
+    /// A MASTER heard a lower-priority master (FIFO and its own script only).
+    MasterRxLowerPri,
 }
 
 impl Event {
@@ -26,6 +30,8 @@ impl Event {
             Event::Backup => "BACKUP",
             Event::Fault => "FAULT",
             Event::Stop => "STOP",
+            Event::Deleted => "DELETED",
+            Event::MasterRxLowerPri => "MASTER_RX_LOWER_PRI",
         }
     }
 }
@@ -130,11 +136,14 @@ pub fn notify(
         Event::Backup => &n.backup,
         Event::Fault => &n.fault,
         Event::Stop => &n.stop,
+        Event::Deleted => &n.deleted,
+        Event::MasterRxLowerPri => &n.rx_lower_pri,
     };
     if let Some(s) = own {
         spawn(policy, s, &[], limit);
     }
-    if let Some(s) = &n.generic {
+    // keepalived runs only the event's own script for MASTER_RX_LOWER_PRI.
+    if let Some(s) = n.generic.as_ref().filter(|_| ev != Event::MasterRxLowerPri) {
         let extra = [
             kind.to_owned(),
             name.to_owned(),

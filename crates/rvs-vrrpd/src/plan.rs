@@ -64,6 +64,12 @@ pub struct NotifyPlan {
     pub backup: Option<Script>,
     pub fault: Option<Script>,
     pub stop: Option<Script>,
+    /// `notify_deleted SCRIPT`.
+    pub deleted: Option<Script>,
+    /// `notify_deleted` is set: removal by a reload is DELETED, not FAULT.
+    pub report_deleted: bool,
+    /// `notify_master_rx_lower_pri` (instances only).
+    pub rx_lower_pri: Option<Script>,
     pub generic: Option<Script>,
 }
 
@@ -74,6 +80,9 @@ impl From<&rvs_conf::model::Notify> for NotifyPlan {
             backup: n.notify_backup.clone(),
             fault: n.notify_fault.clone(),
             stop: n.notify_stop.clone(),
+            deleted: n.notify_deleted.clone(),
+            report_deleted: n.report_deleted,
+            rx_lower_pri: None,
             generic: n.notify.clone(),
         }
     }
@@ -161,6 +170,9 @@ pub struct Plan {
     pub processes: Vec<rvs_conf::model::TrackProcess>,
     /// `notify_fifo` and `vrrp_notify_fifo` (both get VRRP lines).
     pub fifos: Vec<String>,
+    /// `vrrp_startup_delay` (µs): at the daemon's start, the instances wait this long in
+    /// INIT, discarding adverts, before they start.
+    pub startup_delay_us: u64,
     pub script_security: bool,
     pub script_user: Option<String>,
 }
@@ -193,6 +205,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
         processes: cfg.track_processes.clone(),
         script_security: g.enable_script_security,
         script_user: g.script_user.clone(),
+        startup_delay_us: secs_to_us(g.vrrp_startup_delay),
         ..Plan::default()
     };
     out.fifos.extend(g.notify_fifo.clone());
@@ -374,7 +387,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                     g.vrrp_garp_interval
                 },
             },
-            notify: NotifyPlan::from(&vi.notify),
+            notify: NotifyPlan {
+                rx_lower_pri: vi.notify_master_rx_lower_pri.clone(),
+                ..NotifyPlan::from(&vi.notify)
+            },
             trackers,
             group,
         });

@@ -550,3 +550,119 @@ fn use_vmac_master_with_keepalived_backup() {
     assert!(gone.is_some(), "vrrp.51 left behind on a");
     let _ = b;
 }
+
+/// A healing split brain, `vrrp_startup_delay` and a removed instance, against
+/// keepalived 2.2.7. keepalived (priority 100) never hears rvs (rvs sends its unicast
+/// adverts to an absent peer) and stays MASTER; rvs (150) waits out its startup delay in
+/// INIT, then preempts and, as MASTER, hears keepalived's lower-priority adverts: the
+/// FIFO gets keepalived's `MASTER_RX_LOWER_PRI` line and `notify_master_rx_lower_pri`
+/// runs without arguments (the generic `notify` does not). A reload that removes the
+/// instance reports DELETED (`notify_deleted`) to the FIFO and the generic script.
+#[test]
+fn split_brain_startup_delay_and_deleted_instance() {
+    if !lab::prerequisites(true) {
+        return;
+    }
+    let mut l = lab();
+    let d = l.dir.clone();
+    let vip = "198.18.0.50";
+    let log = d.join("notify.log");
+    let script = d.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fifo = d.join("a.fifo");
+    let o = |me: u8, peer: u8| Opts {
+        version: 3,
+        advert: "0.1",
+        auth: None,
+        unicast: Some((me, peer)),
+        v6: false,
+    };
+    l.keepalived("b", &conf("BACKUP", 100, o(2, 1)));
+    l.wait_holder(vip, "b", &DIRS, Duration::from_secs(5));
+
+    let globals = format!(
+        "  vrrp_garp_master_delay 1\n  vrrp_startup_delay 2\n  vrrp_notify_fifo {}\n",
+        fifo.display()
+    );
+    let a_conf = conf("MASTER", 150, o(1, 99))
+        .replace("  vrrp_garp_master_delay 1\n", &globals)
+        .replace(
+            "  virtual_ipaddress {",
+            &format!(
+                "  notify {s}\n  notify_master_rx_lower_pri \"{s} rxlow\"\n  notify_deleted\n  \
+                 virtual_ipaddress {{",
+                s = script.display()
+            ),
+        );
+    l.rvs("a", &a_conf, &["-P"]);
+    let sock = l.control("a", 1);
+    let up = Lab::wait(Duration::from_secs(2), || sock.exists());
+    assert!(up.is_some(), "no control socket\n{}", l.logs());
+    // Within the 2 s delay: INIT, no VIP, although keepalived's adverts arrive.
+    let v = get(&sock, "/v1/vrrp");
+    assert!(v.contains("\"state\":\"INIT\""), "{v}\n{}", l.logs());
+    assert!(!l.has_addr("a", vip));
+    let t = Lab::wait(Duration::from_secs(6), || l.has_addr("a", vip));
+    assert!(t.is_some(), "a never took the VIP\n{}", l.logs());
+    eprintln!("a took the VIP {t:?} after its control socket appeared");
+    assert!(l.logs().contains("Delaying startup for 2 seconds"));
+
+    // A reader that stays, as a consumer of the FIFO would (lines written while nobody
+    // holds the FIFO open are lost when rvs reopens it on a reload).
+    let reader = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK (Linux): read what is buffered, do not wait for a writer.
+            .custom_flags(0o4000)
+            .open(&fifo)
+            .unwrap()
+    };
+    let read_fifo = || {
+        use std::io::Read as _;
+        let mut buf = vec![0u8; 65536];
+        let n = (&reader).read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut lines = String::new();
+    let heard = Lab::wait(Duration::from_secs(3), || {
+        lines += &read_fifo();
+        lines.contains("INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n")
+    });
+    assert!(heard.is_some(), "{lines}\n{}", l.logs());
+    assert!(
+        lines.starts_with("INSTANCE \"VI_1\" BACKUP 150\nINSTANCE \"VI_1\" MASTER 150\n"),
+        "{lines}"
+    );
+    let ran = Lab::wait(Duration::from_secs(2), || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.lines().any(|x| x == "rxlow"))
+    });
+    assert!(ran.is_some(), "notify_master_rx_lower_pri did not run");
+    let notes = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(notes.contains("INSTANCE VI_1 MASTER 150\n"), "{notes}");
+    assert!(!notes.contains("MASTER_RX_LOWER_PRI"), "{notes}");
+
+    // The instance removed by a reload: DELETED, not FAULT or STOP.
+    std::fs::write(d.join("a-1.conf"), format!("global_defs {{\n{globals}}}\n")).unwrap();
+    let r = post(&sock, "/v1/reload");
+    assert!(r.contains("1 stopped"), "{r}");
+    let deleted = Lab::wait(Duration::from_secs(3), || {
+        lines += &read_fifo();
+        lines.contains("INSTANCE \"VI_1\" DELETED 150\n")
+    });
+    assert!(deleted.is_some(), "{lines}\n{}", l.logs());
+    let ran = Lab::wait(Duration::from_secs(2), || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("INSTANCE VI_1 DELETED 150\n"))
+    });
+    assert!(
+        ran.is_some(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(!l.has_addr("a", vip), "the removed instance left its VIP");
+}
