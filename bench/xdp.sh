@@ -8,6 +8,8 @@
 #       forward    kernel IPv4 forwarding through the director (routed /32 on rs1's lo)
 #       nftables   nftables DNAT load balancer on the director (numgen inc mod 2)
 #       rvs-xdp    rvs --dataplane xdp, LVS-DR rr, generic mode
+#       rvs-xdp-native  the same in native (driver) mode (pass program on the bridge
+#                  port, client TX checksum offload off; needs ethtool)
 #     All in one run; ratios are rvs-xdp / peer.
 # Usage: bench/xdp.sh [SECONDS]
 set -euo pipefail
@@ -102,14 +104,30 @@ ip netns exec $P-d ./target/release/rvs run -C -f "$dir/xdp.conf" --dataplane xd
 pids+=($!)
 sleep 3
 results+=("$(measure rvs-xdp 198.18.0.50:9 rs1 rs2)")
+# The same in native (driver) mode: on veth it needs an XDP program on the director's
+# bridge port (the peer of its eth0) and the client's TX checksum offload off (as
+# `rvs lab up --xdp-mode native` sets up).
+kill "${pids[-1]}"   # `ip netns exec` execs rvs: this is rvs's pid
+wait "${pids[-1]}" 2>/dev/null || true
+arch=$(uname -m)-linux-gnu
+clang -O2 -g -target bpf -I/usr/include/$arch -c crates/rvs-xdp/bpf/pass.bpf.c -o "$dir/pass.o"
+ip -n $P-br link set dev p1 xdpdrv obj "$dir/pass.o" sec xdp
+ip netns exec $P-c ethtool -K eth0 tx off >/dev/null
+ip netns exec $P-d ./target/release/rvs run -C -f "$dir/xdp.conf" --dataplane xdp --xdp-iface eth0 \
+  --xdp-mode native --control "$dir/d.sock" --pid-file "$dir/d.pid" --log-level warn > "$dir/rvs.log" 2>&1 &
+pids+=($!)
+sleep 3
+results+=("$(measure rvs-xdp-native 198.18.0.50:9 rs1 rs2)")
 echo
 echo "## Packets per second through the director (${secs} s per case, UDP 64-byte frames)"
 echo
 echo "| path | received pps | sent pps |"
 echo "|---|---|---|"
 for r in "${results[@]}"; do set -- $r; echo "| $1 | $2 | $3 |"; done
-xdp=$(printf '%s\n' "${results[@]}" | awk '$1=="rvs-xdp"{print $2}')
-for peer in forward nftables fabric; do
-  v=$(printf '%s\n' "${results[@]}" | awk -v p=$peer '$1==p{print $2}')
-  awk -v a="$xdp" -v b="$v" -v p="$peer" 'BEGIN{ if (b>0) printf "rvs-xdp / %s: %.2f\n", p, a/b }'
+for mine in rvs-xdp rvs-xdp-native; do
+  xdp=$(printf '%s\n' "${results[@]}" | awk -v m=$mine '$1==m{print $2}')
+  for peer in forward nftables fabric; do
+    v=$(printf '%s\n' "${results[@]}" | awk -v p=$peer '$1==p{print $2}')
+    awk -v a="$xdp" -v b="$v" -v p="$peer" -v m="$mine" 'BEGIN{ if (b>0) printf "%s / %s: %.2f\n", m, p, a/b }'
+  done
 done

@@ -31,6 +31,11 @@ use std::time::{Duration, Instant};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb.bpf.o"));
 
+/// `bpf/pass.bpf.c`: one program, `rvs_pass`, that passes every frame (empty when rvs was
+/// built without clang). Native `XDP_TX` on veth needs a program on the peer device.
+pub static PASS_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pass.bpf.o"));
+
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
     #[error(
@@ -66,6 +71,10 @@ pub struct Options {
     /// Outer source addresses of TUN packets.
     pub tun_src4: Option<Ipv4Addr>,
     pub tun_src6: Option<Ipv6Addr>,
+    /// Benchmarks only: load `rvs_lb_bench`, which moves the frame to the next of
+    /// [`Xdp::set_rotation`]'s flows before balancing (never attach it).
+    #[doc(hidden)]
+    pub bench: bool,
 }
 
 impl Default for Options {
@@ -76,6 +85,7 @@ impl Default for Options {
             flows: 1 << 20,
             tun_src4: None,
             tun_src6: None,
+            bench: false,
         }
     }
 }
@@ -131,6 +141,8 @@ pub type AllCounters = (
 /// The loaded (and possibly attached) program with the state it was given.
 pub struct Xdp {
     ebpf: Ebpf,
+    /// `rvs_lb`, or `rvs_lb_bench` for benchmarks.
+    prog: &'static str,
     svc_ids: HashMap<SvcKey, u32>,
     free_svc: Vec<u32>,
     next_svc: u32,
@@ -159,8 +171,9 @@ impl Xdp {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("flows", opts.flows.max(1024))
             .load(OBJECT)?;
+        let name = if opts.bench { "rvs_lb_bench" } else { "rvs_lb" };
         let prog: &mut XdpProgram = ebpf
-            .program_mut("rvs_lb")
+            .program_mut(name)
             .ok_or(XdpError::Missing("program rvs_lb"))?
             .try_into()?;
         prog.load()?;
@@ -185,6 +198,7 @@ impl Xdp {
         }
         Ok(Xdp {
             ebpf,
+            prog: name,
             svc_ids: HashMap::new(),
             free_svc: Vec::new(),
             next_svc: 0,
@@ -610,7 +624,7 @@ impl Xdp {
     fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, Vec<u8>, Duration), XdpError> {
         let prog: &XdpProgram = self
             .ebpf
-            .program("rvs_lb")
+            .program(self.prog)
             .ok_or(XdpError::Missing("program rvs_lb"))?
             .try_into()?;
         let mut out = vec![0u8; frame.len() + 128];
@@ -628,6 +642,20 @@ impl Xdp {
     /// left.
     pub fn run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
         self.test_run(frame, 1).map(|(v, out, _)| (v, out))
+    }
+
+    /// Benchmarks only (with `Options::bench`): every run first moves the frame to the
+    /// next of flows `base..base + n` (flow k: client 198.19.0.0/16 + k / 32, source port
+    /// 10000 + k % 32; n = 0: no rotation), starting from `base`.
+    #[doc(hidden)]
+    pub fn set_rotation(&mut self, base: u32, n: u32) -> Result<(), XdpError> {
+        let mut m: Array<&mut MapData, [u32; 3]> = Array::try_from(
+            self.ebpf
+                .map_mut("bench_rotation")
+                .ok_or(XdpError::Missing("map bench_rotation"))?,
+        )?;
+        m.set(0, [n, base, 0], 0)?;
+        Ok(())
     }
 
     /// `BPF_PROG_RUN` with `repeat` iterations: the kernel's average time per run.

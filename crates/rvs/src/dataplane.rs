@@ -130,6 +130,7 @@ impl Dataplane {
             flows: s.flows,
             tun_src4,
             tun_src6,
+            bench: false,
         })
         .map_err(|e| anyhow::anyhow!("--dataplane xdp on {}: {e}", s.iface))?;
         tracing::info!(

@@ -32,6 +32,12 @@ pub enum LabCmd {
         /// The directors' data plane (`xdp`, the seed articles' DR; or `proxy`).
         #[arg(long, default_value = "xdp", value_parser = ["xdp", "proxy"])]
         dataplane: String,
+        /// XDP attach mode of the directors: `generic` (SKB mode) or `native` (veth's
+        /// driver mode; the lab then attaches a pass program to the bridge side of each
+        /// director's veth and turns TX checksum offload off on the client with ethtool,
+        /// which native `XDP_TX` on veth needs).
+        #[arg(long, default_value = "generic", value_parser = ["generic", "native"])]
+        xdp_mode: String,
     },
     /// Stop what `up` started and delete the namespaces.
     Down,
@@ -196,7 +202,18 @@ fn spawn(prefix: &str, node: &str, tag: &str, argv: &[String]) -> Result<u32> {
     Ok(pid)
 }
 
-fn up(prefix: &str, dataplane: &str) -> Result<()> {
+fn up(prefix: &str, dataplane: &str, native: bool) -> Result<()> {
+    if native {
+        if rvs_xdp::PASS_OBJECT.is_empty() {
+            bail!("native mode needs the XDP pass program: rvs was built without clang");
+        }
+        if Command::new("ethtool").arg("--version").output().is_err() {
+            bail!(
+                "native mode needs ethtool (apt-get install ethtool) to turn TX checksum \
+                 offload off on the client"
+            );
+        }
+    }
     if ns_exists(prefix, "br") {
         bail!(
             "a lab named {prefix} is up already (rvs lab down{} first)",
@@ -232,6 +249,29 @@ fn up(prefix: &str, dataplane: &str) -> Result<()> {
             "eth0",
         ])?;
         ip(&["-n", &n, "link", "set", "eth0", "up"])?;
+        if native && node.starts_with("dir") {
+            // veth delivers a native XDP_TX frame only to a peer that runs XDP itself.
+            let obj = d.join("pass.bpf.o");
+            std::fs::write(&obj, rvs_xdp::PASS_OBJECT)?;
+            ip(&[
+                "-n",
+                &br,
+                "link",
+                "set",
+                "dev",
+                &port,
+                "xdpdrv",
+                "obj",
+                &obj.display().to_string(),
+                "sec",
+                "xdp",
+            ])?;
+        }
+        if native && *node == "client" {
+            // A CHECKSUM_PARTIAL frame loses its pending checksum in native XDP on veth:
+            // the client must send complete checksums (real NICs need nothing).
+            in_ns(prefix, node, &["ethtool", "-K", "eth0", "tx", "off"])?;
+        }
     }
     // Two directors on one segment must not answer ARP for each other's addresses.
     for node in ["dir1", "dir2"] {
@@ -291,15 +331,19 @@ fn up(prefix: &str, dataplane: &str) -> Result<()> {
         ];
         if dataplane == "xdp" {
             argv.extend(["--xdp-iface".into(), "eth0".into()]);
+            if native {
+                argv.extend(["--xdp-mode".into(), "native".into()]);
+            }
         }
         spawn(prefix, node, "rvs", &argv)?;
     }
     println!(
         "lab {prefix} is up: client 198.18.0.100, directors dir1 (MASTER) 198.18.0.1 and \
          dir2 198.18.0.2, real servers rs1 198.18.0.11 and rs2 198.18.0.12, VIP {VIP}:80 \
-         (LVS-DR, {dataplane} data plane)\n\
+         (LVS-DR, {dataplane} data plane{})\n\
          try:  rvs lab exec client curl -s http://{VIP}/\n\
          logs and configs: {}",
+        if native { ", native XDP" } else { "" },
         d.display()
     );
     Ok(())
@@ -387,8 +431,12 @@ fn status(prefix: &str) -> Result<ExitCode> {
 
 pub fn run(a: &LabArgs) -> Result<ExitCode> {
     match &a.cmd {
-        LabCmd::Up { dataplane } => {
-            if let Err(e) = up(&a.prefix, dataplane) {
+        LabCmd::Up {
+            dataplane,
+            xdp_mode,
+        } => {
+            let native = dataplane == "xdp" && xdp_mode == "native";
+            if let Err(e) = up(&a.prefix, dataplane, native) {
                 let _ = down(&a.prefix);
                 return Err(e.context("rvs lab up (cleaned up what it had made)"));
             }

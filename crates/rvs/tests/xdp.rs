@@ -2,7 +2,7 @@
 //! (`rvs lab`: client, two directors with VRRP, two real servers with the VIP on `lo`),
 //! NAT with the real servers' route back through the director, and TUN checked by
 //! capturing the IP-in-IP packet at the real server (this kernel has no ipip module).
-//! Generic XDP mode.
+//! Generic XDP mode, and the DR setup once more in native mode.
 //!
 //! Needs root, `ip` and the XDP program (clang at build time); in CI (CI=true) a missing
 //! prerequisite fails.
@@ -84,34 +84,31 @@ fn service_packets(sock: &std::path::Path) -> (u64, u64) {
     (f[1], f[2])
 }
 
-#[test]
-fn seed_dr_setup_end_to_end_in_rvs_lab() {
-    if !prerequisites() {
-        return;
-    }
-    let prefix = format!("rvx{}", std::process::id() % 100_000);
-    let up = rvs(&["lab", "up", "--prefix", &prefix]);
-    let _guard = LabUp(prefix.clone());
+/// `rvs lab up --prefix PREFIX EXTRA...`, the VIP answering through dir1, then 20
+/// requests through the VIP reaching both real servers (rr), and the director's
+/// service counters a second later: requests in, no reply (DR). Returns the lab's
+/// guard (it takes the lab down) and its directory.
+fn dr_lab_serves(prefix: &str, extra: &[&str]) -> (LabUp, std::path::PathBuf) {
+    let mut args = vec!["lab", "up", "--prefix", prefix];
+    args.extend_from_slice(extra);
+    let up = rvs(&args);
+    let guard = LabUp(prefix.to_owned());
     assert!(
         up.status.success(),
-        "rvs lab up: {}",
+        "rvs {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&up.stderr)
     );
     let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
-    let logs = || {
-        ["dir1-rvs.log", "dir2-rvs.log"]
-            .iter()
-            .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
     let client = format!("{prefix}-client");
     let served = Lab::wait(Duration::from_secs(10), || {
         has_vip(&format!("{prefix}-dir1")) && lab::http_get(&client, vip80()).is_ok()
     });
-    assert!(served.is_some(), "the VIP never answered\n{}", logs());
-
-    // Both real servers answer through the VIP (rr).
+    assert!(
+        served.is_some(),
+        "the VIP never answered\n{}",
+        lab_logs(&dir)
+    );
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..20 {
         seen.insert(lab::http_get(&client, vip80()).unwrap());
@@ -125,6 +122,26 @@ fn seed_dr_setup_end_to_end_in_rvs_lab() {
     let (inp, outp) = service_packets(&dir.join("dir1.sock"));
     assert!(inp > 20, "{inp} packets in");
     assert_eq!(outp, 0, "replies must go straight to the client in DR mode");
+    (guard, dir)
+}
+
+fn lab_logs(dir: &std::path::Path) -> String {
+    ["dir1-rvs.log", "dir2-rvs.log"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+#[test]
+fn seed_dr_setup_end_to_end_in_rvs_lab() {
+    if !prerequisites() {
+        return;
+    }
+    let prefix = format!("rvx{}", std::process::id() % 100_000);
+    let (_guard, dir) = dr_lab_serves(&prefix, &[]);
+    let logs = || lab_logs(&dir);
+    let client = format!("{prefix}-client");
     // `rvs adm -Z` zeroes what the table shows, although the program's counters (per-CPU
     // BPF maps, copied every second) go on: the copy subtracts the zero's base.
     let z = Command::new(env!("CARGO_BIN_EXE_rvs"))
@@ -165,6 +182,38 @@ fn seed_dr_setup_end_to_end_in_rvs_lab() {
     for _ in 0..5 {
         assert_eq!(lab::http_get(&client, vip80()).as_deref(), Ok("rs2"));
     }
+}
+
+/// The same DR setup with the directors' program in native (driver) mode, where the lab
+/// notes say it works on veth: `rvs lab up --xdp-mode native` attaches a pass program to
+/// the bridge side of each director's veth and turns the client's TX checksum offload
+/// off. Both real servers answer through the VIP, the program is attached in driver
+/// mode, and the replies bypass the director.
+#[test]
+fn seed_dr_setup_in_native_mode() {
+    if !prerequisites() {
+        return;
+    }
+    let ethtool = Command::new("ethtool").arg("--version").output().is_ok();
+    if !ethtool {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the native XDP test cannot run in CI: ethtool is missing"
+        );
+        eprintln!("skipping: no ethtool");
+        return;
+    }
+    let prefix = format!("rvn{}", std::process::id() % 100_000);
+    let (_guard, _dir) = dr_lab_serves(&prefix, &["--xdp-mode", "native"]);
+    let link = Command::new("ip")
+        .args(["-n", &format!("{prefix}-dir1"), "link", "show", "eth0"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout).into_owned();
+    assert!(
+        link.contains(" xdp ") && !link.contains("xdpgeneric"),
+        "not attached in driver mode: {link}"
+    );
 }
 
 /// A director with the VIP on eth0 and the XDP data plane, for NAT and TUN.
