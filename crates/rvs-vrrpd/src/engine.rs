@@ -49,6 +49,24 @@ pub struct Handoff {
     pub held: Vec<(IpAddr, u8, u32)>,
 }
 
+/// Tracker results a reload hands to the next engine, so that a kept instance does not
+/// pass through FAULT while its trackers run again (keepalived keeps an unchanged
+/// script's result too). Scripts and processes by their whole definition, BFD sessions
+/// by name (their channel says the truth at once anyway).
+#[derive(Debug, Default)]
+pub struct Carry {
+    scripts: HashMap<String, bool>,
+    bfds: HashMap<String, bool>,
+    processes: HashMap<String, bool>,
+}
+
+/// What a stopping engine hands to the next one on a reload.
+#[derive(Debug, Default)]
+pub struct Handover {
+    pub instances: Vec<Handoff>,
+    pub trackers: Carry,
+}
+
 enum Ev {
     Advert(usize, rvs_vrrp::Advert),
     Track(TrackEvent),
@@ -85,6 +103,9 @@ struct Grp {
 }
 
 pub struct Engine {
+    /// The keys under which [`Carry`] hands the trackers' results on: scripts,
+    /// `bfd_instance`s and processes, in the plan's order.
+    keys: (Vec<String>, Vec<String>, Vec<String>),
     rts: Vec<Rt>,
     groups: Vec<Grp>,
     /// Instance → (group, member).
@@ -164,8 +185,7 @@ impl Engine {
     pub async fn new(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
-        first_start: bool,
-        handoffs: &[Handoff],
+        handover: Option<&Handover>,
         bfd: &rvs_bfd::driver::Registry,
     ) -> Result<
         (
@@ -176,6 +196,8 @@ impl Engine {
         StartError,
     > {
         let nl = Netlink::new()?;
+        let handoffs = handover.map_or(&[][..], |h| &h.instances[..]);
+        let carry = handover.map(|h| &h.trackers);
         let mut rts = Vec::new();
         let (adv_tx, adv_rx) = mpsc::channel(1024);
         let mut announcers: HashMap<u32, Arc<Announcer>> = HashMap::new();
@@ -421,15 +443,35 @@ impl Engine {
         let scripts = plan
             .scripts
             .iter()
-            .map(|s| s.init_fail.then_some(false))
+            .map(|s| {
+                carry
+                    .and_then(|c| c.scripts.get(&format!("{s:?}")).copied())
+                    .or(s.init_fail.then_some(false))
+            })
             .collect();
+        let bfds = plan
+            .bfds
+            .iter()
+            .map(|n| carry.and_then(|c| c.bfds.get(n).copied()))
+            .collect();
+        let processes = plan
+            .processes
+            .iter()
+            .map(|p| carry.and_then(|c| c.processes.get(&format!("{p:?}")).copied()))
+            .collect();
+        let keys = (
+            plan.scripts.iter().map(|s| format!("{s:?}")).collect(),
+            plan.bfds.clone(),
+            plan.processes.iter().map(|p| format!("{p:?}")).collect(),
+        );
         let engine = Engine {
+            keys,
             rts,
             groups,
             loc,
             nl,
             origin: Instant::now(),
-            startup_delay: if first_start {
+            startup_delay: if handover.is_none() {
                 Duration::from_micros(plan.startup_delay_us)
             } else {
                 Duration::ZERO
@@ -437,8 +479,8 @@ impl Engine {
             links,
             scripts,
             files,
-            bfds: vec![None; plan.bfds.len()],
-            processes: vec![None; plan.processes.len()],
+            bfds,
+            processes,
             policy,
             fifos: Fifos::open(&plan.fifos),
             tasks,
@@ -454,7 +496,7 @@ impl Engine {
         mut track_rx: mpsc::UnboundedReceiver<TrackEvent>,
         mut adv_rx: mpsc::Receiver<(usize, rvs_vrrp::Advert)>,
         mut stop: tokio::sync::oneshot::Receiver<StopMode>,
-    ) -> Vec<Handoff> {
+    ) -> Handover {
         if !self.startup_delay.is_zero() {
             tracing::info!(
                 "Delaying startup for {} seconds",
@@ -770,7 +812,7 @@ impl Engine {
         rt.holding = false;
     }
 
-    async fn shutdown(mut self, mode: StopMode) -> Vec<Handoff> {
+    async fn shutdown(mut self, mode: StopMode) -> Handover {
         let keep: Vec<String> = match &mode {
             StopMode::Shutdown => Vec::new(),
             StopMode::Reload(k) => k.clone(),
@@ -852,7 +894,20 @@ impl Engine {
             t.abort();
         }
         self.publish();
-        handoffs
+        let known = |keys: &[String], vals: &[Option<bool>]| -> HashMap<String, bool> {
+            keys.iter()
+                .zip(vals)
+                .filter_map(|(k, v)| v.map(|v| (k.clone(), v)))
+                .collect()
+        };
+        Handover {
+            instances: handoffs,
+            trackers: Carry {
+                scripts: known(&self.keys.0, &self.scripts),
+                bfds: known(&self.keys.1, &self.bfds),
+                processes: known(&self.keys.2, &self.processes),
+            },
+        }
     }
 
     fn publish(&self) {

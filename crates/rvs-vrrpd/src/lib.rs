@@ -71,7 +71,7 @@ pub struct InstanceStatus {
 /// The running VRRP instances.
 pub struct Vrrp {
     stop: Option<tokio::sync::oneshot::Sender<engine::StopMode>>,
-    task: tokio::task::JoinHandle<Vec<engine::Handoff>>,
+    task: tokio::task::JoinHandle<engine::Handover>,
     pub status: Arc<Mutex<Vec<InstanceStatus>>>,
     /// What runs: a reload with the same plan changes nothing.
     plan: Plan,
@@ -102,22 +102,16 @@ impl Vrrp {
         Vrrp::start_from(plan, status, None, bfd).await
     }
 
-    /// `handoffs`: `None` at the daemon's start (`vrrp_startup_delay` applies), else what
-    /// a reload handed over.
+    /// `handover`: `None` at the daemon's start (`vrrp_startup_delay` applies), else what
+    /// a reload handed over (instances' states, trackers' results).
     async fn start_from(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
-        handoffs: Option<&[engine::Handoff]>,
+        handover: Option<&engine::Handover>,
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
-        let (engine, track_rx, adv_rx) = engine::Engine::new(
-            plan.clone(),
-            status.clone(),
-            handoffs.is_none(),
-            handoffs.unwrap_or_default(),
-            &bfd,
-        )
-        .await?;
+        let (engine, track_rx, adv_rx) =
+            engine::Engine::new(plan.clone(), status.clone(), handover, &bfd).await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(engine.run(track_rx, adv_rx, stop_rx));
         Ok(Vrrp {
@@ -134,13 +128,13 @@ impl Vrrp {
         let _ = self.halt(engine::StopMode::Shutdown).await;
     }
 
-    async fn halt(&mut self, mode: engine::StopMode) -> Vec<engine::Handoff> {
+    async fn halt(&mut self, mode: engine::StopMode) -> engine::Handover {
         if let Some(s) = self.stop.take() {
             let _ = s.send(mode);
         }
         match tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await {
             Ok(Ok(h)) => h,
-            _ => Vec::new(),
+            _ => engine::Handover::default(),
         }
     }
 
@@ -183,13 +177,13 @@ impl Vrrp {
         let status = self.status.clone();
         let old = self.plan.clone();
         let bfd = self.bfd.clone();
-        let handoffs = self.halt(engine::StopMode::Reload(keep)).await;
-        match Vrrp::start_from(plan, status.clone(), Some(&handoffs), bfd.clone()).await {
+        let handover = self.halt(engine::StopMode::Reload(keep)).await;
+        match Vrrp::start_from(plan, status.clone(), Some(&handover), bfd.clone()).await {
             Ok(v) => (Ok(v), msg),
             Err(e) => {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
-                    Vrrp::start_from(old, status, Some(&handoffs), bfd).await,
+                    Vrrp::start_from(old, status, Some(&handover), bfd).await,
                     format!("error: VRRP not reloaded: {e}"),
                 )
             }

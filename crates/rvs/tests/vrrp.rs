@@ -402,8 +402,8 @@ fn post(sock: &std::path::Path, path: &str) -> String {
     out
 }
 
-/// Reloads keep a MASTER's state and VIPs (no priority 0, no flap to the backup), add
-/// and remove VIPs by difference, refuse a plan the system cannot run (old instances go
+/// Reloads keep a MASTER's state and VIPs (no priority 0, no flap to the backup, not
+/// even through its weight-0 `track_script`), add and remove VIPs by difference, refuse a plan the system cannot run (old instances go
 /// on), and let a removed instance leave as on shutdown.
 #[test]
 fn reload_keeps_the_master_and_applies_the_difference() {
@@ -411,10 +411,13 @@ fn reload_keeps_the_master_and_applies_the_difference() {
         return;
     }
     let mut l = lab();
+    // A weight-0 track_script (keepalived's default weight): a kept instance must not
+    // pass through FAULT while the script runs again after a reload.
     let vi = |prio: u8, iface: &str, vips: &str| {
         format!(
-            "vrrp_instance VI_1 {{\n  state MASTER\n  interface {iface}\n  virtual_router_id 51\n  \
-             priority {prio}\n  advert_int 0.1\n  version 3\n  \
+            "vrrp_script chk {{\n  script /bin/true\n  interval 5\n}}\n\
+             vrrp_instance VI_1 {{\n  state MASTER\n  interface {iface}\n  virtual_router_id 51\n  \
+             priority {prio}\n  advert_int 0.1\n  version 3\n  track_script {{\n    chk\n  }}\n  \
              virtual_ipaddress {{\n{vips}  }}\n}}\n"
         )
     };
