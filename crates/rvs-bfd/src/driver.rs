@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 /// One `bfd_instance`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +77,42 @@ struct Running {
     status: Status,
 }
 
-/// Running BFD sessions; stopped (`AdminDown` sent to every neighbour) by [`Bfd::stop`].
+/// Running BFD sessions; changed by [`Bfd::apply`], stopped (`AdminDown` sent to every
+/// neighbour) by [`Bfd::stop`].
 pub struct Bfd {
     watches: HashMap<String, watch::Receiver<Seen>>,
     status: Arc<Mutex<Vec<Status>>>,
-    stop: Option<oneshot::Sender<()>>,
+    cmd: Option<tokio::sync::mpsc::UnboundedSender<Cmd>>,
     task: Option<tokio::task::JoinHandle<()>>,
     config: Vec<Instance>,
+    /// The receive sockets' minimum TTL by family (`None`: no socket).
+    min_ttl: (Option<u8>, Option<u8>),
+    /// Discriminators handed out so far (a new session never reuses one).
+    next: usize,
+}
+
+/// What [`Bfd::apply`] did, by `bfd_instance` name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub kept: Vec<String>,
+    /// Restarted with their new settings; followers keep their channel.
+    pub changed: Vec<String>,
+    pub added: Vec<String>,
+    /// Sent `AdminDown` and stopped.
+    pub removed: Vec<String>,
+}
+
+/// A change for the running task: sessions to stop (`AdminDown`), sessions to start (a
+/// changed one takes over its predecessor's state channel), the receive sockets' TTLs.
+enum Cmd {
+    Stop,
+    Apply {
+        remove: Vec<String>,
+        add: Vec<Running>,
+        min_ttl: (Option<u8>, Option<u8>),
+        new_rx4: Option<UdpSocket>,
+        new_rx6: Option<UdpSocket>,
+    },
 }
 
 fn socket_err<'a>(name: &'a str, what: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -169,6 +198,87 @@ fn discriminator(i: usize) -> u32 {
     u32::try_from(x & 0xffff_ffff).unwrap_or(1).max(1)
 }
 
+/// Two sessions with one neighbour could not tell their packets apart.
+fn check_neighbors(instances: &[Instance]) -> Result<(), Error> {
+    let mut seen: HashMap<IpAddr, &str> = HashMap::new();
+    for i in instances {
+        if let Some(other) = seen.insert(i.neighbor, &i.name) {
+            return Err(Error::Duplicate(
+                i.name.clone(),
+                i.neighbor,
+                other.to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The receive sockets' minimum TTL (IPv4, IPv6): the lowest any session accepts.
+fn min_ttls(instances: &[Instance]) -> (Option<u8>, Option<u8>) {
+    let min = |v6: bool| {
+        instances
+            .iter()
+            .filter(|i| i.neighbor.is_ipv6() == v6)
+            .map(|i| 255u8.saturating_sub(i.max_hops))
+            .min()
+    };
+    (min(false), min(true))
+}
+
+fn open_receive(v6: bool, min_ttl: Option<u8>) -> Result<Option<UdpSocket>, Error> {
+    let what = if v6 {
+        "listening on UDP [::]:3784"
+    } else {
+        "listening on UDP 0.0.0.0:3784"
+    };
+    min_ttl
+        .map(|m| receive_socket(v6, m).map_err(socket_err("*", what)))
+        .transpose()
+}
+
+/// Opens the send sockets of new sessions (discriminators from `first` on), each with a
+/// fresh state channel whose receiver goes into `watches`.
+fn start_sessions(
+    instances: &[Instance],
+    first: usize,
+    watches: &mut HashMap<String, watch::Receiver<Seen>>,
+) -> Result<Vec<Running>, Error> {
+    let now = Instant::now();
+    let mut running = Vec::new();
+    for (n, inst) in instances.iter().enumerate() {
+        let disc = discriminator(first + n);
+        let out =
+            send_socket(inst, disc).map_err(socket_err(&inst.name, "opening the send socket"))?;
+        let (state_tx, state_rx) = watch::channel(Seen {
+            state: State::Down,
+            downs: 0,
+        });
+        watches.insert(inst.name.clone(), state_rx);
+        let s = Session::new(inst.session.clone(), disc, now, u64::from(disc) << 1 | 1);
+        let status = Status {
+            name: inst.name.clone(),
+            neighbor: inst.neighbor,
+            state: State::Down,
+            remote_state: State::Down,
+            local_diag: diag::text(0),
+            remote_diag: diag::text(0),
+            detection_time_ms: 0,
+            packets_in: 0,
+            packets_out: 0,
+            dropped: 0,
+            transitions: 0,
+        };
+        running.push(Running {
+            inst: inst.clone(),
+            s,
+            out,
+            state_tx,
+            status,
+        });
+    }
+    Ok(running)
+}
+
 impl Bfd {
     /// Opens the sockets and starts every session (in Down state).
     pub fn start(instances: Vec<Instance>) -> Result<Bfd, Error> {
@@ -181,82 +291,97 @@ impl Bfd {
         instances: Vec<Instance>,
         status: Arc<Mutex<Vec<Status>>>,
     ) -> Result<Bfd, Error> {
-        let mut seen: HashMap<IpAddr, &str> = HashMap::new();
-        for i in &instances {
-            if let Some(other) = seen.insert(i.neighbor, &i.name) {
-                return Err(Error::Duplicate(
-                    i.name.clone(),
-                    i.neighbor,
-                    other.to_owned(),
-                ));
-            }
-        }
-        let min_ttl = |v6: bool| {
-            instances
-                .iter()
-                .filter(|i| i.neighbor.is_ipv6() == v6)
-                .map(|i| 255u8.saturating_sub(i.max_hops))
-                .min()
-        };
-        let rx4 = match min_ttl(false) {
-            Some(m) => Some(
-                receive_socket(false, m)
-                    .map_err(socket_err("*", "listening on UDP 0.0.0.0:3784"))?,
-            ),
-            None => None,
-        };
-        let rx6 = match min_ttl(true) {
-            Some(m) => Some(
-                receive_socket(true, m).map_err(socket_err("*", "listening on UDP [::]:3784"))?,
-            ),
-            None => None,
-        };
-        let now = Instant::now();
-        let mut running = Vec::new();
+        check_neighbors(&instances)?;
+        let min_ttl = min_ttls(&instances);
+        let rx4 = open_receive(false, min_ttl.0)?;
+        let rx6 = open_receive(true, min_ttl.1)?;
         let mut watches = HashMap::new();
-        for (n, inst) in instances.iter().enumerate() {
-            let disc = discriminator(n);
-            let out = send_socket(inst, disc)
-                .map_err(socket_err(&inst.name, "opening the send socket"))?;
-            let (state_tx, state_rx) = watch::channel(Seen {
-                state: State::Down,
-                downs: 0,
-            });
-            watches.insert(inst.name.clone(), state_rx);
-            let s = Session::new(inst.session.clone(), disc, now, u64::from(disc) << 1 | 1);
-            let status = Status {
-                name: inst.name.clone(),
-                neighbor: inst.neighbor,
-                state: State::Down,
-                remote_state: State::Down,
-                local_diag: diag::text(0),
-                remote_diag: diag::text(0),
-                detection_time_ms: 0,
-                packets_in: 0,
-                packets_out: 0,
-                dropped: 0,
-                transitions: 0,
-            };
-            running.push(Running {
-                inst: inst.clone(),
-                s,
-                out,
-                state_tx,
-                status,
-            });
-        }
+        let running = start_sessions(&instances, 0, &mut watches)?;
         if let Ok(mut s) = status.lock() {
             *s = running.iter().map(|r| r.status.clone()).collect();
         }
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(running, rx4, rx6, status.clone(), stop_rx));
+        let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(run(running, rx4, rx6, status.clone(), cmd_rx));
         Ok(Bfd {
             watches,
             status,
-            stop: Some(stop_tx),
+            cmd: Some(cmd_tx),
             task: Some(task),
+            next: instances.len(),
             config: instances,
+            min_ttl,
         })
+    }
+
+    /// Reconciles the running sessions with `want`: unchanged sessions go on untouched
+    /// (no packet of theirs changes, their followers notice nothing), removed ones send
+    /// `AdminDown` and stop, new ones start, and a changed one restarts with its new
+    /// settings while its followers keep their channel. All or nothing: an error (a
+    /// duplicate neighbour, a socket that cannot be opened) changes nothing.
+    pub fn apply(&mut self, want: Vec<Instance>) -> Result<Applied, Error> {
+        check_neighbors(&want)?;
+        let mut out = Applied::default();
+        let mut starting = Vec::new();
+        for w in &want {
+            match self.config.iter().find(|c| c.name == w.name) {
+                Some(c) if c == w => out.kept.push(w.name.clone()),
+                Some(_) => {
+                    out.changed.push(w.name.clone());
+                    starting.push(w.clone());
+                }
+                None => {
+                    out.added.push(w.name.clone());
+                    starting.push(w.clone());
+                }
+            }
+        }
+        out.removed = self
+            .config
+            .iter()
+            .filter(|c| !want.iter().any(|w| w.name == c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        if out.changed.is_empty() && out.added.is_empty() && out.removed.is_empty() {
+            return Ok(out);
+        }
+        let min_ttl = min_ttls(&want);
+        let new_rx4 = if self.min_ttl.0.is_none() {
+            open_receive(false, min_ttl.0)?
+        } else {
+            None
+        };
+        let new_rx6 = if self.min_ttl.1.is_none() {
+            open_receive(true, min_ttl.1)?
+        } else {
+            None
+        };
+        let mut watches = HashMap::new();
+        let add = start_sessions(&starting, self.next, &mut watches)?;
+        self.next += starting.len();
+        let mut remove = out.removed.clone();
+        remove.extend(out.changed.iter().cloned());
+        // The task applies it at its next turn; the channels of new sessions are valid
+        // from now on.
+        if let Some(cmd) = &self.cmd {
+            let _ = cmd.send(Cmd::Apply {
+                remove,
+                add,
+                min_ttl,
+                new_rx4,
+                new_rx6,
+            });
+        }
+        for name in &out.removed {
+            self.watches.remove(name);
+        }
+        for name in &out.added {
+            if let Some(w) = watches.remove(name) {
+                self.watches.insert(name.clone(), w);
+            }
+        }
+        self.min_ttl = min_ttl;
+        self.config = want;
+        Ok(out)
     }
 
     /// The configuration this was started with (a reload with the same one keeps it).
@@ -280,8 +405,8 @@ impl Bfd {
 
     /// Sends `AdminDown` to every neighbour (so that they go Down at once) and stops.
     pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+        if let Some(s) = self.cmd.take() {
+            let _ = s.send(Cmd::Stop);
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
@@ -377,12 +502,54 @@ async fn send(r: &mut Running, p: &Repr) {
     }
 }
 
+/// Applies a [`Cmd::Apply`] in the running task.
+async fn reconcile(running: &mut Vec<Running>, remove: &[String], add: Vec<Running>) {
+    let mut channels = HashMap::new();
+    let mut k = 0;
+    while k < running.len() {
+        if remove.contains(&running[k].inst.name) {
+            let mut r = running.remove(k);
+            let (t, p) = r.s.admin_down();
+            note(&mut r, t);
+            send(&mut r, &p).await;
+            channels.insert(r.inst.name.clone(), r.state_tx);
+        } else {
+            k += 1;
+        }
+    }
+    for mut r in add {
+        // A changed session keeps its followers: they see it go Down and come back.
+        if let Some(tx) = channels.remove(&r.inst.name) {
+            tx.send_modify(|w| {
+                let fell = matches!(w.state, State::Init | State::Up);
+                w.state = State::Down;
+                w.downs += u64::from(fell);
+            });
+            r.state_tx = tx;
+        }
+        tracing::info!(
+            "({}) BFD session starting (neighbor {})",
+            r.inst.name,
+            r.inst.neighbor
+        );
+        running.push(r);
+    }
+}
+
+fn set_min_ttl(s: Option<&UdpSocket>, ttl: Option<u8>) {
+    if let (Some(s), Some(m)) = (s, ttl) {
+        if let Err(e) = crate::sys::set_min_ttl(&socket2::SockRef::from(s), m) {
+            tracing::warn!("BFD: setting the minimum TTL {m}: {e}");
+        }
+    }
+}
+
 async fn run(
     mut running: Vec<Running>,
-    rx4: Option<UdpSocket>,
-    rx6: Option<UdpSocket>,
+    mut rx4: Option<UdpSocket>,
+    mut rx6: Option<UdpSocket>,
     status: Arc<Mutex<Vec<Status>>>,
-    mut stop: oneshot::Receiver<()>,
+    mut cmds: tokio::sync::mpsc::UnboundedReceiver<Cmd>,
 ) {
     let mut buf4 = [0u8; 512];
     let mut buf6 = [0u8; 512];
@@ -404,7 +571,24 @@ async fn run(
             .min()
             .unwrap_or(now + Duration::from_hours(1));
         tokio::select! {
-            _ = &mut stop => break,
+            cmd = cmds.recv() => match cmd {
+                None | Some(Cmd::Stop) => break,
+                Some(Cmd::Apply { remove, add, min_ttl, new_rx4, new_rx6 }) => {
+                    reconcile(&mut running, &remove, add).await;
+                    if min_ttl.0.is_none() {
+                        rx4 = None;
+                    } else if new_rx4.is_some() {
+                        rx4 = new_rx4;
+                    } else {
+                        set_min_ttl(rx4.as_ref(), min_ttl.0);
+                    }
+                    if min_ttl.1.is_none() {
+                        rx6 = None;
+                    } else if new_rx6.is_some() {
+                        rx6 = new_rx6;
+                    }
+                }
+            },
             got = recv(rx4.as_ref(), &mut buf4) => {
                 if let Ok((n, from)) = got {
                     deliver(&mut running, &buf4[..n], from, Instant::now());

@@ -222,18 +222,37 @@ impl Health {
     pub fn start_bfd(&mut self, cfg: &Config) {
         let want: Vec<rvs_bfd::driver::Instance> =
             cfg.bfd_instances.iter().filter_map(bfd_instance).collect();
-        if self.bfd.as_ref().map(rvs_bfd::driver::Bfd::config) == Some(&want[..]) {
-            return;
-        }
-        if let Some(old) = self.bfd.take() {
-            tokio::spawn(old.stop());
-        }
-        if let Ok(mut r) = self.bfd_registry.lock() {
-            r.clear();
-        }
         if want.is_empty() {
+            if let Some(old) = self.bfd.take() {
+                tokio::spawn(old.stop());
+            }
+            if let Ok(mut r) = self.bfd_registry.lock() {
+                r.clear();
+            }
             if let Ok(mut s) = self.bfd_status.lock() {
                 s.clear();
+            }
+            return;
+        }
+        // A reload reconciles: unchanged sessions go on (their neighbours and followers
+        // notice nothing), only added, changed and removed ones move.
+        if let Some(b) = &mut self.bfd {
+            match b.apply(want) {
+                Ok(d) => {
+                    if d.added.len() + d.changed.len() + d.removed.len() > 0 {
+                        tracing::info!(
+                            "BFD: {} session(s) kept, {} changed, {} added, {} removed",
+                            d.kept.len(),
+                            d.changed.len(),
+                            d.added.len(),
+                            d.removed.len()
+                        );
+                    }
+                    if let Ok(mut r) = self.bfd_registry.lock() {
+                        *r = b.watches();
+                    }
+                }
+                Err(e) => tracing::error!("BFD not reloaded, the running sessions go on: {e}"),
             }
             return;
         }

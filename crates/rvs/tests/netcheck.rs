@@ -133,17 +133,20 @@ fn bfd_check_follows_a_keepalived_bfd_session() {
         Duration::from_secs(10),
     );
     eprintln!("back {back:?} after the peer resumed");
-    // The operator interface shows the session.
-    let st = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .args(["status"])
-        .env("RVS_CONTROL", l.control("lb", rvs_n))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&st.stdout);
-    assert!(
-        text.contains("to_rs to 198.18.0.11: Up (remote Up), detection 300 ms"),
-        "status: {text}"
-    );
+    // The operator interface shows the session (once both sides have finished the
+    // handshake and the poll sequence that brings the timers down again).
+    let status = || {
+        let st = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(["status"])
+            .env("RVS_CONTROL", l.control("lb", rvs_n))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&st.stdout).into_owned()
+    };
+    let shown = Lab::wait(Duration::from_secs(5), || {
+        status().contains("to_rs to 198.18.0.11: Up (remote Up), detection 300 ms")
+    });
+    assert!(shown.is_some(), "status: {}", status());
     // rvs stops: AdminDown reaches keepalived, which goes Down at once.
     l.signal(&rvs, "TERM");
     l.wait_exit(&rvs, Duration::from_secs(10));
@@ -193,6 +196,21 @@ fn keepalived_bfd(l: &mut Lab, node: &str, me: &str, neighbor: &str) -> std::pat
     std::path::PathBuf::from(bfd)
 }
 
+/// One request to the control API over its Unix socket: the response, headers and body.
+fn api(sock: &std::path::Path, method: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: rvs\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_owned())
+}
+
 fn signal_pid_file(f: &std::path::Path, sig: &str) {
     let t = std::time::Instant::now();
     let pid = loop {
@@ -219,6 +237,8 @@ fn signal_pid_file(f: &std::path::Path, sig: &str) {
 /// VRRP's `track_bfd` (weight 0, the `bfd_instance`'s default) with `rvs run -P`: the
 /// instance is MASTER only while its BFD session to keepalived's BFD process is Up — the
 /// peer frozen (SIGSTOP) puts it in FAULT and the VIP goes; resumed, it comes back.
+/// Reloads reconcile the sessions: one that is kept does not move, one that changes
+/// restarts and VRRP goes on following it.
 #[test]
 fn vrrp_track_bfd_follows_the_session() {
     if !lab::prerequisites(true) {
@@ -238,6 +258,62 @@ fn vrrp_track_bfd_follows_the_session() {
         l.logs()
     );
     eprintln!("MASTER with the VIP after {up:?}");
+
+    // A reload that adds another session: to_b goes on untouched (no transition, the
+    // VIP never leaves).
+    let sock = l.control("a", 1);
+    let to_b = |sock: &std::path::Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&api(sock, "GET", "/v1/status")).unwrap_or_default();
+        let s = v["bfd"]
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["name"] == "to_b").cloned())
+            .unwrap_or_default();
+        (
+            s["state"].as_str().unwrap_or("").to_owned(),
+            s["transitions"].as_u64(),
+        )
+    };
+    let before = to_b(&sock);
+    assert_eq!(before.0, "Up", "{before:?}");
+    let spare = "bfd_instance spare {\n    neighbor_ip 198.18.0.9\n    source_ip 198.18.0.1\n}\n";
+    std::fs::write(l.dir.join("a-1.conf"), format!("{spare}{conf}")).unwrap();
+    let r = api(&sock, "POST", "/v1/reload");
+    assert!(r.contains("ok"), "{r}");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            l.has_addr("a", vip),
+            "the VIP left on a reload that kept to_b\n{}",
+            l.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(to_b(&sock), before, "to_b moved on a reload that kept it");
+
+    // A reload that changes to_b alone (VRRP's config is the same): the session restarts
+    // and VRRP still follows it (it used to follow a channel the restart had closed).
+    std::fs::write(
+        l.dir.join("a-1.conf"),
+        format!("{spare}{}", conf.replace("min_rx 100", "min_rx 150")),
+    )
+    .unwrap();
+    let r = api(&sock, "POST", "/v1/reload");
+    assert!(r.contains("ok"), "{r}");
+    let again = Lab::wait(Duration::from_secs(10), || {
+        to_b(&sock).0 == "Up" && l.has_addr("a", vip)
+    });
+    assert!(
+        again.is_some(),
+        "to_b not Up again after its change\n{}",
+        l.logs()
+    );
+    assert!(
+        l.logs().contains("BFD: 1 session(s) kept, 1 changed"),
+        "{}",
+        l.logs()
+    );
+
     signal_pid_file(&bfd_pid, "STOP");
     let gone = Lab::wait(Duration::from_secs(5), || !l.has_addr("a", vip));
     assert!(
