@@ -123,6 +123,17 @@ pub struct FlowEntry {
     pub expires_s: u32,
 }
 
+/// One live persistence template, as `-Lc` lists the kernel's (state `NONE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateEntry {
+    /// The client's address masked to the service's granularity.
+    pub client: IpAddr,
+    pub svc: SvcKey,
+    pub real: (IpAddr, u16),
+    /// Seconds left of the persistence timeout.
+    pub expires_s: u32,
+}
+
 fn sockaddr(a: [u8; 16], family: u8, port_be: u16) -> std::net::SocketAddr {
     let ip = if family == 4 {
         IpAddr::from([a[0], a[1], a[2], a[3]])
@@ -157,6 +168,8 @@ pub struct Xdp {
     /// as IPVS does with `last_weight`).
     last_weight: HashMap<(u32, IpAddr, u16), i32>,
     applied: HashMap<SvcKey, VipKey>,
+    /// Persistence timeout (s) by service id, 0 without persistence (`-Lc` templates).
+    persist_s: HashMap<u32, u32>,
     cfg: Config,
     /// The longest idle timeout: how long a retired slot may still be referenced.
     max_idle: Duration,
@@ -209,6 +222,7 @@ impl Xdp {
             tables: HashMap::new(),
             last_weight: HashMap::new(),
             applied: HashMap::new(),
+            persist_s: HashMap::new(),
             cfg,
             max_idle: Duration::from_mins(15),
         })
@@ -524,6 +538,7 @@ impl Xdp {
             }
             None => (0, 0),
         };
+        self.persist_s.insert(id, persist_s);
         let svc = Svc {
             id,
             sched,
@@ -540,6 +555,14 @@ impl Xdp {
     }
 
     /// Per-service and per-real-server counters, summed over CPUs.
+    /// Real server (address, port) by slot.
+    fn real_addrs(&self) -> HashMap<u32, (IpAddr, u16)> {
+        self.real_ids
+            .iter()
+            .map(|((_, a, p), slot)| (*slot, (*a, *p)))
+            .collect()
+    }
+
     /// The live flows (not yet expired by their idle timeout), at most `limit`. Walks
     /// the LRU map from userspace: two system calls per flow, so callers pace it.
     pub fn flows(&self, limit: usize) -> Result<Vec<FlowEntry>, XdpError> {
@@ -549,11 +572,7 @@ impl Xdp {
             )?;
         let now = monotonic_ns();
         let svc_of: HashMap<u32, SvcKey> = self.svc_ids.iter().map(|(k, v)| (*v, *k)).collect();
-        let real_of: HashMap<u32, (IpAddr, u16)> = self
-            .real_ids
-            .iter()
-            .map(|((_, a, p), slot)| (*slot, (*a, *p)))
-            .collect();
+        let real_of = self.real_addrs();
         let mut out = Vec::new();
         for item in &map {
             // An entry evicted between the key walk and the lookup is simply skipped.
@@ -577,6 +596,53 @@ impl Xdp {
                 svc: *svc,
                 real: *real,
                 fin: f.fin != 0,
+                expires_s: u32::try_from((timeout - idle) / 1_000_000_000).unwrap_or(u32::MAX),
+            });
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live persistence templates (used within their service's persistence
+    /// timeout), at most `limit`; paced by the caller like [`Xdp::flows`].
+    pub fn templates(&self, limit: usize) -> Result<Vec<TemplateEntry>, XdpError> {
+        let map: aya::maps::HashMap<&MapData, maps::TmplKey, maps::Tmpl> =
+            aya::maps::HashMap::try_from(
+                self.ebpf
+                    .map("templates")
+                    .ok_or(XdpError::Missing("templates"))?,
+            )?;
+        let now = monotonic_ns();
+        let real_of = self.real_addrs();
+        let mut out = Vec::new();
+        for item in &map {
+            let Ok((k, t)) = item else { continue };
+            let Some((svc, timeout_s)) = self
+                .svc_ids
+                .iter()
+                .find(|(_, id)| **id == k.svc)
+                .and_then(|(key, id)| self.persist_s.get(id).map(|p| (*key, *p)))
+            else {
+                continue;
+            };
+            let timeout = u64::from(timeout_s) * 1_000_000_000;
+            let idle = now.saturating_sub(t.last_ns);
+            if idle >= timeout {
+                continue;
+            }
+            let Some(real) = real_of.get(&t.real) else {
+                continue;
+            };
+            let v4 = match svc {
+                SvcKey::Addr { addr, .. } => addr.is_ipv4(),
+                SvcKey::Fwmark { v6, .. } => !v6,
+            };
+            out.push(TemplateEntry {
+                client: sockaddr(k.client, if v4 { 4 } else { 6 }, 0).ip(),
+                svc,
+                real: *real,
                 expires_s: u32::try_from((timeout - idle) / 1_000_000_000).unwrap_or(u32::MAX),
             });
             if out.len() >= limit {

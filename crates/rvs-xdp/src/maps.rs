@@ -128,6 +128,26 @@ pub struct Flow {
     pub pad3: u32,
 }
 
+/// `struct tmpl_key`: a persistence template's client (masked to the granularity) and
+/// service.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TmplKey {
+    pub client: [u8; 16],
+    pub svc: u32,
+}
+
+/// `struct tmpl`: the real server a client's new flows go to, and when it was last used.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tmpl {
+    pub last_ns: u64,
+    pub real: u32,
+    pub pad: u32,
+}
+
+const _: () = assert!(size_of::<TmplKey>() == 20);
+const _: () = assert!(size_of::<Tmpl>() == 16);
 const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<Flow>() == 32);
 const _: () = assert!(size_of::<VipKey>() == 20);
@@ -153,3 +173,7 @@ unsafe impl aya::Pod for Counters {}
 unsafe impl aya::Pod for FlowKey {}
 // SAFETY: as above (`Flow`'s tail padding is the explicit `pad3`).
 unsafe impl aya::Pod for Flow {}
+// SAFETY: as above.
+unsafe impl aya::Pod for TmplKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Tmpl {}

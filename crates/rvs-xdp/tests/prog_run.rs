@@ -613,6 +613,27 @@ fn persistence_keeps_a_client_on_one_real_server() {
         .unwrap()
         .1[5];
     assert_ne!(other, first);
+    // The templates, as `-Lc` lists them: one per /24, masked, with its real server.
+    let mut t = x.templates(10).unwrap();
+    t.sort_by_key(|e| e.client);
+    let got: Vec<(IpAddr, u8)> = t
+        .iter()
+        .map(|e| {
+            assert!((298..=300).contains(&e.expires_s), "{e:?}");
+            let IpAddr::V4(r) = e.real.0 else {
+                panic!("{e:?}")
+            };
+            (e.client, r.octets()[3])
+        })
+        .collect();
+    let mac_last = |m: u8| if m == mac_of(11)[5] { 11 } else { 12 };
+    assert_eq!(
+        got,
+        vec![
+            ("198.18.3.0".parse().unwrap(), mac_last(first)),
+            ("198.18.4.0".parse().unwrap(), mac_last(other)),
+        ]
+    );
 }
 
 #[test]

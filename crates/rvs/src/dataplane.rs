@@ -380,11 +380,14 @@ async fn copy_kernel_counters(
 /// 20 × as long as this one took (at least a second).
 fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Duration {
     let t0 = std::time::Instant::now();
-    let flows = match xdp
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .flows(1 << 22)
-    {
+    let read = {
+        let x = xdp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        x.flows(1 << 22)
+            .and_then(|f| Ok((f, x.templates(1 << 20)?)))
+    };
+    let (flows, templates) = match read {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!("reading the XDP flow table: {e}");
@@ -402,6 +405,11 @@ fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Du
             c.1 += 1;
         }
     }
+    // Persistence templates count as the kernel's PersistConn.
+    let mut persist: std::collections::HashMap<XdpKey, u32> = std::collections::HashMap::new();
+    for t in &templates {
+        *persist.entry((t.svc, t.real.0, t.real.1)).or_default() += 1;
+    }
     {
         let mut table = shared
             .ipvs
@@ -413,7 +421,8 @@ fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Du
                 ts.dests().map(|(id, d)| (id, d.addr, d.port)).collect();
             for (id, addr, port) in dests {
                 let (a, i) = counts.get(&(key, addr, port)).copied().unwrap_or_default();
-                ts.set_conn_counts(id, a, i, 0);
+                let p = persist.get(&(key, addr, port)).copied().unwrap_or_default();
+                ts.set_conn_counts(id, a, i, p);
             }
         }
     }
@@ -435,7 +444,23 @@ fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Du
             daddr: f.real.0,
             dport: f.real.1,
         })
-        .collect();
+        .chain(templates.iter().filter_map(|t| {
+            let rvs_sched::SvcKey::Addr { proto, addr, port } = t.svc else {
+                return None;
+            };
+            Some(rvs_adm::Conn {
+                proto: crate::convert::adm_proto(proto).name().to_owned(),
+                expires_s: u64::from(t.expires_s),
+                state: "NONE".to_owned(),
+                caddr: t.client,
+                cport: 0,
+                vaddr: addr,
+                vport: port,
+                daddr: t.real.0,
+                dport: t.real.1,
+            })
+        }))
+        .collect::<Vec<_>>();
     *list
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = conns;

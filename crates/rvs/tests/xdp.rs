@@ -66,6 +66,11 @@ fn vip80() -> SocketAddr {
 
 /// `rvs adm -Ln --stats` of a director: (`InPkts`, `OutPkts`) of the VIP service.
 fn service_packets(sock: &std::path::Path) -> (u64, u64) {
+    service_packets_of(sock, "TCP  198.18.0.50:80")
+}
+
+/// (`InPkts`, `OutPkts`) of the service whose `--stats` line starts with `service`.
+fn service_packets_of(sock: &std::path::Path, service: &str) -> (u64, u64) {
     let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
         .args(["adm", "-Ln", "--stats"])
         .env("RVS_CONTROL", sock)
@@ -74,7 +79,7 @@ fn service_packets(sock: &std::path::Path) -> (u64, u64) {
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let line = text
         .lines()
-        .find(|l| l.starts_with("TCP  198.18.0.50:80"))
+        .find(|l| l.starts_with(service))
         .unwrap_or_else(|| panic!("{text}"));
     let f: Vec<u64> = line
         .split_whitespace()
@@ -216,11 +221,12 @@ fn seed_dr_setup_in_native_mode() {
     );
 }
 
-/// A director with the VIP on eth0 and the XDP data plane, for NAT and TUN.
-fn director(l: &mut Lab, method: &str, rport: u16) {
+/// A director with the VIP on eth0 and the XDP data plane, for NAT and TUN; `extra`:
+/// more `virtual_server` lines.
+fn director(l: &mut Lab, method: &str, rport: u16, extra: &str) {
     l.ip_in("dir", &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]);
     let conf = format!(
-        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind {method}\n    protocol TCP\n    \
+        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind {method}\n    protocol TCP\n{extra}    \
          real_server 198.18.0.11 {rport} {{\n        weight 1\n    }}\n    \
          real_server 198.18.0.12 {rport} {{\n        weight 1\n    }}\n}}\n"
     );
@@ -254,7 +260,7 @@ fn nat_rewrites_both_ways_through_the_director() {
             ],
         );
     }
-    director(&mut l, "NAT", 8080);
+    director(&mut l, "NAT", 8080, "");
     let client = l.ns("c");
     let up = Lab::wait(Duration::from_secs(10), || {
         lab::http_get(&client, vip80()).is_ok()
@@ -317,7 +323,7 @@ fn tun_sends_ip_in_ip_to_the_real_server() {
         return;
     }
     let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
-    director(&mut l, "TUN", 80);
+    director(&mut l, "TUN", 80, "    persistence_timeout 300\n");
     // Without an ipip module the real server cannot decapsulate: capture instead.
     let rs1 = l.ns("rs1");
     let rs2 = l.ns("rs2");
@@ -368,4 +374,99 @@ fn tun_sends_ip_in_ip_to_the_real_server() {
     assert_eq!(&inner[12..16], &[198, 18, 0, 100]);
     assert_eq!(&inner[16..20], &[198, 18, 0, 50]);
     assert_eq!(u16::from_be_bytes([inner[22], inner[23]]), 80);
+    // The service is persistent: `rvs adm -Lnc` lists the client's template as ipvsadm
+    // lists the kernel's (state NONE, client port 0), towards the real server used.
+    let real = format!("198.18.0.{}:80", got[19]);
+    let adm = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("adm")
+            .args(args)
+            .env("RVS_CONTROL", l.control("dir", 0))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let listed = Lab::wait(Duration::from_secs(5), || {
+        adm(&["-Lnc"]).lines().any(|x| {
+            let w: Vec<&str> = x.split_whitespace().collect();
+            w.len() == 6
+                && w[0] == "TCP"
+                && w[2] == "NONE"
+                && w[3] == "198.18.0.100:0"
+                && w[4] == "198.18.0.50:80"
+                && w[5] == real
+        })
+    });
+    assert!(
+        listed.is_some(),
+        "no template for the client:\n{}",
+        adm(&["-Lnc"])
+    );
+    // ... and counts it as the real server's PersistConn.
+    let pc = adm(&["-Ln", "--persistent-conn"]);
+    let line = pc
+        .lines()
+        .find(|x| x.contains(&format!("-> {real}")))
+        .unwrap_or_else(|| panic!("{pc}"));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(w.get(4), Some(&"1"), "PersistConn of {real}:\n{pc}");
+}
+
+/// LVS-DR over IPv6 through the XDP program: the VIP `fd00:198:18::50` on the director's
+/// eth0, on the real servers' `lo` (IPv6 neighbour discovery answers only for the
+/// receiving interface's addresses, so no ARP-style sysctls are needed); the client
+/// reaches both real servers and their replies bypass the director.
+#[test]
+fn dr_over_ipv6_reaches_both_real_servers() {
+    if !prerequisites() {
+        return;
+    }
+    let vip6 = "fd00:198:18::50";
+    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
+    for rs in ["rs1", "rs2"] {
+        l.ip_in(rs, &["addr", "add", &format!("{vip6}/128"), "dev", "lo"]);
+        l.spawn_cmd(
+            rs,
+            &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "[::]:80"],
+        );
+    }
+    l.ip_in(
+        "dir",
+        &[
+            "addr",
+            "add",
+            &format!("{vip6}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    );
+    let conf = format!(
+        "virtual_server {vip6} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+         real_server fd00:198:18::11 80 {{\n        weight 1\n    }}\n    \
+         real_server fd00:198:18::12 80 {{\n        weight 1\n    }}\n}}\n"
+    );
+    l.rvs(
+        "dir",
+        &conf,
+        &["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"],
+    );
+    let client = l.ns("c");
+    let vip: SocketAddr = format!("[{vip6}]:80").parse().unwrap();
+    let up = Lab::wait(Duration::from_secs(10), || {
+        lab::http_get(&client, vip).is_ok()
+    });
+    assert!(up.is_some(), "the IPv6 VIP never answered\n{}", l.logs());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        seen.insert(lab::http_get(&client, vip).unwrap());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec!["rs1".to_owned(), "rs2".to_owned()]
+    );
+    std::thread::sleep(Duration::from_millis(1300));
+    let (inp, outp) = service_packets_of(&l.control("dir", 2), &format!("TCP  [{vip6}]:80"));
+    assert!(inp > 20, "{inp} packets in");
+    assert_eq!(outp, 0, "DR: no reply through the director");
 }
