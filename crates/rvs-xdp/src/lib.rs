@@ -99,7 +99,8 @@ pub struct ApplyReport {
     pub reals_written: usize,
 }
 
-fn label(key: &SvcKey) -> String {
+/// A service as messages name it: `Tcp 198.18.0.50:80`, `fwmark 1`.
+pub fn label(key: &SvcKey) -> String {
     match key {
         SvcKey::Addr { proto, addr, port } => {
             format!("{proto:?} {}", std::net::SocketAddr::new(*addr, *port))

@@ -1,8 +1,11 @@
 //! Real servers' MAC addresses from the kernel neighbour table, resolved actively when
-//! missing (a datagram to the discard port makes the kernel ARP / solicit for it).
+//! missing (a datagram to the discard port makes the kernel ARP / solicit for it). A
+//! real server behind a router (TUN, NAT) is reached through its gateway's MAC: the
+//! kernel's route lookup (`ip route get`) says which.
 
 use futures_util::stream::TryStreamExt as _;
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -56,17 +59,54 @@ fn nudge(ip: IpAddr) {
     }
 }
 
-/// The MACs of `ips`, waiting up to `limit` for the ones the kernel has to resolve.
+/// The gateway the kernel routes each of `ips` through (`None`: on the link, or no
+/// route — the neighbour lookup then fails on its own).
+pub async fn gateways(ips: &[IpAddr]) -> HashMap<IpAddr, Option<IpAddr>> {
+    let mut out: HashMap<IpAddr, Option<IpAddr>> = ips.iter().map(|i| (*i, None)).collect();
+    let Ok((conn, handle, _)) = rtnetlink::new_connection() else {
+        return out;
+    };
+    let task = tokio::spawn(conn);
+    for ip in ips {
+        let prefix = if ip.is_ipv4() { 32 } else { 128 };
+        let Ok(msg) = rtnetlink::RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(*ip, prefix)
+            .map(rtnetlink::RouteMessageBuilder::build)
+        else {
+            continue;
+        };
+        let mut s = handle.route().get(msg).execute();
+        if let Ok(Some(r)) = s.try_next().await {
+            let gw = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(v)) => Some(IpAddr::V4(*v)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(v)) => Some(IpAddr::V6(*v)),
+                _ => None,
+            });
+            out.insert(*ip, gw);
+        }
+    }
+    task.abort();
+    out
+}
+
+/// The next-hop MACs of `ips` (their own, or their gateway's), waiting up to `limit` for
+/// the ones the kernel has to resolve.
 pub async fn resolve(ips: &[IpAddr], limit: Duration) -> HashMap<IpAddr, [u8; 6]> {
+    let gws = gateways(ips).await;
+    let hop = |i: &IpAddr| gws.get(i).copied().flatten().unwrap_or(*i);
     let t0 = tokio::time::Instant::now();
     let mut nudged = false;
     loop {
         let t = table().await.unwrap_or_default();
-        let missing: Vec<IpAddr> = ips.iter().filter(|i| !t.contains_key(i)).copied().collect();
+        let missing: Vec<IpAddr> = ips
+            .iter()
+            .filter(|i| !t.contains_key(&hop(i)))
+            .copied()
+            .collect();
         if missing.is_empty() || t0.elapsed() >= limit {
             return ips
                 .iter()
-                .filter_map(|i| t.get(i).map(|m| (*i, *m)))
+                .filter_map(|i| t.get(&hop(i)).map(|m| (*i, *m)))
                 .collect();
         }
         if !nudged {

@@ -221,6 +221,25 @@ fn seed_dr_setup_in_native_mode() {
     );
 }
 
+/// The first IP-in-IP packet that reaches namespace `ns` (a raw socket for protocol 4:
+/// without an ipip module nobody decapsulates), or `None` after 8 s.
+fn capture_ipip(ns: String) -> std::thread::JoinHandle<Option<Vec<u8>>> {
+    std::thread::spawn(move || {
+        lab::in_ns(&ns, || {
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(4)),
+            )
+            .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+            let mut buf = [0u8; 2048];
+            let n = std::io::Read::read(&mut &s, &mut buf).ok()?;
+            Some(buf[..n].to_vec())
+        })
+    })
+}
+
 /// A director with the VIP on eth0 and the XDP data plane, for NAT and TUN; `extra`:
 /// more `virtual_server` lines.
 fn director(l: &mut Lab, method: &str, rport: u16, extra: &str) {
@@ -327,24 +346,8 @@ fn tun_sends_ip_in_ip_to_the_real_server() {
     // Without an ipip module the real server cannot decapsulate: capture instead.
     let rs1 = l.ns("rs1");
     let rs2 = l.ns("rs2");
-    let capture = |ns: String| {
-        std::thread::spawn(move || {
-            lab::in_ns(&ns, || {
-                let s = socket2::Socket::new(
-                    socket2::Domain::IPV4,
-                    socket2::Type::RAW,
-                    Some(socket2::Protocol::from(4)),
-                )
-                .unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
-                let mut buf = [0u8; 2048];
-                let n = std::io::Read::read(&mut &s, &mut buf).ok()?;
-                Some(buf[..n].to_vec())
-            })
-        })
-    };
-    let t1 = capture(rs1);
-    let t2 = capture(rs2);
+    let t1 = capture_ipip(rs1);
+    let t2 = capture_ipip(rs2);
     std::thread::sleep(Duration::from_millis(300));
     let client = l.ns("c");
     let sent = Lab::wait(Duration::from_secs(8), || {
@@ -469,4 +472,110 @@ fn dr_over_ipv6_reaches_both_real_servers() {
     let (inp, outp) = service_packets_of(&l.control("dir", 2), &format!("TCP  [{vip6}]:80"));
     assert!(inp > 20, "{inp} packets in");
     assert_eq!(outp, 0, "DR: no reply through the director");
+}
+
+/// TUN to a real server behind a router: the director has no route of its own to
+/// 198.19.1.0/24 but through the gateway 198.18.0.254, so the encapsulated frame goes
+/// to the gateway's MAC, and the gateway forwards it (the outer TTL arrives one below
+/// the program's 64). An LVS-DR real server behind the same router is refused at start
+/// with the reason (DR only rewrites MACs).
+#[test]
+fn tun_reaches_a_real_server_behind_a_router() {
+    if !prerequisites() {
+        return;
+    }
+    let mut l = Lab::new(&[("dir", 1), ("gw", 254), ("far", 11), ("c", 100)]);
+    l.ip_in("gw", &["addr", "add", "198.19.1.254/24", "dev", "eth0"]);
+    for kv in [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.all.send_redirects=0",
+        "net.ipv4.conf.eth0.send_redirects=0",
+    ] {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &l.ns("gw"), "sysctl", "-qw", kv])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{kv}");
+    }
+    l.ip_in("far", &["addr", "add", "198.19.1.11/24", "dev", "eth0"]);
+    l.ip_in(
+        "dir",
+        &["route", "add", "198.19.1.0/24", "via", "198.18.0.254"],
+    );
+    l.ip_in("dir", &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+
+    // DR to a routed real server: refused, with the reason.
+    let dr = l.dir.join("dr.conf");
+    std::fs::write(
+        &dr,
+        format!(
+            "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 198.19.1.11 80 {{\n        weight 1\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let o = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &l.ns("dir")])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args([
+            "run",
+            "-C",
+            "--dataplane",
+            "xdp",
+            "--xdp-iface",
+            "eth0",
+            "-f",
+        ])
+        .arg(&dr)
+        .arg("--control")
+        .arg(l.dir.join("dr.sock"))
+        .arg("--pid-file")
+        .arg(l.dir.join("dr.pid"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success(),
+        "DR to a routed real server started\n{err}"
+    );
+    assert!(
+        err.contains("DR real server 198.19.1.11 is routed through 198.18.0.254"),
+        "{err}"
+    );
+
+    let conf = format!(
+        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind TUN\n    protocol TCP\n    \
+         real_server 198.19.1.11 80 {{\n        weight 1\n    }}\n}}\n"
+    );
+    l.rvs(
+        "dir",
+        &conf,
+        &["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"],
+    );
+    let cap = capture_ipip(l.ns("far"));
+    std::thread::sleep(Duration::from_millis(300));
+    let client = l.ns("c");
+    let sent = Lab::wait(Duration::from_secs(8), || {
+        let _ = lab::in_ns(&client, || {
+            std::net::TcpStream::connect_timeout(&vip80(), Duration::from_millis(300))
+        });
+        cap.is_finished()
+    });
+    assert!(
+        sent.is_some(),
+        "nothing reached the far real server\n{}",
+        l.logs()
+    );
+    let got = cap.join().unwrap().expect("a captured IP-in-IP packet");
+    assert_eq!(got[9], 4, "outer protocol IPIP");
+    assert_eq!(&got[12..16], &[198, 18, 0, 1], "outer source: the director");
+    assert_eq!(
+        &got[16..20],
+        &[198, 19, 1, 11],
+        "outer destination: the real server"
+    );
+    assert_eq!(got[8], 63, "forwarded once, by the gateway");
+    let inner = &got[20..];
+    assert_eq!(&inner[12..16], &[198, 18, 0, 100]);
+    assert_eq!(&inner[16..20], &[198, 18, 0, 50]);
 }
