@@ -47,6 +47,9 @@ pub struct Handoff {
     pub state: State,
     /// The VIPs it holds (on MASTER).
     pub held: Vec<(IpAddr, u8, u32)>,
+    /// Its counters (adverts received, sent, priority 0 sent, became MASTER, dropped by
+    /// reason): a reload does not reset what operators graph.
+    pub counters: (u64, u64, u64, u64, Vec<u64>),
 }
 
 /// Tracker results a reload hands to the next engine, so that a kept instance does not
@@ -103,6 +106,8 @@ struct Grp {
 }
 
 pub struct Engine {
+    /// Instances waiting for their interface: published in FAULT.
+    waiting: Vec<InstancePlan>,
     /// The keys under which [`Carry`] hands the trackers' results on: scripts,
     /// `bfd_instance`s and processes, in the plan's order.
     keys: (Vec<String>, Vec<String>, Vec<String>),
@@ -302,6 +307,11 @@ impl Engine {
                     })?,
             );
             let rx = Arc::new(RxStats::default());
+            let carried = handoff.map(|h| h.counters.clone()).unwrap_or_default();
+            rx.adverts.store(carried.0, Ordering::Relaxed);
+            for (d, n) in rx.dropped.iter().zip(&carried.4) {
+                d.store(*n, Ordering::Relaxed);
+            }
             let reader = tokio::spawn(reader(
                 i,
                 p.clone(),
@@ -340,9 +350,9 @@ impl Engine {
                 quiet: handoff.map(|h| h.state),
                 fault: false,
                 rx,
-                tx: 0,
-                prio_zero_tx: 0,
-                became_master: 0,
+                tx: carried.1,
+                prio_zero_tx: carried.2,
+                became_master: carried.3,
                 reader,
             });
         }
@@ -465,6 +475,7 @@ impl Engine {
             plan.processes.iter().map(|p| format!("{p:?}")).collect(),
         );
         let engine = Engine {
+            waiting: plan.waiting.clone(),
             keys,
             rts,
             groups,
@@ -838,6 +849,17 @@ impl Engine {
                         } else {
                             Vec::new()
                         },
+                        counters: (
+                            rt.rx.adverts.load(Ordering::Relaxed),
+                            rt.tx,
+                            rt.prio_zero_tx,
+                            rt.became_master,
+                            rt.rx
+                                .dropped
+                                .iter()
+                                .map(|d| d.load(Ordering::Relaxed))
+                                .collect(),
+                        ),
                     });
                     continue;
                 }
@@ -944,6 +966,31 @@ impl Engine {
                 priority_zero_tx: rt.prio_zero_tx,
                 became_master: rt.became_master,
                 dropped,
+            });
+        }
+        for p in &self.waiting {
+            out.push(InstanceStatus {
+                name: p.name.clone(),
+                interface: p.iface.clone(),
+                vrid: p.vrid,
+                version: p.version,
+                state: "FAULT".to_owned(),
+                base_priority: p.priority,
+                priority: p.priority,
+                source: String::new(),
+                master: None,
+                master_priority: None,
+                vips: p
+                    .vips
+                    .iter()
+                    .map(|v| format!("{}/{}", v.address, v.prefix_len))
+                    .collect(),
+                sync_group: None,
+                adverts_rx: 0,
+                adverts_tx: 0,
+                priority_zero_tx: 0,
+                became_master: 0,
+                dropped: BTreeMap::new(),
             });
         }
         if let Ok(mut s) = self.status.lock() {

@@ -68,13 +68,34 @@ pub struct InstanceStatus {
     pub dropped: BTreeMap<String, u64>,
 }
 
+/// `plan` with the instances that cannot start now — their interface missing, or without
+/// an address to send adverts from — set aside in [`Plan::waiting`].
+async fn split(plan: &Plan) -> Plan {
+    let Ok(nl) = link::Netlink::new() else {
+        return plan.clone();
+    };
+    let mut ready = std::collections::HashSet::new();
+    for p in &plan.instances {
+        let Ok(l) = nl.link(&p.iface).await else {
+            continue;
+        };
+        let exclude: Vec<std::net::IpAddr> = p.vips.iter().map(|v| v.address).collect();
+        if p.src.is_some() || matches!(nl.primary(l.index, p.v6, &exclude).await, Ok(Some(_))) {
+            ready.insert(p.name.clone());
+        }
+    }
+    plan.split_waiting(|p| ready.contains(&p.name))
+}
+
 /// The running VRRP instances.
 pub struct Vrrp {
     stop: Option<tokio::sync::oneshot::Sender<engine::StopMode>>,
     task: tokio::task::JoinHandle<engine::Handover>,
     pub status: Arc<Mutex<Vec<InstanceStatus>>>,
-    /// What runs: a reload with the same plan changes nothing.
+    /// What was asked: a reload with the same plan changes nothing.
     plan: Plan,
+    /// What runs: `plan` with the instances that cannot start yet set aside.
+    running: Plan,
     /// The BFD sessions `track_bfd` follows (kept for reloads).
     bfd: rvs_bfd::driver::Registry,
 }
@@ -110,8 +131,17 @@ impl Vrrp {
         handover: Option<&engine::Handover>,
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
+        let running = split(&plan).await;
+        for p in &running.waiting {
+            tracing::warn!(
+                "({}) {} does not exist or has no {} address yet: FAULT until it can start",
+                p.name,
+                p.iface,
+                if p.v6 { "IPv6" } else { "IPv4" }
+            );
+        }
         let (engine, track_rx, adv_rx) =
-            engine::Engine::new(plan.clone(), status.clone(), handover, &bfd).await?;
+            engine::Engine::new(running.clone(), status.clone(), handover, &bfd).await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(engine.run(track_rx, adv_rx, stop_rx));
         Ok(Vrrp {
@@ -119,8 +149,57 @@ impl Vrrp {
             task,
             status,
             plan,
+            running,
             bfd,
         })
+    }
+
+    /// Starts instances that were waiting for their interface once it can carry them
+    /// (the running ones go on, as on a reload). Call it periodically; returns what
+    /// happened when something did.
+    pub async fn poll_waiting(&mut self) -> Option<String> {
+        if self.running.waiting.is_empty() {
+            return None;
+        }
+        let now = split(&self.plan).await;
+        if now.waiting.len() >= self.running.waiting.len() {
+            return None;
+        }
+        let keep: Vec<String> = self
+            .running
+            .instances
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let handover = self.halt(engine::StopMode::Reload(keep)).await;
+        let status = self.status.clone();
+        let bfd = self.bfd.clone();
+        match Vrrp::start_from(
+            self.plan.clone(),
+            status.clone(),
+            Some(&handover),
+            bfd.clone(),
+        )
+        .await
+        {
+            Ok(v) => {
+                let started = self.running.waiting.len() - v.running.waiting.len();
+                *self = v;
+                Some(format!("VRRP: {started} waiting instance(s) started"))
+            }
+            Err(e) => {
+                // Back to what ran (its instances were ready a moment ago).
+                tracing::error!("VRRP: starting the waiting instances failed: {e}");
+                let running = self.running.clone();
+                if let Ok(v) = Vrrp::start_from(running, status, Some(&handover), bfd).await {
+                    *self = Vrrp {
+                        plan: self.plan.clone(),
+                        ..v
+                    };
+                }
+                None
+            }
+        }
     }
 
     /// Leaves gracefully: priority-0 adverts from MASTERs, VIPs removed, STOP notified.
@@ -148,14 +227,31 @@ impl Vrrp {
         if format!("{plan:?}") == format!("{:?}", self.plan) {
             return (Ok(self), "VRRP unchanged".into());
         }
-        if let Err(e) = engine::preflight(&plan).await {
+        // New instances may wait for their interface; a running one is not moved to an
+        // interface that cannot carry it (a typo would drop a MASTER's VIPs).
+        let ready = split(&plan).await;
+        if let Some(p) = ready
+            .waiting
+            .iter()
+            .find(|p| self.running.instances.iter().any(|r| r.name == p.name))
+        {
+            return (
+                Ok(self),
+                format!(
+                    "error: VRRP not reloaded, the running instances are kept: vrrp_instance {}: \
+                     {} does not exist or has no address to send adverts from",
+                    p.name, p.iface
+                ),
+            );
+        }
+        if let Err(e) = engine::preflight(&ready).await {
             return (
                 Ok(self),
                 format!("error: VRRP not reloaded, the running instances are kept: {e}"),
             );
         }
         let running: Vec<InstanceStatus> = self.snapshot();
-        let keep: Vec<String> = plan
+        let keep: Vec<String> = ready
             .instances
             .iter()
             .filter(|p| {
@@ -171,7 +267,7 @@ impl Vrrp {
         let msg = format!(
             "VRRP: {} instance(s) kept, {} started, {} stopped",
             keep.len(),
-            plan.instances.len() - keep.len(),
+            ready.instances.len() - keep.len(),
             running.iter().filter(|r| !keep.contains(&r.name)).count()
         );
         let status = self.status.clone();

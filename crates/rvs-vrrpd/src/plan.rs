@@ -175,11 +175,66 @@ pub struct Plan {
     pub startup_delay_us: u64,
     pub script_security: bool,
     pub script_user: Option<String>,
+    /// Instances set aside because their interface does not exist (yet): shown in FAULT,
+    /// started when it appears (see [`Plan::split_waiting`]).
+    pub waiting: Vec<InstancePlan>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
+        self.instances.is_empty() && self.waiting.is_empty()
+    }
+
+    /// Moves the instances that are not `ready` (their interface missing, or without an
+    /// address to send adverts from) into
+    /// [`Plan::waiting`], with every member of their sync group (keepalived holds such
+    /// an instance, and its group, in FAULT until the interface appears). Group and
+    /// instance indices are renumbered.
+    #[must_use]
+    pub fn split_waiting(&self, ready: impl Fn(&InstancePlan) -> bool) -> Plan {
+        let mut wait: Vec<bool> = self.instances.iter().map(|p| !ready(p)).collect();
+        for g in &self.groups {
+            if g.members
+                .iter()
+                .any(|m| wait.get(*m).copied().unwrap_or(false))
+            {
+                for m in &g.members {
+                    if let Some(w) = wait.get_mut(*m) {
+                        *w = true;
+                    }
+                }
+            }
+        }
+        let mut out = Plan {
+            instances: Vec::new(),
+            groups: Vec::new(),
+            waiting: self.waiting.clone(),
+            ..self.clone()
+        };
+        let mut new_index = vec![None; self.instances.len()];
+        for (i, p) in self.instances.iter().enumerate() {
+            if wait[i] {
+                out.waiting.push(p.clone());
+            } else {
+                new_index[i] = Some(out.instances.len());
+                out.instances.push(p.clone());
+            }
+        }
+        let mut new_group = vec![None; self.groups.len()];
+        for (k, g) in self.groups.iter().enumerate() {
+            let members: Vec<usize> = g.members.iter().filter_map(|m| new_index[*m]).collect();
+            if !members.is_empty() {
+                new_group[k] = Some(out.groups.len());
+                out.groups.push(GroupPlan {
+                    members,
+                    ..g.clone()
+                });
+            }
+        }
+        for p in &mut out.instances {
+            p.group = p.group.and_then(|g| new_group[g]);
+        }
+        out
     }
 }
 

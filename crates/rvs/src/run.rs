@@ -313,7 +313,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
     let mut runtime: Vec<rvs_adm::cmd::Command> = Vec::new();
-    // lvs_sync_daemon: the kernel's sync daemon follows a VRRP instance (checked each second).
+    // lvs_sync_daemon: the kernel's sync daemon follows a VRRP instance, and VRRP instances
+    // waiting for their interface are started (both checked each second).
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     let mut sync_role: Option<bool> = None;
     loop {
@@ -349,7 +350,15 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd).await);
                 }
             },
-            _ = sync_tick.tick() => follow_sync_daemon(&mut proxy, &cfg, &vrrp_status, &mut sync_role),
+            _ = sync_tick.tick() => {
+                follow_sync_daemon(&mut proxy, &cfg, &vrrp_status, &mut sync_role);
+                // Instances waiting for their interface start once it can carry them.
+                if let Some(v) = vrrp.as_mut() {
+                    if let Some(msg) = v.poll_waiting().await {
+                        tracing::info!("{msg}");
+                    }
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

@@ -669,3 +669,72 @@ fn split_brain_startup_delay_and_deleted_instance() {
     );
     assert!(!l.has_addr("a", vip), "the removed instance left its VIP");
 }
+
+/// An instance whose interface does not exist at start waits in FAULT while the others
+/// run (keepalived's behaviour; rvs used to refuse to start), and starts once the
+/// interface appears with an address — without disturbing the instance that ran.
+#[test]
+fn an_instance_waits_for_its_interface() {
+    if !lab::prerequisites(false) {
+        return;
+    }
+    let mut l = Lab::new(&[("a", 1)]);
+    let conf = "vrrp_instance LATE {\n  state BACKUP\n  interface late0\n  virtual_router_id 71\n  \
+                priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {\n    198.18.7.50/24\n  }\n}\n\
+                vrrp_instance NOW {\n  state BACKUP\n  interface eth0\n  virtual_router_id 72\n  \
+                priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {\n    198.18.0.72/24\n  }\n}\n";
+    l.rvs("a", conf, &["-P"]);
+    let sock = l.control("a", 0);
+    let state = |name: &str| -> (String, u64) {
+        let r = get(&sock, "/v1/vrrp");
+        let body = r.split_once("\r\n\r\n").map_or("", |x| x.1);
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let i = v
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["name"] == name).cloned())
+            .unwrap_or_default();
+        (
+            i["state"].as_str().unwrap_or("").to_owned(),
+            i["became_master"].as_u64().unwrap_or(0),
+        )
+    };
+    let running = Lab::wait(Duration::from_secs(5), || {
+        sock.exists() && state("NOW").0 == "MASTER" && state("LATE").0 == "FAULT"
+    });
+    assert!(
+        running.is_some(),
+        "{}\n{}",
+        get(&sock, "/v1/vrrp"),
+        l.logs()
+    );
+    assert!(l.has_addr("a", "198.18.0.72"));
+    assert!(
+        l.logs()
+            .contains("(LATE) late0 does not exist or has no IPv4 address yet"),
+        "{}",
+        l.logs()
+    );
+    // The interface appears (a veth pair: this kernel has no dummy module).
+    l.ip_in(
+        "a",
+        &[
+            "link", "add", "late0", "type", "veth", "peer", "name", "late1",
+        ],
+    );
+    l.ip_in("a", &["addr", "add", "198.18.7.1/24", "dev", "late0"]);
+    l.ip_in("a", &["link", "set", "late1", "up"]);
+    l.ip_in("a", &["link", "set", "late0", "up"]);
+    let started = Lab::wait(Duration::from_secs(6), || {
+        state("LATE").0 == "MASTER" && on_dev(&l, "a", "late0", "198.18.7.50")
+    });
+    assert!(
+        started.is_some(),
+        "{}\n{}",
+        get(&sock, "/v1/vrrp"),
+        l.logs()
+    );
+    eprintln!("LATE MASTER {started:?} after late0 appeared");
+    // NOW went on untouched, its counters too (one transition to MASTER, at start).
+    assert_eq!(state("NOW"), ("MASTER".to_owned(), 1), "NOW was disturbed");
+    assert!(l.has_addr("a", "198.18.0.72"));
+}
