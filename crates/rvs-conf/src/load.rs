@@ -231,6 +231,7 @@ impl Loader<'_> {
                 "vrrp_startup_delay" | "vrrp_delay_after_boot" => {
                     set(&mut g.vrrp_startup_delay, a.arg_timer(n, 0.0, 3600.0));
                 }
+                "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = a.flag(n),
                 "enable_script_security" => g.enable_script_security = a.bare(n),
                 "script_user" => {
                     a.extra(n, 2);
@@ -558,6 +559,7 @@ impl Loader<'_> {
             notify: Notify::default(),
             trackers: Trackers::default(),
             sync_group_tracking_weight: false,
+            notify_priority_changes: None,
             smtp_alert: false,
         };
         for n in node.children() {
@@ -573,6 +575,9 @@ impl Loader<'_> {
                 }
                 "sync_group_tracking_weight" => g.sync_group_tracking_weight = self.a.bare(n),
                 "smtp_alert" => g.smtp_alert = self.a.flag(n),
+                "notify_priority_changes" => {
+                    g.notify_priority_changes = Some(self.a.flag(n));
+                }
                 "global_tracking" => deprecated(&mut self.a, n, "sync_group_tracking_weight"),
                 _ => {
                     if !self.notify(n, &mut g.notify) {
@@ -704,6 +709,7 @@ impl Loader<'_> {
             use_vmac: None,
             notify: Notify::default(),
             notify_master_rx_lower_pri: None,
+            notify_priority_changes: None,
             smtp_alert: false,
             sync_group: None,
         };
@@ -869,6 +875,7 @@ impl Loader<'_> {
                         .hint("see docs/vrrp.md, \"Not yet\"");
                 }
                 "smtp_alert" => vi.smtp_alert = a.flag(n),
+                "notify_priority_changes" => vi.notify_priority_changes = Some(a.flag(n)),
                 "native_ipv6" => deprecated(
                     a,
                     n,

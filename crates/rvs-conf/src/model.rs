@@ -54,6 +54,8 @@ pub struct GlobalDefs {
     pub vrrp_check_unicast_src: bool,
     pub vrrp_skip_check_adv_addr: bool,
     pub vrrp_startup_delay: f64,
+    /// `vrrp_notify_priority_changes`: priority changes go to the FIFOs.
+    pub vrrp_notify_priority_changes: bool,
     pub enable_script_security: bool,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
@@ -99,6 +101,7 @@ impl Default for GlobalDefs {
             vrrp_check_unicast_src: false,
             vrrp_skip_check_adv_addr: false,
             vrrp_startup_delay: 0.0,
+            vrrp_notify_priority_changes: false,
             enable_script_security: false,
             script_user: None,
             default_interface: None,
@@ -318,6 +321,8 @@ pub struct SyncGroup {
     #[serde(flatten)]
     pub trackers: Trackers,
     pub sync_group_tracking_weight: bool,
+    /// `notify_priority_changes` (`None`: the global setting).
+    pub notify_priority_changes: Option<bool>,
     pub smtp_alert: bool,
 }
 
@@ -422,6 +427,8 @@ pub struct VrrpInstance {
     #[serde(flatten)]
     pub notify: Notify,
     pub notify_master_rx_lower_pri: Option<Script>,
+    /// `notify_priority_changes` (`None`: the sync group's, else the global setting).
+    pub notify_priority_changes: Option<bool>,
     pub smtp_alert: bool,
     /// Name of the sync group the instance belongs to.
     pub sync_group: Option<String>,

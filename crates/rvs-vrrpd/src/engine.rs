@@ -673,6 +673,16 @@ impl Engine {
                         "({}) Changing effective priority from {before} to {after}",
                         self.rts[i].plan.name
                     );
+                    // keepalived's send_instance_priority_notifies: a FIFO line,
+                    // MASTER_PRIORITY when MASTER, else BACKUP_PRIORITY.
+                    if self.rts[i].plan.notify.priority_changes {
+                        let ev = if self.groups[g].core.members[m].state() == State::Master {
+                            Event::MasterPriority
+                        } else {
+                            Event::BackupPriority
+                        };
+                        self.notify_instance(i, ev);
+                    }
                 }
             }
             if fault != self.rts[i].fault {

@@ -21,6 +21,9 @@ pub enum Event {
     Deleted,
     /// A MASTER heard a lower-priority master (FIFO and its own script only).
     MasterRxLowerPri,
+    /// The effective priority changed (FIFO only, with `notify_priority_changes`).
+    MasterPriority,
+    BackupPriority,
 }
 
 impl Event {
@@ -32,6 +35,8 @@ impl Event {
             Event::Stop => "STOP",
             Event::Deleted => "DELETED",
             Event::MasterRxLowerPri => "MASTER_RX_LOWER_PRI",
+            Event::MasterPriority => "MASTER_PRIORITY",
+            Event::BackupPriority => "BACKUP_PRIORITY",
         }
     }
 }
@@ -138,12 +143,17 @@ pub fn notify(
         Event::Stop => &n.stop,
         Event::Deleted => &n.deleted,
         Event::MasterRxLowerPri => &n.rx_lower_pri,
+        Event::MasterPriority | Event::BackupPriority => &None,
     };
     if let Some(s) = own {
         spawn(policy, s, &[], limit);
     }
     // keepalived runs only the event's own script for MASTER_RX_LOWER_PRI.
-    if let Some(s) = n.generic.as_ref().filter(|_| ev != Event::MasterRxLowerPri) {
+    let event_only = matches!(
+        ev,
+        Event::MasterRxLowerPri | Event::MasterPriority | Event::BackupPriority
+    );
+    if let Some(s) = n.generic.as_ref().filter(|_| !event_only) {
         let extra = [
             kind.to_owned(),
             name.to_owned(),

@@ -70,6 +70,9 @@ pub struct NotifyPlan {
     pub report_deleted: bool,
     /// `notify_master_rx_lower_pri` (instances only).
     pub rx_lower_pri: Option<Script>,
+    /// `notify_priority_changes` (instances only; theirs, else their sync group's, else
+    /// `vrrp_notify_priority_changes`): FIFO lines when the effective priority changes.
+    pub priority_changes: bool,
     pub generic: Option<Script>,
 }
 
@@ -83,6 +86,7 @@ impl From<&rvs_conf::model::Notify> for NotifyPlan {
             deleted: n.notify_deleted.clone(),
             report_deleted: n.report_deleted,
             rx_lower_pri: None,
+            priority_changes: false,
             generic: n.notify.clone(),
         }
     }
@@ -444,6 +448,15 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             },
             notify: NotifyPlan {
                 rx_lower_pri: vi.notify_master_rx_lower_pri.clone(),
+                priority_changes: vi
+                    .notify_priority_changes
+                    .or_else(|| {
+                        cfg.vrrp_sync_groups
+                            .iter()
+                            .find(|sg| sg.group.contains(&vi.name))
+                            .and_then(|sg| sg.notify_priority_changes)
+                    })
+                    .unwrap_or(g.vrrp_notify_priority_changes),
                 ..NotifyPlan::from(&vi.notify)
             },
             trackers,
@@ -523,5 +536,46 @@ mod tests {
         assert_eq!(i.auth_pass, Some(*b"secret12"));
         assert_eq!(i.interval_field, 1);
         assert!(!i.nopreempt && i.wants_master);
+    }
+
+    #[test]
+    fn priority_change_notifications_instance_then_group_then_global() {
+        let vi = |name: &str, vrid: u8, extra: &str| {
+            format!(
+                "vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n{extra}\
+                 virtual_ipaddress {{ 198.18.0.{vrid}/24 }}\n}}\n"
+            )
+        };
+        let text = format!(
+            "global_defs {{\n vrrp_notify_priority_changes\n}}\n\
+             vrrp_sync_group G {{\n group {{\n A\n B\n }}\n notify_priority_changes off\n}}\n{}{}{}",
+            vi("A", 1, " notify_priority_changes on\n"),
+            vi("B", 2, ""),
+            vi("C", 3, ""),
+        );
+        let p = plan(&load(&text)).unwrap();
+        let got: Vec<(&str, bool)> = p
+            .instances
+            .iter()
+            .map(|i| (i.name.as_str(), i.notify.priority_changes))
+            .collect();
+        assert_eq!(got, [("A", true), ("B", false), ("C", true)]);
+    }
+
+    #[test]
+    fn waiting_instances_take_their_sync_group_along() {
+        let cfg = load(
+            "vrrp_sync_group G {\n group {\n A\n B\n }\n}\n\
+             vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress { 198.18.0.1/24 }\n}\n\
+             vrrp_instance B {\n interface late0\n virtual_router_id 2\n virtual_ipaddress { 198.18.0.2/24 }\n}\n\
+             vrrp_instance C {\n interface eth0\n virtual_router_id 3\n virtual_ipaddress { 198.18.0.3/24 }\n}\n",
+        );
+        let p = plan(&cfg).unwrap().split_waiting(|i| i.iface != "late0");
+        let names = |v: &[InstancePlan]| v.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&p.instances), ["C"]);
+        assert_eq!(names(&p.waiting), ["A", "B"]);
+        assert!(p.groups.is_empty());
+        assert_eq!(p.instances[0].group, None);
+        assert!(!p.is_empty());
     }
 }

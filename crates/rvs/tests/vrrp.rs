@@ -478,6 +478,17 @@ fn reload_keeps_the_master_and_applies_the_difference() {
     eprintln!("removed instance: b holds the VIP after {t:?}");
 }
 
+/// A FIFO opened for reading without blocking (`O_NONBLOCK`, Linux): reads return what
+/// is buffered and never wait for a writer.
+fn fifo_reader(path: &std::path::Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(0o4000)
+        .open(path)
+        .unwrap()
+}
+
 /// `ip -o addr show dev IF` in a node contains `addr/`.
 fn on_dev(l: &Lab, node: &str, dev: &str, addr: &str) -> bool {
     let o = std::process::Command::new("ip")
@@ -617,15 +628,7 @@ fn split_brain_startup_delay_and_deleted_instance() {
 
     // A reader that stays, as a consumer of the FIFO would (lines written while nobody
     // holds the FIFO open are lost when rvs reopens it on a reload).
-    let reader = {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new()
-            .read(true)
-            // O_NONBLOCK (Linux): read what is buffered, do not wait for a writer.
-            .custom_flags(0o4000)
-            .open(&fifo)
-            .unwrap()
-    };
+    let reader = fifo_reader(&fifo);
     let read_fifo = || {
         use std::io::Read as _;
         let mut buf = vec![0u8; 65536];
@@ -737,4 +740,43 @@ fn an_instance_waits_for_its_interface() {
     // NOW went on untouched, its counters too (one transition to MASTER, at start).
     assert_eq!(state("NOW"), ("MASTER".to_owned(), 1), "NOW was disturbed");
     assert!(l.has_addr("a", "198.18.0.72"));
+}
+
+/// `vrrp_notify_priority_changes`: a change of the effective priority (here a
+/// `track_file` value) writes keepalived's `MASTER_PRIORITY` line to the FIFO.
+#[test]
+fn priority_changes_reach_the_fifo() {
+    if !lab::prerequisites(false) {
+        return;
+    }
+    let mut l = Lab::new(&[("a", 1)]);
+    let file = l.dir.join("weight");
+    std::fs::write(&file, "0\n").unwrap();
+    let fifo = l.dir.join("a.fifo");
+    let conf = format!(
+        "global_defs {{\n  vrrp_notify_fifo {}\n  vrrp_notify_priority_changes\n}}\n\
+         vrrp_track_file tf {{\n  file {}\n  weight 1\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 73\n  \
+         priority 100\n  advert_int 0.1\n  version 3\n  track_file {{\n    tf\n  }}\n  \
+         virtual_ipaddress {{\n    198.18.0.73/24\n  }}\n}}\n",
+        fifo.display(),
+        file.display()
+    );
+    l.rvs("a", &conf, &["-P"]);
+    let up = Lab::wait(Duration::from_secs(5), || l.has_addr("a", "198.18.0.73"));
+    assert!(up.is_some(), "{}", l.logs());
+    let reader = fifo_reader(&fifo);
+    let mut lines = String::new();
+    let mut read = || {
+        use std::io::Read as _;
+        let mut buf = vec![0u8; 4096];
+        let n = (&reader).read(&mut buf).unwrap_or(0);
+        lines += &String::from_utf8_lossy(&buf[..n]);
+        lines.clone()
+    };
+    std::fs::write(&file, "10\n").unwrap();
+    let seen = Lab::wait(Duration::from_secs(4), || {
+        read().contains("INSTANCE \"VI_1\" MASTER_PRIORITY 110\n")
+    });
+    assert!(seen.is_some(), "{}\n{}", read(), l.logs());
 }
