@@ -318,14 +318,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     let mut sync_role: Option<bool> = None;
     loop {
+        // SIGHUP and `POST /v1/reload` take the same path (the latter gets the message).
+        let mut reload_reply: Option<Option<tokio::sync::oneshot::Sender<String>>> = None;
         tokio::select! {
-            _ = hup.recv() => {
-                generation += 1;
-                let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a).await;
-                let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
-                publish_reload(&ctx, &health, &cfg, &msg);
-                let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
-            }
+            _ = hup.recv() => reload_reply = Some(None),
             Some(ev) = health.rx.recv() => {
                 let changed = health.event(&cfg, &ev);
                 ctx.publish(|st| st.checks = health.report(&cfg));
@@ -338,14 +334,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 }
             }
             Some(req) = ctl_rx.recv() => match req {
-                crate::control::Request::Reload(reply) => {
-                    generation += 1;
-                    let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a).await;
-                    let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
-                    publish_reload(&ctx, &health, &cfg, &msg);
-                    let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
-                    let _ = reply.send(msg);
-                }
+                crate::control::Request::Reload(reply) => reload_reply = Some(Some(reply)),
                 crate::control::Request::Command(cmd, reply) => {
                     let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd).await);
                 }
@@ -361,6 +350,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+        }
+        if let Some(reply) = reload_reply {
+            generation += 1;
+            let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a).await;
+            let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
+            publish_reload(&ctx, &health, &cfg, &msg);
+            let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
+            if let Some(r) = reply {
+                let _ = r.send(msg);
+            }
         }
     }
     if sync_role.is_some() {
