@@ -95,7 +95,11 @@ pub struct Bfd {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub kept: Vec<String>,
-    /// Restarted with their new settings; followers keep their channel.
+    /// Only their timers or multiplier changed: announced to the neighbour with a Poll
+    /// sequence, the session stays Up.
+    pub retimed: Vec<String>,
+    /// Restarted with their new settings (neighbour, source, TTL or hops changed);
+    /// followers keep their channel.
     pub changed: Vec<String>,
     pub added: Vec<String>,
     /// Sent `AdminDown` and stopped.
@@ -109,6 +113,7 @@ enum Cmd {
     Apply {
         remove: Vec<String>,
         add: Vec<Running>,
+        retime: Vec<Instance>,
         min_ttl: (Option<u8>, Option<u8>),
         new_rx4: Option<UdpSocket>,
         new_rx6: Option<UdpSocket>,
@@ -325,6 +330,14 @@ impl Bfd {
         for w in &want {
             match self.config.iter().find(|c| c.name == w.name) {
                 Some(c) if c == w => out.kept.push(w.name.clone()),
+                Some(c)
+                    if c.neighbor == w.neighbor
+                        && c.source == w.source
+                        && c.ttl == w.ttl
+                        && c.max_hops == w.max_hops =>
+                {
+                    out.retimed.push(w.name.clone());
+                }
                 Some(_) => {
                     out.changed.push(w.name.clone());
                     starting.push(w.clone());
@@ -341,9 +354,18 @@ impl Bfd {
             .filter(|c| !want.iter().any(|w| w.name == c.name))
             .map(|c| c.name.clone())
             .collect();
-        if out.changed.is_empty() && out.added.is_empty() && out.removed.is_empty() {
+        if out.changed.is_empty()
+            && out.added.is_empty()
+            && out.removed.is_empty()
+            && out.retimed.is_empty()
+        {
             return Ok(out);
         }
+        let retime: Vec<Instance> = want
+            .iter()
+            .filter(|w| out.retimed.contains(&w.name))
+            .cloned()
+            .collect();
         let min_ttl = min_ttls(&want);
         let new_rx4 = if self.min_ttl.0.is_none() {
             open_receive(false, min_ttl.0)?
@@ -366,6 +388,7 @@ impl Bfd {
             let _ = cmd.send(Cmd::Apply {
                 remove,
                 add,
+                retime,
                 min_ttl,
                 new_rx4,
                 new_rx6,
@@ -573,8 +596,15 @@ async fn run(
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 None | Some(Cmd::Stop) => break,
-                Some(Cmd::Apply { remove, add, min_ttl, new_rx4, new_rx6 }) => {
+                Some(Cmd::Apply { remove, add, retime, min_ttl, new_rx4, new_rx6 }) => {
                     reconcile(&mut running, &remove, add).await;
+                    for inst in retime {
+                        if let Some(r) = running.iter_mut().find(|r| r.inst.name == inst.name) {
+                            tracing::info!("({}) BFD session timers changed: Poll sequence", inst.name);
+                            r.s.reconfigure(inst.session.clone(), Instant::now());
+                            r.inst = inst;
+                        }
+                    }
                     if min_ttl.0.is_none() {
                         rx4 = None;
                     } else if new_rx4.is_some() {

@@ -83,6 +83,10 @@ pub struct Session {
     poll: bool,
     /// A Poll was received: the next packet, sent at once, carries F.
     send_final: bool,
+    /// The (min TX, min RX) in force before a reconfiguration while Up, until its Poll
+    /// sequence ends (RFC 5880 §6.8.3: an increased TX interval and a reduced RX interval
+    /// take effect only then).
+    held: Option<(Duration, Duration)>,
     next_tx: Option<Instant>,
     detect_at: Option<Instant>,
     rng: u64,
@@ -108,6 +112,7 @@ impl Session {
             remote_demand: false,
             poll: false,
             send_final: false,
+            held: None,
             next_tx: (!passive).then_some(now),
             detect_at: None,
             rng: seed | 1,
@@ -153,19 +158,35 @@ impl Session {
         if self.remote_min_rx == 0 {
             return None;
         }
-        Some(
-            self.desired_min_tx()
-                .max(Duration::from_micros(u64::from(self.remote_min_rx))),
-        )
+        let mut ours = self.desired_min_tx();
+        if let (Some((old_tx, _)), State::Up) = (self.held, self.state) {
+            ours = ours.min(old_tx);
+        }
+        Some(ours.max(Duration::from_micros(u64::from(self.remote_min_rx))))
     }
 
     /// How long the remote may stay silent before the session goes Down.
     pub fn detection_time(&self) -> Duration {
-        let per = self
-            .cfg
-            .min_rx
-            .max(Duration::from_micros(u64::from(self.remote_desired_tx)));
+        let mut min_rx = self.cfg.min_rx;
+        if let Some((_, old_rx)) = self.held {
+            min_rx = min_rx.max(old_rx);
+        }
+        let per = min_rx.max(Duration::from_micros(u64::from(self.remote_desired_tx)));
         per * u32::from(self.remote_mult)
+    }
+
+    /// New timers and multiplier for a running session (a reload): they go out in the
+    /// next packet; while Up, a Poll sequence announces them, and until it ends a longer
+    /// TX interval or a shorter RX interval does not take effect (RFC 5880 §6.8.3).
+    pub fn reconfigure(&mut self, cfg: Config, now: Instant) {
+        let old = (self.cfg.min_tx, self.cfg.min_rx);
+        let retimed = cfg.min_tx != self.cfg.min_tx || cfg.min_rx != self.cfg.min_rx;
+        self.cfg = cfg;
+        if retimed && self.state == State::Up {
+            self.held = Some(self.held.map_or(old, |h| (h.0.min(old.0), h.1.max(old.1))));
+            self.poll = true;
+            self.next_tx = Some(now);
+        }
     }
 
     fn jittered(&mut self, d: Duration) -> Duration {
@@ -201,6 +222,7 @@ impl Session {
             State::Up => self.poll = true,
             State::Down | State::AdminDown => {
                 self.poll = false;
+                self.held = None;
                 self.detect_at = None;
             }
             State::Init => {}
@@ -230,6 +252,7 @@ impl Session {
         self.remote_mult = p.detect_mult;
         if p.final_ {
             self.poll = false;
+            self.held = None;
         }
         let change = if p.state == State::AdminDown {
             (self.state != State::Down).then(|| self.go(State::Down, diag::NEIGHBOR_DOWN))
@@ -419,6 +442,32 @@ mod tests {
         assert_eq!(a.desired_min_tx(), 50 * MS);
         assert_eq!(a.tx_interval(), Some(50 * MS));
         assert_eq!(a.detection_time(), 150 * MS, "3 x max(50, 50)");
+    }
+
+    #[test]
+    fn reconfigured_timers_take_effect_through_a_poll_without_a_flap() {
+        let t0 = Instant::now();
+        let mut a = Session::new(cfg(3, 50, 50), 11, t0, 1);
+        let mut b = Session::new(cfg(3, 50, 50), 22, t0, 2);
+        let _ = run(&mut a, &mut b, t0, 3 * Duration::from_secs(1), true);
+        assert_eq!((a.state(), b.state()), (State::Up, State::Up));
+        let t1 = t0 + 3 * Duration::from_secs(1);
+        // Slower TX, faster RX on a: announced with a Poll at once; until the Final the
+        // old TX interval and the old (longer) RX interval stay in force.
+        a.reconfigure(cfg(3, 200, 20), t1);
+        assert!(a.polling());
+        assert_eq!(a.tx_interval(), Some(50 * MS), "TX increase held");
+        assert_eq!(a.detection_time(), 150 * MS, "RX decrease held");
+        let p = a.poll_transmit(t1).expect("the Poll goes out at once");
+        assert!(p.poll);
+        assert_eq!((p.desired_min_tx, p.required_min_rx), (200_000, 20_000));
+        let log = run(&mut a, &mut b, t1, 2 * Duration::from_secs(1), true);
+        assert!(log.is_empty(), "no state change: {log:?}");
+        assert!(!a.polling(), "the Final ended the Poll");
+        assert_eq!(a.tx_interval(), Some(200 * MS));
+        // b now sends every 50 ms against a's 20 ms: 3 x max(20, 50).
+        assert_eq!(a.detection_time(), 150 * MS);
+        assert_eq!(b.detection_time(), 600 * MS, "3 x max(50, 200)");
     }
 
     #[test]

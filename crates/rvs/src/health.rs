@@ -239,10 +239,11 @@ impl Health {
         if let Some(b) = &mut self.bfd {
             match b.apply(want) {
                 Ok(d) => {
-                    if d.added.len() + d.changed.len() + d.removed.len() > 0 {
+                    if d.added.len() + d.changed.len() + d.removed.len() + d.retimed.len() > 0 {
                         tracing::info!(
-                            "BFD: {} session(s) kept, {} changed, {} added, {} removed",
+                            "BFD: {} session(s) kept, {} retimed, {} restarted, {} added, {} removed",
                             d.kept.len(),
+                            d.retimed.len(),
                             d.changed.len(),
                             d.added.len(),
                             d.removed.len()
