@@ -132,6 +132,17 @@ impl Vrrp {
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
         let running = split(&plan).await;
+        Vrrp::launch(plan, running, status, handover, bfd).await
+    }
+
+    /// Starts `running` (`plan` with the instances that cannot start yet set aside).
+    async fn launch(
+        plan: Plan,
+        running: Plan,
+        status: Arc<Mutex<Vec<InstanceStatus>>>,
+        handover: Option<&engine::Handover>,
+        bfd: rvs_bfd::driver::Registry,
+    ) -> Result<Vrrp, StartError> {
         for p in &running.waiting {
             tracing::warn!(
                 "({}) {} does not exist or has no {} address yet: FAULT until it can start",
@@ -174,8 +185,10 @@ impl Vrrp {
         let handover = self.halt(engine::StopMode::Reload(keep)).await;
         let status = self.status.clone();
         let bfd = self.bfd.clone();
-        match Vrrp::start_from(
+        let started = self.running.waiting.len() - now.waiting.len();
+        match Vrrp::launch(
             self.plan.clone(),
+            now,
             status.clone(),
             Some(&handover),
             bfd.clone(),
@@ -183,19 +196,15 @@ impl Vrrp {
         .await
         {
             Ok(v) => {
-                let started = self.running.waiting.len() - v.running.waiting.len();
                 *self = v;
                 Some(format!("VRRP: {started} waiting instance(s) started"))
             }
             Err(e) => {
                 // Back to what ran (its instances were ready a moment ago).
                 tracing::error!("VRRP: starting the waiting instances failed: {e}");
-                let running = self.running.clone();
-                if let Ok(v) = Vrrp::start_from(running, status, Some(&handover), bfd).await {
-                    *self = Vrrp {
-                        plan: self.plan.clone(),
-                        ..v
-                    };
+                let (plan, running) = (self.plan.clone(), self.running.clone());
+                if let Ok(v) = Vrrp::launch(plan, running, status, Some(&handover), bfd).await {
+                    *self = v;
                 }
                 None
             }
@@ -271,15 +280,15 @@ impl Vrrp {
             running.iter().filter(|r| !keep.contains(&r.name)).count()
         );
         let status = self.status.clone();
-        let old = self.plan.clone();
+        let (old, old_running) = (self.plan.clone(), self.running.clone());
         let bfd = self.bfd.clone();
         let handover = self.halt(engine::StopMode::Reload(keep)).await;
-        match Vrrp::start_from(plan, status.clone(), Some(&handover), bfd.clone()).await {
+        match Vrrp::launch(plan, ready, status.clone(), Some(&handover), bfd.clone()).await {
             Ok(v) => (Ok(v), msg),
             Err(e) => {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
-                    Vrrp::start_from(old, status, Some(&handover), bfd).await,
+                    Vrrp::launch(old, old_running, status, Some(&handover), bfd).await,
                     format!("error: VRRP not reloaded: {e}"),
                 )
             }
