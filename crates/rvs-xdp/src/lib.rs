@@ -617,15 +617,16 @@ impl Xdp {
             )?;
         let now = monotonic_ns();
         let real_of = self.real_addrs();
+        // Service id → (service, persistence timeout), once per walk.
+        let svc_of: HashMap<u32, (SvcKey, u32)> = self
+            .svc_ids
+            .iter()
+            .filter_map(|(key, id)| self.persist_s.get(id).map(|p| (*id, (*key, *p))))
+            .collect();
         let mut out = Vec::new();
         for item in &map {
             let Ok((k, t)) = item else { continue };
-            let Some((svc, timeout_s)) = self
-                .svc_ids
-                .iter()
-                .find(|(_, id)| **id == k.svc)
-                .and_then(|(key, id)| self.persist_s.get(id).map(|p| (*key, *p)))
-            else {
+            let Some(&(svc, timeout_s)) = svc_of.get(&k.svc) else {
                 continue;
             };
             let timeout = u64::from(timeout_s) * 1_000_000_000;

@@ -89,10 +89,13 @@ pub async fn gateways(ips: &[IpAddr]) -> HashMap<IpAddr, Option<IpAddr>> {
     out
 }
 
-/// The next-hop MACs of `ips` (their own, or their gateway's), waiting up to `limit` for
-/// the ones the kernel has to resolve.
-pub async fn resolve(ips: &[IpAddr], limit: Duration) -> HashMap<IpAddr, [u8; 6]> {
-    let gws = gateways(ips).await;
+/// The next-hop MACs of `ips` (their own, or their gateway's as [`gateways`] found it),
+/// waiting up to `limit` for the ones the kernel has to resolve.
+pub async fn resolve<S: std::hash::BuildHasher>(
+    ips: &[IpAddr],
+    gws: &HashMap<IpAddr, Option<IpAddr>, S>,
+    limit: Duration,
+) -> HashMap<IpAddr, [u8; 6]> {
     let hop = |i: &IpAddr| gws.get(i).copied().flatten().unwrap_or(*i);
     let t0 = tokio::time::Instant::now();
     let mut nudged = false;

@@ -214,39 +214,35 @@ impl Dataplane {
             .collect();
         ips.sort_unstable();
         ips.dedup();
-        // LVS-DR only rewrites MACs: its real servers must be on the director's link.
-        let dr: Vec<(String, IpAddr)> = want
+        // One route lookup per real server: the next hop whose MAC frames get, and the
+        // check that LVS-DR (which only rewrites MACs) has its real servers on the link.
+        let gws = rvs_xdp::neigh::gateways(&ips).await;
+        let routed: Vec<String> = want
             .services
             .iter()
             .flat_map(|s| {
                 s.dests
                     .iter()
                     .filter(|d| d.fwd == rvs_sched::Fwd::Route)
-                    .map(|d| (rvs_xdp::label(&s.key), d.addr))
+                    .filter_map(|d| {
+                        gws.get(&d.addr).copied().flatten().map(|g| {
+                            format!(
+                                "virtual server {}: DR real server {} is routed through {g}, \
+                                 not on the director's link (LVS-DR needs the real servers on \
+                                 its segment; use TUN or NAT)",
+                                rvs_xdp::label(&s.key),
+                                d.addr
+                            )
+                        })
+                    })
             })
             .collect();
-        if !dr.is_empty() {
-            let addrs: Vec<IpAddr> = dr.iter().map(|(_, a)| *a).collect();
-            let gws = rvs_xdp::neigh::gateways(&addrs).await;
-            let routed: Vec<String> = dr
-                .iter()
-                .filter_map(|(svc, a)| {
-                    gws.get(a).copied().flatten().map(|g| {
-                        format!(
-                            "virtual server {svc}: DR real server {a} is routed through {g}, \
-                             not on the director's link (LVS-DR needs the real servers on \
-                             its segment; use TUN or NAT)"
-                        )
-                    })
-                })
-                .collect();
-            if !routed.is_empty() {
-                let mut errs = table.err().unwrap_or_default();
-                errs.extend(routed);
-                return Err(errs);
-            }
+        if !routed.is_empty() {
+            let mut errs = table.err().unwrap_or_default();
+            errs.extend(routed);
+            return Err(errs);
         }
-        let macs = rvs_xdp::neigh::resolve(&ips, Duration::from_secs(2)).await;
+        let macs = rvs_xdp::neigh::resolve(&ips, &gws, Duration::from_secs(2)).await;
         let res = x
             .xdp
             .lock()
