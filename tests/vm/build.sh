@@ -2,35 +2,113 @@
 # Builds what the IPVS test VM boots: a stock Debian kernel that has IPVS (downloaded with
 # apt-get download and unpacked, never installed on this host) and a base initramfs with
 # busybox, iproute2, ipvsadm (with their libraries), the IPVS modules and tests/vm/init.
-# Output: $RVS_VM_WORK (default /tmp/rvs-vm)/{vmlinuz,base.cpio.gz}. Idempotent.
+#
+# Output: $RVS_VM_WORK (default /tmp/rvs-vm)/current -> image.KVER.XXXX/{vmlinuz,
+# base.cpio.gz,STAMP}. Safe to run from parallel tests and after an interrupted run:
+#  - one build at a time (flock on $work/lock); a caller that waited finds the image ready;
+#  - the image is built in a fresh staging directory and published by renaming a symlink,
+#    so a reader sees a whole image or none; run.sh copies it under a shared lock;
+#  - an image is trusted only if it passes check_image (every IPVS module in the guest's
+#    modules.dep, the kernel version of STAMP equal to the image's modules, the initramfs
+#    readable); otherwise it is rebuilt;
+#  - the build fails (exit 1, with the reason) rather than publish an image without IPVS.
+# Usage: build.sh [--check]   (--check: exit 0 if the current image is sound, 1 if not)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${RVS_VM_WORK:-/tmp/rvs-vm}
-mkdir -p "$work/debs" "$work/kernel" "$work/user"
-cd "$work/debs"
-kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-[ -n "$kpkg" ] || { echo "no Debian cloud kernel package found (apt-get update?)" >&2; exit 1; }
-for p in "$kpkg" ipvsadm libnl-3-200 libnl-genl-3-200 libpopt0 busybox-static iproute2 libbpf1 libelf1 libmnl0 libcap2 libbsd0 libmd0 zlib1g libzstd1 libtirpc3 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libkeyutils1 libselinux1 libpcre2-8-0 libxtables12 libdb5.3 libatm1; do
-  ls "$p"_*.deb >/dev/null 2>&1 || apt-get download -qq "$p" >/dev/null 2>&1 || true
-done
-[ -d "$work/kernel/boot" ] || dpkg-deb -x "$kpkg"_*.deb "$work/kernel"
-for d in *.deb; do
-  case "$d" in linux-image-*) ;; *) [ -f "$work/user/.$d" ] || { dpkg-deb -x "$d" "$work/user"; touch "$work/user/.$d"; } ;; esac
-done
-kver=$(ls "$work/kernel/lib/modules" | head -1)
-[ -f "$work/kernel/lib/modules/$kver/modules.dep" ] || depmod -b "$work/kernel" "$kver"
-cp "$work/kernel/boot/vmlinuz-$kver" "$work/vmlinuz"
+mkdir -p "$work"
+# Modules the scenarios need (an image without one is refused), and ones loaded where the
+# kernel has them (ip_vs_twos came with Linux 6.7).
+want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_sh ip_vs_dh ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf veth bridge"
+optional="ip_vs_twos"
 
-root=$(mktemp -d "$work/root.XXXX")
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,sbin,lib,lib64,proc,sys,dev,tmp,run,etc,scenario,www,lib/x86_64-linux-gnu}
-cp "$work/user/bin/busybox" "$root/bin/"
+# check_image DIR: is DIR a whole, sound image? Says why not on stderr.
+check_image() {
+  local d=$1 kver m
+  [ -f "$d/STAMP" ] && [ -f "$d/vmlinuz" ] && [ -f "$d/base.cpio.gz" ] \
+    || { echo "vm image $d: incomplete" >&2; return 1; }
+  kver=$(awk '/^kernel /{print $2}' "$d/STAMP")
+  [ -n "$kver" ] || { echo "vm image $d: STAMP names no kernel" >&2; return 1; }
+  gzip -t "$d/base.cpio.gz" 2>/dev/null || { echo "vm image $d: initramfs is damaged" >&2; return 1; }
+  local dep
+  dep=$(gzip -dc "$d/base.cpio.gz" | cpio -i --quiet --to-stdout "*lib/modules/$kver/modules.dep" 2>/dev/null) \
+    || { echo "vm image $d: no modules.dep for kernel $kver" >&2; return 1; }
+  for m in $want; do
+    grep -qE "(^|/)$m\.ko:" <<<"$dep" || { echo "vm image $d: module $m missing from modules.dep" >&2; return 1; }
+  done
+}
+
+current_ok() { [ -L "$work/current" ] && check_image "$(readlink -f "$work/current")"; }
+
+if [ "${1:-}" = --check ]; then
+  current_ok
+  exit
+fi
+
+exec 9>"$work/lock"
+flock 9
+# Another build may have finished while this one waited for the lock.
+if current_ok 2>/dev/null; then
+  echo "vm image ready: $(readlink -f "$work/current")"
+  exit 0
+fi
+[ -L "$work/current" ] && echo "rebuilding the vm image: $(current_ok 2>&1 || true)" >&2
+
+stage=$(mktemp -d "$work/stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+
+# Packages: downloaded once into $work/debs (kept across builds), each checked before use
+# (a download cut short is fetched again).
+mkdir -p "$work/debs"
+cd "$work/debs"
+kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[ -n "$kpkg" ] || { echo "no Debian cloud kernel package found (run apt-get update)" >&2; exit 1; }
+deb_of() { # the newest downloaded .deb of package $1 that dpkg-deb can read
+  local f
+  for f in $(ls -t "$1"_*.deb 2>/dev/null); do
+    dpkg-deb --info "$f" >/dev/null 2>&1 && { echo "$f"; return 0; }
+    rm -f "$f"
+  done
+  return 1
+}
+for p in "$kpkg" ipvsadm libnl-3-200 libnl-genl-3-200 libpopt0 busybox-static iproute2 libbpf1 libelf1 libmnl0 libcap2 libbsd0 libmd0 zlib1g libzstd1 libtirpc3 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libkeyutils1 libselinux1 libpcre2-8-0 libxtables12 libdb5.3 libatm1; do
+  deb_of "$p" >/dev/null && continue
+  apt-get download -qq "$p" >/dev/null 2>&1 || true
+  case "$p" in
+    "$kpkg"|ipvsadm|busybox-static|iproute2)
+      deb_of "$p" >/dev/null || { echo "cannot download $p (apt-get download $p)" >&2; exit 1; } ;;
+  esac
+done
+
+# The kernel: unpacked into the staging directory, its module index made there.
+kdeb=$(deb_of "$kpkg")
+dpkg-deb -x "$kdeb" "$stage/kernel"
+kver=$(ls "$stage/kernel/lib/modules")
+[ "$(wc -w <<<"$kver")" = 1 ] || { echo "$kdeb holds modules for [$kver], expected one kernel" >&2; exit 1; }
+md="$stage/kernel/lib/modules/$kver"
+[ -f "$md/modules.dep" ] || depmod -b "$stage/kernel" "$kver"
+for m in $want; do
+  grep -qE "(^|/)$m\.ko(\.[a-z]+)?:" "$md/modules.dep" \
+    || { echo "kernel $kver: module $m not found in its modules.dep" >&2; exit 1; }
+done
+
+# User space: every package but the kernel, unpacked together.
+mkdir -p "$stage/user"
+for d in *.deb; do
+  case "$d" in linux-image-*) ;; *) dpkg-deb -x "$d" "$stage/user" ;; esac
+done
+
+img="$stage/image"
+root="$stage/root"
+mkdir -p "$img" "$root"/{bin,sbin,lib,lib64,proc,sys,dev,tmp,run,etc,scenario,www,lib/x86_64-linux-gnu}
+cp "$stage/kernel/boot/vmlinuz-$kver" "$img/vmlinuz"
+cp "$stage/user/bin/busybox" "$root/bin/"
 for t in $("$root/bin/busybox" --list); do [ -e "$root/bin/$t" ] || ln -s busybox "$root/bin/$t"; done
 rm -f "$root/bin/ip"
-cp "$work/user/sbin/ipvsadm" "$root/sbin/"
-cp "$work/user/bin/ip" "$root/sbin/ip"
+cp "$stage/user/sbin/ipvsadm" "$root/sbin/"
+cp "$stage/user/bin/ip" "$root/sbin/ip"
 libs() { # the shared libraries of $1, from the unpacked packages first, then the host
-  LD_LIBRARY_PATH="$work/user/lib/x86_64-linux-gnu:$work/user/usr/lib/x86_64-linux-gnu" ldd "$1" \
+  LD_LIBRARY_PATH="$stage/user/lib/x86_64-linux-gnu:$stage/user/usr/lib/x86_64-linux-gnu" ldd "$1" \
     | awk '/=> \//{print $3}' | while read -r l; do
       [ -e "$root/lib/x86_64-linux-gnu/$(basename "$l")" ] || cp -L "$l" "$root/lib/x86_64-linux-gnu/"
     done
@@ -46,12 +124,11 @@ printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 cp /etc/services "$root/etc/services" 2>/dev/null || true
 
 # Modules: IPVS, its schedulers, veth, and whatever they depend on.
-md="$work/kernel/lib/modules/$kver"
 mkdir -p "$root/lib/modules/$kver"
-want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_sh ip_vs_dh ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf ip_vs_twos veth bridge"
-grep -q crc32c_generic "$md/modules.builtin" 2>/dev/null || want="crc32c_generic $want"
+load="$want $optional"
+grep -q crc32c_generic "$md/modules.builtin" 2>/dev/null || load="crc32c_generic $load"
 all=""
-for m in $want; do
+for m in $load; do
   line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "$md/modules.dep" || true)
   [ -n "$line" ] || continue
   all="$all ${line%%:*} ${line#*:}"
@@ -66,11 +143,27 @@ for f in $all; do
   esac
 done
 # A modules.dep for the uncompressed names, in load order for busybox modprobe.
-(cd "$root/lib/modules/$kver" && for m in $want; do
+(cd "$root/lib/modules/$kver" && for m in $load; do
    line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "$md/modules.dep" || true)
-   [ -n "$line" ] && echo "$line" | sed -E 's/\.ko\.(xz|zst)/.ko/g'
+   if [ -n "$line" ]; then echo "$line" | sed -E 's/\.ko\.(xz|zst)/.ko/g'; fi
  done) > "$root/lib/modules/$kver/modules.dep"
-echo "$want" > "$root/etc/modules-to-load"
+echo "$load" > "$root/etc/modules-to-load"
 cp "$here/init" "$root/init"; chmod 755 "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/base.cpio.gz"
-echo "built $work/vmlinuz ($kver) and $work/base.cpio.gz ($(du -h "$work/base.cpio.gz" | cut -f1))"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$img/base.cpio.gz"
+printf 'kernel %s\npackage %s\nbuilt %s\n' "$kver" "$(basename "$kdeb")" "$(date -u +%FT%TZ)" > "$img/STAMP"
+check_image "$img" || { echo "the vm image just built failed its own check" >&2; exit 1; }
+
+# Publish: the image directory gets its final name, then the symlink is replaced by a
+# rename (atomic). Older images go: run.sh copies what it boots while it holds the lock
+# shared, so no reader is left inside one.
+final=$(mktemp -d "$work/image.$kver.XXXXXX")
+rmdir "$final"
+mv "$img" "$final"
+ln -sfn "$(basename "$final")" "$work/current.tmp"
+mv -T "$work/current.tmp" "$work/current"
+for old in "$work"/image.*; do
+  [ "$old" = "$final" ] || rm -rf "$old"
+done
+# Unpacked copies of an earlier harness (before images were versioned).
+rm -rf "$work/kernel" "$work/user" "$work/vmlinuz" "$work/base.cpio.gz"
+echo "built $final ($kver, $(du -h "$final/base.cpio.gz" | cut -f1) initramfs)"

@@ -8,17 +8,26 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=${RVS_VM_WORK:-/tmp/rvs-vm}
 scen=$(cd "$1" && pwd)
 rvs=${2:-$here/../../target/debug/rvs}
-[ -f "$work/vmlinuz" ] && [ -f "$work/base.cpio.gz" ] || "$here/build.sh" >&2
+# Builds the image if there is no sound one (under its lock; parallel callers wait), then
+# copies what the VM boots while holding the lock shared, so a rebuild never swaps the
+# image under a booting VM.
+"$here/build.sh" >&2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+exec 9>"$work/lock"
+flock -s 9
+img=$(readlink -f "$work/current")
+cp "$img/vmlinuz" "$tmp/vmlinuz"
+cp "$img/base.cpio.gz" "$tmp/base.cpio.gz"
+flock -u 9
 mkdir -p "$tmp/root/scenario"
 cp -r "$scen"/. "$tmp/root/scenario/"
 cp "$rvs" "$tmp/root/scenario/rvs"
 (cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$tmp/scenario.cpio.gz"
-cat "$work/base.cpio.gz" "$tmp/scenario.cpio.gz" > "$tmp/initrd.gz"
+cat "$tmp/base.cpio.gz" "$tmp/scenario.cpio.gz" > "$tmp/initrd.gz"
 timeout "${RVS_VM_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -m "${RVS_VM_MEM:-768}" -smp 1 \
   -nodefaults -nographic -no-reboot -nic none \
-  -kernel "$work/vmlinuz" -initrd "$tmp/initrd.gz" \
+  -kernel "$tmp/vmlinuz" -initrd "$tmp/initrd.gz" \
   -append "console=ttyS0 panic=-1 quiet" \
   -serial "file:$tmp/console.log" -serial "file:$tmp/result.log" >/dev/null 2>&1 || true
 if ! grep -q "RVS-VM-EXIT" "$tmp/result.log" 2>/dev/null; then
