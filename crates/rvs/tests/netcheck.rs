@@ -48,10 +48,9 @@ fn wait_listed(l: &Lab, node: &str, n: usize, rs: &str, listed: bool, limit: Dur
 /// default): rvs falls back to a raw ICMP socket. The real server stops answering echo
 /// requests (`icmp_echo_ignore_all`) and leaves the table; it answers again and returns.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn ping_check_follows_echo_replies() {
-    if !lab::prerequisites(false) {
-        return;
-    }
+    lab::require(false);
     let mut l = Lab::new(&[("lb", 1), ("rs", 11)]);
     let conf = "virtual_server 198.18.0.1 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    real_server 198.18.0.11 80 {\n        PING_CHECK {\n            connect_timeout 1\n            retry 0\n            warmup 0\n        }\n    }\n}\n";
     l.rvs("lb", conf, &[]);
@@ -82,10 +81,9 @@ fn cmd_log(l: &Lab, node: &str, n: usize) -> String {
 /// plus polling), it resumes and the real server returns; stopping rvs sends `AdminDown`,
 /// which keepalived logs as "Neighbor Signaled Session Down".
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn bfd_check_follows_a_keepalived_bfd_session() {
-    if !lab::prerequisites(true) {
-        return;
-    }
+    lab::require(true);
     let mut l = Lab::new(&[("lb", 1), ("rs", 11)]);
     let bfd_pid = keepalived_bfd(&mut l, "rs", "198.18.0.11", "198.18.0.1");
     let ka_n = 0;
@@ -240,10 +238,9 @@ fn signal_pid_file(f: &std::path::Path, sig: &str) {
 /// Reloads reconcile the sessions: one that is kept does not move, one that changes
 /// restarts and VRRP goes on following it.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn vrrp_track_bfd_follows_the_session() {
-    if !lab::prerequisites(true) {
-        return;
-    }
+    lab::require(true);
     let mut l = Lab::new(&[("a", 1), ("b", 2)]);
     let bfd_pid = keepalived_bfd(&mut l, "b", "198.18.0.2", "198.18.0.1");
     let conf = "bfd_instance to_b {\n    neighbor_ip 198.18.0.2\n    source_ip 198.18.0.1\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n\
@@ -339,10 +336,9 @@ fn vrrp_track_bfd_follows_the_session() {
 /// `BFD_CHECK` over IPv6 against keepalived's BFD process (which sends with hop limit 64
 /// by default, so rvs makes no GTSM check on IPv6).
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn bfd_check_over_ipv6_with_keepalived() {
-    if !lab::prerequisites(true) {
-        return;
-    }
+    lab::require(true);
     let mut l = Lab::new(&[("lb", 1), ("rs", 11)]);
     let bfd_pid = keepalived_bfd(&mut l, "rs", "fd00:198:18::11", "fd00:198:18::1");
     let conf = "bfd_instance to_rs {\n    neighbor_ip fd00:198:18::11\n    source_ip fd00:198:18::1\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n\
@@ -363,10 +359,9 @@ fn bfd_check_over_ipv6_with_keepalived() {
 /// process killed puts it in FAULT (the VIP goes), started again brings it back. The
 /// process is a copy of `sleep` under a name no other process has.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn vrrp_track_process_follows_the_process() {
-    if !lab::prerequisites(false) {
-        return;
-    }
+    lab::require(false);
     let mut l = Lab::new(&[("a", 1)]);
     let name = format!("rvstrk{}", std::process::id() % 100_000);
     let exe = l.dir.join(&name);

@@ -22,18 +22,14 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn prerequisites() -> bool {
+/// nginx, openssl, md5sum: a missing one fails the test, naming it.
+fn require() {
     for c in ["nginx", "openssl", "md5sum"] {
-        if !have(c) {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the nginx test cannot run in CI: {c} is not installed"
-            );
-            eprintln!("skipping: {c} is not installed");
-            return false;
-        }
+        assert!(
+            have(c),
+            "the nginx test cannot run: {c} is not installed (.ci/run installs it)"
+        );
     }
-    true
 }
 
 struct Nginx {
@@ -97,10 +93,9 @@ fn run(cmd: &mut Command) -> String {
 }
 
 #[test]
+#[ignore = "needs Debian's nginx: ./test.sh runs it as root"]
 fn http_and_ssl_checks_against_nginx() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let dir = std::env::temp_dir().join(format!("rvs-nginx-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).unwrap();

@@ -178,9 +178,7 @@ enum Daemon {
 
 /// Runs the scenario with `a` (the MASTER) and `b` run by these daemons.
 fn pair(a: Daemon, b: Daemon, o: Opts<'_>, down: Duration) {
-    if !lab::prerequisites(a == Daemon::Keepalived || b == Daemon::Keepalived) {
-        return;
-    }
+    lab::require(a == Daemon::Keepalived || b == Daemon::Keepalived);
     let mut l = lab();
     let mut start = |l: &mut Lab, node: &str, c: &str| match if node == "a" { a } else { b } {
         Daemon::Rvs => l.rvs(node, c, &["-P"]),
@@ -207,16 +205,19 @@ const FAST: Duration = Duration::from_millis(400);
 const SLOW: Duration = Duration::from_secs(4);
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn rvs_master_keepalived_backup_v3_multicast() {
     pair(Daemon::Rvs, Daemon::Keepalived, V3_FAST, FAST);
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn keepalived_master_rvs_backup_v3_multicast() {
     pair(Daemon::Keepalived, Daemon::Rvs, V3_FAST, FAST);
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn rvs_master_keepalived_backup_v2_pass_auth() {
     let o = Opts {
         auth: Some("s3cret"),
@@ -226,6 +227,7 @@ fn rvs_master_keepalived_backup_v2_pass_auth() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn keepalived_master_rvs_backup_v2_unicast() {
     let o = Opts {
         unicast: Some((1, 2)),
@@ -235,6 +237,7 @@ fn keepalived_master_rvs_backup_v2_unicast() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn rvs_pair_v3_unicast() {
     let o = Opts {
         unicast: Some((1, 2)),
@@ -244,6 +247,7 @@ fn rvs_pair_v3_unicast() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn rvs_pair_ipv6_multicast() {
     let o = Opts {
         v6: true,
@@ -253,6 +257,7 @@ fn rvs_pair_ipv6_multicast() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn rvs_master_keepalived_backup_ipv6() {
     let o = Opts {
         v6: true,
@@ -278,10 +283,9 @@ fn get(sock: &std::path::Path, path: &str) -> String {
 /// notify scripts and FIFO report every transition in keepalived's format; a peer with
 /// the wrong password is counted, and `rvs status`, `/v1/vrrp` and `/metrics` show it all.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn track_script_notify_fifo_and_status() {
-    if !lab::prerequisites(false) {
-        return;
-    }
+    lab::require(false);
     let mut l = lab();
     let d = l.dir.clone();
     let flag = d.join("healthy");
@@ -406,10 +410,9 @@ fn post(sock: &std::path::Path, path: &str) -> String {
 /// even through its weight-0 `track_script`), add and remove VIPs by difference, refuse a plan the system cannot run (old instances go
 /// on), and let a removed instance leave as on shutdown.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn reload_keeps_the_master_and_applies_the_difference() {
-    if !lab::prerequisites(false) {
-        return;
-    }
+    lab::require(false);
     let mut l = lab();
     // A weight-0 track_script (keepalived's default weight): a kept instance must not
     // pass through FAULT while the script runs again after a reload.
@@ -504,10 +507,9 @@ fn on_dev(l: &Lab, node: &str, dev: &str, addr: &str) -> bool {
 /// adverts sent out of the VMAC); SIGTERM hands over to keepalived, the client follows
 /// its gratuitous ARP, and the VMAC interface is gone.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn use_vmac_master_with_keepalived_backup() {
-    if !lab::prerequisites(true) {
-        return;
-    }
+    lab::require(true);
     let mut l = lab();
     let vip = "198.18.0.50";
     let vmac = "00:00:5e:00:01:33";
@@ -573,10 +575,9 @@ fn use_vmac_master_with_keepalived_backup() {
 /// runs without arguments (the generic `notify` does not). A reload that removes the
 /// instance reports DELETED (`notify_deleted`) to the FIFO and the generic script.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn split_brain_startup_delay_and_deleted_instance() {
-    if !lab::prerequisites(true) {
-        return;
-    }
+    lab::require(true);
     let mut l = lab();
     let d = l.dir.clone();
     let vip = "198.18.0.50";
@@ -677,10 +678,9 @@ fn split_brain_startup_delay_and_deleted_instance() {
 /// run (keepalived's behaviour; rvs used to refuse to start), and starts once the
 /// interface appears with an address — without disturbing the instance that ran.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn an_instance_waits_for_its_interface() {
-    if !lab::prerequisites(false) {
-        return;
-    }
+    lab::require(false);
     let mut l = Lab::new(&[("a", 1)]);
     let conf = "vrrp_instance LATE {\n  state BACKUP\n  interface late0\n  virtual_router_id 71\n  \
                 priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {\n    198.18.7.50/24\n  }\n}\n\
@@ -745,10 +745,9 @@ fn an_instance_waits_for_its_interface() {
 /// `vrrp_notify_priority_changes`: a change of the effective priority (here a
 /// `track_file` value) writes keepalived's `MASTER_PRIORITY` line to the FIFO.
 #[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn priority_changes_reach_the_fifo() {
-    if !lab::prerequisites(false) {
-        return;
-    }
+    lab::require(false);
     let mut l = Lab::new(&[("a", 1)]);
     let file = l.dir.join("weight");
     std::fs::write(&file, "0\n").unwrap();

@@ -19,22 +19,17 @@ use std::time::Duration;
 
 const VIP: &str = "198.18.0.50";
 
-fn prerequisites() -> bool {
-    if !lab::prerequisites(false) {
-        return false;
-    }
+/// Root, `ip`, and clang (the XDP program is built by it): a missing one fails the test.
+fn require() {
+    lab::require(false);
     let clang = Command::new("sh")
         .args(["-c", "command -v clang"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !clang {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "XDP tests cannot run in CI: clang is missing (the program is not built)"
-        );
-        eprintln!("skipping: no clang, no XDP program");
-    }
-    clang
+    assert!(
+        clang,
+        "the XDP tests cannot run: clang is missing, so the program was not built (.ci/run installs it)"
+    );
 }
 
 fn rvs(args: &[&str]) -> std::process::Output {
@@ -139,10 +134,9 @@ fn lab_logs(dir: &std::path::Path) -> String {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn seed_dr_setup_end_to_end_in_rvs_lab() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let prefix = format!("rvx{}", std::process::id() % 100_000);
     let (_guard, dir) = dr_lab_serves(&prefix, &[]);
     let logs = || lab_logs(&dir);
@@ -195,19 +189,14 @@ fn seed_dr_setup_end_to_end_in_rvs_lab() {
 /// off. Both real servers answer through the VIP, the program is attached in driver
 /// mode, and the replies bypass the director.
 #[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn seed_dr_setup_in_native_mode() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let ethtool = Command::new("ethtool").arg("--version").output().is_ok();
-    if !ethtool {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the native XDP test cannot run in CI: ethtool is missing"
-        );
-        eprintln!("skipping: no ethtool");
-        return;
-    }
+    assert!(
+        ethtool,
+        "the native XDP test cannot run: ethtool is missing (.ci/run installs it)"
+    );
     let prefix = format!("rvn{}", std::process::id() % 100_000);
     let (_guard, _dir) = dr_lab_serves(&prefix, &["--xdp-mode", "native"]);
     let link = Command::new("ip")
@@ -257,10 +246,9 @@ fn director(l: &mut Lab, method: &str, rport: u16, extra: &str) {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn nat_rewrites_both_ways_through_the_director() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
     for rs in ["rs1", "rs2"] {
         // The real servers' route to the client goes through the director (NAT).
@@ -337,10 +325,9 @@ fn nat_rewrites_both_ways_through_the_director() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn tun_sends_ip_in_ip_to_the_real_server() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
     director(&mut l, "TUN", 80, "    persistence_timeout 300\n");
     // Without an ipip module the real server cannot decapsulate: capture instead.
@@ -420,10 +407,9 @@ fn tun_sends_ip_in_ip_to_the_real_server() {
 /// receiving interface's addresses, so no ARP-style sysctls are needed); the client
 /// reaches both real servers and their replies bypass the director.
 #[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn dr_over_ipv6_reaches_both_real_servers() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let vip6 = "fd00:198:18::50";
     let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
     for rs in ["rs1", "rs2"] {
@@ -480,10 +466,9 @@ fn dr_over_ipv6_reaches_both_real_servers() {
 /// the program's 64). An LVS-DR real server behind the same router is refused at start
 /// with the reason (DR only rewrites MACs).
 #[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn tun_reaches_a_real_server_behind_a_router() {
-    if !prerequisites() {
-        return;
-    }
+    require();
     let mut l = Lab::new(&[("dir", 1), ("gw", 254), ("far", 11), ("c", 100)]);
     l.ip_in("gw", &["addr", "add", "198.19.1.254/24", "dev", "eth0"]);
     for kv in [
