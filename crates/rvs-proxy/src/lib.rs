@@ -133,12 +133,60 @@ impl Counters {
     }
 }
 
+/// Why a connection the proxy accepted (or a UDP datagram it received) was not delivered
+/// to any server. A TCP client is then reset (RST), as IPVS rejects; each case is counted
+/// per service (`Shared::undelivered`) for the metrics, `/v1/status` and `rvs status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Undelivered {
+    /// The scheduler found no real server with a weight (and no sorry server took it).
+    NoRealServer,
+    /// Every real server tried refused the connection.
+    ConnectRefused,
+    /// The real server did not complete the handshake within the connect timeout (its
+    /// accept queue full, or it is unreachable).
+    ConnectTimeout,
+    /// Another local or network error from `connect` (no route, out of descriptors…).
+    ConnectError,
+    /// The service or the proxy is at its flow limit (UDP).
+    FlowLimit,
+}
+
+impl Undelivered {
+    /// Every reason, in the order listings print them.
+    pub const ALL: [Undelivered; 5] = [
+        Undelivered::NoRealServer,
+        Undelivered::ConnectRefused,
+        Undelivered::ConnectTimeout,
+        Undelivered::ConnectError,
+        Undelivered::FlowLimit,
+    ];
+
+    /// The label value of the reason (metrics, JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Undelivered::NoRealServer => "no_real_server",
+            Undelivered::ConnectRefused => "connect_refused",
+            Undelivered::ConnectTimeout => "connect_timeout",
+            Undelivered::ConnectError => "connect_error",
+            Undelivered::FlowLimit => "flow_limit",
+        }
+    }
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// State shared by the listeners and connections.
 pub struct Shared {
     pub ipvs: Mutex<Ipvs>,
     /// Per-service settings the scheduling core does not hold (sorry server, timeouts).
     settings: RwLock<HashMap<SvcKey, Arc<DesiredService>>>,
     counters: Mutex<HashMap<(SvcKey, SocketAddr), Arc<Counters>>>,
+    /// Connections not delivered, per service and reason (taken only on that cold path).
+    undelivered: Mutex<HashMap<(SvcKey, Undelivered), u64>>,
     start: Instant,
     pub opts: ProxyOptions,
     pub draining: AtomicBool,
@@ -163,6 +211,27 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         m.entry((key, dest)).or_default().clone()
+    }
+
+    /// Counts a connection (or datagram) of service `key` that was not delivered.
+    pub fn count_undelivered(&self, key: SvcKey, why: Undelivered) {
+        *self
+            .undelivered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((key, why))
+            .or_default() += 1;
+    }
+
+    /// What was not delivered since start, per service and reason (sorted).
+    pub fn undelivered(&self) -> Vec<(SvcKey, Undelivered, u64)> {
+        let m = self
+            .undelivered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v: Vec<_> = m.iter().map(|((k, w), n)| (*k, *w, *n)).collect();
+        v.sort_by_key(|(k, w, _)| (label(k), *w));
+        v
     }
 
     /// Every real server's counters.
@@ -199,6 +268,7 @@ impl Proxy {
             ipvs: Mutex::new(Ipvs::new()),
             settings: RwLock::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
+            undelivered: Mutex::new(HashMap::new()),
             start: Instant::now(),
             opts,
             draining: AtomicBool::new(false),

@@ -2,7 +2,7 @@
 //! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
 //! IPVS idle timeout.
 
-use crate::{label, splice, Counters, Shared};
+use crate::{label, splice, Counters, Shared, Undelivered};
 use rvs_sched::{ConnRef, Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -88,6 +88,8 @@ async fn serve(
     });
     let mut tries = if sh.opts.retry_refused { 2 } else { 1 };
     let mut upstream = None;
+    // Why the last attempt failed: counted if nothing (not even a sorry server) takes it.
+    let mut failure = Undelivered::NoRealServer;
     while tries > 0 && upstream.is_none() {
         tries -= 1;
         let Some((dest, conn)) = schedule(sh, peer, vip) else {
@@ -101,14 +103,17 @@ async fn serve(
                     sh.lock().forget(c);
                 }
                 if e.kind() != ErrorKind::ConnectionRefused {
+                    failure = Undelivered::ConnectError;
                     break;
                 }
+                failure = Undelivered::ConnectRefused;
             }
             Err(_) => {
                 tracing::info!(service = %label(&key), "connection to [{}]:{} timed out", dest.ip(), dest.port());
                 if let Some(c) = conn {
                     sh.lock().forget(c);
                 }
+                failure = Undelivered::ConnectTimeout;
                 break;
             }
         }
@@ -130,7 +135,8 @@ async fn serve(
         }
     }
     let Some((server, dest, conn)) = upstream else {
-        // Nothing to forward to: reset the client, as IPVS rejects.
+        // Nothing to forward to: reset the client, as IPVS rejects, and count it.
+        sh.count_undelivered(key, failure);
         rst_on_close(&client);
         return;
     };
@@ -142,9 +148,13 @@ async fn serve(
     let _ = server.set_nodelay(true);
     let idle = {
         let ipvs = sh.lock();
-        Duration::from_secs(u64::from(
-            ipvs.timeouts.tcp[rvs_sched::TcpState::Established as usize],
-        ))
+        let t = |st: rvs_sched::TcpState| {
+            Duration::from_secs(u64::from(ipvs.timeouts.tcp[st as usize]))
+        };
+        Idle {
+            established: t(rvs_sched::TcpState::Established),
+            half_closed: t(rvs_sched::TcpState::FinWait),
+        }
     };
     let proxy_v = settings.as_ref().and_then(|s| s.proxy_protocol);
     relay(client, server, peer, vip, proxy_v, idle, &counters).await;
@@ -192,23 +202,37 @@ pub fn proxy_header(version: u8, client: SocketAddr, vip: SocketAddr) -> Vec<u8>
     h
 }
 
+/// How long a connection may stay idle: IPVS's per-state timeouts. Once one side has
+/// sent its FIN the connection is half-closed and the `FIN_WAIT` timeout (`tcpfin` of
+/// `ipvsadm --set`, 120 s by default) applies, not the ESTABLISHED one (900 s).
+#[derive(Debug, Clone, Copy)]
+struct Idle {
+    established: Duration,
+    half_closed: Duration,
+}
+
 /// Relays both directions until both are closed, one side resets, or the connection is
-/// idle for `idle`. A FIN from one side is passed on as a shutdown of the other side's
-/// write half while the other direction keeps flowing.
+/// idle past its state's timeout. A FIN from one side is passed on as a shutdown of the
+/// other side's write half while the other direction keeps flowing; a reset (or an idle
+/// timeout) closes both sides with RST and nothing before it (no FIN).
 async fn relay(
     client: TcpStream,
     server: TcpStream,
     peer: SocketAddr,
     vip: SocketAddr,
     proxy_v: Option<u8>,
-    idle: Duration,
+    idle: Idle,
     counters: &Counters,
 ) {
     let tick = AtomicBool::new(false);
+    let half_closed = AtomicBool::new(false);
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     if let Some(v) = proxy_v {
         if sw.write_all(&proxy_header(v, peer, vip)).await.is_err() {
+            reset(cw.as_ref(), sw.as_ref());
+            cw.forget();
+            sw.forget();
             return;
         }
     }
@@ -230,7 +254,8 @@ async fn relay(
             &tick,
         );
         let watchdog = async {
-            let period = idle.clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let shortest = idle.established.min(idle.half_closed);
+            let period = shortest.clamp(Duration::from_millis(10), Duration::from_secs(1));
             let mut iv = tokio::time::interval(period);
             let mut idle_for = Duration::ZERO;
             loop {
@@ -239,7 +264,12 @@ async fn relay(
                     idle_for = Duration::ZERO;
                 } else {
                     idle_for += period;
-                    if idle_for >= idle {
+                    let limit = if half_closed.load(Ordering::Relaxed) {
+                        idle.half_closed
+                    } else {
+                        idle.established
+                    };
+                    if idle_for >= limit {
                         return;
                     }
                 }
@@ -266,11 +296,17 @@ async fn relay(
             if up_done && down_done {
                 return End::Fin;
             }
+            half_closed.store(true, Ordering::Relaxed);
         }
     }
     .await;
     if outcome == End::Reset {
         reset(cw.as_ref(), sw.as_ref());
+        // Dropping a tokio write half shuts the write direction down (a FIN) before the
+        // close: forgotten halves close with the read halves, and the zero linger makes
+        // that close a bare RST.
+        cw.forget();
+        sw.forget();
     }
 }
 

@@ -292,6 +292,13 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                     "config": ctx.conf.display().to_string(),
                     "uptime_s": ctx.started.elapsed().as_secs(),
                     "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
+                    "undelivered": ctx.shared.undelivered().into_iter().map(|(k, why, n)| {
+                        serde_json::json!({
+                            "service": crate::metrics::svc_label(&crate::convert::adm_id(k)),
+                            "reason": why.as_str(),
+                            "connections": n,
+                        })
+                    }).collect::<Vec<_>>(),
                     "dataplane": ctx.dataplane,
                     "timeouts": timeouts(&ctx.shared),
                     "checks": st.checks,

@@ -33,7 +33,9 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn svc_label(id: &rvs_adm::SvcId) -> String {
+/// A service as the metrics, `/v1/status` and `rvs status` name it: `tcp/VIP:PORT`,
+/// `fwm/MARK[/v6]`.
+pub(crate) fn svc_label(id: &rvs_adm::SvcId) -> String {
     match id {
         rvs_adm::SvcId::Addr { proto, addr, port } => format!(
             "{}/{}",
@@ -168,6 +170,11 @@ pub fn render(ctx: &Ctx) -> String {
         "live_connections",
         "Connections the data plane holds open",
     );
+    let undelivered = counters(
+        &mut reg,
+        "proxy_undelivered_connections",
+        "Connections the proxy accepted and could not deliver (the client was reset), by reason",
+    );
 
     for s in crate::control::snapshot(&ctx.shared) {
         let sl = svc_label(&s.id);
@@ -185,6 +192,17 @@ pub fn render(ctx: &Ctx) -> String {
             inactive.get_or_create(&l).set(i64::from(d.inactive));
             weight.get_or_create(&l).set(i64::from(d.weight));
         }
+    }
+    for (key, why, n) in ctx.shared.undelivered() {
+        undelivered
+            .get_or_create(&vec![
+                (
+                    "service".to_owned(),
+                    svc_label(&crate::convert::adm_id(key)),
+                ),
+                ("reason".to_owned(), why.as_str().to_owned()),
+            ])
+            .inc_by(n);
     }
     let st = ctx.status();
     for c in &st.checks {

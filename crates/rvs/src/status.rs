@@ -51,6 +51,16 @@ struct Status {
     vrrp: Vec<rvs_vrrpd::InstanceStatus>,
     #[serde(default)]
     bfd: Vec<Bfd>,
+    #[serde(default)]
+    undelivered: Vec<Undelivered>,
+}
+
+/// Connections the proxy accepted and could not deliver, per service and reason.
+#[derive(Deserialize)]
+struct Undelivered {
+    service: String,
+    reason: String,
+    connections: u64,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +224,23 @@ fn render(st: &Status, services: &[Service]) -> String {
             human_bytes(s.stats.in_bps),
             human_bytes(s.stats.out_bps)
         );
+        let lost: Vec<&Undelivered> = st
+            .undelivered
+            .iter()
+            .filter(|u| u.service == crate::metrics::svc_label(&s.id))
+            .collect();
+        if !lost.is_empty() {
+            let total: u64 = lost.iter().map(|u| u.connections).sum();
+            let why: Vec<String> = lost
+                .iter()
+                .map(|u| format!("{} {}", u.reason, u.connections))
+                .collect();
+            let _ = writeln!(
+                o,
+                "  not delivered (client reset): {total} ({})",
+                why.join(", ")
+            );
+        }
         let label = keepalived_label(&s.id);
         for d in &s.dests {
             let at = SocketAddr::new(d.addr, d.port);

@@ -354,16 +354,17 @@ fn ten_thousand_concurrent_connections() {
     let n = usize::try_from(got.saturating_sub(400) / 2)
         .unwrap_or(0)
         .min(10_000);
-    if n < 9_500 {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "only {got} file descriptors: too few for the concurrency test"
-        );
-        eprintln!("skipping: only {got} file descriptors");
-        return;
-    }
+    assert!(
+        n >= 9_500,
+        "only {got} file descriptors (hard limit): the concurrency test needs 19,400 (ulimit -Hn)"
+    );
     eprintln!("{n} concurrent connections (file descriptor limit {got})");
-    let l = TcpListener::bind("127.18.0.1:9100").unwrap();
+    // The backend listens with a production accept queue (nginx: 511, the kernel's
+    // somaxconn: 4096). With std's 128, the burst of connects overflowed it and the kernel
+    // dropped SYNs; a connect that lost three SYNs (1 + 2 + 4 s of retransmission) passed the
+    // 5 s connect timeout and the proxy reset its client: that was the "lost" connections
+    // (see `an_undeliverable_connection_is_reset_and_counted`).
+    let l = listener("127.18.0.1:9100", 4096);
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let acc = accepted.clone();
     std::thread::spawn(move || {
@@ -394,21 +395,113 @@ fn ten_thousand_concurrent_connections() {
             "too slow: {i} connections in 120 s"
         );
     }
-    // Every connection reaches the backend.
+    // Every connection reaches the backend; if not, the daemon says why (undelivered
+    // connections by reason).
     let t = Instant::now();
     while accepted.lock().unwrap().len() < n {
         assert!(
             t.elapsed() < Duration::from_mins(1),
-            "only {} of {n} reached the backend",
-            accepted.lock().unwrap().len()
+            "only {} of {n} reached the backend; the daemon's status:\n{}",
+            accepted.lock().unwrap().len(),
+            d.status()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let status = d.status();
+    assert!(!status.contains("not delivered"), "{status}");
     // And each carries data end to end: a byte from a sample of clients.
     for c in clients.iter_mut().step_by(997) {
         c.write_all(b"x").unwrap();
     }
     drop(clients);
+    d.stop();
+}
+
+/// A TCP listener with an accept queue of `backlog` (std's `bind` always asks for 128).
+fn listener(addr: &str, backlog: i32) -> TcpListener {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.bind(&addr.into()).unwrap();
+    s.listen(backlog).unwrap();
+    s.into()
+}
+
+/// Reads until the peer closes; `Err` is how a reset shows.
+fn read_to_close(c: &mut TcpStream) -> std::io::Result<usize> {
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut sink = Vec::new();
+    c.read_to_end(&mut sink)
+}
+
+/// A connection the proxy accepted but cannot deliver is reset (RST, as IPVS rejects) and
+/// counted by reason in the metrics, `/v1/status` and `rvs status`: a real server whose
+/// accept queue is full drops the proxy's SYNs until the connect timeout (the cause of the
+/// connections the 10k test used to lose), one that refuses, and a service without a real
+/// server.
+#[test]
+fn an_undeliverable_connection_is_reset_and_counted() {
+    // A real server that never accepts, with the smallest accept queue: one connection
+    // fills it, the kernel drops further SYNs.
+    let full = listener("127.58.0.1:9100", 0);
+    let conf = "virtual_server 127.58.1.1 8080 {\n    lvs_method NAT\n    protocol TCP\n    \
+                connect_timeout 1\n    real_server 127.58.0.1 9100 {\n    }\n}\n\
+                virtual_server 127.58.1.2 8080 {\n    lvs_method NAT\n    protocol TCP\n    \
+                real_server 127.58.0.2 9100 {\n    }\n}\n\
+                virtual_server 127.58.1.3 8080 {\n    lvs_method NAT\n    protocol TCP\n    \
+                real_server 127.58.0.3 9100 {\n        weight 0\n    }\n}\n";
+    let vip: SocketAddr = "127.58.1.1:8080".parse().unwrap();
+    let metrics = "127.58.2.1:9300";
+    let d = Daemon::start_args("undelivered", conf, vip, &["--metrics", metrics]);
+    // A direct connection fills the real server's queue; the proxy's SYNs are then
+    // dropped, and its client is reset after the 1 s connect timeout.
+    let first = TcpStream::connect("127.58.0.1:9100").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let mut c = TcpStream::connect(vip).unwrap();
+    let e = read_to_close(&mut c).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "reset before the connect timeout: {:?}",
+        t.elapsed()
+    );
+    // Refused (tried twice: the retry), and no real server with a weight.
+    for v in ["127.58.1.2:8080", "127.58.1.3:8080"] {
+        let mut c = TcpStream::connect(v).unwrap();
+        let e = read_to_close(&mut c).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{v}: {e}");
+    }
+    let status = d.status();
+    assert!(
+        status.contains("not delivered (client reset): 1 (connect_timeout 1)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("not delivered (client reset): 1 (connect_refused 1)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("not delivered (client reset): 1 (no_real_server 1)"),
+        "{status}"
+    );
+    let text = common::scrape(metrics);
+    for (svc, why) in [
+        ("127.58.1.1", "connect_timeout"),
+        ("127.58.1.2", "connect_refused"),
+        ("127.58.1.3", "no_real_server"),
+    ] {
+        let series = format!(
+            "rvs_proxy_undelivered_connections_total{{service=\"tcp/{svc}:8080\",reason=\"{why}\"}} "
+        );
+        assert!(text.contains(&series), "{series}\n{text}");
+    }
+    drop((first, full));
     d.stop();
 }
 

@@ -91,6 +91,20 @@ impl Daemon {
         )
     }
 
+    /// What `rvs status` prints for this daemon (stdout and stderr).
+    pub fn status(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("status")
+            .env("RVS_CONTROL", self.dir.join("ctl.sock"))
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// One raw HTTP request on the control socket; returns the whole answer.
     pub fn control_raw(&self, request: &[u8]) -> String {
         let mut s = std::os::unix::net::UnixStream::connect(self.dir.join("ctl.sock")).unwrap();
@@ -184,6 +198,18 @@ pub fn ask_name_from(vip: SocketAddr, src: Option<&str>) -> String {
     let mut r = std::io::BufReader::new(&s);
     std::io::BufRead::read_line(&mut r, &mut line).unwrap();
     line.trim().to_owned()
+}
+
+/// The metrics endpoint's body (text format).
+pub fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(out)
 }
 
 pub fn vs(vip: &str, port: u16, body: &str, rs: &[(&str, u16, i32)]) -> String {
