@@ -1,5 +1,6 @@
-//! The control API: HTTP/1.1 + JSON on a Unix socket (mode 0600, so only the daemon's
-//! user, or root, may read the tables or reload).
+//! The control API: HTTP/1.1 + JSON on a Unix socket (mode 0600 from its first moment,
+//! and each connection's peer checked with `SO_PEERCRED`: only the daemon's user, or
+//! root, may read the tables or change them).
 //!
 //! - `GET /v1/services`: the IPVS table as `[rvs_adm::Service]` (what `rvs adm -L` prints).
 //! - `GET /v1/status`: pid, config file, uptime, live connections.
@@ -68,13 +69,43 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
         std::fs::remove_file(path)
             .with_context(|| format!("removing the stale control socket {}", path.display()))?;
     }
-    // Created with the umask's mode, then narrowed before anyone can be served: no request
-    // is accepted before the chmod below.
-    let l = UnixListener::bind(path)
-        .with_context(|| format!("binding the control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .with_context(|| format!("chmod 0600 {}", path.display()))?;
-    Ok(l)
+    // Bound inside a fresh directory of mode 0700, narrowed to 0600 there, then renamed
+    // into place: at no moment can another user connect, whatever the umask (binding at
+    // the final path and chmod-ing after left a window a local user could win).
+    let file = path
+        .file_name()
+        .map_or_else(|| "rvs.sock".into(), |f| f.to_string_lossy().into_owned());
+    let private = path.with_file_name(format!(".{file}.{}.d", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let staged = private.join(&file);
+    let bound = (|| -> Result<UnixListener> {
+        let l = UnixListener::bind(&staged)
+            .with_context(|| format!("binding the control socket {}", path.display()))?;
+        std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("chmod 0600 {}", staged.display()))?;
+        std::fs::rename(&staged, path)
+            .with_context(|| format!("moving the control socket to {}", path.display()))?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
+}
+
+/// Whether the peer of a control connection may use it: root, or the daemon's own user
+/// (the socket's mode says the same; this holds even if someone loosens the mode).
+fn peer_allowed(s: &UnixStream) -> std::result::Result<(), String> {
+    let me = rustix::process::geteuid().as_raw();
+    match s.peer_cred() {
+        Ok(c) if c.uid() == 0 || c.uid() == me => Ok(()),
+        Ok(c) => Err(format!(
+            "uid {} may not use this control socket (only root and uid {me})",
+            c.uid()
+        )),
+        Err(e) => Err(format!("cannot tell who is connecting: {e}")),
+    }
 }
 
 pub struct Ctx {
@@ -152,18 +183,28 @@ pub async fn serve(l: UnixListener, ctx: Arc<Ctx>) {
 }
 
 async fn handle(mut s: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
+    // The request is read either way (bounded), so a refused client gets its answer
+    // rather than a broken pipe.
+    let allowed = peer_allowed(&s);
     let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut s)).await;
     let (status, body) = match head {
         Err(_) => (408, err_json("request head not received within 5 s")),
         Ok(Err(e)) => (400, err_json(&e)),
         Ok(Ok((head, rest))) => match read_body(&mut s, &head, rest).await {
-            Ok(body) => route(&head, &body, ctx).await,
+            Ok(body) => match &allowed {
+                Ok(()) => route(&head, &body, ctx).await,
+                Err(why) => {
+                    tracing::warn!("control socket: refused a request: {why}");
+                    (403, err_json(why))
+                }
+            },
             Err(e) => (400, err_json(&e)),
         },
     };
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",

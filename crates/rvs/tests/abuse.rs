@@ -127,3 +127,78 @@ fn half_closed_connections_use_the_fin_timeout() {
     );
     d.stop();
 }
+
+/// The control socket is never reachable by other users, not even while the daemon
+/// starts: with umask 000 the socket file used to exist with mode 0777 until a chmod, a
+/// window a local user could win (and then send `Clear`). strace delays every chmod by
+/// 300 ms to hold any such window open; a watcher polling the path must first see the
+/// socket at 0600, and no private staging directory may be left behind.
+#[test]
+#[ignore = "needs strace (delay injection): ./test.sh runs it as root"]
+fn control_socket_is_private_from_its_first_moment() {
+    use std::os::unix::fs::PermissionsExt;
+    let have_strace = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(have_strace, "this test needs strace (.ci/run installs it)");
+    let dir = std::env::temp_dir().join(format!("rvs-abuse-sock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("k.conf"),
+        vs("127.70.3.1", 8080, "", &[("127.70.3.2", 9100, 1)]),
+    )
+    .unwrap();
+    let sock = dir.join("ctl.sock");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (sock, stop) = (sock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(m) = std::fs::symlink_metadata(&sock) {
+                    return Some(m.permissions().mode() & 0o777);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            None
+        })
+    };
+    let script = format!(
+        "umask 000; exec strace -f -qq -o /dev/null -e inject=chmod,fchmodat:delay_enter=300000 \
+         {} run --log-level error -f {} --pid-file {} --control {}",
+        env!("CARGO_BIN_EXE_rvs"),
+        dir.join("k.conf").display(),
+        dir.join("pid").display(),
+        sock.display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !dir.join("pid").exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "rvs did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let first = watcher.join().unwrap();
+    // The pid file's first line is the daemon's pid (strace is its parent).
+    let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
+    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    assert_eq!(first, Some(0o600), "the socket's first mode");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

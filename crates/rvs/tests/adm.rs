@@ -783,6 +783,19 @@ fn logs_as_json_and_to_syslog() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `rvs adm ARG` as user nobody (setpriv) against `d`: the output and its stderr.
+fn adm_as_nobody(d: &Daemon, arg: &str) -> (std::process::Output, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args(["adm", arg, "--control"])
+        .arg(d.dir.join("ctl.sock"))
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
 /// The control socket is the owner's: another user (nobody, through setpriv) cannot use
 /// root's.
 #[test]
@@ -797,17 +810,28 @@ fn another_user_is_refused() {
     let d = Daemon::start("adm-perm", &conf, "127.56.1.1:8080".parse().unwrap());
     // The directory must be traversable for the error to be about the socket itself.
     std::fs::set_permissions(&d.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_rvs"))
-        .args(["adm", "-Ln", "--control"])
-        .arg(d.dir.join("ctl.sock"))
-        .output()
-        .expect("setpriv (util-linux)");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out, err) = adm_as_nobody(&d, "-Ln");
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("Permission denied"), "{err}");
     assert!(out.stdout.is_empty());
+    // Even with the socket's mode loosened, the daemon checks who connects (SO_PEERCRED).
+    std::fs::set_permissions(
+        d.dir.join("ctl.sock"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let (out, err) = adm_as_nobody(&d, "-C");
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("uid 65534 may not use this control socket"),
+        "{err}"
+    );
+    let (code, table, _) = d.adm(&["-Ln"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("127.56.1.1:8080"),
+        "the table was not cleared: {table}"
+    );
     assert!(d.stop().success());
 }
 
