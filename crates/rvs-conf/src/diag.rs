@@ -92,6 +92,14 @@ pub struct Diagnostic {
     #[serde(skip)]
     pub width: usize,
     pub keepalived_rejects: bool,
+    /// The line could not be read as configuration at all (an unknown keyword, binary
+    /// data): a reload refuses such a file rather than drop what the line meant.
+    #[serde(skip)]
+    pub unreadable: bool,
+    /// Over the file's cap ([`MAX_DIAGS_PER_FILE`]): counted, never shown (so callers
+    /// can skip work such as computing a hint).
+    #[serde(skip)]
+    pub suppressed: bool,
 }
 
 impl Diagnostic {
@@ -150,15 +158,62 @@ fn is_wide(c: char) -> bool {
         0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD)
 }
 
+/// Most diagnostics kept per file; the rest are counted and summarised in one line (a
+/// generated or garbage file can otherwise produce millions).
+pub const MAX_DIAGS_PER_FILE: usize = 200;
+/// Most diagnostics kept in all (a file included 10,000 times is 10,000 files).
+pub const MAX_DIAGS: usize = 1_000;
+
+/// Diagnostics of a file past [`MAX_DIAGS_PER_FILE`]: counted, not kept.
+#[derive(Debug, Default, Clone, Copy)]
+struct Suppressed {
+    errors: usize,
+    warnings: usize,
+    keepalived_rejects: bool,
+    unreadable: bool,
+    last: Loc,
+}
+
 /// Collects diagnostics while parsing.
 #[derive(Debug, Default)]
 pub struct Diags {
     pub list: Vec<Diagnostic>,
+    per_file: std::collections::HashMap<FileId, usize>,
+    suppressed: std::collections::BTreeMap<usize, Suppressed>,
+    /// Where a suppressed diagnostic is built (its hint is discarded with it).
+    scratch: Option<Diagnostic>,
 }
 
 impl Diags {
     pub fn error(&mut self, loc: Loc, width: usize, message: impl Into<String>) -> &mut Diagnostic {
-        self.push(Severity::Error, true, loc, width, message.into())
+        self.push(Severity::Error, true, false, loc, width, message.into())
+    }
+
+    /// An error that is always shown, past every cap (a load that stopped early).
+    pub fn fatal(&mut self, loc: Loc, width: usize, message: impl Into<String>) -> &mut Diagnostic {
+        self.list.push(Diagnostic {
+            severity: Severity::Error,
+            loc,
+            message: message.into(),
+            hint: None,
+            width,
+            keepalived_rejects: true,
+            unreadable: false,
+            suppressed: false,
+        });
+        let last = self.list.len() - 1;
+        &mut self.list[last]
+    }
+
+    /// A line that cannot be read as configuration at all (an unknown keyword, binary
+    /// data): a warning keepalived also reports, marked [`Diagnostic::unreadable`].
+    pub fn unreadable(
+        &mut self,
+        loc: Loc,
+        width: usize,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.push(Severity::Warning, true, true, loc, width, message.into())
     }
 
     /// A warning that keepalived's `-t` also counts as a configuration error.
@@ -168,7 +223,7 @@ impl Diags {
         width: usize,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.push(Severity::Warning, true, loc, width, message.into())
+        self.push(Severity::Warning, true, false, loc, width, message.into())
     }
 
     /// A warning keepalived does not report (rvs-only advice).
@@ -178,27 +233,99 @@ impl Diags {
         width: usize,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.push(Severity::Warning, false, loc, width, message.into())
+        self.push(Severity::Warning, false, false, loc, width, message.into())
     }
 
     fn push(
         &mut self,
         severity: Severity,
         keepalived_rejects: bool,
+        unreadable: bool,
         loc: Loc,
         width: usize,
         message: String,
     ) -> &mut Diagnostic {
-        self.list.push(Diagnostic {
+        let d = Diagnostic {
             severity,
             loc,
             message,
             hint: None,
             width,
             keepalived_rejects,
-        });
+            unreadable,
+            suppressed: false,
+        };
+        let n = self.per_file.entry(loc.file).or_default();
+        *n += 1;
+        // Past the overall cap, everything is counted under one summary (file 0's key is
+        // not used for that: usize::MAX sorts last).
+        let key = if self.list.len() >= MAX_DIAGS {
+            usize::MAX
+        } else {
+            loc.file.0
+        };
+        if *n > MAX_DIAGS_PER_FILE || key == usize::MAX {
+            let s = self.suppressed.entry(key).or_default();
+            match severity {
+                Severity::Error => s.errors += 1,
+                Severity::Warning => s.warnings += 1,
+            }
+            s.keepalived_rejects |= keepalived_rejects;
+            s.unreadable |= unreadable;
+            s.last = s.last.max_by_line(loc);
+            return self.scratch.insert(Diagnostic {
+                suppressed: true,
+                ..d
+            });
+        }
+        self.list.push(d);
         let last = self.list.len() - 1;
         &mut self.list[last]
+    }
+
+    /// Adds, for each file that had more than [`MAX_DIAGS_PER_FILE`] diagnostics, one that
+    /// counts the rest (an error if any of them was). Call once, after parsing.
+    pub fn finish(&mut self) {
+        for (key, s) in std::mem::take(&mut self.suppressed) {
+            let place = if key == usize::MAX {
+                "in all the files"
+            } else {
+                "in this file"
+            };
+            let severity = if s.errors > 0 {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            self.list.push(Diagnostic {
+                severity,
+                loc: s.last,
+                message: format!(
+                    "{} more diagnostics {place} are not shown ({} errors, {} warnings)",
+                    s.errors + s.warnings,
+                    s.errors,
+                    s.warnings
+                ),
+                hint: Some(format!(
+                    "at most {MAX_DIAGS_PER_FILE} are shown per file and {MAX_DIAGS} in all; fix the first ones"
+                )),
+                width: 1,
+                keepalived_rejects: s.keepalived_rejects,
+                unreadable: s.unreadable,
+                suppressed: false,
+            });
+        }
+    }
+}
+
+impl Loc {
+    /// The later of two places (by line, then column).
+    fn max_by_line(self, other: Loc) -> Loc {
+        if (other.line, other.col) >= (self.line, self.col) {
+            other
+        } else {
+            self
+        }
     }
 }
 

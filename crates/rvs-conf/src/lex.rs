@@ -15,13 +15,100 @@ pub const MAXBUF: usize = 1024;
 pub const MAX_INCLUDE_DEPTH: usize = 32;
 /// Deepest `$` substitution accepted (a self-referencing definition would never end).
 pub const MAX_SUBST_DEPTH: usize = 32;
-/// Most lines that `~SEQ`/`~LST` and multi-line definitions may generate in one file set.
-pub const MAX_GENERATED_LINES: usize = 1_000_000;
+/// Most lines that `$` substitution, `~SEQ`/`~LST` and multi-line definitions may
+/// generate in one load (a self-referencing definition otherwise expands exponentially
+/// until this bound: it is the work, memory and diagnostics such a file can cost).
+pub const MAX_GENERATED_LINES: usize = 250_000;
 /// Longest line `$` substitution may produce (a doubling definition would exhaust memory).
 pub const MAX_SUBST_LEN: usize = 64 * 1024;
+/// Largest file read (a configuration file, or one it includes): 16 MiB.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Most bytes read in one load, over every file: 64 MiB.
+pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
+/// Most files read in one load (the same file included twice counts twice): bounds
+/// include fan-out such as k files each including `*`, which grows as k!.
+pub const MAX_FILES: usize = 10_000;
 
 /// A character with the column (1-based, in characters) it came from.
 type Ch = (char, u32);
+
+/// Why a configuration file was not read.
+#[derive(Debug)]
+enum ReadError {
+    Io(std::io::Error),
+    /// Not a regular file (a FIFO, socket or device): only the top-level file may be.
+    NotRegular(&'static str),
+    /// Larger than the bound given to [`read_bounded`].
+    TooLarge,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::NotRegular(kind) => write!(
+                f,
+                "it is a {kind}, not a regular file (an include must be a file: a {kind} can block or never end)"
+            ),
+            ReadError::TooLarge => write!(
+                f,
+                "it is larger than {} MiB",
+                MAX_FILE_BYTES >> 20
+            ),
+        }
+    }
+}
+
+/// Reads at most `max` bytes of `path` (`TooLarge` beyond). An include must be a regular
+/// file: it is opened non-blocking (a FIFO swapped in after the check cannot block the
+/// open) and checked again on the open file.
+fn read_bounded(path: &Path, include: bool, max: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let kind = |t: std::fs::FileType| -> Option<&'static str> {
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("directory")
+        } else if t.is_fifo() {
+            Some("FIFO")
+        } else if t.is_socket() {
+            Some("socket")
+        } else if t.is_char_device() {
+            Some("character device")
+        } else if t.is_block_device() {
+            Some("block device")
+        } else {
+            Some("special file")
+        }
+    };
+    if include {
+        let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
+        if let Some(k) = kind(meta.file_type()) {
+            return Err(ReadError::NotRegular(k));
+        }
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    if include {
+        opts.custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0));
+    }
+    let f = opts.open(path).map_err(ReadError::Io)?;
+    if include {
+        let meta = f.metadata().map_err(ReadError::Io)?;
+        if let Some(k) = kind(meta.file_type()) {
+            return Err(ReadError::NotRegular(k));
+        }
+    }
+    let mut bytes = Vec::new();
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(bytes)
+}
 
 /// A token of a logical line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +169,11 @@ pub struct Lexer<'a> {
     random_state: u64,
     max_lines: usize,
     cur_loc: Loc,
+    /// Files and bytes read so far in this load; `exhausted` once a budget is spent (the
+    /// error is reported once, and nothing more is read).
+    files_read: usize,
+    bytes_read: u64,
+    exhausted: bool,
     pub items: Vec<Item>,
 }
 
@@ -98,6 +190,9 @@ impl<'a> Lexer<'a> {
             random_state: 0x853c_49e6_748f_ea9b,
             max_lines: opts.max_generated_lines,
             cur_loc: Loc::default(),
+            files_read: 0,
+            bytes_read: 0,
+            exhausted: false,
             items: Vec::new(),
         }
     }
@@ -111,34 +206,60 @@ impl<'a> Lexer<'a> {
     }
 
     /// Lexes a file from disk. `from` is the include line that named it, if any.
+    ///
+    /// Reading is bounded: an included file must be a regular file (a FIFO would block
+    /// the reader, a device such as /dev/zero never ends), no file may exceed
+    /// [`MAX_FILE_BYTES`], and one load reads at most [`MAX_FILES`] files and
+    /// [`MAX_TOTAL_BYTES`] bytes. The top-level file may be a pipe or device the operator
+    /// named (`-f <(generate)`), still within the size bound.
     pub fn run_path(&mut self, path: &Path, from: Option<Loc>) -> bool {
-        match std::fs::read(path) {
+        if self.exhausted {
+            return false;
+        }
+        let loc = from.unwrap_or_else(|| Loc {
+            file: self.sources.add(path.to_path_buf(), ""),
+            line: 0,
+            col: 0,
+        });
+        if self.files_read >= MAX_FILES {
+            return self.exhaust(loc, &format!("more than {MAX_FILES} files read"));
+        }
+        self.files_read += 1;
+        let budget = MAX_FILE_BYTES.min(MAX_TOTAL_BYTES.saturating_sub(self.bytes_read));
+        match read_bounded(path, from.is_some(), budget) {
             Ok(bytes) => {
+                self.bytes_read += bytes.len() as u64;
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 self.run_text(path, &text);
                 true
             }
+            Err(ReadError::TooLarge) if budget < MAX_FILE_BYTES => self.exhaust(
+                loc,
+                &format!(
+                    "more than {} MiB read in all (at '{}')",
+                    MAX_TOTAL_BYTES >> 20,
+                    path.display()
+                ),
+            ),
             Err(e) => {
-                let loc = from.unwrap_or_default();
                 let msg = format!("cannot read configuration file '{}': {e}", path.display());
-                if from.is_some() {
-                    self.diags.error(loc, 1, msg);
-                } else {
-                    // The top-level file: there is no source line to point at.
-                    let id = self.sources.add(path.to_path_buf(), "");
-                    self.diags.error(
-                        Loc {
-                            file: id,
-                            line: 0,
-                            col: 0,
-                        },
-                        1,
-                        msg,
-                    );
-                }
+                self.diags.error(loc, 1, msg);
                 false
             }
         }
+    }
+
+    /// Reports that one load's budget is spent; nothing more is read.
+    fn exhaust(&mut self, loc: Loc, what: &str) -> bool {
+        self.exhausted = true;
+        self.diags
+            .fatal(
+                loc,
+                1,
+                format!("configuration too large: {what}; the rest is not read"),
+            )
+            .hint("an include pattern probably matches the files that include it (a fan-out), or includes a huge file");
+        false
     }
 
     fn lex_file(&mut self, id: FileId, path: &Path, text: &str) {
@@ -154,7 +275,7 @@ impl<'a> Lexer<'a> {
             };
             if raw.contains('\0') {
                 self.diags
-                    .ka_warning(loc0, 1, "line contains a NUL byte and is ignored");
+                    .unreadable(loc0, 1, "line contains a NUL byte and is ignored");
                 continue;
             }
             let raw = self.cut_long_line(raw, loc0);
@@ -223,9 +344,14 @@ impl<'a> Lexer<'a> {
                 .hint("a $definition probably refers to itself");
             return None;
         }
-        self.generated += 1;
+        // Lines made by `$` substitution and `~SEQ`/`~LST` count against the expansion
+        // budget; a file's own lines are bounded by the bytes read.
+        if depth > 0 {
+            self.generated += 1;
+        }
         if self.generated > self.max_lines {
             if self.generated == self.max_lines + 1 {
+                self.generated += 1;
                 self.diags.error(
                     loc0,
                     1,

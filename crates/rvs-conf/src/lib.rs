@@ -40,6 +40,13 @@ impl Parsed {
     pub fn warnings(&self) -> usize {
         self.diagnostics.len() - self.errors()
     }
+    /// Lines that could not be read as configuration at all (unknown keywords, binary
+    /// data). keepalived skips them with a warning; a reload of a running daemon refuses
+    /// such a file, since what the line meant is lost (a truncated or garbage file would
+    /// otherwise remove running services).
+    pub fn unreadable(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.unreadable).count()
+    }
     /// Whether keepalived's own `keepalived -t` would reject this configuration: it counts
     /// every reported configuration problem, including many that rvs only warns about.
     pub fn keepalived_rejects(&self) -> bool {
@@ -76,6 +83,7 @@ fn run(opts: &Options, f: impl FnOnce(&mut lex::Lexer<'_>)) -> Parsed {
     };
     let tree = tree::build(items, &mut diags);
     let config = load::load(&tree, &mut diags);
+    diags.finish();
     let mut diagnostics = diags.list;
     diagnostics.sort_by_key(|d| (d.loc.file.0, d.loc.line, d.loc.col));
     Parsed {

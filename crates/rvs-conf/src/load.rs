@@ -1569,6 +1569,9 @@ impl Loader<'_> {
         };
         // Real servers.
         let fwmark = matches!(vs.key, VsKey::Fwmark { .. });
+        // Seen (address, port) pairs: a set, so a service with 100k real servers loads in
+        // linear time (a scan of the list per real server was quadratic).
+        let mut seen: std::collections::HashSet<(IpAddr, u16)> = std::collections::HashSet::new();
         for rn in node.children().iter().filter(|c| c.name() == "real_server") {
             let ctx = RsCtx {
                 vs_port,
@@ -1580,11 +1583,7 @@ impl Loader<'_> {
             };
             if let Some(rs) = self.real_server(rn, &ctx) {
                 let a = &mut self.a;
-                if vs
-                    .real_servers
-                    .iter()
-                    .any(|r| r.address == rs.address && r.port == rs.port)
-                {
+                if !seen.insert((rs.address, rs.port)) {
                     a.diags.error(
                         rn.args[0].loc,
                         rn.args[0].width,

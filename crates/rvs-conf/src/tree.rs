@@ -137,10 +137,13 @@ impl Builder<'_> {
         let Some(shape) = schema::lookup(table, &kw.text) else {
             let d =
                 self.diags
-                    .ka_warning(kw.loc, kw.width, format!("unknown keyword '{}'", kw.text));
-            let hint = suggest::hint(table, &kw, &tokens);
-            if let Some(h) = &hint {
-                d.hint(h.clone());
+                    .unreadable(kw.loc, kw.width, format!("unknown keyword '{}'", kw.text));
+            // A hint costs a search of every keyword: only for diagnostics that are shown.
+            let shown = !d.suppressed;
+            if shown {
+                if let Some(h) = suggest::hint(table, &kw, &tokens) {
+                    d.hint(h);
+                }
             }
             if self.peek_open() {
                 self.items.next();

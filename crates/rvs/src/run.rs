@@ -317,11 +317,26 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // waiting for their interface are started (both checked each second).
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     let mut sync_role: Option<bool> = None;
+    // A reload reads the file off the runtime (`read_config`) while this loop goes on
+    // serving health events, commands and signals; reload requests that arrive meanwhile
+    // share the read under way and get its answer.
+    let mut reading: Option<ConfigRead> = None;
+    let mut waiting: Vec<Option<tokio::sync::oneshot::Sender<String>>> = Vec::new();
     loop {
         // SIGHUP and `POST /v1/reload` take the same path (the latter gets the message).
         let mut reload_reply: Option<Option<tokio::sync::oneshot::Sender<String>>> = None;
+        let mut read_done: Option<Result<rvs_conf::Parsed, String>> = None;
         tokio::select! {
             _ = hup.recv() => reload_reply = Some(None),
+            r = async {
+                match reading.as_mut() {
+                    Some(f) => f.await,
+                    None => std::future::pending().await,
+                }
+            }, if reading.is_some() => {
+                reading = None;
+                read_done = Some(r);
+            }
             Some(ev) = health.rx.recv() => {
                 let changed = health.event(&cfg, &ev);
                 ctx.publish(|st| st.checks = health.report(&cfg));
@@ -352,13 +367,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             _ = int.recv() => break,
         }
         if let Some(reply) = reload_reply {
+            waiting.push(reply);
+            if reading.is_none() {
+                reading = Some(read_config(&a.file));
+            }
+        }
+        if let Some(parsed) = read_done {
             generation += 1;
-            let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a).await;
+            let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a, parsed).await;
             let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
             publish_reload(&ctx, &health, &cfg, &msg);
             let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
-            if let Some(r) = reply {
-                let _ = r.send(msg);
+            for r in waiting.drain(..).flatten() {
+                let _ = r.send(msg.clone());
             }
         }
     }
@@ -520,7 +541,57 @@ fn follow_sync_daemon(
 /// What a refused reload says (and how the VRRP part knows to do nothing).
 const KEPT: &str = "the running configuration is kept";
 
-/// Re-reads the config; applies it by difference, or keeps the running one on errors.
+/// How long reading and parsing the configuration may take on a reload before it is
+/// refused (a file that never ends, a FIFO the top-level name points at).
+const READ_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A configuration being read for a reload.
+type ConfigRead =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<rvs_conf::Parsed, String>> + Send>>;
+
+/// Reads and parses the configuration on a thread of its own, never on the async
+/// runtime: the daemon goes on answering (and obeys SIGTERM) however long it takes, and
+/// gives up after [`READ_DEADLINE`] (the thread is left to finish on its own).
+fn read_config(path: &Path) -> ConfigRead {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let owned = path.to_path_buf();
+    let shown = path.display().to_string();
+    let started = std::thread::Builder::new()
+        .name("rvs-config".into())
+        .spawn(move || {
+            let _ = tx.send(rvs_conf::parse_file(&owned, &rvs_conf::Options::default()));
+        });
+    Box::pin(async move {
+        started.map_err(|e| format!("cannot start reading {shown}: {e}"))?;
+        match tokio::time::timeout(READ_DEADLINE, rx).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(format!("reading {shown} failed")),
+            Err(_) => Err(format!(
+                "reading {shown} took more than {} s",
+                READ_DEADLINE.as_secs()
+            )),
+        }
+    })
+}
+
+/// Why a new configuration must not replace a running one: errors, or lines rvs could
+/// not read at all (unknown keywords, binary data: a truncated or garbage file would
+/// otherwise remove running services). keepalived would skip those lines; a start does
+/// too, a reload does not (docs/compat.md).
+pub fn refuse_reload(parsed: &rvs_conf::Parsed) -> Option<String> {
+    if parsed.errors() > 0 {
+        return Some(format!("has {} errors", parsed.errors()));
+    }
+    let n = parsed.unreadable();
+    (n > 0).then(|| {
+        format!(
+            "has {n} lines rvs cannot read (unknown keywords or binary data); \
+             fix them, or restart to run the file as keepalived would, skipping them"
+        )
+    })
+}
+
+/// Applies a re-read config by difference, or keeps the running one on errors.
 /// Returns the status line `rvs reload` prints.
 async fn reload(
     proxy: &mut Dataplane,
@@ -528,17 +599,20 @@ async fn reload(
     cfg: &mut rvs_conf::Config,
     runtime: &mut Vec<rvs_adm::cmd::Command>,
     a: &RunArgs,
+    parsed: Result<rvs_conf::Parsed, String>,
 ) -> String {
     let path = a.file.as_path();
-    let parsed = rvs_conf::parse_file(path, &rvs_conf::Options::default());
-    if parsed.errors() > 0 {
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::error!("reload refused, {KEPT}: {why}");
+            return format!("error: {why}; {KEPT}");
+        }
+    };
+    if let Some(why) = refuse_reload(&parsed) {
         let text = parsed.render();
         tracing::error!("reload refused, {KEPT}:\n{text}");
-        return format!(
-            "error: {} has {} errors; {KEPT}\n{text}",
-            path.display(),
-            parsed.errors()
-        );
+        return format!("error: {} {why}; {KEPT}\n{text}", path.display());
     }
     if !a.vrrp_only {
         let scripts = health.removal_scripts(cfg, Some(&parsed.config));
@@ -651,11 +725,13 @@ pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
         .and_then(|l| l.trim().parse().ok())
         .context("bad pid file")?;
     let conf = PathBuf::from(lines.next().context("pid file names no config")?);
+    let pid = rustix_pid(pid)?;
+    ensure_rvs_daemon(pid, &pid_file)?;
     let parsed = rvs_conf::parse_file(&conf, &rvs_conf::Options::default());
-    if parsed.errors() > 0 {
+    if let Some(why) = refuse_reload(&parsed) {
         eprint!("{}", parsed.render());
         eprintln!(
-            "{}: invalid; the running configuration is kept (not reloaded)",
+            "{} {why}; the running configuration is kept (not reloaded)",
             conf.display()
         );
         return Ok(ExitCode::from(1));
@@ -667,7 +743,6 @@ pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
         .next()
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
-    let pid = rustix_pid(pid)?;
     rustix::process::kill_process(pid, rustix::process::Signal::HUP)
         .with_context(|| format!("signalling pid {pid:?}"))?;
     for _ in 0..100 {
@@ -686,6 +761,39 @@ pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
         }
     }
     bail!("the daemon (pid {pid:?}) did not answer within 5 s")
+}
+
+/// Refuses to signal a process that is not an rvs daemon: a pid file left behind by a
+/// killed daemon may name any process now (`rvs reload` once hung up a `sleep`). The
+/// process must run the same executable as this one, or be named `rvs` or `keepalived`
+/// (the daemon's binary replaced by an upgrade).
+fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let comm = std::fs::read_to_string(proc_dir.join("comm")).with_context(|| {
+        format!(
+            "no process {} (from {}): rvs is not running; remove the stale pid file",
+            pid.as_raw_nonzero(),
+            pid_file.display()
+        )
+    })?;
+    let comm = comm.trim();
+    let same_exe = match (
+        std::fs::metadata(proc_dir.join("exe")),
+        std::fs::metadata("/proc/self/exe"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if same_exe || comm == "rvs" || comm == "keepalived" {
+        return Ok(());
+    }
+    bail!(
+        "process {} named by {} is '{comm}', not an rvs daemon: the pid file is stale \
+         (rvs is not running); not signalled",
+        pid.as_raw_nonzero(),
+        pid_file.display()
+    )
 }
 
 fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
