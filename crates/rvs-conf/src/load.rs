@@ -1583,6 +1583,20 @@ impl Loader<'_> {
             };
             if let Some(rs) = self.real_server(rn, &ctx) {
                 let a = &mut self.a;
+                if let VsKey::Address { address, port } = vs.key {
+                    if rs.address == address && rs.port == port {
+                        a.diags
+                            .warning(
+                                rn.args[0].loc,
+                                rn.args[0].width,
+                                format!(
+                                    "real server {} is the virtual server itself: a connection to it would come back to the director",
+                                    rs_label(rs.address, rs.port)
+                                ),
+                            )
+                            .hint("the proxy data plane refuses to forward to its own address (the client is reset); kernel IPVS delivers it locally");
+                    }
+                }
                 if !seen.insert((rs.address, rs.port)) {
                     a.diags.error(
                         rn.args[0].loc,

@@ -4,7 +4,12 @@
 //! reload can refuse them. Each case runs on a thread with a generous bound, so a
 //! regression fails instead of hanging the suite.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::format_push_string, clippy::format_collect)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::format_push_string,
+    clippy::format_collect
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

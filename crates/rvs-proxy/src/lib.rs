@@ -21,7 +21,7 @@ use rvs_sched::table::ApplyReport;
 use rvs_sched::{Compat, Ipvs, Proto, SvcKey};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -37,7 +37,20 @@ pub struct ProxyOptions {
     /// Keep the table and counters only, never listen: for a packet data plane that
     /// forwards itself and uses this table for listings and statistics.
     pub table_only: bool,
+    /// Descriptors the proxy may hold for connections, UDP flows and splice pipes; `None`:
+    /// the open-files limit less [`RESERVED_FDS`], read when the proxy starts.
+    pub max_fds: Option<u64>,
+    /// Most UDP flows (client address → real server, one socket each) per service.
+    pub udp_flows_per_service: usize,
 }
+
+/// Descriptors kept for everything but relayed traffic (the control socket, metrics,
+/// health checks, VRRP, config files, logs): a flood of connections or UDP sources can
+/// never take them.
+pub const RESERVED_FDS: u64 = 512;
+
+/// Default cap of UDP flows per service.
+pub const UDP_FLOWS_PER_SERVICE: usize = 10_000;
 
 impl Default for ProxyOptions {
     fn default() -> Self {
@@ -45,6 +58,8 @@ impl Default for ProxyOptions {
             retry_refused: true,
             connect_timeout: Duration::from_secs(5),
             table_only: false,
+            max_fds: None,
+            udp_flows_per_service: UDP_FLOWS_PER_SERVICE,
         }
     }
 }
@@ -147,18 +162,24 @@ pub enum Undelivered {
     ConnectTimeout,
     /// Another local or network error from `connect` (no route, out of descriptors…).
     ConnectError,
-    /// The service or the proxy is at its flow limit (UDP).
+    /// The service is at its UDP flow limit.
     FlowLimit,
+    /// The proxy's descriptor budget is spent (`RESERVED_FDS` are kept for the rest).
+    Descriptors,
+    /// The real server is the service's own address: connecting would loop.
+    Loop,
 }
 
 impl Undelivered {
     /// Every reason, in the order listings print them.
-    pub const ALL: [Undelivered; 5] = [
+    pub const ALL: [Undelivered; 7] = [
         Undelivered::NoRealServer,
         Undelivered::ConnectRefused,
         Undelivered::ConnectTimeout,
         Undelivered::ConnectError,
         Undelivered::FlowLimit,
+        Undelivered::Descriptors,
+        Undelivered::Loop,
     ];
 
     /// The label value of the reason (metrics, JSON).
@@ -169,6 +190,8 @@ impl Undelivered {
             Undelivered::ConnectTimeout => "connect_timeout",
             Undelivered::ConnectError => "connect_error",
             Undelivered::FlowLimit => "flow_limit",
+            Undelivered::Descriptors => "descriptors",
+            Undelivered::Loop => "loop",
         }
     }
 }
@@ -192,6 +215,46 @@ pub struct Shared {
     pub draining: AtomicBool,
     pub live: AtomicU64,
     warned_dr: AtomicBool,
+    /// Descriptors still available to relayed traffic (see [`Shared::take_fds`]).
+    fds_left: AtomicI64,
+    /// Idle splice pipes, reused (a pipe is held only while a chunk moves through it).
+    pipes: Mutex<Vec<splice::Pipe>>,
+    /// Rate limit of the "out of descriptors" log line.
+    fd_log: Mutex<RateLog>,
+}
+
+/// A log line said at most once per interval, with the count of what it stood for.
+#[derive(Debug, Default)]
+pub struct RateLog {
+    last: Option<Instant>,
+    pending: u64,
+}
+
+impl RateLog {
+    /// Counts one event; returns how many to report if the line is due (every 10 s).
+    pub fn hit(&mut self) -> Option<u64> {
+        self.pending += 1;
+        let due = self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        if due {
+            self.last = Some(Instant::now());
+            return Some(std::mem::take(&mut self.pending));
+        }
+        None
+    }
+}
+
+/// Descriptors taken from the budget, given back on drop.
+pub struct FdGuard {
+    shared: Arc<Shared>,
+    n: i64,
+}
+
+impl Drop for FdGuard {
+    fn drop(&mut self) {
+        self.shared.fds_left.fetch_add(self.n, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -211,6 +274,73 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         m.entry((key, dest)).or_default().clone()
+    }
+
+    /// Takes `n` descriptors from the relay budget, or `None` when it is spent.
+    pub fn take_fds(self: &Arc<Self>, n: i64) -> Option<FdGuard> {
+        let left = self.fds_left.fetch_sub(n, Ordering::Relaxed);
+        if left < n {
+            self.fds_left.fetch_add(n, Ordering::Relaxed);
+            return None;
+        }
+        Some(FdGuard {
+            shared: self.clone(),
+            n,
+        })
+    }
+
+    /// Descriptors left to relayed traffic (the gauge `rvs_proxy_descriptors_available`).
+    pub fn fds_available(&self) -> i64 {
+        self.fds_left.load(Ordering::Relaxed)
+    }
+
+    /// Notes a refusal for lack of descriptors, logged at most once per 10 s.
+    fn descriptors_exhausted(&self, key: SvcKey) {
+        self.count_undelivered(key, Undelivered::Descriptors);
+        let due = self
+            .fd_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hit();
+        if let Some(n) = due {
+            tracing::warn!(
+                service = %label(&key),
+                "out of descriptors for relayed traffic: {n} connection(s)/flow(s) refused since the last report ({RESERVED_FDS} are kept for control, health and VRRP)"
+            );
+        }
+    }
+
+    /// A splice pipe from the pool (or a new one, within the descriptor budget), with
+    /// the guard of its two descriptors.
+    fn pipe(self: &Arc<Self>) -> Option<(splice::Pipe, FdGuard)> {
+        let pooled = self
+            .pipes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(p) = pooled {
+            // A pooled pipe's descriptors were never given back: its guard takes them over.
+            let guard = FdGuard {
+                shared: self.clone(),
+                n: 2,
+            };
+            return Some((p, guard));
+        }
+        let guard = self.take_fds(2)?;
+        splice::Pipe::new().ok().map(|p| (p, guard))
+    }
+
+    /// Gives an empty pipe back to the pool (at most [`PIPE_POOL`] are kept; the rest are
+    /// closed). A pooled pipe keeps its descriptors charged to the budget.
+    fn return_pipe(&self, p: splice::Pipe, guard: FdGuard) {
+        let mut pool = self
+            .pipes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < PIPE_POOL {
+            pool.push(p);
+            std::mem::forget(guard);
+        }
     }
 
     /// Counts a connection (or datagram) of service `key` that was not delivered.
@@ -250,6 +380,9 @@ impl Shared {
     }
 }
 
+/// Idle splice pipes kept for reuse.
+const PIPE_POOL: usize = 64;
+
 struct Listener {
     task: JoinHandle<()>,
 }
@@ -264,6 +397,12 @@ pub struct Proxy {
 impl Proxy {
     /// Must run inside a tokio runtime.
     pub fn new(opts: ProxyOptions) -> Proxy {
+        let budget = opts.max_fds.unwrap_or_else(|| {
+            rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(1 << 20)
+                .saturating_sub(RESERVED_FDS)
+        });
         let shared = Arc::new(Shared {
             ipvs: Mutex::new(Ipvs::new()),
             settings: RwLock::new(HashMap::new()),
@@ -274,6 +413,9 @@ impl Proxy {
             draining: AtomicBool::new(false),
             live: AtomicU64::new(0),
             warned_dr: AtomicBool::new(false),
+            fds_left: AtomicI64::new(i64::try_from(budget).unwrap_or(i64::MAX)),
+            pipes: Mutex::new(Vec::new()),
+            fd_log: Mutex::new(RateLog::default()),
         });
         // Expire idle connections and templates once a second; run the rate estimator
         // every 2 seconds.

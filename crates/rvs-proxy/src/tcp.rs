@@ -2,7 +2,7 @@
 //! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
 //! IPVS idle timeout.
 
-use crate::{label, splice, Counters, Shared, Undelivered};
+use crate::{label, Counters, Shared, Undelivered};
 use rvs_sched::{ConnRef, Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -22,20 +22,35 @@ pub fn listen(
     s.listen(4096)?;
     let listener = TcpListener::from_std(std::net::TcpListener::from(s))?;
     Ok(tokio::spawn(async move {
+        let mut accept_log = crate::RateLog::default();
         loop {
             match listener.accept().await {
                 Ok((client, peer)) => {
+                    // A connection costs two descriptors (the client's, the real
+                    // server's); past the budget the client is reset at once, so a flood
+                    // never takes what control, health checks and VRRP need.
+                    let Some(fds) = shared.take_fds(2) else {
+                        rst_on_close(&client);
+                        drop(client);
+                        shared.descriptors_exhausted(key);
+                        continue;
+                    };
                     let sh = shared.clone();
                     tokio::spawn(async move {
                         sh.live.fetch_add(1, Ordering::SeqCst);
                         serve(&sh, key, addr, client, peer).await;
                         sh.live.fetch_sub(1, Ordering::SeqCst);
+                        drop(fds);
                     });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: a local problem, not the
-                    // client's; back off a little instead of spinning.
-                    tracing::warn!(service = %label(&key), "accept failed: {e}");
+                    // client's; back off a little instead of spinning, and say so at
+                    // most once per 10 s.
+                    let due = accept_log.hit();
+                    if let Some(n) = due {
+                        tracing::warn!(service = %label(&key), "accept failed ({n} times since the last report): {e}");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -95,6 +110,16 @@ async fn serve(
         let Some((dest, conn)) = schedule(sh, peer, vip) else {
             break;
         };
+        if dest == vip {
+            // A real server that is the service itself: each connection would open
+            // another, until descriptors run out.
+            tracing::warn!(service = %label(&key), "real server [{}]:{} is this service's own address: not connecting to it", dest.ip(), dest.port());
+            if let Some(c) = conn {
+                sh.lock().forget(c);
+            }
+            failure = Undelivered::Loop;
+            break;
+        }
         match tokio::time::timeout(timeout, TcpStream::connect(dest)).await {
             Ok(Ok(s)) => upstream = Some((s, dest, conn)),
             Ok(Err(e)) => {
@@ -157,7 +182,7 @@ async fn serve(
         }
     };
     let proxy_v = settings.as_ref().and_then(|s| s.proxy_protocol);
-    relay(client, server, peer, vip, proxy_v, idle, &counters).await;
+    relay(sh, client, server, peer, vip, proxy_v, idle, &counters).await;
     if let Some(c) = conn {
         let now = sh.now_ms();
         sh.lock().close(now, c);
@@ -215,7 +240,9 @@ struct Idle {
 /// idle past its state's timeout. A FIN from one side is passed on as a shutdown of the
 /// other side's write half while the other direction keeps flowing; a reset (or an idle
 /// timeout) closes both sides with RST and nothing before it (no FIN).
+#[allow(clippy::too_many_arguments)]
 async fn relay(
+    sh: &Arc<Shared>,
     client: TcpStream,
     server: TcpStream,
     peer: SocketAddr,
@@ -240,6 +267,7 @@ async fn relay(
     // halves can then be reset.
     let outcome = async {
         let up = copy_half(
+            sh,
             &mut cr,
             &mut sw,
             &counters.in_bytes,
@@ -247,6 +275,7 @@ async fn relay(
             &tick,
         );
         let down = copy_half(
+            sh,
             &mut sr,
             &mut cw,
             &counters.out_bytes,
@@ -324,6 +353,7 @@ const SPLICE_CHUNK: usize = 1 << 20;
 
 /// Copies one direction; on EOF shuts the other side's write half (FIN).
 async fn copy_half(
+    sh: &Arc<Shared>,
     r: &mut tokio::net::tcp::OwnedReadHalf,
     w: &mut tokio::net::tcp::OwnedWriteHalf,
     bytes: &AtomicU64,
@@ -338,35 +368,53 @@ async fn copy_half(
     let mut copied = 0u64;
     loop {
         if copied >= SPLICE_AFTER {
-            if let Ok(pipe) = splice::Pipe::new() {
-                drop(buf);
-                return splice_half(r, w, &pipe, bytes, pkts, tick).await;
-            }
+            drop(buf);
+            return splice_half(sh, r, w, bytes, pkts, tick).await;
         }
-        match r.read(&mut buf).await {
-            Ok(0) => {
-                let _ = w.shutdown().await;
-                return End::Fin;
-            }
-            Ok(n) => {
-                tick.store(true, Ordering::Relaxed);
-                bytes.fetch_add(n as u64, Ordering::Relaxed);
-                pkts.fetch_add(1, Ordering::Relaxed);
-                copied += n as u64;
-                if w.write_all(&buf[..n]).await.is_err() {
-                    return End::Reset;
-                }
-            }
-            Err(_) => return End::Reset,
+        match copy_chunk(r, w, &mut buf, bytes, pkts, tick).await {
+            Ok(n) => copied += n as u64,
+            Err(end) => return end,
         }
     }
 }
 
-/// The bulk path: socket → pipe → socket with splice(2), no copy through userspace.
-async fn splice_half(
+/// Reads once and writes what came; `Err` when the direction has ended (EOF passed on as
+/// a shutdown of the write half, or a reset).
+async fn copy_chunk(
     r: &mut tokio::net::tcp::OwnedReadHalf,
     w: &mut tokio::net::tcp::OwnedWriteHalf,
-    pipe: &splice::Pipe,
+    buf: &mut [u8],
+    bytes: &AtomicU64,
+    pkts: &AtomicU64,
+    tick: &AtomicBool,
+) -> Result<usize, End> {
+    match r.read(buf).await {
+        Ok(0) => {
+            let _ = w.shutdown().await;
+            Err(End::Fin)
+        }
+        Ok(n) => {
+            tick.store(true, Ordering::Relaxed);
+            bytes.fetch_add(n as u64, Ordering::Relaxed);
+            pkts.fetch_add(1, Ordering::Relaxed);
+            if w.write_all(&buf[..n]).await.is_err() {
+                return Err(End::Reset);
+            }
+            Ok(n)
+        }
+        Err(_) => Err(End::Reset),
+    }
+}
+
+/// The bulk path: socket → pipe → socket with splice(2), no copy through userspace. A
+/// pipe is taken from the shared pool only while a chunk moves through it and given
+/// back empty, so an idle bulk connection holds no pipe (it used to keep two descriptors
+/// per direction for its life). Without a pipe (descriptor budget spent) a chunk is
+/// copied through a buffer instead.
+async fn splice_half(
+    sh: &Arc<Shared>,
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
     bytes: &AtomicU64,
     pkts: &AtomicU64,
     tick: &AtomicBool,
@@ -377,13 +425,24 @@ async fn splice_half(
         if src.readable().await.is_err() {
             return End::Reset;
         }
+        let Some((pipe, guard)) = sh.pipe() else {
+            let mut buf = vec![0u8; 16 * 1024];
+            if let Err(end) = copy_chunk(r, w, &mut buf, bytes, pkts, tick).await {
+                return end;
+            }
+            continue;
+        };
         let n = match src.try_io(Interest::READABLE, || pipe.fill_from(src, SPLICE_CHUNK)) {
             Ok(0) => {
+                sh.return_pipe(pipe, guard);
                 let _ = w.shutdown().await;
                 return End::Fin;
             }
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                sh.return_pipe(pipe, guard);
+                continue;
+            }
             Err(_) => return End::Reset,
         };
         tick.store(true, Ordering::Relaxed);
@@ -401,6 +460,8 @@ async fn splice_half(
                 Err(_) => return End::Reset,
             }
         }
+        // Empty again: back to the pool.
+        sh.return_pipe(pipe, guard);
     }
 }
 

@@ -2,7 +2,7 @@
 //! socket towards the chosen real server. Replies go back to the client from the virtual
 //! address. A flow ends after the IPVS UDP timeout without traffic.
 
-use crate::{label, Shared};
+use crate::{label, FdGuard, Shared, Undelivered};
 use rvs_sched::{Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +17,14 @@ struct Flow {
     active: Arc<AtomicBool>,
 }
 
+/// What became of a datagram that starts no flow.
+enum NoFlow {
+    /// Counted as undelivered for this reason.
+    Undelivered(Undelivered),
+    /// The descriptor budget is spent (counted and logged by the budget).
+    Descriptors,
+}
+
 pub fn listen(
     shared: Arc<Shared>,
     key: SvcKey,
@@ -26,6 +34,7 @@ pub fn listen(
     let sock = Arc::new(UdpSocket::from_std(std::net::UdpSocket::from(s))?);
     Ok(tokio::spawn(async move {
         let flows: Arc<Mutex<HashMap<SocketAddr, Flow>>> = Arc::new(Mutex::new(HashMap::new()));
+        let mut flow_log = crate::RateLog::default();
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, client) = match sock.recv_from(&mut buf).await {
@@ -44,8 +53,32 @@ pub fn listen(
             let (up, active) = if let Some(x) = existing {
                 x
             } else {
-                let Some((up, dest)) = new_flow(&shared, addr, client).await else {
-                    continue;
+                // One socket per flow: flows are capped per service and charged to the
+                // descriptor budget, so a flood of sources cannot exhaust descriptors.
+                let n_flows = flows
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len();
+                let made = if n_flows >= shared.opts.udp_flows_per_service {
+                    Err(NoFlow::Undelivered(Undelivered::FlowLimit))
+                } else {
+                    new_flow(&shared, addr, client).await
+                };
+                let (up, dest, fds) = match made {
+                    Ok(x) => x,
+                    Err(NoFlow::Undelivered(why)) => {
+                        shared.count_undelivered(key, why);
+                        if why == Undelivered::FlowLimit {
+                            if let Some(n) = flow_log.hit() {
+                                tracing::warn!(service = %label(&key), "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(NoFlow::Descriptors) => {
+                        shared.descriptors_exhausted(key);
+                        continue;
+                    }
                 };
                 let active = Arc::new(AtomicBool::new(true));
                 flows
@@ -69,6 +102,7 @@ pub fn listen(
                     up.clone(),
                     active.clone(),
                     dest,
+                    fds,
                 );
                 (up, active)
             };
@@ -85,10 +119,10 @@ pub fn listen(
 }
 
 async fn new_flow(
-    sh: &Shared,
+    sh: &Arc<Shared>,
     vip: SocketAddr,
     client: SocketAddr,
-) -> Option<(Arc<UdpSocket>, SocketAddr)> {
+) -> Result<(Arc<UdpSocket>, SocketAddr, FdGuard), NoFlow> {
     let now = sh.now_ms();
     let dest = {
         let mut ipvs = sh.lock();
@@ -107,17 +141,22 @@ async fn new_flow(
                 let d = ipvs.services[svc].dest(dest);
                 SocketAddr::new(d.addr, if d.port == 0 { vip.port() } else { d.port })
             }
-            _ => return None,
+            _ => return Err(NoFlow::Undelivered(Undelivered::NoRealServer)),
         }
     };
+    if dest == vip {
+        return Err(NoFlow::Undelivered(Undelivered::Loop));
+    }
+    let fds = sh.take_fds(1).ok_or(NoFlow::Descriptors)?;
     let bind: SocketAddr = if dest.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let up = UdpSocket::bind(bind).await.ok()?;
-    up.connect(dest).await.ok()?;
-    Some((Arc::new(up), dest))
+    let err = |_| NoFlow::Undelivered(Undelivered::ConnectError);
+    let up = UdpSocket::bind(bind).await.map_err(err)?;
+    up.connect(dest).await.map_err(err)?;
+    Ok((Arc::new(up), dest, fds))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -130,6 +169,7 @@ fn spawn_replies(
     up: Arc<UdpSocket>,
     active: Arc<AtomicBool>,
     dest: SocketAddr,
+    fds: FdGuard,
 ) {
     tokio::spawn(async move {
         sh.live.fetch_add(1, Ordering::SeqCst);
@@ -159,5 +199,6 @@ fn spawn_replies(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&client);
         sh.live.fetch_sub(1, Ordering::SeqCst);
+        drop(fds);
     });
 }

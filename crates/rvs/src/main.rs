@@ -42,7 +42,7 @@ enum Cmd {
     /// What would kernel IPVS do? Schedule flows through the config's virtual services.
     Sim(sim::SimArgs),
     /// Run the load balancer from a keepalived.conf (userspace proxy data plane).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Ask the running daemon to reload its config (checked first; errors keep it running).
     Reload(run::ReloadArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
@@ -198,6 +198,8 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         pid_file: cli.pid_file,
         drain: 5.0,
         no_retry: false,
+        max_udp_flows: rvs_proxy::UDP_FLOWS_PER_SERVICE,
+        max_relay_fds: None,
         log_level: "info".into(),
         threads: None,
         control: None,

@@ -170,6 +170,11 @@ pub fn render(ctx: &Ctx) -> String {
         "live_connections",
         "Connections the data plane holds open",
     );
+    let fds = gauges(
+        &mut reg,
+        "proxy_descriptors_available",
+        "Descriptors the proxy may still use for relayed connections, UDP flows and splice pipes",
+    );
     let undelivered = counters(
         &mut reg,
         "proxy_undelivered_connections",
@@ -193,6 +198,8 @@ pub fn render(ctx: &Ctx) -> String {
             weight.get_or_create(&l).set(i64::from(d.weight));
         }
     }
+    fds.get_or_create(&Vec::new())
+        .set(ctx.shared.fds_available());
     for (key, why, n) in ctx.shared.undelivered() {
         undelivered
             .get_or_create(&vec![
@@ -367,15 +374,38 @@ pub fn to_text_004(om: &str) -> String {
 }
 
 /// Serves `GET /metrics` on a TCP address until the task is dropped.
+/// Most scrapes served at once: a client that opens thousands of connections gets the
+/// excess closed at once instead of holding the daemon's descriptors (each lives at most
+/// 10 s anyway).
+pub const MAX_SCRAPES: usize = 32;
+
 pub async fn serve(l: TcpListener, ctx: Arc<Ctx>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
+    let mut refused: u64 = 0;
+    let mut last_log = std::time::Instant::now();
     loop {
-        let Ok((s, _)) = l.accept().await else {
+        let Ok((s, peer)) = l.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Closed with RST at once: no descriptor is held for it.
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            drop(s);
+            refused += 1;
+            if last_log.elapsed() >= Duration::from_secs(10) {
+                tracing::warn!(
+                    "metrics: {MAX_SCRAPES} scrapes already in progress; refused {refused} connection(s) (last from {peer})"
+                );
+                refused = 0;
+                last_log = std::time::Instant::now();
+            }
             continue;
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), answer(s, &ctx)).await;
+            drop(permit);
         });
     }
 }

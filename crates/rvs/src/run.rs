@@ -45,6 +45,14 @@ pub struct RunArgs {
     /// Do not try another real server when the chosen one refuses the connection.
     #[arg(long)]
     pub no_retry: bool,
+    /// Most UDP flows (client addresses, one socket each) per UDP service; datagrams from
+    /// further sources are dropped and counted (docs/limits.md).
+    #[arg(long, value_name = "N", default_value_t = rvs_proxy::UDP_FLOWS_PER_SERVICE)]
+    pub max_udp_flows: usize,
+    /// Descriptors the proxy may use for relayed traffic (default: the open-files limit
+    /// less 512 kept for control, health checks and VRRP).
+    #[arg(long, value_name = "N")]
+    pub max_relay_fds: Option<u64>,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
@@ -173,6 +181,8 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
 async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let opts = ProxyOptions {
         retry_refused: !a.no_retry,
+        udp_flows_per_service: a.max_udp_flows.max(1),
+        max_fds: a.max_relay_fds,
         ..ProxyOptions::default()
     };
     let mut proxy = if a.dataplane == "xdp" && !a.vrrp_only {

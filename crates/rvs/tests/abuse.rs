@@ -397,3 +397,224 @@ fn reload_never_signals_a_stranger() {
     let _ = sleeper.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The daemon's pid, from its pid file.
+fn daemon_pid(d: &Daemon) -> u32 {
+    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
+    pid.lines().next().unwrap().trim().parse().unwrap()
+}
+
+/// Descriptors the daemon holds, and how many of them are pipes.
+fn fds(d: &Daemon) -> (usize, usize) {
+    let dir = format!("/proc/{}/fd", daemon_pid(d));
+    let links: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    let pipes = links.iter().filter(|l| l.starts_with("pipe:")).count();
+    (links.len(), pipes)
+}
+
+/// The daemon's undelivered count for one reason, from `/v1/status`.
+fn undelivered(d: &Daemon, why: &str) -> u64 {
+    let ans = d.control_raw(b"GET /v1/status HTTP/1.1\r\n\r\n");
+    let body = ans.split_once("\r\n\r\n").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["undelivered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["reason"] == why)
+        .map(|u| u["connections"].as_u64().unwrap())
+        .sum()
+}
+
+/// A UDP flood from 400 sources against a service capped at 100 flows: the daemon's
+/// descriptors stay bounded (it used to open a socket per source, 20,000 of them, until
+/// nothing answered), the dropped datagrams are counted, and the TCP service, the control
+/// API and the metrics on the same daemon keep answering.
+#[test]
+fn a_udp_flood_is_capped_and_counted() {
+    let echo = std::net::UdpSocket::bind("127.70.7.2:9100").unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let _b = common::backend("127.70.7.4:9100", "a", common::Mode::Name);
+    let vip: SocketAddr = "127.70.7.3:8080".parse().unwrap();
+    let conf = format!(
+        "virtual_server 127.70.7.1 5353 {{\n    lvs_method NAT\n    protocol UDP\n    real_server 127.70.7.2 9100 {{\n    }}\n}}\n{}",
+        vs("127.70.7.3", 8080, "", &[("127.70.7.4", 9100, 1)])
+    );
+    let metrics = "127.70.7.5:9300";
+    let d = Daemon::start_args(
+        "abuse-udp",
+        &conf,
+        vip,
+        &["--max-udp-flows", "100", "--metrics", metrics],
+    );
+    let (before, _) = fds(&d);
+    let mut socks = Vec::new();
+    for i in 0..400u32 {
+        let src = format!("127.70.8.{}:0", 1 + i % 200);
+        let s = std::net::UdpSocket::bind(src).unwrap();
+        s.send_to(b"ping", "127.70.7.1:5353").unwrap();
+        socks.push(s);
+        // Paced, so the kernel's receive queue of the service never overflows: every
+        // datagram reaches rvs.
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Every datagram is either a flow or counted.
+    let t = Instant::now();
+    while undelivered(&d, "flow_limit") < 300 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "flow_limit drops: {}",
+            undelivered(&d, "flow_limit")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (during, _) = fds(&d);
+    assert!(
+        during <= before + 110,
+        "descriptors: {before} before, {during} during the flood"
+    );
+    still_serving(&d, vip);
+    let text = common::scrape(metrics);
+    assert!(
+        text.contains("rvs_proxy_undelivered_connections_total{service=\"udp/127.70.7.1:5353\",reason=\"flow_limit\"} 300"),
+        "{text}"
+    );
+    d.stop();
+}
+
+/// Past the descriptor budget for relayed traffic, new clients are reset at once and
+/// counted, while the control API answers (fd exhaustion used to make `rvs adm` hang);
+/// 200 idle connections to the metrics port hold at most 32 descriptors.
+#[test]
+fn descriptors_are_budgeted_and_control_keeps_working() {
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = TcpListener::bind("127.70.9.2:9100").unwrap();
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let vip: SocketAddr = "127.70.9.1:8080".parse().unwrap();
+    let metrics = "127.70.9.3:9300";
+    let d = Daemon::start_args(
+        "abuse-fds",
+        &vs("127.70.9.1", 8080, "", &[("127.70.9.2", 9100, 1)]),
+        vip,
+        &["--max-relay-fds", "40", "--metrics", metrics],
+    );
+    let (before, _) = fds(&d);
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(TcpStream::connect(vip).unwrap());
+    }
+    let t = Instant::now();
+    while undelivered(&d, "descriptors") < 80 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "descriptor refusals: {}",
+            undelivered(&d, "descriptors")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (during, _) = fds(&d);
+    assert!(
+        during <= before + 45,
+        "descriptors: {before} before, {during} with 100 clients"
+    );
+    let (code, table, err) = d.adm(&["-Ln"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("127.70.9.1:8080"), "{table}");
+    // Idle metrics connections: at most 32 kept.
+    let idle: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(metrics).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (with_idle, _) = fds(&d);
+    assert!(
+        with_idle <= during + 40,
+        "descriptors: {during} before, {with_idle} with 200 idle metrics connections"
+    );
+    drop(idle);
+    drop(clients);
+    d.stop();
+}
+
+/// Bulk connections hold no splice pipe once idle: 20 connections that each moved 1 MiB
+/// through the proxy and then stayed open keep at most a pooled handful of pipes (each
+/// used to keep two descriptors per direction for its life).
+#[test]
+fn idle_bulk_connections_hold_no_pipes() {
+    let _b = common::backend("127.70.10.2:9100", "echo", common::Mode::Echo);
+    let vip: SocketAddr = "127.70.10.1:8080".parse().unwrap();
+    let d = Daemon::start(
+        "abuse-pipes",
+        &vs("127.70.10.1", 8080, "", &[("127.70.10.2", 9100, 1)]),
+        vip,
+    );
+    let chunk = vec![5u8; 1 << 20];
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        let mut c = TcpStream::connect(vip).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = c.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 1 << 20];
+            r.read_exact(&mut got).unwrap();
+        });
+        c.write_all(&chunk).unwrap();
+        reader.join().unwrap();
+        conns.push(c);
+    }
+    let (_, pipes) = fds(&d);
+    assert!(
+        pipes <= 8,
+        "{pipes} pipe descriptors held by 20 idle connections"
+    );
+    drop(conns);
+    d.stop();
+}
+
+/// A real server that is the virtual server itself is flagged at its line by `rvs check`,
+/// and the proxy refuses to connect to itself: the client is reset and counted, instead of
+/// each connection opening another (one request drove the daemon to 19,320 descriptors).
+#[test]
+fn a_real_server_equal_to_the_vip_does_not_loop() {
+    let vip: SocketAddr = "127.70.11.1:8080".parse().unwrap();
+    let conf = vs("127.70.11.1", 8080, "", &[("127.70.11.1", 8080, 1)]);
+    let d = Daemon::start("abuse-loop", &conf, vip);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["check", "-f"])
+        .arg(d.dir.join("k.conf"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(":4:") && text.contains("is the virtual server itself"),
+        "{text}"
+    );
+    let (before, _) = fds(&d);
+    let mut c = TcpStream::connect(vip).unwrap();
+    let (_, end) = drain(&mut c);
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    assert_eq!(undelivered(&d, "loop"), 1);
+    let (after, _) = fds(&d);
+    assert!(after <= before + 2, "descriptors: {before} -> {after}");
+    d.stop();
+}
