@@ -109,6 +109,87 @@ pub struct ArgError {
     pub code: u8,
 }
 
+/// The checks ipvsadm makes of a command's values, whichever way it arrived (the command
+/// line or the control API's JSON): the API used to accept weight -1, a port-0
+/// non-persistent service, an IPv6 real server in an IPv4 NAT service. The parser makes
+/// the same checks as it reads; this is what both rely on. Messages are ipvsadm's.
+pub fn validate(cmd: &Command) -> Result<(), ArgError> {
+    match cmd {
+        Command::AddService(spec) | Command::EditService(spec) => validate_service(spec),
+        Command::AddDest(id, d) | Command::EditDest(id, d) => validate_dest(id, d),
+        Command::StartDaemon(sd) => {
+            if sd.state != "master" && sd.state != "backup" {
+                return Err(fail("illegal start_daemon specified"));
+            }
+            if sd.ifname.is_empty() || sd.ifname.len() >= 16 {
+                return Err(fail("illegal mcast-interface specified"));
+            }
+            Ok(())
+        }
+        Command::StopDaemon { state, .. } => {
+            if state != "master" && state != "backup" {
+                return Err(fail("illegal start_daemon specified"));
+            }
+            Ok(())
+        }
+        Command::DelService(_)
+        | Command::Clear
+        | Command::DelDest(..)
+        | Command::Zero(_)
+        | Command::SetTimeouts(_) => Ok(()),
+    }
+}
+
+fn validate_service(spec: &SvcSpec) -> Result<(), ArgError> {
+    if spec.sched.is_empty() || spec.sched.len() > 15 {
+        return Err(fail("illegal scheduler specified"));
+    }
+    if let Some(t) = spec.persistent {
+        if !(1..=2_678_400).contains(&t) {
+            return Err(fail(format!("invalid timeout value `{t}' specified")));
+        }
+    }
+    if let SvcId::Addr { proto, port, .. } = &spec.id {
+        if *port == 0 && spec.persistent.is_none() {
+            return Err(fail("Zero port specified for non-persistent service"));
+        }
+        if spec.ops && *proto != Proto::Udp {
+            return Err(fail(
+                "One-Packet Scheduling is only for UDP virtual services",
+            ));
+        }
+    }
+    if spec.id.is_v6() && !(1..=128).contains(&spec.netmask) {
+        return Err(fail("illegal ipv6 netmask specified"));
+    }
+    Ok(())
+}
+
+fn validate_dest(id: &SvcId, d: &DestSpec) -> Result<(), ArgError> {
+    if !(0..=65535).contains(&d.weight) {
+        return Err(fail("illegal weight specified"));
+    }
+    if id.is_v6() != d.addr.is_ipv6() && d.fwd != Fwd::Tunnel {
+        return Err(fail(
+            "Different address family is allowed only for tunneling servers",
+        ));
+    }
+    if let SvcId::Addr { port, .. } = id {
+        if matches!(d.fwd, Fwd::Route | Fwd::Tunnel) && d.port != *port {
+            return Err(fail(
+                "the real server's port must be the service's in DR and TUN (the kernel cannot remap ports)",
+            ));
+        }
+    }
+    if usize::from(d.tun_type) >= TUN_NAMES.len() || d.tun_flags > 2 {
+        return Err(fail("illegal tunnel type specified"));
+    }
+    if d.fwd == Fwd::Tunnel && d.tun_type == 1 && d.tun_port == 0 {
+        return Err(fail("illegal tunnel port specified"));
+    }
+    Ok(())
+}
+
 fn fail(msg: impl Into<String>) -> ArgError {
     ArgError {
         msg: msg.into(),
@@ -494,7 +575,16 @@ pub fn parse(args: &[String]) -> Result<Invocation, ArgError> {
     parse_with(args, &crate::Numeric)
 }
 
-/// [`parse`] with host and service names resolved by `names`.
+/// [`parse`] with host and service names resolved by `names`; the command's values are
+/// then checked by [`validate`], as the control API checks them.
+pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocation, ArgError> {
+    let inv = read_invocation(args, names)?;
+    if let Invocation::Apply(cmd) = &inv {
+        validate(cmd)?;
+    }
+    Ok(inv)
+}
+
 #[expect(
     clippy::many_single_char_names,
     reason = "s (state), i (cursor), a (argument) carry the parser"
@@ -503,7 +593,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, ArgError> {
     clippy::too_many_lines,
     reason = "one table-like match over ipvsadm's options"
 )]
-pub fn parse_with(args: &[String], names: &dyn crate::Names) -> Result<Invocation, ArgError> {
+fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocation, ArgError> {
     let mut s = Seen::default();
     let mut i = 0;
     while i < args.len() {

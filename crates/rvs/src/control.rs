@@ -375,6 +375,10 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                 Ok(c) => c,
                 Err(e) => return (400, err_json(&format!("bad command: {e}"))),
             };
+            // The checks `rvs adm` makes (ipvsadm's), whichever way a command arrives.
+            if let Err(e) = rvs_adm::cmd::validate(&cmd) {
+                return (400, err_json(&e.msg));
+            }
             let (tx, rx) = oneshot::channel();
             if ctx.tx.send(Request::Command(cmd, tx)).await.is_err() {
                 return (500, err_json("the daemon is stopping"));

@@ -618,3 +618,65 @@ fn a_real_server_equal_to_the_vip_does_not_loop() {
     assert!(after <= before + 2, "descriptors: {before} -> {after}");
     d.stop();
 }
+
+/// `POST /v1/commands` makes the checks `rvs adm` makes, with ipvsadm's messages: weight
+/// -1 and -2^31, a port-0 service that is not persistent (it used to bind a random port
+/// while listing `:0`), an IPv6 real server in an IPv4 NAT service. Nothing is applied.
+#[test]
+fn the_api_checks_commands_as_the_cli_does() {
+    let _b = common::backend("127.70.12.2:9100", "a", common::Mode::Name);
+    let vip: SocketAddr = "127.70.12.1:8080".parse().unwrap();
+    let d = Daemon::start(
+        "abuse-api",
+        &vs("127.70.12.1", 8080, "", &[("127.70.12.2", 9100, 1)]),
+        vip,
+    );
+    let svc = r#"{"Addr":{"proto":"Tcp","addr":"127.70.12.1","port":8080}}"#;
+    let dest = |addr: &str, weight: i64| {
+        format!(
+            r#"{{"AddDest":[{svc},{{"addr":"{addr}","port":9100,"fwd":"Masq","weight":{weight},"u_threshold":0,"l_threshold":0}}]}}"#
+        )
+    };
+    let port0 = r#"{"AddService":{"id":{"Addr":{"proto":"Tcp","addr":"127.70.12.1","port":0}},"sched":"rr","flags":[false,false,false],"persistent":null,"netmask":4294967295,"ops":false}}"#;
+    let cases = [
+        (dest("127.70.12.3", -1), "illegal weight specified"),
+        (
+            dest("127.70.12.3", -2_147_483_648),
+            "illegal weight specified",
+        ),
+        (
+            port0.to_owned(),
+            "Zero port specified for non-persistent service",
+        ),
+        (
+            dest("fd00:198:18::3", 1),
+            "Different address family is allowed only for tunneling servers",
+        ),
+    ];
+    let (_, before, _) = d.adm(&["-Ln"]);
+    for (body, why) in cases {
+        let req = format!(
+            "POST /v1/commands HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let ans = d.control_raw(req.as_bytes());
+        assert!(ans.starts_with("HTTP/1.1 400"), "{body}\n{ans}");
+        assert!(ans.contains(why), "{body}\n{ans}");
+    }
+    let (_, after, _) = d.adm(&["-Ln"]);
+    assert_eq!(before, after, "nothing applied");
+    // The same command through `rvs adm`: the same message.
+    let (code, _, err) = d.adm(&[
+        "-a",
+        "-t",
+        "127.70.12.1:8080",
+        "-r",
+        "127.70.12.3:9100",
+        "-m",
+        "-w",
+        "-1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("illegal weight specified"), "{err}");
+    d.stop();
+}
