@@ -12,6 +12,7 @@
 //! close; listeners of unchanged services are never re-created by a reload.
 
 mod splice;
+mod sys;
 mod tcp;
 mod udp;
 
@@ -383,6 +384,10 @@ impl Shared {
 /// Idle splice pipes kept for reuse.
 const PIPE_POOL: usize = 64;
 
+/// Connections whose closing makes the proxy give memory back to the kernel (see
+/// `sys::trim_heap`): below this, what the allocator keeps is small.
+const TRIM_AFTER: u64 = 256;
+
 struct Listener {
     task: JoinHandle<()>,
 }
@@ -423,10 +428,20 @@ impl Proxy {
         let ticker = tokio::spawn(async move {
             let mut iv = tokio::time::interval(Duration::from_secs(1));
             let mut n: u64 = 0;
+            // Live connections at their highest since memory was last given back.
+            let mut high: u64 = 0;
             loop {
                 iv.tick().await;
                 let now = s.now_ms();
                 s.lock().advance(now);
+                let live = s.live.load(Ordering::Relaxed);
+                high = high.max(live);
+                if high >= TRIM_AFTER && live <= high / 2 {
+                    // At least half of a large number of connections closed: give their
+                    // buffers' memory back, off the runtime (a trim walks the heap).
+                    high = live;
+                    tokio::task::spawn_blocking(sys::trim_heap);
+                }
                 n += 1;
                 if n.is_multiple_of(INTERVAL_S) {
                     for (_, c) in s.all_counters() {

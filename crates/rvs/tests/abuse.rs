@@ -219,14 +219,12 @@ fn still_serving(d: &Daemon, vip: SocketAddr) {
     assert_eq!(common::ask_name(vip), "a");
 }
 
-/// Peak resident memory of a process (`VmHWM`), in KiB.
-fn peak_kib(d: &Daemon) -> u64 {
-    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
-    let pid = pid.lines().next().unwrap().trim().to_owned();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+/// A memory figure of the daemon from /proc (`VmHWM` peak, `VmRSS` now), in KiB.
+fn mem_kib(d: &Daemon, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon_pid(d))).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
 }
@@ -307,7 +305,7 @@ fn hostile_reloads_are_refused_and_the_daemon_keeps_serving() {
         assert!(took < Duration::from_secs(25), "{name}: took {took:?}");
         still_serving(&d, vip);
     }
-    let peak = peak_kib(&d);
+    let peak = mem_kib(&d, "VmHWM");
     assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
     // And the good file still reloads.
     std::fs::write(&conf, &good).unwrap();
@@ -678,5 +676,86 @@ fn the_api_checks_commands_as_the_cli_does() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("illegal weight specified"), "{err}");
+    d.stop();
+}
+
+/// Memory comes back after a slowloris flood: five rounds of 3,000 connections that each
+/// send one byte and hold, then close. Once no connection is left, the daemon's resident
+/// memory is near where it started, round after round (nine rounds of 9,000 once left it
+/// at 234 MB with no connection open: freed buffers kept by the allocator).
+#[test]
+fn memory_is_given_back_after_a_slowloris_flood() {
+    let l = TcpListener::bind("127.70.13.2:9100").unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let vip: SocketAddr = "127.70.13.1:8080".parse().unwrap();
+    let d = Daemon::start(
+        "abuse-memory",
+        &vs("127.70.13.1", 8080, "", &[("127.70.13.2", 9100, 1)]),
+        vip,
+    );
+    let live = |d: &Daemon| -> u64 {
+        let ans = d.control_raw(b"GET /v1/status HTTP/1.1\r\n\r\n");
+        let v: serde_json::Value =
+            serde_json::from_str(ans.split_once("\r\n\r\n").unwrap().1).unwrap();
+        v["live_connections"].as_u64().unwrap()
+    };
+    let start = mem_kib(&d, "VmRSS");
+    let mut after = Vec::new();
+    let mut peak = 0;
+    for round in 0..5 {
+        let mut clients = Vec::new();
+        for i in 0..3000u32 {
+            let src: SocketAddr = format!("127.70.14.{}:0", 1 + i % 250).parse().unwrap();
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.bind(&src.into()).unwrap();
+            s.connect(&vip.into()).unwrap();
+            let mut c = TcpStream::from(s);
+            c.write_all(b"G").unwrap();
+            clients.push(c);
+        }
+        let t = Instant::now();
+        while live(&d) < 3000 {
+            assert!(
+                t.elapsed() < Duration::from_mins(1),
+                "round {round}: {} live",
+                live(&d)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        peak = peak.max(mem_kib(&d, "VmRSS"));
+        drop(clients);
+        held.lock().unwrap().clear();
+        let t = Instant::now();
+        while live(&d) > 0 {
+            assert!(
+                t.elapsed() < Duration::from_mins(1),
+                "round {round}: {} live",
+                live(&d)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The proxy gives memory back within seconds of its connections closing (polled:
+        // the trim runs on the proxy's 1 s tick).
+        let t = Instant::now();
+        let mut now = mem_kib(&d, "VmRSS");
+        while now >= start + 16 * 1024 && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(250));
+            now = mem_kib(&d, "VmRSS");
+        }
+        after.push(now);
+        assert!(
+            now < start + 16 * 1024,
+            "round {round}: RSS {now} KiB with no connection left (start {start}, peak {peak}, rounds {after:?})"
+        );
+    }
+    eprintln!("RSS KiB: start {start}, peak {peak}, after each round {after:?}");
     d.stop();
 }
