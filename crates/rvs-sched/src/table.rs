@@ -442,13 +442,11 @@ impl Ipvs {
             s.persistence = ws.persistence;
             s.set_mh_table_size(ws.mh_size.unwrap_or(crate::sched::MH_DEFAULT_TABLE));
             // Destinations no longer wanted: deleted (their connections drain).
+            let wanted: std::collections::HashSet<(IpAddr, u16)> =
+                ws.dests.iter().map(|w| (w.addr, w.port)).collect();
             let gone: Vec<DestId> = s
                 .dests()
-                .filter(|(_, d)| {
-                    !ws.dests
-                        .iter()
-                        .any(|w| w.addr == d.addr && w.port == d.port)
-                })
+                .filter(|(_, d)| !wanted.contains(&(d.addr, d.port)))
                 .map(|(id, _)| id)
                 .collect();
             for id in gone {

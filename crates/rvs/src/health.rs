@@ -449,15 +449,16 @@ impl Health {
             };
             let mut remaining = 0i64;
             let mut removed_any = false;
+            // The kept service's real servers as a set: a scan per real server was
+            // quadratic (100k real servers: minutes per reload).
+            let kept_rs: std::collections::HashSet<(std::net::IpAddr, u16)> = kept
+                .map(|k| k.real_servers.iter().map(|n| (n.address, n.port)).collect())
+                .unwrap_or_default();
             for (ri, rs) in vs.real_servers.iter().enumerate() {
                 if !alive(ri) {
                     continue;
                 }
-                let stays = kept.is_some_and(|k| {
-                    k.real_servers
-                        .iter()
-                        .any(|n| n.address == rs.address && n.port == rs.port)
-                });
+                let stays = kept_rs.contains(&(rs.address, rs.port));
                 if stays {
                     remaining += i64::from(rs.weight);
                     continue;

@@ -42,16 +42,20 @@ impl Daemon {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let d = Daemon {
+        let mut d = Daemon {
             child: Some(child),
             dir,
         };
         // The pid file is written once every listener is up (no probe connection: it
-        // would take a turn of the scheduler).
+        // would take a turn of the scheduler). A large config may take a while in a debug
+        // build on a busy machine; a daemon that exits fails at once.
         let t = Instant::now();
         while !d.dir.join("pid").exists() {
+            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("rvs exited before listening on {vip}: {st}");
+            }
             assert!(
-                t.elapsed() < Duration::from_secs(10),
+                t.elapsed() < Duration::from_mins(2),
                 "rvs did not start listening on {vip}"
             );
             std::thread::sleep(Duration::from_millis(20));
