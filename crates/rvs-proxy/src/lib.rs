@@ -428,8 +428,12 @@ impl Proxy {
         let ticker = tokio::spawn(async move {
             let mut iv = tokio::time::interval(Duration::from_secs(1));
             let mut n: u64 = 0;
-            // Live connections at their highest since memory was last given back.
+            // Live connections at their highest since memory was last given back; after a
+            // trim, one more once the count has settled (connections still closing during
+            // the first free their memory after it).
             let mut high: u64 = 0;
+            let mut last_live: u64 = 0;
+            let mut settle = false;
             loop {
                 iv.tick().await;
                 let now = s.now_ms();
@@ -440,8 +444,13 @@ impl Proxy {
                     // At least half of a large number of connections closed: give their
                     // buffers' memory back, off the runtime (a trim walks the heap).
                     high = live;
+                    settle = true;
+                    tokio::task::spawn_blocking(sys::trim_heap);
+                } else if settle && live == last_live {
+                    settle = false;
                     tokio::task::spawn_blocking(sys::trim_heap);
                 }
+                last_live = live;
                 n += 1;
                 if n.is_multiple_of(INTERVAL_S) {
                     for (_, c) in s.all_counters() {

@@ -720,12 +720,15 @@ fn memory_is_given_back_after_a_slowloris_flood() {
             c.write_all(b"G").unwrap();
             clients.push(c);
         }
+        // Every connection relayed: the real server has accepted all 3,000 (the proxy
+        // counts a client live before it connects on, and a real-server socket accepted
+        // after the clear below would hold its connection half-open for the FIN timeout).
         let t = Instant::now();
-        while live(&d) < 3000 {
+        while held.lock().unwrap().len() < 3000 {
             assert!(
                 t.elapsed() < Duration::from_mins(1),
-                "round {round}: {} live",
-                live(&d)
+                "round {round}: {} accepted",
+                held.lock().unwrap().len()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -744,15 +747,18 @@ fn memory_is_given_back_after_a_slowloris_flood() {
         }
         // The proxy gives memory back within seconds of its connections closing (polled:
         // the trim runs on the proxy's 1 s tick).
+        // Given back: at most a third of what the flood added is still resident (it was
+        // half after one round and all of it after a few).
+        let bound = start + (peak - start) / 3;
         let t = Instant::now();
         let mut now = mem_kib(&d, "VmRSS");
-        while now >= start + 16 * 1024 && t.elapsed() < Duration::from_secs(20) {
+        while now >= bound && t.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(250));
             now = mem_kib(&d, "VmRSS");
         }
         after.push(now);
         assert!(
-            now < start + 16 * 1024,
+            now < bound,
             "round {round}: RSS {now} KiB with no connection left (start {start}, peak {peak}, rounds {after:?})"
         );
     }
