@@ -61,7 +61,18 @@ trap 'rm -rf "$stage"' EXIT
 # (a download cut short is fetched again).
 mkdir -p "$work/debs"
 cd "$work/debs"
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+# Package lists older than the mirror name versions it no longer has: on a failed
+# download the lists are refreshed once (root) and the kernel is resolved again.
+refreshed=0
+refresh() {
+  [ "$refreshed" = 0 ] && [ "$(id -u)" = 0 ] || return 1
+  refreshed=1
+  echo "vm image: refreshing the package lists (apt-get update)" >&2
+  apt-get update -qq >/dev/null 2>&1
+}
+kernel_pkg() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
+kpkg=$(kernel_pkg)
+[ -n "$kpkg" ] || { refresh && kpkg=$(kernel_pkg); }
 [ -n "$kpkg" ] || { echo "no Debian cloud kernel package found (run apt-get update)" >&2; exit 1; }
 deb_of() { # the newest downloaded .deb of package $1 that dpkg-deb can read
   local f
@@ -73,7 +84,10 @@ deb_of() { # the newest downloaded .deb of package $1 that dpkg-deb can read
 }
 for p in "$kpkg" ipvsadm libnl-3-200 libnl-genl-3-200 libpopt0 busybox-static iproute2 libbpf1 libelf1 libmnl0 libcap2 libbsd0 libmd0 zlib1g libzstd1 libtirpc3 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libkeyutils1 libselinux1 libpcre2-8-0 libxtables12 libdb5.3 libatm1; do
   deb_of "$p" >/dev/null && continue
-  apt-get download -qq "$p" >/dev/null 2>&1 || true
+  if ! apt-get download -qq "$p" >/dev/null 2>&1 && refresh; then
+    [ "$p" = "$kpkg" ] && p=$(kernel_pkg) && kpkg=$p
+    apt-get download -qq "$p" >/dev/null 2>&1 || true
+  fi
   case "$p" in
     "$kpkg"|ipvsadm|busybox-static|iproute2)
       deb_of "$p" >/dev/null || { echo "cannot download $p (apt-get download $p)" >&2; exit 1; } ;;
