@@ -149,6 +149,39 @@ impl Args<'_> {
         }
     }
 
+    /// An address where keepalived also takes `ADDR/PREFIX` or an IPv4 range `A.B.C.D-E`
+    /// and uses the address alone (`inet_stosockaddr` cuts at '/' or '-'): the rest is
+    /// ignored, as keepalived ignores it, with a note (rvs-only, not counted by `--strict`).
+    pub fn host_ip(&mut self, t: &Token) -> Option<IpAddr> {
+        if let Some(a) = parse_ip(&t.text) {
+            return Some(a);
+        }
+        let cut = t.text.find('/').or_else(|| {
+            t.text
+                .find('-')
+                .filter(|i| parse_ip(&t.text[..*i]).is_some_and(|a| a.is_ipv4()))
+        });
+        let Some(a) = cut.and_then(|i| parse_ip(&t.text[..i])) else {
+            return self.ip(t);
+        };
+        let rest = &t.text[cut.unwrap_or(0)..];
+        self.diags.warning(
+            t.loc,
+            t.width,
+            format!(
+                "'{rest}' after the address is ignored (as keepalived ignores it): {a} is used"
+            ),
+        );
+        Some(a)
+    }
+
+    /// [`Args::host_ip`] of a keyword's only argument.
+    pub fn arg_host_ip(&mut self, n: &Node) -> Option<IpAddr> {
+        self.extra(n, 1);
+        let t = self.need(n, 0, "an IP address")?;
+        self.host_ip(t)
+    }
+
     pub fn arg_ip(&mut self, n: &Node) -> Option<IpAddr> {
         self.extra(n, 1);
         let t = self.need(n, 0, "an IP address")?;

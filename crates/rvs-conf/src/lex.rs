@@ -431,6 +431,11 @@ impl<'a> Lexer<'a> {
                 for l in lines {
                     let l = decomment(&l);
                     let l = trim(&l);
+                    // keepalived strips comments after substitution: a line that now starts
+                    // with '#' or '!' (`$OFF=${_HASH}` then `$OFF keyword …`) is a comment.
+                    if matches!(l.first(), Some(('#' | '!', _))) {
+                        continue;
+                    }
                     if !l.is_empty() {
                         self.process_line(l, dir, loc0, depth + 1);
                     }
@@ -518,6 +523,13 @@ impl<'a> Lexer<'a> {
         let mut parts = name.split_whitespace();
         let head = parts.next()?;
         match head {
+            // The directory of the file being read; a file named without one (`-f
+            // keepalived.conf`) is in the current directory (it was empty, so
+            // `${_PWD}/conf.d` became `/conf.d`).
+            "_PWD" if dir.as_os_str().is_empty() => Some(
+                std::env::current_dir()
+                    .map_or_else(|_| ".".to_owned(), |d| d.display().to_string()),
+            ),
             "_PWD" => Some(dir.display().to_string()),
             "_INSTANCE" => Some(self.config_id.clone()),
             // Escaped, so that the comment stripping after substitution keeps them.

@@ -809,10 +809,10 @@ impl Loader<'_> {
                 "virtual_ipaddress" => vi.virtual_ipaddress = vips(a, n),
                 "virtual_ipaddress_excluded" => vi.virtual_ipaddress_excluded = vips(a, n),
                 "dont_track_primary" => vi.dont_track_primary = a.bare(n),
-                "unicast_src_ip" | "mcast_src_ip" => vi.unicast_src_ip = a.arg_ip(n),
+                "unicast_src_ip" | "mcast_src_ip" => vi.unicast_src_ip = a.arg_host_ip(n),
                 "unicast_peer" => {
                     for item in n.children() {
-                        if let Some(addr) = a.ip(&item.kw) {
+                        if let Some(addr) = a.host_ip(&item.kw) {
                             let mut p = UnicastPeer {
                                 address: addr,
                                 min_ttl: None,
@@ -2510,7 +2510,7 @@ fn vs_key(a: &mut Args<'_>, n: &Node) -> Option<VsKey> {
         }
         _ => {
             a.extra(n, 2);
-            let address = a.ip(first)?;
+            let address = a.host_ip(first)?;
             let port = match n.args.get(1) {
                 Some(p) => a.port(p)?,
                 None => 0,

@@ -1,0 +1,113 @@
+//! keepalived.conf as other people write it (issue "keepalived.conf fidelity"): the
+//! cases found on `../shared/corpus/wild` (read in place, never copied), each also as a
+//! small inline case so it stays checked where the corpus is absent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+fn parse(text: &str) -> rvs_conf::Parsed {
+    rvs_conf::parse_str(
+        Path::new("/nonexistent/k.conf"),
+        text,
+        &rvs_conf::Options::default(),
+    )
+}
+
+fn corpus(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/wild")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: the wild corpus lives in ../shared beside the repository",
+        p.display()
+    );
+    p
+}
+
+/// A line whose substitution starts with `#` is a comment (keepalived strips comments
+/// after substitution): `$TEST=${_HASH}` then `$TEST track_file …` comments blocks out.
+#[test]
+fn a_substitution_that_starts_with_a_hash_is_a_comment() {
+    let p = parse(
+        "$OFF=${_HASH}\n$OFF track_file TF {\n$OFF     file /tmp/x\n$OFF }\n\
+         virtual_server 198.18.0.1 80 {\n    protocol TCP\n    lvs_sched rr\n    lvs_method NAT\n    real_server 198.18.0.2 80 {\n$OFF        weight 7\n    }\n}\n",
+    );
+    assert_eq!(p.diagnostics.len(), 0, "{}", p.render());
+    assert!(p.config.track_files.is_empty());
+    assert_eq!(p.config.virtual_servers[0].real_servers[0].weight, 1);
+    // In the middle of a value, `${_HASH}` stays a '#'.
+    let p = parse("global_defs {\n    router_id a${_HASH}b\n}\n");
+    assert_eq!(
+        p.config.global_defs.router_id.as_deref(),
+        Some("a#b"),
+        "{}",
+        p.render()
+    );
+}
+
+#[test]
+fn corpus_060_comments_out_with_hash_substitutions() {
+    let p = rvs_conf::parse_file(
+        &corpus("060-pq1756-filecheck-vmac.conf"),
+        &rvs_conf::Options::default(),
+    );
+    let text = p.render();
+    assert!(!text.contains("unknown keyword '#'"), "{text}");
+    assert!(!text.contains("unknown keyword '$TEST'"), "{text}");
+}
+
+/// `${_PWD}` of a file named without a directory is the current directory (it was
+/// empty, so `include ${_PWD}/prio.conf` read `/prio.conf`).
+#[test]
+fn pwd_of_a_bare_file_name_is_the_current_directory() {
+    let dir = std::env::temp_dir().join(format!("rvs-wild-pwd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("k.conf"), "include ${_PWD}/inc.conf\n").unwrap();
+    std::fs::write(
+        dir.join("inc.conf"),
+        "global_defs {\n    router_id from_inc\n}\n",
+    )
+    .unwrap();
+    // As an operator runs `keepalived -f keepalived.conf` in the file's directory.
+    let here = std::env::current_dir().unwrap();
+    std::env::set_current_dir(&dir).unwrap();
+    let p = rvs_conf::parse_file(Path::new("k.conf"), &rvs_conf::Options::default());
+    std::env::set_current_dir(here).unwrap();
+    assert_eq!(
+        p.config.global_defs.router_id.as_deref(),
+        Some("from_inc"),
+        "{}",
+        p.render()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Addresses with a prefix or an IPv4 range: keepalived uses the address and ignores the
+/// rest; rvs does the same with a note (it rejected the file).
+#[test]
+fn addresses_with_a_prefix_or_range_use_the_address() {
+    let p = parse(
+        "vrrp_instance VI {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    priority 100\n\
+         \x20   unicast_src_ip 192.168.0.91/24\n    unicast_peer {\n        192.168.0.92/24\n        192.168.0.93-99\n    }\n\
+         \x20   virtual_ipaddress {\n        192.168.0.100\n    }\n}\n\
+         virtual_server 192.168.0.10/32 80 {\n    protocol TCP\n    lvs_sched rr\n    lvs_method NAT\n    real_server 192.168.0.20 80 {\n    }\n}\n",
+    );
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    let vi = &p.config.vrrp_instances[0];
+    assert_eq!(vi.unicast_src_ip, Some("192.168.0.91".parse().unwrap()));
+    let peers: Vec<String> = vi
+        .unicast_peer
+        .iter()
+        .map(|u| u.address.to_string())
+        .collect();
+    assert_eq!(peers, ["192.168.0.92", "192.168.0.93"]);
+    assert!(
+        p.render().contains("'/24' after the address is ignored"),
+        "{}",
+        p.render()
+    );
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+}
