@@ -396,6 +396,8 @@ pub fn dns_query(id: u16, name: &str, qtype: &str) -> Vec<u8> {
         "MX" => 15,
         "TXT" => 16,
         "AAAA" => 28,
+        "RRSIG" => 46,
+        "DNSKEY" => 48,
         _ => 6, // SOA
     };
     let mut q = id.to_be_bytes().to_vec();
@@ -647,6 +649,9 @@ mod tests {
         let q = dns_query(0x1234, "example.org", "A");
         assert_eq!(&q[..12], &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&q[12..], b"\x07example\x03org\x00\x00\x01\x00\x01");
+        // keepalived's DNSSEC types (RFC 4034).
+        assert_eq!(&dns_query(1, "a", "RRSIG")[15..17], &[0, 46]);
+        assert_eq!(&dns_query(1, "a", "DNSKEY")[15..17], &[0, 48]);
         assert!(reply_matches(&[0x01, 0xab], "01xx"));
         assert!(reply_matches(&[0x01, 0xab, 0xff], "01aB"));
         assert!(!reply_matches(&[0x02, 0xab], "01xx"));

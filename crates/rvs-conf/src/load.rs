@@ -1883,8 +1883,10 @@ impl Loader<'_> {
                     "type" => {
                         a.extra(n, 1);
                         if let Some(t) = a.need(n, 0, "a query type") {
-                            const TYPES: [&str; 7] =
-                                ["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
+                            // keepalived's check_dns.c types.
+                            const TYPES: [&str; 9] = [
+                                "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY",
+                            ];
                             let up = t.text.to_ascii_uppercase();
                             if TYPES.contains(&up.as_str()) {
                                 dq.query_type = up;

@@ -111,3 +111,15 @@ fn addresses_with_a_prefix_or_range_use_the_address() {
     );
     assert!(!p.keepalived_rejects(), "{}", p.render());
 }
+
+/// `DNS_CHECK` `type RRSIG` and `DNSKEY`, which keepalived supports.
+#[test]
+fn dns_check_takes_the_dnssec_types() {
+    for t in ["RRSIG", "DNSKEY", "rrsig"] {
+        let p = parse(&format!(
+            "virtual_server 198.18.0.1 53 {{\n    protocol UDP\n    lvs_sched rr\n    lvs_method NAT\n    \
+             real_server 198.18.0.2 53 {{\n        DNS_CHECK {{\n            type {t}\n        }}\n    }}\n}}\n"
+        ));
+        assert_eq!(p.errors(), 0, "{t}: {}", p.render());
+    }
+}
