@@ -1019,7 +1019,9 @@ impl Loader<'_> {
                         a.extra(n, 1);
                         if let Some(t) = a.need(n, 0, "a password") {
                             if t.text.len() > 8 {
-                                a.diags.warning(t.loc, t.width, "auth_pass is longer than 8 characters: only the first 8 are used");
+                                // keepalived reports this as a configuration error (`-t`
+                                // fails), and uses the first 8 characters.
+                                a.diags.ka_warning(t.loc, t.width, "auth_pass is longer than 8 characters: only the first 8 are used");
                             }
                             pass = Some(t.text.bytes().take(8).map(char::from).collect::<String>());
                         }
@@ -1339,6 +1341,15 @@ impl Loader<'_> {
                 "sorry_server_lvs_method" => sorry_fwd = forwarding(a, n),
                 "protocol" => {
                     a.extra(n, 1);
+                    if matches!(vs.key, VsKey::Fwmark { .. }) {
+                        // keepalived: "protocol specified for fwmark - ignoring", counted
+                        // by `-t` as a configuration error.
+                        a.diags.ka_warning(
+                            n.kw.loc,
+                            n.kw.width,
+                            "'protocol' is ignored for a fwmark service (the firewall mark selects the packets)",
+                        );
+                    }
                     if let Some(t) = a.need(n, 0, "TCP, UDP or SCTP") {
                         vs.protocol = match t.text.to_ascii_uppercase().as_str() {
                             "TCP" => Some(Protocol::Tcp),

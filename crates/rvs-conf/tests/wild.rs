@@ -123,3 +123,26 @@ fn dns_check_takes_the_dnssec_types() {
         assert_eq!(p.errors(), 0, "{t}: {}", p.render());
     }
 }
+
+/// What keepalived's `-t` counts as configuration errors and `--strict` must too: an
+/// `auth_pass` longer than 8 characters, `protocol` in a fwmark service. Plain `rvs check`
+/// still runs them (warnings), as keepalived runs them.
+#[test]
+fn strict_counts_what_keepalived_counts() {
+    let p = parse(
+        "vrrp_instance VI {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    priority 100\n\
+         \x20   authentication {\n        auth_type PASS\n        auth_pass 123456789\n    }\n\
+         \x20   virtual_ipaddress {\n        192.168.0.100\n    }\n}\n",
+    );
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    let p = parse(
+        "virtual_server fwmark 7 {\n    protocol TCP\n    lvs_sched rr\n    lvs_method DR\n    \
+         real_server 198.18.0.2 80 {\n    }\n}\n",
+    );
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    assert!(p
+        .render()
+        .contains("'protocol' is ignored for a fwmark service"));
+}
