@@ -289,10 +289,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut int = signal(SignalKind::interrupt())?;
     let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
     let conf_abs = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
+    // Written aside and renamed: a reader (`rvs reload`, a test) never sees it half-written.
+    let staged = pid_file.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(
-        &pid_file,
+        &staged,
         format!("{}\n{}\n", std::process::id(), conf_abs.display()),
     )
+    .and_then(|()| std::fs::rename(&staged, &pid_file))
     .with_context(|| format!("writing the pid file {}", pid_file.display()))?;
     tracing::info!(
         "rvs {} running {} (pid {}, pid file {})",

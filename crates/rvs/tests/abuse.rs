@@ -128,6 +128,35 @@ fn half_closed_connections_use_the_fin_timeout() {
     d.stop();
 }
 
+/// A daemon started under strace: on drop, the daemon (by the pid in its pid file) and
+/// strace are killed.
+struct Traced {
+    child: std::process::Child,
+    pid_file: std::path::PathBuf,
+}
+
+impl Traced {
+    fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if let Some(pid) = self.daemon_pid().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The control socket is never reachable by other users, not even while the daemon
 /// starts: with umask 000 the socket file used to exist with mode 0777 until a chmod, a
 /// window a local user could win (and then send `Clear`). strace delays every chmod by
@@ -172,26 +201,24 @@ fn control_socket_is_private_from_its_first_moment() {
         dir.join("pid").display(),
         sock.display()
     );
-    let mut child = std::process::Command::new("sh")
+    let child = std::process::Command::new("sh")
         .args(["-c", &script])
         .spawn()
         .unwrap();
+    // Whatever happens below, the daemon and strace go (strace leaves its tracee running
+    // if only strace is killed: the daemon is killed by the pid it wrote).
+    let guard = Traced {
+        child,
+        pid_file: dir.join("pid"),
+    };
     let t = Instant::now();
-    while !dir.join("pid").exists() {
+    while guard.daemon_pid().is_none() {
         assert!(t.elapsed() < Duration::from_secs(20), "rvs did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let first = watcher.join().unwrap();
-    // The pid file's first line is the daemon's pid (strace is its parent).
-    let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
-    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
-    let _ = child.wait();
+    drop(guard);
     assert_eq!(first, Some(0o600), "the socket's first mode");
     let left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
