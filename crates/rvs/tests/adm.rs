@@ -321,10 +321,14 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
     // The real server with nothing listening fails its check and leaves the pool.
     let live = "rvs_checker_up{virtual_server=\"[127.52.1.1]:tcp:8080\",real_server=\"127.52.0.1:9100\",checker=\"TCP_CHECK\",index=\"0\"}";
     let dead = "rvs_checker_failures_total{virtual_server=\"[127.52.1.1]:tcp:8080\",real_server=\"127.52.0.2:9100\",checker=\"TCP_CHECK\",index=\"0\"}";
+    // Both checkers have probed at least once (on a busy machine the live one's first
+    // probe can finish after the dead one has failed).
+    let probes = live.replace("rvs_checker_up", "rvs_checker_probes_total");
     let t = Instant::now();
     let text = loop {
         let text = scrape(metrics, None);
-        if value(&text, dead) == Some(1) || t.elapsed() > Duration::from_secs(15) {
+        let done = value(&text, dead) == Some(1) && value(&text, &probes).unwrap_or(0) >= 1;
+        if done || t.elapsed() > Duration::from_secs(15) {
             break text;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -332,7 +336,6 @@ fn prometheus_metrics_follow_traffic_checks_and_reloads() {
     assert_eq!(value(&text, dead), Some(1), "{text}");
     assert_eq!(value(&text, live), Some(1), "{text}");
     // Every probe counts, with its latency.
-    let probes = live.replace("rvs_checker_up", "rvs_checker_probes_total");
     assert!(value(&text, &probes).unwrap() >= 1, "{text}");
     let latency = live.replace("rvs_checker_up", "rvs_checker_last_latency_seconds");
     let secs: f64 = text
