@@ -120,7 +120,10 @@ fn bfd_check_follows_a_keepalived_bfd_session() {
         Duration::from_secs(5),
     );
     eprintln!("real server out {out:?} after the BFD peer froze (detection time 300 ms)");
-    assert!(out < Duration::from_secs(2), "{out:?}");
+    // Typically ~0.5 s; the bound leaves room for a machine loaded well beyond one busy
+    // core (seen: 2.96 s with a full CI run, two test loops and stress-ng on 2 cores); a
+    // session that never expires fails, and the typical figure is printed above.
+    assert!(out < Duration::from_secs(4), "{out:?}");
     signal_pid_file(&bfd_pid, "CONT");
     let back = wait_listed(
         &l,
