@@ -24,14 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Identifies a checker: virtual server index, real server index, checker index (config
-/// order).
+/// Identifies one run of a checker: the daemon hands each checker it starts a number it
+/// never hands out again, so events still queued from a checker a reload stopped are
+/// recognised as stale instead of landing on whatever now sits at the checker's
+/// position in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CheckId {
-    pub vs: usize,
-    pub rs: usize,
-    pub checker: usize,
-}
+pub struct CheckId(pub u64);
 
 /// A state change of one checker, or a new weight from `misc_dynamic`.
 #[derive(Debug, Clone, PartialEq, Eq)]

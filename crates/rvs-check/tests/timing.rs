@@ -30,11 +30,7 @@ async fn retry_and_delay_before_retry() {
         log_all_failures: false,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let id = CheckId {
-        vs: 0,
-        rs: 0,
-        checker: 0,
-    };
+    let id = CheckId(7);
     let start = Instant::now();
     tokio::spawn(rvs_check::run(
         id,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Config {
     pub global_defs: GlobalDefs,
     pub vrrp_scripts: Vec<VrrpScript>,
@@ -26,7 +26,7 @@ pub struct Config {
     pub other_blocks: BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GlobalDefs {
     /// `None` means the host name (keepalived's default).
     pub router_id: Option<String>,
@@ -120,7 +120,7 @@ impl Default for GlobalDefs {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct SslConfig {
     pub ca: Option<String>,
     pub certificate: Option<String>,
@@ -128,7 +128,7 @@ pub struct SslConfig {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SmtpServer {
     pub host: String,
     pub port: u16,
@@ -152,7 +152,7 @@ pub struct LvsSyncDaemon {
 }
 
 /// IPVS timeouts; `None` leaves the kernel's value (900/120/300).
-#[derive(Debug, Clone, Copy, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct LvsTimeouts {
     pub tcp: Option<u32>,
     pub tcpfin: Option<u32>,
@@ -168,7 +168,7 @@ pub struct Script {
     pub group: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VrrpScript {
     pub name: String,
     pub script: Option<Script>,
@@ -181,7 +181,7 @@ pub struct VrrpScript {
     pub init_fail: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackFile {
     pub name: String,
     pub file: Option<String>,
@@ -276,21 +276,21 @@ impl BfdInstance {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InitFile {
     pub value: i64,
     pub overwrite: bool,
 }
 
 /// A tracker reference in `track_*` lists: weight `None` means the tracked object's own.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackRef {
     pub name: String,
     pub weight: Option<i32>,
     pub reverse: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Trackers {
     pub track_interface: Vec<TrackRef>,
     pub track_script: Vec<TrackRef>,
@@ -299,7 +299,7 @@ pub struct Trackers {
     pub track_bfd: Vec<TrackRef>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Notify {
     pub notify_master: Option<Script>,
     pub notify_backup: Option<Script>,
@@ -312,7 +312,7 @@ pub struct Notify {
     pub notify: Option<Script>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncGroup {
     pub name: String,
     pub group: Vec<String>,
@@ -341,7 +341,7 @@ pub enum Family {
     Inet6,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Authentication {
     /// `PASS` or `AH`.
     pub auth_type: String,
@@ -349,7 +349,7 @@ pub struct Authentication {
     pub auth_pass: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VipAddr {
     pub address: IpAddr,
     pub prefix_len: u8,
@@ -380,14 +380,14 @@ impl VipAddr {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnicastPeer {
     pub address: IpAddr,
     pub min_ttl: Option<u8>,
     pub max_ttl: Option<u8>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VrrpInstance {
     pub name: String,
     /// Initial wanted state.
@@ -434,7 +434,7 @@ pub struct VrrpInstance {
     pub sync_group: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum VsgEntry {
     /// `IP [PORT]` or a range `a.b.c.d-e [PORT]`: `first..=last` addresses.
@@ -449,13 +449,13 @@ pub enum VsgEntry {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualServerGroup {
     pub name: String,
     pub entries: Vec<VsgEntry>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum VsKey {
     Address { address: IpAddr, port: u16 },
@@ -542,7 +542,7 @@ pub struct Forwarding {
     pub tunnel: Option<Tunnel>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct SchedFlags {
     pub flag_1: bool,
     pub flag_2: bool,
@@ -554,7 +554,7 @@ pub struct SchedFlags {
     pub ops: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SorryServer {
     pub address: IpAddr,
     pub port: u16,
@@ -562,7 +562,7 @@ pub struct SorryServer {
     pub inhibit: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualServer {
     pub key: VsKey,
     /// `None` for fwmark services (the protocol comes from the marked packets).
@@ -597,7 +597,7 @@ pub struct VirtualServer {
     pub real_servers: Vec<RealServer>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RealServer {
     pub address: IpAddr,
     /// Effective port (the VS port for DR/TUN; 0 for fwmark services unless NAT).
@@ -617,7 +617,7 @@ pub struct RealServer {
 
 /// One health checker with its effective settings (checker → real server → virtual
 /// server → checker-type default).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Checker {
     #[serde(flatten)]
     pub kind: CheckKind,
@@ -636,7 +636,7 @@ pub struct Checker {
     pub log_all_failures: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum CheckKind {
     #[serde(rename = "TCP_CHECK")]
@@ -678,7 +678,7 @@ impl CheckKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct HttpCheck {
     pub urls: Vec<Url>,
     pub virtualhost: Option<String>,
@@ -693,7 +693,7 @@ pub struct HttpCheck {
     pub tls_ca: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Url {
     pub path: String,
     /// Lowercase hex MD5 of the body.
@@ -705,7 +705,7 @@ pub struct Url {
     pub regex_no_match: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MiscCheck {
     pub misc_path: Option<Script>,
     /// Seconds; defaults to the virtual server's `delay_loop`.
@@ -713,18 +713,18 @@ pub struct MiscCheck {
     pub misc_dynamic: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SmtpCheck {
     pub helo_name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DnsCheck {
     pub query_type: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UdpCheck {
     /// Hex bytes; `None` = a random payload.
     pub payload: Option<String>,
@@ -735,14 +735,14 @@ pub struct UdpCheck {
     pub max_reply_length: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileCheck {
     pub track_file: Option<String>,
     pub weight: Option<i32>,
     pub reverse: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BfdCheck {
     pub name: Option<String>,
 }

@@ -98,6 +98,122 @@ mod tests {
         }
     }
 
+    fn conf(text: &str) -> Config {
+        let p = rvs_conf::parse_str(
+            std::path::Path::new("t.conf"),
+            text,
+            &rvs_conf::Options::default(),
+        );
+        assert_eq!(p.errors(), 0, "{}", p.render());
+        p.config
+    }
+
+    /// Two real servers, each with a `TCP_CHECK` that probes once an hour (the test
+    /// decides what the checkers report).
+    fn two_servers(first: bool) -> Config {
+        let rs = |a: &str| {
+            format!(
+                "real_server {a} 80 {{ weight 1\n TCP_CHECK {{ connect_timeout 1\n delay_loop 3600 }} }}\n"
+            )
+        };
+        let mut t = String::from("virtual_server 198.18.0.1 80 { lb_kind DR\n protocol TCP\n");
+        if first {
+            t.push_str(&rs("198.18.1.1"));
+        }
+        t.push_str(&rs("198.18.1.2"));
+        t.push('}');
+        conf(&t)
+    }
+
+    fn live(h: &Health, cfg: &Config) -> Vec<(std::net::IpAddr, i32)> {
+        h.desired(cfg).services[0]
+            .dests
+            .iter()
+            .map(|d| (d.addr, d.weight))
+            .collect()
+    }
+
+    /// Issue #16 bug 4: a checker's failure that was queued before a reload must not be
+    /// applied to whichever real server sits at its position afterwards.
+    #[tokio::test]
+    async fn a_queued_event_never_lands_on_another_real_server_after_a_reload() {
+        let mut h = Health::new();
+        let old = two_servers(true);
+        h.start(&old);
+        let a = h.id_at(0, 0, 0).expect("A's checker runs");
+        // A's checker saw it fail, but the event waits in the channel while the file is
+        // reloaded without A: B is now the first real server.
+        let queued = Event::Changed {
+            id: a,
+            up: false,
+            detail: "TCP_CHECK of 198.18.1.1 failed".into(),
+        };
+        let new = two_servers(false);
+        h.start(&new);
+        let changed = h.event(&new, &queued);
+        assert!(
+            !changed,
+            "an event of a checker the reload removed changed state"
+        );
+        assert_eq!(live(&h, &new), vec![("198.18.1.2".parse().unwrap(), 1)]);
+    }
+
+    /// A reload reconciles the checkers: an unchanged one goes on (same identity, its
+    /// queued events still count), a changed one restarts under a new identity (the old
+    /// one's events are dropped), a removed one stops.
+    #[tokio::test]
+    async fn a_reload_keeps_unchanged_checkers_and_restarts_changed_ones() {
+        let mut h = Health::new();
+        let old = two_servers(true);
+        h.start(&old);
+        let (a, b) = (h.id_at(0, 0, 0).unwrap(), h.id_at(0, 1, 0).unwrap());
+        assert_ne!(a, b);
+        let new = two_servers(false);
+        h.start(&new);
+        assert_eq!(
+            h.id_at(0, 0, 0),
+            Some(b),
+            "B's unchanged checker was restarted"
+        );
+        assert_eq!(h.running.len(), 1, "A's checker still runs");
+        // B's failure, queued before the reload, is B's.
+        let down = |id| Event::Changed {
+            id,
+            up: false,
+            detail: "down".into(),
+        };
+        assert!(h.event(&new, &down(b)));
+        assert_eq!(live(&h, &new), vec![]);
+        // The same server with another delay_loop: a new checker, resuming B's state.
+        let retimed = conf(
+            "virtual_server 198.18.0.1 80 { lb_kind DR\n protocol TCP\n \
+             real_server 198.18.1.2 80 { weight 1\n \
+             TCP_CHECK { connect_timeout 1\n delay_loop 1800 } } }",
+        );
+        h.start(&retimed);
+        let b2 = h.id_at(0, 0, 0).unwrap();
+        assert_ne!(
+            b2, b,
+            "a changed checker kept running with its old settings"
+        );
+        assert_eq!(
+            live(&h, &retimed),
+            vec![],
+            "B's down state was lost on restart"
+        );
+        let up = |id| Event::Changed {
+            id,
+            up: true,
+            detail: "up".into(),
+        };
+        assert!(
+            !h.event(&retimed, &up(b)),
+            "the replaced checker still counts"
+        );
+        assert!(h.event(&retimed, &up(b2)));
+        assert_eq!(live(&h, &retimed), vec![("198.18.1.2".parse().unwrap(), 1)]);
+    }
+
     #[test]
     fn file_check_arithmetic() {
         assert_eq!(watch(2, false).evaluate(3), (true, 16), "10 + 3 x 2");
@@ -163,8 +279,72 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A checker's identity across reloads: its real server and its position among that
+/// real server's checkers.
+type CheckKey = (RsKey, usize);
+
+/// What a checker was started with: a reload keeps a running checker whose settings are
+/// unchanged (its timers, retries and counters go on) and restarts only the others.
+enum Spec {
+    Probe {
+        checker: Box<rvs_conf::model::Checker>,
+        target: SocketAddr,
+        /// For `MISC_CHECK` only: who runs the script.
+        policy: Option<rvs_check::ScriptPolicy>,
+    },
+    File(FileWatch),
+    Bfd {
+        name: String,
+        watch: tokio::sync::watch::Receiver<rvs_bfd::driver::Seen>,
+    },
+}
+
+impl PartialEq for Spec {
+    fn eq(&self, other: &Spec) -> bool {
+        match (self, other) {
+            (
+                Spec::Probe {
+                    checker,
+                    target,
+                    policy,
+                },
+                Spec::Probe {
+                    checker: c2,
+                    target: t2,
+                    policy: p2,
+                },
+            ) => checker == c2 && target == t2 && policy == p2,
+            (Spec::File(a), Spec::File(b)) => a == b,
+            // A restarted BFD session has a new channel: follow that one.
+            (
+                Spec::Bfd { name, watch },
+                Spec::Bfd {
+                    name: n2,
+                    watch: w2,
+                },
+            ) => name == n2 && watch.same_channel(w2),
+            _ => false,
+        }
+    }
+}
+
+/// A checker task and the identity its events carry.
+struct Running {
+    id: CheckId,
+    spec: Spec,
+    task: JoinHandle<()>,
+}
+
 pub struct Health {
-    tasks: Vec<JoinHandle<()>>,
+    /// The running checkers by identity.
+    running: HashMap<CheckKey, Running>,
+    /// Whose events are whose: running checkers only, so an event a stopped checker left
+    /// in the channel finds no one.
+    by_id: HashMap<CheckId, CheckKey>,
+    /// The next [`CheckId`] handed out (never reused).
+    next_id: u64,
+    /// Where each real server sits in the running config.
+    pos: HashMap<RsKey, (usize, usize)>,
     state: HashMap<RsKey, RsHealth>,
     /// Virtual servers (by index) whose quorum is lost: their real servers are taken out
     /// and the sorry server serves.
@@ -201,7 +381,10 @@ impl Health {
     pub fn new() -> Health {
         let (tx, rx) = mpsc::channel(1024);
         Health {
-            tasks: Vec::new(),
+            running: HashMap::new(),
+            by_id: HashMap::new(),
+            next_id: 0,
+            pos: HashMap::new(),
             state: HashMap::new(),
             quorum_lost: Vec::new(),
             policy: rvs_check::ScriptPolicy::default(),
@@ -275,16 +458,11 @@ impl Health {
         }
     }
 
-    /// (Re)starts the checkers of a configuration. Real servers that were checked before
-    /// keep their state; new ones start as keepalived starts them (up, or down with alpha).
+    /// Reconciles the checkers with a configuration: a checker whose real server and
+    /// settings are unchanged goes on untouched; changed ones restart (resuming their
+    /// real server's state), removed ones stop, new ones start as keepalived starts them
+    /// (up, or down with alpha).
     pub fn start(&mut self, cfg: &Config) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-        let mut state = HashMap::new();
-        self.ids.clear();
-        // A checker that stays keeps its probe counters and last result across the reload.
-        let mut old_probes = std::mem::take(&mut self.probes);
         self.start_bfd(cfg);
         let g = &cfg.global_defs;
         let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
@@ -313,102 +491,99 @@ impl Health {
         if has_scripts && !g.enable_script_security {
             tracing::warn!("script security is off (enable_script_security): scripts are not checked for safe ownership");
         }
+        let mut old_running = std::mem::take(&mut self.running);
+        let mut old_probes = std::mem::take(&mut self.probes);
+        let mut state = HashMap::new();
+        self.ids.clear();
+        self.pos.clear();
+        let (mut kept, mut started) = (0usize, 0usize);
         for (vi, vs) in cfg.virtual_servers.iter().enumerate() {
             for (ri, rs) in vs.real_servers.iter().enumerate() {
                 let key = rs_key(cfg, vi, ri);
                 self.ids.insert((vi, ri), key.clone());
+                self.pos.insert(key.clone(), (vi, ri));
                 let old = self.state.get(&key);
                 let mut h = RsHealth {
                     up: Vec::new(),
                     dyn_weight: old.and_then(|o| o.dyn_weight),
                 };
                 for (ci, c) in rs.checkers.iter().enumerate() {
-                    if let rvs_conf::model::CheckKind::File(fc) = &c.kind {
-                        let id = CheckId {
-                            vs: vi,
-                            rs: ri,
-                            checker: ci,
-                        };
-                        match file_watch(cfg, fc, rs.weight) {
-                            Some(w) => {
-                                h.up.push(Some(
-                                    old.and_then(|o| o.up.get(ci).copied().flatten())
-                                        .unwrap_or(true),
-                                ));
-                                self.tasks.push(tokio::spawn(w.run(id, self.tx.clone())));
-                            }
-                            None => h.up.push(None),
-                        }
-                        continue;
-                    }
-                    if let rvs_conf::model::CheckKind::Bfd(bc) = &c.kind {
-                        let id = CheckId {
-                            vs: vi,
-                            rs: ri,
-                            checker: ci,
-                        };
-                        let watch = bc
-                            .name
-                            .as_deref()
-                            .and_then(|n| self.bfd.as_ref().and_then(|b| b.watch(n)));
-                        if let Some(w) = watch {
-                            let up = old
-                                .and_then(|o| o.up.get(ci).copied().flatten())
-                                .unwrap_or(!c.alpha);
-                            h.up.push(Some(up));
-                            self.tasks.push(tokio::spawn(follow_bfd(
-                                id,
-                                bc.name.clone().unwrap_or_default(),
-                                w,
-                                up,
-                                self.tx.clone(),
-                            )));
-                        } else {
-                            tracing::error!("BFD_CHECK of {}: no BFD session runs for it: the real server's state is left alone", key.1);
-                            h.up.push(None);
-                        }
-                        continue;
-                    }
-                    if !rvs_check::is_probe(c) {
-                        tracing::warn!("{} of {} is not implemented yet: it does not change the real server's state", c.kind.name(), key.1);
+                    let ck: CheckKey = (key.clone(), ci);
+                    let prev = old.and_then(|o| o.up.get(ci).copied().flatten());
+                    let Some(spec) = self.spec(cfg, c, rs, &key) else {
                         h.up.push(None);
                         continue;
+                    };
+                    let first = match &spec {
+                        Spec::File(_) => true,
+                        Spec::Probe { .. } | Spec::Bfd { .. } => !c.alpha,
+                    };
+                    h.up.push(Some(prev.unwrap_or(first)));
+                    if let Some(r) = old_running.remove(&ck) {
+                        if r.spec == spec && !r.task.is_finished() {
+                            if let Some(p) = old_probes.remove(&ck) {
+                                self.probes.insert(ck.clone(), p);
+                            }
+                            self.running.insert(ck, r);
+                            kept += 1;
+                            continue;
+                        }
+                        r.task.abort();
+                        self.by_id.remove(&r.id);
                     }
-                    let prev = old.and_then(|o| o.up.get(ci).copied().flatten());
-                    h.up.push(Some(prev.unwrap_or(!c.alpha)));
-
-                    let id = CheckId {
-                        vs: vi,
-                        rs: ri,
-                        checker: ci,
+                    let id = CheckId(self.next_id);
+                    self.next_id += 1;
+                    let task = match &spec {
+                        Spec::File(w) => tokio::spawn(w.clone().run(id, self.tx.clone())),
+                        Spec::Bfd { name, watch } => tokio::spawn(follow_bfd(
+                            id,
+                            name.clone(),
+                            watch.clone(),
+                            prev.unwrap_or(first),
+                            self.tx.clone(),
+                        )),
+                        Spec::Probe { target, .. } => {
+                            // Spread first checks over [0, warmup] (keepalived's start jitter).
+                            let warm = c.warmup.clamp(0.0, 3600.0);
+                            let jitter = if warm > 0.0 {
+                                Duration::from_secs_f64(warm * fraction(vi, ri, ci))
+                            } else {
+                                Duration::ZERO
+                            };
+                            // A restarted checker keeps its probe counters.
+                            let probe_stats = old_probes.remove(&ck).unwrap_or_else(|| {
+                                std::sync::Arc::new(rvs_check::ProbeStats::new())
+                            });
+                            self.probes.insert(ck.clone(), probe_stats.clone());
+                            tokio::spawn(rvs_check::run(
+                                id,
+                                c.clone(),
+                                *target,
+                                rvs_check::Start {
+                                    delay: jitter,
+                                    resume: prev,
+                                },
+                                self.policy,
+                                self.tx.clone(),
+                                probe_stats,
+                            ))
+                        }
                     };
-                    let target = rvs_check::target(c, rs.address, rs.port);
-                    // Spread first checks over [0, warmup] (keepalived's start jitter).
-                    let warm = c.warmup.clamp(0.0, 3600.0);
-                    let jitter = if warm > 0.0 {
-                        Duration::from_secs_f64(warm * fraction(vi, ri, ci))
-                    } else {
-                        Duration::ZERO
-                    };
-                    let probe_stats = old_probes
-                        .remove(&(key.clone(), ci))
-                        .unwrap_or_else(|| std::sync::Arc::new(rvs_check::ProbeStats::new()));
-                    self.probes.insert((key.clone(), ci), probe_stats.clone());
-                    self.tasks.push(tokio::spawn(rvs_check::run(
-                        id,
-                        c.clone(),
-                        target,
-                        rvs_check::Start {
-                            delay: jitter,
-                            resume: prev,
-                        },
-                        self.policy,
-                        self.tx.clone(),
-                        probe_stats,
-                    )));
+                    self.by_id.insert(id, ck.clone());
+                    self.running.insert(ck, Running { id, spec, task });
+                    started += 1;
                 }
                 state.insert(key, h);
             }
+        }
+        // What is left ran for real servers or checkers the configuration no longer has.
+        let stopped = old_running.len();
+        for (_, r) in old_running {
+            r.task.abort();
+            self.by_id.remove(&r.id);
+        }
+        if kept > 0 {
+            tracing::info!("checkers: {kept} kept, {started} started, {stopped} stopped");
         }
         self.state = state;
         self.quorum_lost = vec![false; cfg.virtual_servers.len()];
@@ -416,6 +591,47 @@ impl Health {
             self.quorum_lost[vi] =
                 self.alive_weight(cfg, vi) < i64::from(cfg.virtual_servers[vi].quorum);
         }
+    }
+
+    /// What a checker runs with; `None` (and a warning) for one rvs cannot run.
+    fn spec(
+        &self,
+        cfg: &Config,
+        c: &rvs_conf::model::Checker,
+        rs: &rvs_conf::model::RealServer,
+        key: &RsKey,
+    ) -> Option<Spec> {
+        match &c.kind {
+            rvs_conf::model::CheckKind::File(fc) => file_watch(cfg, fc, rs.weight).map(Spec::File),
+            rvs_conf::model::CheckKind::Bfd(bc) => {
+                let name = bc.name.clone().unwrap_or_default();
+                let watch = self.bfd.as_ref().and_then(|b| b.watch(&name));
+                if watch.is_none() {
+                    tracing::error!("BFD_CHECK of {}: no BFD session runs for it: the real server's state is left alone", key.1);
+                }
+                watch.map(|watch| Spec::Bfd { name, watch })
+            }
+            _ if !rvs_check::is_probe(c) => {
+                tracing::warn!(
+                    "{} of {} is not implemented yet: it does not change the real server's state",
+                    c.kind.name(),
+                    key.1
+                );
+                None
+            }
+            kind => Some(Spec::Probe {
+                checker: Box::new(c.clone()),
+                target: rvs_check::target(c, rs.address, rs.port),
+                policy: matches!(kind, rvs_conf::model::CheckKind::Misc(_)).then_some(self.policy),
+            }),
+        }
+    }
+
+    /// The identity the running checker at a config position reports with.
+    #[cfg(test)]
+    fn id_at(&self, vi: usize, ri: usize, ci: usize) -> Option<CheckId> {
+        let key = self.ids.get(&(vi, ri))?;
+        self.running.get(&(key.clone(), ci)).map(|r| r.id)
     }
 
     /// The notify scripts keepalived runs when real servers leave because the config
@@ -567,13 +783,14 @@ impl Health {
 
     /// Applies an event; returns whether the real server's weight changed.
     pub fn event(&mut self, cfg: &Config, ev: &Event) -> bool {
-        let (id, key) = match ev {
-            Event::Changed { id, .. } | Event::Weight { id, .. } => {
-                match self.ids.get(&(id.vs, id.rs)) {
-                    Some(k) => (*id, k.clone()),
-                    None => return false,
-                }
-            }
+        let (Event::Changed { id, .. } | Event::Weight { id, .. }) = ev;
+        // A checker a reload stopped (or replaced) is no one's any more.
+        let Some((key, ci)) = self.by_id.get(id).cloned() else {
+            tracing::debug!("event of a stopped checker ignored: {ev:?}");
+            return false;
+        };
+        let Some(&(vi, ri)) = self.pos.get(&key) else {
+            return false;
         };
         let Some(h) = self.state.get_mut(&key) else {
             return false;
@@ -581,13 +798,12 @@ impl Health {
         let before = (h.alive(), h.dyn_weight);
         match ev {
             Event::Changed { up, detail, .. } => {
-                if let Some(slot) = h.up.get_mut(id.checker) {
+                if let Some(slot) = h.up.get_mut(ci) {
                     if *slot != Some(false) && !*up {
-                        *self.failures.entry((key.clone(), id.checker)).or_default() += 1;
+                        *self.failures.entry((key.clone(), ci)).or_default() += 1;
                     }
                     if *slot != Some(*up) {
-                        self.changed_at
-                            .insert((key.clone(), id.checker), unix_now());
+                        self.changed_at.insert((key.clone(), ci), unix_now());
                     }
                     *slot = Some(*up);
                 }
@@ -597,9 +813,9 @@ impl Health {
         }
         let after = (h.alive(), h.dyn_weight);
         if before.0 != after.0 {
-            let vs = &cfg.virtual_servers[id.vs];
+            let vs = &cfg.virtual_servers[vi];
             let verb = if after.0 { "Adding" } else { "Removing" };
-            let inhibit = vs.real_servers[id.rs].inhibit_on_failure;
+            let inhibit = vs.real_servers[ri].inhibit_on_failure;
             let how = if inhibit && !after.0 {
                 " (inhibit_on_failure: weight 0)"
             } else {
@@ -612,7 +828,7 @@ impl Health {
                 if after.0 { "to" } else { "from" },
                 key.0
             );
-            let rs = &vs.real_servers[id.rs];
+            let rs = &vs.real_servers[ri];
             let script = if after.0 {
                 &rs.notify_up
             } else {
@@ -626,7 +842,7 @@ impl Health {
             return false;
         }
         // Weights changed (health or misc_dynamic): the quorum may have moved.
-        self.update_quorum(cfg, id.vs);
+        self.update_quorum(cfg, vi);
         true
     }
 
@@ -691,6 +907,7 @@ impl Health {
 /// `reverse`) is added to the real server's weight, and a result at or below the fault
 /// level (−65536), or with weight 0 a non-zero value (zero with `reverse`), takes the
 /// real server down. The file is polled every second (keepalived uses inotify).
+#[derive(Debug, Clone, PartialEq)]
 struct FileWatch {
     path: std::path::PathBuf,
     weight: i64,
