@@ -101,21 +101,11 @@ pub struct Vrrp {
 }
 
 impl Vrrp {
-    /// Starts every instance of the plan (BACKUP, or FAULT if a tracker says so).
-    pub async fn start(plan: Plan) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, Arc::new(Mutex::new(Vec::new())), None, Arc::default()).await
-    }
-
-    /// Starts, publishing the instances' status into `status`.
-    pub async fn start_with_status(
-        plan: Plan,
-        status: Arc<Mutex<Vec<InstanceStatus>>>,
-    ) -> Result<Vrrp, StartError> {
-        Vrrp::start_from(plan, status, None, Arc::default()).await
-    }
-
-    /// Starts with the BFD sessions that `track_bfd` follows.
-    pub async fn start_with_bfd(
+    /// Starts every instance of the plan (BACKUP, or FAULT if a tracker says so),
+    /// publishing their status into `status`; `track_bfd` follows the sessions of `bfd`.
+    /// The one way to start VRRP, at the daemon's start as on the reload that brings the
+    /// first instance: a second constructor without `bfd` once left `track_bfd` blind.
+    pub async fn start(
         plan: Plan,
         status: Arc<Mutex<Vec<InstanceStatus>>>,
         bfd: rvs_bfd::driver::Registry,

@@ -269,7 +269,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut vrrp = if vrrp_plan.is_empty() {
         None
     } else {
-        match rvs_vrrpd::Vrrp::start_with_bfd(
+        match rvs_vrrpd::Vrrp::start(
             vrrp_plan,
             std::sync::Arc::clone(&vrrp_status),
             health.bfd_registry.clone(),
@@ -388,7 +388,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         if let Some(parsed) = read_done {
             generation += 1;
             let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a, parsed).await;
-            let msg = reload_vrrp(&mut vrrp, &vrrp_status, &cfg, a, msg).await;
+            let msg =
+                reload_vrrp(&mut vrrp, &vrrp_status, &health.bfd_registry, &cfg, a, msg).await;
             publish_reload(&ctx, &health, &cfg, &msg);
             let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             for r in waiting.drain(..).flatten() {
@@ -671,6 +672,7 @@ async fn reload(
 async fn reload_vrrp(
     vrrp: &mut Option<rvs_vrrpd::Vrrp>,
     status: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+    bfd: &rvs_bfd::driver::Registry,
     cfg: &rvs_conf::Config,
     a: &RunArgs,
     msg: String,
@@ -692,7 +694,7 @@ async fn reload_vrrp(
         }
         None if plan.is_empty() => return msg,
         None => (
-            rvs_vrrpd::Vrrp::start_with_status(plan, std::sync::Arc::clone(status)).await,
+            rvs_vrrpd::Vrrp::start(plan, std::sync::Arc::clone(status), bfd.clone()).await,
             "VRRP started".into(),
         ),
     };

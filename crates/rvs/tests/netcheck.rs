@@ -336,6 +336,54 @@ fn vrrp_track_bfd_follows_the_session() {
     eprintln!("MASTER again {back:?} after the peer resumed");
 }
 
+/// Issue #16 bug 1: a reload that starts VRRP for the first time (the daemon ran only
+/// BFD) hands the new instances the running BFD sessions: `track_bfd` follows them (it
+/// was handed an empty registry and never saw the session fall).
+#[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
+fn vrrp_started_by_a_reload_follows_bfd() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1), ("b", 2)]);
+    let bfd_pid = keepalived_bfd(&mut l, "b", "198.18.0.2", "198.18.0.1");
+    let bfd = "bfd_instance to_b {\n    neighbor_ip 198.18.0.2\n    source_ip 198.18.0.1\n    min_rx 100\n    min_tx 100\n    multiplier 3\n}\n";
+    let vrrp = "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n    virtual_router_id 62\n    priority 100\n    version 3\n    advert_int 0.1\n    \
+                virtual_ipaddress {\n        198.18.0.62/24 dev eth0\n    }\n    track_bfd {\n        to_b\n    }\n}\n";
+    l.rvs("a", bfd, &["-P"]);
+    let sock = l.control("a", 1);
+    let session_up = Lab::wait(Duration::from_secs(10), || {
+        sock.exists() && api(&sock, "GET", "/v1/status").contains("\"Up\"")
+    });
+    assert!(
+        session_up.is_some(),
+        "the BFD session never came up\n{}",
+        l.logs()
+    );
+    std::fs::write(l.dir.join("a-1.conf"), format!("{bfd}{vrrp}")).unwrap();
+    let r = api(&sock, "POST", "/v1/reload");
+    assert!(r.contains("VRRP started"), "{r}");
+    let vip = "198.18.0.62";
+    let up = Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip));
+    assert!(
+        up.is_some(),
+        "never MASTER with the session Up\n{}",
+        l.logs()
+    );
+    signal_pid_file(&bfd_pid, "STOP");
+    let gone = Lab::wait(Duration::from_secs(5), || !l.has_addr("a", vip));
+    signal_pid_file(&bfd_pid, "CONT");
+    assert!(
+        gone.is_some(),
+        "still MASTER with the tracked session down: track_bfd is blind\n{}",
+        l.logs()
+    );
+    let back = Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip));
+    assert!(
+        back.is_some(),
+        "not MASTER again after the session came back\n{}",
+        l.logs()
+    );
+}
+
 /// `BFD_CHECK` over IPv6 against keepalived's BFD process (which sends with hop limit 64
 /// by default, so rvs makes no GTSM check on IPv6).
 #[test]
