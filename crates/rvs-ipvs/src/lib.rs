@@ -9,7 +9,7 @@
 
 pub mod wire;
 
-use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Fwd, Proto, SvcKey};
 use std::collections::HashSet;
 use std::net::IpAddr;

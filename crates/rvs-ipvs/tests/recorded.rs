@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rvs_ipvs::wire::{self, attr, cmd, Reply};
-use rvs_sched::config::{DesiredDest, DesiredService};
+use rvs_sched::desired::{DesiredDest, DesiredService};
 use rvs_sched::{Algo, Fwd, Persistence, Proto, SvcKey, Tun};
 use std::net::IpAddr;
 

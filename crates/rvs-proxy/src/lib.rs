@@ -16,7 +16,7 @@ mod sys;
 mod tcp;
 mod udp;
 
-use rvs_sched::config::{Desired, DesiredService};
+use rvs_sched::desired::{Desired, DesiredService};
 use rvs_sched::estimator::{Estimator, Rates, Totals, INTERVAL_S};
 use rvs_sched::table::ApplyReport;
 use rvs_sched::{Compat, Ipvs, Proto, SvcKey};

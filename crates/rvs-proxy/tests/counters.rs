@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use rvs_proxy::{Proxy, ProxyOptions};
-use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Algo, Flags, Fwd, Proto, SvcKey};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -14,7 +14,7 @@
 //! connection (except where the kernel does the same, e.g. a persistence template or a
 //! cached lblc entry); counters never underflow; expiry is driven only by `advance(now)`.
 
-pub mod config;
+pub mod desired;
 pub mod estimator;
 pub mod hash;
 pub mod sched;

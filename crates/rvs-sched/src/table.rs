@@ -420,7 +420,7 @@ impl Ipvs {
     /// while their existing connections drain. Never flushes.
     pub fn apply(
         &mut self,
-        want: &crate::config::Desired,
+        want: &crate::desired::Desired,
         compat: crate::service::Compat,
     ) -> ApplyReport {
         let mut rep = ApplyReport::default();

@@ -331,7 +331,7 @@ fn not_a_service() {
 
 #[test]
 fn apply_reconciles_by_difference() {
-    use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+    use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
     let dd = |a: &str, w: i32| DesiredDest {
         tun: rvs_sched::Tun::default(),
         addr: ip(a),

@@ -14,7 +14,7 @@
 //!
 //! Usage: `cargo run --release -p rvs-xdp --example progrun`
 
-use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Algo, Flags, Fwd, Proto, SvcKey};
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -23,7 +23,7 @@ use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray}
 use aya::programs::{TestRun as _, TestRunOptions, Xdp as XdpProgram, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use maps::{addr16, Config, Counters, Real, Svc, VipKey};
-use rvs_sched::config::{Desired, DesiredService};
+use rvs_sched::desired::{Desired, DesiredService};
 use rvs_sched::{Algo, Fwd, Proto, SvcKey};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -428,7 +428,7 @@ impl Xdp {
         };
         // The kernel's list order: keepalived adds real servers in config order, each at
         // the head, so the newest is first.
-        let order: Vec<&rvs_sched::config::DesiredDest> = s.dests.iter().rev().collect();
+        let order: Vec<&rvs_sched::desired::DesiredDest> = s.dests.iter().rev().collect();
         let mut slots = Vec::with_capacity(order.len());
         for d in &order {
             let key = (id, d.addr, d.port);

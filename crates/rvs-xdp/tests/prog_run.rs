@@ -17,7 +17,7 @@
 use etherparse::{
     NetHeaders, PacketBuilder, PacketHeaders, SlicedPacket, TransportHeader, TransportSlice,
 };
-use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Algo, Flags, Fwd, Persistence, Proto, SvcKey};
 use rvs_xdp::{Options, Xdp, XDP_DROP, XDP_PASS, XDP_TX};
 use std::collections::HashMap;

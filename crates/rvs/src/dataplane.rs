@@ -4,7 +4,7 @@
 //! interface, whose counters a task copies from the program's per-CPU maps every second.
 
 use rvs_proxy::{Proxy, ProxyOptions, Shared};
-use rvs_sched::config::Desired;
+use rvs_sched::desired::Desired;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

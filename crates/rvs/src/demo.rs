@@ -69,7 +69,7 @@ pub fn run() -> Result<ExitCode> {
             backends.push(backend(addr, format!("backend-{} ({addr})", i + 1)).await?);
         }
         let mut proxy = rvs_proxy::Proxy::new(rvs_proxy::ProxyOptions::default());
-        if let Err(errs) = proxy.apply(&rvs_sched::config::desired(&parsed.config)) {
+        if let Err(errs) = proxy.apply(&rvs_desired::desired(&parsed.config)) {
             for e in &errs {
                 eprintln!("rvs demo: {e}");
             }

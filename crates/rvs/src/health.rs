@@ -4,7 +4,7 @@
 
 use rvs_check::{CheckId, Event};
 use rvs_conf::model::Config;
-use rvs_sched::config::Desired;
+use rvs_sched::desired::Desired;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -887,7 +887,7 @@ impl Health {
 
     /// The desired state with the current health applied.
     pub fn desired(&self, cfg: &Config) -> Desired {
-        rvs_sched::config::desired_with(
+        rvs_desired::desired_with(
             cfg,
             |vi, ri, rs| {
                 let h = self.ids.get(&(vi, ri)).and_then(|k| self.state.get(k));

@@ -8,7 +8,7 @@
 
 use rvs_adm::cmd::{Command, DestSpec, SvcSpec};
 use rvs_adm::SvcId;
-use rvs_sched::config::{Desired, DesiredDest, DesiredService};
+use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Algo, Flags, Persistence};
 
 /// Why a command cannot apply: ipvsadm's `ipvs_strerror` texts (spec §8).

@@ -55,7 +55,7 @@ pub fn run(a: &SimArgs) -> ExitCode {
         overhead_new: a.kernel == "new",
         ..Compat::default()
     };
-    let mut ipvs = rvs_sched::config::build(&parsed.config, compat);
+    let mut ipvs = rvs_desired::build(&parsed.config, compat);
     ipvs.seed(a.seed);
     let input: Box<dyn BufRead> = match &a.flows {
         Some(p) => match std::fs::File::open(p) {

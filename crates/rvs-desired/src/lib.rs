@@ -1,11 +1,14 @@
-//! Desired state from a keepalived configuration: one IPVS service per virtual server
-//! (per address or fwmark of a `virtual_server_group`), real servers added in config
-//! order as keepalived adds them, so the kernel's list holds them newest first.
+//! `rvs-desired`: a keepalived configuration turned into the desired state every data
+//! plane takes: one IPVS service per virtual server (per address or fwmark of a
+//! `virtual_server_group`), real servers added in config order as keepalived adds them,
+//! so the kernel's list holds them newest first.
+//!
+//! The one place where the parser's model meets the scheduling core: `rvs-sched` and the
+//! data planes never see keepalived.conf, and the parser never sees a scheduler.
 
-use crate::sched::Algo;
-use crate::service::{Compat, Flags, Fwd, Persistence, Proto, SvcKey};
-use crate::table::{Ipvs, Timeouts};
 use rvs_conf::model::{Config, Method, Protocol, Scheduler, VirtualServer, VsKey, VsgEntry};
+use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
+use rvs_sched::{Algo, Compat, Flags, Fwd, Ipvs, Persistence, Proto, SvcKey, Timeouts};
 use std::net::IpAddr;
 
 /// Most services one `virtual_server_group` range may expand to.
@@ -118,78 +121,16 @@ fn next_addr(a: IpAddr) -> IpAddr {
     }
 }
 
-/// A real server as the configuration wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesiredDest {
-    pub addr: IpAddr,
-    pub port: u16,
-    pub weight: i32,
-    pub fwd: Fwd,
-    /// Encapsulation of a `Tunnel` real server.
-    pub tun: crate::Tun,
-    pub u_threshold: u32,
-    pub l_threshold: u32,
-}
-
-/// A virtual service as the configuration wants it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredService {
-    pub key: SvcKey,
-    pub algo: Algo,
-    pub flags: Flags,
-    pub persistence: Option<Persistence>,
-    pub mh_size: Option<usize>,
-    /// Real servers in config order.
-    pub dests: Vec<DesiredDest>,
-    pub sorry: Option<DesiredDest>,
-    /// `virtual_server` connect timeout (seconds), used by the proxy to connect.
-    pub connect_timeout: f64,
-    /// rvs extension: PROXY protocol version towards real servers.
-    pub proxy_protocol: Option<u8>,
-    /// Forwarding method of the service (`lb_kind`).
-    pub fwd: Fwd,
-}
-
-impl DesiredService {
-    /// A service with no real servers and every setting at its default (no flags, no
-    /// persistence, DR, the kernel's `mh` table size, 5 s connect timeout).
-    pub fn new(key: SvcKey, algo: Algo) -> DesiredService {
-        DesiredService {
-            key,
-            algo,
-            flags: Flags::default(),
-            persistence: None,
-            mh_size: None,
-            dests: Vec::new(),
-            sorry: None,
-            connect_timeout: 5.0,
-            proxy_protocol: None,
-            fwd: Fwd::Route,
-        }
-    }
-}
-
-/// The desired state of a director: services and timeouts.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Desired {
-    pub timeouts: Timeouts,
-    pub services: Vec<DesiredService>,
-    /// tcp, tcpfin, udp to write to a kernel's IPVS (`lvs_timeouts`, `ipvsadm --set`);
-    /// 0 leaves one unchanged. `None`: the kernel's own stay (an administrator's
-    /// `ipvsadm --set` is not undone by defaults).
-    pub kernel_timeouts: Option<[u32; 3]>,
-}
-
 /// keepalived's `lvs_method TUN type ipip|gue|gre [port P] [nocsum|csum|remcsum]`.
-fn tun(f: &rvs_conf::model::Forwarding) -> crate::Tun {
+fn tun(f: &rvs_conf::model::Forwarding) -> rvs_sched::Tun {
     let Some(t) = &f.tunnel else {
-        return crate::Tun::default();
+        return rvs_sched::Tun::default();
     };
-    crate::Tun {
+    rvs_sched::Tun {
         kind: match t.kind.as_str() {
-            "gue" => crate::Tun::GUE,
-            "gre" => crate::Tun::GRE,
-            _ => crate::Tun::IPIP,
+            "gue" => rvs_sched::Tun::GUE,
+            "gre" => rvs_sched::Tun::GRE,
+            _ => rvs_sched::Tun::IPIP,
         },
         port: t.port.unwrap_or(0),
         flags: match t.csum.as_deref() {

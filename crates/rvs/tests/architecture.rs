@@ -1,0 +1,99 @@
+//! The crate graph's layering, checked from the manifests: dependencies point down, and
+//! the I/O-free cores never link the config parser (ARCHITECTURE.md). A new edge between
+//! rvs crates must be added here on purpose.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Each rvs crate and the rvs crates it depends on (normal dependencies), lowest first.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("rvs-wire", &[]),
+    ("rvs-conf", &[]),
+    ("rvs-sched", &[]),
+    ("rvs-adm", &[]),
+    ("rvs-vrrp", &[]),
+    ("rvs-bfd", &[]),
+    ("rvs-desired", &["rvs-conf", "rvs-sched"]),
+    ("rvs-proxy", &["rvs-sched"]),
+    ("rvs-ipvs", &["rvs-sched"]),
+    ("rvs-xdp", &["rvs-sched"]),
+    ("rvs-check", &["rvs-conf", "rvs-wire"]),
+    (
+        "rvs-vrrpd",
+        &["rvs-conf", "rvs-vrrp", "rvs-wire", "rvs-check", "rvs-bfd"],
+    ),
+];
+
+/// The rvs crates a manifest's `[dependencies]` names.
+fn rvs_deps(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in manifest.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_deps = t == "[dependencies]";
+            continue;
+        }
+        if in_deps && t.starts_with("rvs") {
+            let name: String = t
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn dependencies_point_down() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&crates).expect("crates/") {
+        let dir = entry.expect("crates/ entry").path();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        if name == "rvs" {
+            continue; // the binary wires everything
+        }
+        let may = allowed
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("{name}: a new crate; list its place in ALLOWED"));
+        let deps = rvs_deps(&manifest);
+        for dep in &deps {
+            assert!(
+                may.contains(&dep.as_str()),
+                "{name} depends on {dep}: not in its layer (tests/architecture.rs)"
+            );
+        }
+        // Exact, so that ALLOWED stays the drawing of the graph (and the reading of the
+        // manifest is checked too).
+        assert_eq!(
+            deps.len(),
+            may.len(),
+            "{name}: {deps:?} but ALLOWED says {may:?}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, ALLOWED.len(), "a crate in ALLOWED is gone");
+}
+
+#[test]
+fn the_data_planes_and_the_scheduler_never_link_the_parser() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in ["rvs-sched", "rvs-proxy", "rvs-ipvs", "rvs-xdp"] {
+        let m = std::fs::read_to_string(crates.join(name).join("Cargo.toml")).expect(name);
+        assert!(
+            !rvs_deps(&m).iter().any(|d| d == "rvs-conf"),
+            "{name} links the config parser"
+        );
+    }
+}
