@@ -21,6 +21,42 @@ pub enum State {
     Fault,
 }
 
+impl State {
+    /// keepalived's name of the state (`MASTER`): logs, notify scripts, the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Init => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+
+    /// The state [`State::name`] printed.
+    pub fn from_name(name: &str) -> Option<State> {
+        [State::Init, State::Backup, State::Master, State::Fault]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
+    /// keepalived's number of the state (VRRP-MIB, `rvs_vrrp_state`): 0 init, 1 backup,
+    /// 2 master, 3 fault.
+    pub fn number(self) -> u8 {
+        match self {
+            State::Init => 0,
+            State::Backup => 1,
+            State::Master => 2,
+            State::Fault => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -171,15 +171,6 @@ fn event_of(s: State) -> Option<Event> {
     }
 }
 
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::Init => "INIT",
-        State::Backup => "BACKUP",
-        State::Master => "MASTER",
-        State::Fault => "FAULT",
-    }
-}
-
 impl Engine {
     fn now(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX) + 1
@@ -725,7 +716,7 @@ impl Engine {
                         self.rts[i].quiet = None;
                     }
                     let rt = &self.rts[i];
-                    tracing::info!("({}) Entering {} STATE", rt.plan.name, state_name(s));
+                    tracing::info!("({}) Entering {} STATE", rt.plan.name, s);
                     if s == State::Master {
                         self.rts[i].became_master += 1;
                     }
@@ -959,7 +950,7 @@ impl Engine {
                 interface: rt.link.name.clone(),
                 vrid: rt.plan.vrid,
                 version: rt.plan.version,
-                state: state_name(core.state()).to_owned(),
+                state: core.state(),
                 base_priority: rt.plan.priority,
                 priority: core.priority(),
                 source: rt.src.to_string(),
@@ -984,7 +975,7 @@ impl Engine {
                 interface: p.iface.clone(),
                 vrid: p.vrid,
                 version: p.version,
-                state: "FAULT".to_owned(),
+                state: State::Fault,
                 base_priority: p.priority,
                 priority: p.priority,
                 source: String::new(),

@@ -48,8 +48,9 @@ pub struct InstanceStatus {
     pub interface: String,
     pub vrid: u8,
     pub version: u8,
-    /// `INIT`, `BACKUP`, `MASTER` or `FAULT`.
-    pub state: String,
+    /// Shown as keepalived names it: `INIT`, `BACKUP`, `MASTER` or `FAULT`.
+    #[serde(with = "state_by_name")]
+    pub state: rvs_vrrp::State,
     pub base_priority: u8,
     /// Effective priority (trackers applied).
     pub priority: u8,
@@ -66,6 +67,73 @@ pub struct InstanceStatus {
     pub became_master: u64,
     /// Dropped packets by reason (`ttl`, `auth`, `checksum`, ...).
     pub dropped: BTreeMap<String, u64>,
+}
+
+/// What a reload did to VRRP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The same instances with the same settings: nothing touched.
+    Unchanged,
+    /// Instances kept (in their state), started and stopped.
+    Applied {
+        kept: usize,
+        started: usize,
+        stopped: usize,
+    },
+    /// Refused before anything stopped (why): the running instances go on.
+    Refused(String),
+    /// The new instances failed to start (why): the previous ones were started again.
+    RolledBack(String),
+}
+
+impl ReloadOutcome {
+    /// Whether the new configuration runs.
+    pub fn is_ok(&self) -> bool {
+        matches!(
+            self,
+            ReloadOutcome::Unchanged | ReloadOutcome::Applied { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for ReloadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadOutcome::Unchanged => f.write_str("VRRP unchanged"),
+            ReloadOutcome::Applied {
+                kept,
+                started,
+                stopped,
+            } => write!(
+                f,
+                "VRRP: {kept} instance(s) kept, {started} started, {stopped} stopped"
+            ),
+            ReloadOutcome::Refused(why) => write!(
+                f,
+                "error: VRRP not reloaded, the running instances are kept: {why}"
+            ),
+            ReloadOutcome::RolledBack(why) => write!(f, "error: VRRP not reloaded: {why}"),
+        }
+    }
+}
+
+/// A VRRP state in JSON: its keepalived name.
+mod state_by_name {
+    use rvs_vrrp::State;
+
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde's `with` passes a reference"
+    )]
+    pub fn serialize<S: serde::Serializer>(s: &State, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.name())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(de: D) -> Result<State, D::Error> {
+        let name = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(de)?;
+        State::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown VRRP state {name}")))
+    }
 }
 
 /// `plan` with the instances that cannot start now — their interface missing, or without
@@ -220,11 +288,11 @@ impl Vrrp {
     /// name, interface, VRID and family go on in their state (a MASTER keeps its VIPs
     /// and sends no priority 0); removed ones leave as on shutdown; new ones start.
     /// Returns what happened, for the reload message.
-    pub async fn reload(mut self, plan: Plan) -> (Result<Vrrp, StartError>, String) {
+    pub async fn reload(mut self, plan: Plan) -> (Result<Vrrp, StartError>, ReloadOutcome) {
         // The plan types hold config values without PartialEq; their Debug text is a
         // complete rendering of them.
         if format!("{plan:?}") == format!("{:?}", self.plan) {
-            return (Ok(self), "VRRP unchanged".into());
+            return (Ok(self), ReloadOutcome::Unchanged);
         }
         // New instances may wait for their interface; a running one is not moved to an
         // interface that cannot carry it (a typo would drop a MASTER's VIPs).
@@ -236,18 +304,14 @@ impl Vrrp {
         {
             return (
                 Ok(self),
-                format!(
-                    "error: VRRP not reloaded, the running instances are kept: vrrp_instance {}: \
-                     {} does not exist or has no address to send adverts from",
+                ReloadOutcome::Refused(format!(
+                    "vrrp_instance {}: {} does not exist or has no address to send adverts from",
                     p.name, p.iface
-                ),
+                )),
             );
         }
         if let Err(e) = engine::preflight(&ready).await {
-            return (
-                Ok(self),
-                format!("error: VRRP not reloaded, the running instances are kept: {e}"),
-            );
+            return (Ok(self), ReloadOutcome::Refused(e.to_string()));
         }
         let running: Vec<InstanceStatus> = self.snapshot();
         let keep: Vec<String> = ready
@@ -263,12 +327,11 @@ impl Vrrp {
             })
             .map(|p| p.name.clone())
             .collect();
-        let msg = format!(
-            "VRRP: {} instance(s) kept, {} started, {} stopped",
-            keep.len(),
-            ready.instances.len() - keep.len(),
-            running.iter().filter(|r| !keep.contains(&r.name)).count()
-        );
+        let msg = ReloadOutcome::Applied {
+            kept: keep.len(),
+            started: ready.instances.len() - keep.len(),
+            stopped: running.iter().filter(|r| !keep.contains(&r.name)).count(),
+        };
         let status = self.status.clone();
         let (old, old_running) = (self.plan.clone(), self.running.clone());
         let bfd = self.bfd.clone();
@@ -279,7 +342,7 @@ impl Vrrp {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
                     Vrrp::launch(old, old_running, status, Some(&handover), bfd).await,
-                    format!("error: VRRP not reloaded: {e}"),
+                    ReloadOutcome::RolledBack(e.to_string()),
                 )
             }
         }

@@ -10,6 +10,7 @@
 //! The server reads one request per connection (at most 8 KiB of head, 5 s), answers and
 //! closes; a malformed request gets `400` with a JSON error, never a crash.
 
+use crate::dataplane::Kind;
 use anyhow::{bail, Context as _, Result};
 use rvs_proxy::Shared;
 use std::collections::HashMap;
@@ -126,7 +127,8 @@ pub struct Ctx {
     /// The XDP program's flows as `-Lc` lists them (XDP data plane only).
     pub xdp_flows: crate::dataplane::FlowList,
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
-    pub dataplane: &'static str,
+    /// `None` with `-P` (VRRP only).
+    pub dataplane: Option<Kind>,
 }
 
 /// What the main loop knows that the tables do not: checkers and reloads.
@@ -315,8 +317,12 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
             Ok(b) => (200, b),
             Err(e) => (500, err_json(&e.to_string())),
         },
-        ("GET", "/v1/connections") if ctx.dataplane == "ipvs" => kernel_connections(target),
-        ("GET", "/v1/connections") if ctx.dataplane == "xdp" => xdp_connections(ctx, target),
+        ("GET", "/v1/connections") if ctx.dataplane == Some(Kind::Ipvs) => {
+            kernel_connections(target)
+        }
+        ("GET", "/v1/connections") if ctx.dataplane == Some(Kind::Xdp) => {
+            xdp_connections(ctx, target)
+        }
         ("GET", "/v1/connections") => connections(&ctx.shared, target),
         ("GET", "/v1/vrrp") => match serde_json::to_string(&ctx.vrrp()) {
             Ok(b) => (200, b),
@@ -340,7 +346,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                             "connections": n,
                         })
                     }).collect::<Vec<_>>(),
-                    "dataplane": ctx.dataplane,
+                    "dataplane": ctx.dataplane.map_or("none", Kind::name),
                     "timeouts": timeouts(&ctx.shared),
                     "checks": st.checks,
                     "bfd": ctx.bfd(),

@@ -59,6 +59,28 @@ pub type SyncLines = Arc<Mutex<Vec<String>>>;
 /// The XDP program's live flows as `-Lc` lists them, refreshed by the counter task.
 pub type FlowList = Arc<Mutex<Vec<rvs_adm::Conn>>>;
 
+/// Which data plane forwards (`rvs run --dataplane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// The userspace TCP/UDP proxy (no root needed).
+    Proxy,
+    /// The XDP/eBPF program forwards DR, TUN and NAT in the kernel (root).
+    Xdp,
+    /// The kernel's IPVS programmed over netlink, as keepalived does (root, `ip_vs`).
+    Ipvs,
+}
+
+impl Kind {
+    /// The name the CLI, the API and the metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Proxy => "proxy",
+            Kind::Xdp => "xdp",
+            Kind::Ipvs => "ipvs",
+        }
+    }
+}
+
 pub struct Dataplane {
     pub proxy: Proxy,
     xdp: Option<XdpPlane>,
@@ -161,13 +183,13 @@ impl Dataplane {
         })
     }
 
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         if self.xdp.is_some() {
-            "xdp"
+            Kind::Xdp
         } else if self.ipvs.is_some() {
-            "ipvs"
+            Kind::Ipvs
         } else {
-            "proxy"
+            Kind::Proxy
         }
     }
 

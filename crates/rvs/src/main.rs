@@ -184,15 +184,15 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
     // keepalived programs the kernel's IPVS; so does rvs in its place when the kernel has
     // IPVS (asking for the family loads ip_vs), else it runs the proxy data plane.
     let dataplane = if !cli.vrrp && rvs_ipvs::Ipvs::open().is_ok() {
-        "ipvs"
+        dataplane::Kind::Ipvs
     } else {
-        "proxy"
+        dataplane::Kind::Proxy
     };
     let a = run::RunArgs {
         file: cli.file,
-        dataplane: dataplane.into(),
+        dataplane,
         xdp_iface: None,
-        xdp_mode: "generic".into(),
+        xdp_mode: run::XdpMode::Generic,
         xdp_flows: 1 << 20,
         dont_fork: cli.dont_fork,
         pid_file: cli.pid_file,
@@ -204,7 +204,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         threads: None,
         control: None,
         metrics: None,
-        log_format: "text".into(),
+        log_format: run::LogFormat::Text,
         syslog: cli.log_facility,
         syslog_socket: None,
         vrrp_only: cli.vrrp,

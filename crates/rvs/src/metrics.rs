@@ -112,7 +112,12 @@ pub fn render(ctx: &Ctx) -> String {
     build
         .get_or_create(&vec![
             ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-            ("dataplane".to_owned(), ctx.dataplane.to_owned()),
+            (
+                "dataplane".to_owned(),
+                ctx.dataplane
+                    .map_or("none", crate::dataplane::Kind::name)
+                    .to_owned(),
+            ),
         ])
         .set(1);
     let svc = StatFamilies::new(&mut reg, "service");
@@ -318,13 +323,7 @@ fn vrrp(reg: &mut Registry, instances: &[rvs_vrrpd::InstanceStatus]) {
             ("interface".to_owned(), v.interface.clone()),
             ("vrid".to_owned(), v.vrid.to_string()),
         ];
-        let n = match v.state.as_str() {
-            "BACKUP" => 1,
-            "MASTER" => 2,
-            "FAULT" => 3,
-            _ => 0,
-        };
-        state.get_or_create(&l).set(n);
+        state.get_or_create(&l).set(i64::from(v.state.number()));
         prio.get_or_create(&l).set(i64::from(v.priority));
         rx.get_or_create(&l).inc_by(v.adverts_rx);
         tx.get_or_create(&l).inc_by(v.adverts_tx);

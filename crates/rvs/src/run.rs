@@ -1,7 +1,7 @@
 //! `rvs run`: the daemon. Config → desired state → data plane; SIGHUP reloads by
 //! difference (a bad file keeps the old config running); SIGTERM/SIGINT drain and exit.
 
-use crate::dataplane::{Dataplane, XdpSettings};
+use crate::dataplane::{Dataplane, Kind, XdpSettings};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use rvs_proxy::ProxyOptions;
@@ -22,14 +22,14 @@ pub struct RunArgs {
     /// Data plane: `proxy` (userspace TCP/UDP proxy, no root needed), `xdp` (the
     /// XDP/eBPF program forwards DR, TUN and NAT in the kernel; root) or `ipvs` (the
     /// kernel's IPVS programmed over netlink, as keepalived does; root, `ip_vs`).
-    #[arg(long, default_value = "proxy", value_parser = ["proxy", "xdp", "ipvs"])]
-    pub dataplane: String,
+    #[arg(long, value_enum, default_value_t = Kind::Proxy)]
+    pub dataplane: Kind,
     /// The interface the XDP program attaches to (default: the first `vrrp_instance`'s).
     #[arg(long = "xdp-iface", value_name = "IFACE")]
     pub xdp_iface: Option<String>,
     /// XDP attach mode: `generic` (works on every interface) or `native` (driver).
-    #[arg(long = "xdp-mode", default_value = "generic", value_parser = ["generic", "native"])]
-    pub xdp_mode: String,
+    #[arg(long = "xdp-mode", value_enum, default_value_t = XdpMode::Generic)]
+    pub xdp_mode: XdpMode,
     /// Entries of the XDP flow table (LRU).
     #[arg(long = "xdp-flows", default_value_t = 1 << 20)]
     pub xdp_flows: u32,
@@ -64,8 +64,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub control: Option<PathBuf>,
     /// Log format on stderr: `text` (keepalived-like lines) or `json` (one object per line).
-    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Also log to syslog with this facility (0-7 = local0-7 as keepalived's -S, daemon, user).
     #[arg(long, value_name = "FACILITY", value_parser = crate::logging::facility)]
     pub syslog: Option<u8>,
@@ -81,6 +81,24 @@ pub struct RunArgs {
     /// Do not run VRRP (keepalived's -C): data plane and checkers only.
     #[arg(short = 'C', long = "check")]
     pub check_only: bool,
+}
+
+/// How the XDP program attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XdpMode {
+    /// Works on every interface (the kernel's generic XDP).
+    Generic,
+    /// In the driver (faster; the driver must support XDP).
+    Native,
+}
+
+/// The log format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// keepalived-like lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
@@ -150,7 +168,7 @@ fn raise_nofile() {
 pub fn run(a: &RunArgs) -> Result<ExitCode> {
     crate::logging::init(&crate::logging::LogOpts {
         level: a.log_level.clone(),
-        json: a.log_format == "json",
+        json: a.log_format == LogFormat::Json,
         syslog: a.syslog,
         syslog_socket: a.syslog_socket.clone(),
     });
@@ -185,7 +203,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         max_fds: a.max_relay_fds,
         ..ProxyOptions::default()
     };
-    let mut proxy = if a.dataplane == "xdp" && !a.vrrp_only {
+    let mut proxy = if a.dataplane == Kind::Xdp && !a.vrrp_only {
         let iface = a
             .xdp_iface
             .clone()
@@ -197,12 +215,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             opts,
             &XdpSettings {
                 iface,
-                native: a.xdp_mode == "native",
+                native: a.xdp_mode == XdpMode::Native,
                 flows: a.xdp_flows,
             },
         )
         .await?
-    } else if a.dataplane == "ipvs" && !a.vrrp_only {
+    } else if a.dataplane == Kind::Ipvs && !a.vrrp_only {
         Dataplane::ipvs(&opts)?
     } else {
         Dataplane::proxy(opts)
@@ -316,7 +334,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         sync_daemons: proxy.sync_lines.clone(),
         xdp_flows: proxy.xdp_flows.clone(),
         vrrp_enabled: !a.check_only,
-        dataplane: if a.vrrp_only { "none" } else { proxy.name() },
+        dataplane: (!a.vrrp_only).then(|| proxy.kind()),
     });
     ctx.publish(|st| st.checks = health.report(&cfg));
     let metrics_task =
@@ -387,10 +405,22 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         }
         if let Some(parsed) = read_done {
             generation += 1;
-            let msg = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a, parsed).await;
-            let msg =
-                reload_vrrp(&mut vrrp, &vrrp_status, &health.bfd_registry, &cfg, a, msg).await;
-            publish_reload(&ctx, &health, &cfg, &msg);
+            let data = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a, parsed).await;
+            let vrrp_part = reload_vrrp(
+                &mut vrrp,
+                &vrrp_status,
+                &health.bfd_registry,
+                &cfg,
+                a,
+                &data,
+            )
+            .await;
+            let report = ReloadReport {
+                data,
+                vrrp: vrrp_part,
+            };
+            publish_reload(&ctx, &health, &cfg, report.is_ok());
+            let msg = report.message();
             let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             for r in waiting.drain(..).flatten() {
                 let _ = r.send(msg.clone());
@@ -479,9 +509,8 @@ fn publish_reload(
     ctx: &crate::control::Ctx,
     health: &crate::health::Health,
     cfg: &rvs_conf::Config,
-    msg: &str,
+    ok: bool,
 ) {
-    let ok = msg.starts_with("ok");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -512,7 +541,7 @@ fn follow_sync_daemon(
     let Some((master, vrid)) = vrrp.lock().ok().and_then(|v| {
         v.iter()
             .find(|i| i.name == ls.instance)
-            .map(|i| (i.state == "MASTER", i.vrid))
+            .map(|i| (i.state == rvs_vrrp::State::Master, i.vrid))
     }) else {
         return;
     };
@@ -605,8 +634,77 @@ pub fn refuse_reload(parsed: &rvs_conf::Parsed) -> Option<String> {
     })
 }
 
+/// What a reload did to the data plane and the checkers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DataReload {
+    /// Not applied (the text says why): the running configuration is kept, VRRP too.
+    Refused(String),
+    /// Applied by difference.
+    Applied(rvs_sched::table::ApplyReport),
+    /// `-P`: no data plane, the BFD sessions reconciled.
+    VrrpOnly,
+    /// Applied, but these parts failed (a listener that could not bind…).
+    Failed(Vec<String>),
+}
+
+/// What a reload did to VRRP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VrrpReload {
+    /// VRRP runs neither before nor after (`-C`, or no `vrrp_instance`), or the data
+    /// plane refused the file.
+    NotRun,
+    Started,
+    Reloaded(rvs_vrrpd::ReloadOutcome),
+    /// The new instances are invalid: VRRP was left as it ran.
+    Invalid(String),
+    /// Starting the first instances failed.
+    StartFailed(String),
+}
+
+/// A reload's outcome, as `rvs reload`, `POST /v1/reload` and the counters see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReloadReport {
+    data: DataReload,
+    vrrp: VrrpReload,
+}
+
+impl ReloadReport {
+    fn is_ok(&self) -> bool {
+        let vrrp_ok = match &self.vrrp {
+            VrrpReload::NotRun | VrrpReload::Started => true,
+            VrrpReload::Reloaded(o) => o.is_ok(),
+            VrrpReload::Invalid(_) | VrrpReload::StartFailed(_) => false,
+        };
+        matches!(self.data, DataReload::Applied(_) | DataReload::VrrpOnly) && vrrp_ok
+    }
+
+    /// The status text `rvs reload` prints: errors first, then what was done.
+    fn message(&self) -> String {
+        let data = match &self.data {
+            DataReload::Refused(text) => return text.clone(),
+            DataReload::Applied(r) => format!(
+                "ok: services +{} -{}, real servers +{} -{} ~{}",
+                r.services_added,
+                r.services_removed,
+                r.dests_added,
+                r.dests_removed,
+                r.dests_changed
+            ),
+            DataReload::VrrpOnly => "ok".to_owned(),
+            DataReload::Failed(list) => format!("error: {}", list.join("; ")),
+        };
+        match &self.vrrp {
+            VrrpReload::NotRun => data,
+            VrrpReload::Started => format!("{data}; VRRP started"),
+            VrrpReload::Reloaded(o) if o.is_ok() => format!("{data}; {o}"),
+            VrrpReload::Reloaded(o) => format!("{o}; {data}"),
+            VrrpReload::Invalid(e) => format!("error: VRRP not reloaded: {e}; {data}"),
+            VrrpReload::StartFailed(e) => format!("error: VRRP: {e}; {data}"),
+        }
+    }
+}
+
 /// Applies a re-read config by difference, or keeps the running one on errors.
-/// Returns the status line `rvs reload` prints.
 async fn reload(
     proxy: &mut Dataplane,
     health: &mut crate::health::Health,
@@ -614,19 +712,19 @@ async fn reload(
     runtime: &mut Vec<rvs_adm::cmd::Command>,
     a: &RunArgs,
     parsed: Result<rvs_conf::Parsed, String>,
-) -> String {
+) -> DataReload {
     let path = a.file.as_path();
     let parsed = match parsed {
         Ok(p) => p,
         Err(why) => {
             tracing::error!("reload refused, {KEPT}: {why}");
-            return format!("error: {why}; {KEPT}");
+            return DataReload::Refused(format!("error: {why}; {KEPT}"));
         }
     };
     if let Some(why) = refuse_reload(&parsed) {
         let text = parsed.render();
         tracing::error!("reload refused, {KEPT}:\n{text}");
-        return format!("error: {} {why}; {KEPT}\n{text}", path.display());
+        return DataReload::Refused(format!("error: {} {why}; {KEPT}\n{text}", path.display()));
     }
     if !a.vrrp_only {
         let scripts = health.removal_scripts(cfg, Some(&parsed.config));
@@ -643,74 +741,71 @@ async fn reload(
     }
     if a.vrrp_only {
         health.start_bfd(cfg);
-        return "ok".into();
+        return DataReload::VrrpOnly;
     }
     health.start(cfg);
     match proxy.apply(&health.desired(cfg)).await {
         Ok(r) => {
-            let msg = format!(
-                "ok: services +{} -{}, real servers +{} -{} ~{}",
-                r.services_added,
-                r.services_removed,
-                r.dests_added,
-                r.dests_removed,
-                r.dests_changed
-            );
-            tracing::info!("reloaded {}: {msg}", path.display());
-            msg
+            let done = DataReload::Applied(r);
+            let shown = ReloadReport {
+                data: done.clone(),
+                vrrp: VrrpReload::NotRun,
+            };
+            tracing::info!("reloaded {}: {}", path.display(), shown.message());
+            done
         }
         Err(errs) => {
             let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
             tracing::error!("reload applied with errors: {}", list.join("; "));
-            format!("error: {}", list.join("; "))
+            DataReload::Failed(list)
         }
     }
 }
 
-/// The VRRP part of a reload, after the data plane's (whose message it extends): a file
-/// the data plane refused is not applied to VRRP either.
+/// The VRRP part of a reload, after the data plane's: a file the data plane refused is
+/// not applied to VRRP either.
 async fn reload_vrrp(
     vrrp: &mut Option<rvs_vrrpd::Vrrp>,
     status: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
     bfd: &rvs_bfd::driver::Registry,
     cfg: &rvs_conf::Config,
     a: &RunArgs,
-    msg: String,
-) -> String {
-    if a.check_only || msg.contains(KEPT) {
-        return msg;
+    data: &DataReload,
+) -> VrrpReload {
+    if a.check_only || matches!(data, DataReload::Refused(_)) {
+        return VrrpReload::NotRun;
     }
     let plan = match rvs_vrrpd::plan(cfg) {
         Ok(p) => p,
         Err(errs) => {
             let e: Vec<String> = errs.iter().map(ToString::to_string).collect();
-            return format!("error: VRRP not reloaded: {}; {msg}", e.join("; "));
+            return VrrpReload::Invalid(e.join("; "));
         }
     };
-    let (next, vmsg) = match vrrp.take() {
+    let (next, outcome) = match vrrp.take() {
         Some(v) => {
-            let (r, m) = v.reload(plan).await;
-            (r, m)
+            let (r, o) = v.reload(plan).await;
+            (r, VrrpReload::Reloaded(o))
         }
-        None if plan.is_empty() => return msg,
+        None if plan.is_empty() => return VrrpReload::NotRun,
         None => (
             rvs_vrrpd::Vrrp::start(plan, std::sync::Arc::clone(status), bfd.clone()).await,
-            "VRRP started".into(),
+            VrrpReload::Started,
         ),
     };
     match next {
         Ok(v) => {
             *vrrp = Some(v);
-            tracing::info!("reload: {vmsg}");
-            if vmsg.starts_with("error") {
-                format!("{vmsg}; {msg}")
+            if let VrrpReload::Reloaded(o) = &outcome {
+                tracing::info!("reload: {o}");
             } else {
-                format!("{msg}; {vmsg}")
+                tracing::info!("reload: VRRP started");
             }
+            outcome
         }
         Err(e) => {
             tracing::error!("reload: VRRP: {e}");
-            format!("error: VRRP: {e}; {msg}")
+            VrrpReload::StartFailed(e.to_string())
         }
     }
 }
@@ -813,4 +908,56 @@ fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> Result<()> {
 
 fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
     rustix::process::Pid::from_raw(pid).context("invalid pid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied() -> DataReload {
+        DataReload::Applied(rvs_sched::table::ApplyReport {
+            services_added: 1,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_reload_is_ok_only_when_every_part_is() {
+        let ok = ReloadReport {
+            data: applied(),
+            vrrp: VrrpReload::Reloaded(rvs_vrrpd::ReloadOutcome::Unchanged),
+        };
+        assert!(ok.is_ok());
+        assert_eq!(
+            ok.message(),
+            "ok: services +1 -0, real servers +0 -0 ~0; VRRP unchanged"
+        );
+        let vrrp_refused = ReloadReport {
+            data: applied(),
+            vrrp: VrrpReload::Reloaded(rvs_vrrpd::ReloadOutcome::Refused("eth9 is gone".into())),
+        };
+        assert!(!vrrp_refused.is_ok());
+        assert!(
+            vrrp_refused
+                .message()
+                .starts_with("error: VRRP not reloaded, the running instances are kept: eth9"),
+            "{}",
+            vrrp_refused.message()
+        );
+        let refused = ReloadReport {
+            data: DataReload::Refused(format!("error: has 2 errors; {KEPT}")),
+            vrrp: VrrpReload::NotRun,
+        };
+        assert!(!refused.is_ok());
+        assert!(refused.message().ends_with(KEPT));
+        let partly = ReloadReport {
+            data: DataReload::Failed(vec!["cannot listen on 127.0.0.1:80".into()]),
+            vrrp: VrrpReload::Started,
+        };
+        assert!(!partly.is_ok());
+        assert_eq!(
+            partly.message(),
+            "error: cannot listen on 127.0.0.1:80; VRRP started"
+        );
+    }
 }

@@ -106,8 +106,8 @@ fn render_vrrp(o: &mut String, st: &Status) {
     }
     let _ = writeln!(o, "VRRP:");
     for v in &st.vrrp {
-        let master = match (&v.master, v.state.as_str()) {
-            (_, "MASTER") => "us".to_owned(),
+        let master = match (&v.master, v.state) {
+            (_, rvs_vrrp::State::Master) => "us".to_owned(),
             (Some(m), _) => format!(
                 "{m}, priority {}",
                 v.master_priority.map_or("?".into(), |p| p.to_string())
