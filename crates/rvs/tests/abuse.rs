@@ -774,9 +774,11 @@ fn memory_is_given_back_after_a_slowloris_flood() {
         }
         // The proxy gives memory back within seconds of its connections closing (polled:
         // the trim runs on the proxy's 1 s tick).
-        // Given back: at most a third of what the flood added is still resident (it was
-        // half after one round and all of it after a few).
-        let bound = start + (peak - start) / 3;
+        // Given back: at most half of what the flood added is still resident, round after
+        // round (without the trim it was half after one round and all of it after a
+        // few). Idle, a third of it is typical; with a busy CPU beside the test the peak
+        // is sampled lower and 36 % was seen, so a third is not the bound.
+        let bound = start + (peak - start) / 2;
         let t = Instant::now();
         let mut now = mem_kib(&d, "VmRSS");
         while now >= bound && t.elapsed() < Duration::from_secs(20) {
