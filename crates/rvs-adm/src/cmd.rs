@@ -2,14 +2,14 @@
 //! `-At ADDR`), one command per invocation, every option at most once, the
 //! command × option legality table, and ipvsadm's messages and exit codes.
 
-use crate::{Fwd, Proto, SvcId};
+use crate::{Fwd, Proto, SvcKey};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A service as `-A`/`-E` describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SvcSpec {
-    pub id: SvcId,
+    pub id: SvcKey,
     pub sched: String,
     pub flags: [bool; 3],
     pub persistent: Option<u32>,
@@ -48,12 +48,12 @@ pub const TUN_FLAG_OPTS: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcs
 pub enum Command {
     AddService(SvcSpec),
     EditService(SvcSpec),
-    DelService(SvcId),
+    DelService(SvcKey),
     Clear,
-    AddDest(SvcId, DestSpec),
-    EditDest(SvcId, DestSpec),
-    DelDest(SvcId, IpAddr, u16),
-    Zero(Option<SvcId>),
+    AddDest(SvcKey, DestSpec),
+    EditDest(SvcKey, DestSpec),
+    DelDest(SvcKey, IpAddr, u16),
+    Zero(Option<SvcKey>),
     /// tcp, tcpfin, udp; 0 leaves a value unchanged.
     SetTimeouts([u32; 3]),
     /// `--start-daemon master|backup` with its parameters.
@@ -85,7 +85,7 @@ pub enum Invocation {
     Apply(Command),
     List {
         opts: crate::ListOpts,
-        svc: Option<SvcId>,
+        svc: Option<SvcKey>,
         timeout: bool,
         connections: bool,
         /// `-n`: no name lookups.
@@ -149,7 +149,7 @@ fn validate_service(spec: &SvcSpec) -> Result<(), ArgError> {
             return Err(fail(format!("invalid timeout value `{t}' specified")));
         }
     }
-    if let SvcId::Addr { proto, port, .. } = &spec.id {
+    if let SvcKey::Addr { proto, port, .. } = &spec.id {
         if *port == 0 && spec.persistent.is_none() {
             return Err(fail("Zero port specified for non-persistent service"));
         }
@@ -165,7 +165,7 @@ fn validate_service(spec: &SvcSpec) -> Result<(), ArgError> {
     Ok(())
 }
 
-fn validate_dest(id: &SvcId, d: &DestSpec) -> Result<(), ArgError> {
+fn validate_dest(id: &SvcKey, d: &DestSpec) -> Result<(), ArgError> {
     if !(0..=65535).contains(&d.weight) {
         return Err(fail("illegal weight specified"));
     }
@@ -174,7 +174,7 @@ fn validate_dest(id: &SvcId, d: &DestSpec) -> Result<(), ArgError> {
             "Different address family is allowed only for tunneling servers",
         ));
     }
-    if let SvcId::Addr { port, .. } = id {
+    if let SvcKey::Addr { port, .. } = id {
         if matches!(d.fwd, Fwd::Route | Fwd::Tunnel) && d.port != *port {
             return Err(fail(
                 "the real server's port must be the service's in DR and TUN (the kernel cannot remap ports)",
@@ -488,7 +488,7 @@ fn inet_aton(s: &str) -> Option<Ipv4Addr> {
 struct Seen {
     cmd: Option<Cmd>,
     opts: Vec<Opt>,
-    svc: Option<SvcId>,
+    svc: Option<SvcKey>,
     svc_port0: bool,
     sched: Option<String>,
     persistent: Option<u32>,
@@ -678,7 +678,7 @@ fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocati
                     let (addr, port) = parse_addr(&v, &proto.name().to_ascii_lowercase(), names)
                         .ok_or_else(|| fail("illegal virtual server address[:port] specified"))?;
                     s.svc_port0 = port == 0;
-                    s.svc = Some(SvcId::Addr { proto, addr, port });
+                    s.svc = Some(SvcKey::Addr { proto, addr, port });
                 }
                 "f" => {
                     s.opt(Opt::Service)?;
@@ -688,12 +688,12 @@ fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocati
                         .ok()
                         .filter(|m| *m > 0)
                         .ok_or_else(|| fail(format!("invalid fwmark value `{v}' specified")))?;
-                    s.svc = Some(SvcId::Fwmark { mark, v6: false });
+                    s.svc = Some(SvcKey::Fwmark { mark, v6: false });
                 }
                 "6" => {
                     s.opt(Opt::Ipv6)?;
                     match &mut s.svc {
-                        Some(SvcId::Fwmark { v6, .. }) => *v6 = true,
+                        Some(SvcKey::Fwmark { v6, .. }) => *v6 = true,
                         _ => return Err(fail("-6 used before -f")),
                     }
                 }
@@ -928,8 +928,8 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
             )));
         }
     }
-    let need_svc = || -> Result<SvcId, ArgError> {
-        s.svc.clone().ok_or_else(|| {
+    let need_svc = || -> Result<SvcKey, ArgError> {
+        s.svc.ok_or_else(|| {
             fail(format!(
                 "You need to supply the 'service-address' option for the '{}' command",
                 cmd.name()
@@ -949,7 +949,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
             let id = need_svc()?;
             let sched = s.sched.clone().unwrap_or_else(|| "wlc".into());
             let v6 = id.is_v6();
-            if s.svc_port0 && s.persistent.is_none() && matches!(id, SvcId::Addr { .. }) {
+            if s.svc_port0 && s.persistent.is_none() && matches!(id, SvcKey::Addr { .. }) {
                 return Err(fail("Zero port specified for non-persistent service"));
             }
             let netmask = match &s.netmask {
@@ -973,10 +973,10 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
             if ops
                 && !matches!(
                     id,
-                    SvcId::Addr {
+                    SvcKey::Addr {
                         proto: Proto::Udp,
                         ..
-                    } | SvcId::Fwmark { .. }
+                    } | SvcKey::Fwmark { .. }
                 )
             {
                 return Err(fail(
@@ -1019,13 +1019,13 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
         }
         Cmd::Del => Invocation::Apply(Command::DelService(need_svc()?)),
         Cmd::Flush => Invocation::Apply(Command::Clear),
-        Cmd::Zero => Invocation::Apply(Command::Zero(s.svc.clone())),
+        Cmd::Zero => Invocation::Apply(Command::Zero(s.svc)),
         Cmd::AddSrv | Cmd::EditSrv | Cmd::DelSrv => {
             let id = need_svc()?;
             let (addr, mut port, explicit) = need_rs()?;
             let svc_port = match &id {
-                SvcId::Addr { port, .. } => Some(*port),
-                SvcId::Fwmark { .. } => None,
+                SvcKey::Addr { port, .. } => Some(*port),
+                SvcKey::Fwmark { .. } => None,
             };
             let fwd = s.fwd.unwrap_or(Fwd::Route);
             if let Some(sp) = svc_port {
@@ -1109,7 +1109,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                     exact: s.exact,
                     nosort: s.nosort,
                 },
-                svc: s.svc.clone(),
+                svc: s.svc,
                 timeout,
                 connections: conn,
                 numeric: s.opts.contains(&Opt::Numeric),
@@ -1147,7 +1147,7 @@ pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::
     let mut out = String::new();
     for s in &v {
         let svc = match &s.id {
-            SvcId::Addr { proto, addr, port } => {
+            SvcKey::Addr { proto, addr, port } => {
                 let p = match proto {
                     Proto::Tcp => "-t",
                     Proto::Udp => "-u",
@@ -1156,7 +1156,7 @@ pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::
                 let pr = proto.name().to_ascii_lowercase();
                 format!("{p} {}", crate::anyname(*addr, *port, &pr, names))
             }
-            SvcId::Fwmark { mark, v6 } => format!("-f {mark}{}", if *v6 { " -6" } else { "" }),
+            SvcKey::Fwmark { mark, v6 } => format!("-f {mark}{}", if *v6 { " -6" } else { "" }),
         };
         let _ = write!(out, "-A {svc} -s {}", s.sched);
         if let Some(t) = s.persistent {
@@ -1176,8 +1176,8 @@ pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::
         }
         out.push('\n');
         let pr = match &s.id {
-            SvcId::Addr { proto, .. } => proto.name().to_ascii_lowercase(),
-            SvcId::Fwmark { .. } => "tcp".to_owned(),
+            SvcKey::Addr { proto, .. } => proto.name().to_ascii_lowercase(),
+            SvcKey::Fwmark { .. } => "tcp".to_owned(),
         };
         for d in &s.dests {
             let a = crate::anyname(d.addr, d.port, &pr, names);

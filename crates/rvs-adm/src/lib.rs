@@ -8,46 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Proto {
-    /// `TCP`, `UDP`, `SCTP`, as ipvsadm prints them.
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "TCP",
-            Proto::Udp => "UDP",
-            Proto::Sctp => "SCTP",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SvcId {
-    Addr {
-        proto: Proto,
-        addr: IpAddr,
-        port: u16,
-    },
-    Fwmark {
-        mark: u32,
-        v6: bool,
-    },
-}
-
-impl SvcId {
-    /// Whether the service is IPv6 (its address, or `-6` for a fwmark service).
-    pub fn is_v6(&self) -> bool {
-        match self {
-            SvcId::Addr { addr, .. } => addr.is_ipv6(),
-            SvcId::Fwmark { v6, .. } => *v6,
-        }
-    }
-}
+/// A service's key and protocol: the same type as the scheduling core's (`rvs-types`).
+pub use rvs_types::{Proto, SvcKey};
 
 /// Counters (64-bit) and rates of a service or destination.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +52,7 @@ pub struct Dest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
-    pub id: SvcId,
+    pub id: SvcKey,
     pub sched: String,
     /// SCHED1..3 (`-b`).
     pub flags: [bool; 3],
@@ -173,12 +135,12 @@ pub(crate) fn anyname(a: IpAddr, port: u16, proto: &str, names: &dyn Names) -> S
     }
 }
 
-fn proto_of(id: &SvcId) -> &'static str {
+fn proto_of(id: &SvcKey) -> &'static str {
     match id {
-        SvcId::Addr {
+        SvcKey::Addr {
             proto: Proto::Udp, ..
         } => "udp",
-        SvcId::Addr {
+        SvcKey::Addr {
             proto: Proto::Sctp, ..
         } => "sctp",
         _ => "tcp",
@@ -193,9 +155,9 @@ fn trunc(s: String, n: usize, a: IpAddr) -> String {
     }
 }
 
-fn svc_name(id: &SvcId, names: &dyn Names) -> String {
+fn svc_name(id: &SvcKey, names: &dyn Names) -> String {
     match id {
-        SvcId::Addr { proto, addr, port } => trunc(
+        SvcKey::Addr { proto, addr, port } => trunc(
             format!(
                 "{:<4} {}",
                 proto.name(),
@@ -204,7 +166,7 @@ fn svc_name(id: &SvcId, names: &dyn Names) -> String {
             33,
             *addr,
         ),
-        SvcId::Fwmark { mark, v6 } => format!("FWM  {mark}{}", if *v6 { " IPv6" } else { "" }),
+        SvcKey::Fwmark { mark, v6 } => format!("FWM  {mark}{}", if *v6 { " IPv6" } else { "" }),
     }
 }
 
@@ -267,8 +229,8 @@ fn addr_cmp(a: IpAddr, b: IpAddr) -> std::cmp::Ordering {
 
 fn svc_cmp(a: &Service, b: &Service) -> std::cmp::Ordering {
     let key = |s: &Service| match &s.id {
-        SvcId::Fwmark { mark, v6 } => (*mark, u8::from(*v6), 0u8, None, 0u16),
-        SvcId::Addr { proto, addr, port } => {
+        SvcKey::Fwmark { mark, v6 } => (*mark, u8::from(*v6), 0u8, None, 0u16),
+        SvcKey::Addr { proto, addr, port } => {
             let p = match proto {
                 Proto::Tcp => 6,
                 Proto::Udp => 17,

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use rvs_adm::{largenum, list, Dest, Format, Fwd, ListOpts, Proto, Service, Stats, SvcId};
+use rvs_adm::{largenum, list, Dest, Format, Fwd, ListOpts, Proto, Service, Stats, SvcKey};
 use std::net::IpAddr;
 
 fn ip(s: &str) -> IpAddr {
@@ -26,7 +26,7 @@ fn dest(a: &str, port: u16, fwd: Fwd, weight: i32, active: u32, inactive: u32) -
     }
 }
 
-fn svc(id: SvcId, sched: &str, dests: Vec<Dest>) -> Service {
+fn svc(id: SvcKey, sched: &str, dests: Vec<Dest>) -> Service {
     Service {
         id,
         sched: sched.into(),
@@ -40,8 +40,8 @@ fn svc(id: SvcId, sched: &str, dests: Vec<Dest>) -> Service {
     }
 }
 
-fn tcp(a: &str, port: u16) -> SvcId {
-    SvcId::Addr {
+fn tcp(a: &str, port: u16) -> SvcKey {
+    SvcKey::Addr {
         proto: Proto::Tcp,
         addr: ip(a),
         port,
@@ -60,7 +60,7 @@ fn default_listing_example() {
     );
     web.persistent = Some(360);
     let dns = svc(
-        SvcId::Addr {
+        SvcKey::Addr {
             proto: Proto::Udp,
             addr: ip("192.168.10.100"),
             port: 53,
@@ -69,7 +69,7 @@ fn default_listing_example() {
         vec![dest("192.168.10.21", 53, Fwd::Masq, 1, 0, 7)],
     );
     let mut fwm = svc(
-        SvcId::Fwmark { mark: 1, v6: false },
+        SvcKey::Fwmark { mark: 1, v6: false },
         "sh",
         vec![dest("192.168.10.31", 0, Fwd::Tunnel, 1, 2, 1)],
     );

@@ -13,9 +13,12 @@
 //! and `BFD_CHECK` (a BFD session's state) are driven by the daemon, not by probes.
 
 pub mod probe;
-pub mod script;
 pub mod state;
 pub mod tls;
+
+/// Scripts (`MISC_CHECK`, notify scripts) run by keepalived's rules: see `rvs-script`.
+pub use rvs_script as script;
+pub use rvs_script::ScriptPolicy;
 
 use rvs_conf::model::{CheckKind, Checker};
 use state::{Change, CheckerState, Outcome, Timing};
@@ -61,53 +64,6 @@ pub fn target(c: &Checker, rs_addr: IpAddr, rs_port: u16) -> SocketAddr {
 
 fn secs(f: f64) -> Duration {
     Duration::from_secs_f64(f.clamp(0.0, 1e9))
-}
-
-/// How scripts run: `enable_script_security`, and the user (`script_user`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ScriptPolicy {
-    pub security: bool,
-    /// `None`: the daemon's own user.
-    pub run_as: Option<script::RunAs>,
-}
-
-impl ScriptPolicy {
-    /// Prepares a script's command: refused (with the reason) when security is on and the
-    /// program could be modified by another user; run as the script user when rvs is root.
-    pub fn command(&self, argv: &[String]) -> Result<tokio::process::Command, String> {
-        let (prog, rest) = argv.split_first().ok_or("empty script")?;
-        let path = script::resolve(prog).ok_or_else(|| format!("{prog} not found on PATH"))?;
-        let run_as = self.run_as.unwrap_or(script::RunAs { uid: 0, gid: 0 });
-        if self.security {
-            if let Some(why) = script::insecure(&path, run_as) {
-                return Err(format!(
-                    "refusing to run {}: {why} (enable_script_security)",
-                    path.display()
-                ));
-            }
-        }
-        let mut cmd = tokio::process::Command::new(&path);
-        cmd.args(rest)
-            .kill_on_drop(true)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null());
-        cmd.env_remove("LD_PRELOAD")
-            .env_remove("LD_LIBRARY_PATH")
-            .env_remove("IFS");
-        if let Some(r) = self.run_as {
-            if is_root() && r.uid != 0 {
-                cmd.uid(r.uid).gid(r.gid);
-            }
-        }
-        Ok(cmd)
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
 }
 
 /// What the operator interface shows of a checker between state changes: written by the

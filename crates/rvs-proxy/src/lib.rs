@@ -7,23 +7,29 @@
 //! DR and TUN are served as a proxy too (a one-time warning says the XDP or kernel-IPVS
 //! data plane forwards them for real).
 //!
-//! Invariants: the scheduling core is behind one mutex, held only for a table operation
-//! (never across an await); a connection's relay never touches it except at open and
-//! close; listeners of unchanged services are never re-created by a reload.
+//! Invariants: each service has its own [`ServiceShard`] — scheduling table, settings,
+//! counters — and a connection holds its service's shard from accept to close, so the
+//! packet path never waits on another service or on the control plane's global state
+//! (the service list is an `ArcSwap` the control plane swaps whole; the splice pipe pool
+//! is lock-free). A shard's table mutex is held only for a table operation (never across
+//! an await), by its own connections and, briefly, by a listing; a relay never touches
+//! it except at open and close. Listeners of unchanged services are never re-created by
+//! a reload.
 
 mod splice;
 mod sys;
 mod tcp;
 mod udp;
 
+use arc_swap::ArcSwap;
 use rvs_sched::desired::{Desired, DesiredService};
 use rvs_sched::estimator::{Estimator, Rates, Totals, INTERVAL_S};
 use rvs_sched::table::ApplyReport;
-use rvs_sched::{Compat, Ipvs, Proto, SvcKey};
+use rvs_sched::{Compat, Ipvs, Proto, SvcKey, Timeouts};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -115,6 +121,15 @@ impl Counters {
         }
     }
 
+    /// Sets the totals (a packet data plane copies its own counters into the listings').
+    pub fn store(&self, t: Totals) {
+        self.conns.store(t.conns, Ordering::Relaxed);
+        self.in_pkts.store(t.in_pkts, Ordering::Relaxed);
+        self.in_bytes.store(t.in_bytes, Ordering::Relaxed);
+        self.out_pkts.store(t.out_pkts, Ordering::Relaxed);
+        self.out_bytes.store(t.out_bytes, Ordering::Relaxed);
+    }
+
     /// The 2-second EWMA rates (kernel estimator).
     pub fn rates(&self) -> Rates {
         self.estimator
@@ -183,6 +198,10 @@ impl Undelivered {
         Undelivered::Loop,
     ];
 
+    fn index(self) -> usize {
+        self as usize
+    }
+
     /// The label value of the reason (metrics, JSON).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -203,14 +222,94 @@ impl std::fmt::Display for Undelivered {
     }
 }
 
+/// One service's share of the proxy: its scheduling table (this service alone), its
+/// settings, its real servers' counters and what it could not deliver. Its listener
+/// and each of its connections hold it (`Arc`) from accept to close: nothing on their
+/// path is shared with another service.
+pub struct ServiceShard {
+    pub key: SvcKey,
+    table: Mutex<Ipvs>,
+    /// Settings the scheduling core does not hold (sorry server, connect timeout, PROXY
+    /// protocol), swapped by a reload.
+    settings: ArcSwap<DesiredService>,
+    counters: Mutex<HashMap<SocketAddr, Arc<Counters>>>,
+    /// Not delivered, by reason ([`Undelivered::index`]).
+    undelivered: [AtomicU64; Undelivered::ALL.len()],
+    /// Rate limit of this service's "out of descriptors" line.
+    fd_log: Mutex<RateLog>,
+}
+
+impl ServiceShard {
+    fn new(want: &DesiredService) -> ServiceShard {
+        ServiceShard {
+            key: want.key,
+            table: Mutex::new(Ipvs::new()),
+            settings: ArcSwap::from_pointee(want.clone()),
+            counters: Mutex::new(HashMap::new()),
+            undelivered: std::array::from_fn(|_| AtomicU64::new(0)),
+            fd_log: Mutex::new(RateLog::default()),
+        }
+    }
+
+    /// The service's scheduling table (hold it only for a table operation).
+    pub fn table(&self) -> std::sync::MutexGuard<'_, Ipvs> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn settings(&self) -> Arc<DesiredService> {
+        self.settings.load_full()
+    }
+
+    /// The counters of one of its real servers (created on first use).
+    pub fn counters(&self, dest: SocketAddr) -> Arc<Counters> {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(dest)
+            .or_default()
+            .clone()
+    }
+
+    fn all_counters(&self) -> Vec<(SocketAddr, Arc<Counters>)> {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Notes a refusal for lack of descriptors, logged at most once per 10 s.
+    fn descriptors_exhausted(&self) {
+        self.count_undelivered(Undelivered::Descriptors);
+        let due = self
+            .fd_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hit();
+        if let Some(n) = due {
+            tracing::warn!(
+                service = %label(&self.key),
+                "out of descriptors for relayed traffic: {n} connection(s)/flow(s) refused since the last report ({RESERVED_FDS} are kept for control, health and VRRP)"
+            );
+        }
+    }
+
+    /// Counts a connection (or datagram) that was not delivered.
+    pub fn count_undelivered(&self, why: Undelivered) {
+        self.undelivered[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// State shared by the listeners and connections.
 pub struct Shared {
-    pub ipvs: Mutex<Ipvs>,
-    /// Per-service settings the scheduling core does not hold (sorry server, timeouts).
-    settings: RwLock<HashMap<SvcKey, Arc<DesiredService>>>,
-    counters: Mutex<HashMap<(SvcKey, SocketAddr), Arc<Counters>>>,
-    /// Connections not delivered, per service and reason (taken only on that cold path).
-    undelivered: Mutex<HashMap<(SvcKey, Undelivered), u64>>,
+    /// The services, in the order they were added (the kernel's order), swapped whole
+    /// by [`Proxy::apply`]; readers never wait.
+    services: ArcSwap<Vec<Arc<ServiceShard>>>,
+    /// The connection timeouts every table runs with (for listings).
+    timeouts: Mutex<Timeouts>,
     start: Instant,
     pub opts: ProxyOptions,
     pub draining: AtomicBool,
@@ -218,10 +317,9 @@ pub struct Shared {
     warned_dr: AtomicBool,
     /// Descriptors still available to relayed traffic (see [`Shared::take_fds`]).
     fds_left: AtomicI64,
-    /// Idle splice pipes, reused (a pipe is held only while a chunk moves through it).
-    pipes: Mutex<Vec<splice::Pipe>>,
-    /// Rate limit of the "out of descriptors" log line.
-    fd_log: Mutex<RateLog>,
+    /// Idle splice pipes, reused (a pipe is held only while a chunk moves through it);
+    /// lock-free, as every bulk connection of every service takes from it.
+    pipes: crossbeam_queue::ArrayQueue<splice::Pipe>,
 }
 
 /// A log line said at most once per interval, with the count of what it stood for.
@@ -264,17 +362,31 @@ impl Shared {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn settings(&self, key: &SvcKey) -> Option<Arc<DesiredService>> {
-        self.settings.read().ok()?.get(key).cloned()
+    /// The running services, in the kernel's order (most recently added last).
+    pub fn services(&self) -> Arc<Vec<Arc<ServiceShard>>> {
+        self.services.load_full()
     }
 
-    /// The counters of a real server of a service (created on first use).
-    pub fn counters(&self, key: SvcKey, dest: SocketAddr) -> Arc<Counters> {
-        let mut m = self
-            .counters
+    /// The running services by key (one lookup table per pass of a copier).
+    pub fn services_by_key(&self) -> HashMap<SvcKey, Arc<ServiceShard>> {
+        self.services
+            .load()
+            .iter()
+            .map(|s| (s.key, s.clone()))
+            .collect()
+    }
+
+    /// The running service with this key.
+    pub fn service(&self, key: &SvcKey) -> Option<Arc<ServiceShard>> {
+        self.services.load().iter().find(|s| s.key == *key).cloned()
+    }
+
+    /// The connection timeouts the tables run with.
+    pub fn timeouts(&self) -> Timeouts {
+        *self
+            .timeouts
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.entry((key, dest)).or_default().clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes `n` descriptors from the relay budget, or `None` when it is spent.
@@ -295,31 +407,10 @@ impl Shared {
         self.fds_left.load(Ordering::Relaxed)
     }
 
-    /// Notes a refusal for lack of descriptors, logged at most once per 10 s.
-    fn descriptors_exhausted(&self, key: SvcKey) {
-        self.count_undelivered(key, Undelivered::Descriptors);
-        let due = self
-            .fd_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .hit();
-        if let Some(n) = due {
-            tracing::warn!(
-                service = %label(&key),
-                "out of descriptors for relayed traffic: {n} connection(s)/flow(s) refused since the last report ({RESERVED_FDS} are kept for control, health and VRRP)"
-            );
-        }
-    }
-
     /// A splice pipe from the pool (or a new one, within the descriptor budget), with
     /// the guard of its two descriptors.
     fn pipe(self: &Arc<Self>) -> Option<(splice::Pipe, FdGuard)> {
-        let pooled = self
-            .pipes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        if let Some(p) = pooled {
+        if let Some(p) = self.pipes.pop() {
             // A pooled pipe's descriptors were never given back: its guard takes them over.
             let guard = FdGuard {
                 shared: self.clone(),
@@ -334,50 +425,33 @@ impl Shared {
     /// Gives an empty pipe back to the pool (at most [`PIPE_POOL`] are kept; the rest are
     /// closed). A pooled pipe keeps its descriptors charged to the budget.
     fn return_pipe(&self, p: splice::Pipe, guard: FdGuard) {
-        let mut pool = self
-            .pipes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < PIPE_POOL {
-            pool.push(p);
+        if self.pipes.push(p).is_ok() {
             std::mem::forget(guard);
         }
     }
 
-    /// Counts a connection (or datagram) of service `key` that was not delivered.
-    pub fn count_undelivered(&self, key: SvcKey, why: Undelivered) {
-        *self
-            .undelivered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry((key, why))
-            .or_default() += 1;
-    }
-
-    /// What was not delivered since start, per service and reason (sorted).
+    /// What was not delivered since start, per running service and reason (sorted).
     pub fn undelivered(&self) -> Vec<(SvcKey, Undelivered, u64)> {
-        let m = self
-            .undelivered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut v: Vec<_> = m.iter().map(|((k, w), n)| (*k, *w, *n)).collect();
+        let mut v = Vec::new();
+        for s in self.services.load().iter() {
+            for why in Undelivered::ALL {
+                let n = s.undelivered[why.index()].load(Ordering::Relaxed);
+                if n > 0 {
+                    v.push((s.key, why, n));
+                }
+            }
+        }
         v.sort_by_key(|(k, w, _)| (label(k), *w));
         v
     }
 
-    /// Every real server's counters.
+    /// Every running service's real servers' counters.
     pub fn all_counters(&self) -> Vec<((SvcKey, SocketAddr), Arc<Counters>)> {
-        let m = self
-            .counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.iter().map(|(k, v)| (*k, v.clone())).collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ipvs> {
-        self.ipvs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let mut out = Vec::new();
+        for s in self.services.load().iter() {
+            out.extend(s.all_counters().into_iter().map(|(d, c)| ((s.key, d), c)));
+        }
+        out
     }
 }
 
@@ -409,18 +483,15 @@ impl Proxy {
                 .saturating_sub(RESERVED_FDS)
         });
         let shared = Arc::new(Shared {
-            ipvs: Mutex::new(Ipvs::new()),
-            settings: RwLock::new(HashMap::new()),
-            counters: Mutex::new(HashMap::new()),
-            undelivered: Mutex::new(HashMap::new()),
+            services: ArcSwap::from_pointee(Vec::new()),
+            timeouts: Mutex::new(Timeouts::default()),
             start: Instant::now(),
             opts,
             draining: AtomicBool::new(false),
             live: AtomicU64::new(0),
             warned_dr: AtomicBool::new(false),
             fds_left: AtomicI64::new(i64::try_from(budget).unwrap_or(i64::MAX)),
-            pipes: Mutex::new(Vec::new()),
-            fd_log: Mutex::new(RateLog::default()),
+            pipes: crossbeam_queue::ArrayQueue::new(PIPE_POOL),
         });
         // Expire idle connections and templates once a second; run the rate estimator
         // every 2 seconds.
@@ -437,7 +508,9 @@ impl Proxy {
             loop {
                 iv.tick().await;
                 let now = s.now_ms();
-                s.lock().advance(now);
+                for svc in s.services.load().iter() {
+                    svc.table().advance(now);
+                }
                 let live = s.live.load(Ordering::Relaxed);
                 high = high.max(live);
                 if high >= TRIM_AFTER && live <= high / 2 {
@@ -471,18 +544,12 @@ impl Proxy {
     /// finish), unchanged services keep their sockets. Listening errors are returned
     /// after everything else has been applied.
     pub fn apply(&mut self, want: &Desired) -> Result<ApplyReport, Vec<ProxyError>> {
-        let rep = self.shared.lock().apply(want, Compat::default());
-        {
-            let mut st = self
-                .shared
-                .settings
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.clear();
-            for s in &want.services {
-                st.insert(s.key, Arc::new(s.clone()));
-            }
-        }
+        let rep = self.reconcile_services(want);
+        *self
+            .shared
+            .timeouts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = want.timeouts;
         let mut errors = Vec::new();
         if self.shared.opts.table_only {
             return Ok(rep);
@@ -510,9 +577,12 @@ impl Proxy {
             match s.key {
                 SvcKey::Addr { proto, addr, port } => {
                     let sa = SocketAddr::new(addr, port);
+                    let Some(svc) = self.shared.service(&s.key) else {
+                        continue;
+                    };
                     let task = match proto {
-                        Proto::Tcp => tcp::listen(self.shared.clone(), s.key, sa),
-                        Proto::Udp => udp::listen(self.shared.clone(), s.key, sa),
+                        Proto::Tcp => tcp::listen(self.shared.clone(), svc, sa),
+                        Proto::Udp => udp::listen(self.shared.clone(), svc, sa),
                         Proto::Sctp => {
                             tracing::warn!(service = %label(&s.key), "SCTP is not proxied: use the xdp or ipvs data plane");
                             continue;
@@ -541,6 +611,54 @@ impl Proxy {
         }
     }
 
+    /// The services' tables reconciled with `want`, each under its own lock: kept
+    /// services keep their shard (and their connections, counters and listener), new
+    /// ones get a shard, removed ones leave the list (their connections finish on the
+    /// shard they hold). The list is swapped whole.
+    fn reconcile_services(&self, want: &Desired) -> ApplyReport {
+        let old = self.shared.services.load_full();
+        let mut rep = ApplyReport::default();
+        let add = |rep: &mut ApplyReport, r: ApplyReport| {
+            rep.services_added += r.services_added;
+            rep.services_removed += r.services_removed;
+            rep.dests_added += r.dests_added;
+            rep.dests_removed += r.dests_removed;
+            rep.dests_changed += r.dests_changed;
+        };
+        // The first of services listed twice wins, as the scheduling table's apply does.
+        let mut wanted: HashMap<SvcKey, &DesiredService> = HashMap::new();
+        for w in &want.services {
+            wanted.entry(w.key).or_insert(w);
+        }
+        let one = |w: &DesiredService| Desired {
+            timeouts: want.timeouts,
+            services: vec![w.clone()],
+            kernel_timeouts: None,
+        };
+        let mut next: Vec<Arc<ServiceShard>> = Vec::with_capacity(wanted.len());
+        for shard in old.iter() {
+            match wanted.remove(&shard.key) {
+                Some(w) => {
+                    let r = shard.table().apply(&one(w), Compat::default());
+                    add(&mut rep, r);
+                    shard.settings.store(Arc::new(w.clone()));
+                    next.push(shard.clone());
+                }
+                None => rep.services_removed += 1,
+            }
+        }
+        for w in &want.services {
+            if wanted.remove(&w.key).is_some() {
+                let shard = Arc::new(ServiceShard::new(w));
+                let r = shard.table().apply(&one(w), Compat::default());
+                add(&mut rep, r);
+                next.push(shard);
+            }
+        }
+        self.shared.services.store(Arc::new(next));
+        rep
+    }
+
     /// Stops accepting; returns when connections are done or `drain` has passed.
     pub async fn shutdown(&mut self, drain: Duration) {
         self.shared.draining.store(true, Ordering::SeqCst);
@@ -560,19 +678,9 @@ impl Proxy {
     }
 }
 
-/// keepalived's label for a service.
+/// keepalived's label for a service (its one `Display`).
 pub fn label(k: &SvcKey) -> String {
-    match k {
-        SvcKey::Addr { proto, addr, port } => {
-            let p = match proto {
-                Proto::Tcp => "tcp",
-                Proto::Udp => "udp",
-                Proto::Sctp => "sctp",
-            };
-            format!("[{addr}]:{p}:{port}")
-        }
-        SvcKey::Fwmark { mark, .. } => format!("FWM {mark}"),
-    }
+    k.to_string()
 }
 
 /// A listening socket with `SO_REUSEADDR` and `IP_FREEBIND` (the address need not be local

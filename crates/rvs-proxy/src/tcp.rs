@@ -2,8 +2,8 @@
 //! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
 //! IPVS idle timeout.
 
-use crate::{label, Counters, Shared, Undelivered};
-use rvs_sched::{ConnRef, Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
+use crate::{label, Counters, ServiceShard, Shared, Undelivered};
+use rvs_sched::{ConnRef, Dir, Packet, Proto, TcpFlags, Verdict};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 
 pub fn listen(
     shared: Arc<Shared>,
-    key: SvcKey,
+    svc: Arc<ServiceShard>,
     addr: SocketAddr,
 ) -> std::io::Result<JoinHandle<()>> {
+    let key = svc.key;
     let s = crate::socket(addr, socket2::Type::STREAM)?;
     s.listen(4096)?;
     let listener = TcpListener::from_std(std::net::TcpListener::from(s))?;
@@ -32,13 +33,14 @@ pub fn listen(
                     let Some(fds) = shared.take_fds(2) else {
                         rst_on_close(&client);
                         drop(client);
-                        shared.descriptors_exhausted(key);
+                        svc.descriptors_exhausted();
                         continue;
                     };
                     let sh = shared.clone();
+                    let svc = svc.clone();
                     tokio::spawn(async move {
                         sh.live.fetch_add(1, Ordering::SeqCst);
-                        serve(&sh, key, addr, client, peer).await;
+                        serve(&sh, &svc, addr, client, peer).await;
                         sh.live.fetch_sub(1, Ordering::SeqCst);
                         drop(fds);
                     });
@@ -74,11 +76,12 @@ fn packet(client: SocketAddr, vip: SocketAddr, tcp: TcpFlags) -> Packet {
 /// Asks the scheduling core for a real server; `None` when none is available.
 fn schedule(
     sh: &Shared,
+    svc: &ServiceShard,
     client: SocketAddr,
     vip: SocketAddr,
 ) -> Option<(SocketAddr, Option<ConnRef>)> {
     let now = sh.now_ms();
-    let mut ipvs = sh.lock();
+    let mut ipvs = svc.table();
     let Verdict::Forward {
         svc, dest, conn, ..
     } = ipvs.packet(now, &packet(client, vip, TcpFlags::SYN))
@@ -92,22 +95,21 @@ fn schedule(
 
 async fn serve(
     sh: &Arc<Shared>,
-    key: SvcKey,
+    svc: &ServiceShard,
     vip: SocketAddr,
     client: TcpStream,
     peer: SocketAddr,
 ) {
-    let settings = sh.settings(&key);
-    let timeout = settings.as_ref().map_or(sh.opts.connect_timeout, |s| {
-        Duration::from_secs_f64(s.connect_timeout.clamp(0.001, 3600.0))
-    });
+    let key = svc.key;
+    let settings = svc.settings();
+    let timeout = Duration::from_secs_f64(settings.connect_timeout.clamp(0.001, 3600.0));
     let mut tries = if sh.opts.retry_refused { 2 } else { 1 };
     let mut upstream = None;
     // Why the last attempt failed: counted if nothing (not even a sorry server) takes it.
     let mut failure = Undelivered::NoRealServer;
     while tries > 0 && upstream.is_none() {
         tries -= 1;
-        let Some((dest, conn)) = schedule(sh, peer, vip) else {
+        let Some((dest, conn)) = schedule(sh, svc, peer, vip) else {
             break;
         };
         if dest == vip {
@@ -115,7 +117,7 @@ async fn serve(
             // another, until descriptors run out.
             tracing::warn!(service = %label(&key), "real server [{}]:{} is this service's own address: not connecting to it", dest.ip(), dest.port());
             if let Some(c) = conn {
-                sh.lock().forget(c);
+                svc.table().forget(c);
             }
             failure = Undelivered::Loop;
             break;
@@ -125,7 +127,7 @@ async fn serve(
             Ok(Err(e)) => {
                 tracing::info!(service = %label(&key), "connection to [{}]:{} failed: {e}", dest.ip(), dest.port());
                 if let Some(c) = conn {
-                    sh.lock().forget(c);
+                    svc.table().forget(c);
                 }
                 if e.kind() != ErrorKind::ConnectionRefused {
                     failure = Undelivered::ConnectError;
@@ -136,7 +138,7 @@ async fn serve(
             Err(_) => {
                 tracing::info!(service = %label(&key), "connection to [{}]:{} timed out", dest.ip(), dest.port());
                 if let Some(c) = conn {
-                    sh.lock().forget(c);
+                    svc.table().forget(c);
                 }
                 failure = Undelivered::ConnectTimeout;
                 break;
@@ -145,7 +147,7 @@ async fn serve(
     }
     // No real server: the sorry server, if the service has one.
     if upstream.is_none() {
-        if let Some(sorry) = settings.as_ref().and_then(|s| s.sorry.clone()) {
+        if let Some(sorry) = settings.sorry.clone() {
             let dest = SocketAddr::new(
                 sorry.addr,
                 if sorry.port == 0 {
@@ -161,18 +163,18 @@ async fn serve(
     }
     let Some((server, dest, conn)) = upstream else {
         // Nothing to forward to: reset the client, as IPVS rejects, and count it.
-        sh.count_undelivered(key, failure);
+        svc.count_undelivered(failure);
         rst_on_close(&client);
         return;
     };
     let now = sh.now_ms();
-    sh.lock().packet(now, &packet(peer, vip, TcpFlags::ACK));
-    let counters = sh.counters(key, dest);
+    svc.table().packet(now, &packet(peer, vip, TcpFlags::ACK));
+    let counters = svc.counters(dest);
     counters.conns.fetch_add(1, Ordering::Relaxed);
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let idle = {
-        let ipvs = sh.lock();
+        let ipvs = svc.table();
         let t = |st: rvs_sched::TcpState| {
             Duration::from_secs(u64::from(ipvs.timeouts.tcp[st as usize]))
         };
@@ -181,11 +183,11 @@ async fn serve(
             half_closed: t(rvs_sched::TcpState::FinWait),
         }
     };
-    let proxy_v = settings.as_ref().and_then(|s| s.proxy_protocol);
+    let proxy_v = settings.proxy_protocol;
     relay(sh, client, server, peer, vip, proxy_v, idle, &counters).await;
     if let Some(c) = conn {
         let now = sh.now_ms();
-        sh.lock().close(now, c);
+        svc.table().close(now, c);
     }
 }
 

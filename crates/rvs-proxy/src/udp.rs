@@ -2,8 +2,8 @@
 //! socket towards the chosen real server. Replies go back to the client from the virtual
 //! address. A flow ends after the IPVS UDP timeout without traffic.
 
-use crate::{label, FdGuard, Shared, Undelivered};
-use rvs_sched::{Dir, Packet, Proto, SvcKey, TcpFlags, Verdict};
+use crate::{label, Counters, FdGuard, ServiceShard, Shared, Undelivered};
+use rvs_sched::{Dir, Packet, Proto, TcpFlags, Verdict};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 struct Flow {
     upstream: Arc<UdpSocket>,
     active: Arc<AtomicBool>,
+    /// The real server's counters, found once when the flow starts.
+    counters: Arc<Counters>,
 }
 
 /// What became of a datagram that starts no flow.
@@ -27,9 +29,10 @@ enum NoFlow {
 
 pub fn listen(
     shared: Arc<Shared>,
-    key: SvcKey,
+    svc: Arc<ServiceShard>,
     addr: SocketAddr,
 ) -> std::io::Result<JoinHandle<()>> {
+    let key = svc.key;
     let s = crate::socket(addr, socket2::Type::DGRAM)?;
     let sock = Arc::new(UdpSocket::from_std(std::net::UdpSocket::from(s))?);
     Ok(tokio::spawn(async move {
@@ -45,29 +48,30 @@ pub fn listen(
                     continue;
                 }
             };
-            let existing = flows
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&client)
-                .map(|f| (f.upstream.clone(), f.active.clone()));
-            let (up, active) = if let Some(x) = existing {
+            // One look at the flow table per datagram: the flow, or room for a new one.
+            let (existing, n_flows) = {
+                let f = flows
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let e = f
+                    .get(&client)
+                    .map(|f| (f.upstream.clone(), f.active.clone(), f.counters.clone()));
+                (e, f.len())
+            };
+            let (up, active, counters) = if let Some(x) = existing {
                 x
             } else {
                 // One socket per flow: flows are capped per service and charged to the
                 // descriptor budget, so a flood of sources cannot exhaust descriptors.
-                let n_flows = flows
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .len();
                 let made = if n_flows >= shared.opts.udp_flows_per_service {
                     Err(NoFlow::Undelivered(Undelivered::FlowLimit))
                 } else {
-                    new_flow(&shared, addr, client).await
+                    new_flow(&shared, &svc, addr, client).await
                 };
                 let (up, dest, fds) = match made {
                     Ok(x) => x,
                     Err(NoFlow::Undelivered(why)) => {
-                        shared.count_undelivered(key, why);
+                        svc.count_undelivered(why);
                         if why == Undelivered::FlowLimit {
                             if let Some(n) = flow_log.hit() {
                                 tracing::warn!(service = %label(&key), "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
@@ -76,11 +80,13 @@ pub fn listen(
                         continue;
                     }
                     Err(NoFlow::Descriptors) => {
-                        shared.descriptors_exhausted(key);
+                        svc.descriptors_exhausted();
                         continue;
                     }
                 };
                 let active = Arc::new(AtomicBool::new(true));
+                let counters = svc.counters(dest);
+                counters.conns.fetch_add(1, Ordering::Relaxed);
                 flows
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -89,30 +95,26 @@ pub fn listen(
                         Flow {
                             upstream: up.clone(),
                             active: active.clone(),
+                            counters: counters.clone(),
                         },
                     );
-                let counters = shared.counters(key, dest);
-                counters.conns.fetch_add(1, Ordering::Relaxed);
                 spawn_replies(
                     shared.clone(),
-                    key,
+                    &svc,
                     sock.clone(),
                     flows.clone(),
                     client,
                     up.clone(),
                     active.clone(),
-                    dest,
+                    counters.clone(),
                     fds,
                 );
-                (up, active)
+                (up, active, counters)
             };
             active.store(true, Ordering::Relaxed);
             if up.send(&buf[..n]).await.is_ok() {
-                if let Ok(dest) = up.peer_addr() {
-                    let c = shared.counters(key, dest);
-                    c.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    c.in_pkts.fetch_add(1, Ordering::Relaxed);
-                }
+                counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                counters.in_pkts.fetch_add(1, Ordering::Relaxed);
             }
         }
     }))
@@ -120,12 +122,13 @@ pub fn listen(
 
 async fn new_flow(
     sh: &Arc<Shared>,
+    svc: &ServiceShard,
     vip: SocketAddr,
     client: SocketAddr,
 ) -> Result<(Arc<UdpSocket>, SocketAddr, FdGuard), NoFlow> {
     let now = sh.now_ms();
     let dest = {
-        let mut ipvs = sh.lock();
+        let mut ipvs = svc.table();
         let p = Packet {
             proto: Proto::Udp,
             src: client.ip(),
@@ -162,19 +165,18 @@ async fn new_flow(
 #[allow(clippy::too_many_arguments)]
 fn spawn_replies(
     sh: Arc<Shared>,
-    key: SvcKey,
+    svc: &ServiceShard,
     sock: Arc<UdpSocket>,
     flows: Arc<Mutex<HashMap<SocketAddr, Flow>>>,
     client: SocketAddr,
     up: Arc<UdpSocket>,
     active: Arc<AtomicBool>,
-    dest: SocketAddr,
+    counters: Arc<Counters>,
     fds: FdGuard,
 ) {
+    let idle = Duration::from_secs(u64::from(svc.table().timeouts.udp).max(1));
     tokio::spawn(async move {
         sh.live.fetch_add(1, Ordering::SeqCst);
-        let idle = Duration::from_secs(u64::from(sh.lock().timeouts.udp).max(1));
-        let counters = sh.counters(key, dest);
         let mut buf = vec![0u8; 65536];
         loop {
             match tokio::time::timeout(idle, up.recv(&mut buf)).await {

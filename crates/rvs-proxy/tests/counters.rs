@@ -4,7 +4,7 @@
 
 use rvs_proxy::{Proxy, ProxyOptions};
 use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
-use rvs_sched::{Algo, Flags, Fwd, Proto, SvcKey};
+use rvs_sched::{Algo, Fwd, Proto, SvcKey};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,32 +23,8 @@ async fn bytes_and_connections_are_counted_per_real_server() {
             });
         }
     });
-    let key = SvcKey::Addr {
-        proto: Proto::Tcp,
-        addr: "127.19.1.1".parse().unwrap(),
-        port: 8080,
-    };
     let want = Desired {
-        services: vec![DesiredService {
-            key,
-            algo: Algo::Rr,
-            flags: Flags::default(),
-            persistence: None,
-            mh_size: None,
-            dests: vec![DesiredDest {
-                tun: rvs_sched::Tun::default(),
-                addr: "127.19.0.1".parse().unwrap(),
-                port: 9100,
-                weight: 1,
-                fwd: Fwd::Masq,
-                u_threshold: 0,
-                l_threshold: 0,
-            }],
-            sorry: None,
-            connect_timeout: 5.0,
-            proxy_protocol: None,
-            fwd: Fwd::Masq,
-        }],
+        services: vec![service("127.19.1.1", 8080, "127.19.0.1", 9100)],
         ..Desired::default()
     };
     let mut proxy = Proxy::new(ProxyOptions::default());
@@ -71,5 +47,91 @@ async fn bytes_and_connections_are_counted_per_real_server() {
     tokio::time::sleep(Duration::from_millis(4300)).await;
     let r = all[0].1.rates();
     assert!(r.in_bps > 0 && r.out_bps > 0, "{r:?}");
+    proxy.shutdown(Duration::from_millis(100)).await;
+}
+
+fn service(vip: &str, port: u16, backend: &str, bport: u16) -> DesiredService {
+    DesiredService {
+        dests: vec![DesiredDest {
+            tun: rvs_sched::Tun::default(),
+            addr: backend.parse().unwrap(),
+            port: bport,
+            weight: 1,
+            fwd: Fwd::Masq,
+            u_threshold: 0,
+            l_threshold: 0,
+        }],
+        fwd: Fwd::Masq,
+        ..DesiredService::new(
+            SvcKey::Addr {
+                proto: Proto::Tcp,
+                addr: vip.parse().unwrap(),
+                port,
+            },
+            Algo::Rr,
+        )
+    }
+}
+
+/// Issue #16: each service has its own scheduling state. While one service's table is
+/// held (a listing copying it, a slow apply), another service accepts, schedules and
+/// relays: with one table behind one mutex for the whole proxy, its clients waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_service_never_stalls_another() {
+    let backend = tokio::net::TcpListener::bind("127.19.0.2:9100")
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = backend.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64];
+                let n = s.read(&mut buf).await.unwrap();
+                s.write_all(&buf[..n]).await.unwrap();
+            });
+        }
+    });
+    let want = Desired {
+        services: vec![
+            service("127.19.1.2", 8080, "127.19.0.2", 9100),
+            service("127.19.1.3", 8080, "127.19.0.2", 9100),
+        ],
+        ..Desired::default()
+    };
+    let mut proxy = Proxy::new(ProxyOptions::default());
+    proxy.apply(&want).unwrap();
+    let services = proxy.shared.services();
+    assert_eq!(services.len(), 2);
+    let busy = services[0].clone();
+    assert_eq!(busy.key, want.services[0].key);
+    // Service A's table held by another thread for the whole exchange with service B.
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _guard = busy.table();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    let exchange = async {
+        for _ in 0..3 {
+            let mut c = tokio::net::TcpStream::connect("127.19.1.3:8080")
+                .await
+                .unwrap();
+            c.write_all(b"ping").await.unwrap();
+            let mut got = [0u8; 4];
+            c.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"ping");
+        }
+    };
+    // Generous: a stalled service never answers at all; a served one answers in
+    // milliseconds.
+    let served = tokio::time::timeout(Duration::from_secs(30), exchange).await;
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(
+        served.is_ok(),
+        "service B waited on service A's table: the packet path shares a lock"
+    );
     proxy.shutdown(Duration::from_millis(100)).await;
 }

@@ -126,26 +126,8 @@ pub struct Flags {
     pub ops: bool,
 }
 
-/// The service's identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SvcKey {
-    Addr {
-        proto: Proto,
-        addr: IpAddr,
-        port: u16,
-    },
-    Fwmark {
-        mark: u32,
-        v6: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Sctp,
-}
+/// The service's identity and protocol: the shared vocabulary of `rvs-types`.
+pub use rvs_types::{Proto, SvcKey};
 
 /// Persistence: template timeout and client netmask (prefix length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use crate::notify::{self, Event, Fifos};
 use crate::plan::{InstancePlan, NotifyPlan, Plan, Tracked};
 use crate::track::{self, TrackEvent};
 use crate::{InstanceStatus, StartError};
-use rvs_check::ScriptPolicy;
+use rvs_script::ScriptPolicy;
 use rvs_vrrp::sync::Group;
 use rvs_vrrp::track::Tracker;
 use rvs_vrrp::{Action, Instance, State};
@@ -395,7 +395,7 @@ impl Engine {
                 }
             }
         })];
-        let run_as = match rvs_check::script::default_user(plan.script_user.as_deref()) {
+        let run_as = match rvs_script::default_user(plan.script_user.as_deref()) {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::error!("{e}: scripts run as the daemon's user");

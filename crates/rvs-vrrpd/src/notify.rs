@@ -3,8 +3,8 @@
 //! appended, then one line per FIFO: `INSTANCE "VI_1" MASTER 100`.
 
 use crate::plan::NotifyPlan;
-use rvs_check::ScriptPolicy;
 use rvs_conf::model::Script;
+use rvs_script::ScriptPolicy;
 use std::io::Write as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::Path;
@@ -104,7 +104,7 @@ pub fn spawn(policy: &ScriptPolicy, script: &Script, extra: &[String], limit: Du
         }
     };
     if let Some(u) = &script.user {
-        if let Some(r) = rvs_check::script::lookup(u, script.group.as_deref()) {
+        if let Some(r) = rvs_script::lookup(u, script.group.as_deref()) {
             cmd.uid(r.uid).gid(r.gid);
         }
     }

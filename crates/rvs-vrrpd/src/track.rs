@@ -3,8 +3,8 @@
 //! `vrrp_track_file` (polled every second; keepalived uses inotify, the value semantics
 //! are the same). Each reports changes on the engine's channel.
 
-use rvs_check::ScriptPolicy;
 use rvs_conf::model::{TrackFile, TrackProcess, VrrpScript};
+use rvs_script::ScriptPolicy;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -88,7 +88,7 @@ pub fn spawn_script(
             let ok = match policy.command(&script.argv) {
                 Ok(mut cmd) => {
                     if let Some(u) = &script.user {
-                        if let Some(r) = rvs_check::script::lookup(u, script.group.as_deref()) {
+                        if let Some(r) = rvs_script::lookup(u, script.group.as_deref()) {
                             cmd.uid(r.uid).gid(r.gid);
                         }
                     }

@@ -99,14 +99,9 @@ pub struct ApplyReport {
     pub reals_written: usize,
 }
 
-/// A service as messages name it: `Tcp 198.18.0.50:80`, `fwmark 1`.
+/// A service as messages name it (keepalived's form, `SvcKey`'s `Display`).
 pub fn label(key: &SvcKey) -> String {
-    match key {
-        SvcKey::Addr { proto, addr, port } => {
-            format!("{proto:?} {}", std::net::SocketAddr::new(*addr, *port))
-        }
-        SvcKey::Fwmark { mark, .. } => format!("fwmark {mark}"),
-    }
+    key.to_string()
 }
 
 /// One live flow of the program's table, as `-Lc` lists a connection.

@@ -341,7 +341,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
                     "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
                     "undelivered": ctx.shared.undelivered().into_iter().map(|(k, why, n)| {
                         serde_json::json!({
-                            "service": crate::metrics::svc_label(&crate::convert::adm_id(k)),
+                            "service": k.metric_label(),
                             "reason": why.as_str(),
                             "connections": n,
                         })
@@ -479,40 +479,43 @@ fn connections(shared: &Shared, target: &str) -> (u16, String) {
         Err(e) => return e,
     };
     let now = shared.now_ms();
-    let (total, page) = {
-        let ipvs = shared
-            .ipvs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let all = ipvs.connections(now);
-        let fwmark: Vec<bool> = ipvs
+    // One service's table locked at a time, and only to copy its entries.
+    let mut all = Vec::new();
+    for svc in shared.services().iter() {
+        let table = svc.table();
+        let fwmark: Vec<bool> = table
             .services
             .iter()
             .map(|s| matches!(s.key, rvs_sched::SvcKey::Fwmark { .. }))
             .collect();
-        let total = all.len();
-        let page: Vec<rvs_adm::Conn> = all
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|c| rvs_adm::Conn {
-                proto: if c.template && fwmark.get(c.svc).copied().unwrap_or(false) {
-                    "IP".to_owned()
-                } else {
-                    crate::convert::adm_proto(c.proto).name().to_owned()
-                },
-                expires_s: c.expires_ms / 1000,
-                state: c.state.to_owned(),
-                caddr: c.caddr,
-                cport: c.cport,
-                vaddr: c.vaddr,
-                vport: c.vport,
-                daddr: c.daddr,
-                dport: c.dport,
-            })
-            .collect();
-        (total, page)
-    };
+        all.extend(
+            table
+                .connections(now)
+                .into_iter()
+                .map(|c| (fwmark.get(c.svc).copied().unwrap_or(false), c)),
+        );
+    }
+    let total = all.len();
+    let page: Vec<rvs_adm::Conn> = all
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(fwmark, c)| rvs_adm::Conn {
+            proto: if c.template && fwmark {
+                "IP".to_owned()
+            } else {
+                c.proto.name().to_owned()
+            },
+            expires_s: c.expires_ms / 1000,
+            state: c.state.to_owned(),
+            caddr: c.caddr,
+            cport: c.cport,
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+        })
+        .collect();
     page_reply(total, offset, &page)
 }
 
@@ -525,12 +528,7 @@ fn page_reply(total: usize, offset: usize, page: &[rvs_adm::Conn]) -> (u16, Stri
 }
 
 fn timeouts(shared: &Shared) -> [u32; 3] {
-    let t = shared
-        .ipvs
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .timeouts
-        .shown();
+    let t = shared.timeouts().shown();
     [t.0, t.1, t.2]
 }
 
@@ -568,13 +566,24 @@ fn add(a: &mut rvs_adm::Stats, b: &rvs_adm::Stats) {
 /// as the kernel unlinks them at once.
 pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
     let counters: HashMap<_, _> = shared.all_counters().into_iter().collect();
-    let ipvs = shared
-        .ipvs
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut out = Vec::new();
-    for s in ipvs.services.iter().filter(|s| !s.removed) {
-        let id = crate::convert::adm_id(s.key);
+    for shard in shared.services().iter() {
+        // The service's table, locked only while its entry is copied.
+        let table = shard.table();
+        for s in table.services.iter().filter(|s| !s.removed) {
+            out.push(listing(s, &counters));
+        }
+    }
+    out
+}
+
+/// One service of the table as ipvsadm lists it.
+fn listing(
+    s: &rvs_sched::Service,
+    counters: &HashMap<(rvs_sched::SvcKey, SocketAddr), Arc<rvs_proxy::Counters>>,
+) -> rvs_adm::Service {
+    {
+        let id = s.key;
         let v6 = id.is_v6();
         let prefix = s
             .persistence
@@ -618,9 +627,8 @@ pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
                 stats: st,
             });
         }
-        out.push(svc);
+        svc
     }
-    out
 }
 
 /// Client side: one request, the body of a `200` answer, or the server's error.

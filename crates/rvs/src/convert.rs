@@ -1,50 +1,6 @@
-//! Between the scheduling core's types (`rvs_sched`) and the ipvsadm/API types
-//! (`rvs_adm`): one place for both directions, so the API and the runtime-change overlay
-//! cannot disagree on what a service or a forwarding method is.
-
-use rvs_adm::SvcId;
-use rvs_sched::SvcKey;
-
-pub fn adm_proto(p: rvs_sched::Proto) -> rvs_adm::Proto {
-    match p {
-        rvs_sched::Proto::Tcp => rvs_adm::Proto::Tcp,
-        rvs_sched::Proto::Udp => rvs_adm::Proto::Udp,
-        rvs_sched::Proto::Sctp => rvs_adm::Proto::Sctp,
-    }
-}
-
-fn sched_proto(p: rvs_adm::Proto) -> rvs_sched::Proto {
-    match p {
-        rvs_adm::Proto::Tcp => rvs_sched::Proto::Tcp,
-        rvs_adm::Proto::Udp => rvs_sched::Proto::Udp,
-        rvs_adm::Proto::Sctp => rvs_sched::Proto::Sctp,
-    }
-}
-
-pub fn adm_id(k: SvcKey) -> SvcId {
-    match k {
-        SvcKey::Addr { proto, addr, port } => SvcId::Addr {
-            proto: adm_proto(proto),
-            addr,
-            port,
-        },
-        SvcKey::Fwmark { mark, v6 } => SvcId::Fwmark { mark, v6 },
-    }
-}
-
-pub fn sched_key(id: &SvcId) -> SvcKey {
-    match id {
-        SvcId::Addr { proto, addr, port } => SvcKey::Addr {
-            proto: sched_proto(*proto),
-            addr: *addr,
-            port: *port,
-        },
-        SvcId::Fwmark { mark, v6 } => SvcKey::Fwmark {
-            mark: *mark,
-            v6: *v6,
-        },
-    }
-}
+//! Between the scheduling core's forwarding method (`rvs_sched::Fwd`: masq, route,
+//! tunnel) and ipvsadm's (`rvs_adm::Fwd`, which also has `Local`): one place for both
+//! directions. Services and protocols need no conversion: both crates use `rvs-types`.
 
 pub fn adm_fwd(f: rvs_sched::Fwd) -> rvs_adm::Fwd {
     match f {

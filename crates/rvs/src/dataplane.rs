@@ -6,7 +6,6 @@
 use rvs_proxy::{Proxy, ProxyOptions, Shared};
 use rvs_sched::desired::Desired;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ pub struct XdpSettings {
 
 struct XdpPlane {
     xdp: Arc<Mutex<rvs_xdp::Xdp>>,
-    sync: tokio::task::JoinHandle<()>,
+    sync: Worker,
     /// `-Z`: the program's counters at the time of the zero, subtracted from what it
     /// counts (its per-CPU counters are never written from userspace).
     base: Arc<Mutex<XdpBase>>,
@@ -49,7 +48,7 @@ struct IpvsPlane {
     ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>,
     /// The services rvs created or adopted (others in the kernel are left alone).
     managed: std::collections::HashSet<rvs_sched::SvcKey>,
-    sync: tokio::task::JoinHandle<()>,
+    sync: Worker,
 }
 
 /// `ipvsadm -L --daemon` lines of the running sync daemons (kernel IPVS only), refreshed
@@ -112,11 +111,12 @@ impl Dataplane {
         });
         let ipvs = Arc::new(Mutex::new(ipvs));
         let sync_lines = SyncLines::default();
-        let sync = tokio::spawn(copy_kernel_counters(
-            ipvs.clone(),
-            proxy.shared.clone(),
-            sync_lines.clone(),
-        ));
+        let sync = {
+            let (ipvs, shared, lines) = (ipvs.clone(), proxy.shared.clone(), sync_lines.clone());
+            Worker::spawn("rvs-ipvs-stats", move |stop| {
+                copy_kernel_counters(&ipvs, &shared, &lines, stop);
+            })?
+        };
         Ok(Dataplane {
             proxy,
             xdp: None,
@@ -168,12 +168,17 @@ impl Dataplane {
         let xdp = Arc::new(Mutex::new(xdp));
         let base = Arc::new(Mutex::new(XdpBase::new()));
         let flows = FlowList::default();
-        let sync = tokio::spawn(copy_counters(
-            xdp.clone(),
-            proxy.shared.clone(),
-            base.clone(),
-            flows.clone(),
-        ));
+        let sync = {
+            let (xdp, shared, base, flows) = (
+                xdp.clone(),
+                proxy.shared.clone(),
+                base.clone(),
+                flows.clone(),
+            );
+            Worker::spawn("rvs-xdp-stats", move |stop| {
+                copy_counters(&xdp, &shared, &base, &flows, stop);
+            })?
+        };
         Ok(Dataplane {
             proxy,
             xdp: Some(XdpPlane { xdp, sync, base }),
@@ -322,7 +327,7 @@ impl Dataplane {
             rvs_adm::cmd::Command::StopDaemon { state, .. } => ipvs.del_daemon(state),
             // Counters live in the kernel: zero them there (the table copy follows).
             rvs_adm::cmd::Command::Zero(id) => {
-                let key = id.as_ref().map(crate::convert::sched_key);
+                let key = *id;
                 ipvs.zero(key.as_ref())
             }
             _ => return None,
@@ -351,8 +356,8 @@ impl Dataplane {
     }
 
     pub async fn shutdown(&mut self, drain: Duration) {
-        if let Some(k) = self.ipvs.take() {
-            k.sync.abort();
+        if let Some(mut k) = self.ipvs.take() {
+            k.sync.stop();
             // As keepalived does at stop: remove what rvs put in the kernel.
             let mut ipvs = k
                 .ipvs
@@ -364,8 +369,10 @@ impl Dataplane {
                 }
             }
         }
-        if let Some(x) = self.xdp.take() {
-            x.sync.abort();
+        if let Some(mut x) = self.xdp.take() {
+            // The copier holds the program too: stopped (joined) first, so that dropping
+            // it here really detaches it.
+            x.sync.stop();
             // Dropping the program detaches it: traffic goes back to the kernel.
             drop(x.xdp);
         }
@@ -373,15 +380,67 @@ impl Dataplane {
     }
 }
 
-/// Copies the kernel's per-real-server counters into the table's, every second.
-async fn copy_kernel_counters(
-    ipvs: Arc<Mutex<rvs_ipvs::Ipvs>>,
-    shared: Arc<Shared>,
-    sync_lines: SyncLines,
+/// A periodic copier on an OS thread of its own: its netlink dumps and BPF map walks
+/// (two system calls per flow, up to millions) are blocking calls that must never
+/// occupy the async runtime's threads, where the control API, the checkers and the
+/// proxy run.
+struct Worker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn spawn(
+        name: &str,
+        run: impl FnOnce(&std::sync::atomic::AtomicBool) + Send + 'static,
+    ) -> std::io::Result<Worker> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || run(&flag))?;
+        Ok(Worker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks the copier to stop and waits for it (at most its current pass).
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Waits `d` in short steps; false once `stop` is set.
+fn pause(stop: &std::sync::atomic::AtomicBool, d: Duration) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(d));
+    }
+    !stop.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Copies the kernel's per-real-server counters into the table's, every second, until
+/// `stop`.
+fn copy_kernel_counters(
+    ipvs: &Mutex<rvs_ipvs::Ipvs>,
+    shared: &Shared,
+    sync_lines: &SyncLines,
+    stop: &std::sync::atomic::AtomicBool,
 ) {
-    let mut iv = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        iv.tick().await;
+    while pause(stop, Duration::from_secs(1)) {
         let mut k = ipvs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -392,14 +451,15 @@ async fn copy_kernel_counters(
                 ds.iter().map(rvs_ipvs::SyncDaemon::line).collect();
         }
         let Ok(services) = k.services() else { continue };
+        let by_key = shared.services_by_key();
         for s in services {
             let Ok(dests) = k.dests(&s.key) else { continue };
+            let Some(svc) = by_key.get(&s.key) else {
+                continue;
+            };
             {
                 // Active/inactive/persistent counts, for listings.
-                let mut table = shared
-                    .ipvs
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut table = svc.table();
                 if let Some(ts) = table
                     .services
                     .iter_mut()
@@ -413,12 +473,14 @@ async fn copy_kernel_counters(
                 }
             }
             for d in dests {
-                let t = shared.counters(s.key, std::net::SocketAddr::new(d.addr, d.port));
-                t.conns.store(d.stats.conns, Ordering::Relaxed);
-                t.in_pkts.store(d.stats.inpkts, Ordering::Relaxed);
-                t.in_bytes.store(d.stats.inbytes, Ordering::Relaxed);
-                t.out_pkts.store(d.stats.outpkts, Ordering::Relaxed);
-                t.out_bytes.store(d.stats.outbytes, Ordering::Relaxed);
+                svc.counters(std::net::SocketAddr::new(d.addr, d.port))
+                    .store(rvs_sched::estimator::Totals {
+                        conns: d.stats.conns,
+                        in_pkts: d.stats.inpkts,
+                        out_pkts: d.stats.outpkts,
+                        in_bytes: d.stats.inbytes,
+                        out_bytes: d.stats.outbytes,
+                    });
             }
         }
     }
@@ -460,11 +522,8 @@ fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Du
     for t in &templates {
         *persist.entry((t.svc, t.real.0, t.real.1)).or_default() += 1;
     }
-    {
-        let mut table = shared
-            .ipvs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for shard in shared.services().iter() {
+        let mut table = shard.table();
         for ts in table.services.iter_mut().filter(|t| !t.removed) {
             let key = ts.key;
             let dests: Vec<(rvs_sched::DestId, IpAddr, u16)> =
@@ -499,7 +558,7 @@ fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Du
                 return None;
             };
             Some(rvs_adm::Conn {
-                proto: crate::convert::adm_proto(proto).name().to_owned(),
+                proto: proto.name().to_owned(),
                 expires_s: u64::from(t.expires_s),
                 state: "NONE".to_owned(),
                 caddr: t.client,
@@ -518,19 +577,18 @@ fn scan_flows(xdp: &Mutex<rvs_xdp::Xdp>, shared: &Shared, list: &FlowList) -> Du
 }
 
 /// Copies the program's counters (minus the `-Z` base) into the table's, every second,
-/// and walks its flow table as [`scan_flows`] paces it.
-async fn copy_counters(
-    xdp: Arc<Mutex<rvs_xdp::Xdp>>,
-    shared: Arc<Shared>,
-    base: Arc<Mutex<XdpBase>>,
-    flows: FlowList,
+/// and walks its flow table as [`scan_flows`] paces it, until `stop`.
+fn copy_counters(
+    xdp: &Mutex<rvs_xdp::Xdp>,
+    shared: &Shared,
+    base: &Mutex<XdpBase>,
+    flows: &FlowList,
+    stop: &std::sync::atomic::AtomicBool,
 ) {
-    let mut iv = tokio::time::interval(Duration::from_secs(1));
-    let mut next_scan = tokio::time::Instant::now();
-    loop {
-        iv.tick().await;
-        if tokio::time::Instant::now() >= next_scan {
-            next_scan = tokio::time::Instant::now() + scan_flows(&xdp, &shared, &flows);
+    let mut next_scan = std::time::Instant::now();
+    while pause(stop, Duration::from_secs(1)) {
+        if std::time::Instant::now() >= next_scan {
+            next_scan = std::time::Instant::now() + scan_flows(xdp, shared, flows);
         }
         let got = xdp
             .lock()
@@ -540,6 +598,7 @@ async fn copy_counters(
         let mut base = base
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_key = shared.services_by_key();
         for ((key, addr, port), now) in reals {
             let c = match base.get(&(key, addr, port)).map(|b| since(now, *b)) {
                 None => now,
@@ -549,12 +608,18 @@ async fn copy_counters(
                     now
                 }
             };
-            let t = shared.counters(key, std::net::SocketAddr::new(addr, port));
-            t.conns.store(c.conns, Ordering::Relaxed);
-            t.in_pkts.store(c.pkts_in, Ordering::Relaxed);
-            t.in_bytes.store(c.bytes_in, Ordering::Relaxed);
-            t.out_pkts.store(c.pkts_out, Ordering::Relaxed);
-            t.out_bytes.store(c.bytes_out, Ordering::Relaxed);
+            let Some(svc) = by_key.get(&key) else {
+                continue;
+            };
+            svc.counters(std::net::SocketAddr::new(addr, port)).store(
+                rvs_sched::estimator::Totals {
+                    conns: c.conns,
+                    in_pkts: c.pkts_in,
+                    out_pkts: c.pkts_out,
+                    in_bytes: c.bytes_in,
+                    out_bytes: c.bytes_out,
+                },
+            );
         }
     }
 }

@@ -109,18 +109,18 @@ mod tests {
     }
 
     /// Two real servers, each with a `TCP_CHECK` that probes once an hour (the test
-    /// decides what the checkers report).
+    /// decides what the checkers report; the one probe each makes goes to loopback).
     fn two_servers(first: bool) -> Config {
         let rs = |a: &str| {
             format!(
                 "real_server {a} 80 {{ weight 1\n TCP_CHECK {{ connect_timeout 1\n delay_loop 3600 }} }}\n"
             )
         };
-        let mut t = String::from("virtual_server 198.18.0.1 80 { lb_kind DR\n protocol TCP\n");
+        let mut t = String::from("virtual_server 127.71.0.1 80 { lb_kind DR\n protocol TCP\n");
         if first {
-            t.push_str(&rs("198.18.1.1"));
+            t.push_str(&rs("127.71.1.1"));
         }
-        t.push_str(&rs("198.18.1.2"));
+        t.push_str(&rs("127.71.1.2"));
         t.push('}');
         conf(&t)
     }
@@ -146,7 +146,7 @@ mod tests {
         let queued = Event::Changed {
             id: a,
             up: false,
-            detail: "TCP_CHECK of 198.18.1.1 failed".into(),
+            detail: "TCP_CHECK of 127.71.1.1 failed".into(),
         };
         let new = two_servers(false);
         h.start(&new);
@@ -155,7 +155,7 @@ mod tests {
             !changed,
             "an event of a checker the reload removed changed state"
         );
-        assert_eq!(live(&h, &new), vec![("198.18.1.2".parse().unwrap(), 1)]);
+        assert_eq!(live(&h, &new), vec![("127.71.1.2".parse().unwrap(), 1)]);
     }
 
     /// A reload reconciles the checkers: an unchanged one goes on (same identity, its
@@ -186,8 +186,8 @@ mod tests {
         assert_eq!(live(&h, &new), vec![]);
         // The same server with another delay_loop: a new checker, resuming B's state.
         let retimed = conf(
-            "virtual_server 198.18.0.1 80 { lb_kind DR\n protocol TCP\n \
-             real_server 198.18.1.2 80 { weight 1\n \
+            "virtual_server 127.71.0.1 80 { lb_kind DR\n protocol TCP\n \
+             real_server 127.71.1.2 80 { weight 1\n \
              TCP_CHECK { connect_timeout 1\n delay_loop 1800 } } }",
         );
         h.start(&retimed);
@@ -211,7 +211,61 @@ mod tests {
             "the replaced checker still counts"
         );
         assert!(h.event(&retimed, &up(b2)));
-        assert_eq!(live(&h, &retimed), vec![("198.18.1.2".parse().unwrap(), 1)]);
+        assert_eq!(live(&h, &retimed), vec![("127.71.1.2".parse().unwrap(), 1)]);
+    }
+
+    /// keepalived's quorum with hysteresis: lost below `quorum - hysteresis` (the sorry
+    /// server alone serves), regained only at `quorum + hysteresis`.
+    #[tokio::test]
+    async fn quorum_is_lost_and_regained_with_hysteresis() {
+        use std::fmt::Write as _;
+        let mut t = String::from(
+            "virtual_server 127.71.0.2 80 { lb_kind NAT\n protocol TCP\n quorum 2\n \
+             hysteresis 1\n sorry_server 127.71.2.9 80\n",
+        );
+        for i in 1..=4 {
+            let _ = writeln!(
+                t,
+                "real_server 127.71.2.{i} 80 {{ weight 1\n TCP_CHECK {{ connect_timeout 1\n delay_loop 3600 }} }}"
+            );
+        }
+        t.push('}');
+        let cfg = conf(&t);
+        let mut h = Health::new();
+        h.start(&cfg);
+        let ev = |h: &Health, i: usize, up: bool| Event::Changed {
+            id: h.id_at(0, i, 0).unwrap(),
+            up,
+            detail: String::new(),
+        };
+        let served = |h: &Health| -> Vec<String> {
+            let d = h.desired(&cfg);
+            d.services[0]
+                .dests
+                .iter()
+                .map(|d| d.addr.to_string())
+                .collect()
+        };
+        for i in 0..3 {
+            assert!(h.event(&cfg, &ev(&h, i, false)));
+        }
+        assert_eq!(
+            served(&h),
+            ["127.71.2.4"],
+            "weight 1 >= quorum - hysteresis"
+        );
+        assert!(!h.quorum_lost[0]);
+        assert!(h.event(&cfg, &ev(&h, 3, false)));
+        assert!(h.quorum_lost[0]);
+        assert_eq!(served(&h), ["127.71.2.9"], "the sorry server alone");
+        for i in 0..2 {
+            assert!(h.event(&cfg, &ev(&h, i, true)));
+            assert!(h.quorum_lost[0], "regained below quorum + hysteresis");
+            assert_eq!(served(&h), ["127.71.2.9"]);
+        }
+        assert!(h.event(&cfg, &ev(&h, 2, true)));
+        assert!(!h.quorum_lost[0], "weight 3 = quorum + hysteresis");
+        assert_eq!(served(&h), ["127.71.2.1", "127.71.2.2", "127.71.2.3"]);
     }
 
     #[test]

@@ -49,7 +49,19 @@ struct Syslog {
 
 struct SyslogLine {
     sink: Syslog,
+    /// The event's syslog severity (from its level, never from its text).
+    severity: u16,
     buf: Vec<u8>,
+}
+
+/// The syslog severity of a tracing level: error 3, warning 4, info 6, debug 7.
+fn severity(level: tracing::Level) -> u16 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
 }
 
 impl Write for SyslogLine {
@@ -69,17 +81,7 @@ impl Drop for SyslogLine {
         if text.is_empty() {
             return;
         }
-        // Severity from the level word the formatter wrote (no ANSI: see below).
-        let sev = if text.contains("ERROR") {
-            3
-        } else if text.contains("WARN") {
-            4
-        } else if text.contains("INFO") {
-            6
-        } else {
-            7
-        };
-        let pri = u16::from(self.sink.facility) * 8 + sev;
+        let pri = u16::from(self.sink.facility) * 8 + self.severity;
         let msg = format!("<{pri}>rvs[{}]: {text}", std::process::id());
         let guard = self
             .sink
@@ -97,6 +99,15 @@ impl<'a> MakeWriter<'a> for Syslog {
     fn make_writer(&'a self) -> SyslogLine {
         SyslogLine {
             sink: self.clone(),
+            severity: severity(tracing::Level::INFO),
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        SyslogLine {
+            sink: self.clone(),
+            severity: severity(*meta.level()),
             buf: Vec::with_capacity(256),
         }
     }

@@ -33,21 +33,6 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// A service as the metrics, `/v1/status` and `rvs status` name it: `tcp/VIP:PORT`,
-/// `fwm/MARK[/v6]`.
-pub(crate) fn svc_label(id: &rvs_adm::SvcId) -> String {
-    match id {
-        rvs_adm::SvcId::Addr { proto, addr, port } => format!(
-            "{}/{}",
-            proto.name().to_ascii_lowercase(),
-            std::net::SocketAddr::new(*addr, *port)
-        ),
-        rvs_adm::SvcId::Fwmark { mark, v6 } => {
-            format!("fwm/{mark}{}", if *v6 { "/v6" } else { "" })
-        }
-    }
-}
-
 /// Families of one kind of statistics, for services or real servers.
 struct StatFamilies {
     conns: Family<Labels, Counter>,
@@ -187,7 +172,7 @@ pub fn render(ctx: &Ctx) -> String {
     );
 
     for s in crate::control::snapshot(&ctx.shared) {
-        let sl = svc_label(&s.id);
+        let sl = s.id.metric_label();
         svc.set(&vec![("service".to_owned(), sl.clone())], &s.stats);
         for d in &s.dests {
             let l = vec![
@@ -208,10 +193,7 @@ pub fn render(ctx: &Ctx) -> String {
     for (key, why, n) in ctx.shared.undelivered() {
         undelivered
             .get_or_create(&vec![
-                (
-                    "service".to_owned(),
-                    svc_label(&crate::convert::adm_id(key)),
-                ),
+                ("service".to_owned(), key.metric_label()),
                 ("reason".to_owned(), why.as_str().to_owned()),
             ])
             .inc_by(n);

@@ -7,7 +7,7 @@
 //! (docs/proxy.md, "Runtime changes").
 
 use rvs_adm::cmd::{Command, DestSpec, SvcSpec};
-use rvs_adm::SvcId;
+use rvs_adm::SvcKey;
 use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Algo, Flags, Persistence};
 
@@ -59,8 +59,8 @@ fn dest(d: &DestSpec) -> Result<DesiredDest, Refusal> {
     })
 }
 
-fn find<'a>(want: &'a mut Desired, id: &SvcId) -> Option<&'a mut DesiredService> {
-    let k = crate::convert::sched_key(id);
+fn find<'a>(want: &'a mut Desired, id: &SvcKey) -> Option<&'a mut DesiredService> {
+    let k = *id;
     want.services.iter_mut().find(|s| s.key == k)
 }
 
@@ -85,7 +85,7 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
             want.services.push(DesiredService {
                 flags,
                 persistence,
-                ..DesiredService::new(crate::convert::sched_key(&spec.id), algo)
+                ..DesiredService::new(spec.id, algo)
             });
         }
         Command::EditService(spec) => {
@@ -96,7 +96,7 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
             s.persistence = persistence;
         }
         Command::DelService(id) => {
-            let k = crate::convert::sched_key(id);
+            let k = *id;
             let before = want.services.len();
             want.services.retain(|s| s.key != k);
             if want.services.len() == before {

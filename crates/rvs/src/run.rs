@@ -479,7 +479,7 @@ async fn runtime_command(
     let mut want = crate::overlay::replay(health.desired(cfg), runtime);
     crate::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
     if let rvs_adm::cmd::Command::Zero(id) = &cmd {
-        let only = id.as_ref().map(crate::convert::sched_key);
+        let only = *id;
         proxy.zero_xdp(only);
         for ((k, _), c) in proxy.shared().all_counters() {
             if only.is_none_or(|o| o == k) {

@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use rvs_adm::{Service, SvcId};
+use rvs_adm::{Service, SvcKey};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -172,16 +172,6 @@ fn uptime(s: u64) -> String {
     }
 }
 
-/// keepalived's label of a service (`[VIP]:tcp:PORT`, `FWM n`), as checkers report it.
-fn keepalived_label(id: &SvcId) -> String {
-    match id {
-        SvcId::Addr { proto, addr, port } => {
-            format!("[{addr}]:{}:{port}", proto.name().to_ascii_lowercase())
-        }
-        SvcId::Fwmark { mark, .. } => format!("FWM {mark}"),
-    }
-}
-
 fn render(st: &Status, services: &[Service]) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -205,10 +195,10 @@ fn render(st: &Status, services: &[Service]) -> String {
     }
     for s in services {
         let name = match &s.id {
-            SvcId::Addr { proto, addr, port } => {
+            SvcKey::Addr { proto, addr, port } => {
                 format!("{} {}", proto.name(), SocketAddr::new(*addr, *port))
             }
-            SvcId::Fwmark { mark, .. } => format!("FWM {mark}"),
+            SvcKey::Fwmark { mark, .. } => format!("FWM {mark}"),
         };
         let persist = s
             .persistent
@@ -227,7 +217,7 @@ fn render(st: &Status, services: &[Service]) -> String {
         let lost: Vec<&Undelivered> = st
             .undelivered
             .iter()
-            .filter(|u| u.service == crate::metrics::svc_label(&s.id))
+            .filter(|u| u.service == s.id.metric_label())
             .collect();
         if !lost.is_empty() {
             let total: u64 = lost.iter().map(|u| u.connections).sum();
@@ -241,7 +231,7 @@ fn render(st: &Status, services: &[Service]) -> String {
                 why.join(", ")
             );
         }
-        let label = keepalived_label(&s.id);
+        let label = s.id.to_string();
         for d in &s.dests {
             let at = SocketAddr::new(d.addr, d.port);
             let checks: Vec<&Check> = st
@@ -291,7 +281,7 @@ fn render(st: &Status, services: &[Service]) -> String {
     let listed: Vec<(String, SocketAddr)> = services
         .iter()
         .flat_map(|s| {
-            let l = keepalived_label(&s.id);
+            let l = s.id.to_string();
             s.dests
                 .iter()
                 .map(move |d| (l.clone(), SocketAddr::new(d.addr, d.port)))

@@ -621,6 +621,16 @@ fn ipvsadm_commands_change_the_running_table() {
         "the -C after the bad line never ran"
     );
 
+    // Services that -C deleted and -R created again start from zero, as the kernel's
+    // (the counters live with the service).
+    let fresh = ok(&["-Ln", "--stats", "-t", "127.53.1.1:8080"]);
+    assert!(
+        fresh.lines().nth(2).unwrap().trim_end().ends_with(" 0"),
+        "{fresh}"
+    );
+    // Traffic again (rr: sh may hash a client to the weight-0 server and reset it).
+    ok(&["-E", "-t", "127.53.1.1:8080", "-s", "rr"]);
+    assert_eq!(ask_name(vip), "a");
     // -Z zeroes the counters.
     let stats = ok(&["-Ln", "--stats", "-t", "127.53.1.1:8080"]);
     assert!(
@@ -722,7 +732,10 @@ fn logs_as_json_and_to_syslog() {
     log.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // lb_algo is deprecated: a warning at start.
     let conf = "virtual_server 127.55.1.1 8080 {\n    lvs_method NAT\n    lb_algo rr\n    protocol TCP\n    real_server 127.55.0.1 9100 {\n    }\n}\n";
-    std::fs::write(dir.join("k.conf"), conf).unwrap();
+    // A file name with a level word in it: the severity comes from the event's level,
+    // not from its text (an INFO line naming "ERROR-WARN.conf" once went out as an error).
+    let file = dir.join("ERROR-WARN.conf");
+    std::fs::write(&file, conf).unwrap();
     let mut child = Reaper(
         std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
             .args([
@@ -735,7 +748,7 @@ fn logs_as_json_and_to_syslog() {
             ])
             .arg(dir.join("log"))
             .arg("-f")
-            .arg(dir.join("k.conf"))
+            .arg(&file)
             .arg("--pid-file")
             .arg(dir.join("pid"))
             .arg("--control")
@@ -766,6 +779,19 @@ fn logs_as_json_and_to_syslog() {
         "{msg}"
     );
     assert!(msg.contains("'lb_algo' is deprecated"), "{msg}");
+    // The start line, INFO (6): <30>.
+    let running = loop {
+        let n = log.recv(&mut buf).unwrap();
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.contains(" running ") {
+            break msg;
+        }
+    };
+    assert!(running.contains("ERROR-WARN.conf"), "{running}");
+    assert!(
+        running.starts_with(&format!("<30>rvs[{}]: ", child.0.id())),
+        "{running}"
+    );
     // Stop it once it runs (the pid file is written after the signal handlers are set).
     let t = Instant::now();
     while !dir.join("pid").exists() {

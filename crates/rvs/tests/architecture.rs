@@ -7,20 +7,22 @@ use std::path::Path;
 
 /// Each rvs crate and the rvs crates it depends on (normal dependencies), lowest first.
 const ALLOWED: &[(&str, &[&str])] = &[
+    ("rvs-types", &[]),
     ("rvs-wire", &[]),
     ("rvs-conf", &[]),
-    ("rvs-sched", &[]),
-    ("rvs-adm", &[]),
+    ("rvs-sched", &["rvs-types"]),
+    ("rvs-adm", &["rvs-types"]),
     ("rvs-vrrp", &[]),
     ("rvs-bfd", &[]),
+    ("rvs-script", &[]),
     ("rvs-desired", &["rvs-conf", "rvs-sched"]),
     ("rvs-proxy", &["rvs-sched"]),
     ("rvs-ipvs", &["rvs-sched"]),
     ("rvs-xdp", &["rvs-sched"]),
-    ("rvs-check", &["rvs-conf", "rvs-wire"]),
+    ("rvs-check", &["rvs-conf", "rvs-script", "rvs-wire"]),
     (
         "rvs-vrrpd",
-        &["rvs-conf", "rvs-vrrp", "rvs-wire", "rvs-check", "rvs-bfd"],
+        &["rvs-conf", "rvs-vrrp", "rvs-wire", "rvs-script", "rvs-bfd"],
     ),
 ];
 

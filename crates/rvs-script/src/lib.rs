@@ -1,7 +1,9 @@
-//! keepalived's script rules: scripts run as `script_user` (default `keepalived_script` if
-//! that user exists, else root), never through a shell string built from config values,
-//! and with `enable_script_security` a script that a non-root user could modify (the file
-//! or any directory above it writable by someone else) is refused.
+//! `rvs-script`: keepalived's script rules, shared by the checkers (`MISC_CHECK`, notify
+//! scripts) and VRRP (`vrrp_script`, notify scripts): scripts run as `script_user`
+//! (default `keepalived_script` if that user exists, else root), never through a shell
+//! string built from config values, and with `enable_script_security` a script that a
+//! non-root user could modify (the file or any directory above it writable by someone
+//! else) is refused.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -86,6 +88,53 @@ pub fn insecure(prog: &Path, run_as: RunAs) -> Option<String> {
         cur = p.parent();
     }
     None
+}
+
+/// How scripts run: `enable_script_security`, and the user (`script_user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScriptPolicy {
+    pub security: bool,
+    /// `None`: the daemon's own user.
+    pub run_as: Option<RunAs>,
+}
+
+impl ScriptPolicy {
+    /// Prepares a script's command: refused (with the reason) when security is on and the
+    /// program could be modified by another user; run as the script user when rvs is root.
+    pub fn command(&self, argv: &[String]) -> Result<tokio::process::Command, String> {
+        let (prog, rest) = argv.split_first().ok_or("empty script")?;
+        let path = resolve(prog).ok_or_else(|| format!("{prog} not found on PATH"))?;
+        let run_as = self.run_as.unwrap_or(RunAs { uid: 0, gid: 0 });
+        if self.security {
+            if let Some(why) = insecure(&path, run_as) {
+                return Err(format!(
+                    "refusing to run {}: {why} (enable_script_security)",
+                    path.display()
+                ));
+            }
+        }
+        let mut cmd = tokio::process::Command::new(&path);
+        cmd.args(rest)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        cmd.env_remove("LD_PRELOAD")
+            .env_remove("LD_LIBRARY_PATH")
+            .env_remove("IFS");
+        if let Some(r) = self.run_as {
+            if is_root() && r.uid != 0 {
+                cmd.uid(r.uid).gid(r.gid);
+            }
+        }
+        Ok(cmd)
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
 }
 
 #[cfg(test)]
