@@ -1,0 +1,207 @@
+//! The checks across blocks once everything is read: references, duplicate VRIDs per interface, port remapping in DR/TUN, sync-group tracking weights, …
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Loader<'_> {
+    pub(super) fn cross_checks(&mut self) {
+        let a = &mut self.a;
+        let cfg = &mut self.cfg;
+        // keepalived refuses to call this safe: scripts run as root from paths it has not
+        // checked. Its `-t` fails on it; rvs warns (checks the paths when it runs scripts).
+        if !cfg.global_defs.enable_script_security {
+            if let Some(loc) = self.locs.first_script {
+                a.diags
+                    .ka_warning(loc, 1, "SECURITY VIOLATION - scripts are being executed but script_security not enabled")
+                    .hint("add 'enable_script_security' (and 'script_user') to global_defs");
+            }
+        }
+        // keepalived: "lvs_sync_daemon vrrp instance X not found" (and no sync daemon).
+        if let Some(ls) = &cfg.global_defs.lvs_sync_daemon {
+            if !cfg.vrrp_instances.iter().any(|v| v.name == ls.instance) {
+                let (loc, width) = ls.instance_at;
+                a.diags.error(
+                    loc,
+                    width,
+                    format!("lvs_sync_daemon: unknown vrrp_instance '{}'", ls.instance),
+                );
+            }
+        }
+        // Sync groups: members exist, and belong to one group only.
+        for (group, tok) in &self.locs.sync_members {
+            match cfg.vrrp_instances.iter_mut().find(|v| v.name == tok.text) {
+                None => {
+                    a.diags.error(
+                        tok.loc,
+                        tok.width,
+                        format!(
+                            "vrrp_sync_group {group}: unknown vrrp_instance '{}'",
+                            tok.text
+                        ),
+                    );
+                }
+                Some(vi) => {
+                    if let Some(prev) = &vi.sync_group {
+                        if prev != group {
+                            a.diags.error(
+                                tok.loc,
+                                tok.width,
+                                format!(
+                                    "vrrp_instance {} is already in sync group {prev}",
+                                    tok.text
+                                ),
+                            );
+                        }
+                    } else {
+                        vi.sync_group = Some(group.clone());
+                    }
+                }
+            }
+        }
+        // Members of a sync group move together: tracker weights would make one member
+        // change priority alone, so keepalived ignores them unless the group allows it.
+        for (loc, idx) in &self.locs.instances {
+            let vi = &mut cfg.vrrp_instances[*idx];
+            let Some(gname) = &vi.sync_group else {
+                continue;
+            };
+            let allowed = cfg
+                .vrrp_sync_groups
+                .iter()
+                .any(|g| &g.name == gname && g.sync_group_tracking_weight);
+            if allowed {
+                continue;
+            }
+            let scripts = &cfg.vrrp_scripts;
+            let files = &cfg.track_files;
+            let mut ignored = Vec::new();
+            vi.trackers.track_script.retain(|r| {
+                let w = r
+                    .weight
+                    .or_else(|| scripts.iter().find(|s| s.name == r.name).map(|s| s.weight))
+                    .unwrap_or(0);
+                (w == 0).then_some(()).is_some() || {
+                    ignored.push(format!("script {}", r.name));
+                    false
+                }
+            });
+            vi.trackers.track_file.retain(|r| {
+                let w = r
+                    .weight
+                    .or_else(|| files.iter().find(|s| s.name == r.name).map(|s| s.weight))
+                    .unwrap_or(1);
+                (w == 0).then_some(()).is_some() || {
+                    ignored.push(format!("file {}", r.name));
+                    false
+                }
+            });
+            vi.trackers.track_interface.retain(|r| {
+                r.weight.unwrap_or(0) == 0 || {
+                    ignored.push(format!("interface {}", r.name));
+                    false
+                }
+            });
+            for what in ignored {
+                a.diags
+                    .ka_warning(*loc, 13, format!("({}) ignoring tracked {what} with weights due to SYNC group {gname}", vi.name))
+                    .hint(format!("add 'sync_group_tracking_weight' to vrrp_sync_group {gname}, or use weight 0 (fault on failure)"));
+            }
+        }
+        // Tracker references.
+        for (kind, what, tok) in &self.locs.track_refs {
+            let known = match kind.as_str() {
+                "script" => cfg.vrrp_scripts.iter().any(|s| s.name == tok.text),
+                "file" => cfg.track_files.iter().any(|s| s.name == tok.text),
+                "bfd" => cfg.bfd_instances.iter().any(|s| s.name == tok.text),
+                "process" => cfg.track_processes.iter().any(|s| s.name == tok.text),
+                _ => true,
+            };
+            if !known {
+                let names: Vec<&str> = match kind.as_str() {
+                    "script" => cfg.vrrp_scripts.iter().map(|s| s.name.as_str()).collect(),
+                    "bfd" => cfg.bfd_instances.iter().map(|s| s.name.as_str()).collect(),
+                    "process" => cfg
+                        .track_processes
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect(),
+                    _ => cfg.track_files.iter().map(|s| s.name.as_str()).collect(),
+                };
+                let d = a.diags.error(
+                    tok.loc,
+                    tok.width,
+                    format!("track_{kind} refers to unknown {what} '{}'", tok.text),
+                );
+                if let Some(b) = suggest::closest(&tok.text, &names) {
+                    d.hint(format!("did you mean {b}?"));
+                }
+            }
+        }
+        for tok in &self.locs.file_check_refs {
+            if !cfg.track_files.iter().any(|s| s.name == tok.text) {
+                a.diags.error(
+                    tok.loc,
+                    tok.width,
+                    format!("FILE_CHECK refers to unknown track_file '{}'", tok.text),
+                );
+            }
+        }
+        for tok in &self.locs.bfd_check_refs {
+            if !cfg.bfd_instances.iter().any(|b| b.name == tok.text) {
+                let names: Vec<&str> = cfg.bfd_instances.iter().map(|b| b.name.as_str()).collect();
+                let d = a.diags.error(
+                    tok.loc,
+                    tok.width,
+                    format!("BFD_CHECK refers to unknown bfd_instance '{}'", tok.text),
+                );
+                if let Some(b) = suggest::closest(&tok.text, &names) {
+                    d.hint(format!("did you mean {b}?"));
+                }
+            }
+        }
+        // Duplicate VRID on one interface (same family).
+        let mut seen: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
+        for (i, (_, idx)) in self.locs.instances.iter().enumerate() {
+            let vi = &cfg.vrrp_instances[*idx];
+            let (Some(vrid), Some(ifname)) = (vi.virtual_router_id, &vi.interface) else {
+                continue;
+            };
+            let key = (ifname.clone(), vrid, vi.family == Family::Inet6);
+            if let Some(prev) = seen.get(&key) {
+                if let Some(t) = &self.locs.vrid[i] {
+                    a.diags
+                        .error(t.loc, t.width, format!("({}) virtual_router_id {vrid} is already used on {ifname} by {prev}", vi.name))
+                        .hint("each VRRP group on an interface needs its own virtual_router_id");
+                }
+            } else {
+                seen.insert(key, vi.name.clone());
+            }
+        }
+        // Virtual server groups referenced exist; duplicate services.
+        let mut services: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (i, vs) in cfg.virtual_servers.iter().enumerate() {
+            let tok = &self.locs.vs[i];
+            if let VsKey::Group { group } = &vs.key {
+                if !self.locs.vs_groups.contains_key(group) {
+                    a.diags.error(
+                        tok.loc,
+                        tok.width,
+                        format!(
+                            "virtual_server group {group}: no virtual_server_group of that name"
+                        ),
+                    );
+                }
+            }
+            let label = vs_label(&vs.key, vs.protocol);
+            if services.contains(&label) {
+                a.diags.error(
+                    tok.loc,
+                    tok.width,
+                    format!("virtual server {label} is defined twice"),
+                );
+            } else {
+                services.insert(label);
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! `global_defs`: the daemon-wide settings.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Loader<'_> {
+    pub(super) fn global_defs(&mut self, node: &Node) {
+        let a = &mut self.a;
+        let g = &mut self.cfg.global_defs;
+        for n in node.children() {
+            match n.name() {
+                "router_id" => g.router_id = a.string(n),
+                "notification_email" => {
+                    g.notification_email
+                        .extend(n.children().iter().map(|i| i.kw.text.clone()));
+                }
+                "notification_email_from" => g.notification_email_from = a.string(n),
+                "smtp_server" => {
+                    a.extra(n, 2);
+                    if let Some(h) = a.need(n, 0, "a host") {
+                        let port = match n.args.get(1) {
+                            Some(p) => a.int(p, 1, 65535).unwrap_or(25),
+                            None => 25,
+                        };
+                        g.smtp_server = Some(SmtpServer {
+                            host: h.text.clone(),
+                            port,
+                        });
+                    }
+                }
+                "smtp_connect_timeout" => {
+                    if let Some(v) = a.arg_int(n, 1, i64::from(u32::MAX)) {
+                        g.smtp_connect_timeout = v;
+                    }
+                }
+                "smtp_helo_name" => g.smtp_helo_name = a.string(n),
+                "vrrp_mcast_group4" => {
+                    if let Some(IpAddr::V4(v)) = a.arg_ip(n) {
+                        g.vrrp_mcast_group4 = v;
+                    } else if !n.args.is_empty() {
+                        a.diags.error(
+                            n.args[0].loc,
+                            n.args[0].width,
+                            "vrrp_mcast_group4 must be an IPv4 address",
+                        );
+                    }
+                }
+                "vrrp_mcast_group6" => {
+                    if let Some(IpAddr::V6(v)) = a.arg_ip(n) {
+                        g.vrrp_mcast_group6 = v;
+                    } else if !n.args.is_empty() {
+                        a.diags.error(
+                            n.args[0].loc,
+                            n.args[0].width,
+                            "vrrp_mcast_group6 must be an IPv6 address",
+                        );
+                    }
+                }
+                "vrrp_garp_master_delay" => {
+                    set(&mut g.vrrp_garp_master_delay, a.arg_int(n, 0, 86400));
+                }
+                "vrrp_garp_master_repeat" => {
+                    set(&mut g.vrrp_garp_master_repeat, a.arg_int(n, 1, 255));
+                }
+                "vrrp_garp_master_refresh" => {
+                    set(&mut g.vrrp_garp_master_refresh, a.arg_int(n, 0, 86400));
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    set(&mut g.vrrp_garp_master_refresh_repeat, a.arg_int(n, 1, 255));
+                }
+                "vrrp_garp_lower_prio_delay" => {
+                    set(&mut g.vrrp_garp_lower_prio_delay, a.arg_int(n, 0, 86400));
+                }
+                "vrrp_garp_lower_prio_repeat" => {
+                    set(&mut g.vrrp_garp_lower_prio_repeat, a.arg_int(n, 1, 255));
+                }
+                "vrrp_garp_interval" => set(&mut g.vrrp_garp_interval, a.arg_timer(n, 0.0, 1.0)),
+                "vrrp_gna_interval" => set(&mut g.vrrp_gna_interval, a.arg_timer(n, 0.0, 1.0)),
+                "vrrp_min_garp" => g.vrrp_min_garp = a.flag(n),
+                "vrrp_down_timer_adverts" => {
+                    set(&mut g.vrrp_down_timer_adverts, a.arg_int(n, 1, 100));
+                }
+                "vrrp_lower_prio_no_advert" => g.vrrp_lower_prio_no_advert = a.flag(n),
+                "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = a.flag(n),
+                "vrrp_version" => set(&mut g.vrrp_version, a.arg_int(n, 2, 3)),
+                "vrrp_strict" => g.vrrp_strict = a.bare(n),
+                "vrrp_check_unicast_src" => g.vrrp_check_unicast_src = a.bare(n),
+                "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = a.bare(n),
+                "vrrp_startup_delay" | "vrrp_delay_after_boot" => {
+                    set(&mut g.vrrp_startup_delay, a.arg_timer(n, 0.0, 3600.0));
+                }
+                "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = a.flag(n),
+                "enable_script_security" => g.enable_script_security = a.bare(n),
+                "script_user" => {
+                    a.extra(n, 2);
+                    g.script_user = a.need(n, 0, "a user name").map(|t| t.text.clone());
+                }
+                "default_interface" => g.default_interface = a.string(n),
+                "dynamic_interfaces" => {
+                    a.extra(n, 1);
+                    g.dynamic_interfaces = true;
+                }
+                "checker_log_all_failures" => g.checker_log_all_failures = a.flag(n),
+                "rs_init_notifies" => g.rs_init_notifies = a.bare(n),
+                "lvs_timeouts" => lvs_timeouts(a, n, &mut g.lvs_timeouts),
+                "lvs_sync_daemon" => g.lvs_sync_daemon = lvs_sync_daemon(a, n),
+                "lvs_flush" => g.lvs_flush = a.bare(n),
+                "lvs_flush_on_stop" | "lvs_flush_onstop" => {
+                    if n.name() == "lvs_flush_onstop" {
+                        deprecated(a, n, "lvs_flush_on_stop");
+                    }
+                    g.lvs_flush_on_stop = true;
+                }
+                "notify_fifo" => g.notify_fifo = n.args.first().map(|t| t.text.clone()),
+                "vrrp_notify_fifo" => g.vrrp_notify_fifo = n.args.first().map(|t| t.text.clone()),
+                "lvs_notify_fifo" => g.lvs_notify_fifo = n.args.first().map(|t| t.text.clone()),
+                "vrrp_vmac_garp_intvl" => {
+                    deprecated(a, n, "vrrp_garp_extra_if");
+                    other(g, n);
+                }
+                "enable_snmp_keepalived" => {
+                    deprecated(a, n, "enable_snmp_vrrp");
+                    other(g, n);
+                }
+                "lvs_process_name" => {
+                    deprecated(a, n, "checker_process_name");
+                    other(g, n);
+                }
+                _ => other(g, n),
+            }
+        }
+        // vrrp_min_garp changes the garp settings still at their defaults.
+        if g.vrrp_min_garp {
+            let set_here = |k: &str| node.children().iter().any(|c| c.name() == k);
+            if !set_here("vrrp_garp_master_repeat") {
+                g.vrrp_garp_master_repeat = 1;
+            }
+            if !set_here("vrrp_garp_master_refresh") {
+                g.vrrp_garp_master_refresh = 0;
+            }
+            if !set_here("vrrp_garp_master_delay") {
+                g.vrrp_garp_master_delay = 0;
+            }
+        }
+        let set_here = |k: &str| node.children().iter().any(|c| c.name() == k);
+        if !set_here("vrrp_garp_lower_prio_delay") {
+            g.vrrp_garp_lower_prio_delay = g.vrrp_garp_master_delay;
+        }
+        if !set_here("vrrp_garp_lower_prio_repeat") {
+            g.vrrp_garp_lower_prio_repeat = g.vrrp_garp_master_repeat;
+        }
+        if g.vrrp_strict && !set_here("vrrp_lower_prio_no_advert") {
+            g.vrrp_lower_prio_no_advert = true;
+        }
+    }
+}

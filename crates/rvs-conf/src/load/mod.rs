@@ -1,0 +1,794 @@
+//! Tree → typed [`Config`]: keyword handlers with keepalived's defaults, then the
+//! cross-block checks (references, duplicate VRIDs, port remapping in DR/TUN, ...).
+//!
+//! One `Loader` walks the tree; its handlers are split by block: `global`
+//! (`global_defs`), `vrrp` (scripts, trackers, BFD, sync groups, instances), `lvs`
+//! (virtual server groups, virtual and real servers), `checker` (the health checkers)
+//! and `cross` (the checks across blocks). The value parsers they share live here.
+
+use crate::args::{parse_int, parse_ip, Args};
+use crate::diag::{Diags, Loc};
+use crate::lex::Token;
+use crate::model::{
+    Authentication, BfdCheck, CheckKind, Checker, Config, DnsCheck, Family, FileCheck, Forwarding,
+    GlobalDefs, HttpCheck, InitFile, LvsTimeouts, Method, MiscCheck, Notify, Protocol, RealServer,
+    SchedFlags, Scheduler, SmtpCheck, SmtpServer, SorryServer, SyncGroup, TrackFile, TrackRef,
+    Trackers, Tunnel, UdpCheck, UnicastPeer, Url, VipAddr, VirtualServer, VirtualServerGroup,
+    VrrpInstance, VrrpScript, VrrpState, VsKey, VsgEntry,
+};
+use crate::suggest;
+use crate::tree::Node;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+mod checker;
+mod cross;
+mod global;
+mod lvs;
+mod vrrp;
+
+pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
+    let mut l = Loader {
+        a: Args { diags },
+        cfg: Config::default(),
+        locs: Locs::default(),
+    };
+    // global_defs first: instance defaults (garp, version) come from it wherever it is.
+    for n in tree.iter().filter(|n| n.name() == "global_defs") {
+        l.global_defs(n);
+    }
+    for n in tree {
+        match n.name() {
+            "global_defs" => {}
+            "vrrp_script" => l.vrrp_script(n),
+            "track_file" | "vrrp_track_file" => l.track_file(n),
+            "bfd_instance" => l.bfd_instance(n),
+            "vrrp_track_process" => l.track_process(n),
+            "vrrp_sync_group" => l.sync_group(n),
+            "vrrp_instance" => l.vrrp_instance(n),
+            "virtual_server_group" => l.vs_group(n),
+            "virtual_server" => l.virtual_server(n),
+            "SSL" => {
+                let a = &mut l.a;
+                let mut ssl = crate::model::SslConfig::default();
+                for c in n.children() {
+                    let v = a.string(c);
+                    match c.name() {
+                        "ca" => ssl.ca = v,
+                        "certificate" => ssl.certificate = v,
+                        "key" => ssl.key = v,
+                        _ => ssl.password = v,
+                    }
+                }
+                l.cfg.ssl = Some(ssl);
+            }
+            name => {
+                *l.cfg.other_blocks.entry(name.to_owned()).or_default() += 1;
+                if !n.args.is_empty() || !n.children().is_empty() {
+                    l.cfg.global_defs.other.insert(
+                        name.to_owned(),
+                        n.args.iter().map(|t| t.text.clone()).collect(),
+                    );
+                }
+            }
+        }
+    }
+    l.note_scripts(tree);
+    l.cross_checks();
+    // SSL_GET checkers verify against the root SSL block's CA, wherever it is written.
+    let ca = l.cfg.ssl.as_ref().and_then(|s| s.ca.clone());
+    for vs in &mut l.cfg.virtual_servers {
+        for rs in &mut vs.real_servers {
+            for c in &mut rs.checkers {
+                if let CheckKind::Ssl(h) = &mut c.kind {
+                    h.tls_ca.clone_from(&ca);
+                }
+            }
+        }
+    }
+    l.cfg
+}
+
+/// Where things were defined, for cross-block diagnostics.
+#[derive(Default)]
+struct Locs {
+    instances: Vec<(Loc, usize)>,
+    vrid: Vec<Option<Token>>,
+    track_refs: Vec<(String, &'static str, Token)>,
+    sync_members: Vec<(String, Token)>,
+    vs: Vec<Token>,
+    vs_groups: HashMap<String, Loc>,
+    file_check_refs: Vec<Token>,
+    bfd_check_refs: Vec<Token>,
+    first_script: Option<Loc>,
+}
+
+struct Loader<'d> {
+    a: Args<'d>,
+    cfg: Config,
+    locs: Locs,
+}
+
+fn name_of(a: &mut Args<'_>, n: &Node) -> Option<String> {
+    a.extra(n, 1);
+    if let Some(t) = n.args.first() {
+        Some(t.text.clone())
+    } else {
+        a.diags.error(
+            n.kw.loc,
+            n.kw.width,
+            format!("'{}' needs a name", n.kw.text),
+        );
+        None
+    }
+}
+
+impl Loader<'_> {
+    fn note_scripts(&mut self, tree: &[Node]) {
+        const SCRIPT_KWS: &[&str] = &[
+            "script",
+            "notify_master",
+            "notify_backup",
+            "notify_fault",
+            "notify_stop",
+            "notify",
+            "notify_deleted",
+            "notify_up",
+            "notify_down",
+            "misc_path",
+            "quorum_up",
+            "quorum_down",
+            "notify_master_rx_lower_pri",
+            "startup_script",
+            "shutdown_script",
+        ];
+        for n in tree {
+            if self.locs.first_script.is_some() {
+                return;
+            }
+            if SCRIPT_KWS.contains(&n.name())
+                && !n.args.is_empty()
+                && !matches!(n.body, crate::tree::Body::List(_))
+            {
+                self.locs.first_script = Some(n.kw.loc);
+                return;
+            }
+            self.note_scripts(n.children());
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Defaults {
+    retry: Option<u32>,
+    delay_before_retry: Option<f64>,
+    warmup: Option<f64>,
+    delay_loop: Option<f64>,
+    connect_timeout: Option<f64>,
+}
+
+struct RsCtx<'v> {
+    vs_port: Option<u16>,
+    fwmark: bool,
+    weight: i32,
+    fwd: &'v Forwarding,
+    vs: &'v VirtualServer,
+    d: &'v Defaults,
+}
+
+struct CheckCtx<'v> {
+    d: &'v Defaults,
+    vs_delay_loop: f64,
+    connect_timeout: f64,
+    delay_loop: f64,
+    alpha: bool,
+    vhost: Option<String>,
+}
+
+#[derive(Default, Clone)]
+struct Common {
+    connect_ip: Option<IpAddr>,
+    connect_port: Option<u16>,
+    bindto: Option<IpAddr>,
+    bind_port: Option<u16>,
+    bind_if: Option<String>,
+    connect_timeout: Option<f64>,
+    fwmark: Option<u32>,
+    retry: Option<u32>,
+    delay_before_retry: Option<f64>,
+    warmup: Option<f64>,
+    delay_loop: Option<f64>,
+    alpha: Option<bool>,
+    log_all_failures: bool,
+}
+
+/// The checker keywords shared by most types; returns whether `n` was one.
+fn common(a: &mut Args<'_>, n: &Node, c: &mut Common) -> bool {
+    match n.name() {
+        "connect_ip" => c.connect_ip = a.arg_ip(n),
+        "connect_port" => c.connect_port = a.arg_int(n, 1, 65535),
+        "bindto" => c.bindto = a.arg_ip(n),
+        "bind_port" => c.bind_port = a.arg_int(n, 1, 65535),
+        "bind_if" => c.bind_if = a.string(n),
+        "connect_timeout" => c.connect_timeout = a.arg_timer(n, 0.000_001, f64::from(u32::MAX)),
+        "fwmark" => c.fwmark = a.arg_int(n, 0, i64::from(u32::MAX)),
+        "retry" => c.retry = a.arg_int(n, 0, i64::from(u32::MAX)),
+        "nb_get_retry" => {
+            let d = a.diags.ka_warning(
+                n.kw.loc,
+                n.kw.width,
+                "nb_get_retry is deprecated: use retry",
+            );
+            d.hint("keepalived 2.2 accepts nb_get_retry only in HTTP_GET and SSL_GET");
+            c.retry = a.arg_int(n, 0, i64::from(u32::MAX));
+        }
+        "delay_before_retry" => c.delay_before_retry = a.arg_timer(n, 0.0, f64::from(u32::MAX)),
+        "warmup" => c.warmup = a.arg_timer(n, 0.0, f64::from(u32::MAX)),
+        "delay_loop" => c.delay_loop = a.arg_timer(n, 0.000_001, f64::from(u32::MAX)),
+        "alpha" => c.alpha = Some(a.flag(n)),
+        "log_all_failures" => c.log_all_failures = a.flag(n),
+        _ => return false,
+    }
+    true
+}
+
+fn url(a: &mut Args<'_>, node: &Node) -> Option<Url> {
+    let mut u = Url {
+        path: String::new(),
+        digest: None,
+        status_code: Vec::new(),
+        virtualhost: None,
+        regex: None,
+        regex_no_match: false,
+    };
+    let mut has_path = false;
+    for n in node.children() {
+        match n.name() {
+            "path" => {
+                if let Some(p) = a.string(n) {
+                    u.path = p;
+                    has_path = true;
+                }
+            }
+            "digest" => {
+                a.extra(n, 1);
+                if let Some(t) = a.need(n, 0, "an MD5 digest") {
+                    if t.text.len() == 32 && t.text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        u.digest = Some(t.text.to_ascii_lowercase());
+                    } else {
+                        a.diags
+                            .error(
+                                t.loc,
+                                t.width,
+                                format!(
+                                    "invalid digest '{}': expected 32 hex digits (MD5)",
+                                    t.text
+                                ),
+                            )
+                            .hint("`rvs genhash` prints the digest of a URL");
+                    }
+                }
+            }
+            "status_code" => {
+                for t in &n.args {
+                    for part in t.text.split(',').filter(|p| !p.is_empty()) {
+                        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+                        match (parse_int(lo), parse_int(hi)) {
+                            (Some(l), Some(h))
+                                if (100..=599).contains(&l)
+                                    && (100..=599).contains(&h)
+                                    && l <= h =>
+                            {
+                                u.status_code.push((
+                                    u16::try_from(l).unwrap_or(200),
+                                    u16::try_from(h).unwrap_or(299),
+                                ));
+                            }
+                            _ => {
+                                a.diags
+                                    .error(t.loc, t.width, format!("invalid status_code '{part}'"))
+                                    .hint("codes or ranges within 100-599, e.g. 200 or 200-299");
+                            }
+                        }
+                    }
+                }
+                if n.args.is_empty() {
+                    a.need(n, 0, "a status code");
+                }
+            }
+            "virtualhost" => u.virtualhost = a.string(n),
+            "regex" => u.regex = n.args.first().map(|t| t.text.clone()),
+            "regex_no_match" => u.regex_no_match = a.bare(n),
+            _ => {}
+        }
+    }
+    if !has_path {
+        a.diags
+            .ka_warning(node.kw.loc, node.kw.width, "url has no path: it is ignored")
+            .hint("add 'path /'");
+        return None;
+    }
+    if u.status_code.is_empty() {
+        u.status_code.push((200, 299));
+    }
+    Some(u)
+}
+
+fn hex_arg(a: &mut Args<'_>, n: &Node, wildcards: bool) -> Option<String> {
+    let t = a.need(n, 0, "hex bytes")?;
+    let mut out = String::new();
+    for tok in &n.args {
+        let digits: Vec<char> = tok.text.chars().collect();
+        let valid = digits
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() || (wildcards && (*c == 'x' || *c == 'X')));
+        if !valid {
+            a.diags
+                .error(tok.loc, tok.width, format!("invalid hex '{}'", tok.text));
+            return None;
+        }
+        for pair in digits.chunks(2) {
+            if pair.len() == 2 {
+                out.push(pair[0].to_ascii_lowercase());
+                out.push(pair[1].to_ascii_lowercase());
+            } else {
+                out.push('0');
+                out.push(pair[0].to_ascii_lowercase());
+            }
+        }
+    }
+    let _ = t;
+    Some(out)
+}
+
+fn vips(a: &mut Args<'_>, n: &Node) -> Vec<VipAddr> {
+    let mut out = Vec::new();
+    for item in n.children() {
+        let text = &item.kw.text;
+        let (addr_s, len_s) = match text.split_once('/') {
+            Some((x, y)) => (x, Some(y)),
+            None => (text.as_str(), None),
+        };
+        let Some(address) = parse_ip(addr_s) else {
+            a.diags
+                .error(
+                    item.kw.loc,
+                    item.kw.width,
+                    format!("invalid virtual_ipaddress '{text}'"),
+                )
+                .hint("an address with an optional prefix length, e.g. 198.18.0.10/24");
+            continue;
+        };
+        let max = if address.is_ipv6() { 128 } else { 32 };
+        let prefix_len = match len_s {
+            None => max,
+            Some(l) => match parse_int(l) {
+                Some(v) if (0..=i64::from(max)).contains(&v) => u8::try_from(v).unwrap_or(max),
+                _ => {
+                    a.diags.error(
+                        item.kw.loc,
+                        item.kw.width,
+                        format!("invalid prefix length in '{text}' (0-{max})"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut v = VipAddr::new(address, prefix_len);
+        let mut it = item.args.iter();
+        while let Some(k) = it.next() {
+            let mut val = |a: &mut Args<'_>| {
+                let v = it.next().map(|t| t.text.clone());
+                if v.is_none() {
+                    a.diags
+                        .error(k.loc, k.width, format!("'{}' needs a value", k.text));
+                }
+                v
+            };
+            match k.text.as_str() {
+                "brd" => v.brd = val(a),
+                "dev" => v.dev = val(a),
+                "scope" => v.scope = val(a),
+                "label" => v.label = val(a),
+                "peer" => v.peer = val(a),
+                "no_track" => v.no_track = true,
+                "preferred_lft" | "valid_lft" | "metric" | "track_group" | "use_vmac" | "group" => {
+                    let x = val(a);
+                    v.options
+                        .push(format!("{} {}", k.text, x.unwrap_or_default()));
+                }
+                "home" | "-nodad" | "nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin" => {
+                    v.options.push(k.text.clone());
+                }
+                _ => {
+                    a.diags.ka_warning(
+                        k.loc,
+                        k.width,
+                        format!("unknown virtual_ipaddress option '{}'", k.text),
+                    );
+                }
+            }
+        }
+        out.push(v);
+    }
+    out
+}
+
+fn vs_key(a: &mut Args<'_>, n: &Node) -> Option<VsKey> {
+    let first = a.need(n, 0, "an address and port, 'fwmark N' or 'group NAME'")?;
+    match first.text.as_str() {
+        "fwmark" => {
+            a.extra(n, 2);
+            let t = a.need(n, 1, "a mark after 'fwmark'")?;
+            let m = a.int(t, 1, i64::from(u32::MAX))?;
+            Some(VsKey::Fwmark { fwmark: m })
+        }
+        "group" => {
+            a.extra(n, 2);
+            let t = a.need(n, 1, "a group name after 'group'")?;
+            Some(VsKey::Group {
+                group: t.text.clone(),
+            })
+        }
+        _ => {
+            a.extra(n, 2);
+            let address = a.host_ip(first)?;
+            let port = match n.args.get(1) {
+                Some(p) => a.port(p)?,
+                None => 0,
+            };
+            Some(VsKey::Address { address, port })
+        }
+    }
+}
+
+fn forwarding(a: &mut Args<'_>, n: &Node) -> Option<Forwarding> {
+    let t = a.need(n, 0, "NAT, DR or TUN")?;
+    let method = match t.text.as_str() {
+        "NAT" => Method::Nat,
+        "DR" => Method::Dr,
+        "TUN" => Method::Tun,
+        other => {
+            let d = a.diags.error(
+                t.loc,
+                t.width,
+                format!("unknown forwarding method '{other}'"),
+            );
+            if ["nat", "dr", "tun"].contains(&other.to_ascii_lowercase().as_str()) {
+                d.hint(format!(
+                    "methods are upper case: {}",
+                    other.to_ascii_uppercase()
+                ));
+            } else {
+                d.hint("lb_kind is NAT, DR or TUN");
+            }
+            return None;
+        }
+    };
+    if method != Method::Tun {
+        a.extra(n, 1);
+        return Some(Forwarding {
+            method,
+            tunnel: None,
+        });
+    }
+    let mut tun = Tunnel {
+        kind: "ipip".into(),
+        port: None,
+        csum: None,
+    };
+    let mut it = n.args[1..].iter();
+    while let Some(k) = it.next() {
+        match k.text.as_str() {
+            "type" => match it.next() {
+                Some(v) if ["ipip", "gue", "gre"].contains(&v.text.as_str()) => {
+                    tun.kind.clone_from(&v.text);
+                }
+                Some(v) => {
+                    a.diags.error(
+                        v.loc,
+                        v.width,
+                        format!("unknown tunnel type '{}': ipip, gue or gre", v.text),
+                    );
+                }
+                None => {
+                    a.diags
+                        .error(k.loc, k.width, "'type' needs ipip, gue or gre");
+                }
+            },
+            "port" => match it.next() {
+                Some(v) => tun.port = a.int(v, 1, 65535),
+                None => {
+                    a.diags.error(k.loc, k.width, "'port' needs a number");
+                }
+            },
+            "nocsum" | "csum" | "remcsum" => tun.csum = Some(k.text.clone()),
+            _ => {
+                a.diags
+                    .error(k.loc, k.width, format!("unknown TUN option '{}'", k.text));
+            }
+        }
+    }
+    if tun.kind == "gue" && tun.port.is_none() {
+        a.diags.error(t.loc, t.width, "TUN type gue needs a port");
+    }
+    if tun.kind == "ipip" && tun.csum.is_some() {
+        a.diags.error(
+            t.loc,
+            t.width,
+            "TUN type ipip does not take a checksum option",
+        );
+    }
+    if tun.kind == "gre" && tun.csum.as_deref() == Some("remcsum") {
+        a.diags
+            .error(t.loc, t.width, "TUN type gre does not support remcsum");
+    }
+    Some(Forwarding {
+        method,
+        tunnel: Some(tun),
+    })
+}
+
+fn lvs_sync_daemon(a: &mut Args<'_>, n: &Node) -> Option<crate::model::LvsSyncDaemon> {
+    let (Some(ifname), Some(instance)) = (n.args.first(), n.args.get(1)) else {
+        a.diags.error(
+            n.kw.loc,
+            n.kw.width,
+            "lvs_sync_daemon needs an interface and a vrrp_instance name",
+        );
+        return None;
+    };
+    let mut sd = crate::model::LvsSyncDaemon {
+        interface: ifname.text.clone(),
+        instance: instance.text.clone(),
+        instance_at: (instance.loc, instance.width),
+        id: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+    };
+    let mut it = n.args.iter().skip(2);
+    while let Some(key) = it.next() {
+        let Some(v) = it.next() else {
+            a.diags
+                .error(key.loc, key.width, format!("'{}' needs a value", key.text));
+            break;
+        };
+        match key.text.as_str() {
+            "id" => sd.id = a.int(v, 0, 255),
+            "maxlen" => sd.maxlen = a.int(v, 1, 65507),
+            "port" => sd.port = a.int(v, 1, 65535),
+            "ttl" => sd.ttl = a.int(v, 1, 255),
+            "group" => match v.text.parse::<IpAddr>() {
+                Ok(addr) if addr.is_multicast() => sd.group = Some(addr),
+                _ => {
+                    a.diags.error(
+                        v.loc,
+                        v.width,
+                        format!(
+                            "lvs_sync_daemon group '{}' is not a multicast address",
+                            v.text
+                        ),
+                    );
+                }
+            },
+            _ => {
+                a.diags.error(
+                    key.loc,
+                    key.width,
+                    format!(
+                        "unknown lvs_sync_daemon option '{}': id, maxlen, port, ttl or group",
+                        key.text
+                    ),
+                );
+            }
+        }
+    }
+    Some(sd)
+}
+
+fn lvs_timeouts(a: &mut Args<'_>, n: &Node, t: &mut LvsTimeouts) {
+    let mut it = n.args.iter();
+    while let Some(k) = it.next() {
+        let slot = match k.text.as_str() {
+            "tcp" => &mut t.tcp,
+            "tcpfin" => &mut t.tcpfin,
+            "udp" => &mut t.udp,
+            _ => {
+                a.diags.error(
+                    k.loc,
+                    k.width,
+                    format!("unknown lvs_timeouts item '{}': tcp, tcpfin or udp", k.text),
+                );
+                continue;
+            }
+        };
+        match it.next() {
+            Some(v) => *slot = a.int(v, 1, 86400 * 31),
+            None => {
+                a.diags.error(
+                    k.loc,
+                    k.width,
+                    format!("'{}' needs a number of seconds", k.text),
+                );
+            }
+        }
+    }
+}
+
+fn weight_reverse(a: &mut Args<'_>, n: &Node, max: i64) -> Option<(i32, bool)> {
+    a.extra(n, 2);
+    let t = a.need(n, 0, "a weight")?;
+    let w = a.int(t, -max, max)?;
+    let rev = match n.args.get(1).map(|t| t.text.as_str()) {
+        None | Some("noreverse") => false,
+        Some("reverse") => true,
+        Some(_) => {
+            let t = &n.args[1];
+            a.diags.error(
+                t.loc,
+                t.width,
+                format!("expected 'reverse' after the weight, found '{}'", t.text),
+            );
+            false
+        }
+    };
+    Some((w, rev))
+}
+
+fn deprecated(a: &mut Args<'_>, n: &Node, instead: &str) {
+    a.diags.warning(
+        n.kw.loc,
+        n.kw.width,
+        format!("'{}' is deprecated: use {instead}", n.kw.text),
+    );
+}
+
+fn other(g: &mut GlobalDefs, n: &Node) {
+    g.other.insert(
+        n.name().to_owned(),
+        n.args.iter().map(|t| t.text.clone()).collect(),
+    );
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn kind_name(kind: &str) -> &'static str {
+    match kind {
+        "script" => "vrrp_script",
+        "file" => "track_file",
+        "process" => "vrrp_track_process",
+        _ => "bfd_instance",
+    }
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Nat => "NAT",
+        Method::Dr => "DR",
+        Method::Tun => "TUN",
+    }
+}
+
+fn valid_granularity(s: &str) -> bool {
+    if let Ok(std::net::Ipv4Addr { .. }) = s.parse::<std::net::Ipv4Addr>() {
+        let m = u32::from(
+            s.parse::<std::net::Ipv4Addr>()
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        );
+        return m != 0 && (!m).wrapping_add(1) & !m == 0;
+    }
+    matches!(parse_int(s), Some(1..=128))
+}
+
+fn is_prime(n: u32) -> bool {
+    n >= 2 && (2..=n.isqrt()).all(|d| !n.is_multiple_of(d))
+}
+
+/// `a.b.c.d`, `a.b.c.d-e`, `a.b.c.d-e.f.g.h`, `a.b.c.d/nn` and the IPv6 equivalents.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "a, b: the two ends of a range, as written"
+)]
+fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
+    if let Some((a, len)) = s.split_once('/') {
+        let ip = parse_ip(a)?;
+        let len: u32 = len.parse().ok()?;
+        return match ip {
+            IpAddr::V4(v) if len <= 32 => {
+                let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                let base = u32::from(v) & m;
+                Some((IpAddr::V4(base.into()), IpAddr::V4((base | !m).into())))
+            }
+            IpAddr::V6(v) if len <= 128 => {
+                let m = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
+                let base = u128::from(v) & m;
+                Some((IpAddr::V6(base.into()), IpAddr::V6((base | !m).into())))
+            }
+            _ => None,
+        };
+    }
+    let Some((a, b)) = s.split_once('-') else {
+        let ip = parse_ip(s)?;
+        return Some((ip, ip));
+    };
+    let first = parse_ip(a)?;
+    if let Some(last) = parse_ip(b) {
+        return (last.is_ipv6() == first.is_ipv6() && last >= first).then_some((first, last));
+    }
+    match first {
+        IpAddr::V4(v) => {
+            let end: u8 = b.parse().ok()?;
+            let o = v.octets();
+            (end >= o[3]).then(|| (first, IpAddr::V4([o[0], o[1], o[2], end].into())))
+        }
+        IpAddr::V6(v) => {
+            let end = u16::from_str_radix(b, 16).ok()?;
+            let mut seg = v.segments();
+            (end >= seg[7]).then(|| {
+                seg[7] = end;
+                (first, IpAddr::V6(seg.into()))
+            })
+        }
+    }
+}
+
+/// keepalived's label for a service: `[198.18.0.1]:tcp:80`, `FWM 1`, `group NAME`.
+pub fn vs_label(key: &VsKey, proto: Option<Protocol>) -> String {
+    let p = match proto {
+        Some(Protocol::Tcp) => "tcp",
+        Some(Protocol::Udp) => "udp",
+        Some(Protocol::Sctp) => "sctp",
+        None => "none",
+    };
+    match key {
+        VsKey::Address { address, port } => format!("[{address}]:{p}:{port}"),
+        VsKey::Fwmark { fwmark } => format!("FWM {fwmark}"),
+        VsKey::Group { group } => format!("group {group}:{p}"),
+    }
+}
+
+fn rs_label(a: IpAddr, p: u16) -> String {
+    format!("[{a}]:{p}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = parse_range("198.18.3.20-25").unwrap();
+        assert_eq!(r.1.to_string(), "198.18.3.25");
+        let r = parse_range("198.18.3.0/30").unwrap();
+        assert_eq!(
+            (r.0.to_string(), r.1.to_string()),
+            ("198.18.3.0".into(), "198.18.3.3".into())
+        );
+        assert!(parse_range("198.18.3.20-10").is_none());
+        let r = parse_range("fd00:198:18::1-a").unwrap();
+        assert_eq!(r.1.to_string(), "fd00:198:18::a");
+    }
+
+    #[test]
+    fn granularity() {
+        assert!(valid_granularity("255.255.255.0"));
+        assert!(!valid_granularity("255.0.255.0"));
+        assert!(valid_granularity("64"));
+        assert!(!valid_granularity("129"));
+    }
+
+    #[test]
+    fn primes() {
+        assert!(is_prime(4093) && is_prime(65537) && !is_prime(4096));
+    }
+}
