@@ -7,22 +7,13 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-mod adm;
-mod check;
-mod control;
-mod convert;
-mod dataplane;
-mod demo;
-mod genhash;
-mod health;
-mod lab;
-mod logging;
-mod metrics;
-mod names;
-mod overlay;
-mod run;
-mod sim;
-mod status;
+mod cli;
+mod daemon;
+mod tools;
+
+use cli::{adm, check, status};
+use daemon::{dataplane, logging, run};
+use tools::{demo, genhash, lab, sim};
 
 #[derive(Parser, Debug)]
 #[command(

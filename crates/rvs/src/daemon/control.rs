@@ -10,7 +10,7 @@
 //! The server reads one request per connection (at most 8 KiB of head, 5 s), answers and
 //! closes; a malformed request gets `400` with a JSON error, never a crash.
 
-use crate::dataplane::Kind;
+use crate::daemon::dataplane::Kind;
 use anyhow::{bail, Context as _, Result};
 use rvs_proxy::Shared;
 use std::collections::HashMap;
@@ -123,9 +123,9 @@ pub struct Ctx {
     /// VRRP is run by this daemon (not `-C`).
     pub vrrp_enabled: bool,
     /// The kernel's sync daemons as `ipvsadm -L --daemon` prints them.
-    pub sync_daemons: crate::dataplane::SyncLines,
+    pub sync_daemons: crate::daemon::dataplane::SyncLines,
     /// The XDP program's flows as `-Lc` lists them (XDP data plane only).
-    pub xdp_flows: crate::dataplane::FlowList,
+    pub xdp_flows: crate::daemon::dataplane::FlowList,
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     /// `None` with `-P` (VRRP only).
     pub dataplane: Option<Kind>,
@@ -134,7 +134,7 @@ pub struct Ctx {
 /// What the main loop knows that the tables do not: checkers and reloads.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DaemonStatus {
-    pub checks: Vec<crate::health::CheckReport>,
+    pub checks: Vec<crate::daemon::health::CheckReport>,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     /// Unix time of the last successful reload; 0 when none.
@@ -328,7 +328,7 @@ async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
             Ok(b) => (200, b),
             Err(e) => (500, err_json(&e.to_string())),
         },
-        ("GET", "/metrics") => (200, crate::metrics::render(ctx)),
+        ("GET", "/metrics") => (200, crate::daemon::metrics::render(ctx)),
         ("GET", "/v1/status") => {
             let st = ctx.status();
             (
@@ -615,7 +615,7 @@ fn listing(
             svc.dests.push(rvs_adm::Dest {
                 addr: d.addr,
                 port: d.port,
-                fwd: crate::convert::adm_fwd(d.fwd),
+                fwd: crate::daemon::convert::adm_fwd(d.fwd),
                 weight: d.weight,
                 active: d.active,
                 inactive: d.inactive,
@@ -623,7 +623,7 @@ fn listing(
                 u_threshold: d.u_threshold,
                 l_threshold: d.l_threshold,
                 tun_info: (d.fwd == rvs_sched::Fwd::Tunnel)
-                    .then(|| crate::convert::tun_info(d.tun)),
+                    .then(|| crate::daemon::convert::tun_info(d.tun)),
                 stats: st,
             });
         }

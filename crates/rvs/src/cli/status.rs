@@ -312,16 +312,17 @@ fn render(st: &Status, services: &[Service]) -> String {
 }
 
 fn fetch(path: &std::path::Path) -> Result<String> {
-    let st: Status = serde_json::from_str(&crate::control::call(path, "GET", "/v1/status")?)
-        .context("the daemon's status is not valid JSON")?;
+    let st: Status =
+        serde_json::from_str(&crate::daemon::control::call(path, "GET", "/v1/status")?)
+            .context("the daemon's status is not valid JSON")?;
     let services: Vec<Service> =
-        serde_json::from_str(&crate::control::call(path, "GET", "/v1/services")?)
+        serde_json::from_str(&crate::daemon::control::call(path, "GET", "/v1/services")?)
             .context("the daemon's table is not valid JSON")?;
     Ok(render(&st, &services))
 }
 
 pub fn run(a: &StatusArgs) -> Result<ExitCode> {
-    let path = crate::control::client_path(a.control.as_deref());
+    let path = crate::daemon::control::client_path(a.control.as_deref());
     let Some(every) = a.watch else {
         print!("{}", fetch(&path)?);
         return Ok(ExitCode::SUCCESS);

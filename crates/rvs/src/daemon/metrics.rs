@@ -4,7 +4,7 @@
 //! so a scrape shows one consistent moment and costs nothing between scrapes. Labels are
 //! bounded by the configuration (service, real server, checker), never by traffic.
 
-use crate::control::Ctx;
+use crate::daemon::control::Ctx;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -100,7 +100,7 @@ pub fn render(ctx: &Ctx) -> String {
             (
                 "dataplane".to_owned(),
                 ctx.dataplane
-                    .map_or("none", crate::dataplane::Kind::name)
+                    .map_or("none", crate::daemon::dataplane::Kind::name)
                     .to_owned(),
             ),
         ])
@@ -171,7 +171,7 @@ pub fn render(ctx: &Ctx) -> String {
         "Connections the proxy accepted and could not deliver (the client was reset), by reason",
     );
 
-    for s in crate::control::snapshot(&ctx.shared) {
+    for s in crate::daemon::control::snapshot(&ctx.shared) {
         let sl = s.id.metric_label();
         svc.set(&vec![("service".to_owned(), sl.clone())], &s.stats);
         for d in &s.dests {
@@ -392,7 +392,7 @@ pub async fn serve(l: TcpListener, ctx: Arc<Ctx>) {
 }
 
 async fn answer(mut s: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
-    let Ok((line, _)) = crate::control::read_head(&mut s).await else {
+    let Ok((line, _)) = crate::daemon::control::read_head(&mut s).await else {
         return Ok(());
     };
     let target = line.split(' ').nth(1).unwrap_or_default();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const DEMO_CONF: &str = include_str!("../../../examples/demo.conf");
+const DEMO_CONF: &str = include_str!("../../../../examples/demo.conf");
 
 /// A tiny HTTP server answering every request with its own name.
 pub async fn backend(addr: SocketAddr, name: String) -> Result<tokio::task::JoinHandle<()>> {
@@ -43,7 +43,7 @@ pub async fn backend(addr: SocketAddr, name: String) -> Result<tokio::task::Join
 }
 
 pub fn run() -> Result<ExitCode> {
-    crate::run::init_logging("info");
+    crate::daemon::run::init_logging("info");
     let parsed = rvs_conf::parse_str(
         Path::new("examples/demo.conf"),
         DEMO_CONF,
@@ -68,6 +68,10 @@ pub fn run() -> Result<ExitCode> {
             let addr = SocketAddr::new(rs.address, rs.port);
             backends.push(backend(addr, format!("backend-{} ({addr})", i + 1)).await?);
         }
+        // Ctrl-C is caught from here on: the banner below invites it, and a SIGINT that
+        // came before the handler existed would kill the demo instead of stopping it.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut proxy = rvs_proxy::Proxy::new(rvs_proxy::ProxyOptions::default());
         if let Err(errs) = proxy.apply(&rvs_desired::desired(&parsed.config)) {
             for e in &errs {
@@ -85,7 +89,7 @@ pub fn run() -> Result<ExitCode> {
         );
         println!();
         println!("Press Ctrl-C to stop.");
-        tokio::signal::ctrl_c().await?;
+        interrupt.recv().await;
         proxy.shutdown(Duration::from_secs(1)).await;
         for b in backends {
             b.abort();

@@ -1,7 +1,7 @@
 //! `rvs run`: the daemon. Config → desired state → data plane; SIGHUP reloads by
 //! difference (a bad file keeps the old config running); SIGTERM/SIGINT drain and exit.
 
-use crate::dataplane::{Dataplane, Kind, XdpSettings};
+use crate::daemon::dataplane::{Dataplane, Kind, XdpSettings};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use rvs_proxy::ProxyOptions;
@@ -67,7 +67,7 @@ pub struct RunArgs {
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Also log to syslog with this facility (0-7 = local0-7 as keepalived's -S, daemon, user).
-    #[arg(long, value_name = "FACILITY", value_parser = crate::logging::facility)]
+    #[arg(long, value_name = "FACILITY", value_parser = crate::daemon::logging::facility)]
     pub syslog: Option<u8>,
     /// The syslog socket (default /dev/log).
     #[arg(long = "syslog-socket", value_name = "PATH")]
@@ -120,7 +120,7 @@ pub fn default_pid_file() -> PathBuf {
 }
 
 pub fn init_logging(level: &str) {
-    crate::logging::init(&crate::logging::LogOpts {
+    crate::daemon::logging::init(&crate::daemon::logging::LogOpts {
         level: level.to_owned(),
         ..Default::default()
     });
@@ -166,7 +166,7 @@ fn raise_nofile() {
 }
 
 pub fn run(a: &RunArgs) -> Result<ExitCode> {
-    crate::logging::init(&crate::logging::LogOpts {
+    crate::daemon::logging::init(&crate::daemon::logging::LogOpts {
         level: a.log_level.clone(),
         json: a.log_format == LogFormat::Json,
         syslog: a.syslog,
@@ -230,8 +230,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let control_path = a
         .control
         .clone()
-        .unwrap_or_else(crate::control::default_path);
-    let listener = crate::control::bind(&control_path)?;
+        .unwrap_or_else(crate::daemon::control::default_path);
+    let listener = crate::daemon::control::bind(&control_path)?;
     let metrics_listener = match a.metrics {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
@@ -263,7 +263,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             ))
         })?
     };
-    let mut health = crate::health::Health::new();
+    let mut health = crate::daemon::health::Health::new();
     let mut cfg = cfg.clone();
     if a.vrrp_only {
         // VRRP's track_bfd needs the BFD sessions even without checkers.
@@ -323,7 +323,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         pid_file.display()
     );
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(8);
-    let ctx = std::sync::Arc::new(crate::control::Ctx {
+    let ctx = std::sync::Arc::new(crate::daemon::control::Ctx {
         shared: proxy.shared().clone(),
         conf: conf_abs.clone(),
         started: std::time::Instant::now(),
@@ -338,8 +338,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     });
     ctx.publish(|st| st.checks = health.report(&cfg));
     let metrics_task =
-        metrics_listener.map(|l| tokio::spawn(crate::metrics::serve(l, ctx.clone())));
-    let control_task = tokio::spawn(crate::control::serve(listener, ctx.clone()));
+        metrics_listener.map(|l| tokio::spawn(crate::daemon::metrics::serve(l, ctx.clone())));
+    let control_task = tokio::spawn(crate::daemon::control::serve(listener, ctx.clone()));
     tracing::info!("control API on {}", control_path.display());
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
@@ -372,7 +372,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 let changed = health.event(&cfg, &ev);
                 ctx.publish(|st| st.checks = health.report(&cfg));
                 if changed {
-                    if let Err(errs) = proxy.apply(&crate::overlay::replay(health.desired(&cfg), &runtime)).await {
+                    if let Err(errs) = proxy.apply(&crate::daemon::overlay::replay(health.desired(&cfg), &runtime)).await {
                         for e in &errs {
                             tracing::error!("{e}");
                         }
@@ -380,8 +380,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 }
             }
             Some(req) = ctl_rx.recv() => match req {
-                crate::control::Request::Reload(reply) => reload_reply = Some(Some(reply)),
-                crate::control::Request::Command(cmd, reply) => {
+                crate::daemon::control::Request::Reload(reply) => reload_reply = Some(Some(reply)),
+                crate::daemon::control::Request::Command(cmd, reply) => {
                     let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd).await);
                 }
             },
@@ -468,7 +468,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
 /// nothing.
 async fn runtime_command(
     proxy: &mut Dataplane,
-    health: &crate::health::Health,
+    health: &crate::daemon::health::Health,
     cfg: &rvs_conf::Config,
     runtime: &mut Vec<rvs_adm::cmd::Command>,
     cmd: rvs_adm::cmd::Command,
@@ -476,8 +476,8 @@ async fn runtime_command(
     if let Some(r) = proxy.kernel_command(&cmd) {
         return r;
     }
-    let mut want = crate::overlay::replay(health.desired(cfg), runtime);
-    crate::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
+    let mut want = crate::daemon::overlay::replay(health.desired(cfg), runtime);
+    crate::daemon::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
     if let rvs_adm::cmd::Command::Zero(id) = &cmd {
         let only = *id;
         proxy.zero_xdp(only);
@@ -491,7 +491,7 @@ async fn runtime_command(
     if let Err(list) = proxy.apply(&want).await {
         // A command applies whole or not at all (as the kernel's IPVS commands do): put
         // back what ran before it, so the table, the overlay and later replays agree.
-        let before = crate::overlay::replay(health.desired(cfg), runtime);
+        let before = crate::daemon::overlay::replay(health.desired(cfg), runtime);
         if let Err(again) = proxy.apply(&before).await {
             tracing::error!(
                 "rolling back a refused runtime change: {}",
@@ -506,8 +506,8 @@ async fn runtime_command(
 }
 
 fn publish_reload(
-    ctx: &crate::control::Ctx,
-    health: &crate::health::Health,
+    ctx: &crate::daemon::control::Ctx,
+    health: &crate::daemon::health::Health,
     cfg: &rvs_conf::Config,
     ok: bool,
 ) {
@@ -707,7 +707,7 @@ impl ReloadReport {
 /// Applies a re-read config by difference, or keeps the running one on errors.
 async fn reload(
     proxy: &mut Dataplane,
-    health: &mut crate::health::Health,
+    health: &mut crate::daemon::health::Health,
     cfg: &mut rvs_conf::Config,
     runtime: &mut Vec<rvs_adm::cmd::Command>,
     a: &RunArgs,

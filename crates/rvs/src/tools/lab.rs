@@ -467,7 +467,7 @@ pub fn run(a: &LabArgs) -> Result<ExitCode> {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let t = crate::demo::backend(*addr, name.clone()).await?;
+                let t = crate::tools::demo::backend(*addr, name.clone()).await?;
                 let _ = t.await;
                 Ok(ExitCode::SUCCESS)
             })

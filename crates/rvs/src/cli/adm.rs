@@ -47,7 +47,7 @@ fn control_arg(args: &[String]) -> (Option<PathBuf>, Vec<String>) {
 }
 
 fn services(path: &Path) -> Result<Vec<Service>> {
-    let body = crate::control::call(path, "GET", "/v1/services")?;
+    let body = crate::daemon::control::call(path, "GET", "/v1/services")?;
     serde_json::from_str(&body).context("the daemon's table is not valid JSON")
 }
 
@@ -60,7 +60,7 @@ fn all_connections(path: &Path) -> Result<Vec<rvs_adm::Conn>> {
     }
     let mut out = Vec::new();
     loop {
-        let body = crate::control::call(
+        let body = crate::daemon::control::call(
             path,
             "GET",
             &format!("/v1/connections?offset={}&limit=10000", out.len()),
@@ -78,7 +78,7 @@ fn all_connections(path: &Path) -> Result<Vec<rvs_adm::Conn>> {
 /// Sends one change; prints ipvsadm's error text when refused. Returns the exit code.
 fn send(path: &Path, c: &Command) -> Result<u8> {
     let body = serde_json::to_string(c)?;
-    match crate::control::call_body(path, "POST", "/v1/commands", &body)? {
+    match crate::daemon::control::call_body(path, "POST", "/v1/commands", &body)? {
         Ok(_) => Ok(0),
         Err(r) => {
             eprintln!("{}", r.msg);
@@ -103,7 +103,7 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             let text = if numeric {
                 cmd::save(&all, false)
             } else {
-                cmd::save_named(&all, false, &crate::names::SystemNames::new())
+                cmd::save_named(&all, false, &crate::cli::names::SystemNames::new())
             };
             print!("{text}");
             Ok(0)
@@ -119,7 +119,7 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
         } => {
             if daemon {
                 // One line per running sync daemon (kernel IPVS only); nothing when none runs.
-                let body = crate::control::call(path, "GET", "/v1/status")?;
+                let body = crate::daemon::control::call(path, "GET", "/v1/status")?;
                 let v: serde_json::Value = serde_json::from_str(&body)?;
                 for l in v["sync_daemons"].as_array().into_iter().flatten() {
                     println!("{}", l.as_str().unwrap_or_default());
@@ -130,7 +130,7 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
             let names: &dyn rvs_adm::Names = if numeric {
                 &rvs_adm::Numeric
             } else {
-                system = crate::names::SystemNames::new();
+                system = crate::cli::names::SystemNames::new();
                 &system
             };
             if connections {
@@ -145,7 +145,7 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
                 return Ok(0);
             }
             if timeout {
-                let body = crate::control::call(path, "GET", "/v1/status")?;
+                let body = crate::daemon::control::call(path, "GET", "/v1/status")?;
                 let v: serde_json::Value = serde_json::from_str(&body)?;
                 let t = |i: usize| v["timeouts"][i].as_u64().unwrap_or(0);
                 println!("Timeout (tcp tcpfin udp): {} {} {}", t(0), t(1), t(2));
@@ -177,7 +177,7 @@ fn restore(path: &Path) -> Result<u8> {
         if args.is_empty() {
             continue;
         }
-        match cmd::parse_with(&args, &crate::names::SystemNames::new()) {
+        match cmd::parse_with(&args, &crate::cli::names::SystemNames::new()) {
             Err(e) => {
                 eprintln!("{}", e.msg);
                 return Ok(e.code);
@@ -196,14 +196,14 @@ fn restore(path: &Path) -> Result<u8> {
 /// Runs ipvsadm's command line (`args` without the program name).
 pub fn run(args: &[String]) -> ExitCode {
     let (control, args) = control_arg(args);
-    let inv = match cmd::parse_with(&args, &crate::names::SystemNames::new()) {
+    let inv = match cmd::parse_with(&args, &crate::cli::names::SystemNames::new()) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("{}", e.msg);
             return ExitCode::from(e.code);
         }
     };
-    let path = crate::control::client_path(control.as_deref());
+    let path = crate::daemon::control::client_path(control.as_deref());
     match invoke(&path, inv) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
