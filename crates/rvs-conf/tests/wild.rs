@@ -147,3 +147,74 @@ fn strict_counts_what_keepalived_counts() {
         .render()
         .contains("'protocol' is ignored for a fwmark service"));
 }
+
+/// Issue #17 bug 6: keepalived 2.2.7 knows `nb_get_retry` (a deprecated `retry`) in
+/// `HTTP_GET` and `SSL_GET` only; in `TCP_CHECK` (and the other checkers) it is an
+/// unknown keyword and the retry count keeps its default. rvs applied it everywhere, so
+/// the same file made rvs's checker retry 3 times where keepalived's tried once.
+#[test]
+fn nb_get_retry_applies_only_where_keepalived_knows_it() {
+    let p = parse(
+        "virtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
+         real_server 198.18.0.2 80 {\n        TCP_CHECK {\n            nb_get_retry 3\n        }\n        \
+         HTTP_GET {\n            url {\n                path /\n            }\n            nb_get_retry 2\n        }\n    }\n}\n",
+    );
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    let checkers = &p.config.virtual_servers[0].real_servers[0].checkers;
+    assert_eq!(checkers[0].kind.name(), "TCP_CHECK");
+    assert_eq!(checkers[0].retry, 1, "TCP_CHECK keeps keepalived's default");
+    assert_eq!(checkers[1].kind.name(), "HTTP_GET");
+    assert_eq!(
+        checkers[1].retry, 2,
+        "HTTP_GET applies it, as keepalived does"
+    );
+    let text = p.render();
+    assert!(
+        text.contains("nb_get_retry is not a TCP_CHECK keyword: ignored"),
+        "{text}"
+    );
+    // keepalived -t counts both (unknown keyword; deprecated keyword) as errors.
+    assert!(p.keepalived_rejects());
+}
+
+/// Issue #17 bug 9: keepalived 2.2.7 runs a file that defines a `virtual_server` or a
+/// `virtual_server_group` twice (its `-t` says nothing): plain `rvs check` must not
+/// reject it. rvs warns at the second definition and runs the first.
+#[test]
+fn a_service_or_group_defined_twice_is_a_warning_and_the_first_runs() {
+    let vs = |sched: &str, rs: &str| {
+        format!(
+            "virtual_server 198.18.0.1 80 {{\n    lvs_sched {sched}\n    lvs_method NAT\n    protocol TCP\n    \
+             real_server {rs} 80 {{\n        weight 1\n    }}\n}}\n"
+        )
+    };
+    let p = parse(&format!(
+        "{}{}",
+        vs("rr", "198.18.0.2"),
+        vs("wrr", "198.18.0.3")
+    ));
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+    assert!(
+        p.render()
+            .contains("is defined twice: rvs runs the first definition"),
+        "{}",
+        p.render()
+    );
+    assert_eq!(p.config.virtual_servers.len(), 1);
+    let first = &p.config.virtual_servers[0];
+    assert_eq!(first.real_servers[0].address.to_string(), "198.18.0.2");
+    let p = parse(
+        "virtual_server_group G {\n    198.18.0.1 80\n}\nvirtual_server_group G {\n    198.18.0.5 80\n}\n\
+         virtual_server group G {\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
+         real_server 198.18.0.2 80 {\n        weight 1\n    }\n}\n",
+    );
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+    assert_eq!(p.config.virtual_server_groups.len(), 1);
+    assert!(
+        p.render().contains("the first definition is used"),
+        "{}",
+        p.render()
+    );
+}

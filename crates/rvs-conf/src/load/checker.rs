@@ -47,7 +47,7 @@ impl Loader<'_> {
             _ => CheckKind::Bfd(BfdCheck { name: None }),
         };
         for n in node.children() {
-            if common(a, n, &mut c) {
+            if common(a, n, &mut c, node.name()) {
                 continue;
             }
             match (&mut kind, n.name()) {
@@ -104,7 +104,7 @@ impl Loader<'_> {
                         deprecated(a, n, "one SMTP_CHECK per host");
                         let mut hc = c.clone();
                         for hn in n.children() {
-                            common(a, hn, &mut hc);
+                            common(a, hn, &mut hc, "SMTP_CHECK host");
                         }
                         extra.push(hc);
                     }

@@ -179,6 +179,7 @@ impl Loader<'_> {
         }
         // Virtual server groups referenced exist; duplicate services.
         let mut services: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut twice = Vec::new();
         for (i, vs) in cfg.virtual_servers.iter().enumerate() {
             let tok = &self.locs.vs[i];
             if let VsKey::Group { group } = &vs.key {
@@ -194,14 +195,25 @@ impl Loader<'_> {
             }
             let label = vs_label(&vs.key, vs.protocol);
             if services.contains(&label) {
-                a.diags.error(
-                    tok.loc,
-                    tok.width,
-                    format!("virtual server {label} is defined twice"),
-                );
+                // keepalived 2.2.7 runs such a file (its `-t` says nothing), so rvs must
+                // not refuse it; it says which definition runs.
+                a.diags
+                    .warning(
+                        tok.loc,
+                        tok.width,
+                        format!(
+                            "virtual server {label} is defined twice: rvs runs the first definition and ignores this one"
+                        ),
+                    )
+                    .hint("merge the two blocks, or remove one");
+                twice.push(i);
             } else {
                 services.insert(label);
             }
+        }
+        for i in twice.into_iter().rev() {
+            cfg.virtual_servers.remove(i);
+            self.locs.vs.remove(i);
         }
     }
 }

@@ -95,11 +95,18 @@ impl Loader<'_> {
             .insert(g.name.clone(), node.kw.loc)
             .is_some()
         {
-            a.diags.error(
-                node.args[0].loc,
-                node.args[0].width,
-                format!("virtual_server_group {} is defined twice", g.name),
-            );
+            // keepalived 2.2.7 runs such a file (its `-t` says nothing) and finds a group
+            // by name, the first one: so does rvs, and says so.
+            a.diags
+                .warning(
+                    node.args[0].loc,
+                    node.args[0].width,
+                    format!(
+                        "virtual_server_group {} is defined twice: the first definition is used and this one ignored",
+                        g.name
+                    ),
+                )
+                .hint("merge the two blocks, or rename one");
             return;
         }
         self.cfg.virtual_server_groups.push(g);

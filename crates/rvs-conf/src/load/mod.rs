@@ -202,8 +202,10 @@ struct Common {
     log_all_failures: bool,
 }
 
-/// The checker keywords shared by most types; returns whether `n` was one.
-fn common(a: &mut Args<'_>, n: &Node, c: &mut Common) -> bool {
+/// The checker keywords shared by most types; returns whether `n` was one. `checker`:
+/// the block's keyword (`TCP_CHECK`, ...), for the keywords keepalived knows only in
+/// some checkers.
+fn common(a: &mut Args<'_>, n: &Node, c: &mut Common, checker: &str) -> bool {
     match n.name() {
         "connect_ip" => c.connect_ip = a.arg_ip(n),
         "connect_port" => c.connect_port = a.arg_int(n, 1, 65535),
@@ -213,7 +215,11 @@ fn common(a: &mut Args<'_>, n: &Node, c: &mut Common) -> bool {
         "connect_timeout" => c.connect_timeout = a.arg_timer(n, 0.000_001, f64::from(u32::MAX)),
         "fwmark" => c.fwmark = a.arg_int(n, 0, i64::from(u32::MAX)),
         "retry" => c.retry = a.arg_int(n, 0, i64::from(u32::MAX)),
-        "nb_get_retry" => {
+        // keepalived 2.2.7 installs nb_get_retry (a deprecated retry) in HTTP_GET and
+        // SSL_GET only; elsewhere it is an unknown keyword and the retry count keeps its
+        // default, so rvs does not apply it there either (the checker would behave
+        // differently from keepalived's on the same file).
+        "nb_get_retry" if matches!(checker, "HTTP_GET" | "SSL_GET") => {
             let d = a.diags.ka_warning(
                 n.kw.loc,
                 n.kw.width,
@@ -221,6 +227,16 @@ fn common(a: &mut Args<'_>, n: &Node, c: &mut Common) -> bool {
             );
             d.hint("keepalived 2.2 accepts nb_get_retry only in HTTP_GET and SSL_GET");
             c.retry = a.arg_int(n, 0, i64::from(u32::MAX));
+        }
+        "nb_get_retry" => {
+            let d = a.diags.ka_warning(
+                n.kw.loc,
+                n.kw.width,
+                format!(
+                    "nb_get_retry is not a {checker} keyword: ignored, as keepalived 2.2 ignores it (the retry count keeps its default)"
+                ),
+            );
+            d.hint("use retry (keepalived accepts nb_get_retry only in HTTP_GET and SSL_GET)");
         }
         "delay_before_retry" => c.delay_before_retry = a.arg_timer(n, 0.0, f64::from(u32::MAX)),
         "warmup" => c.warmup = a.arg_timer(n, 0.0, f64::from(u32::MAX)),
