@@ -258,6 +258,15 @@ impl ServiceShard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The table if nobody holds it now.
+    fn try_table(&self) -> Option<std::sync::MutexGuard<'_, Ipvs>> {
+        match self.table.try_lock() {
+            Ok(t) => Some(t),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     fn settings(&self) -> Arc<DesiredService> {
         self.settings.load_full()
     }
@@ -508,8 +517,13 @@ impl Proxy {
             loop {
                 iv.tick().await;
                 let now = s.now_ms();
+                // A table busy right now (its connections, a listing) is advanced on a
+                // later tick: the tick never waits on a service, so it never holds a
+                // runtime thread that the other services' connections need.
                 for svc in s.services.load().iter() {
-                    svc.table().advance(now);
+                    if let Some(mut table) = svc.try_table() {
+                        table.advance(now);
+                    }
                 }
                 let live = s.live.load(Ordering::Relaxed);
                 high = high.max(live);
@@ -554,7 +568,11 @@ impl Proxy {
         if self.shared.opts.table_only {
             return Ok(rep);
         }
-        let wanted: Vec<SvcKey> = want.services.iter().map(|s| s.key).collect();
+        // Sets and maps, not scans: a virtual_server_group range may stand for tens of
+        // thousands of services.
+        let wanted: std::collections::HashSet<SvcKey> =
+            want.services.iter().map(|s| s.key).collect();
+        let shards = self.shared.services_by_key();
         self.listeners.retain(|key, l| {
             let keep = wanted.contains(key);
             if !keep {
@@ -577,7 +595,7 @@ impl Proxy {
             match s.key {
                 SvcKey::Addr { proto, addr, port } => {
                     let sa = SocketAddr::new(addr, port);
-                    let Some(svc) = self.shared.service(&s.key) else {
+                    let Some(svc) = shards.get(&s.key).cloned() else {
                         continue;
                     };
                     let task = match proto {

@@ -75,7 +75,8 @@ fn service(vip: &str, port: u16, backend: &str, bport: u16) -> DesiredService {
 
 /// Issue #16: each service has its own scheduling state. While one service's table is
 /// held (a listing copying it, a slow apply), another service accepts, schedules and
-/// relays: with one table behind one mutex for the whole proxy, its clients waited.
+/// relays: with one table behind one mutex for the whole proxy, its clients waited; and
+/// the proxy's own tick skips a busy table instead of waiting on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_service_never_stalls_another() {
     let backend = tokio::net::TcpListener::bind("127.19.0.2:9100")
@@ -113,20 +114,27 @@ async fn a_busy_service_never_stalls_another() {
         let _ = release_rx.recv();
     });
     held_rx.recv().unwrap();
-    let exchange = async {
+    // The proxy's 1 s tick comes while A is held: it must not wait on A (it once blocked a
+    // runtime thread there, and B's clients waited with it).
+    // (A blocking sleep: the test must not need the proxy's runtime to wake it.)
+    std::thread::sleep(Duration::from_millis(1500));
+    // The client on a thread of its own, with plain sockets: if the proxy's runtime
+    // were stuck, the test still ends (fails) instead of hanging.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
         for _ in 0..3 {
-            let mut c = tokio::net::TcpStream::connect("127.19.1.3:8080")
-                .await
-                .unwrap();
-            c.write_all(b"ping").await.unwrap();
+            let mut c = std::net::TcpStream::connect("127.19.1.3:8080").unwrap();
+            c.write_all(b"ping").unwrap();
             let mut got = [0u8; 4];
-            c.read_exact(&mut got).await.unwrap();
+            c.read_exact(&mut got).unwrap();
             assert_eq!(&got, b"ping");
         }
-    };
+        let _ = done_tx.send(());
+    });
     // Generous: a stalled service never answers at all; a served one answers in
     // milliseconds.
-    let served = tokio::time::timeout(Duration::from_secs(30), exchange).await;
+    let served = done_rx.recv_timeout(Duration::from_secs(30));
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     assert!(
