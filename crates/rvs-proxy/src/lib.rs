@@ -300,7 +300,7 @@ impl ServiceShard {
             .hit();
         if let Some(n) = due {
             tracing::warn!(
-                service = %label(&self.key),
+                service = %self.key,
                 "out of descriptors for relayed traffic: {n} connection(s)/flow(s) refused since the last report ({RESERVED_FDS} are kept for control, health and VRRP)"
             );
         }
@@ -385,11 +385,6 @@ impl Shared {
             .collect()
     }
 
-    /// The running service with this key.
-    pub fn service(&self, key: &SvcKey) -> Option<Arc<ServiceShard>> {
-        self.services.load().iter().find(|s| s.key == *key).cloned()
-    }
-
     /// The connection timeouts the tables run with.
     pub fn timeouts(&self) -> Timeouts {
         *self
@@ -450,7 +445,7 @@ impl Shared {
                 }
             }
         }
-        v.sort_by_key(|(k, w, _)| (label(k), *w));
+        v.sort_by_key(|(k, w, _)| (k.to_string(), *w));
         v
     }
 
@@ -576,7 +571,7 @@ impl Proxy {
         self.listeners.retain(|key, l| {
             let keep = wanted.contains(key);
             if !keep {
-                tracing::info!(service = %label(key), "stop listening (service removed); its connections drain");
+                tracing::info!(service = %key, "stop listening (service removed); its connections drain");
                 l.task.abort();
             }
             keep
@@ -602,13 +597,13 @@ impl Proxy {
                         Proto::Tcp => tcp::listen(self.shared.clone(), svc, sa),
                         Proto::Udp => udp::listen(self.shared.clone(), svc, sa),
                         Proto::Sctp => {
-                            tracing::warn!(service = %label(&s.key), "SCTP is not proxied: use the xdp or ipvs data plane");
+                            tracing::warn!(service = %s.key, "SCTP is not proxied: use the xdp or ipvs data plane");
                             continue;
                         }
                     };
                     match task {
                         Ok(task) => {
-                            tracing::info!(service = %label(&s.key), "listening");
+                            tracing::info!(service = %s.key, "listening");
                             self.listeners.insert(s.key, Listener { task });
                         }
                         Err(e) => errors.push(ProxyError::Listen {
@@ -694,11 +689,6 @@ impl Proxy {
     pub fn listening(&self) -> Vec<SvcKey> {
         self.listeners.keys().copied().collect()
     }
-}
-
-/// keepalived's label for a service (its one `Display`).
-pub fn label(k: &SvcKey) -> String {
-    k.to_string()
 }
 
 /// A listening socket with `SO_REUSEADDR` and `IP_FREEBIND` (the address need not be local

@@ -2,7 +2,7 @@
 //! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
 //! IPVS idle timeout.
 
-use crate::{label, Counters, ServiceShard, Shared, Undelivered};
+use crate::{Counters, ServiceShard, Shared, Undelivered};
 use rvs_sched::{ConnRef, Dir, Packet, Proto, TcpFlags, Verdict};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -51,7 +51,7 @@ pub fn listen(
                     // most once per 10 s.
                     let due = accept_log.hit();
                     if let Some(n) = due {
-                        tracing::warn!(service = %label(&key), "accept failed ({n} times since the last report): {e}");
+                        tracing::warn!(service = %key, "accept failed ({n} times since the last report): {e}");
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -115,7 +115,7 @@ async fn serve(
         if dest == vip {
             // A real server that is the service itself: each connection would open
             // another, until descriptors run out.
-            tracing::warn!(service = %label(&key), "real server [{}]:{} is this service's own address: not connecting to it", dest.ip(), dest.port());
+            tracing::warn!(service = %key, "real server [{}]:{} is this service's own address: not connecting to it", dest.ip(), dest.port());
             if let Some(c) = conn {
                 svc.table().forget(c);
             }
@@ -125,7 +125,7 @@ async fn serve(
         match tokio::time::timeout(timeout, TcpStream::connect(dest)).await {
             Ok(Ok(s)) => upstream = Some((s, dest, conn)),
             Ok(Err(e)) => {
-                tracing::info!(service = %label(&key), "connection to [{}]:{} failed: {e}", dest.ip(), dest.port());
+                tracing::info!(service = %key, "connection to [{}]:{} failed: {e}", dest.ip(), dest.port());
                 if let Some(c) = conn {
                     svc.table().forget(c);
                 }
@@ -136,7 +136,7 @@ async fn serve(
                 failure = Undelivered::ConnectRefused;
             }
             Err(_) => {
-                tracing::info!(service = %label(&key), "connection to [{}]:{} timed out", dest.ip(), dest.port());
+                tracing::info!(service = %key, "connection to [{}]:{} timed out", dest.ip(), dest.port());
                 if let Some(c) = conn {
                     svc.table().forget(c);
                 }

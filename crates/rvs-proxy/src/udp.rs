@@ -2,7 +2,7 @@
 //! socket towards the chosen real server. Replies go back to the client from the virtual
 //! address. A flow ends after the IPVS UDP timeout without traffic.
 
-use crate::{label, Counters, FdGuard, ServiceShard, Shared, Undelivered};
+use crate::{Counters, FdGuard, ServiceShard, Shared, Undelivered};
 use rvs_sched::{Dir, Packet, Proto, TcpFlags, Verdict};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ pub fn listen(
             let (n, client) = match sock.recv_from(&mut buf).await {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!(service = %label(&key), "receive failed: {e}");
+                    tracing::warn!(service = %key, "receive failed: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -74,7 +74,7 @@ pub fn listen(
                         svc.count_undelivered(why);
                         if why == Undelivered::FlowLimit {
                             if let Some(n) = flow_log.hit() {
-                                tracing::warn!(service = %label(&key), "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
+                                tracing::warn!(service = %key, "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
                             }
                         }
                         continue;

@@ -99,11 +99,6 @@ pub struct ApplyReport {
     pub reals_written: usize,
 }
 
-/// A service as messages name it (keepalived's form, `SvcKey`'s `Display`).
-pub fn label(key: &SvcKey) -> String {
-    key.to_string()
-}
-
 /// One live flow of the program's table, as `-Lc` lists a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowEntry {
@@ -359,7 +354,7 @@ impl Xdp {
         macs: &HashMap<IpAddr, [u8; 6]>,
         rep: &mut ApplyReport,
     ) -> Result<(), XdpError> {
-        let service = label(&s.key);
+        let service = s.key.to_string();
         let unsupported = |what: String| XdpError::Unsupported {
             service: service.clone(),
             what,

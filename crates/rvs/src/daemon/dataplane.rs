@@ -257,8 +257,7 @@ impl Dataplane {
                                 "virtual server {}: DR real server {} is routed through {g}, \
                                  not on the director's link (LVS-DR needs the real servers on \
                                  its segment; use TUN or NAT)",
-                                rvs_xdp::label(&s.key),
-                                d.addr
+                                s.key, d.addr
                             )
                         })
                     })
