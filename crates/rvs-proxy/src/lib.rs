@@ -322,13 +322,36 @@ pub struct Shared {
     start: Instant,
     pub opts: ProxyOptions,
     pub draining: AtomicBool,
+    /// Connections (and UDP flows) being relayed; see [`Shared::open`].
     pub live: AtomicU64,
+    /// The most `live` has been since the ticker last looked: a flood that comes and
+    /// goes between two ticks still makes the proxy give its memory back.
+    live_peak: AtomicU64,
     warned_dr: AtomicBool,
     /// Descriptors still available to relayed traffic (see [`Shared::take_fds`]).
     fds_left: AtomicI64,
     /// Idle splice pipes, reused (a pipe is held only while a chunk moves through it);
     /// lock-free, as every bulk connection of every service takes from it.
     pipes: crossbeam_queue::ArrayQueue<splice::Pipe>,
+}
+
+/// One relayed connection or UDP flow, counted in [`Shared::live`] while it lives.
+pub(crate) struct LiveGuard(Arc<Shared>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Shared {
+    /// Counts a connection or flow as live until the guard is dropped, and keeps the
+    /// high-water mark the memory trim looks at.
+    pub(crate) fn open(self: &Arc<Self>) -> LiveGuard {
+        let now = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.live_peak.fetch_max(now, Ordering::Relaxed);
+        LiveGuard(self.clone())
+    }
 }
 
 /// A log line said at most once per interval, with the count of what it stood for.
@@ -493,6 +516,7 @@ impl Proxy {
             opts,
             draining: AtomicBool::new(false),
             live: AtomicU64::new(0),
+            live_peak: AtomicU64::new(0),
             warned_dr: AtomicBool::new(false),
             fds_left: AtomicI64::new(i64::try_from(budget).unwrap_or(i64::MAX)),
             pipes: crossbeam_queue::ArrayQueue::new(PIPE_POOL),
@@ -521,7 +545,9 @@ impl Proxy {
                     }
                 }
                 let live = s.live.load(Ordering::Relaxed);
-                high = high.max(live);
+                high = high
+                    .max(s.live_peak.swap(live, Ordering::Relaxed))
+                    .max(live);
                 if high >= TRIM_AFTER && live <= high / 2 {
                     // At least half of a large number of connections closed: give their
                     // buffers' memory back, off the runtime (a trim walks the heap).

@@ -39,9 +39,9 @@ pub fn listen(
                     let sh = shared.clone();
                     let svc = svc.clone();
                     tokio::spawn(async move {
-                        sh.live.fetch_add(1, Ordering::SeqCst);
+                        let live = sh.open();
                         serve(&sh, &svc, addr, client, peer).await;
-                        sh.live.fetch_sub(1, Ordering::SeqCst);
+                        drop(live);
                         drop(fds);
                     });
                 }

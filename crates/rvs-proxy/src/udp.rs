@@ -176,7 +176,7 @@ fn spawn_replies(
 ) {
     let idle = Duration::from_secs(u64::from(svc.table().timeouts.udp).max(1));
     tokio::spawn(async move {
-        sh.live.fetch_add(1, Ordering::SeqCst);
+        let live = sh.open();
         let mut buf = vec![0u8; 65536];
         loop {
             match tokio::time::timeout(idle, up.recv(&mut buf)).await {
@@ -200,7 +200,7 @@ fn spawn_replies(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&client);
-        sh.live.fetch_sub(1, Ordering::SeqCst);
+        drop(live);
         drop(fds);
     });
 }
