@@ -166,6 +166,10 @@ pub struct Lexer<'a> {
     stack: Vec<PathBuf>,
     config_id: String,
     generated: usize,
+    /// The physical line being read ends with `\` before its comment is removed:
+    /// keepalived continues a multi-line definition on that (`# text \` and
+    /// `value # text \` both continue it).
+    raw_continues: bool,
     random_state: u64,
     max_lines: usize,
     cur_loc: Loc,
@@ -187,6 +191,7 @@ impl<'a> Lexer<'a> {
             stack: Vec::new(),
             config_id,
             generated: 0,
+            raw_continues: false,
             random_state: 0x853c_49e6_748f_ea9b,
             max_lines: opts.max_generated_lines,
             cur_loc: Loc::default(),
@@ -279,11 +284,15 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             let raw = self.cut_long_line(raw, loc0);
+            let raw_continues = raw.trim_end().ends_with('\\');
             let mut chars = decomment_str(raw);
-            // Continuation lines of a multi-line definition.
+            // Continuation lines of a multi-line definition. keepalived looks for the `\`
+            // before it removes the comment: a commented-out line ending in `\` (a block
+            // commented out inside the definition) does not end it.
             if let Some(name) = multiline.clone() {
-                let cont = ends_with_backslash(&chars);
-                if cont {
+                let cont = raw_continues;
+                if ends_with_backslash(&chars) {
+                    chars = trim(&chars).to_vec();
                     chars.pop();
                 }
                 let s: String = trim(&chars).iter().map(|c| c.0).collect();
@@ -301,6 +310,7 @@ impl<'a> Lexer<'a> {
             if line.is_empty() {
                 continue;
             }
+            self.raw_continues = raw_continues;
             if let Some(name) = self.process_line(line, &dir, loc0, 0) {
                 multiline = Some(name);
             }
@@ -399,9 +409,11 @@ impl<'a> Lexer<'a> {
                 return None;
             }
             let mut value = value.to_owned();
-            let multi = value.ends_with('\\');
+            let multi = value.ends_with('\\') || (depth == 0 && self.raw_continues);
             if multi {
-                value.pop();
+                if value.ends_with('\\') {
+                    value.pop();
+                }
                 let v = value.trim_end().to_owned();
                 let lines = if v.is_empty() { vec![] } else { vec![v] };
                 self.defs.insert(name.to_owned(), Def { lines });

@@ -8,13 +8,16 @@ use crate::schema::{self, Kw, Shape};
 /// A hint for an unknown keyword `kw` (followed by `args`) in the block `table`.
 pub fn hint(table: &'static [Kw], kw: &Token, args: &[Token]) -> Option<String> {
     let names = schema::names(table);
-    // A keyword split in two by a stray space.
+    // A keyword split in two by a stray space: of this block, or of the block it was
+    // meant to be in (a brace the split keyword opened may have closed that block).
+    let all = schema::all_names();
+    let known = |k: &str| names.contains(&k) || all.contains(&k);
     if let Some(next) = args.first() {
         for joined in [
             format!("{}{}", kw.text, next.text),
             format!("{}_{}", kw.text, next.text),
         ] {
-            if names.contains(&joined.as_str()) {
+            if known(&joined) {
                 return Some(format!(
                     "did you mean {joined}? ('{} {}' has a space where the keyword has none)",
                     kw.text, next.text
@@ -24,7 +27,7 @@ pub fn hint(table: &'static [Kw], kw: &Token, args: &[Token]) -> Option<String> 
         // `delay before_retry` style: more words may be involved.
         if args.len() >= 2 {
             let joined = format!("{}_{}_{}", kw.text, next.text, args[1].text);
-            if names.contains(&joined.as_str()) {
+            if known(&joined) {
                 return Some(format!("did you mean {joined}?"));
             }
         }

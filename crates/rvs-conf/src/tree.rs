@@ -3,7 +3,7 @@
 //! Unknown keywords are reported (with a suggestion) and skipped together with the block
 //! that follows them, so one typo does not shift every later line into the wrong block.
 
-use crate::diag::{Diags, Loc};
+use crate::diag::{Diagnostic, Diags, Loc};
 use crate::lex::{Item, Token};
 use crate::schema::{self, Kw, Shape};
 use crate::suggest;
@@ -91,12 +91,18 @@ impl Builder<'_> {
         let mut out = Vec::new();
         loop {
             let Some(item) = self.next() else {
+                // keepalived ends the block at the end of the file ("There are 1 missing
+                // '}'s or extra '{'s") and runs what it read; so does rvs.
                 if let Some(op) = opener {
                     self.diags
-                        .error(
+                        .unreadable(
                             op.loc,
                             op.width,
-                            format!("missing '}}' at the end of the '{}' block", op.text),
+                            format!(
+                                "missing '}}' at the end of the '{}' block: it ends at the end \
+                                 of the file, as keepalived ends it",
+                                op.text
+                            ),
                         )
                         .hint("every '{' needs a matching '}'");
                 }
@@ -105,21 +111,21 @@ impl Builder<'_> {
             match item {
                 Item::Close(loc) => {
                     if opener.is_none() {
-                        self.diags.error(loc, 1, "extra '}' found");
+                        // keepalived: "Extra '}' found", and it reads on.
+                        self.diags.unreadable(
+                            loc,
+                            1,
+                            "extra '}' found: ignored, as keepalived ignores it",
+                        );
                         continue;
                     }
                     return out;
                 }
                 Item::Open(loc) => {
-                    self.diags.error(
-                        loc,
-                        1,
-                        "unexpected '{': no keyword opens a block here; the block is skipped",
-                    );
-                    self.skip_block();
+                    self.stray_open(loc, opener, "no keyword opens a block here");
                 }
                 Item::Words { tokens, rest } => {
-                    if let Some(node) = self.node(table, tokens, rest) {
+                    if let Some(node) = self.node(table, tokens, rest, opener) {
                         out.push(node);
                     }
                 }
@@ -127,11 +133,36 @@ impl Builder<'_> {
         }
     }
 
+    /// A `{` that no keyword opens. keepalived says "Unexpected '{' - ignoring" and reads
+    /// on: the lines after it belong to the enclosing block, and the next `}` ends that
+    /// block. rvs gives the file the same meaning (a file keepalived runs, rvs runs), and
+    /// says so where it happens; `--strict` and a reload count it as an unreadable line.
+    fn stray_open(&mut self, loc: Loc, opener: Option<&Token>, why: &str) -> &mut Diagnostic {
+        let then = opener.map_or_else(
+            || "the lines after it are read at the top level".to_owned(),
+            |o| {
+                format!(
+                    "the lines after it are read as part of the '{}' block, and the next '}}' \
+                     ends that block",
+                    o.text
+                )
+            },
+        );
+        self.diags
+            .unreadable(
+                loc,
+                1,
+                format!("unexpected '{{' ({why}): ignored, as keepalived ignores it; {then}"),
+            )
+            .hint("remove the '{' and its '}', or fix the keyword before it")
+    }
+
     fn node(
         &mut self,
         table: &'static [Kw],
         mut tokens: Vec<Token>,
         rest: Option<String>,
+        opener: Option<&Token>,
     ) -> Option<Node> {
         let kw = tokens.remove(0);
         let Some(shape) = schema::lookup(table, &kw.text) else {
@@ -146,15 +177,11 @@ impl Builder<'_> {
                 }
             }
             if self.peek_open() {
+                let loc = self.items_loc();
                 self.items.next();
-                // A keyword split by a space (`TCP_ CHECK {`): the block is skipped, but it is
-                // still read as the keyword it was meant to be, so the mistakes inside it are
-                // reported too (as warnings: nothing of the block is used).
-                match suggest::split_keyword(table, &kw, &tokens)
-                    .and_then(|k| schema::lookup(table, k))
-                {
-                    Some(Shape::Block(sub)) => self.lint_block(sub, &kw),
-                    _ => self.skip_block(),
+                let d = self.stray_open(loc, opener, &format!("'{}' is not a keyword", kw.text));
+                if let Some(h) = suggest::glued(&tokens) {
+                    d.hint(h);
                 }
             }
             return None;
@@ -163,16 +190,11 @@ impl Builder<'_> {
             Shape::Leaf => {
                 if self.peek_open() {
                     let loc = self.items_loc();
-                    let d = self.diags.error(
-                        loc,
-                        1,
-                        format!("'{}' does not take a block; the block is skipped", kw.text),
-                    );
+                    self.items.next();
+                    let d = self.stray_open(loc, opener, &format!("'{}' takes no block", kw.text));
                     if let Some(h) = suggest::glued(&tokens) {
                         d.hint(h);
                     }
-                    self.items.next();
-                    self.skip_block();
                 }
                 Body::None
             }
@@ -221,10 +243,14 @@ impl Builder<'_> {
         loop {
             match self.next() {
                 None => {
-                    self.diags.error(
+                    self.diags.unreadable(
                         opener.loc,
                         opener.width,
-                        format!("missing '}}' at the end of the '{}' block", opener.text),
+                        format!(
+                            "missing '}}' at the end of the '{}' block: it ends at the end of \
+                             the file, as keepalived ends it",
+                            opener.text
+                        ),
                     );
                     return out;
                 }
@@ -250,19 +276,6 @@ impl Builder<'_> {
                     });
                 }
             }
-        }
-    }
-
-    /// Reads a skipped block for its diagnostics only, downgraded to warnings.
-    fn lint_block(&mut self, sub: &'static [Kw], kw: &Token) {
-        let mut inner = Diags::default();
-        std::mem::swap(self.diags, &mut inner);
-        let _ = self.block(sub, Some(kw));
-        std::mem::swap(self.diags, &mut inner);
-        for mut d in inner.list {
-            d.severity = crate::diag::Severity::Warning;
-            d.message = format!("in the skipped '{}' block: {}", kw.text, d.message);
-            self.diags.list.push(d);
         }
     }
 

@@ -214,10 +214,18 @@ fn track_process_options_and_errors() {
         "1:1 vrrp_track_process a has no 'process'",
         "1:1 vrrp_track_process a: quorum_max 2 is below quorum 3",
         "4:1 param_match needs",
-        "9:1 ",
     ] {
         assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
     }
+    // An unknown tracked process is ignored with a warning, as keepalived ignores it.
+    assert!(
+        bad.diagnostics.iter().any(|d| !d.is_error()
+            && d.loc.line == 9
+            && d.message
+                .contains("unknown vrrp_track_process 'nope': ignored")),
+        "{}",
+        bad.render()
+    );
 }
 
 #[test]

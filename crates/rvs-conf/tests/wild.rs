@@ -218,3 +218,140 @@ fn a_service_or_group_defined_twice_is_a_warning_and_the_first_runs() {
         p.render()
     );
 }
+
+/// A `{` that no keyword opens (after an unknown keyword, after a keyword that takes no
+/// block, or `${NAME}` left undefined) is ignored, as keepalived 2.2.7 ignores it ("Unexpected
+/// '{' - ignoring"): what follows belongs to the enclosing block and the next `}` ends that
+/// block. rvs skipped the block instead (and rejected the file), so the same file meant
+/// something else, or did not run at all (062 with `router_id ${NAME}`).
+#[test]
+fn a_stray_brace_is_ignored_as_keepalived_ignores_it() {
+    let p = parse(
+        "vrrp_instance X {\n    interface eth0\n    virtual_router_id 5\n    bogus {\n        \
+         priority 50\n    }\n    advert_int 2\n}\n",
+    );
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    let out = p.render();
+    assert!(out.contains("4:11: warning: unexpected '{'"), "{out}");
+    // `priority 50` is the instance's, and `advert_int` fell out of it with the `}`.
+    let vi = &p.config.vrrp_instances[0];
+    assert_eq!(vi.priority, 50, "{out}");
+    assert!(
+        out.contains("7:5: warning: unknown keyword 'advert_int'"),
+        "{out}"
+    );
+    assert!(out.contains("8:1: warning: extra '}' found"), "{out}");
+
+    // A keyword that takes no block, as an undefined `${NAME}` makes it.
+    let p = parse("global_defs {\n    router_id ${NAME}\n    script_user root\n}\n");
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    let out = p.render();
+    assert!(out.contains("'router_id' takes no block"), "{out}");
+    assert!(out.contains("unknown keyword 'NAME'"), "{out}");
+    assert!(
+        out.contains("3:5: warning: unknown keyword 'script_user'"),
+        "{out}"
+    );
+}
+
+/// 062 (a reproduction kept by keepalived's maintainer) defines `$VI` over many lines, with
+/// blocks commented out inside it (`#    track_bfd { \`). keepalived looks for the line's
+/// closing `\` before it removes the comment, so those lines continue the definition; rvs
+/// ended the definition there and read the rest of the instance as stray top-level lines.
+/// With `-i high` (the ids its `@high` lines name) the file reads cleanly; without, its
+/// `${NAME}` is undefined and keepalived cuts `global_defs` short, as rvs now does, and the
+/// two instances share VRID 253 on one interface, which keepalived rejects too.
+#[test]
+#[ignore = "reads ../shared/corpus/wild beside the repository: ./test.sh runs it as root and in CI"]
+fn corpus_062_multi_line_definitions_with_comments() {
+    let path = corpus("062-pq751-bfd-check-syncgroup.conf");
+    let high = rvs_conf::Options {
+        config_id: Some("high".into()),
+        ..rvs_conf::Options::default()
+    };
+    let p = rvs_conf::parse_file(&path, &high);
+    assert_eq!(p.errors(), 0, "{}", p.render());
+    let vi0 = p
+        .config
+        .vrrp_instances
+        .iter()
+        .find(|v| v.name == "VI_0")
+        .expect("VI_0 from the $VI definition");
+    assert_eq!(vi0.interface.as_deref(), Some("eth0"));
+    assert_eq!(vi0.trackers.track_interface[0].name, "eth4");
+
+    let p = rvs_conf::parse_file(&path, &rvs_conf::Options::default());
+    let errors: Vec<&str> = p
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        ["(VI_1) virtual_router_id 253 is already used on wlp3s0 by VI_0"],
+        "{}",
+        p.render()
+    );
+    assert!(p.render().contains("'router_id' takes no block"));
+}
+
+/// The `\` that continues a multi-line definition counts before the comment is removed,
+/// as keepalived counts it: `# text \` and `value # text \` continue, a comment or blank
+/// line without it ends the definition.
+#[test]
+fn a_comment_ending_in_backslash_continues_a_definition() {
+    for text in [
+        "$G= \\\nglobal_defs { \\\n# a comment { \\\n router_id r1 \\\n}\n$G\n",
+        "$G= \\\nglobal_defs { \\\n router_id r1 # comment \\\n}\n$G\n",
+        "$G=global_defs { # c \\\n router_id r1 \\\n}\n$G\n",
+    ] {
+        let p = parse(text);
+        assert_eq!(p.diagnostics.len(), 0, "{text}\n{}", p.render());
+        assert_eq!(
+            p.config.global_defs.router_id.as_deref(),
+            Some("r1"),
+            "{text}"
+        );
+    }
+    // Ended by a comment line without `\`: `router_id` is read outside global_defs.
+    let p = parse("$G= \\\nglobal_defs { \\\n# a comment\n router_id r1 \\\n}\n$G\n");
+    assert!(
+        p.render().contains("unknown keyword 'router_id'"),
+        "{}",
+        p.render()
+    );
+}
+
+/// keepalived's `-t` refuses scripts without `enable_script_security` (exit 6) only when a
+/// script it would run exists on the checking host; the samples name scripts that do not
+/// exist there, and it says nothing. `rvs check` judges the host the same way, and still
+/// advises where no script exists yet.
+#[test]
+fn script_security_is_judged_on_the_checking_host() {
+    let conf = |script: &str| {
+        format!(
+            "vrrp_script s {{\n    script \"{script} arg\"\n}}\nvrrp_instance V {{\n    \
+             interface eth0\n    virtual_router_id 9\n    track_script {{\n        s\n    }}\n    \
+             virtual_ipaddress {{\n        198.18.0.1\n    }}\n}}\n"
+        )
+    };
+    let p = parse(&conf("/bin/sh"));
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    assert!(
+        p.render().contains("/bin/sh exists on this host"),
+        "{}",
+        p.render()
+    );
+    let p = parse(&conf("/nonexistent/rvs-test-script.sh"));
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+    assert!(p
+        .render()
+        .contains("none of the scripts exists on this host"));
+    let p = parse(&format!(
+        "global_defs {{\n    enable_script_security\n}}\n{}",
+        conf("/bin/sh")
+    ));
+    assert!(!p.render().contains("SECURITY VIOLATION"), "{}", p.render());
+}

@@ -14,8 +14,6 @@ pub enum PlanError {
     NoVrid(String),
     #[error("vrrp_instance {0}: auth_type AH is not supported by rvs (use PASS, or none)")]
     AhUnsupported(String),
-    #[error("vrrp_instance {0}: {1} names nothing defined: {2}")]
-    UnknownTracker(String, &'static str, String),
     #[error("vrrp_instance {0}: use_vmac is supported for IPv4 instances only")]
     VmacV6(String),
     #[error("vrrp_instance {0}: use_vmac interface name '{1}' is longer than 15 bytes")]
@@ -329,12 +327,9 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                         .position(|s| s.name == t.name)
                         .map(|i| (Tracked::File(i), cfg.track_files[i].weight)),
                 };
+                // A tracker that names nothing is ignored, as keepalived ignores it ("track
+                // script X not found, ignoring..."); the loader warned at its line.
                 let Some((what, own_weight)) = found else {
-                    errs.push(PlanError::UnknownTracker(
-                        vi.name.clone(),
-                        kind,
-                        t.name.clone(),
-                    ));
                     continue;
                 };
                 let reverse = t.reverse

@@ -8,12 +8,33 @@ impl Loader<'_> {
         let a = &mut self.a;
         let cfg = &mut self.cfg;
         // keepalived refuses to call this safe: scripts run as root from paths it has not
-        // checked. Its `-t` fails on it; rvs warns (checks the paths when it runs scripts).
+        // checked. Its `-t` fails on it (exit 6) when a script it would run exists on the
+        // checking host, and says nothing when none does (it drops the scripts it cannot
+        // find). rvs judges the host it checks on the same way (run `rvs check` on the
+        // director), and still advises where no script is there yet.
         if !cfg.global_defs.enable_script_security {
-            if let Some(loc) = self.locs.first_script {
+            let present = self.locs.scripts.iter().find(|(_, prog)| {
+                let p = std::path::Path::new(prog);
+                p.is_absolute() && p.exists()
+            });
+            let msg =
+                "SECURITY VIOLATION - scripts are being executed but script_security not enabled";
+            let hint = "add 'enable_script_security' (and 'script_user') to global_defs";
+            if let Some((loc, prog)) = present {
                 a.diags
-                    .ka_warning(loc, 1, "SECURITY VIOLATION - scripts are being executed but script_security not enabled")
-                    .hint("add 'enable_script_security' (and 'script_user') to global_defs");
+                    .ka_warning(*loc, 1, format!("{msg} ({prog} exists on this host)"))
+                    .hint(hint);
+            } else if let Some((loc, _)) = self.locs.scripts.first() {
+                a.diags
+                    .warning(
+                        *loc,
+                        1,
+                        format!(
+                            "{msg}; none of the scripts exists on this host, where keepalived \
+                             -t says nothing, but it will refuse the file where they do"
+                        ),
+                    )
+                    .hint(hint);
             }
         }
         // keepalived: "lvs_sync_daemon vrrp instance X not found" (and no sync daemon).
@@ -127,10 +148,14 @@ impl Loader<'_> {
                         .collect(),
                     _ => cfg.track_files.iter().map(|s| s.name.as_str()).collect(),
                 };
-                let d = a.diags.error(
+                let d = a.diags.ka_warning(
                     tok.loc,
                     tok.width,
-                    format!("track_{kind} refers to unknown {what} '{}'", tok.text),
+                    format!(
+                        "track_{kind} refers to unknown {what} '{}': ignored, as keepalived \
+                         ignores it",
+                        tok.text
+                    ),
                 );
                 if let Some(b) = suggest::closest(&tok.text, &names) {
                     d.hint(format!("did you mean {b}?"));
@@ -139,20 +164,28 @@ impl Loader<'_> {
         }
         for tok in &self.locs.file_check_refs {
             if !cfg.track_files.iter().any(|s| s.name == tok.text) {
-                a.diags.error(
+                a.diags.ka_warning(
                     tok.loc,
                     tok.width,
-                    format!("FILE_CHECK refers to unknown track_file '{}'", tok.text),
+                    format!(
+                        "FILE_CHECK refers to unknown track_file '{}': the checker is \
+                         ignored, as keepalived ignores it",
+                        tok.text
+                    ),
                 );
             }
         }
         for tok in &self.locs.bfd_check_refs {
             if !cfg.bfd_instances.iter().any(|b| b.name == tok.text) {
                 let names: Vec<&str> = cfg.bfd_instances.iter().map(|b| b.name.as_str()).collect();
-                let d = a.diags.error(
+                let d = a.diags.ka_warning(
                     tok.loc,
                     tok.width,
-                    format!("BFD_CHECK refers to unknown bfd_instance '{}'", tok.text),
+                    format!(
+                        "BFD_CHECK refers to unknown bfd_instance '{}': the checker is \
+                         ignored, as keepalived ignores it",
+                        tok.text
+                    ),
                 );
                 if let Some(b) = suggest::closest(&tok.text, &names) {
                     d.hint(format!("did you mean {b}?"));

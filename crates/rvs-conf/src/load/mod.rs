@@ -100,7 +100,8 @@ struct Locs {
     vs_groups: HashMap<String, Loc>,
     file_check_refs: Vec<Token>,
     bfd_check_refs: Vec<Token>,
-    first_script: Option<Loc>,
+    /// Every script the file runs: where, and the program (the command's first word).
+    scripts: Vec<(Loc, String)>,
 }
 
 struct Loader<'d> {
@@ -143,15 +144,17 @@ impl Loader<'_> {
             "shutdown_script",
         ];
         for n in tree {
-            if self.locs.first_script.is_some() {
-                return;
-            }
             if SCRIPT_KWS.contains(&n.name())
                 && !n.args.is_empty()
                 && !matches!(n.body, crate::tree::Body::List(_))
             {
-                self.locs.first_script = Some(n.kw.loc);
-                return;
+                let program = n.args[0]
+                    .text
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                self.locs.scripts.push((n.kw.loc, program));
             }
             self.note_scripts(n.children());
         }
