@@ -355,3 +355,59 @@ fn script_security_is_judged_on_the_checking_host() {
     ));
     assert!(!p.render().contains("SECURITY VIOLATION"), "{}", p.render());
 }
+
+/// Issue #17 bug 7, what keepalived 2.2.7's `-t` counts and rvs did not: AH authentication
+/// with `state MASTER` (005: the instance starts as BACKUP), `track_interface` naming the
+/// instance's own interface (074: ignored), and a `script_user` that does not exist on
+/// the checking host (069, 080: no script runs).
+#[test]
+fn what_keepalived_counts_on_instances_and_script_users() {
+    let inst = |extra: &str| {
+        format!(
+            "vrrp_instance V {{\n    state MASTER\n    interface eth0\n    virtual_router_id 9\n{extra}    \
+             virtual_ipaddress {{\n        198.18.0.1\n    }}\n}}\n"
+        )
+    };
+    let p = parse(&inst(
+        "    authentication {\n        auth_type AH\n        auth_pass secret\n    }\n",
+    ));
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    assert!(
+        p.render().contains("incompatible with AH"),
+        "{}",
+        p.render()
+    );
+    assert_eq!(
+        p.config.vrrp_instances[0].state,
+        rvs_conf::model::VrrpState::Backup
+    );
+    let p = parse(&inst(
+        "    track_interface {\n        eth0 weight 10\n        eth1\n    }\n",
+    ));
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    assert!(p
+        .render()
+        .contains("track_interface eth0 is the instance's own interface"));
+    let names: Vec<&str> = p.config.vrrp_instances[0]
+        .trackers
+        .track_interface
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names, ["eth1"]);
+    for (user, bad) in [
+        ("rvs-no-such-user-x", true),
+        ("root", false),
+        ("root root", false),
+        ("root rvs-no-such-group", true),
+    ] {
+        let p = parse(&format!("global_defs {{\n    script_user {user}\n}}\n"));
+        assert_eq!(p.keepalived_rejects(), bad, "{user}: {}", p.render());
+        assert_eq!(p.errors(), 0);
+    }
+    let p = parse("global_defs {\n    script_user root root\n}\n");
+    assert_eq!(
+        p.config.global_defs.script_user.as_deref(),
+        Some("root:root")
+    );
+}

@@ -101,6 +101,7 @@ pub struct ScriptPolicy {
 impl ScriptPolicy {
     /// Prepares a script's command: refused (with the reason) when security is on and the
     /// program could be modified by another user; run as the script user when rvs is root.
+    #[cfg(feature = "run")]
     pub fn command(&self, argv: &[String]) -> Result<tokio::process::Command, String> {
         let (prog, rest) = argv.split_first().ok_or("empty script")?;
         let path = resolve(prog).ok_or_else(|| format!("{prog} not found on PATH"))?;
@@ -130,6 +131,7 @@ impl ScriptPolicy {
     }
 }
 
+#[cfg(feature = "run")]
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()

@@ -9,12 +9,13 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-types", &[]),
     ("rvs-wire", &[]),
-    ("rvs-conf", &[]),
+    ("rvs-script", &[]),
+    // keepalived's -t checks the host: whether script_user exists.
+    ("rvs-conf", &["rvs-script"]),
     ("rvs-sched", &["rvs-types"]),
     ("rvs-adm", &["rvs-types"]),
     ("rvs-vrrp", &[]),
     ("rvs-bfd", &[]),
-    ("rvs-script", &[]),
     ("rvs-desired", &["rvs-conf", "rvs-sched"]),
     ("rvs-proxy", &["rvs-sched"]),
     ("rvs-ipvs", &["rvs-sched"]),

@@ -13,10 +13,12 @@ impl Loader<'_> {
         // find). rvs judges the host it checks on the same way (run `rvs check` on the
         // director), and still advises where no script is there yet.
         if !cfg.global_defs.enable_script_security {
-            let present = self.locs.scripts.iter().find(|(_, prog)| {
-                let p = std::path::Path::new(prog);
-                p.is_absolute() && p.exists()
-            });
+            // A bare name is looked up on PATH, as keepalived looks it up.
+            let present = self
+                .locs
+                .scripts
+                .iter()
+                .find(|(_, prog)| rvs_script::resolve(prog).is_some_and(|p| p.is_file()));
             let msg =
                 "SECURITY VIOLATION - scripts are being executed but script_security not enabled";
             let hint = "add 'enable_script_security' (and 'script_user') to global_defs";

@@ -93,7 +93,27 @@ impl Loader<'_> {
                 "enable_script_security" => g.enable_script_security = a.bare(n),
                 "script_user" => {
                     a.extra(n, 2);
-                    g.script_user = a.need(n, 0, "a user name").map(|t| t.text.clone());
+                    // `script_user USER [GROUP]`, kept as rvs-script reads it (`USER:GROUP`).
+                    g.script_user = a.need(n, 0, "a user name").map(|t| match n.args.get(1) {
+                        Some(grp) => format!("{}:{}", t.text, grp.text),
+                        None => t.text.clone(),
+                    });
+                    // keepalived -t: "Error setting global script uid/gid" when the user
+                    // (or group) does not exist on the checking host; no script runs.
+                    if let Some(u) = &g.script_user {
+                        if let Err(why) = rvs_script::default_user(Some(u)) {
+                            a.diags
+                                .ka_warning(
+                                    n.kw.loc,
+                                    n.kw.width,
+                                    format!(
+                                        "{why} on this host: no script can run (keepalived \
+                                         reports \"Error setting global script uid/gid\")"
+                                    ),
+                                )
+                                .hint("create the user, or name one that exists");
+                        }
+                    }
                 }
                 "default_interface" => g.default_interface = a.string(n),
                 "dynamic_interfaces" => {

@@ -701,6 +701,29 @@ impl Loader<'_> {
                 }
             }
         }
+        // keepalived 2.2.7: "(VI) Ignoring track_interface eth0 since own interface" (a
+        // config error for -t): the instance's own interface is tracked anyway (unless
+        // dont_track_primary), so the entry, with its weight, is dropped.
+        if let Some(own) = vi.interface.clone() {
+            for tn in node
+                .children()
+                .iter()
+                .filter(|c| c.name() == "track_interface")
+            {
+                for item in tn.children().iter().filter(|i| i.kw.text == own) {
+                    a.diags.ka_warning(
+                        item.kw.loc,
+                        item.kw.width,
+                        format!(
+                            "({}) track_interface {own} is the instance's own interface: \
+                             ignored, as keepalived ignores it",
+                            vi.name
+                        ),
+                    );
+                }
+            }
+            vi.trackers.track_interface.retain(|r| r.name != own);
+        }
         if let Some(an) = auth_node {
             let mut ty = None;
             let mut pass = None;
@@ -756,6 +779,21 @@ impl Loader<'_> {
                             format!("({}) AH authentication is not supported with IPv6", vi.name),
                         );
                     } else {
+                        // keepalived 2.2.7: "Initial state master is incompatible with AH
+                        // authentication - clearing" (a config error for -t).
+                        if t == "AH" && vi.state == VrrpState::Master {
+                            a.diags.ka_warning(
+                                an.kw.loc,
+                                an.kw.width,
+                                format!(
+                                    "({}) initial state MASTER is incompatible with AH \
+                                     authentication: the instance starts as BACKUP, as \
+                                     keepalived starts it",
+                                    vi.name
+                                ),
+                            );
+                            vi.state = VrrpState::Backup;
+                        }
                         vi.authentication = Some(Authentication {
                             auth_type: t,
                             auth_pass: p,
