@@ -24,6 +24,33 @@ pub struct Config {
     /// Blocks that rvs recognises and checks for structure but does not use
     /// (`static_ipaddress`, `bfd_instance`, `SSL`, `vrrp_track_process`, ...), by name.
     pub other_blocks: BTreeMap<String, usize>,
+    /// `static_routes` / `static_rules` (checked; not installed by rvs yet).
+    pub static_routes: Vec<Route>,
+    pub static_rules: Vec<Rule>,
+}
+
+/// One `ip route` line of `virtual_routes` / `static_routes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// The line as written.
+    pub text: String,
+    /// `ADDR[/LEN]` or `default`.
+    pub dest: Option<String>,
+    pub via: Option<String>,
+    pub dev: Option<String>,
+    pub table: Option<String>,
+    pub no_track: bool,
+}
+
+/// One `ip rule` line of `virtual_rules` / `static_rules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    pub text: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub table: Option<String>,
+    pub preference: Option<u32>,
+    pub no_track: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -424,6 +451,9 @@ pub struct VrrpInstance {
     pub lower_prio_no_advert: bool,
     pub higher_prio_send_advert: bool,
     pub use_vmac: Option<String>,
+    /// `virtual_routes` / `virtual_rules` (checked; not installed by rvs yet).
+    pub virtual_routes: Vec<Route>,
+    pub virtual_rules: Vec<Rule>,
     #[serde(flatten)]
     pub notify: Notify,
     pub notify_master_rx_lower_pri: Option<Script>,

@@ -411,3 +411,80 @@ fn what_keepalived_counts_on_instances_and_script_users() {
         Some("root:root")
     );
 }
+
+/// Issue #17 bug 7: `virtual_routes` / `virtual_rules` (and the `static_` ones) were not
+/// parsed at all, so `to 192.168.100./24` passed (022). They are read as keepalived 2.2.7
+/// reads them (015, 021, 022, 024), and what its `-t` counts, `--strict` counts.
+#[test]
+fn routes_and_rules_are_read_as_keepalived_reads_them() {
+    let inst = |block: &str| {
+        format!(
+            "vrrp_instance V {{\n    interface eth0\n    virtual_router_id 9\n    \
+             virtual_ipaddress {{\n        198.18.0.1/24\n    }}\n{block}}}\n"
+        )
+    };
+    // Clean lines: only the "not applied yet" note, which --strict does not count.
+    let p = parse(&inst(
+        "    virtual_routes {\n        src 198.18.0.1 198.18.5.0/24 via 198.18.0.254 dev eth0\n        \
+         blackhole 198.18.6.0/24 no_track\n        default via 198.18.0.254 dev eth0 table 100 mtu lock 1400\n    }\n    \
+         virtual_rules {\n        from 198.18.0.5 table 100 preference 100\n        to all lookup 5 prio 7 no_track\n    }\n",
+    ));
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+    let vi = &p.config.vrrp_instances[0];
+    assert_eq!(vi.virtual_routes.len(), 3);
+    assert_eq!(vi.virtual_routes[0].dest.as_deref(), Some("198.18.5.0/24"));
+    assert_eq!(vi.virtual_routes[0].via.as_deref(), Some("198.18.0.254"));
+    assert_eq!(vi.virtual_routes[2].table.as_deref(), Some("100"));
+    assert_eq!(vi.virtual_rules[1].preference, Some(7));
+    assert!(p
+        .render()
+        .contains("virtual_routes is not applied by rvs yet"));
+    // Each thing keepalived counts.
+    for (block, want) in [
+        (
+            "virtual_routes {\n 198.18.5.0/24 via 198.18.0.254\n }\n",
+            "cannot track route 198.18.5.0/24 with no interface",
+        ),
+        (
+            "virtual_routes {\n 198.18.5.0/24 gw 198.18.0.254 dev eth0\n }\n",
+            "\"gw\" for routes is deprecated",
+        ),
+        (
+            "virtual_routes {\n 198.18.5.0/24 via 198.18.0.252 or 198.18.0.253 dev eth0\n }\n",
+            "\"or\" for routes is deprecated",
+        ),
+        (
+            "virtual_routes {\n 198.18.5.0/24 via 198.18.0.252 dev eth0 bogusopt 3\n }\n",
+            "unknown route keyword 'bogusopt'",
+        ),
+        (
+            "virtual_routes {\n 198.18.5./24 dev eth0\n }\n",
+            "invalid IP address '198.18.5./24'",
+        ),
+        (
+            "virtual_rules {\n from 198.18.0.5 table 100\n }\n",
+            "a rule without a preference",
+        ),
+        (
+            "virtual_rules {\n to 192.168.100./24 table 5 priority 3\n }\n",
+            "invalid rule to address '192.168.100./24'",
+        ),
+        (
+            "virtual_rules {\n from 198.18.0.5 table 100 priority 100 bogus\n }\n",
+            "unknown rule option 'bogus'",
+        ),
+    ] {
+        let p = parse(&inst(block));
+        assert!(p.keepalived_rejects(), "{block}: {}", p.render());
+        assert_eq!(p.errors(), 0, "{block}: {}", p.render());
+        assert!(p.render().contains(want), "{block}: {}", p.render());
+    }
+    // The static blocks: the same grammar, no tracking.
+    let p = parse("static_routes {\n    198.18.5.0/24 via 198.18.0.254\n}\nstatic_rules {\n    from all table 5 preference 9\n}\n");
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+    assert_eq!(p.config.static_routes.len(), 1);
+    assert_eq!(p.config.static_rules.len(), 1);
+    assert!(p
+        .render()
+        .contains("static_routes is not applied by rvs yet"));
+}

@@ -65,25 +65,48 @@ fn prerequisites() -> Result<(), String> {
     Ok(())
 }
 
-struct Netns(String);
+/// A directory removed when the test ends, pass or fail.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Netns(String, std::cell::Cell<usize>);
 
 impl Netns {
     fn new(ifaces: &[String]) -> Netns {
-        let name = format!("rvs-diff-{}", std::process::id());
+        Self::named(&format!("rvs-diff-{}", std::process::id()), ifaces)
+    }
+
+    fn named(name: &str, ifaces: &[String]) -> Netns {
+        let s = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(s.success(), "ip netns add {name} failed");
+        let ns = Netns(name.to_owned(), std::cell::Cell::new(0));
+        for ifname in ifaces {
+            ns.add(ifname);
+        }
+        ns
+    }
+
+    /// Adds an interface of that name (a veth whose peer stays in the namespace), up.
+    fn add(&self, ifname: &str) {
         let ip = |args: &[&str]| {
             let s = Command::new("ip").args(args).status().unwrap();
             assert!(s.success(), "ip {args:?} failed");
         };
-        ip(&["netns", "add", &name]);
-        let ns = Netns(name.clone());
-        for (i, ifname) in ifaces.iter().enumerate() {
-            let peer = format!("rvsp{i}");
-            ip(&[
-                "-n", &name, "link", "add", ifname, "type", "veth", "peer", "name", &peer,
-            ]);
-            ip(&["-n", &name, "link", "set", ifname, "up"]);
-        }
-        ns
+        let i = self.1.get();
+        self.1.set(i + 1);
+        let peer = format!("rvsp{i}");
+        ip(&[
+            "-n", &self.0, "link", "add", ifname, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["-n", &self.0, "link", "set", ifname, "up"]);
     }
 }
 
@@ -121,12 +144,6 @@ fn agrees_with_keepalived() {
     let mut report = Vec::new();
     let mut compared = 0;
     // keepalived's pid files go here; removed when the test ends, pass or fail.
-    struct TempDir(PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
     let tmp = TempDir(std::env::temp_dir().join(format!("rvs-ka-{}", std::process::id())));
     std::fs::create_dir_all(&tmp.0).unwrap();
     let dir = &tmp.0;
@@ -185,4 +202,210 @@ fn agrees_with_keepalived() {
     eprintln!("compared {compared} fixtures with keepalived");
     assert!(compared >= 40);
     assert!(report.is_empty(), "disagreements:\n{}", report.join("\n"));
+}
+
+/// A row of the wild-corpus table in docs/compat.md: a file where rvs and keepalived
+/// 2.2.7 disagree, and why.
+struct Known {
+    file: String,
+    ka_invalid: bool,
+    strict_invalid: bool,
+    plain_invalid: bool,
+}
+
+/// The table under "## The wild corpus" in docs/compat.md: `| file | keepalived -t |
+/// rvs check --strict | rvs check | why |`, verdicts `valid`/`invalid`.
+fn wild_known() -> Vec<Known> {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/compat.md"))
+            .unwrap();
+    let section = doc
+        .split("\n## ")
+        .find(|s| s.starts_with("The wild corpus"))
+        .expect("docs/compat.md has a \"## The wild corpus\" section");
+    let verdict = |s: &str, row: &str| match s.trim() {
+        "valid" => false,
+        "invalid" => true,
+        other => panic!("docs/compat.md: verdict '{other}' is not valid/invalid in: {row}"),
+    };
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|row| {
+            let c: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert!(c.len() >= 6, "docs/compat.md: short row: {row}");
+            assert!(
+                !c[5].is_empty(),
+                "docs/compat.md: a row without its reason: {row}"
+            );
+            Known {
+                file: c[1].trim_matches('`').to_owned(),
+                ka_invalid: verdict(c[2], row),
+                strict_invalid: verdict(c[3], row),
+                plain_invalid: verdict(c[4], row),
+            }
+        })
+        .collect()
+}
+
+/// The interfaces keepalived says are missing (`interface X for vrrp_instance Y doesn't
+/// exist`, `… for VROUTE nexthop …`): names that substitution builds are found this way.
+fn missing_interfaces(ka_stderr: &str) -> Vec<String> {
+    ka_stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("interface ").nth(1)?;
+            let (name, tail) = rest.split_once(' ')?;
+            tail.starts_with("for ")
+                .then(|| tail.contains("doesn't exist"))
+                .filter(|x| *x)
+                .map(|_| name.to_owned())
+        })
+        .collect()
+}
+
+/// Issue #17: every real keepalived.conf of `../shared/corpus/wild` (read in place), checked
+/// by `keepalived -t` and by `rvs check --strict`, both from the corpus directory (so that
+/// `${_PWD}` and relative includes mean the same), in a network namespace with the
+/// interfaces the files name. Any disagreement must be listed, with its reason, in the
+/// wild-corpus table of docs/compat.md; a listed file that now agrees fails too (the table
+/// must say what is true).
+#[test]
+#[ignore = "needs root, keepalived and ../shared/corpus/wild: ./test.sh runs it as root"]
+fn agrees_with_keepalived_on_the_wild_corpus() {
+    if let Err(why) = prerequisites() {
+        panic!("the keepalived differential test cannot run: {why} (.ci/run installs keepalived)");
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/wild");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the wild corpus lives in ../shared beside the repository",
+        dir.display()
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            Path::new(n).extension().is_some_and(|e| e == "conf")
+                && n.len() > 4
+                && n[..3].chars().all(|c| c.is_ascii_digit())
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 50,
+        "only {} files in the wild corpus",
+        files.len()
+    );
+    let known = wild_known();
+
+    let ns = Netns::named(&format!("rvs-wild-{}", std::process::id()), &[]);
+    let mut have: Vec<String> = Vec::new();
+    let tmp = TempDir(std::env::temp_dir().join(format!("rvs-wild-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let pid = |p: &str| tmp.0.join(p).display().to_string();
+    let keepalived = |name: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, "keepalived", "-t", "-f", name])
+            .args(["-p", &pid("k.pid"), "-r", &pid("r.pid")])
+            .args(["-c", &pid("c.pid"), "-b", &pid("b.pid")])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let rvs = |args: &[&str], name: &str| {
+        !Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(args)
+            .args(["-q", "-f", name])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let mut report = Vec::new();
+    let mut agreed = 0;
+    for name in &files {
+        // keepalived's verdict with every interface the file names present: add what it
+        // says is missing and ask again.
+        let mut ka = keepalived(name);
+        for _ in 0..3 {
+            let missing: Vec<String> = missing_interfaces(&String::from_utf8_lossy(&ka.stderr))
+                .into_iter()
+                .filter(|n| {
+                    !have.contains(n)
+                        && n.len() < 16
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+                })
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            for n in missing {
+                if !have.contains(&n) {
+                    ns.add(&n);
+                    have.push(n);
+                }
+            }
+            ka = keepalived(name);
+        }
+        let ka_invalid = !ka.status.success();
+        let strict_invalid = rvs(&["check", "--strict"], name);
+        let plain_invalid = rvs(&["check"], name);
+        let row = known.iter().find(|k| &k.file == name);
+        let agree = ka_invalid == strict_invalid && (ka_invalid || !plain_invalid);
+        match row {
+            None if agree => agreed += 1,
+            None => report.push(format!(
+                "{name}: keepalived {} / rvs --strict {} / rvs {} and no row in docs/compat.md\n{}",
+                v(ka_invalid),
+                v(strict_invalid),
+                v(plain_invalid),
+                String::from_utf8_lossy(&ka.stderr)
+            )),
+            Some(k) => {
+                if (k.ka_invalid, k.strict_invalid, k.plain_invalid)
+                    != (ka_invalid, strict_invalid, plain_invalid)
+                {
+                    report.push(format!(
+                        "{name}: docs/compat.md says keepalived {} / rvs --strict {} / rvs {}, \
+                         measured {} / {} / {}",
+                        v(k.ka_invalid),
+                        v(k.strict_invalid),
+                        v(k.plain_invalid),
+                        v(ka_invalid),
+                        v(strict_invalid),
+                        v(plain_invalid)
+                    ));
+                } else if agree {
+                    report.push(format!(
+                        "{name}: listed in docs/compat.md but rvs and keepalived agree: remove the row"
+                    ));
+                }
+            }
+        }
+    }
+    for k in &known {
+        assert!(
+            files.contains(&k.file),
+            "docs/compat.md lists {}, which is not in the corpus",
+            k.file
+        );
+    }
+    drop(ns);
+    eprintln!(
+        "wild corpus: {agreed} of {} files agree with keepalived; {} documented differences",
+        files.len(),
+        known.len()
+    );
+    assert!(report.is_empty(), "disagreements:\n{}", report.join("\n"));
+}
+
+fn v(invalid: bool) -> &'static str {
+    if invalid {
+        "invalid"
+    } else {
+        "valid"
+    }
 }

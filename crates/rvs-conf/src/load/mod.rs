@@ -25,6 +25,7 @@ mod checker;
 mod cross;
 mod global;
 mod lvs;
+mod routes;
 mod vrrp;
 
 pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
@@ -61,6 +62,20 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                     }
                 }
                 l.cfg.ssl = Some(ssl);
+            }
+            kw @ ("static_routes" | "static_rules") => {
+                if kw == "static_routes" {
+                    l.cfg.static_routes = routes::routes(&mut l.a, n, false);
+                } else {
+                    l.cfg.static_rules = routes::rules(&mut l.a, n);
+                }
+                l.a.diags
+                    .warning(
+                        n.kw.loc,
+                        n.kw.width,
+                        format!("{kw} is not applied by rvs yet: ignored"),
+                    )
+                    .hint("install them with the system's network configuration meanwhile");
             }
             name => {
                 *l.cfg.other_blocks.entry(name.to_owned()).or_default() += 1;

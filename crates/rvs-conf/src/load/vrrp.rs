@@ -383,6 +383,8 @@ impl Loader<'_> {
         };
         let g = self.cfg.global_defs.clone();
         let mut vi = VrrpInstance {
+            virtual_routes: Vec::new(),
+            virtual_rules: Vec::new(),
             name,
             state: VrrpState::Backup,
             interface: None,
@@ -573,7 +575,15 @@ impl Loader<'_> {
                     vi.use_vmac = Some(n.args.first().map_or_else(String::new, |t| t.text.clone()));
                 }
                 "notify_master_rx_lower_pri" => vi.notify_master_rx_lower_pri = a.script(n),
-                kw @ ("virtual_routes" | "virtual_rules" | "use_ipvlan" | "vmac_xmit_base") => {
+                "virtual_routes" => {
+                    vi.virtual_routes = routes::routes(a, n, true);
+                    not_applied_yet(a, n, &vi.name);
+                }
+                "virtual_rules" => {
+                    vi.virtual_rules = routes::rules(a, n);
+                    not_applied_yet(a, n, &vi.name);
+                }
+                kw @ ("use_ipvlan" | "vmac_xmit_base") => {
                     a.diags
                         .warning(
                             n.kw.loc,
@@ -902,4 +912,18 @@ impl Loader<'_> {
         self.locs.vrid.push(vrid_tok);
         self.cfg.vrrp_instances.push(vi);
     }
+}
+
+/// A keyword rvs reads and checks but does not act on yet.
+fn not_applied_yet(a: &mut Args<'_>, n: &Node, instance: &str) {
+    a.diags
+        .warning(
+            n.kw.loc,
+            n.kw.width,
+            format!(
+                "({instance}) {} is not applied by rvs yet: ignored",
+                n.kw.text
+            ),
+        )
+        .hint("see docs/vrrp.md, \"Not yet\"");
 }
