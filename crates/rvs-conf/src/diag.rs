@@ -96,6 +96,8 @@ pub struct Diagnostic {
     /// data): a reload refuses such a file rather than drop what the line meant.
     #[serde(skip)]
     pub unreadable: bool,
+    /// A keyword rvs reads but does not act on (`crate::support`): `--strict` counts it.
+    pub unapplied: bool,
     /// Over the file's cap ([`MAX_DIAGS_PER_FILE`]): counted, never shown (so callers
     /// can skip work such as computing a hint).
     #[serde(skip)]
@@ -171,7 +173,42 @@ struct Suppressed {
     warnings: usize,
     keepalived_rejects: bool,
     unreadable: bool,
+    unapplied: bool,
     last: Loc,
+}
+
+/// What a diagnostic counts for, besides its severity.
+#[derive(Debug, Clone, Copy)]
+#[allow(clippy::struct_excessive_bools)]
+struct Flags {
+    keepalived_rejects: bool,
+    unreadable: bool,
+    unapplied: bool,
+}
+
+impl Flags {
+    /// keepalived's `-t` counts it.
+    const KA: Flags = Flags {
+        keepalived_rejects: true,
+        unreadable: false,
+        unapplied: false,
+    };
+    const UNREADABLE: Flags = Flags {
+        keepalived_rejects: true,
+        unreadable: true,
+        unapplied: false,
+    };
+    /// rvs's own advice.
+    const ADVICE: Flags = Flags {
+        keepalived_rejects: false,
+        unreadable: false,
+        unapplied: false,
+    };
+    const UNAPPLIED: Flags = Flags {
+        keepalived_rejects: false,
+        unreadable: false,
+        unapplied: true,
+    };
 }
 
 /// Collects diagnostics while parsing.
@@ -186,7 +223,7 @@ pub struct Diags {
 
 impl Diags {
     pub fn error(&mut self, loc: Loc, width: usize, message: impl Into<String>) -> &mut Diagnostic {
-        self.push(Severity::Error, true, false, loc, width, message.into())
+        self.push(Severity::Error, Flags::KA, loc, width, message.into())
     }
 
     /// An error that is always shown, past every cap (a load that stopped early).
@@ -199,6 +236,7 @@ impl Diags {
             width,
             keepalived_rejects: true,
             unreadable: false,
+            unapplied: false,
             suppressed: false,
         });
         let last = self.list.len() - 1;
@@ -213,7 +251,13 @@ impl Diags {
         width: usize,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.push(Severity::Warning, true, true, loc, width, message.into())
+        self.push(
+            Severity::Warning,
+            Flags::UNREADABLE,
+            loc,
+            width,
+            message.into(),
+        )
     }
 
     /// A warning that keepalived's `-t` also counts as a configuration error.
@@ -223,7 +267,7 @@ impl Diags {
         width: usize,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.push(Severity::Warning, true, false, loc, width, message.into())
+        self.push(Severity::Warning, Flags::KA, loc, width, message.into())
     }
 
     /// A warning keepalived does not report (rvs-only advice).
@@ -233,14 +277,30 @@ impl Diags {
         width: usize,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.push(Severity::Warning, false, false, loc, width, message.into())
+        self.push(Severity::Warning, Flags::ADVICE, loc, width, message.into())
+    }
+
+    /// A keyword rvs reads but does not act on: a warning keepalived does not give,
+    /// marked [`Diagnostic::unapplied`] (`--strict` counts it).
+    pub fn not_applied(
+        &mut self,
+        loc: Loc,
+        width: usize,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.push(
+            Severity::Warning,
+            Flags::UNAPPLIED,
+            loc,
+            width,
+            message.into(),
+        )
     }
 
     fn push(
         &mut self,
         severity: Severity,
-        keepalived_rejects: bool,
-        unreadable: bool,
+        flags: Flags,
         loc: Loc,
         width: usize,
         message: String,
@@ -251,8 +311,9 @@ impl Diags {
             message,
             hint: None,
             width,
-            keepalived_rejects,
-            unreadable,
+            keepalived_rejects: flags.keepalived_rejects,
+            unreadable: flags.unreadable,
+            unapplied: flags.unapplied,
             suppressed: false,
         };
         let n = self.per_file.entry(loc.file).or_default();
@@ -270,8 +331,9 @@ impl Diags {
                 Severity::Error => s.errors += 1,
                 Severity::Warning => s.warnings += 1,
             }
-            s.keepalived_rejects |= keepalived_rejects;
-            s.unreadable |= unreadable;
+            s.keepalived_rejects |= flags.keepalived_rejects;
+            s.unreadable |= flags.unreadable;
+            s.unapplied |= flags.unapplied;
             s.last = s.last.max_by_line(loc);
             return self.scratch.insert(Diagnostic {
                 suppressed: true,
@@ -312,6 +374,7 @@ impl Diags {
                 width: 1,
                 keepalived_rejects: s.keepalived_rejects,
                 unreadable: s.unreadable,
+                unapplied: s.unapplied,
                 suppressed: false,
             });
         }

@@ -17,6 +17,7 @@ pub mod load;
 pub mod model;
 pub mod schema;
 pub mod suggest;
+pub mod support;
 pub mod tree;
 
 use diag::{Diagnostic, Diags, SourceMap};
@@ -46,6 +47,10 @@ impl Parsed {
     /// otherwise remove running services).
     pub fn unreadable(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.unreadable).count()
+    }
+    /// Lines whose keyword rvs reads but does not act on (see [`support`]).
+    pub fn unapplied(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.unapplied).count()
     }
     /// Whether keepalived's own `keepalived -t` would reject this configuration: it counts
     /// every reported configuration problem, including many that rvs only warns about.
@@ -83,6 +88,7 @@ fn run(opts: &Options, f: impl FnOnce(&mut lex::Lexer<'_>)) -> Parsed {
     };
     let tree = tree::build(items, &mut diags);
     let config = load::load(&tree, &mut diags);
+    support::warn_unapplied(&tree, "", &mut diags);
     diags.finish();
     let mut diagnostics = diags.list;
     diagnostics.sort_by_key(|d| (d.loc.file.0, d.loc.line, d.loc.col));

@@ -639,6 +639,30 @@ pub fn all_names() -> Vec<&'static str> {
     out
 }
 
+/// Every keyword of the tree with the block it is written in (`""` for the top level),
+/// each pair once: what docs/keywords.md accounts for.
+pub fn every_keyword() -> Vec<(&'static str, &'static str)> {
+    fn walk(
+        block_name: &'static str,
+        block: &'static [Kw],
+        out: &mut Vec<(&'static str, &'static str)>,
+    ) {
+        for n in names(block) {
+            if !out.contains(&(block_name, n)) {
+                out.push((block_name, n));
+            }
+        }
+        for k in block {
+            if let Shape::Block(b) = k.shape {
+                walk(k.name, b, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", ROOT, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

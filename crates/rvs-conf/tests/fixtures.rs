@@ -97,8 +97,9 @@ fn verdicts() {
                 "{name}: the seed as written must be reported invalid"
             );
         } else if name.contains(".repaired.") {
+            // Clean but for the keywords rvs reads and does not apply (e-mail alerts).
             assert!(
-                !invalid && parsed.warnings() == 0,
+                !invalid && parsed.warnings() == parsed.unapplied(),
                 "{name}: repaired seed must check clean:\n{}",
                 parsed.render()
             );

@@ -255,10 +255,11 @@ fn keywords_rvs_does_not_apply_are_warned_about() {
         .map(|d| format!("{}:{} {}", d.loc.line, d.loc.col, d.message))
         .collect();
     for want in [
-        "3:1 (V) virtual_routes is not applied by rvs yet",
-        "6:1 (V) vmac_xmit_base is not applied by rvs yet",
+        "3:1 'virtual_routes' is not applied by rvs: the routes are not installed",
+        "6:1 'vmac_xmit_base' is not applied by rvs",
     ] {
         assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
     }
     assert!(p.diagnostics.iter().all(|d| !d.is_error()), "{msgs:?}");
+    assert_eq!(p.unapplied(), 2, "{msgs:?}");
 }

@@ -438,7 +438,7 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert_eq!(vi.virtual_rules[1].preference, Some(7));
     assert!(p
         .render()
-        .contains("virtual_routes is not applied by rvs yet"));
+        .contains("'virtual_routes' is not applied by rvs"));
     // Each thing keepalived counts.
     for (block, want) in [
         (
@@ -484,7 +484,5 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert!(!p.keepalived_rejects(), "{}", p.render());
     assert_eq!(p.config.static_routes.len(), 1);
     assert_eq!(p.config.static_rules.len(), 1);
-    assert!(p
-        .render()
-        .contains("static_routes is not applied by rvs yet"));
+    assert!(p.render().contains("'static_routes' is not applied by rvs"));
 }

@@ -162,6 +162,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
             file: cli.file,
             json: false,
             strict: true,
+            keepalived_verdict: true,
             config_id: cli.config_id,
             quiet: false,
         };

@@ -69,13 +69,6 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                 } else {
                     l.cfg.static_rules = routes::rules(&mut l.a, n);
                 }
-                l.a.diags
-                    .warning(
-                        n.kw.loc,
-                        n.kw.width,
-                        format!("{kw} is not applied by rvs yet: ignored"),
-                    )
-                    .hint("install them with the system's network configuration meanwhile");
             }
             name => {
                 *l.cfg.other_blocks.entry(name.to_owned()).or_default() += 1;

@@ -3,7 +3,7 @@
 //! `vrrp_iprule.c`), so that `rvs check --strict` counts what `keepalived -t` counts: an
 //! address that is not one, an unknown option, `gw` and `or` (deprecated spellings), a
 //! tracked route without `dev`, a rule without a preference. rvs does not install them yet
-//! (each block draws a "not applied" warning); the lines are kept typed for when it does.
+//! (`crate::support` warns at each block); the lines are kept typed for when it does.
 //!
 //! Hand-written: no crate parses iproute2's command-line grammar, and this one must follow
 //! keepalived's variant of it (its deprecated words, its tracking rule).

@@ -247,13 +247,6 @@ impl Loader<'_> {
                 );
             }
         }
-        if b.multihop {
-            a.diags.warning(
-                node.kw.loc,
-                node.kw.width,
-                format!("bfd_instance {}: multihop BFD is not supported by rvs; the session runs single-hop", b.name),
-            );
-        }
         self.cfg.bfd_instances.push(b);
     }
 
@@ -577,20 +570,9 @@ impl Loader<'_> {
                 "notify_master_rx_lower_pri" => vi.notify_master_rx_lower_pri = a.script(n),
                 "virtual_routes" => {
                     vi.virtual_routes = routes::routes(a, n, true);
-                    not_applied_yet(a, n, &vi.name);
                 }
                 "virtual_rules" => {
                     vi.virtual_rules = routes::rules(a, n);
-                    not_applied_yet(a, n, &vi.name);
-                }
-                kw @ ("use_ipvlan" | "vmac_xmit_base") => {
-                    a.diags
-                        .warning(
-                            n.kw.loc,
-                            n.kw.width,
-                            format!("({}) {kw} is not applied by rvs yet: ignored", vi.name),
-                        )
-                        .hint("see docs/vrrp.md, \"Not yet\"");
                 }
                 "smtp_alert" => vi.smtp_alert = a.flag(n),
                 "notify_priority_changes" => vi.notify_priority_changes = Some(a.flag(n)),
@@ -912,18 +894,4 @@ impl Loader<'_> {
         self.locs.vrid.push(vrid_tok);
         self.cfg.vrrp_instances.push(vi);
     }
-}
-
-/// A keyword rvs reads and checks but does not act on yet.
-fn not_applied_yet(a: &mut Args<'_>, n: &Node, instance: &str) {
-    a.diags
-        .warning(
-            n.kw.loc,
-            n.kw.width,
-            format!(
-                "({instance}) {} is not applied by rvs yet: ignored",
-                n.kw.text
-            ),
-        )
-        .hint("see docs/vrrp.md, \"Not yet\"");
 }

@@ -1,0 +1,341 @@
+//! What rvs does with each of keepalived's keywords: applied (and the model value a
+//! consumer reads), read but not applied (and what a user loses), or another keyword's
+//! spelling. The parser warns at every line whose keyword is not applied, `--strict` counts
+//! it, `rvs run` logs it at start, and docs/keywords.md is generated from this table
+//! (`crates/rvs/tests/keywords.rs` checks both, and that every applied keyword's value is
+//! read outside the parser).
+//!
+//! Rows are `(block, keywords, support)`; block `"*"` matches any block, `""` is the top
+//! level. The first row that names the block and the keyword wins, then a `"*"` row.
+
+/// What rvs does with a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Applied as keepalived applies it. The model value it sets, `Struct.field`, which a
+    /// consumer outside the parser reads; `-` with the reason for structure (a block whose
+    /// contents are the point, a keyword applied inside the parser).
+    Applied(&'static str),
+    /// Read and checked, not acted on: what a user of the keyword loses.
+    NotApplied(&'static str),
+    /// Another keyword's spelling (deprecated or alternate): it does what that one does.
+    Spelling(&'static str),
+    /// Does nothing on its own: it takes effect through the keywords named, which are
+    /// accounted for (and warned about) themselves.
+    Through(&'static str),
+}
+
+use Support::{Applied, NotApplied, Spelling, Through};
+
+const NO_MAIL: Support = NotApplied("no e-mail is sent (rvs has no SMTP alerts yet)");
+const NO_SNMP: Support = NotApplied("no SNMP agent (rvs serves Prometheus metrics and a JSON API)");
+const NO_DBUS: Support = NotApplied("no DBus interface");
+const ONE_PROCESS: Support =
+    NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
+const BUFS: Support = NotApplied("socket buffer sizes keep the kernel's defaults");
+const NS: Support =
+    NotApplied("rvs runs in the network namespace it is started in (use `ip netns exec`)");
+const FIREWALL: Support =
+    NotApplied("no firewall rules are installed (no_accept and strict mode do not block the VIPs)");
+/// The table. Order matters only between a block row and a `*` row for the same keyword.
+pub static TABLE: &[(&str, &[&str], Support)] = &[
+    // The top level.
+    ("", &["global_defs"], Applied("-: its keywords are accounted for below")),
+    ("", &["vrrp_instance"], Applied("Config.vrrp_instances")),
+    ("", &["vrrp_sync_group"], Applied("Config.vrrp_sync_groups")),
+    ("", &["vrrp_script"], Applied("Config.vrrp_scripts")),
+    ("", &["track_file", "vrrp_track_file"], Applied("Config.track_files")),
+    ("", &["vrrp_track_process"], Applied("Config.track_processes")),
+    ("", &["bfd_instance"], Applied("Config.bfd_instances")),
+    ("", &["virtual_server"], Applied("Config.virtual_servers")),
+    ("", &["virtual_server_group"], Applied("Config.virtual_server_groups")),
+    ("", &["SSL"], Applied("HttpCheck.tls_ca")),
+    ("", &["static_ipaddress"], NotApplied("the addresses are not added at start")),
+    ("", &["static_routes"], NotApplied("the routes are not installed (they are checked)")),
+    ("", &["static_rules"], NotApplied("the rules are not installed (they are checked)")),
+    ("", &["track_group"], NotApplied("instances are not grouped for tracking: each tracks its own interface")),
+    ("", &["garp_group"], NotApplied("gratuitous ARP/NA intervals per interface group are not applied")),
+    ("", &["linkbeat_interfaces"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
+    ("*", &["linkbeat_use_polling"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
+    ("", &["interface_up_down_delays"], NotApplied("an interface change counts at once, without the delays")),
+    ("*", &["net_namespace", "net_namespace_ipvs", "namespace_with_ipsets"], NS),
+    ("*", &["use_pid_dir", "instance", "child_wait_time"], ONE_PROCESS),
+    // global_defs.
+    ("global_defs", &["notification_email"], NO_MAIL),
+    ("global_defs", &["notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_helo_name"], NO_MAIL),
+    ("global_defs", &["smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "no_email_faults", "no_checker_emails"], NO_MAIL),
+    ("global_defs", &["router_id"], Through("names this node in e-mail alerts and SNMP (notification_email, enable_snmp_*)")),
+    ("global_defs", &["enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps", "snmp_socket", "snmp_rs_stats_update_interval", "snmp_vs_stats_update_interval"], NO_SNMP),
+    ("global_defs", &["enable_snmp_keepalived"], Spelling("enable_snmp_vrrp (not applied)")),
+    ("global_defs", &["enable_dbus", "dbus_service_name", "dbus_no_interface_name"], NO_DBUS),
+    ("global_defs", &["vrrp_mcast_group4", "vrrp_mcast_group6"], NotApplied("adverts go to the standard group (224.0.0.18, ff02::12)")),
+    ("global_defs", &["vrrp_garp_master_delay"], Applied("VrrpInstance.garp_master_delay")),
+    ("global_defs", &["vrrp_garp_master_repeat"], Applied("VrrpInstance.garp_master_repeat")),
+    ("global_defs", &["vrrp_garp_master_refresh"], Applied("VrrpInstance.garp_master_refresh")),
+    ("global_defs", &["vrrp_garp_master_refresh_repeat"], Applied("VrrpInstance.garp_master_refresh_repeat")),
+    ("global_defs", &["vrrp_garp_lower_prio_delay"], Applied("VrrpInstance.garp_lower_prio_delay")),
+    ("global_defs", &["vrrp_garp_lower_prio_repeat"], Applied("VrrpInstance.garp_lower_prio_repeat")),
+    ("global_defs", &["vrrp_garp_interval"], Applied("GlobalDefs.vrrp_garp_interval")),
+    ("global_defs", &["vrrp_gna_interval"], Applied("GlobalDefs.vrrp_gna_interval")),
+    ("global_defs", &["vrrp_min_garp"], Applied("VrrpInstance.garp_master_refresh_repeat")),
+    ("global_defs", &["vrrp_down_timer_adverts"], Applied("VrrpInstance.down_timer_adverts")),
+    ("global_defs", &["vrrp_lower_prio_no_advert"], Applied("VrrpInstance.lower_prio_no_advert")),
+    ("global_defs", &["vrrp_higher_prio_send_advert"], Applied("VrrpInstance.higher_prio_send_advert")),
+    ("global_defs", &["vrrp_version"], Applied("VrrpInstance.version")),
+    ("global_defs", &["vrrp_check_unicast_src"], Applied("VrrpInstance.check_unicast_src")),
+    ("global_defs", &["vrrp_startup_delay", "vrrp_delay_after_boot"], Applied("GlobalDefs.vrrp_startup_delay")),
+    ("global_defs", &["vrrp_notify_priority_changes"], Applied("GlobalDefs.vrrp_notify_priority_changes")),
+    ("global_defs", &["enable_script_security"], Applied("GlobalDefs.enable_script_security")),
+    ("global_defs", &["script_user"], Applied("GlobalDefs.script_user")),
+    ("global_defs", &["default_interface"], Applied("VrrpInstance.interface")),
+    ("global_defs", &["lvs_timeouts"], Applied("GlobalDefs.lvs_timeouts")),
+    ("global_defs", &["lvs_sync_daemon"], Applied("GlobalDefs.lvs_sync_daemon")),
+    ("global_defs", &["notify_fifo"], Applied("GlobalDefs.notify_fifo")),
+    ("global_defs", &["vrrp_notify_fifo"], Applied("GlobalDefs.vrrp_notify_fifo")),
+    ("global_defs", &["vrrp_strict"], FIREWALL),
+    ("global_defs", &["vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_counters", "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_priority"], FIREWALL),
+    ("global_defs", &["vrrp_skip_check_adv_addr"], NotApplied("every advert's address list is compared with the instance's")),
+    ("global_defs", &["dynamic_interfaces"], NotApplied("interfaces must exist when rvs starts an instance")),
+    ("global_defs", &["checker_log_all_failures"], NotApplied("rvs logs a real server's changes of state, not every failed check")),
+    ("global_defs", &["rs_init_notifies"], NotApplied("no notify script runs for the initial state of real servers")),
+    ("global_defs", &["lvs_flush"], NotApplied("the kernel's IPVS table is reconciled, not flushed, at start")),
+    ("global_defs", &["lvs_flush_on_stop", "lvs_flush_onstop"], NotApplied("at stop rvs removes its own services, not the whole table")),
+    ("global_defs", &["lvs_notify_fifo", "lvs_notify_fifo_script", "notify_fifo_script", "vrrp_notify_fifo_script"], NotApplied("no script is started to read the FIFO (the FIFO itself is written where applied)")),
+    ("global_defs", &["fifo_write_vrrp_states_on_reload"], NotApplied("states are not written to the FIFO again on reload")),
+    ("global_defs", &["vrrp_vmac_garp_intvl"], Spelling("vrrp_garp_extra_if")),
+    ("global_defs", &["vrrp_garp_extra_if"], NotApplied("no extra periodic gratuitous ARP on VMAC interfaces")),
+    ("global_defs", &["checker_process_name", "lvs_process_name", "vrrp_process_name", "bfd_process_name", "process_name", "process_names"], ONE_PROCESS),
+    ("global_defs", &["vrrp_priority", "checker_priority", "bfd_priority", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority", "vrrp_rlimit_rtime", "vrrp_rlimit_rttime", "checker_rlimit_rtime", "checker_rlimit_rttime", "bfd_rlimit_rtime", "bfd_rlimit_rttime", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap", "vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity"], ONE_PROCESS),
+    ("global_defs", &["vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier"], BUFS),
+    ("global_defs", &["config_save_dir", "data_use_instance", "json_dump_file", "json_version", "state_dump_file", "stats_dump_file", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's dump files and config bookkeeping; rvs answers `rvs status` and GET /v1/status instead")),
+    ("global_defs", &["reload_check_config", "reload_file", "reload_repeat", "reload_time_file"], NotApplied("scheduled and checked reloads are not done; `rvs reload` always checks first")),
+    ("global_defs", &["random_seed"], NotApplied("${_RANDOM} is seeded per run")),
+    ("global_defs", &["umask", "set_supplementary_groups"], NotApplied("files and scripts keep the process's umask and groups")),
+    ("global_defs", &["startup_script", "startup_script_timeout", "shutdown_script", "shutdown_script_timeout"], NotApplied("no script runs at start or stop")),
+    ("global_defs", &["disable_local_igmp"], NotApplied("IGMP reports are left to the kernel")),
+    ("global_defs", &["log_unknown_vrids"], NotApplied("adverts for unknown VRIDs are counted, not logged")),
+    ("global_defs", &["max_auto_priority", "min_auto_priority_delay"], ONE_PROCESS),
+    ("global_defs", &["vmac_prefix", "vmac_addr_prefix"], NotApplied("VMAC interfaces are named and addressed the default way")),
+    ("global_defs", &["v3_checksum_as_v2", "vrrp_owner_ignore_adverts"], NotApplied("not applied")),
+    ("global_defs", &["iproute_etc_dir", "iproute_usr_dir"], NotApplied("route table names are not read (routes are not installed)")),
+    // vrrp_instance.
+    ("vrrp_instance", &["state"], Applied("VrrpInstance.state")),
+    ("vrrp_instance", &["interface"], Applied("VrrpInstance.interface")),
+    ("vrrp_instance", &["virtual_router_id"], Applied("VrrpInstance.virtual_router_id")),
+    ("vrrp_instance", &["priority"], Applied("VrrpInstance.priority")),
+    ("vrrp_instance", &["advert_int"], Applied("VrrpInstance.advert_int")),
+    ("vrrp_instance", &["version"], Applied("VrrpInstance.version")),
+    ("vrrp_instance", &["authentication"], Applied("VrrpInstance.authentication")),
+    ("vrrp_instance", &["virtual_ipaddress"], Applied("VrrpInstance.virtual_ipaddress")),
+    ("vrrp_instance", &["virtual_ipaddress_excluded"], Applied("VrrpInstance.virtual_ipaddress_excluded")),
+    ("vrrp_instance", &["no_virtual_ipaddress"], Applied("-: allows an instance without addresses (checked by the parser)")),
+    ("vrrp_instance", &["dont_track_primary"], Applied("VrrpInstance.dont_track_primary")),
+    ("vrrp_instance", &["unicast_src_ip", "mcast_src_ip"], Applied("VrrpInstance.unicast_src_ip")),
+    ("vrrp_instance", &["unicast_peer"], Applied("VrrpInstance.unicast_peer")),
+    ("vrrp_instance", &["unicast_ttl"], Applied("VrrpInstance.unicast_ttl")),
+    ("vrrp_instance", &["mcast_dst_ip"], NotApplied("adverts go to the standard group (224.0.0.18, ff02::12)")),
+    ("vrrp_instance", &["nopreempt", "preempt"], Applied("VrrpInstance.nopreempt")),
+    ("vrrp_instance", &["preempt_delay"], Applied("VrrpInstance.preempt_delay")),
+    ("vrrp_instance", &["accept", "no_accept"], FIREWALL),
+    ("vrrp_instance", &["strict_mode"], FIREWALL),
+    ("vrrp_instance", &["check_unicast_src"], Applied("VrrpInstance.check_unicast_src")),
+    ("vrrp_instance", &["garp_master_delay"], Applied("VrrpInstance.garp_master_delay")),
+    ("vrrp_instance", &["garp_master_repeat"], Applied("VrrpInstance.garp_master_repeat")),
+    ("vrrp_instance", &["garp_master_refresh"], Applied("VrrpInstance.garp_master_refresh")),
+    ("vrrp_instance", &["garp_master_refresh_repeat"], Applied("VrrpInstance.garp_master_refresh_repeat")),
+    ("vrrp_instance", &["garp_lower_prio_delay"], Applied("VrrpInstance.garp_lower_prio_delay")),
+    ("vrrp_instance", &["garp_lower_prio_repeat"], Applied("VrrpInstance.garp_lower_prio_repeat")),
+    ("vrrp_instance", &["down_timer_adverts"], Applied("VrrpInstance.down_timer_adverts")),
+    ("vrrp_instance", &["lower_prio_no_advert"], Applied("VrrpInstance.lower_prio_no_advert")),
+    ("vrrp_instance", &["higher_prio_send_advert"], Applied("VrrpInstance.higher_prio_send_advert")),
+    ("vrrp_instance", &["use_vmac"], Applied("VrrpInstance.use_vmac")),
+    ("vrrp_instance", &["notify_master_rx_lower_pri"], Applied("VrrpInstance.notify_master_rx_lower_pri")),
+    ("vrrp_instance", &["notify_priority_changes"], Applied("VrrpInstance.notify_priority_changes")),
+    ("vrrp_instance", &["virtual_routes"], NotApplied("the routes are not installed when MASTER (they are checked)")),
+    ("vrrp_instance", &["virtual_rules"], NotApplied("the rules are not installed when MASTER (they are checked)")),
+    ("vrrp_instance", &["use_ipvlan", "vmac_xmit_base", "use_vmac_addr"], NotApplied("the VMAC interface is a plain macvlan, sending from itself")),
+    ("vrrp_instance", &["garp_extra_if"], NotApplied("no extra periodic gratuitous ARP on VMAC interfaces")),
+    ("vrrp_instance", &["promote_secondaries"], NotApplied("the interface's promote_secondaries setting is left as it is")),
+    ("vrrp_instance", &["unicast_fault_no_peer"], NotApplied("a unicast instance without peers is not put in FAULT")),
+    ("vrrp_instance", &["old_unicast_checksum"], NotApplied("adverts use RFC 5798 checksums (see docs/compat.md)")),
+    ("vrrp_instance", &["track_src_ip"], NotApplied("the source address is not tracked")),
+    ("vrrp_instance", &["kernel_rx_buf_size"], BUFS),
+    ("vrrp_instance", &["debug"], NotApplied("per-instance debug logging: use RUST_LOG")),
+    ("vrrp_instance", &["vrf"], NotApplied("instances are not bound to a VRF")),
+    ("vrrp_instance", &["skip_check_adv_addr"], NotApplied("every advert's address list is compared with the instance's")),
+    ("vrrp_instance", &["owner_ignore_adverts", "timer_expired_backup", "thread_timer_expired", "v3_checksum_as_v2"], NotApplied("not applied")),
+    ("vrrp_instance", &["auth_hmac"], NotApplied("HMAC authentication (keepalived 2.4) is not supported")),
+    ("vrrp_instance", &["native_ipv6"], Spelling("an IPv6 virtual_ipaddress")),
+    ("vrrp_instance", &["vmac_garp_intvl"], Spelling("garp_extra_if (not applied)")),
+    ("vrrp_instance", &["lvs_sync_daemon_interface"], Spelling("global_defs lvs_sync_daemon")),
+    ("*", &["smtp_alert"], NO_MAIL),
+    ("authentication", &["auth_type", "auth_pass"], Applied("VrrpInstance.authentication")),
+    ("auth_hmac", &["key", "active_key", "anti_replay", "time_window", "mode"], NotApplied("HMAC authentication (keepalived 2.4) is not supported")),
+    // Notify scripts and trackers, in instances and sync groups.
+    ("*", &["notify", "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted"], Applied("VrrpInstance.notify")),
+    ("*", &["track_interface", "track_script", "track_file", "track_process", "track_bfd"], Applied("VrrpInstance.trackers")),
+    // vrrp_sync_group.
+    ("vrrp_sync_group", &["group"], Applied("SyncGroup.group")),
+    ("vrrp_sync_group", &["notify_priority_changes"], Applied("SyncGroup.notify_priority_changes")),
+    ("vrrp_sync_group", &["sync_group_tracking_weight"], Applied("SyncGroup.sync_group_tracking_weight")),
+    ("vrrp_sync_group", &["global_tracking"], Spelling("sync_group_tracking_weight")),
+    // vrrp_script, track_file, vrrp_track_process, bfd_instance.
+    ("vrrp_script", &["script"], Applied("VrrpScript.script")),
+    ("vrrp_script", &["interval"], Applied("VrrpScript.interval")),
+    ("vrrp_script", &["timeout"], Applied("VrrpScript.timeout")),
+    ("vrrp_script", &["weight"], Applied("VrrpScript.weight")),
+    ("vrrp_script", &["rise"], Applied("VrrpScript.rise")),
+    ("vrrp_script", &["fall"], Applied("VrrpScript.fall")),
+    ("vrrp_script", &["init_fail"], Applied("VrrpScript.init_fail")),
+    ("vrrp_script", &["user"], NotApplied("the script runs as script_user, not as this user")),
+    ("track_file", &["file"], Applied("TrackFile.file")),
+    ("track_file", &["weight"], Applied("TrackFile.weight")),
+    ("track_file", &["init_file"], Applied("TrackFile.init_file")),
+    ("vrrp_track_file", &["file"], Applied("TrackFile.file")),
+    ("vrrp_track_file", &["weight"], Applied("TrackFile.weight")),
+    ("vrrp_track_file", &["init_file"], Applied("TrackFile.init_file")),
+    ("vrrp_track_process", &["process"], Applied("TrackProcess.process")),
+    ("vrrp_track_process", &["param_match"], Applied("TrackProcess.param_match")),
+    ("vrrp_track_process", &["weight"], Applied("TrackProcess.weight")),
+    ("vrrp_track_process", &["quorum"], Applied("TrackProcess.quorum")),
+    ("vrrp_track_process", &["quorum_max"], Applied("TrackProcess.quorum_max")),
+    ("vrrp_track_process", &["fork_delay"], Applied("TrackProcess.fork_delay")),
+    ("vrrp_track_process", &["terminate_delay"], Applied("TrackProcess.terminate_delay")),
+    ("vrrp_track_process", &["delay"], Applied("TrackProcess.fork_delay")),
+    ("vrrp_track_process", &["full_command"], Applied("TrackProcess.full_command")),
+    ("bfd_instance", &["neighbor_ip", "neighbour_ip"], Applied("BfdInstance.neighbor_ip")),
+    ("bfd_instance", &["source_ip"], Applied("BfdInstance.source_ip")),
+    ("bfd_instance", &["min_rx"], Applied("BfdInstance.min_rx")),
+    ("bfd_instance", &["min_tx"], Applied("BfdInstance.min_tx")),
+    ("bfd_instance", &["idle_tx"], Applied("BfdInstance.idle_tx")),
+    ("bfd_instance", &["multiplier"], Applied("BfdInstance.multiplier")),
+    ("bfd_instance", &["passive"], Applied("BfdInstance.passive")),
+    ("bfd_instance", &["ttl"], Applied("BfdInstance.ttl")),
+    ("bfd_instance", &["hoplimit"], Applied("BfdInstance.hoplimit")),
+    ("bfd_instance", &["max_hops"], Applied("BfdInstance.max_hops")),
+    ("bfd_instance", &["weight"], Applied("BfdInstance.weight")),
+    ("bfd_instance", &["vrrp", "checker"], Applied("-: BFD sessions serve VRRP and checkers alike")),
+    ("bfd_instance", &["multihop"], NotApplied("sessions are single-hop (RFC 5881)")),
+    ("SSL", &["ca"], Applied("HttpCheck.tls_ca")),
+    ("SSL", &["certificate", "key", "password"], NotApplied("SSL_GET presents no client certificate")),
+    // virtual_server.
+    ("virtual_server", &["protocol"], Applied("VirtualServer.protocol")),
+    ("virtual_server", &["lvs_sched", "lb_algo"], Applied("VirtualServer.lb_algo")),
+    ("virtual_server", &["lvs_method", "lb_kind"], Applied("VirtualServer.forwarding")),
+    ("virtual_server", &["hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback"], Applied("VirtualServer.sched_flags")),
+    ("virtual_server", &["persistence_timeout"], Applied("VirtualServer.persistence_timeout")),
+    ("virtual_server", &["persistence_granularity"], Applied("VirtualServer.persistence_granularity")),
+    ("virtual_server", &["persistence_engine"], NotApplied("persistence engines (SIP) are not supported")),
+    ("virtual_server", &["quorum"], Applied("VirtualServer.quorum")),
+    ("virtual_server", &["hysteresis"], Applied("VirtualServer.hysteresis")),
+    ("virtual_server", &["quorum_up"], Applied("VirtualServer.quorum_up")),
+    ("virtual_server", &["quorum_down"], Applied("VirtualServer.quorum_down")),
+    ("virtual_server", &["sorry_server"], Applied("VirtualServer.sorry_server")),
+    ("virtual_server", &["sorry_server_inhibit", "sorry_server_lvs_method"], Applied("VirtualServer.sorry_server")),
+    ("virtual_server", &["ha_suspend"], NotApplied("the service stays in the data plane when no VIP is held")),
+    ("virtual_server", &["omega"], Applied("VirtualServer.omega")),
+    ("virtual_server", &["ip_family"], Applied("VirtualServer.ip_family")),
+    ("virtual_server", &["real_server"], Applied("VirtualServer.real_servers")),
+    ("virtual_server", &["snmp_name"], NO_SNMP),
+    ("virtual_server", &["rvs_mh_table_size"], Applied("VirtualServer.mh_table_size")),
+    ("virtual_server", &["rvs_proxy_protocol"], Applied("VirtualServer.proxy_protocol")),
+    ("virtual_server", &["inhibit_on_failure"], Applied("RealServer.inhibit_on_failure")),
+    ("virtual_server", &["virtualhost"], Applied("HttpCheck.virtualhost")),
+    ("virtual_server", &["weight"], Applied("RealServer.weight")),
+    ("*", &["virtualhost"], Applied("HttpCheck.virtualhost")),
+    ("virtual_server_group", &["*"], Applied("Config.virtual_server_groups")),
+    // real_server.
+    ("real_server", &["weight"], Applied("RealServer.weight")),
+    ("real_server", &["lvs_method"], Applied("RealServer.forwarding")),
+    ("real_server", &["uthreshold"], Applied("RealServer.uthreshold")),
+    ("real_server", &["lthreshold"], Applied("RealServer.lthreshold")),
+    ("real_server", &["inhibit_on_failure"], Applied("RealServer.inhibit_on_failure")),
+    ("real_server", &["notify_up"], Applied("RealServer.notify_up")),
+    ("real_server", &["notify_down"], Applied("RealServer.notify_down")),
+    ("real_server", &["virtualhost"], Applied("HttpCheck.virtualhost")),
+    ("real_server", &["snmp_name"], NO_SNMP),
+    ("real_server", &["MISC_CHECK", "SMTP_CHECK", "TCP_CHECK", "PING_CHECK", "UDP_CHECK", "HTTP_GET", "SSL_GET", "DNS_CHECK", "FILE_CHECK", "BFD_CHECK"], Applied("RealServer.checkers")),
+    // Checker timing, at every level (virtual_server, real_server, each checker).
+    ("*", &["connect_ip"], Applied("Checker.connect_ip")),
+    ("*", &["connect_port"], Applied("Checker.connect_port")),
+    ("*", &["bindto"], Applied("Checker.bindto")),
+    ("*", &["bind_port"], Applied("Checker.bind_port")),
+    ("*", &["connect_timeout"], Applied("Checker.connect_timeout")),
+    ("*", &["fwmark"], Applied("Checker.fwmark")),
+    ("*", &["retry"], Applied("Checker.retry")),
+    ("*", &["delay_before_retry"], Applied("Checker.delay_before_retry")),
+    ("*", &["warmup"], Applied("Checker.warmup")),
+    ("*", &["delay_loop"], Applied("Checker.delay_loop")),
+    ("*", &["alpha"], Applied("Checker.alpha")),
+    ("*", &["nb_get_retry"], Spelling("retry (HTTP_GET and SSL_GET only, as keepalived 2.2.7)")),
+    ("*", &["bind_if"], NotApplied("checks are not bound to an interface")),
+    ("*", &["log_all_failures"], NotApplied("rvs logs a real server's changes of state, not every failed check")),
+    ("HTTP_GET", &["url"], Applied("HttpCheck.urls")),
+    ("SSL_GET", &["url"], Applied("HttpCheck.urls")),
+    ("*", &["http_protocol"], Applied("HttpCheck.http_protocol")),
+    ("*", &["enable_sni"], Applied("HttpCheck.enable_sni")),
+    ("*", &["sni_name"], Applied("HttpCheck.sni_name")),
+    ("*", &["fast_recovery"], NotApplied("a failed server is retried at delay_loop, not sooner")),
+    ("*", &["tls_compliant"], NotApplied("TLS shutdown is not required of the server")),
+    ("url", &["path"], Applied("Url.path")),
+    ("url", &["digest"], Applied("Url.digest")),
+    ("url", &["status_code"], Applied("Url.status_code")),
+    ("url", &["virtualhost"], Applied("Url.virtualhost")),
+    ("url", &["regex", "regex_no_match", "regex_options", "regex_min_offset", "regex_max_offset", "regex_stack"], NotApplied("the body is not matched against the regex: only status and digest decide")),
+    ("MISC_CHECK", &["misc_path"], Applied("MiscCheck.misc_path")),
+    ("MISC_CHECK", &["misc_timeout"], Applied("MiscCheck.misc_timeout")),
+    ("MISC_CHECK", &["misc_dynamic"], Applied("MiscCheck.misc_dynamic")),
+    ("MISC_CHECK", &["user"], NotApplied("the script runs as script_user, not as this user")),
+    ("SMTP_CHECK", &["helo_name"], Applied("SmtpCheck.helo_name")),
+    ("SMTP_CHECK", &["host"], Applied("Checker.connect_ip")),
+    ("DNS_CHECK", &["type"], Applied("DnsCheck.query_type")),
+    ("DNS_CHECK", &["name"], Applied("DnsCheck.name")),
+    ("UDP_CHECK", &["payload"], Applied("UdpCheck.payload")),
+    ("UDP_CHECK", &["require_reply"], Applied("UdpCheck.require_reply")),
+    ("UDP_CHECK", &["min_reply_length"], Applied("UdpCheck.min_reply_length")),
+    ("UDP_CHECK", &["max_reply_length"], Applied("UdpCheck.max_reply_length")),
+    ("FILE_CHECK", &["track_file"], Applied("FileCheck.track_file")),
+    ("FILE_CHECK", &["weight"], Applied("FileCheck.weight")),
+    ("BFD_CHECK", &["name"], Applied("BfdCheck.name")),
+    ("garp_group", &["*"], NotApplied("gratuitous ARP/NA intervals per interface group are not applied")),
+    ("track_group", &["*"], NotApplied("instances are not grouped for tracking")),
+];
+
+/// What rvs does with `kw` written in `block` (`""`: the top level).
+pub fn support(block: &str, kw: &str) -> Option<Support> {
+    let find = |b: &str, k: &str| {
+        TABLE
+            .iter()
+            .find(|(tb, kws, _)| *tb == b && kws.contains(&k))
+            .map(|r| r.2)
+    };
+    find(block, kw)
+        .or_else(|| find("*", kw))
+        .or_else(|| find(block, "*"))
+}
+
+/// Warns at every line whose keyword rvs reads but does not apply (`block`: the block the
+/// nodes are in, `""` at the top). Lists' lines are values, not keywords.
+pub fn warn_unapplied(nodes: &[crate::tree::Node], block: &str, diags: &mut crate::diag::Diags) {
+    for n in nodes {
+        match support(block, n.name()) {
+            Some(NotApplied(lost)) => {
+                diags.not_applied(
+                    n.kw.loc,
+                    n.kw.width,
+                    format!("'{}' is not applied by rvs: {lost}", n.kw.text),
+                );
+            }
+            Some(Spelling(of)) if of.ends_with("(not applied)") => {
+                diags.not_applied(
+                    n.kw.loc,
+                    n.kw.width,
+                    format!("'{}' ({of}) is not applied by rvs", n.kw.text),
+                );
+            }
+            _ => {}
+        }
+        if let crate::tree::Body::Block(children) = &n.body {
+            warn_unapplied(children, n.name(), diags);
+        }
+    }
+}

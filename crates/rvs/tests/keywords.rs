@@ -1,0 +1,272 @@
+//! Every keepalived keyword accounted for (issue #17): `rvs_conf::support` says for each
+//! keyword of the schema whether rvs applies it, and docs/keywords.md is generated from it.
+//! This test fails when a keyword has no row, when a row names no keyword, when a keyword
+//! marked applied sets a model value that nothing outside the parser reads, or when
+//! docs/keywords.md is not what the table says (`RVS_BLESS=1` rewrites it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rvs_conf::support::{support, Support, TABLE};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The source of every crate but the parser's, where an applied value must be read.
+fn consumers() -> String {
+    let mut out = String::new();
+    let mut stack = vec![root().join("crates")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let s = p.to_string_lossy();
+            if s.contains("crates/rvs-conf") || s.ends_with("/tests") || s.contains("/target") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push_str(&without_test_modules(&text));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The source without its `#[cfg(test)] mod tests { … }` (unit tests are not consumers);
+/// braces are counted naively, which is enough for this code base's test modules.
+fn without_test_modules(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("#[cfg(test)]\nmod tests {") {
+        out.push_str(&rest[..i]);
+        let body = &rest[i..];
+        let mut depth = 0usize;
+        let mut end = body.len();
+        for (j, c) in body.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = j + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &body[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn every_keyword_has_a_row_and_every_row_a_keyword() {
+    let all = rvs_conf::schema::every_keyword();
+    let missing: Vec<String> = all
+        .iter()
+        .filter(|(b, k)| support(b, k).is_none())
+        .map(|(b, k)| format!("{b}/{k}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keywords without a row in rvs_conf::support::TABLE: {missing:?}"
+    );
+    for (block, kws, _) in TABLE {
+        for kw in *kws {
+            if *kw == "*" {
+                continue;
+            }
+            let known = all
+                .iter()
+                .any(|(b, k)| k == kw && (*block == "*" || b == block));
+            assert!(
+                known,
+                "support row {block}/{kw} names no keyword of the schema"
+            );
+        }
+    }
+}
+
+/// Whether `code` reads the field `name`: `.name` as a whole word, or `name` in a
+/// destructuring pattern (`{ name, .. }`, `name: x`).
+fn reads(code: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    code.match_indices(name).any(|(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + name.len()..].chars().next();
+        if before.is_some_and(ident) || after.is_some_and(ident) {
+            return false;
+        }
+        before == Some('.')
+            || (code[..i].trim_end().ends_with(['{', ','])
+                && code[i + name.len()..]
+                    .trim_start()
+                    .starts_with([',', '}', ':']))
+    })
+}
+
+#[test]
+fn every_applied_keyword_is_read_outside_the_parser() {
+    let model = std::fs::read_to_string(root().join("crates/rvs-conf/src/model.rs")).unwrap();
+    let code = consumers();
+    let mut unread = Vec::new();
+    for (block, kws, s) in TABLE {
+        let Support::Applied(field) = s else { continue };
+        if field.starts_with('-') {
+            continue;
+        }
+        let (strukt, name) = field.split_once('.').expect("Struct.field");
+        // The field exists in that struct of the model...
+        let body = model
+            .split(&format!("pub struct {strukt} {{"))
+            .nth(1)
+            .and_then(|b| b.split("\n}").next())
+            .unwrap_or_else(|| {
+                panic!("{field} ({block}/{kws:?}): no struct {strukt} in the model")
+            });
+        assert!(
+            body.contains(&format!("pub {name}:")),
+            "{field} ({block}/{kws:?}): {strukt} has no field {name}"
+        );
+        // ...and some consumer reads it.
+        if !reads(&code, name) {
+            unread.push(format!("{block}/{kws:?} -> {field}"));
+        }
+    }
+    assert!(
+        unread.is_empty(),
+        "marked applied, but nothing outside rvs-conf reads the value: {unread:?}"
+    );
+}
+
+/// docs/keywords.md, from the table.
+fn render() -> String {
+    let mut by_block: BTreeMap<&str, Vec<(&str, Support)>> = BTreeMap::new();
+    for (b, k) in rvs_conf::schema::every_keyword() {
+        by_block
+            .entry(b)
+            .or_default()
+            .push((k, support(b, k).unwrap()));
+    }
+    let (mut applied, mut not) = (0, 0);
+    for v in by_block.values() {
+        for (_, s) in v {
+            match s {
+                Support::Applied(_) => applied += 1,
+                Support::NotApplied(_) => not += 1,
+                Support::Spelling(_) | Support::Through(_) => {}
+            }
+        }
+    }
+    let mut out = String::from(
+        "# keepalived's keywords in rvs\n\n\
+         Generated from `crates/rvs-conf/src/support.rs` by `crates/rvs/tests/keywords.rs`\n\
+         (`RVS_BLESS=1 cargo test -p rvs --test keywords` rewrites it; the test fails when it is\n\
+         out of date). Every keyword keepalived 2.2.7 knows (and the few 2.4 ones rvs accepts),\n\
+         by the block it is written in:\n\n\
+         - **applied**: rvs does what keepalived does with it; the column names the model value\n  \
+           it sets, which the test checks is read outside the parser (`-`: structure);\n\
+         - **not applied**: read and checked, but rvs does not act on it. `rvs check` warns at\n  \
+           its line with what is lost, `rvs check --strict` fails on it (add\n  \
+           `--keepalived-verdict` for `keepalived -t`'s verdict alone), `rvs run` logs it at\n  \
+           start, and `rvs check --json` lists it under `not_applied`;\n\
+         - **spelling**: another keyword's deprecated or alternate name;\n\
+         - **through**: does nothing on its own; takes effect through the keywords named.\n\n",
+    );
+    let _ = writeln!(out, "{applied} keyword uses applied, {not} not applied.");
+    for (block, kws) in by_block {
+        let title = if block.is_empty() { "top level" } else { block };
+        let _ = write!(
+            out,
+            "\n## {title}\n\n| keyword | rvs | detail |\n|---|---|---|\n"
+        );
+        for (k, s) in kws {
+            let (what, detail) = match s {
+                Support::Applied(f) => ("applied", f),
+                Support::NotApplied(l) => ("**not applied**", l),
+                Support::Spelling(o) => ("spelling", o),
+                Support::Through(o) => ("through", o),
+            };
+            let _ = writeln!(out, "| `{k}` | {what} | {detail} |");
+        }
+    }
+    out
+}
+
+#[test]
+fn docs_keywords_md_is_generated_from_the_table() {
+    let path = root().join("docs/keywords.md");
+    let want = render();
+    if std::env::var_os("RVS_BLESS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/keywords.md is out of date: RVS_BLESS=1 cargo test -p rvs --test keywords"
+    );
+}
+
+/// The user's view: a keyword rvs does not apply is warned about at its line, with what is
+/// lost; `--strict` fails on it, `--strict --keepalived-verdict` does not (keepalived runs
+/// it), and `--json` lists it.
+#[test]
+fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
+    let dir = std::env::temp_dir().join(format!("rvs-kw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("k.conf");
+    std::fs::write(
+        &f,
+        "global_defs {\n    notification_email {\n        ops@example.org\n    }\n    \
+         smtp_server 127.0.0.1\n}\nvrrp_instance V {\n    interface eth0\n    \
+         virtual_router_id 9\n    mcast_dst_ip 224.0.0.99\n    virtual_ipaddress {\n        \
+         198.18.0.1\n    }\n}\nvirtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    \
+         lvs_method NAT\n    protocol TCP\n    real_server 198.18.0.2 80 {\n        \
+         HTTP_GET {\n            url {\n                path /\n                \
+         regex \"ok\"\n            }\n        }\n    }\n}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(args)
+            .arg("-f")
+            .arg(&f)
+            .output()
+            .unwrap()
+    };
+    let plain = run(&["check"]);
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(plain.status.success(), "{err}");
+    for want in [
+        "k.conf:2:5: warning: 'notification_email' is not applied by rvs: no e-mail is sent",
+        "k.conf:5:5: warning: 'smtp_server' is not applied by rvs",
+        "k.conf:10:5: warning: 'mcast_dst_ip' is not applied by rvs: adverts go to the standard group",
+        "k.conf:23:17: warning: 'regex' is not applied by rvs: the body is not matched",
+        "valid (0 errors, 4 warnings, 4 not applied by rvs)",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+    assert_eq!(run(&["check", "--strict"]).status.code(), Some(1));
+    assert!(run(&["check", "--strict", "--keepalived-verdict"])
+        .status
+        .success());
+    let json = run(&["check", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let lines: Vec<u64> = v["not_applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 5, 10, 23]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
