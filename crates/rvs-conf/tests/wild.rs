@@ -486,3 +486,18 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert_eq!(p.config.static_rules.len(), 1);
     assert!(p.render().contains("'static_routes' is not applied by rvs"));
 }
+
+/// Issue #17 bug 10: `lb_algo` / `lb_kind` are what keepalived's own samples write, and
+/// keepalived says nothing about them; rvs drew 566 "deprecated" warnings across the wild
+/// corpus. They are now plain synonyms of `lvs_sched` / `lvs_method`.
+#[test]
+fn lb_algo_and_lb_kind_draw_no_warning() {
+    let p = parse(
+        "virtual_server 198.18.0.1 80 {\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n    \
+         real_server 198.18.0.2 80 {\n        weight 2\n    }\n}\n",
+    );
+    assert!(p.diagnostics.is_empty(), "{}", p.render());
+    let vs = &p.config.virtual_servers[0];
+    assert_eq!(vs.lb_algo, rvs_conf::model::Scheduler::Wrr);
+    assert_eq!(vs.forwarding.method, rvs_conf::model::Method::Dr);
+}

@@ -157,10 +157,9 @@ impl Loader<'_> {
         let mut hyst_tok = None;
         for n in node.children() {
             match n.name() {
+                // lb_algo / lb_kind: the names keepalived's own samples use; it says
+                // nothing about them, and neither does rvs (issue #17 bug 10).
                 "lb_algo" | "lvs_sched" => {
-                    if n.name() == "lb_algo" {
-                        deprecated(a, n, "lvs_sched (keepalived's documented name)");
-                    }
                     a.extra(n, 1);
                     if let Some(t) = a.need(n, 0, "a scheduler name") {
                         if let Some((_, s)) = Scheduler::ALL.iter().find(|(s, _)| *s == t.text) {
@@ -184,9 +183,6 @@ impl Loader<'_> {
                     }
                 }
                 "lb_kind" | "lvs_method" => {
-                    if n.name() == "lb_kind" {
-                        deprecated(a, n, "lvs_method (keepalived's documented name)");
-                    }
                     if let Some(f) = forwarding(a, n) {
                         vs.forwarding = f;
                         method_set = true;
