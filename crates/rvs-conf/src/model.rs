@@ -166,7 +166,8 @@ pub struct SmtpServer {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LvsSyncDaemon {
     pub interface: String,
-    pub instance: String,
+    /// The instance whose state the daemon follows; none: no daemon runs.
+    pub instance: Option<String>,
     /// Defaults to the instance's VRID.
     pub id: Option<u8>,
     pub maxlen: Option<u16>,

@@ -129,53 +129,66 @@ fn json_snapshots() {
 
 #[test]
 fn lvs_sync_daemon_options_and_errors() {
-    let p = parse(
-        "global_defs {\nlvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8848 ttl 2 group 224.0.0.82\n}\n\
-         vrrp_instance VI_1 { state BACKUP\ninterface eth1\nvirtual_router_id 7\npriority 100\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
-    );
+    let inst = "vrrp_instance VI_1 { state BACKUP\ninterface eth1\nvirtual_router_id 7\npriority 100\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n";
+    let p = parse(&format!(
+        "global_defs {{\nlvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8848 ttl 2 group 224.0.0.82\n}}\n{inst}"
+    ));
     let d = p.config.global_defs.lvs_sync_daemon.as_ref().unwrap();
     assert_eq!(
-        (d.interface.as_str(), d.instance.as_str()),
-        ("eth1", "VI_1")
+        (d.interface.as_str(), d.instance.as_deref()),
+        ("eth1", Some("VI_1"))
     );
     assert_eq!(
         (d.id, d.maxlen, d.port, d.ttl),
         (Some(7), Some(1400), Some(8848), Some(2))
     );
     assert_eq!(d.group, Some("224.0.0.82".parse().unwrap()));
-    assert!(
-        p.diagnostics.iter().all(|d| !d.is_error()),
-        "{:?}",
-        p.diagnostics
-    );
+    assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
 
-    let bad = parse("global_defs {\nlvs_sync_daemon eth1 VI_1 group 198.18.0.1 speed 3\n}\n");
+    // Issue #17 bug 4, keepalived 2.2.7's forms: `inst NAME`, and options right after the
+    // interface (no instance: accepted, no daemon runs, and rvs says so).
+    let p = parse(&format!(
+        "global_defs {{\nlvs_sync_daemon eth1 inst VI_1 id 5\n}}\n{inst}"
+    ));
+    let d = p.config.global_defs.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!((d.instance.as_deref(), d.id), (Some("VI_1"), Some(5)));
+    assert!(p.diagnostics.is_empty(), "{}", p.render());
+    let p = parse(&format!(
+        "global_defs {{\nlvs_sync_daemon eth1 id 5 port 8848\n}}\n{inst}"
+    ));
+    let d = p.config.global_defs.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!(
+        (d.instance.as_deref(), d.id, d.port),
+        (None, Some(5), Some(8848))
+    );
+    assert!(!p.keepalived_rejects() && p.errors() == 0, "{}", p.render());
+    assert!(p
+        .render()
+        .contains("names no vrrp_instance: no sync daemon runs"));
+
+    // What keepalived reports and ignores: bad values, unknown options, a second line; an
+    // unknown instance it says nothing about (and runs no daemon).
+    let bad = parse("global_defs {\nlvs_sync_daemon eth1 VI_1 group 198.18.0.1 speed 3 id 256\nlvs_sync_daemon eth2 VI_1\n}\n");
+    assert_eq!(bad.errors(), 0, "{}", bad.render());
     let msgs: Vec<String> = bad
         .diagnostics
         .iter()
         .map(|d| format!("{}:{} {}", d.loc.line, d.loc.col, d.message))
         .collect();
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("2:33 ") && m.contains("not a multicast")),
-        "{msgs:?}"
-    );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("2:44 ") && m.contains("unknown lvs_sync_daemon option 'speed'")),
-        "{msgs:?}"
-    );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("2:22 ") && m.contains("unknown vrrp_instance 'VI_1'")),
-        "{msgs:?}"
-    );
-    let none = parse("global_defs {\nlvs_sync_daemon eth1\n}\n");
+    for want in [
+        "2:33 lvs_sync_daemon group '198.18.0.1' is not a multicast address",
+        "2:44 unknown lvs_sync_daemon option 'speed'",
+        "2:55 invalid lvs_sync_daemon id '256'",
+        "3:1 lvs_sync_daemon has already been specified (on eth1)",
+        "2:22 lvs_sync_daemon: unknown vrrp_instance 'VI_1': no sync daemon runs",
+    ] {
+        assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
+    }
+    let d = bad.config.global_defs.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!((d.interface.as_str(), d.id, d.group), ("eth1", None, None));
+    let none = parse("global_defs {\nlvs_sync_daemon\n}\n");
     assert!(none.config.global_defs.lvs_sync_daemon.is_none());
-    assert!(none
-        .diagnostics
-        .iter()
-        .any(|d| d.message.contains("needs an interface and a vrrp_instance")));
+    assert!(none.keepalived_rejects());
 }
 
 #[test]

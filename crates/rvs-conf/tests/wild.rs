@@ -501,3 +501,31 @@ fn lb_algo_and_lb_kind_draw_no_warning() {
     assert_eq!(vs.lb_algo, rvs_conf::model::Scheduler::Wrr);
     assert_eq!(vs.forwarding.method, rvs_conf::model::Method::Dr);
 }
+
+/// Issue #17 bug 7, the rest of what keepalived 2.2.7's `-t` counts: a sync group with a
+/// single member (it syncs nothing), an `smtp_server` with a port out of range (ignored).
+/// A host name is resolved as keepalived resolves it (here only `localhost`, from
+/// /etc/hosts: the test sends nothing to a name server).
+#[test]
+fn single_member_sync_groups_and_bad_smtp_servers() {
+    let inst = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 9\n    \
+                virtual_ipaddress {\n        198.18.0.1\n    }\n}\n";
+    let p = parse(&format!(
+        "vrrp_sync_group G {{\n    group {{\n        VI_1\n    }}\n}}\n{inst}"
+    ));
+    assert!(p.keepalived_rejects(), "{}", p.render());
+    assert!(p.render().contains("vrrp_sync_group G has only one member"));
+    assert_eq!(p.errors(), 0);
+    for (server, ok) in [
+        ("198.18.0.9", true),
+        ("198.18.0.9 2525", true),
+        ("localhost 25", true),
+        ("198.18.0.9 99999", false),
+        ("198.18.0.9 0", false),
+    ] {
+        let p = parse(&format!("global_defs {{\n    smtp_server {server}\n}}\n"));
+        assert_eq!(p.errors(), 0, "{server}: {}", p.render());
+        assert_eq!(p.keepalived_rejects(), !ok, "{server}: {}", p.render());
+        assert_eq!(p.config.global_defs.smtp_server.is_some(), ok, "{server}");
+    }
+}

@@ -39,15 +39,20 @@ impl Loader<'_> {
                     .hint(hint);
             }
         }
-        // keepalived: "lvs_sync_daemon vrrp instance X not found" (and no sync daemon).
+        // keepalived: "lvs_sync_daemon vrrp instance X not found" at run time, and no sync
+        // daemon; its -t says nothing. rvs says so here, and runs none either.
         if let Some(ls) = &cfg.global_defs.lvs_sync_daemon {
-            if !cfg.vrrp_instances.iter().any(|v| v.name == ls.instance) {
-                let (loc, width) = ls.instance_at;
-                a.diags.error(
-                    loc,
-                    width,
-                    format!("lvs_sync_daemon: unknown vrrp_instance '{}'", ls.instance),
-                );
+            if let Some(inst) = &ls.instance {
+                if !cfg.vrrp_instances.iter().any(|v| &v.name == inst) {
+                    let (loc, width) = ls.instance_at;
+                    a.diags.warning(
+                        loc,
+                        width,
+                        format!(
+                            "lvs_sync_daemon: unknown vrrp_instance '{inst}': no sync daemon runs"
+                        ),
+                    );
+                }
             }
         }
         // Sync groups: members exist, and belong to one group only.

@@ -18,14 +18,7 @@ impl Loader<'_> {
                 "smtp_server" => {
                     a.extra(n, 2);
                     if let Some(h) = a.need(n, 0, "a host") {
-                        let port = match n.args.get(1) {
-                            Some(p) => a.int(p, 1, 65535).unwrap_or(25),
-                            None => 25,
-                        };
-                        g.smtp_server = Some(SmtpServer {
-                            host: h.text.clone(),
-                            port,
-                        });
+                        g.smtp_server = smtp_server(a, n, h);
                     }
                 }
                 "smtp_connect_timeout" => {
@@ -123,7 +116,22 @@ impl Loader<'_> {
                 "checker_log_all_failures" => g.checker_log_all_failures = a.flag(n),
                 "rs_init_notifies" => g.rs_init_notifies = a.bare(n),
                 "lvs_timeouts" => lvs_timeouts(a, n, &mut g.lvs_timeouts),
-                "lvs_sync_daemon" => g.lvs_sync_daemon = lvs_sync_daemon(a, n),
+                "lvs_sync_daemon" => {
+                    if let Some(prev) = &g.lvs_sync_daemon {
+                        // keepalived: "lvs_sync_daemon has already been specified as
+                        // IF INST - ignoring".
+                        a.diags.ka_warning(
+                            n.kw.loc,
+                            n.kw.width,
+                            format!(
+                                "lvs_sync_daemon has already been specified (on {}): ignored",
+                                prev.interface
+                            ),
+                        );
+                    } else {
+                        g.lvs_sync_daemon = lvs_sync_daemon(a, n);
+                    }
+                }
                 "lvs_flush" => g.lvs_flush = a.bare(n),
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => {
                     if n.name() == "lvs_flush_onstop" {
@@ -171,6 +179,49 @@ impl Loader<'_> {
         }
         if g.vrrp_strict && !set_here("vrrp_lower_prio_no_advert") {
             g.vrrp_lower_prio_no_advert = true;
+        }
+    }
+}
+
+/// `smtp_server HOST [PORT]`: keepalived 2.2.7 resolves the host when it reads the file and
+/// reports "Invalid smtp server" (a config error for -t; no mail is sent) for a port out of
+/// range or a host it cannot resolve. So does rvs, on the host it checks on.
+fn smtp_server(a: &mut Args<'_>, n: &Node, h: &Token) -> Option<SmtpServer> {
+    let port = match n.args.get(1) {
+        None => Some(25),
+        Some(p) => parse_int(&p.text)
+            .filter(|x| (1..=65535).contains(x))
+            .and_then(|x| u16::try_from(x).ok()),
+    };
+    let resolves = |port: u16| {
+        h.text.parse::<IpAddr>().is_ok()
+            || std::net::ToSocketAddrs::to_socket_addrs(&(h.text.as_str(), port))
+                .is_ok_and(|mut it| it.next().is_some())
+    };
+    match port {
+        Some(port) if resolves(port) => Some(SmtpServer {
+            host: h.text.clone(),
+            port,
+        }),
+        _ => {
+            a.diags.ka_warning(
+                h.loc,
+                h.width,
+                format!(
+                    "invalid smtp_server '{}': {}; ignored, as keepalived ignores it",
+                    n.args
+                        .iter()
+                        .map(|t| t.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if port.is_none() {
+                        "the port is not in 1..65535"
+                    } else {
+                        "the host does not resolve here"
+                    }
+                ),
+            );
+            None
         }
     }
 }

@@ -556,60 +556,100 @@ fn forwarding(a: &mut Args<'_>, n: &Node) -> Option<Forwarding> {
     })
 }
 
+/// `lvs_sync_daemon IFNAME [INSTANCE | inst INSTANCE] [id N] [maxlen N] [port N] [ttl N]
+/// [group IP]`, as keepalived 2.2.7 reads it: the instance may be left out (no sync daemon
+/// runs then: it follows an instance's state), and a bad option value is reported and
+/// ignored, not fatal.
 fn lvs_sync_daemon(a: &mut Args<'_>, n: &Node) -> Option<crate::model::LvsSyncDaemon> {
-    let (Some(ifname), Some(instance)) = (n.args.first(), n.args.get(1)) else {
-        a.diags.error(
+    const OPTIONS: &[&str] = &["id", "maxlen", "port", "ttl", "group"];
+    let Some(ifname) = n.args.first() else {
+        a.diags.ka_warning(
             n.kw.loc,
             n.kw.width,
-            "lvs_sync_daemon needs an interface and a vrrp_instance name",
+            "lvs_sync_daemon requires an interface: ignored",
         );
         return None;
     };
+    let mut rest = n.args.iter().skip(1).peekable();
+    let instance = match rest.peek() {
+        Some(t) if t.text == "inst" => {
+            rest.next();
+            rest.next()
+        }
+        Some(t) if !OPTIONS.contains(&t.text.as_str()) => rest.next(),
+        _ => None,
+    };
     let mut sd = crate::model::LvsSyncDaemon {
         interface: ifname.text.clone(),
-        instance: instance.text.clone(),
-        instance_at: (instance.loc, instance.width),
+        instance: instance.map(|t| t.text.clone()),
+        instance_at: instance.map_or((n.kw.loc, n.kw.width), |t| (t.loc, t.width)),
         id: None,
         maxlen: None,
         port: None,
         ttl: None,
         group: None,
     };
-    let mut it = n.args.iter().skip(2);
-    while let Some(key) = it.next() {
-        let Some(v) = it.next() else {
-            a.diags
-                .error(key.loc, key.width, format!("'{}' needs a value", key.text));
+    if instance.is_none() {
+        a.diags.warning(
+            n.kw.loc,
+            n.kw.width,
+            "lvs_sync_daemon names no vrrp_instance: no sync daemon runs (it follows an \
+             instance's MASTER/BACKUP state)",
+        );
+    }
+    while let Some(key) = rest.next() {
+        if !OPTIONS.contains(&key.text.as_str()) {
+            a.diags.ka_warning(
+                key.loc,
+                key.width,
+                format!(
+                    "unknown lvs_sync_daemon option '{}' (id, maxlen, port, ttl or group): ignored",
+                    key.text
+                ),
+            );
+            continue;
+        }
+        let Some(v) = rest.next() else {
+            a.diags.ka_warning(
+                key.loc,
+                key.width,
+                format!("'{}' needs a value: ignored", key.text),
+            );
             break;
         };
+        let num = |a: &mut Args<'_>, min: i64, max: i64| -> Option<i64> {
+            let got = parse_int(&v.text).filter(|x| (min..=max).contains(x));
+            if got.is_none() {
+                a.diags.ka_warning(
+                    v.loc,
+                    v.width,
+                    format!(
+                        "invalid lvs_sync_daemon {} '{}' (not in {min}..{max}): ignored, as \
+                         keepalived ignores it",
+                        key.text, v.text
+                    ),
+                );
+            }
+            got
+        };
         match key.text.as_str() {
-            "id" => sd.id = a.int(v, 0, 255),
-            "maxlen" => sd.maxlen = a.int(v, 1, 65507),
-            "port" => sd.port = a.int(v, 1, 65535),
-            "ttl" => sd.ttl = a.int(v, 1, 255),
-            "group" => match v.text.parse::<IpAddr>() {
+            "id" => sd.id = num(a, 0, 255).and_then(|x| u8::try_from(x).ok()),
+            "maxlen" => sd.maxlen = num(a, 1, 65507).and_then(|x| u16::try_from(x).ok()),
+            "port" => sd.port = num(a, 1, 65535).and_then(|x| u16::try_from(x).ok()),
+            "ttl" => sd.ttl = num(a, 1, 255).and_then(|x| u8::try_from(x).ok()),
+            _ => match v.text.parse::<IpAddr>() {
                 Ok(addr) if addr.is_multicast() => sd.group = Some(addr),
                 _ => {
-                    a.diags.error(
+                    a.diags.ka_warning(
                         v.loc,
                         v.width,
                         format!(
-                            "lvs_sync_daemon group '{}' is not a multicast address",
+                            "lvs_sync_daemon group '{}' is not a multicast address: ignored",
                             v.text
                         ),
                     );
                 }
             },
-            _ => {
-                a.diags.error(
-                    key.loc,
-                    key.width,
-                    format!(
-                        "unknown lvs_sync_daemon option '{}': id, maxlen, port, ttl or group",
-                        key.text
-                    ),
-                );
-            }
         }
     }
     Some(sd)

@@ -296,6 +296,20 @@ impl Loader<'_> {
                     format!("vrrp_sync_group {} has no member instances", g.name),
                 )
                 .hint("list the instances in 'group { VI_1 VI_2 }'");
+        } else if g.group.len() == 1 {
+            // keepalived 2.2.7: "Sync group G has only 1 virtual router(s) - this probably
+            // isn't what you want" (a config error for -t; the group runs).
+            self.a
+                .diags
+                .ka_warning(
+                    node.kw.loc,
+                    node.kw.width,
+                    format!(
+                        "vrrp_sync_group {} has only one member: a group syncs nothing",
+                        g.name
+                    ),
+                )
+                .hint("add the instances that must fail over together, or drop the group");
         }
         self.cfg.vrrp_sync_groups.push(g);
     }

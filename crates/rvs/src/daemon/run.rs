@@ -538,9 +538,12 @@ fn follow_sync_daemon(
     let Some(ls) = &cfg.global_defs.lvs_sync_daemon else {
         return;
     };
+    let Some(instance) = &ls.instance else {
+        return;
+    };
     let Some((master, vrid)) = vrrp.lock().ok().and_then(|v| {
         v.iter()
-            .find(|i| i.name == ls.instance)
+            .find(|i| &i.name == instance)
             .map(|i| (i.state == rvs_vrrp::State::Master, i.vrid))
     }) else {
         return;
