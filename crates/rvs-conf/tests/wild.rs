@@ -529,3 +529,22 @@ fn single_member_sync_groups_and_bad_smtp_servers() {
         assert_eq!(p.config.global_defs.smtp_server.is_some(), ok, "{server}");
     }
 }
+
+/// Values too: a `virtual_ipaddress` option rvs does not act on (`home`, `peer`,
+/// `preferred_lft`, ...) is warned about at the value and counted as not applied; the ones
+/// it applies (`dev`, `brd`, `scope`, `label`) are not.
+#[test]
+fn virtual_ipaddress_options_not_applied_are_said() {
+    let p = parse(
+        "vrrp_instance V {\n    interface eth0\n    virtual_router_id 9\n    virtual_ipaddress {\n        \
+         198.18.0.1/24 dev eth1 brd + scope global label eth1:vip\n        198.18.0.2/24 home preferred_lft 0\n    }\n}\n",
+    );
+    assert_eq!(p.unapplied(), 2, "{}", p.render());
+    assert!(p
+        .render()
+        .contains("6:23: warning: virtual_ipaddress option 'home' is not applied by rvs"));
+    assert!(p
+        .render()
+        .contains("6:28: warning: virtual_ipaddress option 'preferred_lft'"));
+    assert!(!p.keepalived_rejects(), "{}", p.render());
+}

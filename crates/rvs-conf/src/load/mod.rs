@@ -417,15 +417,25 @@ fn vips(a: &mut Args<'_>, n: &Node) -> Vec<VipAddr> {
                 "dev" => v.dev = val(a),
                 "scope" => v.scope = val(a),
                 "label" => v.label = val(a),
-                "peer" => v.peer = val(a),
-                "no_track" => v.no_track = true,
+                // Read, and not acted on: said at the value (`rvs check --json` lists it
+                // under not_applied), as for keywords (`crate::support`).
+                "peer" => {
+                    v.peer = val(a);
+                    vip_not_applied(a, k, "the address is added without a peer");
+                }
+                "no_track" => {
+                    v.no_track = true;
+                    vip_not_applied(a, k, "a missing address is not tracked in any case");
+                }
                 "preferred_lft" | "valid_lft" | "metric" | "track_group" | "use_vmac" | "group" => {
                     let x = val(a);
                     v.options
                         .push(format!("{} {}", k.text, x.unwrap_or_default()));
+                    vip_not_applied(a, k, "the address is added without it");
                 }
                 "home" | "-nodad" | "nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin" => {
                     v.options.push(k.text.clone());
+                    vip_not_applied(a, k, "the address is added without the flag");
                 }
                 _ => {
                     a.diags.ka_warning(
@@ -439,6 +449,17 @@ fn vips(a: &mut Args<'_>, n: &Node) -> Vec<VipAddr> {
         out.push(v);
     }
     out
+}
+
+fn vip_not_applied(a: &mut Args<'_>, k: &Token, lost: &str) {
+    a.diags.not_applied(
+        k.loc,
+        k.width,
+        format!(
+            "virtual_ipaddress option '{}' is not applied by rvs: {lost}",
+            k.text
+        ),
+    );
 }
 
 fn vs_key(a: &mut Args<'_>, n: &Node) -> Option<VsKey> {
