@@ -548,3 +548,17 @@ fn virtual_ipaddress_options_not_applied_are_said() {
         .contains("6:28: warning: virtual_ipaddress option 'preferred_lft'"));
     assert!(!p.keepalived_rejects(), "{}", p.render());
 }
+
+/// `unicast_peer` TTL filters (keepalived 2.2.7) are read and not applied: said.
+#[test]
+fn unicast_peer_ttl_filters_are_said() {
+    let p = parse(
+        "vrrp_instance V {\n    interface eth0\n    virtual_router_id 9\n    unicast_peer {\n        \
+         198.18.0.2 min_ttl 250 max_ttl 255\n    }\n    virtual_ipaddress {\n        198.18.0.1\n    }\n}\n",
+    );
+    assert_eq!(p.unapplied(), 2, "{}", p.render());
+    assert_eq!(
+        p.config.vrrp_instances[0].unicast_peer[0].min_ttl,
+        Some(250)
+    );
+}

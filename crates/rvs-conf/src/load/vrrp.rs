@@ -539,8 +539,23 @@ impl Loader<'_> {
                             while let Some(k) = it.next() {
                                 let v = it.next();
                                 match (k.text.as_str(), v) {
-                                    ("min_ttl", Some(v)) => p.min_ttl = a.int(v, 0, 255),
-                                    ("max_ttl", Some(v)) => p.max_ttl = a.int(v, 0, 255),
+                                    ("min_ttl" | "max_ttl", Some(v)) => {
+                                        let ttl = a.int(v, 0, 255);
+                                        if k.text == "min_ttl" {
+                                            p.min_ttl = ttl;
+                                        } else {
+                                            p.max_ttl = ttl;
+                                        }
+                                        a.diags.not_applied(
+                                            k.loc,
+                                            k.width,
+                                            format!(
+                                                "unicast_peer option '{}' is not applied by \
+                                                 rvs: adverts are not filtered by TTL",
+                                                k.text
+                                            ),
+                                        );
+                                    }
                                     _ => {
                                         a.diags.error(
                                             k.loc,
