@@ -351,7 +351,9 @@ pub struct SyncGroup {
     pub sync_group_tracking_weight: bool,
     /// `notify_priority_changes` (`None`: the global setting).
     pub notify_priority_changes: Option<bool>,
-    pub smtp_alert: bool,
+    /// `smtp_alert` here; `None`: inherited (instance and virtual server from
+    /// `global_defs`, real server from its virtual server).
+    pub smtp_alert: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -460,7 +462,9 @@ pub struct VrrpInstance {
     pub notify_master_rx_lower_pri: Option<Script>,
     /// `notify_priority_changes` (`None`: the sync group's, else the global setting).
     pub notify_priority_changes: Option<bool>,
-    pub smtp_alert: bool,
+    /// `smtp_alert` here; `None`: inherited (instance and virtual server from
+    /// `global_defs`, real server from its virtual server).
+    pub smtp_alert: Option<bool>,
     /// Name of the sync group the instance belongs to.
     pub sync_group: Option<String>,
 }
@@ -619,7 +623,9 @@ pub struct VirtualServer {
     pub ha_suspend: bool,
     pub virtualhost: Option<String>,
     pub ip_family: Option<Family>,
-    pub smtp_alert: bool,
+    /// `smtp_alert` here; `None`: inherited (instance and virtual server from
+    /// `global_defs`, real server from its virtual server).
+    pub smtp_alert: Option<bool>,
     /// rvs extension `rvs_mh_table_size N`: Maglev table size (a prime); default 4093.
     pub mh_table_size: Option<u32>,
     /// rvs extension `rvs_proxy_protocol v1|v2`: send a PROXY header to real servers
@@ -642,7 +648,9 @@ pub struct RealServer {
     pub notify_up: Option<Script>,
     pub notify_down: Option<Script>,
     pub virtualhost: Option<String>,
-    pub smtp_alert: bool,
+    /// `smtp_alert` here; `None`: inherited (instance and virtual server from
+    /// `global_defs`, real server from its virtual server).
+    pub smtp_alert: Option<bool>,
     pub checkers: Vec<Checker>,
 }
 

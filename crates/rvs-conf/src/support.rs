@@ -19,14 +19,10 @@ pub enum Support {
     NotApplied(&'static str),
     /// Another keyword's spelling (deprecated or alternate): it does what that one does.
     Spelling(&'static str),
-    /// Does nothing on its own: it takes effect through the keywords named, which are
-    /// accounted for (and warned about) themselves.
-    Through(&'static str),
 }
 
-use Support::{Applied, NotApplied, Spelling, Through};
+use Support::{Applied, NotApplied, Spelling};
 
-const NO_MAIL: Support = NotApplied("no e-mail is sent (rvs has no SMTP alerts yet)");
 const NO_SNMP: Support = NotApplied("no SNMP agent (rvs serves Prometheus metrics and a JSON API)");
 const NO_DBUS: Support = NotApplied("no DBus interface");
 const ONE_PROCESS: Support =
@@ -60,10 +56,14 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("*", &["net_namespace", "net_namespace_ipvs", "namespace_with_ipsets"], NS),
     ("*", &["use_pid_dir", "instance", "child_wait_time"], ONE_PROCESS),
     // global_defs.
-    ("global_defs", &["notification_email"], NO_MAIL),
-    ("global_defs", &["notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_helo_name"], NO_MAIL),
-    ("global_defs", &["smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "no_email_faults", "no_checker_emails"], NO_MAIL),
-    ("global_defs", &["router_id"], Through("names this node in e-mail alerts and SNMP (notification_email, enable_snmp_*)")),
+    ("global_defs", &["notification_email"], Applied("GlobalDefs.notification_email")),
+    ("global_defs", &["notification_email_from"], Applied("GlobalDefs.notification_email_from")),
+    ("global_defs", &["smtp_server"], Applied("GlobalDefs.smtp_server")),
+    ("global_defs", &["smtp_connect_timeout"], Applied("GlobalDefs.smtp_connect_timeout")),
+    ("global_defs", &["smtp_helo_name"], Applied("GlobalDefs.smtp_helo_name")),
+    ("global_defs", &["smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "no_email_faults"], Applied("GlobalDefs.other")),
+    ("global_defs", &["no_checker_emails"], Applied("-: rvs mails a real server's changes of state, not each checker's, which is what no_checker_emails asks")),
+    ("global_defs", &["router_id"], Applied("GlobalDefs.router_id")),
     ("global_defs", &["enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps", "snmp_socket", "snmp_rs_stats_update_interval", "snmp_vs_stats_update_interval"], NO_SNMP),
     ("global_defs", &["enable_snmp_keepalived"], Spelling("enable_snmp_vrrp (not applied)")),
     ("global_defs", &["enable_dbus", "dbus_service_name", "dbus_no_interface_name"], NO_DBUS),
@@ -167,7 +167,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("vrrp_instance", &["native_ipv6"], Spelling("an IPv6 virtual_ipaddress")),
     ("vrrp_instance", &["vmac_garp_intvl"], Spelling("garp_extra_if (not applied)")),
     ("vrrp_instance", &["lvs_sync_daemon_interface"], Spelling("global_defs lvs_sync_daemon")),
-    ("*", &["smtp_alert"], NO_MAIL),
+    ("*", &["smtp_alert"], Applied("RealServer.smtp_alert")),
     ("authentication", &["auth_type", "auth_pass"], Applied("VrrpInstance.authentication")),
     ("auth_hmac", &["key", "active_key", "anti_replay", "time_window", "mode"], NotApplied("HMAC authentication (keepalived 2.4) is not supported")),
     // Notify scripts and trackers, in instances and sync groups.

@@ -10,6 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-types", &[]),
     ("rvs-wire", &[]),
     ("rvs-script", &[]),
+    ("rvs-alert", &[]),
     // keepalived's -t checks the host: whether script_user exists.
     ("rvs-conf", &["rvs-script"]),
     ("rvs-sched", &["rvs-types"]),

@@ -163,7 +163,7 @@ fn render() -> String {
             match s {
                 Support::Applied(_) => applied += 1,
                 Support::NotApplied(_) => not += 1,
-                Support::Spelling(_) | Support::Through(_) => {}
+                Support::Spelling(_) => {}
             }
         }
     }
@@ -179,8 +179,7 @@ fn render() -> String {
            its line with what is lost, `rvs check --strict` fails on it (add\n  \
            `--keepalived-verdict` for `keepalived -t`'s verdict alone), `rvs run` logs it at\n  \
            start, and `rvs check --json` lists it under `not_applied`;\n\
-         - **spelling**: another keyword's deprecated or alternate name;\n\
-         - **through**: does nothing on its own; takes effect through the keywords named.\n\n",
+         - **spelling**: another keyword's deprecated or alternate name.\n\n",
     );
     let _ = writeln!(out, "{applied} keyword uses applied, {not} not applied.");
     for (block, kws) in by_block {
@@ -194,7 +193,6 @@ fn render() -> String {
                 Support::Applied(f) => ("applied", f),
                 Support::NotApplied(l) => ("**not applied**", l),
                 Support::Spelling(o) => ("spelling", o),
-                Support::Through(o) => ("through", o),
             };
             let _ = writeln!(out, "| `{k}` | {what} | {detail} |");
         }
@@ -226,8 +224,8 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     let f = dir.join("k.conf");
     std::fs::write(
         &f,
-        "global_defs {\n    notification_email {\n        ops@example.org\n    }\n    \
-         smtp_server 127.0.0.1\n}\nvrrp_instance V {\n    interface eth0\n    \
+        "global_defs {\n    enable_snmp_vrrp\n    router_id lb1\n    vrrp_version 2\n    \
+         enable_dbus\n}\nvrrp_instance V {\n    interface eth0\n    \
          virtual_router_id 9\n    mcast_dst_ip 224.0.0.99\n    virtual_ipaddress {\n        \
          198.18.0.1\n    }\n}\nvirtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    \
          lvs_method NAT\n    protocol TCP\n    real_server 198.18.0.2 80 {\n        \
@@ -247,8 +245,8 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     let err = String::from_utf8_lossy(&plain.stderr);
     assert!(plain.status.success(), "{err}");
     for want in [
-        "k.conf:2:5: warning: 'notification_email' is not applied by rvs: no e-mail is sent",
-        "k.conf:5:5: warning: 'smtp_server' is not applied by rvs",
+        "k.conf:2:5: warning: 'enable_snmp_vrrp' is not applied by rvs: no SNMP agent",
+        "k.conf:5:5: warning: 'enable_dbus' is not applied by rvs: no DBus interface",
         "k.conf:10:5: warning: 'mcast_dst_ip' is not applied by rvs: adverts go to the standard group",
         "k.conf:23:17: warning: 'regex' is not applied by rvs: the body is not matched",
         "valid (0 errors, 4 warnings, 4 not applied by rvs)",

@@ -140,7 +140,7 @@ impl Loader<'_> {
             ha_suspend: false,
             virtualhost: None,
             ip_family: None,
-            smtp_alert: false,
+            smtp_alert: None,
             mh_table_size: None,
             proxy_protocol: None,
             real_servers: Vec::new(),
@@ -330,7 +330,7 @@ impl Loader<'_> {
                         }
                     };
                 }
-                "smtp_alert" => vs.smtp_alert = a.flag(n),
+                "smtp_alert" => vs.smtp_alert = Some(a.flag(n)),
                 "snmp_name" => {
                     a.string(n);
                 }
@@ -537,7 +537,7 @@ impl Loader<'_> {
             notify_up: None,
             notify_down: None,
             virtualhost: None,
-            smtp_alert: true,
+            smtp_alert: None,
             checkers: Vec::new(),
         };
         let mut d = Defaults {
@@ -570,7 +570,7 @@ impl Loader<'_> {
                     d.connect_timeout = a.arg_timer(n, 0.000_001, f64::from(u32::MAX));
                 }
                 "delay_loop" => d.delay_loop = a.arg_timer(n, 0.000_001, f64::from(u32::MAX)),
-                "smtp_alert" => rs.smtp_alert = a.flag(n),
+                "smtp_alert" => rs.smtp_alert = Some(a.flag(n)),
                 "virtualhost" => rs.virtualhost = a.string(n),
                 _ => {}
             }

@@ -261,7 +261,7 @@ impl Loader<'_> {
             trackers: Trackers::default(),
             sync_group_tracking_weight: false,
             notify_priority_changes: None,
-            smtp_alert: false,
+            smtp_alert: None,
         };
         for n in node.children() {
             match n.name() {
@@ -275,7 +275,7 @@ impl Loader<'_> {
                     }
                 }
                 "sync_group_tracking_weight" => g.sync_group_tracking_weight = self.a.bare(n),
-                "smtp_alert" => g.smtp_alert = self.a.flag(n),
+                "smtp_alert" => g.smtp_alert = Some(self.a.flag(n)),
                 "notify_priority_changes" => {
                     g.notify_priority_changes = Some(self.a.flag(n));
                 }
@@ -427,7 +427,7 @@ impl Loader<'_> {
             notify: Notify::default(),
             notify_master_rx_lower_pri: None,
             notify_priority_changes: None,
-            smtp_alert: false,
+            smtp_alert: None,
             sync_group: None,
         };
         let mut state: Option<(VrrpState, &Token)> = None;
@@ -603,7 +603,7 @@ impl Loader<'_> {
                 "virtual_rules" => {
                     vi.virtual_rules = routes::rules(a, n);
                 }
-                "smtp_alert" => vi.smtp_alert = a.flag(n),
+                "smtp_alert" => vi.smtp_alert = Some(a.flag(n)),
                 "notify_priority_changes" => vi.notify_priority_changes = Some(a.flag(n)),
                 "native_ipv6" => deprecated(
                     a,

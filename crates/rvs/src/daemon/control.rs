@@ -129,6 +129,8 @@ pub struct Ctx {
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     /// `None` with `-P` (VRRP only).
     pub dataplane: Option<Kind>,
+    /// E-mail alerts sent, failed and dropped.
+    pub alerts: Arc<rvs_alert::Counters>,
 }
 
 /// What the main loop knows that the tables do not: checkers and reloads.

@@ -420,6 +420,8 @@ pub struct Health {
     pub bfd_status: std::sync::Arc<std::sync::Mutex<Vec<rvs_bfd::driver::Status>>>,
     pub rx: mpsc::Receiver<Event>,
     tx: mpsc::Sender<Event>,
+    /// E-mail alerts of real servers and quorums (`smtp_alert`), when configured.
+    pub alerts: Option<std::sync::Arc<crate::daemon::alerts::Alerts>>,
 }
 
 fn rs_key(cfg: &Config, vi: usize, ri: usize) -> RsKey {
@@ -451,6 +453,7 @@ impl Health {
             bfd_registry: std::sync::Arc::default(),
             rx,
             tx,
+            alerts: None,
         }
     }
 
@@ -821,6 +824,9 @@ impl Health {
             if let Some(sc) = &vs.quorum_down {
                 spawn_script(&self.policy, &sc.argv);
             }
+            if let Some(al) = &self.alerts {
+                al.quorum(cfg, vi, false, w);
+            }
         } else if lost && w >= q + hy {
             self.quorum_lost[vi] = false;
             tracing::info!(
@@ -831,6 +837,9 @@ impl Health {
             );
             if let Some(sc) = &vs.quorum_up {
                 spawn_script(&self.policy, &sc.argv);
+            }
+            if let Some(al) = &self.alerts {
+                al.quorum(cfg, vi, true, w);
             }
         }
     }
@@ -890,6 +899,10 @@ impl Health {
             };
             if let Some(sc) = script {
                 spawn_script(&self.policy, &sc.argv);
+            }
+            if let Some(al) = &self.alerts {
+                let kind = rs.checkers.get(ci).map_or("", |c| c.kind.name());
+                al.real_server(cfg, vi, ri, after.0, kind);
             }
         }
         if before == after {

@@ -171,6 +171,25 @@ pub fn render(ctx: &Ctx) -> String {
         "Connections the proxy accepted and could not deliver (the client was reset), by reason",
     );
 
+    let mails = counters(
+        &mut reg,
+        "smtp_alerts",
+        "E-mail alerts (smtp_alert) by result: sent, failed (not delivered), dropped (queue full)",
+    );
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &ctx.alerts;
+        for (result, n) in [
+            ("sent", c.sent.load(Relaxed)),
+            ("failed", c.failed.load(Relaxed)),
+            ("dropped", c.dropped.load(Relaxed)),
+        ] {
+            mails
+                .get_or_create(&vec![("result".to_owned(), result.to_owned())])
+                .inc_by(n);
+        }
+    }
+
     for s in crate::daemon::control::snapshot(&ctx.shared) {
         let sl = s.id.metric_label();
         svc.set(&vec![("service".to_owned(), sl.clone())], &s.stats);

@@ -265,6 +265,11 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     };
     let mut health = crate::daemon::health::Health::new();
     let mut cfg = cfg.clone();
+    // E-mail alerts (notification_email + smtp_server); counted across reloads.
+    let alert_counters = std::sync::Arc::new(rvs_alert::Counters::default());
+    let mut alerts =
+        crate::daemon::alerts::Alerts::from_config(&cfg, &alert_counters).map(std::sync::Arc::new);
+    health.alerts.clone_from(&alerts);
     if a.vrrp_only {
         // VRRP's track_bfd needs the BFD sessions even without checkers.
         health.start_bfd(&cfg);
@@ -335,6 +340,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         xdp_flows: proxy.xdp_flows.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: (!a.vrrp_only).then(|| proxy.kind()),
+        alerts: alert_counters.clone(),
     });
     ctx.publish(|st| st.checks = health.report(&cfg));
     let metrics_task =
@@ -387,6 +393,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             },
             _ = sync_tick.tick() => {
                 follow_sync_daemon(&mut proxy, &cfg, &vrrp_status, &mut sync_role);
+                if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
+                    al.vrrp(&cfg, &st);
+                }
                 // Instances waiting for their interface start once it can carry them.
                 if let Some(v) = vrrp.as_mut() {
                     if let Some(msg) = v.poll_waiting().await {
@@ -419,6 +428,15 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 data,
                 vrrp: vrrp_part,
             };
+            // The alerts follow the configuration now running (what was mailed is kept).
+            let next = crate::daemon::alerts::Alerts::from_config(&cfg, &alert_counters);
+            alerts = next.map(|n| {
+                if let Some(old) = &alerts {
+                    n.carry(old);
+                }
+                std::sync::Arc::new(n)
+            });
+            health.alerts.clone_from(&alerts);
             publish_reload(&ctx, &health, &cfg, report.is_ok());
             let msg = report.message();
             let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
@@ -438,6 +456,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
     if let Some(v) = vrrp {
         v.stop().await;
+    }
+    if let Some(al) = &alerts {
+        al.stopping(&cfg);
+        al.flush(Duration::from_secs(5)).await;
     }
     // BFD neighbours hear AdminDown and take this director's sessions down at once.
     health.stop_bfd().await;

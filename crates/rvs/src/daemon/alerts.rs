@@ -1,0 +1,216 @@
+//! keepalived's e-mail alerts, wired: which objects alert (`smtp_alert` at each level,
+//! `smtp_alert_vrrp`, `smtp_alert_checker`, `no_email_faults`), and the events that send
+//! them (VRRP states seen in the engine's status, real servers and quorums from the
+//! checkers). The mails themselves are `rvs_alert`'s.
+
+use rvs_alert::{compose, Mailer, VrrpEvent};
+use rvs_conf::Config;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The alerts of one configuration (rebuilt on reload).
+pub struct Alerts {
+    mailer: Mailer,
+    router_id: String,
+    /// `smtp_alert_vrrp`, else `smtp_alert`: the default of instances and groups.
+    vrrp_default: bool,
+    /// `smtp_alert_checker`, else `smtp_alert`: the default of virtual servers.
+    checker_default: bool,
+    no_email_faults: bool,
+    /// The state each instance / group last mailed about.
+    last: std::sync::Mutex<HashMap<(bool, String), VrrpEvent>>,
+}
+
+/// A `global_defs` flag kept unparsed by the loader: present without a value is true.
+fn global_flag(cfg: &Config, name: &str) -> Option<bool> {
+    cfg.global_defs.other.get(name).map(|v| {
+        v.first()
+            .is_none_or(|w| matches!(w.to_ascii_lowercase().as_str(), "on" | "true" | "yes"))
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
+}
+
+impl Alerts {
+    /// `None` unless the configuration names both recipients and a server, as keepalived
+    /// sends nothing otherwise. `counters` outlive reloads (the metrics read them).
+    pub fn from_config(cfg: &Config, counters: &Arc<rvs_alert::Counters>) -> Option<Alerts> {
+        let g = &cfg.global_defs;
+        let server = g.smtp_server.as_ref()?;
+        if g.notification_email.is_empty() {
+            return None;
+        }
+        let host = hostname();
+        let mail = rvs_alert::MailConfig {
+            server: server.host.clone(),
+            port: server.port,
+            helo: g.smtp_helo_name.clone().unwrap_or_else(|| host.clone()),
+            from: g
+                .notification_email_from
+                .clone()
+                .unwrap_or_else(|| format!("keepalived@{host}")),
+            to: g.notification_email.clone(),
+            timeout: Duration::from_secs(u64::from(g.smtp_connect_timeout).max(1)),
+        };
+        let all = global_flag(cfg, "smtp_alert");
+        Some(Alerts {
+            mailer: Mailer::start_with(mail, counters.clone()),
+            router_id: g.router_id.clone().unwrap_or(host),
+            vrrp_default: global_flag(cfg, "smtp_alert_vrrp").or(all).unwrap_or(false),
+            checker_default: global_flag(cfg, "smtp_alert_checker")
+                .or(all)
+                .unwrap_or(false),
+            no_email_faults: global_flag(cfg, "no_email_faults").unwrap_or(false),
+            last: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Keeps what `old` last mailed about (a reload does not mail unchanged states again).
+    pub fn carry(&self, old: &Alerts) {
+        if let (Ok(mut mine), Ok(theirs)) = (self.last.lock(), old.last.lock()) {
+            mine.clone_from(&theirs);
+        }
+    }
+
+    /// A real server of virtual server `vi` went up or down (its checker of kind `kind`
+    /// decided it).
+    pub fn real_server(&self, cfg: &Config, vi: usize, ri: usize, up: bool, kind: &str) {
+        let vs = &cfg.virtual_servers[vi];
+        let rs = &vs.real_servers[ri];
+        if !rs
+            .smtp_alert
+            .or(vs.smtp_alert)
+            .unwrap_or(self.checker_default)
+        {
+            return;
+        }
+        let check = match kind {
+            "TCP_CHECK" => "TCP CHECK",
+            "PING_CHECK" => "ICMP CHECK",
+            "MISC_CHECK" => "MISC CHECK",
+            "UDP_CHECK" => "UDP CHECK",
+            "DNS_CHECK" => "DNS CHECK",
+            "FILE_CHECK" => "FILE CHECK",
+            "BFD_CHECK" => "BFD CHECK",
+            _ => "CHECK",
+        };
+        let vs_label = rvs_conf::load::vs_label(&vs.key, vs.protocol);
+        let proto = vs_label
+            .split(':')
+            .nth(1)
+            .map_or_else(|| "tcp".to_owned(), str::to_owned);
+        let rs_label = format!("[{}]:{proto}:{}", rs.address, rs.port);
+        self.mailer.send(compose::real_server(
+            &self.router_id,
+            &rs_label,
+            &vs_label,
+            up,
+            check,
+        ));
+    }
+
+    /// Virtual server `vi` gained or lost its quorum.
+    pub fn quorum(&self, cfg: &Config, vi: usize, up: bool, weight: i64) {
+        let vs = &cfg.virtual_servers[vi];
+        if !vs.smtp_alert.unwrap_or(self.checker_default) {
+            return;
+        }
+        self.mailer.send(compose::quorum(
+            &self.router_id,
+            &rvs_conf::load::vs_label(&vs.key, vs.protocol),
+            up,
+            i64::from(vs.quorum),
+            i64::from(vs.hysteresis),
+            weight,
+        ));
+    }
+
+    /// Mails the VRRP instances and sync groups whose state changed since last seen.
+    pub fn vrrp(&self, cfg: &Config, status: &[rvs_vrrpd::InstanceStatus]) {
+        let event = |s: rvs_vrrp::State| match s {
+            rvs_vrrp::State::Master => Some(VrrpEvent::Master),
+            rvs_vrrp::State::Backup => Some(VrrpEvent::Backup),
+            rvs_vrrp::State::Fault => Some(VrrpEvent::Fault),
+            rvs_vrrp::State::Init => None,
+        };
+        for st in status {
+            let Some(vi) = cfg.vrrp_instances.iter().find(|v| v.name == st.name) else {
+                continue;
+            };
+            if let Some(ev) = event(st.state) {
+                if vi.smtp_alert.unwrap_or(self.vrrp_default) {
+                    self.changed(false, &st.name, ev);
+                }
+            }
+        }
+        for g in &cfg.vrrp_sync_groups {
+            if !g.smtp_alert.unwrap_or(self.vrrp_default) {
+                continue;
+            }
+            let members: Vec<rvs_vrrp::State> = status
+                .iter()
+                .filter(|s| g.group.contains(&s.name))
+                .map(|s| s.state)
+                .collect();
+            let ev = if members.contains(&rvs_vrrp::State::Fault) {
+                VrrpEvent::Fault
+            } else if !members.is_empty() && members.iter().all(|s| *s == rvs_vrrp::State::Master) {
+                VrrpEvent::Master
+            } else if !members.is_empty()
+                && members
+                    .iter()
+                    .all(|s| matches!(s, rvs_vrrp::State::Backup | rvs_vrrp::State::Master))
+            {
+                VrrpEvent::Backup
+            } else {
+                continue;
+            };
+            self.changed(true, &g.name, ev);
+        }
+    }
+
+    /// At stop: "Stopping" for every instance and group that alerts.
+    pub fn stopping(&self, cfg: &Config) {
+        let keys: Vec<(bool, String)> = self
+            .last
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        for (group, name) in keys {
+            if cfg.vrrp_instances.iter().any(|v| v.name == name) || group {
+                self.changed(group, &name, VrrpEvent::Stop);
+            }
+        }
+    }
+
+    fn changed(&self, group: bool, name: &str, ev: VrrpEvent) {
+        if ev == VrrpEvent::Fault && self.no_email_faults {
+            return;
+        }
+        let key = (group, name.to_owned());
+        {
+            let Ok(mut last) = self.last.lock() else {
+                return;
+            };
+            if last.get(&key) == Some(&ev) {
+                return;
+            }
+            last.insert(key, ev);
+        }
+        let alert = if group {
+            compose::group(&self.router_id, name, ev)
+        } else {
+            compose::instance(&self.router_id, name, ev)
+        };
+        self.mailer.send(alert);
+    }
+
+    /// Waits (bounded) for the queued mails to go out, at stop.
+    pub async fn flush(&self, within: Duration) {
+        self.mailer.flush(within).await;
+    }
+}
