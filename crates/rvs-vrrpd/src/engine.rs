@@ -323,10 +323,8 @@ impl Engine {
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(",")
-                } else if p.v6 {
-                    "ff02::12".into()
                 } else {
-                    "224.0.0.18".into()
+                    p.mcast_group.to_string()
                 }
             );
             rts.push(Rt {

@@ -5,7 +5,7 @@
 
 use crate::plan::InstancePlan;
 use crate::sys;
-use rvs_wire::vrrp::{Checksum, Packet, Repr, GROUP4, GROUP6, PROTO};
+use rvs_wire::vrrp::{Checksum, Packet, Repr, GROUP4, PROTO};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
@@ -119,6 +119,11 @@ pub fn check(p: &InstancePlan, m: &Meta, msg: &[u8]) -> Verdict {
         return Verdict::NotOurs;
     }
     let multicast = m.dst.is_some_and(is_multicast);
+    // Adverts to another multicast group belong to routers configured on that group (a
+    // raw socket sees every group some socket of the host joined on the link).
+    if !p.unicast() && multicast && m.dst != Some(p.mcast_group) {
+        return Verdict::NotOurs;
+    }
     if !p.unicast() && multicast && m.ttl.is_some_and(|t| t != 255) {
         return Verdict::Drop(Drop::Ttl);
     }
@@ -131,7 +136,7 @@ pub fn check(p: &InstancePlan, m: &Meta, msg: &[u8]) -> Verdict {
     } else if p.version == 2 {
         Checksum::MessageOnly
     } else {
-        let dst = m.dst.unwrap_or(IpAddr::V4(GROUP4));
+        let dst = m.dst.unwrap_or(p.mcast_group);
         Checksum::Pseudo { src: m.src, dst }
     };
     let repr = match Repr::parse(&pkt, p.v6, ck) {
@@ -246,7 +251,7 @@ impl VrrpSocket {
             send.set_freebind_ipv6(true)?;
             send.bind(&sys::scoped(v6_of(src), ifindex))?;
             if !p.unicast() {
-                recv.join_multicast_v6(&GROUP6, ifindex)?;
+                recv.join_multicast_v6(&v6_of(p.mcast_group), ifindex)?;
             }
         } else {
             send.set_multicast_ttl_v4(255)?;
@@ -261,15 +266,16 @@ impl VrrpSocket {
             }
             send.bind(&SockAddr::from(SocketAddrV4::new(v4_of(src), 0)))?;
             if !p.unicast() {
-                recv.join_multicast_v4_n(&GROUP4, &InterfaceIndexOrAddress::Index(ifindex))?;
+                recv.join_multicast_v4_n(
+                    &v4_of(p.mcast_group),
+                    &InterfaceIndexOrAddress::Index(ifindex),
+                )?;
             }
         }
         let dests = if p.unicast() {
             p.peers.clone()
-        } else if p.v6 {
-            vec![IpAddr::V6(GROUP6)]
         } else {
-            vec![IpAddr::V4(GROUP4)]
+            vec![p.mcast_group]
         };
         Ok(VrrpSocket {
             send,
@@ -443,6 +449,7 @@ mod tests {
             preempt_delay_us: 0,
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
+            mcast_group: IpAddr::V4(GROUP4),
             auth_pass: auth,
             vips: Vec::new(),
             excluded: Vec::new(),

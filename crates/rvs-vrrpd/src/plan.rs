@@ -117,6 +117,9 @@ pub struct InstancePlan {
     pub excluded: Vec<VipAddr>,
     pub src: Option<IpAddr>,
     pub peers: Vec<IpAddr>,
+    /// The multicast group adverts go to and come from (`mcast_dst_ip`, else
+    /// `vrrp_mcast_group4`/`6`, else `224.0.0.18` / `ff02::12`); unused in unicast.
+    pub mcast_group: IpAddr,
     pub ttl: u8,
     pub check_unicast_src: bool,
     pub garp: Garp,
@@ -426,6 +429,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             excluded: vi.virtual_ipaddress_excluded.clone(),
             src: vi.unicast_src_ip,
             peers: vi.unicast_peer.iter().map(|p| p.address).collect(),
+            mcast_group: vi.mcast_dst_ip.unwrap_or(if v6 {
+                IpAddr::V6(cfg.global_defs.vrrp_mcast_group6)
+            } else {
+                IpAddr::V4(cfg.global_defs.vrrp_mcast_group4)
+            }),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
             garp: Garp {

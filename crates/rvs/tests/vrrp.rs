@@ -807,3 +807,64 @@ fn priority_changes_reach_the_fifo() {
     });
     assert!(seen.is_some(), "{}\n{}", read(), l.logs());
 }
+
+/// Issue #18 item 3: `vrrp_mcast_group4` (and `mcast_dst_ip`) move the adverts to another
+/// group, as keepalived does. With keepalived on the same non-default group, one MASTER and
+/// a takeover on SIGTERM; with keepalived left on the default group, the two do not hear
+/// each other and both hold the VIP (what a hard-coded group did to every such site).
+#[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
+fn a_non_default_multicast_group_is_used_and_kept_apart() {
+    lab::require(true);
+    let on_group = |c: String, group: &str| {
+        c.replacen(
+            "global_defs {\n",
+            &format!("global_defs {{\n  vrrp_mcast_group4 {group}\n"),
+            1,
+        )
+    };
+    let vip = V3_FAST.vip();
+    let limit = FAST * 2 + Duration::from_secs(2);
+    // Same group: rvs MASTER, keepalived BACKUP; keepalived hears rvs (it would take the
+    // VIP after 3 adverts otherwise), and takes over when rvs says goodbye.
+    let mut l = lab();
+    let b = l.keepalived("b", &on_group(conf("BACKUP", 100, V3_FAST), "224.0.0.77"));
+    let a = l.rvs(
+        "a",
+        &on_group(conf("MASTER", 150, V3_FAST), "224.0.0.77"),
+        &[],
+    );
+    l.wait_holder(vip, "a", &DIRS, limit);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        l.holders(vip, &DIRS),
+        ["a"],
+        "keepalived on 224.0.0.77 heard rvs"
+    );
+    l.signal(&a, "TERM");
+    let t = l.wait_holder(vip, "b", &DIRS, limit);
+    eprintln!("same group: keepalived took over after {t:?}");
+    l.wait_exit(&a, Duration::from_secs(5));
+    l.signal(&b, "TERM");
+    l.wait_exit(&b, Duration::from_secs(5));
+    drop(l);
+
+    // Different groups: neither hears the other.
+    let mut l = lab();
+    let b = l.keepalived("b", &conf("BACKUP", 100, V3_FAST));
+    let a = l.rvs(
+        "a",
+        &on_group(conf("MASTER", 150, V3_FAST), "224.0.0.77"),
+        &[],
+    );
+    let both = Lab::wait(limit * 2, || l.holders(vip, &DIRS).len() == 2);
+    assert!(
+        both.is_some(),
+        "rvs on 224.0.0.77 and keepalived on 224.0.0.18 should not hear each other: {:?}",
+        l.holders(vip, &DIRS)
+    );
+    l.signal(&a, "TERM");
+    l.signal(&b, "TERM");
+    l.wait_exit(&a, Duration::from_secs(5));
+    l.wait_exit(&b, Duration::from_secs(5));
+}
