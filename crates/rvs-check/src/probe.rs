@@ -257,6 +257,19 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
                 );
             }
         }
+        // `regex` / `regex_no_match`: a page that answers 200 with an error in it.
+        if let Some(Ok(re)) = u.compiled_regex() {
+            if !u.page_passes(&re, body) {
+                return (
+                    Outcome::Down,
+                    detail(format!(
+                        "Regex {}match failed on {url} (regex \"{}\")",
+                        if u.regex_no_match { "no " } else { "" },
+                        u.regex.as_deref().unwrap_or_default()
+                    )),
+                );
+            }
+        }
     }
     (Outcome::Up, Detail::default())
 }

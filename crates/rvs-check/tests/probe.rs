@@ -70,6 +70,9 @@ fn url(path: &str, digest: Option<String>, codes: Vec<(u16, u16)>) -> Url {
         virtualhost: None,
         regex: None,
         regex_no_match: false,
+        regex_options: Vec::new(),
+        regex_min_offset: None,
+        regex_max_offset: None,
     }
 }
 

@@ -740,8 +740,64 @@ pub struct Url {
     /// Inclusive ranges of accepted status codes (default 200-299).
     pub status_code: Vec<(u16, u16)>,
     pub virtualhost: Option<String>,
+    /// The page must match (`regex_no_match`: must not match) this pattern.
     pub regex: Option<String>,
     pub regex_no_match: bool,
+    /// PCRE2 option names (`caseless`, `multiline`, `dotall`, `extended`, `ungreedy`,
+    /// `anchored`), as keepalived takes them.
+    pub regex_options: Vec<String>,
+    /// The match must start at or after this byte of the page...
+    pub regex_min_offset: Option<usize>,
+    /// ...and at or before this one.
+    pub regex_max_offset: Option<usize>,
+}
+
+/// The PCRE2 options keepalived accepts that rvs maps onto the `regex` crate's flags.
+pub const REGEX_OPTIONS: &[&str] = &[
+    "caseless",
+    "multiline",
+    "dotall",
+    "extended",
+    "ungreedy",
+    "anchored",
+];
+
+impl Url {
+    /// The compiled `regex` with its options, if any (an invalid pattern: why).
+    pub fn compiled_regex(&self) -> Option<Result<regex::bytes::Regex, String>> {
+        let pattern = self.regex.as_deref()?;
+        let mut flags = String::new();
+        for o in &self.regex_options {
+            match o.as_str() {
+                "caseless" => flags.push('i'),
+                "multiline" => flags.push('m'),
+                "dotall" => flags.push('s'),
+                "extended" => flags.push('x'),
+                "ungreedy" => flags.push('U'),
+                _ => {}
+            }
+        }
+        let anchored = self.regex_options.iter().any(|o| o == "anchored");
+        let full = format!(
+            "{}{}(?:{pattern})",
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("(?{flags})")
+            },
+            if anchored { "\\A" } else { "" }
+        );
+        Some(regex::bytes::Regex::new(&full).map_err(|e| e.to_string()))
+    }
+
+    /// Whether the page passes the regex test (true when there is none).
+    pub fn page_passes(&self, re: &regex::bytes::Regex, body: &[u8]) -> bool {
+        let start = self.regex_min_offset.unwrap_or(0).min(body.len());
+        let found = re
+            .find_at(body, start)
+            .is_some_and(|m| self.regex_max_offset.is_none_or(|max| m.start() <= max));
+        found != self.regex_no_match
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

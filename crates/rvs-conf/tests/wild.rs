@@ -562,3 +562,42 @@ fn unicast_peer_ttl_filters_are_said() {
         Some(250)
     );
 }
+
+/// `url { regex }` with keepalived's options and offsets (issue #18 item 4); a pattern that
+/// does not compile is said at its line and leaves the url checked by status only.
+#[test]
+fn url_regex_options_offsets_and_errors() {
+    let url = |body: &str| {
+        let p = parse(&format!(
+            "virtual_server 198.18.0.1 80 {{\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
+             real_server 198.18.0.2 80 {{\n        HTTP_GET {{\n            url {{\n                path /\n{body}            }}\n        }}\n    }}\n}}\n"
+        ));
+        let rvs_conf::model::CheckKind::Http(h) =
+            &p.config.virtual_servers[0].real_servers[0].checkers[0].kind
+        else {
+            panic!("not HTTP_GET: {}", p.render());
+        };
+        (h.urls[0].clone(), p)
+    };
+    let (u, p) =
+        url("                regex \"status: ok\"\n                regex_options caseless\n");
+    assert!(p.diagnostics.is_empty(), "{}", p.render());
+    let re = u.compiled_regex().unwrap().unwrap();
+    assert!(u.page_passes(&re, b"<b>Status: OK</b>"));
+    assert!(!u.page_passes(&re, b"<b>Status: ERROR</b>"));
+    let (u, _) = url("                regex ERROR\n                regex_no_match\n");
+    let re = u.compiled_regex().unwrap().unwrap();
+    assert!(u.page_passes(&re, b"all good"));
+    assert!(!u.page_passes(&re, b"database ERROR"));
+    // The match must start within [min, max].
+    let (u, _) = url("                regex ok\n                regex_min_offset 3\n                regex_max_offset 5\n");
+    let re = u.compiled_regex().unwrap().unwrap();
+    assert!(!u.page_passes(&re, b"ok......"), "before min_offset");
+    assert!(u.page_passes(&re, b"...ok..."));
+    assert!(!u.page_passes(&re, b"........ok"), "after max_offset");
+    let (u, p) = url("                regex \"(unclosed\"\n                regex_options bogus\n");
+    assert!(u.regex.is_none());
+    assert!(p.render().contains("invalid regex"), "{}", p.render());
+    assert!(p.render().contains("regex option 'bogus' is not supported"));
+    assert!(p.keepalived_rejects());
+}

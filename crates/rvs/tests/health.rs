@@ -518,3 +518,78 @@ fn omega_scripts_at_stop_and_removal_on_reload() {
     assert!(!dir.join("a2-down").exists(), "no omega: nothing at stop");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue #18 item 4: `url { regex }`: a back end that answers 200 with an error page is
+/// taken out (it stayed in the pool), and comes back when its page matches again.
+#[test]
+fn a_page_that_fails_its_regex_takes_the_server_out() {
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let page = |addr: &'static str, ok: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+        let l = TcpListener::bind(addr).unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut s = s;
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                if req.starts_with("GET /health") {
+                    let body = if ok.load(std::sync::atomic::Ordering::SeqCst) {
+                        "<html>Status: OK</html>"
+                    } else {
+                        "<html>Status: database ERROR</html>"
+                    };
+                    let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{body}").as_bytes());
+                } else {
+                    let _ = s.write_all(format!("{addr}\n").as_bytes());
+                }
+            }
+        });
+    };
+    page(
+        "127.35.0.1:9100",
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    );
+    page("127.35.0.2:9100", healthy.clone());
+    let checker = "HTTP_GET {\n            url {\n                path /health\n                \
+                   regex \"status: ok\"\n                regex_options caseless\n            }\n            \
+                   connect_timeout 1\n            warmup 0\n        }";
+    let conf = config("127.35.1.1", checker, "", &["127.35.0.1", "127.35.0.2"]);
+    let vip: SocketAddr = "127.35.1.1:8080".parse().unwrap();
+    let d = Daemon::start("httpregex", &conf, vip);
+    let served = || -> Vec<String> {
+        (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(vip).unwrap();
+                use std::io::{Read, Write};
+                s.write_all(b"hi\n").unwrap();
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                out.trim().to_owned()
+            })
+            .collect()
+    };
+    // b answers 200, but its page says ERROR: out.
+    let t = Instant::now();
+    while !served().iter().all(|n| n == "127.35.0.1:9100") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "b still serves with an error page"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The reason is the regex, not the connection (`rvs status` shows the last result).
+    let t = Instant::now();
+    while !d.status().contains("Regex match failed") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", d.status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its page is healthy again: back in.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    while !served().contains(&"127.35.0.2:9100".to_owned()) {
+        assert!(t.elapsed() < Duration::from_secs(10), "b did not come back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.stop();
+}

@@ -267,8 +267,12 @@ fn url(a: &mut Args<'_>, node: &Node) -> Option<Url> {
         virtualhost: None,
         regex: None,
         regex_no_match: false,
+        regex_options: Vec::new(),
+        regex_min_offset: None,
+        regex_max_offset: None,
     };
     let mut has_path = false;
+    let mut regex_at = None;
     for n in node.children() {
         match n.name() {
             "path" => {
@@ -324,10 +328,43 @@ fn url(a: &mut Args<'_>, node: &Node) -> Option<Url> {
                 }
             }
             "virtualhost" => u.virtualhost = a.string(n),
-            "regex" => u.regex = n.args.first().map(|t| t.text.clone()),
+            "regex" => {
+                u.regex = n.args.first().map(|t| t.text.clone());
+                regex_at = Some((n.kw.loc, n.kw.width));
+            }
             "regex_no_match" => u.regex_no_match = a.bare(n),
+            "regex_options" => {
+                for t in &n.args {
+                    if crate::model::REGEX_OPTIONS.contains(&t.text.as_str()) {
+                        u.regex_options.push(t.text.clone());
+                    } else {
+                        a.diags
+                            .ka_warning(
+                                t.loc,
+                                t.width,
+                                format!("regex option '{}' is not supported: ignored", t.text),
+                            )
+                            .hint(format!(
+                                "options: {}",
+                                crate::model::REGEX_OPTIONS.join(" ")
+                            ));
+                    }
+                }
+            }
+            "regex_min_offset" => u.regex_min_offset = a.arg_int(n, 0, i64::from(u32::MAX)),
+            "regex_max_offset" => u.regex_max_offset = a.arg_int(n, 0, i64::from(u32::MAX)),
             _ => {}
         }
+    }
+    // keepalived compiles the pattern when it reads the file; so does rvs, and a pattern
+    // it cannot compile leaves the url checked by status and digest only, with the reason.
+    if let (Some(Err(why)), Some((loc, width))) = (u.compiled_regex(), regex_at) {
+        a.diags.ka_warning(
+            loc,
+            width,
+            format!("invalid regex: {why}; the page is not matched"),
+        );
+        u.regex = None;
     }
     if !has_path {
         a.diags

@@ -32,6 +32,8 @@ struct Check {
     last_latency_s: Option<f64>,
     #[serde(default)]
     last_change_unix: Option<u64>,
+    #[serde(default)]
+    last_failure: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -301,9 +303,14 @@ fn render(st: &Status, services: &[Service]) -> String {
     if !out_of_table.is_empty() {
         let _ = writeln!(o, "\nout of the table (checks failing):");
         for c in out_of_table {
+            let why = c
+                .last_failure
+                .as_deref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "  {} in {}: {} DOWN ({} failures)",
+                "  {} in {}: {} DOWN ({} failures){why}",
                 c.real_server, c.service, c.checker, c.failures
             );
         }

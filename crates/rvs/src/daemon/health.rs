@@ -325,6 +325,8 @@ pub struct CheckReport {
     pub last_latency_s: Option<f64>,
     /// When the checker last changed state (unix seconds); `None`: never since start.
     pub last_change_unix: Option<u64>,
+    /// Why the checker last found the real server down, while it is down.
+    pub last_failure: Option<String>,
 }
 
 fn unix_now() -> u64 {
@@ -409,6 +411,8 @@ pub struct Health {
     failures: HashMap<(RsKey, usize), u64>,
     /// When each checker last changed state (unix seconds), kept across reloads.
     changed_at: HashMap<(RsKey, usize), u64>,
+    /// Why each checker that is down went down (its probe's detail).
+    reasons: HashMap<(RsKey, usize), String>,
     /// Each running checker's probe results (replaced when a reload restarts it).
     probes: HashMap<(RsKey, usize), std::sync::Arc<rvs_check::ProbeStats>>,
     /// The `bfd_instance` sessions (`BFD_CHECK` follows them); restarted only when the
@@ -447,6 +451,7 @@ impl Health {
             ids: HashMap::new(),
             failures: HashMap::new(),
             changed_at: HashMap::new(),
+            reasons: HashMap::new(),
             probes: HashMap::new(),
             bfd: None,
             bfd_status: std::sync::Arc::default(),
@@ -870,6 +875,11 @@ impl Health {
                     }
                     *slot = Some(*up);
                 }
+                if *up {
+                    self.reasons.remove(&(key.clone(), ci));
+                } else {
+                    self.reasons.insert((key.clone(), ci), detail.clone());
+                }
                 tracing::info!("{detail}");
             }
             Event::Weight { weight, .. } => h.dyn_weight = Some(*weight),
@@ -945,6 +955,7 @@ impl Health {
                         up: h.and_then(|h| h.up.get(ci).copied().flatten()),
                         failures: self.failures.get(&(key.clone(), ci)).copied().unwrap_or(0),
                         last_change_unix: self.changed_at.get(&(key.clone(), ci)).copied(),
+                        last_failure: self.reasons.get(&(key.clone(), ci)).cloned(),
                     });
                 }
             }
