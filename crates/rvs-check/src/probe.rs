@@ -282,7 +282,8 @@ async fn misc(m: &MiscCheck, policy: &crate::ScriptPolicy) -> (Outcome, Detail) 
         );
     };
     let prog = script.argv.first().cloned().unwrap_or_default();
-    let mut cmd = match policy.command(&script.argv) {
+    let user = script.user.as_deref().map(|u| (u, script.group.as_deref()));
+    let mut cmd = match policy.command_as(&script.argv, user) {
         Ok(c) => c,
         Err(e) => return (Outcome::LocalError, detail(e)),
     };

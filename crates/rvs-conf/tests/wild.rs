@@ -601,3 +601,49 @@ fn url_regex_options_offsets_and_errors() {
     assert!(p.render().contains("regex option 'bogus' is not supported"));
     assert!(p.keepalived_rejects());
 }
+
+/// Issue #18 item 6: `user NAME [GROUP]` in `vrrp_script` and `MISC_CHECK` was dropped
+/// (the scripts ran as `script_user` or root). It is kept on the script; a user that does not
+/// exist on the host removes the script, as keepalived does, with the line.
+#[test]
+fn per_script_users_are_kept_and_checked() {
+    let p = parse(
+        "vrrp_script s {\n    script \"/bin/true\"\n    user nobody\n}\n\
+         vrrp_script gone {\n    script \"/bin/true\"\n    user rvs-no-such-user\n}\n\
+         virtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
+         real_server 198.18.0.2 80 {\n        MISC_CHECK {\n            misc_path /bin/true\n            \
+         user root root\n        }\n    }\n    real_server 198.18.0.3 80 {\n        MISC_CHECK {\n            \
+         misc_path /bin/true\n            user rvs-no-such-user\n        }\n    }\n}\n",
+    );
+    let names: Vec<&str> = p
+        .config
+        .vrrp_scripts
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["s"], "{}", p.render());
+    let sc = p.config.vrrp_scripts[0].script.as_ref().unwrap();
+    assert_eq!(sc.user.as_deref(), Some("nobody"));
+    let rs = &p.config.virtual_servers[0].real_servers;
+    let rvs_conf::model::CheckKind::Misc(m) = &rs[0].checkers[0].kind else {
+        panic!("MISC_CHECK");
+    };
+    let misc = m.misc_path.as_ref().unwrap();
+    assert_eq!(
+        (misc.user.as_deref(), misc.group.as_deref()),
+        (Some("root"), Some("root"))
+    );
+    assert!(
+        rs[1].checkers.is_empty(),
+        "the MISC_CHECK of a missing user is removed"
+    );
+    assert_eq!(
+        p.render()
+            .matches("script user rvs-no-such-user does not exist")
+            .count(),
+        2,
+        "{}",
+        p.render()
+    );
+    assert!(p.keepalived_rejects());
+}

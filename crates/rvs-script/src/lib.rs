@@ -103,9 +103,29 @@ impl ScriptPolicy {
     /// program could be modified by another user; run as the script user when rvs is root.
     #[cfg(feature = "run")]
     pub fn command(&self, argv: &[String]) -> Result<tokio::process::Command, String> {
+        self.command_as(argv, None)
+    }
+
+    /// [`ScriptPolicy::command`] for a script with a user of its own (`user NAME [GROUP]`
+    /// in `vrrp_script` and `MISC_CHECK`, or after a notify script): it runs as that user,
+    /// and the security check judges the path for that user. A user that does not exist
+    /// refuses the script (keepalived removes it).
+    #[cfg(feature = "run")]
+    pub fn command_as(
+        &self,
+        argv: &[String],
+        user: Option<(&str, Option<&str>)>,
+    ) -> Result<tokio::process::Command, String> {
         let (prog, rest) = argv.split_first().ok_or("empty script")?;
         let path = resolve(prog).ok_or_else(|| format!("{prog} not found on PATH"))?;
-        let run_as = self.run_as.unwrap_or(RunAs { uid: 0, gid: 0 });
+        let own = match user {
+            Some((u, g)) => Some(
+                lookup(u, g)
+                    .ok_or_else(|| format!("script user {u} does not exist: {prog} not run"))?,
+            ),
+            None => None,
+        };
+        let run_as = own.or(self.run_as).unwrap_or(RunAs { uid: 0, gid: 0 });
         if self.security {
             if let Some(why) = insecure(&path, run_as) {
                 return Err(format!(
@@ -122,8 +142,8 @@ impl ScriptPolicy {
         cmd.env_remove("LD_PRELOAD")
             .env_remove("LD_LIBRARY_PATH")
             .env_remove("IFS");
-        if let Some(r) = self.run_as {
-            if is_root() && r.uid != 0 {
+        if let Some(r) = own.or(self.run_as) {
+            if is_root() && (r.uid != 0 || r.gid != 0) {
                 cmd.uid(r.uid).gid(r.gid);
             }
         }

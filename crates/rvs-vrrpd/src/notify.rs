@@ -96,18 +96,14 @@ impl Fifos {
 pub fn spawn(policy: &ScriptPolicy, script: &Script, extra: &[String], limit: Duration) {
     let mut argv = script.argv.clone();
     argv.extend(extra.iter().cloned());
-    let mut cmd = match policy.command(&argv) {
+    let user = script.user.as_deref().map(|u| (u, script.group.as_deref()));
+    let mut cmd = match policy.command_as(&argv, user) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("notify: {e}");
             return;
         }
     };
-    if let Some(u) = &script.user {
-        if let Some(r) = rvs_script::lookup(u, script.group.as_deref()) {
-            cmd.uid(r.uid).gid(r.gid);
-        }
-    }
     match cmd.spawn() {
         Ok(mut child) => {
             tokio::spawn(async move {

@@ -85,13 +85,9 @@ pub fn spawn_script(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let ok = match policy.command(&script.argv) {
+            let user = script.user.as_deref().map(|u| (u, script.group.as_deref()));
+            let ok = match policy.command_as(&script.argv, user) {
                 Ok(mut cmd) => {
-                    if let Some(u) = &script.user {
-                        if let Some(r) = rvs_script::lookup(u, script.group.as_deref()) {
-                            cmd.uid(r.uid).gid(r.gid);
-                        }
-                    }
                     cmd.stderr(std::process::Stdio::null());
                     match cmd.spawn() {
                         Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {

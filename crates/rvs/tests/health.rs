@@ -593,3 +593,56 @@ fn a_page_that_fails_its_regex_takes_the_server_out() {
     }
     d.stop();
 }
+
+/// Issue #18 item 6: a `MISC_CHECK` with `user nobody` runs as nobody (it ran as root): the
+/// script writes the uid it runs with. Needs root (to switch users).
+#[test]
+#[ignore = "needs root to run a script as another user: ./test.sh runs it as root"]
+fn a_misc_check_runs_as_its_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "needs root (CI runs it as root)"
+    );
+    let nobody = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == "nobody").then(|| f[2].to_owned())
+        })
+        .expect("a nobody user");
+    let dir = std::env::temp_dir().join(format!("rvs-misc-user-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script = dir.join("check.sh");
+    let out = dir.join("uid");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nid -u > {}\nexit 0\n", out.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _b = backend("127.35.2.1:9100", "a", Mode::Name);
+    let checker = format!(
+        "MISC_CHECK {{\n            misc_path {}\n            user nobody\n        }}",
+        script.display()
+    );
+    let conf = config("127.35.3.1", &checker, "", &["127.35.2.1"]);
+    let d = Daemon::start("miscuser", &conf, "127.35.3.1:8080".parse().unwrap());
+    let t = Instant::now();
+    while !out.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the MISC_CHECK never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), nobody);
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

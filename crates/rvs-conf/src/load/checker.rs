@@ -46,6 +46,8 @@ impl Loader<'_> {
             }),
             _ => CheckKind::Bfd(BfdCheck { name: None }),
         };
+        // MISC_CHECK's `user NAME [GROUP]`: `Some(None)` when it names no user of this host.
+        let mut misc_user: Option<Option<(String, Option<String>)>> = None;
         for n in node.children() {
             if common(a, n, &mut c, node.name()) {
                 continue;
@@ -92,6 +94,7 @@ impl Loader<'_> {
                         a.arg_int::<u32>(n, 1, i64::from(u32::MAX)).map(f64::from),
                     ),
                     "misc_dynamic" => m.misc_dynamic = a.bare(n),
+                    "user" => misc_user = Some(script_user(a, n)),
                     _ => {}
                 },
                 (CheckKind::Smtp(s), k) => match k {
@@ -187,7 +190,7 @@ impl Loader<'_> {
             }
         }
         // Required parts.
-        match &kind {
+        match &mut kind {
             CheckKind::Http(h) | CheckKind::Ssl(h) if h.urls.is_empty() => {
                 a.diags
                     .ka_warning(
@@ -205,6 +208,16 @@ impl Loader<'_> {
                     "MISC_CHECK has no misc_path: the checker is ignored",
                 );
                 return Vec::new();
+            }
+            // keepalived: "Failed to set uid/gid for misc checker script ... - removing".
+            CheckKind::Misc(_) if misc_user == Some(None) => return Vec::new(),
+            CheckKind::Misc(m) => {
+                if let (Some(Some((u, g))), Some(sc)) = (misc_user, m.misc_path.as_mut()) {
+                    if sc.user.is_none() {
+                        sc.user = Some(u);
+                        sc.group = g;
+                    }
+                }
             }
             CheckKind::File(f) if f.track_file.is_none() => {
                 a.diags.ka_warning(

@@ -488,6 +488,28 @@ fn vips(a: &mut Args<'_>, n: &Node) -> Vec<VipAddr> {
     out
 }
 
+/// `user NAME [GROUP]` of a `vrrp_script` or `MISC_CHECK`: `None` (with keepalived's
+/// complaint) when the user or group does not exist on this host.
+fn script_user(a: &mut Args<'_>, n: &Node) -> Option<(String, Option<String>)> {
+    a.extra(n, 2);
+    let u = a.need(n, 0, "a user name")?;
+    let g = n.args.get(1).map(|t| t.text.clone());
+    if rvs_script::lookup(&u.text, g.as_deref()).is_none() {
+        a.diags.ka_warning(
+            u.loc,
+            u.width,
+            format!(
+                "script user {}{} does not exist on this host: the script is removed, as \
+                 keepalived removes it",
+                u.text,
+                g.as_deref().map(|g| format!(":{g}")).unwrap_or_default()
+            ),
+        );
+        return None;
+    }
+    Some((u.text.clone(), g))
+}
+
 fn vip_not_applied(a: &mut Args<'_>, k: &Token, lost: &str) {
     a.diags.not_applied(
         k.loc,

@@ -19,6 +19,7 @@ impl Loader<'_> {
             init_fail: false,
         };
         let mut timeout = None;
+        let mut user = None;
         for n in node.children() {
             match n.name() {
                 "script" => s.script = a.script(n),
@@ -36,12 +37,24 @@ impl Loader<'_> {
                 }
                 "rise" => set(&mut s.rise, a.arg_int(n, 1, i64::from(i32::MAX))),
                 "fall" => set(&mut s.fall, a.arg_int(n, 1, i64::from(i32::MAX))),
-                "user" => {
-                    a.extra(n, 2);
-                }
+                "user" => user = Some(script_user(a, n)),
                 "init_fail" => s.init_fail = a.bare(n),
                 _ => {}
             }
+        }
+        // `user NAME [GROUP]`: the script runs as that user; keepalived removes a script
+        // whose user does not exist on the host (its trackers then track nothing).
+        match user {
+            Some(None) => return,
+            Some(Some((u, g))) => {
+                if let Some(sc) = s.script.as_mut() {
+                    if sc.user.is_none() {
+                        sc.user = Some(u);
+                        sc.group = g;
+                    }
+                }
+            }
+            None => {}
         }
         s.timeout = timeout.filter(|t| *t > 0.0).unwrap_or(s.interval);
         if s.script.is_none() && !node.children().iter().any(|c| c.name() == "script") {
