@@ -96,6 +96,14 @@ pub struct GlobalDefs {
     pub notify_fifo: Option<String>,
     pub vrrp_notify_fifo: Option<String>,
     pub lvs_notify_fifo: Option<String>,
+    /// Run when the daemon starts, before any service or instance (waited for, at most
+    /// `startup_script_timeout` seconds, default 10).
+    pub startup_script: Option<Script>,
+    pub startup_script_timeout: f64,
+    /// Run when the daemon stops, after everything else (waited for, at most
+    /// `shutdown_script_timeout` seconds, default 10).
+    pub shutdown_script: Option<Script>,
+    pub shutdown_script_timeout: f64,
     /// Other recognised keywords, with their arguments as written.
     pub other: BTreeMap<String, Vec<String>>,
 }
@@ -142,6 +150,10 @@ impl Default for GlobalDefs {
             notify_fifo: None,
             vrrp_notify_fifo: None,
             lvs_notify_fifo: None,
+            startup_script: None,
+            startup_script_timeout: 10.0,
+            shutdown_script: None,
+            shutdown_script_timeout: 10.0,
             other: BTreeMap::new(),
         }
     }

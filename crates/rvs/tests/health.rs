@@ -646,3 +646,63 @@ fn a_misc_check_runs_as_its_own_user() {
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue #18 item 8: `startup_script` runs before anything starts (and is waited for, at
+/// most its timeout: a script that hangs is killed), `shutdown_script` after everything
+/// stopped.
+#[test]
+fn startup_and_shutdown_scripts_run_and_are_bounded() {
+    let dir = std::env::temp_dir().join(format!("rvs-start-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let up = dir.join("up.sh");
+    let down = dir.join("down.sh");
+    // The start script records whether the service listened already (it must not).
+    std::fs::write(
+        &up,
+        format!(
+            "#!/bin/sh\nif (echo > /dev/tcp/127.35.5.1/8080) 2>/dev/null; then echo listening >> {l}; fi\n\
+             echo start >> {l}\nsleep 30\n",
+            l = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &down,
+        format!("#!/bin/sh\necho stop >> {}\n", log.display()),
+    )
+    .unwrap();
+    for f in [&up, &down] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let _b = backend("127.35.4.1:9100", "a", Mode::Name);
+    let conf = format!(
+        "global_defs {{\n    startup_script \"/bin/bash {}\"\n    startup_script_timeout 2\n    \
+         shutdown_script {}\n}}\n{}",
+        up.display(),
+        down.display(),
+        config(
+            "127.35.5.1",
+            "TCP_CHECK {\n            connect_timeout 1\n        }",
+            "",
+            &["127.35.4.1"]
+        )
+    );
+    let t = Instant::now();
+    let d = Daemon::start("startstop", &conf, "127.35.5.1:8080".parse().unwrap());
+    let took = t.elapsed();
+    // Waited for (2 s timeout), then killed: not the script's 30 s.
+    assert!(
+        took >= Duration::from_secs(2),
+        "started after {took:?}: the script was not waited for"
+    );
+    assert!(
+        took < Duration::from_secs(25),
+        "started after {took:?}: the hung script was not killed"
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\n");
+    d.stop();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\nstop\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,14 @@ impl Loader<'_> {
                     }
                 }
                 "smtp_helo_name" => g.smtp_helo_name = a.string(n),
+                "startup_script" => g.startup_script = a.script(n),
+                "shutdown_script" => g.shutdown_script = a.script(n),
+                "startup_script_timeout" => {
+                    set(&mut g.startup_script_timeout, a.arg_timer(n, 1.0, 1000.0));
+                }
+                "shutdown_script_timeout" => {
+                    set(&mut g.shutdown_script_timeout, a.arg_timer(n, 1.0, 1000.0));
+                }
                 "vrrp_mcast_group4" => {
                     if let Some(IpAddr::V4(v)) = a.arg_ip(n) {
                         g.vrrp_mcast_group4 = v;

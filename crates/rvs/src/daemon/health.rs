@@ -527,17 +527,7 @@ impl Health {
     pub fn start(&mut self, cfg: &Config) {
         self.start_bfd(cfg);
         let g = &cfg.global_defs;
-        let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!("{e}: scripts run as the daemon's user");
-                None
-            }
-        };
-        self.policy = rvs_check::ScriptPolicy {
-            security: g.enable_script_security,
-            run_as,
-        };
+        self.policy = policy_of(cfg);
         let has_scripts = cfg.virtual_servers.iter().any(|vs| {
             vs.quorum_up.is_some()
                 || vs.quorum_down.is_some()
@@ -1067,6 +1057,52 @@ impl FileWatch {
 }
 
 /// Runs a notify script without a shell, in the background, killed after 10 s.
+/// How the configuration's scripts run (`script_user`, `enable_script_security`).
+pub fn policy_of(cfg: &Config) -> rvs_check::ScriptPolicy {
+    let g = &cfg.global_defs;
+    let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!("{e}: scripts run as the daemon's user");
+            None
+        }
+    };
+    rvs_check::ScriptPolicy {
+        security: g.enable_script_security,
+        run_as,
+    }
+}
+
+/// Runs `startup_script` / `shutdown_script` and waits for it, at most `limit` (then it
+/// is killed), saying how it ended.
+pub async fn run_and_wait(
+    policy: &rvs_check::ScriptPolicy,
+    what: &str,
+    script: &rvs_conf::model::Script,
+    limit: Duration,
+) {
+    let user = script.user.as_deref().map(|u| (u, script.group.as_deref()));
+    let mut child = match policy
+        .command_as(&script.argv, user)
+        .and_then(|mut c| c.spawn().map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{what}: {e}");
+            return;
+        }
+    };
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(Ok(st)) if st.success() => tracing::info!("{what} done"),
+        Ok(Ok(st)) => tracing::warn!("{what} ended with {st}"),
+        Ok(Err(e)) => tracing::warn!("{what}: {e}"),
+        Err(_) => {
+            let _ = child.kill().await;
+            tracing::warn!("{what} still running after {limit:?}: killed");
+        }
+    }
+}
+
 fn spawn_script(policy: &rvs_check::ScriptPolicy, cmdline: &[String]) {
     match policy
         .command(cmdline)

@@ -263,6 +263,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             ))
         })?
     };
+    // keepalived's startup_script: before any service or instance, waited for.
+    if let Some(sc) = &cfg.global_defs.startup_script {
+        crate::daemon::health::run_and_wait(
+            &crate::daemon::health::policy_of(cfg),
+            "startup_script",
+            sc,
+            Duration::from_secs_f64(cfg.global_defs.startup_script_timeout.clamp(1.0, 1000.0)),
+        )
+        .await;
+    }
     let mut health = crate::daemon::health::Health::new();
     let mut cfg = cfg.clone();
     // E-mail alerts (notification_email + smtp_server); counted across reloads.
@@ -478,6 +488,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     control_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
+    }
+    // keepalived's shutdown_script: after everything else has stopped, waited for.
+    if let Some(sc) = &cfg.global_defs.shutdown_script {
+        crate::daemon::health::run_and_wait(
+            &crate::daemon::health::policy_of(&cfg),
+            "shutdown_script",
+            sc,
+            Duration::from_secs_f64(cfg.global_defs.shutdown_script_timeout.clamp(1.0, 1000.0)),
+        )
+        .await;
     }
     let _ = std::fs::remove_file(&control_path);
     let _ = std::fs::remove_file(&pid_file);
