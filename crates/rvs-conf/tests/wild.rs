@@ -647,3 +647,16 @@ fn per_script_users_are_kept_and_checked() {
     );
     assert!(p.keepalived_rejects());
 }
+
+/// `checker_log_all_failures` is the default of every checker's `log_all_failures` (it was
+/// read and dropped; the per-checker keyword was applied all along).
+#[test]
+fn checker_log_all_failures_is_the_checkers_default() {
+    let p = parse(
+        "global_defs {\n    checker_log_all_failures\n}\n\
+         virtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n    \
+         real_server 198.18.0.2 80 {\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n}\n",
+    );
+    assert!(p.diagnostics.is_empty(), "{}", p.render());
+    assert!(p.config.virtual_servers[0].real_servers[0].checkers[0].log_all_failures);
+}

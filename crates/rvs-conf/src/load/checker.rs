@@ -250,6 +250,8 @@ impl Loader<'_> {
                 h.virtualhost.clone_from(&ctx.vhost);
             }
         }
+        // checker_log_all_failures: the default of every checker's log_all_failures.
+        let log_all = self.cfg.global_defs.checker_log_all_failures;
         let mk = |c: &Common, kind: CheckKind| {
             let delay_loop = c.delay_loop.unwrap_or(ctx.delay_loop);
             Checker {
@@ -270,7 +272,7 @@ impl Loader<'_> {
                 delay_loop,
                 warmup: c.warmup.or(ctx.d.warmup).unwrap_or(delay_loop),
                 alpha: c.alpha.unwrap_or(ctx.alpha),
-                log_all_failures: c.log_all_failures,
+                log_all_failures: c.log_all_failures || log_all,
             }
         };
         let mut out = vec![mk(&c, kind.clone())];
