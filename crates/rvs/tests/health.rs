@@ -706,3 +706,55 @@ fn startup_and_shutdown_scripts_run_and_are_bounded() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\nstop\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue #18 item 8: `lvs_notify_fifo` (and `notify_fifo`) get keepalived's checker lines,
+/// `RS [rs]:tcp:port [vip]:tcp:port DOWN` and `VS [vip]:tcp:port DOWN` (only VRRP lines were
+/// written).
+#[test]
+fn checker_lines_reach_the_lvs_notify_fifo() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("rvs-lvs-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("lvs.fifo");
+    let conf = format!(
+        "global_defs {{\n    lvs_notify_fifo {}\n}}\n{}",
+        fifo.display(),
+        config(
+            "127.35.7.1",
+            "TCP_CHECK {\n            connect_timeout 1\n            retry 0\n        }",
+            "    quorum 1\n",
+            &["127.35.6.2"]
+        )
+    );
+    let d = Daemon::start("lvsfifo", &conf, "127.35.7.1:8080".parse().unwrap());
+    // rvs creates the FIFO and holds it open: lines wait in it for a reader.
+    let f = std::fs::File::open(&fifo).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_line = |want: &str| {
+        let t = Instant::now();
+        loop {
+            let left = Duration::from_secs(20).saturating_sub(t.elapsed());
+            let l = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no line {want:?} in the FIFO: {e}"));
+            if l == want {
+                return;
+            }
+        }
+    };
+    // Nothing listens on the real server: down, and the quorum with it.
+    wait_line("RS [127.35.6.2]:tcp:9100 [127.35.7.1]:tcp:8080 DOWN");
+    wait_line("VS [127.35.7.1]:tcp:8080 DOWN");
+    let _b = backend("127.35.6.2:9100", "b", Mode::Name);
+    wait_line("RS [127.35.6.2]:tcp:9100 [127.35.7.1]:tcp:8080 UP");
+    wait_line("VS [127.35.7.1]:tcp:8080 UP");
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -99,11 +99,7 @@ impl Alerts {
             _ => "CHECK",
         };
         let vs_label = rvs_conf::load::vs_label(&vs.key, vs.protocol);
-        let proto = vs_label
-            .split(':')
-            .nth(1)
-            .map_or_else(|| "tcp".to_owned(), str::to_owned);
-        let rs_label = format!("[{}]:{proto}:{}", rs.address, rs.port);
+        let rs_label = crate::daemon::health::rs_label(vs, rs);
         self.mailer.send(compose::real_server(
             &self.router_id,
             &rs_label,

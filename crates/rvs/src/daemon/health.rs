@@ -426,6 +426,8 @@ pub struct Health {
     tx: mpsc::Sender<Event>,
     /// E-mail alerts of real servers and quorums (`smtp_alert`), when configured.
     pub alerts: Option<std::sync::Arc<crate::daemon::alerts::Alerts>>,
+    /// `notify_fifo` and `lvs_notify_fifo`: keepalived's `RS …` and `VS …` lines.
+    fifos: Option<rvs_vrrpd::notify::Fifos>,
 }
 
 fn rs_key(cfg: &Config, vi: usize, ri: usize) -> RsKey {
@@ -459,6 +461,7 @@ impl Health {
             rx,
             tx,
             alerts: None,
+            fifos: None,
         }
     }
 
@@ -528,6 +531,12 @@ impl Health {
         self.start_bfd(cfg);
         let g = &cfg.global_defs;
         self.policy = policy_of(cfg);
+        let paths: Vec<String> = [&g.notify_fifo, &g.lvs_notify_fifo]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        self.fifos = (!paths.is_empty()).then(|| rvs_vrrpd::notify::Fifos::open(&paths));
         let has_scripts = cfg.virtual_servers.iter().any(|vs| {
             vs.quorum_up.is_some()
                 || vs.quorum_down.is_some()
@@ -822,6 +831,9 @@ impl Health {
             if let Some(al) = &self.alerts {
                 al.quorum(cfg, vi, false, w);
             }
+            if let Some(f) = self.fifos.as_mut() {
+                f.write(&format!("VS {label} DOWN\n"));
+            }
         } else if lost && w >= q + hy {
             self.quorum_lost[vi] = false;
             tracing::info!(
@@ -835,6 +847,9 @@ impl Health {
             }
             if let Some(al) = &self.alerts {
                 al.quorum(cfg, vi, true, w);
+            }
+            if let Some(f) = self.fifos.as_mut() {
+                f.write(&format!("VS {label} UP\n"));
             }
         }
     }
@@ -903,6 +918,15 @@ impl Health {
             if let Some(al) = &self.alerts {
                 let kind = rs.checkers.get(ci).map_or("", |c| c.kind.name());
                 al.real_server(cfg, vi, ri, after.0, kind);
+            }
+            // keepalived's FIFO line: `RS [ip]:tcp:port [vip]:tcp:port UP`.
+            if let Some(f) = self.fifos.as_mut() {
+                f.write(&format!(
+                    "RS {} {} {}\n",
+                    rs_label(vs, rs),
+                    rvs_conf::load::vs_label(&vs.key, vs.protocol),
+                    if after.0 { "UP" } else { "DOWN" }
+                ));
             }
         }
         if before == after {
@@ -1057,6 +1081,17 @@ impl FileWatch {
 }
 
 /// Runs a notify script without a shell, in the background, killed after 10 s.
+/// A real server as keepalived prints it (`FMT_RS`): `[ip]:proto:port`, the protocol of
+/// its virtual server.
+pub fn rs_label(vs: &rvs_conf::model::VirtualServer, rs: &rvs_conf::model::RealServer) -> String {
+    let vs_label = rvs_conf::load::vs_label(&vs.key, vs.protocol);
+    let proto = vs_label
+        .split(':')
+        .nth(1)
+        .map_or_else(|| "tcp".to_owned(), str::to_owned);
+    format!("[{}]:{proto}:{}", rs.address, rs.port)
+}
+
 /// How the configuration's scripts run (`script_user`, `enable_script_security`).
 pub fn policy_of(cfg: &Config) -> rvs_check::ScriptPolicy {
     let g = &cfg.global_defs;
