@@ -40,6 +40,14 @@ pub struct Route {
     pub dev: Option<String>,
     pub table: Option<String>,
     pub no_track: bool,
+    /// `src ADDR` (the preferred source).
+    pub src: Option<String>,
+    /// `metric N` (also `priority`, `preference`).
+    pub metric: Option<u32>,
+    /// The route type when not unicast: `blackhole`, `unreachable`, `prohibit`, `throw`.
+    pub kind: Option<String>,
+    /// Options rvs reads but does not install (`mtu`, `nexthop`, `encap`, ...).
+    pub unsupported: Vec<String>,
 }
 
 /// One `ip rule` line of `virtual_rules` / `static_rules`.

@@ -155,7 +155,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("vrrp_instance", &["use_vmac"], Applied("VrrpInstance.use_vmac")),
     ("vrrp_instance", &["notify_master_rx_lower_pri"], Applied("VrrpInstance.notify_master_rx_lower_pri")),
     ("vrrp_instance", &["notify_priority_changes"], Applied("VrrpInstance.notify_priority_changes")),
-    ("vrrp_instance", &["virtual_routes"], NotApplied("the routes are not installed when MASTER (they are checked)")),
+    ("vrrp_instance", &["virtual_routes"], Applied("VrrpInstance.virtual_routes")),
     ("vrrp_instance", &["virtual_rules"], NotApplied("the rules are not installed when MASTER (they are checked)")),
     ("vrrp_instance", &["use_ipvlan", "vmac_xmit_base", "use_vmac_addr"], NotApplied("the VMAC interface is a plain macvlan, sending from itself")),
     ("vrrp_instance", &["garp_extra_if"], NotApplied("no extra periodic gratuitous ARP on VMAC interfaces")),

@@ -436,9 +436,15 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert_eq!(vi.virtual_routes[0].via.as_deref(), Some("198.18.0.254"));
     assert_eq!(vi.virtual_routes[2].table.as_deref(), Some("100"));
     assert_eq!(vi.virtual_rules[1].preference, Some(7));
-    assert!(p
-        .render()
-        .contains("'virtual_routes' is not applied by rvs"));
+    // virtual_routes are installed now; a line with an option rvs cannot install is said.
+    assert!(!p.render().contains("'virtual_routes' is not applied"));
+    assert!(
+        p.render()
+            .contains("route option 'mtu' is not applied by rvs: this route is not installed"),
+        "{}",
+        p.render()
+    );
+    assert!(p.render().contains("'virtual_rules' is not applied by rvs"));
     // Each thing keepalived counts.
     for (block, want) in [
         (

@@ -780,6 +780,12 @@ impl Engine {
                     tracing::error!("({}) adding VIP {}: {e}", rt.plan.name, v.address);
                 }
             }
+            // virtual_routes follow the VIPs (after them: a route may use a VIP as source).
+            for r in &rt.plan.routes {
+                if let Err(e) = self.nl.route(r, true).await {
+                    tracing::error!("({}) adding route '{}': {e}", rt.plan.name, r.text);
+                }
+            }
             rt.holding = true;
         }
         let gp = rt.plan.garp;
@@ -813,6 +819,11 @@ impl Engine {
         }
         if !rt.holding {
             return;
+        }
+        for r in &rt.plan.routes {
+            if let Err(e) = self.nl.route(r, false).await {
+                tracing::error!("({}) removing route '{}': {e}", rt.plan.name, r.text);
+            }
         }
         for (v, idx, _) in &rt.vips {
             if let Err(e) = self.nl.del_vip(*idx, v).await {

@@ -27,6 +27,8 @@ pub enum LinkError {
         value: String,
         vip: IpAddr,
     },
+    #[error("route '{route}' cannot be built: {why}")]
+    BadRoute { route: String, why: String },
 }
 
 /// What the driver needs of an interface.
@@ -253,6 +255,54 @@ impl Netlink {
         match req.execute().await {
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
             r => Ok(r?),
+        }
+    }
+
+    /// Installs (`add`, replacing one with the same key) or removes a `virtual_routes`
+    /// line; removing one that is not there is not an error.
+    pub async fn route(&self, r: &crate::plan::RoutePlan, add: bool) -> Result<(), LinkError> {
+        use rtnetlink::packet_route::route::RouteType;
+        use rtnetlink::RouteMessageBuilder;
+        fn bad<E: std::fmt::Debug>(text: &str) -> impl Fn(E) -> LinkError + '_ {
+            move |e| LinkError::BadRoute {
+                route: text.to_owned(),
+                why: format!("{e:?}"),
+            }
+        }
+        let bad = bad(&r.text);
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(r.dest, r.prefix)
+            .map_err(&bad)?;
+        if let Some(v) = r.via {
+            b = b.gateway(v).map_err(&bad)?;
+        }
+        if let Some(s) = r.src {
+            b = b.pref_source(s).map_err(&bad)?;
+        }
+        if let Some(d) = &r.dev {
+            b = b.output_interface(self.link(d).await?.index);
+        }
+        if let Some(t) = r.table {
+            b = b.table_id(t);
+        }
+        if let Some(m) = r.metric {
+            b = b.priority(m);
+        }
+        b = b.kind(match r.kind {
+            crate::plan::RouteKind::Unicast => RouteType::Unicast,
+            crate::plan::RouteKind::Blackhole => RouteType::BlackHole,
+            crate::plan::RouteKind::Unreachable => RouteType::Unreachable,
+            crate::plan::RouteKind::Prohibit => RouteType::Prohibit,
+            crate::plan::RouteKind::Throw => RouteType::Throw,
+        });
+        let msg = b.build();
+        if add {
+            Ok(self.handle.route().add(msg).replace().execute().await?)
+        } else {
+            match self.handle.route().del(msg).execute().await {
+                Err(e) if is_errno(&e, libc::ESRCH) || is_errno(&e, libc::ENOENT) => Ok(()),
+                r => Ok(r?),
+            }
         }
     }
 

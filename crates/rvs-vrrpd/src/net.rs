@@ -450,6 +450,7 @@ mod tests {
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
             mcast_group: IpAddr::V4(GROUP4),
+            routes: Vec::new(),
             auth_pass: auth,
             vips: Vec::new(),
             excluded: Vec::new(),

@@ -20,6 +20,81 @@ pub enum PlanError {
     VmacName(String, String),
 }
 
+/// The type of a route that is not plain unicast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+}
+
+/// One `virtual_routes` line as rvs installs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// The line as written (for logs).
+    pub text: String,
+    pub dest: IpAddr,
+    pub prefix: u8,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub src: Option<IpAddr>,
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+    pub kind: RouteKind,
+}
+
+impl RoutePlan {
+    /// The route of a config line; `None` for one rvs cannot install (options it does not
+    /// support, which the parser warned about at their line).
+    pub fn of(r: &rvs_conf::model::Route) -> Option<RoutePlan> {
+        if !r.unsupported.is_empty() {
+            return None;
+        }
+        let d = r.dest.as_deref()?;
+        let (dest, prefix) = if d == "default" {
+            let via_v6 = r.via.as_deref().is_some_and(|v| v.contains(':'));
+            if via_v6 {
+                (IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0)
+            } else {
+                (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+            }
+        } else {
+            let (a, l) = d.split_once('/').unwrap_or((d, ""));
+            let a: IpAddr = a.parse().ok()?;
+            let max = if a.is_ipv4() { 32 } else { 128 };
+            (a, if l.is_empty() { max } else { l.parse().ok()? })
+        };
+        let table = match r.table.as_deref() {
+            None => None,
+            Some("main") => Some(254),
+            Some("local") => Some(255),
+            Some("default") => Some(253),
+            Some(t) => Some(t.parse().ok()?),
+        };
+        let kind = match r.kind.as_deref() {
+            Some("blackhole") => RouteKind::Blackhole,
+            Some("unreachable") => RouteKind::Unreachable,
+            Some("prohibit") => RouteKind::Prohibit,
+            Some("throw") => RouteKind::Throw,
+            None => RouteKind::Unicast,
+            Some(_) => return None,
+        };
+        Some(RoutePlan {
+            text: r.text.clone(),
+            dest,
+            prefix,
+            via: r.via.as_deref().and_then(|v| v.parse().ok()),
+            dev: r.dev.clone(),
+            src: r.src.as_deref().and_then(|v| v.parse().ok()),
+            table,
+            metric: r.metric,
+            kind,
+        })
+    }
+}
+
 /// What one tracked object is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tracked {
@@ -120,6 +195,8 @@ pub struct InstancePlan {
     /// The multicast group adverts go to and come from (`mcast_dst_ip`, else
     /// `vrrp_mcast_group4`/`6`, else `224.0.0.18` / `ff02::12`); unused in unicast.
     pub mcast_group: IpAddr,
+    /// `virtual_routes` installed with the VIPs (the lines rvs can install).
+    pub routes: Vec<RoutePlan>,
     pub ttl: u8,
     pub check_unicast_src: bool,
     pub garp: Garp,
@@ -434,6 +511,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             } else {
                 IpAddr::V4(cfg.global_defs.vrrp_mcast_group4)
             }),
+            routes: vi.virtual_routes.iter().filter_map(RoutePlan::of).collect(),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
             garp: Garp {

@@ -861,3 +861,65 @@ fn a_non_default_multicast_group_is_used_and_kept_apart() {
     l.wait_exit(&a, Duration::from_secs(5));
     l.wait_exit(&b, Duration::from_secs(5));
 }
+
+/// Issue #18 item 7: `virtual_routes` follow the VIPs: installed by the MASTER, removed
+/// when it leaves, installed by the new MASTER (they were parsed and never installed).
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn virtual_routes_follow_the_master() {
+    lab::require(false);
+    let with_routes = |c: String| {
+        c.replacen(
+            "  virtual_ipaddress {",
+            "  virtual_routes {\n    198.19.5.0/24 via 198.18.0.254 dev eth0\n    blackhole 198.19.6.0/24\n  }\n  virtual_ipaddress {",
+            1,
+        )
+    };
+    let routes = |l: &Lab, node: &str| {
+        let o = std::process::Command::new("ip")
+            .args(["-n", &l.ns(node), "route", "show", "table", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let has = |l: &Lab, node: &str| {
+        let r = routes(l, node);
+        r.contains("198.19.5.0/24 via 198.18.0.254 dev eth0")
+            && r.contains("blackhole 198.19.6.0/24")
+    };
+    let vip = V2.vip();
+    let limit = SLOW * 2 + Duration::from_secs(2);
+    let mut l = lab();
+    let b = l.rvs("b", &with_routes(conf("BACKUP", 100, V2)), &[]);
+    let a = l.rvs("a", &with_routes(conf("MASTER", 150, V2)), &[]);
+    l.wait_holder(vip, "a", &DIRS, limit);
+    assert!(
+        Lab::wait(limit, || has(&l, "a")).is_some(),
+        "the MASTER's routes: {}",
+        routes(&l, "a")
+    );
+    assert!(
+        !has(&l, "b"),
+        "the BACKUP holds the routes: {}",
+        routes(&l, "b")
+    );
+    l.signal(&a, "TERM");
+    l.wait_holder(vip, "b", &DIRS, limit);
+    l.wait_exit(&a, Duration::from_secs(5));
+    assert!(
+        Lab::wait(limit, || has(&l, "b")).is_some(),
+        "the new MASTER's routes: {}",
+        routes(&l, "b")
+    );
+    let left = routes(&l, "a");
+    assert!(
+        !left.contains("198.19.5.0/24") && !left.contains("198.19.6.0/24"),
+        "the old MASTER left its routes behind: {left}"
+    );
+    l.signal(&b, "TERM");
+    l.wait_exit(&b, Duration::from_secs(5));
+    assert!(
+        !routes(&l, "b").contains("198.19.5.0/24"),
+        "routes left at stop"
+    );
+}

@@ -133,6 +133,21 @@ fn text(item: &Node) -> String {
         .join(" ")
 }
 
+/// A route option rvs does not install: said at the option (virtual routes only: static
+/// routes are not installed at all, which their block's warning says).
+fn unsupported(a: &mut Args<'_>, tok: &Token, tracked: bool) {
+    if tracked {
+        a.diags.not_applied(
+            tok.loc,
+            tok.width,
+            format!(
+                "route option '{}' is not applied by rvs: this route is not installed",
+                tok.text
+            ),
+        );
+    }
+}
+
 /// Reads a routes block; `tracked` for `virtual_routes` (keepalived tracks a route through
 /// its interface, and counts one it cannot track).
 pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route> {
@@ -146,6 +161,10 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
             dev: None,
             table: None,
             no_track: false,
+            src: None,
+            metric: None,
+            kind: None,
+            unsupported: Vec::new(),
         };
         let mut ok = true;
         let mut i = 0;
@@ -154,7 +173,16 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
             let word = tok.text.as_str();
             if ROUTE_TYPES.contains(&word) || ROUTE_FLAGS.contains(&word) {
                 route.no_track |= word == "no_track";
+                if ROUTE_TYPES.contains(&word) && word != "unicast" {
+                    route.kind = Some(word.to_owned());
+                }
+                if matches!(word, "nexthop" | "onlink" | "pervasive") {
+                    route.unsupported.push(word.to_owned());
+                    unsupported(a, tok, tracked);
+                }
             } else if word == "encap" {
+                route.unsupported.push(word.to_owned());
+                unsupported(a, tok, tracked);
                 break; // the encapsulation takes the rest of the line
             } else if ROUTE_VALUED.contains(&word) {
                 let Some(val) = toks.get(i + 1) else {
@@ -216,7 +244,17 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
                     }
                     "dev" | "oif" => route.dev = Some(val.text.clone()),
                     "table" => route.table = Some(val.text.clone()),
-                    _ => {}
+                    "metric" | "priority" | "preference" => {
+                        route.metric = val.text.parse().ok();
+                    }
+                    "scope" | "protocol" | "proto" => {}
+                    _ => {
+                        route.unsupported.push(word.to_owned());
+                        unsupported(a, tok, tracked);
+                    }
+                }
+                if word == "src" {
+                    route.src = Some(val.text.clone());
                 }
                 i += 1;
             } else if route.dest.is_none() && prefix(word) {
