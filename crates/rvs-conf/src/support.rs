@@ -97,7 +97,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["vrrp_skip_check_adv_addr"], NotApplied("every advert's address list is compared with the instance's")),
     ("global_defs", &["dynamic_interfaces"], NotApplied("interfaces must exist when rvs starts an instance")),
     ("global_defs", &["checker_log_all_failures"], Applied("Checker.log_all_failures")),
-    ("global_defs", &["rs_init_notifies"], NotApplied("no notify script runs for the initial state of real servers")),
+    ("global_defs", &["rs_init_notifies"], Applied("GlobalDefs.rs_init_notifies")),
     ("global_defs", &["lvs_flush"], NotApplied("the kernel's IPVS table is reconciled, not flushed, at start")),
     ("global_defs", &["lvs_flush_on_stop", "lvs_flush_onstop"], NotApplied("at stop rvs removes its own services, not the whole table")),
     ("global_defs", &["lvs_notify_fifo"], Applied("GlobalDefs.lvs_notify_fifo")),

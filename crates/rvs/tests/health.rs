@@ -758,3 +758,52 @@ fn checker_lines_reach_the_lvs_notify_fifo() {
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rs_init_notifies`: a real server that is up from the start gets its `notify_up` and its
+/// FIFO line at once (without it, nothing is said until it changes).
+#[test]
+fn rs_init_notifies_announce_the_servers_that_start_up() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("rvs-rs-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("lvs.fifo");
+    let marker = dir.join("up");
+    let _b = backend("127.35.8.2:9100", "b", Mode::Name);
+    let conf = format!(
+        "global_defs {{\n    lvs_notify_fifo {}\n    rs_init_notifies\n}}\n{}",
+        fifo.display(),
+        config(
+            "127.35.9.1",
+            &format!(
+                "TCP_CHECK {{\n            connect_timeout 1\n        }}\n        notify_up \"/bin/touch {}\"",
+                marker.display()
+            ),
+            "",
+            &["127.35.8.2"]
+        )
+    );
+    let d = Daemon::start("rsinit", &conf, "127.35.9.1:8080".parse().unwrap());
+    let f = std::fs::File::open(&fifo).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a line in the FIFO");
+    assert_eq!(line, "RS [127.35.8.2]:tcp:9100 [127.35.9.1]:tcp:8080 UP");
+    let t = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "notify_up did not run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -634,6 +634,21 @@ impl Health {
                     self.running.insert(ck, Running { id, spec, task });
                     started += 1;
                 }
+                // keepalived's rs_init_notifies: a real server that starts up (no checker
+                // against it) gets its notify_up and FIFO line at once; a reload does not
+                // repeat them for one it already had.
+                if g.rs_init_notifies && old.is_none() && h.alive() {
+                    if let Some(sc) = &rs.notify_up {
+                        spawn_script(&self.policy, &sc.argv);
+                    }
+                    if let Some(f) = self.fifos.as_mut() {
+                        f.write(&format!(
+                            "RS {} {} UP\n",
+                            rs_label(vs, rs),
+                            rvs_conf::load::vs_label(&vs.key, vs.protocol)
+                        ));
+                    }
+                }
                 state.insert(key, h);
             }
         }
