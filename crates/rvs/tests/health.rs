@@ -707,12 +707,26 @@ fn startup_and_shutdown_scripts_run_and_are_bounded() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The lines written to a FIFO, as they come (read by a thread of their own).
+fn fifo_lines(path: &std::path::Path) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Issue #18 item 8: `lvs_notify_fifo` (and `notify_fifo`) get keepalived's checker lines,
 /// `RS [rs]:tcp:port [vip]:tcp:port DOWN` and `VS [vip]:tcp:port DOWN` (only VRRP lines were
 /// written).
 #[test]
 fn checker_lines_reach_the_lvs_notify_fifo() {
-    use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("rvs-lvs-fifo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("lvs.fifo");
@@ -728,15 +742,7 @@ fn checker_lines_reach_the_lvs_notify_fifo() {
     );
     let d = Daemon::start("lvsfifo", &conf, "127.35.7.1:8080".parse().unwrap());
     // rvs creates the FIFO and holds it open: lines wait in it for a reader.
-    let f = std::fs::File::open(&fifo).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = fifo_lines(&fifo);
     let wait_line = |want: &str| {
         let t = Instant::now();
         loop {
@@ -763,7 +769,6 @@ fn checker_lines_reach_the_lvs_notify_fifo() {
 /// FIFO line at once (without it, nothing is said until it changes).
 #[test]
 fn rs_init_notifies_announce_the_servers_that_start_up() {
-    use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("rvs-rs-init-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fifo = dir.join("lvs.fifo");
@@ -783,15 +788,7 @@ fn rs_init_notifies_announce_the_servers_that_start_up() {
         )
     );
     let d = Daemon::start("rsinit", &conf, "127.35.9.1:8080".parse().unwrap());
-    let f = std::fs::File::open(&fifo).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = fifo_lines(&fifo);
     let line = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("a line in the FIFO");
