@@ -24,7 +24,10 @@ pub struct Config {
     /// Blocks that rvs recognises and checks for structure but does not use
     /// (`static_ipaddress`, `bfd_instance`, `SSL`, `vrrp_track_process`, ...), by name.
     pub other_blocks: BTreeMap<String, usize>,
-    /// `static_routes` / `static_rules` (checked; not installed by rvs yet).
+    /// `static_ipaddress`: added at start and kept.
+    pub static_ipaddress: Vec<VipAddr>,
+    /// `static_routes` (installed at start and kept) / `static_rules` (checked; not
+    /// installed by rvs yet).
     pub static_routes: Vec<Route>,
     pub static_rules: Vec<Rule>,
 }

@@ -490,7 +490,9 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert!(!p.keepalived_rejects(), "{}", p.render());
     assert_eq!(p.config.static_routes.len(), 1);
     assert_eq!(p.config.static_rules.len(), 1);
-    assert!(p.render().contains("'static_routes' is not applied by rvs"));
+    // Static routes are installed (at start); static rules are not yet.
+    assert!(!p.render().contains("'static_routes' is not applied"));
+    assert!(p.render().contains("'static_rules' is not applied by rvs"));
 }
 
 /// Issue #17 bug 10: `lb_algo` / `lb_kind` are what keepalived's own samples write, and

@@ -374,6 +374,46 @@ pub fn set_ipv4_conf(iface: &str, name: &str, value: &str) -> std::io::Result<St
     Ok(old)
 }
 
+/// keepalived's `static_ipaddress` and `static_routes`: added when the daemon starts (and
+/// on reload: one already there is kept) and left in place when it stops. An address needs
+/// its `dev` (or `default_interface`). Returns what could not be installed.
+pub async fn install_static(cfg: &rvs_conf::Config) -> Vec<String> {
+    let mut errs = Vec::new();
+    if cfg.static_ipaddress.is_empty() && cfg.static_routes.is_empty() {
+        return errs;
+    }
+    let nl = match Netlink::new() {
+        Ok(nl) => nl,
+        Err(e) => return vec![format!("static addresses and routes: {e}")],
+    };
+    for v in &cfg.static_ipaddress {
+        let Some(dev) = v
+            .dev
+            .as_ref()
+            .or(cfg.global_defs.default_interface.as_ref())
+        else {
+            errs.push(format!("static_ipaddress {}: no dev: not added", v.address));
+            continue;
+        };
+        let r = match nl.link(dev).await {
+            Ok(l) => nl.add_vip(l.index, v).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            errs.push(format!("static_ipaddress {} dev {dev}: {e}", v.address));
+        }
+    }
+    for r in &cfg.static_routes {
+        let Some(plan) = crate::plan::RoutePlan::of(r) else {
+            continue; // the parser said why at its line
+        };
+        if let Err(e) = nl.route(&plan, true).await {
+            errs.push(format!("static_routes '{}': {e}", r.text));
+        }
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -923,3 +923,42 @@ fn virtual_routes_follow_the_master() {
         "routes left at stop"
     );
 }
+
+/// Issue #18 item 7: `static_ipaddress` and `static_routes` are installed when rvs starts and
+/// kept when it stops (they were parsed and never installed).
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn static_addresses_and_routes_are_installed_and_kept() {
+    lab::require(false);
+    let conf = format!(
+        "static_ipaddress {{\n  198.19.7.1/32 dev eth0\n}}\nstatic_routes {{\n  198.19.8.0/24 via 198.18.0.254 dev eth0\n}}\n{}",
+        conf("BACKUP", 100, V2)
+    );
+    let show = |l: &Lab, what: &str| {
+        let o = std::process::Command::new("ip")
+            .args(["-n", &l.ns("a"), what, "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let mut l = lab();
+    let a = l.rvs("a", &conf, &[]);
+    let there = |l: &Lab| {
+        show(l, "addr").contains("inet 198.19.7.1/32")
+            && show(l, "route").contains("198.19.8.0/24 via 198.18.0.254 dev eth0")
+    };
+    assert!(
+        Lab::wait(Duration::from_secs(20), || there(&l)).is_some(),
+        "{}{}",
+        show(&l, "addr"),
+        show(&l, "route")
+    );
+    l.signal(&a, "TERM");
+    l.wait_exit(&a, Duration::from_secs(5));
+    assert!(
+        there(&l),
+        "kept at stop: {}{}",
+        show(&l, "addr"),
+        show(&l, "route")
+    );
+}

@@ -63,6 +63,10 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                 }
                 l.cfg.ssl = Some(ssl);
             }
+            "static_ipaddress" => {
+                let v = vips(&mut l.a, n);
+                l.cfg.static_ipaddress.extend(v);
+            }
             kw @ ("static_routes" | "static_rules") => {
                 if kw == "static_routes" {
                     l.cfg.static_routes = routes::routes(&mut l.a, n, false);

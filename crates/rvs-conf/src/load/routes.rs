@@ -2,8 +2,8 @@
 //! `ip rule` lines, read as keepalived 2.2.7 reads them (`vrrp_iproute.c`,
 //! `vrrp_iprule.c`), so that `rvs check --strict` counts what `keepalived -t` counts: an
 //! address that is not one, an unknown option, `gw` and `or` (deprecated spellings), a
-//! tracked route without `dev`, a rule without a preference. rvs does not install them yet
-//! (`crate::support` warns at each block); the lines are kept typed for when it does.
+//! tracked route without `dev`, a rule without a preference. Routes are installed (static
+//! ones at start, virtual ones with the VIPs); rules are not yet (`crate::support` warns).
 //!
 //! Hand-written: no crate parses iproute2's command-line grammar, and this one must follow
 //! keepalived's variant of it (its deprecated words, its tracking rule).
@@ -133,19 +133,16 @@ fn text(item: &Node) -> String {
         .join(" ")
 }
 
-/// A route option rvs does not install: said at the option (virtual routes only: static
-/// routes are not installed at all, which their block's warning says).
-fn unsupported(a: &mut Args<'_>, tok: &Token, tracked: bool) {
-    if tracked {
-        a.diags.not_applied(
-            tok.loc,
-            tok.width,
-            format!(
-                "route option '{}' is not applied by rvs: this route is not installed",
-                tok.text
-            ),
-        );
-    }
+/// A route option rvs does not install: said at the option (the route is not installed).
+fn unsupported(a: &mut Args<'_>, tok: &Token) {
+    a.diags.not_applied(
+        tok.loc,
+        tok.width,
+        format!(
+            "route option '{}' is not applied by rvs: this route is not installed",
+            tok.text
+        ),
+    );
 }
 
 /// Reads a routes block; `tracked` for `virtual_routes` (keepalived tracks a route through
@@ -178,11 +175,11 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
                 }
                 if matches!(word, "nexthop" | "onlink" | "pervasive") {
                     route.unsupported.push(word.to_owned());
-                    unsupported(a, tok, tracked);
+                    unsupported(a, tok);
                 }
             } else if word == "encap" {
                 route.unsupported.push(word.to_owned());
-                unsupported(a, tok, tracked);
+                unsupported(a, tok);
                 break; // the encapsulation takes the rest of the line
             } else if ROUTE_VALUED.contains(&word) {
                 let Some(val) = toks.get(i + 1) else {
@@ -250,7 +247,7 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
                     "scope" | "protocol" | "proto" => {}
                     _ => {
                         route.unsupported.push(word.to_owned());
-                        unsupported(a, tok, tracked);
+                        unsupported(a, tok);
                     }
                 }
                 if word == "src" {

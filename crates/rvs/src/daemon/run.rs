@@ -273,6 +273,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         )
         .await;
     }
+    // static_ipaddress / static_routes: installed at start, kept at stop (keepalived's).
+    for e in rvs_vrrpd::link::install_static(cfg).await {
+        tracing::error!("{e}");
+    }
     let mut health = crate::daemon::health::Health::new();
     let mut cfg = cfg.clone();
     // E-mail alerts (notification_email + smtp_server); counted across reloads.
