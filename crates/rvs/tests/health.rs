@@ -600,13 +600,7 @@ fn a_page_that_fails_its_regex_takes_the_server_out() {
 #[ignore = "needs root to run a script as another user: ./test.sh runs it as root"]
 fn a_misc_check_runs_as_its_own_user() {
     use std::os::unix::fs::PermissionsExt;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "needs root (CI runs it as root)"
-    );
+    require_root();
     let nobody = std::fs::read_to_string("/etc/passwd")
         .unwrap()
         .lines()
@@ -707,6 +701,17 @@ fn startup_and_shutdown_scripts_run_and_are_bounded() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Fails (never skips) a root-only test run as another user.
+fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "needs root (CI runs it as root)"
+    );
+}
+
 /// The lines written to a FIFO, as they come (read by a thread of their own).
 fn fifo_lines(path: &std::path::Path) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
@@ -803,4 +808,36 @@ fn rs_init_notifies_announce_the_servers_that_start_up() {
     }
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue #18 item 10: `vrrp_no_swap` (and `checker_no_swap`, `bfd_no_swap`) lock the
+/// daemon's memory (rvs is one process). Needs root (`CAP_IPC_LOCK`).
+#[test]
+#[ignore = "needs root to lock memory: ./test.sh runs it as root"]
+fn no_swap_locks_the_daemon_in_memory() {
+    require_root();
+    let _b = backend("127.35.10.2:9100", "b", Mode::Name);
+    let conf = format!(
+        "global_defs {{\n    vrrp_no_swap\n}}\n{}",
+        config(
+            "127.35.11.1",
+            "TCP_CHECK {\n            connect_timeout 1\n        }",
+            "",
+            &["127.35.10.2"]
+        )
+    );
+    let d = Daemon::start("noswap", &conf, "127.35.11.1:8080".parse().unwrap());
+    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
+    let pid = pid.lines().next().unwrap().trim().to_owned();
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked: u64 = st
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(
+        locked > 1024,
+        "VmLck {locked} kB: the daemon is not locked in memory"
+    );
+    d.stop();
 }

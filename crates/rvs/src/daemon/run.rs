@@ -273,6 +273,20 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         )
         .await;
     }
+    // vrrp_no_swap / checker_no_swap / bfd_no_swap: keepalived locks each child process in
+    // memory; rvs is one process, so any of them locks all of it.
+    if ["vrrp_no_swap", "checker_no_swap", "bfd_no_swap"]
+        .iter()
+        .any(|k| cfg.global_defs.other.contains_key(*k))
+    {
+        use rustix::mm::{mlockall, MlockAllFlags};
+        match mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE) {
+            Ok(()) => tracing::info!("memory locked (no_swap)"),
+            Err(e) => tracing::warn!(
+                "no_swap: cannot lock memory: {e} (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK)"
+            ),
+        }
+    }
     // static_ipaddress / static_routes: installed at start, kept at stop (keepalived's).
     for e in rvs_vrrpd::link::install_static(cfg).await {
         tracing::error!("{e}");
