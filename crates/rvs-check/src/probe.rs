@@ -432,13 +432,23 @@ pub fn dns_query(id: u16, name: &str, qtype: &str) -> Vec<u8> {
 }
 
 /// DNS over UDP: a reply with our id, QR set and RCODE NOERROR means up.
-async fn dns(c: &Checker, qtype: &str, name: &str, target: SocketAddr) -> (Outcome, Detail) {
-    let bind: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
+/// A UDP socket for a check: bound to `bindto`/`bind_port` when set, with `fwmark`, as the
+/// TCP checks are (keepalived applies them to every checker).
+async fn udp_socket(c: &Checker, target: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let ip = c.bindto.unwrap_or(if target.is_ipv4() {
+        [0, 0, 0, 0].into()
     } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = match tokio::net::UdpSocket::bind(bind).await {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    });
+    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(ip, c.bind_port.unwrap_or(0))).await?;
+    if let Some(m) = c.fwmark {
+        let _ = socket2::SockRef::from(&sock).set_mark(m);
+    }
+    Ok(sock)
+}
+
+async fn dns(c: &Checker, qtype: &str, name: &str, target: SocketAddr) -> (Outcome, Detail) {
+    let sock = match udp_socket(c, target).await {
         Ok(s) => s,
         Err(e) => return (Outcome::LocalError, detail(format!("DNS check: {e}"))),
     };
@@ -497,12 +507,7 @@ pub fn reply_matches(reply: &[u8], pattern: &str) -> bool {
 /// UDP: send the payload; with `require_reply` a matching reply is needed, otherwise
 /// only an ICMP error (port unreachable) means down.
 async fn udp(c: &Checker, u: &UdpCheck, target: SocketAddr) -> (Outcome, Detail) {
-    let bind: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = match tokio::net::UdpSocket::bind(bind).await {
+    let sock = match udp_socket(c, target).await {
         Ok(s) => s,
         Err(e) => return (Outcome::LocalError, detail(format!("UDP check: {e}"))),
     };
@@ -570,6 +575,18 @@ async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
         },
     };
     let _ = sock.set_nonblocking(true);
+    // bindto (the source of the echo requests) and fwmark, as the other checks.
+    if let Some(ip) = c.bindto {
+        if let Err(e) = sock.bind(&SocketAddr::new(ip, 0).into()) {
+            return (
+                Outcome::LocalError,
+                detail(format!("PING_CHECK cannot bind to {ip}: {e}")),
+            );
+        }
+    }
+    if let Some(m) = c.fwmark {
+        let _ = sock.set_mark(m);
+    }
     let std_sock: std::net::UdpSocket = sock.into();
     let Ok(sock) = tokio::net::UdpSocket::from_std(std_sock) else {
         return (

@@ -428,3 +428,54 @@ async fn script_security_refuses_a_world_writable_script() {
     assert!(d.text.contains("refusing to run"), "{}", d.text);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue #18 item 4: `bindto` / `bind_port` apply to `UDP_CHECK` and `DNS_CHECK` (and `bindto`
+/// to `PING_CHECK`), as to the TCP checks: the real server sees the probe come from there.
+#[tokio::test]
+async fn udp_and_dns_checks_honour_bindto_and_bind_port() {
+    use rvs_conf::model::{DnsCheck, UdpCheck};
+    for (i, kind) in [
+        CheckKind::Udp(UdpCheck {
+            payload: None,
+            require_reply: false,
+            reply: None,
+            min_reply_length: 0,
+            max_reply_length: 0,
+        }),
+        CheckKind::Dns(DnsCheck {
+            query_type: "A".into(),
+            name: "example.org".into(),
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let addr = format!("127.41.1.{}:5300", i + 1);
+        let u = tokio::net::UdpSocket::bind(&addr).await.unwrap();
+        let from = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let (n, from) = u.recv_from(&mut buf).await.unwrap();
+            let mut r = buf[..n].to_vec();
+            if r.len() > 3 {
+                r[2] |= 0x80; // a DNS answer, NOERROR; the UDP check ignores it
+            }
+            u.send_to(&r, from).await.unwrap();
+            from
+        });
+        let mut c = checker(kind);
+        c.bindto = Some("127.41.1.9".parse().unwrap());
+        c.bind_port = Some(40_100 + u16::try_from(i).unwrap());
+        let _ = probe(&c, addr.parse().unwrap()).await;
+        let from = tokio::time::timeout(std::time::Duration::from_secs(10), from)
+            .await
+            .expect("the probe reached the server")
+            .unwrap();
+        assert_eq!(
+            from,
+            format!("127.41.1.9:{}", 40_100 + i)
+                .parse::<SocketAddr>()
+                .unwrap(),
+            "check {i}"
+        );
+    }
+}
