@@ -99,6 +99,17 @@ pub struct ScriptPolicy {
 }
 
 impl ScriptPolicy {
+    /// The policy of a configuration: `enable_script_security` and `script_user`. A
+    /// `script_user` that does not exist leaves scripts running as the daemon's user; the
+    /// second value says so, for the caller to log.
+    pub fn of(security: bool, script_user: Option<&str>) -> (ScriptPolicy, Option<String>) {
+        let (run_as, why) = match default_user(script_user) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(format!("{e}: scripts run as the daemon's user"))),
+        };
+        (ScriptPolicy { security, run_as }, why)
+    }
+
     /// Prepares a script's command: refused (with the reason) when security is on and the
     /// program could be modified by another user; run as the script user when rvs is root.
     #[cfg(feature = "run")]

@@ -393,17 +393,10 @@ impl Engine {
                 }
             }
         })];
-        let run_as = match rvs_script::default_user(plan.script_user.as_deref()) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!("{e}: scripts run as the daemon's user");
-                None
-            }
-        };
-        let policy = ScriptPolicy {
-            security: plan.script_security,
-            run_as,
-        };
+        let (policy, why) = ScriptPolicy::of(plan.script_security, plan.script_user.as_deref());
+        if let Some(why) = why {
+            tracing::error!("{why}");
+        }
         let used = |t: &Tracked| {
             rts.iter()
                 .any(|r| r.plan.trackers.iter().any(|x| &x.what == t))
