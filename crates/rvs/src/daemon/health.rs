@@ -1110,17 +1110,12 @@ pub fn rs_label(vs: &rvs_conf::model::VirtualServer, rs: &rvs_conf::model::RealS
 /// How the configuration's scripts run (`script_user`, `enable_script_security`).
 pub fn policy_of(cfg: &Config) -> rvs_check::ScriptPolicy {
     let g = &cfg.global_defs;
-    let run_as = match rvs_check::script::default_user(g.script_user.as_deref()) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!("{e}: scripts run as the daemon's user");
-            None
-        }
-    };
-    rvs_check::ScriptPolicy {
-        security: g.enable_script_security,
-        run_as,
+    let (policy, why) =
+        rvs_check::ScriptPolicy::of(g.enable_script_security, g.script_user.as_deref());
+    if let Some(why) = why {
+        tracing::error!("{why}");
     }
+    policy
 }
 
 /// Runs `startup_script` / `shutdown_script` and waits for it, at most `limit` (then it
