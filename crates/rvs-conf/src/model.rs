@@ -107,6 +107,13 @@ pub struct GlobalDefs {
     pub notify_fifo: Option<String>,
     pub vrrp_notify_fifo: Option<String>,
     pub lvs_notify_fifo: Option<String>,
+    /// `smtp_alert`: the default of every instance, group and virtual server; `None`: off.
+    pub smtp_alert: Option<bool>,
+    /// `smtp_alert_vrrp` / `smtp_alert_checker`: the default of one side, over `smtp_alert`.
+    pub smtp_alert_vrrp: Option<bool>,
+    pub smtp_alert_checker: Option<bool>,
+    /// `no_email_faults`: no mail for FAULT states.
+    pub no_email_faults: bool,
     /// Run when the daemon starts, before any service or instance (waited for, at most
     /// `startup_script_timeout` seconds, default 10).
     pub startup_script: Option<Script>,
@@ -161,6 +168,10 @@ impl Default for GlobalDefs {
             notify_fifo: None,
             vrrp_notify_fifo: None,
             lvs_notify_fifo: None,
+            smtp_alert: None,
+            smtp_alert_vrrp: None,
+            smtp_alert_checker: None,
+            no_email_faults: false,
             startup_script: None,
             startup_script_timeout: 10.0,
             shutdown_script: None,

@@ -27,6 +27,10 @@ impl Loader<'_> {
                     }
                 }
                 "smtp_helo_name" => g.smtp_helo_name = a.string(n),
+                "smtp_alert" => g.smtp_alert = Some(a.flag(n)),
+                "smtp_alert_vrrp" => g.smtp_alert_vrrp = Some(a.flag(n)),
+                "smtp_alert_checker" => g.smtp_alert_checker = Some(a.flag(n)),
+                "no_email_faults" => g.no_email_faults = a.bare(n),
                 "startup_script" => g.startup_script = a.script(n),
                 "shutdown_script" => g.shutdown_script = a.script(n),
                 "startup_script_timeout" => {

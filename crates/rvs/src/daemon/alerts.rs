@@ -22,14 +22,6 @@ pub struct Alerts {
     last: std::sync::Mutex<HashMap<(bool, String), VrrpEvent>>,
 }
 
-/// A `global_defs` flag kept unparsed by the loader: present without a value is true.
-fn global_flag(cfg: &Config, name: &str) -> Option<bool> {
-    cfg.global_defs.other.get(name).map(|v| {
-        v.first()
-            .is_none_or(|w| matches!(w.to_ascii_lowercase().as_str(), "on" | "true" | "yes"))
-    })
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
@@ -56,15 +48,12 @@ impl Alerts {
             to: g.notification_email.clone(),
             timeout: Duration::from_secs(u64::from(g.smtp_connect_timeout).max(1)),
         };
-        let all = global_flag(cfg, "smtp_alert");
         Some(Alerts {
             mailer: Mailer::start_with(mail, counters.clone()),
             router_id: g.router_id.clone().unwrap_or(host),
-            vrrp_default: global_flag(cfg, "smtp_alert_vrrp").or(all).unwrap_or(false),
-            checker_default: global_flag(cfg, "smtp_alert_checker")
-                .or(all)
-                .unwrap_or(false),
-            no_email_faults: global_flag(cfg, "no_email_faults").unwrap_or(false),
+            vrrp_default: g.smtp_alert_vrrp.or(g.smtp_alert).unwrap_or(false),
+            checker_default: g.smtp_alert_checker.or(g.smtp_alert).unwrap_or(false),
+            no_email_faults: g.no_email_faults,
             last: std::sync::Mutex::default(),
         })
     }
