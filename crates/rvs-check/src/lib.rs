@@ -20,47 +20,14 @@ pub mod tls;
 pub use rvs_script as script;
 pub use rvs_script::ScriptPolicy;
 
-use rvs_conf::model::{CheckKind, Checker};
+use rvs_conf::model::Checker;
 use state::{Change, CheckerState, Outcome, Timing};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Identifies one run of a checker: the daemon hands each checker it starts a number it
-/// never hands out again, so events still queued from a checker a reload stopped are
-/// recognised as stale instead of landing on whatever now sits at the checker's
-/// position in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CheckId(pub u64);
-
-/// A state change of one checker, or a new weight from `misc_dynamic`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Changed {
-        id: CheckId,
-        up: bool,
-        detail: String,
-    },
-    Weight {
-        id: CheckId,
-        weight: i32,
-    },
-}
-
-/// Whether this checker is a probe [`run`] drives (`FILE_CHECK` and `BFD_CHECK` follow a
-/// file and a BFD session instead).
-pub fn is_probe(c: &Checker) -> bool {
-    !matches!(c.kind, CheckKind::File(_) | CheckKind::Bfd(_))
-}
-
-/// The address a checker connects to (`connect_ip`/`connect_port`, else the real server's).
-pub fn target(c: &Checker, rs_addr: IpAddr, rs_port: u16) -> SocketAddr {
-    SocketAddr::new(
-        c.connect_ip.unwrap_or(rs_addr),
-        c.connect_port.unwrap_or(rs_port),
-    )
-}
+pub use rvs_types::{CheckEvent as Event, CheckId};
 
 fn secs(f: f64) -> Duration {
     Duration::from_secs_f64(f.clamp(0.0, 1e9))

@@ -83,6 +83,37 @@ impl std::fmt::Display for SvcKey {
     }
 }
 
+/// Identifies one run of a checker: the daemon hands each checker it starts a number it
+/// never hands out again, so events still queued from a checker a reload stopped are
+/// recognised as stale instead of landing on whatever now sits at the checker's
+/// position in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckId(pub u64);
+
+/// What a checker reports: a state change, or a new weight (`misc_dynamic`, a tracked
+/// file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckEvent {
+    Changed {
+        id: CheckId,
+        up: bool,
+        detail: String,
+    },
+    Weight {
+        id: CheckId,
+        weight: i32,
+    },
+}
+
+impl CheckEvent {
+    /// The checker run that reported it.
+    pub fn id(&self) -> CheckId {
+        match self {
+            CheckEvent::Changed { id, .. } | CheckEvent::Weight { id, .. } => *id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

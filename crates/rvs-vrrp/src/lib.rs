@@ -389,6 +389,54 @@ pub fn ip_gt(a: IpAddr, b: IpAddr) -> bool {
     }
 }
 
+/// What a reload did to VRRP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The same instances with the same settings: nothing touched.
+    Unchanged,
+    /// Instances kept (in their state), started and stopped.
+    Applied {
+        kept: usize,
+        started: usize,
+        stopped: usize,
+    },
+    /// Refused before anything stopped (why): the running instances go on.
+    Refused(String),
+    /// The new instances failed to start (why): the previous ones were started again.
+    RolledBack(String),
+}
+
+impl ReloadOutcome {
+    /// Whether the new configuration runs.
+    pub fn is_ok(&self) -> bool {
+        matches!(
+            self,
+            ReloadOutcome::Unchanged | ReloadOutcome::Applied { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for ReloadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadOutcome::Unchanged => f.write_str("VRRP unchanged"),
+            ReloadOutcome::Applied {
+                kept,
+                started,
+                stopped,
+            } => write!(
+                f,
+                "VRRP: {kept} instance(s) kept, {started} started, {stopped} stopped"
+            ),
+            ReloadOutcome::Refused(why) => write!(
+                f,
+                "error: VRRP not reloaded, the running instances are kept: {why}"
+            ),
+            ReloadOutcome::RolledBack(why) => write!(f, "error: VRRP not reloaded: {why}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

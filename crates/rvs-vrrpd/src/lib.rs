@@ -69,53 +69,7 @@ pub struct InstanceStatus {
     pub dropped: BTreeMap<String, u64>,
 }
 
-/// What a reload did to VRRP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadOutcome {
-    /// The same instances with the same settings: nothing touched.
-    Unchanged,
-    /// Instances kept (in their state), started and stopped.
-    Applied {
-        kept: usize,
-        started: usize,
-        stopped: usize,
-    },
-    /// Refused before anything stopped (why): the running instances go on.
-    Refused(String),
-    /// The new instances failed to start (why): the previous ones were started again.
-    RolledBack(String),
-}
-
-impl ReloadOutcome {
-    /// Whether the new configuration runs.
-    pub fn is_ok(&self) -> bool {
-        matches!(
-            self,
-            ReloadOutcome::Unchanged | ReloadOutcome::Applied { .. }
-        )
-    }
-}
-
-impl std::fmt::Display for ReloadOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReloadOutcome::Unchanged => f.write_str("VRRP unchanged"),
-            ReloadOutcome::Applied {
-                kept,
-                started,
-                stopped,
-            } => write!(
-                f,
-                "VRRP: {kept} instance(s) kept, {started} started, {stopped} stopped"
-            ),
-            ReloadOutcome::Refused(why) => write!(
-                f,
-                "error: VRRP not reloaded, the running instances are kept: {why}"
-            ),
-            ReloadOutcome::RolledBack(why) => write!(f, "error: VRRP not reloaded: {why}"),
-        }
-    }
-}
+pub use rvs_vrrp::ReloadOutcome;
 
 /// A VRRP state in JSON: its keepalived name.
 mod state_by_name {

@@ -21,31 +21,56 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-proxy", &["rvs-sched"]),
     ("rvs-ipvs", &["rvs-sched"]),
     ("rvs-xdp", &["rvs-sched"]),
-    ("rvs-check", &["rvs-conf", "rvs-script", "rvs-wire"]),
+    (
+        "rvs-check",
+        &["rvs-conf", "rvs-script", "rvs-types", "rvs-wire"],
+    ),
+    // The daemon's sans-IO core: config, health and runtime changes in, desired state
+    // and effects out.
+    (
+        "rvs-daemon",
+        &[
+            "rvs-adm",
+            "rvs-conf",
+            "rvs-desired",
+            "rvs-sched",
+            "rvs-script",
+            "rvs-types",
+            "rvs-vrrp",
+        ],
+    ),
     (
         "rvs-vrrpd",
         &["rvs-conf", "rvs-vrrp", "rvs-wire", "rvs-script", "rvs-bfd"],
     ),
 ];
 
-/// The rvs crates a manifest's `[dependencies]` names.
-fn rvs_deps(manifest: &str) -> Vec<String> {
+/// The lines of a manifest's `[dependencies]` section, trimmed.
+fn dependency_lines(manifest: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut in_deps = false;
     for line in manifest.lines() {
         let t = line.trim();
         if t.starts_with('[') {
             in_deps = t == "[dependencies]";
-            continue;
-        }
-        if in_deps && t.starts_with("rvs") {
-            let name: String = t
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                .collect();
-            out.push(name);
+        } else if in_deps {
+            out.push(t);
         }
     }
+    out
+}
+
+/// The rvs crates a manifest's `[dependencies]` names.
+fn rvs_deps(manifest: &str) -> Vec<String> {
+    let mut out: Vec<String> = dependency_lines(manifest)
+        .into_iter()
+        .filter(|t| t.starts_with("rvs"))
+        .map(|t| {
+            t.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect()
+        })
+        .collect();
     out.sort();
     out
 }
@@ -99,5 +124,31 @@ fn the_data_planes_and_the_scheduler_never_link_the_parser() {
             !rvs_deps(&m).iter().any(|d| d == "rvs-conf"),
             "{name} links the config parser"
         );
+    }
+}
+
+/// The sans-IO cores link no async runtime, directly or through another rvs crate: they
+/// take inputs and return decisions; the drivers do the I/O.
+#[test]
+fn the_sans_io_cores_link_no_runtime() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest =
+        |name: &str| std::fs::read_to_string(crates.join(name).join("Cargo.toml")).expect(name);
+    for core in ["rvs-daemon", "rvs-sched", "rvs-vrrp", "rvs-desired"] {
+        let mut todo = vec![core.to_owned()];
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(name) = todo.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let m = manifest(&name);
+            for t in dependency_lines(&m) {
+                assert!(
+                    !t.starts_with("tokio") || t.contains("optional = true"),
+                    "{core} links tokio through {name}"
+                );
+            }
+            todo.extend(rvs_deps(&m));
+        }
     }
 }

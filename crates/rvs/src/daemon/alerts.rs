@@ -88,7 +88,7 @@ impl Alerts {
             _ => "CHECK",
         };
         let vs_label = rvs_conf::load::vs_label(&vs.key, vs.protocol);
-        let rs_label = crate::daemon::health::rs_label(vs, rs);
+        let rs_label = rvs_daemon::health::rs_label(vs, rs);
         self.mailer.send(compose::real_server(
             &self.router_id,
             &rs_label,

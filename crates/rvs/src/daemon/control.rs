@@ -136,7 +136,7 @@ pub struct Ctx {
 /// What the main loop knows that the tables do not: checkers and reloads.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DaemonStatus {
-    pub checks: Vec<crate::daemon::health::CheckReport>,
+    pub checks: Vec<rvs_daemon::CheckReport>,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     /// Unix time of the last successful reload; 0 when none.
@@ -617,7 +617,7 @@ fn listing(
             svc.dests.push(rvs_adm::Dest {
                 addr: d.addr,
                 port: d.port,
-                fwd: crate::daemon::convert::adm_fwd(d.fwd),
+                fwd: rvs_daemon::convert::adm_fwd(d.fwd),
                 weight: d.weight,
                 active: d.active,
                 inactive: d.inactive,
@@ -625,7 +625,7 @@ fn listing(
                 u_threshold: d.u_threshold,
                 l_threshold: d.l_threshold,
                 tun_info: (d.fwd == rvs_sched::Fwd::Tunnel)
-                    .then(|| crate::daemon::convert::tun_info(d.tun)),
+                    .then(|| rvs_daemon::convert::tun_info(d.tun)),
                 stats: st,
             });
         }

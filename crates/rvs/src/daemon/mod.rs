@@ -1,11 +1,12 @@
-//! `rvs run`: the daemon — its main loop and reloads (`run`), health (`health`), runtime changes (`overlay`), the data planes (`dataplane`), the control API (`control`), metrics, logging.
+//! `rvs run`: the drivers around the sans-IO core (`rvs_daemon::Core`, which decides
+//! reloads, health, quorum and runtime changes): the main loop (`run`), the checker
+//! tasks and BFD (`health`), the data planes (`dataplane`), the control API (`control`),
+//! metrics, alerts, logging.
 
 pub mod alerts;
 pub mod control;
-pub mod convert;
 pub mod dataplane;
 pub mod health;
 pub mod logging;
 pub mod metrics;
-pub mod overlay;
 pub mod run;

@@ -2,8 +2,10 @@
 //! difference (a bad file keeps the old config running); SIGTERM/SIGINT drain and exit.
 
 use crate::daemon::dataplane::{Dataplane, Kind, XdpSettings};
+use crate::daemon::health::Checkers;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use rvs_daemon::{refuse_reload, Core, DataReload, Mode, ReloadReport, VrrpReload};
 use rvs_proxy::ProxyOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -266,7 +268,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // keepalived's startup_script: before any service or instance, waited for.
     if let Some(sc) = &cfg.global_defs.startup_script {
         crate::daemon::health::run_and_wait(
-            &crate::daemon::health::policy_of(cfg),
+            &rvs_daemon::policy_of(cfg),
             "startup_script",
             sc,
             Duration::from_secs_f64(cfg.global_defs.startup_script_timeout.clamp(1.0, 1000.0)),
@@ -291,19 +293,27 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     for e in rvs_vrrpd::link::install_static(cfg).await {
         tracing::error!("{e}");
     }
-    let mut health = crate::daemon::health::Health::new();
-    let mut cfg = cfg.clone();
+    let mut checkers = Checkers::new();
+    let mut core = Core::new(
+        cfg.clone(),
+        if a.vrrp_only {
+            Mode::VrrpOnly
+        } else {
+            Mode::Full
+        },
+    );
     // E-mail alerts (notification_email + smtp_server); counted across reloads.
     let alert_counters = std::sync::Arc::new(rvs_alert::Counters::default());
-    let mut alerts =
-        crate::daemon::alerts::Alerts::from_config(&cfg, &alert_counters).map(std::sync::Arc::new);
-    health.alerts.clone_from(&alerts);
-    if a.vrrp_only {
-        // VRRP's track_bfd needs the BFD sessions even without checkers.
-        health.start_bfd(&cfg);
-    } else {
-        health.start(&cfg);
-        if let Err(errs) = proxy.apply(&health.desired(&cfg)).await {
+    let mut alerts = crate::daemon::alerts::Alerts::from_config(core.config(), &alert_counters)
+        .map(std::sync::Arc::new);
+    checkers.alerts.clone_from(&alerts);
+    // VRRP's track_bfd needs the BFD sessions even without checkers (-P).
+    let bfd = checkers.start_bfd(core.config());
+    if !a.vrrp_only {
+        let (plan, fx) = core.reconcile_checkers(&bfd);
+        checkers.apply(core.config(), core.policy(), plan);
+        checkers.carry_out(core.config(), core.policy(), fx);
+        if let Err(errs) = proxy.apply(&core.desired()).await {
             for e in &errs {
                 tracing::error!("{e}");
             }
@@ -323,7 +333,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         match rvs_vrrpd::Vrrp::start(
             vrrp_plan,
             std::sync::Arc::clone(&vrrp_status),
-            health.bfd_registry.clone(),
+            checkers.bfd_registry.clone(),
         )
         .await
         {
@@ -363,21 +373,20 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         tx: ctl_tx,
         status: std::sync::Mutex::default(),
         vrrp: vrrp_status.clone(),
-        bfd: health.bfd_status.clone(),
+        bfd: checkers.bfd_status.clone(),
         sync_daemons: proxy.sync_lines.clone(),
         xdp_flows: proxy.xdp_flows.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: (!a.vrrp_only).then(|| proxy.kind()),
         alerts: alert_counters.clone(),
     });
-    ctx.publish(|st| st.checks = health.report(&cfg));
+    ctx.publish(|st| st.checks = core.report(|k| checkers.figures(k)));
     let metrics_task =
         metrics_listener.map(|l| tokio::spawn(crate::daemon::metrics::serve(l, ctx.clone())));
     let control_task = tokio::spawn(crate::daemon::control::serve(listener, ctx.clone()));
     tracing::info!("control API on {}", control_path.display());
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
-    let mut runtime: Vec<rvs_adm::cmd::Command> = Vec::new();
     // lvs_sync_daemon: the kernel's sync daemon follows a VRRP instance, and VRRP instances
     // waiting for their interface are started (both checked each second).
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
@@ -402,11 +411,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 reading = None;
                 read_done = Some(r);
             }
-            Some(ev) = health.rx.recv() => {
-                let changed = health.event(&cfg, &ev);
-                ctx.publish(|st| st.checks = health.report(&cfg));
+            Some(ev) = checkers.rx.recv() => {
+                let mut fx = Vec::new();
+                let changed = core.event(&ev, unix_now(), &mut fx);
+                checkers.carry_out(core.config(), core.policy(), fx);
+                ctx.publish(|st| st.checks = core.report(|k| checkers.figures(k)));
                 if changed {
-                    if let Err(errs) = proxy.apply(&crate::daemon::overlay::replay(health.desired(&cfg), &runtime)).await {
+                    if let Err(errs) = proxy.apply(&core.desired()).await {
                         for e in &errs {
                             tracing::error!("{e}");
                         }
@@ -416,13 +427,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             Some(req) = ctl_rx.recv() => match req {
                 crate::daemon::control::Request::Reload(reply) => reload_reply = Some(Some(reply)),
                 crate::daemon::control::Request::Command(cmd, reply) => {
-                    let _ = reply.send(runtime_command(&mut proxy, &health, &cfg, &mut runtime, cmd).await);
+                    let _ = reply.send(runtime_command(&mut proxy, &mut core, cmd).await);
                 }
             },
             _ = sync_tick.tick() => {
-                follow_sync_daemon(&mut proxy, &cfg, &vrrp_status, &mut sync_role);
+                follow_sync_daemon(&mut proxy, core.config(), &vrrp_status, &mut sync_role);
                 if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
-                    al.vrrp(&cfg, &st);
+                    al.vrrp(core.config(), &st);
                 }
                 // Instances waiting for their interface start once it can carry them.
                 if let Some(v) = vrrp.as_mut() {
@@ -442,12 +453,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         }
         if let Some(parsed) = read_done {
             generation += 1;
-            let data = reload(&mut proxy, &mut health, &mut cfg, &mut runtime, a, parsed).await;
+            let data = reload(&mut proxy, &mut core, &mut checkers, a, parsed).await;
             let vrrp_part = reload_vrrp(
                 &mut vrrp,
                 &vrrp_status,
-                &health.bfd_registry,
-                &cfg,
+                &checkers.bfd_registry,
+                core.config(),
                 a,
                 &data,
             )
@@ -457,15 +468,15 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 vrrp: vrrp_part,
             };
             // The alerts follow the configuration now running (what was mailed is kept).
-            let next = crate::daemon::alerts::Alerts::from_config(&cfg, &alert_counters);
+            let next = crate::daemon::alerts::Alerts::from_config(core.config(), &alert_counters);
             alerts = next.map(|n| {
                 if let Some(old) = &alerts {
                     n.carry(old);
                 }
                 std::sync::Arc::new(n)
             });
-            health.alerts.clone_from(&alerts);
-            publish_reload(&ctx, &health, &cfg, report.is_ok());
+            checkers.alerts.clone_from(&alerts);
+            publish_reload(&ctx, core.report(|k| checkers.figures(k)), report.is_ok());
             let msg = report.message();
             let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             for r in waiting.drain(..).flatten() {
@@ -486,16 +497,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         v.stop().await;
     }
     if let Some(al) = &alerts {
-        al.stopping(&cfg);
+        al.stopping(core.config());
         al.flush(Duration::from_secs(5)).await;
     }
     // BFD neighbours hear AdminDown and take this director's sessions down at once.
-    health.stop_bfd().await;
+    checkers.stop_bfd().await;
+    checkers.stop();
     // keepalived's omega: notify_down / quorum_down of the services going away.
-    if !a.vrrp_only {
-        let scripts = health.removal_scripts(&cfg, None);
-        health.run_scripts(&scripts, Duration::from_secs(5)).await;
-    }
+    crate::daemon::health::run_scripts(
+        &core.policy(),
+        &core.shutdown_scripts(),
+        Duration::from_secs(5),
+    )
+    .await;
     tracing::info!(
         "stopping: no new connections, draining for up to {} s",
         a.drain
@@ -508,12 +522,17 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         t.abort();
     }
     // keepalived's shutdown_script: after everything else has stopped, waited for.
-    if let Some(sc) = &cfg.global_defs.shutdown_script {
+    if let Some(sc) = &core.config().global_defs.shutdown_script {
         crate::daemon::health::run_and_wait(
-            &crate::daemon::health::policy_of(&cfg),
+            &core.policy(),
             "shutdown_script",
             sc,
-            Duration::from_secs_f64(cfg.global_defs.shutdown_script_timeout.clamp(1.0, 1000.0)),
+            Duration::from_secs_f64(
+                core.config()
+                    .global_defs
+                    .shutdown_script_timeout
+                    .clamp(1.0, 1000.0),
+            ),
         )
         .await;
     }
@@ -528,16 +547,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
 /// nothing.
 async fn runtime_command(
     proxy: &mut Dataplane,
-    health: &crate::daemon::health::Health,
-    cfg: &rvs_conf::Config,
-    runtime: &mut Vec<rvs_adm::cmd::Command>,
+    core: &mut Core,
     cmd: rvs_adm::cmd::Command,
 ) -> Result<(), String> {
     if let Some(r) = proxy.kernel_command(&cmd) {
         return r;
     }
-    let mut want = crate::daemon::overlay::replay(health.desired(cfg), runtime);
-    crate::daemon::overlay::apply(&mut want, &cmd).map_err(str::to_owned)?;
+    let want = core.propose(&cmd).map_err(str::to_owned)?;
     if let rvs_adm::cmd::Command::Zero(id) = &cmd {
         let only = *id;
         proxy.zero_xdp(only);
@@ -551,8 +567,7 @@ async fn runtime_command(
     if let Err(list) = proxy.apply(&want).await {
         // A command applies whole or not at all (as the kernel's IPVS commands do): put
         // back what ran before it, so the table, the overlay and later replays agree.
-        let before = crate::daemon::overlay::replay(health.desired(cfg), runtime);
-        if let Err(again) = proxy.apply(&before).await {
+        if let Err(again) = proxy.apply(&core.desired()).await {
             tracing::error!(
                 "rolling back a refused runtime change: {}",
                 again.join("; ")
@@ -560,22 +575,24 @@ async fn runtime_command(
         }
         return Err(list.join("; "));
     }
-    tracing::info!("runtime change: {cmd:?}");
-    runtime.push(cmd);
+    core.commit(cmd);
     Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn publish_reload(
     ctx: &crate::daemon::control::Ctx,
-    health: &crate::daemon::health::Health,
-    cfg: &rvs_conf::Config,
+    checks: Vec<rvs_daemon::CheckReport>,
     ok: bool,
 ) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_now();
     ctx.publish(|st| {
-        st.checks = health.report(cfg);
+        st.checks = checks;
         if ok {
             st.reloads_ok += 1;
             st.last_reload_unix = now;
@@ -644,9 +661,6 @@ fn follow_sync_daemon(
     }
 }
 
-/// What a refused reload says (and how the VRRP part knows to do nothing).
-const KEPT: &str = "the running configuration is kept";
-
 /// How long reading and parsing the configuration may take on a reload before it is
 /// refused (a file that never ends, a FIFO the top-level name points at).
 const READ_DEADLINE: Duration = Duration::from_secs(30);
@@ -680,134 +694,33 @@ fn read_config(path: &Path) -> ConfigRead {
     })
 }
 
-/// Why a new configuration must not replace a running one: errors, or lines rvs could
-/// not read at all (unknown keywords, binary data: a truncated or garbage file would
-/// otherwise remove running services). keepalived would skip those lines; a start does
-/// too, a reload does not (docs/compat.md).
-pub fn refuse_reload(parsed: &rvs_conf::Parsed) -> Option<String> {
-    if parsed.errors() > 0 {
-        return Some(format!("has {} errors", parsed.errors()));
-    }
-    let n = parsed.unreadable();
-    (n > 0).then(|| {
-        format!(
-            "has {n} lines rvs cannot read (unknown keywords or binary data); \
-             fix them, or restart to run the file as keepalived would, skipping them"
-        )
-    })
-}
-
-/// What a reload did to the data plane and the checkers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum DataReload {
-    /// Not applied (the text says why): the running configuration is kept, VRRP too.
-    Refused(String),
-    /// Applied by difference.
-    Applied(rvs_sched::table::ApplyReport),
-    /// `-P`: no data plane, the BFD sessions reconciled.
-    VrrpOnly,
-    /// Applied, but these parts failed (a listener that could not bind…).
-    Failed(Vec<String>),
-}
-
-/// What a reload did to VRRP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum VrrpReload {
-    /// VRRP runs neither before nor after (`-C`, or no `vrrp_instance`), or the data
-    /// plane refused the file.
-    NotRun,
-    Started,
-    Reloaded(rvs_vrrpd::ReloadOutcome),
-    /// The new instances are invalid: VRRP was left as it ran.
-    Invalid(String),
-    /// Starting the first instances failed.
-    StartFailed(String),
-}
-
-/// A reload's outcome, as `rvs reload`, `POST /v1/reload` and the counters see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ReloadReport {
-    data: DataReload,
-    vrrp: VrrpReload,
-}
-
-impl ReloadReport {
-    fn is_ok(&self) -> bool {
-        let vrrp_ok = match &self.vrrp {
-            VrrpReload::NotRun | VrrpReload::Started => true,
-            VrrpReload::Reloaded(o) => o.is_ok(),
-            VrrpReload::Invalid(_) | VrrpReload::StartFailed(_) => false,
-        };
-        matches!(self.data, DataReload::Applied(_) | DataReload::VrrpOnly) && vrrp_ok
-    }
-
-    /// The status text `rvs reload` prints: errors first, then what was done.
-    fn message(&self) -> String {
-        let data = match &self.data {
-            DataReload::Refused(text) => return text.clone(),
-            DataReload::Applied(r) => format!(
-                "ok: services +{} -{}, real servers +{} -{} ~{}",
-                r.services_added,
-                r.services_removed,
-                r.dests_added,
-                r.dests_removed,
-                r.dests_changed
-            ),
-            DataReload::VrrpOnly => "ok".to_owned(),
-            DataReload::Failed(list) => format!("error: {}", list.join("; ")),
-        };
-        match &self.vrrp {
-            VrrpReload::NotRun => data,
-            VrrpReload::Started => format!("{data}; VRRP started"),
-            VrrpReload::Reloaded(o) if o.is_ok() => format!("{data}; {o}"),
-            VrrpReload::Reloaded(o) => format!("{o}; {data}"),
-            VrrpReload::Invalid(e) => format!("error: VRRP not reloaded: {e}; {data}"),
-            VrrpReload::StartFailed(e) => format!("error: VRRP: {e}; {data}"),
-        }
-    }
-}
-
-/// Applies a re-read config by difference, or keeps the running one on errors.
+/// Applies a re-read config by difference, or keeps the running one on errors: the
+/// core decides, then BFD, the checkers and the data plane follow.
 async fn reload(
     proxy: &mut Dataplane,
-    health: &mut crate::daemon::health::Health,
-    cfg: &mut rvs_conf::Config,
-    runtime: &mut Vec<rvs_adm::cmd::Command>,
+    core: &mut Core,
+    checkers: &mut Checkers,
     a: &RunArgs,
     parsed: Result<rvs_conf::Parsed, String>,
 ) -> DataReload {
     let path = a.file.as_path();
-    let parsed = match parsed {
-        Ok(p) => p,
-        Err(why) => {
-            tracing::error!("reload refused, {KEPT}: {why}");
-            return DataReload::Refused(format!("error: {why}; {KEPT}"));
-        }
+    let fx = match core.reload(path, parsed) {
+        Ok(fx) => fx,
+        Err(msg) => return DataReload::Refused(msg),
     };
-    if let Some(why) = refuse_reload(&parsed) {
-        let text = parsed.render();
-        tracing::error!("reload refused, {KEPT}:\n{text}");
-        return DataReload::Refused(format!("error: {} {why}; {KEPT}\n{text}", path.display()));
-    }
-    if !a.vrrp_only {
-        let scripts = health.removal_scripts(cfg, Some(&parsed.config));
-        health.spawn_scripts(&scripts);
-    }
-    *cfg = parsed.config;
-    // The file is the truth again: runtime changes (rvs adm) are dropped.
-    if !runtime.is_empty() {
-        tracing::info!(
-            "reload: {} runtime change(s) replaced by the file",
-            runtime.len()
-        );
-        runtime.clear();
-    }
+    // The removed real servers' notify_down: started, not waited for.
+    checkers.carry_out(core.config(), core.policy(), fx);
+    let bfd = checkers.start_bfd(core.config());
     if a.vrrp_only {
-        health.start_bfd(cfg);
         return DataReload::VrrpOnly;
     }
-    health.start(cfg);
-    match proxy.apply(&health.desired(cfg)).await {
+    for id in checkers.ended() {
+        core.checker_ended(id);
+    }
+    let (plan, fx) = core.reconcile_checkers(&bfd);
+    checkers.apply(core.config(), core.policy(), plan);
+    checkers.carry_out(core.config(), core.policy(), fx);
+    match proxy.apply(&core.desired()).await {
         Ok(r) => {
             let done = DataReload::Applied(r);
             let shown = ReloadReport {
@@ -971,56 +884,4 @@ fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> Result<()> {
 
 fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
     rustix::process::Pid::from_raw(pid).context("invalid pid")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn applied() -> DataReload {
-        DataReload::Applied(rvs_sched::table::ApplyReport {
-            services_added: 1,
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn a_reload_is_ok_only_when_every_part_is() {
-        let ok = ReloadReport {
-            data: applied(),
-            vrrp: VrrpReload::Reloaded(rvs_vrrpd::ReloadOutcome::Unchanged),
-        };
-        assert!(ok.is_ok());
-        assert_eq!(
-            ok.message(),
-            "ok: services +1 -0, real servers +0 -0 ~0; VRRP unchanged"
-        );
-        let vrrp_refused = ReloadReport {
-            data: applied(),
-            vrrp: VrrpReload::Reloaded(rvs_vrrpd::ReloadOutcome::Refused("eth9 is gone".into())),
-        };
-        assert!(!vrrp_refused.is_ok());
-        assert!(
-            vrrp_refused
-                .message()
-                .starts_with("error: VRRP not reloaded, the running instances are kept: eth9"),
-            "{}",
-            vrrp_refused.message()
-        );
-        let refused = ReloadReport {
-            data: DataReload::Refused(format!("error: has 2 errors; {KEPT}")),
-            vrrp: VrrpReload::NotRun,
-        };
-        assert!(!refused.is_ok());
-        assert!(refused.message().ends_with(KEPT));
-        let partly = ReloadReport {
-            data: DataReload::Failed(vec!["cannot listen on 127.0.0.1:80".into()]),
-            vrrp: VrrpReload::Started,
-        };
-        assert!(!partly.is_ok());
-        assert_eq!(
-            partly.message(),
-            "error: cannot listen on 127.0.0.1:80; VRRP started"
-        );
-    }
 }

@@ -48,7 +48,7 @@ fn dest(d: &DestSpec) -> Result<DesiredDest, Refusal> {
         addr: d.addr,
         port: d.port,
         weight: d.weight,
-        fwd: crate::daemon::convert::sched_fwd(d.fwd),
+        fwd: crate::convert::sched_fwd(d.fwd),
         tun: rvs_sched::Tun {
             kind: d.tun_type,
             port: d.tun_port,

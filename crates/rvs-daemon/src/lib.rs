@@ -1,0 +1,227 @@
+//! `rvs-daemon`: the daemon's own decisions, sans-IO (in the style of quinn-proto).
+//!
+//! [`Core`] holds the running configuration, the operator's runtime changes and the real
+//! servers' health. It takes inputs — a configuration read for a reload, a checker's
+//! report, an `rvs adm` command, the time — and answers with what must happen: the
+//! desired state to apply, the checkers to start and stop ([`CheckerPlan`]), and
+//! [`Effect`]s (scripts, e-mail alerts, FIFO lines). It never touches a socket, a task,
+//! a file or the clock: the binary's drivers do, which is why every rule here (reload
+//! semantics, overlay replay, quorum, sorry server, checker identities) is unit-tested
+//! without a network.
+//!
+//! ```text
+//!   reload(parsed) ─┐                         ┌─> desired()        → data plane
+//!   event(ev, now) ─┼──> Core { cfg, health, ─┼─> CheckerPlan      → checker tasks
+//!   propose/commit ─┘         runtime }       └─> Vec<Effect>      → scripts, alerts, FIFOs
+//! ```
+
+pub mod convert;
+pub mod health;
+pub mod overlay;
+pub mod reload;
+
+pub use health::{BfdSessions, CheckKey, CheckReport, CheckerPlan, ProbeFigures, RsKey, Spec};
+pub use reload::{refuse_reload, DataReload, ReloadReport, VrrpReload, KEPT};
+
+use health::HealthState;
+use rvs_adm::cmd::Command;
+use rvs_conf::model::Config;
+use rvs_sched::desired::Desired;
+use rvs_script::ScriptPolicy;
+use rvs_types::CheckEvent;
+
+/// Something the core decided that the drivers carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Run a notify script in the background (`notify_up`/`notify_down`,
+    /// `quorum_up`/`quorum_down`), with the configuration's script policy.
+    Script(Vec<String>),
+    /// A real server went up or down (keepalived's checker alert).
+    RealServerAlert {
+        vs: usize,
+        rs: usize,
+        up: bool,
+        /// The checker kind that decided (`TCP_CHECK`, …).
+        checker: &'static str,
+    },
+    /// A virtual server lost or regained its quorum, at this live weight.
+    QuorumAlert { vs: usize, up: bool, weight: i64 },
+    /// A line for `notify_fifo` and `lvs_notify_fifo` (keepalived's `RS …`/`VS …`).
+    Fifo(String),
+}
+
+/// What the daemon runs besides VRRP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Data plane and checkers (the default, and `-C`).
+    Full,
+    /// keepalived's `-P`: VRRP only, no checkers, no services.
+    VrrpOnly,
+}
+
+/// Why a runtime command was refused (ipvsadm's texts).
+pub use overlay::Refusal;
+
+/// The daemon's state and rules.
+#[derive(Debug)]
+pub struct Core {
+    cfg: Config,
+    mode: Mode,
+    /// `rvs adm` changes accepted since the file was last (re)loaded, replayed in order
+    /// over config + health.
+    runtime: Vec<Command>,
+    health: HealthState,
+    policy: ScriptPolicy,
+}
+
+impl Core {
+    /// The core of a daemon starting with `cfg`; [`Core::reconcile_checkers`] plans its
+    /// first checkers.
+    pub fn new(cfg: Config, mode: Mode) -> Core {
+        let policy = policy_of(&cfg);
+        Core {
+            cfg,
+            mode,
+            runtime: Vec::new(),
+            health: HealthState::new(),
+            policy,
+        }
+    }
+
+    /// The configuration that runs.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// How the configuration's scripts run (`script_user`, `enable_script_security`).
+    pub fn policy(&self) -> ScriptPolicy {
+        self.policy
+    }
+
+    /// The health state (reports, quorums).
+    pub fn health(&self) -> &HealthState {
+        &self.health
+    }
+
+    /// Runtime changes in force.
+    pub fn runtime(&self) -> &[Command] {
+        &self.runtime
+    }
+
+    /// A configuration read for a reload. Refused (the running one is kept, and the text
+    /// says why, with the file's diagnostics) when it has errors or lines rvs cannot
+    /// read; otherwise it replaces the running one, the runtime changes are dropped (the
+    /// file is the truth again) and the answer holds the notify scripts of the real
+    /// servers it removes. The driver then reconciles BFD and the checkers
+    /// ([`Core::reconcile_checkers`]) and applies [`Core::desired`].
+    pub fn reload(
+        &mut self,
+        path: &std::path::Path,
+        parsed: Result<rvs_conf::Parsed, String>,
+    ) -> Result<Vec<Effect>, String> {
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::error!("reload refused, {KEPT}: {why}");
+                return Err(format!("error: {why}; {KEPT}"));
+            }
+        };
+        if let Some(why) = refuse_reload(&parsed) {
+            let text = parsed.render();
+            tracing::error!("reload refused, {KEPT}:\n{text}");
+            return Err(format!("error: {} {why}; {KEPT}\n{text}", path.display()));
+        }
+        let effects = match self.mode {
+            Mode::Full => self
+                .health
+                .removal_scripts(&self.cfg, Some(&parsed.config))
+                .into_iter()
+                .map(Effect::Script)
+                .collect(),
+            Mode::VrrpOnly => Vec::new(),
+        };
+        self.cfg = parsed.config;
+        self.policy = policy_of(&self.cfg);
+        if !self.runtime.is_empty() {
+            tracing::info!(
+                "reload: {} runtime change(s) replaced by the file",
+                self.runtime.len()
+            );
+            self.runtime.clear();
+        }
+        Ok(effects)
+    }
+
+    /// Plans the checkers of the running configuration by difference with the ones that
+    /// run (none with [`Mode::VrrpOnly`]); `bfd` names the BFD sessions that run now.
+    pub fn reconcile_checkers(&mut self, bfd: &BfdSessions) -> (CheckerPlan, Vec<Effect>) {
+        let mut effects = Vec::new();
+        if self.mode == Mode::VrrpOnly {
+            return (CheckerPlan::default(), effects);
+        }
+        let plan = self
+            .health
+            .reconcile(&self.cfg, self.policy, bfd, &mut effects);
+        (plan, effects)
+    }
+
+    /// A checker's run ended on its own: the next reconcile starts it again.
+    pub fn checker_ended(&mut self, id: rvs_types::CheckId) {
+        self.health.checker_ended(id);
+    }
+
+    /// A checker's report at `now` (unix seconds). `true`: the desired state changed.
+    pub fn event(&mut self, ev: &CheckEvent, now: u64, effects: &mut Vec<Effect>) -> bool {
+        self.health.event(&self.cfg, ev, now, effects)
+    }
+
+    /// The desired state: the configuration, its health, then the runtime changes.
+    pub fn desired(&self) -> Desired {
+        overlay::replay(self.health.desired(&self.cfg), &self.runtime)
+    }
+
+    /// The desired state with `cmd` applied on top, for the driver to try; the command
+    /// only counts once [`Core::commit`]ted (after the data plane took it).
+    pub fn propose(&self, cmd: &Command) -> Result<Desired, Refusal> {
+        let mut want = self.desired();
+        overlay::apply(&mut want, cmd)?;
+        Ok(want)
+    }
+
+    /// A command the data plane took: replayed from now on.
+    pub fn commit(&mut self, cmd: Command) {
+        tracing::info!("runtime change: {cmd:?}");
+        self.runtime.push(cmd);
+    }
+
+    /// The notify scripts of shutdown (keepalived's omega): every live real server of a
+    /// virtual server with `omega`.
+    pub fn shutdown_scripts(&self) -> Vec<Vec<String>> {
+        match self.mode {
+            Mode::Full => self.health.removal_scripts(&self.cfg, None),
+            Mode::VrrpOnly => Vec::new(),
+        }
+    }
+
+    /// Every checker's state; `probes` gives what the driver measured.
+    pub fn report(&self, probes: impl Fn(&CheckKey) -> Option<ProbeFigures>) -> Vec<CheckReport> {
+        self.health.report(&self.cfg, probes)
+    }
+}
+
+/// How the configuration's scripts run; a `script_user` that does not exist is logged.
+pub fn policy_of(cfg: &Config) -> ScriptPolicy {
+    let g = &cfg.global_defs;
+    let (policy, why) = ScriptPolicy::of(g.enable_script_security, g.script_user.as_deref());
+    if let Some(why) = why {
+        tracing::error!("{why}");
+    }
+    policy
+}
+
+#[cfg(test)]
+mod tests;
