@@ -50,6 +50,8 @@ enum Cmd {
     Genhash(genhash::GenhashArgs),
     /// The seed articles' LVS-DR + keepalived lab in network namespaces (root).
     Lab(lab::LabArgs),
+    /// Print the control API's OpenAPI document (JSON), generated from its handlers.
+    Openapi,
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -135,6 +137,10 @@ fn main() -> ExitCode {
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),
             Cmd::Status(a) => status::run(&a),
+            Cmd::Openapi => {
+                println!("{}", daemon::control::openapi_json());
+                Ok(ExitCode::SUCCESS)
+            }
             Cmd::Lab(a) => lab::run(&a),
         }
     };

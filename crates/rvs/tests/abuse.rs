@@ -656,13 +656,13 @@ fn the_api_checks_commands_as_the_cli_does() {
         &vs("127.70.12.1", 8080, "", &[("127.70.12.2", 9100, 1)]),
         vip,
     );
-    let svc = r#"{"Addr":{"proto":"Tcp","addr":"127.70.12.1","port":8080}}"#;
+    let svc = r#"{"proto":"tcp","addr":"127.70.12.1","port":8080}"#;
     let dest = |addr: &str, weight: i64| {
         format!(
-            r#"{{"AddDest":[{svc},{{"addr":"{addr}","port":9100,"fwd":"Masq","weight":{weight},"u_threshold":0,"l_threshold":0}}]}}"#
+            r#"{{"op":"add_real_server","service":{svc},"real_server":{{"addr":"{addr}","port":9100,"forwarding":"masq","weight":{weight}}}}}"#
         )
     };
-    let port0 = r#"{"AddService":{"id":{"Addr":{"proto":"Tcp","addr":"127.70.12.1","port":0}},"sched":"rr","flags":[false,false,false],"persistent":null,"netmask":4294967295,"ops":false}}"#;
+    let port0 = r#"{"op":"add_service","service":{"proto":"tcp","addr":"127.70.12.1","port":0},"scheduler":"rr"}"#;
     let cases = [
         (dest("127.70.12.3", -1), "illegal weight specified"),
         (

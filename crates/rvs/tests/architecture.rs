@@ -15,6 +15,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-conf", &["rvs-script"]),
     ("rvs-sched", &["rvs-types"]),
     ("rvs-adm", &["rvs-types"]),
+    // The control API's JSON schema, and its conversions to and from ipvsadm's model.
+    ("rvs-api", &["rvs-adm", "rvs-types"]),
     ("rvs-vrrp", &[]),
     ("rvs-bfd", &[]),
     ("rvs-desired", &["rvs-conf", "rvs-sched"]),

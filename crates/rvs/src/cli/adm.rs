@@ -48,16 +48,21 @@ fn control_arg(args: &[String]) -> (Option<PathBuf>, Vec<String>) {
 
 fn services(path: &Path) -> Result<Vec<Service>> {
     let body = crate::daemon::control::call(path, "GET", "/v1/services")?;
-    serde_json::from_str(&body).context("the daemon's table is not valid JSON")
+    let api: Vec<rvs_api::Service> =
+        serde_json::from_str(&body).context("the daemon's table is not valid JSON")?;
+    api.iter()
+        .map(|s| Service::try_from(s).context("the daemon's table"))
+        .collect()
+}
+
+/// The daemon's status (`GET /v1/status`).
+fn status(path: &Path) -> Result<rvs_api::Status> {
+    let body = crate::daemon::control::call(path, "GET", "/v1/status")?;
+    serde_json::from_str(&body).context("the daemon's status is not valid JSON")
 }
 
 /// The whole connection table, page by page.
 fn all_connections(path: &Path) -> Result<Vec<rvs_adm::Conn>> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        total: usize,
-        connections: Vec<rvs_adm::Conn>,
-    }
     let mut out = Vec::new();
     loop {
         let body = crate::daemon::control::call(
@@ -65,9 +70,10 @@ fn all_connections(path: &Path) -> Result<Vec<rvs_adm::Conn>> {
             "GET",
             &format!("/v1/connections?offset={}&limit=10000", out.len()),
         )?;
-        let page: Page = serde_json::from_str(&body).context("bad connections page")?;
+        let page: rvs_api::ConnectionsPage =
+            serde_json::from_str(&body).context("bad connections page")?;
         let got = page.connections.len();
-        out.extend(page.connections);
+        out.extend(page.connections.iter().map(rvs_adm::Conn::from));
         // The table moves between pages; stop at the end or on an empty page.
         if got == 0 || out.len() >= page.total {
             return Ok(out);
@@ -77,7 +83,7 @@ fn all_connections(path: &Path) -> Result<Vec<rvs_adm::Conn>> {
 
 /// Sends one change; prints ipvsadm's error text when refused. Returns the exit code.
 fn send(path: &Path, c: &Command) -> Result<u8> {
-    let body = serde_json::to_string(c)?;
+    let body = serde_json::to_string(&rvs_api::Command::try_from(c)?)?;
     match crate::daemon::control::call_body(path, "POST", "/v1/commands", &body)? {
         Ok(_) => Ok(0),
         Err(r) => {
@@ -119,10 +125,8 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
         } => {
             if daemon {
                 // One line per running sync daemon (kernel IPVS only); nothing when none runs.
-                let body = crate::daemon::control::call(path, "GET", "/v1/status")?;
-                let v: serde_json::Value = serde_json::from_str(&body)?;
-                for l in v["sync_daemons"].as_array().into_iter().flatten() {
-                    println!("{}", l.as_str().unwrap_or_default());
+                for l in status(path)?.sync_daemons {
+                    println!("{l}");
                 }
                 return Ok(0);
             }
@@ -145,10 +149,8 @@ fn invoke(path: &Path, inv: Invocation) -> Result<u8> {
                 return Ok(0);
             }
             if timeout {
-                let body = crate::daemon::control::call(path, "GET", "/v1/status")?;
-                let v: serde_json::Value = serde_json::from_str(&body)?;
-                let t = |i: usize| v["timeouts"][i].as_u64().unwrap_or(0);
-                println!("Timeout (tcp tcpfin udp): {} {} {}", t(0), t(1), t(2));
+                let t = status(path)?.timeouts;
+                println!("Timeout (tcp tcpfin udp): {} {} {}", t.tcp, t.tcpfin, t.udp);
                 return Ok(0);
             }
             let all = services(path)?;

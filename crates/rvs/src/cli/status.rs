@@ -5,7 +5,6 @@
 use anyhow::{Context as _, Result};
 use clap::Args;
 use rvs_adm::{Service, SvcKey};
-use serde::Deserialize;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,61 +21,7 @@ pub struct StatusArgs {
     pub control: Option<PathBuf>,
 }
 
-#[derive(Deserialize)]
-struct Check {
-    service: String,
-    real_server: SocketAddr,
-    checker: String,
-    up: Option<bool>,
-    failures: u64,
-    last_latency_s: Option<f64>,
-    #[serde(default)]
-    last_change_unix: Option<u64>,
-    #[serde(default)]
-    last_failure: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Status {
-    version: String,
-    pid: u32,
-    config: String,
-    uptime_s: u64,
-    live_connections: u64,
-    dataplane: String,
-    reloads_ok: u64,
-    reloads_failed: u64,
-    checks: Vec<Check>,
-    #[serde(default)]
-    vrrp_running: bool,
-    #[serde(default)]
-    vrrp: Vec<rvs_vrrpd::InstanceStatus>,
-    #[serde(default)]
-    bfd: Vec<Bfd>,
-    #[serde(default)]
-    undelivered: Vec<Undelivered>,
-}
-
-/// Connections the proxy accepted and could not deliver, per service and reason.
-#[derive(Deserialize)]
-struct Undelivered {
-    service: String,
-    reason: String,
-    connections: u64,
-}
-
-#[derive(Deserialize)]
-struct Bfd {
-    name: String,
-    neighbor: std::net::IpAddr,
-    state: String,
-    remote_state: String,
-    local_diag: String,
-    detection_time_ms: u64,
-    packets_in: u64,
-    packets_out: u64,
-    transitions: u64,
-}
+use rvs_api::{Check, Status};
 
 fn render_bfd(o: &mut String, st: &Status) {
     if st.bfd.is_empty() {
@@ -108,8 +53,8 @@ fn render_vrrp(o: &mut String, st: &Status) {
     }
     let _ = writeln!(o, "VRRP:");
     for v in &st.vrrp {
-        let master = match (&v.master, v.state) {
-            (_, rvs_vrrp::State::Master) => "us".to_owned(),
+        let master = match (&v.master, v.state.as_str()) {
+            (_, "MASTER") => "us".to_owned(),
             (Some(m), _) => format!(
                 "{m}, priority {}",
                 v.master_priority.map_or("?".into(), |p| p.to_string())
@@ -182,7 +127,10 @@ fn render(st: &Status, services: &[Service]) -> String {
         st.version,
         st.pid,
         uptime(st.uptime_s),
-        st.dataplane,
+        serde_json::to_value(st.dataplane)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
         st.live_connections
     );
     let _ = writeln!(
@@ -216,10 +164,10 @@ fn render(st: &Status, services: &[Service]) -> String {
             human_bytes(s.stats.in_bps),
             human_bytes(s.stats.out_bps)
         );
-        let lost: Vec<&Undelivered> = st
+        let lost: Vec<&rvs_api::Undelivered> = st
             .undelivered
             .iter()
-            .filter(|u| u.service == s.id.metric_label())
+            .filter(|u| SvcKey::from(u.service) == s.id)
             .collect();
         if !lost.is_empty() {
             let total: u64 = lost.iter().map(|u| u.connections).sum();
@@ -240,7 +188,8 @@ fn render(st: &Status, services: &[Service]) -> String {
                 .checks
                 .iter()
                 .filter(|c| {
-                    c.real_server == at && (c.service == label || c.service.starts_with("group "))
+                    c.real_server == at
+                        && (c.virtual_server == label || c.virtual_server.starts_with("group "))
                 })
                 .collect();
             let health = if checks.is_empty() {
@@ -295,11 +244,12 @@ fn render(st: &Status, services: &[Service]) -> String {
         .filter(|c| {
             !listed
                 .iter()
-                .any(|(l, a)| *a == c.real_server && *l == c.service)
+                .any(|(l, a)| *a == c.real_server && *l == c.virtual_server)
         })
         .filter(|c| c.up == Some(false))
         .collect();
-    out_of_table.dedup_by(|a, b| a.real_server == b.real_server && a.service == b.service);
+    out_of_table
+        .dedup_by(|a, b| a.real_server == b.real_server && a.virtual_server == b.virtual_server);
     if !out_of_table.is_empty() {
         let _ = writeln!(o, "\nout of the table (checks failing):");
         for c in out_of_table {
@@ -311,7 +261,7 @@ fn render(st: &Status, services: &[Service]) -> String {
             let _ = writeln!(
                 o,
                 "  {} in {}: {} DOWN ({} failures){why}",
-                c.real_server, c.service, c.checker, c.failures
+                c.real_server, c.virtual_server, c.checker, c.failures
             );
         }
     }
@@ -322,9 +272,14 @@ fn fetch(path: &std::path::Path) -> Result<String> {
     let st: Status =
         serde_json::from_str(&crate::daemon::control::call(path, "GET", "/v1/status")?)
             .context("the daemon's status is not valid JSON")?;
-    let services: Vec<Service> =
+    let api: Vec<rvs_api::Service> =
         serde_json::from_str(&crate::daemon::control::call(path, "GET", "/v1/services")?)
             .context("the daemon's table is not valid JSON")?;
+    let services = api
+        .iter()
+        .map(Service::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the daemon's table")?;
     Ok(render(&st, &services))
 }
 

@@ -1,17 +1,24 @@
-//! The control API: HTTP/1.1 + JSON on a Unix socket (mode 0600 from its first moment,
-//! and each connection's peer checked with `SO_PEERCRED`: only the daemon's user, or
-//! root, may read the tables or change them).
+//! The control API: HTTP/1.1 + JSON on a Unix socket, served by axum/hyper (mode 0600
+//! from its first moment, and each connection's peer checked with `SO_PEERCRED`: only
+//! the daemon's user, or root, may read the tables or change them). The JSON is
+//! `rvs_api`'s schema, version 1; `docs/openapi.json` is generated from the handlers
+//! here ([`ApiDoc`]) and a test keeps it current.
 //!
-//! - `GET /v1/services`: the IPVS table as `[rvs_adm::Service]` (what `rvs adm -L` prints).
-//! - `GET /v1/status`: pid, config file, uptime, live connections.
-//! - `POST /v1/reload`: re-read the config; `{"ok":bool,"message":...}` (a bad file keeps
-//!   the running configuration, as with SIGHUP).
+//! - `GET /v1/services`: the running table (what `rvs adm -L` prints).
+//! - `GET /v1/status`: the daemon, health checks, BFD, VRRP.
+//! - `GET /v1/vrrp`, `GET /v1/connections?offset=&limit=`, `GET /metrics`.
+//! - `POST /v1/reload`: re-read the config (a bad file keeps the running one, as SIGHUP).
+//! - `POST /v1/commands`: an ipvsadm change (`{"op": "add_real_server", …}`).
 //!
-//! The server reads one request per connection (at most 8 KiB of head, 5 s), answers and
-//! closes; a malformed request gets `400` with a JSON error, never a crash.
+//! Limits (`daemon::http`): the request head within 5 s and 8 KiB, a body within 5 s and
+//! 64 KiB, one request per connection, 64 connections at once.
 
 use crate::daemon::dataplane::Kind;
 use anyhow::{bail, Context as _, Result};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use rvs_proxy::Shared;
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -19,11 +26,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-
-const MAX_HEAD: usize = 8 * 1024;
+use tokio_util::sync::CancellationToken;
 
 /// Default socket: `/run/rvs/rvs.sock` as root, else `$XDG_RUNTIME_DIR/rvs.sock`, else
 /// `/tmp/rvs-UID.sock`.
@@ -47,7 +52,7 @@ pub fn client_path(flag: Option<&Path>) -> PathBuf {
 
 /// What the control task asks of the daemon's main loop.
 pub enum Request {
-    Reload(oneshot::Sender<String>),
+    Reload(oneshot::Sender<rvs_daemon::ReloadReport>),
     /// An ipvsadm command (`rvs adm -A ...`); the answer is ipvsadm's error text.
     Command(rvs_adm::cmd::Command, oneshot::Sender<Result<(), String>>),
 }
@@ -122,10 +127,8 @@ pub struct Ctx {
     pub bfd: Arc<std::sync::Mutex<Vec<rvs_bfd::driver::Status>>>,
     /// VRRP is run by this daemon (not `-C`).
     pub vrrp_enabled: bool,
-    /// The kernel's sync daemons as `ipvsadm -L --daemon` prints them.
-    pub sync_daemons: crate::daemon::dataplane::SyncLines,
-    /// The XDP program's flows as `-Lc` lists them (XDP data plane only).
-    pub xdp_flows: crate::daemon::dataplane::FlowList,
+    /// What the data plane publishes: the kernel's sync daemons, the XDP flows.
+    pub snapshots: Arc<crate::daemon::dataplane::Snapshots>,
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     /// `None` with `-P` (VRRP only).
     pub dataplane: Option<Kind>,
@@ -171,281 +174,265 @@ impl Ctx {
     }
 }
 
-pub async fn serve(l: UnixListener, ctx: Arc<Ctx>) {
-    loop {
-        let Ok((s, _)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(s, &ctx).await {
-                tracing::debug!("control connection: {e}");
-            }
-        });
+/// The control API's routes and their OpenAPI description, both from the handlers
+/// below (each registered once, with its `#[utoipa::path]`).
+fn parts() -> (Router<Arc<Ctx>>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(services))
+        .routes(routes!(status))
+        .routes(routes!(vrrp))
+        .routes(routes!(connections))
+        .routes(routes!(reload))
+        .routes(routes!(commands))
+        .routes(routes!(metrics))
+        .split_for_parts()
+}
+
+/// The control API's router.
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    parts()
+        .0
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .with_state(ctx)
+}
+
+/// The API's description; the paths come from the handlers ([`parts`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "rvs control API",
+    version = "1",
+    description = "Served by `rvs run` on a Unix socket (HTTP/1.1, one request per connection, mode 0600, only root and the daemon's user). Socket: --control PATH; default /run/rvs/rvs.sock as root, $XDG_RUNTIME_DIR/rvs.sock otherwise (else /tmp/rvs-UID.sock). Try: curl --unix-socket /run/rvs/rvs.sock http://rvs/v1/services. Errors are 4xx/5xx with {\"error\": \"...\"}. Within v1, fields are only added."
+))]
+struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON (`rvs openapi`, `docs/openapi.json`).
+pub fn openapi_json() -> String {
+    parts()
+        .1
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// An error answer: a status and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(rvs_api::ErrorBody { error: self.1 })).into_response()
     }
 }
 
-async fn handle(mut s: UnixStream, ctx: &Ctx) -> std::io::Result<()> {
-    // The request is read either way (bounded), so a refused client gets its answer
-    // rather than a broken pipe.
-    let allowed = peer_allowed(&s);
-    let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut s)).await;
-    let (status, body) = match head {
-        Err(_) => (408, err_json("request head not received within 5 s")),
-        Ok(Err(e)) => (400, err_json(&e)),
-        Ok(Ok((head, rest))) => match read_body(&mut s, &head, rest).await {
-            Ok(body) => match &allowed {
-                Ok(()) => route(&head, &body, ctx).await,
-                Err(why) => {
-                    tracing::warn!("control socket: refused a request: {why}");
-                    (403, err_json(why))
-                }
-            },
-            Err(e) => (400, err_json(&e)),
+fn stopping() -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the daemon is stopping".into(),
+    )
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint {}", uri.path()),
+    )
+}
+
+async fn not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// The answer to a peer that may not use the socket.
+fn forbidden(why: String) -> Router {
+    Router::new().fallback(move || {
+        let why = why.clone();
+        async move { ApiError(StatusCode::FORBIDDEN, why) }
+    })
+}
+
+/// Serves the control API until `stop`.
+pub async fn serve(l: UnixListener, ctx: Arc<Ctx>, stop: CancellationToken) {
+    let app = router(ctx);
+    crate::daemon::http::serve(
+        l,
+        MAX_CONTROL_CONNECTIONS,
+        Duration::from_mins(2),
+        "control socket",
+        stop,
+        |s: &UnixStream| match peer_allowed(s) {
+            Ok(()) => app.clone(),
+            Err(why) => {
+                tracing::warn!("control socket: refused a request: {why}");
+                forbidden(why)
+            }
         },
-    };
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        408 => "Request Timeout",
-        _ => "Internal Server Error",
-    };
-    let msg = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(msg.as_bytes()).await?;
-    s.shutdown().await?;
-    // Read what the client may still be sending (an oversized head) before closing, so
-    // it gets the answer rather than a reset. Bounded in bytes and time.
-    let mut sink = [0u8; 4096];
-    let mut left = 1usize << 20;
-    let drain = async {
-        while left > 0 {
-            match s.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-    Ok(())
+    )
+    .await;
 }
 
-/// Reads an HTTP request head (up to the blank line), at most `MAX_HEAD` bytes.
-const MAX_BODY: usize = 64 * 1024;
+/// Control connections served at once.
+const MAX_CONTROL_CONNECTIONS: usize = 64;
 
-/// Reads the body announced by `Content-Length` (at most `MAX_BODY`), within 5 s.
-async fn read_body(s: &mut UnixStream, head: &str, mut have: Vec<u8>) -> Result<Vec<u8>, String> {
-    let len = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| {
-            v.trim()
-                .parse::<usize>()
-                .map_err(|_| "bad Content-Length".to_owned())
-        })
-        .transpose()?
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(format!("request body larger than {MAX_BODY} bytes"));
-    }
-    let fill = async {
-        let mut chunk = [0u8; 4096];
-        while have.len() < len {
-            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("connection closed before the end of the body".to_owned());
-            }
-            have.extend_from_slice(&chunk[..n]);
-        }
-        have.truncate(len);
-        Ok(have)
+/// The running table.
+#[utoipa::path(get, path = "/v1/services",
+    responses((status = 200, description = "The virtual services in the kernel's order, with their real servers, counters and rates (what `rvs adm -L` lists).", body = [rvs_api::Service])))]
+async fn services(State(ctx): State<Arc<Ctx>>) -> Json<Vec<rvs_api::Service>> {
+    Json(snapshot(&ctx.shared).iter().map(Into::into).collect())
+}
+
+/// The daemon's state.
+#[utoipa::path(get, path = "/v1/status",
+    responses((status = 200, description = "Version, uptime, data plane, health checks, BFD and VRRP.", body = rvs_api::Status)))]
+async fn status(State(ctx): State<Arc<Ctx>>) -> Json<rvs_api::Status> {
+    Json(ctx.api_status())
+}
+
+/// The VRRP instances.
+#[utoipa::path(get, path = "/v1/vrrp",
+    responses((status = 200, description = "The instances in configuration order; empty when VRRP is not run.", body = [rvs_api::VrrpInstance])))]
+async fn vrrp(State(ctx): State<Arc<Ctx>>) -> Json<Vec<rvs_api::VrrpInstance>> {
+    Json(ctx.vrrp().iter().map(vrrp_instance).collect())
+}
+
+/// Metrics.
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "The Prometheus metrics in OpenMetrics text (docs/metrics.md).", body = String, content_type = "application/openmetrics-text")))]
+async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::daemon::metrics::render(&ctx),
+    )
+        .into_response()
+}
+
+/// One page of the connection table.
+#[utoipa::path(get, path = "/v1/connections",
+    params(
+        ("offset" = Option<usize>, Query, description = "First entry (default 0)."),
+        ("limit" = Option<usize>, Query, description = "Entries (1..=100000, default 1000)."),
+    ),
+    responses(
+        (status = 200, description = "The page, and the table's size now (it moves between pages).", body = rvs_api::ConnectionsPage),
+        (status = 400, description = "A bad parameter.", body = rvs_api::ErrorBody),
+    ))]
+async fn connections(
+    State(ctx): State<Arc<Ctx>>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<rvs_api::ConnectionsPage>, ApiError> {
+    let (offset, limit) = page_params(q.as_deref().unwrap_or(""))?;
+    let (total, page) = match ctx.dataplane {
+        // /proc is read off the runtime.
+        Some(Kind::Ipvs) => tokio::task::spawn_blocking(move || kernel_connections(offset, limit))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??,
+        Some(Kind::Xdp) => xdp_connections(&ctx, offset, limit),
+        _ => proxy_connections(&ctx.shared, offset, limit),
     };
-    tokio::time::timeout(Duration::from_secs(5), fill)
+    Ok(Json(rvs_api::ConnectionsPage {
+        total,
+        offset,
+        connections: page.iter().map(Into::into).collect(),
+    }))
+}
+
+/// Re-reads the configuration file.
+#[utoipa::path(post, path = "/v1/reload",
+    responses((status = 200, description = "What the reload did: `ok` is false when the file was refused (the running configuration is kept, as with SIGHUP) or a part failed; `message` says why, with the file's diagnostics.", body = rvs_api::ReloadAnswer)))]
+async fn reload(State(ctx): State<Arc<Ctx>>) -> Result<Json<rvs_api::ReloadAnswer>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    ctx.tx
+        .send(Request::Reload(tx))
         .await
-        .map_err(|_| "request body not received within 5 s".to_owned())?
+        .map_err(|_| stopping())?;
+    let report = rx.await.map_err(|_| stopping())?;
+    Ok(Json(rvs_api::ReloadAnswer {
+        ok: report.is_ok(),
+        message: report.message(),
+    }))
 }
 
-/// Reads an HTTP request head (up to the blank line), at most `MAX_HEAD` bytes; returns
-/// it and the bytes read past it.
-pub async fn read_head(
-    s: &mut (impl tokio::io::AsyncRead + Unpin),
-) -> Result<(String, Vec<u8>), String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = buf.split_off(end + 4);
-            buf.truncate(end);
-            let head =
-                String::from_utf8(buf).map_err(|_| "request head is not UTF-8".to_owned())?;
-            return Ok((head, rest));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(format!("request head longer than {MAX_HEAD} bytes"));
-        }
-        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed before the end of the request head".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+/// Changes the running table as `rvs adm` (ipvsadm) does.
+#[utoipa::path(post, path = "/v1/commands",
+    request_body = rvs_api::Command,
+    responses(
+        (status = 200, description = "Applied.", body = rvs_api::CommandAnswer),
+        (status = 400, description = "Not a valid command (ipvsadm's usage errors); nothing applied.", body = rvs_api::ErrorBody),
+        (status = 409, description = "Refused by the table (ipvsadm's kernel errors, e.g. \"Service not defined\"); nothing applied.", body = rvs_api::ErrorBody),
+    ))]
+async fn commands(
+    State(ctx): State<Arc<Ctx>>,
+    body: axum::body::Body,
+) -> Result<Json<rvs_api::CommandAnswer>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let bytes = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(body, MAX_BODY))
+        .await
+        .map_err(|_| bad("request body not received within 5 s".into()))?
+        .map_err(|_| bad(format!("request body larger than {MAX_BODY} bytes")))?;
+    let api: rvs_api::Command =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad command: {e}")))?;
+    let cmd =
+        rvs_adm::cmd::Command::try_from(&api).map_err(|e| bad(format!("bad command: {e}")))?;
+    // The checks `rvs adm` makes (ipvsadm's), whichever way a command arrives.
+    rvs_adm::cmd::validate(&cmd).map_err(|e| bad(e.msg))?;
+    let (tx, rx) = oneshot::channel();
+    ctx.tx
+        .send(Request::Command(cmd, tx))
+        .await
+        .map_err(|_| stopping())?;
+    match rx.await.map_err(|_| stopping())? {
+        Ok(()) => Ok(Json(rvs_api::CommandAnswer { ok: true })),
+        // ipvsadm's kernel error: the change was refused, nothing applied.
+        Err(msg) => Err(ApiError(StatusCode::CONFLICT, msg)),
     }
 }
 
-fn err_json(msg: &str) -> String {
-    serde_json::json!({ "error": msg }).to_string()
-}
-
-async fn route(head: &str, body: &[u8], ctx: &Ctx) -> (u16, String) {
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return (400, err_json(&format!("bad request line {line:?}")));
-    };
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return (400, err_json(&format!("bad request line {line:?}")));
-    }
-    let path = target.split('?').next().unwrap_or(target);
-    match (method, path) {
-        ("GET", "/v1/services") => match serde_json::to_string(&snapshot(&ctx.shared)) {
-            Ok(b) => (200, b),
-            Err(e) => (500, err_json(&e.to_string())),
-        },
-        ("GET", "/v1/connections") if ctx.dataplane == Some(Kind::Ipvs) => {
-            kernel_connections(target)
-        }
-        ("GET", "/v1/connections") if ctx.dataplane == Some(Kind::Xdp) => {
-            xdp_connections(ctx, target)
-        }
-        ("GET", "/v1/connections") => connections(&ctx.shared, target),
-        ("GET", "/v1/vrrp") => match serde_json::to_string(&ctx.vrrp()) {
-            Ok(b) => (200, b),
-            Err(e) => (500, err_json(&e.to_string())),
-        },
-        ("GET", "/metrics") => (200, crate::daemon::metrics::render(ctx)),
-        ("GET", "/v1/status") => {
-            let st = ctx.status();
-            (
-                200,
-                serde_json::json!({
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "pid": std::process::id(),
-                    "config": ctx.conf.display().to_string(),
-                    "uptime_s": ctx.started.elapsed().as_secs(),
-                    "live_connections": ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
-                    "undelivered": ctx.shared.undelivered().into_iter().map(|(k, why, n)| {
-                        serde_json::json!({
-                            "service": k.metric_label(),
-                            "reason": why.as_str(),
-                            "connections": n,
-                        })
-                    }).collect::<Vec<_>>(),
-                    "dataplane": ctx.dataplane.map_or("none", Kind::name),
-                    "timeouts": timeouts(&ctx.shared),
-                    "checks": st.checks,
-                    "bfd": ctx.bfd(),
-                    "reloads_ok": st.reloads_ok,
-                    "reloads_failed": st.reloads_failed,
-                    "vrrp_running": ctx.vrrp_enabled,
-                    "sync_daemons": ctx
-                        .sync_daemons
-                        .lock()
-                        .map(|l| l.clone())
-                        .unwrap_or_default(),
-                    "vrrp": ctx.vrrp(),
-                })
-                .to_string(),
-            )
-        }
-        ("POST", "/v1/reload") => {
-            let (tx, rx) = oneshot::channel();
-            if ctx.tx.send(Request::Reload(tx)).await.is_err() {
-                return (500, err_json("the daemon is stopping"));
-            }
-            match rx.await {
-                Ok(msg) => (
-                    200,
-                    serde_json::json!({ "ok": msg.starts_with("ok"), "message": msg }).to_string(),
-                ),
-                Err(_) => (500, err_json("the daemon is stopping")),
-            }
-        }
-        ("POST", "/v1/commands") => {
-            let cmd: rvs_adm::cmd::Command = match serde_json::from_slice(body) {
-                Ok(c) => c,
-                Err(e) => return (400, err_json(&format!("bad command: {e}"))),
-            };
-            // The checks `rvs adm` makes (ipvsadm's), whichever way a command arrives.
-            if let Err(e) = rvs_adm::cmd::validate(&cmd) {
-                return (400, err_json(&e.msg));
-            }
-            let (tx, rx) = oneshot::channel();
-            if ctx.tx.send(Request::Command(cmd, tx)).await.is_err() {
-                return (500, err_json("the daemon is stopping"));
-            }
-            match rx.await {
-                Ok(Ok(())) => (200, serde_json::json!({ "ok": true }).to_string()),
-                // ipvsadm's kernel error: the change was refused, nothing applied.
-                Ok(Err(msg)) => (409, err_json(&msg)),
-                Err(_) => (500, err_json("the daemon is stopping")),
-            }
-        }
-        (
-            _,
-            "/v1/services" | "/v1/status" | "/v1/reload" | "/v1/commands" | "/v1/connections"
-            | "/v1/vrrp",
-        ) => (405, err_json(&format!("{method} is not allowed on {path}"))),
-        _ => (404, err_json(&format!("no such endpoint {path}"))),
-    }
-}
+/// The largest command body.
+const MAX_BODY: usize = 64 * 1024;
 
 const MAX_PAGE: usize = 100_000;
 
-/// `GET /v1/connections?offset=N&limit=M`: one page of the connection table (default
-/// limit 1000, at most 100000), with the total so a client can page.
-fn page_params(target: &str) -> Result<(usize, usize), (u16, String)> {
+/// `offset=N&limit=M` (default limit 1000, at most 100000).
+fn page_params(q: &str) -> Result<(usize, usize), ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
     let mut offset = 0usize;
     let mut limit = 1000usize;
-    if let Some((_, q)) = target.split_once('?') {
-        for kv in q.split('&').filter(|kv| !kv.is_empty()) {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let slot = match k {
-                "offset" => &mut offset,
-                "limit" => &mut limit,
-                _ => return Err((400, err_json(&format!("unknown query parameter {k:?}")))),
-            };
-            match v.parse::<usize>() {
-                Ok(n) => *slot = n,
-                Err(_) => return Err((400, err_json(&format!("{k}={v:?} is not a number")))),
-            }
-        }
+    for kv in q.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let slot = match k {
+            "offset" => &mut offset,
+            "limit" => &mut limit,
+            _ => return Err(bad(format!("unknown query parameter {k:?}"))),
+        };
+        *slot = v
+            .parse::<usize>()
+            .map_err(|_| bad(format!("{k}={v:?} is not a number")))?;
     }
     if limit == 0 || limit > MAX_PAGE {
-        return Err((400, err_json(&format!("limit must be 1..={MAX_PAGE}"))));
+        return Err(bad(format!("limit must be 1..={MAX_PAGE}")));
     }
     Ok((offset, limit))
 }
 
 /// The kernel's connection table (`--dataplane ipvs`), as `ipvsadm -Lc` reads it.
-fn kernel_connections(target: &str) -> (u16, String) {
-    let (offset, limit) = match page_params(target) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    let all = match rvs_ipvs::connections() {
-        Ok(c) => c,
-        Err(e) => return (500, err_json(&format!("reading /proc/net/ip_vs_conn: {e}"))),
-    };
+fn kernel_connections(
+    offset: usize,
+    limit: usize,
+) -> Result<(usize, Vec<rvs_adm::Conn>), ApiError> {
+    let all = rvs_ipvs::connections().map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading /proc/net/ip_vs_conn: {e}"),
+        )
+    })?;
     let total = all.len();
-    let page: Vec<rvs_adm::Conn> = all
+    let page = all
         .into_iter()
         .skip(offset)
         .take(limit)
@@ -461,25 +448,17 @@ fn kernel_connections(target: &str) -> (u16, String) {
             dport: c.dport,
         })
         .collect();
-    page_reply(total, offset, &page)
+    Ok((total, page))
 }
 
 /// The XDP program's flows (`--dataplane xdp`), from the last walk of its flow table.
-fn xdp_connections(ctx: &Ctx, target: &str) -> (u16, String) {
-    let (offset, limit) = match page_params(target) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
-    let all = ctx.xdp_flows.lock().map(|l| l.clone()).unwrap_or_default();
-    let page: Vec<rvs_adm::Conn> = all.iter().skip(offset).take(limit).cloned().collect();
-    page_reply(all.len(), offset, &page)
+fn xdp_connections(ctx: &Ctx, offset: usize, limit: usize) -> (usize, Vec<rvs_adm::Conn>) {
+    let all = ctx.snapshots.flows.load();
+    let page = all.iter().skip(offset).take(limit).cloned().collect();
+    (all.len(), page)
 }
 
-fn connections(shared: &Shared, target: &str) -> (u16, String) {
-    let (offset, limit) = match page_params(target) {
-        Ok(p) => p,
-        Err(e) => return e,
-    };
+fn proxy_connections(shared: &Shared, offset: usize, limit: usize) -> (usize, Vec<rvs_adm::Conn>) {
     let now = shared.now_ms();
     // One service's table locked at a time, and only to copy its entries.
     let mut all = Vec::new();
@@ -498,7 +477,7 @@ fn connections(shared: &Shared, target: &str) -> (u16, String) {
         );
     }
     let total = all.len();
-    let page: Vec<rvs_adm::Conn> = all
+    let page = all
         .into_iter()
         .skip(offset)
         .take(limit)
@@ -518,20 +497,106 @@ fn connections(shared: &Shared, target: &str) -> (u16, String) {
             dport: c.dport,
         })
         .collect();
-    page_reply(total, offset, &page)
+    (total, page)
 }
 
-/// One page of the connection table, as `GET /v1/connections` answers.
-fn page_reply(total: usize, offset: usize, page: &[rvs_adm::Conn]) -> (u16, String) {
-    (
-        200,
-        serde_json::json!({ "total": total, "offset": offset, "connections": page }).to_string(),
-    )
+fn vrrp_instance(v: &rvs_vrrpd::InstanceStatus) -> rvs_api::VrrpInstance {
+    rvs_api::VrrpInstance {
+        name: v.name.clone(),
+        interface: v.interface.clone(),
+        vrid: v.vrid,
+        version: v.version,
+        state: v.state.to_string(),
+        base_priority: v.base_priority,
+        priority: v.priority,
+        source: v.source.clone(),
+        master: v.master.clone(),
+        master_priority: v.master_priority,
+        vips: v.vips.clone(),
+        sync_group: v.sync_group.clone(),
+        adverts_rx: v.adverts_rx,
+        adverts_tx: v.adverts_tx,
+        priority_zero_tx: v.priority_zero_tx,
+        became_master: v.became_master,
+        dropped: v.dropped.clone(),
+    }
 }
 
-fn timeouts(shared: &Shared) -> [u32; 3] {
-    let t = shared.timeouts().shown();
-    [t.0, t.1, t.2]
+fn bfd_session(b: &rvs_bfd::driver::Status) -> rvs_api::BfdSession {
+    rvs_api::BfdSession {
+        name: b.name.clone(),
+        neighbor: b.neighbor,
+        state: format!("{:?}", b.state),
+        remote_state: format!("{:?}", b.remote_state),
+        local_diag: b.local_diag.to_owned(),
+        remote_diag: b.remote_diag.to_owned(),
+        detection_time_ms: b.detection_time_ms,
+        packets_in: b.packets_in,
+        packets_out: b.packets_out,
+        dropped: b.dropped,
+        transitions: b.transitions,
+    }
+}
+
+fn check(c: &rvs_daemon::CheckReport) -> rvs_api::Check {
+    rvs_api::Check {
+        virtual_server: c.service.clone(),
+        real_server: c.real_server,
+        checker: c.checker.to_owned(),
+        index: c.index,
+        up: c.up,
+        failures: c.failures,
+        probes: c.probes,
+        failed_probes: c.failed_probes,
+        last_latency_s: c.last_latency_s,
+        last_change_unix: c.last_change_unix,
+        last_failure: c.last_failure.clone(),
+    }
+}
+
+impl Ctx {
+    /// `GET /v1/status`.
+    pub fn api_status(&self) -> rvs_api::Status {
+        let st = self.status();
+        let t = self.shared.timeouts().shown();
+        rvs_api::Status {
+            api: rvs_api::VERSION.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            config: self.conf.display().to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            live_connections: self.shared.live.load(std::sync::atomic::Ordering::Relaxed),
+            dataplane: match self.dataplane {
+                None => rvs_api::Dataplane::None,
+                Some(Kind::Proxy) => rvs_api::Dataplane::Proxy,
+                Some(Kind::Xdp) => rvs_api::Dataplane::Xdp,
+                Some(Kind::Ipvs) => rvs_api::Dataplane::Ipvs,
+            },
+            timeouts: rvs_api::Timeouts {
+                tcp: t.0,
+                tcpfin: t.1,
+                udp: t.2,
+            },
+            undelivered: self
+                .shared
+                .undelivered()
+                .into_iter()
+                .map(|(k, why, n)| rvs_api::Undelivered {
+                    service: k.into(),
+                    reason: why.as_str().to_owned(),
+                    connections: n,
+                })
+                .collect(),
+            checks: st.checks.iter().map(check).collect(),
+            bfd: self.bfd().iter().map(bfd_session).collect(),
+            reloads_ok: st.reloads_ok,
+            reloads_failed: st.reloads_failed,
+            last_reload_unix: st.last_reload_unix,
+            vrrp_running: self.vrrp_enabled,
+            sync_daemons: self.snapshots.sync_daemons.load().to_vec(),
+            vrrp: self.vrrp().iter().map(vrrp_instance).collect(),
+        }
+    }
 }
 
 fn stats(t: rvs_sched::estimator::Totals, r: rvs_sched::estimator::Rates) -> rvs_adm::Stats {
@@ -687,4 +752,175 @@ pub fn call_body(
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .unwrap_or_else(|| body.to_owned());
     Ok(Err(Refused { status, msg }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests panic on failure")]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    /// `docs/openapi.json` is the document the handlers generate (`RVS_BLESS=1` rewrites
+    /// it after a deliberate change of the API).
+    #[test]
+    fn the_openapi_document_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let now = format!("{}\n", openapi_json());
+        if std::env::var_os("RVS_BLESS").is_some() {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            doc == now,
+            "docs/openapi.json differs from the handlers' document: run \
+             RVS_BLESS=1 cargo test -p rvs the_openapi_document_is_current"
+        );
+    }
+
+    fn ctx() -> (Arc<Ctx>, mpsc::Receiver<Request>) {
+        let plane = crate::daemon::dataplane::Dataplane::proxy(rvs_proxy::ProxyOptions::default());
+        let (tx, rx) = mpsc::channel(8);
+        let ctx = Arc::new(Ctx {
+            shared: plane.shared().clone(),
+            conf: PathBuf::from("/etc/keepalived/keepalived.conf"),
+            started: Instant::now(),
+            tx,
+            status: std::sync::Mutex::default(),
+            vrrp: Arc::default(),
+            bfd: Arc::default(),
+            vrrp_enabled: false,
+            snapshots: Arc::default(),
+            dataplane: Some(Kind::Proxy),
+            alerts: Arc::default(),
+        });
+        (ctx, rx)
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        let ans = app.clone().oneshot(req).await.unwrap();
+        let status = ans.status();
+        let bytes = axum::body::to_bytes(ans.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Every operation of the document is served, and answers with its documented
+    /// schema; anything else is a JSON 404 or 405.
+    #[tokio::test]
+    async fn every_documented_operation_is_served_with_its_schema() {
+        let (ctx, mut rx) = ctx();
+        // The main loop's part: a reload refused, a command accepted.
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                match r {
+                    Request::Reload(tx) => {
+                        let _ = tx.send(rvs_daemon::ReloadReport {
+                            data: rvs_daemon::DataReload::Refused("error: has 1 errors".into()),
+                            vrrp: rvs_daemon::VrrpReload::NotRun,
+                        });
+                    }
+                    Request::Command(_, tx) => {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+            }
+        });
+        let app = router(ctx);
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
+        let mut served = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                let body = if path == "/v1/commands" {
+                    r#"{"op": "zero"}"#
+                } else {
+                    ""
+                };
+                let (st, text) = call(&app, &method.to_uppercase(), path, body).await;
+                assert_eq!(st, StatusCode::OK, "{method} {path}: {text}");
+                served += 1;
+                match path.as_str() {
+                    "/v1/services" => {
+                        serde_json::from_str::<Vec<rvs_api::Service>>(&text).unwrap();
+                    }
+                    "/v1/status" => {
+                        let s: rvs_api::Status = serde_json::from_str(&text).unwrap();
+                        assert_eq!(s.api, "v1");
+                    }
+                    "/v1/vrrp" => {
+                        serde_json::from_str::<Vec<rvs_api::VrrpInstance>>(&text).unwrap();
+                    }
+                    "/v1/connections" => {
+                        serde_json::from_str::<rvs_api::ConnectionsPage>(&text).unwrap();
+                    }
+                    "/v1/reload" => {
+                        let r: rvs_api::ReloadAnswer = serde_json::from_str(&text).unwrap();
+                        assert!(!r.ok);
+                    }
+                    "/v1/commands" => {
+                        serde_json::from_str::<rvs_api::CommandAnswer>(&text).unwrap();
+                    }
+                    "/metrics" => assert!(text.ends_with("# EOF\n"), "{text}"),
+                    other => panic!("{other}: documented but not checked here"),
+                }
+            }
+        }
+        assert_eq!(served, 7);
+        for (method, uri, status, says) in [
+            (
+                "GET",
+                "/v1/nothing",
+                StatusCode::NOT_FOUND,
+                "no such endpoint /v1/nothing",
+            ),
+            (
+                "DELETE",
+                "/v1/status",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "DELETE is not allowed on /v1/status",
+            ),
+            (
+                "GET",
+                "/v1/connections?limit=0",
+                StatusCode::BAD_REQUEST,
+                "limit must be 1..=100000",
+            ),
+            (
+                "GET",
+                "/v1/connections?page=2",
+                StatusCode::BAD_REQUEST,
+                "unknown query parameter",
+            ),
+        ] {
+            let (st, text) = call(&app, method, uri, "").await;
+            assert_eq!(st, status, "{method} {uri}: {text}");
+            let e: rvs_api::ErrorBody = serde_json::from_str(&text).unwrap();
+            assert!(e.error.contains(says), "{method} {uri}: {text}");
+        }
+        for (body, says) in [
+            ("{", "bad command: EOF while parsing"),
+            (
+                r#"{"op": "drop_everything"}"#,
+                "unknown variant `drop_everything`",
+            ),
+            (
+                r#"{"op": "add_service", "service": {"proto": "tcp", "addr": "198.18.0.1", "port": 0}, "scheduler": "rr"}"#,
+                "Zero port specified for non-persistent service",
+            ),
+        ] {
+            let (st, text) = call(&app, "POST", "/v1/commands", body).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {text}");
+            assert!(text.contains(says), "{body}: {text}");
+        }
+        let big = format!(r#"{{"op": "clear", "pad": "{}"}}"#, "x".repeat(MAX_BODY));
+        let (st, text) = call(&app, "POST", "/v1/commands", &big).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(text.contains("larger than"), "{text}");
+    }
 }

@@ -5,6 +5,11 @@
 //! bounded by the configuration (service, real server, checker), never by traffic.
 
 use crate::daemon::control::Ctx;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,8 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt as _;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 type Labels = Vec<(String, String)>;
 
@@ -373,78 +378,51 @@ pub fn to_text_004(om: &str) -> String {
     out
 }
 
-/// Serves `GET /metrics` on a TCP address until the task is dropped.
 /// Most scrapes served at once: a client that opens thousands of connections gets the
 /// excess closed at once instead of holding the daemon's descriptors (each lives at most
 /// 10 s anyway).
 pub const MAX_SCRAPES: usize = 32;
 
-pub async fn serve(l: TcpListener, ctx: Arc<Ctx>) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
-    let mut refused: u64 = 0;
-    let mut last_log = std::time::Instant::now();
-    loop {
-        let Ok((s, peer)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // Closed with RST at once: no descriptor is held for it.
-            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-            drop(s);
-            refused += 1;
-            if last_log.elapsed() >= Duration::from_secs(10) {
-                tracing::warn!(
-                    "metrics: {MAX_SCRAPES} scrapes already in progress; refused {refused} connection(s) (last from {peer})"
-                );
-                refused = 0;
-                last_log = std::time::Instant::now();
-            }
-            continue;
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), answer(s, &ctx)).await;
-            drop(permit);
-        });
-    }
+/// Serves `GET /metrics` on a TCP address until `stop`.
+pub async fn serve(l: TcpListener, ctx: Arc<Ctx>, stop: CancellationToken) {
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /metrics\n") })
+        .with_state(ctx);
+    crate::daemon::http::serve(
+        l,
+        MAX_SCRAPES,
+        Duration::from_secs(10),
+        "metrics",
+        stop,
+        |_| app.clone(),
+    )
+    .await;
 }
 
-async fn answer(mut s: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
-    let Ok((line, _)) = crate::daemon::control::read_head(&mut s).await else {
-        return Ok(());
-    };
-    let target = line.split(' ').nth(1).unwrap_or_default();
-    let path = target.split('?').next().unwrap_or_default();
-    let openmetrics = line.lines().any(|h| {
-        h.to_ascii_lowercase().starts_with("accept:") && h.contains("application/openmetrics-text")
+/// `OpenMetrics` for scrapers that ask for it, the text format 0.0.4 otherwise.
+async fn scrape(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.contains("application/openmetrics-text"))
     });
-    let (status, ctype, body) = if line.starts_with("GET ") && path == "/metrics" {
-        if openmetrics {
-            (
-                "200 OK",
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                render(ctx),
-            )
-        } else {
-            (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                to_text_004(&render(ctx)),
-            )
-        }
+            )],
+            render(&ctx),
+        )
+            .into_response()
     } else {
         (
-            "404 Not Found",
-            "text/plain",
-            "not found: try /metrics\n".to_owned(),
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            to_text_004(&render(&ctx)),
         )
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body.as_bytes()).await?;
-    s.shutdown().await
+            .into_response()
+    }
 }

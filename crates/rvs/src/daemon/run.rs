@@ -374,16 +374,24 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         status: std::sync::Mutex::default(),
         vrrp: vrrp_status.clone(),
         bfd: checkers.bfd_status.clone(),
-        sync_daemons: proxy.sync_lines.clone(),
-        xdp_flows: proxy.xdp_flows.clone(),
+        snapshots: proxy.snapshots.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: (!a.vrrp_only).then(|| proxy.kind()),
         alerts: alert_counters.clone(),
     });
     ctx.publish(|st| st.checks = core.report(|k| checkers.figures(k)));
-    let metrics_task =
-        metrics_listener.map(|l| tokio::spawn(crate::daemon::metrics::serve(l, ctx.clone())));
-    let control_task = tokio::spawn(crate::daemon::control::serve(listener, ctx.clone()));
+    // The servers stop accepting when `stop` is cancelled; `tasks` waits for them.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+    if let Some(l) = metrics_listener {
+        tasks.spawn(crate::daemon::metrics::serve(l, ctx.clone(), stop.clone()));
+    }
+    tasks.spawn(crate::daemon::control::serve(
+        listener,
+        ctx.clone(),
+        stop.clone(),
+    ));
+    tasks.close();
     tracing::info!("control API on {}", control_path.display());
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
@@ -395,10 +403,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // serving health events, commands and signals; reload requests that arrive meanwhile
     // share the read under way and get its answer.
     let mut reading: Option<ConfigRead> = None;
-    let mut waiting: Vec<Option<tokio::sync::oneshot::Sender<String>>> = Vec::new();
+    let mut waiting: Vec<Option<tokio::sync::oneshot::Sender<ReloadReport>>> = Vec::new();
     loop {
         // SIGHUP and `POST /v1/reload` take the same path (the latter gets the message).
-        let mut reload_reply: Option<Option<tokio::sync::oneshot::Sender<String>>> = None;
+        let mut reload_reply: Option<Option<tokio::sync::oneshot::Sender<ReloadReport>>> = None;
         let mut read_done: Option<Result<rvs_conf::Parsed, String>> = None;
         tokio::select! {
             _ = hup.recv() => reload_reply = Some(None),
@@ -431,7 +439,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 }
             },
             _ = sync_tick.tick() => {
-                follow_sync_daemon(&mut proxy, core.config(), &vrrp_status, &mut sync_role);
+                follow_sync_daemon(&mut proxy, core.config(), &vrrp_status, &mut sync_role).await;
                 if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
                     al.vrrp(core.config(), &st);
                 }
@@ -480,16 +488,18 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             let msg = report.message();
             let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
             for r in waiting.drain(..).flatten() {
-                let _ = r.send(msg.clone());
+                let _ = r.send(report.clone());
             }
         }
     }
     if sync_role.is_some() {
         for state in ["master", "backup"] {
-            let _ = proxy.kernel_command(&rvs_adm::cmd::Command::StopDaemon {
-                state: state.into(),
-                syncid: 0,
-            });
+            let _ = proxy
+                .command(&rvs_adm::cmd::Command::StopDaemon {
+                    state: state.into(),
+                    syncid: 0,
+                })
+                .await;
         }
     }
     // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
@@ -517,9 +527,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     proxy
         .shutdown(Duration::from_secs_f64(a.drain.clamp(0.0, 3600.0)))
         .await;
-    control_task.abort();
-    if let Some(t) = metrics_task {
-        t.abort();
+    stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(2), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::debug!("the control and metrics servers did not stop within 2 s");
     }
     // keepalived's shutdown_script: after everything else has stopped, waited for.
     if let Some(sc) = &core.config().global_defs.shutdown_script {
@@ -550,13 +563,12 @@ async fn runtime_command(
     core: &mut Core,
     cmd: rvs_adm::cmd::Command,
 ) -> Result<(), String> {
-    if let Some(r) = proxy.kernel_command(&cmd) {
+    if let Some(r) = proxy.command(&cmd).await {
         return r;
     }
     let want = core.propose(&cmd).map_err(str::to_owned)?;
     if let rvs_adm::cmd::Command::Zero(id) = &cmd {
         let only = *id;
-        proxy.zero_xdp(only);
         for ((k, _), c) in proxy.shared().all_counters() {
             if only.is_none_or(|o| o == k) {
                 c.zero();
@@ -605,7 +617,7 @@ fn publish_reload(
 /// keepalived's `lvs_sync_daemon IFNAME INSTANCE`: the kernel's connection sync daemon
 /// runs as master while the instance is MASTER and as backup otherwise (a role change
 /// stops the other daemon first). Only with the kernel-IPVS data plane.
-fn follow_sync_daemon(
+async fn follow_sync_daemon(
     proxy: &mut Dataplane,
     cfg: &rvs_conf::Config,
     vrrp: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
@@ -634,10 +646,12 @@ fn follow_sync_daemon(
         ("backup", "master")
     };
     let syncid = ls.id.unwrap_or(vrid);
-    let _ = proxy.kernel_command(&Command::StopDaemon {
-        state: other.into(),
-        syncid,
-    });
+    let _ = proxy
+        .command(&Command::StopDaemon {
+            state: other.into(),
+            syncid,
+        })
+        .await;
     let start = Command::StartDaemon(SyncDaemon {
         state: state.into(),
         ifname: ls.interface.clone(),
@@ -647,7 +661,7 @@ fn follow_sync_daemon(
         port: ls.port.unwrap_or(0),
         ttl: ls.ttl.unwrap_or(0),
     });
-    match proxy.kernel_command(&start) {
+    match proxy.command(&start).await {
         Some(Ok(())) => {
             tracing::info!(
                 "lvs_sync_daemon: {state} sync daemon on {} (syncid {syncid})",

@@ -1,0 +1,194 @@
+//! The data planes behind one interface. The table (`rvs_proxy::Proxy`: scheduling
+//! state, counters, listings) is common to all three; what differs is where packets are
+//! forwarded, a [`Forwarder`]:
+//!
+//! - the userspace proxy forwards from the table itself ([`ProxyForwarder`]);
+//! - XDP ([`xdp::XdpForwarder`]) programs the BPF maps, and copies the program's
+//!   counters and flows into the table;
+//! - kernel IPVS ([`ipvs::IpvsForwarder`]) programs the kernel over netlink, and copies
+//!   its counters and sync daemons.
+//!
+//! The kernel handles of the last two are each owned by a thread of their own
+//! ([`owner::Owner`]), never shared under a lock with the copier; what they publish for
+//! the operator interface (flow list, sync-daemon lines) is swapped whole
+//! ([`Snapshots`], `ArcSwap`), so readers never wait.
+
+pub mod ipvs;
+pub mod owner;
+pub mod xdp;
+
+use arc_swap::ArcSwap;
+use rvs_proxy::{Proxy, ProxyOptions, Shared};
+use rvs_sched::desired::Desired;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use rvs_sched::table::ApplyReport;
+pub use xdp::XdpSettings;
+
+/// A boxed future, for the object-safe [`Forwarder`].
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which data plane forwards (`rvs run --dataplane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// The userspace TCP/UDP proxy (no root needed).
+    Proxy,
+    /// The XDP/eBPF program forwards DR, TUN and NAT in the kernel (root).
+    Xdp,
+    /// The kernel's IPVS programmed over netlink, as keepalived does (root, `ip_vs`).
+    Ipvs,
+}
+
+impl Kind {
+    /// The name the CLI, the API and the metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Proxy => "proxy",
+            Kind::Xdp => "xdp",
+            Kind::Ipvs => "ipvs",
+        }
+    }
+}
+
+/// What a forwarder publishes for listings, swapped whole.
+#[derive(Default)]
+pub struct Snapshots {
+    /// `ipvsadm -L --daemon` lines of the kernel's sync daemons (kernel IPVS only).
+    pub sync_daemons: ArcSwap<Vec<String>>,
+    /// The XDP program's flows as `-Lc` lists them (XDP only).
+    pub flows: ArcSwap<Vec<rvs_adm::Conn>>,
+}
+
+/// Where packets are forwarded: one implementation per data plane.
+pub trait Forwarder: Send {
+    fn kind(&self) -> Kind;
+
+    /// Programs `want` by difference (the table has taken it already). Errors name
+    /// what was not applied; the rest is.
+    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<String>>>;
+
+    /// An ipvsadm command this plane carries out itself (`--start-daemon`,
+    /// `--stop-daemon`, `-Z` in the kernel): `Some(answer)`; `None` leaves it to the
+    /// table. A plane may act and still answer `None` (XDP takes a `-Z` base).
+    fn command<'a>(
+        &'a mut self,
+        c: &'a rvs_adm::cmd::Command,
+    ) -> Fut<'a, Option<Result<(), String>>>;
+
+    /// Stops forwarding: the kernel's state is given back (services removed, program
+    /// detached).
+    fn stop(self: Box<Self>) -> Fut<'static, ()>;
+}
+
+/// The userspace proxy: the table forwards.
+pub struct ProxyForwarder;
+
+impl Forwarder for ProxyForwarder {
+    fn kind(&self) -> Kind {
+        Kind::Proxy
+    }
+
+    fn apply<'a>(&'a mut self, _: &'a Desired) -> Fut<'a, Result<(), Vec<String>>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn command<'a>(
+        &'a mut self,
+        _: &'a rvs_adm::cmd::Command,
+    ) -> Fut<'a, Option<Result<(), String>>> {
+        Box::pin(async { None })
+    }
+
+    fn stop(self: Box<Self>) -> Fut<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// The table and the forwarder of the running data plane.
+pub struct Dataplane {
+    proxy: Proxy,
+    fwd: Box<dyn Forwarder>,
+    pub snapshots: Arc<Snapshots>,
+}
+
+impl Dataplane {
+    /// The userspace proxy.
+    pub fn proxy(opts: ProxyOptions) -> Dataplane {
+        Dataplane {
+            proxy: Proxy::new(opts),
+            fwd: Box::new(ProxyForwarder),
+            snapshots: Arc::default(),
+        }
+    }
+
+    /// The kernel's IPVS (fails with what to do when the kernel has none).
+    pub fn ipvs(opts: &ProxyOptions) -> anyhow::Result<Dataplane> {
+        let proxy = Proxy::new(ProxyOptions {
+            table_only: true,
+            ..opts.clone()
+        });
+        let snapshots = Arc::<Snapshots>::default();
+        let fwd = ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone())?;
+        Ok(Dataplane {
+            proxy,
+            fwd: Box::new(fwd),
+            snapshots,
+        })
+    }
+
+    /// Loads and attaches the XDP program on `s.iface`.
+    pub async fn xdp(opts: ProxyOptions, s: &XdpSettings) -> anyhow::Result<Dataplane> {
+        let proxy = Proxy::new(ProxyOptions {
+            table_only: true,
+            ..opts
+        });
+        let snapshots = Arc::<Snapshots>::default();
+        let fwd = xdp::XdpForwarder::load(s, proxy.shared.clone(), snapshots.clone()).await?;
+        Ok(Dataplane {
+            proxy,
+            fwd: Box::new(fwd),
+            snapshots,
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.fwd.kind()
+    }
+
+    /// The table: services, counters, connections (listings and metrics).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.proxy.shared
+    }
+
+    /// Applies `want` by difference, to the table then to the forwarder. Errors name
+    /// what was not applied; the rest is.
+    pub async fn apply(&mut self, want: &Desired) -> Result<ApplyReport, Vec<String>> {
+        let table = self
+            .proxy
+            .apply(want)
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>());
+        match (table, self.fwd.apply(want).await) {
+            (Ok(rep), Ok(())) => Ok(rep),
+            (t, f) => {
+                let mut errs = t.err().unwrap_or_default();
+                errs.extend(f.err().unwrap_or_default());
+                Err(errs)
+            }
+        }
+    }
+
+    /// An ipvsadm command the forwarder carries out itself (see [`Forwarder::command`]).
+    pub async fn command(&mut self, c: &rvs_adm::cmd::Command) -> Option<Result<(), String>> {
+        self.fwd.command(c).await
+    }
+
+    /// Stops forwarding, then drains the proxy's connections for at most `drain`.
+    pub async fn shutdown(self, drain: Duration) {
+        let Dataplane { mut proxy, fwd, .. } = self;
+        fwd.stop().await;
+        proxy.shutdown(drain).await;
+    }
+}

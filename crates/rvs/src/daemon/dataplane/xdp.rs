@@ -1,0 +1,314 @@
+//! XDP: the BPF program forwards DR, TUN and NAT in the kernel; rvs programs its maps.
+//! The loaded program lives on its own thread ([`Owner`]), which also copies its
+//! per-CPU counters into the table every second and walks its flow table (paced) for
+//! the connection counts and the `-Lc` snapshot. Dropped on that thread at stop, which
+//! detaches it.
+
+use super::owner::Owner;
+use super::{Forwarder, Fut, Kind, Snapshots};
+use rvs_proxy::Shared;
+use rvs_sched::desired::Desired;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How to run the XDP data plane.
+#[derive(Debug, Clone)]
+pub struct XdpSettings {
+    pub iface: String,
+    pub native: bool,
+    pub flows: u32,
+}
+
+type XdpKey = (rvs_sched::SvcKey, IpAddr, u16);
+
+/// What the owning thread holds.
+struct State {
+    xdp: rvs_xdp::Xdp,
+    /// `-Z`: the program's counters at the time of the zero, subtracted from what it
+    /// counts (its per-CPU counters are never written from userspace).
+    base: HashMap<XdpKey, rvs_xdp::maps::Counters>,
+    shared: Arc<Shared>,
+    snapshots: Arc<Snapshots>,
+    next_scan: Instant,
+}
+
+pub struct XdpForwarder {
+    owner: Owner<State>,
+}
+
+impl XdpForwarder {
+    /// Loads and attaches the program on `s.iface`.
+    pub async fn load(
+        s: &XdpSettings,
+        shared: Arc<Shared>,
+        snapshots: Arc<Snapshots>,
+    ) -> anyhow::Result<XdpForwarder> {
+        let nl = rvs_vrrpd::link::Netlink::new()?;
+        let link = nl
+            .link(&s.iface)
+            .await
+            .map_err(|e| anyhow::anyhow!("--xdp-iface {}: {e}", s.iface))?;
+        let addrs = nl.addrs(link.index).await?;
+        let tun_src4 = addrs.iter().find_map(|(a, _)| match a {
+            IpAddr::V4(v) => Some(*v),
+            IpAddr::V6(_) => None,
+        });
+        let tun_src6 = addrs.iter().find_map(|(a, _)| match a {
+            IpAddr::V6(v) if !v.is_unicast_link_local() => Some(*v),
+            _ => None,
+        });
+        let opts = rvs_xdp::Options {
+            iface: Some(s.iface.clone()),
+            native: s.native,
+            flows: s.flows,
+            tun_src4,
+            tun_src6,
+            bench: false,
+        };
+        // Loading (the verifier) blocks: off the runtime.
+        let xdp = tokio::task::spawn_blocking(move || rvs_xdp::Xdp::load(&opts))
+            .await?
+            .map_err(|e| anyhow::anyhow!("--dataplane xdp on {}: {e}", s.iface))?;
+        tracing::info!(
+            "XDP program attached to {} ({} mode, {} flows)",
+            s.iface,
+            if s.native { "native" } else { "generic" },
+            s.flows
+        );
+        let state = State {
+            xdp,
+            base: HashMap::new(),
+            shared,
+            snapshots,
+            next_scan: Instant::now(),
+        };
+        let owner = Owner::spawn("rvs-xdp", state, |st| {
+            st.copy_counters();
+            Duration::from_secs(1)
+        })?;
+        Ok(XdpForwarder { owner })
+    }
+}
+
+fn stopped() -> Vec<String> {
+    vec!["XDP: the data plane is stopping".to_owned()]
+}
+
+impl Forwarder for XdpForwarder {
+    fn kind(&self) -> Kind {
+        Kind::Xdp
+    }
+
+    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<String>>> {
+        Box::pin(async move {
+            let mut ips: Vec<IpAddr> = want
+                .services
+                .iter()
+                .flat_map(|s| s.dests.iter().map(|d| d.addr))
+                .collect();
+            ips.sort_unstable();
+            ips.dedup();
+            // One route lookup per real server: the next hop whose MAC frames get, and
+            // the check that LVS-DR (which only rewrites MACs) has its real servers on
+            // the link.
+            let gws = rvs_xdp::neigh::gateways(&ips).await;
+            let routed: Vec<String> = want
+                .services
+                .iter()
+                .flat_map(|s| {
+                    s.dests
+                        .iter()
+                        .filter(|d| d.fwd == rvs_sched::Fwd::Route)
+                        .filter_map(|d| {
+                            gws.get(&d.addr).copied().flatten().map(|g| {
+                                format!(
+                                    "virtual server {}: DR real server {} is routed through {g}, \
+                                     not on the director's link (LVS-DR needs the real servers on \
+                                     its segment; use TUN or NAT)",
+                                    s.key, d.addr
+                                )
+                            })
+                        })
+                })
+                .collect();
+            if !routed.is_empty() {
+                return Err(routed);
+            }
+            let macs = rvs_xdp::neigh::resolve(&ips, &gws, Duration::from_secs(2)).await;
+            let want = want.clone();
+            self.owner
+                .call(move |st| st.xdp.apply(&want, &macs).map(|_| ()))
+                .await
+                .ok_or_else(stopped)?
+                .map_err(|errs| errs.iter().map(ToString::to_string).collect())
+        })
+    }
+
+    fn command<'a>(
+        &'a mut self,
+        c: &'a rvs_adm::cmd::Command,
+    ) -> Fut<'a, Option<Result<(), String>>> {
+        Box::pin(async move {
+            // `-Z`: the program's counters now become the zero of what the table shows
+            // (the caller zeroes the table's copy as well).
+            if let rvs_adm::cmd::Command::Zero(only) = c {
+                let only = *only;
+                let _ = self.owner.call(move |st| st.take_base(only)).await;
+            }
+            None
+        })
+    }
+
+    fn stop(self: Box<Self>) -> Fut<'static, ()> {
+        // Dropping the program on its thread detaches it: traffic goes back to the
+        // kernel.
+        Box::pin(self.owner.stop())
+    }
+}
+
+impl State {
+    fn take_base(&mut self, only: Option<rvs_sched::SvcKey>) {
+        let Ok((_, reals)) = self.xdp.counters() else {
+            return;
+        };
+        for (k, now) in reals {
+            if only.is_none_or(|o| o == k.0) {
+                self.base.insert(k, now);
+            }
+        }
+    }
+
+    /// Copies the program's counters (minus the `-Z` base) into the table's, and walks
+    /// its flow table as [`scan_flows`] paces it.
+    fn copy_counters(&mut self) {
+        if Instant::now() >= self.next_scan {
+            self.next_scan = Instant::now() + scan_flows(&self.xdp, &self.shared, &self.snapshots);
+        }
+        let Ok((_, reals)) = self.xdp.counters() else {
+            return;
+        };
+        let by_key = self.shared.services_by_key();
+        for ((key, addr, port), now) in reals {
+            let c = match self.base.get(&(key, addr, port)).map(|b| since(now, *b)) {
+                None => now,
+                Some(Some(c)) => c,
+                Some(None) => {
+                    self.base.remove(&(key, addr, port));
+                    now
+                }
+            };
+            let Some(svc) = by_key.get(&key) else {
+                continue;
+            };
+            svc.counters(std::net::SocketAddr::new(addr, port)).store(
+                rvs_sched::estimator::Totals {
+                    conns: c.conns,
+                    in_pkts: c.pkts_in,
+                    out_pkts: c.pkts_out,
+                    in_bytes: c.bytes_in,
+                    out_bytes: c.bytes_out,
+                },
+            );
+        }
+    }
+}
+
+/// `now − base`, or `None` when a counter went backwards (the real server's slot was
+/// reused from zero: the base no longer applies).
+fn since(
+    now: rvs_xdp::maps::Counters,
+    base: rvs_xdp::maps::Counters,
+) -> Option<rvs_xdp::maps::Counters> {
+    Some(rvs_xdp::maps::Counters {
+        conns: now.conns.checked_sub(base.conns)?,
+        pkts_in: now.pkts_in.checked_sub(base.pkts_in)?,
+        bytes_in: now.bytes_in.checked_sub(base.bytes_in)?,
+        pkts_out: now.pkts_out.checked_sub(base.pkts_out)?,
+        bytes_out: now.bytes_out.checked_sub(base.bytes_out)?,
+    })
+}
+
+/// Walks the program's flow table: active (TCP without FIN/RST) and inactive (the rest)
+/// counts per real server into the table, and the `-Lc` list. A walk costs two system
+/// calls per flow, so it is paced to about 5 % of a core: the next one waits at least
+/// 20 × as long as this one took (at least a second).
+fn scan_flows(x: &rvs_xdp::Xdp, shared: &Shared, snapshots: &Snapshots) -> Duration {
+    let t0 = Instant::now();
+    let read = x
+        .flows(1 << 22)
+        .and_then(|f| Ok((f, x.templates(1 << 20)?)));
+    let (flows, templates) = match read {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("reading the XDP flow table: {e}");
+            return Duration::from_secs(10);
+        }
+    };
+    let took = t0.elapsed();
+    let mut counts: HashMap<XdpKey, (u32, u32)> = HashMap::new();
+    for f in &flows {
+        let c = counts.entry((f.svc, f.real.0, f.real.1)).or_default();
+        if f.proto == 6 && !f.fin {
+            c.0 += 1;
+        } else {
+            c.1 += 1;
+        }
+    }
+    // Persistence templates count as the kernel's PersistConn.
+    let mut persist: HashMap<XdpKey, u32> = HashMap::new();
+    for t in &templates {
+        *persist.entry((t.svc, t.real.0, t.real.1)).or_default() += 1;
+    }
+    for shard in shared.services().iter() {
+        let mut table = shard.table();
+        for ts in table.services.iter_mut().filter(|t| !t.removed) {
+            let key = ts.key;
+            let dests: Vec<(rvs_sched::DestId, IpAddr, u16)> =
+                ts.dests().map(|(id, d)| (id, d.addr, d.port)).collect();
+            for (id, addr, port) in dests {
+                let (a, i) = counts.get(&(key, addr, port)).copied().unwrap_or_default();
+                let p = persist.get(&(key, addr, port)).copied().unwrap_or_default();
+                ts.set_conn_counts(id, a, i, p);
+            }
+        }
+    }
+    let conns = flows
+        .iter()
+        .map(|f| rvs_adm::Conn {
+            proto: if f.proto == 17 { "UDP" } else { "TCP" }.to_owned(),
+            expires_s: u64::from(f.expires_s),
+            state: match (f.proto, f.fin) {
+                (17, _) => "UDP",
+                (_, false) => "ESTABLISHED",
+                _ => "FIN_WAIT",
+            }
+            .to_owned(),
+            caddr: f.client.ip(),
+            cport: f.client.port(),
+            vaddr: f.vip.ip(),
+            vport: f.vip.port(),
+            daddr: f.real.0,
+            dport: f.real.1,
+        })
+        .chain(templates.iter().filter_map(|t| {
+            let rvs_sched::SvcKey::Addr { proto, addr, port } = t.svc else {
+                return None;
+            };
+            Some(rvs_adm::Conn {
+                proto: proto.name().to_owned(),
+                expires_s: u64::from(t.expires_s),
+                state: "NONE".to_owned(),
+                caddr: t.client,
+                cport: 0,
+                vaddr: addr,
+                vport: port,
+                daddr: t.real.0,
+                dport: t.real.1,
+            })
+        }))
+        .collect::<Vec<_>>();
+    snapshots.flows.store(Arc::new(conns));
+    (took * 20).max(Duration::from_secs(1))
+}
