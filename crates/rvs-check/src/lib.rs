@@ -29,10 +29,6 @@ use tokio::sync::mpsc;
 
 pub use rvs_types::{CheckEvent as Event, CheckId};
 
-fn secs(f: f64) -> Duration {
-    Duration::from_secs_f64(f.clamp(0.0, 1e9))
-}
-
 /// What the operator interface shows of a checker between state changes: written by the
 /// checker after every probe, read by the metrics and `rvs status` (no channel traffic).
 #[derive(Debug, Default)]
@@ -95,8 +91,8 @@ pub async fn run(
     stats: std::sync::Arc<ProbeStats>,
 ) {
     let timing = Timing {
-        delay_loop: secs(c.delay_loop),
-        delay_before_retry: secs(c.delay_before_retry),
+        delay_loop: c.delay_loop,
+        delay_before_retry: c.delay_before_retry,
         retry: c.retry,
         alpha: c.alpha,
     };

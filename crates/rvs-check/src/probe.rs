@@ -1,6 +1,5 @@
 //! One check of one kind against one real server.
 
-use crate::secs;
 use crate::state::Outcome;
 use md5::{Digest, Md5};
 use rvs_conf::model::{CheckKind, Checker, HttpCheck, MiscCheck, UdpCheck};
@@ -98,7 +97,7 @@ async fn connect(c: &Checker, target: SocketAddr) -> Result<TcpStream, (Outcome,
     if let Some(m) = c.fwmark {
         let _ = socket2::SockRef::from(&sock).set_mark(m);
     }
-    match tokio::time::timeout(secs(c.connect_timeout), sock.connect(target)).await {
+    match tokio::time::timeout(c.connect_timeout, sock.connect(target)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err((
             if local(&e) {
@@ -192,7 +191,7 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
             Err(fail) => return fail,
         };
         let req = request(h, &u.path, vhost, target);
-        let timeout = secs(c.connect_timeout);
+        let timeout = c.connect_timeout;
         let raw = if let Some(cfg) = &tls_cfg {
             let sni = if h.enable_sni {
                 h.sni_name.as_deref().or(vhost)
@@ -296,12 +295,7 @@ async fn misc(m: &MiscCheck, policy: &crate::ScriptPolicy) -> (Outcome, Detail) 
             )
         }
     };
-    let status = match tokio::time::timeout(
-        Duration::from_secs_f64(m.misc_timeout.clamp(0.001, 1e6)),
-        child.wait(),
-    )
-    .await
-    {
+    let status = match tokio::time::timeout(m.misc_timeout, child.wait()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return (
@@ -365,7 +359,7 @@ async fn smtp(c: &Checker, helo: &str, target: SocketAddr) -> (Outcome, Detail) 
         let _ = s.write_all(b"QUIT\r\n").await;
         Ok::<_, std::io::Error>(Ok(()))
     };
-    match tokio::time::timeout(secs(c.connect_timeout), io).await {
+    match tokio::time::timeout(c.connect_timeout, io).await {
         Ok(Ok(Ok(()))) => (Outcome::Up, Detail::default()),
         Ok(Ok(Err(why))) => fail(why),
         Ok(Err(e)) => fail(e.to_string()),
@@ -475,7 +469,7 @@ async fn dns(c: &Checker, qtype: &str, name: &str, target: SocketAddr) -> (Outco
             }
         }
     };
-    match tokio::time::timeout(secs(c.connect_timeout), io).await {
+    match tokio::time::timeout(c.connect_timeout, io).await {
         Ok(Ok(0)) => (Outcome::Up, Detail::default()),
         Ok(Ok(rcode)) => fail(format!("RCODE {rcode}")),
         Ok(Err(e)) => fail(e.to_string()),
@@ -532,7 +526,7 @@ async fn udp(c: &Checker, u: &UdpCheck, target: SocketAddr) -> (Outcome, Detail)
         return fail(e.to_string());
     }
     let mut buf = vec![0u8; 65536];
-    match tokio::time::timeout(secs(c.connect_timeout), sock.recv(&mut buf)).await {
+    match tokio::time::timeout(c.connect_timeout, sock.recv(&mut buf)).await {
         Ok(Ok(n)) => {
             let r = &buf[..n];
             let len_ok = u64::try_from(n).is_ok_and(|n| {
@@ -636,7 +630,7 @@ async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
             }
         }
     };
-    match tokio::time::timeout(secs(c.connect_timeout), io).await {
+    match tokio::time::timeout(c.connect_timeout, io).await {
         Ok(Ok(())) => (Outcome::Up, Detail::default()),
         Ok(Err(e)) => fail(e.to_string()),
         Err(_) => fail("no echo reply".into()),

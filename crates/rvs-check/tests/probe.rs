@@ -20,12 +20,12 @@ fn checker(kind: CheckKind) -> Checker {
         bindto: None,
         bind_port: None,
         bind_if: None,
-        connect_timeout: 1.0,
+        connect_timeout: std::time::Duration::from_secs(1),
         fwmark: None,
         retry: 1,
-        delay_before_retry: 1.0,
-        delay_loop: 1.0,
-        warmup: 0.0,
+        delay_before_retry: std::time::Duration::from_secs(1),
+        delay_loop: std::time::Duration::from_secs(1),
+        warmup: std::time::Duration::ZERO,
         alpha: false,
         log_all_failures: false,
     }
@@ -117,7 +117,7 @@ fn misc(argv: &[&str], timeout: f64, dynamic: bool) -> Checker {
             user: None,
             group: None,
         }),
-        misc_timeout: timeout,
+        misc_timeout: std::time::Duration::from_secs_f64(timeout),
         misc_dynamic: dynamic,
     }))
 }
@@ -379,7 +379,7 @@ async fn ssl_get_with_verification_on_and_off() {
             tls_ca: ca,
             ..HttpCheck::default()
         }));
-        c.connect_timeout = 3.0;
+        c.connect_timeout = std::time::Duration::from_secs(3);
         c
     };
     // Verification off (no SSL { ca }): up.

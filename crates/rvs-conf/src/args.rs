@@ -7,6 +7,7 @@ use crate::model::Script;
 use crate::tree::Node;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 pub struct Args<'d> {
     pub diags: &'d mut Diags,
@@ -82,7 +83,8 @@ impl Args<'_> {
     }
 
     /// A decimal number of seconds in `[min, max]`.
-    pub fn timer(&mut self, t: &Token, min: f64, max: f64) -> Option<f64> {
+    /// A time in seconds within `[min, max]` (keepalived's limits for the keyword).
+    pub fn timer(&mut self, t: &Token, min: f64, max: f64) -> Option<Duration> {
         let v = match t.text.parse::<f64>() {
             Ok(v) if v.is_finite() && !t.text.starts_with('+') => v,
             _ => {
@@ -102,10 +104,10 @@ impl Args<'_> {
             );
             return None;
         }
-        Some(v)
+        Duration::try_from_secs_f64(v).ok()
     }
 
-    pub fn arg_timer(&mut self, n: &Node, min: f64, max: f64) -> Option<f64> {
+    pub fn arg_timer(&mut self, n: &Node, min: f64, max: f64) -> Option<Duration> {
         self.extra(n, 1);
         let t = self.need(n, 0, "a time in seconds")?;
         self.timer(t, min, max)

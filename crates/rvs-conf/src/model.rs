@@ -2,11 +2,36 @@
 //! Serialized as the stable JSON of `rvs check --json` (documented in docs/config-json.md):
 //! fields are only ever added, never renamed or removed, within a major version.
 //!
-//! Times are seconds as decimal numbers (`f64`), as keepalived writes them in the file.
+//! Times are `Duration`s, validated and clamped once by the loader (consumers never
+//! clamp again); the JSON shows them as keepalived writes them: seconds as decimal
+//! numbers (`bfd_instance` timers in milliseconds).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+/// A `Duration` in the JSON: seconds, as keepalived writes them.
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// A `Duration` in the JSON: milliseconds, as `bfd_instance` writes them.
+mod millis {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        // Whole microseconds: 10 ms shows as 10, not 10.000000000000002.
+        let us = u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+        s.serialize_f64(f64::from(us) / 1000.0)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Config {
@@ -81,8 +106,10 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_refresh_repeat: u32,
     pub vrrp_garp_lower_prio_delay: u32,
     pub vrrp_garp_lower_prio_repeat: u32,
-    pub vrrp_garp_interval: f64,
-    pub vrrp_gna_interval: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub vrrp_garp_interval: Duration,
+    #[serde(serialize_with = "secs::serialize")]
+    pub vrrp_gna_interval: Duration,
     pub vrrp_min_garp: bool,
     pub vrrp_down_timer_adverts: u32,
     pub vrrp_lower_prio_no_advert: bool,
@@ -91,7 +118,8 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub vrrp_check_unicast_src: bool,
     pub vrrp_skip_check_adv_addr: bool,
-    pub vrrp_startup_delay: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub vrrp_startup_delay: Duration,
     /// `vrrp_notify_priority_changes`: priority changes go to the FIFOs.
     pub vrrp_notify_priority_changes: bool,
     pub enable_script_security: bool,
@@ -117,11 +145,13 @@ pub struct GlobalDefs {
     /// Run when the daemon starts, before any service or instance (waited for, at most
     /// `startup_script_timeout` seconds, default 10).
     pub startup_script: Option<Script>,
-    pub startup_script_timeout: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub startup_script_timeout: Duration,
     /// Run when the daemon stops, after everything else (waited for, at most
     /// `shutdown_script_timeout` seconds, default 10).
     pub shutdown_script: Option<Script>,
-    pub shutdown_script_timeout: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub shutdown_script_timeout: Duration,
     /// Other recognised keywords, with their arguments as written.
     pub other: BTreeMap<String, Vec<String>>,
 }
@@ -143,8 +173,8 @@ impl Default for GlobalDefs {
             vrrp_garp_master_refresh_repeat: 1,
             vrrp_garp_lower_prio_delay: 5,
             vrrp_garp_lower_prio_repeat: 5,
-            vrrp_garp_interval: 0.0,
-            vrrp_gna_interval: 0.0,
+            vrrp_garp_interval: Duration::ZERO,
+            vrrp_gna_interval: Duration::ZERO,
             vrrp_min_garp: false,
             vrrp_down_timer_adverts: 3,
             vrrp_lower_prio_no_advert: false,
@@ -153,7 +183,7 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             vrrp_check_unicast_src: false,
             vrrp_skip_check_adv_addr: false,
-            vrrp_startup_delay: 0.0,
+            vrrp_startup_delay: Duration::ZERO,
             vrrp_notify_priority_changes: false,
             enable_script_security: false,
             script_user: None,
@@ -173,9 +203,9 @@ impl Default for GlobalDefs {
             smtp_alert_checker: None,
             no_email_faults: false,
             startup_script: None,
-            startup_script_timeout: 10.0,
+            startup_script_timeout: Duration::from_secs(10),
             shutdown_script: None,
-            shutdown_script_timeout: 10.0,
+            shutdown_script_timeout: Duration::from_secs(10),
             other: BTreeMap::new(),
         }
     }
@@ -234,8 +264,10 @@ pub struct Script {
 pub struct VrrpScript {
     pub name: String,
     pub script: Option<Script>,
-    pub interval: f64,
-    pub timeout: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub interval: Duration,
+    #[serde(serialize_with = "secs::serialize")]
+    pub timeout: Duration,
     pub weight: i32,
     pub weight_reverse: bool,
     pub rise: u32,
@@ -268,8 +300,10 @@ pub struct TrackProcess {
     pub quorum: u32,
     pub quorum_max: Option<u32>,
     /// Seconds a change must last before it counts (new processes / terminations).
-    pub fork_delay: f64,
-    pub terminate_delay: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub fork_delay: Duration,
+    #[serde(serialize_with = "secs::serialize")]
+    pub terminate_delay: Duration,
     /// Match the full command path (`/proc/PID/cmdline`'s first word) instead of the
     /// process name.
     pub full_command: bool,
@@ -288,8 +322,8 @@ impl TrackProcess {
             weight_reverse: false,
             quorum: 1,
             quorum_max: None,
-            fork_delay: 0.0,
-            terminate_delay: 0.0,
+            fork_delay: Duration::ZERO,
+            terminate_delay: Duration::ZERO,
             full_command: false,
         }
     }
@@ -302,9 +336,12 @@ pub struct BfdInstance {
     pub name: String,
     pub neighbor_ip: Option<IpAddr>,
     pub source_ip: Option<IpAddr>,
-    pub min_rx: f64,
-    pub min_tx: f64,
-    pub idle_tx: f64,
+    #[serde(serialize_with = "millis::serialize")]
+    pub min_rx: Duration,
+    #[serde(serialize_with = "millis::serialize")]
+    pub min_tx: Duration,
+    #[serde(serialize_with = "millis::serialize")]
+    pub idle_tx: Duration,
     pub multiplier: u8,
     pub passive: bool,
     /// TTL of IPv4 packets (255) and hop limit of IPv6 ones (64).
@@ -323,9 +360,9 @@ impl BfdInstance {
             name,
             neighbor_ip: None,
             source_ip: None,
-            min_rx: 10.0,
-            min_tx: 10.0,
-            idle_tx: 1000.0,
+            min_rx: Duration::from_millis(10),
+            min_tx: Duration::from_millis(10),
+            idle_tx: Duration::from_secs(1),
             multiplier: 5,
             passive: false,
             ttl: 255,
@@ -460,7 +497,8 @@ pub struct VrrpInstance {
     pub virtual_router_id: Option<u8>,
     pub priority: u8,
     /// Seconds; rounded as the protocol version requires (v2: whole seconds, v3: 10 ms).
-    pub advert_int: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub advert_int: Duration,
     pub version: u8,
     pub family: Family,
     pub authentication: Option<Authentication>,
@@ -474,7 +512,8 @@ pub struct VrrpInstance {
     pub unicast_ttl: Option<u8>,
     pub mcast_dst_ip: Option<IpAddr>,
     pub nopreempt: bool,
-    pub preempt_delay: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub preempt_delay: Duration,
     pub accept: bool,
     pub strict_mode: bool,
     pub check_unicast_src: bool,
@@ -644,8 +683,10 @@ pub struct VirtualServer {
     /// Netmask (IPv4 dotted) or prefix length (IPv6), as written.
     pub persistence_granularity: Option<String>,
     pub persistence_engine: Option<String>,
-    pub delay_loop: f64,
-    pub connect_timeout: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub delay_loop: Duration,
+    #[serde(serialize_with = "secs::serialize")]
+    pub connect_timeout: Duration,
     pub inhibit_on_failure: bool,
     pub alpha: bool,
     pub omega: bool,
@@ -699,12 +740,16 @@ pub struct Checker {
     pub bindto: Option<IpAddr>,
     pub bind_port: Option<u16>,
     pub bind_if: Option<String>,
-    pub connect_timeout: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub connect_timeout: Duration,
     pub fwmark: Option<u32>,
     pub retry: u32,
-    pub delay_before_retry: f64,
-    pub delay_loop: f64,
-    pub warmup: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub delay_before_retry: Duration,
+    #[serde(serialize_with = "secs::serialize")]
+    pub delay_loop: Duration,
+    #[serde(serialize_with = "secs::serialize")]
+    pub warmup: Duration,
     pub alpha: bool,
     pub log_all_failures: bool,
 }
@@ -838,7 +883,8 @@ impl Url {
 pub struct MiscCheck {
     pub misc_path: Option<Script>,
     /// Seconds; defaults to the virtual server's `delay_loop`.
-    pub misc_timeout: f64,
+    #[serde(serialize_with = "secs::serialize")]
+    pub misc_timeout: Duration,
     pub misc_dynamic: bool,
 }
 

@@ -11,6 +11,11 @@
 
 use std::path::Path;
 
+/// A time as the model holds it.
+fn secs(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(s)
+}
+
 fn parse(text: &str) -> rvs_conf::Parsed {
     rvs_conf::parse_str(
         Path::new("/t/keepalived.conf"),
@@ -34,7 +39,7 @@ fn surprising_defaults() {
         vi.priority, 255,
         "state MASTER without priority is the address owner"
     );
-    assert_eq!(vi.advert_int, 1.0);
+    assert_eq!(vi.advert_int, secs(1.0));
     assert_eq!(vi.version, 2);
     let vs = &c.virtual_servers[0];
     assert_eq!(
@@ -45,7 +50,7 @@ fn surprising_defaults() {
     assert_eq!(vs.lb_algo, rvs_conf::model::Scheduler::Wlc);
     assert_eq!(vs.forwarding.method, rvs_conf::model::Method::Nat);
     assert_eq!(vs.persistence_timeout, Some(360));
-    assert_eq!(vs.delay_loop, 60.0);
+    assert_eq!(vs.delay_loop, secs(60.0));
     let ck = &vs.real_servers[0].checkers[0];
     assert_eq!(
         (
@@ -54,7 +59,7 @@ fn surprising_defaults() {
             ck.delay_before_retry,
             ck.delay_loop
         ),
-        (5.0, 1, 1.0, 60.0)
+        (secs(5.0), 1, secs(1.0), secs(60.0))
     );
     let msgs: Vec<&str> = p.diagnostics.iter().map(|d| d.message.as_str()).collect();
     assert!(
@@ -74,18 +79,18 @@ fn checker_defaults_by_type() {
     let cks = &p.config.virtual_servers[0].real_servers[0].checkers;
     assert_eq!(
         (cks[0].retry, cks[0].delay_before_retry),
-        (1, 3.0),
+        (1, secs(3.0)),
         "HTTP_GET"
     );
     assert_eq!(
         (cks[1].retry, cks[1].delay_before_retry),
-        (3, 7.0),
+        (3, secs(7.0)),
         "DNS_CHECK: dbr = delay_loop"
     );
     assert_eq!(cks[2].retry, 0, "MISC_CHECK");
     match &cks[2].kind {
         rvs_conf::model::CheckKind::Misc(m) => {
-            assert_eq!(m.misc_timeout, 7.0, "misc_timeout = VS delay_loop");
+            assert_eq!(m.misc_timeout, secs(7.0), "misc_timeout = VS delay_loop");
         }
         k => panic!("{k:?}"),
     }
@@ -95,10 +100,10 @@ fn checker_defaults_by_type() {
 fn vrrp_rounding_and_v3() {
     let p = parse("vrrp_instance V {\ninterface eth0\nvirtual_router_id 9\nversion 3\nadvert_int 0.123\nvirtual_ipaddress {\nfd00:198:18::1\n}\n}\n");
     let vi = &p.config.vrrp_instances[0];
-    assert_eq!(vi.advert_int, 0.12);
+    assert_eq!(vi.advert_int, secs(0.12));
     assert_eq!(vi.family, rvs_conf::model::Family::Inet6);
     let p = parse("vrrp_instance V {\ninterface eth0\nvirtual_router_id 9\nadvert_int 2.4\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n");
-    assert_eq!(p.config.vrrp_instances[0].advert_int, 2.0);
+    assert_eq!(p.config.vrrp_instances[0].advert_int, secs(2.0));
 }
 
 #[test]
@@ -208,7 +213,7 @@ fn track_process_options_and_errors() {
     assert_eq!(t.param_match, "initial");
     assert_eq!((t.weight, t.weight_reverse), (20, true));
     assert_eq!((t.quorum, t.quorum_max), (2, Some(4)));
-    assert_eq!((t.fork_delay, t.terminate_delay), (1.5, 3.0));
+    assert_eq!((t.fork_delay, t.terminate_delay), (secs(1.5), secs(3.0)));
     assert!(t.full_command);
     let r = &p.config.vrrp_instances[0].trackers.track_process[0];
     assert_eq!((r.name.as_str(), r.weight), ("web", Some(-30)));

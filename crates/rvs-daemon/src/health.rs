@@ -259,9 +259,8 @@ impl HealthState {
                     let id = CheckId(self.next_id);
                     self.next_id += 1;
                     // Spread first probes over [0, warmup] (keepalived's start jitter).
-                    let warm = c.warmup.clamp(0.0, 3600.0);
-                    let delay = if warm > 0.0 && matches!(spec, Spec::Probe { .. }) {
-                        Duration::from_secs_f64(warm * fraction(vi, ri, ci))
+                    let delay = if matches!(spec, Spec::Probe { .. }) {
+                        c.warmup.mul_f64(fraction(vi, ri, ci))
                     } else {
                         Duration::ZERO
                     };

@@ -102,7 +102,7 @@ async fn serve(
 ) {
     let key = svc.key;
     let settings = svc.settings();
-    let timeout = Duration::from_secs_f64(settings.connect_timeout.clamp(0.001, 3600.0));
+    let timeout = settings.connect_timeout;
     let mut tries = if sh.opts.retry_refused { 2 } else { 1 };
     let mut upstream = None;
     // Why the last attempt failed: counted if nothing (not even a sorry server) takes it.

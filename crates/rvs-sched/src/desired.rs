@@ -32,7 +32,7 @@ pub struct DesiredService {
     pub dests: Vec<DesiredDest>,
     pub sorry: Option<DesiredDest>,
     /// `virtual_server` connect timeout (seconds), used by the proxy to connect.
-    pub connect_timeout: f64,
+    pub connect_timeout: std::time::Duration,
     /// rvs extension: PROXY protocol version towards real servers.
     pub proxy_protocol: Option<u8>,
     /// Forwarding method of the service (`lb_kind`).
@@ -51,7 +51,7 @@ impl DesiredService {
             mh_size: None,
             dests: Vec::new(),
             sorry: None,
-            connect_timeout: 5.0,
+            connect_timeout: std::time::Duration::from_secs(5),
             proxy_protocol: None,
             fwd: Fwd::Route,
         }

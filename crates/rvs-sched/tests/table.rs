@@ -353,7 +353,7 @@ fn apply_reconciles_by_difference() {
         mh_size: None,
         dests,
         sorry: None,
-        connect_timeout: 5.0,
+        connect_timeout: std::time::Duration::from_secs(5),
         proxy_protocol: None,
         fwd: Fwd::Masq,
     };

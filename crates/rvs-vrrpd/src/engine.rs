@@ -1010,9 +1010,9 @@ async fn announce(
     delay: u32,
     refresh: u32,
     refresh_repeat: u32,
-    interval: f64,
+    interval: Duration,
 ) {
-    let gap = Duration::from_secs_f64(interval.clamp(0.0, 60.0));
+    let gap = interval;
     let burst = |n: u32| {
         let targets = &targets;
         async move {

@@ -465,7 +465,7 @@ mod tests {
                 master_refresh_repeat: 1,
                 lower_prio_delay: 5,
                 lower_prio_repeat: 5,
-                interval: 0.0,
+                interval: std::time::Duration::ZERO,
             },
             notify: NotifyPlan::default(),
             trackers: Vec::new(),

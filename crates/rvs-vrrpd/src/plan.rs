@@ -128,7 +128,7 @@ pub struct Garp {
     pub lower_prio_delay: u32,
     pub lower_prio_repeat: u32,
     /// Spacing between two announcements (`vrrp_garp_interval` / `vrrp_gna_interval`).
-    pub interval: f64,
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -320,15 +320,8 @@ impl Plan {
     }
 }
 
-fn secs_to_us(s: f64) -> u64 {
-    // Config values are range-checked by rvs-conf; the cast is of a small positive value.
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "checked range"
-    )]
-    let us = (s.max(0.0) * 1e6).round() as u64;
-    us
+fn secs_to_us(s: std::time::Duration) -> u64 {
+    u64::try_from(s.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Builds the plan of every `vrrp_instance` of a configuration.

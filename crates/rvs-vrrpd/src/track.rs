@@ -75,12 +75,8 @@ pub fn spawn_script(
             return;
         };
         let mut rf = RiseFall::new(s.init_fail);
-        let interval = Duration::from_secs_f64(s.interval.clamp(0.001, 86_400.0));
-        let timeout = Duration::from_secs_f64(if s.timeout > 0.0 {
-            s.timeout.min(86_400.0)
-        } else {
-            s.interval.clamp(0.001, 86_400.0)
-        });
+        // Never zero: the loader makes 0 one second, and a missing timeout the interval.
+        let (interval, timeout) = (s.interval, s.timeout);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -271,7 +267,7 @@ pub fn spawn_process(
                     t
                 }
             };
-            if since.elapsed() >= Duration::from_secs_f64(delay.clamp(0.0, 3600.0)) {
+            if since.elapsed() >= delay {
                 tracing::info!(
                     "vrrp_track_process {}: {n} running, quorum {}",
                     tp.name,

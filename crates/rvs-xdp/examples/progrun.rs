@@ -60,7 +60,7 @@ fn service() -> Desired {
             mh_size: None,
             dests,
             sorry: None,
-            connect_timeout: 5.0,
+            connect_timeout: std::time::Duration::from_secs(5),
             proxy_protocol: None,
             fwd: Fwd::Route,
         }],

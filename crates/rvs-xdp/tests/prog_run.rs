@@ -83,7 +83,7 @@ fn service(
         fwd: dests.first().map_or(Fwd::Route, |d| d.fwd),
         dests,
         sorry: None,
-        connect_timeout: 5.0,
+        connect_timeout: std::time::Duration::from_secs(5),
         proxy_protocol: None,
     }
 }

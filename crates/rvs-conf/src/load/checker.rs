@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use std::time::Duration;
 
 impl Loader<'_> {
     pub(super) fn checker(&mut self, node: &Node, ctx: &CheckCtx<'_>) -> Vec<Checker> {
@@ -91,7 +92,8 @@ impl Loader<'_> {
                     "misc_path" => m.misc_path = a.script(n),
                     "misc_timeout" => set(
                         &mut m.misc_timeout,
-                        a.arg_int::<u32>(n, 1, i64::from(u32::MAX)).map(f64::from),
+                        a.arg_int::<u32>(n, 1, i64::from(u32::MAX))
+                            .map(|s| Duration::from_secs(u64::from(s))),
                     ),
                     "misc_dynamic" => m.misc_dynamic = a.bare(n),
                     "user" => misc_user = Some(script_user(a, n)),
@@ -241,9 +243,9 @@ impl Loader<'_> {
         // (HTTP/SSL 3 s, DNS = delay_loop).
         let (def_retry, def_dbr) = match kind {
             CheckKind::Dns(_) => (3, None),
-            CheckKind::Misc(_) => (0, Some(1.0)),
-            CheckKind::Http(_) | CheckKind::Ssl(_) => (1, Some(3.0)),
-            _ => (1, Some(1.0)),
+            CheckKind::Misc(_) => (0, Some(Duration::from_secs(1))),
+            CheckKind::Http(_) | CheckKind::Ssl(_) => (1, Some(Duration::from_secs(3))),
+            _ => (1, Some(Duration::from_secs(1))),
         };
         if let CheckKind::Http(h) | CheckKind::Ssl(h) = &mut kind {
             if h.virtualhost.is_none() {

@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use std::time::Duration;
 
 impl Loader<'_> {
     pub(super) fn vs_group(&mut self, node: &Node) {
@@ -127,8 +128,8 @@ impl Loader<'_> {
             persistence_timeout: None,
             persistence_granularity: None,
             persistence_engine: None,
-            delay_loop: 60.0,
-            connect_timeout: 5.0,
+            delay_loop: Duration::from_mins(1),
+            connect_timeout: Duration::from_secs(5),
             inhibit_on_failure: false,
             alpha: false,
             omega: false,

@@ -20,6 +20,7 @@ use crate::suggest;
 use crate::tree::Node;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::time::Duration;
 
 mod checker;
 mod cross;
@@ -176,10 +177,10 @@ impl Loader<'_> {
 #[derive(Default, Clone, Copy)]
 struct Defaults {
     retry: Option<u32>,
-    delay_before_retry: Option<f64>,
-    warmup: Option<f64>,
-    delay_loop: Option<f64>,
-    connect_timeout: Option<f64>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+    delay_loop: Option<Duration>,
+    connect_timeout: Option<Duration>,
 }
 
 struct RsCtx<'v> {
@@ -193,9 +194,9 @@ struct RsCtx<'v> {
 
 struct CheckCtx<'v> {
     d: &'v Defaults,
-    vs_delay_loop: f64,
-    connect_timeout: f64,
-    delay_loop: f64,
+    vs_delay_loop: Duration,
+    connect_timeout: Duration,
+    delay_loop: Duration,
     alpha: bool,
     vhost: Option<String>,
 }
@@ -207,12 +208,12 @@ struct Common {
     bindto: Option<IpAddr>,
     bind_port: Option<u16>,
     bind_if: Option<String>,
-    connect_timeout: Option<f64>,
+    connect_timeout: Option<Duration>,
     fwmark: Option<u32>,
     retry: Option<u32>,
-    delay_before_retry: Option<f64>,
-    warmup: Option<f64>,
-    delay_loop: Option<f64>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+    delay_loop: Option<Duration>,
     alpha: Option<bool>,
     log_all_failures: bool,
 }

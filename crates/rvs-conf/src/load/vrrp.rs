@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use std::time::Duration;
 
 impl Loader<'_> {
     pub(super) fn vrrp_script(&mut self, node: &Node) {
@@ -10,8 +11,8 @@ impl Loader<'_> {
         let mut s = VrrpScript {
             name,
             script: None,
-            interval: 1.0,
-            timeout: 0.0,
+            interval: Duration::from_secs(1),
+            timeout: Duration::ZERO,
             weight: 0,
             weight_reverse: false,
             rise: 1,
@@ -25,7 +26,11 @@ impl Loader<'_> {
                 "script" => s.script = a.script(n),
                 "interval" => {
                     if let Some(v) = a.arg_timer(n, 0.0, f64::from(u32::MAX)) {
-                        s.interval = if v == 0.0 { 1.0 } else { v };
+                        s.interval = if v.is_zero() {
+                            Duration::from_secs(1)
+                        } else {
+                            v
+                        };
                     }
                 }
                 "timeout" => timeout = a.arg_timer(n, 0.0, f64::from(u32::MAX)),
@@ -56,7 +61,7 @@ impl Loader<'_> {
             }
             None => {}
         }
-        s.timeout = timeout.filter(|t| *t > 0.0).unwrap_or(s.interval);
+        s.timeout = timeout.filter(|t| !t.is_zero()).unwrap_or(s.interval);
         if s.script.is_none() && !node.children().iter().any(|c| c.name() == "script") {
             a.diags.ka_warning(
                 node.kw.loc,
@@ -223,9 +228,18 @@ impl Loader<'_> {
             match n.name() {
                 "neighbor_ip" | "neighbour_ip" => b.neighbor_ip = a.arg_ip(n).or(b.neighbor_ip),
                 "source_ip" => b.source_ip = a.arg_ip(n).or(b.source_ip),
-                "min_rx" => set(&mut b.min_rx, a.arg_timer(n, 1.0, 4_294_967.0)),
-                "min_tx" => set(&mut b.min_tx, a.arg_timer(n, 1.0, 4_294_967.0)),
-                "idle_tx" => set(&mut b.idle_tx, a.arg_timer(n, 1000.0, 4_294_967.0)),
+                "min_rx" => set(
+                    &mut b.min_rx,
+                    a.arg_timer(n, 1.0, 4_294_967.0).map(|d| d / 1000),
+                ),
+                "min_tx" => set(
+                    &mut b.min_tx,
+                    a.arg_timer(n, 1.0, 4_294_967.0).map(|d| d / 1000),
+                ),
+                "idle_tx" => set(
+                    &mut b.idle_tx,
+                    a.arg_timer(n, 1000.0, 4_294_967.0).map(|d| d / 1000),
+                ),
                 "multiplier" => set(&mut b.multiplier, a.arg_int(n, 1, 255)),
                 "passive" => b.passive = a.flag(n),
                 "ttl" => set(&mut b.ttl, a.arg_int(n, 1, 255)),
@@ -410,7 +424,7 @@ impl Loader<'_> {
             interface: None,
             virtual_router_id: None,
             priority: 100,
-            advert_int: 1.0,
+            advert_int: Duration::from_secs(1),
             version: g.vrrp_version,
             family: Family::Inet,
             authentication: None,
@@ -423,7 +437,7 @@ impl Loader<'_> {
             unicast_ttl: None,
             mcast_dst_ip: None,
             nopreempt: false,
-            preempt_delay: 0.0,
+            preempt_delay: Duration::ZERO,
             accept: true,
             strict_mode: g.vrrp_strict,
             check_unicast_src: g.vrrp_check_unicast_src,
@@ -519,7 +533,7 @@ impl Loader<'_> {
                 "advert_int" => {
                     a.extra(n, 1);
                     if let Some(t) = a.need(n, 0, "an interval in seconds") {
-                        if let Some(v) = a.timer(t, 0.0, 255.0) {
+                        if let Some(v) = a.timer(t, 0.0, 255.0).map(|d| d.as_secs_f64()) {
                             if v < 0.01 {
                                 a.diags
                                     .error(t.loc, t.width, format!("advert_int '{}' is too small: at least 0.01 s (VRRPv3) or 1 s (VRRPv2)", t.text));
@@ -707,7 +721,7 @@ impl Loader<'_> {
                         t.width,
                         format!("({}) VRRPv2 advert_int must be at least 1 second", vi.name),
                     );
-                    vi.advert_int = 1.0;
+                    vi.advert_int = Duration::from_secs(1);
                 } else {
                     if (r - v).abs() > f64::EPSILON {
                         a.diags.ka_warning(
@@ -719,7 +733,7 @@ impl Loader<'_> {
                             ),
                         );
                     }
-                    vi.advert_int = r;
+                    vi.advert_int = Duration::from_secs_f64(r);
                 }
             } else {
                 let cs = (v * 100.0).round();
@@ -729,9 +743,9 @@ impl Loader<'_> {
                         t.width,
                         format!("({}) VRRPv3 advert_int must be at most 40.95 s", vi.name),
                     );
-                    vi.advert_int = 1.0;
+                    vi.advert_int = Duration::from_secs(1);
                 } else {
-                    vi.advert_int = cs / 100.0;
+                    vi.advert_int = Duration::from_secs_f64(cs / 100.0);
                 }
             }
         }
@@ -919,7 +933,7 @@ impl Loader<'_> {
             if vi.priority != 255 && !node.children().iter().any(|c| c.name() == "accept") {
                 vi.accept = false;
             }
-            vi.preempt_delay = 0.0;
+            vi.preempt_delay = Duration::ZERO;
         }
         if self.cfg.vrrp_instances.iter().any(|x| x.name == vi.name) {
             let t = &node.args[0];

@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 /// A `bfd_instance` as the BFD driver runs it (`None` without a neighbour: refused by
 /// the config check already).
 fn bfd_instance(b: &rvs_conf::model::BfdInstance) -> Option<rvs_bfd::driver::Instance> {
-    let ms = |v: f64| Duration::from_secs_f64(v.clamp(1.0, 4_294_967.0) / 1000.0);
     let neighbor = b.neighbor_ip?;
     Some(rvs_bfd::driver::Instance {
         name: b.name.clone(),
@@ -24,9 +23,9 @@ fn bfd_instance(b: &rvs_conf::model::BfdInstance) -> Option<rvs_bfd::driver::Ins
         source: b.source_ip,
         session: rvs_bfd::Config {
             detect_mult: b.multiplier,
-            min_tx: ms(b.min_tx),
-            min_rx: ms(b.min_rx),
-            idle_tx: ms(b.idle_tx),
+            min_tx: b.min_tx,
+            min_rx: b.min_rx,
+            idle_tx: b.idle_tx,
             passive: b.passive,
         },
         ttl: if neighbor.is_ipv6() {

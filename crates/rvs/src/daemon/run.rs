@@ -271,7 +271,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             &rvs_daemon::policy_of(cfg),
             "startup_script",
             sc,
-            Duration::from_secs_f64(cfg.global_defs.startup_script_timeout.clamp(1.0, 1000.0)),
+            cfg.global_defs.startup_script_timeout,
         )
         .await;
     }
@@ -540,12 +540,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             &core.policy(),
             "shutdown_script",
             sc,
-            Duration::from_secs_f64(
-                core.config()
-                    .global_defs
-                    .shutdown_script_timeout
-                    .clamp(1.0, 1000.0),
-            ),
+            core.config().global_defs.shutdown_script_timeout,
         )
         .await;
     }
