@@ -2,13 +2,51 @@
 //! missing (a datagram to the discard port makes the kernel ARP / solicit for it). A
 //! real server behind a router (TUN, NAT) is reached through its gateway's MAC: the
 //! kernel's route lookup (`ip route get`) says which.
+//!
+//! [`Watch`] keeps a copy of the table current from the kernel's neighbour
+//! notifications (`RTMGRP_NEIGH`, what `ip monitor neigh` shows), so that the XDP data
+//! plane reads MACs without asking the kernel on every change of its table, and learns
+//! when a real server's MAC appears or changes.
 
-use futures_util::stream::TryStreamExt as _;
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+use futures_util::stream::{StreamExt as _, TryStreamExt as _};
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A neighbour entry's address and, when it is usable, its MAC (`None`: failed,
+/// incomplete or being deleted).
+fn entry(m: &NeighbourMessage) -> Option<(IpAddr, Option<[u8; 6]>)> {
+    let mut ip = None;
+    let mut mac = None;
+    for a in &m.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
+                ip = Some(IpAddr::V4(*v));
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => {
+                ip = Some(IpAddr::V6(*v));
+            }
+            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                let mut o = [0u8; 6];
+                o.copy_from_slice(l);
+                mac = Some(o);
+            }
+            _ => {}
+        }
+    }
+    let usable = !matches!(
+        m.header.state,
+        NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None
+    );
+    Some((ip?, mac.filter(|_| usable)))
+}
 
 async fn table() -> std::io::Result<HashMap<IpAddr, [u8; 6]>> {
     let (conn, handle, _) = rtnetlink::new_connection()?;
@@ -16,36 +54,90 @@ async fn table() -> std::io::Result<HashMap<IpAddr, [u8; 6]>> {
     let mut out = HashMap::new();
     let mut s = handle.neighbours().get().execute();
     while let Ok(Some(m)) = s.try_next().await {
-        if matches!(
-            m.header.state,
-            NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None
-        ) {
-            continue;
-        }
-        let mut ip = None;
-        let mut mac = None;
-        for a in &m.attributes {
-            match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => {
-                    ip = Some(IpAddr::V4(*v));
-                }
-                NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => {
-                    ip = Some(IpAddr::V6(*v));
-                }
-                NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
-                    let mut o = [0u8; 6];
-                    o.copy_from_slice(l);
-                    mac = Some(o);
-                }
-                _ => {}
-            }
-        }
-        if let (Some(i), Some(m)) = (ip, mac) {
-            out.insert(i, m);
+        if let Some((ip, Some(mac))) = entry(&m) {
+            out.insert(ip, mac);
         }
     }
     task.abort();
     Ok(out)
+}
+
+/// The kernel's neighbour table (usable entries: address → MAC), kept current by its
+/// notifications. Dropping it stops the subscription.
+pub struct Watch {
+    rx: tokio::sync::watch::Receiver<Arc<HashMap<IpAddr, [u8; 6]>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    /// Subscribes to the notifications, then reads the table once (an entry that
+    /// changes in between is seen twice, never missed).
+    pub async fn start() -> std::io::Result<Watch> {
+        let (conn, _handle, mut events) =
+            rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Neigh])?;
+        let conn_task = tokio::spawn(conn);
+        let mut now = table().await?;
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(now.clone()));
+        let task = tokio::spawn(async move {
+            while let Some((msg, _)) = events.next().await {
+                let (m, deleted) = match &msg.payload {
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(m)) => {
+                        (m, false)
+                    }
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(m)) => (m, true),
+                    _ => continue,
+                };
+                let Some((ip, mac)) = entry(m) else { continue };
+                let changed = match mac.filter(|_| !deleted) {
+                    Some(mac) => now.insert(ip, mac) != Some(mac),
+                    None => now.remove(&ip).is_some(),
+                };
+                if changed {
+                    tx.send_replace(Arc::new(now.clone()));
+                }
+            }
+            conn_task.abort();
+        });
+        Ok(Watch { rx, task })
+    }
+
+    /// The table now.
+    pub fn table(&self) -> Arc<HashMap<IpAddr, [u8; 6]>> {
+        self.rx.borrow().clone()
+    }
+
+    /// A receiver that wakes on every change (for a task that re-applies).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<HashMap<IpAddr, [u8; 6]>>> {
+        self.rx.clone()
+    }
+
+    /// Asks the kernel to resolve `ips` and waits until the table has them all or
+    /// `limit` has passed; returns the table then.
+    pub async fn resolve(&self, ips: &[IpAddr], limit: Duration) -> Arc<HashMap<IpAddr, [u8; 6]>> {
+        let mut rx = self.rx.clone();
+        let missing = |t: &HashMap<IpAddr, [u8; 6]>| ips.iter().any(|i| !t.contains_key(i));
+        if !missing(&rx.borrow_and_update()) {
+            return self.table();
+        }
+        for ip in ips {
+            nudge(*ip);
+        }
+        let _ = tokio::time::timeout(limit, async {
+            while rx.changed().await.is_ok() {
+                if !missing(&rx.borrow_and_update()) {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.table()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 fn nudge(ip: IpAddr) {
@@ -87,37 +179,4 @@ pub async fn gateways(ips: &[IpAddr]) -> HashMap<IpAddr, Option<IpAddr>> {
     }
     task.abort();
     out
-}
-
-/// The next-hop MACs of `ips` (their own, or their gateway's as [`gateways`] found it),
-/// waiting up to `limit` for the ones the kernel has to resolve.
-pub async fn resolve<S: std::hash::BuildHasher>(
-    ips: &[IpAddr],
-    gws: &HashMap<IpAddr, Option<IpAddr>, S>,
-    limit: Duration,
-) -> HashMap<IpAddr, [u8; 6]> {
-    let hop = |i: &IpAddr| gws.get(i).copied().flatten().unwrap_or(*i);
-    let t0 = tokio::time::Instant::now();
-    let mut nudged = false;
-    loop {
-        let t = table().await.unwrap_or_default();
-        let missing: Vec<IpAddr> = ips
-            .iter()
-            .filter(|i| !t.contains_key(&hop(i)))
-            .copied()
-            .collect();
-        if missing.is_empty() || t0.elapsed() >= limit {
-            return ips
-                .iter()
-                .filter_map(|i| t.get(&hop(i)).map(|m| (*i, *m)))
-                .collect();
-        }
-        if !nudged {
-            for ip in &missing {
-                nudge(*ip);
-            }
-            nudged = true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

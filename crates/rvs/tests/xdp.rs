@@ -324,6 +324,73 @@ fn nat_rewrites_both_ways_through_the_director() {
     });
 }
 
+/// A real server whose MAC changes (a replaced NIC, a VM moved) keeps its traffic: the
+/// XDP data plane follows the kernel's neighbour table (its notifications) and programs
+/// the new MAC without a reload. Before, frames kept going to the old MAC, which the
+/// real server's interface drops.
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn a_real_servers_new_mac_is_followed_without_a_reload() {
+    require();
+    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
+    for rs in ["rs1", "rs2"] {
+        l.ip_in(
+            rs,
+            &["route", "add", "198.18.0.100/32", "via", "198.18.0.1"],
+        );
+        l.spawn_cmd(
+            rs,
+            &[
+                env!("CARGO_BIN_EXE_rvs"),
+                "lab",
+                "serve",
+                rs,
+                "0.0.0.0:8080",
+            ],
+        );
+    }
+    director(&mut l, "NAT", 8080, "");
+    let client = l.ns("c");
+    let both = |l: &Lab| -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..10 {
+            seen.insert(lab::http_get(&client, vip80())?);
+        }
+        let seen: Vec<String> = seen.into_iter().collect();
+        if seen == ["rs1", "rs2"] {
+            Ok(())
+        } else {
+            Err(format!("answers from {seen:?}\n{}", l.logs()))
+        }
+    };
+    let up = Lab::wait(Duration::from_secs(10), || both(&l).is_ok());
+    assert!(up.is_some(), "NAT service never answered\n{}", l.logs());
+    // rs1 gets a new MAC; the director's kernel learns it (as from a gratuitous ARP).
+    let new_mac = "02:00:00:00:11:99";
+    l.ip_in("rs1", &["link", "set", "dev", "eth0", "address", new_mac]);
+    l.ip_in(
+        "dir",
+        &[
+            "neigh",
+            "replace",
+            "198.18.0.11",
+            "lladdr",
+            new_mac,
+            "dev",
+            "eth0",
+            "nud",
+            "reachable",
+        ],
+    );
+    let followed = Lab::wait(Duration::from_secs(10), || both(&l).is_ok());
+    assert!(
+        followed.is_some(),
+        "rs1 lost its traffic after its MAC changed: {:?}",
+        both(&l)
+    );
+    assert!(l.logs().contains("next-hop MACs changed"), "{}", l.logs());
+}
+
 #[test]
 #[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn tun_sends_ip_in_ip_to_the_real_server() {

@@ -52,14 +52,14 @@ impl<T: Send + 'static> Owner<T> {
         &self,
         f: impl FnOnce(&mut T) -> R + Send + 'static,
     ) -> Option<R> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .as_ref()?
-            .send(Box::new(move |v: &mut T| {
-                let _ = tx.send(f(v));
-            }))
-            .ok()?;
-        rx.await.ok()
+        call(self.jobs.as_ref()?, f).await
+    }
+
+    /// A handle that calls into the owner from another task (`None` once stopped). A
+    /// caller keeps the thread running: end the task that holds it before
+    /// [`Owner::stop`], which waits for the thread.
+    pub fn caller(&self) -> Option<Caller<T>> {
+        self.jobs.clone().map(|jobs| Caller { jobs })
     }
 
     /// Stops the thread after the job or pass under way, and waits for it (off the
@@ -70,6 +70,33 @@ impl<T: Send + 'static> Owner<T> {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
+}
+
+/// Calls into an [`Owner`] from another task.
+pub struct Caller<T> {
+    jobs: Sender<Job<T>>,
+}
+
+impl<T: Send + 'static> Caller<T> {
+    /// As [`Owner::call`].
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut T) -> R + Send + 'static,
+    ) -> Option<R> {
+        call(&self.jobs, f).await
+    }
+}
+
+async fn call<T: Send + 'static, R: Send + 'static>(
+    jobs: &Sender<Job<T>>,
+    f: impl FnOnce(&mut T) -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    jobs.send(Box::new(move |v: &mut T| {
+        let _ = tx.send(f(v));
+    }))
+    .ok()?;
+    rx.await.ok()
 }
 
 #[cfg(test)]

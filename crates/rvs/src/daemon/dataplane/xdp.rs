@@ -3,6 +3,13 @@
 //! per-CPU counters into the table every second and walks its flow table (paced) for
 //! the connection counts and the `-Lc` snapshot. Dropped on that thread at stop, which
 //! detaches it.
+//!
+//! Next-hop MACs come from a copy of the kernel's neighbour table kept current by its
+//! notifications ([`rvs_xdp::neigh::Watch`]): `apply` waits (at most 2 s) only for
+//! next hops it has never asked for, so a dead real server does not stall every health
+//! event; and when a next hop's MAC appears or changes, the last desired state is
+//! programmed again with it (a real server that had no MAC gets traffic once it
+//! answers ARP, one whose MAC changed gets it at the new one).
 
 use super::owner::Owner;
 use super::{Forwarder, Fut, Kind, Snapshots};
@@ -32,10 +39,24 @@ struct State {
     shared: Arc<Shared>,
     snapshots: Arc<Snapshots>,
     next_scan: Instant,
+    /// What was programmed last: the desired state, each real server's next hop, and
+    /// the MACs used.
+    last: Option<Programmed>,
+}
+
+struct Programmed {
+    want: Desired,
+    hops: HashMap<IpAddr, IpAddr>,
+    macs: HashMap<IpAddr, [u8; 6]>,
 }
 
 pub struct XdpForwarder {
     owner: Owner<State>,
+    neigh: rvs_xdp::neigh::Watch,
+    /// Next hops already asked for (resolved, or waited for once).
+    asked: std::collections::HashSet<IpAddr>,
+    /// Re-programs the last desired state when next-hop MACs change.
+    follower: tokio::task::JoinHandle<()>,
 }
 
 impl XdpForwarder {
@@ -83,12 +104,23 @@ impl XdpForwarder {
             shared,
             snapshots,
             next_scan: Instant::now(),
+            last: None,
         };
         let owner = Owner::spawn("rvs-xdp", state, |st| {
             st.copy_counters();
             Duration::from_secs(1)
         })?;
-        Ok(XdpForwarder { owner })
+        let neigh = rvs_xdp::neigh::Watch::start().await?;
+        let follower = match owner.caller() {
+            Some(caller) => tokio::spawn(follow_neighbours(neigh.subscribe(), caller)),
+            None => tokio::spawn(async {}),
+        };
+        Ok(XdpForwarder {
+            owner,
+            neigh,
+            asked: std::collections::HashSet::new(),
+            follower,
+        })
     }
 }
 
@@ -136,13 +168,29 @@ impl Forwarder for XdpForwarder {
             if !routed.is_empty() {
                 return Err(routed);
             }
-            let macs = rvs_xdp::neigh::resolve(&ips, &gws, Duration::from_secs(2)).await;
+            let hops: HashMap<IpAddr, IpAddr> = ips
+                .iter()
+                .map(|i| (*i, gws.get(i).copied().flatten().unwrap_or(*i)))
+                .collect();
+            let mut fresh: Vec<IpAddr> = hops
+                .values()
+                .copied()
+                .filter(|h| !self.asked.contains(h))
+                .collect();
+            fresh.sort_unstable();
+            fresh.dedup();
+            let table = if fresh.is_empty() {
+                self.neigh.table()
+            } else {
+                self.asked.extend(fresh.iter().copied());
+                self.neigh.resolve(&fresh, Duration::from_secs(2)).await
+            };
+            self.asked.retain(|h| hops.values().any(|x| x == h));
             let want = want.clone();
             self.owner
-                .call(move |st| st.xdp.apply(&want, &macs).map(|_| ()))
+                .call(move |st| st.program(want, hops, &table))
                 .await
                 .ok_or_else(stopped)?
-                .map_err(|errs| errs.iter().map(ToString::to_string).collect())
         })
     }
 
@@ -162,13 +210,88 @@ impl Forwarder for XdpForwarder {
     }
 
     fn stop(self: Box<Self>) -> Fut<'static, ()> {
-        // Dropping the program on its thread detaches it: traffic goes back to the
-        // kernel.
-        Box::pin(self.owner.stop())
+        let XdpForwarder {
+            owner, follower, ..
+        } = *self;
+        Box::pin(async move {
+            // The follower holds a caller: ended first, so that the thread can stop.
+            follower.abort();
+            let _ = follower.await;
+            // Dropping the program on its thread detaches it: traffic goes back to the
+            // kernel.
+            owner.stop().await;
+        })
+    }
+}
+
+/// Programs the last desired state again whenever the neighbour table changes a MAC
+/// it uses (or supplies one it lacked).
+async fn follow_neighbours(
+    mut rx: tokio::sync::watch::Receiver<Arc<HashMap<IpAddr, [u8; 6]>>>,
+    caller: super::owner::Caller<State>,
+) {
+    while rx.changed().await.is_ok() {
+        let table = rx.borrow_and_update().clone();
+        if caller.call(move |st| st.refresh(&table)).await.is_none() {
+            return;
+        }
     }
 }
 
 impl State {
+    /// Each real server's MAC: its next hop's in `table`, else the one programmed
+    /// last (an entry that failed or went away while its real server is down: the MAC
+    /// is still the right one when it comes back).
+    fn macs(
+        &self,
+        hops: &HashMap<IpAddr, IpAddr>,
+        table: &HashMap<IpAddr, [u8; 6]>,
+    ) -> HashMap<IpAddr, [u8; 6]> {
+        hops.iter()
+            .filter_map(|(ip, hop)| {
+                table
+                    .get(hop)
+                    .or_else(|| self.last.as_ref().and_then(|l| l.macs.get(ip)))
+                    .map(|m| (*ip, *m))
+            })
+            .collect()
+    }
+
+    /// Programs `want` with the next hops' MACs, and remembers it.
+    fn program(
+        &mut self,
+        want: Desired,
+        hops: HashMap<IpAddr, IpAddr>,
+        table: &HashMap<IpAddr, [u8; 6]>,
+    ) -> Result<(), Vec<String>> {
+        let macs = self.macs(&hops, table);
+        let res = self
+            .xdp
+            .apply(&want, &macs)
+            .map(|_| ())
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect());
+        self.last = Some(Programmed { want, hops, macs });
+        res
+    }
+
+    /// The neighbour table changed: programs the last desired state again if a MAC it
+    /// uses changed or appeared.
+    fn refresh(&mut self, table: &HashMap<IpAddr, [u8; 6]>) {
+        let Some(last) = &self.last else { return };
+        let macs = self.macs(&last.hops, table);
+        if macs == last.macs {
+            return;
+        }
+        let (want, hops) = (last.want.clone(), last.hops.clone());
+        match self.program(want, hops, table) {
+            Ok(()) => tracing::info!("XDP: next-hop MACs changed, real servers re-programmed"),
+            Err(errs) => tracing::warn!(
+                "XDP: next-hop MACs changed, re-programming: {}",
+                errs.join("; ")
+            ),
+        }
+    }
+
     fn take_base(&mut self, only: Option<rvs_sched::SvcKey>) {
         let Ok((_, reals)) = self.xdp.counters() else {
             return;
