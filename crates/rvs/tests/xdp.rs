@@ -245,9 +245,9 @@ fn director(l: &mut Lab, method: &str, rport: u16, extra: &str) {
     );
 }
 
-#[test]
-#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
-fn nat_rewrites_both_ways_through_the_director() {
+/// Two real servers serving on 8080, routed back through the director (NAT), and the
+/// director's XDP NAT service on the VIP.
+fn nat_lab() -> Lab {
     require();
     let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
     for rs in ["rs1", "rs2"] {
@@ -268,6 +268,13 @@ fn nat_rewrites_both_ways_through_the_director() {
         );
     }
     director(&mut l, "NAT", 8080, "");
+    l
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn nat_rewrites_both_ways_through_the_director() {
+    let l = nat_lab();
     let client = l.ns("c");
     let up = Lab::wait(Duration::from_secs(10), || {
         lab::http_get(&client, vip80()).is_ok()
@@ -331,25 +338,7 @@ fn nat_rewrites_both_ways_through_the_director() {
 #[test]
 #[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn a_real_servers_new_mac_is_followed_without_a_reload() {
-    require();
-    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
-    for rs in ["rs1", "rs2"] {
-        l.ip_in(
-            rs,
-            &["route", "add", "198.18.0.100/32", "via", "198.18.0.1"],
-        );
-        l.spawn_cmd(
-            rs,
-            &[
-                env!("CARGO_BIN_EXE_rvs"),
-                "lab",
-                "serve",
-                rs,
-                "0.0.0.0:8080",
-            ],
-        );
-    }
-    director(&mut l, "NAT", 8080, "");
+    let l = nat_lab();
     let client = l.ns("c");
     let both = |l: &Lab| -> Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
