@@ -485,8 +485,14 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             });
             checkers.alerts.clone_from(&alerts);
             publish_reload(&ctx, core.report(|k| checkers.figures(k)), report.is_ok());
-            let msg = report.message();
-            let _ = std::fs::write(&status, format!("{generation}\n{msg}\n"));
+            write_reload_status(
+                &status,
+                &ReloadStatus {
+                    generation,
+                    ok: report.is_ok(),
+                    message: report.message(),
+                },
+            );
             for r in waiting.drain(..).flatten() {
                 let _ = r.send(report.clone());
             }
@@ -795,6 +801,31 @@ async fn reload_vrrp(
     }
 }
 
+/// What the daemon leaves beside its pid file after each reload, for `rvs reload`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReloadStatus {
+    /// Reloads since the daemon started (`rvs reload` waits for a new one).
+    generation: u64,
+    ok: bool,
+    message: String,
+}
+
+/// Written aside and renamed: `rvs reload` never reads half a file.
+fn write_reload_status(path: &Path, st: &ReloadStatus) {
+    let staged = path.with_extension(format!("tmp.{}", std::process::id()));
+    let written = serde_json::to_vec(st)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&staged, b))
+        .and_then(|()| std::fs::rename(&staged, path));
+    if let Err(e) = written {
+        tracing::warn!("writing the reload status {}: {e}", path.display());
+    }
+}
+
+fn read_reload_status(path: &Path) -> Option<ReloadStatus> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
 fn reload_status_path(pid_file: &Path) -> PathBuf {
     let mut p = pid_file.as_os_str().to_owned();
     p.push(".reload");
@@ -832,23 +863,14 @@ pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let status = reload_status_path(&pid_file);
-    let before = std::fs::read_to_string(&status).unwrap_or_default();
-    let before_gen: u64 = before
-        .lines()
-        .next()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
+    let before_gen = read_reload_status(&status).map_or(0, |r| r.generation);
     rustix::process::kill_process(pid, rustix::process::Signal::HUP)
         .with_context(|| format!("signalling pid {pid:?}"))?;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(50));
-        let now = std::fs::read_to_string(&status).unwrap_or_default();
-        let mut l = now.lines();
-        if l.next().and_then(|g| g.parse::<u64>().ok()).unwrap_or(0) > before_gen {
-            let msg: Vec<&str> = l.collect();
-            let msg = msg.join("\n");
-            println!("{msg}");
-            return Ok(if msg.starts_with("ok") {
+        if let Some(r) = read_reload_status(&status).filter(|r| r.generation > before_gen) {
+            println!("{}", r.message);
+            return Ok(if r.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
