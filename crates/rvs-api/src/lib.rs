@@ -917,6 +917,14 @@ pub struct VrrpInstance {
     pub adverts_tx: u64,
     pub priority_zero_tx: u64,
     pub became_master: u64,
+    /// MASTER → another state.
+    pub released_master: u64,
+    /// Adverts received with priority 0 (a master leaving).
+    pub priority_zero_rx: u64,
+    /// Adverts whose address list differs from this instance's.
+    pub addr_list_err: u64,
+    /// Unix time (µs) of the last state change; 0: none yet.
+    pub last_transition_us: u64,
     /// Dropped adverts by reason (`ttl`, `auth`, `checksum`, …).
     pub dropped: std::collections::BTreeMap<String, u64>,
 }

@@ -30,8 +30,10 @@ const ONE_PROCESS: Support =
 const BUFS: Support = NotApplied("socket buffer sizes keep the kernel's defaults");
 const NS: Support =
     NotApplied("rvs runs in the network namespace it is started in (use `ip netns exec`)");
-const FIREWALL: Support =
-    NotApplied("no firewall rules are installed (no_accept and strict mode do not block the VIPs)");
+const FIREWALL: Support = NotApplied(
+    "keepalived's other firewall settings: rvs installs the no_accept rules in nftables, \
+     with keepalived's defaults (no iptables, ipsets, counters, priority or IPVS rules)",
+);
 /// The table. Order matters only between a block row and a `*` row for the same keyword.
 pub static TABLE: &[(&str, &[&str], Support)] = &[
     // The top level.
@@ -95,8 +97,9 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["lvs_sync_daemon"], Applied("GlobalDefs.lvs_sync_daemon")),
     ("global_defs", &["notify_fifo"], Applied("GlobalDefs.notify_fifo")),
     ("global_defs", &["vrrp_notify_fifo"], Applied("GlobalDefs.vrrp_notify_fifo")),
-    ("global_defs", &["vrrp_strict"], FIREWALL),
-    ("global_defs", &["vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_counters", "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_priority"], FIREWALL),
+    ("global_defs", &["vrrp_strict"], Applied("GlobalDefs.vrrp_strict")),
+    ("global_defs", &["nftables"], Applied("-: the name of the nftables tables of no_accept (default keepalived)")),
+    ("global_defs", &["vrrp_iptables", "vrrp_ipsets", "nftables_counters", "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_priority"], FIREWALL),
     ("global_defs", &["vrrp_skip_check_adv_addr"], NotApplied("every advert's address list is compared with the instance's")),
     ("global_defs", &["dynamic_interfaces"], NotApplied("interfaces must exist when rvs starts an instance")),
     ("global_defs", &["checker_log_all_failures"], Applied("Checker.log_all_failures")),
@@ -111,7 +114,8 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["checker_process_name", "lvs_process_name", "vrrp_process_name", "bfd_process_name", "process_name", "process_names"], ONE_PROCESS),
     ("global_defs", &["vrrp_priority", "checker_priority", "bfd_priority", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority", "vrrp_rlimit_rtime", "vrrp_rlimit_rttime", "checker_rlimit_rtime", "checker_rlimit_rttime", "bfd_rlimit_rtime", "bfd_rlimit_rttime", "vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity"], ONE_PROCESS),
     ("global_defs", &["vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier"], BUFS),
-    ("global_defs", &["config_save_dir", "data_use_instance", "json_dump_file", "json_version", "state_dump_file", "stats_dump_file", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's dump files and config bookkeeping; rvs answers `rvs status` and GET /v1/status instead")),
+    ("global_defs", &["json_dump_file", "state_dump_file", "stats_dump_file"], Applied("-: where SIGRTMIN+2, SIGUSR1 and SIGUSR2 write keepalived's JSON, data and stats dumps")),
+    ("global_defs", &["config_save_dir", "data_use_instance", "json_version", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
     ("global_defs", &["reload_check_config", "reload_file", "reload_repeat", "reload_time_file"], NotApplied("scheduled and checked reloads are not done; `rvs reload` always checks first")),
     ("global_defs", &["random_seed"], NotApplied("${_RANDOM} is seeded per run")),
     ("global_defs", &["umask", "set_supplementary_groups"], NotApplied("files and scripts keep the process's umask and groups")),
@@ -144,8 +148,8 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("vrrp_instance", &["mcast_dst_ip"], Applied("VrrpInstance.mcast_dst_ip")),
     ("vrrp_instance", &["nopreempt", "preempt"], Applied("VrrpInstance.nopreempt")),
     ("vrrp_instance", &["preempt_delay"], Applied("VrrpInstance.preempt_delay")),
-    ("vrrp_instance", &["accept", "no_accept"], FIREWALL),
-    ("vrrp_instance", &["strict_mode"], FIREWALL),
+    ("vrrp_instance", &["accept", "no_accept"], Applied("VrrpInstance.accept")),
+    ("vrrp_instance", &["strict_mode"], Applied("VrrpInstance.strict_mode")),
     ("vrrp_instance", &["check_unicast_src"], Applied("VrrpInstance.check_unicast_src")),
     ("vrrp_instance", &["garp_master_delay"], Applied("VrrpInstance.garp_master_delay")),
     ("vrrp_instance", &["garp_master_repeat"], Applied("VrrpInstance.garp_master_repeat")),

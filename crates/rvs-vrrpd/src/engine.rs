@@ -24,7 +24,27 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Default)]
 pub struct RxStats {
     pub adverts: AtomicU64,
+    /// Adverts with priority 0 (the master leaving).
+    pub priority_zero: AtomicU64,
+    /// Adverts whose address list differs from ours (keepalived's `addr_list_err`).
+    pub addr_list_err: AtomicU64,
     pub dropped: [AtomicU64; Drop::ALL.len()],
+}
+
+/// An instance's counters, handed to the next engine on reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub adverts_rx: u64,
+    pub adverts_tx: u64,
+    pub priority_zero_rx: u64,
+    pub priority_zero_tx: u64,
+    pub addr_list_err: u64,
+    pub became_master: u64,
+    pub released_master: u64,
+    /// Unix time (µs) of the last state change.
+    pub last_transition_us: u64,
+    /// By [`Drop::ALL`] position.
+    pub dropped: Vec<u64>,
 }
 
 /// How the engine stops.
@@ -49,7 +69,7 @@ pub struct Handoff {
     pub held: Vec<(IpAddr, u8, u32)>,
     /// Its counters (adverts received, sent, priority 0 sent, became MASTER, dropped by
     /// reason): a reload does not reset what operators graph.
-    pub counters: (u64, u64, u64, u64, Vec<u64>),
+    pub counters: Counters,
 }
 
 /// Tracker results a reload hands to the next engine, so that a kept instance does not
@@ -93,7 +113,41 @@ struct Rt {
     tx: u64,
     prio_zero_tx: u64,
     became_master: u64,
+    /// MASTER → another state.
+    released_master: u64,
+    /// Unix time (µs) of the last state change (0: none yet).
+    last_transition_us: u64,
+    /// The last state notified was MASTER.
+    was_master: bool,
     reader: JoinHandle<()>,
+}
+
+impl Rt {
+    fn counters(&self) -> Counters {
+        Counters {
+            adverts_rx: self.rx.adverts.load(Ordering::Relaxed),
+            adverts_tx: self.tx,
+            priority_zero_rx: self.rx.priority_zero.load(Ordering::Relaxed),
+            priority_zero_tx: self.prio_zero_tx,
+            addr_list_err: self.rx.addr_list_err.load(Ordering::Relaxed),
+            became_master: self.became_master,
+            released_master: self.released_master,
+            last_transition_us: self.last_transition_us,
+            dropped: self
+                .rx
+                .dropped
+                .iter()
+                .map(|d| d.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+}
+
+/// Now as unix microseconds.
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 struct Grp {
@@ -299,8 +353,12 @@ impl Engine {
             );
             let rx = Arc::new(RxStats::default());
             let carried = handoff.map(|h| h.counters.clone()).unwrap_or_default();
-            rx.adverts.store(carried.0, Ordering::Relaxed);
-            for (d, n) in rx.dropped.iter().zip(&carried.4) {
+            rx.adverts.store(carried.adverts_rx, Ordering::Relaxed);
+            rx.priority_zero
+                .store(carried.priority_zero_rx, Ordering::Relaxed);
+            rx.addr_list_err
+                .store(carried.addr_list_err, Ordering::Relaxed);
+            for (d, n) in rx.dropped.iter().zip(&carried.dropped) {
                 d.store(*n, Ordering::Relaxed);
             }
             let reader = tokio::spawn(reader(
@@ -339,9 +397,12 @@ impl Engine {
                 quiet: handoff.map(|h| h.state),
                 fault: false,
                 rx,
-                tx: carried.1,
-                prio_zero_tx: carried.2,
-                became_master: carried.3,
+                tx: carried.adverts_tx,
+                prio_zero_tx: carried.priority_zero_tx,
+                became_master: carried.became_master,
+                released_master: carried.released_master,
+                last_transition_us: carried.last_transition_us,
+                was_master: handoff.is_some_and(|h| h.state == State::Master),
                 reader,
             });
         }
@@ -706,11 +767,15 @@ impl Engine {
                         }
                         self.rts[i].quiet = None;
                     }
-                    let rt = &self.rts[i];
+                    let rt = &mut self.rts[i];
                     tracing::info!("({}) Entering {} STATE", rt.plan.name, s);
                     if s == State::Master {
-                        self.rts[i].became_master += 1;
+                        rt.became_master += 1;
+                    } else if rt.was_master {
+                        rt.released_master += 1;
                     }
+                    rt.was_master = s == State::Master;
+                    rt.last_transition_us = unix_us();
                     self.notify_instance(i, ev);
                 }
                 Action::MasterRxLowerPriority => {
@@ -852,17 +917,7 @@ impl Engine {
                         } else {
                             Vec::new()
                         },
-                        counters: (
-                            rt.rx.adverts.load(Ordering::Relaxed),
-                            rt.tx,
-                            rt.prio_zero_tx,
-                            rt.became_master,
-                            rt.rx
-                                .dropped
-                                .iter()
-                                .map(|d| d.load(Ordering::Relaxed))
-                                .collect(),
-                        ),
+                        counters: rt.counters(),
                     });
                     continue;
                 }
@@ -968,6 +1023,10 @@ impl Engine {
                 adverts_tx: rt.tx,
                 priority_zero_tx: rt.prio_zero_tx,
                 became_master: rt.became_master,
+                priority_zero_rx: rt.rx.priority_zero.load(Ordering::Relaxed),
+                released_master: rt.released_master,
+                addr_list_err: rt.rx.addr_list_err.load(Ordering::Relaxed),
+                last_transition_us: rt.last_transition_us,
                 dropped,
             });
         }
@@ -993,6 +1052,10 @@ impl Engine {
                 adverts_tx: 0,
                 priority_zero_tx: 0,
                 became_master: 0,
+                priority_zero_rx: 0,
+                released_master: 0,
+                addr_list_err: 0,
+                last_transition_us: 0,
                 dropped: BTreeMap::new(),
             });
         }
@@ -1083,6 +1146,12 @@ async fn reader(
             }
             Verdict::Accept(a) => {
                 stats.adverts.fetch_add(1, Ordering::Relaxed);
+                if a.advert.priority == 0 {
+                    stats.priority_zero.fetch_add(1, Ordering::Relaxed);
+                }
+                if a.addr_mismatch {
+                    stats.addr_list_err.fetch_add(1, Ordering::Relaxed);
+                }
                 if a.addr_mismatch
                     && last_mismatch.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
                 {

@@ -9,6 +9,7 @@
 //! priority-0 advert and removes its VIPs before the call returns.
 
 pub mod engine;
+pub mod firewall;
 pub mod link;
 pub mod net;
 pub mod notify;
@@ -65,6 +66,18 @@ pub struct InstanceStatus {
     pub adverts_tx: u64,
     pub priority_zero_tx: u64,
     pub became_master: u64,
+    /// Adverts received with priority 0 (a master leaving).
+    #[serde(default)]
+    pub priority_zero_rx: u64,
+    /// MASTER → another state.
+    #[serde(default)]
+    pub released_master: u64,
+    /// Adverts whose address list differs from ours.
+    #[serde(default)]
+    pub addr_list_err: u64,
+    /// Unix time (µs) of the last state change; 0: none yet.
+    #[serde(default)]
+    pub last_transition_us: u64,
     /// Dropped packets by reason (`ttl`, `auth`, `checksum`, ...).
     pub dropped: BTreeMap<String, u64>,
 }
@@ -120,6 +133,8 @@ pub struct Vrrp {
     running: Plan,
     /// The BFD sessions `track_bfd` follows (kept for reloads).
     bfd: rvs_bfd::driver::Registry,
+    /// The `no_accept` rules installed.
+    firewall: Option<firewall::FirewallPlan>,
 }
 
 impl Vrrp {
@@ -144,7 +159,7 @@ impl Vrrp {
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
         let running = split(&plan).await;
-        Vrrp::launch(plan, running, status, handover, bfd).await
+        Vrrp::launch(plan, running, status, handover, bfd, None).await
     }
 
     /// Starts `running` (`plan` with the instances that cannot start yet set aside).
@@ -154,6 +169,7 @@ impl Vrrp {
         status: Arc<Mutex<Vec<InstanceStatus>>>,
         handover: Option<&engine::Handover>,
         bfd: rvs_bfd::driver::Registry,
+        installed: Option<firewall::FirewallPlan>,
     ) -> Result<Vrrp, StartError> {
         for p in &running.waiting {
             tracing::warn!(
@@ -167,6 +183,27 @@ impl Vrrp {
             engine::Engine::new(running.clone(), status.clone(), handover, &bfd).await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(engine.run(track_rx, adv_rx, stop_rx));
+        // no_accept / vrrp_strict: the rules follow the plan (replaced whole).
+        let firewall = if plan.firewall == installed {
+            installed
+        } else {
+            match firewall::apply(plan.firewall.as_ref(), installed.as_ref()).await {
+                Ok(()) => {
+                    if let Some(f) = &plan.firewall {
+                        tracing::info!(
+                            "no_accept: traffic to {} VIP(s) dropped (nftables table {})",
+                            f.v4.len() + f.v6.len(),
+                            f.table
+                        );
+                    }
+                    plan.firewall.clone()
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    installed
+                }
+            }
+        };
         Ok(Vrrp {
             stop: Some(stop),
             task,
@@ -174,6 +211,7 @@ impl Vrrp {
             plan,
             running,
             bfd,
+            firewall,
         })
     }
 
@@ -198,12 +236,14 @@ impl Vrrp {
         let status = self.status.clone();
         let bfd = self.bfd.clone();
         let started = self.running.waiting.len() - now.waiting.len();
+        let installed = self.firewall.clone();
         match Vrrp::launch(
             self.plan.clone(),
             now,
             status.clone(),
             Some(&handover),
             bfd.clone(),
+            installed.clone(),
         )
         .await
         {
@@ -215,7 +255,9 @@ impl Vrrp {
                 // Back to what ran (its instances were ready a moment ago).
                 tracing::error!("VRRP: starting the waiting instances failed: {e}");
                 let (plan, running) = (self.plan.clone(), self.running.clone());
-                if let Ok(v) = Vrrp::launch(plan, running, status, Some(&handover), bfd).await {
+                if let Ok(v) =
+                    Vrrp::launch(plan, running, status, Some(&handover), bfd, installed).await
+                {
                     *self = v;
                 }
                 None
@@ -226,6 +268,10 @@ impl Vrrp {
     /// Leaves gracefully: priority-0 adverts from MASTERs, VIPs removed, STOP notified.
     pub async fn stop(mut self) {
         let _ = self.halt(engine::StopMode::Shutdown).await;
+        // As keepalived does: its tables go with it.
+        if let Err(e) = firewall::apply(None, self.firewall.as_ref()).await {
+            tracing::error!("removing the no_accept rules: {e}");
+        }
     }
 
     async fn halt(&mut self, mode: engine::StopMode) -> engine::Handover {
@@ -289,13 +335,23 @@ impl Vrrp {
         let status = self.status.clone();
         let (old, old_running) = (self.plan.clone(), self.running.clone());
         let bfd = self.bfd.clone();
+        let installed = self.firewall.clone();
         let handover = self.halt(engine::StopMode::Reload(keep)).await;
-        match Vrrp::launch(plan, ready, status.clone(), Some(&handover), bfd.clone()).await {
+        match Vrrp::launch(
+            plan,
+            ready,
+            status.clone(),
+            Some(&handover),
+            bfd.clone(),
+            installed.clone(),
+        )
+        .await
+        {
             Ok(v) => (Ok(v), msg),
             Err(e) => {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
-                    Vrrp::launch(old, old_running, status, Some(&handover), bfd).await,
+                    Vrrp::launch(old, old_running, status, Some(&handover), bfd, installed).await,
                     ReloadOutcome::RolledBack(e.to_string()),
                 )
             }

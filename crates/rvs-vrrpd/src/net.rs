@@ -23,8 +23,12 @@ pub enum Drop {
     Version,
     /// Checksum does not verify.
     Checksum,
-    /// v2 authentication type or password differ.
+    /// v2 password differs (keepalived's `auth_failure`).
     Auth,
+    /// v2 authentication type differs from ours (keepalived's `authtype_mismatch`).
+    AuthType,
+    /// v2 authentication type unknown (keepalived's `invalid_authtype`).
+    AuthInvalid,
     /// v2 advert interval differs from ours (dropped silently by keepalived).
     Interval,
     /// Multicast on a unicast instance or the reverse.
@@ -34,12 +38,14 @@ pub enum Drop {
 }
 
 impl Drop {
-    pub const ALL: [Drop; 8] = [
+    pub const ALL: [Drop; 10] = [
         Drop::Truncated,
         Drop::Ttl,
         Drop::Version,
         Drop::Checksum,
         Drop::Auth,
+        Drop::AuthType,
+        Drop::AuthInvalid,
         Drop::Interval,
         Drop::Destination,
         Drop::Source,
@@ -51,6 +57,8 @@ impl Drop {
             Drop::Version => "version",
             Drop::Checksum => "checksum",
             Drop::Auth => "auth",
+            Drop::AuthType => "auth_type",
+            Drop::AuthInvalid => "auth_invalid",
             Drop::Interval => "interval",
             Drop::Destination => "destination",
             Drop::Source => "source",
@@ -161,7 +169,13 @@ pub fn check(p: &InstancePlan, m: &Meta, msg: &[u8]) -> Verdict {
             Some(d) => (1, d),
             None => (0, [0u8; rvs_wire::vrrp::AUTH_LEN]),
         };
-        if repr.auth_type != want_type || (want_type == 1 && !ct_eq(&repr.auth_data, &want_data)) {
+        if repr.auth_type > 2 {
+            return Verdict::Drop(Drop::AuthInvalid);
+        }
+        if repr.auth_type != want_type {
+            return Verdict::Drop(Drop::AuthType);
+        }
+        if want_type == 1 && !ct_eq(&repr.auth_data, &want_data) {
             return Verdict::Drop(Drop::Auth);
         }
         if repr.interval != p.interval_field {
@@ -539,6 +553,15 @@ mod tests {
             [224, 0, 0, 18],
         );
         assert_eq!(verdict(&p, &bad_auth), Verdict::Drop(Drop::Auth));
+        // No authentication where we have PASS: a type mismatch.
+        let none = plan(2, None, Vec::new());
+        let no_auth = ip4(
+            &msg(&none, 100, src, [224, 0, 0, 18]),
+            255,
+            src,
+            [224, 0, 0, 18],
+        );
+        assert_eq!(verdict(&p, &no_auth), Verdict::Drop(Drop::AuthType));
         // Another VRID: not ours, not counted.
         let mut vr = plan(2, Some(*b"secret\0\0"), Vec::new());
         vr.vrid = 52;

@@ -257,6 +257,8 @@ pub struct Plan {
     pub startup_delay_us: u64,
     pub script_security: bool,
     pub script_user: Option<String>,
+    /// `no_accept` / `vrrp_strict`: the addresses to drop (`None`: no rules).
+    pub firewall: Option<crate::firewall::FirewallPlan>,
     /// Instances set aside because their interface does not exist (yet): shown in FAULT,
     /// started when it appears (see [`Plan::split_waiting`]).
     pub waiting: Vec<InstancePlan>,
@@ -537,6 +539,33 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             group,
         });
     }
+    // no_accept (explicit, or by vrrp_strict): the instance's addresses are dropped.
+    let mut fw = crate::firewall::FirewallPlan {
+        table: g
+            .other
+            .get("nftables")
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_else(|| "keepalived".to_owned()),
+        ..Default::default()
+    };
+    for vi in cfg.vrrp_instances.iter().filter(|v| !v.accept) {
+        for a in vi
+            .virtual_ipaddress
+            .iter()
+            .chain(&vi.virtual_ipaddress_excluded)
+        {
+            match a.address {
+                IpAddr::V4(v) => {
+                    fw.v4.insert(v);
+                }
+                IpAddr::V6(v) => {
+                    fw.v6.insert(v);
+                }
+            }
+        }
+    }
+    out.firewall = (!fw.is_empty()).then_some(fw);
     // Groups with no member left (all faulty) are dropped by index remapping-free
     // filtering: members refer to instances, not the other way round.
     if errs.is_empty() {

@@ -962,3 +962,232 @@ fn static_addresses_and_routes_are_installed_and_kept() {
         show(&l, "route")
     );
 }
+
+/// keepalived's dumps on its signals (SIGUSR1 data, SIGUSR2 stats, SIGRTMIN+2 JSON, to
+/// the `*_dump_file` paths): keepalived 2.2.7 and then rvs run the same instance on the
+/// same interface, each alone (MASTER), and get the three signals. The statistics are
+/// line for line keepalived's (counts of adverts sent aside), the JSON has keepalived's
+/// keys with the same values (the transition time and adverts sent aside), and every
+/// line rvs writes in the data dump is one keepalived writes.
+#[test]
+#[ignore = "needs root, network namespaces and keepalived: ./test.sh runs it as root"]
+fn state_dumps_have_keepalived_layouts() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1)]);
+    let dir = l.dir.clone();
+    // keepalived 2.2.7 writes to fixed paths (it does not know the `*_dump_file`
+    // keywords of later versions, which rvs honours).
+    let conf = |who: &str| {
+        let paths = if who == "ka" {
+            String::new()
+        } else {
+            format!(
+                "  state_dump_file {d}/{who}.data\n  stats_dump_file {d}/{who}.stats\n  \
+                 json_dump_file {d}/{who}.json\n",
+                d = dir.display()
+            )
+        };
+        format!(
+            "global_defs {{\n  router_id lab1\n{paths}}}\n\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+             priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    198.18.0.50/24 dev eth0\n  }}\n}}\n"
+        )
+    };
+    let status_json = std::cell::RefCell::new(String::new());
+    let dumps = |l: &mut Lab, who: &str| -> [String; 3] {
+        let p = if who == "ka" {
+            l.keepalived("a", &conf(who))
+        } else {
+            l.rvs("a", &conf(who), &["-P"])
+        };
+        let master = Lab::wait(Duration::from_secs(15), || {
+            l.holders("198.18.0.50", &["a"]) == ["a"]
+        });
+        assert!(master.is_some(), "{who} never became MASTER\n{}", l.logs());
+        let main = lab::Proc {
+            pids: vec![p.pids[0]],
+        };
+        let files = ["data", "stats", "json"].map(|x| {
+            if who == "ka" {
+                std::path::PathBuf::from(format!("/tmp/keepalived.{x}"))
+            } else {
+                dir.join(format!("{who}.{x}"))
+            }
+        });
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        for sig in ["USR1", "USR2", "36"] {
+            l.signal(&main, sig);
+        }
+        let written = Lab::wait(Duration::from_secs(10), || files.iter().all(|f| f.exists()));
+        assert!(written.is_some(), "{who}: {files:?}\n{}", l.logs());
+        if who == "rvs" {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+                .args(["status", "--keepalived-json"])
+                .env("RVS_CONTROL", l.control("a", 1))
+                .output()
+                .unwrap();
+            *status_json.borrow_mut() = String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        // Written whole: a moment for a writer still at it (keepalived writes in place).
+        std::thread::sleep(Duration::from_millis(300));
+        l.signal(&p, "TERM");
+        l.wait_exit(&p, Duration::from_secs(10));
+        files.map(|f| {
+            let t = std::fs::read_to_string(&f).unwrap();
+            if who == "ka" {
+                let _ = std::fs::remove_file(&f);
+            }
+            t
+        })
+    };
+    let [ka_data, ka_stats, ka_json] = dumps(&mut l, "ka");
+    let [rvs_data, rvs_stats, rvs_json] = dumps(&mut l, "rvs");
+    // While it ran, `rvs status --keepalived-json` printed the same as the file (the
+    // adverts sent in between aside).
+    let unsent = |t: &str| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+        v[0]["stats"]["advert_sent"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(unsent(&status_json.borrow()), unsent(&rvs_json));
+
+    // Statistics: the same lines; only the count of adverts sent depends on timing.
+    let shape = |t: &str| -> String {
+        let mut sent_seen = false;
+        t.lines()
+            .map(|line| {
+                if line.trim_start().starts_with("Sent:") && !sent_seen {
+                    sent_seen = true;
+                    return "    Sent: N".to_owned();
+                }
+                line.to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        shape(&rvs_stats),
+        shape(&ka_stats),
+        "rvs:\n{rvs_stats}\nkeepalived:\n{ka_stats}"
+    );
+
+    // JSON: keepalived's keys, the same values.
+    let ka: serde_json::Value = serde_json::from_str(&ka_json).unwrap();
+    let rv: serde_json::Value = serde_json::from_str(&rvs_json).unwrap();
+    for part in ["data", "stats"] {
+        let k = ka[0][part].as_object().unwrap();
+        let r = rv[0][part].as_object().unwrap();
+        let keys = |m: &serde_json::Map<String, serde_json::Value>| {
+            m.keys().cloned().collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(
+            keys(r),
+            keys(k),
+            "{part} keys\nrvs: {rvs_json}\nkeepalived: {ka_json}"
+        );
+        for (key, kv) in k {
+            if ["last_transition", "advert_sent"].contains(&key.as_str()) {
+                continue;
+            }
+            assert_eq!(
+                &r[key], kv,
+                "{part}.{key}\nrvs: {rvs_json}\nkeepalived: {ka_json}"
+            );
+        }
+    }
+    assert!(rv[0]["data"]["last_transition"].as_f64().unwrap() > 1.7e9);
+
+    // Data: every line rvs writes, keepalived writes.
+    let ka_lines: std::collections::HashSet<&str> = ka_data.lines().collect();
+    let missing: Vec<&str> = rvs_data
+        .lines()
+        .filter(|line| !ka_lines.contains(line))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lines keepalived does not write: {missing:?}\nrvs:\n{rvs_data}\nkeepalived:\n{ka_data}"
+    );
+    assert!(rvs_data.contains("   State = MASTER\n"), "{rvs_data}");
+}
+
+/// The ruleset of a node (`nft list ruleset`).
+fn nft_rules(l: &Lab, node: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &l.ns(node), "nft", "list", "ruleset"])
+        .output()
+        .expect("nft (nftables) is needed: .ci/run installs it");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `vrrp_strict` (and `no_accept`) as keepalived does them: a MASTER that is not the
+/// address owner drops traffic to its VIP, by nftables rules identical to keepalived
+/// 2.2.7's (the same `nft list ruleset`), removed at stop; without them the VIP answers.
+#[test]
+#[ignore = "needs root, network namespaces, keepalived and nft: ./test.sh runs it as root"]
+fn no_accept_drops_traffic_to_the_vip_as_keepalived_does() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1), ("c", 100)]);
+    l.spawn_cmd(
+        "a",
+        &[
+            env!("CARGO_BIN_EXE_rvs"),
+            "lab",
+            "serve",
+            "a",
+            "0.0.0.0:8080",
+        ],
+    );
+    let conf = |global: &str| {
+        format!(
+            "global_defs {{\n{global}}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  \
+             virtual_router_id 51\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    \
+             198.18.0.50/24 dev eth0\n  }}\n}}\n"
+        )
+    };
+    let vip: std::net::SocketAddr = "198.18.0.50:8080".parse().unwrap();
+    let master = |l: &Lab| {
+        let m = Lab::wait(Duration::from_secs(15), || {
+            l.holders("198.18.0.50", &["a"]) == ["a"]
+        });
+        assert!(m.is_some(), "never MASTER\n{}", l.logs());
+    };
+    let client = l.ns("c");
+    // keepalived's rules.
+    let ka = l.keepalived("a", &conf("  vrrp_strict\n"));
+    master(&l);
+    let ka_rules = nft_rules(&l, "a");
+    assert!(ka_rules.contains("ip daddr @vips drop"), "{ka_rules}");
+    l.signal(&ka, "TERM");
+    l.wait_exit(&ka, Duration::from_secs(10));
+    assert_eq!(nft_rules(&l, "a"), "", "keepalived left its rules");
+    // rvs's: the same, and the VIP does not answer.
+    let r = l.rvs("a", &conf("  vrrp_strict\n"), &["-P"]);
+    master(&l);
+    let rules = Lab::wait(Duration::from_secs(5), || !nft_rules(&l, "a").is_empty());
+    assert!(rules.is_some(), "no rules\n{}", l.logs());
+    assert_eq!(nft_rules(&l, "a"), ka_rules);
+    assert!(
+        lab::http_get(&client, vip).is_err(),
+        "the VIP of a non-owner MASTER answered in strict mode"
+    );
+    l.signal(&r, "TERM");
+    l.wait_exit(&r, Duration::from_secs(10));
+    assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
+    // Without strict mode (accept): no rules, the VIP answers.
+    let r = l.rvs("a", &conf(""), &["-P"]);
+    master(&l);
+    let answered = Lab::wait(Duration::from_secs(5), || {
+        lab::http_get(&client, vip).is_ok_and(|b| b == "a")
+    });
+    assert!(answered.is_some(), "{}", l.logs());
+    assert_eq!(nft_rules(&l, "a"), "");
+    l.signal(&r, "TERM");
+    l.wait_exit(&r, Duration::from_secs(10));
+}

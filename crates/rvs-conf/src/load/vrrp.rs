@@ -930,7 +930,20 @@ impl Loader<'_> {
                     format!("({}) unicast_peer is not allowed in strict mode", vi.name),
                 );
             }
-            if vi.priority != 255 && !node.children().iter().any(|c| c.name() == "accept") {
+            // keepalived: no accept mode in strict mode unless configured for VRRPv3 (an
+            // address owner always accepts); VRRPv2 (RFC 3768) has none at all.
+            let explicit = node.children().iter().any(|c| c.name() == "accept");
+            if vi.priority != 255 && (!explicit || vi.version == 2) {
+                if explicit && vi.accept {
+                    a.diags.ka_warning(
+                        node.kw.loc,
+                        node.kw.width,
+                        format!(
+                            "({}) warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting",
+                            vi.name
+                        ),
+                    );
+                }
                 vi.accept = false;
             }
             vi.preempt_delay = Duration::ZERO;

@@ -19,6 +19,10 @@ pub struct StatusArgs {
     /// The daemon's control socket (default: `$RVS_CONTROL`, else the default socket).
     #[arg(long)]
     pub control: Option<PathBuf>,
+    /// Print the VRRP instances as keepalived's JSON dump (`/tmp/keepalived.json`, what
+    /// keepalived writes on its JSON signal) and exit.
+    #[arg(long = "keepalived-json", conflicts_with = "watch")]
+    pub keepalived_json: bool,
 }
 
 use rvs_api::{Check, Status};
@@ -285,6 +289,13 @@ fn fetch(path: &std::path::Path) -> Result<String> {
 
 pub fn run(a: &StatusArgs) -> Result<ExitCode> {
     let path = crate::daemon::control::client_path(a.control.as_deref());
+    if a.keepalived_json {
+        println!(
+            "{}",
+            crate::daemon::control::call(&path, "GET", "/v1/keepalived/json")?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(every) = a.watch else {
         print!("{}", fetch(&path)?);
         return Ok(ExitCode::SUCCESS);

@@ -134,6 +134,8 @@ pub struct Ctx {
     pub dataplane: Option<Kind>,
     /// E-mail alerts sent, failed and dropped.
     pub alerts: Arc<rvs_alert::Counters>,
+    /// The configuration that runs (for keepalived's dumps), swapped by reloads.
+    pub config: arc_swap::ArcSwap<rvs_conf::Config>,
 }
 
 /// What the main loop knows that the tables do not: checkers and reloads.
@@ -187,6 +189,7 @@ fn parts() -> (Router<Arc<Ctx>>, utoipa::openapi::OpenApi) {
         .routes(routes!(reload))
         .routes(routes!(commands))
         .routes(routes!(metrics))
+        .routes(routes!(keepalived_dump))
         .split_for_parts()
 }
 
@@ -310,6 +313,33 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
         crate::daemon::metrics::render(&ctx),
     )
         .into_response()
+}
+
+/// keepalived's dump files.
+#[utoipa::path(get, path = "/v1/keepalived/{dump}",
+    params(("dump" = String, Path, description = "`data`, `stats` or `json`: what keepalived writes to /tmp/keepalived.data, .stats and .json on SIGUSR1, SIGUSR2 and its JSON signal.")),
+    responses(
+        (status = 200, description = "The dump in keepalived 2.2.7's layout (text, or JSON for `json`).", body = String),
+        (status = 404, description = "Another name.", body = rvs_api::ErrorBody),
+    ))]
+async fn keepalived_dump(
+    State(ctx): State<Arc<Ctx>>,
+    axum::extract::Path(dump): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    use crate::daemon::dumps::Dump;
+    let (which, ctype) = match dump.as_str() {
+        "data" => (Dump::Data, "text/plain; charset=utf-8"),
+        "stats" => (Dump::Stats, "text/plain; charset=utf-8"),
+        "json" => (Dump::Json, "application/json"),
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no keepalived dump {other:?}: data, stats or json"),
+            ))
+        }
+    };
+    let text = which.render(&ctx.config.load(), &ctx.vrrp());
+    Ok(([(header::CONTENT_TYPE, ctype)], text).into_response())
 }
 
 /// One page of the connection table.
@@ -518,6 +548,10 @@ fn vrrp_instance(v: &rvs_vrrpd::InstanceStatus) -> rvs_api::VrrpInstance {
         adverts_tx: v.adverts_tx,
         priority_zero_tx: v.priority_zero_tx,
         became_master: v.became_master,
+        released_master: v.released_master,
+        priority_zero_rx: v.priority_zero_rx,
+        addr_list_err: v.addr_list_err,
+        last_transition_us: v.last_transition_us,
         dropped: v.dropped.clone(),
     }
 }
@@ -792,6 +826,7 @@ mod tests {
             snapshots: Arc::default(),
             dataplane: Some(Kind::Proxy),
             alerts: Arc::default(),
+            config: arc_swap::ArcSwap::from_pointee(rvs_conf::Config::default()),
         });
         (ctx, rx)
     }
@@ -842,7 +877,8 @@ mod tests {
                 } else {
                     ""
                 };
-                let (st, text) = call(&app, &method.to_uppercase(), path, body).await;
+                let uri = path.replace("{dump}", "json");
+                let (st, text) = call(&app, &method.to_uppercase(), &uri, body).await;
                 assert_eq!(st, StatusCode::OK, "{method} {path}: {text}");
                 served += 1;
                 match path.as_str() {
@@ -867,11 +903,14 @@ mod tests {
                         serde_json::from_str::<rvs_api::CommandAnswer>(&text).unwrap();
                     }
                     "/metrics" => assert!(text.ends_with("# EOF\n"), "{text}"),
+                    "/v1/keepalived/{dump}" => {
+                        serde_json::from_str::<serde_json::Value>(&text).unwrap();
+                    }
                     other => panic!("{other}: documented but not checked here"),
                 }
             }
         }
-        assert_eq!(served, 7);
+        assert_eq!(served, 8);
         for (method, uri, status, says) in [
             (
                 "GET",

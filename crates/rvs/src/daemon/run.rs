@@ -348,6 +348,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // keepalived's dump signals: data, stats, JSON (`keepalived --signum=JSON`).
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut json_sig = signal(SignalKind::from_raw(libc::SIGRTMIN() + 2))?;
     let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
     let conf_abs = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
     // Written aside and renamed: a reader (`rvs reload`, a test) never sees it half-written.
@@ -378,6 +382,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         vrrp_enabled: !a.check_only,
         dataplane: (!a.vrrp_only).then(|| proxy.kind()),
         alerts: alert_counters.clone(),
+        config: arc_swap::ArcSwap::from_pointee(core.config().clone()),
     });
     ctx.publish(|st| st.checks = core.report(|k| checkers.figures(k)));
     // The servers stop accepting when `stop` is cancelled; `tasks` waits for them.
@@ -450,6 +455,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     }
                 }
             }
+            _ = usr1.recv() => dump(crate::daemon::dumps::Dump::Data, core.config(), &vrrp_status),
+            _ = usr2.recv() => dump(crate::daemon::dumps::Dump::Stats, core.config(), &vrrp_status),
+            _ = json_sig.recv() => dump(crate::daemon::dumps::Dump::Json, core.config(), &vrrp_status),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -485,6 +493,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             });
             checkers.alerts.clone_from(&alerts);
             publish_reload(&ctx, core.report(|k| checkers.figures(k)), report.is_ok());
+            ctx.config.store(std::sync::Arc::new(core.config().clone()));
             write_reload_status(
                 &status,
                 &ReloadStatus {
@@ -555,6 +564,17 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let _ = std::fs::remove_file(&status);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a keepalived dump off the runtime.
+fn dump(
+    which: crate::daemon::dumps::Dump,
+    cfg: &rvs_conf::Config,
+    vrrp: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+) {
+    let cfg = cfg.clone();
+    let now = vrrp.lock().map(|v| v.clone()).unwrap_or_default();
+    tokio::task::spawn_blocking(move || which.write(&cfg, &now));
 }
 
 /// Applies an `rvs adm` command on top of the running state; refused commands change

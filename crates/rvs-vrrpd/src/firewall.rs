@@ -1,0 +1,186 @@
+//! keepalived's firewall for `no_accept` and `vrrp_strict`: the addresses of instances
+//! that must not accept traffic to their VIPs (RFC 3768 / 5798: a backup, or a master
+//! that is not the address owner) are dropped in and out by nftables rules, in
+//! keepalived 2.2.7's own tables and layout (`table ip keepalived` / `table ip6
+//! keepalived`, a `vips` set, `in`/`out` chains at priority filter - 1, IPv6 neighbour
+//! discovery let through), replaced whole on every change and deleted at stop.
+//!
+//! Written for Debian's `nft` (nftables package) as one atomic `nft -f -` transaction:
+//! the crates that speak nftables' netlink directly either generate bindings with
+//! bindgen at build time (libclang for everyone who builds rvs) or link libnftnl, while
+//! `nft` is the firewall tool the host already runs; it is only needed when a
+//! configuration asks for these rules.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The addresses to drop, by family, and the table name (`nftables NAME`, default
+/// `keepalived`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirewallPlan {
+    pub table: String,
+    pub v4: BTreeSet<Ipv4Addr>,
+    pub v6: BTreeSet<Ipv6Addr>,
+}
+
+impl FirewallPlan {
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+}
+
+/// The `nft -f` script that turns the tables of `prev` into those of `want` (tables
+/// without addresses are deleted, never left empty).
+pub fn script(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> String {
+    let mut o = String::new();
+    for (family, v6) in [("ip", false), ("ip6", true)] {
+        let has = |p: Option<&FirewallPlan>| {
+            p.is_some_and(|p| {
+                if v6 {
+                    !p.v6.is_empty()
+                } else {
+                    !p.v4.is_empty()
+                }
+            })
+        };
+        // The old table goes (declared first, so that deleting it cannot fail).
+        if let Some(p) = prev.filter(|p| has(Some(p))) {
+            let _ = writeln!(
+                o,
+                "table {family} {t}\ndelete table {family} {t}",
+                t = p.table
+            );
+        }
+        let Some(w) = want.filter(|w| has(Some(w))) else {
+            continue;
+        };
+        if prev.is_none_or(|p| p.table != w.table || !has(Some(p))) {
+            let _ = writeln!(
+                o,
+                "table {family} {t}\ndelete table {family} {t}",
+                t = w.table
+            );
+        }
+        let elements: Vec<String> = if v6 {
+            w.v6.iter().map(ToString::to_string).collect()
+        } else {
+            w.v4.iter().map(ToString::to_string).collect()
+        };
+        let _ = writeln!(o, "table {family} {} {{", w.table);
+        let _ = writeln!(
+            o,
+            "\tset vips {{\n\t\ttype {}\n\t\telements = {{ {} }}\n\t}}",
+            if v6 { "ipv6_addr" } else { "ipv4_addr" },
+            elements.join(", ")
+        );
+        if v6 {
+            let _ = writeln!(
+                o,
+                "\tset neighbor-discovery {{\n\t\ttype icmpv6_type\n\t\tflags constant\n\t\t\
+                 elements = {{ nd-neighbor-solicit, nd-neighbor-advert }}\n\t}}\n\
+                 \tchain in_link_local {{\n\t}}\n\tchain out_link_local {{\n\t}}"
+            );
+        }
+        for (chain, hook, dir) in [("out", "output", "saddr"), ("in", "input", "daddr")] {
+            let _ = writeln!(
+                o,
+                "\tchain {chain} {{\n\t\ttype filter hook {hook} priority filter - 1; policy accept;"
+            );
+            if v6 {
+                let _ = writeln!(
+                    o,
+                    "\t\ticmpv6 type @neighbor-discovery accept\n\t\t\
+                     ip6 {dir} fe80::/10 goto {chain}_link_local"
+                );
+            }
+            let _ = writeln!(o, "\t\t{family} {dir} @vips drop\n\t}}");
+        }
+        let _ = writeln!(o, "}}");
+    }
+    o
+}
+
+/// Applies the difference from `prev` to `want` with `nft`; the error says what to do.
+pub async fn apply(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> Result<(), String> {
+    let text = script(want, prev);
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "no_accept / vrrp_strict: cannot run nft ({e}): install nftables; \
+                 traffic to the VIPs is not filtered"
+            )
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt as _;
+        stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| format!("nft: {e}"))?;
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .map_err(|_| "nft did not finish within 10 s".to_owned())?
+        .map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft refused the no_accept rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests panic on failure")]
+mod tests {
+    use super::*;
+
+    fn plan(v4: &[&str], v6: &[&str]) -> FirewallPlan {
+        FirewallPlan {
+            table: "keepalived".into(),
+            v4: v4.iter().map(|a| a.parse().unwrap()).collect(),
+            v6: v6.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn scripts_replace_whole_tables_and_delete_empty_ones() {
+        let a = plan(&["198.18.0.50"], &[]);
+        let s = script(Some(&a), None);
+        assert!(
+            s.starts_with("table ip keepalived\ndelete table ip keepalived\ntable ip keepalived {"),
+            "{s}"
+        );
+        assert!(s.contains("elements = { 198.18.0.50 }"), "{s}");
+        assert!(
+            s.contains("ip daddr @vips drop") && s.contains("ip saddr @vips drop"),
+            "{s}"
+        );
+        assert!(!s.contains("ip6"), "{s}");
+        // Another address: the table is replaced, once.
+        let b = plan(&["198.18.0.50", "198.18.0.51"], &["fd00:198:18::50"]);
+        let s = script(Some(&b), Some(&a));
+        assert_eq!(s.matches("delete table ip keepalived").count(), 1, "{s}");
+        assert!(s.contains("elements = { 198.18.0.50, 198.18.0.51 }"), "{s}");
+        assert!(s.contains("icmpv6 type @neighbor-discovery accept"), "{s}");
+        // Nothing left to filter: both tables go, none is created.
+        let s = script(None, Some(&b));
+        assert_eq!(
+            s,
+            "table ip keepalived\ndelete table ip keepalived\n\
+             table ip6 keepalived\ndelete table ip6 keepalived\n"
+        );
+        assert_eq!(script(None, None), "");
+    }
+}
