@@ -122,6 +122,9 @@ pub struct GlobalDefs {
     pub vrrp_startup_delay: Duration,
     /// `vrrp_notify_priority_changes`: priority changes go to the FIFOs.
     pub vrrp_notify_priority_changes: bool,
+    /// `fifo_write_vrrp_states_on_reload`: every instance's state goes to the FIFOs
+    /// again after a reload.
+    pub fifo_write_vrrp_states_on_reload: bool,
     pub enable_script_security: bool,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
@@ -185,6 +188,7 @@ impl Default for GlobalDefs {
             vrrp_skip_check_adv_addr: false,
             vrrp_startup_delay: Duration::ZERO,
             vrrp_notify_priority_changes: false,
+            fifo_write_vrrp_states_on_reload: false,
             enable_script_security: false,
             script_user: None,
             default_interface: None,

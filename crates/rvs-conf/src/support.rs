@@ -108,7 +108,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["lvs_flush_on_stop", "lvs_flush_onstop"], NotApplied("at stop rvs removes its own services, not the whole table")),
     ("global_defs", &["lvs_notify_fifo"], Applied("GlobalDefs.lvs_notify_fifo")),
     ("global_defs", &["lvs_notify_fifo_script", "notify_fifo_script", "vrrp_notify_fifo_script"], NotApplied("no script is started to read the FIFO (the FIFO itself is written)")),
-    ("global_defs", &["fifo_write_vrrp_states_on_reload"], NotApplied("states are not written to the FIFO again on reload")),
+    ("global_defs", &["fifo_write_vrrp_states_on_reload"], Applied("GlobalDefs.fifo_write_vrrp_states_on_reload")),
     ("global_defs", &["vrrp_vmac_garp_intvl"], Spelling("vrrp_garp_extra_if")),
     ("global_defs", &["vrrp_garp_extra_if"], NotApplied("no extra periodic gratuitous ARP on VMAC interfaces")),
     ("global_defs", &["checker_process_name", "lvs_process_name", "vrrp_process_name", "bfd_process_name", "process_name", "process_names"], ONE_PROCESS),

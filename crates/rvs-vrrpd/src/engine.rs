@@ -182,6 +182,8 @@ pub struct Engine {
     processes: Vec<Option<bool>>,
     policy: ScriptPolicy,
     fifos: Fifos,
+    /// `fifo_write_vrrp_states_on_reload`.
+    fifo_states_on_reload: bool,
     tasks: Vec<JoinHandle<()>>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
 }
@@ -214,15 +216,6 @@ pub async fn preflight(plan: &Plan) -> Result<(), StartError> {
         }
     }
     Ok(())
-}
-
-fn event_of(s: State) -> Option<Event> {
-    match s {
-        State::Master => Some(Event::Master),
-        State::Backup => Some(Event::Backup),
-        State::Fault => Some(Event::Fault),
-        State::Init => None,
-    }
 }
 
 impl Engine {
@@ -537,6 +530,7 @@ impl Engine {
             processes,
             policy,
             fifos: Fifos::open(&plan.fifos),
+            fifo_states_on_reload: plan.fifo_states_on_reload,
             tasks,
             status,
         };
@@ -756,12 +750,27 @@ impl Engine {
                 Action::TakeAddresses => self.take(i).await,
                 Action::ReleaseAddresses => self.release(i).await,
                 Action::Notify(s) => {
-                    let Some(ev) = event_of(s) else { continue };
+                    let Some(ev) = Event::of_state(s) else {
+                        continue;
+                    };
                     // The state a reload handed over (or BACKUP on the way to it).
                     if let Some(q) = self.rts[i].quiet {
                         if s == q || (s == State::Backup && q == State::Master) {
                             if s == q {
                                 self.rts[i].quiet = None;
+                                // fifo_write_vrrp_states_on_reload: the state it goes on
+                                // in, to the FIFOs only (no script runs).
+                                if self.fifo_states_on_reload {
+                                    let (g, m) = self.loc[i];
+                                    let prio = self.groups[g].core.members[m].priority();
+                                    let line = notify::fifo_line(
+                                        "INSTANCE",
+                                        &self.rts[i].plan.name,
+                                        ev,
+                                        prio,
+                                    );
+                                    self.fifos.write(&line);
+                                }
                             }
                             continue;
                         }

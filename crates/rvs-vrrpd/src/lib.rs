@@ -292,6 +292,15 @@ impl Vrrp {
         // The plan types hold config values without PartialEq; their Debug text is a
         // complete rendering of them.
         if format!("{plan:?}") == format!("{:?}", self.plan) {
+            // Nothing restarts; fifo_write_vrrp_states_on_reload still writes the states.
+            if plan.fifo_states_on_reload {
+                let mut fifos = notify::Fifos::open(&plan.fifos);
+                for v in self.snapshot() {
+                    if let Some(ev) = notify::Event::of_state(v.state) {
+                        fifos.write(&notify::fifo_line("INSTANCE", &v.name, ev, v.priority));
+                    }
+                }
+            }
             return (Ok(self), ReloadOutcome::Unchanged);
         }
         // New instances may wait for their interface; a running one is not moved to an

@@ -27,6 +27,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event of entering a state (none for INIT).
+    pub fn of_state(s: rvs_vrrp::State) -> Option<Event> {
+        match s {
+            rvs_vrrp::State::Master => Some(Event::Master),
+            rvs_vrrp::State::Backup => Some(Event::Backup),
+            rvs_vrrp::State::Fault => Some(Event::Fault),
+            rvs_vrrp::State::Init => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Event::Master => "MASTER",

@@ -257,6 +257,8 @@ pub struct Plan {
     pub startup_delay_us: u64,
     pub script_security: bool,
     pub script_user: Option<String>,
+    /// `fifo_write_vrrp_states_on_reload`.
+    pub fifo_states_on_reload: bool,
     /// `no_accept` / `vrrp_strict`: the addresses to drop (`None`: no rules).
     pub firewall: Option<crate::firewall::FirewallPlan>,
     /// Instances set aside because their interface does not exist (yet): shown in FAULT,
@@ -338,6 +340,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
         script_security: g.enable_script_security,
         script_user: g.script_user.clone(),
         startup_delay_us: secs_to_us(g.vrrp_startup_delay),
+        fifo_states_on_reload: g.fifo_write_vrrp_states_on_reload,
         ..Plan::default()
     };
     out.fifos.extend(g.notify_fifo.clone());

@@ -520,6 +520,19 @@ fn fifo_reader(path: &std::path::Path) -> std::fs::File {
         .unwrap()
 }
 
+/// Everything read from a FIFO so far, read on every call (non-blocking).
+fn fifo_lines(path: &std::path::Path) -> impl FnMut() -> String {
+    let reader = fifo_reader(path);
+    let mut lines = String::new();
+    move || {
+        use std::io::Read as _;
+        let mut buf = vec![0u8; 4096];
+        let n = (&reader).read(&mut buf).unwrap_or(0);
+        lines += &String::from_utf8_lossy(&buf[..n]);
+        lines.clone()
+    }
+}
+
 /// `ip -o addr show dev IF` in a node contains `addr/`.
 fn on_dev(l: &Lab, node: &str, dev: &str, addr: &str) -> bool {
     let o = std::process::Command::new("ip")
@@ -792,15 +805,7 @@ fn priority_changes_reach_the_fifo() {
     l.rvs("a", &conf, &["-P"]);
     let up = Lab::wait(Duration::from_secs(5), || l.has_addr("a", "198.18.0.73"));
     assert!(up.is_some(), "{}", l.logs());
-    let reader = fifo_reader(&fifo);
-    let mut lines = String::new();
-    let mut read = || {
-        use std::io::Read as _;
-        let mut buf = vec![0u8; 4096];
-        let n = (&reader).read(&mut buf).unwrap_or(0);
-        lines += &String::from_utf8_lossy(&buf[..n]);
-        lines.clone()
-    };
+    let mut read = fifo_lines(&fifo);
     std::fs::write(&file, "10\n").unwrap();
     let seen = Lab::wait(Duration::from_secs(4), || {
         read().contains("INSTANCE \"VI_1\" MASTER_PRIORITY 110\n")
@@ -1190,4 +1195,62 @@ fn no_accept_drops_traffic_to_the_vip_as_keepalived_does() {
     assert_eq!(nft_rules(&l, "a"), "");
     l.signal(&r, "TERM");
     l.wait_exit(&r, Duration::from_secs(10));
+}
+
+/// `fifo_write_vrrp_states_on_reload`: after a reload each instance's state goes to the
+/// FIFO again, whether the reload changed the instance (it goes on MASTER) or not;
+/// without the keyword a reload writes nothing.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn states_are_written_to_the_fifo_on_reload() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    let fifo = l.dir.join("a.fifo");
+    let conf = |prio: u8, on: bool| {
+        format!(
+            "global_defs {{\n  vrrp_notify_fifo {}\n{}}}\n\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 74\n  \
+             priority {prio}\n  advert_int 0.1\n  version 3\n  \
+             virtual_ipaddress {{\n    198.18.0.74/24\n  }}\n}}\n",
+            fifo.display(),
+            if on {
+                "  fifo_write_vrrp_states_on_reload\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let p = l.rvs("a", &conf(100, true), &["-P"]);
+    let file = l.dir.join("a-0.conf");
+    let up = Lab::wait(Duration::from_secs(5), || l.has_addr("a", "198.18.0.74"));
+    assert!(up.is_some(), "{}", l.logs());
+    let mut read = fifo_lines(&fifo);
+    let count = |t: &str, prio: u8| {
+        t.matches(&format!("INSTANCE \"VI_1\" MASTER {prio}\n"))
+            .count()
+    };
+    // A moment for what the start wrote, then a reload of the same file.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = count(&read(), 100);
+    l.signal(&p, "HUP");
+    let seen = Lab::wait(Duration::from_secs(5), || count(&read(), 100) > before);
+    assert!(seen.is_some(), "unchanged reload: {}\n{}", read(), l.logs());
+    // A reload that changes the instance: it goes on MASTER, and says so.
+    std::fs::write(&file, conf(101, true)).unwrap();
+    l.signal(&p, "HUP");
+    let seen = Lab::wait(Duration::from_secs(5), || count(&read(), 101) > 0);
+    assert!(seen.is_some(), "changed reload: {}\n{}", read(), l.logs());
+    // Without the keyword: a reload writes no state.
+    std::fs::write(&file, conf(102, false)).unwrap();
+    l.signal(&p, "HUP");
+    let reloaded = Lab::wait(Duration::from_secs(5), || {
+        l.logs().matches("VRRP: 1 instance(s) kept").count() >= 2
+    });
+    assert!(
+        reloaded.is_some(),
+        "the last reload did not run\n{}",
+        l.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(&read(), 102), 0, "{}", read());
 }

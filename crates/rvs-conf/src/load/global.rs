@@ -95,6 +95,9 @@ impl Loader<'_> {
                     set(&mut g.vrrp_startup_delay, a.arg_timer(n, 0.0, 3600.0));
                 }
                 "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = a.flag(n),
+                "fifo_write_vrrp_states_on_reload" => {
+                    g.fifo_write_vrrp_states_on_reload = a.flag(n);
+                }
                 "enable_script_security" => g.enable_script_security = a.bare(n),
                 "script_user" => {
                     a.extra(n, 2);
