@@ -133,7 +133,9 @@ pub struct GlobalDefs {
     pub rs_init_notifies: bool,
     pub lvs_timeouts: LvsTimeouts,
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// `lvs_flush`: the kernel's IPVS table is emptied at start (kernel IPVS plane).
     pub lvs_flush: bool,
+    /// `lvs_flush_on_stop [ALL]`: emptied at stop, not only of rvs's services.
     pub lvs_flush_on_stop: bool,
     pub notify_fifo: Option<String>,
     pub vrrp_notify_fifo: Option<String>,

@@ -274,6 +274,12 @@ impl Ipvs {
         self.service_cmd("editing a service", cmd::SET_SERVICE, s)
     }
 
+    /// Empties the kernel's table: every service, whoever made it (`ipvsadm -C`).
+    pub fn flush(&mut self) -> Result<(), IpvsError> {
+        self.request("flushing the table", cmd::FLUSH, 0, &Attrs::default())
+            .map(|_| ())
+    }
+
     pub fn del_service(&mut self, key: &SvcKey) -> Result<(), IpvsError> {
         let mut top = Attrs::default();
         top.nested(attr::CMD_SERVICE, &svc_id_attrs(key));

@@ -152,7 +152,23 @@ impl Loader<'_> {
                     if n.name() == "lvs_flush_onstop" {
                         deprecated(a, n, "lvs_flush_on_stop");
                     }
-                    g.lvs_flush_on_stop = true;
+                    // keepalived: bare or `ALL` flushes the whole table at stop; `VS`
+                    // removes the configured services (what rvs does anyway), `NO` nothing
+                    // more.
+                    g.lvs_flush_on_stop = match n.args.first().map(|t| t.text.as_str()) {
+                        None | Some("ALL") => true,
+                        Some("VS" | "NO") => false,
+                        Some(_) => {
+                            let t = &n.args[0];
+                            a.diags.error(
+                                t.loc,
+                                t.width,
+                                format!("lvs_flush_on_stop '{}': expected ALL, VS or NO", t.text),
+                            );
+                            false
+                        }
+                    };
+                    a.extra(n, 1);
                 }
                 "notify_fifo" => g.notify_fifo = n.args.first().map(|t| t.text.clone()),
                 "vrrp_notify_fifo" => g.vrrp_notify_fifo = n.args.first().map(|t| t.text.clone()),

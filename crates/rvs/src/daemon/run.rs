@@ -223,7 +223,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         )
         .await?
     } else if a.dataplane == Kind::Ipvs && !a.vrrp_only {
-        Dataplane::ipvs(&opts)?
+        Dataplane::ipvs(
+            &opts,
+            crate::daemon::dataplane::ipvs::Flush {
+                at_start: cfg.global_defs.lvs_flush,
+                at_stop: cfg.global_defs.lvs_flush_on_stop,
+            },
+        )?
     } else {
         Dataplane::proxy(opts)
     };

@@ -174,3 +174,18 @@ t=0; while ! ipvsadm -Ln | grep -q "198.18.1.50:80" || [ ! -s /tmp/ka.pid ]; do 
 kill $(head -1 /tmp/ka.pid)
 t=0; while ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || fail "keepalived personality left services"; usleep 100000; done
 echo "PASS keepalived -n -f programs kernel IPVS and cleans up at stop"
+
+# lvs_flush empties the kernel's table at start (a service rvs did not make goes too);
+# lvs_flush_on_stop empties it at stop (one added by hand meanwhile goes too). Without
+# them, as above, rvs touches only its own services.
+ipvsadm -A -t 198.18.9.9:99 -s rr
+write_conf "198.18.0.11"
+{ printf 'global_defs {\n    lvs_flush\n    lvs_flush_on_stop\n}\n'; sed '1,3d' $conf; } > /tmp/kf.conf
+"$R" run -C -f /tmp/kf.conf --dataplane ipvs --control /tmp/c2.sock --pid-file /tmp/rvs2.pid --log-level info 2> /tmp/rvs2.log &
+t=0; while ! ipvsadm -Ln | grep -q "198.18.1.50:80" || [ ! -s /tmp/rvs2.pid ]; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/rvs2.log; fail "lvs_flush: no table"; }; usleep 100000; done
+ipvsadm -Ln | grep -q "198.18.9.9:99" && { cat /tmp/rvs2.log; fail "lvs_flush left a service rvs did not make"; }
+echo "PASS lvs_flush emptied the kernel's table at start"
+ipvsadm -A -t 198.18.9.10:99 -s rr
+kill $(head -1 /tmp/rvs2.pid)
+t=0; while [ -n "$(ipvsadm -Ln | grep -E '^(TCP|UDP)')" ]; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/rvs2.log; fail "lvs_flush_on_stop left services"; }; usleep 100000; done
+echo "PASS lvs_flush_on_stop emptied the kernel's table at stop"

@@ -18,6 +18,15 @@ struct State {
     managed: HashSet<rvs_sched::SvcKey>,
     shared: Arc<Shared>,
     snapshots: Arc<Snapshots>,
+    /// `lvs_flush_on_stop`: the whole table goes at stop.
+    flush_on_stop: bool,
+}
+
+/// keepalived's `lvs_flush` and `lvs_flush_on_stop`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flush {
+    pub at_start: bool,
+    pub at_stop: bool,
 }
 
 pub struct IpvsForwarder {
@@ -26,14 +35,25 @@ pub struct IpvsForwarder {
 
 impl IpvsForwarder {
     /// Opens the kernel's IPVS (fails with what to do when the kernel has none).
-    pub fn open(shared: Arc<Shared>, snapshots: Arc<Snapshots>) -> anyhow::Result<IpvsForwarder> {
-        let ipvs = rvs_ipvs::Ipvs::open().map_err(|e| anyhow::anyhow!("--dataplane ipvs: {e}"))?;
+    pub fn open(
+        shared: Arc<Shared>,
+        snapshots: Arc<Snapshots>,
+        flush: Flush,
+    ) -> anyhow::Result<IpvsForwarder> {
+        let mut ipvs =
+            rvs_ipvs::Ipvs::open().map_err(|e| anyhow::anyhow!("--dataplane ipvs: {e}"))?;
         tracing::info!("kernel IPVS over netlink");
+        if flush.at_start {
+            ipvs.flush()
+                .map_err(|e| anyhow::anyhow!("lvs_flush: {e}"))?;
+            tracing::info!("lvs_flush: the kernel's IPVS table emptied");
+        }
         let state = State {
             ipvs,
             managed: HashSet::new(),
             shared,
             snapshots,
+            flush_on_stop: flush.at_stop,
         };
         let owner = Owner::spawn("rvs-ipvs", state, |st| {
             st.copy_counters();
@@ -91,9 +111,20 @@ impl Forwarder for IpvsForwarder {
             let _ = self
                 .owner
                 .call(|st| {
-                    for key in &st.managed {
-                        if let Err(e) = st.ipvs.del_service(key) {
-                            tracing::warn!("removing a kernel IPVS service at stop: {e}");
+                    if st.flush_on_stop {
+                        match st.ipvs.flush() {
+                            Ok(()) => {
+                                tracing::info!(
+                                    "lvs_flush_on_stop: the kernel's IPVS table emptied"
+                                );
+                            }
+                            Err(e) => tracing::warn!("lvs_flush_on_stop: {e}"),
+                        }
+                    } else {
+                        for key in &st.managed {
+                            if let Err(e) = st.ipvs.del_service(key) {
+                                tracing::warn!("removing a kernel IPVS service at stop: {e}");
+                            }
                         }
                     }
                     st.managed.clear();

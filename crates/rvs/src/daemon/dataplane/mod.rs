@@ -125,13 +125,13 @@ impl Dataplane {
     }
 
     /// The kernel's IPVS (fails with what to do when the kernel has none).
-    pub fn ipvs(opts: &ProxyOptions) -> anyhow::Result<Dataplane> {
+    pub fn ipvs(opts: &ProxyOptions, flush: ipvs::Flush) -> anyhow::Result<Dataplane> {
         let proxy = Proxy::new(ProxyOptions {
             table_only: true,
             ..opts.clone()
         });
         let snapshots = Arc::<Snapshots>::default();
-        let fwd = ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone())?;
+        let fwd = ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone(), flush)?;
         Ok(Dataplane {
             proxy,
             fwd: Box::new(fwd),
