@@ -125,6 +125,13 @@ pub struct GlobalDefs {
     /// `fifo_write_vrrp_states_on_reload`: every instance's state goes to the FIFOs
     /// again after a reload.
     pub fifo_write_vrrp_states_on_reload: bool,
+    /// `vrrp_priority`, `checker_priority`, `bfd_priority` (nice, -20..19), when set.
+    pub vrrp_priority: Option<i8>,
+    pub checker_priority: Option<i8>,
+    pub bfd_priority: Option<i8>,
+    /// `vrrp_no_swap`, `checker_no_swap`, `bfd_no_swap` (one of them: rvs locks its
+    /// memory).
+    pub no_swap: bool,
     pub enable_script_security: bool,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
@@ -191,6 +198,10 @@ impl Default for GlobalDefs {
             vrrp_startup_delay: Duration::ZERO,
             vrrp_notify_priority_changes: false,
             fifo_write_vrrp_states_on_reload: false,
+            vrrp_priority: None,
+            checker_priority: None,
+            bfd_priority: None,
+            no_swap: false,
             enable_script_security: false,
             script_user: None,
             default_interface: None,

@@ -810,6 +810,43 @@ fn rs_init_notifies_announce_the_servers_that_start_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue #18 item 10: `vrrp_priority`, `checker_priority` and `bfd_priority` set the
+/// daemon's nice value (rvs is one process: the highest priority asked). Needs root (a
+/// negative nice).
+#[test]
+#[ignore = "needs root for a negative nice: ./test.sh runs it as root"]
+fn process_priority_sets_the_daemons_nice() {
+    require_root();
+    let _b = backend("127.35.12.2:9100", "b", Mode::Name);
+    let conf = format!(
+        "global_defs {{\n    vrrp_priority -5\n    checker_priority 3\n}}\n{}",
+        config(
+            "127.35.13.1",
+            "TCP_CHECK {\n            connect_timeout 1\n        }",
+            "",
+            &["127.35.12.2"]
+        )
+    );
+    let d = Daemon::start("nice", &conf, "127.35.13.1:8080".parse().unwrap());
+    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
+    let pid = pid.lines().next().unwrap().trim().to_owned();
+    // Every thread's nice (Linux keeps one per thread): the 19th field of its stat, after
+    // the command in brackets.
+    let mut threads = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+        let after = stat.rsplit_once(") ").unwrap().1;
+        let nice: i32 = after.split_whitespace().nth(16).unwrap().parse().unwrap();
+        assert_eq!(nice, -5, "{stat}");
+        threads += 1;
+    }
+    assert!(threads > 1, "the runtime's threads were not seen");
+    d.stop();
+}
+
 /// Issue #18 item 10: `vrrp_no_swap` (and `checker_no_swap`, `bfd_no_swap`) lock the
 /// daemon's memory (rvs is one process). Needs root (`CAP_IPC_LOCK`).
 #[test]

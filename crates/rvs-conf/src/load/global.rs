@@ -95,6 +95,12 @@ impl Loader<'_> {
                     set(&mut g.vrrp_startup_delay, a.arg_timer(n, 0.0, 3600.0));
                 }
                 "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = a.flag(n),
+                "vrrp_priority" => g.vrrp_priority = a.arg_int(n, -20, 19),
+                "checker_priority" => g.checker_priority = a.arg_int(n, -20, 19),
+                "bfd_priority" => g.bfd_priority = a.arg_int(n, -20, 19),
+                "vrrp_no_swap" | "checker_no_swap" | "bfd_no_swap" => {
+                    g.no_swap |= a.bare(n);
+                }
                 "fifo_write_vrrp_states_on_reload" => {
                     g.fifo_write_vrrp_states_on_reload = a.flag(n);
                 }

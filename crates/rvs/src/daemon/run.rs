@@ -281,12 +281,42 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         )
         .await;
     }
+    // vrrp_priority / checker_priority / bfd_priority: keepalived sets each child's nice
+    // value; rvs is one process, which gets the highest priority asked (the lowest nice).
+    let g = &cfg.global_defs;
+    if let Some(nice) = [g.vrrp_priority, g.checker_priority, g.bfd_priority]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        // Linux keeps a nice value per thread: every thread that runs now (the runtime's
+        // workers) gets it, and the threads they start later inherit it.
+        let tids: Vec<i32> = std::fs::read_dir("/proc/self/task")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut failed = None;
+        for t in tids
+            .iter()
+            .filter_map(|t| rustix::process::Pid::from_raw(*t))
+        {
+            if let Err(e) = rustix::process::setpriority_process(Some(t), i32::from(nice)) {
+                failed = Some(e);
+            }
+        }
+        match failed {
+            None => tracing::info!("process priority: nice {nice}"),
+            Some(e) => tracing::warn!(
+                "process priority nice {nice}: {e} (a negative nice needs CAP_SYS_NICE)"
+            ),
+        }
+    }
     // vrrp_no_swap / checker_no_swap / bfd_no_swap: keepalived locks each child process in
     // memory; rvs is one process, so any of them locks all of it.
-    if ["vrrp_no_swap", "checker_no_swap", "bfd_no_swap"]
-        .iter()
-        .any(|k| cfg.global_defs.other.contains_key(*k))
-    {
+    if g.no_swap {
         use rustix::mm::{mlockall, MlockAllFlags};
         match mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE) {
             Ok(()) => tracing::info!("memory locked (no_swap)"),
