@@ -423,12 +423,15 @@ fn reload_keeps_the_master_and_applies_the_difference() {
     lab::require(false);
     let mut l = lab();
     // A weight-0 track_script (keepalived's default weight): a kept instance must not
-    // pass through FAULT while the script runs again after a reload.
+    // pass through FAULT while the script runs again after a reload. Adverts every 0.3 s:
+    // the backup declares the master down after about a second of silence, room for a
+    // reload on a machine overloaded well beyond one busy core (0.1 s once let a CI run
+    // beside two test loops see b take over during a reload).
     let vi = |prio: u8, iface: &str, vips: &str| {
         format!(
             "vrrp_script chk {{\n  script /bin/true\n  interval 5\n}}\n\
              vrrp_instance VI_1 {{\n  state MASTER\n  interface {iface}\n  virtual_router_id 51\n  \
-             priority {prio}\n  advert_int 0.1\n  version 3\n  track_script {{\n    chk\n  }}\n  \
+             priority {prio}\n  advert_int 0.3\n  version 3\n  track_script {{\n    chk\n  }}\n  \
              virtual_ipaddress {{\n{vips}  }}\n}}\n"
         )
     };
