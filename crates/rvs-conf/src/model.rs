@@ -529,6 +529,9 @@ pub struct VrrpInstance {
     pub unicast_ttl: Option<u8>,
     pub mcast_dst_ip: Option<IpAddr>,
     pub nopreempt: bool,
+    /// `promote_secondaries`: the interface's `promote_secondaries` sysctl is set while
+    /// rvs runs (restored at stop).
+    pub promote_secondaries: bool,
     #[serde(serialize_with = "secs::serialize")]
     pub preempt_delay: Duration,
     pub accept: bool,

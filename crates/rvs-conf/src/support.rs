@@ -170,7 +170,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("vrrp_instance", &["virtual_rules"], NotApplied("the rules are not installed when MASTER (they are checked)")),
     ("vrrp_instance", &["use_ipvlan", "vmac_xmit_base", "use_vmac_addr"], NotApplied("the VMAC interface is a plain macvlan, sending from itself")),
     ("vrrp_instance", &["garp_extra_if"], NotApplied("no extra periodic gratuitous ARP on VMAC interfaces")),
-    ("vrrp_instance", &["promote_secondaries"], NotApplied("the interface's promote_secondaries setting is left as it is")),
+    ("vrrp_instance", &["promote_secondaries"], Applied("VrrpInstance.promote_secondaries")),
     ("vrrp_instance", &["unicast_fault_no_peer"], NotApplied("a unicast instance without peers is not put in FAULT")),
     ("vrrp_instance", &["old_unicast_checksum"], NotApplied("adverts use RFC 5798 checksums (see docs/compat.md)")),
     ("vrrp_instance", &["track_src_ip"], NotApplied("the source address is not tracked")),

@@ -135,6 +135,51 @@ pub struct Vrrp {
     bfd: rvs_bfd::driver::Registry,
     /// The `no_accept` rules installed.
     firewall: Option<firewall::FirewallPlan>,
+    /// Interfaces whose `promote_secondaries` rvs set, with the value to restore.
+    promoted: Vec<(String, String)>,
+}
+
+/// The `promote_secondaries` sysctl of an interface.
+fn promote_path(iface: &str) -> std::path::PathBuf {
+    std::path::Path::new("/proc/sys/net/ipv4/conf")
+        .join(iface)
+        .join("promote_secondaries")
+}
+
+/// keepalived's `promote_secondaries`: set on the instances' interfaces while they run
+/// (so that removing the VIP that is a primary address does not take the secondaries
+/// with it), restored when no instance asks for it any more. `promoted` holds what was
+/// set and the values to restore.
+fn promote(plan: &Plan, promoted: &mut Vec<(String, String)>) {
+    let want: std::collections::BTreeSet<&str> = plan
+        .instances
+        .iter()
+        .chain(&plan.waiting)
+        .filter(|p| p.promote_secondaries)
+        .map(|p| p.iface.as_str())
+        .collect();
+    promoted.retain(|(iface, old)| {
+        if want.contains(iface.as_str()) {
+            return true;
+        }
+        if let Err(e) = std::fs::write(promote_path(iface), old) {
+            tracing::warn!("{iface}: restoring promote_secondaries: {e}");
+        }
+        false
+    });
+    for iface in want {
+        if promoted.iter().any(|(i, _)| i == iface) {
+            continue;
+        }
+        let path = promote_path(iface);
+        let old = std::fs::read_to_string(&path)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default();
+        match std::fs::write(&path, "1") {
+            Ok(()) => promoted.push((iface.to_owned(), old)),
+            Err(e) => tracing::warn!("{iface}: setting promote_secondaries: {e}"),
+        }
+    }
 }
 
 impl Vrrp {
@@ -159,7 +204,7 @@ impl Vrrp {
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
         let running = split(&plan).await;
-        Vrrp::launch(plan, running, status, handover, bfd, None).await
+        Vrrp::launch(plan, running, status, handover, bfd, None, Vec::new()).await
     }
 
     /// Starts `running` (`plan` with the instances that cannot start yet set aside).
@@ -170,6 +215,7 @@ impl Vrrp {
         handover: Option<&engine::Handover>,
         bfd: rvs_bfd::driver::Registry,
         installed: Option<firewall::FirewallPlan>,
+        mut promoted: Vec<(String, String)>,
     ) -> Result<Vrrp, StartError> {
         for p in &running.waiting {
             tracing::warn!(
@@ -204,6 +250,7 @@ impl Vrrp {
                 }
             }
         };
+        promote(&plan, &mut promoted);
         Ok(Vrrp {
             stop: Some(stop),
             task,
@@ -212,6 +259,7 @@ impl Vrrp {
             running,
             bfd,
             firewall,
+            promoted,
         })
     }
 
@@ -244,6 +292,7 @@ impl Vrrp {
             Some(&handover),
             bfd.clone(),
             installed.clone(),
+            self.promoted.clone(),
         )
         .await
         {
@@ -255,8 +304,17 @@ impl Vrrp {
                 // Back to what ran (its instances were ready a moment ago).
                 tracing::error!("VRRP: starting the waiting instances failed: {e}");
                 let (plan, running) = (self.plan.clone(), self.running.clone());
-                if let Ok(v) =
-                    Vrrp::launch(plan, running, status, Some(&handover), bfd, installed).await
+                let promoted = self.promoted.clone();
+                if let Ok(v) = Vrrp::launch(
+                    plan,
+                    running,
+                    status,
+                    Some(&handover),
+                    bfd,
+                    installed,
+                    promoted,
+                )
+                .await
                 {
                     *self = v;
                 }
@@ -272,6 +330,7 @@ impl Vrrp {
         if let Err(e) = firewall::apply(None, self.firewall.as_ref()).await {
             tracing::error!("removing the no_accept rules: {e}");
         }
+        promote(&Plan::default(), &mut self.promoted);
     }
 
     async fn halt(&mut self, mode: engine::StopMode) -> engine::Handover {
@@ -345,6 +404,7 @@ impl Vrrp {
         let (old, old_running) = (self.plan.clone(), self.running.clone());
         let bfd = self.bfd.clone();
         let installed = self.firewall.clone();
+        let promoted = self.promoted.clone();
         let handover = self.halt(engine::StopMode::Reload(keep)).await;
         match Vrrp::launch(
             plan,
@@ -353,6 +413,7 @@ impl Vrrp {
             Some(&handover),
             bfd.clone(),
             installed.clone(),
+            promoted.clone(),
         )
         .await
         {
@@ -360,7 +421,16 @@ impl Vrrp {
             Err(e) => {
                 tracing::error!("VRRP reload failed ({e}): going back to the previous instances");
                 (
-                    Vrrp::launch(old, old_running, status, Some(&handover), bfd, installed).await,
+                    Vrrp::launch(
+                        old,
+                        old_running,
+                        status,
+                        Some(&handover),
+                        bfd,
+                        installed,
+                        promoted,
+                    )
+                    .await,
                     ReloadOutcome::RolledBack(e.to_string()),
                 )
             }

@@ -460,6 +460,7 @@ mod tests {
             interval_field: if version == 2 { 1 } else { 100 },
             down_adverts: 3,
             nopreempt: false,
+            promote_secondaries: false,
             preempt_delay_us: 0,
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,

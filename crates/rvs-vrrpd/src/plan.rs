@@ -183,6 +183,8 @@ pub struct InstancePlan {
     pub interval_field: u16,
     pub down_adverts: u64,
     pub nopreempt: bool,
+    /// `promote_secondaries` on the interface.
+    pub promote_secondaries: bool,
     pub preempt_delay_us: u64,
     pub lower_prio_no_advert: bool,
     pub higher_prio_send_advert: bool,
@@ -492,6 +494,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             interval_field,
             down_adverts: u64::from(vi.down_timer_adverts.max(1)),
             nopreempt: vi.nopreempt && !wants_master && vi.priority != 255,
+            promote_secondaries: vi.promote_secondaries,
             preempt_delay_us: if wants_master {
                 0
             } else {

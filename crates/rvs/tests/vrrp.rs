@@ -1257,3 +1257,41 @@ fn states_are_written_to_the_fifo_on_reload() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(count(&read(), 102), 0, "{}", read());
 }
+
+/// `promote_secondaries`: the interface's sysctl is set while rvs runs, as keepalived
+/// sets it, and restored at stop.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn promote_secondaries_is_set_while_running_and_restored() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    let ns = l.ns("a");
+    let in_a = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let path = "/proc/sys/net/ipv4/conf/eth0/promote_secondaries";
+    let sysctl = || {
+        String::from_utf8_lossy(&in_a(&["cat", path]).stdout)
+            .trim()
+            .to_owned()
+    };
+    assert!(
+        in_a(&["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=0"])
+            .status
+            .success()
+    );
+    let conf = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 75\n  \
+                priority 100\n  advert_int 0.1\n  version 3\n  promote_secondaries\n  \
+                virtual_ipaddress {\n    198.18.0.75/24\n  }\n}\n";
+    let p = l.rvs("a", conf, &["-P"]);
+    let up = Lab::wait(Duration::from_secs(5), || l.has_addr("a", "198.18.0.75"));
+    assert!(up.is_some(), "{}", l.logs());
+    assert_eq!(sysctl(), "1", "{}", l.logs());
+    l.signal(&p, "TERM");
+    l.wait_exit(&p, Duration::from_secs(10));
+    assert_eq!(sysctl(), "0", "not restored\n{}", l.logs());
+}

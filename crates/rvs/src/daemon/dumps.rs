@@ -199,7 +199,7 @@ pub fn json(cfg: &Config, instances: &[InstanceStatus]) -> String {
                     "base_priority": v.base_priority,
                     "effective_priority": v.priority,
                     "vipset": installed,
-                    "promote_secondaries": false,
+                    "promote_secondaries": vi.promote_secondaries,
                     "adver_int": seconds(vi.advert_int),
                     "master_adver_int": seconds(vi.advert_int),
                     "accept": flag(vi.accept),
