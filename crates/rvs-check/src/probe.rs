@@ -176,7 +176,8 @@ pub fn md5_hex(body: &[u8]) -> String {
 async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Outcome, Detail) {
     let scheme = if tls { "https" } else { "http" };
     let tls_cfg = if tls {
-        match crate::tls::client_config(h.tls_ca.as_deref()) {
+        let client = h.tls_certificate.as_deref().zip(h.tls_key.as_deref());
+        match crate::tls::client_config(h.tls_ca.as_deref(), client) {
             Ok(cfg) => Some(std::sync::Arc::new(cfg)),
             Err(e) => return (Outcome::LocalError, detail(format!("SSL_GET: {e}"))),
         }

@@ -45,13 +45,17 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-/// The client configuration: verifying against `ca` (a PEM file) or not at all.
-pub fn client_config(ca: Option<&str>) -> Result<rustls::ClientConfig, String> {
+/// The client configuration: verifying against `ca` (a PEM file) or not at all, and
+/// presenting `client` (certificate chain and key, PEM files) to servers that ask.
+pub fn client_config(
+    ca: Option<&str>,
+    client: Option<(&str, &str)>,
+) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let cfg = match ca {
+    let wants_cert = match ca {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(path)
@@ -62,14 +66,24 @@ pub fn client_config(ca: Option<&str>) -> Result<rustls::ClientConfig, String> {
                     .add(c)
                     .map_err(|e| format!("bad certificate in {path}: {e}"))?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
         }
         None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
     };
-    Ok(cfg)
+    let Some((cert, key)) = client else {
+        return Ok(wants_cert.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read the client certificate {cert}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad certificate in {cert}: {e}"))?;
+    let key_der = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the client key {key}: {e}"))?;
+    wants_cert
+        .with_client_auth_cert(chain, key_der)
+        .map_err(|e| format!("client certificate {cert} with key {key}: {e}"))
 }
 
 /// The name to present: the SNI name when SNI is on, else the address (no SNI is sent

@@ -829,6 +829,10 @@ pub struct HttpCheck {
     /// CA file to verify the server with (`SSL_GET`; from the root `SSL { ca }` block).
     /// Without it, as keepalived, the certificate is not verified.
     pub tls_ca: Option<String>,
+    /// The client certificate (PEM chain) and its key presented to real servers that ask
+    /// for one (the root `SSL { certificate key }`).
+    pub tls_certificate: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -232,7 +232,9 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("bfd_instance", &["vrrp", "checker"], Applied("-: BFD sessions serve VRRP and checkers alike")),
     ("bfd_instance", &["multihop"], NotApplied("sessions are single-hop (RFC 5881)")),
     ("SSL", &["ca"], Applied("HttpCheck.tls_ca")),
-    ("SSL", &["certificate", "key", "password"], NotApplied("SSL_GET presents no client certificate")),
+    ("SSL", &["certificate"], Applied("HttpCheck.tls_certificate")),
+    ("SSL", &["key"], Applied("HttpCheck.tls_key")),
+    ("SSL", &["password"], NotApplied("encrypted keys are not read: give SSL_GET's client key unencrypted")),
     // virtual_server.
     ("virtual_server", &["protocol"], Applied("VirtualServer.protocol")),
     ("virtual_server", &["lvs_sched", "lb_algo"], Applied("VirtualServer.lb_algo")),

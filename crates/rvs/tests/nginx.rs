@@ -101,28 +101,43 @@ fn http_and_ssl_checks_against_nginx() {
     std::fs::create_dir_all(dir.join("www")).unwrap();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let p = |n: &str| dir.join(n).display().to_string();
-    // A self-signed certificate (no CA) for 127.36.0.2 only.
-    run(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=rs2.rvs.test",
-        "-addext",
-        "subjectAltName=IP:127.36.0.2",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-keyout",
-        &p("key.pem"),
-        "-out",
-        &p("cert.pem"),
-    ]));
+    // A self-signed certificate (no CA) for 127.36.0.2 only; and a client certificate,
+    // which the server at 127.36.0.4 requires (trusting it as its own CA: self-signed).
+    let self_signed = |cn: &str, extra: &[&str], key: &str, cert: &str| {
+        let mut args = vec![
+            "req".to_owned(),
+            "-x509".into(),
+            "-newkey".into(),
+            "ec".into(),
+            "-pkeyopt".into(),
+            "ec_paramgen_curve:P-256".into(),
+            "-nodes".into(),
+            "-days".into(),
+            "1".into(),
+            "-subj".into(),
+            format!("/CN={cn}"),
+        ];
+        for e in extra {
+            args.extend(["-addext".to_owned(), (*e).to_owned()]);
+        }
+        args.extend(["-keyout".into(), p(key), "-out".into(), p(cert)]);
+        run(Command::new("openssl").args(&args));
+    };
+    self_signed(
+        "rs2.rvs.test",
+        &[
+            "subjectAltName=IP:127.36.0.2",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+        "key.pem",
+        "cert.pem",
+    );
+    self_signed(
+        "director.rvs.test",
+        &["basicConstraints=critical,CA:TRUE"],
+        "client-key.pem",
+        "client.pem",
+    );
     std::fs::write(dir.join("www/health.txt"), "healthy\n").unwrap();
     std::fs::write(
         dir.join("nginx.conf"),
@@ -130,12 +145,14 @@ fn http_and_ssl_checks_against_nginx() {
             "worker_processes 1;\ndaemon off;\npid {pid};\nevents {{ worker_connections 64; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
              server {{ listen 127.36.0.1:18080; root {www}; }}\n\
-             server {{ listen 127.36.0.2:18443 ssl; listen 127.36.0.3:18443 ssl; ssl_certificate {cert}; ssl_certificate_key {key}; root {www}; }}\n}}\n",
+             server {{ listen 127.36.0.2:18443 ssl; listen 127.36.0.3:18443 ssl; ssl_certificate {cert}; ssl_certificate_key {key}; root {www}; }}\n\
+             server {{ listen 127.36.0.4:18443 ssl; ssl_certificate {cert}; ssl_certificate_key {key}; ssl_verify_client on; ssl_client_certificate {client}; root {www}; }}\n}}\n",
             pid = p("nginx.pid"),
             d = dir.display(),
             www = p("www"),
             cert = p("cert.pem"),
             key = p("key.pem"),
+            client = p("client.pem"),
         ),
     )
     .unwrap();
@@ -159,18 +176,31 @@ fn http_and_ssl_checks_against_nginx() {
     let md5 = run(Command::new("md5sum").arg(dir.join("www/health.txt")));
     assert_eq!(Some(digest.as_str()), md5.split_whitespace().next());
 
+    // The server at 127.36.0.4 requires a client certificate.
+    let checks = || {
+        let mut c = String::new();
+        let common = "            connect_timeout 1\n            retry 0\n            warmup 0\n";
+        c += "virtual_server 127.36.1.1 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n";
+        c += &format!("    real_server 127.36.0.1 18080 {{\n        HTTP_GET {{\n            url {{\n                path /health.txt\n                digest {digest}\n                status_code 200-299\n            }}\n{common}        }}\n    }}\n");
+        for rs in ["127.36.0.2", "127.36.0.3", "127.36.0.4"] {
+            c += &format!("    real_server {rs} 18443 {{\n        SSL_GET {{\n            url {{\n                path /health.txt\n                status_code 200\n            }}\n{common}        }}\n    }}\n");
+        }
+        c + "}\n"
+    };
     let conf = |verify: bool| {
         let mut c = String::new();
         if verify {
             c += &format!("SSL {{\n    ca {}\n}}\n", p("cert.pem"));
         }
-        let common = "            connect_timeout 1\n            retry 0\n            warmup 0\n";
-        c += "virtual_server 127.36.1.1 8080 {\n    delay_loop 1\n    lvs_sched rr\n    lvs_method NAT\n    protocol TCP\n";
-        c += &format!("    real_server 127.36.0.1 18080 {{\n        HTTP_GET {{\n            url {{\n                path /health.txt\n                digest {digest}\n                status_code 200-299\n            }}\n{common}        }}\n    }}\n");
-        for rs in ["127.36.0.2", "127.36.0.3"] {
-            c += &format!("    real_server {rs} 18443 {{\n        SSL_GET {{\n            url {{\n                path /health.txt\n                status_code 200\n            }}\n{common}        }}\n    }}\n");
-        }
-        c + "}\n"
+        c + &checks()
+    };
+    let with_client_cert = || {
+        format!(
+            "SSL {{\n    certificate {}\n    key {}\n}}\n{}",
+            p("client.pem"),
+            p("client-key.pem"),
+            checks()
+        )
     };
     let vip: SocketAddr = "127.36.1.1:8080".parse().unwrap();
     let d = Daemon::start("nginx", &conf(true), vip);
@@ -211,6 +241,13 @@ fn http_and_ssl_checks_against_nginx() {
     let (ok, msg) = d.reload(&conf(false));
     assert!(ok, "{msg}");
     wait("unverified SSL_GET", &|| listed(rs3));
+    // A server that requires a client certificate answers 400 without one: out; with the
+    // root `SSL { certificate key }` presented, it is in.
+    let rs4 = "127.36.0.4:18443";
+    assert!(!listed(rs4), "{}", d.adm(&["-Ln"]).1);
+    let (ok, msg) = d.reload(&with_client_cert());
+    assert!(ok, "{msg}");
+    wait("SSL_GET with a client certificate", &|| listed(rs4));
     assert!(d.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -89,12 +89,21 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
     l.note_scripts(tree);
     l.cross_checks();
     // SSL_GET checkers verify against the root SSL block's CA, wherever it is written.
-    let ca = l.cfg.ssl.as_ref().and_then(|s| s.ca.clone());
+    // SSL_GET checkers verify against the root SSL block's CA and present its client
+    // certificate, wherever the block is written.
+    let ssl = l.cfg.ssl.clone().unwrap_or_default();
     for vs in &mut l.cfg.virtual_servers {
         for rs in &mut vs.real_servers {
             for c in &mut rs.checkers {
                 if let CheckKind::Ssl(h) = &mut c.kind {
-                    h.tls_ca.clone_from(&ca);
+                    h.tls_ca.clone_from(&ssl.ca);
+                    h.tls_certificate.clone_from(&ssl.certificate);
+                    // Without `key`, the key is read from the certificate's file.
+                    h.tls_key.clone_from(if ssl.key.is_some() {
+                        &ssl.key
+                    } else {
+                        &ssl.certificate
+                    });
                 }
             }
         }
