@@ -38,9 +38,9 @@ impl Proto {
 ///
 /// `Display` prints it as keepalived's logs do (`[10.0.0.1]:tcp:80`, `FWM 7`), so rvs's
 /// lines read like the ones operators grep for; [`SvcKey::metric_label`] is the label
-/// value of the metrics (`tcp/10.0.0.1:80`, `fwm/7`, `fwm/7/v6`). JSON (the control API,
-/// `POST /v1/commands`) carries it as `{"Addr": {"proto": "Tcp", "addr": …, "port": …}}`
-/// or `{"Fwmark": {"mark": …, "v6": …}}`.
+/// value of the metrics (`tcp/10.0.0.1:80`, `fwm/7`, `fwm/7/v6`). The control API carries
+/// it as `rvs_api::ServiceKey` (`{"proto": "tcp", "addr": …, "port": …}` or
+/// `{"fwmark": 7, "family": "inet"}`); this type's own serde form is internal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SvcKey {
     Addr {
