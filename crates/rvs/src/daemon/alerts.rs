@@ -22,7 +22,8 @@ pub struct Alerts {
     last: std::sync::Mutex<HashMap<(bool, String), VrrpEvent>>,
 }
 
-fn hostname() -> String {
+/// The host's name (keepalived's default `router_id` and mail sender).
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
 }

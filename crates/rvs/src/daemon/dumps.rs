@@ -73,14 +73,37 @@ impl Dump {
     }
 }
 
-fn dropped(v: &InstanceStatus, reason: &str) -> u64 {
-    v.dropped.get(reason).copied().unwrap_or(0)
+/// keepalived's error counters, from rvs's drop reasons (one mapping for both dumps).
+struct Errors {
+    packet_len: u64,
+    ttl: u64,
+    invalid_type: u64,
+    advert_interval: u64,
+    invalid_authtype: u64,
+    authtype_mismatch: u64,
+    auth_failure: u64,
+}
+
+impl Errors {
+    fn of(v: &InstanceStatus) -> Errors {
+        let n = |reason: &str| v.dropped.get(reason).copied().unwrap_or(0);
+        Errors {
+            packet_len: n("truncated"),
+            ttl: n("ttl"),
+            invalid_type: n("version"),
+            advert_interval: n("interval"),
+            invalid_authtype: n("auth_invalid"),
+            authtype_mismatch: n("auth_type"),
+            auth_failure: n("auth"),
+        }
+    }
 }
 
 /// keepalived's `vrrp_print_stats`.
 pub fn stats(instances: &[InstanceStatus]) -> String {
     let mut o = String::new();
     for v in instances {
+        let e = Errors::of(v);
         let _ = write!(
             o,
             "VRRP Instance: {}\n  Advertisements:\n    Received: {}\n    Sent: {}\n  \
@@ -94,14 +117,14 @@ pub fn stats(instances: &[InstanceStatus]) -> String {
             v.adverts_tx,
             v.became_master,
             v.released_master,
-            dropped(v, "truncated"),
-            dropped(v, "ttl"),
-            dropped(v, "version"),
-            dropped(v, "interval"),
+            e.packet_len,
+            e.ttl,
+            e.invalid_type,
+            e.advert_interval,
             v.addr_list_err,
-            dropped(v, "auth_invalid"),
-            dropped(v, "auth_type"),
-            dropped(v, "auth"),
+            e.invalid_authtype,
+            e.authtype_mismatch,
+            e.auth_failure,
             v.priority_zero_rx,
             v.priority_zero_tx,
         );
@@ -171,6 +194,7 @@ pub fn json(cfg: &Config, instances: &[InstanceStatus]) -> String {
         .filter_map(|v| {
             let vi = config_of(cfg, &v.name)?;
             let installed = v.state == rvs_vrrp::State::Master;
+            let e = Errors::of(v);
             #[expect(
                 clippy::cast_precision_loss,
                 reason = "microseconds since 1970 fit f64 exactly until 2255"
@@ -222,14 +246,14 @@ pub fn json(cfg: &Config, instances: &[InstanceStatus]) -> String {
                     "advert_sent": v.adverts_tx,
                     "become_master": v.became_master,
                     "release_master": v.released_master,
-                    "packet_len_err": dropped(v, "truncated"),
-                    "advert_interval_err": dropped(v, "interval"),
-                    "ip_ttl_err": dropped(v, "ttl"),
-                    "invalid_type_rcvd": dropped(v, "version"),
+                    "packet_len_err": e.packet_len,
+                    "advert_interval_err": e.advert_interval,
+                    "ip_ttl_err": e.ttl,
+                    "invalid_type_rcvd": e.invalid_type,
                     "addr_list_err": v.addr_list_err,
-                    "invalid_authtype": dropped(v, "auth_invalid"),
-                    "authtype_mismatch": dropped(v, "auth_type"),
-                    "auth_failure": dropped(v, "auth"),
+                    "invalid_authtype": e.invalid_authtype,
+                    "authtype_mismatch": e.authtype_mismatch,
+                    "auth_failure": e.auth_failure,
                     "pri_zero_rcvd": v.priority_zero_rx,
                     "pri_zero_sent": v.priority_zero_tx,
                 }
@@ -255,10 +279,9 @@ pub fn data(cfg: &Config, instances: &[InstanceStatus]) -> String {
     let _ = writeln!(
         o,
         " Router ID = {}",
-        g.router_id.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned())
-        })
+        g.router_id
+            .clone()
+            .unwrap_or_else(crate::daemon::alerts::hostname)
     );
     let opt = |v: Option<bool>| v.map_or("unset", on_off).to_owned();
     let flag = |b: bool| on_off(b).to_owned();
