@@ -51,8 +51,7 @@ pub struct Config {
     pub other_blocks: BTreeMap<String, usize>,
     /// `static_ipaddress`: added at start and kept.
     pub static_ipaddress: Vec<VipAddr>,
-    /// `static_routes` (installed at start and kept) / `static_rules` (checked; not
-    /// installed by rvs yet).
+    /// `static_routes` / `static_rules`: installed at start and kept.
     pub static_routes: Vec<Route>,
     pub static_rules: Vec<Rule>,
 }
@@ -66,7 +65,8 @@ pub struct Route {
     pub dest: Option<String>,
     pub via: Option<String>,
     pub dev: Option<String>,
-    pub table: Option<String>,
+    /// `table`: its number (names are read from iproute2's `rt_tables`).
+    pub table: Option<u32>,
     pub no_track: bool,
     /// `src ADDR` (the preferred source).
     pub src: Option<String>,
@@ -82,11 +82,29 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rule {
     pub text: String,
+    /// `from ADDR[/LEN]` or `all`.
     pub from: Option<String>,
     pub to: Option<String>,
-    pub table: Option<String>,
+    /// `table` / `lookup`: its number (names are read from iproute2's `rt_tables`).
+    pub table: Option<u32>,
     pub preference: Option<u32>,
     pub no_track: bool,
+    /// `not`: the rule applies to what its selector does not match.
+    pub invert: bool,
+    /// `iif` / `dev`.
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// `fwmark MARK[/MASK]`, as written.
+    pub fwmark: Option<String>,
+    /// `tos` / `dsfield`, as written.
+    pub tos: Option<String>,
+    /// `goto PREF`.
+    pub goto: Option<u32>,
+    pub suppress_prefixlength: Option<u32>,
+    /// The action when not a table lookup: `blackhole`, `unreachable`, `prohibit`.
+    pub kind: Option<String>,
+    /// Options rvs reads but does not install (`realms`, `uidrange`, ...).
+    pub unsupported: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -547,7 +565,7 @@ pub struct VrrpInstance {
     pub lower_prio_no_advert: bool,
     pub higher_prio_send_advert: bool,
     pub use_vmac: Option<String>,
-    /// `virtual_routes` / `virtual_rules` (checked; not installed by rvs yet).
+    /// `virtual_routes` / `virtual_rules`: installed with the VIPs.
     pub virtual_routes: Vec<Route>,
     pub virtual_rules: Vec<Rule>,
     #[serde(flatten)]

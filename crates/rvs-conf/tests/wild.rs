@@ -434,7 +434,7 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert_eq!(vi.virtual_routes.len(), 3);
     assert_eq!(vi.virtual_routes[0].dest.as_deref(), Some("198.18.5.0/24"));
     assert_eq!(vi.virtual_routes[0].via.as_deref(), Some("198.18.0.254"));
-    assert_eq!(vi.virtual_routes[2].table.as_deref(), Some("100"));
+    assert_eq!(vi.virtual_routes[2].table, Some(100));
     assert_eq!(vi.virtual_rules[1].preference, Some(7));
     // virtual_routes are installed now; a line with an option rvs cannot install is said.
     assert!(!p.render().contains("'virtual_routes' is not applied"));
@@ -444,7 +444,30 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
         "{}",
         p.render()
     );
-    assert!(p.render().contains("'virtual_rules' is not applied by rvs"));
+    // So are the rules, with every `ip rule` selector rvs installs.
+    assert!(!p.render().contains("'virtual_rules' is not applied"));
+    let r = parse(&inst(
+        "    virtual_rules {\n        not from 198.18.0.0/24 to 198.19.0.0/16 iif eth0 oif eth1 fwmark 0x10/0xff tos 0x10 \
+         suppress_prefixlength 0 lookup main preference 5\n        from all goto 9 prio 8\n        \
+         to 198.18.9.0/24 blackhole preference 4\n        from all realms 4 preference 3\n    }\n",
+    ));
+    let rules = &r.config.vrrp_instances[0].virtual_rules;
+    assert_eq!(rules.len(), 4, "{}", r.render());
+    assert!(rules[0].invert);
+    assert_eq!(rules[0].iif.as_deref(), Some("eth0"));
+    assert_eq!(rules[0].oif.as_deref(), Some("eth1"));
+    assert_eq!(rules[0].fwmark.as_deref(), Some("0x10/0xff"));
+    assert_eq!(rules[0].tos.as_deref(), Some("0x10"));
+    assert_eq!(rules[0].suppress_prefixlength, Some(0));
+    assert_eq!(rules[1].goto, Some(9));
+    assert_eq!(rules[2].kind.as_deref(), Some("blackhole"));
+    assert_eq!(rules[3].unsupported, ["realms"]);
+    assert!(
+        r.render()
+            .contains("rule option 'realms' is not applied by rvs: this rule is not installed"),
+        "{}",
+        r.render()
+    );
     // Each thing keepalived counts.
     for (block, want) in [
         (
@@ -479,6 +502,22 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
             "virtual_rules {\n from 198.18.0.5 table 100 priority 100 bogus\n }\n",
             "unknown rule option 'bogus'",
         ),
+        (
+            "virtual_rules {\n from 198.18.0.5 to fd00:198:18::5 table 100 priority 100\n }\n",
+            "different families: the rule is ignored",
+        ),
+        (
+            "virtual_rules {\n from 198.18.0.5 table no_such_table priority 100\n }\n",
+            "unknown routing table 'no_such_table'",
+        ),
+        (
+            "virtual_routes {\n 198.18.5.0/24 dev eth0 table no_such_table\n }\n",
+            "unknown routing table 'no_such_table'",
+        ),
+        (
+            "virtual_rules {\n fwmark 0x1/0xzz table 5 priority 100\n }\n",
+            "invalid rule fwmark '0x1/0xzz'",
+        ),
     ] {
         let p = parse(&inst(block));
         assert!(p.keepalived_rejects(), "{block}: {}", p.render());
@@ -490,9 +529,8 @@ fn routes_and_rules_are_read_as_keepalived_reads_them() {
     assert!(!p.keepalived_rejects(), "{}", p.render());
     assert_eq!(p.config.static_routes.len(), 1);
     assert_eq!(p.config.static_rules.len(), 1);
-    // Static routes are installed (at start); static rules are not yet.
-    assert!(!p.render().contains("'static_routes' is not applied"));
-    assert!(p.render().contains("'static_rules' is not applied by rvs"));
+    // Static routes and rules are installed (at start).
+    assert!(!p.render().contains("is not applied"), "{}", p.render());
 }
 
 /// Issue #17 bug 10: `lb_algo` / `lb_kind` are what keepalived's own samples write, and

@@ -67,6 +67,10 @@ pub struct Handoff {
     pub state: State,
     /// The VIPs it holds (on MASTER).
     pub held: Vec<(IpAddr, u8, u32)>,
+    /// The `virtual_routes` and `virtual_rules` it installed (on MASTER): those the next
+    /// engine's plan no longer has are removed, the others stay.
+    pub held_routes: Vec<crate::plan::RoutePlan>,
+    pub held_rules: Vec<crate::plan::RulePlan>,
     /// Its counters (adverts received, sent, priority 0 sent, became MASTER, dropped by
     /// reason): a reload does not reset what operators graph.
     pub counters: Counters,
@@ -262,8 +266,18 @@ impl Engine {
             // VIPs, gratuitous ARPs and adverts go out on the VMAC when there is one.
             let vip_link = vmac.clone().unwrap_or_else(|| link.clone());
             let mut vips = Vec::new();
-            // VIPs the previous instance held that this one no longer has.
+            // Routes, rules and VIPs the previous instance held that this one no longer has.
             if let Some(h) = handoff {
+                for r in h.held_routes.iter().filter(|r| !p.routes.contains(r)) {
+                    if let Err(e) = nl.route(r, false).await {
+                        tracing::warn!("({}) removing route '{}': {e}", p.name, r.text);
+                    }
+                }
+                for r in h.held_rules.iter().filter(|r| !p.rules.contains(r)) {
+                    if let Err(e) = nl.rule(r, false).await {
+                        tracing::warn!("({}) removing rule '{}': {e}", p.name, r.text);
+                    }
+                }
                 for (addr, plen, idx) in &h.held {
                     let still = p
                         .vips
@@ -847,7 +861,13 @@ impl Engine {
                     tracing::error!("({}) adding VIP {}: {e}", rt.plan.name, v.address);
                 }
             }
-            // virtual_routes follow the VIPs (after them: a route may use a VIP as source).
+            // virtual_rules and virtual_routes follow the VIPs (after them: a route may use
+            // a VIP as source), rules first (a route may be in a table a rule points at).
+            for r in &rt.plan.rules {
+                if let Err(e) = self.nl.rule(r, true).await {
+                    tracing::error!("({}) adding rule '{}': {e}", rt.plan.name, r.text);
+                }
+            }
             for r in &rt.plan.routes {
                 if let Err(e) = self.nl.route(r, true).await {
                     tracing::error!("({}) adding route '{}': {e}", rt.plan.name, r.text);
@@ -892,6 +912,11 @@ impl Engine {
                 tracing::error!("({}) removing route '{}': {e}", rt.plan.name, r.text);
             }
         }
+        for r in &rt.plan.rules {
+            if let Err(e) = self.nl.rule(r, false).await {
+                tracing::error!("({}) removing rule '{}': {e}", rt.plan.name, r.text);
+            }
+        }
         for (v, idx, _) in &rt.vips {
             if let Err(e) = self.nl.del_vip(*idx, v).await {
                 tracing::error!("({}) removing VIP {}: {e}", rt.plan.name, v.address);
@@ -923,6 +948,16 @@ impl Engine {
                                 .iter()
                                 .map(|(v, idx, _)| (v.address, v.prefix_len, *idx))
                                 .collect()
+                        } else {
+                            Vec::new()
+                        },
+                        held_routes: if rt.holding {
+                            rt.plan.routes.clone()
+                        } else {
+                            Vec::new()
+                        },
+                        held_rules: if rt.holding {
+                            rt.plan.rules.clone()
                         } else {
                             Vec::new()
                         },

@@ -306,6 +306,78 @@ impl Netlink {
         }
     }
 
+    /// Installs or removes a `virtual_rules` / `static_rules` line (`ip rule add/del`); one
+    /// already there counts as added, one not there as removed.
+    pub async fn rule(&self, r: &crate::plan::RulePlan, add: bool) -> Result<(), LinkError> {
+        use crate::plan::RuleAction as A;
+        use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
+        use rtnetlink::packet_route::AddressFamily;
+        let mut m = RuleMessage::default();
+        m.header.family = if r.v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        if let Some((a, len)) = r.from {
+            m.header.src_len = len;
+            m.attributes.push(RuleAttribute::Source(a));
+        }
+        if let Some((a, len)) = r.to {
+            m.header.dst_len = len;
+            m.attributes.push(RuleAttribute::Destination(a));
+        }
+        if r.invert {
+            m.header.flags |= RuleFlags::Invert;
+        }
+        m.header.tos = r.tos.unwrap_or(0);
+        if let Some(p) = r.preference {
+            m.attributes.push(RuleAttribute::Priority(p));
+        }
+        if let Some(i) = &r.iif {
+            m.attributes.push(RuleAttribute::Iifname(i.clone()));
+        }
+        if let Some(o) = &r.oif {
+            m.attributes.push(RuleAttribute::Oifname(o.clone()));
+        }
+        if let Some((mark, mask)) = r.fwmark {
+            m.attributes.push(RuleAttribute::FwMark(mark));
+            if let Some(k) = mask {
+                m.attributes.push(RuleAttribute::FwMask(k));
+            }
+        }
+        if let Some(s) = r.suppress_prefixlength {
+            m.attributes.push(RuleAttribute::SuppressPrefixLen(s));
+        }
+        m.header.action = match r.action {
+            A::Lookup(t) => {
+                // Tables above 255 travel in the attribute; the header keeps the low ones.
+                m.header.table = u8::try_from(t).unwrap_or(0);
+                m.attributes.push(RuleAttribute::Table(t));
+                RuleAction::ToTable
+            }
+            A::Goto(p) => {
+                m.attributes.push(RuleAttribute::Goto(p));
+                RuleAction::Goto
+            }
+            A::Blackhole => RuleAction::Blackhole,
+            A::Unreachable => RuleAction::Unreachable,
+            A::Prohibit => RuleAction::Prohibit,
+        };
+        if add {
+            let mut req = self.handle.rule().add();
+            *req.message_mut() = m;
+            match req.execute().await {
+                Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+                r => Ok(r?),
+            }
+        } else {
+            match self.handle.rule().del(m).execute().await {
+                Err(e) if is_errno(&e, libc::ENOENT) || is_errno(&e, libc::ESRCH) => Ok(()),
+                r => Ok(r?),
+            }
+        }
+    }
+
     /// Removes a VIP; one not there counts as removed. Returns whether it was there.
     pub async fn del_vip(&self, index: u32, vip: &VipAddr) -> Result<bool, LinkError> {
         let mut m = Self::vip_message(index, vip)?;
@@ -374,12 +446,16 @@ pub fn set_ipv4_conf(iface: &str, name: &str, value: &str) -> std::io::Result<St
     Ok(old)
 }
 
-/// keepalived's `static_ipaddress` and `static_routes`: added when the daemon starts (and
-/// on reload: one already there is kept) and left in place when it stops. An address needs
-/// its `dev` (or `default_interface`). Returns what could not be installed.
+/// keepalived's `static_ipaddress`, `static_rules` and `static_routes`: added when the
+/// daemon starts (and on reload: one already there is kept) and left in place when it
+/// stops. An address needs its `dev` (or `default_interface`). Returns what could not be
+/// installed.
 pub async fn install_static(cfg: &rvs_conf::Config) -> Vec<String> {
     let mut errs = Vec::new();
-    if cfg.static_ipaddress.is_empty() && cfg.static_routes.is_empty() {
+    if cfg.static_ipaddress.is_empty()
+        && cfg.static_routes.is_empty()
+        && cfg.static_rules.is_empty()
+    {
         return errs;
     }
     let nl = match Netlink::new() {
@@ -401,6 +477,14 @@ pub async fn install_static(cfg: &rvs_conf::Config) -> Vec<String> {
         };
         if let Err(e) = r {
             errs.push(format!("static_ipaddress {} dev {dev}: {e}", v.address));
+        }
+    }
+    for r in &cfg.static_rules {
+        let Some(plan) = crate::plan::RulePlan::of(r) else {
+            continue; // the parser said why at its line
+        };
+        if let Err(e) = nl.rule(&plan, true).await {
+            errs.push(format!("static_rules '{}': {e}", r.text));
         }
     }
     for r in &cfg.static_routes {

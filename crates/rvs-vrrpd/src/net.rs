@@ -466,6 +466,7 @@ mod tests {
             higher_prio_send_advert: false,
             mcast_group: IpAddr::V4(GROUP4),
             routes: Vec::new(),
+            rules: Vec::new(),
             auth_pass: auth,
             vips: Vec::new(),
             excluded: Vec::new(),

@@ -61,18 +61,9 @@ impl RoutePlan {
                 (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
             }
         } else {
-            let (a, l) = d.split_once('/').unwrap_or((d, ""));
-            let a: IpAddr = a.parse().ok()?;
-            let max = if a.is_ipv4() { 32 } else { 128 };
-            (a, if l.is_empty() { max } else { l.parse().ok()? })
+            addr_prefix(d)?
         };
-        let table = match r.table.as_deref() {
-            None => None,
-            Some("main") => Some(254),
-            Some("local") => Some(255),
-            Some("default") => Some(253),
-            Some(t) => Some(t.parse().ok()?),
-        };
+        let table = r.table;
         let kind = match r.kind.as_deref() {
             Some("blackhole") => RouteKind::Blackhole,
             Some("unreachable") => RouteKind::Unreachable,
@@ -91,6 +82,108 @@ impl RoutePlan {
             table,
             metric: r.metric,
             kind,
+        })
+    }
+}
+
+/// `ADDR[/LEN]` (`LEN` defaults to the whole address).
+fn addr_prefix(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = s.split_once('/').unwrap_or((s, ""));
+    let a: IpAddr = a.parse().ok()?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    let len = if l.is_empty() { max } else { l.parse().ok()? };
+    (len <= max).then_some((a, len))
+}
+
+/// What a rule does with a packet it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// Look the route up in a table (`table`/`lookup`; `main` when none is named).
+    Lookup(u32),
+    /// Jump to the rule with this preference.
+    Goto(u32),
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// One `virtual_rules` / `static_rules` line as rvs installs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulePlan {
+    /// The line as written (for logs).
+    pub text: String,
+    pub v6: bool,
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    pub preference: Option<u32>,
+    pub invert: bool,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// `(mark, mask)`.
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub tos: Option<u8>,
+    pub suppress_prefixlength: Option<u32>,
+    pub action: RuleAction,
+}
+
+impl RulePlan {
+    /// The rule of a config line; `None` for one rvs cannot install (options it does not
+    /// support, which the parser warned about at their line). The address family is the
+    /// one of its `from`/`to` address, else IPv4.
+    pub fn of(r: &rvs_conf::model::Rule) -> Option<RulePlan> {
+        if !r.unsupported.is_empty() {
+            return None;
+        }
+        let side = |s: &Option<String>| -> Option<Option<(IpAddr, u8)>> {
+            match s.as_deref() {
+                None | Some("all") => Some(None),
+                Some(a) => addr_prefix(a).map(Some),
+            }
+        };
+        let from = side(&r.from)?;
+        let to = side(&r.to)?;
+        let v6 = from.or(to).is_some_and(|(a, _)| a.is_ipv6());
+        if [from, to].iter().flatten().any(|(a, _)| a.is_ipv6() != v6) {
+            return None;
+        }
+        let number = |s: &str| -> Option<u32> {
+            match s.strip_prefix("0x") {
+                Some(h) => u32::from_str_radix(h, 16).ok(),
+                None => s.parse().ok(),
+            }
+        };
+        let fwmark = match r.fwmark.as_deref() {
+            None => None,
+            Some(f) => match f.split_once('/') {
+                Some((m, k)) => Some((number(m)?, Some(number(k)?))),
+                None => Some((number(f)?, None)),
+            },
+        };
+        let tos = match r.tos.as_deref() {
+            None => None,
+            Some(t) => Some(u8::try_from(number(t)?).ok()?),
+        };
+        let action = match (r.kind.as_deref(), r.goto) {
+            (Some("blackhole"), _) => RuleAction::Blackhole,
+            (Some("unreachable"), _) => RuleAction::Unreachable,
+            (Some("prohibit"), _) => RuleAction::Prohibit,
+            (Some(_), _) => return None,
+            (None, Some(g)) => RuleAction::Goto(g),
+            (None, None) => RuleAction::Lookup(r.table.unwrap_or(254)),
+        };
+        Some(RulePlan {
+            text: r.text.clone(),
+            v6,
+            from,
+            to,
+            preference: r.preference,
+            invert: r.invert,
+            iif: r.iif.clone(),
+            oif: r.oif.clone(),
+            fwmark,
+            tos,
+            suppress_prefixlength: r.suppress_prefixlength,
+            action,
         })
     }
 }
@@ -199,6 +292,8 @@ pub struct InstancePlan {
     pub mcast_group: IpAddr,
     /// `virtual_routes` installed with the VIPs (the lines rvs can install).
     pub routes: Vec<RoutePlan>,
+    /// `virtual_rules` installed with the VIPs (the lines rvs can install).
+    pub rules: Vec<RulePlan>,
     pub ttl: u8,
     pub check_unicast_src: bool,
     pub garp: Garp,
@@ -513,6 +608,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                 IpAddr::V4(cfg.global_defs.vrrp_mcast_group4)
             }),
             routes: vi.virtual_routes.iter().filter_map(RoutePlan::of).collect(),
+            rules: vi.virtual_rules.iter().filter_map(RulePlan::of).collect(),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
             garp: Garp {
@@ -686,5 +782,48 @@ mod tests {
         assert!(p.groups.is_empty());
         assert_eq!(p.instances[0].group, None);
         assert!(!p.is_empty());
+    }
+    fn load_lenient(text: &str) -> Config {
+        rvs_conf::parse_str(
+            std::path::Path::new("t.conf"),
+            text,
+            &rvs_conf::Options::default(),
+        )
+        .config
+    }
+
+    #[test]
+    fn rules_become_what_ip_rule_would_install() {
+        let c = load_lenient(
+            "static_rules {\n  not from 198.18.0.0/24 to 198.19.0.0/16 iif eth0 fwmark 0x10/0xff tos 16 lookup 100 preference 5\n  \
+             from fd00:198:18::/64 goto 9 prio 8\n  to 198.18.9.0/24 prohibit preference 4\n  \
+             from all table main preference 3\n  from all realms 4 preference 1\n}\n",
+        );
+        let plans: Vec<Option<RulePlan>> = c.static_rules.iter().map(RulePlan::of).collect();
+        let p0 = plans[0].as_ref().expect("rule 0");
+        assert!(!p0.v6 && p0.invert);
+        assert_eq!(p0.from, Some(("198.18.0.0".parse().unwrap(), 24)));
+        assert_eq!(p0.to, Some(("198.19.0.0".parse().unwrap(), 16)));
+        assert_eq!(p0.fwmark, Some((0x10, Some(0xff))));
+        assert_eq!(p0.tos, Some(16));
+        assert_eq!(p0.iif.as_deref(), Some("eth0"));
+        assert_eq!(p0.action, RuleAction::Lookup(100));
+        assert_eq!(p0.preference, Some(5));
+        let p1 = plans[1].as_ref().expect("rule 1");
+        assert!(p1.v6);
+        assert_eq!(p1.action, RuleAction::Goto(9));
+        assert_eq!(
+            plans[2].as_ref().map(|p| p.action),
+            Some(RuleAction::Prohibit)
+        );
+        let p3 = plans[3].as_ref().expect("rule 3");
+        assert_eq!(
+            (p3.from, p3.action, p3.v6),
+            (None, RuleAction::Lookup(254), false)
+        );
+        // Options rvs cannot install: not installed (said at the line); mixed families
+        // are refused by the parser.
+        assert_eq!(plans.len(), 5);
+        assert_eq!(plans[4], None);
     }
 }

@@ -870,76 +870,118 @@ fn a_non_default_multicast_group_is_used_and_kept_apart() {
     l.wait_exit(&b, Duration::from_secs(5));
 }
 
-/// Issue #18 item 7: `virtual_routes` follow the VIPs: installed by the MASTER, removed
-/// when it leaves, installed by the new MASTER (they were parsed and never installed).
+/// Issue #18 item 7: `virtual_routes` and `virtual_rules` follow the VIPs: installed by the
+/// MASTER, removed when it leaves, installed by the new MASTER; a reload that drops one
+/// from a MASTER's config removes it and keeps the others (they were parsed and never
+/// installed).
 #[test]
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
-fn virtual_routes_follow_the_master() {
+fn virtual_routes_and_rules_follow_the_master() {
+    const RULES: &str =
+        "  virtual_rules {\n    from 198.19.5.0/24 lookup 100 preference 1005\n    \
+                         to 198.19.9.0/24 fwmark 0x10/0xff blackhole preference 1006\n  }\n";
+    const RULE1: &str = "1005:\tfrom 198.19.5.0/24 lookup 100";
+    const RULE2: &str = "1006:\tfrom all to 198.19.9.0/24 fwmark 0x10/0xff blackhole";
     lab::require(false);
-    let with_routes = |c: String| {
+    let with_routes = |c: String, rules: &str| {
         c.replacen(
             "  virtual_ipaddress {",
-            "  virtual_routes {\n    198.19.5.0/24 via 198.18.0.254 dev eth0\n    blackhole 198.19.6.0/24\n  }\n  virtual_ipaddress {",
+            &format!("  virtual_routes {{\n    198.19.5.0/24 via 198.18.0.254 dev eth0\n    blackhole 198.19.6.0/24\n  }}\n{rules}  virtual_ipaddress {{"),
             1,
         )
     };
-    let routes = |l: &Lab, node: &str| {
+    let show = |l: &Lab, node: &str, what: &[&str]| {
         let o = std::process::Command::new("ip")
-            .args(["-n", &l.ns(node), "route", "show", "table", "main"])
+            .args(["-n", &l.ns(node)])
+            .args(what)
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    let routes = |l: &Lab, node: &str| show(l, node, &["route", "show", "table", "main"]);
+    let rules = |l: &Lab, node: &str| show(l, node, &["rule", "show"]);
     let has = |l: &Lab, node: &str| {
         let r = routes(l, node);
+        let u = rules(l, node);
         r.contains("198.19.5.0/24 via 198.18.0.254 dev eth0")
             && r.contains("blackhole 198.19.6.0/24")
+            && u.contains(RULE1)
+            && u.contains(RULE2)
+    };
+    let none = |l: &Lab, node: &str| {
+        let r = routes(l, node);
+        let u = rules(l, node);
+        !r.contains("198.19.5.0/24") && !r.contains("198.19.6.0/24") && !u.contains("100")
     };
     let vip = V2.vip();
     let limit = SLOW * 2 + Duration::from_secs(2);
     let mut l = lab();
-    let b = l.rvs("b", &with_routes(conf("BACKUP", 100, V2)), &[]);
-    let a = l.rvs("a", &with_routes(conf("MASTER", 150, V2)), &[]);
+    let b = l.rvs("b", &with_routes(conf("BACKUP", 100, V2), RULES), &[]);
+    let a = l.rvs("a", &with_routes(conf("MASTER", 150, V2), RULES), &[]);
     l.wait_holder(vip, "a", &DIRS, limit);
     assert!(
         Lab::wait(limit, || has(&l, "a")).is_some(),
-        "the MASTER's routes: {}",
-        routes(&l, "a")
+        "the MASTER's routes and rules: {}{}",
+        routes(&l, "a"),
+        rules(&l, "a")
     );
     assert!(
-        !has(&l, "b"),
-        "the BACKUP holds the routes: {}",
-        routes(&l, "b")
+        none(&l, "b"),
+        "the BACKUP holds routes or rules: {}{}",
+        routes(&l, "b"),
+        rules(&l, "b")
     );
     l.signal(&a, "TERM");
     l.wait_holder(vip, "b", &DIRS, limit);
     l.wait_exit(&a, Duration::from_secs(5));
     assert!(
         Lab::wait(limit, || has(&l, "b")).is_some(),
-        "the new MASTER's routes: {}",
-        routes(&l, "b")
+        "the new MASTER's routes and rules: {}{}",
+        routes(&l, "b"),
+        rules(&l, "b")
     );
-    let left = routes(&l, "a");
     assert!(
-        !left.contains("198.19.5.0/24") && !left.contains("198.19.6.0/24"),
-        "the old MASTER left its routes behind: {left}"
+        none(&l, "a"),
+        "the old MASTER left routes or rules behind: {}{}",
+        routes(&l, "a"),
+        rules(&l, "a")
     );
+    // A reload of the MASTER without the second rule: that one goes, the rest stays.
+    let one_rule = "  virtual_rules {\n    from 198.19.5.0/24 lookup 100 preference 1005\n  }\n";
+    std::fs::write(
+        l.dir.join("b-0.conf"),
+        with_routes(conf("BACKUP", 100, V2), one_rule),
+    )
+    .unwrap();
+    l.signal(&b, "HUP");
+    let gone = Lab::wait(limit, || !rules(&l, "b").contains(RULE2));
+    assert!(
+        gone.is_some(),
+        "a rule dropped by a reload stays: {}{}",
+        rules(&l, "b"),
+        l.logs()
+    );
+    assert!(rules(&l, "b").contains(RULE1), "{}", rules(&l, "b"));
+    assert!(l.has_addr("b", vip), "the reload dropped the VIP");
     l.signal(&b, "TERM");
     l.wait_exit(&b, Duration::from_secs(5));
     assert!(
-        !routes(&l, "b").contains("198.19.5.0/24"),
-        "routes left at stop"
+        none(&l, "b"),
+        "routes or rules left at stop: {}{}",
+        routes(&l, "b"),
+        rules(&l, "b")
     );
 }
 
-/// Issue #18 item 7: `static_ipaddress` and `static_routes` are installed when rvs starts and
-/// kept when it stops (they were parsed and never installed).
+/// Issue #18 item 7: `static_ipaddress`, `static_routes` and `static_rules` are installed
+/// when rvs starts and kept when it stops (they were parsed and never installed).
 #[test]
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
-fn static_addresses_and_routes_are_installed_and_kept() {
+fn static_addresses_routes_and_rules_are_installed_and_kept() {
     lab::require(false);
     let conf = format!(
-        "static_ipaddress {{\n  198.19.7.1/32 dev eth0\n}}\nstatic_routes {{\n  198.19.8.0/24 via 198.18.0.254 dev eth0\n}}\n{}",
+        "static_ipaddress {{\n  198.19.7.1/32 dev eth0\n}}\nstatic_routes {{\n  198.19.8.0/24 via 198.18.0.254 dev eth0\n}}\n\
+         static_rules {{\n  from 198.19.7.1 lookup 200 preference 2007\n}}\n{}",
         conf("BACKUP", 100, V2)
     );
     let show = |l: &Lab, what: &str| {
@@ -954,12 +996,14 @@ fn static_addresses_and_routes_are_installed_and_kept() {
     let there = |l: &Lab| {
         show(l, "addr").contains("inet 198.19.7.1/32")
             && show(l, "route").contains("198.19.8.0/24 via 198.18.0.254 dev eth0")
+            && show(l, "rule").contains("2007:\tfrom 198.19.7.1 lookup 200")
     };
     assert!(
         Lab::wait(Duration::from_secs(20), || there(&l)).is_some(),
-        "{}{}",
+        "{}{}{}",
         show(&l, "addr"),
-        show(&l, "route")
+        show(&l, "route"),
+        show(&l, "rule")
     );
     l.signal(&a, "TERM");
     l.wait_exit(&a, Duration::from_secs(5));

@@ -2,8 +2,9 @@
 //! `ip rule` lines, read as keepalived 2.2.7 reads them (`vrrp_iproute.c`,
 //! `vrrp_iprule.c`), so that `rvs check --strict` counts what `keepalived -t` counts: an
 //! address that is not one, an unknown option, `gw` and `or` (deprecated spellings), a
-//! tracked route without `dev`, a rule without a preference. Routes are installed (static
-//! ones at start, virtual ones with the VIPs); rules are not yet (`crate::support` warns).
+//! tracked route without `dev`, a rule without a preference. Routes and rules are installed
+//! (static ones at start, virtual ones with the VIPs); an option rvs cannot install is
+//! warned about at its word and its line is left out.
 //!
 //! Hand-written: no crate parses iproute2's command-line grammar, and this one must follow
 //! keepalived's variant of it (its deprecated words, its tracking rule).
@@ -113,6 +114,76 @@ fn prefix(s: &str) -> bool {
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
+}
+
+/// Where iproute2 keeps its table names (`rt_tables`, `rt_tables.d/*.conf`): the
+/// directories keepalived 2.2.7 reads by default.
+const RT_TABLE_DIRS: &[&str] = &["/etc/iproute2", "/usr/share/iproute2", "/usr/lib/iproute2"];
+
+/// The number of a routing table: a number, one of the reserved names, or a name from
+/// iproute2's `rt_tables` files (read as keepalived reads them, when a name is used).
+pub(crate) fn table_number(name: &str) -> Option<u32> {
+    match name {
+        "main" => return Some(254),
+        "local" => return Some(255),
+        "default" => return Some(253),
+        "unspec" => return Some(0),
+        _ => {}
+    }
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    if let Some(h) = name.strip_prefix("0x") {
+        return u32::from_str_radix(h, 16).ok();
+    }
+    for dir in RT_TABLE_DIRS {
+        let dir = std::path::Path::new(dir);
+        let mut files = vec![dir.join("rt_tables")];
+        if let Ok(d) = std::fs::read_dir(dir.join("rt_tables.d")) {
+            let mut more: Vec<_> = d
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect();
+            more.sort();
+            files.extend(more);
+        }
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            for line in text.lines() {
+                let mut w = line.split_whitespace();
+                let (Some(num), Some(n)) = (w.next(), w.next()) else {
+                    continue;
+                };
+                if n == name && !num.starts_with('#') {
+                    if let Some(v) = num.parse::<u32>().ok().or_else(|| {
+                        num.strip_prefix("0x")
+                            .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    }) {
+                        return Some(v);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A `table` value: its number, or a warning at the value and `None`.
+fn table(a: &mut Args<'_>, val: &Token) -> Option<u32> {
+    let t = table_number(&val.text);
+    if t.is_none() {
+        a.diags
+            .ka_warning(
+                val.loc,
+                val.width,
+                format!("unknown routing table '{}': the line is ignored", val.text),
+            )
+            .hint("a number, main/local/default, or a name from /etc/iproute2/rt_tables");
+    }
+    t
 }
 
 /// Looks like an address that went wrong (`192.168.100./24`), rather than a word.
@@ -240,7 +311,10 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
                         }
                     }
                     "dev" | "oif" => route.dev = Some(val.text.clone()),
-                    "table" => route.table = Some(val.text.clone()),
+                    "table" => {
+                        route.table = table(a, val);
+                        ok &= route.table.is_some();
+                    }
                     "metric" | "priority" | "preference" => {
                         route.metric = val.text.parse().ok();
                     }
@@ -300,6 +374,18 @@ pub(super) fn routes(a: &mut Args<'_>, block: &Node, tracked: bool) -> Vec<Route
     out
 }
 
+/// A rule option rvs does not install: said at the option (the rule is not installed).
+fn unsupported_rule(a: &mut Args<'_>, tok: &Token) {
+    a.diags.not_applied(
+        tok.loc,
+        tok.width,
+        format!(
+            "rule option '{}' is not applied by rvs: this rule is not installed",
+            tok.text
+        ),
+    );
+}
+
 /// Reads a rules block.
 pub(super) fn rules(a: &mut Args<'_>, block: &Node) -> Vec<Rule> {
     let mut out = Vec::new();
@@ -312,6 +398,15 @@ pub(super) fn rules(a: &mut Args<'_>, block: &Node) -> Vec<Rule> {
             table: None,
             preference: None,
             no_track: false,
+            invert: false,
+            iif: None,
+            oif: None,
+            fwmark: None,
+            tos: None,
+            goto: None,
+            suppress_prefixlength: None,
+            kind: None,
+            unsupported: Vec::new(),
         };
         let mut ok = true;
         let mut i = 0;
@@ -319,7 +414,16 @@ pub(super) fn rules(a: &mut Args<'_>, block: &Node) -> Vec<Rule> {
             let tok = toks[i];
             let word = tok.text.as_str();
             if RULE_FLAGS.contains(&word) || RULE_TYPES.contains(&word) {
-                rule.no_track |= word == "no_track";
+                match word {
+                    "no_track" => rule.no_track = true,
+                    "not" => rule.invert = true,
+                    "blackhole" | "unreachable" | "prohibit" => rule.kind = Some(word.to_owned()),
+                    "unicast" => {}
+                    _ => {
+                        rule.unsupported.push(word.to_owned());
+                        unsupported_rule(a, tok);
+                    }
+                }
             } else if RULE_VALUED.contains(&word) {
                 let Some(val) = toks.get(i + 1) else {
                     a.diags.ka_warning(
@@ -329,6 +433,17 @@ pub(super) fn rules(a: &mut Args<'_>, block: &Node) -> Vec<Rule> {
                     );
                     ok = false;
                     break;
+                };
+                let number = |a: &mut Args<'_>| {
+                    let n = val.text.parse::<u32>().ok();
+                    if n.is_none() {
+                        a.diags.ka_warning(
+                            val.loc,
+                            val.width,
+                            format!("invalid rule {word} '{}'", val.text),
+                        );
+                    }
+                    n
                 };
                 match word {
                     "from" | "to" => {
@@ -348,20 +463,55 @@ pub(super) fn rules(a: &mut Args<'_>, block: &Node) -> Vec<Rule> {
                             ok = false;
                         }
                     }
-                    "table" | "lookup" => rule.table = Some(val.text.clone()),
+                    "table" | "lookup" => {
+                        rule.table = table(a, val);
+                        ok &= rule.table.is_some();
+                    }
                     "preference" | "prio" | "priority" => {
-                        if let Ok(p) = val.text.parse::<u32>() {
-                            rule.preference = Some(p);
+                        rule.preference = number(a);
+                        ok &= rule.preference.is_some();
+                    }
+                    "iif" | "dev" => rule.iif = Some(val.text.clone()),
+                    "oif" => rule.oif = Some(val.text.clone()),
+                    "fwmark" | "tos" | "dsfield" => {
+                        let num = |t: &str| {
+                            t.parse::<u32>().is_ok()
+                                || t.strip_prefix("0x")
+                                    .is_some_and(|h| u32::from_str_radix(h, 16).is_ok())
+                        };
+                        let good = if word == "fwmark" {
+                            val.text.split('/').count() <= 2 && val.text.split('/').all(num)
+                        } else {
+                            num(&val.text) && table_number(&val.text).is_some_and(|n| n <= 255)
+                        };
+                        if good {
+                            let slot = if word == "fwmark" {
+                                &mut rule.fwmark
+                            } else {
+                                &mut rule.tos
+                            };
+                            *slot = Some(val.text.clone());
                         } else {
                             a.diags.ka_warning(
                                 val.loc,
                                 val.width,
-                                format!("invalid rule preference '{}'", val.text),
+                                format!("invalid rule {word} '{}': the rule is ignored", val.text),
                             );
                             ok = false;
                         }
                     }
-                    _ => {}
+                    "goto" => {
+                        rule.goto = number(a);
+                        ok &= rule.goto.is_some();
+                    }
+                    "suppress_prefixlength" => {
+                        rule.suppress_prefixlength = number(a);
+                        ok &= rule.suppress_prefixlength.is_some();
+                    }
+                    _ => {
+                        rule.unsupported.push(word.to_owned());
+                        unsupported_rule(a, tok);
+                    }
                 }
                 i += 1;
             } else {
@@ -370,6 +520,22 @@ pub(super) fn rules(a: &mut Args<'_>, block: &Node) -> Vec<Rule> {
                     .hint("the words of `ip rule add`, and no_track");
             }
             i += 1;
+        }
+        let family = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                .map(|a| a.is_ipv6())
+        };
+        if let (Some(f), Some(t)) = (family(&rule.from), family(&rule.to)) {
+            if ok && f != t {
+                a.diags.ka_warning(
+                    item.kw.loc,
+                    item.kw.width,
+                    "a rule's from and to addresses are of different families: the rule is ignored",
+                );
+                ok = false;
+            }
         }
         if ok && rule.preference.is_none() {
             a.diags

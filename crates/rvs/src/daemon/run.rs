@@ -325,7 +325,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             ),
         }
     }
-    // static_ipaddress / static_routes: installed at start, kept at stop (keepalived's).
+    // static_ipaddress / static_rules / static_routes: installed at start, kept at stop (keepalived's).
     for e in rvs_vrrpd::link::install_static(cfg).await {
         tracing::error!("{e}");
     }
