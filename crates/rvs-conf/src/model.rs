@@ -162,6 +162,17 @@ pub struct GlobalDefs {
     pub lvs_flush: bool,
     /// `lvs_flush_on_stop [ALL]`: emptied at stop, not only of rvs's services.
     pub lvs_flush_on_stop: bool,
+    /// `net_namespace NAME`: rvs runs in the network namespace `/run/netns/NAME` (it
+    /// enters it at start, before anything opens a socket).
+    pub net_namespace: Option<String>,
+    /// `net_namespace_ipvs [NAME]`: the kernel IPVS tables live in that namespace (empty:
+    /// the host's own, `/proc/1/ns/net`).
+    pub net_namespace_ipvs: Option<String>,
+    /// `instance NAME`: with `net_namespace`, names the daemon's files.
+    pub instance: Option<String>,
+    /// `data_use_instance`: the dump files' default names carry the namespace and
+    /// instance (`/tmp/keepalived_NS_INST.data`).
+    pub data_use_instance: bool,
     pub notify_fifo: Option<String>,
     pub vrrp_notify_fifo: Option<String>,
     pub lvs_notify_fifo: Option<String>,
@@ -230,6 +241,10 @@ impl Default for GlobalDefs {
             lvs_sync_daemon: None,
             lvs_flush: false,
             lvs_flush_on_stop: false,
+            net_namespace: None,
+            net_namespace_ipvs: None,
+            instance: None,
+            data_use_instance: false,
             notify_fifo: None,
             vrrp_notify_fifo: None,
             lvs_notify_fifo: None,

@@ -28,8 +28,6 @@ const NO_DBUS: Support = NotApplied("no DBus interface");
 const ONE_PROCESS: Support =
     NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
 const BUFS: Support = NotApplied("socket buffer sizes keep the kernel's defaults");
-const NS: Support =
-    NotApplied("rvs runs in the network namespace it is started in (use `ip netns exec`)");
 const FIREWALL: Support = NotApplied(
     "keepalived's other firewall settings: rvs installs the no_accept rules in nftables, \
      with keepalived's defaults (no iptables, ipsets, counters, priority or IPVS rules)",
@@ -55,8 +53,11 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("", &["linkbeat_interfaces"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
     ("*", &["linkbeat_use_polling"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
     ("", &["interface_up_down_delays"], NotApplied("an interface change counts at once, without the delays")),
-    ("*", &["net_namespace", "net_namespace_ipvs", "namespace_with_ipsets"], NS),
-    ("*", &["use_pid_dir", "instance", "child_wait_time"], ONE_PROCESS),
+    ("*", &["net_namespace"], Applied("GlobalDefs.net_namespace")),
+    ("*", &["net_namespace_ipvs"], Applied("GlobalDefs.net_namespace_ipvs")),
+    ("*", &["instance"], Applied("GlobalDefs.instance")),
+    ("*", &["namespace_with_ipsets"], NotApplied("rvs uses no ipsets (its no_accept rules are nftables sets, in the namespace it runs in)")),
+    ("*", &["use_pid_dir", "child_wait_time"], ONE_PROCESS),
     // global_defs.
     ("global_defs", &["notification_email"], Applied("GlobalDefs.notification_email")),
     ("global_defs", &["notification_email_from"], Applied("GlobalDefs.notification_email_from")),
@@ -118,7 +119,8 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority", "vrrp_rlimit_rtime", "vrrp_rlimit_rttime", "checker_rlimit_rtime", "checker_rlimit_rttime", "bfd_rlimit_rtime", "bfd_rlimit_rttime", "vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity"], ONE_PROCESS),
     ("global_defs", &["vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier"], BUFS),
     ("global_defs", &["json_dump_file", "state_dump_file", "stats_dump_file"], Applied("-: where SIGRTMIN+2, SIGUSR1 and SIGUSR2 write keepalived's JSON, data and stats dumps")),
-    ("global_defs", &["config_save_dir", "data_use_instance", "json_version", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
+    ("global_defs", &["data_use_instance"], Applied("GlobalDefs.data_use_instance")),
+    ("global_defs", &["config_save_dir", "json_version", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
     ("global_defs", &["reload_check_config", "reload_file", "reload_repeat", "reload_time_file"], NotApplied("scheduled and checked reloads are not done; `rvs reload` always checks first")),
     ("global_defs", &["random_seed"], NotApplied("${_RANDOM} is seeded per run")),
     ("global_defs", &["umask", "set_supplementary_groups"], NotApplied("files and scripts keep the process's umask and groups")),

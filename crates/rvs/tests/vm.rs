@@ -65,7 +65,8 @@ fn schedulers_agree_with_kernel_ipvs() {
 /// `rvs adm -Ln` print the same table; NAT and DR forward to both real servers; a failed
 /// `TCP_CHECK` removes the real server from the kernel and recovery restores it; a reload
 /// removes another real server without resetting an unchanged one's kernel counters;
-/// stopping removes rvs's services; `lvs_flush` / `lvs_flush_on_stop` empty the table.
+/// stopping removes rvs's services; `lvs_flush` / `lvs_flush_on_stop` empty the table;
+/// `net_namespace_ipvs` programs another namespace's table.
 #[test]
 #[ignore = "needs qemu and a Debian kernel package; boots a VM for minutes: ./test.sh runs it as root"]
 fn ipvs_data_plane_drives_the_kernel() {
@@ -87,6 +88,7 @@ fn ipvs_data_plane_drives_the_kernel() {
             "PASS keepalived -n -f programs kernel IPVS and cleans up at stop",
             "PASS lvs_flush emptied the kernel's table at start",
             "PASS lvs_flush_on_stop emptied the kernel's table at stop",
+            "PASS net_namespace_ipvs programs another namespace's IPVS and cleans up there",
         ],
     );
 }

@@ -1339,3 +1339,104 @@ fn promote_secondaries_is_set_while_running_and_restored() {
     l.wait_exit(&p, Duration::from_secs(10));
     assert_eq!(sysctl(), "0", "not restored\n{}", l.logs());
 }
+
+/// Issue #18 item 5: `net_namespace`: two rvs daemons started in the test's own namespace,
+/// each configured for one director's namespace, run VRRP, their checkers and the proxy
+/// there: the VIP is served inside, fails over inside, and never appears outside; each
+/// daemon's network namespace is the configured one; with `data_use_instance` the dump
+/// files carry the namespace and instance names, as keepalived's do.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn net_namespace_runs_the_daemon_in_the_named_namespace() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1), ("b", 2), ("c", 100)]);
+    for n in ["a", "b"] {
+        l.spawn_cmd(
+            n,
+            &[
+                env!("CARGO_BIN_EXE_rvs"),
+                "lab",
+                "serve",
+                n,
+                "127.0.0.1:8080",
+            ],
+        );
+    }
+    let prefix = l.ns("");
+    let conf = |node: &str, state: &str, prio: u8| {
+        format!(
+            "net_namespace {prefix}{node}\ninstance lab{node}\n\
+             global_defs {{\n  data_use_instance\n}}\n\
+             vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 76\n  \
+             priority {prio}\n  advert_int 0.2\n  version 3\n  virtual_ipaddress {{\n    \
+             198.18.0.76/24 dev eth0\n  }}\n}}\n\
+             virtual_server 198.18.0.76 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  \
+             real_server 127.0.0.1 8080 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
+        )
+    };
+    let vip: std::net::SocketAddr = "198.18.0.76:80".parse().unwrap();
+    let client = l.ns("c");
+    let a = l.rvs_outside("a", &conf("a", "MASTER", 150), &[]);
+    let b = l.rvs_outside("b", &conf("b", "BACKUP", 100), &[]);
+    let limit = Duration::from_secs(10);
+    l.wait_holder("198.18.0.76", "a", &DIRS, limit);
+    let served = Lab::wait(limit, || {
+        lab::http_get(&client, vip).is_ok_and(|body| body == "a")
+    });
+    assert!(served.is_some(), "not served by a\n{}", l.logs());
+    // Where each daemon runs: the namespace named in its file, not the test's.
+    let netns_of = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    for (p, node) in [(&a, "a"), (&b, "b")] {
+        assert_eq!(
+            netns_of(&format!("/proc/{}/ns/net", p.pids[0])).unwrap(),
+            netns_of(&format!("/run/netns/{}", l.ns(node))).unwrap(),
+            "rvs for {node} is not in its namespace"
+        );
+    }
+    let here = std::process::Command::new("ip")
+        .args(["-o", "addr"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&here.stdout).contains("198.18.0.76"),
+        "the VIP appeared in the test's own namespace"
+    );
+    // The dump names carry the namespace and instance (data_use_instance).
+    l.signal(&a, "USR2");
+    let stats = std::path::PathBuf::from(format!("/tmp/keepalived_{}_laba.stats", l.ns("a")));
+    let dumped = Lab::wait(Duration::from_secs(5), || stats.exists());
+    let _ = std::fs::remove_file(&stats);
+    assert!(dumped.is_some(), "no {}\n{}", stats.display(), l.logs());
+    // Failover, inside the namespaces.
+    l.signal(&a, "TERM");
+    l.wait_exit(&a, Duration::from_secs(5));
+    l.wait_holder("198.18.0.76", "b", &DIRS, limit);
+    let served = Lab::wait(limit, || {
+        lab::http_get(&client, vip).is_ok_and(|body| body == "b")
+    });
+    assert!(
+        served.is_some(),
+        "not served by b after the failover\n{}",
+        l.logs()
+    );
+    l.signal(&b, "TERM");
+    l.wait_exit(&b, Duration::from_secs(5));
+    // A namespace that does not exist: a clear error, exit 1.
+    let missing = l.dir.join("missing.conf");
+    std::fs::write(&missing, "net_namespace rvs-no-such-ns\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["run", "-f"])
+        .arg(&missing)
+        .arg("--control")
+        .arg(l.dir.join("missing.sock"))
+        .arg("--pid-file")
+        .arg(l.dir.join("missing.pid"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("net_namespace rvs-no-such-ns: /run/netns/rvs-no-such-ns"),
+        "{err}"
+    );
+}

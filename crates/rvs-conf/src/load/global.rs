@@ -154,6 +154,9 @@ impl Loader<'_> {
                     }
                 }
                 "lvs_flush" => g.lvs_flush = a.bare(n),
+                "net_namespace" | "net_namespace_ipvs" | "instance" | "data_use_instance" => {
+                    namespaces(a, g, n);
+                }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => {
                     if n.name() == "lvs_flush_onstop" {
                         deprecated(a, n, "lvs_flush_on_stop");
@@ -217,6 +220,21 @@ impl Loader<'_> {
         if g.vrrp_strict && !set_here("vrrp_lower_prio_no_advert") {
             g.vrrp_lower_prio_no_advert = true;
         }
+    }
+}
+
+/// `net_namespace`, `net_namespace_ipvs`, `instance` (in `global_defs` or at the top
+/// level, as keepalived reads them) and `data_use_instance`.
+pub(super) fn namespaces(a: &mut Args<'_>, g: &mut GlobalDefs, n: &Node) {
+    match n.name() {
+        "net_namespace" => g.net_namespace = a.string(n),
+        "net_namespace_ipvs" => {
+            a.extra(n, 1);
+            g.net_namespace_ipvs =
+                Some(n.args.first().map_or_else(String::new, |t| t.text.clone()));
+        }
+        "instance" => g.instance = a.string(n),
+        _ => g.data_use_instance = a.flag(n),
     }
 }
 

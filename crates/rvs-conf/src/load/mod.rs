@@ -68,6 +68,9 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                 let v = vips(&mut l.a, n);
                 l.cfg.static_ipaddress.extend(v);
             }
+            "net_namespace" | "net_namespace_ipvs" | "instance" => {
+                global::namespaces(&mut l.a, &mut l.cfg.global_defs, n);
+            }
             kw @ ("static_routes" | "static_rules") => {
                 if kw == "static_routes" {
                     l.cfg.static_routes = routes::routes(&mut l.a, n, false);

@@ -34,13 +34,17 @@ impl Dump {
             Dump::Stats => ("stats_dump_file", "/tmp/keepalived.stats"),
             Dump::Json => ("json_dump_file", "/tmp/keepalived.json"),
         };
-        PathBuf::from(
-            cfg.global_defs
-                .other
-                .get(key)
-                .and_then(|v| v.first())
-                .map_or(default, String::as_str),
-        )
+        let g = &cfg.global_defs;
+        match g.other.get(key).and_then(|v| v.first()) {
+            Some(p) => PathBuf::from(p),
+            // data_use_instance: keepalived's names carry the namespace and instance.
+            None if g.data_use_instance => crate::daemon::netns::file_name(
+                default,
+                g.net_namespace.as_deref(),
+                g.instance.as_deref(),
+            ),
+            None => PathBuf::from(default),
+        }
     }
 
     /// The dump's text.

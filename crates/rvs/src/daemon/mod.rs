@@ -11,4 +11,5 @@ pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod netns;
 pub mod run;

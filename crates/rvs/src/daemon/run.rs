@@ -38,7 +38,8 @@ pub struct RunArgs {
     /// Stay in the foreground (keepalived's -n; rvs never forks, so this is the default).
     #[arg(short = 'n', long = "dont-fork")]
     pub dont_fork: bool,
-    /// Where to write the pid (read by `rvs reload`).
+    /// Where to write the pid (read by `rvs reload`; named after `net_namespace` and
+    /// `instance` by default, as the control socket is).
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
     /// On SIGTERM/SIGINT, how long established connections may finish (seconds).
@@ -62,7 +63,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// The control API's Unix socket (default: /run/rvs/rvs.sock as root,
-    /// `$XDG_RUNTIME_DIR/rvs.sock` otherwise).
+    /// `$XDG_RUNTIME_DIR/rvs.sock` otherwise; with `net_namespace`/`instance` in the
+    /// config, their names go before the extension: `rvs_NS_INST.sock`).
     #[arg(long)]
     pub control: Option<PathBuf>,
     /// Log format on stderr: `text` (keepalived-like lines) or `json` (one object per line).
@@ -119,6 +121,18 @@ pub fn default_pid_file() -> PathBuf {
     } else {
         PathBuf::from(format!("/tmp/rvs-{uid}.pid"))
     }
+}
+
+/// A default file of the daemon (pid file, control socket), named after `net_namespace`
+/// and `instance` as keepalived names its pid files, so that daemons for two namespaces
+/// on one host do not collide.
+fn own_file(cfg: &rvs_conf::Config, default: &Path) -> PathBuf {
+    let g = &cfg.global_defs;
+    crate::daemon::netns::file_name(
+        &default.to_string_lossy(),
+        g.net_namespace.as_deref(),
+        g.instance.as_deref(),
+    )
 }
 
 pub fn init_logging(level: &str) {
@@ -179,6 +193,15 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
     let Some(cfg) = load(&a.file) else {
         return Ok(ExitCode::from(1));
     };
+    // net_namespace: entered before the runtime starts a thread (every thread inherits
+    // it), so the VRRP sockets, the checkers and the data plane all live there.
+    if let Some(ns) = &cfg.global_defs.net_namespace {
+        if let Err(e) = crate::daemon::netns::enter(ns) {
+            tracing::error!("net_namespace {ns}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        tracing::info!("running in network namespace {ns}");
+    }
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
@@ -229,6 +252,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 at_start: cfg.global_defs.lvs_flush,
                 at_stop: cfg.global_defs.lvs_flush_on_stop,
             },
+            cfg.global_defs.net_namespace_ipvs.as_deref(),
         )?
     } else {
         Dataplane::proxy(opts)
@@ -238,7 +262,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let control_path = a
         .control
         .clone()
-        .unwrap_or_else(crate::daemon::control::default_path);
+        .unwrap_or_else(|| own_file(cfg, &crate::daemon::control::default_path()));
     let listener = crate::daemon::control::bind(&control_path)?;
     let metrics_listener = match a.metrics {
         None => None,
@@ -388,7 +412,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut json_sig = signal(SignalKind::from_raw(libc::SIGRTMIN() + 2))?;
-    let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
+    let pid_file = a
+        .pid_file
+        .clone()
+        .unwrap_or_else(|| own_file(cfg, &default_pid_file()));
     let conf_abs = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
     // Written aside and renamed: a reader (`rvs reload`, a test) never sees it half-written.
     let staged = pid_file.with_extension(format!("tmp.{}", std::process::id()));
@@ -775,6 +802,19 @@ async fn reload(
     parsed: Result<rvs_conf::Parsed, String>,
 ) -> DataReload {
     let path = a.file.as_path();
+    if let Ok(p) = &parsed {
+        // As keepalived: the namespaces are entered at start; a reload cannot move them.
+        let (was, now) = (&core.config().global_defs, &p.config.global_defs);
+        if was.net_namespace != now.net_namespace
+            || was.net_namespace_ipvs != now.net_namespace_ipvs
+            || was.instance != now.instance
+        {
+            tracing::warn!(
+                "net_namespace, net_namespace_ipvs and instance cannot change on a reload: \
+                 restart rvs for the new ones (it goes on where it is)"
+            );
+        }
+    }
     let fx = match core.reload(path, parsed) {
         Ok(fx) => fx,
         Err(msg) => return DataReload::Refused(msg),

@@ -216,12 +216,23 @@ impl Lab {
     }
 
     fn spawn(&mut self, node: &str, tag: &str, argv: &[String]) -> Child {
-        let log = self.dir.join(format!("{node}-{tag}.log"));
+        self.spawn_in(Some(node), node, tag, argv)
+    }
+
+    /// Starts `argv` in `node`'s namespace, or in the test's own with `None`.
+    fn spawn_in(&mut self, node: Option<&str>, name: &str, tag: &str, argv: &[String]) -> Child {
+        let log = self.dir.join(format!("{name}-{tag}.log"));
         let f = std::fs::File::create(&log).unwrap();
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns(node)])
-            .args(argv)
-            .stdin(Stdio::null())
+        let mut cmd = if let Some(node) = node {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.ns(node)]).args(argv);
+            c
+        } else {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        cmd.stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
             .spawn()
@@ -231,6 +242,16 @@ impl Lab {
     /// `rvs run -P` in `node` with this config (`ip netns exec` execs, so the child's pid
     /// is rvs's).
     pub fn rvs(&mut self, node: &str, conf: &str, extra: &[&str]) -> Proc {
+        self.rvs_in(Some(node), node, conf, extra)
+    }
+
+    /// `rvs run` started in the test's own network namespace (files named after `name`),
+    /// for a config that names the namespace it is to run in (`net_namespace`).
+    pub fn rvs_outside(&mut self, name: &str, conf: &str, extra: &[&str]) -> Proc {
+        self.rvs_in(None, name, conf, extra)
+    }
+
+    fn rvs_in(&mut self, ns: Option<&str>, node: &str, conf: &str, extra: &[&str]) -> Proc {
         let n = self.children.len();
         let c = self.dir.join(format!("{node}-{n}.conf"));
         std::fs::write(&c, conf).unwrap();
@@ -253,7 +274,7 @@ impl Lab {
             "debug".into(),
         ];
         argv.extend(extra.iter().map(|s| (*s).to_owned()));
-        let child = self.spawn(node, &format!("rvs{n}"), &argv);
+        let child = self.spawn_in(ns, node, &format!("rvs{n}"), &argv);
         let pid = i32::try_from(child.id()).unwrap();
         self.children.push(child);
         Proc { pids: vec![pid] }

@@ -189,3 +189,16 @@ ipvsadm -A -t 198.18.9.10:99 -s rr
 kill $(head -1 /tmp/rvs2.pid)
 t=0; while [ -n "$(ipvsadm -Ln | grep -E '^(TCP|UDP)')" ]; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/rvs2.log; fail "lvs_flush_on_stop left services"; }; usleep 100000; done
 echo "PASS lvs_flush_on_stop emptied the kernel's table at stop"
+
+# net_namespace_ipvs: rvs runs here and programs the IPVS tables of another namespace
+# (keepalived's keyword); this namespace's table stays empty.
+ip netns add ipvsns || fail "ip netns add"
+# (the kernel refuses real servers while the namespace has no local routing table yet)
+ip -n ipvsns link set lo up
+{ printf 'global_defs {\n    net_namespace_ipvs ipvsns\n}\n'; sed '1,3d' $conf; } > /tmp/kn.conf
+"$R" run -C -f /tmp/kn.conf --dataplane ipvs --control /tmp/c3.sock --pid-file /tmp/rvs3.pid --log-level info 2> /tmp/rvs3.log &
+t=0; while ! ip netns exec ipvsns ipvsadm -Ln | grep -q "198.18.1.50:80" || [ ! -s /tmp/rvs3.pid ]; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/rvs3.log; fail "net_namespace_ipvs: no service in the namespace"; }; usleep 100000; done
+ipvsadm -Ln | grep -q "198.18.1.50" && { cat /tmp/rvs3.log; fail "net_namespace_ipvs: the service is in the daemon's own table"; }
+kill $(head -1 /tmp/rvs3.pid)
+t=0; while ip netns exec ipvsns ipvsadm -Ln | grep -q "198.18.1.50"; do t=$((t+1)); [ $t -lt 100 ] || { cat /tmp/rvs3.log; fail "net_namespace_ipvs: services left at stop"; }; usleep 100000; done
+echo "PASS net_namespace_ipvs programs another namespace's IPVS and cleans up there"

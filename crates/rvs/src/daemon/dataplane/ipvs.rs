@@ -39,10 +39,21 @@ impl IpvsForwarder {
         shared: Arc<Shared>,
         snapshots: Arc<Snapshots>,
         flush: Flush,
+        netns: Option<&str>,
     ) -> anyhow::Result<IpvsForwarder> {
-        let mut ipvs =
-            rvs_ipvs::Ipvs::open().map_err(|e| anyhow::anyhow!("--dataplane ipvs: {e}"))?;
-        tracing::info!("kernel IPVS over netlink");
+        let mut ipvs = match netns {
+            // net_namespace_ipvs: the netlink socket is opened in that namespace and
+            // talks to its tables from then on.
+            Some(ns) => crate::daemon::netns::run_in(ns, rvs_ipvs::Ipvs::open)
+                .map_err(|e| anyhow::anyhow!("net_namespace_ipvs '{ns}': {e}"))?,
+            None => rvs_ipvs::Ipvs::open(),
+        }
+        .map_err(|e| anyhow::anyhow!("--dataplane ipvs: {e}"))?;
+        if let Some(ns) = netns {
+            tracing::info!("kernel IPVS over netlink, in namespace '{ns}'");
+        } else {
+            tracing::info!("kernel IPVS over netlink");
+        }
         if flush.at_start {
             ipvs.flush()
                 .map_err(|e| anyhow::anyhow!("lvs_flush: {e}"))?;

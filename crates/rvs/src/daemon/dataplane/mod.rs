@@ -125,13 +125,19 @@ impl Dataplane {
     }
 
     /// The kernel's IPVS (fails with what to do when the kernel has none).
-    pub fn ipvs(opts: &ProxyOptions, flush: ipvs::Flush) -> anyhow::Result<Dataplane> {
+    /// The kernel's IPVS, in the namespace `netns` names (`net_namespace_ipvs`) or in the
+    /// daemon's own.
+    pub fn ipvs(
+        opts: &ProxyOptions,
+        flush: ipvs::Flush,
+        netns: Option<&str>,
+    ) -> anyhow::Result<Dataplane> {
         let proxy = Proxy::new(ProxyOptions {
             table_only: true,
             ..opts.clone()
         });
         let snapshots = Arc::<Snapshots>::default();
-        let fwd = ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone(), flush)?;
+        let fwd = ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone(), flush, netns)?;
         Ok(Dataplane {
             proxy,
             fwd: Box::new(fwd),
