@@ -107,6 +107,22 @@ pub struct Rule {
     pub unsupported: Vec<String>,
 }
 
+/// keepalived's settings for one of its child processes (VRRP, checkers, BFD), which rvs
+/// applies to the threads that do that work.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessSettings {
+    /// `*_rt_priority`: real-time (`SCHED_RR`) priority, 1..99.
+    pub rt_priority: Option<u8>,
+    /// `*_rlimit_rttime`: the CPU time (µs) a real-time thread may use without blocking
+    /// (keepalived's default with `*_rt_priority`: 10000).
+    pub rlimit_rttime: Option<u64>,
+    /// `*_cpu_affinity`: the CPUs it may run on (empty: any).
+    pub cpu_affinity: Vec<usize>,
+    /// `*_process_name` (or keepalived's default name under `process_names`); at most 15
+    /// bytes, as the kernel keeps them.
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GlobalDefs {
     /// `None` means the host name (keepalived's default).
@@ -150,6 +166,14 @@ pub struct GlobalDefs {
     /// `vrrp_no_swap`, `checker_no_swap`, `bfd_no_swap` (one of them: rvs locks its
     /// memory).
     pub no_swap: bool,
+    /// `vrrp_rt_priority`, `vrrp_cpu_affinity`, `vrrp_rlimit_rttime`, `vrrp_process_name`.
+    pub vrrp_process: ProcessSettings,
+    /// The same for the checkers (`checker_*`, `lvs_process_name`).
+    pub checker_process: ProcessSettings,
+    /// The same for BFD (`bfd_*`).
+    pub bfd_process: ProcessSettings,
+    /// `process_name`: the daemon's own name (its `comm`, which `ps` and `pgrep` show).
+    pub process_name: Option<String>,
     pub enable_script_security: bool,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
@@ -231,6 +255,10 @@ impl Default for GlobalDefs {
             checker_priority: None,
             bfd_priority: None,
             no_swap: false,
+            vrrp_process: ProcessSettings::default(),
+            checker_process: ProcessSettings::default(),
+            bfd_process: ProcessSettings::default(),
+            process_name: None,
             enable_script_security: false,
             script_user: None,
             default_interface: None,

@@ -810,8 +810,9 @@ fn rs_init_notifies_announce_the_servers_that_start_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue #18 item 10: `vrrp_priority`, `checker_priority` and `bfd_priority` set the
-/// daemon's nice value (rvs is one process: the highest priority asked). Needs root (a
+/// Issue #18 item 10: `checker_priority` sets the nice value of the threads that run the
+/// checkers (the runtime's, and the main thread); `vrrp_priority` is VRRP's thread's
+/// alone, which this daemon (no VRRP) does not have (vrrp.rs tests it). Needs root (a
 /// negative nice).
 #[test]
 #[ignore = "needs root for a negative nice: ./test.sh runs it as root"]
@@ -819,7 +820,7 @@ fn process_priority_sets_the_daemons_nice() {
     require_root();
     let _b = backend("127.35.12.2:9100", "b", Mode::Name);
     let conf = format!(
-        "global_defs {{\n    vrrp_priority -5\n    checker_priority 3\n}}\n{}",
+        "global_defs {{\n    vrrp_priority 3\n    checker_priority -5\n}}\n{}",
         config(
             "127.35.13.1",
             "TCP_CHECK {\n            connect_timeout 1\n        }",

@@ -1440,3 +1440,114 @@ fn net_namespace_runs_the_daemon_in_the_named_namespace() {
         "{err}"
     );
 }
+
+/// One thread's (or process's) scheduling as the kernel reports it: its name, nice,
+/// real-time priority, policy (0 normal, 2 `SCHED_RR`) and allowed CPUs.
+fn sched_of(task: &std::path::Path) -> (String, i32, u32, u32, String) {
+    let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+    let (head, after) = stat.rsplit_once(") ").unwrap();
+    let name = head.split_once(" (").unwrap().1.to_owned();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 19, 40 and 41 of stat(5); `after` starts at field 3.
+    let nice = f[16].parse().unwrap();
+    let rt = f[37].parse().unwrap();
+    let policy = f[38].parse().unwrap();
+    let status = std::fs::read_to_string(task.join("status")).unwrap();
+    let cpus = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (name, nice, rt, policy, cpus)
+}
+
+/// The "Max realtime timeout" line of a process's limits: soft and hard (µs).
+fn rttime_limit(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let l = limits
+        .lines()
+        .find(|l| l.starts_with("Max realtime timeout"))
+        .unwrap();
+    let w: Vec<&str> = l.split_whitespace().collect();
+    (w[3].to_owned(), w[4].to_owned())
+}
+
+/// Issue #18 item 10: keepalived's per-process settings apply to the threads that do that
+/// work: VRRP's (`vrrp_rt_priority`, `vrrp_rlimit_rttime`, `vrrp_cpu_affinity`,
+/// `vrrp_process_name`) to its thread, as keepalived 2.2.7 applies them to its VRRP
+/// process (compared: the same policy, priority, CPUs, name and limits); BFD's to the BFD
+/// thread; the checkers' to the runtime's threads; `process_name` names the process.
+#[test]
+#[ignore = "needs root, network namespaces and keepalived: ./test.sh runs it as root"]
+fn process_settings_apply_to_the_threads_doing_the_work() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1)]);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    assert!(
+        cpus >= 2,
+        "this test pins threads to CPU 1: it needs 2 CPUs"
+    );
+    let vrrp = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 77\n  \
+                priority 100\n  advert_int 1\n  virtual_ipaddress {\n    198.18.0.77/24\n  }\n}\n";
+    let global = "  vrrp_rt_priority 20\n  vrrp_rlimit_rttime 30000\n  vrrp_cpu_affinity 1\n  \
+                  vrrp_process_name kad_vrrp\n";
+    // keepalived's VRRP process.
+    let ka = l.keepalived("a", &format!("global_defs {{\n{global}}}\n{vrrp}"));
+    let ka_vrrp = std::path::PathBuf::from(format!("/proc/{}", ka.pids[1]));
+    // The child sets them once it has read the configuration.
+    let set = Lab::wait(Duration::from_secs(5), || sched_of(&ka_vrrp).3 == 2);
+    assert!(set.is_some(), "{:?}\n{}", sched_of(&ka_vrrp), l.logs());
+    let (name, _, rt, policy, cpus_ka) = sched_of(&ka_vrrp);
+    assert_eq!((name.as_str(), rt, policy), ("kad_vrrp", 20, 2));
+    let ka_limit = rttime_limit(ka.pids[1]);
+    l.signal(&ka, "TERM");
+    l.wait_exit(&ka, Duration::from_secs(10));
+    // rvs: VRRP's thread gets the same; BFD's and the checkers' theirs.
+    let conf = format!(
+        "global_defs {{\n{global}  bfd_priority -3\n  bfd_process_name kad_bfd\n  \
+         checker_priority 4\n  checker_process_name kad_lvs\n  process_name kad\n}}\n\
+         bfd_instance nbr {{\n  neighbor_ip 198.18.0.9\n  source_ip 198.18.0.1\n}}\n{vrrp}"
+    );
+    let r = l.rvs("a", &conf, &["-P"]);
+    let pid = r.pids[0];
+    let threads = || -> Vec<(String, i32, u32, u32, String)> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.flatten().map(|t| sched_of(&t.path())).collect())
+            .unwrap_or_default()
+    };
+    let up = Lab::wait(Duration::from_secs(10), || {
+        let t = threads();
+        ["kad_vrrp", "kad_bfd", "kad_lvs"]
+            .iter()
+            .all(|n| t.iter().any(|x| x.0 == *n))
+    });
+    assert!(up.is_some(), "threads: {:?}\n{}", threads(), l.logs());
+    let all = threads();
+    let one = |n: &str| all.iter().find(|t| t.0 == n).unwrap().clone();
+    let (_, _, rt, policy, cpus_rvs) = one("kad_vrrp");
+    assert_eq!((rt, policy), (20, 2), "{all:?}");
+    assert_eq!(cpus_rvs, cpus_ka, "VRRP's CPUs");
+    assert_eq!(
+        rttime_limit(pid),
+        ka_limit,
+        "RLIMIT_RTTIME as keepalived sets it"
+    );
+    let (_, nice, _, policy, _) = one("kad_bfd");
+    assert_eq!((nice, policy), (-3, 0), "BFD's thread: {all:?}");
+    for t in all.iter().filter(|t| t.0 == "kad_lvs") {
+        assert_eq!((t.1, t.3), (4, 0), "a checker thread: {all:?}");
+    }
+    // The main thread's name is the process's.
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim(),
+        "kad"
+    );
+    // It still works: MASTER after its advert timeout, alone on the segment.
+    let master = Lab::wait(Duration::from_secs(10), || l.has_addr("a", "198.18.0.77"));
+    assert!(master.is_some(), "{}", l.logs());
+    l.signal(&r, "TERM");
+    l.wait_exit(&r, Duration::from_secs(10));
+}

@@ -190,9 +190,46 @@ impl Loader<'_> {
                     deprecated(a, n, "enable_snmp_vrrp");
                     other(g, n);
                 }
-                "lvs_process_name" => {
-                    deprecated(a, n, "checker_process_name");
-                    other(g, n);
+                kw @ ("vrrp_rt_priority"
+                | "checker_rt_priority"
+                | "bfd_rt_priority"
+                | "vrrp_cpu_affinity"
+                | "checker_cpu_affinity"
+                | "bfd_cpu_affinity"
+                | "vrrp_rlimit_rttime"
+                | "checker_rlimit_rttime"
+                | "bfd_rlimit_rttime"
+                | "vrrp_rlimit_rtime"
+                | "checker_rlimit_rtime"
+                | "bfd_rlimit_rtime"
+                | "vrrp_process_name"
+                | "checker_process_name"
+                | "lvs_process_name"
+                | "bfd_process_name") => {
+                    if kw == "lvs_process_name" {
+                        deprecated(a, n, "checker_process_name");
+                    } else if kw.ends_with("_rlimit_rtime") {
+                        deprecated(a, n, &kw.replace("rtime", "rttime"));
+                    }
+                    let (who, what) = kw.split_once('_').unwrap_or((kw, ""));
+                    let ps = match who {
+                        "vrrp" => &mut g.vrrp_process,
+                        "bfd" => &mut g.bfd_process,
+                        _ => &mut g.checker_process,
+                    };
+                    process_setting(a, n, ps, what);
+                }
+                "process_names" => {
+                    a.extra(n, 0);
+                    g.vrrp_process.name = Some("keepalived_vrrp".into());
+                    g.checker_process.name = Some("keepalived_lvs".into());
+                    g.bfd_process.name = Some("keepalived_bfd".into());
+                }
+                "process_name" => {
+                    a.extra(n, 1);
+                    if let Some(t) = a.need(n, 0, "a name") {
+                        g.process_name = Some(comm_name(a, t));
+                    }
                 }
                 _ => other(g, n),
             }
@@ -219,6 +256,95 @@ impl Loader<'_> {
         }
         if g.vrrp_strict && !set_here("vrrp_lower_prio_no_advert") {
             g.vrrp_lower_prio_no_advert = true;
+        }
+    }
+}
+
+/// A process name as the kernel keeps it: at most 15 bytes (keepalived truncates, and
+/// counts it).
+fn comm_name(a: &mut Args<'_>, t: &Token) -> String {
+    let mut name = t.text.clone();
+    if name.len() > 15 {
+        a.diags.ka_warning(
+            t.loc,
+            t.width,
+            format!("process name {name} more than 15 characters, truncated"),
+        );
+        let mut end = 15;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
+}
+
+/// `*_rt_priority`, `*_cpu_affinity`, `*_rlimit_rttime`, `*_process_name`, read as
+/// keepalived 2.2.7 reads them: an out-of-range priority is counted and clamped, a bad
+/// CPU number is counted and leaves the set empty.
+fn process_setting(a: &mut Args<'_>, n: &Node, ps: &mut ProcessSettings, what: &str) {
+    match what {
+        "rt_priority" => {
+            a.extra(n, 1);
+            let Some(t) = a.need(n, 0, "a priority") else {
+                return;
+            };
+            match parse_int(&t.text) {
+                Some(p) if (1..=99).contains(&p) => ps.rt_priority = u8::try_from(p).ok(),
+                Some(p) => {
+                    let clamped = p.clamp(1, 99);
+                    a.diags.ka_warning(
+                        t.loc,
+                        t.width,
+                        format!("real-time priority {p} outside [1, 99]: {clamped} is used"),
+                    );
+                    ps.rt_priority = u8::try_from(clamped).ok();
+                }
+                None => {
+                    a.diags.ka_warning(
+                        t.loc,
+                        t.width,
+                        format!("real-time priority '{}' invalid: ignored", t.text),
+                    );
+                }
+            }
+        }
+        "cpu_affinity" => {
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            let mut set = Vec::new();
+            for t in &n.args {
+                match parse_int(&t.text).and_then(|c| usize::try_from(c).ok()) {
+                    Some(c) if c < cpus => set.push(c),
+                    _ => {
+                        a.diags.ka_warning(
+                            t.loc,
+                            t.width,
+                            format!(
+                                "invalid cpu_id '{}' (this host has CPUs 0..{}): no affinity is set",
+                                t.text,
+                                cpus - 1
+                            ),
+                        );
+                        return;
+                    }
+                }
+            }
+            if set.is_empty() {
+                a.diags
+                    .ka_warning(n.kw.loc, n.kw.width, "no CPU numbers given: ignored");
+            }
+            ps.cpu_affinity = set;
+        }
+        "process_name" => {
+            a.extra(n, 1);
+            if let Some(t) = a.need(n, 0, "a name") {
+                ps.name = Some(comm_name(a, t));
+            }
+        }
+        _ => {
+            if let Some(v) = a.arg_int::<u64>(n, 1, i64::from(u32::MAX)) {
+                ps.rlimit_rttime = Some(v);
+            }
         }
     }
 }

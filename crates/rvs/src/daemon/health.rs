@@ -91,6 +91,8 @@ pub struct Checkers {
     probes: HashMap<CheckKey, Arc<rvs_check::ProbeStats>>,
     /// The `bfd_instance` sessions; restarted only when the instances change.
     bfd: Option<rvs_bfd::driver::Bfd>,
+    /// The thread the sessions run on (`bfd_rt_priority`, `bfd_cpu_affinity`, ...).
+    bfd_thread: Option<crate::daemon::threads::TaskThread>,
     /// Each session's state channel and its run number (bumped when the channel is new).
     bfd_runs: HashMap<String, (tokio::sync::watch::Receiver<rvs_bfd::driver::Seen>, u64)>,
     next_bfd_run: u64,
@@ -113,6 +115,7 @@ impl Checkers {
             tasks: HashMap::new(),
             probes: HashMap::new(),
             bfd: None,
+            bfd_thread: None,
             bfd_runs: HashMap::new(),
             next_bfd_run: 1,
             bfd_status: Arc::default(),
@@ -144,6 +147,20 @@ impl Checkers {
         }
         // A reload reconciles: unchanged sessions go on (their neighbours and followers
         // notice nothing), only added, changed and removed ones move.
+        if self.bfd_thread.is_none() {
+            let g = &cfg.global_defs;
+            match crate::daemon::threads::TaskThread::spawn(
+                "rvs-bfd",
+                "BFD",
+                &g.bfd_process,
+                g.bfd_priority,
+            ) {
+                Ok(t) => self.bfd_thread = Some(t),
+                Err(e) => tracing::error!("BFD not started: {e}"),
+            }
+        }
+        // Sessions and their sockets belong to the BFD thread's runtime.
+        let _on_bfd_thread = self.bfd_thread.as_ref().map(|t| t.handle().enter());
         if let Some(b) = &mut self.bfd {
             match b.apply(want) {
                 Ok(d) => {
@@ -197,6 +214,9 @@ impl Checkers {
     pub async fn stop_bfd(&mut self) {
         if let Some(b) = self.bfd.take() {
             b.stop().await;
+        }
+        if let Some(t) = self.bfd_thread.take() {
+            t.stop().await;
         }
     }
 

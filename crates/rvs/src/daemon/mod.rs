@@ -13,3 +13,5 @@ pub mod logging;
 pub mod metrics;
 pub mod netns;
 pub mod run;
+pub mod sys;
+pub mod threads;

@@ -202,6 +202,10 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
         }
         tracing::info!("running in network namespace {ns}");
     }
+    // keepalived's process settings: the checkers' go to the runtime's threads (and the
+    // main thread), VRRP's and BFD's to their threads (`threads`).
+    crate::daemon::threads::remember_original();
+    crate::daemon::threads::apply_to_main(&cfg.global_defs);
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
@@ -213,8 +217,14 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             .enable_all()
             .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+        let checker = cfg.global_defs.checker_process.clone();
+        let nice = cfg.global_defs.checker_priority;
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(name) = &checker.name {
+            b.thread_name(name);
+        }
+        b.worker_threads(threads)
+            .on_thread_start(move || crate::daemon::threads::apply_checker(&checker, nice))
             .enable_all()
             .build()?
     };
@@ -305,42 +315,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         )
         .await;
     }
-    // vrrp_priority / checker_priority / bfd_priority: keepalived sets each child's nice
-    // value; rvs is one process, which gets the highest priority asked (the lowest nice).
-    let g = &cfg.global_defs;
-    if let Some(nice) = [g.vrrp_priority, g.checker_priority, g.bfd_priority]
-        .into_iter()
-        .flatten()
-        .min()
-    {
-        // Linux keeps a nice value per thread: every thread that runs now (the runtime's
-        // workers) gets it, and the threads they start later inherit it.
-        let tids: Vec<i32> = std::fs::read_dir("/proc/self/task")
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut failed = None;
-        for t in tids
-            .iter()
-            .filter_map(|t| rustix::process::Pid::from_raw(*t))
-        {
-            if let Err(e) = rustix::process::setpriority_process(Some(t), i32::from(nice)) {
-                failed = Some(e);
-            }
-        }
-        match failed {
-            None => tracing::info!("process priority: nice {nice}"),
-            Some(e) => tracing::warn!(
-                "process priority nice {nice}: {e} (a negative nice needs CAP_SYS_NICE)"
-            ),
-        }
-    }
     // vrrp_no_swap / checker_no_swap / bfd_no_swap: keepalived locks each child process in
     // memory; rvs is one process, so any of them locks all of it.
-    if g.no_swap {
+    if cfg.global_defs.no_swap {
         use rustix::mm::{mlockall, MlockAllFlags};
         match mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE) {
             Ok(()) => tracing::info!("memory locked (no_swap)"),
@@ -387,23 +364,22 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // VRRP after the data plane: by the time this director can become MASTER and draw
     // traffic to the VIP, its services listen.
     let vrrp_status = std::sync::Arc::default();
-    let mut vrrp = if vrrp_plan.is_empty() {
-        None
-    } else {
-        match rvs_vrrpd::Vrrp::start(
-            vrrp_plan,
-            std::sync::Arc::clone(&vrrp_status),
-            checkers.bfd_registry.clone(),
-        )
-        .await
+    let mut vrrp = crate::daemon::threads::VrrpHost::default();
+    if !vrrp_plan.is_empty() {
+        if let Err(e) = vrrp
+            .start(
+                &cfg.global_defs,
+                vrrp_plan,
+                std::sync::Arc::clone(&vrrp_status),
+                checkers.bfd_registry.clone(),
+            )
+            .await
         {
-            Ok(v) => Some(v),
-            Err(e) => {
-                drop(listener);
-                return Err(cleanup(anyhow::anyhow!("cannot start VRRP: {e}")));
-            }
+            drop(listener);
+            vrrp.stop().await;
+            return Err(cleanup(anyhow::anyhow!("cannot start VRRP: {e}")));
         }
-    };
+    }
     // Signal handlers before the pid file: whoever reads the pid may signal at once.
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -412,6 +388,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut json_sig = signal(SignalKind::from_raw(libc::SIGRTMIN() + 2))?;
+    // RLIMIT_RTTIME's soft limit (half of *_rlimit_rttime) warns a real-time thread
+    // before the kernel kills the process at the hard one, as keepalived logs it.
+    let mut xcpu = signal(SignalKind::from_raw(libc::SIGXCPU))?;
     let pid_file = a
         .pid_file
         .clone()
@@ -512,15 +491,17 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     al.vrrp(core.config(), &st);
                 }
                 // Instances waiting for their interface start once it can carry them.
-                if let Some(v) = vrrp.as_mut() {
-                    if let Some(msg) = v.poll_waiting().await {
-                        tracing::info!("{msg}");
-                    }
+                if let Some(msg) = vrrp.poll_waiting().await {
+                    tracing::info!("{msg}");
                 }
             }
             _ = usr1.recv() => dump(crate::daemon::dumps::Dump::Data, core.config(), &vrrp_status),
             _ = usr2.recv() => dump(crate::daemon::dumps::Dump::Stats, core.config(), &vrrp_status),
             _ = json_sig.recv() => dump(crate::daemon::dumps::Dump::Json, core.config(), &vrrp_status),
+            _ = xcpu.recv() => tracing::warn!(
+                "a real-time thread (VRRP or BFD) ran for half its *_rlimit_rttime without \
+                 blocking: at the limit the kernel kills rvs"
+            ),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -581,8 +562,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         }
     }
     // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
-    if let Some(v) = vrrp {
-        v.stop().await;
+    if vrrp.is_running() {
+        vrrp.stop().await;
     }
     if let Some(al) = &alerts {
         al.stopping(core.config());
@@ -814,6 +795,21 @@ async fn reload(
                  restart rvs for the new ones (it goes on where it is)"
             );
         }
+        let settings = |g: &rvs_conf::model::GlobalDefs| {
+            (
+                g.vrrp_process.clone(),
+                g.checker_process.clone(),
+                g.bfd_process.clone(),
+                g.process_name.clone(),
+                [g.vrrp_priority, g.checker_priority, g.bfd_priority],
+            )
+        };
+        if settings(was) != settings(now) {
+            tracing::warn!(
+                "process settings (*_priority, *_rt_priority, *_cpu_affinity, *_rlimit_rttime, \
+                 *_process_name) are applied at start: restart rvs for the new ones"
+            );
+        }
     }
     let fx = match core.reload(path, parsed) {
         Ok(fx) => fx,
@@ -852,7 +848,7 @@ async fn reload(
 /// The VRRP part of a reload, after the data plane's: a file the data plane refused is
 /// not applied to VRRP either.
 async fn reload_vrrp(
-    vrrp: &mut Option<rvs_vrrpd::Vrrp>,
+    vrrp: &mut crate::daemon::threads::VrrpHost,
     status: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
     bfd: &rvs_bfd::driver::Registry,
     cfg: &rvs_conf::Config,
@@ -869,20 +865,27 @@ async fn reload_vrrp(
             return VrrpReload::Invalid(e.join("; "));
         }
     };
-    let (next, outcome) = match vrrp.take() {
-        Some(v) => {
-            let (r, o) = v.reload(plan).await;
-            (r, VrrpReload::Reloaded(o))
+    let (next, outcome) = if vrrp.is_running() {
+        match vrrp.reload(plan).await {
+            Some((r, o)) => (r, VrrpReload::Reloaded(o)),
+            None => return VrrpReload::NotRun,
         }
-        None if plan.is_empty() => return VrrpReload::NotRun,
-        None => (
-            rvs_vrrpd::Vrrp::start(plan, std::sync::Arc::clone(status), bfd.clone()).await,
+    } else if plan.is_empty() {
+        return VrrpReload::NotRun;
+    } else {
+        (
+            vrrp.start(
+                &cfg.global_defs,
+                plan,
+                std::sync::Arc::clone(status),
+                bfd.clone(),
+            )
+            .await,
             VrrpReload::Started,
-        ),
+        )
     };
     match next {
-        Ok(v) => {
-            *vrrp = Some(v);
+        Ok(()) => {
             if let VrrpReload::Reloaded(o) = &outcome {
                 tracing::info!("reload: {o}");
             } else {
@@ -892,7 +895,7 @@ async fn reload_vrrp(
         }
         Err(e) => {
             tracing::error!("reload: VRRP: {e}");
-            VrrpReload::StartFailed(e.to_string())
+            VrrpReload::StartFailed(e)
         }
     }
 }
