@@ -152,6 +152,10 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub vrrp_check_unicast_src: bool,
     pub vrrp_skip_check_adv_addr: bool,
+    /// `vrrp_owner_ignore_adverts`: the instances' `owner_ignore_adverts` default.
+    pub vrrp_owner_ignore_adverts: bool,
+    /// `log_unknown_vrids`: adverts for VRIDs no instance has are logged.
+    pub log_unknown_vrids: bool,
     #[serde(serialize_with = "secs::serialize")]
     pub vrrp_startup_delay: Duration,
     /// `vrrp_notify_priority_changes`: priority changes go to the FIFOs.
@@ -186,6 +190,14 @@ pub struct GlobalDefs {
     pub lvs_flush: bool,
     /// `lvs_flush_on_stop [ALL]`: emptied at stop, not only of rvs's services.
     pub lvs_flush_on_stop: bool,
+    /// `umask`: the process's file creation mask, when set.
+    pub umask: Option<u32>,
+    /// `disable_local_igmp`: `igmp_link_local_mcast_reports` off while VRRP runs.
+    pub disable_local_igmp: bool,
+    /// `nftables_priority`: the `no_accept` chains' priority relative to `filter` (-1).
+    pub nftables_priority: i32,
+    /// `nftables_counters`: the `no_accept` rules count what they match.
+    pub nftables_counters: bool,
     /// `net_namespace NAME`: rvs runs in the network namespace `/run/netns/NAME` (it
     /// enters it at start, before anything opens a socket).
     pub net_namespace: Option<String>,
@@ -248,6 +260,8 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             vrrp_check_unicast_src: false,
             vrrp_skip_check_adv_addr: false,
+            vrrp_owner_ignore_adverts: false,
+            log_unknown_vrids: false,
             vrrp_startup_delay: Duration::ZERO,
             vrrp_notify_priority_changes: false,
             fifo_write_vrrp_states_on_reload: false,
@@ -269,6 +283,10 @@ impl Default for GlobalDefs {
             lvs_sync_daemon: None,
             lvs_flush: false,
             lvs_flush_on_stop: false,
+            umask: None,
+            disable_local_igmp: false,
+            nftables_priority: -1,
+            nftables_counters: false,
             net_namespace: None,
             net_namespace_ipvs: None,
             instance: None,
@@ -598,6 +616,11 @@ pub struct VrrpInstance {
     pub accept: bool,
     pub strict_mode: bool,
     pub check_unicast_src: bool,
+    /// `skip_check_adv_addr`: an advert's address list is compared only when it differs
+    /// from the previous advert's.
+    pub skip_check_adv_addr: bool,
+    /// `owner_ignore_adverts`: as the address owner (priority 255), adverts are ignored.
+    pub owner_ignore_adverts: bool,
     pub garp_master_delay: u32,
     pub garp_master_repeat: u32,
     pub garp_master_refresh: u32,

@@ -29,8 +29,8 @@ const ONE_PROCESS: Support =
     NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
 const BUFS: Support = NotApplied("socket buffer sizes keep the kernel's defaults");
 const FIREWALL: Support = NotApplied(
-    "keepalived's other firewall settings: rvs installs the no_accept rules in nftables, \
-     with keepalived's defaults (no iptables, ipsets, counters, priority or IPVS rules)",
+    "keepalived's other firewall settings: rvs installs the no_accept rules in nftables \
+     (no iptables, ipsets, interface indexes or IPVS rules)",
 );
 /// The table. Order matters only between a block row and a `*` row for the same keyword.
 pub static TABLE: &[(&str, &[&str], Support)] = &[
@@ -100,8 +100,10 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["vrrp_notify_fifo"], Applied("GlobalDefs.vrrp_notify_fifo")),
     ("global_defs", &["vrrp_strict"], Applied("GlobalDefs.vrrp_strict")),
     ("global_defs", &["nftables"], Applied("-: the name of the nftables tables of no_accept (default keepalived)")),
-    ("global_defs", &["vrrp_iptables", "vrrp_ipsets", "nftables_counters", "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_priority"], FIREWALL),
-    ("global_defs", &["vrrp_skip_check_adv_addr"], NotApplied("every advert's address list is compared with the instance's")),
+    ("global_defs", &["nftables_priority"], Applied("GlobalDefs.nftables_priority")),
+    ("global_defs", &["nftables_counters"], Applied("GlobalDefs.nftables_counters")),
+    ("global_defs", &["vrrp_iptables", "vrrp_ipsets", "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark"], FIREWALL),
+    ("global_defs", &["vrrp_skip_check_adv_addr"], Applied("VrrpInstance.skip_check_adv_addr")),
     ("global_defs", &["dynamic_interfaces"], NotApplied("interfaces must exist when rvs starts an instance")),
     ("global_defs", &["checker_log_all_failures"], Applied("Checker.log_all_failures")),
     ("global_defs", &["rs_init_notifies"], Applied("GlobalDefs.rs_init_notifies")),
@@ -134,17 +136,19 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["config_save_dir", "json_version", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
     ("global_defs", &["reload_check_config", "reload_file", "reload_repeat", "reload_time_file"], NotApplied("scheduled and checked reloads are not done; `rvs reload` always checks first")),
     ("global_defs", &["random_seed"], NotApplied("${_RANDOM} is seeded per run")),
-    ("global_defs", &["umask", "set_supplementary_groups"], NotApplied("files and scripts keep the process's umask and groups")),
+    ("global_defs", &["umask"], Applied("GlobalDefs.umask")),
+    ("global_defs", &["set_supplementary_groups"], NotApplied("scripts run with their user's primary group only")),
     ("global_defs", &["startup_script"], Applied("GlobalDefs.startup_script")),
     ("global_defs", &["startup_script_timeout"], Applied("GlobalDefs.startup_script_timeout")),
     ("global_defs", &["shutdown_script"], Applied("GlobalDefs.shutdown_script")),
     ("global_defs", &["shutdown_script_timeout"], Applied("GlobalDefs.shutdown_script_timeout")),
-    ("global_defs", &["disable_local_igmp"], NotApplied("IGMP reports are left to the kernel")),
-    ("global_defs", &["log_unknown_vrids"], NotApplied("adverts for unknown VRIDs are counted, not logged")),
+    ("global_defs", &["disable_local_igmp"], Applied("GlobalDefs.disable_local_igmp")),
+    ("global_defs", &["log_unknown_vrids"], Applied("GlobalDefs.log_unknown_vrids")),
     ("global_defs", &["max_auto_priority", "min_auto_priority_delay"], ONE_PROCESS),
     ("global_defs", &["vrrp_no_swap", "checker_no_swap", "bfd_no_swap"], Applied("GlobalDefs.no_swap")),
     ("global_defs", &["vmac_prefix", "vmac_addr_prefix"], NotApplied("VMAC interfaces are named and addressed the default way")),
-    ("global_defs", &["v3_checksum_as_v2", "vrrp_owner_ignore_adverts"], NotApplied("not applied")),
+    ("global_defs", &["vrrp_owner_ignore_adverts"], Applied("VrrpInstance.owner_ignore_adverts")),
+    ("global_defs", &["v3_checksum_as_v2"], NotApplied("not applied")),
     ("global_defs", &["iproute_etc_dir", "iproute_usr_dir"], NotApplied("table names are read from iproute2's default directories (/etc/iproute2, /usr/share/iproute2)")),
     // vrrp_instance.
     ("vrrp_instance", &["state"], Applied("VrrpInstance.state")),
@@ -190,8 +194,9 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("vrrp_instance", &["kernel_rx_buf_size"], BUFS),
     ("vrrp_instance", &["debug"], NotApplied("per-instance debug logging: use RUST_LOG")),
     ("vrrp_instance", &["vrf"], NotApplied("instances are not bound to a VRF")),
-    ("vrrp_instance", &["skip_check_adv_addr"], NotApplied("every advert's address list is compared with the instance's")),
-    ("vrrp_instance", &["owner_ignore_adverts", "timer_expired_backup", "thread_timer_expired", "v3_checksum_as_v2"], NotApplied("not applied")),
+    ("vrrp_instance", &["skip_check_adv_addr"], Applied("VrrpInstance.skip_check_adv_addr")),
+    ("vrrp_instance", &["owner_ignore_adverts"], Applied("VrrpInstance.owner_ignore_adverts")),
+    ("vrrp_instance", &["timer_expired_backup", "thread_timer_expired", "v3_checksum_as_v2"], NotApplied("not applied")),
     ("vrrp_instance", &["auth_hmac"], NotApplied("HMAC authentication (keepalived 2.4) is not supported")),
     ("vrrp_instance", &["native_ipv6"], Spelling("an IPv6 virtual_ipaddress")),
     ("vrrp_instance", &["vmac_garp_intvl"], Spelling("garp_extra_if (not applied)")),

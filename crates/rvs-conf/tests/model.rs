@@ -281,3 +281,26 @@ fn keywords_rvs_does_not_apply_are_warned_about() {
     assert!(p.diagnostics.iter().all(|d| !d.is_error()), "{msgs:?}");
     assert_eq!(p.unapplied(), 2, "{msgs:?}");
 }
+
+/// `umask`, read as keepalived reads it: C's number bases, or permission names.
+#[test]
+fn umask_reads_numbers_and_names() {
+    for (text, want) in [
+        ("022", Some(0o22)),
+        ("0077", Some(0o77)),
+        ("18", Some(18)),
+        ("IWGRP|IWOTH", Some(0o22)),
+        ("IRWXG | IRWXO", Some(0o77)),
+        ("bogus", None),
+        ("0999", None),
+    ] {
+        let p = parse(&format!("global_defs {{\n  umask {text}\n}}\n"));
+        assert_eq!(p.config.global_defs.umask, want, "{text}: {}", p.render());
+        assert_eq!(
+            p.keepalived_rejects(),
+            want.is_none(),
+            "{text}: {}",
+            p.render()
+        );
+    }
+}

@@ -368,12 +368,26 @@ impl Engine {
             for (d, n) in rx.dropped.iter().zip(&carried.dropped) {
                 d.store(*n, Ordering::Relaxed);
             }
+            // log_unknown_vrids: the first instance on each interface (and family) says
+            // it, knowing every VRID configured there.
+            let unknown = (plan.log_unknown_vrids
+                && !plan.instances[..i]
+                    .iter()
+                    .any(|q| q.iface == p.iface && q.v6 == p.v6))
+            .then(|| {
+                plan.instances
+                    .iter()
+                    .filter(|q| q.iface == p.iface && q.v6 == p.v6)
+                    .map(|q| q.vrid)
+                    .collect::<std::collections::BTreeSet<u8>>()
+            });
             let reader = tokio::spawn(reader(
                 i,
                 p.clone(),
                 sock.clone(),
                 rx.clone(),
                 adv_tx.clone(),
+                unknown,
             ));
             tracing::info!(
                 "({}) VRRPv{} on {} vrid {} from {} to {}",
@@ -1156,10 +1170,14 @@ async fn reader(
     sock: Arc<VrrpSocket>,
     stats: Arc<RxStats>,
     tx: mpsc::Sender<(usize, rvs_vrrp::Advert)>,
+    unknown: Option<std::collections::BTreeSet<u8>>,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut last_log: [Option<Instant>; Drop::ALL.len()] = [None; Drop::ALL.len()];
     let mut last_mismatch: Option<Instant> = None;
+    let mut last_unknown: Option<Instant> = None;
+    // skip_check_adv_addr: the previous advert's addresses.
+    let mut last_addrs: Option<Vec<IpAddr>> = None;
     loop {
         let (meta, msg) = match sock.recv(&mut buf).await {
             Ok(r) => r,
@@ -1174,7 +1192,25 @@ async fn reader(
             Err(d) => Verdict::Drop(d),
         };
         match verdict {
-            Verdict::NotOurs => {}
+            Verdict::NotOurs => {
+                let vrid = msg
+                    .ok()
+                    .and_then(|m| rvs_wire::vrrp::Packet::new_checked(m, p.v6).ok())
+                    .map(|k| k.vrid());
+                if let (Some(known), Some(v)) = (&unknown, vrid) {
+                    if !known.contains(&v)
+                        && last_unknown.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+                    {
+                        last_unknown = Some(Instant::now());
+                        tracing::info!(
+                            "VRRP advert on {} from {} for unknown VRID {v} (logged at most \
+                             every 10 s)",
+                            p.iface,
+                            meta.src
+                        );
+                    }
+                }
+            }
             Verdict::Drop(d) => {
                 let k = Drop::ALL.iter().position(|x| *x == d).unwrap_or(0);
                 stats.dropped[k].fetch_add(1, Ordering::Relaxed);
@@ -1193,18 +1229,25 @@ async fn reader(
                 if a.advert.priority == 0 {
                     stats.priority_zero.fetch_add(1, Ordering::Relaxed);
                 }
-                if a.addr_mismatch {
+                // skip_check_adv_addr: a list the same as the previous advert's is not
+                // compared again.
+                let compare = !p.skip_check_adv_addr || last_addrs.as_ref() != Some(&a.addrs);
+                let mismatch = compare && a.addr_mismatch;
+                last_addrs = Some(a.addrs);
+                if mismatch {
                     stats.addr_list_err.fetch_add(1, Ordering::Relaxed);
                 }
-                if a.addr_mismatch
-                    && last_mismatch.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-                {
+                if mismatch && last_mismatch.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     last_mismatch = Some(Instant::now());
                     tracing::warn!(
                         "({}) advert from {} lists other addresses than ours",
                         p.name,
                         meta.src
                     );
+                }
+                // owner_ignore_adverts: the address owner goes on as MASTER whatever it hears.
+                if p.owner_ignore_adverts && p.priority == 255 {
+                    continue;
                 }
                 if tx.send((i, a.advert)).await.is_err() {
                     return;

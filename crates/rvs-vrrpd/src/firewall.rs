@@ -20,6 +20,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FirewallPlan {
     pub table: String,
+    /// The chains' priority relative to `filter` (`nftables_priority`, default -1).
+    pub priority: i32,
+    /// `nftables_counters`: every rule counts what it matches.
+    pub counters: bool,
     pub v4: BTreeSet<Ipv4Addr>,
     pub v6: BTreeSet<Ipv6Addr>,
 }
@@ -82,19 +86,25 @@ pub fn script(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> Strin
                  \tchain in_link_local {{\n\t}}\n\tchain out_link_local {{\n\t}}"
             );
         }
+        let prio = match w.priority {
+            0 => "filter".to_owned(),
+            p if p < 0 => format!("filter - {}", p.unsigned_abs()),
+            p => format!("filter + {p}"),
+        };
+        let counter = if w.counters { "counter " } else { "" };
         for (chain, hook, dir) in [("out", "output", "saddr"), ("in", "input", "daddr")] {
             let _ = writeln!(
                 o,
-                "\tchain {chain} {{\n\t\ttype filter hook {hook} priority filter - 1; policy accept;"
+                "\tchain {chain} {{\n\t\ttype filter hook {hook} priority {prio}; policy accept;"
             );
             if v6 {
                 let _ = writeln!(
                     o,
-                    "\t\ticmpv6 type @neighbor-discovery accept\n\t\t\
-                     ip6 {dir} fe80::/10 goto {chain}_link_local"
+                    "\t\ticmpv6 type @neighbor-discovery {counter}accept\n\t\t\
+                     ip6 {dir} fe80::/10 {counter}goto {chain}_link_local"
                 );
             }
-            let _ = writeln!(o, "\t\t{family} {dir} @vips drop\n\t}}");
+            let _ = writeln!(o, "\t\t{family} {dir} @vips {counter}drop\n\t}}");
         }
         let _ = writeln!(o, "}}");
     }
@@ -149,6 +159,8 @@ mod tests {
     fn plan(v4: &[&str], v6: &[&str]) -> FirewallPlan {
         FirewallPlan {
             table: "keepalived".into(),
+            priority: -1,
+            counters: false,
             v4: v4.iter().map(|a| a.parse().unwrap()).collect(),
             v6: v6.iter().map(|a| a.parse().unwrap()).collect(),
         }
@@ -182,5 +194,14 @@ mod tests {
              table ip6 keepalived\ndelete table ip6 keepalived\n"
         );
         assert_eq!(script(None, None), "");
+        // nftables_priority / nftables_counters.
+        let c = FirewallPlan {
+            priority: 5,
+            counters: true,
+            ..a.clone()
+        };
+        let s = script(Some(&c), Some(&a));
+        assert!(s.contains("priority filter + 5;"), "{s}");
+        assert!(s.contains("ip daddr @vips counter drop"), "{s}");
     }
 }

@@ -140,44 +140,55 @@ pub struct Vrrp {
 }
 
 /// The `promote_secondaries` sysctl of an interface.
-fn promote_path(iface: &str) -> std::path::PathBuf {
-    std::path::Path::new("/proc/sys/net/ipv4/conf")
-        .join(iface)
-        .join("promote_secondaries")
-}
-
-/// keepalived's `promote_secondaries`: set on the instances' interfaces while they run
-/// (so that removing the VIP that is a primary address does not take the secondaries
-/// with it), restored when no instance asks for it any more. `promoted` holds what was
-/// set and the values to restore.
-fn promote(plan: &Plan, promoted: &mut Vec<(String, String)>) {
-    let want: std::collections::BTreeSet<&str> = plan
+/// The sysctls VRRP sets while it runs, by path, with the value it needs: keepalived's
+/// `promote_secondaries` on the instances' interfaces (removing a VIP that is a primary
+/// address does not take the secondaries with it) and `disable_local_igmp` (no IGMP
+/// reports for link-local groups, which some switches mistake for a flood).
+fn wanted_sysctls(plan: &Plan) -> BTreeMap<String, &'static str> {
+    let mut want: BTreeMap<String, &'static str> = plan
         .instances
         .iter()
         .chain(&plan.waiting)
         .filter(|p| p.promote_secondaries)
-        .map(|p| p.iface.as_str())
+        .map(|p| {
+            (
+                format!("/proc/sys/net/ipv4/conf/{}/promote_secondaries", p.iface),
+                "1",
+            )
+        })
         .collect();
-    promoted.retain(|(iface, old)| {
-        if want.contains(iface.as_str()) {
+    if plan.disable_local_igmp && !plan.is_empty() {
+        want.insert(
+            "/proc/sys/net/ipv4/igmp_link_local_mcast_reports".to_owned(),
+            "0",
+        );
+    }
+    want
+}
+
+/// Sets the sysctls the plan needs and restores, to the values they had, those no
+/// longer needed. `held` holds what was set and the values to restore.
+fn sysctls(plan: &Plan, held: &mut Vec<(String, String)>) {
+    let want = wanted_sysctls(plan);
+    held.retain(|(path, old)| {
+        if want.contains_key(path) {
             return true;
         }
-        if let Err(e) = std::fs::write(promote_path(iface), old) {
-            tracing::warn!("{iface}: restoring promote_secondaries: {e}");
+        if let Err(e) = std::fs::write(path, old) {
+            tracing::warn!("restoring {path}: {e}");
         }
         false
     });
-    for iface in want {
-        if promoted.iter().any(|(i, _)| i == iface) {
+    for (path, value) in want {
+        if held.iter().any(|(p, _)| *p == path) {
             continue;
         }
-        let path = promote_path(iface);
         let old = std::fs::read_to_string(&path)
             .map(|v| v.trim().to_owned())
             .unwrap_or_default();
-        match std::fs::write(&path, "1") {
-            Ok(()) => promoted.push((iface.to_owned(), old)),
-            Err(e) => tracing::warn!("{iface}: setting promote_secondaries: {e}"),
+        match std::fs::write(&path, value) {
+            Ok(()) => held.push((path, old)),
+            Err(e) => tracing::warn!("setting {path} to {value}: {e}"),
         }
     }
 }
@@ -250,7 +261,7 @@ impl Vrrp {
                 }
             }
         };
-        promote(&plan, &mut promoted);
+        sysctls(&plan, &mut promoted);
         Ok(Vrrp {
             stop: Some(stop),
             task,
@@ -330,7 +341,7 @@ impl Vrrp {
         if let Err(e) = firewall::apply(None, self.firewall.as_ref()).await {
             tracing::error!("removing the no_accept rules: {e}");
         }
-        promote(&Plan::default(), &mut self.promoted);
+        sysctls(&Plan::default(), &mut self.promoted);
     }
 
     async fn halt(&mut self, mode: engine::StopMode) -> engine::Handover {

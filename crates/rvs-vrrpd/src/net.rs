@@ -80,6 +80,8 @@ pub struct Accepted {
     pub advert: rvs_vrrp::Advert,
     /// The advertised addresses differ from ours (keepalived logs it, nothing more).
     pub addr_mismatch: bool,
+    /// The advertised addresses.
+    pub addrs: Vec<IpAddr>,
 }
 
 /// What to do with one VRRP message: not ours (another VRID: ignored, not counted),
@@ -196,6 +198,7 @@ pub fn check(p: &InstancePlan, m: &Meta, msg: &[u8]) -> Verdict {
             interval: repr.interval,
         },
         addr_mismatch,
+        addrs: repr.addrs,
     })
 }
 
@@ -472,6 +475,8 @@ mod tests {
             excluded: Vec::new(),
             src: None,
             check_unicast_src: !peers.is_empty(),
+            skip_check_adv_addr: false,
+            owner_ignore_adverts: false,
             peers,
             ttl: 255,
             garp: Garp {

@@ -296,6 +296,10 @@ pub struct InstancePlan {
     pub rules: Vec<RulePlan>,
     pub ttl: u8,
     pub check_unicast_src: bool,
+    /// `skip_check_adv_addr`.
+    pub skip_check_adv_addr: bool,
+    /// `owner_ignore_adverts` (effective only at priority 255).
+    pub owner_ignore_adverts: bool,
     pub garp: Garp,
     pub notify: NotifyPlan,
     pub trackers: Vec<TrackPlan>,
@@ -358,6 +362,10 @@ pub struct Plan {
     pub fifo_states_on_reload: bool,
     /// `no_accept` / `vrrp_strict`: the addresses to drop (`None`: no rules).
     pub firewall: Option<crate::firewall::FirewallPlan>,
+    /// `disable_local_igmp`: no IGMP reports for link-local groups while VRRP runs.
+    pub disable_local_igmp: bool,
+    /// `log_unknown_vrids`.
+    pub log_unknown_vrids: bool,
     /// Instances set aside because their interface does not exist (yet): shown in FAULT,
     /// started when it appears (see [`Plan::split_waiting`]).
     pub waiting: Vec<InstancePlan>,
@@ -611,6 +619,8 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             rules: vi.virtual_rules.iter().filter_map(RulePlan::of).collect(),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
+            skip_check_adv_addr: vi.skip_check_adv_addr,
+            owner_ignore_adverts: vi.owner_ignore_adverts,
             garp: Garp {
                 master_delay: vi.garp_master_delay,
                 master_repeat: vi.garp_master_repeat,
@@ -649,6 +659,8 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             .and_then(|v| v.first())
             .cloned()
             .unwrap_or_else(|| "keepalived".to_owned()),
+        priority: g.nftables_priority,
+        counters: g.nftables_counters,
         ..Default::default()
     };
     for vi in cfg.vrrp_instances.iter().filter(|v| !v.accept) {
@@ -668,6 +680,8 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
         }
     }
     out.firewall = (!fw.is_empty()).then_some(fw);
+    out.disable_local_igmp = g.disable_local_igmp;
+    out.log_unknown_vrids = g.log_unknown_vrids;
     // Groups with no member left (all faulty) are dropped by index remapping-free
     // filtering: members refer to instances, not the other way round.
     if errs.is_empty() {

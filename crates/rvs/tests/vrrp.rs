@@ -1232,6 +1232,25 @@ fn no_accept_drops_traffic_to_the_vip_as_keepalived_does() {
     l.signal(&r, "TERM");
     l.wait_exit(&r, Duration::from_secs(10));
     assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
+    // nftables_priority and nftables_counters: the same rules as keepalived's again.
+    let tuned = "  vrrp_strict\n  nftables_priority -5\n  nftables_counters\n";
+    let ka = l.keepalived("a", &conf(tuned));
+    master(&l);
+    let ka_rules = nft_rules(&l, "a");
+    assert!(ka_rules.contains("priority filter - 5"), "{ka_rules}");
+    l.signal(&ka, "TERM");
+    l.wait_exit(&ka, Duration::from_secs(10));
+    let r = l.rvs("a", &conf(tuned), &["-P"]);
+    master(&l);
+    let same = Lab::wait(Duration::from_secs(5), || nft_rules(&l, "a") == ka_rules);
+    assert!(
+        same.is_some(),
+        "keepalived's:\n{ka_rules}\nrvs's:\n{}",
+        nft_rules(&l, "a")
+    );
+    l.signal(&r, "TERM");
+    l.wait_exit(&r, Duration::from_secs(10));
+    assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
     // Without strict mode (accept): no rules, the VIP answers.
     let r = l.rvs("a", &conf(""), &["-P"]);
     master(&l);
@@ -1302,8 +1321,8 @@ fn states_are_written_to_the_fifo_on_reload() {
     assert_eq!(count(&read(), 102), 0, "{}", read());
 }
 
-/// `promote_secondaries`: the interface's sysctl is set while rvs runs, as keepalived
-/// sets it, and restored at stop.
+/// `promote_secondaries` and `disable_local_igmp`: the interface's and the namespace's
+/// sysctls are set while rvs runs, as keepalived sets them, and restored at stop.
 #[test]
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
 fn promote_secondaries_is_set_while_running_and_restored() {
@@ -1317,34 +1336,40 @@ fn promote_secondaries_is_set_while_running_and_restored() {
             .output()
             .unwrap()
     };
-    let path = "/proc/sys/net/ipv4/conf/eth0/promote_secondaries";
-    let sysctl = || {
+    let sysctl = |path: &str| {
         String::from_utf8_lossy(&in_a(&["cat", path]).stdout)
             .trim()
             .to_owned()
     };
-    assert!(
-        in_a(&["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=0"])
-            .status
-            .success()
-    );
-    let conf = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 75\n  \
+    let promote = "/proc/sys/net/ipv4/conf/eth0/promote_secondaries";
+    let igmp = "/proc/sys/net/ipv4/igmp_link_local_mcast_reports";
+    for w in [
+        "net.ipv4.conf.eth0.promote_secondaries=0",
+        "net.ipv4.igmp_link_local_mcast_reports=1",
+    ] {
+        assert!(in_a(&["sysctl", "-qw", w]).status.success());
+    }
+    let conf = "global_defs {\n  disable_local_igmp\n}\n\
+                vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 75\n  \
                 priority 100\n  advert_int 0.1\n  version 3\n  promote_secondaries\n  \
                 virtual_ipaddress {\n    198.18.0.75/24\n  }\n}\n";
     let p = l.rvs("a", conf, &["-P"]);
     let up = Lab::wait(Duration::from_secs(5), || l.has_addr("a", "198.18.0.75"));
     assert!(up.is_some(), "{}", l.logs());
-    assert_eq!(sysctl(), "1", "{}", l.logs());
+    assert_eq!(sysctl(promote), "1", "{}", l.logs());
+    assert_eq!(sysctl(igmp), "0", "{}", l.logs());
     l.signal(&p, "TERM");
     l.wait_exit(&p, Duration::from_secs(10));
-    assert_eq!(sysctl(), "0", "not restored\n{}", l.logs());
+    assert_eq!(sysctl(promote), "0", "not restored\n{}", l.logs());
+    assert_eq!(sysctl(igmp), "1", "not restored\n{}", l.logs());
 }
 
 /// Issue #18 item 5: `net_namespace`: two rvs daemons started in the test's own namespace,
 /// each configured for one director's namespace, run VRRP, their checkers and the proxy
 /// there: the VIP is served inside, fails over inside, and never appears outside; each
 /// daemon's network namespace is the configured one; with `data_use_instance` the dump
-/// files carry the namespace and instance names, as keepalived's do.
+/// files carry the namespace and instance names, as keepalived's do (and `umask` makes
+/// them private).
 #[test]
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
 fn net_namespace_runs_the_daemon_in_the_named_namespace() {
@@ -1366,7 +1391,7 @@ fn net_namespace_runs_the_daemon_in_the_named_namespace() {
     let conf = |node: &str, state: &str, prio: u8| {
         format!(
             "net_namespace {prefix}{node}\ninstance lab{node}\n\
-             global_defs {{\n  data_use_instance\n}}\n\
+             global_defs {{\n  data_use_instance\n  umask IRWXG|IRWXO\n}}\n\
              vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 76\n  \
              priority {prio}\n  advert_int 0.2\n  version 3\n  virtual_ipaddress {{\n    \
              198.18.0.76/24 dev eth0\n  }}\n}}\n\
@@ -1405,8 +1430,12 @@ fn net_namespace_runs_the_daemon_in_the_named_namespace() {
     l.signal(&a, "USR2");
     let stats = std::path::PathBuf::from(format!("/tmp/keepalived_{}_laba.stats", l.ns("a")));
     let dumped = Lab::wait(Duration::from_secs(5), || stats.exists());
+    let mode = std::fs::metadata(&stats)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     let _ = std::fs::remove_file(&stats);
     assert!(dumped.is_some(), "no {}\n{}", stats.display(), l.logs());
+    // umask IRWXG|IRWXO: the file is its owner's alone.
+    assert_eq!(mode.ok(), Some(0o600), "{}", l.logs());
     // Failover, inside the namespaces.
     l.signal(&a, "TERM");
     l.wait_exit(&a, Duration::from_secs(5));
@@ -1550,4 +1579,124 @@ fn process_settings_apply_to_the_threads_doing_the_work() {
     assert!(master.is_some(), "{}", l.logs());
     l.signal(&r, "TERM");
     l.wait_exit(&r, Duration::from_secs(10));
+}
+
+/// The `addr_list_err` count of instance `name` from `rvs status --keepalived-json`.
+fn addr_list_errors(control: &std::path::Path, name: &str) -> Option<u64> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["status", "--keepalived-json"])
+        .env("RVS_CONTROL", control)
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.as_array()?
+        .iter()
+        .find(|i| i["data"]["iname"] == name)
+        .and_then(|i| i["stats"]["addr_list_err"].as_u64())
+}
+
+/// Issue #18: `skip_check_adv_addr` (an unchanged address list is compared once),
+/// `log_unknown_vrids` (adverts for a VRID nobody here runs are logged) and
+/// `owner_ignore_adverts` (an address owner stays MASTER whatever it hears, so two owners
+/// of one VRID both hold the VIP).
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn advert_checks_follow_keepalived_settings() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1), ("b", 2)]);
+    let inst = |name: &str, vrid: u8, prio: u8, vip: &str, extra: &str| {
+        format!(
+            "vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
+             priority {prio}\n  advert_int 0.2\n  version 3\n{extra}  virtual_ipaddress {{\n    \
+             {vip}/24\n  }}\n}}\n"
+        )
+    };
+    // b: MASTER of VRID 81 with another address than a's, and of VRID 83, unknown to a.
+    let b_conf =
+        inst("VI_81", 81, 200, "198.18.0.82", "") + &inst("VI_83", 83, 200, "198.18.0.83", "");
+    let a_conf = |skip: &str| {
+        "global_defs {\n  log_unknown_vrids\n}\n".to_owned()
+            + &inst("VI_81", 81, 100, "198.18.0.81", skip)
+    };
+    let b = l.rvs("b", &b_conf, &["-P"]);
+    let a = l.rvs("a", &a_conf("  skip_check_adv_addr\n"), &["-P"]);
+    let master = Lab::wait(Duration::from_secs(10), || l.has_addr("b", "198.18.0.82"));
+    assert!(master.is_some(), "{}", l.logs());
+    // A second of b's adverts (5 a second): counted once with skip_check_adv_addr.
+    let first = Lab::wait(Duration::from_secs(5), || {
+        addr_list_errors(&l.control("a", 1), "VI_81").is_some_and(|n| n > 0)
+    });
+    assert!(first.is_some(), "no mismatch counted\n{}", l.logs());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        addr_list_errors(&l.control("a", 1), "VI_81"),
+        Some(1),
+        "{}",
+        l.logs()
+    );
+    let logs = std::fs::read_to_string(l.dir.join("a-rvs1.log")).unwrap();
+    assert!(logs.contains("for unknown VRID 83"), "{logs}");
+    assert!(!logs.contains("unknown VRID 81"), "{logs}");
+    l.signal(&a, "TERM");
+    l.wait_exit(&a, Duration::from_secs(10));
+    // Without it, every advert is compared.
+    let a = l.rvs("a", &a_conf(""), &["-P"]);
+    let counted = Lab::wait(Duration::from_secs(5), || {
+        addr_list_errors(&l.control("a", 2), "VI_81").is_some_and(|n| n >= 3)
+    });
+    assert!(
+        counted.is_some(),
+        "{:?}\n{}",
+        addr_list_errors(&l.control("a", 2), "VI_81"),
+        l.logs()
+    );
+    l.signal(&a, "TERM");
+    l.signal(&b, "TERM");
+    l.wait_exit(&a, Duration::from_secs(10));
+    l.wait_exit(&b, Duration::from_secs(10));
+    // Two owners (255) of VRID 84 with one VIP: normally the higher address (b) wins;
+    // with owner_ignore_adverts on a, both hold it. keepalived on a, then rvs on a.
+    // (Both keywords are keepalived 2.3's: 2.2.7 does not know them to compare.)
+    let owner = |extra: &str| inst("VI_84", 84, 255, "198.18.0.84", extra);
+    let ignoring = format!(
+        "global_defs {{\n  vrrp_owner_ignore_adverts\n}}\n{}",
+        owner("")
+    );
+    for who in ["global", "per instance"] {
+        let b = l.rvs("b", &owner(""), &["-P"]);
+        let a = if who == "global" {
+            l.rvs("a", &ignoring, &["-P"])
+        } else {
+            l.rvs("a", &owner("  owner_ignore_adverts\n"), &["-P"])
+        };
+        let both = Lab::wait(Duration::from_secs(10), || {
+            l.holders("198.18.0.84", &DIRS).len() == 2
+        });
+        assert!(
+            both.is_some(),
+            "{who}: {:?}\n{}",
+            l.holders("198.18.0.84", &DIRS),
+            l.logs()
+        );
+        // And they stay so.
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            l.holders("198.18.0.84", &DIRS).len(),
+            2,
+            "{who}\n{}",
+            l.logs()
+        );
+        l.signal(&a, "TERM");
+        l.signal(&b, "TERM");
+        l.wait_exit(&a, Duration::from_secs(10));
+        l.wait_exit(&b, Duration::from_secs(10));
+    }
+    // Without the keyword, b alone (the control: the test can fail).
+    let b = l.rvs("b", &owner(""), &["-P"]);
+    let a = l.rvs("a", &owner(""), &["-P"]);
+    l.wait_holder("198.18.0.84", "b", &DIRS, Duration::from_secs(10));
+    l.signal(&a, "TERM");
+    l.signal(&b, "TERM");
+    l.wait_exit(&a, Duration::from_secs(10));
+    l.wait_exit(&b, Duration::from_secs(10));
 }

@@ -91,6 +91,8 @@ impl Loader<'_> {
                 "vrrp_strict" => g.vrrp_strict = a.bare(n),
                 "vrrp_check_unicast_src" => g.vrrp_check_unicast_src = a.bare(n),
                 "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = a.bare(n),
+                "vrrp_owner_ignore_adverts" => g.vrrp_owner_ignore_adverts = a.bare(n),
+                "log_unknown_vrids" => g.log_unknown_vrids = a.bare(n),
                 "vrrp_startup_delay" | "vrrp_delay_after_boot" => {
                     set(&mut g.vrrp_startup_delay, a.arg_timer(n, 0.0, 3600.0));
                 }
@@ -154,6 +156,10 @@ impl Loader<'_> {
                     }
                 }
                 "lvs_flush" => g.lvs_flush = a.bare(n),
+                "nftables_priority" => set(&mut g.nftables_priority, a.arg_int(n, -1000, 1000)),
+                "nftables_counters" => g.nftables_counters = a.bare(n),
+                "disable_local_igmp" => g.disable_local_igmp = a.bare(n),
+                "umask" => g.umask = umask(a, n),
                 "net_namespace" | "net_namespace_ipvs" | "instance" | "data_use_instance" => {
                     namespaces(a, g, n);
                 }
@@ -256,6 +262,54 @@ impl Loader<'_> {
         }
         if g.vrrp_strict && !set_here("vrrp_lower_prio_no_advert") {
             g.vrrp_lower_prio_no_advert = true;
+        }
+    }
+}
+
+/// `umask MASK`, as keepalived reads it: a number (C's base rules: `022` is octal) or
+/// permission names joined by `|` (`IWGRP|IWOTH`).
+fn umask(a: &mut Args<'_>, n: &Node) -> Option<u32> {
+    let text: String = n.args.iter().map(|t| t.text.as_str()).collect();
+    let tok = a.need(n, 0, "a mask")?;
+    let value = if text.starts_with(|c: char| c.is_ascii_digit()) {
+        if let Some(h) = text.strip_prefix("0x") {
+            u32::from_str_radix(h, 16).ok()
+        } else if text.len() > 1 && text.starts_with('0') {
+            u32::from_str_radix(&text[1..], 8).ok()
+        } else {
+            text.parse().ok()
+        }
+    } else {
+        text.split('|').try_fold(0u32, |m, w| {
+            let bit = match w.trim() {
+                "IRUSR" => 0o400,
+                "IWUSR" => 0o200,
+                "IXUSR" => 0o100,
+                "IRWXU" => 0o700,
+                "IRGRP" => 0o040,
+                "IWGRP" => 0o020,
+                "IXGRP" => 0o010,
+                "IRWXG" => 0o070,
+                "IROTH" => 0o004,
+                "IWOTH" => 0o002,
+                "IXOTH" => 0o001,
+                "IRWXO" => 0o007,
+                _ => return None,
+            };
+            Some(m | bit)
+        })
+    };
+    match value {
+        Some(v) if v <= 0o777 => Some(v),
+        _ => {
+            a.diags
+                .ka_warning(
+                    tok.loc,
+                    tok.width,
+                    format!("invalid umask '{text}': ignored"),
+                )
+                .hint("an octal number (0022) or names such as IWGRP|IWOTH");
+            None
         }
     }
 }

@@ -35,6 +35,10 @@ pub fn remember_original() {
 /// `checker_process_name`), for the threads that run them (the runtime's, which the proxy
 /// shares) and the daemon's main thread; `process_name` names the process itself.
 pub fn apply_to_main(g: &rvs_conf::model::GlobalDefs) {
+    if let Some(m) = g.umask {
+        rustix::process::umask(rustix::fs::Mode::from_bits_truncate(m));
+        tracing::info!("umask {m:04o}");
+    }
     if let Some(name) = &g.process_name {
         match std::ffi::CString::new(name.as_str()) {
             Ok(c) => {
