@@ -97,6 +97,8 @@ async fn connect(c: &Checker, target: SocketAddr) -> Result<TcpStream, (Outcome,
     if let Some(m) = c.fwmark {
         let _ = socket2::SockRef::from(&sock).set_mark(m);
     }
+    let target =
+        bind_if(c, &socket2::SockRef::from(&sock), target).map_err(|e| (Outcome::LocalError, e))?;
     match tokio::time::timeout(c.connect_timeout, sock.connect(target)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err((
@@ -427,9 +429,37 @@ pub fn dns_query(id: u16, name: &str, qtype: &str) -> Vec<u8> {
 }
 
 /// DNS over UDP: a reply with our id, QR set and RCODE NOERROR means up.
-/// A UDP socket for a check: bound to `bindto`/`bind_port` when set, with `fwmark`, as the
-/// TCP checks are (keepalived applies them to every checker).
-async fn udp_socket(c: &Checker, target: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+/// `bind_if`: the check's socket sends and receives through that interface only
+/// (`SO_BINDTODEVICE`), as keepalived binds it, and an IPv6 link-local target without a
+/// scope is reached through it. Returns the target to use.
+fn bind_if(
+    c: &Checker,
+    sock: &socket2::SockRef<'_>,
+    target: SocketAddr,
+) -> std::io::Result<SocketAddr> {
+    let Some(ifname) = &c.bind_if else {
+        return Ok(target);
+    };
+    sock.bind_device(Some(ifname.as_bytes()))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("bind_if {ifname}: {e}")))?;
+    Ok(match target {
+        SocketAddr::V6(mut v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
+            let index = rustix::net::netdevice::name_to_index(&**sock, ifname)
+                .map_err(|e| std::io::Error::other(format!("bind_if {ifname}: {e}")))?;
+            v6.set_scope_id(index);
+            SocketAddr::V6(v6)
+        }
+        t => t,
+    })
+}
+
+/// A UDP socket for a check: bound to `bindto`/`bind_port` when set, with `fwmark` and
+/// `bind_if`, as the TCP checks are (keepalived applies them to every checker). Returns
+/// the target to use (`bind_if` scopes a link-local one).
+async fn udp_socket(
+    c: &Checker,
+    target: SocketAddr,
+) -> std::io::Result<(tokio::net::UdpSocket, SocketAddr)> {
     let ip = c.bindto.unwrap_or(if target.is_ipv4() {
         [0, 0, 0, 0].into()
     } else {
@@ -439,11 +469,12 @@ async fn udp_socket(c: &Checker, target: SocketAddr) -> std::io::Result<tokio::n
     if let Some(m) = c.fwmark {
         let _ = socket2::SockRef::from(&sock).set_mark(m);
     }
-    Ok(sock)
+    let target = bind_if(c, &socket2::SockRef::from(&sock), target)?;
+    Ok((sock, target))
 }
 
 async fn dns(c: &Checker, qtype: &str, name: &str, target: SocketAddr) -> (Outcome, Detail) {
-    let sock = match udp_socket(c, target).await {
+    let (sock, target) = match udp_socket(c, target).await {
         Ok(s) => s,
         Err(e) => return (Outcome::LocalError, detail(format!("DNS check: {e}"))),
     };
@@ -502,7 +533,7 @@ pub fn reply_matches(reply: &[u8], pattern: &str) -> bool {
 /// UDP: send the payload; with `require_reply` a matching reply is needed, otherwise
 /// only an ICMP error (port unreachable) means down.
 async fn udp(c: &Checker, u: &UdpCheck, target: SocketAddr) -> (Outcome, Detail) {
-    let sock = match udp_socket(c, target).await {
+    let (sock, target) = match udp_socket(c, target).await {
         Ok(s) => s,
         Err(e) => return (Outcome::LocalError, detail(format!("UDP check: {e}"))),
     };
@@ -582,6 +613,10 @@ async fn ping(c: &Checker, target: SocketAddr) -> (Outcome, Detail) {
     if let Some(m) = c.fwmark {
         let _ = sock.set_mark(m);
     }
+    let target = match bind_if(c, &socket2::SockRef::from(&sock), target) {
+        Ok(t) => t,
+        Err(e) => return (Outcome::LocalError, detail(format!("PING_CHECK: {e}"))),
+    };
     let std_sock: std::net::UdpSocket = sock.into();
     let Ok(sock) = tokio::net::UdpSocket::from_std(std_sock) else {
         return (

@@ -107,6 +107,25 @@ pub struct Rule {
     pub unsupported: Vec<String>,
 }
 
+/// A socket's receive buffer as keepalived sets it (`*_rcv_bufs BYTES`, `*_rcv_bufs_force`:
+/// beyond `net.core.rmem_max`, which needs `CAP_NET_ADMIN`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RcvBufs {
+    pub size: Option<u32>,
+    pub force: bool,
+}
+
+/// `vrrp_rx_bufs_policy`: how big the VRRP receive sockets' buffers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RxBufsPolicy {
+    /// The interface's MTU (times `vrrp_rx_bufs_multiplier`).
+    Mtu,
+    /// The instance's advert size (times the multiplier).
+    Advert,
+    /// A size in bytes (times the multiplier).
+    Size(u32),
+}
+
 /// keepalived's settings for one of its child processes (VRRP, checkers, BFD), which rvs
 /// applies to the threads that do that work.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -190,6 +209,15 @@ pub struct GlobalDefs {
     pub lvs_flush: bool,
     /// `lvs_flush_on_stop [ALL]`: emptied at stop, not only of rvs's services.
     pub lvs_flush_on_stop: bool,
+    /// `vrrp_netlink_cmd_rcv_bufs[_force]`: VRRP's netlink socket for addresses and routes.
+    pub vrrp_netlink_cmd_rcv_bufs: RcvBufs,
+    /// `vrrp_netlink_monitor_rcv_bufs[_force]`: VRRP's netlink socket watching links.
+    pub vrrp_netlink_monitor_rcv_bufs: RcvBufs,
+    /// `lvs_netlink_cmd_rcv_bufs[_force]`: the kernel IPVS plane's netlink socket.
+    pub lvs_netlink_cmd_rcv_bufs: RcvBufs,
+    /// `vrrp_rx_bufs_policy`, when set, and `vrrp_rx_bufs_multiplier` (3).
+    pub vrrp_rx_bufs_policy: Option<RxBufsPolicy>,
+    pub vrrp_rx_bufs_multiplier: u32,
     /// `umask`: the process's file creation mask, when set.
     pub umask: Option<u32>,
     /// `disable_local_igmp`: `igmp_link_local_mcast_reports` off while VRRP runs.
@@ -212,6 +240,11 @@ pub struct GlobalDefs {
     pub notify_fifo: Option<String>,
     pub vrrp_notify_fifo: Option<String>,
     pub lvs_notify_fifo: Option<String>,
+    /// `notify_fifo_script`, `vrrp_notify_fifo_script`, `lvs_notify_fifo_script`: started
+    /// with the FIFO's name as last argument, to read it; stopped with the daemon.
+    pub notify_fifo_script: Option<Script>,
+    pub vrrp_notify_fifo_script: Option<Script>,
+    pub lvs_notify_fifo_script: Option<Script>,
     /// `smtp_alert`: the default of every instance, group and virtual server; `None`: off.
     pub smtp_alert: Option<bool>,
     /// `smtp_alert_vrrp` / `smtp_alert_checker`: the default of one side, over `smtp_alert`.
@@ -283,6 +316,11 @@ impl Default for GlobalDefs {
             lvs_sync_daemon: None,
             lvs_flush: false,
             lvs_flush_on_stop: false,
+            vrrp_netlink_cmd_rcv_bufs: RcvBufs::default(),
+            vrrp_netlink_monitor_rcv_bufs: RcvBufs::default(),
+            lvs_netlink_cmd_rcv_bufs: RcvBufs::default(),
+            vrrp_rx_bufs_policy: None,
+            vrrp_rx_bufs_multiplier: 3,
             umask: None,
             disable_local_igmp: false,
             nftables_priority: -1,
@@ -294,6 +332,9 @@ impl Default for GlobalDefs {
             notify_fifo: None,
             vrrp_notify_fifo: None,
             lvs_notify_fifo: None,
+            notify_fifo_script: None,
+            vrrp_notify_fifo_script: None,
+            lvs_notify_fifo_script: None,
             smtp_alert: None,
             smtp_alert_vrrp: None,
             smtp_alert_checker: None,
@@ -616,6 +657,9 @@ pub struct VrrpInstance {
     pub accept: bool,
     pub strict_mode: bool,
     pub check_unicast_src: bool,
+    /// `kernel_rx_buf_size`: the receive buffer of the instance's socket (bytes), over
+    /// `vrrp_rx_bufs_policy`.
+    pub kernel_rx_buf_size: Option<u32>,
     /// `skip_check_adv_addr`: an advert's address list is compared only when it differs
     /// from the previous advert's.
     pub skip_check_adv_addr: bool,

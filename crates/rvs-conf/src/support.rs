@@ -27,7 +27,10 @@ const NO_SNMP: Support = NotApplied("no SNMP agent (rvs serves Prometheus metric
 const NO_DBUS: Support = NotApplied("no DBus interface");
 const ONE_PROCESS: Support =
     NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
-const BUFS: Support = NotApplied("socket buffer sizes keep the kernel's defaults");
+const BUFS: Support = NotApplied(
+    "rvs has no such socket: the checkers watch no netlink group, and vrrp_track_process \
+     reads /proc",
+);
 const FIREWALL: Support = NotApplied(
     "keepalived's other firewall settings: rvs installs the no_accept rules in nftables \
      (no iptables, ipsets, interface indexes or IPVS rules)",
@@ -110,7 +113,9 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["lvs_flush"], Applied("GlobalDefs.lvs_flush")),
     ("global_defs", &["lvs_flush_on_stop", "lvs_flush_onstop"], Applied("GlobalDefs.lvs_flush_on_stop")),
     ("global_defs", &["lvs_notify_fifo"], Applied("GlobalDefs.lvs_notify_fifo")),
-    ("global_defs", &["lvs_notify_fifo_script", "notify_fifo_script", "vrrp_notify_fifo_script"], NotApplied("no script is started to read the FIFO (the FIFO itself is written)")),
+    ("global_defs", &["notify_fifo_script"], Applied("GlobalDefs.notify_fifo_script")),
+    ("global_defs", &["vrrp_notify_fifo_script"], Applied("GlobalDefs.vrrp_notify_fifo_script")),
+    ("global_defs", &["lvs_notify_fifo_script"], Applied("GlobalDefs.lvs_notify_fifo_script")),
     ("global_defs", &["fifo_write_vrrp_states_on_reload"], Applied("GlobalDefs.fifo_write_vrrp_states_on_reload")),
     ("global_defs", &["vrrp_vmac_garp_intvl"], Spelling("vrrp_garp_extra_if")),
     ("global_defs", &["vrrp_garp_extra_if"], NotApplied("no extra periodic gratuitous ARP on VMAC interfaces")),
@@ -130,7 +135,12 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("global_defs", &["checker_cpu_affinity"], Applied("GlobalDefs.checker_process")),
     ("global_defs", &["checker_rt_priority", "checker_rlimit_rttime"], NotApplied("the checkers share their threads with the proxy, which must not run real-time (it would starve the host under load); give VRRP and BFD vrrp_rt_priority / bfd_rt_priority")),
     ("global_defs", &["checker_rlimit_rtime"], Spelling("checker_rlimit_rttime")),
-    ("global_defs", &["vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier"], BUFS),
+    ("global_defs", &["vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force"], Applied("GlobalDefs.vrrp_netlink_cmd_rcv_bufs")),
+    ("global_defs", &["vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force"], Applied("GlobalDefs.vrrp_netlink_monitor_rcv_bufs")),
+    ("global_defs", &["lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force"], Applied("GlobalDefs.lvs_netlink_cmd_rcv_bufs")),
+    ("global_defs", &["vrrp_rx_bufs_policy"], Applied("GlobalDefs.vrrp_rx_bufs_policy")),
+    ("global_defs", &["vrrp_rx_bufs_multiplier"], Applied("GlobalDefs.vrrp_rx_bufs_multiplier")),
+    ("global_defs", &["lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force"], BUFS),
     ("global_defs", &["json_dump_file", "state_dump_file", "stats_dump_file"], Applied("-: where SIGRTMIN+2, SIGUSR1 and SIGUSR2 write keepalived's JSON, data and stats dumps")),
     ("global_defs", &["data_use_instance"], Applied("GlobalDefs.data_use_instance")),
     ("global_defs", &["config_save_dir", "json_version", "tmp_config_directory", "use_symlink_paths", "include_check"], NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
@@ -191,7 +201,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("vrrp_instance", &["unicast_fault_no_peer"], NotApplied("a unicast instance without peers is not put in FAULT")),
     ("vrrp_instance", &["old_unicast_checksum"], NotApplied("adverts use RFC 5798 checksums (see docs/compat.md)")),
     ("vrrp_instance", &["track_src_ip"], NotApplied("the source address is not tracked")),
-    ("vrrp_instance", &["kernel_rx_buf_size"], BUFS),
+    ("vrrp_instance", &["kernel_rx_buf_size"], Applied("VrrpInstance.kernel_rx_buf_size")),
     ("vrrp_instance", &["debug"], NotApplied("per-instance debug logging: use RUST_LOG")),
     ("vrrp_instance", &["vrf"], NotApplied("instances are not bound to a VRF")),
     ("vrrp_instance", &["skip_check_adv_addr"], Applied("VrrpInstance.skip_check_adv_addr")),
@@ -303,7 +313,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("*", &["delay_loop"], Applied("Checker.delay_loop")),
     ("*", &["alpha"], Applied("Checker.alpha")),
     ("*", &["nb_get_retry"], Spelling("retry (HTTP_GET and SSL_GET only, as keepalived 2.2.7)")),
-    ("*", &["bind_if"], NotApplied("checks are not bound to an interface")),
+    ("*", &["bind_if"], Applied("Checker.bind_if")),
     ("*", &["log_all_failures"], Applied("Checker.log_all_failures")),
     ("HTTP_GET", &["url"], Applied("HttpCheck.urls")),
     ("SSL_GET", &["url"], Applied("HttpCheck.urls")),

@@ -147,6 +147,17 @@ pub fn svc_id_attrs(key: &SvcKey) -> Attrs {
 }
 
 impl Ipvs {
+    /// Sets the socket's receive buffer (keepalived's `lvs_netlink_cmd_rcv_bufs`; with
+    /// `force`, beyond `net.core.rmem_max`, which needs `CAP_NET_ADMIN`).
+    pub fn set_recv_buffer(&self, bytes: usize, force: bool) -> std::io::Result<()> {
+        if force {
+            rustix::net::sockopt::set_socket_recv_buffer_size_force(&self.sock, bytes)?;
+        } else {
+            rustix::net::sockopt::set_socket_recv_buffer_size(&self.sock, bytes)?;
+        }
+        Ok(())
+    }
+
     /// Opens the socket and resolves the family.
     pub fn open() -> Result<Ipvs, IpvsError> {
         let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_GENERIC)?;

@@ -242,7 +242,7 @@ impl Engine {
         ),
         StartError,
     > {
-        let nl = Netlink::new()?;
+        let nl = Netlink::with_bufs(plan.netlink_cmd_bufs)?;
         let handoffs = handover.map_or(&[][..], |h| &h.instances[..]);
         let carry = handover.map(|h| &h.trackers);
         let mut rts = Vec::new();
@@ -352,11 +352,17 @@ impl Engine {
                     })?,
             };
             let sock = Arc::new(
-                VrrpSocket::open(p, link.index, vmac.as_ref().map(|v| v.name.as_str()), src)
-                    .map_err(|e| StartError::Socket {
-                        name: p.name.clone(),
-                        error: e,
-                    })?,
+                VrrpSocket::open(
+                    p,
+                    link.index,
+                    link.mtu,
+                    vmac.as_ref().map(|v| v.name.as_str()),
+                    src,
+                )
+                .map_err(|e| StartError::Socket {
+                    name: p.name.clone(),
+                    error: e,
+                })?,
             );
             let rx = Arc::new(RxStats::default());
             let carried = handoff.map(|h| h.counters.clone()).unwrap_or_default();
@@ -466,7 +472,7 @@ impl Engine {
             links.insert(l.name, l.up);
         }
         let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-        crate::link::monitor(link_tx)?;
+        crate::link::monitor(link_tx, plan.netlink_monitor_bufs)?;
         let fwd = track_tx.clone();
         let mut tasks = vec![tokio::spawn(async move {
             while let Some((_, name, up)) = link_rx.recv().await {

@@ -39,16 +39,19 @@ pub struct LinkInfo {
     pub mac: [u8; 6],
     /// Administratively up and running (carrier).
     pub up: bool,
+    pub mtu: u32,
 }
 
 impl LinkInfo {
     fn from_msg(m: &LinkMessage) -> Option<LinkInfo> {
         let mut name = None;
         let mut mac = [0u8; 6];
+        let mut mtu = 1500;
         for a in &m.attributes {
             match a {
                 LinkAttribute::IfName(n) => name = Some(n.clone()),
                 LinkAttribute::Address(a) if a.len() == 6 => mac.copy_from_slice(a),
+                LinkAttribute::Mtu(m) => mtu = *m,
                 _ => {}
             }
         }
@@ -57,6 +60,7 @@ impl LinkInfo {
             name: name?,
             mac,
             up: link_up(m.header.flags),
+            mtu,
         })
     }
 }
@@ -75,9 +79,30 @@ fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -errno)
 }
 
+/// Sets a netlink socket's receive buffer (`*_rcv_bufs`, `_force` beyond `rmem_max`).
+fn set_bufs(sock: &rtnetlink::sys::Socket, b: rvs_conf::model::RcvBufs) -> Result<(), LinkError> {
+    let Some(size) = b.size else {
+        return Ok(());
+    };
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let r = if b.force {
+        rustix::net::sockopt::set_socket_recv_buffer_size_force(sock, size)
+    } else {
+        rustix::net::sockopt::set_socket_recv_buffer_size(sock, size)
+    };
+    r.map_err(|e| LinkError::Io(e.into()))
+}
+
 impl Netlink {
     pub fn new() -> Result<Netlink, LinkError> {
-        let (conn, handle, _) = rtnetlink::new_connection()?;
+        Netlink::with_bufs(rvs_conf::model::RcvBufs::default())
+    }
+
+    /// A connection whose socket has this receive buffer (`vrrp_netlink_cmd_rcv_bufs`).
+    pub fn with_bufs(bufs: rvs_conf::model::RcvBufs) -> Result<Netlink, LinkError> {
+        use rtnetlink::sys::AsyncSocket as _;
+        let (mut conn, handle, _) = rtnetlink::new_connection()?;
+        set_bufs(conn.socket_mut().socket_ref(), bufs)?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
     }
@@ -402,12 +427,15 @@ fn broadcast(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
 /// sends, until the receiver is dropped.
 pub fn monitor(
     tx: tokio::sync::mpsc::UnboundedSender<(u32, String, bool)>,
+    bufs: rvs_conf::model::RcvBufs,
 ) -> Result<(), LinkError> {
     use futures_util::stream::StreamExt as _;
     use rtnetlink::packet_core::NetlinkPayload;
     use rtnetlink::packet_route::RouteNetlinkMessage;
-    let (conn, _handle, mut msgs) =
+    use rtnetlink::sys::AsyncSocket as _;
+    let (mut conn, _handle, mut msgs) =
         rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    set_bufs(conn.socket_mut().socket_ref(), bufs)?;
     tokio::spawn(conn);
     tokio::spawn(async move {
         while let Some((m, _)) = msgs.next().await {

@@ -243,12 +243,16 @@ impl VrrpSocket {
     pub fn open(
         p: &InstancePlan,
         ifindex: u32,
+        mtu: u32,
         send_if: Option<&str>,
         src: IpAddr,
     ) -> io::Result<VrrpSocket> {
         let proto = i32::from(PROTO);
         let send = raw(p.v6, proto)?;
         let recv = raw(p.v6, proto)?;
+        if let Some(b) = p.rx_buf {
+            recv.set_recv_buffer_size(b.bytes(mtu))?;
+        }
         send.bind_device(Some(send_if.unwrap_or(&p.iface).as_bytes()))?;
         recv.bind_device(Some(p.iface.as_bytes()))?;
         for s in [&send, &recv] {
@@ -475,6 +479,7 @@ mod tests {
             excluded: Vec::new(),
             src: None,
             check_unicast_src: !peers.is_empty(),
+            rx_buf: None,
             skip_check_adv_addr: false,
             owner_ignore_adverts: false,
             peers,

@@ -56,6 +56,11 @@ pub fn fifo_line(kind: &str, name: &str, ev: Event, prio: u8) -> String {
     format!("{kind} \"{name}\" {} {prio}\n", ev.name())
 }
 
+/// Makes a FIFO (mode 0600), for a reader started before the writer opens it.
+pub fn make_fifo(path: &Path) -> std::io::Result<()> {
+    crate::sys::mkfifo(path)
+}
+
 /// FIFOs opened once (read-write and non-blocking, as keepalived does: a writer never
 /// blocks on a missing reader), created when missing.
 pub struct Fifos {

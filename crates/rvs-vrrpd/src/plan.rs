@@ -188,6 +188,24 @@ impl RulePlan {
     }
 }
 
+/// An instance's socket receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxBuf {
+    Bytes(usize),
+    /// This many times the interface's MTU (known when the socket opens).
+    Mtus(u32),
+}
+
+impl RxBuf {
+    /// The size for an interface of `mtu` bytes.
+    pub fn bytes(self, mtu: u32) -> usize {
+        match self {
+            RxBuf::Bytes(b) => b,
+            RxBuf::Mtus(m) => usize::try_from(u64::from(m) * u64::from(mtu)).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 /// What one tracked object is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tracked {
@@ -296,6 +314,8 @@ pub struct InstancePlan {
     pub rules: Vec<RulePlan>,
     pub ttl: u8,
     pub check_unicast_src: bool,
+    /// The receive buffer of its socket (`kernel_rx_buf_size`, `vrrp_rx_bufs_policy`).
+    pub rx_buf: Option<RxBuf>,
     /// `skip_check_adv_addr`.
     pub skip_check_adv_addr: bool,
     /// `owner_ignore_adverts` (effective only at priority 255).
@@ -366,6 +386,9 @@ pub struct Plan {
     pub disable_local_igmp: bool,
     /// `log_unknown_vrids`.
     pub log_unknown_vrids: bool,
+    /// `vrrp_netlink_cmd_rcv_bufs` / `vrrp_netlink_monitor_rcv_bufs` (and `_force`).
+    pub netlink_cmd_bufs: rvs_conf::model::RcvBufs,
+    pub netlink_monitor_bufs: rvs_conf::model::RcvBufs,
     /// Instances set aside because their interface does not exist (yet): shown in FAULT,
     /// started when it appears (see [`Plan::split_waiting`]).
     pub waiting: Vec<InstancePlan>,
@@ -619,6 +642,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             rules: vi.virtual_rules.iter().filter_map(RulePlan::of).collect(),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
+            rx_buf: rx_buf(g, vi, v6),
             skip_check_adv_addr: vi.skip_check_adv_addr,
             owner_ignore_adverts: vi.owner_ignore_adverts,
             garp: Garp {
@@ -682,12 +706,42 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
     out.firewall = (!fw.is_empty()).then_some(fw);
     out.disable_local_igmp = g.disable_local_igmp;
     out.log_unknown_vrids = g.log_unknown_vrids;
+    out.netlink_cmd_bufs = g.vrrp_netlink_cmd_rcv_bufs;
+    out.netlink_monitor_bufs = g.vrrp_netlink_monitor_rcv_bufs;
     // Groups with no member left (all faulty) are dropped by index remapping-free
     // filtering: members refer to instances, not the other way round.
     if errs.is_empty() {
         Ok(out)
     } else {
         Err(errs)
+    }
+}
+
+/// keepalived's receive buffer for an instance's socket: `kernel_rx_buf_size`, else
+/// `vrrp_rx_bufs_policy` times `vrrp_rx_bufs_multiplier` (rvs has a socket per instance
+/// where keepalived shares one per interface, so the size is the instance's share).
+fn rx_buf(
+    g: &rvs_conf::model::GlobalDefs,
+    vi: &rvs_conf::model::VrrpInstance,
+    v6: bool,
+) -> Option<RxBuf> {
+    use rvs_conf::model::RxBufsPolicy;
+    if let Some(b) = vi.kernel_rx_buf_size {
+        return usize::try_from(b).ok().map(RxBuf::Bytes);
+    }
+    let m = g.vrrp_rx_bufs_multiplier.max(1);
+    let times = |b: usize| b.saturating_mul(usize::try_from(m).unwrap_or(1));
+    match g.vrrp_rx_bufs_policy? {
+        RxBufsPolicy::Mtu => Some(RxBuf::Mtus(m)),
+        RxBufsPolicy::Size(b) => usize::try_from(b).ok().map(times).map(RxBuf::Bytes),
+        RxBufsPolicy::Advert => {
+            // IP header, VRRP header, the addresses, v2's authentication data.
+            let (ip, addr) = if v6 { (40, 16) } else { (20, 4) };
+            let auth = if vi.version == 2 { 8 } else { 0 };
+            Some(RxBuf::Bytes(times(
+                ip + 8 + addr * vi.virtual_ipaddress.len() + auth,
+            )))
+        }
     }
 }
 

@@ -1700,3 +1700,232 @@ fn advert_checks_follow_keepalived_settings() {
     l.wait_exit(&a, Duration::from_secs(10));
     l.wait_exit(&b, Duration::from_secs(10));
 }
+
+/// Issue #18 item 4: `bind_if` binds a check to an interface (`SO_BINDTODEVICE`), as
+/// keepalived does, and reaches an IPv6 link-local `connect_ip` through it: a check bound
+/// to the interface that leads to the real server passes, one bound to `lo` fails, one to
+/// the real server's link-local address passes.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn bind_if_binds_checks_to_an_interface() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1), ("b", 2)]);
+    l.spawn_cmd(
+        "b",
+        &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", "b", "[::]:8080"],
+    );
+    // b's link-local address, once its duplicate detection is over.
+    let link_local = || {
+        let o = std::process::Command::new("ip")
+            .args([
+                "-n",
+                &l.ns("b"),
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("tentative") {
+            return None;
+        }
+        text.split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .map(str::to_owned)
+    };
+    let ready = Lab::wait(Duration::from_secs(10), || link_local().is_some());
+    assert!(ready.is_some(), "b has no link-local address");
+    let ll = link_local().unwrap();
+    let check = |port: u16, extra: &str| {
+        format!(
+            "  real_server 198.18.0.2 {port} {{\n    TCP_CHECK {{\n      connect_port 8080\n      \
+             connect_timeout 1\n{extra}    }}\n  }}\n"
+        )
+    };
+    let conf = format!(
+        "virtual_server 198.18.0.1 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  \
+         protocol TCP\n{}{}{}}}\n",
+        check(8080, "      bind_if eth0\n"),
+        check(8081, "      bind_if lo\n"),
+        check(
+            8082,
+            &format!("      connect_ip {ll}\n      bind_if eth0\n")
+        ),
+    );
+    let _a = l.rvs("a", &conf, &["-C"]);
+    let table = || {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(["adm", "-Ln"])
+            .env("RVS_CONTROL", l.control("a", 1))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Real servers start in the pool (keepalived's default): the one bound to lo leaves
+    // once its check and retry have failed.
+    let out = Lab::wait(Duration::from_secs(15), || {
+        let t = table();
+        t.contains("198.18.0.2:8080") && !t.contains("198.18.0.2:8081")
+    });
+    assert!(out.is_some(), "{}\n{}", table(), l.logs());
+    // Later rounds of checks keep the other two in.
+    std::thread::sleep(Duration::from_secs(3));
+    let t = table();
+    assert!(
+        t.contains("198.18.0.2:8080") && t.contains("198.18.0.2:8082"),
+        "{t}\n{}",
+        l.logs()
+    );
+}
+
+/// Issue #18 item 8: `vrrp_notify_fifo_script`: started with its FIFO's name as last
+/// argument, it reads the lines rvs writes there, the last one (STOP) included, and is
+/// stopped after them when rvs stops.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn notify_fifo_script_reads_the_fifo() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    let fifo = l.dir.join("v.fifo");
+    let out = l.dir.join("read.txt");
+    let pid_file = l.dir.join("reader.pid");
+    let script = l.dir.join("reader.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nwhile read -r line; do echo \"$line\" >> {}; done < \"$1\"\n",
+            pid_file.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conf = format!(
+        "global_defs {{\n  vrrp_notify_fifo {}\n  vrrp_notify_fifo_script {}\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 78\n  \
+         priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    \
+         198.18.0.78/24\n  }}\n}}\n",
+        fifo.display(),
+        script.display()
+    );
+    let p = l.rvs("a", &conf, &["-P"]);
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let master = Lab::wait(Duration::from_secs(10), || {
+        read().contains("INSTANCE \"VI_1\" MASTER 100")
+    });
+    assert!(master.is_some(), "read: {}\n{}", read(), l.logs());
+    let reader: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{reader}")).exists());
+    l.signal(&p, "TERM");
+    l.wait_exit(&p, Duration::from_secs(15));
+    assert!(
+        read().contains("INSTANCE \"VI_1\" STOP"),
+        "read: {}",
+        read()
+    );
+    let gone = Lab::wait(Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{reader}")).exists()
+    });
+    assert!(gone.is_some(), "the FIFO reader outlived rvs");
+}
+
+/// Issue #18: keepalived's socket buffer settings: `vrrp_rx_bufs_policy` and
+/// `vrrp_rx_bufs_multiplier` size an instance's VRRP socket, `kernel_rx_buf_size` one
+/// instance's; `vrrp_netlink_cmd_rcv_bufs` and `vrrp_netlink_monitor_rcv_bufs[_force]`
+/// VRRP's netlink sockets. The kernel keeps twice the size asked (`SO_RCVBUF`), beyond
+/// `rmem_max` only when forced.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn socket_buffers_are_sized_as_configured() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let forced = rmem_max + 4096;
+    let inst = |name: &str, vrid: u8, extra: &str| {
+        format!(
+            "vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
+             priority 100\n  advert_int 1\n{extra}  virtual_ipaddress {{\n    198.18.0.{vrid}/24\n  }}\n}}\n"
+        )
+    };
+    let conf = format!(
+        "global_defs {{\n  vrrp_rx_bufs_policy 40000\n  vrrp_rx_bufs_multiplier 2\n  \
+         vrrp_netlink_cmd_rcv_bufs 300000\n  vrrp_netlink_monitor_rcv_bufs {forced}\n  \
+         vrrp_netlink_monitor_rcv_bufs_force\n}}\n{}{}",
+        inst("VI_85", 85, ""),
+        inst("VI_86", 86, "  kernel_rx_buf_size 70000\n"),
+    );
+    let p = l.rvs("a", &conf, &["-P"]);
+    let pid = p.pids[0];
+    // rvs's sockets of a kind, by their receive buffer (read through a copy of each
+    // descriptor: `pidfd_getfd`, then `SO_RCVBUF`).
+    let buffers = |netlink: bool| -> Vec<usize> {
+        use rustix::net::{sockopt, AddressFamily, SocketType};
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let Some(n) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(fd) =
+                rustix::process::pidfd_getfd(&pidfd, n, rustix::process::PidfdGetfdFlags::empty())
+            else {
+                continue;
+            };
+            let (Ok(domain), Ok(ty)) = (sockopt::socket_domain(&fd), sockopt::socket_type(&fd))
+            else {
+                continue;
+            };
+            let kind = if netlink {
+                domain == AddressFamily::NETLINK
+            } else {
+                domain == AddressFamily::INET && ty == SocketType::RAW
+            };
+            if kind {
+                out.extend(sockopt::socket_recv_buffer_size(&fd).ok());
+            }
+        }
+        out
+    };
+    let want_raw = [160_000, 140_000];
+    let raw_ok = Lab::wait(Duration::from_secs(10), || {
+        let b = buffers(false);
+        want_raw.iter().all(|w| b.contains(w))
+    });
+    assert!(raw_ok.is_some(), "raw: {:?}\n{}", buffers(false), l.logs());
+    let want_nl = [600_000, forced * 2];
+    let nl_ok = Lab::wait(Duration::from_secs(10), || {
+        let b = buffers(true);
+        want_nl.iter().all(|w| b.contains(w))
+    });
+    assert!(
+        nl_ok.is_some(),
+        "netlink: {:?}\n{}",
+        buffers(true),
+        l.logs()
+    );
+    l.signal(&p, "TERM");
+    l.wait_exit(&p, Duration::from_secs(10));
+}

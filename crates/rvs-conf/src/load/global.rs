@@ -160,6 +160,29 @@ impl Loader<'_> {
                 "nftables_counters" => g.nftables_counters = a.bare(n),
                 "disable_local_igmp" => g.disable_local_igmp = a.bare(n),
                 "umask" => g.umask = umask(a, n),
+                kw @ ("vrrp_netlink_cmd_rcv_bufs"
+                | "vrrp_netlink_cmd_rcv_bufs_force"
+                | "vrrp_netlink_monitor_rcv_bufs"
+                | "vrrp_netlink_monitor_rcv_bufs_force"
+                | "lvs_netlink_cmd_rcv_bufs"
+                | "lvs_netlink_cmd_rcv_bufs_force") => {
+                    let slot = if kw.starts_with("lvs") {
+                        &mut g.lvs_netlink_cmd_rcv_bufs
+                    } else if kw.contains("monitor") {
+                        &mut g.vrrp_netlink_monitor_rcv_bufs
+                    } else {
+                        &mut g.vrrp_netlink_cmd_rcv_bufs
+                    };
+                    if kw.ends_with("_force") {
+                        slot.force = a.flag(n);
+                    } else if let Some(v) = a.arg_int(n, 1, i64::from(u32::MAX)) {
+                        slot.size = Some(v);
+                    }
+                }
+                "vrrp_rx_bufs_policy" => g.vrrp_rx_bufs_policy = rx_bufs_policy(a, n),
+                "vrrp_rx_bufs_multiplier" => {
+                    set(&mut g.vrrp_rx_bufs_multiplier, a.arg_int(n, 1, 1_000_000));
+                }
                 "net_namespace" | "net_namespace_ipvs" | "instance" | "data_use_instance" => {
                     namespaces(a, g, n);
                 }
@@ -188,6 +211,9 @@ impl Loader<'_> {
                 "notify_fifo" => g.notify_fifo = n.args.first().map(|t| t.text.clone()),
                 "vrrp_notify_fifo" => g.vrrp_notify_fifo = n.args.first().map(|t| t.text.clone()),
                 "lvs_notify_fifo" => g.lvs_notify_fifo = n.args.first().map(|t| t.text.clone()),
+                "notify_fifo_script" => g.notify_fifo_script = a.script(n),
+                "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = a.script(n),
+                "lvs_notify_fifo_script" => g.lvs_notify_fifo_script = a.script(n),
                 "vrrp_vmac_garp_intvl" => {
                     deprecated(a, n, "vrrp_garp_extra_if");
                     other(g, n);
@@ -263,6 +289,29 @@ impl Loader<'_> {
         if g.vrrp_strict && !set_here("vrrp_lower_prio_no_advert") {
             g.vrrp_lower_prio_no_advert = true;
         }
+    }
+}
+
+/// `vrrp_rx_bufs_policy MTU|ADVERT|BYTES`.
+fn rx_bufs_policy(a: &mut Args<'_>, n: &Node) -> Option<RxBufsPolicy> {
+    a.extra(n, 1);
+    let t = a.need(n, 0, "MTU, ADVERT or a size")?;
+    match t.text.as_str() {
+        "MTU" => Some(RxBufsPolicy::Mtu),
+        "ADVERT" => Some(RxBufsPolicy::Advert),
+        other => match parse_int(other).and_then(|v| u32::try_from(v).ok()) {
+            Some(v) if v > 0 => Some(RxBufsPolicy::Size(v)),
+            _ => {
+                a.diags.ka_warning(
+                    t.loc,
+                    t.width,
+                    format!(
+                        "invalid vrrp_rx_bufs_policy '{other}': MTU, ADVERT or a size; ignored"
+                    ),
+                );
+                None
+            }
+        },
     }
 }
 

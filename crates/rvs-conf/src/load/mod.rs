@@ -12,9 +12,9 @@ use crate::lex::Token;
 use crate::model::{
     Authentication, BfdCheck, CheckKind, Checker, Config, DnsCheck, Family, FileCheck, Forwarding,
     GlobalDefs, HttpCheck, InitFile, LvsTimeouts, Method, MiscCheck, Notify, ProcessSettings,
-    Protocol, RealServer, SchedFlags, Scheduler, SmtpCheck, SmtpServer, SorryServer, SyncGroup,
-    TrackFile, TrackRef, Trackers, Tunnel, UdpCheck, UnicastPeer, Url, VipAddr, VirtualServer,
-    VirtualServerGroup, VrrpInstance, VrrpScript, VrrpState, VsKey, VsgEntry,
+    Protocol, RealServer, RxBufsPolicy, SchedFlags, Scheduler, SmtpCheck, SmtpServer, SorryServer,
+    SyncGroup, TrackFile, TrackRef, Trackers, Tunnel, UdpCheck, UnicastPeer, Url, VipAddr,
+    VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpState, VsKey, VsgEntry,
 };
 use crate::suggest;
 use crate::tree::Node;

@@ -442,6 +442,7 @@ impl Loader<'_> {
             accept: true,
             strict_mode: g.vrrp_strict,
             check_unicast_src: g.vrrp_check_unicast_src,
+            kernel_rx_buf_size: None,
             skip_check_adv_addr: g.vrrp_skip_check_adv_addr,
             owner_ignore_adverts: g.vrrp_owner_ignore_adverts,
             garp_master_delay: g.vrrp_garp_master_delay,
@@ -610,6 +611,9 @@ impl Loader<'_> {
                 "strict_mode" => vi.strict_mode = a.flag(n),
                 "check_unicast_src" => vi.check_unicast_src = a.bare(n),
                 "skip_check_adv_addr" => vi.skip_check_adv_addr = a.flag(n),
+                "kernel_rx_buf_size" => {
+                    vi.kernel_rx_buf_size = a.arg_int(n, 1, i64::from(u32::MAX));
+                }
                 "owner_ignore_adverts" => vi.owner_ignore_adverts = a.bare(n),
                 "garp_master_delay" => set(&mut vi.garp_master_delay, a.arg_int(n, 0, 86400)),
                 "garp_master_repeat" => set(&mut vi.garp_master_repeat, a.arg_int(n, 1, 255)),

@@ -263,6 +263,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 at_stop: cfg.global_defs.lvs_flush_on_stop,
             },
             cfg.global_defs.net_namespace_ipvs.as_deref(),
+            cfg.global_defs.lvs_netlink_cmd_rcv_bufs,
         )?
     } else {
         Dataplane::proxy(opts)
@@ -363,6 +364,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     }
     // VRRP after the data plane: by the time this director can become MASTER and draw
     // traffic to the VIP, its services listen.
+    // The FIFO readers first: they see every line from the first transition on.
+    let fifo_scripts = crate::daemon::fifo::FifoScripts::start(cfg);
     let vrrp_status = std::sync::Arc::default();
     let mut vrrp = crate::daemon::threads::VrrpHost::default();
     if !vrrp_plan.is_empty() {
@@ -572,6 +575,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // BFD neighbours hear AdminDown and take this director's sessions down at once.
     checkers.stop_bfd().await;
     checkers.stop();
+    // The FIFO readers have had the last lines (STOP).
+    fifo_scripts.stop().await;
     // keepalived's omega: notify_down / quorum_down of the services going away.
     crate::daemon::health::run_scripts(
         &core.policy(),

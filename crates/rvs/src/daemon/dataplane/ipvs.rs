@@ -40,6 +40,7 @@ impl IpvsForwarder {
         snapshots: Arc<Snapshots>,
         flush: Flush,
         netns: Option<&str>,
+        bufs: rvs_conf::model::RcvBufs,
     ) -> anyhow::Result<IpvsForwarder> {
         let mut ipvs = match netns {
             // net_namespace_ipvs: the netlink socket is opened in that namespace and
@@ -49,6 +50,11 @@ impl IpvsForwarder {
             None => rvs_ipvs::Ipvs::open(),
         }
         .map_err(|e| anyhow::anyhow!("--dataplane ipvs: {e}"))?;
+        if let Some(size) = bufs.size {
+            let bytes = usize::try_from(size).unwrap_or(usize::MAX);
+            ipvs.set_recv_buffer(bytes, bufs.force)
+                .map_err(|e| anyhow::anyhow!("lvs_netlink_cmd_rcv_bufs {size}: {e}"))?;
+        }
         if let Some(ns) = netns {
             tracing::info!("kernel IPVS over netlink, in namespace '{ns}'");
         } else {

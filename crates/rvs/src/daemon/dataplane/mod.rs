@@ -131,13 +131,15 @@ impl Dataplane {
         opts: &ProxyOptions,
         flush: ipvs::Flush,
         netns: Option<&str>,
+        bufs: rvs_conf::model::RcvBufs,
     ) -> anyhow::Result<Dataplane> {
         let proxy = Proxy::new(ProxyOptions {
             table_only: true,
             ..opts.clone()
         });
         let snapshots = Arc::<Snapshots>::default();
-        let fwd = ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone(), flush, netns)?;
+        let fwd =
+            ipvs::IpvsForwarder::open(proxy.shared.clone(), snapshots.clone(), flush, netns, bufs)?;
         Ok(Dataplane {
             proxy,
             fwd: Box::new(fwd),
