@@ -232,6 +232,8 @@ pub struct GlobalDefs {
     /// `net_namespace_ipvs [NAME]`: the kernel IPVS tables live in that namespace (empty:
     /// the host's own, `/proc/1/ns/net`).
     pub net_namespace_ipvs: Option<String>,
+    /// `use_pid_dir`: the pid file goes in the daemon's run directory (`/run/rvs/`).
+    pub use_pid_dir: bool,
     /// `instance NAME`: with `net_namespace`, names the daemon's files.
     pub instance: Option<String>,
     /// `data_use_instance`: the dump files' default names carry the namespace and
@@ -327,6 +329,7 @@ impl Default for GlobalDefs {
             nftables_counters: false,
             net_namespace: None,
             net_namespace_ipvs: None,
+            use_pid_dir: false,
             instance: None,
             data_use_instance: false,
             notify_fifo: None,
@@ -657,6 +660,15 @@ pub struct VrrpInstance {
     pub accept: bool,
     pub strict_mode: bool,
     pub check_unicast_src: bool,
+    /// A `unicast_peer` block was written (even empty: peers may come from a
+    /// `$VARIABLE` that expanded to nothing).
+    pub unicast_peer_block: bool,
+    /// `unicast_fault_no_peer`: a `unicast_peer` block without peers holds the instance in
+    /// FAULT (without it, keepalived falls back to multicast).
+    pub unicast_fault_no_peer: bool,
+    /// `track_src_ip`: the instance is in FAULT while its `unicast_src_ip`/`mcast_src_ip` is
+    /// not an address of the host.
+    pub track_src_ip: bool,
     /// `kernel_rx_buf_size`: the receive buffer of the instance's socket (bytes), over
     /// `vrrp_rx_bufs_policy`.
     pub kernel_rx_buf_size: Option<u32>,

@@ -178,6 +178,8 @@ pub struct Engine {
     /// `vrrp_startup_delay` still to wait (the daemon's first start only).
     startup_delay: Duration,
     links: HashMap<String, bool>,
+    /// The host's addresses, watched when an instance has `track_src_ip`.
+    addrs: std::collections::HashSet<IpAddr>,
     scripts: Vec<Option<bool>>,
     files: Vec<i64>,
     /// `track_bfd`: each session Up or not (`None`: no session runs for it).
@@ -481,6 +483,21 @@ impl Engine {
                 }
             }
         })];
+        // track_src_ip: the host's addresses, kept up to date.
+        let mut addrs = std::collections::HashSet::new();
+        if plan.instances.iter().any(|p| p.track_src.is_some()) {
+            let (addr_tx, mut addr_rx) = mpsc::unbounded_channel();
+            crate::link::addr_monitor(addr_tx)?;
+            addrs = nl.all_addrs().await?;
+            let fwd = track_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some((ip, present)) = addr_rx.recv().await {
+                    if fwd.send(TrackEvent::Addr(ip, present)).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
         let (policy, why) = ScriptPolicy::of(plan.script_security, plan.script_user.as_deref());
         if let Some(why) = why {
             tracing::error!("{why}");
@@ -558,6 +575,7 @@ impl Engine {
                 Duration::ZERO
             },
             links,
+            addrs,
             scripts,
             files,
             bfds,
@@ -665,6 +683,19 @@ impl Engine {
                     tracing::info!("Netlink reports {name} {}", if up { "up" } else { "down" });
                 }
             }
+            TrackEvent::Addr(ip, present) => {
+                let changed = if present {
+                    self.addrs.insert(ip)
+                } else {
+                    self.addrs.remove(&ip)
+                };
+                if changed && self.rts.iter().any(|r| r.plan.track_src == Some(ip)) {
+                    tracing::info!(
+                        "Netlink reports address {ip} {}",
+                        if present { "added" } else { "removed" }
+                    );
+                }
+            }
             TrackEvent::Script(k, up) => {
                 if let Some(s) = self.scripts.get_mut(k) {
                     *s = Some(up);
@@ -734,7 +765,11 @@ impl Engine {
                 .collect();
             let r = rvs_vrrp::track::effective_priority(self.rts[i].plan.priority, &trackers);
             let (g, m) = self.loc[i];
-            let fault = r.is_err();
+            let plan = &self.rts[i].plan;
+            // unicast_fault_no_peer without peers, track_src_ip without the address.
+            let fault = r.is_err()
+                || plan.fault_no_peer
+                || plan.track_src.is_some_and(|a| !self.addrs.contains(&a));
             if let Ok(p) = r {
                 let before = self.groups[g].core.members[m].priority();
                 self.groups[g].core.members[m].set_priority(p);

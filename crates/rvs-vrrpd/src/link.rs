@@ -169,6 +169,16 @@ impl Netlink {
         Ok(out)
     }
 
+    /// Every address of the host (of every interface).
+    pub async fn all_addrs(&self) -> Result<std::collections::HashSet<IpAddr>, LinkError> {
+        let mut s = self.handle.address().get().execute();
+        let mut out = std::collections::HashSet::new();
+        while let Some(m) = s.try_next().await? {
+            out.extend(address_of(&m));
+        }
+        Ok(out)
+    }
+
     /// The addresses of an interface, in the kernel's order, with their prefix lengths.
     pub async fn addrs(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, LinkError> {
         let mut s = self
@@ -421,6 +431,55 @@ impl Netlink {
 fn broadcast(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
     let host = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
     Ipv4Addr::from(u32::from(a) | host)
+}
+
+/// An address message's address: `IFA_LOCAL` (the interface's own on point-to-point
+/// links), else `IFA_ADDRESS` (IPv6 has only that).
+fn address_of(m: &AddressMessage) -> Option<IpAddr> {
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
+}
+
+/// Address changes: `(address, present)` for every `RTM_NEWADDR`/`RTM_DELADDR`, until the
+/// receiver is dropped (`track_src_ip`).
+pub fn addr_monitor(
+    tx: tokio::sync::mpsc::UnboundedSender<(IpAddr, bool)>,
+) -> Result<(), LinkError> {
+    use futures_util::stream::StreamExt as _;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let (conn, _handle, mut msgs) = rtnetlink::new_multicast_connection(&[
+        rtnetlink::MulticastGroup::Ipv4Ifaddr,
+        rtnetlink::MulticastGroup::Ipv6Ifaddr,
+    ])?;
+    tokio::spawn(conn);
+    tokio::spawn(async move {
+        while let Some((m, _)) = msgs.next().await {
+            let ev = match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
+                    address_of(&a).map(|ip| (ip, true))
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => {
+                    address_of(&a).map(|ip| (ip, false))
+                }
+                _ => None,
+            };
+            if let Some(ev) = ev {
+                if tx.send(ev).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Link state changes: `(index, name, up)` for every `RTM_NEWLINK`/`RTM_DELLINK` the kernel

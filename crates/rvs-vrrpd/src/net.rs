@@ -479,6 +479,8 @@ mod tests {
             excluded: Vec::new(),
             src: None,
             check_unicast_src: !peers.is_empty(),
+            fault_no_peer: false,
+            track_src: None,
             rx_buf: None,
             skip_check_adv_addr: false,
             owner_ignore_adverts: false,

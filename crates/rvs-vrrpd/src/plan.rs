@@ -314,6 +314,10 @@ pub struct InstancePlan {
     pub rules: Vec<RulePlan>,
     pub ttl: u8,
     pub check_unicast_src: bool,
+    /// `unicast_fault_no_peer` with an empty `unicast_peer` block: held in FAULT.
+    pub fault_no_peer: bool,
+    /// `track_src_ip`: the source address whose absence holds the instance in FAULT.
+    pub track_src: Option<IpAddr>,
     /// The receive buffer of its socket (`kernel_rx_buf_size`, `vrrp_rx_bufs_policy`).
     pub rx_buf: Option<RxBuf>,
     /// `skip_check_adv_addr`.
@@ -642,6 +646,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             rules: vi.virtual_rules.iter().filter_map(RulePlan::of).collect(),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
+            fault_no_peer: vi.unicast_peer_block
+                && vi.unicast_peer.is_empty()
+                && vi.unicast_fault_no_peer,
+            track_src: vi.unicast_src_ip.filter(|_| vi.track_src_ip),
             rx_buf: rx_buf(g, vi, v6),
             skip_check_adv_addr: vi.skip_check_adv_addr,
             owner_ignore_adverts: vi.owner_ignore_adverts,

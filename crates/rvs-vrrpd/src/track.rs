@@ -20,6 +20,8 @@ pub enum TrackEvent {
     Bfd(usize, bool),
     /// A `vrrp_track_process` (index in the plan's list): its quorum met or not.
     Process(usize, bool),
+    /// An address of the host came or went (`track_src_ip`).
+    Addr(std::net::IpAddr, bool),
 }
 
 /// Rise/fall counting: `None` until the first result, which decides directly.

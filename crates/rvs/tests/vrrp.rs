@@ -1929,3 +1929,87 @@ fn socket_buffers_are_sized_as_configured() {
     l.signal(&p, "TERM");
     l.wait_exit(&p, Duration::from_secs(10));
 }
+
+/// `use_pid_dir`: without `--pid-file`, the pid file goes in the run directory (named
+/// after `instance`), and goes away at stop.
+#[test]
+#[ignore = "needs root (it writes in /run/rvs): ./test.sh runs it as root"]
+fn use_pid_dir_puts_the_pid_file_in_the_run_directory() {
+    lab::require(false);
+    let l = Lab::new(&[("a", 1)]);
+    let name = format!("rvstest{}", std::process::id());
+    let conf = l.dir.join("p.conf");
+    std::fs::write(&conf, format!("use_pid_dir\ninstance {name}\n")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["run", "-C", "-f"])
+        .arg(&conf)
+        .arg("--control")
+        .arg(l.dir.join("p.sock"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = std::path::PathBuf::from(format!("/run/rvs/rvs_{name}.pid"));
+    let written = Lab::wait(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pid_file)
+            .is_ok_and(|t| t.lines().next() == Some(&child.id().to_string()))
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(written.is_some(), "no {}", pid_file.display());
+    assert!(!pid_file.exists(), "{} left at stop", pid_file.display());
+}
+
+/// Issue #18 item 7: `track_src_ip` holds an instance in FAULT while its source address
+/// is gone (and gives the VIP up), and lets it go on when the address is back;
+/// `unicast_fault_no_peer` holds an instance whose `unicast_peer` block is empty in FAULT,
+/// where without it the instance falls back to multicast (keepalived 2.2.7's behaviour).
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn track_src_ip_and_unicast_fault_no_peer_hold_instances_in_fault() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    l.ip_in("a", &["addr", "add", "198.18.0.201/24", "dev", "eth0"]);
+    let inst = |vrid: u8, extra: &str| {
+        format!(
+            "vrrp_instance VI_{vrid} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
+             priority 100\n  advert_int 0.2\n  version 3\n{extra}  virtual_ipaddress {{\n    \
+             198.18.0.{vrid}/24\n  }}\n}}\n"
+        )
+    };
+    let conf = inst(87, "  mcast_src_ip 198.18.0.201\n  track_src_ip\n")
+        + &inst(88, "  unicast_peer {\n  }\n  unicast_fault_no_peer\n")
+        + &inst(89, "  unicast_peer {\n  }\n");
+    let p = l.rvs("a", &conf, &["-P"]);
+    let limit = Duration::from_secs(10);
+    // 87 tracks its source and 89 falls back to multicast: both MASTER, alone here.
+    let up = Lab::wait(limit, || {
+        l.has_addr("a", "198.18.0.87") && l.has_addr("a", "198.18.0.89")
+    });
+    assert!(up.is_some(), "{}", l.logs());
+    // 88 has no peer and stays in FAULT.
+    assert!(!l.has_addr("a", "198.18.0.88"), "{}", l.logs());
+    let logs = || std::fs::read_to_string(l.dir.join("a-rvs0.log")).unwrap_or_default();
+    assert!(
+        logs().contains("(VI_88) Entering FAULT STATE"),
+        "{}",
+        logs()
+    );
+    // The source address goes: 87 gives its VIP up; it comes back: MASTER again.
+    l.ip_in("a", &["addr", "del", "198.18.0.201/24", "dev", "eth0"]);
+    let down = Lab::wait(limit, || !l.has_addr("a", "198.18.0.87"));
+    assert!(down.is_some(), "{}", l.logs());
+    assert!(
+        logs().contains("(VI_87) Entering FAULT STATE"),
+        "{}",
+        logs()
+    );
+    l.ip_in("a", &["addr", "add", "198.18.0.201/24", "dev", "eth0"]);
+    let back = Lab::wait(limit, || l.has_addr("a", "198.18.0.87"));
+    assert!(back.is_some(), "{}", l.logs());
+    assert!(!l.has_addr("a", "198.18.0.88"));
+    l.signal(&p, "TERM");
+    l.wait_exit(&p, Duration::from_secs(10));
+}

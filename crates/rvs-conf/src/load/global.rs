@@ -183,7 +183,8 @@ impl Loader<'_> {
                 "vrrp_rx_bufs_multiplier" => {
                     set(&mut g.vrrp_rx_bufs_multiplier, a.arg_int(n, 1, 1_000_000));
                 }
-                "net_namespace" | "net_namespace_ipvs" | "instance" | "data_use_instance" => {
+                "net_namespace" | "net_namespace_ipvs" | "instance" | "data_use_instance"
+                | "use_pid_dir" => {
                     namespaces(a, g, n);
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => {
@@ -463,6 +464,7 @@ pub(super) fn namespaces(a: &mut Args<'_>, g: &mut GlobalDefs, n: &Node) {
                 Some(n.args.first().map_or_else(String::new, |t| t.text.clone()));
         }
         "instance" => g.instance = a.string(n),
+        "use_pid_dir" => g.use_pid_dir = a.bare(n),
         _ => g.data_use_instance = a.flag(n),
     }
 }

@@ -442,6 +442,9 @@ impl Loader<'_> {
             accept: true,
             strict_mode: g.vrrp_strict,
             check_unicast_src: g.vrrp_check_unicast_src,
+            unicast_peer_block: false,
+            unicast_fault_no_peer: false,
+            track_src_ip: false,
             kernel_rx_buf_size: None,
             skip_check_adv_addr: g.vrrp_skip_check_adv_addr,
             owner_ignore_adverts: g.vrrp_owner_ignore_adverts,
@@ -559,6 +562,7 @@ impl Loader<'_> {
                 "dont_track_primary" => vi.dont_track_primary = a.bare(n),
                 "unicast_src_ip" | "mcast_src_ip" => vi.unicast_src_ip = a.arg_host_ip(n),
                 "unicast_peer" => {
+                    vi.unicast_peer_block = true;
                     for item in n.children() {
                         if let Some(addr) = a.host_ip(&item.kw) {
                             let mut p = UnicastPeer {
@@ -601,6 +605,8 @@ impl Loader<'_> {
                     }
                 }
                 "unicast_ttl" => vi.unicast_ttl = a.arg_int(n, 0, 255),
+                "unicast_fault_no_peer" => vi.unicast_fault_no_peer = a.bare(n),
+                "track_src_ip" => vi.track_src_ip = a.bare(n),
                 "mcast_dst_ip" => vi.mcast_dst_ip = a.arg_ip(n),
                 "nopreempt" => vi.nopreempt = a.bare(n),
                 "promote_secondaries" => vi.promote_secondaries = a.bare(n),
@@ -889,6 +895,21 @@ impl Loader<'_> {
                     format!("({}) the virtual router id must be set", vi.name),
                 )
                 .hint("add 'virtual_router_id N' (1-255), the same on every node of the group");
+        }
+        if vi.unicast_peer_block && vi.unicast_peer.is_empty() && !vi.unicast_fault_no_peer {
+            if let Some(b) = node.children().iter().find(|c| c.name() == "unicast_peer") {
+                a.diags
+                    .warning(
+                        b.kw.loc,
+                        b.kw.width,
+                        format!(
+                            "({}) unicast_peer has no peers: the instance uses multicast, as \
+                             keepalived 2.2.7 does (it says this will change)",
+                            vi.name
+                        ),
+                    )
+                    .hint("add 'unicast_fault_no_peer' to hold it in FAULT instead");
+            }
         }
         if vi.interface.is_none()
             && vi.unicast_peer.is_empty()

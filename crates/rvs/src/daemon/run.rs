@@ -394,11 +394,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // RLIMIT_RTTIME's soft limit (half of *_rlimit_rttime) warns a real-time thread
     // before the kernel kills the process at the hard one, as keepalived logs it.
     let mut xcpu = signal(SignalKind::from_raw(libc::SIGXCPU))?;
-    let pid_file = a
-        .pid_file
-        .clone()
-        .unwrap_or_else(|| own_file(cfg, &default_pid_file()));
+    let pid_file = a.pid_file.clone().unwrap_or_else(|| {
+        // use_pid_dir: in the run directory, beside the control socket (as root).
+        let default = if cfg.global_defs.use_pid_dir && rustix::process::getuid().is_root() {
+            PathBuf::from("/run/rvs/rvs.pid")
+        } else {
+            default_pid_file()
+        };
+        own_file(cfg, &default)
+    });
     let conf_abs = std::fs::canonicalize(&a.file).unwrap_or_else(|_| a.file.clone());
+    if let Some(dir) = pid_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
     // Written aside and renamed: a reader (`rvs reload`, a test) never sees it half-written.
     let staged = pid_file.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(
