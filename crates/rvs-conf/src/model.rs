@@ -195,6 +195,11 @@ pub struct GlobalDefs {
     pub checker_process: ProcessSettings,
     /// The same for BFD (`bfd_*`).
     pub bfd_process: ProcessSettings,
+    /// `max_auto_priority [N]`: VRRP's thread is made real-time, one step at a time up
+    /// to N, each time it wakes later than `min_auto_priority_delay` after a timer.
+    pub max_auto_priority: Option<u8>,
+    #[serde(serialize_with = "secs::serialize")]
+    pub min_auto_priority_delay: Duration,
     /// `process_name`: the daemon's own name (its `comm`, which `ps` and `pgrep` show).
     pub process_name: Option<String>,
     pub enable_script_security: bool,
@@ -308,6 +313,8 @@ impl Default for GlobalDefs {
             checker_process: ProcessSettings::default(),
             bfd_process: ProcessSettings::default(),
             process_name: None,
+            max_auto_priority: None,
+            min_auto_priority_delay: Duration::from_secs(1),
             enable_script_security: false,
             script_user: None,
             default_interface: None,

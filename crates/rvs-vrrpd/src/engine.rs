@@ -190,6 +190,8 @@ pub struct Engine {
     fifos: Fifos,
     /// `fifo_write_vrrp_states_on_reload`.
     fifo_states_on_reload: bool,
+    /// `max_auto_priority`, `min_auto_priority_delay`.
+    auto_priority: Option<(u8, Duration)>,
     tasks: Vec<JoinHandle<()>>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
 }
@@ -583,6 +585,7 @@ impl Engine {
             policy,
             fifos: Fifos::open(&plan.fifos),
             fifo_states_on_reload: plan.fifo_states_on_reload,
+            auto_priority: plan.auto_priority,
             tasks,
             status,
         };
@@ -661,6 +664,12 @@ impl Engine {
                     self.reevaluate().await;
                 }
                 None => {
+                    if let (Some(d), Some((max, min_delay))) = (deadline, self.auto_priority) {
+                        let late = Instant::now().saturating_duration_since(d);
+                        if late > min_delay {
+                            raise_priority(late, max);
+                        }
+                    }
                     let now = self.now();
                     for g in 0..self.groups.len() {
                         if self.groups[g].core.deadline().is_some_and(|d| d <= now) {
@@ -1295,6 +1304,37 @@ async fn reader(
                 }
             }
         }
+    }
+}
+
+/// keepalived's `max_auto_priority`: a timer that fired `late` says this thread does not
+/// get the CPU in time, so it goes one real-time step up (to `max` at most), with
+/// keepalived's default `RLIMIT_RTTIME` once it is real-time.
+fn raise_priority(late: Duration, max: u8) {
+    let now = crate::sys::rt_priority();
+    tracing::info!(
+        "A thread timer expired {}.{:06} seconds ago",
+        late.as_secs(),
+        late.subsec_micros()
+    );
+    if now >= max {
+        return;
+    }
+    match crate::sys::set_round_robin(now + 1) {
+        Ok(()) => {
+            tracing::info!("Set realtime priority {}", now + 1);
+            if now == 0 {
+                // keepalived's RT_RLIMIT_DEFAULT (µs), warned at half.
+                let _ = rustix::process::setrlimit(
+                    rustix::process::Resource::Rttime,
+                    rustix::process::Rlimit {
+                        current: Some(5_000),
+                        maximum: Some(10_000),
+                    },
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot raise the VRRP thread's priority: {e}"),
     }
 }
 

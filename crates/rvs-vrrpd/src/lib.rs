@@ -14,7 +14,7 @@ pub mod link;
 pub mod net;
 pub mod notify;
 pub mod plan;
-mod sys;
+pub mod sys;
 pub mod track;
 
 pub use plan::{plan, Plan, PlanError};

@@ -390,6 +390,9 @@ pub struct Plan {
     pub disable_local_igmp: bool,
     /// `log_unknown_vrids`.
     pub log_unknown_vrids: bool,
+    /// `max_auto_priority` and `min_auto_priority_delay`: raise the VRRP thread's
+    /// real-time priority by one, up to the maximum, when a timer fires that late.
+    pub auto_priority: Option<(u8, std::time::Duration)>,
     /// `vrrp_netlink_cmd_rcv_bufs` / `vrrp_netlink_monitor_rcv_bufs` (and `_force`).
     pub netlink_cmd_bufs: rvs_conf::model::RcvBufs,
     pub netlink_monitor_bufs: rvs_conf::model::RcvBufs,
@@ -714,6 +717,9 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
     out.firewall = (!fw.is_empty()).then_some(fw);
     out.disable_local_igmp = g.disable_local_igmp;
     out.log_unknown_vrids = g.log_unknown_vrids;
+    out.auto_priority = g
+        .max_auto_priority
+        .map(|max| (max, g.min_auto_priority_delay));
     out.netlink_cmd_bufs = g.vrrp_netlink_cmd_rcv_bufs;
     out.netlink_monitor_bufs = g.vrrp_netlink_monitor_rcv_bufs;
     // Groups with no member left (all faulty) are dropped by index remapping-free

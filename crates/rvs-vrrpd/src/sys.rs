@@ -1,6 +1,7 @@
-//! The few socket calls no safe wrapper offers: binding an `AF_PACKET` socket to an
-//! interface (for gratuitous ARP), `IPV6_CHECKSUM` / `IPV6_RECVHOPLIMIT`, and `recvmsg`
-//! with the hop limit and destination of an IPv6 VRRP packet. Every `unsafe` block
+//! The few system calls no safe wrapper offers: binding an `AF_PACKET` socket to an
+//! interface (for gratuitous ARP), `IPV6_CHECKSUM` / `IPV6_RECVHOPLIMIT`, `recvmsg`
+//! with the hop limit and destination of an IPv6 VRRP packet, and `sched_setscheduler`
+//! (rustix has affinity and nice, not the real-time policies). Every `unsafe` block
 //! states why it is sound.
 #![allow(unsafe_code)]
 
@@ -145,4 +146,36 @@ pub fn async_fd(s: Socket) -> io::Result<tokio::io::unix::AsyncFd<Socket>> {
     // SAFETY: a `Socket` owns its descriptor: it stays open, and `as_raw_fd` returns the
     // same one, until the `Socket` is dropped, which only the `AsyncFd` can do now.
     unsafe { tokio::io::unix::AsyncFd::register(s) }.map_err(io::Error::from)
+}
+
+/// The real-time priority this process's control threads run at (0: none); the VRRP
+/// engine raises it (`max_auto_priority`) from there.
+static RT_PRIORITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The priority last set by [`set_round_robin`].
+pub fn rt_priority() -> u8 {
+    RT_PRIORITY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Makes the calling thread real-time (`SCHED_RR` at `priority`, 1..99), with
+/// `SCHED_RESET_ON_FORK` so that processes it starts (notify scripts) run normally.
+pub fn set_round_robin(priority: u8) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: `param` is a valid, initialised sched_param that outlives the call; pid 0
+    // is the calling thread; the kernel only reads the struct.
+    let r = unsafe {
+        libc::sched_setscheduler(
+            0,
+            libc::SCHED_RR | libc::SCHED_RESET_ON_FORK,
+            &raw const param,
+        )
+    };
+    if r == 0 {
+        RT_PRIORITY.store(priority, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

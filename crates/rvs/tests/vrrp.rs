@@ -2013,3 +2013,55 @@ fn track_src_ip_and_unicast_fault_no_peer_hold_instances_in_fault() {
     l.signal(&p, "TERM");
     l.wait_exit(&p, Duration::from_secs(10));
 }
+
+/// `max_auto_priority`: when VRRP's thread wakes later than `min_auto_priority_delay`
+/// after a timer (here: the process stopped for a moment), it goes one real-time step up,
+/// to the maximum at most, and says so as keepalived does.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn late_timers_raise_the_vrrp_threads_priority() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    let conf = "global_defs {\n  max_auto_priority 2\n  min_auto_priority_delay 200000\n}\n\
+                vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 79\n  \
+                priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {\n    \
+                198.18.0.79/24\n  }\n}\n";
+    let p = l.rvs("a", conf, &["-P"]);
+    let pid = p.pids[0];
+    let up = Lab::wait(Duration::from_secs(10), || l.has_addr("a", "198.18.0.79"));
+    assert!(up.is_some(), "{}", l.logs());
+    let vrrp_thread = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .map(|t| sched_of(&t.path()))
+            .find(|t| t.0 == "rvs-vrrp")
+            .unwrap()
+    };
+    assert_eq!(
+        (vrrp_thread().2, vrrp_thread().3),
+        (0, 0),
+        "not real-time at first"
+    );
+    for step in 1..=3u32 {
+        l.signal(&p, "STOP");
+        std::thread::sleep(Duration::from_millis(700));
+        l.signal(&p, "CONT");
+        let want = step.min(2);
+        let raised = Lab::wait(Duration::from_secs(5), || {
+            let t = vrrp_thread();
+            (t.2, t.3) == (want, 2)
+        });
+        assert!(
+            raised.is_some(),
+            "step {step}: {:?}\n{}",
+            vrrp_thread(),
+            l.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logs = std::fs::read_to_string(l.dir.join("a-rvs0.log")).unwrap();
+    assert!(logs.contains("A thread timer expired 0."), "{logs}");
+    l.signal(&p, "TERM");
+    l.wait_exit(&p, Duration::from_secs(10));
+}

@@ -252,6 +252,21 @@ impl Loader<'_> {
                     };
                     process_setting(a, n, ps, what);
                 }
+                "max_auto_priority" => {
+                    a.extra(n, 1);
+                    g.max_auto_priority = match n.args.first() {
+                        None => Some(99),
+                        Some(_) => match a.arg_int::<i64>(n, -1, 99) {
+                            Some(p) if p > 0 => u8::try_from(p).ok(),
+                            _ => None,
+                        },
+                    };
+                }
+                "min_auto_priority_delay" => {
+                    if let Some(us) = a.arg_int::<u64>(n, 1, 10_000_000) {
+                        g.min_auto_priority_delay = Duration::from_micros(us);
+                    }
+                }
                 "process_names" => {
                     a.extra(n, 0);
                     g.vrrp_process.name = Some("keepalived_vrrp".into());

@@ -14,5 +14,4 @@ pub mod logging;
 pub mod metrics;
 pub mod netns;
 pub mod run;
-pub mod sys;
 pub mod threads;

@@ -172,7 +172,7 @@ fn apply(what: &str, s: &ProcessSettings, nice: Option<i8>) {
         }
     }
     if let Some(p) = s.rt_priority {
-        match crate::daemon::sys::set_round_robin(p) {
+        match rvs_vrrpd::sys::set_round_robin(p) {
             Ok(()) => {
                 let limit = s.rlimit_rttime.unwrap_or(RT_RLIMIT_DEFAULT);
                 // keepalived: warned (SIGXCPU) at half the limit, killed at the limit.
