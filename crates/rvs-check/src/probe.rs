@@ -179,7 +179,8 @@ async fn http(c: &Checker, h: &HttpCheck, target: SocketAddr, tls: bool) -> (Out
     let scheme = if tls { "https" } else { "http" };
     let tls_cfg = if tls {
         let client = h.tls_certificate.as_deref().zip(h.tls_key.as_deref());
-        match crate::tls::client_config(h.tls_ca.as_deref(), client) {
+        match crate::tls::client_config(h.tls_ca.as_deref(), client, h.tls_key_password.as_deref())
+        {
             Ok(cfg) => Some(std::sync::Arc::new(cfg)),
             Err(e) => return (Outcome::LocalError, detail(format!("SSL_GET: {e}"))),
         }

@@ -50,6 +50,7 @@ impl ServerCertVerifier for NoVerify {
 pub fn client_config(
     ca: Option<&str>,
     client: Option<(&str, &str)>,
+    password: Option<&str>,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -79,11 +80,48 @@ pub fn client_config(
         .map_err(|e| format!("cannot read the client certificate {cert}: {e}"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("bad certificate in {cert}: {e}"))?;
-    let key_der = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read the client key {key}: {e}"))?;
+    let key_der = private_key(key, password)?;
     wants_cert
         .with_client_auth_cert(chain, key_der)
         .map_err(|e| format!("client certificate {cert} with key {key}: {e}"))
+}
+
+/// A PEM private key: plain, or encrypted as PKCS#8 (`ENCRYPTED PRIVATE KEY`, PBES2 as
+/// `openssl pkcs8 -topk8` writes it) and opened with `password` (`SSL { password }`).
+/// OpenSSL's older `Proc-Type: 4,ENCRYPTED` keys are refused with the command that
+/// converts them.
+fn private_key(
+    path: &str,
+    password: Option<&str>,
+) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the client key {path}: {e}"))?;
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "the client key {path} is encrypted the old OpenSSL way; convert it: \
+             openssl pkcs8 -topk8 -v2 aes-256-cbc -in {path} -out NEW"
+        ));
+    }
+    if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return rustls::pki_types::PrivateKeyDer::from_pem_slice(text.as_bytes())
+            .map_err(|e| format!("cannot read the client key {path}: {e}"));
+    }
+    let password = password.ok_or_else(|| {
+        format!("the client key {path} is encrypted: give its password (SSL {{ password }})")
+    })?;
+    let (label, doc) = pkcs8::Document::from_pem(&text)
+        .map_err(|e| format!("cannot read the client key {path}: {e}"))?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(format!("the client key {path}: unexpected PEM {label}"));
+    }
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
+        .map_err(|e| format!("cannot read the client key {path}: {e}"))?;
+    let plain = info
+        .decrypt(password)
+        .map_err(|e| format!("cannot decrypt the client key {path} (wrong password?): {e}"))?;
+    Ok(rustls::pki_types::PrivateKeyDer::Pkcs8(
+        plain.as_bytes().to_vec().into(),
+    ))
 }
 
 /// The name to present: the SNI name when SNI is on, else the address (no SNI is sent

@@ -980,6 +980,8 @@ pub struct HttpCheck {
     /// for one (the root `SSL { certificate key }`).
     pub tls_certificate: Option<String>,
     pub tls_key: Option<String>,
+    /// The key's password (`SSL { password }`), for an encrypted (PKCS#8) key.
+    pub tls_key_password: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -264,7 +264,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("SSL", &["ca"], Applied("HttpCheck.tls_ca")),
     ("SSL", &["certificate"], Applied("HttpCheck.tls_certificate")),
     ("SSL", &["key"], Applied("HttpCheck.tls_key")),
-    ("SSL", &["password"], NotApplied("encrypted keys are not read: give SSL_GET's client key unencrypted")),
+    ("SSL", &["password"], Applied("HttpCheck.tls_key_password")),
     // virtual_server.
     ("virtual_server", &["protocol"], Applied("VirtualServer.protocol")),
     ("virtual_server", &["lvs_sched", "lb_algo"], Applied("VirtualServer.lb_algo")),

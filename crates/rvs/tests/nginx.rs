@@ -245,6 +245,38 @@ fn http_and_ssl_checks_against_nginx() {
     // root `SSL { certificate key }` presented, it is in.
     let rs4 = "127.36.0.4:18443";
     assert!(!listed(rs4), "{}", d.adm(&["-Ln"]).1);
+    // The key encrypted (PKCS#8, as `openssl pkcs8 -topk8` writes it), with `password`:
+    // a wrong one leaves the server out, the right one lets the certificate through.
+    run(Command::new("openssl").args([
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        &p("client-key.pem"),
+        "-out",
+        &p("client-key-enc.pem"),
+        "-passout",
+        "pass:s3cret",
+    ]));
+    let encrypted = |password: &str| {
+        format!(
+            "SSL {{\n    certificate {}\n    key {}\n    password {password}\n}}\n{}",
+            p("client.pem"),
+            p("client-key-enc.pem"),
+            checks()
+        )
+    };
+    let (ok, msg) = d.reload(&encrypted("wrong"));
+    assert!(ok, "{msg}");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!listed(rs4), "a wrong password let the key through");
+    let (ok, msg) = d.reload(&encrypted("s3cret"));
+    assert!(ok, "{msg}");
+    wait("SSL_GET with an encrypted client key", &|| listed(rs4));
+    let (ok, msg) = d.reload(&conf(false));
+    assert!(ok, "{msg}");
+    wait("SSL_GET without a client certificate", &|| !listed(rs4));
     let (ok, msg) = d.reload(&with_client_cert());
     assert!(ok, "{msg}");
     wait("SSL_GET with a client certificate", &|| listed(rs4));

@@ -101,6 +101,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                 if let CheckKind::Ssl(h) = &mut c.kind {
                     h.tls_ca.clone_from(&ssl.ca);
                     h.tls_certificate.clone_from(&ssl.certificate);
+                    h.tls_key_password.clone_from(&ssl.password);
                     // Without `key`, the key is read from the certificate's file.
                     h.tls_key.clone_from(if ssl.key.is_some() {
                         &ssl.key
