@@ -19,6 +19,17 @@ mod secs {
     ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
+
+    #[allow(clippy::ref_option, reason = "serde's serialize_with signature")]
+    pub fn serialize_opt<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// A `Duration` in the JSON: milliseconds, as `bfd_instance` writes them.
@@ -54,6 +65,20 @@ pub struct Config {
     /// `static_routes` / `static_rules`: installed at start and kept.
     pub static_routes: Vec<Route>,
     pub static_rules: Vec<Rule>,
+    /// `garp_group` blocks: gratuitous ARP / NA spacing for their interfaces.
+    pub garp_groups: Vec<GarpGroup>,
+}
+
+/// A `garp_group`: the spacing of gratuitous ARPs (`garp_interval`) and unsolicited NAs
+/// (`gna_interval`) sent on its interfaces, over `vrrp_garp_interval`/`vrrp_gna_interval`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GarpGroup {
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub garp_interval: Option<Duration>,
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub gna_interval: Option<Duration>,
+    /// `interface IF` and `interfaces { ... }`.
+    pub interfaces: Vec<String>,
 }
 
 /// One `ip route` line of `virtual_routes` / `static_routes`.

@@ -52,7 +52,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("", &["static_routes"], Applied("Config.static_routes")),
     ("", &["static_rules"], Applied("Config.static_rules")),
     ("", &["track_group"], NotApplied("instances are not grouped for tracking: each tracks its own interface")),
-    ("", &["garp_group"], NotApplied("gratuitous ARP/NA intervals per interface group are not applied")),
+    ("", &["garp_group"], Applied("Config.garp_groups")),
     ("", &["linkbeat_interfaces"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
     ("*", &["linkbeat_use_polling"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
     ("", &["interface_up_down_delays"], NotApplied("an interface change counts at once, without the delays")),
@@ -347,7 +347,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("FILE_CHECK", &["track_file"], Applied("FileCheck.track_file")),
     ("FILE_CHECK", &["weight"], Applied("FileCheck.weight")),
     ("BFD_CHECK", &["name"], Applied("BfdCheck.name")),
-    ("garp_group", &["*"], NotApplied("gratuitous ARP/NA intervals per interface group are not applied")),
+    ("garp_group", &["garp_interval", "gna_interval", "interface", "interfaces"], Applied("Config.garp_groups")),
     ("track_group", &["*"], NotApplied("instances are not grouped for tracking")),
 ];
 

@@ -663,10 +663,22 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                 master_refresh_repeat: vi.garp_master_refresh_repeat,
                 lower_prio_delay: vi.garp_lower_prio_delay,
                 lower_prio_repeat: vi.garp_lower_prio_repeat,
-                interval: if v6 {
-                    g.vrrp_gna_interval
-                } else {
-                    g.vrrp_garp_interval
+                // A garp_group naming the interface sets it; else the global one.
+                interval: {
+                    let group = cfg.garp_groups.iter().rev().find(|gg| {
+                        gg.interfaces
+                            .iter()
+                            .any(|i| Some(i) == vi.interface.as_ref())
+                    });
+                    if v6 {
+                        group
+                            .and_then(|gg| gg.gna_interval)
+                            .unwrap_or(g.vrrp_gna_interval)
+                    } else {
+                        group
+                            .and_then(|gg| gg.garp_interval)
+                            .unwrap_or(g.vrrp_garp_interval)
+                    }
                 },
             },
             notify: NotifyPlan {

@@ -18,7 +18,7 @@
 mod lab;
 
 use lab::Lab;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DIRS: [&str; 2] = ["a", "b"];
 
@@ -2064,4 +2064,81 @@ fn late_timers_raise_the_vrrp_threads_priority() {
     assert!(logs.contains("A thread timer expired 0."), "{logs}");
     l.signal(&p, "TERM");
     l.wait_exit(&p, Duration::from_secs(10));
+}
+
+/// Gratuitous ARPs for `vip` seen in namespace `ns` during `limit` (their arrival
+/// times), captured with a packet socket there.
+fn garp_times(ns: &str, vip: std::net::Ipv4Addr, limit: Duration) -> Vec<Instant> {
+    use std::io::Read as _;
+    lab::in_ns(ns, || {
+        let proto = socket2::Protocol::from(i32::from(0x0806u16.to_be()));
+        let mut s =
+            socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, Some(proto)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut frame = [0u8; 1500];
+        while t0.elapsed() < limit {
+            let Ok(n) = s.read(&mut frame) else { continue };
+            let f = &frame[..n];
+            // Ethernet + ARP: sender IP at 28..32, target IP at 38..42 (equal: gratuitous).
+            if f.len() >= 42
+                && f[12..14] == [0x08, 0x06]
+                && f[28..32] == vip.octets()
+                && f[38..42] == vip.octets()
+            {
+                out.push(Instant::now());
+            }
+        }
+        out
+    })
+}
+
+/// Issue #18: `garp_group { garp_interval }` spaces the gratuitous ARPs sent on its
+/// interfaces (over `vrrp_garp_interval`): a new MASTER's burst arrives 0.3 s apart with
+/// the group, back to back without it.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn garp_group_spaces_gratuitous_arps() {
+    lab::require(false);
+    let vip: std::net::Ipv4Addr = "198.18.0.90".parse().unwrap();
+    let conf = |group: &str| {
+        format!(
+            "{group}vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  \
+             virtual_router_id 90\n  priority 100\n  advert_int 0.1\n  version 3\n  \
+             garp_master_delay 30\n  garp_master_repeat 4\n  virtual_ipaddress {{\n    \
+             {vip}/24\n  }}\n}}\n"
+        )
+    };
+    let spacing = |group: &str| {
+        let mut l = Lab::new(&[("a", 1), ("c", 100)]);
+        let ns = l.ns("c");
+        let capture = std::thread::spawn(move || garp_times(&ns, vip, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(200));
+        let p = l.rvs("a", &conf(group), &["-P"]);
+        let times = capture.join().unwrap();
+        l.signal(&p, "TERM");
+        l.wait_exit(&p, Duration::from_secs(10));
+        assert!(
+            times.len() >= 4,
+            "{} gratuitous ARPs\n{}",
+            times.len(),
+            l.logs()
+        );
+        times[..4]
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]))
+            .collect::<Vec<_>>()
+    };
+    let grouped = spacing("garp_group {\n  garp_interval 0.3\n  interface eth0\n}\n");
+    assert!(
+        grouped.iter().all(|d| *d >= Duration::from_millis(280)),
+        "with garp_group: {grouped:?}"
+    );
+    let plain = spacing("");
+    assert!(
+        plain.iter().all(|d| *d < Duration::from_millis(200)),
+        "without: {plain:?}"
+    );
 }

@@ -45,6 +45,35 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "vrrp_script" => l.vrrp_script(n),
             "track_file" | "vrrp_track_file" => l.track_file(n),
             "bfd_instance" => l.bfd_instance(n),
+            "garp_group" => {
+                let a = &mut l.a;
+                let mut gg = crate::model::GarpGroup {
+                    garp_interval: None,
+                    gna_interval: None,
+                    interfaces: Vec::new(),
+                };
+                for c in n.children() {
+                    match c.name() {
+                        "garp_interval" => gg.garp_interval = a.arg_timer(c, 0.0, 1.0),
+                        "gna_interval" => gg.gna_interval = a.arg_timer(c, 0.0, 1.0),
+                        "interface" => gg.interfaces.extend(a.string(c)),
+                        _ => gg
+                            .interfaces
+                            .extend(c.children().iter().map(|i| i.kw.text.clone())),
+                    }
+                }
+                if gg.interfaces.is_empty() {
+                    a.diags
+                        .ka_warning(
+                            n.kw.loc,
+                            n.kw.width,
+                            "garp_group without interfaces: ignored",
+                        )
+                        .hint("add 'interface IFNAME' or 'interfaces { ... }'");
+                } else {
+                    l.cfg.garp_groups.push(gg);
+                }
+            }
             "vrrp_track_process" => l.track_process(n),
             "vrrp_sync_group" => l.sync_group(n),
             "vrrp_instance" => l.vrrp_instance(n),
