@@ -1662,8 +1662,15 @@ fn advert_checks_follow_keepalived_settings() {
         "global_defs {{\n  vrrp_owner_ignore_adverts\n}}\n{}",
         owner("")
     );
+    // b is MASTER first: an owner that starts while another owner's adverts arrive waits
+    // as BACKUP (RFC 5798: equal priority resets its timer).
+    let b_master = |l: &Lab| {
+        let m = Lab::wait(Duration::from_secs(10), || l.has_addr("b", "198.18.0.84"));
+        assert!(m.is_some(), "{}", l.logs());
+    };
     for who in ["global", "per instance"] {
         let b = l.rvs("b", &owner(""), &["-P"]);
+        b_master(&l);
         let a = if who == "global" {
             l.rvs("a", &ignoring, &["-P"])
         } else {
@@ -1693,6 +1700,7 @@ fn advert_checks_follow_keepalived_settings() {
     }
     // Without the keyword, b alone (the control: the test can fail).
     let b = l.rvs("b", &owner(""), &["-P"]);
+    b_master(&l);
     let a = l.rvs("a", &owner(""), &["-P"]);
     l.wait_holder("198.18.0.84", "b", &DIRS, Duration::from_secs(10));
     l.signal(&a, "TERM");
