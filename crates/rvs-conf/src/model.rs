@@ -67,6 +67,9 @@ pub struct Config {
     pub static_rules: Vec<Rule>,
     /// `garp_group` blocks: gratuitous ARP / NA spacing for their interfaces.
     pub garp_groups: Vec<GarpGroup>,
+    /// `interface_up_down_delays`: how long an interface must stay down (up) before VRRP
+    /// acts on it, by interface name: `(down, up)`.
+    pub interface_delays: BTreeMap<String, (Duration, Duration)>,
 }
 
 /// A `garp_group`: the spacing of gratuitous ARPs (`garp_interval`) and unsolicited NAs

@@ -55,7 +55,7 @@ pub static TABLE: &[(&str, &[&str], Support)] = &[
     ("", &["garp_group"], Applied("Config.garp_groups")),
     ("", &["linkbeat_interfaces"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
     ("*", &["linkbeat_use_polling"], NotApplied("link state comes from netlink; MII/ethtool polling is not done")),
-    ("", &["interface_up_down_delays"], NotApplied("an interface change counts at once, without the delays")),
+    ("", &["interface_up_down_delays"], Applied("Config.interface_delays")),
     ("*", &["net_namespace"], Applied("GlobalDefs.net_namespace")),
     ("*", &["net_namespace_ipvs"], Applied("GlobalDefs.net_namespace_ipvs")),
     ("*", &["instance"], Applied("GlobalDefs.instance")),

@@ -478,11 +478,36 @@ impl Engine {
         let (link_tx, mut link_rx) = mpsc::unbounded_channel();
         crate::link::monitor(link_tx, plan.netlink_monitor_bufs)?;
         let fwd = track_tx.clone();
+        let delays = plan.link_delays.clone();
         let mut tasks = vec![tokio::spawn(async move {
+            // interface_up_down_delays: a change is passed on only once it has lasted its
+            // delay; a later change of the same interface cancels a pending one.
+            let mut seq: HashMap<String, u64> = HashMap::new();
+            let latest = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
             while let Some((_, name, up)) = link_rx.recv().await {
-                if fwd.send(TrackEvent::Link(name, up)).is_err() {
-                    break;
+                let delay = delays
+                    .get(&name)
+                    .map_or(Duration::ZERO, |(down, upd)| if up { *upd } else { *down });
+                let n = seq.entry(name.clone()).or_default();
+                *n += 1;
+                let n = *n;
+                if let Ok(mut l) = latest.lock() {
+                    l.insert(name.clone(), n);
                 }
+                if delay.is_zero() {
+                    if fwd.send(TrackEvent::Link(name, up)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                let (fwd, latest) = (fwd.clone(), latest.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let current = latest.lock().is_ok_and(|l| l.get(&name) == Some(&n));
+                    if current {
+                        let _ = fwd.send(TrackEvent::Link(name, up));
+                    }
+                });
             }
         })];
         // track_src_ip: the host's addresses, kept up to date.

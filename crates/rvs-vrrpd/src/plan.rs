@@ -390,6 +390,8 @@ pub struct Plan {
     pub disable_local_igmp: bool,
     /// `log_unknown_vrids`.
     pub log_unknown_vrids: bool,
+    /// `interface_up_down_delays`: `(down, up)` debounce by interface name.
+    pub link_delays: std::collections::BTreeMap<String, (std::time::Duration, std::time::Duration)>,
     /// `max_auto_priority` and `min_auto_priority_delay`: raise the VRRP thread's
     /// real-time priority by one, up to the maximum, when a timer fires that late.
     pub auto_priority: Option<(u8, std::time::Duration)>,
@@ -729,6 +731,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
     out.firewall = (!fw.is_empty()).then_some(fw);
     out.disable_local_igmp = g.disable_local_igmp;
     out.log_unknown_vrids = g.log_unknown_vrids;
+    out.link_delays.clone_from(&cfg.interface_delays);
     out.auto_priority = g
         .max_auto_priority
         .map(|max| (max, g.min_auto_priority_delay));

@@ -2150,3 +2150,53 @@ fn garp_group_spaces_gratuitous_arps() {
         "without: {plain:?}"
     );
 }
+
+/// Issue #18: `interface_up_down_delays`: a link that goes down for less than its down
+/// delay does not take the instance to FAULT; one that stays down longer does, once the
+/// delay has passed. Without the delays, the short flap counts at once.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn interface_up_down_delays_debounce_link_changes() {
+    lab::require(false);
+    let run = |delays: &str| {
+        let mut l = Lab::new(&[("a", 1)]);
+        let conf = format!(
+            "{delays}vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  \
+             virtual_router_id 91\n  priority 100\n  advert_int 0.1\n  version 3\n  \
+             virtual_ipaddress {{\n    198.18.0.91/24\n  }}\n}}\n"
+        );
+        let p = l.rvs("a", &conf, &["-P"]);
+        let up = Lab::wait(Duration::from_secs(10), || l.has_addr("a", "198.18.0.91"));
+        assert!(up.is_some(), "{}", l.logs());
+        let log = l.dir.join("a-rvs0.log");
+        let faults = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("(VI_1) Entering FAULT STATE")
+                .count()
+        };
+        // A flap of 0.3 s.
+        l.link("a", false);
+        std::thread::sleep(Duration::from_millis(300));
+        l.link("a", true);
+        std::thread::sleep(Duration::from_millis(2500));
+        let after_flap = faults();
+        // Down for good: FAULT.
+        l.link("a", false);
+        let t0 = Instant::now();
+        let fault = Lab::wait(Duration::from_secs(10), || faults() > after_flap);
+        assert!(fault.is_some(), "{}", l.logs());
+        let took = t0.elapsed();
+        l.signal(&p, "TERM");
+        l.wait_exit(&p, Duration::from_secs(10));
+        (after_flap, took)
+    };
+    let (flap_faults, took) = run("interface_up_down_delays {\n  eth0 2 0\n}\n");
+    assert_eq!(flap_faults, 0, "a 0.3 s flap counted with a 2 s down delay");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "FAULT after {took:?}, before the delay"
+    );
+    let (flap_faults, _) = run("");
+    assert_eq!(flap_faults, 1, "without delays the flap counts at once");
+}

@@ -45,6 +45,37 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "vrrp_script" => l.vrrp_script(n),
             "track_file" | "vrrp_track_file" => l.track_file(n),
             "bfd_instance" => l.bfd_instance(n),
+            "interface_up_down_delays" => {
+                // `IF DOWN_DELAY [UP_DELAY]` per line (seconds, up to 255; UP defaults 0).
+                let a = &mut l.a;
+                for item in n.children() {
+                    let Some(down) = item.args.first() else {
+                        a.diags.ka_warning(
+                            item.kw.loc,
+                            item.kw.width,
+                            format!("no delays given for {}: ignored", item.kw.text),
+                        );
+                        continue;
+                    };
+                    let Some(d) = a.timer(down, 0.0, 255.0) else {
+                        continue;
+                    };
+                    let u = match item.args.get(1) {
+                        None => Some(Duration::ZERO),
+                        Some(t) => a.timer(t, 0.0, 255.0),
+                    };
+                    if let Some(t) = item.args.get(2) {
+                        a.diags.ka_warning(
+                            t.loc,
+                            t.width,
+                            format!("too many parameters for {} up/down delays", item.kw.text),
+                        );
+                    }
+                    if let Some(u) = u {
+                        l.cfg.interface_delays.insert(item.kw.text.clone(), (d, u));
+                    }
+                }
+            }
             "garp_group" => {
                 let a = &mut l.a;
                 let mut gg = crate::model::GarpGroup {
