@@ -192,7 +192,7 @@ impl<'a> Lexer<'a> {
             config_id,
             generated: 0,
             raw_continues: false,
-            random_state: 0x853c_49e6_748f_ea9b,
+            random_state: Self::RANDOM_DEFAULT,
             max_lines: opts.max_generated_lines,
             cur_loc: Loc::default(),
             files_read: 0,
@@ -558,6 +558,9 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// The default generator state (no `random_seed`).
+    const RANDOM_DEFAULT: u64 = 0x853c_49e6_748f_ea9b;
+
     fn random(&mut self, min: i64, max: i64) -> i64 {
         // xorshift64*: deterministic, so a config checks the same way every time.
         let mut x = self.random_state;
@@ -725,6 +728,23 @@ impl<'a> Lexer<'a> {
 
     /// Splits a line at braces (outside double quotes) and tokenizes the pieces.
     fn emit(&mut self, line: &[Ch], loc0: Loc) {
+        // `random_seed N` seeds the `${_RANDOM}` of the lines after it, as keepalived's
+        // srandom() does when it reads the keyword.
+        let word: String = line
+            .iter()
+            .map(|c| c.0)
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        if word == "random_seed" {
+            let rest: String = line.iter().map(|c| c.0).skip(word.len()).collect();
+            if let Some(seed) = rest
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                self.random_state = seeded(seed);
+            }
+        }
         let mut start = 0;
         let mut in_quote = false;
         let mut i = 0;
@@ -1060,9 +1080,41 @@ pub fn default_config_id() -> String {
     h.trim().split('.').next().unwrap_or("").to_owned()
 }
 
+/// A non-zero xorshift state from a seed (splitmix64).
+fn seeded(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_seed_seeds_the_random_values_after_it() {
+        // The values alone (the keyword word dropped).
+        let vals = |text: &str| -> Vec<String> {
+            lex(text)
+                .0
+                .iter()
+                .filter_map(|i| i.split_once('|').map(|(_, v)| v.to_owned()))
+                .filter(|v| *v != "7" && *v != "8")
+                .collect()
+        };
+        let seven = vals("random_seed 7\nx ${_RANDOM 0 1000000}\ny ${_RANDOM 0 1000000}\n");
+        let again = vals("random_seed 7\nx ${_RANDOM 0 1000000}\ny ${_RANDOM 0 1000000}\n");
+        let eight = vals("random_seed 8\nx ${_RANDOM 0 1000000}\ny ${_RANDOM 0 1000000}\n");
+        let unseeded = vals("x ${_RANDOM 0 1000000}\ny ${_RANDOM 0 1000000}\n");
+        assert_eq!(seven.len(), 2, "{seven:?}");
+        assert_eq!(seven, again, "the same seed, the same values");
+        assert_ne!(seven, eight, "another seed, other values");
+        assert_ne!(seven, unseeded, "the seed changes the values");
+        // A value before the seed is not affected by it; the one after starts the seeded run.
+        let later = vals("x ${_RANDOM 0 1000000}\nrandom_seed 7\ny ${_RANDOM 0 1000000}\n");
+        assert_eq!(later, [unseeded[0].clone(), seven[0].clone()]);
+    }
 
     fn lex(text: &str) -> (Vec<String>, Diags) {
         let mut sources = SourceMap::default();

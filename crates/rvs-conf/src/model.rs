@@ -251,6 +251,8 @@ pub struct GlobalDefs {
     /// `vrrp_rx_bufs_policy`, when set, and `vrrp_rx_bufs_multiplier` (3).
     pub vrrp_rx_bufs_policy: Option<RxBufsPolicy>,
     pub vrrp_rx_bufs_multiplier: u32,
+    /// `vmac_prefix`: the name of a VMAC interface `use_vmac` names none (`vrrp`: `vrrp.51`).
+    pub vmac_prefix: String,
     /// `umask`: the process's file creation mask, when set.
     pub umask: Option<u32>,
     /// `disable_local_igmp`: `igmp_link_local_mcast_reports` off while VRRP runs.
@@ -358,6 +360,7 @@ impl Default for GlobalDefs {
             lvs_netlink_cmd_rcv_bufs: RcvBufs::default(),
             vrrp_rx_bufs_policy: None,
             vrrp_rx_bufs_multiplier: 3,
+            vmac_prefix: "vrrp".to_owned(),
             umask: None,
             disable_local_igmp: false,
             nftables_priority: -1,

@@ -605,7 +605,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             }
             Some(n) => {
                 let n = if n.is_empty() {
-                    format!("vrrp.{vrid}")
+                    format!("{}.{vrid}", g.vmac_prefix)
                 } else {
                     n.to_owned()
                 };
@@ -922,5 +922,21 @@ mod tests {
         // are refused by the parser.
         assert_eq!(plans.len(), 5);
         assert_eq!(plans[4], None);
+    }
+
+    #[test]
+    fn vmac_names_follow_vmac_prefix() {
+        let vmac = |global: &str| {
+            let c = load(&format!(
+                "{global}vrrp_instance V {{\n interface eth0\n virtual_router_id 51\n use_vmac\n \
+                 virtual_ipaddress {{\n  198.18.0.51/24\n }}\n}}\n"
+            ));
+            plan(&c).unwrap().instances[0].vmac.clone()
+        };
+        assert_eq!(vmac(""), Some("vrrp.51".to_owned()));
+        assert_eq!(
+            vmac("global_defs {\n vmac_prefix vm\n}\n"),
+            Some("vm.51".to_owned())
+        );
     }
 }

@@ -160,6 +160,11 @@ impl Loader<'_> {
                 "nftables_counters" => g.nftables_counters = a.bare(n),
                 "disable_local_igmp" => g.disable_local_igmp = a.bare(n),
                 "umask" => g.umask = umask(a, n),
+                "vmac_prefix" => {
+                    if let Some(p) = a.string(n) {
+                        g.vmac_prefix = p;
+                    }
+                }
                 kw @ ("vrrp_netlink_cmd_rcv_bufs"
                 | "vrrp_netlink_cmd_rcv_bufs_force"
                 | "vrrp_netlink_monitor_rcv_bufs"
