@@ -482,18 +482,17 @@ impl Engine {
         let mut tasks = vec![tokio::spawn(async move {
             // interface_up_down_delays: a change is passed on only once it has lasted its
             // delay; a later change of the same interface cancels a pending one.
-            let mut seq: HashMap<String, u64> = HashMap::new();
+            // Each interface's change count: a pending change still current passes.
             let latest = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
             while let Some((_, name, up)) = link_rx.recv().await {
                 let delay = delays
                     .get(&name)
                     .map_or(Duration::ZERO, |(down, upd)| if up { *upd } else { *down });
-                let n = seq.entry(name.clone()).or_default();
-                *n += 1;
-                let n = *n;
-                if let Ok(mut l) = latest.lock() {
-                    l.insert(name.clone(), n);
-                }
+                let n = latest.lock().map_or(0, |mut l| {
+                    let n = l.entry(name.clone()).or_default();
+                    *n += 1;
+                    *n
+                });
                 if delay.is_zero() {
                     if fwd.send(TrackEvent::Link(name, up)).is_err() {
                         break;
@@ -1349,14 +1348,7 @@ fn raise_priority(late: Duration, max: u8) {
         Ok(()) => {
             tracing::info!("Set realtime priority {}", now + 1);
             if now == 0 {
-                // keepalived's RT_RLIMIT_DEFAULT (µs), warned at half.
-                let _ = rustix::process::setrlimit(
-                    rustix::process::Resource::Rttime,
-                    rustix::process::Rlimit {
-                        current: Some(5_000),
-                        maximum: Some(10_000),
-                    },
-                );
+                let _ = crate::sys::set_rttime_limit(crate::sys::RT_RLIMIT_DEFAULT);
             }
         }
         Err(e) => tracing::warn!("cannot raise the VRRP thread's priority: {e}"),

@@ -192,17 +192,7 @@ impl Netlink {
             if m.header.index != index {
                 continue;
             }
-            // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
-            // point-to-point links); IPv6 has only IFA_ADDRESS.
-            let local = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(ip) => Some(*ip),
-                _ => None,
-            });
-            let addr = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(ip) => Some(*ip),
-                _ => None,
-            });
-            if let Some(ip) = local.or(addr) {
+            if let Some(ip) = address_of(&m) {
                 out.push((ip, m.header.prefix_len));
             }
         }

@@ -148,6 +148,22 @@ pub fn async_fd(s: Socket) -> io::Result<tokio::io::unix::AsyncFd<Socket>> {
     unsafe { tokio::io::unix::AsyncFd::register(s) }.map_err(io::Error::from)
 }
 
+/// keepalived's `RLIMIT_RTTIME` (µs) for a real-time process that sets none.
+pub const RT_RLIMIT_DEFAULT: u64 = 10_000;
+
+/// `RLIMIT_RTTIME` as keepalived sets it for a real-time process: the kernel warns
+/// (`SIGXCPU`) at half of `limit` µs without blocking, and kills at `limit`.
+pub fn set_rttime_limit(limit: u64) -> io::Result<()> {
+    rustix::process::setrlimit(
+        rustix::process::Resource::Rttime,
+        rustix::process::Rlimit {
+            current: Some(limit / 2),
+            maximum: Some(limit),
+        },
+    )?;
+    Ok(())
+}
+
 /// The real-time priority this process's control threads run at (0: none); the VRRP
 /// engine raises it (`max_auto_priority`) from there.
 static RT_PRIORITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);

@@ -11,9 +11,6 @@
 use rvs_conf::model::ProcessSettings;
 use std::future::Future;
 
-/// keepalived's `RLIMIT_RTTIME` (µs) for a real-time process that sets none.
-const RT_RLIMIT_DEFAULT: u64 = 10_000;
-
 /// The process's nice value and CPU mask before rvs changed any (for the threads whose
 /// own settings are not given: keepalived's other children would keep them).
 struct Original {
@@ -52,14 +49,19 @@ pub fn apply_to_main(g: &rvs_conf::model::GlobalDefs) {
     apply_checker(&g.checker_process, g.checker_priority);
 }
 
+/// The CPU set of a `*_cpu_affinity` list.
+fn cpu_set(cpus: &[usize]) -> rustix::thread::CpuSet {
+    let mut set = rustix::thread::CpuSet::new();
+    for c in cpus {
+        set.set(*c);
+    }
+    set
+}
+
 /// On a runtime worker as it starts (and the main thread): the checkers' CPUs and nice.
 pub fn apply_checker(s: &ProcessSettings, nice: Option<i8>) {
     if !s.cpu_affinity.is_empty() {
-        let mut set = rustix::thread::CpuSet::new();
-        for c in &s.cpu_affinity {
-            set.set(*c);
-        }
-        if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        if let Err(e) = rustix::thread::sched_setaffinity(None, &cpu_set(&s.cpu_affinity)) {
             tracing::warn!("checker_cpu_affinity {:?}: {e}", s.cpu_affinity);
         }
     }
@@ -162,11 +164,7 @@ fn apply(what: &str, s: &ProcessSettings, nice: Option<i8>) {
             let _ = rustix::thread::sched_setaffinity(None, set);
         }
     } else {
-        let mut set = rustix::thread::CpuSet::new();
-        for c in &s.cpu_affinity {
-            set.set(*c);
-        }
-        match rustix::thread::sched_setaffinity(None, &set) {
+        match rustix::thread::sched_setaffinity(None, &cpu_set(&s.cpu_affinity)) {
             Ok(()) => tracing::info!("{what}: on CPU(s) {:?}", s.cpu_affinity),
             Err(e) => tracing::warn!("{what}: cpu_affinity {:?}: {e}", s.cpu_affinity),
         }
@@ -174,16 +172,8 @@ fn apply(what: &str, s: &ProcessSettings, nice: Option<i8>) {
     if let Some(p) = s.rt_priority {
         match rvs_vrrpd::sys::set_round_robin(p) {
             Ok(()) => {
-                let limit = s.rlimit_rttime.unwrap_or(RT_RLIMIT_DEFAULT);
-                // keepalived: warned (SIGXCPU) at half the limit, killed at the limit.
-                let r = rustix::process::setrlimit(
-                    rustix::process::Resource::Rttime,
-                    rustix::process::Rlimit {
-                        current: Some(limit / 2),
-                        maximum: Some(limit),
-                    },
-                );
-                match r {
+                let limit = s.rlimit_rttime.unwrap_or(rvs_vrrpd::sys::RT_RLIMIT_DEFAULT);
+                match rvs_vrrpd::sys::set_rttime_limit(limit) {
                     Ok(()) => tracing::info!(
                         "{what}: real-time priority {p} (SCHED_RR), at most {limit} µs without blocking"
                     ),
