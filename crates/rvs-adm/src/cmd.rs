@@ -2,7 +2,7 @@
 //! `-At ADDR`), one command per invocation, every option at most once, the
 //! command × option legality table, and ipvsadm's messages and exit codes.
 
-use crate::{Fwd, Proto, SvcKey};
+use crate::{Fwd, Proto, SvcKey, Tun};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -30,18 +30,10 @@ pub struct DestSpec {
     pub weight: i32,
     pub u_threshold: u32,
     pub l_threshold: u32,
-    /// Tunnel type (0 ipip, 1 gue, 2 gre), GUE port, flags (0 nocsum, 1 csum, 2 remcsum).
+    /// The tunnel (read when `fwd` is `Tunnel`).
     #[serde(default)]
-    pub tun_type: u8,
-    #[serde(default)]
-    pub tun_port: u16,
-    #[serde(default)]
-    pub tun_flags: u8,
+    pub tun: Tun,
 }
-
-/// The names ipvsadm gives tunnel types and their checksum options.
-pub const TUN_NAMES: [&str; 3] = ["ipip", "gue", "gre"];
-pub const TUN_FLAG_OPTS: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
 
 /// A change to the table (what the control API applies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,10 +173,10 @@ fn validate_dest(id: &SvcKey, d: &DestSpec) -> Result<(), ArgError> {
             ));
         }
     }
-    if usize::from(d.tun_type) >= TUN_NAMES.len() || d.tun_flags > 2 {
+    if !d.tun.is_valid() {
         return Err(fail("illegal tunnel type specified"));
     }
-    if d.fwd == Fwd::Tunnel && d.tun_type == 1 && d.tun_port == 0 {
+    if d.fwd == Fwd::Tunnel && d.tun.kind == Tun::GUE && d.tun.port == 0 {
         return Err(fail("illegal tunnel port specified"));
     }
     Ok(())
@@ -388,8 +380,8 @@ fn tunnel_check(s: &Seen, fwd: Fwd) -> Result<(), ArgError> {
     }
     // '+' compulsory, 'x' illegal, '1' at most one of them.
     let table: [[u8; 4]; 3] = [*b"xxxx", *b"+111", *b"x11x"];
-    let t = usize::from(s.tun_type).min(2);
-    let name = TUN_NAMES[t];
+    let t = usize::from(s.tun.kind).min(2);
+    let name = Tun::NAMES[t];
     let mut first: Option<Opt> = None;
     for (j, o) in opts.iter().enumerate() {
         let given = s.opts.contains(o);
@@ -499,9 +491,7 @@ struct Seen {
     weight: Option<i32>,
     u: Option<u32>,
     l: Option<u32>,
-    tun_type: u8,
-    tun_port: u16,
-    tun_flags: u8,
+    tun: Tun,
     sync: SyncDaemon,
     pe: Option<String>,
     set: Vec<String>,
@@ -813,7 +803,7 @@ fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocati
                 "tun-type" => {
                     s.opt(Opt::TunType)?;
                     let v = value()?;
-                    s.tun_type = TUN_NAMES
+                    s.tun.kind = Tun::NAMES
                         .iter()
                         .position(|n| *n == v)
                         .and_then(|i| u8::try_from(i).ok())
@@ -821,7 +811,7 @@ fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocati
                 }
                 "tun-port" => {
                     s.opt(Opt::TunPort)?;
-                    s.tun_port = value()?
+                    s.tun.port = value()?
                         .parse::<u16>()
                         .ok()
                         .filter(|p| *p >= 1)
@@ -892,11 +882,11 @@ fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocati
                 }
                 "tun-csum" => {
                     s.opt(Opt::TunCsum)?;
-                    s.tun_flags |= 1;
+                    s.tun.flags |= 1;
                 }
                 "tun-remcsum" => {
                     s.opt(Opt::TunRemcsum)?;
-                    s.tun_flags |= 2;
+                    s.tun.flags |= 2;
                 }
                 "nosort" => {
                     s.opt(Opt::NoSort)?;
@@ -1051,9 +1041,7 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
                     weight: s.weight.unwrap_or(1),
                     u_threshold: s.u.unwrap_or(0),
                     l_threshold: s.l.unwrap_or(0),
-                    tun_type: s.tun_type,
-                    tun_port: s.tun_port,
-                    tun_flags: s.tun_flags,
+                    tun: s.tun,
                 };
                 Invocation::Apply(if cmd == Cmd::AddSrv {
                     Command::AddDest(id, spec)
@@ -1120,16 +1108,11 @@ fn finish(s: &Seen) -> Result<Invocation, ArgError> {
 }
 
 /// The tunnel options `-S` prints for a `--tun-info` text (`ipip`, `gue:6080:+c`, `gre:-c`).
-fn tunnel_rule(info: &str) -> String {
-    let flag = |f: &str| match f {
-        "+c" => TUN_FLAG_OPTS[1],
-        "r+c" => TUN_FLAG_OPTS[2],
-        _ => TUN_FLAG_OPTS[0],
-    };
-    let parts: Vec<&str> = info.split(':').collect();
-    match parts.as_slice() {
-        ["gue", port, f] => format!(" --tun-type gue --tun-port {port} {}", flag(f)),
-        ["gre", f] => format!(" --tun-type gre {}", flag(f)),
+fn tunnel_rule(t: Tun) -> String {
+    let flag = Tun::FLAG_OPTS[usize::from(t.flags.min(2))];
+    match t.kind {
+        Tun::GUE => format!(" --tun-type gue --tun-port {} {flag}", t.port),
+        Tun::GRE => format!(" --tun-type gre {flag}"),
         _ => " --tun-type ipip".to_owned(),
     }
 }
@@ -1188,7 +1171,7 @@ pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::
             };
             let _ = write!(out, "-a {svc} -r {a} {f} -w {}", d.weight);
             if d.fwd == Fwd::Tunnel {
-                out.push_str(&tunnel_rule(d.tun_info.as_deref().unwrap_or("ipip")));
+                out.push_str(&tunnel_rule(d.tun.unwrap_or_default()));
             }
             out.push('\n');
         }
@@ -1242,7 +1225,7 @@ mod tests {
     #[test]
     fn tunnel_options_follow_ipvsadms_matrix() {
         let ok = |s: &str| match p(s).unwrap() {
-            Invocation::Apply(Command::AddDest(_, d)) => (d.tun_type, d.tun_port, d.tun_flags),
+            Invocation::Apply(Command::AddDest(_, d)) => (d.tun.kind, d.tun.port, d.tun.flags),
             other => panic!("{other:?}"),
         };
         let e = |s: &str| p(s).unwrap_err().msg;

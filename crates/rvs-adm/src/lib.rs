@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// A service's key and protocol: the same type as the scheduling core's (`rvs-types`).
-pub use rvs_types::{Proto, SvcKey};
+pub use rvs_types::{Conn, Fwd, Proto, SvcKey, Tun};
 
 /// Counters (64-bit) and rates of a service or destination.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,14 +26,6 @@ pub struct Stats {
     pub out_bps: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Fwd {
-    Masq,
-    Local,
-    Tunnel,
-    Route,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dest {
     pub addr: IpAddr,
@@ -45,8 +37,8 @@ pub struct Dest {
     pub persist: u32,
     pub u_threshold: u32,
     pub l_threshold: u32,
-    /// `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS` for tunnel dests.
-    pub tun_info: Option<String>,
+    /// The encapsulation of a tunnel dest.
+    pub tun: Option<Tun>,
     pub stats: Stats,
 }
 
@@ -183,15 +175,6 @@ pub fn largenum(n: u64, exact: bool) -> String {
         _ if n < 100_000_000_000 => format!("{:8}M", n / 1_000_000),
         _ if n < 100_000_000_000_000 => format!("{:8}G", n / 1_000_000_000),
         _ => format!("{:8}T", n / 1_000_000_000_000),
-    }
-}
-
-fn fwd_name(f: Fwd) -> &'static str {
-    match f {
-        Fwd::Masq => "Masq",
-        Fwd::Local => "Local",
-        Fwd::Tunnel => "Tunnel",
-        Fwd::Route => "Route",
     }
 }
 
@@ -377,7 +360,7 @@ fn service(out: &mut String, s: &Service, opts: ListOpts, names: &dyn Names) {
             Format::Default => writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
-                fwd_name(d.fwd),
+                d.fwd.name(),
                 d.weight,
                 d.active,
                 d.inactive
@@ -413,30 +396,14 @@ fn service(out: &mut String, s: &Service, opts: ListOpts, names: &dyn Names) {
             Format::TunInfo => writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
-                fwd_name(d.fwd),
-                d.tun_info.as_deref().unwrap_or("n/a"),
+                d.fwd.name(),
+                d.tun.map_or_else(|| "n/a".to_owned(), |t| t.to_string()),
                 d.weight,
                 d.active,
                 d.inactive
             ),
         };
     }
-}
-
-/// One entry of the connection table (`ipvsadm -Lc`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conn {
-    /// `TCP`, `UDP`, `SCTP`, or `IP` for a fwmark persistence template.
-    pub proto: String,
-    pub expires_s: u64,
-    /// `ESTABLISHED`, `FIN_WAIT`, ..., `UDP`; templates `NONE`/`ASSURED`.
-    pub state: String,
-    pub caddr: IpAddr,
-    pub cport: u16,
-    pub vaddr: IpAddr,
-    pub vport: u16,
-    pub daddr: IpAddr,
-    pub dport: u16,
 }
 
 /// `ipvsadm -Lnc` (spec §5.9).

@@ -21,7 +21,7 @@ fn dest(a: &str, port: u16, fwd: Fwd, weight: i32, active: u32, inactive: u32) -
         persist: 0,
         u_threshold: 0,
         l_threshold: 0,
-        tun_info: None,
+        tun: None,
         stats: Stats::default(),
     }
 }
@@ -180,7 +180,11 @@ fn thresholds_persistent_and_tunnel_examples() {
     );
     assert_eq!(body, "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n  -> RemoteAddress:Port\nTCP  192.168.10.100:80 wlc persistent 360\n  -> 192.168.10.11:80             1         3           0          0         \n");
     let mut t = dest("192.168.10.31", 80, Fwd::Tunnel, 1, 0, 0);
-    t.tun_info = Some("gue:6080:+c".into());
+    t.tun = Some(rvs_adm::Tun {
+        kind: rvs_adm::Tun::GUE,
+        port: 6080,
+        flags: 1,
+    });
     let s = svc(
         tcp("192.168.10.100", 80),
         "rr",

@@ -196,62 +196,38 @@ pub struct Tunnel {
     pub checksum: Checksum,
 }
 
-impl Tunnel {
-    fn numbers(self) -> (u8, u16, u8) {
-        let kind = match self.kind {
-            TunnelType::Ipip => 0,
-            TunnelType::Gue => 1,
-            TunnelType::Gre => 2,
-        };
-        let csum = match self.checksum {
-            Checksum::Nocsum => 0,
-            Checksum::Csum => 1,
-            Checksum::Remcsum => 2,
-        };
-        (kind, self.port, csum)
-    }
-
-    fn of_numbers(kind: u8, port: u16, flags: u8) -> Tunnel {
+impl From<rvs_types::Tun> for Tunnel {
+    fn from(t: rvs_types::Tun) -> Tunnel {
         Tunnel {
-            kind: match kind {
-                1 => TunnelType::Gue,
-                2 => TunnelType::Gre,
+            kind: match t.kind {
+                rvs_types::Tun::GUE => TunnelType::Gue,
+                rvs_types::Tun::GRE => TunnelType::Gre,
                 _ => TunnelType::Ipip,
             },
-            port,
-            checksum: match flags {
+            port: t.port,
+            checksum: match t.flags {
                 1 => Checksum::Csum,
                 2 => Checksum::Remcsum,
                 _ => Checksum::Nocsum,
             },
         }
     }
+}
 
-    /// From ipvsadm's `--tun-info` text (`ipip`, `gue:PORT:FLAGS`, `gre:FLAGS`).
-    fn of_info(s: &str) -> Tunnel {
-        let flags = |f: &str| match f {
-            "+c" => 1,
-            "r+c" => 2,
-            _ => 0,
-        };
-        let mut parts = s.split(':');
-        match parts.next() {
-            Some("gue") => {
-                let port = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-                Tunnel::of_numbers(1, port, flags(parts.next().unwrap_or("")))
-            }
-            Some("gre") => Tunnel::of_numbers(2, 0, flags(parts.next().unwrap_or(""))),
-            _ => Tunnel::default(),
-        }
-    }
-
-    /// ipvsadm's `--tun-info` text.
-    fn info(self) -> String {
-        let flags = ["-c", "+c", "r+c"][usize::from(self.numbers().2)];
-        match self.kind {
-            TunnelType::Ipip => "ipip".to_owned(),
-            TunnelType::Gue => format!("gue:{}:{flags}", self.port),
-            TunnelType::Gre => format!("gre:{flags}"),
+impl From<Tunnel> for rvs_types::Tun {
+    fn from(t: Tunnel) -> rvs_types::Tun {
+        rvs_types::Tun {
+            kind: match t.kind {
+                TunnelType::Ipip => rvs_types::Tun::IPIP,
+                TunnelType::Gue => rvs_types::Tun::GUE,
+                TunnelType::Gre => rvs_types::Tun::GRE,
+            },
+            port: t.port,
+            flags: match t.checksum {
+                Checksum::Nocsum => 0,
+                Checksum::Csum => 1,
+                Checksum::Remcsum => 2,
+            },
         }
     }
 }
@@ -430,7 +406,7 @@ impl From<&rvs_adm::Service> for Service {
                     persistent_conns: d.persist,
                     upper_threshold: d.u_threshold,
                     lower_threshold: d.l_threshold,
-                    tunnel: d.tun_info.as_deref().map(Tunnel::of_info),
+                    tunnel: d.tun.map(Tunnel::from),
                     stats: d.stats.into(),
                 })
                 .collect(),
@@ -466,7 +442,7 @@ impl TryFrom<&Service> for rvs_adm::Service {
                     persist: d.persistent_conns,
                     u_threshold: d.upper_threshold,
                     l_threshold: d.lower_threshold,
-                    tun_info: d.tunnel.map(Tunnel::info),
+                    tun: d.tunnel.map(rvs_types::Tun::from),
                     stats: d.stats.into(),
                 })
                 .collect(),
@@ -644,13 +620,11 @@ fn rs_spec(d: &DestSpec) -> RealServerSpec {
         weight: d.weight,
         upper_threshold: d.u_threshold,
         lower_threshold: d.l_threshold,
-        tunnel: (d.fwd == rvs_adm::Fwd::Tunnel)
-            .then(|| Tunnel::of_numbers(d.tun_type, d.tun_port, d.tun_flags)),
+        tunnel: (d.fwd == rvs_adm::Fwd::Tunnel).then(|| d.tun.into()),
     }
 }
 
 fn adm_rs_spec(d: &RealServerSpec) -> DestSpec {
-    let (tun_type, tun_port, tun_flags) = d.tunnel.unwrap_or_default().numbers();
     DestSpec {
         addr: d.addr,
         port: d.port,
@@ -658,9 +632,7 @@ fn adm_rs_spec(d: &RealServerSpec) -> DestSpec {
         weight: d.weight,
         u_threshold: d.upper_threshold,
         l_threshold: d.lower_threshold,
-        tun_type,
-        tun_port,
-        tun_flags,
+        tun: d.tunnel.unwrap_or_default().into(),
     }
 }
 
@@ -1093,7 +1065,11 @@ mod tests {
                 persist: 3,
                 u_threshold: 4,
                 l_threshold: 5,
-                tun_info: Some("gue:6080:r+c".into()),
+                tun: Some(rvs_types::Tun {
+                    kind: rvs_types::Tun::GUE,
+                    port: 6080,
+                    flags: 2,
+                }),
                 stats: rvs_adm::Stats::default(),
             }],
         };

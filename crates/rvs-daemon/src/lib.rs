@@ -15,7 +15,6 @@
 //!   propose/commit ─┘         runtime }       └─> Vec<Effect>      → scripts, alerts, FIFOs
 //! ```
 
-pub mod convert;
 pub mod health;
 pub mod overlay;
 pub mod reload;

@@ -48,12 +48,8 @@ fn dest(d: &DestSpec) -> Result<DesiredDest, Refusal> {
         addr: d.addr,
         port: d.port,
         weight: d.weight,
-        fwd: crate::convert::sched_fwd(d.fwd),
-        tun: rvs_sched::Tun {
-            kind: d.tun_type,
-            port: d.tun_port,
-            flags: d.tun_flags,
-        },
+        fwd: d.fwd.applied(),
+        tun: d.tun,
         u_threshold: d.u_threshold,
         l_threshold: d.l_threshold,
     })

@@ -109,14 +109,6 @@ pub struct Ipvs {
     seq: u32,
 }
 
-fn fwd_code(f: Fwd) -> u32 {
-    match f {
-        Fwd::Masq => 0,
-        Fwd::Tunnel => 2,
-        Fwd::Route => 3,
-    }
-}
-
 fn proto_code(p: Proto) -> u16 {
     match p {
         Proto::Tcp => 6,
@@ -381,7 +373,7 @@ pub fn dest_attrs(key: &SvcKey, d: &DesiredDest) -> Attrs {
     da.u16(attr::DEST_ADDR_FAMILY, wire::af_of(d.addr))
         .put(attr::DEST_ADDR, &wire::inet_addr(d.addr))
         .be16(attr::DEST_PORT, dest_port(key, d))
-        .u32(attr::DEST_FWD_METHOD, fwd_code(d.fwd))
+        .u32(attr::DEST_FWD_METHOD, d.fwd.code())
         .u32(
             attr::DEST_WEIGHT,
             u32::try_from(d.weight.max(0)).unwrap_or(0),
@@ -629,7 +621,7 @@ pub fn reconcile<S: std::hash::BuildHasher>(
                     Err(e) => errs.push(e),
                 },
                 Some(h) => {
-                    let same = h.fwd == fwd_code(d.fwd)
+                    let same = h.fwd == d.fwd.code()
                         && i64::from(h.weight) == i64::from(d.weight.max(0))
                         && h.u_thresh == d.u_threshold
                         && h.l_thresh == d.l_threshold
@@ -857,20 +849,7 @@ impl Ipvs {
     }
 }
 
-/// One entry of the kernel's connection table (`/proc/net/ip_vs_conn`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conn {
-    /// `TCP`, `UDP`, `SCTP`, or `IP` (a fwmark template).
-    pub proto: String,
-    pub caddr: IpAddr,
-    pub cport: u16,
-    pub vaddr: IpAddr,
-    pub vport: u16,
-    pub daddr: IpAddr,
-    pub dport: u16,
-    pub state: String,
-    pub expires_s: u64,
-}
+pub use rvs_types::Conn;
 
 fn hex_addr(s: &str) -> Option<IpAddr> {
     if s.contains(':') {

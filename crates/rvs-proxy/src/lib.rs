@@ -12,14 +12,16 @@
 //! packet path never waits on another service or on the control plane's global state
 //! (the service list is an `ArcSwap` the control plane swaps whole; the splice pipe pool
 //! is lock-free). A shard's table mutex is held only for a table operation (never across
-//! an await), by its own connections and, briefly, by a listing; a relay never touches
-//! it except at open and close. Listeners of unchanged services are never re-created by
+//! an await), by its own connections and by the proxy's upkeep task (timers, and the
+//! listings it publishes in bounded chunks, [`view`]); the control plane never takes it.
+//! A relay never touches it except at open and close. Listeners of unchanged services are never re-created by
 //! a reload.
 
 mod splice;
 mod sys;
 mod tcp;
 mod udp;
+pub mod view;
 
 use arc_swap::ArcSwap;
 use rvs_sched::desired::{Desired, DesiredService};
@@ -333,6 +335,8 @@ pub struct Shared {
     /// Idle splice pipes, reused (a pipe is held only while a chunk moves through it);
     /// lock-free, as every bulk connection of every service takes from it.
     pipes: crossbeam_queue::ArrayQueue<splice::Pipe>,
+    /// The operator interface's requests for a [`view::View`], and the last one built.
+    board: view::Board,
 }
 
 /// One relayed connection or UDP flow, counted in [`Shared::live`] while it lives.
@@ -520,6 +524,7 @@ impl Proxy {
             warned_dr: AtomicBool::new(false),
             fds_left: AtomicI64::new(i64::try_from(budget).unwrap_or(i64::MAX)),
             pipes: crossbeam_queue::ArrayQueue::new(PIPE_POOL),
+            board: view::Board::default(),
         });
         // Expire idle connections and templates once a second; run the rate estimator
         // every 2 seconds.
@@ -534,7 +539,13 @@ impl Proxy {
             let mut last_live: u64 = 0;
             let mut settle = false;
             loop {
-                iv.tick().await;
+                tokio::select! {
+                    _ = iv.tick() => {}
+                    () = s.board.requested() => {
+                        s.answer_requests();
+                        continue;
+                    }
+                }
                 let now = s.now_ms();
                 // A table busy right now (its connections, a listing) is advanced on a
                 // later tick: the tick never waits on a service, so it never holds a
@@ -708,6 +719,7 @@ impl Proxy {
         while self.shared.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.shared.board.close();
         self.ticker.abort();
     }
 

@@ -118,6 +118,9 @@ async fn a_busy_service_never_stalls_another() {
     // runtime thread there, and B's clients waited with it).
     // (A blocking sleep: the test must not need the proxy's runtime to wake it.)
     std::thread::sleep(Duration::from_millis(1500));
+    // An operator lists the tables meanwhile: the listing waits for A, nothing else does.
+    let shared = proxy.shared.clone();
+    let listing = tokio::spawn(async move { shared.view(true).await });
     // The client on a thread of its own, with plain sockets: if the proxy's runtime
     // were stuck, the test still ends (fails) instead of hanging.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -135,11 +138,90 @@ async fn a_busy_service_never_stalls_another() {
     // Generous: a stalled service never answers at all; a served one answers in
     // milliseconds.
     let served = done_rx.recv_timeout(Duration::from_secs(30));
+    assert!(
+        !listing.is_finished(),
+        "a listing of A answered while A was held"
+    );
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     assert!(
         served.is_ok(),
         "service B waited on service A's table: the packet path shares a lock"
     );
+    // Once A is free, the listing comes, with both services and B's three connections
+    // (closed, still in the table as the kernel keeps them in TIME_WAIT).
+    let view = tokio::time::timeout(Duration::from_secs(20), listing)
+        .await
+        .expect("the listing never came once A was released")
+        .unwrap();
+    assert_eq!(view.services.len(), 2);
+    let conns = view.conns.as_ref().unwrap();
+    assert_eq!(
+        conns
+            .iter()
+            .filter(|c| c.vaddr.to_string() == "127.19.1.3")
+            .count(),
+        3,
+        "{conns:?}"
+    );
     proxy.shutdown(Duration::from_millis(100)).await;
+}
+
+/// The operator interface's listing is built after it is asked for (a change the
+/// caller made just before shows), lists connections only when asked, and still
+/// answers once the proxy has shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_built_after_the_request() {
+    let backend = tokio::net::TcpListener::bind("127.19.0.3:9100")
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (s, _) = backend.accept().await.unwrap();
+            held.push(s);
+        }
+    });
+    let mut proxy = Proxy::new(ProxyOptions::default());
+    let one = service("127.19.1.4", 8080, "127.19.0.3", 9100);
+    proxy
+        .apply(&Desired {
+            services: vec![one.clone()],
+            ..Desired::default()
+        })
+        .unwrap();
+    let first = proxy.shared.view(false).await;
+    assert_eq!(first.services.len(), 1);
+    assert!(first.conns.is_none());
+    // Two clients held open: both counted active at once.
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        clients.push(
+            tokio::net::TcpStream::connect("127.19.1.4:8080")
+                .await
+                .unwrap(),
+        );
+    }
+    let mut active = 0;
+    for _ in 0..100 {
+        let v = proxy.shared.view(true).await;
+        active = v.services[0].dests[0].active;
+        if active == 2 && v.conns.as_ref().is_some_and(|c| c.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(active, 2);
+    // A service added just before the request is in the answer.
+    proxy
+        .apply(&Desired {
+            services: vec![one, service("127.19.1.5", 8080, "127.19.0.3", 9100)],
+            ..Desired::default()
+        })
+        .unwrap();
+    assert_eq!(proxy.shared.view(false).await.services.len(), 2);
+    drop(clients);
+    let shared = proxy.shared.clone();
+    proxy.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(shared.view(false).await.services.len(), 2);
 }

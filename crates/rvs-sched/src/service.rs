@@ -9,29 +9,7 @@ use std::net::IpAddr;
 /// Index of a destination in its service's arena. Stable for the service's lifetime.
 pub type DestId = u32;
 
-/// Forwarding method of a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fwd {
-    Masq,
-    Route,
-    Tunnel,
-}
-
-/// Tunnel encapsulation of a `Tunnel` destination (`--tun-type`, keepalived's
-/// `lvs_method TUN type ...`): kind (0 ipip, 1 gue, 2 gre, the kernel's numbers), GUE
-/// destination port, and flags (0 nocsum, 1 csum, 2 remcsum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Tun {
-    pub kind: u8,
-    pub port: u16,
-    pub flags: u8,
-}
-
-impl Tun {
-    pub const IPIP: u8 = 0;
-    pub const GUE: u8 = 1;
-    pub const GRE: u8 = 2;
-}
+pub use rvs_types::{Fwd, Tun};
 
 /// Which kernel behaviour to reproduce where kernels differ (spec §0.3, §0.4, §0.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -936,7 +936,25 @@ impl Ipvs {
 
     /// Every live entry, connections and templates (for `ipvsadm -Lc` and the API).
     pub fn connections(&self, now_ms: u64) -> Vec<ConnInfo> {
-        self.slots
+        self.connections_from(now_ms, 0, usize::MAX).0
+    }
+
+    /// The live entries among `max` slots from slot `from`, and the slot to go on from
+    /// (`None` at the end): a reader that releases the table between chunks holds it
+    /// for a bounded time however large the table is. Entries that move between two
+    /// chunks may be listed twice or not at all, as in the kernel's `/proc` walk.
+    pub fn connections_from(
+        &self,
+        now_ms: u64,
+        from: usize,
+        max: usize,
+    ) -> (Vec<ConnInfo>, Option<usize>) {
+        let end = from.saturating_add(max).min(self.slots.len());
+        let next = (end < self.slots.len()).then_some(end);
+        let list = self
+            .slots
+            .get(from..end)
+            .unwrap_or_default()
             .iter()
             .filter(|s| s.live)
             .map(|s| {
@@ -971,7 +989,8 @@ impl Ipvs {
                     svc: s.svc as usize,
                 }
             })
-            .collect()
+            .collect();
+        (list, next)
     }
 }
 

@@ -407,3 +407,26 @@ fn apply_reconciles_by_difference() {
         matches!(v.packet(2, &tcp("198.18.1.1", 1, TcpFlags::ACK)), Verdict::Forward { dest, .. } if dest == d2)
     );
 }
+
+#[test]
+fn connections_are_listed_in_bounded_chunks() {
+    let mut v = director(Algo::Rr, Fwd::Masq, &["198.18.0.1", "198.18.0.2"], None);
+    for port in 4000..4010 {
+        v.packet(0, &tcp("198.18.1.1", port, TcpFlags::SYN));
+    }
+    let all = v.connections(0);
+    assert_eq!(all.len(), 10);
+    // Walking three slots at a time finds the same entries, in the same order.
+    let (mut walked, mut from, mut chunks) = (Vec::new(), Some(0), 0);
+    while let Some(f) = from {
+        let (list, next) = v.connections_from(0, f, 3);
+        assert!(list.len() <= 3);
+        walked.extend(list.into_iter().map(|c| c.cport));
+        from = next;
+        chunks += 1;
+    }
+    assert_eq!(walked, all.iter().map(|c| c.cport).collect::<Vec<_>>());
+    assert!(chunks >= 4, "10 entries in chunks of 3: {chunks}");
+    // Past the end: nothing, and no next.
+    assert_eq!(v.connections_from(0, 1000, 3), (Vec::new(), None));
+}

@@ -1,7 +1,8 @@
 //! `rvs-types`: the vocabulary at the bottom of the crate graph, defined once. A virtual
 //! service's key ([`SvcKey`]) is the same value in the scheduling core, the data planes,
 //! the ipvsadm listings and commands, the control API and the metrics; each prints it
-//! through one of the methods here, never by hand.
+//! through one of the methods here, never by hand. So are a real server's forwarding method
+//! ([`Fwd`]) and tunnel ([`Tun`]), and a connection as the listings show it ([`Conn`]).
 
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -83,6 +84,118 @@ impl std::fmt::Display for SvcKey {
     }
 }
 
+/// How a real server is reached: ipvsadm's four methods, in the kernel's order
+/// (`IP_VS_CONN_F_MASQ` 0, `LOCALNODE` 1, `TUNNEL` 2, `DROUTE` 3).
+///
+/// `Local` is what the kernel reports for a real server that is one of the director's own
+/// addresses; ipvsadm saves it as `-g`, and rvs forwards it as `Route` ([`Fwd::applied`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Fwd {
+    Masq,
+    Local,
+    Tunnel,
+    Route,
+}
+
+impl Fwd {
+    /// The kernel's number (`IPVS_DEST_ATTR_FWD_METHOD`).
+    pub fn code(self) -> u32 {
+        match self {
+            Fwd::Masq => 0,
+            Fwd::Local => 1,
+            Fwd::Tunnel => 2,
+            Fwd::Route => 3,
+        }
+    }
+
+    /// From the kernel's number (the low three bits of the connection flags).
+    pub fn of_code(code: u32) -> Option<Fwd> {
+        match code & 7 {
+            0 => Some(Fwd::Masq),
+            1 => Some(Fwd::Local),
+            2 => Some(Fwd::Tunnel),
+            3 => Some(Fwd::Route),
+            _ => None,
+        }
+    }
+
+    /// The method a data plane applies: `Local` is saved and applied as `-g` (ipvsadm
+    /// spec §6).
+    #[must_use]
+    pub fn applied(self) -> Fwd {
+        match self {
+            Fwd::Local => Fwd::Route,
+            f => f,
+        }
+    }
+
+    /// `Masq`, `Local`, `Tunnel`, `Route`, as ipvsadm's listings print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fwd::Masq => "Masq",
+            Fwd::Local => "Local",
+            Fwd::Tunnel => "Tunnel",
+            Fwd::Route => "Route",
+        }
+    }
+}
+
+/// The encapsulation of a `Tunnel` real server (`--tun-type`, keepalived's `lvs_method TUN
+/// type ...`), in the kernel's numbers: kind (0 ipip, 1 gue, 2 gre), the GUE destination
+/// port, flags (0 nocsum, 1 csum, 2 remcsum).
+///
+/// `Display` prints ipvsadm's `--tun-info` text: `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS` with
+/// flags `-c`, `+c`, `r+c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Tun {
+    pub kind: u8,
+    pub port: u16,
+    pub flags: u8,
+}
+
+impl Tun {
+    pub const IPIP: u8 = 0;
+    pub const GUE: u8 = 1;
+    pub const GRE: u8 = 2;
+    /// ipvsadm's names of the kinds, by number.
+    pub const NAMES: [&'static str; 3] = ["ipip", "gue", "gre"];
+    /// ipvsadm's options for the flags, by number.
+    pub const FLAG_OPTS: [&'static str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
+
+    /// Whether the kind and flags are ones the kernel knows.
+    pub fn is_valid(self) -> bool {
+        self.kind <= Tun::GRE && self.flags <= 2
+    }
+}
+
+impl std::fmt::Display for Tun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let flags = ["-c", "+c", "r+c"][usize::from(self.flags.min(2))];
+        match self.kind {
+            Tun::GUE => write!(f, "gue:{}:{flags}", self.port),
+            Tun::GRE => write!(f, "gre:{flags}"),
+            _ => f.write_str("ipip"),
+        }
+    }
+}
+
+/// One entry of a connection table as ipvsadm lists it (`ipvsadm -Lc`): the proxy's,
+/// the XDP program's flows, the kernel's `/proc/net/ip_vs_conn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conn {
+    /// `TCP`, `UDP`, `SCTP`, or `IP` for a fwmark persistence template.
+    pub proto: String,
+    pub expires_s: u64,
+    /// `ESTABLISHED`, `FIN_WAIT`, ..., `UDP`; templates `NONE`/`ASSURED`.
+    pub state: String,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+}
+
 /// Identifies one run of a checker: the daemon hands each checker it starts a number it
 /// never hands out again, so events still queued from a checker a reload stopped are
 /// recognised as stale instead of landing on whatever now sits at the checker's
@@ -131,5 +244,40 @@ mod tests {
         assert_eq!(m.to_string(), "FWM 7");
         assert_eq!(m.metric_label(), "fwm/7/v6");
         assert!(m.is_v6() && k.is_v6());
+    }
+
+    #[test]
+    fn forwarding_and_tunnels_print_as_ipvsadm() {
+        for f in [Fwd::Masq, Fwd::Local, Fwd::Tunnel, Fwd::Route] {
+            assert_eq!(Fwd::of_code(f.code()), Some(f));
+        }
+        assert_eq!(Fwd::of_code(4), None);
+        assert_eq!(Fwd::Local.applied(), Fwd::Route);
+        assert_eq!(Fwd::Local.name(), "Local");
+        let gue = Tun {
+            kind: Tun::GUE,
+            port: 6080,
+            flags: 2,
+        };
+        assert_eq!(gue.to_string(), "gue:6080:r+c");
+        assert_eq!(
+            Tun {
+                kind: Tun::GRE,
+                port: 0,
+                flags: 1
+            }
+            .to_string(),
+            "gre:+c"
+        );
+        assert_eq!(Tun::default().to_string(), "ipip");
+        assert!(
+            gue.is_valid()
+                && !Tun {
+                    kind: 3,
+                    port: 0,
+                    flags: 0
+                }
+                .is_valid()
+        );
     }
 }

@@ -436,7 +436,7 @@ impl Xdp {
                 port: d.port.to_be(),
                 family,
                 method: match d.fwd {
-                    Fwd::Route => maps::M_DR,
+                    Fwd::Route | Fwd::Local => maps::M_DR,
                     Fwd::Tunnel => maps::M_TUN,
                     Fwd::Masq => maps::M_NAT,
                 },

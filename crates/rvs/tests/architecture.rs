@@ -20,8 +20,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-vrrp", &[]),
     ("rvs-bfd", &[]),
     ("rvs-desired", &["rvs-conf", "rvs-sched"]),
-    ("rvs-proxy", &["rvs-sched"]),
-    ("rvs-ipvs", &["rvs-sched"]),
+    // The proxy publishes its tables as ipvsadm lists them (rvs-adm's listing types).
+    ("rvs-proxy", &["rvs-adm", "rvs-sched"]),
+    ("rvs-ipvs", &["rvs-sched", "rvs-types"]),
     ("rvs-xdp", &["rvs-sched"]),
     (
         "rvs-check",

@@ -20,9 +20,7 @@ use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use rvs_proxy::Shared;
-use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -284,7 +282,7 @@ const MAX_CONTROL_CONNECTIONS: usize = 64;
 #[utoipa::path(get, path = "/v1/services",
     responses((status = 200, description = "The virtual services in the kernel's order, with their real servers, counters and rates (what `rvs adm -L` lists).", body = [rvs_api::Service])))]
 async fn services(State(ctx): State<Arc<Ctx>>) -> Json<Vec<rvs_api::Service>> {
-    Json(snapshot(&ctx.shared).iter().map(Into::into).collect())
+    Json(snapshot(&ctx.shared).await.iter().map(Into::into).collect())
 }
 
 /// The daemon's state.
@@ -310,7 +308,7 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::daemon::metrics::render(&ctx),
+        crate::daemon::metrics::render(&ctx, &snapshot(&ctx.shared).await),
     )
         .into_response()
 }
@@ -362,8 +360,13 @@ async fn connections(
         Some(Kind::Ipvs) => tokio::task::spawn_blocking(move || kernel_connections(offset, limit))
             .await
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??,
-        Some(Kind::Xdp) => xdp_connections(&ctx, offset, limit),
-        _ => proxy_connections(&ctx.shared, offset, limit),
+        // The XDP program's flows, from the last walk of its flow table.
+        Some(Kind::Xdp) => page_of(&ctx.snapshots.flows.load(), offset, limit),
+        // The proxy's table, built after this request (`rvs_proxy::view`).
+        _ => {
+            let view = ctx.shared.view(true).await;
+            page_of(view.conns.as_deref().unwrap_or_default(), offset, limit)
+        }
     };
     Ok(Json(rvs_api::ConnectionsPage {
         total,
@@ -461,73 +464,13 @@ fn kernel_connections(
             format!("reading /proc/net/ip_vs_conn: {e}"),
         )
     })?;
-    let total = all.len();
-    let page = all
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|c| rvs_adm::Conn {
-            proto: c.proto,
-            expires_s: c.expires_s,
-            state: c.state,
-            caddr: c.caddr,
-            cport: c.cport,
-            vaddr: c.vaddr,
-            vport: c.vport,
-            daddr: c.daddr,
-            dport: c.dport,
-        })
-        .collect();
-    Ok((total, page))
+    Ok(page_of(&all, offset, limit))
 }
 
-/// The XDP program's flows (`--dataplane xdp`), from the last walk of its flow table.
-fn xdp_connections(ctx: &Ctx, offset: usize, limit: usize) -> (usize, Vec<rvs_adm::Conn>) {
-    let all = ctx.snapshots.flows.load();
+/// The table's size and one page of it.
+fn page_of(all: &[rvs_adm::Conn], offset: usize, limit: usize) -> (usize, Vec<rvs_adm::Conn>) {
     let page = all.iter().skip(offset).take(limit).cloned().collect();
     (all.len(), page)
-}
-
-fn proxy_connections(shared: &Shared, offset: usize, limit: usize) -> (usize, Vec<rvs_adm::Conn>) {
-    let now = shared.now_ms();
-    // One service's table locked at a time, and only to copy its entries.
-    let mut all = Vec::new();
-    for svc in shared.services().iter() {
-        let table = svc.table();
-        let fwmark: Vec<bool> = table
-            .services
-            .iter()
-            .map(|s| matches!(s.key, rvs_sched::SvcKey::Fwmark { .. }))
-            .collect();
-        all.extend(
-            table
-                .connections(now)
-                .into_iter()
-                .map(|c| (fwmark.get(c.svc).copied().unwrap_or(false), c)),
-        );
-    }
-    let total = all.len();
-    let page = all
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(fwmark, c)| rvs_adm::Conn {
-            proto: if c.template && fwmark {
-                "IP".to_owned()
-            } else {
-                c.proto.name().to_owned()
-            },
-            expires_s: c.expires_ms / 1000,
-            state: c.state.to_owned(),
-            caddr: c.caddr,
-            cport: c.cport,
-            vaddr: c.vaddr,
-            vport: c.vport,
-            daddr: c.daddr,
-            dport: c.dport,
-        })
-        .collect();
-    (total, page)
 }
 
 fn vrrp_instance(v: &rvs_vrrpd::InstanceStatus) -> rvs_api::VrrpInstance {
@@ -633,103 +576,10 @@ impl Ctx {
     }
 }
 
-fn stats(t: rvs_sched::estimator::Totals, r: rvs_sched::estimator::Rates) -> rvs_adm::Stats {
-    rvs_adm::Stats {
-        conns: t.conns,
-        in_pkts: t.in_pkts,
-        out_pkts: t.out_pkts,
-        in_bytes: t.in_bytes,
-        out_bytes: t.out_bytes,
-        cps: r.cps,
-        in_pps: r.in_pps,
-        out_pps: r.out_pps,
-        in_bps: r.in_bps,
-        out_bps: r.out_bps,
-    }
-}
-
-fn add(a: &mut rvs_adm::Stats, b: &rvs_adm::Stats) {
-    a.conns += b.conns;
-    a.in_pkts += b.in_pkts;
-    a.out_pkts += b.out_pkts;
-    a.in_bytes += b.in_bytes;
-    a.out_bytes += b.out_bytes;
-    a.cps += b.cps;
-    a.in_pps += b.in_pps;
-    a.out_pps += b.out_pps;
-    a.in_bps += b.in_bps;
-    a.out_bps += b.out_bps;
-}
-
-/// The running table, as ipvsadm would see it. A service's counters are the sum of its
-/// real servers' (the estimator is linear, so summed rates equal the rate of the sums up
-/// to fixed-point rounding). Services deleted by a reload but still draining are hidden,
-/// as the kernel unlinks them at once.
-pub fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
-    let counters: HashMap<_, _> = shared.all_counters().into_iter().collect();
-    let mut out = Vec::new();
-    for shard in shared.services().iter() {
-        // The service's table, locked only while its entry is copied.
-        let table = shard.table();
-        for s in table.services.iter().filter(|s| !s.removed) {
-            out.push(listing(s, &counters));
-        }
-    }
-    out
-}
-
-/// One service of the table as ipvsadm lists it.
-fn listing(
-    s: &rvs_sched::Service,
-    counters: &HashMap<(rvs_sched::SvcKey, SocketAddr), Arc<rvs_proxy::Counters>>,
-) -> rvs_adm::Service {
-    {
-        let id = s.key;
-        let v6 = id.is_v6();
-        let prefix = s
-            .persistence
-            .map_or(if v6 { 128 } else { 32 }, |p| p.prefix);
-        let netmask = if v6 {
-            u32::from(prefix)
-        } else if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix.min(32)))
-        };
-        let mut svc = rvs_adm::Service {
-            id,
-            sched: s.algo().name().to_owned(),
-            flags: [s.flags.fallback, s.flags.port, s.flags.sched3],
-            persistent: s.persistence.map(|p| p.timeout_s),
-            netmask,
-            pe: None,
-            ops: s.flags.ops,
-            stats: rvs_adm::Stats::default(),
-            dests: Vec::new(),
-        };
-        for (_, d) in s.dests() {
-            let st = counters
-                .get(&(s.key, SocketAddr::new(d.addr, d.port)))
-                .map(|c| stats(c.totals(), c.rates()))
-                .unwrap_or_default();
-            add(&mut svc.stats, &st);
-            svc.dests.push(rvs_adm::Dest {
-                addr: d.addr,
-                port: d.port,
-                fwd: rvs_daemon::convert::adm_fwd(d.fwd),
-                weight: d.weight,
-                active: d.active,
-                inactive: d.inactive,
-                persist: d.persist,
-                u_threshold: d.u_threshold,
-                l_threshold: d.l_threshold,
-                tun_info: (d.fwd == rvs_sched::Fwd::Tunnel)
-                    .then(|| rvs_daemon::convert::tun_info(d.tun)),
-                stats: st,
-            });
-        }
-        svc
-    }
+/// The running table, as ipvsadm would see it (published by the proxy's upkeep task:
+/// see `rvs_proxy::view`).
+pub async fn snapshot(shared: &Shared) -> Vec<rvs_adm::Service> {
+    shared.view(false).await.services.clone()
 }
 
 /// Client side: one request, the body of a `200` answer, or the server's error.

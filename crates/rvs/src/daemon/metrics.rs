@@ -93,8 +93,8 @@ impl StatFamilies {
     }
 }
 
-/// The exposition text of the daemon's state now.
-pub fn render(ctx: &Ctx) -> String {
+/// The exposition text of the daemon's state now, with the table's `services`.
+pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
     let mut reg = Registry::with_prefix("rvs");
     // build_info as a gauge at 1 (the Prometheus convention; promtool's text parser does
     // not know OpenMetrics' `info` type).
@@ -195,7 +195,7 @@ pub fn render(ctx: &Ctx) -> String {
         }
     }
 
-    for s in crate::daemon::control::snapshot(&ctx.shared) {
+    for s in services {
         let sl = s.id.metric_label();
         svc.set(&vec![("service".to_owned(), sl.clone())], &s.stats);
         for d in &s.dests {
@@ -406,13 +406,14 @@ async fn scrape(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
         v.to_str()
             .is_ok_and(|v| v.contains("application/openmetrics-text"))
     });
+    let services = crate::daemon::control::snapshot(&ctx.shared).await;
     if openmetrics {
         (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
-            render(&ctx),
+            render(&ctx, &services),
         )
             .into_response()
     } else {
@@ -421,7 +422,7 @@ async fn scrape(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            to_text_004(&render(&ctx)),
+            to_text_004(&render(&ctx, &services)),
         )
             .into_response()
     }

@@ -1,7 +1,7 @@
 //! `rvs run`: the daemon. Config → desired state → data plane; SIGHUP reloads by
 //! difference (a bad file keeps the old config running); SIGTERM/SIGINT drain and exit.
 
-use crate::daemon::dataplane::{Dataplane, Kind, XdpSettings};
+use crate::daemon::dataplane::{ApplyError, Dataplane, Kind, XdpSettings};
 use crate::daemon::health::Checkers;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
@@ -660,10 +660,10 @@ async fn runtime_command(
         if let Err(again) = proxy.apply(&core.desired()).await {
             tracing::error!(
                 "rolling back a refused runtime change: {}",
-                again.join("; ")
+                ApplyError::messages(&again).join("; ")
             );
         }
-        return Err(list.join("; "));
+        return Err(ApplyError::messages(&list).join("; "));
     }
     core.commit(cmd);
     Ok(())
@@ -851,7 +851,7 @@ async fn reload(
             done
         }
         Err(errs) => {
-            let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            let list = ApplyError::messages(&errs);
             tracing::error!("reload applied with errors: {}", list.join("; "));
             DataReload::Failed(list)
         }

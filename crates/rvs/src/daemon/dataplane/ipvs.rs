@@ -4,7 +4,7 @@
 //! into the snapshots, once a second.
 
 use super::owner::Owner;
-use super::{Forwarder, Fut, Kind, Snapshots};
+use super::{ApplyError, Forwarder, Fut, Kind, Snapshots};
 use rvs_proxy::Shared;
 use rvs_sched::desired::Desired;
 use std::collections::HashSet;
@@ -80,8 +80,8 @@ impl IpvsForwarder {
     }
 }
 
-fn stopped() -> Vec<String> {
-    vec!["kernel IPVS: the data plane is stopping".to_owned()]
+fn stopped() -> Vec<ApplyError> {
+    vec![ApplyError::Stopping(Kind::Ipvs)]
 }
 
 impl Forwarder for IpvsForwarder {
@@ -89,7 +89,7 @@ impl Forwarder for IpvsForwarder {
         Kind::Ipvs
     }
 
-    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<String>>> {
+    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<ApplyError>>> {
         let want = want.clone();
         Box::pin(async move {
             let res = self
@@ -104,7 +104,7 @@ impl Forwarder for IpvsForwarder {
                     }
                     Ok(())
                 }
-                Err(errs) => Err(errs.iter().map(ToString::to_string).collect()),
+                Err(errs) => Err(errs.into_iter().map(ApplyError::from).collect()),
             }
         })
     }

@@ -51,6 +51,50 @@ impl Kind {
             Kind::Ipvs => "ipvs",
         }
     }
+
+    /// The name in messages: `proxy`, `XDP`, `kernel IPVS`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Proxy => "proxy",
+            Kind::Xdp => "XDP",
+            Kind::Ipvs => "kernel IPVS",
+        }
+    }
+}
+
+/// Why part of a desired state was not applied (the rest is): each plane's own error,
+/// kept typed until it is logged or answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The table (a listener of the proxy, or of the table-only proxy of XDP/IPVS).
+    #[error(transparent)]
+    Table(#[from] rvs_proxy::ProxyError),
+    /// The kernel's IPVS refused a change.
+    #[error(transparent)]
+    Ipvs(#[from] rvs_ipvs::IpvsError),
+    /// The XDP program or its maps refused a change.
+    #[error(transparent)]
+    Xdp(#[from] rvs_xdp::XdpError),
+    /// LVS-DR rewrites MACs only: a real server behind a router cannot be reached.
+    #[error(
+        "virtual server {service}: DR real server {real} is routed through {gateway}, not on \
+         the director's link (LVS-DR needs the real servers on its segment; use TUN or NAT)"
+    )]
+    DrRouted {
+        service: rvs_sched::SvcKey,
+        real: std::net::IpAddr,
+        gateway: std::net::IpAddr,
+    },
+    /// The plane's kernel-handle thread has ended (shutdown under way).
+    #[error("{}: the data plane is stopping", .0.title())]
+    Stopping(Kind),
+}
+
+impl ApplyError {
+    /// Each error's message, for a log line or an answer.
+    pub fn messages(errs: &[ApplyError]) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// What a forwarder publishes for listings, swapped whole.
@@ -68,7 +112,7 @@ pub trait Forwarder: Send {
 
     /// Programs `want` by difference (the table has taken it already). Errors name
     /// what was not applied; the rest is.
-    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<String>>>;
+    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<ApplyError>>>;
 
     /// An ipvsadm command this plane carries out itself (`--start-daemon`,
     /// `--stop-daemon`, `-Z` in the kernel): `Some(answer)`; `None` leaves it to the
@@ -91,7 +135,7 @@ impl Forwarder for ProxyForwarder {
         Kind::Proxy
     }
 
-    fn apply<'a>(&'a mut self, _: &'a Desired) -> Fut<'a, Result<(), Vec<String>>> {
+    fn apply<'a>(&'a mut self, _: &'a Desired) -> Fut<'a, Result<(), Vec<ApplyError>>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -173,11 +217,11 @@ impl Dataplane {
 
     /// Applies `want` by difference, to the table then to the forwarder. Errors name
     /// what was not applied; the rest is.
-    pub async fn apply(&mut self, want: &Desired) -> Result<ApplyReport, Vec<String>> {
+    pub async fn apply(&mut self, want: &Desired) -> Result<ApplyReport, Vec<ApplyError>> {
         let table = self
             .proxy
             .apply(want)
-            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>());
+            .map_err(|errs| errs.into_iter().map(ApplyError::from).collect::<Vec<_>>());
         match (table, self.fwd.apply(want).await) {
             (Ok(rep), Ok(())) => Ok(rep),
             (t, f) => {

@@ -12,7 +12,7 @@
 //! answers ARP, one whose MAC changed gets it at the new one).
 
 use super::owner::Owner;
-use super::{Forwarder, Fut, Kind, Snapshots};
+use super::{ApplyError, Forwarder, Fut, Kind, Snapshots};
 use rvs_proxy::Shared;
 use rvs_sched::desired::Desired;
 use std::collections::HashMap;
@@ -124,8 +124,8 @@ impl XdpForwarder {
     }
 }
 
-fn stopped() -> Vec<String> {
-    vec!["XDP: the data plane is stopping".to_owned()]
+fn stopped() -> Vec<ApplyError> {
+    vec![ApplyError::Stopping(Kind::Xdp)]
 }
 
 impl Forwarder for XdpForwarder {
@@ -133,7 +133,7 @@ impl Forwarder for XdpForwarder {
         Kind::Xdp
     }
 
-    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<String>>> {
+    fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<ApplyError>>> {
         Box::pin(async move {
             let mut ips: Vec<IpAddr> = want
                 .services
@@ -146,7 +146,7 @@ impl Forwarder for XdpForwarder {
             // the check that LVS-DR (which only rewrites MACs) has its real servers on
             // the link.
             let gws = rvs_xdp::neigh::gateways(&ips).await;
-            let routed: Vec<String> = want
+            let routed: Vec<ApplyError> = want
                 .services
                 .iter()
                 .flat_map(|s| {
@@ -154,13 +154,12 @@ impl Forwarder for XdpForwarder {
                         .iter()
                         .filter(|d| d.fwd == rvs_sched::Fwd::Route)
                         .filter_map(|d| {
-                            gws.get(&d.addr).copied().flatten().map(|g| {
-                                format!(
-                                    "virtual server {}: DR real server {} is routed through {g}, \
-                                     not on the director's link (LVS-DR needs the real servers on \
-                                     its segment; use TUN or NAT)",
-                                    s.key, d.addr
-                                )
+                            gws.get(&d.addr).copied().flatten().map(|gateway| {
+                                ApplyError::DrRouted {
+                                    service: s.key,
+                                    real: d.addr,
+                                    gateway,
+                                }
                             })
                         })
                 })
@@ -263,13 +262,13 @@ impl State {
         want: Desired,
         hops: HashMap<IpAddr, IpAddr>,
         table: &HashMap<IpAddr, [u8; 6]>,
-    ) -> Result<(), Vec<String>> {
+    ) -> Result<(), Vec<ApplyError>> {
         let macs = self.macs(&hops, table);
         let res = self
             .xdp
             .apply(&want, &macs)
             .map(|_| ())
-            .map_err(|errs| errs.iter().map(ToString::to_string).collect());
+            .map_err(|errs| errs.into_iter().map(ApplyError::from).collect());
         self.last = Some(Programmed { want, hops, macs });
         res
     }
@@ -287,7 +286,7 @@ impl State {
             Ok(()) => tracing::info!("XDP: next-hop MACs changed, real servers re-programmed"),
             Err(errs) => tracing::warn!(
                 "XDP: next-hop MACs changed, re-programming: {}",
-                errs.join("; ")
+                ApplyError::messages(&errs).join("; ")
             ),
         }
     }
