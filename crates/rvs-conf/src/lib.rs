@@ -88,7 +88,7 @@ fn run(opts: &Options, f: impl FnOnce(&mut lex::Lexer<'_>)) -> Parsed {
     };
     let tree = tree::build(items, &mut diags);
     let config = load::load(&tree, &mut diags);
-    support::warn_unapplied(&tree, "", &mut diags);
+    support::warn_unapplied(&tree, schema::ROOT, &mut diags);
     diags.finish();
     let mut diagnostics = diags.list;
     diagnostics.sort_by_key(|d| (d.loc.file.0, d.loc.line, d.loc.col));

@@ -1,12 +1,13 @@
-//! Every keepalived keyword accounted for (issue #17): `rvs_conf::support` says for each
-//! keyword of the schema whether rvs applies it, and docs/keywords.md is generated from it.
-//! This test fails when a keyword has no row, when a row names no keyword, when a keyword
-//! marked applied sets a model value that nothing outside the parser reads, or when
-//! docs/keywords.md is not what the table says (`RVS_BLESS=1` rewrites it).
+//! Every keepalived keyword accounted for (issue #17), each declared once (issue #16):
+//! `rvs_conf::schema` declares every keyword with its shape and whether rvs applies it, and
+//! docs/keywords.md is generated from it. This test fails when a loader handles a keyword
+//! the schema does not declare, when an applied keyword is handled by no loader or sets a
+//! model value that nothing outside the parser reads, or when docs/keywords.md is not
+//! what the schema says (`RVS_BLESS=1` rewrites it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rvs_conf::support::{support, Support, TABLE};
+use rvs_conf::support::{support, Support};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -68,32 +69,103 @@ fn without_test_modules(text: &str) -> String {
     out
 }
 
-#[test]
-fn every_keyword_has_a_row_and_every_row_a_keyword() {
-    let all = rvs_conf::schema::every_keyword();
-    let missing: Vec<String> = all
-        .iter()
-        .filter(|(b, k)| support(b, k).is_none())
-        .map(|(b, k)| format!("{b}/{k}"))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "keywords without a row in rvs_conf::support::TABLE: {missing:?}"
-    );
-    for (block, kws, _) in TABLE {
-        for kw in *kws {
-            if *kw == "*" {
-                continue;
+/// The parser's sources (the loaders and helpers), without the schema that declares the
+/// keywords and the support module.
+fn parser_code() -> String {
+    let src = root().join("crates/rvs-conf/src");
+    let mut out = String::new();
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && name != "schema.rs"
+                && name != "support.rs"
+            {
+                out.push_str(&without_test_modules(&std::fs::read_to_string(&p).unwrap()));
+                out.push('\n');
             }
-            let known = all
-                .iter()
-                .any(|(b, k)| k == kw && (*block == "*" || b == block));
-            assert!(
-                known,
-                "support row {block}/{kw} names no keyword of the schema"
-            );
         }
     }
+    out
+}
+
+/// The string literals that start the arms of every `match ….name() {` in `code`: the
+/// keywords a loader handles.
+fn matched_keywords(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("name() {") {
+        let body = &rest[i + "name() {".len()..];
+        let mut depth = 1usize;
+        let mut end = body.len();
+        let mut line_start = true;
+        for (j, c) in body.char_indices() {
+            match c {
+                '{' | '(' | '[' => depth += 1,
+                '}' | ')' | ']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = j;
+                        break;
+                    }
+                }
+                '"' if depth == 1 && line_start => {
+                    // An arm: `"a" | "b" => …`.
+                    let arm = body[j..].split("=>").next().unwrap_or("");
+                    let arm = arm.split(" if ").next().unwrap_or(""); // a guard
+                    out.extend(arm.split('|').filter_map(|alt| {
+                        let t = alt.trim().trim_matches('"');
+                        (!t.is_empty() && !t.contains(' ')).then(|| t.to_owned())
+                    }));
+                }
+                _ => {}
+            }
+            if c == '\n' {
+                line_start = true;
+            } else if !c.is_whitespace() && c != '|' {
+                line_start = false;
+            }
+        }
+        rest = &body[end..];
+    }
+    out
+}
+
+/// Keywords are declared once, in `rvs_conf::schema` (name, shape, support): a loader that
+/// matches a keyword the schema does not declare would never see it (the tree builder
+/// rejects it first), and an applied keyword that no loader handles would be silently
+/// dropped.
+#[test]
+fn every_handled_keyword_is_declared_and_every_applied_one_handled() {
+    let declared = rvs_conf::schema::all_names();
+    let code = parser_code();
+    let handled = matched_keywords(&code);
+    assert!(
+        handled.len() > 200,
+        "the arm scanner found only {handled:?}"
+    );
+    let undeclared: Vec<&String> = handled
+        .iter()
+        .filter(|k| !declared.contains(&k.as_str()))
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "loaders match keywords the schema does not declare: {undeclared:?}"
+    );
+    let unhandled: Vec<String> = rvs_conf::schema::every_keyword()
+        .into_iter()
+        .filter(|(_, k)| matches!(k.support, Support::Applied(f) if !f.starts_with('-')))
+        .filter(|(_, k)| !code.contains(&format!("\"{}\"", k.name)))
+        .map(|(b, k)| format!("{b}/{}", k.name))
+        .collect();
+    assert!(
+        unhandled.is_empty(),
+        "declared applied, but no loader names them: {unhandled:?}"
+    );
 }
 
 /// Whether `code` reads the field `name`: `.name` as a whole word, or `name` in a
@@ -119,8 +191,10 @@ fn every_applied_keyword_is_read_outside_the_parser() {
     let model = std::fs::read_to_string(root().join("crates/rvs-conf/src/model.rs")).unwrap();
     let code = consumers();
     let mut unread = Vec::new();
-    for (block, kws, s) in TABLE {
-        let Support::Applied(field) = s else { continue };
+    for (block, kw) in rvs_conf::schema::every_keyword() {
+        let (kws, Support::Applied(field)) = (kw.name, kw.support) else {
+            continue;
+        };
         if field.starts_with('-') {
             continue;
         }
@@ -155,7 +229,7 @@ fn render() -> String {
         by_block
             .entry(b)
             .or_default()
-            .push((k, support(b, k).unwrap()));
+            .push((k.name, support(b, k.name).unwrap()));
     }
     let (mut applied, mut not) = (0, 0);
     for v in by_block.values() {
@@ -169,7 +243,7 @@ fn render() -> String {
     }
     let mut out = String::from(
         "# keepalived's keywords in rvs\n\n\
-         Generated from `crates/rvs-conf/src/support.rs` by `crates/rvs/tests/keywords.rs`\n\
+         Generated from `crates/rvs-conf/src/schema.rs` by `crates/rvs/tests/keywords.rs`\n\
          (`RVS_BLESS=1 cargo test -p rvs --test keywords` rewrites it; the test fails when it is\n\
          out of date). Every keyword keepalived 2.2.7 knows (and the few 2.4 ones rvs accepts),\n\
          by the block it is written in:\n\n\

@@ -88,9 +88,10 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                         "garp_interval" => gg.garp_interval = a.arg_timer(c, 0.0, 1.0),
                         "gna_interval" => gg.gna_interval = a.arg_timer(c, 0.0, 1.0),
                         "interface" => gg.interfaces.extend(a.string(c)),
-                        _ => gg
+                        "interfaces" => gg
                             .interfaces
                             .extend(c.children().iter().map(|i| i.kw.text.clone())),
+                        _ => {}
                     }
                 }
                 if gg.interfaces.is_empty() {
@@ -119,7 +120,8 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                         "ca" => ssl.ca = v,
                         "certificate" => ssl.certificate = v,
                         "key" => ssl.key = v,
-                        _ => ssl.password = v,
+                        "password" => ssl.password = v,
+                        _ => {}
                     }
                 }
                 l.cfg.ssl = Some(ssl);
