@@ -290,7 +290,7 @@ async fn misc(m: &MiscCheck, policy: &crate::ScriptPolicy) -> (Outcome, Detail) 
         Ok(c) => c,
         Err(e) => return (Outcome::LocalError, detail(e)),
     };
-    let mut child = match cmd.spawn() {
+    let mut child = match rvs_script::spawn(&mut cmd).await {
         Ok(c) => c,
         Err(e) => {
             return (

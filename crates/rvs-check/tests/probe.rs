@@ -429,6 +429,38 @@ async fn script_security_refuses_a_world_writable_script() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// "Text file busy" is transient: a `MISC_CHECK` whose script is open for writing when it is
+/// due (an editor saving it; or another thread's child between fork and exec holding the
+/// descriptor the file was written through) runs once the writer closes it, instead of
+/// failing the check.
+#[tokio::test]
+async fn a_script_busy_for_a_moment_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rvs-misc-busy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("check.sh");
+    std::fs::write(&f, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Held open for writing for 20 ms: exec fails with ETXTBSY meanwhile.
+    let writer = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    let busy = std::process::Command::new(&f).status();
+    assert_eq!(
+        busy.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ExecutableFileBusy),
+        "the kernel lets a file open for writing run: this test proves nothing here"
+    );
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(writer);
+    });
+    let c = misc(&[f.to_str().unwrap()], 5.0, false);
+    let t: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let (o, d) = rvs_check::probe::probe_with(&c, t, &rvs_check::ScriptPolicy::default()).await;
+    closer.join().unwrap();
+    assert_eq!(o, Outcome::Up, "{}", d.text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Issue #18 item 4: `bindto` / `bind_port` apply to `UDP_CHECK` and `DNS_CHECK` (and `bindto`
 /// to `PING_CHECK`), as to the TCP checks: the real server sees the probe come from there.
 #[tokio::test]

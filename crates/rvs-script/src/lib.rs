@@ -162,6 +162,25 @@ impl ScriptPolicy {
     }
 }
 
+/// Starts a prepared script. "Text file busy" (`ETXTBSY`) is transient — the program is
+/// open for writing somewhere: an editor saving it, or, between `fork` and `exec`, a
+/// process that another thread was starting while the file was being written — so it is
+/// retried a few times (at most ~0.3 s) before it counts as a failure to run.
+#[cfg(feature = "run")]
+pub async fn spawn(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    let mut wait = std::time::Duration::from_millis(10);
+    for _ in 0..5 {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    cmd.spawn()
+}
+
 #[cfg(feature = "run")]
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

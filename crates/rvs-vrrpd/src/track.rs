@@ -87,7 +87,7 @@ pub fn spawn_script(
             let ok = match policy.command_as(&script.argv, user) {
                 Ok(mut cmd) => {
                     cmd.stderr(std::process::Stdio::null());
-                    match cmd.spawn() {
+                    match rvs_script::spawn(&mut cmd).await {
                         Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
                             Ok(Ok(st)) => st.success(),
                             Ok(Err(_)) => false,
