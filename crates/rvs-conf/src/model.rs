@@ -299,8 +299,34 @@ pub struct GlobalDefs {
     pub shutdown_script: Option<Script>,
     #[serde(serialize_with = "secs::serialize")]
     pub shutdown_script_timeout: Duration,
+    /// `enable_snmp_*`, `enable_traps`, `snmp_socket`: the `AgentX` subagent.
+    pub snmp: Snmp,
     /// Other recognised keywords, with their arguments as written.
     pub other: BTreeMap<String, Vec<String>>,
+}
+
+/// The SNMP subagent's settings: which MIBs it serves, where the master agent listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Snmp {
+    /// `enable_snmp_vrrp` (`enable_snmp_keepalived`): KEEPALIVED-MIB's global and VRRP parts.
+    pub vrrp: bool,
+    /// `enable_snmp_checker`: KEEPALIVED-MIB's global and checker parts.
+    pub checker: bool,
+    /// `enable_snmp_rfcv2` (or `enable_snmp_rfc`): VRRP-MIB (RFC 2787).
+    pub rfcv2: bool,
+    /// `enable_snmp_rfcv3` (or `enable_snmp_rfc`): VRRPv3-MIB (RFC 6527).
+    pub rfcv3: bool,
+    /// `enable_traps`: notifications on state changes.
+    pub traps: bool,
+    /// `snmp_socket`: the master agent's `AgentX` socket (net-snmp's default when `None`).
+    pub socket: Option<String>,
+}
+
+impl Snmp {
+    /// Whether any MIB is served.
+    pub fn enabled(&self) -> bool {
+        self.vrrp || self.checker || self.rfcv2 || self.rfcv3
+    }
 }
 
 impl Default for GlobalDefs {
@@ -384,6 +410,7 @@ impl Default for GlobalDefs {
             startup_script_timeout: Duration::from_secs(10),
             shutdown_script: None,
             shutdown_script_timeout: Duration::from_secs(10),
+            snmp: Snmp::default(),
             other: BTreeMap::new(),
         }
     }

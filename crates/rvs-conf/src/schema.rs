@@ -52,7 +52,11 @@ const fn list(name: &'static str, support: Support) -> Kw {
 }
 
 // What is lost, shared by families of keywords.
-const NO_SNMP: Support = NotApplied("no SNMP agent (rvs serves Prometheus metrics and a JSON API)");
+const NO_SNMP: Support = NotApplied(
+    "the checker part of KEEPALIVED-MIB is not served (rvs serves its global and VRRP \
+     parts, VRRP-MIB and VRRPv3-MIB; Prometheus metrics and the JSON API cover the checkers)",
+);
+const SNMP: Support = Applied("GlobalDefs.snmp");
 const NO_DBUS: Support = NotApplied("no DBus interface");
 const ONE_PROCESS: Support =
     NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
@@ -134,12 +138,12 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("enable_dbus", NO_DBUS),
     leaf("enable_script_security", Applied("GlobalDefs.enable_script_security")),
     leaf("enable_snmp_checker", NO_SNMP),
-    leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp (not applied)")),
-    leaf("enable_snmp_rfc", NO_SNMP),
-    leaf("enable_snmp_rfcv2", NO_SNMP),
-    leaf("enable_snmp_rfcv3", NO_SNMP),
-    leaf("enable_snmp_vrrp", NO_SNMP),
-    leaf("enable_traps", NO_SNMP),
+    leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp")),
+    leaf("enable_snmp_rfc", SNMP),
+    leaf("enable_snmp_rfcv2", SNMP),
+    leaf("enable_snmp_rfcv3", SNMP),
+    leaf("enable_snmp_vrrp", SNMP),
+    leaf("enable_traps", SNMP),
     leaf("fifo_write_vrrp_states_on_reload", Applied("GlobalDefs.fifo_write_vrrp_states_on_reload")),
     leaf("include_check", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
     leaf("log_unknown_vrids", Applied("GlobalDefs.log_unknown_vrids")),
@@ -189,7 +193,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("smtp_connect_timeout", Applied("GlobalDefs.smtp_connect_timeout")),
     leaf("smtp_helo_name", Applied("GlobalDefs.smtp_helo_name")),
     leaf("smtp_server", Applied("GlobalDefs.smtp_server")),
-    leaf("snmp_socket", NO_SNMP),
+    leaf("snmp_socket", SNMP),
     leaf("startup_script", Applied("GlobalDefs.startup_script")),
     leaf("startup_script_timeout", Applied("GlobalDefs.startup_script_timeout")),
     leaf("tmp_config_directory", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),

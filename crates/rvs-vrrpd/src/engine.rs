@@ -1137,6 +1137,8 @@ impl Engine {
             out.push(InstanceStatus {
                 name: rt.plan.name.clone(),
                 interface: rt.link.name.clone(),
+                ifindex: rt.link.index,
+                mac: rt.link.mac,
                 vrid: rt.plan.vrid,
                 version: rt.plan.version,
                 state: core.state(),
@@ -1166,6 +1168,8 @@ impl Engine {
             out.push(InstanceStatus {
                 name: p.name.clone(),
                 interface: p.iface.clone(),
+                ifindex: 0,
+                mac: [0; 6],
                 vrid: p.vrid,
                 version: p.version,
                 state: State::Fault,

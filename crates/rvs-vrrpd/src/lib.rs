@@ -47,6 +47,12 @@ fn hint(e: &std::io::Error) -> &'static str {
 pub struct InstanceStatus {
     pub name: String,
     pub interface: String,
+    /// The interface's index and MAC address in the daemon's namespace (0 and zeros while
+    /// the instance waits for its interface).
+    #[serde(default)]
+    pub ifindex: u32,
+    #[serde(default)]
+    pub mac: [u8; 6],
     pub vrid: u8,
     pub version: u8,
     /// Shown as keepalived names it: `INIT`, `BACKUP`, `MASTER` or `FAULT`.

@@ -11,6 +11,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-wire", &[]),
     ("rvs-script", &[]),
     ("rvs-alert", &[]),
+    // The AgentX subagent: a codec and a session; the MIB trees are built by the binary.
+    ("rvs-snmp", &[]),
     // keepalived's -t checks the host: whether script_user exists.
     ("rvs-conf", &["rvs-script"]),
     ("rvs-sched", &["rvs-types"]),

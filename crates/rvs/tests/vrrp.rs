@@ -2200,3 +2200,193 @@ fn interface_up_down_delays_debounce_link_changes() {
     let (flap_faults, _) = run("");
     assert_eq!(flap_faults, 1, "without delays the flap counts at once");
 }
+
+/// `snmpwalk -On` of `oids` on the node's snmpd: `OID → "TYPE: value"`.
+fn snmp_walk(l: &Lab, node: &str, oids: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for o in oids {
+        let res = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &l.ns(node),
+                "snmpwalk",
+                "-v2c",
+                "-c",
+                "public",
+                "-On",
+            ])
+            .args(["-m", "", "-t", "1", "-r", "2", "127.0.0.1:16161", o])
+            .env("MIBS", "")
+            .output()
+            .expect("snmpwalk (net-snmp's snmp package) is needed: .ci/run installs it");
+        for line in String::from_utf8_lossy(&res.stdout).lines() {
+            if let Some((k, v)) = line.split_once(" = ") {
+                if k.starts_with('.') && !v.starts_with("No Such") && !v.starts_with("No more") {
+                    out.insert(k.to_owned(), v.trim_end().to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Issue #19: SNMP. keepalived 2.2.7 and then rvs run the same instance on the same
+/// interface (each alone, so each becomes MASTER), with every VRRP MIB enabled and
+/// `snmp_socket` pointing at net-snmp's snmpd (`master agentx`) in the node. Walked
+/// with snmpwalk, KEEPALIVED-MIB's global and VRRP parts, VRRP-MIB and VRRPv3-MIB hold
+/// the same objects with the same types and values, except the version string and the
+/// two up-time objects (which count from each daemon's start). The state-change traps
+/// reach snmptrapd through snmpd.
+#[test]
+#[ignore = "needs root, network namespaces, keepalived and net-snmp: ./test.sh runs it as root"]
+fn snmp_objects_are_keepalived_s() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1)]);
+    let dir = l.dir.clone();
+    let sock = dir.join("agentx");
+    std::fs::write(
+        dir.join("snmpd.conf"),
+        format!(
+            "master agentx\nagentXSocket {}\nrocommunity public 127.0.0.1\n\
+             trap2sink 127.0.0.1:16162 public\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("snmptrapd.conf"), "disableAuthorization yes\n").unwrap();
+    let persist = format!("SNMP_PERSISTENT_DIR={}", dir.display());
+    let conf_path = dir.join("snmpd.conf").display().to_string();
+    let log_path = dir.join("snmpd.log").display().to_string();
+    l.spawn_cmd(
+        "a",
+        &[
+            "env",
+            &persist,
+            "MIBS=",
+            "/usr/sbin/snmpd",
+            "-f",
+            "-C",
+            "-Lf",
+            &log_path,
+            "-c",
+            &conf_path,
+            "udp:127.0.0.1:16161",
+        ],
+    );
+    let trap_conf = dir.join("snmptrapd.conf").display().to_string();
+    let traps = dir.join("traps.log");
+    let traps_path = traps.display().to_string();
+    l.spawn_cmd(
+        "a",
+        &[
+            "env",
+            &persist,
+            "MIBS=",
+            "/usr/sbin/snmptrapd",
+            "-f",
+            "-C",
+            "-On",
+            "-Lf",
+            &traps_path,
+            "-c",
+            &trap_conf,
+            "udp:127.0.0.1:16162",
+        ],
+    );
+    // Both daemons connect when they start, and a trap raised before a session is lost
+    // (keepalived's and rvs's alike): snmpd must be listening first.
+    let listening = Lab::wait(Duration::from_secs(20), || sock.exists() && traps.exists());
+    assert!(
+        listening.is_some(),
+        "snmpd/snmptrapd did not start: {}",
+        std::fs::read_to_string(dir.join("snmpd.log")).unwrap_or_default()
+    );
+    let conf = format!(
+        "global_defs {{\n  router_id lab1\n  enable_snmp_vrrp\n  enable_snmp_rfcv2\n  \
+         enable_snmp_rfcv3\n  enable_traps\n  snmp_socket {}\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+         priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    198.18.0.50/24 dev eth0\n  }}\n}}\n",
+        sock.display()
+    );
+    let ka_mib = ".1.3.6.1.4.1.9586.100.5";
+    let subtrees = [ka_mib, ".1.3.6.1.2.1.68", ".1.3.6.1.2.1.207"];
+    // snmptrapd appends to its log: each run reads what came after its start.
+    let since = |from: usize| {
+        let t = std::fs::read_to_string(&traps).unwrap_or_default();
+        t.get(from..).unwrap_or_default().to_owned()
+    };
+    let mut run = |who: &str| {
+        let from = std::fs::read_to_string(&traps).map_or(0, |t| t.len());
+        let p = if who == "ka" {
+            l.keepalived("a", &conf)
+        } else {
+            l.rvs("a", &conf, &["-P"])
+        };
+        let master = Lab::wait(Duration::from_secs(15), || {
+            l.holders("198.18.0.50", &["a"]) == ["a"]
+        });
+        assert!(master.is_some(), "{who} never became MASTER\n{}", l.logs());
+        // Registered, and the instance seen as MASTER (state 2) through SNMP.
+        let state = format!("{ka_mib}.2.3.1.4.1");
+        let mut walked = std::collections::BTreeMap::default();
+        let ok = Lab::wait(Duration::from_secs(20), || {
+            walked = snmp_walk(&l, "a", &subtrees);
+            walked.get(&state).map(String::as_str) == Some("INTEGER: 2")
+        });
+        assert!(
+            ok.is_some(),
+            "{who}: no MASTER instance through SNMP: {walked:?}\n{}\n{}",
+            std::fs::read_to_string(dir.join("snmpd.log")).unwrap_or_default(),
+            l.logs()
+        );
+        // The state-change trap reached the trap sink.
+        // vrrpInstanceStateChange to MASTER (state 2), then the RFC MIBs' new-master
+        // notifications.
+        let trap = Lab::wait(Duration::from_secs(20), || {
+            let t = since(from);
+            t.contains(&format!("{ka_mib}.2.3.1.4 = INTEGER: 2"))
+                && t.contains(".1.3.6.1.2.1.68.0.1")
+                && t.contains(".1.3.6.1.2.1.207.0.1")
+        });
+        let trap_text = since(from);
+        assert!(
+            trap.is_some(),
+            "{who}: not every state-change trap:\n{trap_text}"
+        );
+        l.signal(&p, "TERM");
+        l.wait_exit(&p, Duration::from_secs(10));
+        (walked, trap_text)
+    };
+    let (ka, ka_traps) = run("ka");
+    let (rv, rv_traps) = run("rvs");
+    let dynamic = |k: &str| {
+        k == format!("{ka_mib}.1.1.0")
+            || k.starts_with(".1.3.6.1.2.1.68.1.3.1.13.")
+            || k.starts_with(".1.3.6.1.2.1.207.1.1.1.1.12.")
+    };
+    let only_ka: Vec<_> = ka.keys().filter(|k| !rv.contains_key(*k)).collect();
+    let only_rvs: Vec<_> = rv.keys().filter(|k| !ka.contains_key(*k)).collect();
+    let differ: Vec<_> = ka
+        .iter()
+        .filter(|(k, v)| !dynamic(k) && rv.get(*k).is_some_and(|r| r != *v))
+        .map(|(k, v)| format!("{k}: keepalived {v}, rvs {}", rv[k]))
+        .collect();
+    assert!(
+        only_ka.is_empty() && only_rvs.is_empty() && differ.is_empty(),
+        "only keepalived: {only_ka:?}\nonly rvs: {only_rvs:?}\ndiffer: {differ:#?}"
+    );
+    assert!(ka.len() > 60, "{ka:?}");
+    // The notifications' variables are keepalived's, with the same values.
+    let vars = |t: &str| -> std::collections::BTreeSet<String> {
+        t.split(['\t', '\n'])
+            .filter_map(|v| v.split_once(" = "))
+            .filter(|(k, _)| k.starts_with('.') && *k != ".1.3.6.1.2.1.1.3.0")
+            .map(|(k, v)| format!("{k} = {}", v.trim_end()))
+            // snmpd's own coldStart when it starts.
+            .filter(|kv| !kv.ends_with(".1.3.6.1.6.3.1.1.5.1") && !kv.contains(".8072."))
+            .collect()
+    };
+    let (kv, rv) = (vars(&ka_traps), vars(&rv_traps));
+    assert_eq!(kv, rv, "keepalived:\n{ka_traps}\nrvs:\n{rv_traps}");
+}

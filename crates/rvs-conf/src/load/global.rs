@@ -226,7 +226,39 @@ impl Loader<'_> {
                 }
                 "enable_snmp_keepalived" => {
                     deprecated(a, n, "enable_snmp_vrrp");
-                    other(g, n);
+                    g.snmp.vrrp |= a.bare(n);
+                }
+                "enable_snmp_vrrp" => g.snmp.vrrp |= a.bare(n),
+                "enable_snmp_checker" => g.snmp.checker |= a.bare(n),
+                "enable_snmp_rfc" => {
+                    let on = a.bare(n);
+                    g.snmp.rfcv2 |= on;
+                    g.snmp.rfcv3 |= on;
+                }
+                "enable_snmp_rfcv2" => g.snmp.rfcv2 |= a.bare(n),
+                "enable_snmp_rfcv3" => g.snmp.rfcv3 |= a.bare(n),
+                "enable_traps" => g.snmp.traps |= a.bare(n),
+                "snmp_socket" => {
+                    g.snmp.socket = a.string(n);
+                    if let Some(s) = &g.snmp.socket {
+                        let ok = s.starts_with('/')
+                            || s.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
+                            || s.strip_prefix("tcp:").is_some_and(|hp| {
+                                hp.rsplit_once(':')
+                                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                            });
+                        if !ok {
+                            a.diags.not_applied(
+                                n.args[0].loc,
+                                n.args[0].width,
+                                format!(
+                                    "snmp_socket {s}: rvs connects to the AgentX master \
+                                         only by unix:PATH, /PATH or tcp:HOST:PORT; SNMP is \
+                                         not served"
+                                ),
+                            );
+                        }
+                    }
                 }
                 kw @ ("vrrp_rt_priority"
                 | "checker_rt_priority"

@@ -78,18 +78,31 @@ impl Dump {
 }
 
 /// keepalived's error counters, from rvs's drop reasons (one mapping for both dumps).
-struct Errors {
-    packet_len: u64,
-    ttl: u64,
-    invalid_type: u64,
-    advert_interval: u64,
-    invalid_authtype: u64,
-    authtype_mismatch: u64,
-    auth_failure: u64,
+pub(crate) struct Errors {
+    pub packet_len: u64,
+    pub ttl: u64,
+    pub invalid_type: u64,
+    pub advert_interval: u64,
+    pub invalid_authtype: u64,
+    pub authtype_mismatch: u64,
+    pub auth_failure: u64,
 }
 
 impl Errors {
-    fn of(v: &InstanceStatus) -> Errors {
+    /// No errors (an instance the engine has not reported yet).
+    pub(crate) fn none() -> Errors {
+        Errors {
+            packet_len: 0,
+            ttl: 0,
+            invalid_type: 0,
+            advert_interval: 0,
+            invalid_authtype: 0,
+            authtype_mismatch: 0,
+            auth_failure: 0,
+        }
+    }
+
+    pub(crate) fn of(v: &InstanceStatus) -> Errors {
         let n = |reason: &str| v.dropped.get(reason).copied().unwrap_or(0);
         Errors {
             packet_len: n("truncated"),

@@ -14,4 +14,5 @@ pub mod logging;
 pub mod metrics;
 pub mod netns;
 pub mod run;
+pub mod snmp;
 pub mod threads;

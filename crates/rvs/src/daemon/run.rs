@@ -441,6 +441,27 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // The servers stop accepting when `stop` is cancelled; `tasks` waits for them.
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
+    // SNMP: the AgentX subagent reads the running config and the VRRP status per request.
+    let snmp = match crate::daemon::snmp::agent_config(core.config()) {
+        Some(Ok(sc)) => {
+            let c = ctx.clone();
+            let source: rvs_snmp::agent::Source = std::sync::Arc::new(move || {
+                let up = u32::try_from(c.started.elapsed().as_millis() / 10).unwrap_or(u32::MAX);
+                crate::daemon::snmp::tree(&c.config.load(), &c.vrrp(), up)
+            });
+            let (h, task) = rvs_snmp::agent::spawn(sc, source, stop.clone());
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+            Some(h)
+        }
+        Some(Err(e)) => {
+            tracing::error!("SNMP not served: {e}");
+            None
+        }
+        None => None,
+    };
+    let mut traps = crate::daemon::snmp::Traps::default();
     if let Some(l) = metrics_listener {
         tasks.spawn(crate::daemon::metrics::serve(l, ctx.clone(), stop.clone()));
     }
@@ -500,6 +521,11 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 follow_sync_daemon(&mut proxy, core.config(), &vrrp_status, &mut sync_role).await;
                 if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
                     al.vrrp(core.config(), &st);
+                }
+                if let (Some(h), Ok(st)) = (&snmp, vrrp_status.lock()) {
+                    for t in traps.due(core.config(), &st) {
+                        h.trap(t);
+                    }
                 }
                 // Instances waiting for their interface start once it can carry them.
                 if let Some(msg) = vrrp.poll_waiting().await {
