@@ -301,6 +301,10 @@ pub struct GlobalDefs {
     pub shutdown_script_timeout: Duration,
     /// `enable_snmp_*`, `enable_traps`, `snmp_socket`: the `AgentX` subagent.
     pub snmp: Snmp,
+    /// `enable_dbus`: keepalived's `DBus` service on the system bus.
+    pub enable_dbus: bool,
+    /// `dbus_service_name`: the bus name (`org.keepalived.Vrrp1` when `None`).
+    pub dbus_service_name: Option<String>,
     /// Other recognised keywords, with their arguments as written.
     pub other: BTreeMap<String, Vec<String>>,
 }
@@ -411,6 +415,8 @@ impl Default for GlobalDefs {
             shutdown_script: None,
             shutdown_script_timeout: Duration::from_secs(10),
             snmp: Snmp::default(),
+            enable_dbus: false,
+            dbus_service_name: None,
             other: BTreeMap::new(),
         }
     }

@@ -57,7 +57,7 @@ const NO_SNMP: Support = NotApplied(
      parts, VRRP-MIB and VRRPv3-MIB; Prometheus metrics and the JSON API cover the checkers)",
 );
 const SNMP: Support = Applied("GlobalDefs.snmp");
-const NO_DBUS: Support = NotApplied("no DBus interface");
+const NO_DBUS: Support = NotApplied("rvs serves keepalived 2.2.7's DBus interface, which always names instance objects by interface (2.4's option)");
 const ONE_PROCESS: Support =
     NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
 const BUFS: Support = NotApplied(
@@ -131,11 +131,11 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("checker_rt_priority", NotApplied("the checkers share their threads with the proxy, which must not run real-time (it would starve the host under load); give VRRP and BFD vrrp_rt_priority / bfd_rt_priority")),
     leaf("config_save_dir", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
     leaf("data_use_instance", Applied("GlobalDefs.data_use_instance")),
-    leaf("dbus_service_name", NO_DBUS),
+    leaf("dbus_service_name", Applied("GlobalDefs.dbus_service_name")),
     leaf("default_interface", Applied("VrrpInstance.interface")),
     leaf("disable_local_igmp", Applied("GlobalDefs.disable_local_igmp")),
     leaf("dynamic_interfaces", NotApplied("interfaces must exist when rvs starts an instance")),
-    leaf("enable_dbus", NO_DBUS),
+    leaf("enable_dbus", Applied("GlobalDefs.enable_dbus")),
     leaf("enable_script_security", Applied("GlobalDefs.enable_script_security")),
     leaf("enable_snmp_checker", NO_SNMP),
     leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp")),

@@ -238,6 +238,8 @@ impl Loader<'_> {
                 "enable_snmp_rfcv2" => g.snmp.rfcv2 |= a.bare(n),
                 "enable_snmp_rfcv3" => g.snmp.rfcv3 |= a.bare(n),
                 "enable_traps" => g.snmp.traps |= a.bare(n),
+                "enable_dbus" => g.enable_dbus |= a.bare(n),
+                "dbus_service_name" => g.dbus_service_name = a.string(n),
                 "snmp_socket" => {
                     g.snmp.socket = a.string(n);
                     if let Some(s) = &g.snmp.socket {

@@ -462,6 +462,18 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         None => None,
     };
     let mut traps = crate::daemon::snmp::Traps::default();
+    // DBus: keepalived's service on the system bus (`enable_dbus`).
+    let mut dbus = if core.config().global_defs.enable_dbus && !a.check_only {
+        match crate::daemon::dbus::Service::start(ctx.clone()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("DBus not served: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(l) = metrics_listener {
         tasks.spawn(crate::daemon::metrics::serve(l, ctx.clone(), stop.clone()));
     }
@@ -527,6 +539,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                         h.trap(t);
                     }
                 }
+                if let Some(d) = &mut dbus {
+                    let st = vrrp_status.lock().map(|v| v.clone()).unwrap_or_default();
+                    d.states(&st).await;
+                }
                 // Instances waiting for their interface start once it can carry them.
                 if let Some(msg) = vrrp.poll_waiting().await {
                     tracing::info!("{msg}");
@@ -575,6 +591,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             checkers.alerts.clone_from(&alerts);
             publish_reload(&ctx, core.report(|k| checkers.figures(k)), report.is_ok());
             ctx.config.store(std::sync::Arc::new(core.config().clone()));
+            if let Some(d) = &mut dbus {
+                d.reloaded(core.config()).await;
+            }
             write_reload_status(
                 &status,
                 &ReloadStatus {
@@ -601,6 +620,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
     if vrrp.is_running() {
         vrrp.stop().await;
+    }
+    if let Some(d) = dbus.take() {
+        d.stop().await;
     }
     if let Some(al) = &alerts {
         al.stopping(core.config());

@@ -222,7 +222,7 @@ fn global(cfg: &Config, out: &mut Tree) {
         k(&[1, 8, 0]),
         Value::string(g.net_namespace.as_deref().unwrap_or_default()),
     );
-    out.insert(k(&[1, 9, 0]), Value::truth(false));
+    out.insert(k(&[1, 9, 0]), Value::truth(g.enable_dbus));
     out.insert(k(&[1, 10, 0]), Value::truth(false));
     // lvsFlushOnStop: enabled(1) (`lvs_flush_on_stop [ALL]`), disabled(2).
     out.insert(k(&[1, 11, 0]), Value::truth(g.lvs_flush_on_stop));
