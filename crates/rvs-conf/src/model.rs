@@ -301,6 +301,10 @@ pub struct GlobalDefs {
     pub shutdown_script_timeout: Duration,
     /// `enable_snmp_*`, `enable_traps`, `snmp_socket`: the `AgentX` subagent.
     pub snmp: Snmp,
+    /// `reload_check_config [LOG_FILE]`: a reload is done only when the new file passes
+    /// keepalived's own check (`keepalived -t`'s verdict); the diagnostics of a file that
+    /// fails go to `LOG_FILE` (`/dev/null` when none is named).
+    pub reload_check_config: Option<String>,
     /// `enable_dbus`: keepalived's `DBus` service on the system bus.
     pub enable_dbus: bool,
     /// `dbus_service_name`: the bus name (`org.keepalived.Vrrp1` when `None`).
@@ -415,6 +419,7 @@ impl Default for GlobalDefs {
             shutdown_script: None,
             shutdown_script_timeout: Duration::from_secs(10),
             snmp: Snmp::default(),
+            reload_check_config: None,
             enable_dbus: false,
             dbus_service_name: None,
             other: BTreeMap::new(),

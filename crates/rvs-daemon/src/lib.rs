@@ -134,6 +134,18 @@ impl Core {
             tracing::error!("reload refused, {KEPT}:\n{text}");
             return Err(format!("error: {} {why}; {KEPT}\n{text}", path.display()));
         }
+        // reload_check_config (the running file's setting, as keepalived reads it): only a
+        // file keepalived's own check accepts is loaded. The driver writes the log.
+        if let Some(log) = &self.cfg.global_defs.reload_check_config {
+            if parsed.keepalived_rejects() {
+                tracing::error!("New config failed validation, see {log} for details; {KEPT}");
+                return Err(format!(
+                    "error: {} failed validation (reload_check_config), see {log} for \
+                     details; {KEPT}",
+                    path.display()
+                ));
+            }
+        }
         let effects = match self.mode {
             Mode::Full => self
                 .health

@@ -1060,3 +1060,54 @@ fn a_refused_command_changes_nothing() {
     assert_eq!(ask_name(vip), "a");
     d.stop();
 }
+
+/// keepalived's `reload_check_config LOG`: a reload happens only when the new file passes
+/// keepalived's own check. A virtual server without `lb_algo` is one rvs runs (with
+/// keepalived's default, and a warning) but `keepalived -t` rejects: with the keyword,
+/// the reload is refused, the running services stay, `rvs reload` says why and the log
+/// file holds the diagnostics; once the running file no longer sets it, the same file is
+/// loaded.
+#[test]
+fn reload_check_config_refuses_what_keepalived_rejects() {
+    let vip: SocketAddr = "127.75.1.1:8080".parse().unwrap();
+    let dir = std::env::temp_dir().join(format!("rvs-reload-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("check.log");
+    let conf = |check: bool, extra: bool| {
+        let mut c = format!(
+            "global_defs {{\n{}}}\n{}",
+            if check {
+                format!("    reload_check_config {}\n", log.display())
+            } else {
+                String::new()
+            },
+            vs(
+                "127.75.1.1",
+                8080,
+                "    lb_algo rr\n",
+                &[("127.75.1.2", 9100, 1)]
+            )
+        );
+        if extra {
+            c += &vs("127.75.1.3", 8080, "", &[("127.75.1.2", 9100, 1)]);
+        }
+        c
+    };
+    let d = Daemon::start("reload-check", &conf(true, false), vip);
+    let listed = |d: &Daemon| d.adm(&["-Ln"]).1;
+    let (ok, out) = d.reload(&conf(true, true));
+    assert!(!ok, "reloaded a file keepalived rejects:\n{out}");
+    assert!(out.contains("failed validation"), "{out}");
+    assert!(!listed(&d).contains("127.75.1.3:8080"), "{}", listed(&d));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("no scheduler set"), "log: {text:?}");
+    // The running file's setting decides (as keepalived reads it): a reload to a file
+    // without it, then the service without lb_algo loads.
+    let (ok, out) = d.reload(&conf(false, false));
+    assert!(ok, "{out}");
+    let (ok, out) = d.reload(&conf(false, true));
+    assert!(ok, "{out}");
+    assert!(listed(&d).contains("127.75.1.3:8080"), "{}", listed(&d));
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -239,6 +239,14 @@ impl Loader<'_> {
                 "enable_snmp_rfcv3" => g.snmp.rfcv3 |= a.bare(n),
                 "enable_traps" => g.snmp.traps |= a.bare(n),
                 "enable_dbus" => g.enable_dbus |= a.bare(n),
+                "reload_check_config" => {
+                    a.extra(n, 1);
+                    g.reload_check_config = Some(
+                        n.args
+                            .first()
+                            .map_or_else(|| "/dev/null".to_owned(), |t| t.text.clone()),
+                    );
+                }
                 "dbus_service_name" => g.dbus_service_name = a.string(n),
                 "snmp_socket" => {
                     g.snmp.socket = a.string(n);

@@ -872,6 +872,19 @@ async fn reload(
             );
         }
     }
+    // reload_check_config: what keepalived's check says of a file it rejects goes to the
+    // log file (replaced, as keepalived's check process writes it anew).
+    if let (Some(log), Ok(p)) = (&core.config().global_defs.reload_check_config, &parsed) {
+        if p.keepalived_rejects() {
+            let (log, text) = (log.clone(), p.render());
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::write(&log, text) {
+                    tracing::warn!("reload_check_config: writing {log}: {e}");
+                }
+            })
+            .await;
+        }
+    }
     let fx = match core.reload(path, parsed) {
         Ok(fx) => fx,
         Err(msg) => return DataReload::Refused(msg),
