@@ -658,6 +658,20 @@ pub enum Family {
     Inet6,
 }
 
+/// Which destination a VRRPv3 unicast advert's checksum covers (RFC 5798: the packet's;
+/// keepalived before 2.0.?: the multicast group, `vrrp_mcast_group4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum OldChecksum {
+    /// keepalived's default: the RFC's; an advert that checks only the old way switches
+    /// the instance to the old way.
+    #[default]
+    Auto,
+    /// `old_unicast_checksum never`: always the RFC's.
+    Never,
+    /// `old_unicast_checksum`: always the old way (sent and checked).
+    Always,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Authentication {
     /// `PASS` or `AH`.
@@ -736,6 +750,8 @@ pub struct VrrpInstance {
     pub accept: bool,
     pub strict_mode: bool,
     pub check_unicast_src: bool,
+    /// `old_unicast_checksum [never]`: the VRRPv3 unicast checksum's pseudo-header.
+    pub old_unicast_checksum: OldChecksum,
     /// A `unicast_peer` block was written (even empty: peers may come from a
     /// `$VARIABLE` that expanded to nothing).
     pub unicast_peer_block: bool,

@@ -562,7 +562,7 @@ static VRRP_INSTANCE: &[Kw] = kws![
     leaf("notify_master_rx_lower_pri", Applied("VrrpInstance.notify_master_rx_lower_pri")),
     leaf("notify_priority_changes", Applied("VrrpInstance.notify_priority_changes")),
     leaf("notify_stop", Applied("VrrpInstance.notify")),
-    leaf("old_unicast_checksum", NotApplied("adverts use RFC 5798 checksums (see docs/compat.md)")),
+    leaf("old_unicast_checksum", Applied("VrrpInstance.old_unicast_checksum")),
     leaf("preempt", Applied("VrrpInstance.nopreempt")),
     leaf("preempt_delay", Applied("VrrpInstance.preempt_delay")),
     leaf("priority", Applied("VrrpInstance.priority")),

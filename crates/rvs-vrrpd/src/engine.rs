@@ -1304,6 +1304,14 @@ async fn reader(
             }
             Verdict::Accept(a) => {
                 stats.adverts.fetch_add(1, Ordering::Relaxed);
+                // A peer checksumming unicast adverts the old way: answer in kind (as
+                // keepalived does unless `old_unicast_checksum never`).
+                if a.old_checksum && sock.use_old_checksum() {
+                    tracing::info!(
+                        "({}) Setting unicast VRRPv3 checksum to old version",
+                        p.name
+                    );
+                }
                 if a.advert.priority == 0 {
                     stats.priority_zero.fetch_add(1, Ordering::Relaxed);
                 }

@@ -5,10 +5,12 @@
 
 use crate::plan::InstancePlan;
 use crate::sys;
-use rvs_wire::vrrp::{Checksum, Packet, Repr, GROUP4, PROTO};
+use rvs_conf::model::OldChecksum;
+use rvs_wire::vrrp::{Checksum, Packet, Repr, PROTO};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::unix::AsyncFd;
 
 /// Why a received packet was not taken as an advert (counted per reason).
@@ -82,6 +84,9 @@ pub struct Accepted {
     pub addr_mismatch: bool,
     /// The advertised addresses.
     pub addrs: Vec<IpAddr>,
+    /// A VRRPv3 unicast advert whose checksum covers the multicast group instead of the
+    /// packet's destination (keepalived before 2.0's, or `old_unicast_checksum`).
+    pub old_checksum: bool,
 }
 
 /// What to do with one VRRP message: not ours (another VRID: ignored, not counted),
@@ -141,24 +146,33 @@ pub fn check(p: &InstancePlan, m: &Meta, msg: &[u8]) -> Verdict {
         return Verdict::Drop(Drop::Version);
     }
     // IPv6: the kernel verified the checksum (IPV6_CHECKSUM) and dropped bad packets.
+    // old_unicast_checksum: a v3 unicast advert's checksum may cover the group instead
+    // of the packet's destination (keepalived's modes: always that, never that, or the
+    // RFC's with that accepted, which switches the instance to it).
+    let old_way = Checksum::Pseudo {
+        src: m.src,
+        dst: IpAddr::V4(p.checksum_group),
+    };
+    let unicast_v3 = !p.v6 && p.version == 3 && !multicast;
     let ck = if p.v6 {
         Checksum::Kernel
     } else if p.version == 2 {
         Checksum::MessageOnly
+    } else if unicast_v3 && p.old_checksum == OldChecksum::Always {
+        old_way
     } else {
         let dst = m.dst.unwrap_or(p.mcast_group);
         Checksum::Pseudo { src: m.src, dst }
     };
+    let mut old_checksum = unicast_v3 && p.old_checksum == OldChecksum::Always;
     let repr = match Repr::parse(&pkt, p.v6, ck) {
         Ok(r) => r,
-        // keepalived ≤ 1.3.6 peers in unicast: pseudo-header with the group address.
-        Err(rvs_wire::Error::Checksum) if p.version == 3 && !multicast => {
-            let old = Checksum::Pseudo {
-                src: m.src,
-                dst: IpAddr::V4(GROUP4),
-            };
-            match Repr::parse(&pkt, false, old) {
-                Ok(r) => r,
+        Err(rvs_wire::Error::Checksum) if unicast_v3 && p.old_checksum == OldChecksum::Auto => {
+            match Repr::parse(&pkt, false, old_way) {
+                Ok(r) => {
+                    old_checksum = true;
+                    r
+                }
                 Err(_) => return Verdict::Drop(Drop::Checksum),
             }
         }
@@ -199,6 +213,7 @@ pub fn check(p: &InstancePlan, m: &Meta, msg: &[u8]) -> Verdict {
         },
         addr_mismatch,
         addrs: repr.addrs,
+        old_checksum,
     })
 }
 
@@ -229,6 +244,11 @@ pub struct VrrpSocket {
     src: IpAddr,
     dests: Vec<IpAddr>,
     ifindex: u32,
+    /// VRRPv3 unicast checksums cover this group instead of the peer (`old_unicast_checksum`,
+    /// or switched to by a peer's advert).
+    old_checksum: AtomicBool,
+    checksum_group: Ipv4Addr,
+    multicast: bool,
 }
 
 fn raw(v6: bool, proto: i32) -> io::Result<Socket> {
@@ -306,7 +326,15 @@ impl VrrpSocket {
             src,
             dests,
             ifindex,
+            old_checksum: AtomicBool::new(p.old_checksum == OldChecksum::Always),
+            checksum_group: p.checksum_group,
+            multicast: !p.unicast(),
         })
+    }
+
+    /// Sends VRRPv3 unicast checksums the old way from now on; `true` if it was not so.
+    pub fn use_old_checksum(&self) -> bool {
+        !self.old_checksum.swap(true, Ordering::Relaxed)
     }
 
     /// Sends the advert to the group or to every peer, in configuration order.
@@ -318,6 +346,11 @@ impl VrrpSocket {
                 Checksum::Kernel
             } else if self.version == 2 {
                 Checksum::MessageOnly
+            } else if !self.multicast && self.old_checksum.load(Ordering::Relaxed) {
+                Checksum::Pseudo {
+                    src: self.src,
+                    dst: IpAddr::V4(self.checksum_group),
+                }
             } else {
                 Checksum::Pseudo {
                     src: self.src,
@@ -452,6 +485,7 @@ impl Announcer {
 mod tests {
     use super::*;
     use crate::plan::{Garp, InstancePlan, NotifyPlan};
+    use rvs_wire::vrrp::GROUP4;
 
     fn plan(version: u8, auth: Option<[u8; 8]>, peers: Vec<IpAddr>) -> InstancePlan {
         InstancePlan {
@@ -479,6 +513,8 @@ mod tests {
             excluded: Vec::new(),
             src: None,
             check_unicast_src: !peers.is_empty(),
+            old_checksum: OldChecksum::Auto,
+            checksum_group: GROUP4,
             fault_no_peer: false,
             track_src: None,
             rx_buf: None,
@@ -622,14 +658,34 @@ mod tests {
         let me = [198, 18, 0, 1];
         let ok = ip4(&msg(&p, 100, [198, 18, 0, 2], me), 64, [198, 18, 0, 2], me);
         assert!(matches!(verdict(&p, &ok), Verdict::Accept(_)));
-        // keepalived ≤ 1.3.6: the group address in the pseudo-header, accepted.
+        // keepalived before 2.0 (or with old_unicast_checksum): the group address in
+        // the pseudo-header, accepted and noted (the instance answers in kind).
         let old = ip4(
             &msg(&p, 100, [198, 18, 0, 2], [224, 0, 0, 18]),
             64,
             [198, 18, 0, 2],
             me,
         );
-        assert!(matches!(verdict(&p, &old), Verdict::Accept(_)));
+        let old_seen = |p: &InstancePlan, pkt: &[u8]| match verdict(p, pkt) {
+            Verdict::Accept(a) => Some(a.old_checksum),
+            _ => None,
+        };
+        assert_eq!(old_seen(&p, &old), Some(true));
+        assert_eq!(old_seen(&p, &ok), Some(false));
+        // `old_unicast_checksum never`: only the RFC's; `old_unicast_checksum`: only the
+        // old one.
+        let never = InstancePlan {
+            old_checksum: OldChecksum::Never,
+            ..p.clone()
+        };
+        assert_eq!(verdict(&never, &old), Verdict::Drop(Drop::Checksum));
+        assert_eq!(old_seen(&never, &ok), Some(false));
+        let always = InstancePlan {
+            old_checksum: OldChecksum::Always,
+            ..p.clone()
+        };
+        assert_eq!(verdict(&always, &ok), Verdict::Drop(Drop::Checksum));
+        assert_eq!(old_seen(&always, &old), Some(true));
         let stranger = ip4(&msg(&p, 100, [198, 18, 0, 9], me), 64, [198, 18, 0, 9], me);
         assert_eq!(verdict(&p, &stranger), Verdict::Drop(Drop::Source));
         // Multicast advert on a unicast instance.

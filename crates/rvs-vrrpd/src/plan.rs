@@ -314,6 +314,10 @@ pub struct InstancePlan {
     pub rules: Vec<RulePlan>,
     pub ttl: u8,
     pub check_unicast_src: bool,
+    /// `old_unicast_checksum`: how VRRPv3 unicast checksums cover the destination.
+    pub old_checksum: rvs_conf::model::OldChecksum,
+    /// The group the old checksums name (`vrrp_mcast_group4`, not `mcast_dst_ip`).
+    pub checksum_group: std::net::Ipv4Addr,
     /// `unicast_fault_no_peer` with an empty `unicast_peer` block: held in FAULT.
     pub fault_no_peer: bool,
     /// `track_src_ip`: the source address whose absence holds the instance in FAULT.
@@ -651,6 +655,8 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             rules: vi.virtual_rules.iter().filter_map(RulePlan::of).collect(),
             ttl: vi.unicast_ttl.unwrap_or(255),
             check_unicast_src: vi.check_unicast_src,
+            old_checksum: vi.old_unicast_checksum,
+            checksum_group: cfg.global_defs.vrrp_mcast_group4,
             fault_no_peer: vi.unicast_peer_block
                 && vi.unicast_peer.is_empty()
                 && vi.unicast_fault_no_peer,

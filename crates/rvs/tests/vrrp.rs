@@ -2615,3 +2615,61 @@ fn dbus_interface_is_keepalived_s() {
         rv.5
     );
 }
+
+/// `old_unicast_checksum`: a VRRPv3 unicast advert's checksum covering the multicast
+/// group instead of the peer (keepalived's older scheme). keepalived 2.2.7 with the
+/// keyword sends and accepts only that. rvs (priority 150) against it (100):
+/// - rvs with the keyword: they agree from the start, rvs alone holds the VIP;
+/// - rvs without it (keepalived's default): rvs accepts the old scheme when it hears it,
+///   switches to it (keepalived's log line), and they agree;
+/// - rvs with `old_unicast_checksum never`: neither accepts the other's adverts, both
+///   hold the VIP, as two keepalived daemons so configured would.
+#[test]
+#[ignore = "needs root, network namespaces and keepalived: ./test.sh runs it as root"]
+fn old_unicast_checksum_interoperates_as_keepalived() {
+    lab::require(true);
+    let mut l = lab();
+    let o = |me, peer| Opts {
+        version: 3,
+        unicast: Some((me, peer)),
+        ..V2
+    };
+    let with = |c: String, kw: &str| {
+        c.replace(
+            "  unicast_src_ip",
+            &format!("  old_unicast_checksum{kw}\n  unicast_src_ip"),
+        )
+    };
+    let ka = l.keepalived("a", &with(conf("BACKUP", 100, o(1, 2)), ""));
+    for (kw, together) in [(Some(""), true), (None, true), (Some(" never"), false)] {
+        let c = conf("BACKUP", 150, o(2, 1));
+        let c = kw.map_or(c.clone(), |k| with(c, k));
+        let r = l.rvs("b", &c, &["-P"]);
+        let want: &[&str] = if together { &["b"] } else { &["a", "b"] };
+        let got = Lab::wait(Duration::from_secs(20), || {
+            l.holders("198.18.0.50", &["a", "b"]) == want
+        });
+        // Agreement must last: a few adverts later, still the same.
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            got.is_some() && l.holders("198.18.0.50", &["a", "b"]) == want,
+            "old_unicast_checksum{kw:?}: VIP on {:?}, want {want:?}\n{}",
+            l.holders("198.18.0.50", &["a", "b"]),
+            l.logs()
+        );
+        if kw.is_none() {
+            assert!(
+                l.logs()
+                    .contains("Setting unicast VRRPv3 checksum to old version"),
+                "{}",
+                l.logs()
+            );
+        }
+        l.signal(&r, "TERM");
+        l.wait_exit(&r, Duration::from_secs(10));
+        // keepalived takes the VIP back before the next round.
+        l.wait_holder("198.18.0.50", "a", &["a", "b"], Duration::from_secs(20));
+    }
+    l.signal(&ka, "TERM");
+    l.wait_exit(&ka, Duration::from_secs(10));
+}

@@ -442,6 +442,7 @@ impl Loader<'_> {
             accept: true,
             strict_mode: g.vrrp_strict,
             check_unicast_src: g.vrrp_check_unicast_src,
+            old_unicast_checksum: crate::model::OldChecksum::Auto,
             unicast_peer_block: false,
             unicast_fault_no_peer: false,
             track_src_ip: false,
@@ -616,6 +617,22 @@ impl Loader<'_> {
                 "no_accept" => vi.accept = !a.bare(n),
                 "strict_mode" => vi.strict_mode = a.flag(n),
                 "check_unicast_src" => vi.check_unicast_src = a.bare(n),
+                "old_unicast_checksum" => {
+                    a.extra(n, 1);
+                    vi.old_unicast_checksum = match n.args.first().map(|t| t.text.as_str()) {
+                        None => crate::model::OldChecksum::Always,
+                        Some("never") => crate::model::OldChecksum::Never,
+                        Some(other) => {
+                            let t = &n.args[0];
+                            a.diags.ka_warning(
+                                t.loc,
+                                t.width,
+                                format!("unknown old_unicast_checksum mode '{other}': ignored"),
+                            );
+                            vi.old_unicast_checksum
+                        }
+                    };
+                }
                 "skip_check_adv_addr" => vi.skip_check_adv_addr = a.flag(n),
                 "kernel_rx_buf_size" => {
                     vi.kernel_rx_buf_size = a.arg_int(n, 1, i64::from(u32::MAX));
