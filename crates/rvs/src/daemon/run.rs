@@ -464,10 +464,20 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let mut traps = crate::daemon::snmp::Traps::default();
     // DBus: keepalived's service on the system bus (`enable_dbus`).
     let mut dbus = if core.config().global_defs.enable_dbus && !a.check_only {
-        match crate::daemon::dbus::Service::start(ctx.clone()).await {
-            Ok(s) => Some(s),
-            Err(e) => {
+        // A bus that does not answer must not hold the daemon's start up.
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            crate::daemon::dbus::Service::start(ctx.clone()),
+        )
+        .await
+        {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
                 tracing::error!("DBus not served: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::error!("DBus not served: the system bus did not answer within 5 s");
                 None
             }
         }
