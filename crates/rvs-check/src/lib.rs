@@ -70,14 +70,20 @@ impl ProbeStats {
 }
 
 /// How a checker starts.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Start {
     /// Before the first check (the caller draws it in `[0, warmup]` to spread the load).
     pub delay: Duration,
     /// The state a reload carries over (`None`: a new checker, up or down by `alpha`).
     /// A checker restarted with its real server down must report the next success.
     pub resume: Option<bool>,
+    /// `ha_suspend`'s switch for this checker's virtual server, if it sets it.
+    pub suspended: Option<Suspended>,
 }
+
+/// `ha_suspend`: while set, the checker does not probe (its real server keeps its state);
+/// the daemon sets it while the virtual server's address is not on the host.
+pub type Suspended = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
 /// Runs one checker forever, sending an [`Event`] on every state change and publishing
 /// each probe's result and latency in `stats`.
@@ -102,6 +108,14 @@ pub async fn run(
     };
     tokio::time::sleep(start.delay).await;
     loop {
+        if start
+            .suspended
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            tokio::time::sleep(c.delay_loop.min(Duration::from_secs(1))).await;
+            continue;
+        }
         let began = std::time::Instant::now();
         let (outcome, detail) = probe::probe_with(&c, target, &policy).await;
         stats.record(outcome, began.elapsed());

@@ -464,10 +464,7 @@ static VIRTUAL_SERVER: &[Kw] = kws![
         Applied("VirtualServer.persistence_granularity")
     ),
     leaf("protocol", Applied("VirtualServer.protocol")),
-    leaf(
-        "ha_suspend",
-        NotApplied("the service stays in the data plane when no VIP is held")
-    ),
+    leaf("ha_suspend", Applied("VirtualServer.ha_suspend")),
     leaf("smtp_alert", Applied("RealServer.smtp_alert")),
     leaf("virtualhost", Applied("HttpCheck.virtualhost")),
     leaf("snmp_name", NO_SNMP),

@@ -733,9 +733,9 @@ fn logs_as_json_and_to_syslog() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = std::os::unix::net::UnixDatagram::bind(dir.join("log")).unwrap();
     log.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // ha_suspend is not applied by rvs: a warning at start (issue #17: rvs run logs every
+    // persistence_engine is not applied by rvs: a warning at start (issue #17: rvs run logs every
     // keyword it does not apply).
-    let conf = "virtual_server 127.55.1.1 8080 {\n    lvs_method NAT\n    lvs_sched rr\n    ha_suspend\n    protocol TCP\n    real_server 127.55.0.1 9100 {\n    }\n}\n";
+    let conf = "virtual_server 127.55.1.1 8080 {\n    lvs_method NAT\n    lvs_sched rr\n    persistence_engine sip\n    protocol TCP\n    real_server 127.55.0.1 9100 {\n    }\n}\n";
     // A file name with a level word in it: the severity comes from the event's level,
     // not from its text (an INFO line naming "ERROR-WARN.conf" once went out as an error).
     let file = dir.join("ERROR-WARN.conf");
@@ -767,14 +767,14 @@ fn logs_as_json_and_to_syslog() {
         std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
-            .find(|l| l.contains("ha_suspend"))
+            .find(|l| l.contains("persistence_engine"))
     });
     // Syslog: RFC 3164 with facility daemon (3) and warning severity (4): <28>.
     let mut buf = [0u8; 4096];
     let msg = loop {
         let n = log.recv(&mut buf).unwrap();
         let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if msg.contains("ha_suspend") {
+        if msg.contains("persistence_engine") {
             break msg;
         }
     };
@@ -782,7 +782,10 @@ fn logs_as_json_and_to_syslog() {
         msg.starts_with(&format!("<28>rvs[{}]: ", child.0.id())),
         "{msg}"
     );
-    assert!(msg.contains("'ha_suspend' is not applied by rvs"), "{msg}");
+    assert!(
+        msg.contains("'persistence_engine' is not applied by rvs"),
+        "{msg}"
+    );
     // The start line, INFO (6): <30>.
     let running = loop {
         let n = log.recv(&mut buf).unwrap();
@@ -813,7 +816,7 @@ fn logs_as_json_and_to_syslog() {
         v["fields"]["message"]
             .as_str()
             .unwrap()
-            .contains("ha_suspend"),
+            .contains("persistence_engine"),
         "{line}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -2673,3 +2673,69 @@ fn old_unicast_checksum_interoperates_as_keepalived() {
     l.signal(&ka, "TERM");
     l.wait_exit(&ka, Duration::from_secs(10));
 }
+
+/// `ha_suspend` as keepalived: a virtual server's checkers run only while its address is
+/// on the host (a BACKUP director does not probe), with keepalived's log lines; the real
+/// server keeps its state meanwhile.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn ha_suspend_checks_only_while_the_address_is_here() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1)]);
+    let marks = l.dir.join("checks");
+    let script = l.dir.join("check.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho x >> {}\nexit 0\n", marks.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let conf = format!(
+        "virtual_server 198.18.0.60 8080 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  \
+         protocol TCP\n  ha_suspend\n  real_server 198.18.0.1 9100 {{\n    MISC_CHECK {{\n      \
+         misc_path {}\n    }}\n  }}\n}}\n",
+        script.display()
+    );
+    let checks = || std::fs::read_to_string(&marks).map_or(0, |t| t.lines().count());
+    let r = l.rvs("a", &conf, &[]);
+    let said = |l: &Lab, verb: &str| {
+        l.logs().contains(&format!(
+            "{verb} healthchecker for service [198.18.0.1]:tcp:9100 for VS [198.18.0.60]:tcp:8080"
+        ))
+    };
+    assert!(
+        Lab::wait(Duration::from_secs(10), || said(&l, "Deactivating")).is_some(),
+        "{}",
+        l.logs()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(checks(), 0, "checked while the address was away");
+    l.ip_in("a", &["addr", "add", "198.18.0.60/32", "dev", "eth0"]);
+    assert!(
+        Lab::wait(Duration::from_secs(15), || checks() >= 2).is_some(),
+        "no checks once the address came: {}\n{}",
+        checks(),
+        l.logs()
+    );
+    assert!(said(&l, "Activating"), "{}", l.logs());
+    l.ip_in("a", &["addr", "del", "198.18.0.60/32", "dev", "eth0"]);
+    assert!(
+        Lab::wait(Duration::from_secs(10), || said(&l, "Suspending")).is_some(),
+        "{}",
+        l.logs()
+    );
+    // A check under way when it went may still finish; then none.
+    std::thread::sleep(Duration::from_secs(2));
+    let n = checks();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        checks() <= n + 1,
+        "checked while suspended: {n} → {}",
+        checks()
+    );
+    l.signal(&r, "TERM");
+    l.wait_exit(&r, Duration::from_secs(10));
+}

@@ -293,7 +293,18 @@ impl Loader<'_> {
                 "inhibit_on_failure" => vs.inhibit_on_failure = a.flag(n),
                 "alpha" => vs.alpha = a.flag(n),
                 "omega" => vs.omega = a.flag(n),
-                "ha_suspend" => vs.ha_suspend = a.bare(n),
+                "ha_suspend" => {
+                    vs.ha_suspend = a.bare(n);
+                    if matches!(vs.key, VsKey::Fwmark { .. }) {
+                        // keepalived: a fwmark has no address to follow.
+                        a.diags.ka_warning(
+                            n.kw.loc,
+                            n.kw.width,
+                            "cannot use ha_suspend with fwmarks - clearing ha_suspend",
+                        );
+                        vs.ha_suspend = false;
+                    }
+                }
                 "quorum" => {
                     quorum_tok = n.args.first().cloned();
                     set(&mut vs.quorum, a.arg_int(n, 1, i64::from(u32::MAX)));

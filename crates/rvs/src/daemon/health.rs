@@ -89,6 +89,9 @@ pub struct Checkers {
     tasks: HashMap<CheckId, (CheckKey, JoinHandle<()>)>,
     /// Each checker's probe counters, kept across restarts of the same checker.
     probes: HashMap<CheckKey, Arc<rvs_check::ProbeStats>>,
+    /// `ha_suspend`: by virtual server, whether its checkers are suspended (its address
+    /// is not on the host).
+    suspended: HashMap<String, rvs_check::Suspended>,
     /// The `bfd_instance` sessions; restarted only when the instances change.
     bfd: Option<rvs_bfd::driver::Bfd>,
     /// The thread the sessions run on (`bfd_rt_priority`, `bfd_cpu_affinity`, ...).
@@ -114,6 +117,7 @@ impl Checkers {
         Checkers {
             tasks: HashMap::new(),
             probes: HashMap::new(),
+            suspended: HashMap::new(),
             bfd: None,
             bfd_thread: None,
             bfd_runs: HashMap::new(),
@@ -278,6 +282,7 @@ impl Checkers {
                         rvs_check::Start {
                             delay: s.delay,
                             resume: s.resume,
+                            suspended: self.suspended.get(&s.key.0 .0).cloned(),
                         },
                         policy,
                         self.tx.clone(),
@@ -290,6 +295,57 @@ impl Checkers {
         let live: std::collections::HashSet<&CheckKey> =
             self.tasks.values().map(|(k, _)| k).collect();
         self.probes.retain(|k, _| live.contains(k));
+    }
+
+    /// `ha_suspend`, as keepalived: the checkers of a virtual server that sets it run only
+    /// while the virtual server's address (a group's: any of its addresses) is on the host;
+    /// meanwhile their real servers keep their state. Called before checkers start and
+    /// then every second; logs keepalived's lines for each real server that changes.
+    pub fn ha_suspend(&mut self, cfg: &Config) {
+        let local = |a: std::net::IpAddr| std::net::UdpSocket::bind((a, 0)).is_ok();
+        let mut seen = std::collections::HashSet::new();
+        for vs in cfg.virtual_servers.iter().filter(|v| v.ha_suspend) {
+            let here = match &vs.key {
+                rvs_conf::model::VsKey::Address { address, .. } => local(*address),
+                rvs_conf::model::VsKey::Group { group } => cfg
+                    .virtual_server_groups
+                    .iter()
+                    .filter(|g| &g.name == group)
+                    .flat_map(|g| g.entries.iter())
+                    .filter_map(|e| match e {
+                        rvs_conf::model::VsgEntry::Range { first, .. } => Some(*first),
+                        rvs_conf::model::VsgEntry::Fwmark { .. } => None,
+                    })
+                    .any(local),
+                // The loader clears ha_suspend on fwmark services, as keepalived does.
+                rvs_conf::model::VsKey::Fwmark { .. } => true,
+            };
+            let label = rvs_daemon::health::vs_label(vs);
+            seen.insert(label.clone());
+            let new = !self.suspended.contains_key(&label);
+            let flag = self.suspended.entry(label.clone()).or_default().clone();
+            let was = flag.swap(!here, Ordering::Relaxed);
+            if new || was == here {
+                let proto = match vs.protocol {
+                    Some(rvs_conf::model::Protocol::Udp) => "udp",
+                    Some(rvs_conf::model::Protocol::Sctp) => "sctp",
+                    _ => "tcp",
+                };
+                for rs in &vs.real_servers {
+                    let verb = match (new, here) {
+                        (_, true) => "Activating",
+                        (true, false) => "Deactivating",
+                        (false, false) => "Suspending",
+                    };
+                    tracing::info!(
+                        "{verb} healthchecker for service [{}]:{proto}:{} for VS {label}",
+                        rs.address,
+                        rs.port
+                    );
+                }
+            }
+        }
+        self.suspended.retain(|k, _| seen.contains(k));
     }
 
     /// What a checker's probes measured.

@@ -349,6 +349,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let bfd = checkers.start_bfd(core.config());
     if !a.vrrp_only {
         let (plan, fx) = core.reconcile_checkers(&bfd);
+        checkers.ha_suspend(core.config());
         checkers.apply(core.config(), core.policy(), plan);
         checkers.carry_out(core.config(), core.policy(), fx);
         if let Err(errs) = proxy.apply(&core.desired()).await {
@@ -541,6 +542,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             },
             _ = sync_tick.tick() => {
                 follow_sync_daemon(&mut proxy, core.config(), &vrrp_status, &mut sync_role).await;
+                // ha_suspend: checkers follow their virtual server's address.
+                checkers.ha_suspend(core.config());
                 if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
                     al.vrrp(core.config(), &st);
                 }
@@ -909,6 +912,7 @@ async fn reload(
         core.checker_ended(id);
     }
     let (plan, fx) = core.reconcile_checkers(&bfd);
+    checkers.ha_suspend(core.config());
     checkers.apply(core.config(), core.policy(), plan);
     checkers.carry_out(core.config(), core.policy(), fx);
     match proxy.apply(&core.desired()).await {
