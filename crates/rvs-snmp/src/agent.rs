@@ -61,7 +61,7 @@ impl std::fmt::Display for Socket {
 }
 
 /// What the subagent registers and how it presents itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub socket: Socket,
     /// The subagent's identity in its Open (and the description).

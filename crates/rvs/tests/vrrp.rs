@@ -2256,36 +2256,9 @@ fn snmp_objects_are_keepalived_s() {
     lab::require(true);
     let mut l = Lab::new(&[("a", 1)]);
     let dir = l.dir.clone();
-    let sock = dir.join("agentx");
-    std::fs::write(
-        dir.join("snmpd.conf"),
-        format!(
-            "master agentx\nagentXSocket {}\nrocommunity public 127.0.0.1\n\
-             trap2sink 127.0.0.1:16162 public\n",
-            sock.display()
-        ),
-    )
-    .unwrap();
+    let sock = own_snmpd(&mut l, "a");
     std::fs::write(dir.join("snmptrapd.conf"), "disableAuthorization yes\n").unwrap();
     let persist = format!("SNMP_PERSISTENT_DIR={}", dir.display());
-    let conf_path = dir.join("snmpd.conf").display().to_string();
-    let log_path = dir.join("snmpd.log").display().to_string();
-    l.spawn_cmd(
-        "a",
-        &[
-            "env",
-            &persist,
-            "MIBS=",
-            "/usr/sbin/snmpd",
-            "-f",
-            "-C",
-            "-Lf",
-            &log_path,
-            "-c",
-            &conf_path,
-            "udp:127.0.0.1:16161",
-        ],
-    );
     let trap_conf = dir.join("snmptrapd.conf").display().to_string();
     let traps = dir.join("traps.log");
     let traps_path = traps.display().to_string();
@@ -2403,6 +2376,156 @@ fn snmp_objects_are_keepalived_s() {
     assert_eq!(kv, rv, "keepalived:\n{ka_traps}\nrvs:\n{rv_traps}");
 }
 
+/// The tests that point `DBUS_SYSTEM_BUS_ADDRESS` at a bus of their own take turns (the
+/// variable is the test process's, read by every daemon it starts).
+static DBUS_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A bus of the test's own in `node` (`dbus-daemon`, any name and any call allowed),
+/// made the system bus of the daemons the test starts. Returns its address.
+fn own_bus(l: &mut Lab, node: &str) -> String {
+    let dir = l.dir.clone();
+    let bus_sock = dir.join("bus");
+    let addr = format!("unix:path={}", bus_sock.display());
+    std::fs::write(
+        dir.join("bus.conf"),
+        format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+             \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n\
+             <type>system</type>\n<listen>{addr}</listen>\n<auth>EXTERNAL</auth>\n\
+             <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
+             <allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/></policy>\n\
+             </busconfig>\n"
+        ),
+    )
+    .unwrap();
+    let bus_conf = format!("--config-file={}", dir.join("bus.conf").display());
+    l.spawn_cmd(node, &["dbus-daemon", "--nofork", &bus_conf]);
+    assert!(
+        Lab::wait(Duration::from_secs(10), || bus_sock.exists()).is_some(),
+        "dbus-daemon did not start (package dbus-daemon: .ci/run installs it)"
+    );
+    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &addr);
+    addr
+}
+
+/// snmpd as the `AgentX` master in `node` (`dir/agentx`, SNMP on 127.0.0.1:16161, traps to
+/// 127.0.0.1:16162); returns the `AgentX` socket once snmpd listens on it.
+fn own_snmpd(l: &mut Lab, node: &str) -> std::path::PathBuf {
+    let dir = l.dir.clone();
+    let sock = dir.join("agentx");
+    std::fs::write(
+        dir.join("snmpd.conf"),
+        format!(
+            "master agentx\nagentXSocket {}\nrocommunity public 127.0.0.1\n\
+             trap2sink 127.0.0.1:16162 public\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let persist = format!("SNMP_PERSISTENT_DIR={}", dir.display());
+    let conf_path = dir.join("snmpd.conf").display().to_string();
+    let log_path = dir.join("snmpd.log").display().to_string();
+    l.spawn_cmd(
+        node,
+        &[
+            "env",
+            &persist,
+            "MIBS=",
+            "/usr/sbin/snmpd",
+            "-f",
+            "-C",
+            "-Lf",
+            &log_path,
+            "-c",
+            &conf_path,
+            "udp:127.0.0.1:16161",
+        ],
+    );
+    assert!(
+        Lab::wait(Duration::from_secs(20), || sock.exists()).is_some(),
+        "snmpd did not start: {}",
+        std::fs::read_to_string(dir.join("snmpd.log")).unwrap_or_default()
+    );
+    sock
+}
+
+/// A reload that switches SNMP and `DBus` on, or changes what they serve, is followed
+/// without a restart: VRRP-MIB appears once `enable_snmp_rfcv2` is added, the `DBus`
+/// service once `enable_dbus` is, and goes when it is removed (keepalived re-registers
+/// on a reload too).
+#[test]
+#[ignore = "needs root, network namespaces, net-snmp and dbus-daemon: ./test.sh runs it as root"]
+fn snmp_and_dbus_follow_a_reload() {
+    lab::require(false);
+    let _bus = DBUS_ENV
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut l = Lab::new(&[("a", 1)]);
+    let sock = own_snmpd(&mut l, "a");
+    let addr = own_bus(&mut l, "a");
+    let conf = |extra: &str| {
+        format!(
+            "global_defs {{\n  router_id lab1\n  enable_snmp_vrrp\n  snmp_socket {}\n{extra}}}\n\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+             priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    198.18.0.50/24 dev eth0\n  }}\n}}\n",
+            sock.display()
+        )
+    };
+    let r = l.rvs("a", &conf(""), &["-P"]);
+    // The file rvs runs (the lab writes it): the next versions go there.
+    let file = std::fs::read_dir(&l.dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "conf")
+                && std::fs::read_to_string(p).is_ok_and(|t| t == conf(""))
+        })
+        .expect("the lab's copy of rvs's configuration");
+    let reload = |l: &Lab, text: &str| {
+        std::fs::write(&file, text).unwrap();
+        l.signal(&r, "HUP");
+    };
+    let ka_mib = ".1.3.6.1.4.1.9586.100.5";
+    assert!(
+        Lab::wait(Duration::from_secs(20), || !snmp_walk(&l, "a", &[ka_mib])
+            .is_empty())
+        .is_some(),
+        "KEEPALIVED-MIB not served\n{}",
+        l.logs()
+    );
+    assert!(snmp_walk(&l, "a", &[".1.3.6.1.2.1.68"]).is_empty());
+    let on_bus = || {
+        std::process::Command::new("busctl")
+            .arg(format!("--address={addr}"))
+            .args(["tree", "org.keepalived.Vrrp1"])
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .contains("/org/keepalived/Vrrp1/Instance/eth0/51/IPv4")
+            })
+    };
+    assert!(!on_bus());
+    reload(&l, &conf("  enable_snmp_rfcv2\n  enable_dbus\n"));
+    assert!(
+        Lab::wait(Duration::from_secs(20), || {
+            !snmp_walk(&l, "a", &[".1.3.6.1.2.1.68"]).is_empty() && on_bus()
+        })
+        .is_some(),
+        "VRRP-MIB or DBus not served after the reload\n{}",
+        l.logs()
+    );
+    reload(&l, &conf("  enable_snmp_rfcv2\n"));
+    assert!(
+        Lab::wait(Duration::from_secs(20), || !on_bus()).is_some(),
+        "DBus still served after the reload that removed it\n{}",
+        l.logs()
+    );
+    assert!(!snmp_walk(&l, "a", &[".1.3.6.1.2.1.68"]).is_empty());
+    l.signal(&r, "TERM");
+    l.wait_exit(&r, Duration::from_secs(10));
+}
+
 /// `busctl --address ADDR ARGS…`: its output, or the failure.
 fn busctl(addr: &str, args: &[&str]) -> String {
     output_of(
@@ -2424,31 +2547,13 @@ fn busctl(addr: &str, args: &[&str]) -> String {
 #[ignore = "needs root, network namespaces, keepalived and dbus-daemon: ./test.sh runs it as root"]
 fn dbus_interface_is_keepalived_s() {
     lab::require(true);
+    let _bus = DBUS_ENV
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut l = Lab::new(&[("a", 1)]);
     let dir = l.dir.clone();
-    let bus_sock = dir.join("bus");
-    let addr = format!("unix:path={}", bus_sock.display());
-    std::fs::write(
-        dir.join("bus.conf"),
-        format!(
-            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
-             \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n\
-             <type>system</type>\n<listen>{addr}</listen>\n<auth>EXTERNAL</auth>\n\
-             <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\
-             <allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/></policy>\n\
-             </busconfig>\n"
-        ),
-    )
-    .unwrap();
-    let bus_conf = format!("--config-file={}", dir.join("bus.conf").display());
-    l.spawn_cmd("a", &["dbus-daemon", "--nofork", &bus_conf]);
-    assert!(
-        Lab::wait(Duration::from_secs(10), || bus_sock.exists()).is_some(),
-        "dbus-daemon did not start (package dbus-daemon: .ci/run installs it)"
-    );
-    // keepalived (GLib) and rvs (zbus) take the system bus from this variable; nothing
-    // else in this test binary uses DBus.
-    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &addr);
+    // keepalived (GLib) and rvs (zbus) take the system bus from the variable own_bus sets.
+    let addr = own_bus(&mut l, "a");
     let path = "/org/keepalived/Vrrp1/Instance/eth0/51/IPv4";
     let service = "org.keepalived.Vrrp1";
     let conf = |extra: &str| {

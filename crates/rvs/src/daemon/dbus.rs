@@ -170,6 +170,8 @@ impl Instance {
 /// The daemon's `DBus` service while it runs.
 pub struct Service {
     conn: zbus::Connection,
+    /// The bus name it owns.
+    name: String,
     ctx: Arc<Ctx>,
     /// Instance objects by path, with the name they serve.
     objects: HashMap<String, String>,
@@ -195,6 +197,7 @@ impl Service {
         tracing::info!("DBus: {name} on the system bus");
         let mut s = Service {
             conn,
+            name,
             ctx,
             objects: HashMap::new(),
             last: HashMap::new(),
@@ -202,6 +205,11 @@ impl Service {
         s.reconcile(&cfg).await;
         s.vrrp_signal(Signal::Started).await;
         Ok(s)
+    }
+
+    /// The bus name it owns.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Adds and removes instance objects to match `cfg` (a reload).

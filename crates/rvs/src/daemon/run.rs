@@ -443,45 +443,11 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
     // SNMP: the AgentX subagent reads the running config and the VRRP status per request.
-    let snmp = match crate::daemon::snmp::agent_config(core.config()) {
-        Some(Ok(sc)) => {
-            let c = ctx.clone();
-            let source: rvs_snmp::agent::Source = std::sync::Arc::new(move || {
-                let up = u32::try_from(c.started.elapsed().as_millis() / 10).unwrap_or(u32::MAX);
-                crate::daemon::snmp::tree(&c.config.load(), &c.vrrp(), up)
-            });
-            let (h, task) = rvs_snmp::agent::spawn(sc, source, stop.clone());
-            tasks.spawn(async move {
-                let _ = task.await;
-            });
-            Some(h)
-        }
-        Some(Err(e)) => {
-            tracing::error!("SNMP not served: {e}");
-            None
-        }
-        None => None,
-    };
+    let mut snmp = crate::daemon::snmp::Agent::start(core.config(), &ctx, &stop, &tasks);
     let mut traps = crate::daemon::snmp::Traps::default();
     // DBus: keepalived's service on the system bus (`enable_dbus`).
     let mut dbus = if core.config().global_defs.enable_dbus && !a.check_only {
-        // A bus that does not answer must not hold the daemon's start up.
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            crate::daemon::dbus::Service::start(ctx.clone()),
-        )
-        .await
-        {
-            Ok(Ok(s)) => Some(s),
-            Ok(Err(e)) => {
-                tracing::error!("DBus not served: {e}");
-                None
-            }
-            Err(_) => {
-                tracing::error!("DBus not served: the system bus did not answer within 5 s");
-                None
-            }
-        }
+        start_dbus(&ctx).await
     } else {
         None
     };
@@ -547,9 +513,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
                     al.vrrp(core.config(), &st);
                 }
-                if let (Some(h), Ok(st)) = (&snmp, vrrp_status.lock()) {
+                if let (Some(ag), Ok(st)) = (&snmp, vrrp_status.lock()) {
                     for t in traps.due(core.config(), &st) {
-                        h.trap(t);
+                        ag.handle.trap(t);
                     }
                 }
                 if let Some(d) = &mut dbus {
@@ -604,8 +570,23 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             checkers.alerts.clone_from(&alerts);
             publish_reload(&ctx, core.report(|k| checkers.figures(k)), report.is_ok());
             ctx.config.store(std::sync::Arc::new(core.config().clone()));
-            if let Some(d) = &mut dbus {
-                d.reloaded(core.config()).await;
+            crate::daemon::snmp::Agent::follow(&mut snmp, core.config(), &ctx, &stop, &tasks);
+            // DBus follows too: switched on or off, or another service name.
+            let g = &core.config().global_defs;
+            let want = g.enable_dbus && !a.check_only;
+            let name = g
+                .dbus_service_name
+                .clone()
+                .unwrap_or_else(|| crate::daemon::dbus::SERVICE.to_owned());
+            if dbus.as_ref().is_some_and(|d| !want || d.name() != name) {
+                if let Some(d) = dbus.take() {
+                    d.stop().await;
+                }
+            }
+            match &mut dbus {
+                Some(d) => d.reloaded(core.config()).await,
+                None if want => dbus = start_dbus(&ctx).await,
+                None => {}
             }
             write_reload_status(
                 &status,
@@ -728,6 +709,29 @@ async fn runtime_command(
     }
     core.commit(cmd);
     Ok(())
+}
+
+/// keepalived's `DBus` service, if the system bus answers within 5 s (a bus that does not
+/// must not hold the daemon up).
+async fn start_dbus(
+    ctx: &std::sync::Arc<crate::daemon::control::Ctx>,
+) -> Option<crate::daemon::dbus::Service> {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::daemon::dbus::Service::start(ctx.clone()),
+    )
+    .await
+    {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::error!("DBus not served: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::error!("DBus not served: the system bus did not answer within 5 s");
+            None
+        }
+    }
 }
 
 fn unix_now() -> u64 {

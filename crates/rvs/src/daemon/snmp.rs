@@ -62,6 +62,73 @@ pub fn agent_config(cfg: &Config) -> Option<Result<rvs_snmp::agent::Config, Stri
     }))
 }
 
+/// The running subagent and the settings it was started with.
+pub struct Agent {
+    pub handle: rvs_snmp::agent::Handle,
+    cfg: rvs_snmp::agent::Config,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Agent {
+    /// Starts the subagent `cfg` asks for (none when no MIB is enabled); it stops with
+    /// `parent`. Its objects are built per request from `ctx` (the running configuration
+    /// and the VRRP status).
+    pub fn start(
+        cfg: &Config,
+        ctx: &std::sync::Arc<crate::daemon::control::Ctx>,
+        parent: &tokio_util::sync::CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Option<Agent> {
+        let sc = match agent_config(cfg)? {
+            Ok(sc) => sc,
+            Err(e) => {
+                tracing::error!("SNMP not served: {e}");
+                return None;
+            }
+        };
+        let c = ctx.clone();
+        let source: rvs_snmp::agent::Source = std::sync::Arc::new(move || {
+            let up = u32::try_from(c.started.elapsed().as_millis() / 10).unwrap_or(u32::MAX);
+            tree(&c.config.load(), &c.vrrp(), up)
+        });
+        let stop = parent.child_token();
+        let (handle, task) = rvs_snmp::agent::spawn(sc.clone(), source, stop.clone());
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+        Some(Agent {
+            handle,
+            cfg: sc,
+            stop,
+        })
+    }
+
+    /// After a reload: a changed set of MIBs or master socket starts a new session (the
+    /// objects themselves follow the configuration at every request).
+    pub fn follow(
+        agent: &mut Option<Agent>,
+        cfg: &Config,
+        ctx: &std::sync::Arc<crate::daemon::control::Ctx>,
+        parent: &tokio_util::sync::CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
+        let want = agent_config(cfg);
+        let same = match (agent.as_ref(), want.as_ref()) {
+            (Some(a), Some(Ok(w))) => a.cfg == *w,
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        if let Some(a) = agent.take() {
+            a.stop.cancel();
+        }
+        tracing::info!("SNMP: the reload changed the SNMP settings; the subagent follows");
+        *agent = Agent::start(cfg, ctx, parent, tasks);
+    }
+}
+
 /// An interface as the MIBs show it: from the VRRP engine's status (its netlink view, in
 /// the namespace the daemon runs in), else from the name (an address's `dev` that is not
 /// an instance's interface, or an instance not reported yet).
