@@ -117,6 +117,17 @@ impl Core {
     /// file is the truth again) and the answer holds the notify scripts of the real
     /// servers it removes. The driver then reconciles BFD and the checkers
     /// ([`Core::reconcile_checkers`]) and applies [`Core::desired`].
+    /// `reload_check_config` (the running file's setting, as keepalived reads it): the log
+    /// file, when `parsed` fails keepalived's own check and so must not be loaded. The
+    /// driver writes the diagnostics there; [`Core::reload`] refuses the file.
+    pub fn failed_validation(&self, parsed: &rvs_conf::Parsed) -> Option<&str> {
+        self.cfg
+            .global_defs
+            .reload_check_config
+            .as_deref()
+            .filter(|_| parsed.keepalived_rejects())
+    }
+
     pub fn reload(
         &mut self,
         path: &std::path::Path,
@@ -134,17 +145,13 @@ impl Core {
             tracing::error!("reload refused, {KEPT}:\n{text}");
             return Err(format!("error: {} {why}; {KEPT}\n{text}", path.display()));
         }
-        // reload_check_config (the running file's setting, as keepalived reads it): only a
-        // file keepalived's own check accepts is loaded. The driver writes the log.
-        if let Some(log) = &self.cfg.global_defs.reload_check_config {
-            if parsed.keepalived_rejects() {
-                tracing::error!("New config failed validation, see {log} for details; {KEPT}");
-                return Err(format!(
-                    "error: {} failed validation (reload_check_config), see {log} for \
-                     details; {KEPT}",
-                    path.display()
-                ));
-            }
+        if let Some(log) = self.failed_validation(&parsed) {
+            tracing::error!("New config failed validation, see {log} for details; {KEPT}");
+            return Err(format!(
+                "error: {} failed validation (reload_check_config), see {log} for \
+                 details; {KEPT}",
+                path.display()
+            ));
         }
         let effects = match self.mode {
             Mode::Full => self

@@ -64,6 +64,12 @@ fn conf(state: &str, prio: u8, o: Opts<'_>) -> String {
     c
 }
 
+/// Writes a script the daemons run (mode 0755).
+fn executable(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
 fn lab() -> Lab {
     Lab::new(&[("a", 1), ("b", 2), ("c", 100)])
 }
@@ -291,15 +297,13 @@ fn track_script_notify_fifo_and_status() {
     let flag = d.join("healthy");
     std::fs::write(&flag, "").unwrap();
     let script = d.join("notify.sh");
-    std::fs::write(
+    executable(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\necho \"$@\" >> {}\n",
             d.join("notify.log").display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let fifo = d.join("MASTER-150.fifo");
     // One FIFO per router: they share the file system.
     let conf = |state: &str, prio: u8, extra: &str| {
@@ -627,12 +631,10 @@ fn split_brain_startup_delay_and_deleted_instance() {
     let vip = "198.18.0.50";
     let log = d.join("notify.log");
     let script = d.join("notify.sh");
-    std::fs::write(
+    executable(
         &script,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        &format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    );
     let fifo = d.join("a.fifo");
     let o = |me: u8, peer: u8| Opts {
         version: 3,
@@ -1818,16 +1820,14 @@ fn notify_fifo_script_reads_the_fifo() {
     let out = l.dir.join("read.txt");
     let pid_file = l.dir.join("reader.pid");
     let script = l.dir.join("reader.sh");
-    std::fs::write(
+    executable(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\necho $$ > {}\nwhile read -r line; do echo \"$line\" >> {}; done < \"$1\"\n",
             pid_file.display(),
             out.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let conf = format!(
         "global_defs {{\n  vrrp_notify_fifo {}\n  vrrp_notify_fifo_script {}\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 78\n  \
@@ -2789,15 +2789,10 @@ fn ha_suspend_checks_only_while_the_address_is_here() {
     let mut l = Lab::new(&[("a", 1)]);
     let marks = l.dir.join("checks");
     let script = l.dir.join("check.sh");
-    std::fs::write(
+    executable(
         &script,
-        format!("#!/bin/sh\necho x >> {}\nexit 0\n", marks.display()),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+        &format!("#!/bin/sh\necho x >> {}\nexit 0\n", marks.display()),
+    );
     let conf = format!(
         "virtual_server 198.18.0.60 8080 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  \
          protocol TCP\n  ha_suspend\n  real_server 198.18.0.1 9100 {{\n    MISC_CHECK {{\n      \

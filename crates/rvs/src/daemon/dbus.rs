@@ -102,9 +102,7 @@ impl Vrrp {
 }
 
 async fn write(ctx: &Arc<Ctx>, which: Dump) {
-    let cfg = ctx.config.load_full();
-    let now = ctx.vrrp();
-    let _ = tokio::task::spawn_blocking(move || which.write(&cfg, &now)).await;
+    let _ = which.spawn_write(ctx.config.load_full(), ctx.vrrp()).await;
 }
 
 struct Instance {

@@ -56,6 +56,15 @@ impl Dump {
         }
     }
 
+    /// Writes it on a blocking thread (off the runtime): the signal handlers and `DBus`.
+    pub fn spawn_write(
+        self,
+        cfg: std::sync::Arc<Config>,
+        instances: Vec<InstanceStatus>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::task::spawn_blocking(move || self.write(&cfg, &instances))
+    }
+
     /// Writes it (mode 0600 like keepalived's, replaced whole).
     pub fn write(self, cfg: &Config, instances: &[InstanceStatus]) {
         use std::os::unix::fs::OpenOptionsExt as _;

@@ -671,9 +671,8 @@ fn dump(
     cfg: &rvs_conf::Config,
     vrrp: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
 ) {
-    let cfg = cfg.clone();
     let now = vrrp.lock().map(|v| v.clone()).unwrap_or_default();
-    tokio::task::spawn_blocking(move || which.write(&cfg, &now));
+    which.spawn_write(std::sync::Arc::new(cfg.clone()), now);
 }
 
 /// Applies an `rvs adm` command on top of the running state; refused commands change
@@ -891,9 +890,9 @@ async fn reload(
     }
     // reload_check_config: what keepalived's check says of a file it rejects goes to the
     // log file (replaced, as keepalived's check process writes it anew).
-    if let (Some(log), Ok(p)) = (&core.config().global_defs.reload_check_config, &parsed) {
-        if p.keepalived_rejects() {
-            let (log, text) = (log.clone(), p.render());
+    if let Ok(p) = &parsed {
+        if let Some(log) = core.failed_validation(p) {
+            let (log, text) = (log.to_owned(), p.render());
             let _ = tokio::task::spawn_blocking(move || {
                 if let Err(e) = std::fs::write(&log, text) {
                     tracing::warn!("reload_check_config: writing {log}: {e}");

@@ -79,7 +79,16 @@ impl Agent {
         parent: &tokio_util::sync::CancellationToken,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Option<Agent> {
-        let sc = match agent_config(cfg)? {
+        Agent::start_with(agent_config(cfg)?, ctx, parent, tasks)
+    }
+
+    fn start_with(
+        settings: Result<rvs_snmp::agent::Config, String>,
+        ctx: &std::sync::Arc<crate::daemon::control::Ctx>,
+        parent: &tokio_util::sync::CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Option<Agent> {
+        let sc = match settings {
             Ok(sc) => sc,
             Err(e) => {
                 tracing::error!("SNMP not served: {e}");
@@ -125,7 +134,7 @@ impl Agent {
             a.stop.cancel();
         }
         tracing::info!("SNMP: the reload changed the SNMP settings; the subagent follows");
-        *agent = Agent::start(cfg, ctx, parent, tasks);
+        *agent = want.and_then(|w| Agent::start_with(w, ctx, parent, tasks));
     }
 }
 
