@@ -26,6 +26,23 @@ pub struct Stats {
     pub out_bps: u64,
 }
 
+/// Sums counters and rates (a service's from its real servers', a group's from its
+/// members'; the estimator is linear, so summed rates are the rate of the sums).
+impl std::ops::AddAssign<&Stats> for Stats {
+    fn add_assign(&mut self, b: &Stats) {
+        self.conns += b.conns;
+        self.in_pkts += b.in_pkts;
+        self.out_pkts += b.out_pkts;
+        self.in_bytes += b.in_bytes;
+        self.out_bytes += b.out_bytes;
+        self.cps += b.cps;
+        self.in_pps += b.in_pps;
+        self.out_pps += b.out_pps;
+        self.in_bps += b.in_bps;
+        self.out_bps += b.out_bps;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dest {
     pub addr: IpAddr,

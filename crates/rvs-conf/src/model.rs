@@ -328,6 +328,14 @@ pub struct Snmp {
     pub traps: bool,
     /// `snmp_socket`: the master agent's `AgentX` socket (net-snmp's default when `None`).
     pub socket: Option<String>,
+    /// `snmp_vs_stats_update_interval` (keepalived 2.3): virtual servers' counters are
+    /// read from the data plane at most this often (keepalived's 5 s when `None`).
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub vs_stats_interval: Option<Duration>,
+    /// `snmp_rs_stats_update_interval`: the same for real servers (the virtual servers'
+    /// interval when `None`).
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub rs_stats_interval: Option<Duration>,
 }
 
 impl Snmp {
@@ -958,7 +966,29 @@ pub struct VirtualServer {
     /// rvs extension `rvs_proxy_protocol v1|v2`: send a PROXY header to real servers
     /// (proxy data plane only).
     pub proxy_protocol: Option<String>,
+    /// `snmp_name`: the name KEEPALIVED-MIB's `virtualServerName` shows.
+    pub snmp_name: Option<String>,
+    /// `weight` in this block: its real servers' default weight (1).
+    pub weight: i32,
+    /// The checker settings written in this block (its checkers' defaults).
+    pub check_defaults: CheckDefaults,
     pub real_servers: Vec<RealServer>,
+}
+
+/// `retry`, `delay_before_retry`, `warmup`, `delay_loop` and `connect_timeout` as a
+/// virtual or real server block sets them for its checkers (a real server's start from
+/// its virtual server's); `None`: not written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CheckDefaults {
+    pub retry: Option<u32>,
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub delay_before_retry: Option<Duration>,
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub warmup: Option<Duration>,
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub delay_loop: Option<Duration>,
+    #[serde(serialize_with = "secs::serialize_opt")]
+    pub connect_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -978,6 +1008,10 @@ pub struct RealServer {
     /// `smtp_alert` here; `None`: inherited (instance and virtual server from
     /// `global_defs`, real server from its virtual server).
     pub smtp_alert: Option<bool>,
+    /// `snmp_name`: the name KEEPALIVED-MIB's `realServerName` shows.
+    pub snmp_name: Option<String>,
+    /// The checker settings of this block, from its virtual server's and its own.
+    pub check_defaults: CheckDefaults,
     pub checkers: Vec<Checker>,
 }
 

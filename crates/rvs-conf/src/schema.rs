@@ -52,10 +52,6 @@ const fn list(name: &'static str, support: Support) -> Kw {
 }
 
 // What is lost, shared by families of keywords.
-const NO_SNMP: Support = NotApplied(
-    "the checker part of KEEPALIVED-MIB is not served (rvs serves its global and VRRP \
-     parts, VRRP-MIB and VRRPv3-MIB; Prometheus metrics and the JSON API cover the checkers)",
-);
 const SNMP: Support = Applied("GlobalDefs.snmp");
 const NO_DBUS: Support = NotApplied("rvs serves keepalived 2.2.7's DBus interface, which always names instance objects by interface (2.4's option)");
 const ONE_PROCESS: Support =
@@ -137,7 +133,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("dynamic_interfaces", NotApplied("interfaces must exist when rvs starts an instance")),
     leaf("enable_dbus", Applied("GlobalDefs.enable_dbus")),
     leaf("enable_script_security", Applied("GlobalDefs.enable_script_security")),
-    leaf("enable_snmp_checker", NO_SNMP),
+    leaf("enable_snmp_checker", SNMP),
     leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp")),
     leaf("enable_snmp_rfc", SNMP),
     leaf("enable_snmp_rfcv2", SNMP),
@@ -246,8 +242,8 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("json_dump_file", Applied("-: where SIGRTMIN+2, SIGUSR1 and SIGUSR2 write keepalived's JSON, data and stats dumps")),
     leaf("json_version", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
     leaf("set_supplementary_groups", NotApplied("scripts run with their user's primary group only")),
-    leaf("snmp_rs_stats_update_interval", NO_SNMP),
-    leaf("snmp_vs_stats_update_interval", NO_SNMP),
+    leaf("snmp_rs_stats_update_interval", SNMP),
+    leaf("snmp_vs_stats_update_interval", SNMP),
     leaf("state_dump_file", Applied("-: where SIGRTMIN+2, SIGUSR1 and SIGUSR2 write keepalived's JSON, data and stats dumps")),
     leaf("stats_dump_file", Applied("-: where SIGRTMIN+2, SIGUSR1 and SIGUSR2 write keepalived's JSON, data and stats dumps")),
     leaf("use_symlink_paths", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
@@ -414,7 +410,7 @@ static REAL_SERVER: &[Kw] = kws![
     leaf("delay_loop", Applied("Checker.delay_loop")),
     leaf("smtp_alert", Applied("RealServer.smtp_alert")),
     leaf("virtualhost", Applied("HttpCheck.virtualhost")),
-    leaf("snmp_name", NO_SNMP),
+    leaf("snmp_name", Applied("RealServer.snmp_name")),
     block("MISC_CHECK", &MISC_CHECK, Applied("RealServer.checkers")),
     block("SMTP_CHECK", &SMTP_CHECK, Applied("RealServer.checkers")),
     block("TCP_CHECK", &TCP_CHECK, Applied("RealServer.checkers")),
@@ -467,7 +463,7 @@ static VIRTUAL_SERVER: &[Kw] = kws![
     leaf("ha_suspend", Applied("VirtualServer.ha_suspend")),
     leaf("smtp_alert", Applied("RealServer.smtp_alert")),
     leaf("virtualhost", Applied("HttpCheck.virtualhost")),
-    leaf("snmp_name", NO_SNMP),
+    leaf("snmp_name", Applied("VirtualServer.snmp_name")),
     leaf("alpha", Applied("Checker.alpha")),
     leaf("omega", Applied("VirtualServer.omega")),
     leaf("quorum_up", Applied("VirtualServer.quorum_up")),

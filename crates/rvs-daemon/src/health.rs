@@ -10,7 +10,7 @@
 //! server's position in the file; each run of a checker gets a [`CheckId`] that is never
 //! handed out again, so an event a stopped checker left in a queue finds no one.
 
-use crate::Effect;
+use crate::{Change, Effect};
 use rvs_conf::model::{CheckKind, Checker, Config, RealServer, VirtualServer};
 use rvs_sched::desired::Desired;
 use rvs_script::ScriptPolicy;
@@ -114,6 +114,28 @@ pub struct CheckReport {
     pub last_change_unix: Option<u64>,
     /// Why the checker last found the real server down, while it is down.
     pub last_failure: Option<String>,
+}
+
+/// A virtual server's health as keepalived's SNMP tables and traps show it (one per
+/// virtual server of the configuration, in its order).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct VsReport {
+    /// keepalived's `quorum_state_up`.
+    pub quorum_up: bool,
+    /// Its real servers, in the configuration's order.
+    pub real_servers: Vec<RsReport>,
+}
+
+/// A real server's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RsReport {
+    /// Every checker finds it up (keepalived's `alive`).
+    pub alive: bool,
+    /// The weight its checkers give it (a dynamic weight, else the configured one),
+    /// up or down (keepalived's `effective_weight`).
+    pub weight: i32,
+    /// Checkers that find it down now (keepalived's `num_failed_checkers`).
+    pub failed_checkers: u32,
 }
 
 /// Per real server and checker: what the operator sees across reloads.
@@ -287,6 +309,11 @@ impl HealthState {
                         rs_label(vs, rs),
                         vs_label(vs)
                     )));
+                    effects.push(Effect::Changed(Change::RealServer {
+                        vs: vi,
+                        rs: ri,
+                        up: true,
+                    }));
                 }
                 state.insert(key, h);
             }
@@ -369,6 +396,7 @@ impl HealthState {
             "VS {label} {}\n",
             if up { "UP" } else { "DOWN" }
         )));
+        effects.push(Effect::Changed(Change::Quorum { vs: vi, up }));
     }
 
     /// Applies a checker's report at `now` (unix seconds); returns whether the desired
@@ -446,6 +474,11 @@ impl HealthState {
                 vs_label(vs),
                 if after.0 { "UP" } else { "DOWN" }
             )));
+            effects.push(Effect::Changed(Change::RealServer {
+                vs: vi,
+                rs: ri,
+                up: after.0,
+            }));
         }
         if before == after {
             return false;
@@ -550,6 +583,33 @@ impl HealthState {
             }
         }
         out
+    }
+
+    /// Each virtual server's quorum and real servers now.
+    pub fn servers(&self, cfg: &Config) -> Vec<VsReport> {
+        cfg.virtual_servers
+            .iter()
+            .enumerate()
+            .map(|(vi, vs)| VsReport {
+                quorum_up: !self.quorum_lost(vi),
+                real_servers: vs
+                    .real_servers
+                    .iter()
+                    .enumerate()
+                    .map(|(ri, rs)| {
+                        let h = self.at(vi, ri);
+                        RsReport {
+                            alive: h.is_none_or(RsHealth::alive),
+                            weight: h.and_then(|h| h.dyn_weight).unwrap_or(rs.weight),
+                            failed_checkers: h.map_or(0, |h| {
+                                let n = h.up.iter().filter(|u| **u == Some(false)).count();
+                                u32::try_from(n).unwrap_or(u32::MAX)
+                            }),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// The desired state of `cfg` with the current health applied.

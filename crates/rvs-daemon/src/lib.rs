@@ -19,7 +19,9 @@ pub mod health;
 pub mod overlay;
 pub mod reload;
 
-pub use health::{BfdSessions, CheckKey, CheckReport, CheckerPlan, ProbeFigures, RsKey, Spec};
+pub use health::{
+    BfdSessions, CheckKey, CheckReport, CheckerPlan, ProbeFigures, RsKey, RsReport, Spec, VsReport,
+};
 pub use reload::{refuse_reload, DataReload, ReloadReport, VrrpReload, KEPT};
 
 use health::HealthState;
@@ -47,6 +49,17 @@ pub enum Effect {
     QuorumAlert { vs: usize, up: bool, weight: i64 },
     /// A line for `notify_fifo` and `lvs_notify_fifo` (keepalived's `RS …`/`VS …`).
     Fifo(String),
+    /// A change keepalived notifies (its notify scripts, FIFO lines and SNMP traps
+    /// `realServerStateChange` / `virtualServerQuorumStateChange`), by position in the
+    /// running configuration.
+    Changed(Change),
+}
+
+/// What changed, for [`Effect::Changed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    RealServer { vs: usize, rs: usize, up: bool },
+    Quorum { vs: usize, up: bool },
 }
 
 /// What the daemon runs besides VRRP.
@@ -228,6 +241,11 @@ impl Core {
     /// Every checker's state; `probes` gives what the driver measured.
     pub fn report(&self, probes: impl Fn(&CheckKey) -> Option<ProbeFigures>) -> Vec<CheckReport> {
         self.health.report(&self.cfg, probes)
+    }
+
+    /// Each virtual server's quorum and real servers (SNMP's tables and traps).
+    pub fn servers(&self) -> Vec<VsReport> {
+        self.health.servers(&self.cfg)
     }
 }
 

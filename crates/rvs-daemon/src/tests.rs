@@ -237,6 +237,11 @@ fn a_failure_takes_a_real_server_out_or_inhibits_it() {
                 checker: "TCP_CHECK"
             },
             Effect::Fifo("RS [127.71.1.2]:tcp:80 [127.71.0.1]:tcp:80 DOWN\n".into()),
+            Effect::Changed(Change::RealServer {
+                vs: 0,
+                rs: 0,
+                up: false
+            }),
             // Its only real server gone, the service is below the default quorum (1).
             Effect::QuorumAlert {
                 vs: 0,
@@ -244,6 +249,7 @@ fn a_failure_takes_a_real_server_out_or_inhibits_it() {
                 weight: 0
             },
             Effect::Fifo("VS [127.71.0.1]:tcp:80 DOWN\n".into()),
+            Effect::Changed(Change::Quorum { vs: 0, up: false }),
         ]
     );
     let r = c.report(|_| None);
@@ -256,6 +262,19 @@ fn a_failure_takes_a_real_server_out_or_inhibits_it() {
     assert!(!c.event(&changed(id, false), 1235, &mut fx));
     assert!(fx.is_empty());
     assert_eq!(c.report(|_| None)[0].failures, 1);
+    // What SNMP shows: the quorum lost, the server dead with one failed checker, its
+    // weight still the one its checkers give it.
+    assert_eq!(
+        c.servers(),
+        vec![VsReport {
+            quorum_up: false,
+            real_servers: vec![RsReport {
+                alive: false,
+                weight: 1,
+                failed_checkers: 1
+            }]
+        }]
+    );
 
     let mut c = core(&two_servers(false).replace("weight 1\n", "weight 1\n inhibit_on_failure\n"));
     let id = c.health().id_at(0, 0, 0).unwrap();
@@ -405,7 +424,12 @@ fn rs_init_notifies_once() {
         fx,
         vec![
             Effect::Script(vec!["/bin/echo".into(), "up".into()]),
-            Effect::Fifo("RS [127.71.4.1]:tcp:80 [127.71.0.4]:tcp:80 UP\n".into())
+            Effect::Fifo("RS [127.71.4.1]:tcp:80 [127.71.0.4]:tcp:80 UP\n".into()),
+            Effect::Changed(Change::RealServer {
+                vs: 0,
+                rs: 0,
+                up: true
+            }),
         ]
     );
     c.reload(Path::new("t.conf"), Ok(parse(text))).unwrap();

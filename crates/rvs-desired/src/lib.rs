@@ -66,8 +66,8 @@ fn prefix(g: Option<&str>, v6: bool) -> u8 {
     }
 }
 
-/// The service keys a virtual server stands for.
-fn keys(cfg: &Config, vs: &VirtualServer) -> Vec<SvcKey> {
+/// The service keys a virtual server stands for (one, or a group's members).
+pub fn keys(cfg: &Config, vs: &VirtualServer) -> Vec<SvcKey> {
     let p = proto(vs.protocol);
     let v6_of_rs = vs.real_servers.first().is_some_and(|r| r.address.is_ipv6());
     match &vs.key {

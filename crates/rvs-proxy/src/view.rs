@@ -221,19 +221,6 @@ pub fn stats(c: &Counters) -> rvs_adm::Stats {
     }
 }
 
-fn add(a: &mut rvs_adm::Stats, b: &rvs_adm::Stats) {
-    a.conns += b.conns;
-    a.in_pkts += b.in_pkts;
-    a.out_pkts += b.out_pkts;
-    a.in_bytes += b.in_bytes;
-    a.out_bytes += b.out_bytes;
-    a.cps += b.cps;
-    a.in_pps += b.in_pps;
-    a.out_pps += b.out_pps;
-    a.in_bps += b.in_bps;
-    a.out_bps += b.out_bps;
-}
-
 /// One service of a table as ipvsadm lists it. Its counters are the sum of its real
 /// servers' (the estimator is linear, so summed rates equal the rate of the sums up to
 /// fixed-point rounding).
@@ -268,7 +255,7 @@ fn listing(
             .get(&SocketAddr::new(d.addr, d.port))
             .map(|c| stats(c))
             .unwrap_or_default();
-        add(&mut svc.stats, &st);
+        svc.stats += &st;
         svc.dests.push(rvs_adm::Dest {
             addr: d.addr,
             port: d.port,

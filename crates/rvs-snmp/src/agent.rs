@@ -70,8 +70,19 @@ pub struct Config {
     pub subtrees: Vec<Oid>,
 }
 
-/// Builds the objects of the registered subtrees now.
-pub type Source = Arc<dyn Fn() -> Tree + Send + Sync>;
+/// Builds the objects of the registered subtrees now (asynchronously: the daemon asks its
+/// data plane for counters without blocking the runtime).
+pub type Source = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Tree> + Send>> + Send + Sync,
+>;
+
+/// A [`Source`] from a function that builds the objects at once.
+pub fn source_of(f: impl Fn() -> Tree + Send + Sync + 'static) -> Source {
+    Arc::new(move || {
+        let t = f();
+        Box::pin(async move { t })
+    })
+}
 
 /// A trap: its `snmpTrapOID` and its variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,7 +325,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 match pdu::decode(&h, &body) {
                     Ok(p @ (Pdu::Get(_) | Pdu::GetNext(_) | Pdu::GetBulk { .. })) => {
                         stats.requests.fetch_add(1, Ordering::Relaxed);
-                        let tree = source();
+                        let tree = source().await;
                         let vbs = pdu::answer(&p, &tree);
                         wr.write_all(&pdu::response(&h, 0, 0, &vbs)?).await?;
                     }

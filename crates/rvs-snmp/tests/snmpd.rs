@@ -126,7 +126,7 @@ const BASE: &str = "1.3.6.1.4.1.9586.100.5";
 
 /// The objects a subagent serves, built at each request: a counter shows it is rebuilt.
 fn source(n: Arc<AtomicI32>) -> agent::Source {
-    Arc::new(move || {
+    agent::source_of(move || {
         let mut t = Tree::default();
         t.insert(oid(&format!("{BASE}.1.2.0")), Value::string("lab1"));
         t.insert(

@@ -879,3 +879,335 @@ fn no_swap_locks_the_daemon_in_memory() {
     );
     d.stop();
 }
+
+/// A process the test started, killed when the test ends whatever happens.
+struct Kid(std::process::Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The SYNTAX of every column and scalar of a MIB file, by numeric OID (a small reader
+/// of the MIB's `name OBJECT-TYPE … SYNTAX … ::= { parent n }` and `OBJECT IDENTIFIER`
+/// assignments; `root` names the module's base).
+fn mib_syntaxes(text: &str, root: (&str, &str)) -> std::collections::BTreeMap<String, String> {
+    let mut parent: std::collections::HashMap<String, (String, String)> =
+        std::collections::HashMap::new();
+    let mut syntax: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(name) = l.split_whitespace().next() else {
+            continue;
+        };
+        if l.starts_with(char::is_whitespace) || l.starts_with("--") {
+            continue;
+        }
+        let assign = |s: &str| -> Option<(String, String)> {
+            let inner = s.split("::=").nth(1)?.trim().trim_start_matches('{');
+            let inner = inner.trim_end().trim_end_matches('}');
+            let mut w = inner.split_whitespace();
+            Some((w.next()?.to_owned(), w.next()?.to_owned()))
+        };
+        if l.contains("OBJECT IDENTIFIER ::=") {
+            if let Some(p) = assign(l) {
+                parent.insert(name.to_owned(), p);
+            }
+        } else if l.contains("OBJECT-TYPE") || l.contains("NOTIFICATION-TYPE") {
+            for m in &lines[i + 1..] {
+                if let Some(s) = m.trim().strip_prefix("SYNTAX") {
+                    syntax.insert(name.to_owned(), s.trim().to_owned());
+                }
+                if m.contains("::=") {
+                    if let Some(p) = assign(m) {
+                        parent.insert(name.to_owned(), p);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let resolve = |mut n: String| -> Option<String> {
+        let mut tail = Vec::new();
+        for _ in 0..32 {
+            if n == root.0 {
+                tail.reverse();
+                return Some(format!("{}.{}", root.1, tail.join(".")));
+            }
+            let (p, k) = parent.get(&n)?;
+            tail.push(k.clone());
+            n.clone_from(p);
+        }
+        None
+    };
+    syntax
+        .into_iter()
+        .filter_map(|(n, s)| Some((resolve(n)?, s)))
+        .collect()
+}
+
+/// The type snmpwalk prints for a value of MIB `syntax`.
+fn wire_type(syntax: &str) -> &'static str {
+    let s = syntax.split_whitespace().next().unwrap_or("");
+    match s {
+        "Integer32" | "INTEGER" | "InetAddressType" | "TruthValue" | "InetScopeType" => "INTEGER",
+        "Unsigned32" | "Gauge32" | "InetPortNumber" => "Gauge32",
+        "Counter32" => "Counter32",
+        "Counter64" => "Counter64",
+        "DisplayString" | "InetAddress" | "OCTET" => "STRING",
+        "TimeTicks" => "Timeticks",
+        "IpAddress" => "IpAddress",
+        _ => "?",
+    }
+}
+
+fn require_tools(tools: &[&str]) {
+    for t in tools {
+        assert!(
+            std::path::Path::new(t).exists(),
+            "{t} is needed (net-snmp: .ci/run installs snmpd, snmptrapd, snmp, keepalived)"
+        );
+    }
+}
+
+/// Issue #19: KEEPALIVED-MIB's checker part. rvs registers with net-snmp's snmpd over
+/// `AgentX`; snmpwalk reads virtual server groups, virtual servers and real servers (the
+/// sorry server first), with every value of the type keepalived's own MIB file (Debian's
+/// keepalived package) declares, the names from `snmp_name`, and the data plane's
+/// counters for the connections the test made. A real server that stops answering is
+/// shown dead with its failed checker, the quorum lost, and the two traps
+/// (`realServerStateChange`, `virtualServerQuorumStateChange`) reach snmptrapd.
+#[test]
+#[ignore = "needs net-snmp's snmpd, snmptrapd and snmpwalk and keepalived's KEEPALIVED-MIB: ./test.sh runs it"]
+fn snmp_serves_keepalived_s_checker_tables_and_traps() {
+    let mib = "/usr/share/snmp/mibs/KEEPALIVED-MIB.txt";
+    require_tools(&[
+        "/usr/sbin/snmpd",
+        "/usr/sbin/snmptrapd",
+        "/usr/bin/snmpwalk",
+        mib,
+    ]);
+    let dir = std::env::temp_dir().join(format!("rvs-snmp-checker-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agentx");
+    let in_dir = |n: &str| dir.join(n).display().to_string();
+    std::fs::write(
+        dir.join("snmpd.conf"),
+        format!(
+            "master agentx\nagentXSocket {}\nrocommunity public 127.0.0.0/8\n\
+             trap2sink 127.76.0.9:16162 public\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("snmptrapd.conf"), "disableAuthorization yes\n").unwrap();
+    let spawn = |args: &[String]| {
+        Kid(std::process::Command::new(&args[0])
+            .args(&args[1..])
+            .env("SNMP_PERSISTENT_DIR", &dir)
+            .env("MIBS", "")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap())
+    };
+    let arg = |x: &str| x.to_owned();
+    let _snmpd = spawn(&[
+        arg("/usr/sbin/snmpd"),
+        arg("-f"),
+        arg("-C"),
+        arg("-Lf"),
+        in_dir("snmpd.log"),
+        arg("-c"),
+        in_dir("snmpd.conf"),
+        arg("udp:127.76.0.9:16161"),
+    ]);
+    let traps = dir.join("traps.log");
+    let _trapd = spawn(&[
+        arg("/usr/sbin/snmptrapd"),
+        arg("-f"),
+        arg("-C"),
+        arg("-On"),
+        arg("-Lf"),
+        in_dir("traps.log"),
+        arg("-c"),
+        in_dir("snmptrapd.conf"),
+        arg("udp:127.76.0.9:16162"),
+    ]);
+    let t = Instant::now();
+    while !(sock.exists() && traps.exists()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "snmpd/snmptrapd did not start: {}",
+            std::fs::read_to_string(dir.join("snmpd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let _a = backend("127.76.1.1:9100", "a", Mode::Name);
+    let _sorry = backend("127.76.1.9:9100", "sorry", Mode::Name);
+    let b = stoppable("127.76.1.2:9100", "b");
+    let _g = backend("127.76.1.3:9100", "g", Mode::Name);
+    let check = "TCP_CHECK {\n            connect_timeout 1\n            warmup 0\n        }";
+    let conf = format!(
+        "global_defs {{\n    router_id snmp-lab\n    enable_snmp_checker\n    enable_traps\n    \
+         snmp_socket {}\n    snmp_vs_stats_update_interval 0\n}}\n\
+         virtual_server_group G {{\n    127.76.0.2 8081\n    127.76.0.3-4 8082\n}}\n\
+         virtual_server 127.76.0.1 8080 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    \
+         protocol TCP\n    quorum 2\n    snmp_name web\n    sorry_server 127.76.1.9 9100\n    \
+         real_server 127.76.1.1 9100 {{\n        snmp_name rs-a\n        {check}\n    }}\n    \
+         real_server 127.76.1.2 9100 {{\n        weight 1\n        {check}\n    }}\n}}\n\
+         virtual_server group G {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind NAT\n    \
+         protocol TCP\n    real_server 127.76.1.3 9100 {{\n        weight 5\n    }}\n}}\n",
+        sock.display()
+    );
+    let vip: SocketAddr = "127.76.0.1:8080".parse().unwrap();
+    let d = Daemon::start("snmp-checker", &conf, vip);
+    for _ in 0..6 {
+        let n = common::ask_name(vip);
+        assert!(n == "a" || n == "b", "{n}");
+    }
+
+    let base = ".1.3.6.1.4.1.9586.100.5";
+    let walk = |sub: &str| -> std::collections::BTreeMap<String, String> {
+        let res = std::process::Command::new("snmpwalk")
+            .args([
+                "-v2c", "-c", "public", "-On", "-m", "", "-t", "1", "-r", "2",
+            ])
+            .args(["127.76.0.9:16161", &format!("{base}{sub}")])
+            .env("MIBS", "")
+            .output()
+            .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        for line in String::from_utf8_lossy(&res.stdout).lines() {
+            if let Some((k, v)) = line.split_once(" = ") {
+                if k.starts_with('.') && !v.starts_with("No Such") && !v.starts_with("No more") {
+                    out.insert(k.to_owned(), v.trim_end().to_owned());
+                }
+            }
+        }
+        out
+    };
+    // Registered (the subagent connects at start), and the checkers have probed.
+    let mut w = std::collections::BTreeMap::new();
+    let t = Instant::now();
+    while w.get(&format!("{base}.3.3.1.21.1")).map(String::as_str) != Some("Gauge32: 2") {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no checker tables: {w:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        w = walk(".3");
+    }
+    // Every value has the type keepalived's MIB declares for its column.
+    let syntaxes = mib_syntaxes(
+        &std::fs::read_to_string(mib).unwrap(),
+        ("keepalived", &base[1..]),
+    );
+    for (oid, v) in &w {
+        let column = syntaxes
+            .iter()
+            .filter(|(o, _)| oid[1..].starts_with(&format!("{o}.")))
+            .max_by_key(|(o, _)| o.len());
+        let Some((col, syn)) = column else {
+            panic!("{oid} = {v}: not an object of KEEPALIVED-MIB");
+        };
+        let ty = v.split(':').next().unwrap_or("");
+        let want = wire_type(syn);
+        let ok = ty == want || (want == "STRING" && ty == "Hex-STRING");
+        assert!(ok, "{oid} ({col}: {syn}) = {v}: expected {want}");
+    }
+    let get = |w: &std::collections::BTreeMap<String, String>, o: &str| {
+        w.get(&format!("{base}{o}")).cloned().unwrap_or_default()
+    };
+    // The group and its members: an address (2), then a range (3).
+    assert_eq!(get(&w, ".3.1.1.2.1"), "STRING: \"G\"");
+    assert_eq!(get(&w, ".3.2.1.2.1.1"), "INTEGER: 2");
+    assert_eq!(get(&w, ".3.2.1.5.1.1"), "Hex-STRING: 7F 4C 00 02");
+    assert_eq!(get(&w, ".3.2.1.2.1.2"), "INTEGER: 3");
+    assert_eq!(get(&w, ".3.2.1.7.1.2"), "Hex-STRING: 7F 4C 00 04");
+    assert_eq!(get(&w, ".3.2.1.8.1.2"), "Gauge32: 8082");
+    // The virtual servers: web, then the group's (type group(3), wrr).
+    for (col, want) in [
+        (2, "INTEGER: 2"),
+        (6, "Hex-STRING: 7F 4C 00 01"),
+        (7, "Gauge32: 8080"),
+        (8, "INTEGER: 1"),
+        (9, "INTEGER: 1"),
+        (10, "INTEGER: 1"),
+        (11, "INTEGER: 1"),
+        (20, "Gauge32: 2"),
+        (22, "Gauge32: 2"),
+        (23, "INTEGER: 1"),
+        (38, "Counter64: 6"),
+        (71, "STRING: \"web\""),
+    ] {
+        assert_eq!(
+            get(&w, &format!(".3.3.1.{col}.1")),
+            want,
+            "virtualServer column {col}"
+        );
+    }
+    assert_eq!(get(&w, ".3.3.1.2.2"), "INTEGER: 3");
+    assert_eq!(get(&w, ".3.3.1.3.2"), "STRING: \"G\"");
+    assert_eq!(get(&w, ".3.3.1.9.2"), "INTEGER: 2");
+    // The real servers of web: the sorry server first, then a and b.
+    assert_eq!(get(&w, ".3.4.1.2.1.1"), "INTEGER: 2");
+    assert_eq!(get(&w, ".3.4.1.4.1.1"), "Hex-STRING: 7F 4C 01 09");
+    assert_eq!(get(&w, ".3.4.1.6.1.1"), "");
+    assert_eq!(get(&w, ".3.4.1.2.1.2"), "INTEGER: 1");
+    assert_eq!(get(&w, ".3.4.1.55.1.2"), "STRING: \"rs-a\"");
+    assert_eq!(get(&w, ".3.4.1.7.1.3"), "INTEGER: 1");
+    let conns = |w: &std::collections::BTreeMap<String, String>, r: u32| {
+        get(w, &format!(".3.4.1.27.1.{r}"))
+            .trim_start_matches("Counter64: ")
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(conns(&w, 2) + conns(&w, 3), 6, "{w:?}");
+    assert_eq!(get(&w, ".3.4.1.7.2.1"), "INTEGER: 5");
+
+    // b stops answering: dead, one failed checker, the quorum lost; two traps.
+    b.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    loop {
+        w = walk(".3");
+        if get(&w, ".3.4.1.6.1.3") == "INTEGER: 2" && get(&w, ".3.3.1.23.1") == "INTEGER: 2" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "b not seen dead: {w:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&w, ".3.4.1.13.1.3"), "Gauge32: 1");
+    assert_eq!(get(&w, ".3.3.1.21.1"), "Gauge32: 1");
+    let t = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(&traps).unwrap_or_default();
+        if log.contains(&format!("{base}.3.5.0.2")) {
+            break log;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no quorum trap: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(log.contains(&format!("{base}.3.5.0.1")), "{log}");
+    // realServerStatus dead(2) and routerId in the real server's trap.
+    assert!(
+        log.contains(&format!("{base}.3.4.1.6 = INTEGER: 2")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{base}.1.2.0 = STRING: \"snmp-lab\"")),
+        "{log}"
+    );
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -298,7 +298,7 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     let f = dir.join("k.conf");
     std::fs::write(
         &f,
-        "global_defs {\n    enable_snmp_checker\n    router_id lb1\n    vrrp_version 2\n    \
+        "global_defs {\n    nftables_ipvs\n    router_id lb1\n    vrrp_version 2\n    \
          vrrp_iptables\n}\nvrrp_instance V {\n    interface eth0\n    \
          virtual_router_id 9\n    vmac_xmit_base\n    virtual_ipaddress {\n        \
          198.18.0.1\n    }\n}\nvirtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    \
@@ -319,7 +319,7 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     let err = String::from_utf8_lossy(&plain.stderr);
     assert!(plain.status.success(), "{err}");
     for want in [
-        "k.conf:2:5: warning: 'enable_snmp_checker' is not applied by rvs: the checker part of KEEPALIVED-MIB is not served",
+        "k.conf:2:5: warning: 'nftables_ipvs' is not applied by rvs: keepalived's other firewall settings",
         "k.conf:5:5: warning: 'vrrp_iptables' is not applied by rvs: keepalived's other firewall settings",
         "k.conf:10:5: warning: 'vmac_xmit_base' is not applied by rvs",
         "valid (0 errors, 3 warnings, 3 not applied by rvs)",

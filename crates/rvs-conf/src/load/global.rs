@@ -238,6 +238,12 @@ impl Loader<'_> {
                 "enable_snmp_rfcv2" => g.snmp.rfcv2 |= a.bare(n),
                 "enable_snmp_rfcv3" => g.snmp.rfcv3 |= a.bare(n),
                 "enable_traps" => g.snmp.traps |= a.bare(n),
+                "snmp_vs_stats_update_interval" => {
+                    g.snmp.vs_stats_interval = a.arg_timer(n, 0.0, f64::from(u32::MAX));
+                }
+                "snmp_rs_stats_update_interval" => {
+                    g.snmp.rs_stats_interval = a.arg_timer(n, 0.0, f64::from(u32::MAX));
+                }
                 "enable_dbus" => g.enable_dbus |= a.bare(n),
                 "reload_check_config" => {
                     a.extra(n, 1);

@@ -144,6 +144,9 @@ impl Loader<'_> {
             smtp_alert: None,
             mh_table_size: None,
             proxy_protocol: None,
+            snmp_name: None,
+            weight: 1,
+            check_defaults: Defaults::default(),
             real_servers: Vec::new(),
         };
         let mut d = Defaults::default();
@@ -330,6 +333,7 @@ impl Loader<'_> {
                 }
                 "sorry_server_inhibit" => sorry_inhibit = a.flag(n),
                 "virtualhost" => vs.virtualhost = a.string(n),
+                "snmp_name" => vs.snmp_name = a.string(n),
                 "ip_family" => {
                     a.extra(n, 1);
                     vs.ip_family = match n.args.first().map(|t| t.text.as_str()) {
@@ -343,9 +347,6 @@ impl Loader<'_> {
                     };
                 }
                 "smtp_alert" => vs.smtp_alert = Some(a.flag(n)),
-                "snmp_name" => {
-                    a.string(n);
-                }
                 "rvs_mh_table_size" => {
                     if let Some(t) = n.args.first() {
                         if let Some(m) = a.arg_int::<u32>(n, 2, 1 << 20) {
@@ -524,6 +525,8 @@ impl Loader<'_> {
             }
             vs.hysteresis = vs.quorum - 1;
         }
+        vs.check_defaults = d;
+        vs.weight = weight;
         self.locs.vs.push(node.kw.clone());
         self.cfg.virtual_servers.push(vs);
     }
@@ -550,6 +553,8 @@ impl Loader<'_> {
             notify_down: None,
             virtualhost: None,
             smtp_alert: None,
+            snmp_name: None,
+            check_defaults: Defaults::default(),
             checkers: Vec::new(),
         };
         let mut d = Defaults {
@@ -584,6 +589,7 @@ impl Loader<'_> {
                 "delay_loop" => d.delay_loop = a.arg_timer(n, 0.000_001, f64::from(u32::MAX)),
                 "smtp_alert" => rs.smtp_alert = Some(a.flag(n)),
                 "virtualhost" => rs.virtualhost = a.string(n),
+                "snmp_name" => rs.snmp_name = a.string(n),
                 _ => {}
             }
         }
@@ -626,6 +632,7 @@ impl Loader<'_> {
                 ),
             );
         }
+        rs.check_defaults = d;
         let rs_ctx = CheckCtx {
             d: &d,
             vs_delay_loop: ctx.vs.delay_loop,

@@ -249,14 +249,8 @@ impl Loader<'_> {
     }
 }
 
-#[derive(Default, Clone, Copy)]
-struct Defaults {
-    retry: Option<u32>,
-    delay_before_retry: Option<Duration>,
-    warmup: Option<Duration>,
-    delay_loop: Option<Duration>,
-    connect_timeout: Option<Duration>,
-}
+/// The checker settings a virtual or real server block gives its checkers.
+type Defaults = crate::model::CheckDefaults;
 
 struct RsCtx<'v> {
     vs_port: Option<u16>,

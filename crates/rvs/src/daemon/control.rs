@@ -140,6 +140,8 @@ pub struct Ctx {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DaemonStatus {
     pub checks: Vec<rvs_daemon::CheckReport>,
+    /// Each virtual server's quorum and real servers (SNMP's checker tables).
+    pub servers: Vec<rvs_daemon::VsReport>,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     /// Unix time of the last successful reload; 0 when none.

@@ -107,6 +107,10 @@ pub struct Checkers {
     tx: mpsc::Sender<Event>,
     /// E-mail alerts of real servers and quorums (`smtp_alert`), when configured.
     pub alerts: Option<Arc<crate::daemon::alerts::Alerts>>,
+    /// The SNMP subagent's trap queue, while one runs.
+    snmp: Option<rvs_snmp::agent::Handle>,
+    /// Traps due before the subagent started (keepalived's `rs_init_notifies` at start).
+    early_traps: Vec<rvs_snmp::agent::Trap>,
     /// `notify_fifo` and `lvs_notify_fifo`, and the paths they were opened for.
     fifos: Option<(Vec<String>, rvs_vrrpd::notify::Fifos)>,
 }
@@ -127,6 +131,8 @@ impl Checkers {
             rx,
             tx,
             alerts: None,
+            snmp: None,
+            early_traps: Vec::new(),
             fifos: None,
         }
     }
@@ -358,13 +364,22 @@ impl Checkers {
         })
     }
 
+    /// The SNMP subagent now running (or none): traps due before it started go out.
+    pub fn set_snmp(&mut self, h: Option<rvs_snmp::agent::Handle>) {
+        if let Some(h) = &h {
+            for t in self.early_traps.drain(..) {
+                h.trap(t);
+            }
+        }
+        self.early_traps.clear();
+        self.snmp = h;
+    }
+
     /// Carries out the core's effects.
-    pub fn carry_out(
-        &mut self,
-        cfg: &Config,
-        policy: rvs_check::ScriptPolicy,
-        effects: Vec<Effect>,
-    ) {
+    pub fn carry_out(&mut self, core: &rvs_daemon::Core, effects: Vec<Effect>) {
+        let (cfg, policy) = (core.config(), core.policy());
+        // The real servers' state after these effects, for the traps (built once).
+        let mut servers = None;
         for e in effects {
             match e {
                 Effect::Script(argv) => spawn_script(&policy, &argv),
@@ -386,6 +401,16 @@ impl Checkers {
                 Effect::Fifo(line) => {
                     if let Some((_, f)) = self.fifos.as_mut() {
                         f.write(&line);
+                    }
+                }
+                Effect::Changed(change) => {
+                    let servers = servers.get_or_insert_with(|| core.servers());
+                    if let Some(t) = crate::daemon::snmp::checker::trap(cfg, servers, change) {
+                        match &self.snmp {
+                            Some(h) => h.trap(t),
+                            None if self.early_traps.len() < 1024 => self.early_traps.push(t),
+                            None => {}
+                        }
                     }
                 }
             }

@@ -351,7 +351,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         let (plan, fx) = core.reconcile_checkers(&bfd);
         checkers.ha_suspend(core.config());
         checkers.apply(core.config(), core.policy(), plan);
-        checkers.carry_out(core.config(), core.policy(), fx);
+        checkers.carry_out(&core, fx);
         if let Err(errs) = proxy.apply(&core.desired()).await {
             for e in &errs {
                 tracing::error!("{e}");
@@ -438,12 +438,13 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         alerts: alert_counters.clone(),
         config: arc_swap::ArcSwap::from_pointee(core.config().clone()),
     });
-    ctx.publish(|st| st.checks = core.report(|k| checkers.figures(k)));
+    publish_health(&ctx, &core, &checkers);
     // The servers stop accepting when `stop` is cancelled; `tasks` waits for them.
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
     // SNMP: the AgentX subagent reads the running config and the VRRP status per request.
     let mut snmp = crate::daemon::snmp::Agent::start(core.config(), &ctx, &stop, &tasks);
+    checkers.set_snmp(snmp.as_ref().map(|a| a.handle.clone()));
     let mut traps = crate::daemon::snmp::Traps::default();
     // DBus: keepalived's service on the system bus (`enable_dbus`).
     let mut dbus = if core.config().global_defs.enable_dbus && !a.check_only {
@@ -490,8 +491,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             Some(ev) = checkers.rx.recv() => {
                 let mut fx = Vec::new();
                 let changed = core.event(&ev, unix_now(), &mut fx);
-                checkers.carry_out(core.config(), core.policy(), fx);
-                ctx.publish(|st| st.checks = core.report(|k| checkers.figures(k)));
+                checkers.carry_out(&core, fx);
+                publish_health(&ctx, &core, &checkers);
                 if changed {
                     if let Err(errs) = proxy.apply(&core.desired()).await {
                         for e in &errs {
@@ -568,9 +569,11 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 std::sync::Arc::new(n)
             });
             checkers.alerts.clone_from(&alerts);
-            publish_reload(&ctx, core.report(|k| checkers.figures(k)), report.is_ok());
+            publish_health(&ctx, &core, &checkers);
+            publish_reload(&ctx, report.is_ok());
             ctx.config.store(std::sync::Arc::new(core.config().clone()));
             crate::daemon::snmp::Agent::follow(&mut snmp, core.config(), &ctx, &stop, &tasks);
+            checkers.set_snmp(snmp.as_ref().map(|a| a.handle.clone()));
             // DBus follows too: switched on or off, or another service name.
             let g = &core.config().global_defs;
             let want = g.enable_dbus && !a.check_only;
@@ -739,14 +742,19 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn publish_reload(
-    ctx: &crate::daemon::control::Ctx,
-    checks: Vec<rvs_daemon::CheckReport>,
-    ok: bool,
-) {
-    let now = unix_now();
+/// The checkers' and real servers' state, for the metrics, `rvs status` and SNMP.
+fn publish_health(ctx: &crate::daemon::control::Ctx, core: &Core, checkers: &Checkers) {
+    let checks = core.report(|k| checkers.figures(k));
+    let servers = core.servers();
     ctx.publish(|st| {
         st.checks = checks;
+        st.servers = servers;
+    });
+}
+
+fn publish_reload(ctx: &crate::daemon::control::Ctx, ok: bool) {
+    let now = unix_now();
+    ctx.publish(|st| {
         if ok {
             st.reloads_ok += 1;
             st.last_reload_unix = now;
@@ -906,7 +914,7 @@ async fn reload(
         Err(msg) => return DataReload::Refused(msg),
     };
     // The removed real servers' notify_down: started, not waited for.
-    checkers.carry_out(core.config(), core.policy(), fx);
+    checkers.carry_out(core, fx);
     let bfd = checkers.start_bfd(core.config());
     if a.vrrp_only {
         return DataReload::VrrpOnly;
@@ -917,7 +925,7 @@ async fn reload(
     let (plan, fx) = core.reconcile_checkers(&bfd);
     checkers.ha_suspend(core.config());
     checkers.apply(core.config(), core.policy(), plan);
-    checkers.carry_out(core.config(), core.policy(), fx);
+    checkers.carry_out(core, fx);
     match proxy.apply(&core.desired()).await {
         Ok(r) => {
             let done = DataReload::Applied(r);

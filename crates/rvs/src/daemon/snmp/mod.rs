@@ -5,9 +5,12 @@
 //! compares). The trees are built for each request from the running configuration and the
 //! VRRP engine's last published status; nothing here waits on the engine.
 //!
-//! Not served (docs/compat.md): KEEPALIVED-MIB's checker part, its tracked-object, route
-//! and rule tables, and SNMP writes (keepalived accepts a few; rvs's objects are
-//! read-only).
+//! KEEPALIVED-MIB's checker part (`enable_snmp_checker`) is in [`checker`].
+//!
+//! Not served (docs/compat.md): KEEPALIVED-MIB's tracked-object, route and rule tables,
+//! and SNMP writes (keepalived accepts a few; rvs's objects are read-only).
+
+pub mod checker;
 
 use crate::daemon::dumps::Errors;
 use rvs_conf::model::{Config, VipAddr, VrrpInstance};
@@ -23,7 +26,7 @@ pub const VRRP_MIB: &[u32] = &[1, 3, 6, 1, 2, 1, 68];
 /// VRRPv3-MIB (RFC 6527): `mib-2.vrrpv3MIB(207)`.
 pub const VRRPV3_MIB: &[u32] = &[1, 3, 6, 1, 2, 1, 207];
 
-fn oid(prefix: &[u32], sub: &[u32]) -> Oid {
+pub(crate) fn oid(prefix: &[u32], sub: &[u32]) -> Oid {
     let mut v = prefix.to_vec();
     v.extend_from_slice(sub);
     Oid(v)
@@ -32,7 +35,7 @@ fn oid(prefix: &[u32], sub: &[u32]) -> Oid {
 /// The subagent's settings, or `None` when no MIB is enabled.
 pub fn agent_config(cfg: &Config) -> Option<Result<rvs_snmp::agent::Config, String>> {
     let s = &cfg.global_defs.snmp;
-    if !(s.vrrp || s.rfcv2 || s.rfcv3) {
+    if !s.enabled() {
         return None;
     }
     let socket = match &s.socket {
@@ -43,10 +46,15 @@ pub fn agent_config(cfg: &Config) -> Option<Result<rvs_snmp::agent::Config, Stri
         None => rvs_snmp::agent::Socket::default_master(),
     };
     let mut subtrees = Vec::new();
-    if s.vrrp {
-        // keepalived registers the global part and the VRRP part.
+    // keepalived's VRRP and checker processes each register the global part and their own.
+    if s.vrrp || s.checker {
         subtrees.push(oid(KEEPALIVED, &[1]));
+    }
+    if s.vrrp {
         subtrees.push(oid(KEEPALIVED, &[2]));
+    }
+    if s.checker {
+        subtrees.push(oid(KEEPALIVED, &[3]));
     }
     if s.rfcv2 {
         subtrees.push(Oid(VRRP_MIB.to_vec()));
@@ -96,9 +104,24 @@ impl Agent {
             }
         };
         let c = ctx.clone();
+        let cache = std::sync::Arc::new(tokio::sync::Mutex::new(StatsCache::default()));
         let source: rvs_snmp::agent::Source = std::sync::Arc::new(move || {
-            let up = u32::try_from(c.started.elapsed().as_millis() / 10).unwrap_or(u32::MAX);
-            tree(&c.config.load(), &c.vrrp(), up)
+            let (c, cache) = (c.clone(), cache.clone());
+            Box::pin(async move {
+                let cfg = c.config.load_full();
+                let up = u32::try_from(c.started.elapsed().as_millis() / 10).unwrap_or(u32::MAX);
+                if !cfg.global_defs.snmp.checker {
+                    return tree(&cfg, &c.vrrp(), up, None);
+                }
+                let (vs, rs) = cache.lock().await.get(&c, &cfg.global_defs.snmp).await;
+                let servers = c.status().servers;
+                let st = checker::State {
+                    servers: &servers,
+                    vs_stats: &vs,
+                    rs_stats: &rs,
+                };
+                tree(&cfg, &c.vrrp(), up, Some(&st))
+            })
         });
         let stop = parent.child_token();
         let (handle, task) = rvs_snmp::agent::spawn(sc.clone(), source, stop.clone());
@@ -135,6 +158,48 @@ impl Agent {
         }
         tracing::info!("SNMP: the reload changed the SNMP settings; the subagent follows");
         *agent = want.and_then(|w| Agent::start_with(w, ctx, parent, tasks));
+    }
+}
+
+/// The data plane's listings the checker part's counters come from, each kept for its
+/// interval (keepalived reads the kernel's counters at most every 5 s by default).
+#[derive(Default)]
+struct StatsCache {
+    vs: Option<(std::time::Instant, std::sync::Arc<Vec<rvs_adm::Service>>)>,
+    rs: Option<(std::time::Instant, std::sync::Arc<Vec<rvs_adm::Service>>)>,
+}
+
+type Listing = std::sync::Arc<Vec<rvs_adm::Service>>;
+
+impl StatsCache {
+    async fn get(
+        &mut self,
+        ctx: &crate::daemon::control::Ctx,
+        s: &rvs_conf::model::Snmp,
+    ) -> (Listing, Listing) {
+        let vs_every = s
+            .vs_stats_interval
+            .unwrap_or(std::time::Duration::from_secs(5));
+        let rs_every = s.rs_stats_interval.unwrap_or(vs_every);
+        let now = std::time::Instant::now();
+        let stale = |e: &Option<(std::time::Instant, Listing)>, every| {
+            e.as_ref()
+                .is_none_or(|(t, _)| now.duration_since(*t) >= every)
+        };
+        let (vs_stale, rs_stale) = (stale(&self.vs, vs_every), stale(&self.rs, rs_every));
+        if vs_stale || rs_stale {
+            let fresh = std::sync::Arc::new(crate::daemon::control::snapshot(&ctx.shared).await);
+            if vs_stale {
+                self.vs = Some((now, fresh.clone()));
+            }
+            if rs_stale {
+                self.rs = Some((now, fresh));
+            }
+        }
+        let pick = |e: &Option<(std::time::Instant, Listing)>| {
+            e.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
+        };
+        (pick(&self.vs), pick(&self.rs))
     }
 }
 
@@ -184,7 +249,7 @@ fn rfc_state(s: State) -> i32 {
     }
 }
 
-fn octets(a: IpAddr) -> Vec<u8> {
+pub(crate) fn octets(a: IpAddr) -> Vec<u8> {
     match a {
         IpAddr::V4(v) => v.octets().to_vec(),
         IpAddr::V6(v) => v.octets().to_vec(),
@@ -192,7 +257,7 @@ fn octets(a: IpAddr) -> Vec<u8> {
 }
 
 /// `InetAddressType`: ipv4(1), ipv6(2).
-fn inet_type(a: IpAddr) -> i32 {
+pub(crate) fn inet_type(a: IpAddr) -> i32 {
     if a.is_ipv4() {
         1
     } else {
@@ -200,7 +265,7 @@ fn inet_type(a: IpAddr) -> i32 {
     }
 }
 
-fn gauge(n: impl TryInto<u32>) -> Value {
+pub(crate) fn gauge(n: impl TryInto<u32>) -> Value {
     Value::Gauge32(n.try_into().unwrap_or(u32::MAX))
 }
 
@@ -208,16 +273,22 @@ fn counter(n: u64) -> Value {
     Value::Counter32(u32::try_from(n & u64::from(u32::MAX)).unwrap_or(0))
 }
 
-fn int(n: impl TryInto<i32>) -> Value {
+pub(crate) fn int(n: impl TryInto<i32>) -> Value {
     Value::Integer(n.try_into().unwrap_or(i32::MAX))
 }
 
-fn script(s: Option<&rvs_conf::model::Script>) -> Option<Value> {
+pub(crate) fn script(s: Option<&rvs_conf::model::Script>) -> Option<Value> {
     s.map(|s| Value::string(&s.argv.join(" ")))
 }
 
-/// Every object of the enabled MIBs now.
-pub fn tree(cfg: &Config, vrrp: &[InstanceStatus], uptime_cs: u32) -> Tree {
+/// Every object of the enabled MIBs now (`checker`: the health and counters the
+/// checker part shows, with `enable_snmp_checker`).
+pub fn tree(
+    cfg: &Config,
+    vrrp: &[InstanceStatus],
+    uptime_cs: u32,
+    checker: Option<&checker::State<'_>>,
+) -> Tree {
     let s = &cfg.global_defs.snmp;
     let mut out = Tree::default();
     let instances: Vec<(&VrrpInstance, Option<&InstanceStatus>, Link)> = cfg
@@ -229,9 +300,14 @@ pub fn tree(cfg: &Config, vrrp: &[InstanceStatus], uptime_cs: u32) -> Tree {
             (i, st, l)
         })
         .collect();
-    if s.vrrp {
+    if s.vrrp || s.checker {
         global(cfg, &mut out);
+    }
+    if s.vrrp {
         keepalived_vrrp(cfg, &instances, &mut out);
+    }
+    if let Some(st) = checker.filter(|_| s.checker) {
+        checker::tree(cfg, st, &mut out);
     }
     if s.rfcv2 {
         rfc2787(cfg, &instances, uptime_cs, &mut out);
