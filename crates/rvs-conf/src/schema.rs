@@ -67,8 +67,10 @@ const FIREWALL: Support = NotApplied(
 
 use crate::support::Support::{self, Applied, NotApplied, Spelling};
 
-/// Keywords that keepalived 2.2.7 (Debian bookworm) does not know: rvs accepts them, and the
-/// differential test expects keepalived 2.2.7 to call them unknown.
+/// Keywords that keepalived 2.2.7 as Debian bookworm builds it does not know (newer
+/// keywords, and those of features its build leaves out: `vrrp_ipsets`): rvs
+/// accepts them, and the differential test (`keepalived_diff.rs`) checks that keepalived
+/// 2.2.7 calls each unknown.
 pub const NEWER_THAN_2_2_7: &[&str] = &[
     "active_key",
     "anti_replay",
@@ -95,6 +97,7 @@ pub const NEWER_THAN_2_2_7: &[&str] = &[
     "use_symlink_paths",
     "v3_checksum_as_v2",
     "vrrp_delay_after_boot",
+    "vrrp_ipsets",
     "vrrp_owner_ignore_adverts",
 ];
 
@@ -210,7 +213,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("vrrp_gna_interval", Applied("GlobalDefs.vrrp_gna_interval")),
     leaf("vrrp_higher_prio_send_advert", Applied("VrrpInstance.higher_prio_send_advert")),
     leaf("vrrp_ipsets", FIREWALL),
-    leaf("vrrp_iptables", FIREWALL),
+    leaf("vrrp_iptables", Applied("GlobalDefs.nftables_priority")),
     leaf("vrrp_lower_prio_no_advert", Applied("VrrpInstance.lower_prio_no_advert")),
     leaf("vrrp_mcast_group4", Applied("GlobalDefs.vrrp_mcast_group4")),
     leaf("vrrp_mcast_group6", Applied("GlobalDefs.vrrp_mcast_group6")),

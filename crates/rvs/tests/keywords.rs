@@ -256,6 +256,33 @@ fn render() -> String {
          - **spelling**: another keyword's deprecated or alternate name.\n\n",
     );
     let _ = writeln!(out, "{applied} keyword uses applied, {not} not applied.");
+    // The keywords of keepalived 2.2.7 (as Debian builds it) that rvs leaves unapplied
+    // somewhere: the newer ones, and those inside a newer block, are not its keywords.
+    let newer = rvs_conf::schema::NEWER_THAN_2_2_7;
+    let mut unapplied: Vec<&str> = by_block
+        .iter()
+        .filter(|(b, _)| !newer.contains(b))
+        .flat_map(|(_, v)| v.iter())
+        .filter(|(k, s)| matches!(s, Support::NotApplied(_)) && !newer.contains(k))
+        .map(|(k, _)| *k)
+        .collect();
+    unapplied.sort_unstable();
+    unapplied.dedup();
+    let list = |v: &[&str]| {
+        v.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "\nOf the keywords keepalived 2.2.7 (Debian's build) knows, {} are not applied \
+         somewhere they can be written: {}.\n\nAccepted, but unknown to that keepalived \
+         (`keepalived_diff.rs` checks that it calls each unknown): {}.",
+        unapplied.len(),
+        list(&unapplied),
+        list(newer)
+    );
     for (block, kws) in by_block {
         let title = if block.is_empty() { "top level" } else { block };
         let _ = write!(
@@ -299,7 +326,7 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     std::fs::write(
         &f,
         "global_defs {\n    nftables_ipvs\n    router_id lb1\n    vrrp_version 2\n    \
-         vrrp_iptables\n}\nvrrp_instance V {\n    interface eth0\n    \
+         nftables_ipvs_priority 5\n}\nvrrp_instance V {\n    interface eth0\n    \
          virtual_router_id 9\n    vmac_xmit_base\n    virtual_ipaddress {\n        \
          198.18.0.1\n    }\n}\nvirtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    \
          lvs_method NAT\n    protocol TCP\n    real_server 198.18.0.2 80 {\n        \
@@ -320,7 +347,7 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     assert!(plain.status.success(), "{err}");
     for want in [
         "k.conf:2:5: warning: 'nftables_ipvs' is not applied by rvs: keepalived's other firewall settings",
-        "k.conf:5:5: warning: 'vrrp_iptables' is not applied by rvs: keepalived's other firewall settings",
+        "k.conf:5:5: warning: 'nftables_ipvs_priority' is not applied by rvs: keepalived's other firewall settings",
         "k.conf:10:5: warning: 'vmac_xmit_base' is not applied by rvs",
         "valid (0 errors, 3 warnings, 3 not applied by rvs)",
     ] {

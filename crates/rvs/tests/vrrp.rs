@@ -1246,25 +1246,38 @@ fn no_accept_drops_traffic_to_the_vip_as_keepalived_does() {
     l.signal(&r, "TERM");
     l.wait_exit(&r, Duration::from_secs(10));
     assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
-    // nftables_priority and nftables_counters: the same rules as keepalived's again.
-    let tuned = "  vrrp_strict\n  nftables_priority -5\n  nftables_counters\n";
-    let ka = l.keepalived("a", &conf(tuned));
-    master(&l);
-    let ka_rules = nft_rules(&l, "a");
-    assert!(ka_rules.contains("priority filter - 5"), "{ka_rules}");
-    l.signal(&ka, "TERM");
-    l.wait_exit(&ka, Duration::from_secs(10));
-    let r = l.rvs("a", &conf(tuned), &["-P"]);
-    master(&l);
-    let same = Lab::wait(Duration::from_secs(5), || nft_rules(&l, "a") == ka_rules);
-    assert!(
-        same.is_some(),
-        "keepalived's:\n{ka_rules}\nrvs's:\n{}",
-        nft_rules(&l, "a")
-    );
-    l.signal(&r, "TERM");
-    l.wait_exit(&r, Duration::from_secs(10));
-    assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
+    // Settings of the rules, each giving rvs keepalived's rules again:
+    // nftables_priority and nftables_counters; vrrp_iptables, which a keepalived built with
+    // nftables only (Debian's) reads as the keepalived table at priority -1 (resetting the
+    // nftables_priority before it).
+    for (global, want) in [
+        (
+            "  vrrp_strict\n  nftables_priority -5\n  nftables_counters\n",
+            "priority filter - 5",
+        ),
+        (
+            "  vrrp_strict\n  nftables_priority -5\n  vrrp_iptables\n",
+            "priority filter - 1",
+        ),
+    ] {
+        let ka = l.keepalived("a", &conf(global));
+        master(&l);
+        let ka_rules = nft_rules(&l, "a");
+        assert!(ka_rules.contains(want), "{ka_rules}");
+        l.signal(&ka, "TERM");
+        l.wait_exit(&ka, Duration::from_secs(10));
+        let r = l.rvs("a", &conf(global), &["-P"]);
+        master(&l);
+        let same = Lab::wait(Duration::from_secs(5), || nft_rules(&l, "a") == ka_rules);
+        assert!(
+            same.is_some(),
+            "{global}keepalived's:\n{ka_rules}\nrvs's:\n{}",
+            nft_rules(&l, "a")
+        );
+        l.signal(&r, "TERM");
+        l.wait_exit(&r, Duration::from_secs(10));
+        assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
+    }
     // Without strict mode (accept): no rules, the VIP answers.
     let r = l.rvs("a", &conf(""), &["-P"]);
     master(&l);

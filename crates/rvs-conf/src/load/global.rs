@@ -158,6 +158,18 @@ impl Loader<'_> {
                 "lvs_flush" => g.lvs_flush = a.bare(n),
                 "nftables_priority" => set(&mut g.nftables_priority, a.arg_int(n, -1000, 1000)),
                 "nftables_counters" => g.nftables_counters = a.bare(n),
+                "vrrp_iptables" => {
+                    // keepalived built with nftables only (Debian's) reads the legacy
+                    // keyword as `nftables keepalived` at priority -1, and says so.
+                    a.diags.ka_warning(
+                        n.kw.loc,
+                        n.kw.width,
+                        "iptables not supported, using nftables instead. Please replace 'vrrp_iptables and 'vrrp_ipsets' with 'nftables' config option",
+                    );
+                    g.other
+                        .insert("nftables".to_owned(), vec!["keepalived".to_owned()]);
+                    g.nftables_priority = -1;
+                }
                 "disable_local_igmp" => g.disable_local_igmp = a.bare(n),
                 "umask" => g.umask = umask(a, n),
                 "vmac_prefix" => {
