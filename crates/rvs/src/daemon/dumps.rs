@@ -18,6 +18,9 @@ use rvs_vrrpd::InstanceStatus;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+/// Numbers the staging files of dump writes.
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Which dump a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dump {
@@ -65,24 +68,33 @@ impl Dump {
         tokio::task::spawn_blocking(move || self.write(&cfg, &instances))
     }
 
-    /// Writes it (mode 0600 like keepalived's, replaced whole).
+    /// Writes it (mode 0600 like keepalived's, replaced whole), and logs the outcome.
     pub fn write(self, cfg: &Config, instances: &[InstanceStatus]) {
+        let path = self.path(cfg);
+        match self.try_write(cfg, instances) {
+            Ok(()) => tracing::info!("{self:?} dump written to {}", path.display()),
+            Err(e) => tracing::error!("writing the {self:?} dump {}: {e}", path.display()),
+        }
+    }
+
+    fn try_write(self, cfg: &Config, instances: &[InstanceStatus]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let path = self.path(cfg);
         let text = self.render(cfg, instances);
-        let staged = path.with_extension(format!("rvs-tmp.{}", std::process::id()));
-        let written = std::fs::OpenOptions::new()
+        // Staged beside it under a name of its own: dumps written at once (SIGUSR1 and
+        // SIGUSR2 together, or two of one kind) never share a staging file.
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut staged = path.clone().into_os_string();
+        staged.push(format!(".rvs-tmp.{}.{seq}", std::process::id()));
+        let staged = PathBuf::from(staged);
+        std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&staged)
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-            .and_then(|()| std::fs::rename(&staged, &path));
-        match written {
-            Ok(()) => tracing::info!("{self:?} dump written to {}", path.display()),
-            Err(e) => tracing::error!("writing the {self:?} dump {}: {e}", path.display()),
-        }
+            .and_then(|()| std::fs::rename(&staged, &path))
     }
 }
 
@@ -383,4 +395,50 @@ pub fn data(cfg: &Config, instances: &[InstanceStatus]) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dump;
+
+    /// SIGUSR1 and SIGUSR2 together wrote their dumps through one staging name (the
+    /// dump's name with its extension replaced), so one of them failed now and then
+    /// (found by the 20-run loop: `vrrp.rs::state_dumps_have_keepalived_layouts`).
+    /// Dumps written at once must all land.
+    #[test]
+    fn dumps_written_at_once_all_land() {
+        let dir = std::env::temp_dir().join(format!("rvs-dumps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "global_defs {{\n  state_dump_file {d}/k.data\n  stats_dump_file {d}/k.stats\n  \
+             json_dump_file {d}/k.json\n}}\n",
+            d = dir.display()
+        );
+        let parsed = rvs_conf::parse_str(
+            std::path::Path::new("k.conf"),
+            &text,
+            &rvs_conf::Options::default(),
+        );
+        let cfg = std::sync::Arc::new(parsed.config);
+        let writers: Vec<_> = [Dump::Data, Dump::Stats, Dump::Json, Dump::Data]
+            .into_iter()
+            .map(|d| {
+                let cfg = cfg.clone();
+                std::thread::spawn(move || {
+                    (0..300)
+                        .map(|_| d.try_write(&cfg, &[]))
+                        .filter(Result::is_err)
+                        .count()
+                })
+            })
+            .collect();
+        let failed: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(failed, 0, "dump writes failed");
+        for x in ["data", "stats", "json"] {
+            assert!(dir.join(format!("k.{x}")).exists());
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(left.len(), 3, "staging files left: {left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
