@@ -305,6 +305,9 @@ pub struct GlobalDefs {
     /// keepalived's own check (`keepalived -t`'s verdict); the diagnostics of a file that
     /// fails go to `LOG_FILE` (`/dev/null` when none is named).
     pub reload_check_config: Option<String>,
+    /// `reload_file [PATH]`: created (or truncated) when a reload starts reading the
+    /// configuration, removed once it is read; `Some("")`: keepalived's default path.
+    pub reload_file: Option<String>,
     /// `enable_dbus`: keepalived's `DBus` service on the system bus.
     pub enable_dbus: bool,
     /// `dbus_service_name`: the bus name (`org.keepalived.Vrrp1` when `None`).
@@ -428,6 +431,7 @@ impl Default for GlobalDefs {
             shutdown_script_timeout: Duration::from_secs(10),
             snmp: Snmp::default(),
             reload_check_config: None,
+            reload_file: None,
             enable_dbus: false,
             dbus_service_name: None,
             other: BTreeMap::new(),

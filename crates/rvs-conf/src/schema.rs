@@ -178,7 +178,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("process_names", Applied("GlobalDefs.vrrp_process")),
     leaf("random_seed", Applied("-: it seeds ${_RANDOM} as the lines are read (rvs's generator: the same seed gives the same values, not glibc's)")),
     leaf("reload_check_config", Applied("GlobalDefs.reload_check_config")),
-    leaf("reload_file", NotApplied("scheduled reloads are not done (reload with `rvs reload`, SIGHUP or the API)")),
+    leaf("reload_file", Applied("GlobalDefs.reload_file")),
     leaf("reload_repeat", NotApplied("scheduled reloads are not done (reload with `rvs reload`, SIGHUP or the API)")),
     leaf("reload_time_file", NotApplied("scheduled reloads are not done (reload with `rvs reload`, SIGHUP or the API)")),
     leaf("router_id", Applied("GlobalDefs.router_id")),

@@ -1114,3 +1114,77 @@ fn reload_check_config_refuses_what_keepalived_rejects() {
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `reload_file`: a stale file is removed at start; when a reload starts reading the
+/// configuration the file is created (or truncated: an editor that wrote into it sees it
+/// emptied) and it is removed once the files are read. strace holds the daemon's open of
+/// the configuration for 1.5 s so the test sees the reading under way.
+#[test]
+#[ignore = "needs strace (ptrace of the daemon): ./test.sh runs it as root"]
+fn reload_file_marks_the_reading_of_the_configuration() {
+    assert!(
+        std::path::Path::new("/usr/bin/strace").exists(),
+        "strace is needed: .ci/run installs it"
+    );
+    let vip: SocketAddr = "127.75.2.1:8080".parse().unwrap();
+    let dir = std::env::temp_dir().join(format!("rvs-reload-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("k.reload");
+    std::fs::write(&marker, "stale").unwrap();
+    let conf = format!(
+        "global_defs {{\n    reload_file {}\n}}\n{}",
+        marker.display(),
+        vs("127.75.2.1", 8080, "", &[("127.75.2.2", 9100, 1)])
+    );
+    let d = Daemon::start("reload-file", &conf, vip);
+    assert!(!marker.exists(), "the stale reload file was left at start");
+    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
+    let pid = pid.lines().next().unwrap().to_owned();
+    let conf_path = d.dir.join("k.conf");
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+        .arg(&conf_path)
+        .args([
+            "-e",
+            "trace=openat",
+            "-e",
+            "inject=openat:delay_enter=1500000",
+            "-p",
+            &pid,
+        ])
+        .spawn()
+        .unwrap();
+    let traced = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    };
+    let t = Instant::now();
+    while !traced() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "strace did not attach"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&marker, "pending").unwrap();
+    let (ok, out) = std::thread::scope(|s| {
+        let r = s.spawn(|| d.reload(&conf));
+        let t = Instant::now();
+        while std::fs::metadata(&marker).map_or(true, |m| m.len() != 0) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the reload file was not emptied while the configuration was read"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        r.join().unwrap()
+    });
+    assert!(ok, "{out}");
+    assert!(!marker.exists(), "the reload file is left after the reload");
+    let _ = strace.kill();
+    let _ = strace.wait();
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -266,6 +266,11 @@ impl Loader<'_> {
                     );
                 }
                 "dbus_service_name" => g.dbus_service_name = a.string(n),
+                "reload_file" => {
+                    a.extra(n, 1);
+                    g.reload_file =
+                        Some(n.args.first().map(|t| t.text.clone()).unwrap_or_default());
+                }
                 "snmp_socket" => {
                     g.snmp.socket = a.string(n);
                     if let Some(s) = &g.snmp.socket {

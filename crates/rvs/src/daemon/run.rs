@@ -126,6 +126,22 @@ pub fn default_pid_file() -> PathBuf {
 /// A default file of the daemon (pid file, control socket), named after `net_namespace`
 /// and `instance` as keepalived names its pid files, so that daemons for two namespaces
 /// on one host do not collide.
+/// `reload_file`'s path: as written, else keepalived's default beside its pid file.
+fn reload_file_of(cfg: &rvs_conf::Config) -> Option<PathBuf> {
+    let g = &cfg.global_defs;
+    let f = g.reload_file.as_deref()?;
+    Some(if f.is_empty() {
+        let base = if g.use_pid_dir {
+            "/run/keepalived/keepalived.reload"
+        } else {
+            "/run/keepalived.reload"
+        };
+        own_file(cfg, Path::new(base))
+    } else {
+        PathBuf::from(f)
+    })
+}
+
 fn own_file(cfg: &rvs_conf::Config, default: &Path) -> PathBuf {
     let g = &cfg.global_defs;
     crate::daemon::netns::file_name(
@@ -416,6 +432,11 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     )
     .and_then(|()| std::fs::rename(&staged, &pid_file))
     .with_context(|| format!("writing the pid file {}", pid_file.display()))?;
+    // A reload file left by a daemon that died while reading is stale (keepalived too
+    // removes it at start).
+    if let Some(f) = reload_file_of(cfg) {
+        let _ = std::fs::remove_file(f);
+    }
     tracing::info!(
         "rvs {} running {} (pid {}, pid file {})",
         env!("CARGO_PKG_VERSION"),
@@ -541,7 +562,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         if let Some(reply) = reload_reply {
             waiting.push(reply);
             if reading.is_none() {
-                reading = Some(read_config(&a.file));
+                reading = Some(read_config(&a.file, reload_file_of(core.config())));
             }
         }
         if let Some(parsed) = read_done {
@@ -836,14 +857,35 @@ type ConfigRead =
 /// Reads and parses the configuration on a thread of its own, never on the async
 /// runtime: the daemon goes on answering (and obeys SIGTERM) however long it takes, and
 /// gives up after [`READ_DEADLINE`] (the thread is left to finish on its own).
-fn read_config(path: &Path) -> ConfigRead {
+///
+/// `reload_file` (the running configuration's): created, or truncated, before the files
+/// are read and removed once they are (also the new configuration's, if it names
+/// another), so that whoever edits the files knows when rvs has read them.
+fn read_config(path: &Path, reload_file: Option<PathBuf>) -> ConfigRead {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let owned = path.to_path_buf();
     let shown = path.display().to_string();
     let started = std::thread::Builder::new()
         .name("rvs-config".into())
         .spawn(move || {
-            let _ = tx.send(rvs_conf::parse_file(&owned, &rvs_conf::Options::default()));
+            if let Some(f) = &reload_file {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let made = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o644)
+                    .open(f);
+                if let Err(e) = made {
+                    tracing::info!("Failed to create reload file ({}): {e}", f.display());
+                }
+            }
+            let parsed = rvs_conf::parse_file(&owned, &rvs_conf::Options::default());
+            let new = reload_file_of(&parsed.config);
+            for f in reload_file.iter().chain(new.iter()) {
+                let _ = std::fs::remove_file(f);
+            }
+            let _ = tx.send(parsed);
         });
     Box::pin(async move {
         started.map_err(|e| format!("cannot start reading {shown}: {e}"))?;
