@@ -299,6 +299,11 @@ pub struct GlobalDefs {
     pub shutdown_script: Option<Script>,
     #[serde(serialize_with = "secs::serialize")]
     pub shutdown_script_timeout: Duration,
+    /// `child_wait_time SECS` (default 5): how long a stop waits for each of the parts
+    /// that are keepalived's child processes (VRRP; the checkers with their notify
+    /// scripts) before it goes on without them.
+    #[serde(serialize_with = "secs::serialize")]
+    pub child_wait_time: Duration,
     /// `enable_snmp_*`, `enable_traps`, `snmp_socket`: the `AgentX` subagent.
     pub snmp: Snmp,
     /// `reload_check_config [LOG_FILE]`: a reload is done only when the new file passes
@@ -429,6 +434,7 @@ impl Default for GlobalDefs {
             startup_script_timeout: Duration::from_secs(10),
             shutdown_script: None,
             shutdown_script_timeout: Duration::from_secs(10),
+            child_wait_time: Duration::from_secs(5),
             snmp: Snmp::default(),
             reload_check_config: None,
             reload_file: None,

@@ -54,8 +54,6 @@ const fn list(name: &'static str, support: Support) -> Kw {
 // What is lost, shared by families of keywords.
 const SNMP: Support = Applied("GlobalDefs.snmp");
 const NO_DBUS: Support = NotApplied("rvs serves keepalived 2.2.7's DBus interface, which always names instance objects by interface (2.4's option)");
-const ONE_PROCESS: Support =
-    NotApplied("tunes keepalived's child processes; rvs is one process and sets nothing");
 const BUFS: Support = NotApplied(
     "rvs has no such socket: the checkers watch no netlink group, and vrrp_track_process \
      reads /proc",
@@ -109,7 +107,7 @@ const ROOT_GLOBALS: &[Kw] = &[
     leaf("namespace_with_ipsets", NotApplied("rvs uses no ipsets (its no_accept rules are nftables sets, in the namespace it runs in)")),
     leaf("use_pid_dir", Applied("GlobalDefs.use_pid_dir")),
     leaf("instance", Applied("GlobalDefs.instance")),
-    leaf("child_wait_time", ONE_PROCESS),
+    leaf("child_wait_time", Applied("GlobalDefs.child_wait_time")),
 ];
 
 const GLOBAL_LEAVES: &[Kw] = &[

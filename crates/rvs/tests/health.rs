@@ -1211,3 +1211,37 @@ fn snmp_serves_keepalived_s_checker_tables_and_traps() {
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `child_wait_time`: a stop waits that long for the checkers' part (keepalived's checker
+/// process, with its omega notify scripts) and no longer. A `notify_down` that sleeps
+/// holds the stop for the default 5 s, and for 1 s with `child_wait_time 1`.
+#[test]
+fn child_wait_time_bounds_the_wait_for_scripts_at_stop() {
+    let _b = backend("127.38.2.2:9100", "b", Mode::Name);
+    let conf = |wait: &str| {
+        format!(
+            "{wait}global_defs {{\n    enable_script_security\n    script_user root\n}}\n\
+             virtual_server 127.38.2.1 8080 {{\n    delay_loop 1\n    lvs_sched rr\n    \
+             lvs_method NAT\n    protocol TCP\n    omega\n    \
+             real_server 127.38.2.2 9100 {{\n        notify_down \"/bin/sleep 30\"\n        \
+             TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n}}\n"
+        )
+    };
+    let stop_time = |name: &str, text: &str| {
+        let d = Daemon::start(name, text, "127.38.2.1:8080".parse().unwrap());
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        assert!(d.stop().success());
+        t.elapsed()
+    };
+    let default = stop_time("cwt-default", &conf(""));
+    assert!(
+        default >= Duration::from_secs(5),
+        "the default child_wait_time (5 s) was not waited: {default:?}"
+    );
+    let short = stop_time("cwt-1", &conf("child_wait_time 1\n"));
+    assert!(
+        short < Duration::from_secs(4),
+        "child_wait_time 1: the stop took {short:?}"
+    );
+}

@@ -201,7 +201,7 @@ impl Loader<'_> {
                     set(&mut g.vrrp_rx_bufs_multiplier, a.arg_int(n, 1, 1_000_000));
                 }
                 "net_namespace" | "net_namespace_ipvs" | "instance" | "data_use_instance"
-                | "use_pid_dir" => {
+                | "use_pid_dir" | "child_wait_time" => {
                     namespaces(a, g, n);
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => {
@@ -538,8 +538,9 @@ fn process_setting(a: &mut Args<'_>, n: &Node, ps: &mut ProcessSettings, what: &
     }
 }
 
-/// `net_namespace`, `net_namespace_ipvs`, `instance` (in `global_defs` or at the top
-/// level, as keepalived reads them) and `data_use_instance`.
+/// `net_namespace`, `net_namespace_ipvs`, `instance`, `use_pid_dir`, `child_wait_time`
+/// (in `global_defs` or at the top level, as keepalived reads them) and
+/// `data_use_instance`.
 pub(super) fn namespaces(a: &mut Args<'_>, g: &mut GlobalDefs, n: &Node) {
     match n.name() {
         "net_namespace" => g.net_namespace = a.string(n),
@@ -550,6 +551,11 @@ pub(super) fn namespaces(a: &mut Args<'_>, g: &mut GlobalDefs, n: &Node) {
         }
         "instance" => g.instance = a.string(n),
         "use_pid_dir" => g.use_pid_dir = a.bare(n),
+        "child_wait_time" => set(
+            &mut g.child_wait_time,
+            a.arg_int::<u32>(n, 0, i64::from(u32::MAX))
+                .map(|s| Duration::from_secs(u64::from(s))),
+        ),
         _ => g.data_use_instance = a.flag(n),
     }
 }

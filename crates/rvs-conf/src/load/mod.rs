@@ -130,7 +130,8 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
                 let v = vips(&mut l.a, n);
                 l.cfg.static_ipaddress.extend(v);
             }
-            "net_namespace" | "net_namespace_ipvs" | "instance" | "use_pid_dir" => {
+            "net_namespace" | "net_namespace_ipvs" | "instance" | "use_pid_dir"
+            | "child_wait_time" => {
                 global::namespaces(&mut l.a, &mut l.cfg.global_defs, n);
             }
             kw @ ("static_routes" | "static_rules") => {

@@ -635,9 +635,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 .await;
         }
     }
+    // keepalived's parent waits child_wait_time for each child process to exit: rvs
+    // waits as long for each part that is one (VRRP; the checkers and their scripts).
+    let child_wait = core.config().global_defs.child_wait_time;
     // VRRP first: a MASTER hands the VIP over (priority-0 advert) before the drain.
-    if vrrp.is_running() {
-        vrrp.stop().await;
+    if vrrp.is_running() && tokio::time::timeout(child_wait, vrrp.stop()).await.is_err() {
+        tracing::warn!("VRRP did not stop within child_wait_time ({child_wait:?}): going on");
     }
     if let Some(d) = dbus.take() {
         d.stop().await;
@@ -652,12 +655,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // The FIFO readers have had the last lines (STOP).
     fifo_scripts.stop().await;
     // keepalived's omega: notify_down / quorum_down of the services going away.
-    crate::daemon::health::run_scripts(
-        &core.policy(),
-        &core.shutdown_scripts(),
-        Duration::from_secs(5),
-    )
-    .await;
+    crate::daemon::health::run_scripts(&core.policy(), &core.shutdown_scripts(), child_wait).await;
     tracing::info!(
         "stopping: no new connections, draining for up to {} s",
         a.drain
