@@ -178,8 +178,20 @@ pub struct Lexer<'a> {
     files_read: usize,
     bytes_read: u64,
     exhausted: bool,
+    /// `include_check`'s checks (`INCLUDE_*` bits), for the includes after it in the
+    /// file that set them and the files it includes, as keepalived keeps them.
+    include_check: u8,
     pub items: Vec<Item>,
 }
+
+/// keepalived's include checks: an unreadable match (a directory, an executable), no
+/// file for a name without wildcards, no file for a wildcard, a brace alternative
+/// missing. A failed check a file's `include` kind or `include_check` asks for is a
+/// configuration error; otherwise it is a warning.
+const INCLUDE_R: u8 = 1;
+const INCLUDE_M: u8 = 2;
+const INCLUDE_W: u8 = 4;
+const INCLUDE_B: u8 = 8;
 
 impl<'a> Lexer<'a> {
     pub fn new(sources: &'a mut SourceMap, diags: &'a mut Diags, opts: &LexOptions) -> Self {
@@ -198,6 +210,7 @@ impl<'a> Lexer<'a> {
             files_read: 0,
             bytes_read: 0,
             exhausted: false,
+            include_check: 0,
             items: Vec::new(),
         }
     }
@@ -631,7 +644,86 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// A failed include check: an error if `checks` asks for `what`, else a warning.
+    fn include_failed(&mut self, checks: u8, what: u8, at: Loc, width: usize, msg: String) {
+        if checks & what != 0 {
+            self.diags.error(at, width, msg);
+        } else {
+            self.diags.warning(at, width, msg);
+        }
+    }
+
+    /// `include_check [[+|-]read|match|wildcard_match|brace_match …]` (keepalived's
+    /// `include_check_set`): no option sets every check; a bare option sets `read` and it
+    /// (first word only), `+`/`-` add or remove one.
+    fn set_include_check(&mut self, line: &[Ch], loc0: Loc) {
+        let words: Vec<(String, usize)> = {
+            let mut v = Vec::new();
+            let mut cur = String::new();
+            let mut col = 0;
+            for &(c, cc) in line {
+                if c.is_whitespace() {
+                    if !cur.is_empty() {
+                        v.push((std::mem::take(&mut cur), col));
+                    }
+                } else {
+                    if cur.is_empty() {
+                        col = cc as usize;
+                    }
+                    cur.push(c);
+                }
+            }
+            if !cur.is_empty() {
+                v.push((cur, col));
+            }
+            v
+        };
+        if words.len() <= 1 {
+            self.include_check = INCLUDE_R | INCLUDE_M | INCLUDE_W | INCLUDE_B;
+            return;
+        }
+        for (i, (w, col)) in words.iter().enumerate().skip(1) {
+            let at = Loc { col: *col, ..loc0 };
+            let (sign, name) = match w.as_bytes().first() {
+                Some(b'+') => (1, &w[1..]),
+                Some(b'-') => (-1, &w[1..]),
+                _ => (0, w.as_str()),
+            };
+            if sign == 0 && i > 1 {
+                self.diags.ka_warning(
+                    at,
+                    w.chars().count(),
+                    format!("Duplicate include_check '{w}' specified - ignoring"),
+                );
+                continue;
+            }
+            if sign == 0 {
+                self.include_check = 0;
+            }
+            let flag = match name {
+                "read" => INCLUDE_R,
+                "match" => INCLUDE_M,
+                "wildcard_match" => INCLUDE_W,
+                "brace_match" => INCLUDE_B,
+                _ => {
+                    self.diags.ka_warning(
+                        at,
+                        w.chars().count(),
+                        format!("Unknown include_check type '{name}' - ignoring"),
+                    );
+                    continue;
+                }
+            };
+            match sign {
+                0 => self.include_check = INCLUDE_R | flag,
+                1 => self.include_check |= flag,
+                _ => self.include_check &= !flag,
+            }
+        }
+    }
+
     fn include(&mut self, kind: IncludeKind, line: &[Ch], dir: &Path, loc0: Loc) {
+        let checks = self.include_check | kind.checks();
         let kw_len = kind.keyword().chars().count();
         let arg: Vec<Ch> = trim(&line[kw_len..]).to_vec();
         let col = arg.first().map_or(line[0].1, |c| c.1) as usize;
@@ -661,10 +753,22 @@ impl<'a> Lexer<'a> {
         };
         let mut files = Vec::new();
         let mut had_wildcard = false;
-        for p in brace_expand(&full.display().to_string()) {
+        // Names without wildcards that are not there, and wildcards whose directory is
+        // not (keepalived's missing files and directories).
+        let mut missing = 0;
+        let alternatives = brace_expand(&full.display().to_string());
+        let braced = alternatives.len() > 1;
+        for p in &alternatives {
             if p.contains(['*', '?', '[']) {
                 had_wildcard = true;
-                match glob::glob(&p) {
+                let fixed = p[..p.find(['*', '?', '[']).unwrap_or(p.len())]
+                    .rsplit_once('/')
+                    .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+                if !Path::new(fixed).is_dir() {
+                    missing += 1;
+                    continue;
+                }
+                match glob::glob(p) {
                     Ok(paths) => files.extend(paths.flatten()),
                     Err(e) => {
                         self.diags.error(
@@ -675,23 +779,33 @@ impl<'a> Lexer<'a> {
                         return;
                     }
                 }
-            } else if Path::new(&p).exists() {
+            } else if Path::new(p).exists() {
                 files.push(PathBuf::from(p));
+            } else {
+                missing += 1;
             }
         }
         if files.is_empty() {
-            let what = if had_wildcard {
-                "matches no file"
-            } else {
-                "does not exist"
-            };
-            let msg = format!("include '{pattern}' {what}");
-            if kind == IncludeKind::Plain {
-                self.diags.warning(at, width, msg);
-            } else {
-                self.diags.error(at, width, msg);
+            if missing > 0 {
+                let what = if braced { INCLUDE_B } else { INCLUDE_M };
+                let msg = if braced {
+                    format!("include '{pattern}': config files missing")
+                } else {
+                    format!("include '{pattern}' does not exist")
+                };
+                self.include_failed(checks, what, at, width, msg);
+            } else if had_wildcard {
+                let msg = format!("include '{pattern}' matches no file");
+                self.include_failed(checks, INCLUDE_W, at, width, msg);
             }
             return;
+        }
+        if missing > 0 {
+            let msg = format!("include '{pattern}': some config files missing");
+            self.include_failed(checks, INCLUDE_B, at, width, msg);
+            if checks & INCLUDE_B != 0 {
+                return;
+            }
         }
         files.sort();
         files.dedup();
@@ -715,14 +829,27 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             if f.is_dir() {
-                self.diags.error(
-                    at,
-                    width,
-                    format!("include '{}' is a directory", f.display()),
-                );
+                let msg = format!("include '{}' is a directory - skipping", f.display());
+                self.include_failed(checks, INCLUDE_R, at, width, msg);
                 continue;
             }
+            // keepalived reads no executable file (a script named by mistake).
+            let exec = std::fs::metadata(&f).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt as _;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            });
+            if exec {
+                let msg = format!(
+                    "include '{}' is not a regular non-executable file - skipping",
+                    f.display()
+                );
+                self.include_failed(checks, INCLUDE_R, at, width, msg);
+                continue;
+            }
+            // Checks set inside an included file end with it.
+            let saved = self.include_check;
             self.run_path(&f, Some(at));
+            self.include_check = saved;
         }
     }
 
@@ -735,6 +862,9 @@ impl<'a> Lexer<'a> {
             .map(|c| c.0)
             .take_while(|c| !c.is_whitespace())
             .collect();
+        if word == "include_check" {
+            self.set_include_check(line, loc0);
+        }
         if word == "random_seed" {
             let rest: String = line.iter().map(|c| c.0).skip(word.len()).collect();
             if let Some(seed) = rest
@@ -996,6 +1126,18 @@ enum IncludeKind {
 }
 
 impl IncludeKind {
+    /// The checks keepalived's include variants ask for.
+    fn checks(self) -> u8 {
+        match self {
+            IncludeKind::Plain => 0,
+            IncludeKind::Readable => INCLUDE_R,
+            IncludeKind::Match => INCLUDE_R | INCLUDE_M,
+            IncludeKind::Wildcard => INCLUDE_R | INCLUDE_M | INCLUDE_W,
+            IncludeKind::Brace => INCLUDE_R | INCLUDE_B,
+            IncludeKind::All => INCLUDE_R | INCLUDE_M | INCLUDE_W | INCLUDE_B,
+        }
+    }
+
     fn keyword(self) -> &'static str {
         match self {
             IncludeKind::Plain => "include",

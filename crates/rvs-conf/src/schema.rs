@@ -142,7 +142,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("enable_snmp_vrrp", SNMP),
     leaf("enable_traps", SNMP),
     leaf("fifo_write_vrrp_states_on_reload", Applied("GlobalDefs.fifo_write_vrrp_states_on_reload")),
-    leaf("include_check", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
+    leaf("include_check", Applied("-: it sets the checks of the includes read after it (keepalived's include_check: read, match, wildcard_match, brace_match)")),
     leaf("log_unknown_vrids", Applied("GlobalDefs.log_unknown_vrids")),
     leaf("lvs_flush", Applied("GlobalDefs.lvs_flush")),
     leaf("lvs_flush_on_stop", Applied("GlobalDefs.lvs_flush_on_stop")),

@@ -514,3 +514,84 @@ fn keywords_left_out_of_the_2_2_7_count_are_unknown_to_keepalived() {
     }
     assert!(checked >= rvs_conf::schema::NEWER_THAN_2_2_7.len());
 }
+
+/// `include_check` and the include variants: for each case, keepalived 2.2.7's verdict
+/// (`keepalived -t`) and rvs's (`rvs check --strict --keepalived-verdict`) agree on which
+/// failed include check is a configuration error.
+#[test]
+#[ignore = "needs keepalived: ./test.sh runs it as root"]
+fn include_checks_agree_with_keepalived() {
+    assert!(
+        Path::new("/usr/sbin/keepalived").exists(),
+        "keepalived is not installed (apt-get install keepalived)"
+    );
+    let dir = TempDir(std::env::temp_dir().join(format!("rvs-inc-{}", std::process::id())));
+    let d = &dir.0;
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    let part = "global_defs {\n  router_id a\n}\n";
+    std::fs::write(d.join("a.conf"), part).unwrap();
+    std::fs::write(d.join("b.conf"), part).unwrap();
+    std::fs::write(d.join("c.conf"), "global_defs {\n  include_check\n}\n").unwrap();
+    std::fs::write(d.join("x.sh"), part).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(d.join("x.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let checks = |c: &str| format!("global_defs {{\n  include_check{c}\n}}\n");
+    let cases = [
+        "include missing.conf\n".to_owned(),
+        "includem missing.conf\n".to_owned(),
+        "includer missing.conf\n".to_owned(),
+        "includew empty/*.conf\n".to_owned(),
+        "includer empty/*.conf\n".to_owned(),
+        "include empty/*.conf\n".to_owned(),
+        "include nodir/*.conf\n".to_owned(),
+        "includem nodir/*.conf\n".to_owned(),
+        "include x.sh\n".to_owned(),
+        "includer x.sh\n".to_owned(),
+        "include sub\n".to_owned(),
+        "includea sub\n".to_owned(),
+        "include {a,nothere}.conf\n".to_owned(),
+        "includeb {a,nothere}.conf\n".to_owned(),
+        "includem {a,nothere}.conf\n".to_owned(),
+        "include {a,b}.conf\n".to_owned(),
+        format!("{}include empty/*.conf\n", checks("")),
+        format!("{}include missing.conf\n", checks(" read")),
+        format!("{}include missing.conf\n", checks(" match")),
+        format!("{}include x.sh\n", checks(" read")),
+        format!("{}include empty/*.conf\n", checks(" +wildcard_match")),
+        format!("{}include {{a,nothere}}.conf\n", checks(" brace_match")),
+        format!("{}includer x.sh\n", checks(" -read")),
+        format!("{}include x.sh\n", checks(" read -read")),
+        "include c.conf\ninclude missing.conf\n".to_owned(),
+    ];
+    let mut disagree = Vec::new();
+    for (i, text) in cases.iter().enumerate() {
+        let f = d.join(format!("k{i}.conf"));
+        std::fs::write(&f, text).unwrap();
+        let ka = Command::new("keepalived")
+            .args(["-t", "-l", "-D", "-f"])
+            .arg(&f)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let rvs = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(["check", "--strict", "--keepalived-verdict", "-f"])
+            .arg(&f)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let (k, r) = (ka.status.success(), rvs.status.success());
+        if k != r {
+            disagree.push(format!(
+                "{text}  keepalived: {} ({})\n  rvs: {} ({})",
+                v(!k),
+                String::from_utf8_lossy(&ka.stderr).trim(),
+                v(!r),
+                String::from_utf8_lossy(&rvs.stderr).trim()
+            ));
+        }
+    }
+    assert!(disagree.is_empty(), "{}", disagree.join("\n\n"));
+}
