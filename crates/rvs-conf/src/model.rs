@@ -313,6 +313,12 @@ pub struct GlobalDefs {
     /// `reload_file [PATH]`: created (or truncated) when a reload starts reading the
     /// configuration, removed once it is read; `Some("")`: keepalived's default path.
     pub reload_file: Option<String>,
+    /// `reload_time_file PATH`: a reload is scheduled at the time the file's first line
+    /// gives (keepalived's formats), followed as the file appears, changes and goes.
+    pub reload_time_file: Option<String>,
+    /// `reload_repeat`: the reload time file is kept after its reload (a time without a
+    /// date then reloads every day).
+    pub reload_repeat: bool,
     /// `enable_dbus`: keepalived's `DBus` service on the system bus.
     pub enable_dbus: bool,
     /// `dbus_service_name`: the bus name (`org.keepalived.Vrrp1` when `None`).
@@ -438,6 +444,8 @@ impl Default for GlobalDefs {
             snmp: Snmp::default(),
             reload_check_config: None,
             reload_file: None,
+            reload_time_file: None,
+            reload_repeat: false,
             enable_dbus: false,
             dbus_service_name: None,
             other: BTreeMap::new(),

@@ -18,6 +18,7 @@
 pub mod health;
 pub mod overlay;
 pub mod reload;
+pub mod reload_time;
 
 pub use health::{
     BfdSessions, CheckKey, CheckReport, CheckerPlan, ProbeFigures, RsKey, RsReport, Spec, VsReport,

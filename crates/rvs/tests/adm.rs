@@ -1188,3 +1188,71 @@ fn reload_file_marks_the_reading_of_the_configuration() {
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `reload_time_file` (and `reload_repeat`): a reload happens at the time the file gives,
+/// not before, and the file is deleted; with `reload_repeat` a time of day reloads and
+/// the file stays.
+#[test]
+fn reload_time_file_schedules_a_reload() {
+    let vip: SocketAddr = "127.75.3.1:8080".parse().unwrap();
+    let dir = std::env::temp_dir().join(format!("rvs-reload-time-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let timef = dir.join("reload.time");
+    let conf = |repeat: bool, extra: &[&str]| {
+        let mut c = format!(
+            "global_defs {{\n    reload_time_file {}\n{}}}\n{}",
+            timef.display(),
+            if repeat { "    reload_repeat\n" } else { "" },
+            vs("127.75.3.1", 8080, "", &[("127.75.3.2", 9100, 1)])
+        );
+        for a in extra {
+            c += &vs(a, 8080, "", &[("127.75.3.2", 9100, 1)]);
+        }
+        c
+    };
+    // `date` formats the time in a few seconds, UTC (keepalived's `Z` form).
+    let in_secs = |s: u32, fmt: &str| {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("+{s} seconds"), fmt])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let d = Daemon::start("reload-time", &conf(false, &[]), vip);
+    let listed = |d: &Daemon| d.adm(&["-Ln"]).1;
+    let appears = |d: &Daemon, what: &str| {
+        let t = Instant::now();
+        while !listed(d).contains(what) {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no scheduled reload brought {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t.elapsed()
+    };
+    // A dated time 4 s ahead: the edited file is not read before it.
+    std::fs::write(d.dir.join("k.conf"), conf(false, &["127.75.3.3"])).unwrap();
+    std::fs::write(&timef, in_secs(4, "+%Y-%m-%d %H:%M:%SZ")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!listed(&d).contains("127.75.3.3:8080"), "reloaded early");
+    let waited = appears(&d, "127.75.3.3:8080");
+    assert!(
+        waited > Duration::from_secs(1),
+        "reloaded early: {waited:?}"
+    );
+    assert!(!timef.exists(), "the reload time file was not deleted");
+    // reload_repeat, a time of day: the reload comes and the file stays.
+    let (ok, out) = d.reload(&conf(true, &["127.75.3.3"]));
+    assert!(ok, "{out}");
+    std::fs::write(
+        d.dir.join("k.conf"),
+        conf(true, &["127.75.3.3", "127.75.3.4"]),
+    )
+    .unwrap();
+    std::fs::write(&timef, in_secs(3, "+%H:%M:%SZ")).unwrap();
+    appears(&d, "127.75.3.4:8080");
+    assert!(timef.exists(), "reload_repeat: the file was deleted");
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

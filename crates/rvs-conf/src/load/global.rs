@@ -266,6 +266,8 @@ impl Loader<'_> {
                     );
                 }
                 "dbus_service_name" => g.dbus_service_name = a.string(n),
+                "reload_time_file" => g.reload_time_file = a.string(n),
+                "reload_repeat" => g.reload_repeat = a.bare(n),
                 "reload_file" => {
                     a.extra(n, 1);
                     g.reload_file =

@@ -466,6 +466,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // SNMP: the AgentX subagent reads the running config and the VRRP status per request.
     let mut snmp = crate::daemon::snmp::Agent::start(core.config(), &ctx, &stop, &tasks);
     checkers.set_snmp(snmp.as_ref().map(|a| a.handle.clone()));
+    // reload_time_file: a reload at the time the file gives, as on SIGHUP.
+    let mut reload_watch =
+        crate::daemon::reload_time::Watch::start(core.config(), &ctx.tx, &stop, &tasks);
     let mut traps = crate::daemon::snmp::Traps::default();
     // DBus: keepalived's service on the system bus (`enable_dbus`).
     let mut dbus = if core.config().global_defs.enable_dbus && !a.check_only {
@@ -595,6 +598,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             ctx.config.store(std::sync::Arc::new(core.config().clone()));
             crate::daemon::snmp::Agent::follow(&mut snmp, core.config(), &ctx, &stop, &tasks);
             checkers.set_snmp(snmp.as_ref().map(|a| a.handle.clone()));
+            reload_watch.follow(core.config(), &ctx.tx, &stop, &tasks);
             // DBus follows too: switched on or off, or another service name.
             let g = &core.config().global_defs;
             let want = g.enable_dbus && !a.check_only;
