@@ -664,8 +664,15 @@ fn split_brain_startup_delay_and_deleted_instance() {
     let sock = l.control("a", 1);
     let up = Lab::wait(Duration::from_secs(2), || sock.exists());
     assert!(up.is_some(), "no control socket\n{}", l.logs());
-    // Within the 2 s delay: INIT, no VIP, although keepalived's adverts arrive.
-    let v = get(&sock, "/v1/vrrp");
+    // Within the 2 s delay: INIT, no VIP, although keepalived's adverts arrive. (The
+    // VRRP thread publishes its instances a moment after the control socket opens: the
+    // first state seen must be INIT.)
+    let mut v = String::new();
+    let seen = Lab::wait(Duration::from_millis(1500), || {
+        v = get(&sock, "/v1/vrrp");
+        v.contains("\"state\":")
+    });
+    assert!(seen.is_some(), "no instance in /v1/vrrp: {v}\n{}", l.logs());
     assert!(v.contains("\"state\":\"INIT\""), "{v}\n{}", l.logs());
     assert!(!l.has_addr("a", vip));
     let t = Lab::wait(Duration::from_secs(6), || l.has_addr("a", vip));
