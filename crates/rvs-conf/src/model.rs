@@ -313,6 +313,9 @@ pub struct GlobalDefs {
     /// `reload_file [PATH]`: created (or truncated) when a reload starts reading the
     /// configuration, removed once it is read; `Some("")`: keepalived's default path.
     pub reload_file: Option<String>,
+    /// `config_save_dir DIR`: each reload saves the state before and after it there, as
+    /// keepalived's `keepalived_{vrrp,check}.PID.N.{pre,post}`.
+    pub config_save_dir: Option<String>,
     /// `reload_time_file PATH`: a reload is scheduled at the time the file's first line
     /// gives (keepalived's formats), followed as the file appears, changes and goes.
     pub reload_time_file: Option<String>,
@@ -444,6 +447,7 @@ impl Default for GlobalDefs {
             snmp: Snmp::default(),
             reload_check_config: None,
             reload_file: None,
+            config_save_dir: None,
             reload_time_file: None,
             reload_repeat: false,
             enable_dbus: false,

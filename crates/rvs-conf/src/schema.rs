@@ -126,7 +126,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("checker_rlimit_rtime", Spelling("checker_rlimit_rttime")),
     leaf("checker_rlimit_rttime", NotApplied("the checkers share their threads with the proxy, which must not run real-time (it would starve the host under load); give VRRP and BFD vrrp_rt_priority / bfd_rt_priority")),
     leaf("checker_rt_priority", NotApplied("the checkers share their threads with the proxy, which must not run real-time (it would starve the host under load); give VRRP and BFD vrrp_rt_priority / bfd_rt_priority")),
-    leaf("config_save_dir", NotApplied("keepalived's config bookkeeping and dump variants; rvs answers `rvs status` and GET /v1/status instead")),
+    leaf("config_save_dir", Applied("GlobalDefs.config_save_dir")),
     leaf("data_use_instance", Applied("GlobalDefs.data_use_instance")),
     leaf("dbus_service_name", Applied("GlobalDefs.dbus_service_name")),
     leaf("default_interface", Applied("VrrpInstance.interface")),

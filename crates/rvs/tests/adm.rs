@@ -1256,3 +1256,49 @@ fn reload_time_file_schedules_a_reload() {
     d.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `config_save_dir`: a reload saves the state before and after it, under keepalived's
+/// names (`keepalived_{vrrp,check}.PID.N.{pre,post}`).
+#[test]
+fn config_save_dir_keeps_the_state_around_each_reload() {
+    let vip: SocketAddr = "127.75.4.1:8080".parse().unwrap();
+    let dir = std::env::temp_dir().join(format!("rvs-config-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = |rs: &str| {
+        format!(
+            "global_defs {{\n    router_id saver\n    config_save_dir {}/\n}}\n{}",
+            dir.display(),
+            vs("127.75.4.1", 8080, "", &[(rs, 9100, 1)])
+        )
+    };
+    let d = Daemon::start("config-save", &conf("127.75.4.2"), vip);
+    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
+    let pid = pid.lines().next().unwrap().to_owned();
+    let (ok, out) = d.reload(&conf("127.75.4.3"));
+    assert!(ok, "{out}");
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(format!("keepalived_{name}")))
+            .unwrap_or_else(|e| panic!("keepalived_{name}: {e}"))
+    };
+    let pre = read(&format!("check.{pid}.1.pre"));
+    let post = read(&format!("check.{pid}.1.post"));
+    assert!(
+        pre.contains("127.75.4.2:9100") && !pre.contains("127.75.4.3"),
+        "{pre}"
+    );
+    assert!(
+        post.contains("127.75.4.3:9100") && !post.contains("127.75.4.2"),
+        "{post}"
+    );
+    for when in ["pre", "post"] {
+        let v = read(&format!("vrrp.{pid}.1.{when}"));
+        assert!(v.contains(" Router ID = saver"), "{v}");
+    }
+    // The second reload is number 2.
+    let (ok, out) = d.reload(&conf("127.75.4.2"));
+    assert!(ok, "{out}");
+    assert!(read(&format!("check.{pid}.2.post")).contains("127.75.4.2:9100"));
+    d.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

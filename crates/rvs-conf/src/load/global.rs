@@ -267,6 +267,15 @@ impl Loader<'_> {
                 }
                 "dbus_service_name" => g.dbus_service_name = a.string(n),
                 "reload_time_file" => g.reload_time_file = a.string(n),
+                "config_save_dir" => {
+                    // keepalived drops a trailing '/'.
+                    g.config_save_dir = a.string(n).map(|d| {
+                        d.strip_suffix('/')
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or(&d)
+                            .to_owned()
+                    });
+                }
                 "reload_repeat" => g.reload_repeat = a.bare(n),
                 "reload_file" => {
                     a.extra(n, 1);

@@ -98,6 +98,33 @@ impl Dump {
     }
 }
 
+/// `config_save_dir`: the state around reload `n`, as keepalived saves each process's:
+/// `DIR/keepalived_vrrp.PID.N.{pre,post}` (the data dump's VRRP layout) and
+/// `DIR/keepalived_check.PID.N.{pre,post}` (the tables, as `ipvsadm -Ln` lists them).
+pub fn save_config(
+    dir: &std::path::Path,
+    n: u64,
+    post: bool,
+    cfg: &Config,
+    instances: &[InstanceStatus],
+    services: &[rvs_adm::Service],
+) {
+    let when = if post { "post" } else { "pre" };
+    let pid = std::process::id();
+    for (process, text) in [
+        ("vrrp", data(cfg, instances)),
+        (
+            "check",
+            rvs_adm::list(services, rvs_adm::ListOpts::default()),
+        ),
+    ] {
+        let f = dir.join(format!("keepalived_{process}.{pid}.{n}.{when}"));
+        if let Err(e) = std::fs::write(&f, text) {
+            tracing::info!("Failed to open config_save file {}: {e}", f.display());
+        }
+    }
+}
+
 /// keepalived's error counters, from rvs's drop reasons (one mapping for both dumps).
 pub(crate) struct Errors {
     pub packet_len: u64,

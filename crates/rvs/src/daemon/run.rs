@@ -126,6 +126,25 @@ pub fn default_pid_file() -> PathBuf {
 /// A default file of the daemon (pid file, control socket), named after `net_namespace`
 /// and `instance` as keepalived names its pid files, so that daemons for two namespaces
 /// on one host do not collide.
+/// `config_save_dir`: the state before (`post` false) or after reload `n`, written off
+/// the runtime.
+async fn save_config(
+    ctx: &crate::daemon::control::Ctx,
+    cfg: &rvs_conf::Config,
+    n: u64,
+    post: bool,
+) {
+    let Some(dir) = cfg.global_defs.config_save_dir.clone() else {
+        return;
+    };
+    let services = crate::daemon::control::snapshot(&ctx.shared).await;
+    let (cfg, vrrp) = (cfg.clone(), ctx.vrrp());
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::daemon::dumps::save_config(Path::new(&dir), n, post, &cfg, &vrrp, &services);
+    })
+    .await;
+}
+
 /// `reload_file`'s path: as written, else keepalived's default beside its pid file.
 fn reload_file_of(cfg: &rvs_conf::Config) -> Option<PathBuf> {
     let g = &cfg.global_defs;
@@ -570,6 +589,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         }
         if let Some(parsed) = read_done {
             generation += 1;
+            save_config(&ctx, core.config(), generation, false).await;
             let data = reload(&mut proxy, &mut core, &mut checkers, a, parsed).await;
             let vrrp_part = reload_vrrp(
                 &mut vrrp,
@@ -584,6 +604,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 data,
                 vrrp: vrrp_part,
             };
+            save_config(&ctx, core.config(), generation, true).await;
             // The alerts follow the configuration now running (what was mailed is kept).
             let next = crate::daemon::alerts::Alerts::from_config(core.config(), &alert_counters);
             alerts = next.map(|n| {
