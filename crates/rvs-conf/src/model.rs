@@ -809,6 +809,9 @@ pub struct VrrpInstance {
     pub lower_prio_no_advert: bool,
     pub higher_prio_send_advert: bool,
     pub use_vmac: Option<String>,
+    /// `vmac_xmit_base`: with `use_vmac`, adverts are sent from the base interface (its
+    /// own MAC) instead of the VMAC.
+    pub vmac_xmit_base: bool,
     /// `virtual_routes` / `virtual_rules`: installed with the VIPs.
     pub virtual_routes: Vec<Route>,
     pub virtual_rules: Vec<Rule>,

@@ -585,7 +585,7 @@ static VRRP_INSTANCE: &[Kw] = kws![
     list("virtual_routes", Applied("VrrpInstance.virtual_routes")),
     list("virtual_rules", Applied("VrrpInstance.virtual_rules")),
     leaf("vmac_garp_intvl", Spelling("garp_extra_if (not applied)")),
-    leaf("vmac_xmit_base", NotApplied("the VMAC interface is a plain macvlan, sending from itself")),
+    leaf("vmac_xmit_base", Applied("VrrpInstance.vmac_xmit_base")),
     leaf("vrf", NotApplied("instances are not bound to a VRF")),
     // newer than 2.2.7
     leaf("no_virtual_ipaddress", Applied("-: allows an instance without addresses (checked by the parser)")),

@@ -265,7 +265,7 @@ fn notify_deleted_with_and_without_a_script() {
 #[test]
 fn keywords_rvs_does_not_apply_are_warned_about() {
     let p = parse(
-        "vrrp_instance V { interface eth0\nvirtual_router_id 9\nvirtual_rules {\nfrom 198.18.1.0/24 table 5 preference 9 realms 4\n}\nvmac_xmit_base\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
+        "vrrp_instance V { interface eth0\nvirtual_router_id 9\nvirtual_rules {\nfrom 198.18.1.0/24 table 5 preference 9 realms 4\n}\nuse_vmac_addr\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n",
     );
     let msgs: Vec<String> = p
         .diagnostics
@@ -274,7 +274,7 @@ fn keywords_rvs_does_not_apply_are_warned_about() {
         .collect();
     for want in [
         "4:41 rule option 'realms' is not applied by rvs: this rule is not installed",
-        "6:1 'vmac_xmit_base' is not applied by rvs",
+        "6:1 'use_vmac_addr' is not applied by rvs",
     ] {
         assert!(msgs.iter().any(|m| m.starts_with(want)), "{want}: {msgs:?}");
     }

@@ -360,7 +360,10 @@ impl Engine {
                     p,
                     link.index,
                     link.mtu,
-                    vmac.as_ref().map(|v| v.name.as_str()),
+                    // vmac_xmit_base: out of the base interface, with its own MAC.
+                    vmac.as_ref()
+                        .filter(|_| !p.vmac_xmit_base)
+                        .map(|v| v.name.as_str()),
                     src,
                 )
                 .map_err(|e| StartError::Socket {

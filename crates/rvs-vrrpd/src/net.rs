@@ -492,6 +492,7 @@ mod tests {
             name: "VI_1".into(),
             iface: "eth0".into(),
             vmac: None,
+            vmac_xmit_base: false,
             vrid: 51,
             version,
             v6: false,

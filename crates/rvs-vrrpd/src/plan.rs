@@ -283,6 +283,8 @@ pub struct InstancePlan {
     /// `use_vmac`: the macvlan that carries the VIPs and sends the adverts, with the
     /// virtual router MAC 00:00:5e:00:01:VRID (`iface` stays the receiving interface).
     pub vmac: Option<String>,
+    /// `vmac_xmit_base`: adverts leave from `iface` (its MAC), not the VMAC.
+    pub vmac_xmit_base: bool,
     pub vrid: u8,
     pub version: u8,
     pub v6: bool,
@@ -624,6 +626,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             name: vi.name.clone(),
             iface,
             vmac,
+            vmac_xmit_base: vi.vmac_xmit_base,
             vrid,
             version,
             v6,

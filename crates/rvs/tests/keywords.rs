@@ -327,7 +327,7 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
         &f,
         "global_defs {\n    nftables_ipvs\n    router_id lb1\n    vrrp_version 2\n    \
          nftables_ipvs_priority 5\n}\nvrrp_instance V {\n    interface eth0\n    \
-         virtual_router_id 9\n    vmac_xmit_base\n    virtual_ipaddress {\n        \
+         virtual_router_id 9\n    use_vmac_addr\n    virtual_ipaddress {\n        \
          198.18.0.1\n    }\n}\nvirtual_server 198.18.0.1 80 {\n    lvs_sched rr\n    \
          lvs_method NAT\n    protocol TCP\n    real_server 198.18.0.2 80 {\n        \
          HTTP_GET {\n            url {\n                path /\n                \
@@ -348,7 +348,7 @@ fn a_keyword_rvs_does_not_apply_is_warned_at_its_line() {
     for want in [
         "k.conf:2:5: warning: 'nftables_ipvs' is not applied by rvs: keepalived's other firewall settings",
         "k.conf:5:5: warning: 'nftables_ipvs_priority' is not applied by rvs: keepalived's other firewall settings",
-        "k.conf:10:5: warning: 'vmac_xmit_base' is not applied by rvs",
+        "k.conf:10:5: warning: 'use_vmac_addr' is not applied by rvs",
         "valid (0 errors, 3 warnings, 3 not applied by rvs)",
     ] {
         assert!(err.contains(want), "{want}\n{err}");

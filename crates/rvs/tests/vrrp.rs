@@ -2859,3 +2859,93 @@ fn ha_suspend_checks_only_while_the_address_is_here() {
     l.signal(&r, "TERM");
     l.wait_exit(&r, Duration::from_secs(10));
 }
+
+/// The source MACs of the VRRP adverts (IPv4 protocol 112) seen in namespace `ns`
+/// during `limit`.
+fn advert_macs(ns: &str, limit: Duration) -> std::collections::BTreeSet<String> {
+    use std::io::Read as _;
+    lab::in_ns(ns, || {
+        let proto = socket2::Protocol::from(i32::from(0x0800u16.to_be()));
+        let mut s =
+            socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, Some(proto)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let t0 = Instant::now();
+        let mut out = std::collections::BTreeSet::new();
+        let mut frame = [0u8; 1500];
+        while t0.elapsed() < limit {
+            let Ok(n) = s.read(&mut frame) else { continue };
+            let f = &frame[..n];
+            // Ethernet (source MAC at 6..12) + IPv4 (protocol at 23).
+            if f.len() >= 34 && f[12..14] == [0x08, 0x00] && f[23] == 112 {
+                let mac: Vec<String> = f[6..12].iter().map(|b| format!("{b:02x}")).collect();
+                out.insert(mac.join(":"));
+            }
+        }
+        out
+    })
+}
+
+/// `vmac_xmit_base`: with `use_vmac`, the VIP still sits on the VMAC, but the adverts
+/// leave from the base interface with its own MAC, as keepalived 2.2.7 sends them under
+/// the same configuration (captured in the client's namespace); keepalived as BACKUP
+/// hears them and stays BACKUP.
+#[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
+fn vmac_xmit_base_sends_adverts_from_the_base_interface() {
+    lab::require(true);
+    let mut l = lab();
+    let vip = "198.18.0.50";
+    let o = Opts {
+        version: 3,
+        advert: "0.1",
+        auth: None,
+        unicast: None,
+        v6: false,
+    };
+    let a_conf = conf("MASTER", 150, o)
+        .replace(
+            "  virtual_ipaddress {",
+            "  use_vmac\n  vmac_xmit_base\n  virtual_ipaddress {",
+        )
+        .replace(" dev eth0", "");
+    let base_mac = {
+        let o = std::process::Command::new("ip")
+            .args(["-n", &l.ns("a"), "-o", "link", "show", "eth0"])
+            .output()
+            .unwrap();
+        let t = String::from_utf8_lossy(&o.stdout).into_owned();
+        t.split("link/ether ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .to_owned()
+    };
+    // keepalived's adverts under that configuration, then rvs's.
+    let ka = l.keepalived("a", &a_conf);
+    let t = Lab::wait(Duration::from_secs(5), || on_dev(&l, "a", "vrrp.51", vip));
+    assert!(t.is_some(), "keepalived: no VIP on vrrp.51\n{}", l.logs());
+    let ka_macs = advert_macs(&l.ns("c"), Duration::from_millis(800));
+    assert_eq!(ka_macs, [base_mac.clone()].into(), "keepalived's adverts");
+    l.signal(&ka, "TERM");
+    l.wait_exit(&ka, Duration::from_secs(10));
+    let b = l.keepalived("b", &conf("BACKUP", 100, o));
+    let a = l.rvs("a", &a_conf, &["-P"]);
+    let t = Lab::wait(Duration::from_secs(5), || on_dev(&l, "a", "vrrp.51", vip));
+    assert!(t.is_some(), "rvs: no VIP on vrrp.51\n{}", l.logs());
+    std::thread::sleep(Duration::from_millis(500));
+    let macs = advert_macs(&l.ns("c"), Duration::from_millis(800));
+    assert_eq!(
+        macs, ka_macs,
+        "rvs's adverts (keepalived's came from {ka_macs:?})"
+    );
+    assert!(
+        !l.has_addr("b", vip),
+        "keepalived must stay BACKUP\n{}",
+        l.logs()
+    );
+    l.signal(&a, "TERM");
+    l.wait_exit(&a, Duration::from_secs(10));
+    l.signal(&b, "TERM");
+    l.wait_exit(&b, Duration::from_secs(10));
+}
