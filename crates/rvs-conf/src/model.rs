@@ -185,6 +185,8 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_repeat: u32,
     pub vrrp_garp_master_refresh: u32,
     pub vrrp_garp_master_refresh_repeat: u32,
+    /// `vrrp_garp_extra_if [all] SECS`: the instances' default `garp_extra_if`.
+    pub vrrp_garp_extra_if: Option<GarpExtraIf>,
     pub vrrp_garp_lower_prio_delay: u32,
     pub vrrp_garp_lower_prio_repeat: u32,
     #[serde(serialize_with = "secs::serialize")]
@@ -330,6 +332,15 @@ pub struct GlobalDefs {
     pub other: BTreeMap<String, Vec<String>>,
 }
 
+/// keepalived's `garp_extra_if [all] SECS`: while MASTER, a gratuitous ARP/NA every
+/// `secs` on the interfaces of VIPs that are not the instance's own (its VMACs only,
+/// unless `all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GarpExtraIf {
+    pub secs: u32,
+    pub all: bool,
+}
+
 /// The SNMP subagent's settings: which MIBs it serves, where the master agent listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Snmp {
@@ -377,6 +388,7 @@ impl Default for GlobalDefs {
             vrrp_garp_master_repeat: 5,
             vrrp_garp_master_refresh: 0,
             vrrp_garp_master_refresh_repeat: 1,
+            vrrp_garp_extra_if: None,
             vrrp_garp_lower_prio_delay: 5,
             vrrp_garp_lower_prio_repeat: 5,
             vrrp_garp_interval: Duration::ZERO,
@@ -803,6 +815,8 @@ pub struct VrrpInstance {
     pub garp_master_repeat: u32,
     pub garp_master_refresh: u32,
     pub garp_master_refresh_repeat: u32,
+    /// `garp_extra_if [all] SECS` (0: off); `None`: `vrrp_garp_extra_if`'s.
+    pub garp_extra_if: Option<GarpExtraIf>,
     pub garp_lower_prio_delay: u32,
     pub garp_lower_prio_repeat: u32,
     pub down_timer_adverts: u32,

@@ -304,3 +304,31 @@ fn umask_reads_numbers_and_names() {
         );
     }
 }
+
+/// `vrrp_garp_extra_if` / `garp_extra_if [all] SECS` as keepalived reads them: `all`
+/// anywhere, 1..86400 globally and 0..86400 in an instance (0: off); a bad value or no
+/// time is a configuration error and leaves the setting alone.
+#[test]
+fn garp_extra_if_reads_as_keepalived_reads_it() {
+    let p = parse(
+        "global_defs {\nvrrp_garp_extra_if 100 all\n}\nvrrp_instance V { interface eth0\n\
+         virtual_router_id 9\ngarp_extra_if 0\nvirtual_ipaddress {\n198.18.0.1\n}\n}\n\
+         vrrp_instance W { interface eth0\nvirtual_router_id 10\ngarp_extra_if all\n\
+         virtual_ipaddress {\n198.18.0.2\n}\n}\n",
+    );
+    let g = p.config.global_defs.vrrp_garp_extra_if.unwrap();
+    assert_eq!((g.secs, g.all), (100, true));
+    let v = p.config.vrrp_instances[0].garp_extra_if.unwrap();
+    assert_eq!((v.secs, v.all), (0, false));
+    assert_eq!(p.config.vrrp_instances[1].garp_extra_if, None);
+    assert!(
+        p.diagnostics
+            .iter()
+            .any(|d| d.message == "garp_extra_if specified without time - ignoring"),
+        "{:?}",
+        p.diagnostics
+    );
+    let p = parse("global_defs {\nvrrp_garp_extra_if 0\n}\n");
+    assert_eq!(p.config.global_defs.vrrp_garp_extra_if, None);
+    assert!(p.keepalived_rejects());
+}

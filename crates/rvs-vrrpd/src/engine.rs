@@ -980,6 +980,27 @@ impl Engine {
             .iter()
             .map(|(v, _, a)| (a.clone(), v.address))
             .collect();
+        // garp_extra_if (keepalived's vrrp_send_vmac_update): one announcement per
+        // interface of a VIP that is not the instance's own (its VMAC, with use_vmac),
+        // VMACs only unless `all` (rvs makes no VMAC but the instance's, so `all`), the
+        // instance's own with vmac_xmit_base; none at all when no VIP is elsewhere.
+        let own = rt
+            .vmac
+            .as_ref()
+            .map_or(rt.plan.iface.as_str(), |v| v.name.as_str());
+        let mut extra: Vec<(Arc<Announcer>, IpAddr)> = Vec::new();
+        let elsewhere = targets.iter().any(|(a, _)| a.ifname() != own);
+        if gp.extra_if > 0 && elsewhere && gp.extra_if_all {
+            for (a, ip) in &targets {
+                let is_own = a.ifname() == own;
+                if is_own && !rt.plan.vmac_xmit_base {
+                    continue;
+                }
+                if !extra.iter().any(|(b, _)| b.ifname() == a.ifname()) {
+                    extra.push((a.clone(), *ip));
+                }
+            }
+        }
         rt.garp = Some(tokio::spawn(announce(
             targets,
             repeat,
@@ -987,6 +1008,7 @@ impl Engine {
             refresh,
             gp.master_refresh_repeat,
             gp.interval,
+            (extra, gp.extra_if),
         )));
     }
 
@@ -1205,7 +1227,8 @@ impl Engine {
 }
 
 /// Gratuitous ARP / NA bursts: `repeat` rounds now, again after `delay` s, then
-/// `refresh_repeat` rounds every `refresh` s, until aborted.
+/// `refresh_repeat` rounds every `refresh` s, until aborted; beside them, one round on
+/// the `extra` interfaces every `extra_secs` s (`garp_extra_if`).
 async fn announce(
     targets: Vec<(Arc<Announcer>, IpAddr)>,
     repeat: u32,
@@ -1213,19 +1236,44 @@ async fn announce(
     refresh: u32,
     refresh_repeat: u32,
     interval: Duration,
+    (extra, extra_secs): (Vec<(Arc<Announcer>, IpAddr)>, u32),
+) {
+    let extra_if = async {
+        if extra.is_empty() || extra_secs == 0 {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(u64::from(extra_secs))).await;
+            for (a, ip) in &extra {
+                if let Err(e) = a.announce(*ip) {
+                    tracing::warn!("announcing {ip} on {}: {e}", a.ifname());
+                }
+            }
+        }
+    };
+    tokio::join!(
+        bursts(&targets, repeat, delay, refresh, refresh_repeat, interval),
+        extra_if
+    );
+}
+
+async fn bursts(
+    targets: &[(Arc<Announcer>, IpAddr)],
+    repeat: u32,
+    delay: u32,
+    refresh: u32,
+    refresh_repeat: u32,
+    interval: Duration,
 ) {
     let gap = interval;
-    let burst = |n: u32| {
-        let targets = &targets;
-        async move {
-            for _ in 0..n {
-                for (a, ip) in targets {
-                    if let Err(e) = a.announce(*ip) {
-                        tracing::warn!("announcing {ip}: {e}");
-                    }
-                    if !gap.is_zero() {
-                        tokio::time::sleep(gap).await;
-                    }
+    let burst = |n: u32| async move {
+        for _ in 0..n {
+            for (a, ip) in targets {
+                if let Err(e) = a.announce(*ip) {
+                    tracing::warn!("announcing {ip}: {e}");
+                }
+                if !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
                 }
             }
         }

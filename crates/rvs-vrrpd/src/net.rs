@@ -437,6 +437,11 @@ pub struct Announcer {
 }
 
 impl Announcer {
+    /// The interface it announces on.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
     pub fn new(ifname: &str, ifindex: u32, mac: [u8; 6]) -> io::Result<Announcer> {
         Ok(Announcer {
             packet: Some(sys::packet_socket(ifindex)?),
@@ -528,6 +533,8 @@ mod tests {
                 master_repeat: 5,
                 master_refresh: 0,
                 master_refresh_repeat: 1,
+                extra_if: 0,
+                extra_if_all: false,
                 lower_prio_delay: 5,
                 lower_prio_repeat: 5,
                 interval: std::time::Duration::ZERO,

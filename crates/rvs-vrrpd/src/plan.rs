@@ -236,6 +236,11 @@ pub struct Garp {
     pub master_repeat: u32,
     pub master_refresh: u32,
     pub master_refresh_repeat: u32,
+    /// `garp_extra_if`: seconds between the announcements on the VIPs' other
+    /// interfaces while MASTER (0: none), and whether on all of them (`all`) or on VMACs
+    /// only.
+    pub extra_if: u32,
+    pub extra_if_all: bool,
     pub lower_prio_delay: u32,
     pub lower_prio_repeat: u32,
     /// Spacing between two announcements (`vrrp_garp_interval` / `vrrp_gna_interval`).
@@ -672,6 +677,15 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                 master_repeat: vi.garp_master_repeat,
                 master_refresh: vi.garp_master_refresh,
                 master_refresh_repeat: vi.garp_master_refresh_repeat,
+                // The instance's, else the global one (with its `all`).
+                extra_if: vi
+                    .garp_extra_if
+                    .or(g.vrrp_garp_extra_if)
+                    .map_or(0, |x| x.secs),
+                extra_if_all: vi
+                    .garp_extra_if
+                    .or(g.vrrp_garp_extra_if)
+                    .is_some_and(|x| x.all),
                 lower_prio_delay: vi.garp_lower_prio_delay,
                 lower_prio_repeat: vi.garp_lower_prio_repeat,
                 // A garp_group naming the interface sets it; else the global one.

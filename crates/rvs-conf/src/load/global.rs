@@ -232,9 +232,13 @@ impl Loader<'_> {
                 "notify_fifo_script" => g.notify_fifo_script = a.script(n),
                 "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = a.script(n),
                 "lvs_notify_fifo_script" => g.lvs_notify_fifo_script = a.script(n),
-                "vrrp_vmac_garp_intvl" => {
-                    deprecated(a, n, "vrrp_garp_extra_if");
-                    other(g, n);
+                "vrrp_vmac_garp_intvl" | "vrrp_garp_extra_if" => {
+                    if n.name() == "vrrp_vmac_garp_intvl" {
+                        deprecated(a, n, "vrrp_garp_extra_if");
+                    }
+                    if let Some(x) = garp_extra_if(a, n, 1) {
+                        g.vrrp_garp_extra_if = Some(x);
+                    }
                 }
                 "enable_snmp_keepalived" => {
                     deprecated(a, n, "enable_snmp_vrrp");

@@ -867,6 +867,43 @@ fn deprecated(a: &mut Args<'_>, n: &Node, instead: &str) {
     );
 }
 
+/// `garp_extra_if` / `vrrp_garp_extra_if [all] SECS` as keepalived reads them: `all`
+/// anywhere, one number from `min` to a day; anything else, or no number, is a
+/// configuration error and the keyword is ignored.
+fn garp_extra_if(a: &mut Args<'_>, n: &Node, min: i64) -> Option<crate::model::GarpExtraIf> {
+    let mut all = false;
+    let mut secs = None;
+    for t in &n.args {
+        if t.text == "all" {
+            all = true;
+            continue;
+        }
+        let valid = t
+            .text
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (min..=86_400).contains(s));
+        let Some(s) = valid else {
+            a.diags.ka_warning(
+                t.loc,
+                t.width,
+                format!("{} '{}' invalid - ignoring", n.kw.text, t.text),
+            );
+            return None;
+        };
+        secs = u32::try_from(s).ok();
+    }
+    let Some(secs) = secs else {
+        a.diags.ka_warning(
+            n.kw.loc,
+            n.kw.width,
+            format!("{} specified without time - ignoring", n.kw.text),
+        );
+        return None;
+    };
+    Some(crate::model::GarpExtraIf { secs, all })
+}
+
 fn other(g: &mut GlobalDefs, n: &Node) {
     g.other.insert(
         n.name().to_owned(),

@@ -453,6 +453,7 @@ impl Loader<'_> {
             garp_master_repeat: g.vrrp_garp_master_repeat,
             garp_master_refresh: g.vrrp_garp_master_refresh,
             garp_master_refresh_repeat: g.vrrp_garp_master_refresh_repeat,
+            garp_extra_if: None,
             garp_lower_prio_delay: g.vrrp_garp_lower_prio_delay,
             garp_lower_prio_repeat: g.vrrp_garp_lower_prio_repeat,
             down_timer_adverts: g.vrrp_down_timer_adverts,
@@ -672,7 +673,14 @@ impl Loader<'_> {
                     n,
                     "an IPv6 virtual_ipaddress (the family comes from the addresses)",
                 ),
-                "vmac_garp_intvl" => deprecated(a, n, "garp_extra_if"),
+                "vmac_garp_intvl" | "garp_extra_if" => {
+                    if n.name() == "vmac_garp_intvl" {
+                        deprecated(a, n, "garp_extra_if");
+                    }
+                    if let Some(x) = garp_extra_if(a, n, 0) {
+                        vi.garp_extra_if = Some(x);
+                    }
+                }
                 "lvs_sync_daemon_interface" => deprecated(a, n, "global_defs lvs_sync_daemon"),
                 "linkbeat_use_polling" => deprecated(a, n, "linkbeat_interfaces"),
                 _ => {
