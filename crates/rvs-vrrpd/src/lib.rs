@@ -112,12 +112,30 @@ mod state_by_name {
 /// `plan` with the instances that cannot start now — their interface missing, or without
 /// an address to send adverts from — set aside in [`Plan::waiting`].
 async fn split(plan: &Plan) -> Plan {
+    split_and_missing(plan).await.0
+}
+
+/// keepalived's error for an instance whose interface does not exist, without
+/// `dynamic_interfaces`.
+fn nonexistent(name: &str, iface: &str) -> String {
+    format!(
+        "WARNING - interface {iface} for vrrp_instance {name} doesn't exist: \
+         Non-existent interface specified in configuration (set dynamic_interfaces to \
+         let the instance wait for it in FAULT)"
+    )
+}
+
+/// The plan with the instances that cannot start yet set aside, and the instances whose
+/// interface does not exist at all (name, interface).
+async fn split_and_missing(plan: &Plan) -> (Plan, Vec<(String, String)>) {
+    let mut missing = Vec::new();
     let Ok(nl) = link::Netlink::new() else {
-        return plan.clone();
+        return (plan.clone(), missing);
     };
     let mut ready = std::collections::HashSet::new();
     for p in &plan.instances {
         let Ok(l) = nl.link(&p.iface).await else {
+            missing.push((p.name.clone(), p.iface.clone()));
             continue;
         };
         let exclude: Vec<std::net::IpAddr> = p.vips.iter().map(|v| v.address).collect();
@@ -125,7 +143,7 @@ async fn split(plan: &Plan) -> Plan {
             ready.insert(p.name.clone());
         }
     }
-    plan.split_waiting(|p| ready.contains(&p.name))
+    (plan.split_waiting(|p| ready.contains(&p.name)), missing)
 }
 
 /// The running VRRP instances.
@@ -220,7 +238,13 @@ impl Vrrp {
         handover: Option<&engine::Handover>,
         bfd: rvs_bfd::driver::Registry,
     ) -> Result<Vrrp, StartError> {
-        let running = split(&plan).await;
+        let (running, missing) = split_and_missing(&plan).await;
+        if let Some((name, iface)) = missing.first().filter(|_| !plan.dynamic_interfaces) {
+            return Err(StartError::Instance {
+                name: name.clone(),
+                error: nonexistent(name, iface),
+            });
+        }
         Vrrp::launch(plan, running, status, handover, bfd, None, Vec::new()).await
     }
 
@@ -381,7 +405,10 @@ impl Vrrp {
         }
         // New instances may wait for their interface; a running one is not moved to an
         // interface that cannot carry it (a typo would drop a MASTER's VIPs).
-        let ready = split(&plan).await;
+        let (ready, missing) = split_and_missing(&plan).await;
+        if let Some((name, iface)) = missing.first().filter(|_| !plan.dynamic_interfaces) {
+            return (Ok(self), ReloadOutcome::Refused(nonexistent(name, iface)));
+        }
         if let Some(p) = ready
             .waiting
             .iter()

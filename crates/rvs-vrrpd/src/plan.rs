@@ -391,6 +391,9 @@ pub struct Plan {
     /// `vrrp_startup_delay` (µs): at the daemon's start, the instances wait this long in
     /// INIT, discarding adverts, before they start.
     pub startup_delay_us: u64,
+    /// `dynamic_interfaces`: an instance whose interface does not exist waits for it in
+    /// FAULT; without it, keepalived refuses to start.
+    pub dynamic_interfaces: bool,
     pub script_security: bool,
     pub script_user: Option<String>,
     /// `fifo_write_vrrp_states_on_reload`.
@@ -488,6 +491,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
         script_security: g.enable_script_security,
         script_user: g.script_user.clone(),
         startup_delay_us: secs_to_us(g.vrrp_startup_delay),
+        dynamic_interfaces: g.dynamic_interfaces,
         fifo_states_on_reload: g.fifo_write_vrrp_states_on_reload,
         ..Plan::default()
     };

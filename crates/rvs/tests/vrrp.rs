@@ -727,15 +727,18 @@ fn split_brain_startup_delay_and_deleted_instance() {
     assert!(!l.has_addr("a", vip), "the removed instance left its VIP");
 }
 
-/// An instance whose interface does not exist at start waits in FAULT while the others
-/// run (keepalived's behaviour; rvs used to refuse to start), and starts once the
-/// interface appears with an address — without disturbing the instance that ran.
+/// With `dynamic_interfaces`, an instance whose interface does not exist at start waits
+/// in FAULT while the others run (keepalived's behaviour with it; without it keepalived
+/// and rvs refuse to start: `dynamic_interfaces_lets_an_instance_wait_for_its_interface`),
+/// and starts once the interface appears with an address — without disturbing the
+/// instance that ran.
 #[test]
 #[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
 fn an_instance_waits_for_its_interface() {
     lab::require(false);
     let mut l = Lab::new(&[("a", 1)]);
-    let conf = "vrrp_instance LATE {\n  state BACKUP\n  interface late0\n  virtual_router_id 71\n  \
+    let conf = "global_defs {\n  dynamic_interfaces\n}\n\
+                vrrp_instance LATE {\n  state BACKUP\n  interface late0\n  virtual_router_id 71\n  \
                 priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {\n    198.18.7.50/24\n  }\n}\n\
                 vrrp_instance NOW {\n  state BACKUP\n  interface eth0\n  virtual_router_id 72\n  \
                 priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {\n    198.18.0.72/24\n  }\n}\n";
@@ -3004,4 +3007,84 @@ fn garp_extra_if_announces_the_vips_of_other_interfaces() {
     );
     let none = after_burst(&mut l, false, "");
     assert_eq!(none, 0, "announcements without garp_extra_if");
+}
+
+/// `dynamic_interfaces`: without it an instance whose interface does not exist is a
+/// configuration error that stops the daemon at start, as keepalived 2.2.7 stops
+/// ("Non-existent interface specified in configuration"); with it the instance waits in
+/// FAULT and becomes MASTER once the interface appears, while the others run.
+#[test]
+#[ignore = "needs root and network namespaces (some keepalived): ./test.sh runs it as root"]
+fn dynamic_interfaces_lets_an_instance_wait_for_its_interface() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1), ("c", 100)]);
+    let conf = |global: &str| {
+        format!(
+            "global_defs {{\n{global}}}\n\
+             vrrp_instance LATE {{\n  state MASTER\n  interface eth7\n  virtual_router_id 53\n  \
+             priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    198.18.7.53/24\n  }}\n}}\n\
+             vrrp_instance NOW {{\n  state MASTER\n  interface eth0\n  virtual_router_id 54\n  \
+             priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    198.18.0.54/24\n  }}\n}}\n"
+        )
+    };
+    // keepalived stops at once (run here by hand: the lab's helper waits for it to run).
+    let f = l.dir.join("ka-dyn.conf");
+    std::fs::write(&f, conf("")).unwrap();
+    let pid = |n: &str| l.dir.join(n).display().to_string();
+    let ka = std::process::Command::new("timeout")
+        .args([
+            "20",
+            "ip",
+            "netns",
+            "exec",
+            &l.ns("a"),
+            "keepalived",
+            "-P",
+            "-n",
+            "-l",
+            "-D",
+        ])
+        .args(["-p", &pid("kd-main.pid"), "-r", &pid("kd-vrrp.pid"), "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let ka_out =
+        String::from_utf8_lossy(&ka.stderr).into_owned() + &String::from_utf8_lossy(&ka.stdout);
+    assert_ne!(
+        ka.status.code(),
+        Some(124),
+        "keepalived kept running:\n{ka_out}"
+    );
+    assert!(
+        ka_out.contains("Non-existent interface specified in configuration"),
+        "{ka_out}"
+    );
+    let p = l.rvs("a", &conf(""), &["-P"]);
+    l.wait_exit(&p, Duration::from_secs(10));
+    assert!(!l.has_addr("a", "198.18.0.54"), "an instance ran");
+    assert!(
+        l.logs()
+            .contains("Non-existent interface specified in configuration"),
+        "{}",
+        l.logs()
+    );
+    let p = l.rvs("a", &conf("  dynamic_interfaces\n"), &["-P"]);
+    let now = Lab::wait(Duration::from_secs(10), || l.has_addr("a", "198.18.0.54"));
+    assert!(now.is_some(), "NOW did not run\n{}", l.logs());
+    let c = l.ns("c");
+    l.ip_in(
+        "a",
+        &[
+            "link", "add", "eth7", "type", "veth", "peer", "name", "eth7", "netns", &c,
+        ],
+    );
+    l.ip_in("a", &["addr", "add", "198.18.7.1/24", "dev", "eth7"]);
+    l.ip_in("a", &["link", "set", "eth7", "up"]);
+    l.ip_in("c", &["link", "set", "eth7", "up"]);
+    let late = Lab::wait(Duration::from_secs(10), || {
+        on_dev(&l, "a", "eth7", "198.18.7.53")
+    });
+    assert!(late.is_some(), "LATE did not start on eth7\n{}", l.logs());
+    l.signal(&p, "TERM");
+    l.wait_exit(&p, Duration::from_secs(10));
 }
