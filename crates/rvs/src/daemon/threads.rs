@@ -37,16 +37,19 @@ pub fn apply_to_main(g: &rvs_conf::model::GlobalDefs) {
         tracing::info!("umask {m:04o}");
     }
     if let Some(name) = &g.process_name {
-        match std::ffi::CString::new(name.as_str()) {
-            Ok(c) => {
-                if let Err(e) = rustix::thread::set_name(&c) {
-                    tracing::warn!("process_name {name}: {e}");
-                }
-            }
-            Err(e) => tracing::warn!("process_name {name}: {e}"),
-        }
+        name_thread("process_name", name);
     }
     apply_checker(&g.checker_process, g.checker_priority);
+}
+
+/// Names the calling thread (what `ps -L` and `top -H` show); `label` says which setting.
+fn name_thread(label: &str, name: &str) {
+    let named = std::ffi::CString::new(name)
+        .map_err(|e| e.to_string())
+        .and_then(|c| rustix::thread::set_name(&c).map_err(|e| e.to_string()));
+    if let Err(e) = named {
+        tracing::warn!("{label} {name}: {e}");
+    }
 }
 
 /// The CPU set of a `*_cpu_affinity` list.
@@ -93,8 +96,10 @@ impl TaskThread {
         let (htx, hrx) = std::sync::mpsc::channel();
         let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
         let s = settings.clone();
+        // The thread takes its configured name (`*_process_name`) only once its settings
+        // are applied: whoever sees the name sees the settings.
         let thread = std::thread::Builder::new()
-            .name(s.name.clone().unwrap_or_else(|| name.to_owned()))
+            .name(name.to_owned())
             .spawn(move || {
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -107,6 +112,9 @@ impl TaskThread {
                     }
                 };
                 apply(what, &s, nice);
+                if let Some(n) = &s.name {
+                    name_thread(what, n);
+                }
                 let _ = htx.send(Ok(rt.handle().clone()));
                 rt.block_on(async {
                     let _ = done_rx.await;
