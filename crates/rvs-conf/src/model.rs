@@ -263,6 +263,8 @@ pub struct GlobalDefs {
     pub nftables_priority: i32,
     /// `nftables_counters`: the `no_accept` rules count what they match.
     pub nftables_counters: bool,
+    /// `nftables_ifindex`: link-local VIPs are always matched by interface index.
+    pub nftables_ifindex: bool,
     /// `net_namespace NAME`: rvs runs in the network namespace `/run/netns/NAME` (it
     /// enters it at start, before anything opens a socket).
     pub net_namespace: Option<String>,
@@ -436,6 +438,7 @@ impl Default for GlobalDefs {
             disable_local_igmp: false,
             nftables_priority: -1,
             nftables_counters: false,
+            nftables_ifindex: false,
             net_namespace: None,
             net_namespace_ipvs: None,
             use_pid_dir: false,

@@ -60,7 +60,7 @@ const BUFS: Support = NotApplied(
 );
 const FIREWALL: Support = NotApplied(
     "keepalived's other firewall settings: rvs installs the no_accept rules in nftables \
-     (no iptables, ipsets, interface indexes or IPVS rules)",
+     (no iptables, ipsets or IPVS rules)",
 );
 
 use crate::support::Support::{self, Applied, NotApplied, Spelling};
@@ -160,7 +160,7 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("min_auto_priority_delay", Applied("GlobalDefs.min_auto_priority_delay")),
     leaf("nftables", Applied("-: the name of the nftables tables of no_accept (default keepalived)")),
     leaf("nftables_counters", Applied("GlobalDefs.nftables_counters")),
-    leaf("nftables_ifindex", FIREWALL),
+    leaf("nftables_ifindex", Applied("GlobalDefs.nftables_ifindex")),
     leaf("nftables_ipvs", FIREWALL),
     leaf("nftables_ipvs_priority", FIREWALL),
     leaf("nftables_ipvs_start_fwmark", FIREWALL),

@@ -25,12 +25,96 @@ pub struct FirewallPlan {
     /// `nftables_counters`: every rule counts what it matches.
     pub counters: bool,
     pub v4: BTreeSet<Ipv4Addr>,
+    /// IPv6 addresses other than link-local ones.
     pub v6: BTreeSet<Ipv6Addr>,
+    /// Link-local addresses with their interface, matched by interface index
+    /// (keepalived's `vips_link_local` set).
+    pub ll_index: BTreeSet<(Ipv6Addr, String)>,
+    /// Link-local addresses matched by interface name (`vips_link_local_name`: an
+    /// instance with `dont_track_primary`, for an address on its interface or
+    /// `no_track`, unless `nftables_ifindex`).
+    pub ll_name: BTreeSet<(Ipv6Addr, String)>,
 }
 
 impl FirewallPlan {
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && !self.has_v6()
+    }
+
+    fn has_v6(&self) -> bool {
+        !(self.v6.is_empty() && self.ll_index.is_empty() && self.ll_name.is_empty())
+    }
+}
+
+/// The `table ip6` of `w`, in keepalived's layout: its sets, the chains declared in
+/// keepalived's order (`nft list` shows them so), then their rules.
+fn table_v6(w: &FirewallPlan, prio: &str, counter: &str, o: &mut String) {
+    let t = &w.table;
+    let _ = writeln!(o, "table ip6 {t} {{");
+    let elements: Vec<String> = w.v6.iter().map(ToString::to_string).collect();
+    let _ = write!(o, "\tset vips {{\n\t\ttype ipv6_addr\n");
+    if !elements.is_empty() {
+        let _ = writeln!(o, "\t\telements = {{ {} }}", elements.join(", "));
+    }
+    let _ = writeln!(
+        o,
+        "\t}}\n\tset neighbor-discovery {{\n\t\ttype icmpv6_type\n\t\tflags constant\n\t\t\
+         elements = {{ nd-neighbor-solicit, nd-neighbor-advert }}\n\t}}"
+    );
+    let ll = |set: &BTreeSet<(Ipv6Addr, String)>| {
+        set.iter()
+            .map(|(a, i)| format!("{a} . \"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !w.ll_index.is_empty() {
+        let _ = writeln!(
+            o,
+            "\tset vips_link_local {{\n\t\ttype ipv6_addr . iface_index\n\t\telements = {{ {} }}\n\t}}",
+            ll(&w.ll_index)
+        );
+    }
+    if !w.ll_name.is_empty() {
+        let _ = writeln!(
+            o,
+            "\tset vips_link_local_name {{\n\t\ttype ipv6_addr . ifname\n\t\telements = {{ {} }}\n\t}}",
+            ll(&w.ll_name)
+        );
+    }
+    for (chain, hook) in [("out", "output"), ("in", "input")] {
+        let _ = writeln!(
+            o,
+            "\tchain {chain} {{\n\t\ttype filter hook {hook} priority {prio}; policy accept;\n\t}}"
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\tchain in_link_local {{\n\t}}\n\tchain out_link_local {{\n\t}}\n}}"
+    );
+    for (chain, dir) in [("out", "saddr"), ("in", "daddr")] {
+        let _ = writeln!(
+            o,
+            "add rule ip6 {t} {chain} icmpv6 type @neighbor-discovery {counter}accept\n\
+             add rule ip6 {t} {chain} ip6 {dir} fe80::/10 {counter}goto {chain}_link_local\n\
+             add rule ip6 {t} {chain} ip6 {dir} @vips {counter}drop"
+        );
+    }
+    for (chain, dir, if_) in [
+        ("in_link_local", "daddr", "i"),
+        ("out_link_local", "saddr", "o"),
+    ] {
+        if !w.ll_index.is_empty() {
+            let _ = writeln!(
+                o,
+                "add rule ip6 {t} {chain} ip6 {dir} . {if_}if @vips_link_local {counter}drop"
+            );
+        }
+        if !w.ll_name.is_empty() {
+            let _ = writeln!(
+                o,
+                "add rule ip6 {t} {chain} ip6 {dir} . {if_}ifname @vips_link_local_name {counter}drop"
+            );
+        }
     }
 }
 
@@ -40,13 +124,7 @@ pub fn script(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> Strin
     let mut o = String::new();
     for (family, v6) in [("ip", false), ("ip6", true)] {
         let has = |p: Option<&FirewallPlan>| {
-            p.is_some_and(|p| {
-                if v6 {
-                    !p.v6.is_empty()
-                } else {
-                    !p.v4.is_empty()
-                }
-            })
+            p.is_some_and(|p| if v6 { p.has_v6() } else { !p.v4.is_empty() })
         };
         // The old table goes (declared first, so that deleting it cannot fail).
         if let Some(p) = prev.filter(|p| has(Some(p))) {
@@ -66,44 +144,28 @@ pub fn script(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> Strin
                 t = w.table
             );
         }
-        let elements: Vec<String> = if v6 {
-            w.v6.iter().map(ToString::to_string).collect()
-        } else {
-            w.v4.iter().map(ToString::to_string).collect()
-        };
-        let _ = writeln!(o, "table {family} {} {{", w.table);
-        let _ = writeln!(
-            o,
-            "\tset vips {{\n\t\ttype {}\n\t\telements = {{ {} }}\n\t}}",
-            if v6 { "ipv6_addr" } else { "ipv4_addr" },
-            elements.join(", ")
-        );
-        if v6 {
-            let _ = writeln!(
-                o,
-                "\tset neighbor-discovery {{\n\t\ttype icmpv6_type\n\t\tflags constant\n\t\t\
-                 elements = {{ nd-neighbor-solicit, nd-neighbor-advert }}\n\t}}\n\
-                 \tchain in_link_local {{\n\t}}\n\tchain out_link_local {{\n\t}}"
-            );
-        }
         let prio = match w.priority {
             0 => "filter".to_owned(),
             p if p < 0 => format!("filter - {}", p.unsigned_abs()),
             p => format!("filter + {p}"),
         };
         let counter = if w.counters { "counter " } else { "" };
+        if v6 {
+            table_v6(w, &prio, counter, &mut o);
+            continue;
+        }
+        let elements: Vec<String> = w.v4.iter().map(ToString::to_string).collect();
+        let _ = writeln!(o, "table {family} {} {{", w.table);
+        let _ = writeln!(
+            o,
+            "\tset vips {{\n\t\ttype ipv4_addr\n\t\telements = {{ {} }}\n\t}}",
+            elements.join(", ")
+        );
         for (chain, hook, dir) in [("out", "output", "saddr"), ("in", "input", "daddr")] {
             let _ = writeln!(
                 o,
                 "\tchain {chain} {{\n\t\ttype filter hook {hook} priority {prio}; policy accept;"
             );
-            if v6 {
-                let _ = writeln!(
-                    o,
-                    "\t\ticmpv6 type @neighbor-discovery {counter}accept\n\t\t\
-                     ip6 {dir} fe80::/10 {counter}goto {chain}_link_local"
-                );
-            }
             let _ = writeln!(o, "\t\t{family} {dir} @vips {counter}drop\n\t}}");
         }
         let _ = writeln!(o, "}}");
@@ -163,6 +225,8 @@ mod tests {
             counters: false,
             v4: v4.iter().map(|a| a.parse().unwrap()).collect(),
             v6: v6.iter().map(|a| a.parse().unwrap()).collect(),
+            ll_index: BTreeSet::new(),
+            ll_name: BTreeSet::new(),
         }
     }
 

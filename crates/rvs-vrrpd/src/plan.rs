@@ -749,6 +749,21 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
                 IpAddr::V4(v) => {
                     fw.v4.insert(v);
                 }
+                // keepalived's link-local sets: by interface index, or by name for an
+                // instance that does not track its interface (an address on it, or
+                // no_track) unless nftables_ifindex.
+                IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80 => {
+                    let iface = vi.interface.clone().unwrap_or_default();
+                    let dev = a.dev.clone().unwrap_or_else(|| iface.clone());
+                    let by_name = !g.nftables_ifindex
+                        && vi.dont_track_primary
+                        && (dev == iface || a.no_track);
+                    if by_name {
+                        fw.ll_name.insert((v, dev));
+                    } else {
+                        fw.ll_index.insert((v, dev));
+                    }
+                }
                 IpAddr::V6(v) => {
                     fw.v6.insert(v);
                 }

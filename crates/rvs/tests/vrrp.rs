@@ -3088,3 +3088,56 @@ fn dynamic_interfaces_lets_an_instance_wait_for_its_interface() {
     l.signal(&p, "TERM");
     l.wait_exit(&p, Duration::from_secs(10));
 }
+
+/// `no_accept` for link-local IPv6 VIPs: matched with their interface, by index
+/// (`vips_link_local`) or, for an instance with `dont_track_primary`, by name
+/// (`vips_link_local_name`) unless `nftables_ifindex` — `nft list ruleset` identical to
+/// keepalived 2.2.7's in each case.
+#[test]
+#[ignore = "needs root, network namespaces, keepalived and nft: ./test.sh runs it as root"]
+fn link_local_vips_are_filtered_by_interface_as_keepalived_does() {
+    lab::require(true);
+    let mut l = Lab::new(&[("a", 1)]);
+    let conf = |global: &str, inst: &str| {
+        format!(
+            "global_defs {{\n  vrrp_strict\n{global}}}\n\
+             vrrp_instance V6 {{\n  state MASTER\n  interface eth0\n  virtual_router_id 55\n  \
+             priority 150\n  advert_int 1\n{inst}  virtual_ipaddress {{\n    fe80::55/64\n    \
+             fd00:198:18::55/64\n  }}\n}}\n"
+        )
+    };
+    let on = |l: &Lab| {
+        Lab::wait(Duration::from_secs(15), || {
+            on_dev(l, "a", "eth0", "fd00:198:18::55")
+        })
+        .is_some()
+    };
+    for (global, inst, set) in [
+        ("", "", "vips_link_local {"),
+        ("", "  dont_track_primary\n", "vips_link_local_name {"),
+        (
+            "  nftables_ifindex\n",
+            "  dont_track_primary\n",
+            "vips_link_local {",
+        ),
+    ] {
+        let c = conf(global, inst);
+        let ka = l.keepalived("a", &c);
+        assert!(on(&l), "keepalived never MASTER\n{}", l.logs());
+        let ka_rules = nft_rules(&l, "a");
+        assert!(ka_rules.contains(set), "{c}{ka_rules}");
+        l.signal(&ka, "TERM");
+        l.wait_exit(&ka, Duration::from_secs(10));
+        let r = l.rvs("a", &c, &["-P"]);
+        assert!(on(&l), "rvs never MASTER\n{}", l.logs());
+        let same = Lab::wait(Duration::from_secs(5), || nft_rules(&l, "a") == ka_rules);
+        assert!(
+            same.is_some(),
+            "{c}keepalived's:\n{ka_rules}\nrvs's:\n{}",
+            nft_rules(&l, "a")
+        );
+        l.signal(&r, "TERM");
+        l.wait_exit(&r, Duration::from_secs(10));
+        assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
+    }
+}

@@ -158,6 +158,7 @@ impl Loader<'_> {
                 "lvs_flush" => g.lvs_flush = a.bare(n),
                 "nftables_priority" => set(&mut g.nftables_priority, a.arg_int(n, -1000, 1000)),
                 "nftables_counters" => g.nftables_counters = a.bare(n),
+                "nftables_ifindex" => g.nftables_ifindex = a.bare(n),
                 "vrrp_iptables" => {
                     // keepalived built with nftables only (Debian's) reads the legacy
                     // keyword as `nftables keepalived` at priority -1, and says so.
