@@ -250,6 +250,9 @@ pub struct GlobalDefs {
     pub vrrp_netlink_monitor_rcv_bufs: RcvBufs,
     /// `lvs_netlink_cmd_rcv_bufs[_force]`: the kernel IPVS plane's netlink socket.
     pub lvs_netlink_cmd_rcv_bufs: RcvBufs,
+    /// `lvs_netlink_monitor_rcv_bufs[_force]`: the checkers' address monitor
+    /// (`ha_suspend` follows address changes as they happen).
+    pub lvs_netlink_monitor_rcv_bufs: RcvBufs,
     /// `vrrp_rx_bufs_policy`, when set, and `vrrp_rx_bufs_multiplier` (3).
     pub vrrp_rx_bufs_policy: Option<RxBufsPolicy>,
     pub vrrp_rx_bufs_multiplier: u32,
@@ -431,6 +434,7 @@ impl Default for GlobalDefs {
             vrrp_netlink_cmd_rcv_bufs: RcvBufs::default(),
             vrrp_netlink_monitor_rcv_bufs: RcvBufs::default(),
             lvs_netlink_cmd_rcv_bufs: RcvBufs::default(),
+            lvs_netlink_monitor_rcv_bufs: RcvBufs::default(),
             vrrp_rx_bufs_policy: None,
             vrrp_rx_bufs_multiplier: 3,
             vmac_prefix: "vrrp".to_owned(),

@@ -55,8 +55,8 @@ const fn list(name: &'static str, support: Support) -> Kw {
 const SNMP: Support = Applied("GlobalDefs.snmp");
 const NO_DBUS: Support = NotApplied("rvs serves keepalived 2.2.7's DBus interface, which always names instance objects by interface (2.4's option)");
 const BUFS: Support = NotApplied(
-    "rvs has no such socket: the checkers watch no netlink group, and vrrp_track_process \
-     reads /proc",
+    "rvs has no such socket: vrrp_track_process reads /proc (keepalived listens to the \
+     kernel's process events)",
 );
 const FIREWALL: Support = NotApplied(
     "keepalived's other firewall settings: rvs installs the no_accept rules in nftables \
@@ -149,8 +149,8 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("lvs_flush_onstop", Applied("GlobalDefs.lvs_flush_on_stop")),
     leaf("lvs_netlink_cmd_rcv_bufs", Applied("GlobalDefs.lvs_netlink_cmd_rcv_bufs")),
     leaf("lvs_netlink_cmd_rcv_bufs_force", Applied("GlobalDefs.lvs_netlink_cmd_rcv_bufs")),
-    leaf("lvs_netlink_monitor_rcv_bufs", BUFS),
-    leaf("lvs_netlink_monitor_rcv_bufs_force", BUFS),
+    leaf("lvs_netlink_monitor_rcv_bufs", Applied("GlobalDefs.lvs_netlink_monitor_rcv_bufs")),
+    leaf("lvs_netlink_monitor_rcv_bufs_force", Applied("GlobalDefs.lvs_netlink_monitor_rcv_bufs")),
     leaf("lvs_notify_fifo", Applied("GlobalDefs.lvs_notify_fifo")),
     leaf("lvs_notify_fifo_script", Applied("GlobalDefs.lvs_notify_fifo_script")),
     leaf("lvs_process_name", Spelling("checker_process_name")),

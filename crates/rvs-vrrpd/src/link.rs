@@ -443,13 +443,24 @@ fn address_of(m: &AddressMessage) -> Option<IpAddr> {
 pub fn addr_monitor(
     tx: tokio::sync::mpsc::UnboundedSender<(IpAddr, bool)>,
 ) -> Result<(), LinkError> {
+    addr_monitor_sized(tx, rvs_conf::model::RcvBufs::default())
+}
+
+/// [`addr_monitor`] on a socket whose receive buffer `bufs` sizes (the checkers'
+/// monitor: `lvs_netlink_monitor_rcv_bufs`).
+pub fn addr_monitor_sized(
+    tx: tokio::sync::mpsc::UnboundedSender<(IpAddr, bool)>,
+    bufs: rvs_conf::model::RcvBufs,
+) -> Result<(), LinkError> {
     use futures_util::stream::StreamExt as _;
     use rtnetlink::packet_core::NetlinkPayload;
     use rtnetlink::packet_route::RouteNetlinkMessage;
-    let (conn, _handle, mut msgs) = rtnetlink::new_multicast_connection(&[
+    use rtnetlink::sys::AsyncSocket as _;
+    let (mut conn, _handle, mut msgs) = rtnetlink::new_multicast_connection(&[
         rtnetlink::MulticastGroup::Ipv4Ifaddr,
         rtnetlink::MulticastGroup::Ipv6Ifaddr,
     ])?;
+    set_bufs(conn.socket_mut().socket_ref(), bufs)?;
     tokio::spawn(conn);
     tokio::spawn(async move {
         while let Some((m, _)) = msgs.next().await {

@@ -1887,7 +1887,8 @@ fn notify_fifo_script_reads_the_fifo() {
 /// Issue #18: keepalived's socket buffer settings: `vrrp_rx_bufs_policy` and
 /// `vrrp_rx_bufs_multiplier` size an instance's VRRP socket, `kernel_rx_buf_size` one
 /// instance's; `vrrp_netlink_cmd_rcv_bufs` and `vrrp_netlink_monitor_rcv_bufs[_force]`
-/// VRRP's netlink sockets. The kernel keeps twice the size asked (`SO_RCVBUF`), beyond
+/// VRRP's netlink sockets, `lvs_netlink_monitor_rcv_bufs` the checkers' address monitor
+/// (which `ha_suspend` follows). The kernel keeps twice the size asked (`SO_RCVBUF`), beyond
 /// `rmem_max` only when forced.
 #[test]
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
@@ -1909,11 +1910,12 @@ fn socket_buffers_are_sized_as_configured() {
     let conf = format!(
         "global_defs {{\n  vrrp_rx_bufs_policy 40000\n  vrrp_rx_bufs_multiplier 2\n  \
          vrrp_netlink_cmd_rcv_bufs 300000\n  vrrp_netlink_monitor_rcv_bufs {forced}\n  \
-         vrrp_netlink_monitor_rcv_bufs_force\n}}\n{}{}",
+         vrrp_netlink_monitor_rcv_bufs_force\n  lvs_netlink_monitor_rcv_bufs 250000\n}}\n{}{}",
         inst("VI_85", 85, ""),
         inst("VI_86", 86, "  kernel_rx_buf_size 70000\n"),
     );
-    let p = l.rvs("a", &conf, &["-P"]);
+    // With the checkers' part too (not -P): its address monitor is sized as well.
+    let p = l.rvs("a", &conf, &[]);
     let pid = p.pids[0];
     // rvs's sockets of a kind, by their receive buffer (read through a copy of each
     // descriptor: `pidfd_getfd`, then `SO_RCVBUF`).
@@ -1958,7 +1960,7 @@ fn socket_buffers_are_sized_as_configured() {
         want_raw.iter().all(|w| b.contains(w))
     });
     assert!(raw_ok.is_some(), "raw: {:?}\n{}", buffers(false), l.logs());
-    let want_nl = [600_000, forced * 2];
+    let want_nl = [600_000, forced * 2, 500_000];
     let nl_ok = Lab::wait(Duration::from_secs(10), || {
         let b = buffers(true);
         want_nl.iter().all(|w| b.contains(w))

@@ -183,8 +183,12 @@ impl Loader<'_> {
                 | "vrrp_netlink_monitor_rcv_bufs"
                 | "vrrp_netlink_monitor_rcv_bufs_force"
                 | "lvs_netlink_cmd_rcv_bufs"
-                | "lvs_netlink_cmd_rcv_bufs_force") => {
-                    let slot = if kw.starts_with("lvs") {
+                | "lvs_netlink_cmd_rcv_bufs_force"
+                | "lvs_netlink_monitor_rcv_bufs"
+                | "lvs_netlink_monitor_rcv_bufs_force") => {
+                    let slot = if kw.starts_with("lvs_netlink_monitor") {
+                        &mut g.lvs_netlink_monitor_rcv_bufs
+                    } else if kw.starts_with("lvs") {
                         &mut g.lvs_netlink_cmd_rcv_bufs
                     } else if kw.contains("monitor") {
                         &mut g.vrrp_netlink_monitor_rcv_bufs

@@ -511,6 +511,18 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     // waiting for their interface are started (both checked each second).
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
     let mut sync_role: Option<bool> = None;
+    // keepalived's checker process watches the host's addresses (netlink, its buffer set
+    // by lvs_netlink_monitor_rcv_bufs): ha_suspend follows a VIP the moment it comes or
+    // goes, not at the next tick.
+    let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
+    if !a.vrrp_only {
+        let bufs = core.config().global_defs.lvs_netlink_monitor_rcv_bufs;
+        if let Err(e) = rvs_vrrpd::link::addr_monitor_sized(addr_tx, bufs) {
+            tracing::warn!(
+                "no address monitor for the checkers ({e}): ha_suspend follows each second"
+            );
+        }
+    }
     // A reload reads the file off the runtime (`read_config`) while this loop goes on
     // serving health events, commands and signals; reload requests that arrive meanwhile
     // share the read under way and get its answer.
@@ -550,6 +562,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     let _ = reply.send(runtime_command(&mut proxy, &mut core, cmd).await);
                 }
             },
+            Some(_) = addr_rx.recv() => {
+                while addr_rx.try_recv().is_ok() {}
+                checkers.ha_suspend(core.config());
+            }
             _ = sync_tick.tick() => {
                 follow_sync_daemon(&mut proxy, core.config(), &vrrp_status, &mut sync_role).await;
                 // ha_suspend: checkers follow their virtual server's address.
