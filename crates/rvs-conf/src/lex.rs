@@ -657,27 +657,12 @@ impl<'a> Lexer<'a> {
     /// `include_check_set`): no option sets every check; a bare option sets `read` and it
     /// (first word only), `+`/`-` add or remove one.
     fn set_include_check(&mut self, line: &[Ch], loc0: Loc) {
-        let words: Vec<(String, usize)> = {
-            let mut v = Vec::new();
-            let mut cur = String::new();
-            let mut col = 0;
-            for &(c, cc) in line {
-                if c.is_whitespace() {
-                    if !cur.is_empty() {
-                        v.push((std::mem::take(&mut cur), col));
-                    }
-                } else {
-                    if cur.is_empty() {
-                        col = cc as usize;
-                    }
-                    cur.push(c);
-                }
-            }
-            if !cur.is_empty() {
-                v.push((cur, col));
-            }
-            v
-        };
+        // The words of the line with their columns.
+        let words: Vec<(String, usize)> = line
+            .split(|c| is_space(c.0))
+            .filter(|w| !w.is_empty())
+            .map(|w| (w.iter().map(|c| c.0).collect(), w[0].1 as usize))
+            .collect();
         if words.len() <= 1 {
             self.include_check = INCLUDE_R | INCLUDE_M | INCLUDE_W | INCLUDE_B;
             return;
