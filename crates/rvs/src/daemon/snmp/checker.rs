@@ -281,6 +281,29 @@ pub fn tree(cfg: &Config, st: &State<'_>, out: &mut Tree) {
     }
 }
 
+/// The `virtualServerTable` columns that say what a virtual server is (`virtualServerType`
+/// and its group, fwmark, or address type, address and port), in keepalived's order:
+/// the table's and the traps' (which carry them without the row index).
+fn key_columns(vs: &VirtualServer) -> Vec<(u32, Value)> {
+    match &vs.key {
+        VsKey::Group { group } => vec![(2, Value::Integer(3)), (3, Value::string(group))],
+        VsKey::Fwmark { fwmark } => vec![(2, Value::Integer(1)), (4, gauge(*fwmark))],
+        VsKey::Address { address, port } => vec![
+            (2, Value::Integer(2)),
+            (5, Value::Integer(inet_type(*address))),
+            (6, Value::OctetString(octets(*address))),
+            (7, gauge(*port)),
+        ],
+    }
+}
+
+/// Its live real servers (all of them before the checkers have reported).
+fn live(vs: &VirtualServer, health: Option<&VsReport>) -> usize {
+    health.map_or(vs.real_servers.len(), |h| {
+        h.real_servers.iter().filter(|r| r.alive).count()
+    })
+}
+
 /// `virtualServerGroupTable` and `virtualServerGroupMemberTable`: a group's fwmarks
 /// first, then its addresses and ranges, as keepalived keeps them.
 fn groups(cfg: &Config, out: &mut Tree) {
@@ -330,21 +353,10 @@ fn virtual_server(
 ) {
     let col = |c: u32| k(&[3, 3, 1, c, i]);
     let is_v6 = v6(cfg, vs);
-    match &vs.key {
-        VsKey::Group { group } => {
-            out.insert(col(2), Value::Integer(3));
-            out.insert(col(3), Value::string(group));
-        }
-        VsKey::Fwmark { fwmark } => {
-            out.insert(col(2), Value::Integer(1));
-            out.insert(col(4), gauge(*fwmark));
-        }
-        VsKey::Address { address, port } => {
-            out.insert(col(2), Value::Integer(2));
-            out.insert(col(6), Value::OctetString(octets(*address)));
-            out.insert(col(7), gauge(*port));
-        }
+    for (c, v) in key_columns(vs) {
+        out.insert(col(c), v);
     }
+    // Every kind has an address type (a fwmark's or a group's family too).
     out.insert(col(5), Value::Integer(if is_v6 { 2 } else { 1 }));
     if !matches!(vs.key, VsKey::Fwmark { .. }) {
         let p = match vs.protocol {
@@ -385,10 +397,8 @@ fn virtual_server(
     out.insert(col(37), truth(vs.sched_flags.ops));
     out.insert(col(18), truth(vs.alpha));
     out.insert(col(19), truth(vs.omega));
-    let total = vs.real_servers.len();
-    let up = health.map_or(total, |h| h.real_servers.iter().filter(|r| r.alive).count());
-    out.insert(col(20), gauge(total));
-    out.insert(col(21), gauge(up));
+    out.insert(col(20), gauge(vs.real_servers.len()));
+    out.insert(col(21), gauge(live(vs, health)));
     out.insert(col(22), gauge(vs.quorum));
     out.insert(col(23), truth(health.is_none_or(|h| h.quorum_up)));
     if let Some(v) = script(vs.quorum_up.as_ref()) {
@@ -513,32 +523,19 @@ pub fn trap(cfg: &Config, servers: &[VsReport], change: Change) -> Option<rvs_sn
         vbs.push((k(&[3, 4, 1, 5]), gauge(r.port)));
         vbs.push((k(&[3, 4, 1, 6]), truth(up)));
     }
-    match &vs.key {
-        VsKey::Group { group } => {
-            vbs.push((k(&[3, 3, 1, 2]), Value::Integer(3)));
-            vbs.push((k(&[3, 3, 1, 3]), Value::string(group)));
-        }
-        VsKey::Fwmark { fwmark } => {
-            vbs.push((k(&[3, 3, 1, 2]), Value::Integer(1)));
-            vbs.push((k(&[3, 3, 1, 4]), gauge(*fwmark)));
-        }
-        VsKey::Address { address, port } => {
-            vbs.push((k(&[3, 3, 1, 2]), Value::Integer(2)));
-            vbs.push((k(&[3, 3, 1, 5]), Value::Integer(inet_type(*address))));
-            vbs.push((k(&[3, 3, 1, 6]), Value::OctetString(octets(*address))));
-            vbs.push((k(&[3, 3, 1, 7]), gauge(*port)));
-        }
-    }
+    vbs.extend(
+        key_columns(vs)
+            .into_iter()
+            .map(|(c, v)| (k(&[3, 3, 1, c]), v)),
+    );
     // keepalived sends tcp(1) for TCP and 2 for anything else here.
     vbs.push((k(&[3, 3, 1, 8]), truth(vs.protocol == Some(Protocol::Tcp))));
     if let Change::Quorum { up, .. } = change {
         vbs.push((k(&[3, 3, 1, 23]), truth(up)));
         vbs.push((k(&[3, 3, 1, 22]), gauge(vs.quorum)));
     }
-    let total = vs.real_servers.len();
-    let live = health.map_or(total, |h| h.real_servers.iter().filter(|r| r.alive).count());
-    vbs.push((k(&[3, 3, 1, 21]), gauge(live)));
-    vbs.push((k(&[3, 3, 1, 20]), gauge(total)));
+    vbs.push((k(&[3, 3, 1, 21]), gauge(live(vs, health))));
+    vbs.push((k(&[3, 3, 1, 20]), gauge(vs.real_servers.len())));
     let router_id = cfg
         .global_defs
         .router_id
