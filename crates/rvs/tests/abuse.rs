@@ -254,7 +254,7 @@ fn still_serving(d: &Daemon, vip: SocketAddr) {
 
 /// A memory figure of the daemon from /proc (`VmHWM` peak, `VmRSS` now), in KiB.
 fn mem_kib(d: &Daemon, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon_pid(d))).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -362,9 +362,7 @@ fn a_config_that_never_arrives_does_not_stall_the_daemon() {
         .status()
         .unwrap()
         .success());
-    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
-    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
-    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    let pid = rustix::process::Pid::from_raw(d.pid().try_into().unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // Runtime commands still apply while the read waits.
@@ -429,15 +427,9 @@ fn reload_never_signals_a_stranger() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The daemon's pid, from its pid file.
-fn daemon_pid(d: &Daemon) -> u32 {
-    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
-    pid.lines().next().unwrap().trim().parse().unwrap()
-}
-
 /// Descriptors the daemon holds, and how many of them are pipes.
 fn fds(d: &Daemon) -> (usize, usize) {
-    let dir = format!("/proc/{}/fd", daemon_pid(d));
+    let dir = format!("/proc/{}/fd", d.pid());
     let links: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()

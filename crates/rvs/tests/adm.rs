@@ -1138,8 +1138,7 @@ fn reload_file_marks_the_reading_of_the_configuration() {
     );
     let d = Daemon::start("reload-file", &conf, vip);
     assert!(!marker.exists(), "the stale reload file was left at start");
-    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
-    let pid = pid.lines().next().unwrap().to_owned();
+    let pid = d.pid().to_string();
     let conf_path = d.dir.join("k.conf");
     let mut strace = std::process::Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-P"])
@@ -1273,8 +1272,7 @@ fn config_save_dir_keeps_the_state_around_each_reload() {
         )
     };
     let d = Daemon::start("config-save", &conf("127.75.4.2"), vip);
-    let pid = std::fs::read_to_string(d.dir.join("pid")).unwrap();
-    let pid = pid.lines().next().unwrap().to_owned();
+    let pid = d.pid();
     let (ok, out) = d.reload(&conf("127.75.4.3"));
     assert!(ok, "{out}");
     let read = |name: &str| {

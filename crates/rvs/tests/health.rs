@@ -1081,15 +1081,7 @@ fn snmp_serves_keepalived_s_checker_tables_and_traps() {
             .env("MIBS", "")
             .output()
             .unwrap();
-        let mut out = std::collections::BTreeMap::new();
-        for line in String::from_utf8_lossy(&res.stdout).lines() {
-            if let Some((k, v)) = line.split_once(" = ") {
-                if k.starts_with('.') && !v.starts_with("No Such") && !v.starts_with("No more") {
-                    out.insert(k.to_owned(), v.trim_end().to_owned());
-                }
-            }
-        }
-        out
+        common::snmpwalk_objects(&res.stdout)
     };
     // Registered (the subagent connects at start), and the checkers have probed.
     let mut w = std::collections::BTreeMap::new();

@@ -14,6 +14,7 @@
     clippy::format_push_string
 )]
 
+mod common;
 #[path = "common/lab.rs"]
 mod lab;
 
@@ -2257,13 +2258,7 @@ fn snmp_walk(l: &Lab, node: &str, oids: &[&str]) -> std::collections::BTreeMap<S
             .env("MIBS", "")
             .output()
             .expect("snmpwalk (net-snmp's snmp package) is needed: .ci/run installs it");
-        for line in String::from_utf8_lossy(&res.stdout).lines() {
-            if let Some((k, v)) = line.split_once(" = ") {
-                if k.starts_with('.') && !v.starts_with("No Such") && !v.starts_with("No more") {
-                    out.insert(k.to_owned(), v.trim_end().to_owned());
-                }
-            }
-        }
+        out.extend(common::snmpwalk_objects(&res.stdout));
     }
     out
 }

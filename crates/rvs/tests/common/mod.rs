@@ -63,6 +63,12 @@ impl Daemon {
         d
     }
 
+    /// The daemon's pid, from its pid file.
+    pub fn pid(&self) -> u32 {
+        let pid = std::fs::read_to_string(self.dir.join("pid")).unwrap();
+        pid.lines().next().unwrap().trim().parse().unwrap()
+    }
+
     /// Writes a new config and runs `rvs reload`; returns (success, output).
     pub fn reload(&self, conf: &str) -> (bool, String) {
         std::fs::write(self.dir.join("k.conf"), conf).unwrap();
@@ -202,6 +208,20 @@ pub fn ask_name_from(vip: SocketAddr, src: Option<&str>) -> String {
     let mut r = std::io::BufReader::new(&s);
     std::io::BufRead::read_line(&mut r, &mut line).unwrap();
     line.trim().to_owned()
+}
+
+/// The objects of a `snmpwalk -On` output (OID → `TYPE: value`), without net-snmp's
+/// "No Such Object/Instance" and "No more variables" lines.
+pub fn snmpwalk_objects(stdout: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(stdout).lines() {
+        if let Some((k, v)) = line.split_once(" = ") {
+            if k.starts_with('.') && !v.starts_with("No Such") && !v.starts_with("No more") {
+                out.insert(k.to_owned(), v.trim_end().to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// The metrics endpoint's body (text format).
