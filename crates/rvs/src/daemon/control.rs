@@ -160,6 +160,16 @@ impl Ctx {
             .clone()
     }
 
+    /// The virtual servers' health (without copying the rest of the status: SNMP asks
+    /// for it on every request).
+    pub fn servers(&self) -> Vec<rvs_daemon::VsReport> {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .servers
+            .clone()
+    }
+
     /// The VRRP instances now (empty when VRRP is not run).
     pub fn vrrp(&self) -> Vec<rvs_vrrpd::InstanceStatus> {
         self.vrrp

@@ -114,7 +114,7 @@ impl Agent {
                     return tree(&cfg, &c.vrrp(), up, None);
                 }
                 let (vs, rs) = cache.lock().await.get(&c, &cfg.global_defs.snmp).await;
-                let servers = c.status().servers;
+                let servers = c.servers();
                 let st = checker::State {
                     servers: &servers,
                     vs_stats: &vs,
