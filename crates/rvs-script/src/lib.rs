@@ -153,6 +153,17 @@ impl ScriptPolicy {
         cmd.env_remove("LD_PRELOAD")
             .env_remove("LD_LIBRARY_PATH")
             .env_remove("IFS");
+        // systemd's protocol is the daemon's own: a script must not notify in its name.
+        for v in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "LISTEN_FDNAMES",
+        ] {
+            cmd.env_remove(v);
+        }
         if let Some(r) = own.or(self.run_as) {
             if is_root() && (r.uid != 0 || r.gid != 0) {
                 cmd.uid(r.uid).gid(r.gid);

@@ -17,4 +17,5 @@ pub mod netns;
 pub mod reload_time;
 pub mod run;
 pub mod snmp;
+pub mod systemd;
 pub mod threads;

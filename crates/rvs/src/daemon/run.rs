@@ -505,6 +505,14 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     ));
     tasks.close();
     tracing::info!("control API on {}", control_path.display());
+    // systemd (Type=notify): everything is up; the watchdog is pinged from this loop.
+    let mut sd = crate::daemon::systemd::Notifier::from_env();
+    let sd_status = |core: &Core| {
+        let v = vrrp_status.lock().map(|v| v.clone()).unwrap_or_default();
+        crate::daemon::systemd::status_line(&v, &core.servers())
+    };
+    sd.ready(sd_status(&core));
+    let mut watchdog = sd.watchdog_every().map(tokio::time::interval);
     let status = reload_status_path(&pid_file);
     let mut generation: u64 = 0;
     // lvs_sync_daemon: the kernel's sync daemon follows a VRRP instance, and VRRP instances
@@ -586,6 +594,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 if let Some(msg) = vrrp.poll_waiting().await {
                     tracing::info!("{msg}");
                 }
+                // systemd's STATUS= line (sent when it changed).
+                sd.status(sd_status(&core));
             }
             _ = usr1.recv() => dump(crate::daemon::dumps::Dump::Data, core.config(), &vrrp_status),
             _ = usr2.recv() => dump(crate::daemon::dumps::Dump::Stats, core.config(), &vrrp_status),
@@ -594,12 +604,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 "a real-time thread (VRRP or BFD) ran for half its *_rlimit_rttime without \
                  blocking: at the limit the kernel kills rvs"
             ),
+            _ = async {
+                match watchdog.as_mut() {
+                    Some(w) => w.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => sd.ping(),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
         if let Some(reply) = reload_reply {
             waiting.push(reply);
             if reading.is_none() {
+                sd.reloading();
                 reading = Some(read_config(&a.file, reload_file_of(core.config())));
             }
         }
@@ -664,8 +681,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             for r in waiting.drain(..).flatten() {
                 let _ = r.send(report.clone());
             }
+            sd.ready(sd_status(&core));
         }
     }
+    sd.stopping(a.drain);
     if sync_role.is_some() {
         for state in ["master", "backup"] {
             let _ = proxy

@@ -1,0 +1,299 @@
+//! rvs as a system service (issue #22): systemd's notify protocol spoken to a socket this
+//! test owns, and the shipped unit checked by systemd's own tools.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{backend, Mode};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn rvs() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvs"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The datagrams rvs sends to its `NOTIFY_SOCKET`, read until `until` accepts one.
+struct Manager {
+    sock: UnixDatagram,
+    seen: Vec<String>,
+}
+
+impl Manager {
+    fn bind(path: &Path) -> Manager {
+        let sock = UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Manager {
+            sock,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads datagrams until one satisfies `f` (returned), within `limit`.
+    fn until(&mut self, what: &str, limit: Duration, f: impl Fn(&str) -> bool) -> String {
+        let t = Instant::now();
+        let mut buf = [0u8; 4096];
+        while t.elapsed() < limit {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(msg.clone());
+                if f(&msg) {
+                    return msg;
+                }
+            }
+        }
+        panic!("no {what} within {limit:?}; received: {:#?}", self.seen);
+    }
+}
+
+fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `Type=notify`: READY=1 (with a STATUS line) comes once the service listens; WATCHDOG=1
+/// keeps coming at half of `WATCHDOG_USEC`; STATUS changes when a real server fails its
+/// check; a reload is bracketed by RELOADING=1 (with `MONOTONIC_USEC`) and READY=1; SIGTERM
+/// sends STOPPING=1. A check script does not inherit the protocol's variables.
+#[test]
+fn the_notify_protocol_follows_the_daemon() {
+    let dir = std::env::temp_dir().join(format!("rvs-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut mgr = Manager::bind(&dir.join("notify.sock"));
+    // The script writes its environment, then answers "up" while a flag file exists.
+    let script = dir.join("check.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nenv > {env}\ntest -e {flag}\n",
+            env = dir.join("env.txt").display(),
+            flag = dir.join("up").display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(dir.join("up"), "").unwrap();
+    let _b = backend("127.77.0.2:9000", "a", Mode::Name);
+    let conf = format!(
+        "virtual_server 127.77.0.1 8080 {{\n    lb_kind NAT\n    protocol TCP\n    delay_loop 1\n\
+         \x20   real_server 127.77.0.2 9000 {{\n        MISC_CHECK {{\n            misc_path {}\n\
+         \x20       }}\n    }}\n}}\n",
+        script.display()
+    );
+    std::fs::write(dir.join("k.conf"), &conf).unwrap();
+    let child = rvs()
+        .args(["run", "--log-level", "warn", "--drain", "0", "-f"])
+        .arg(dir.join("k.conf"))
+        .arg("--pid-file")
+        .arg(dir.join("pid"))
+        .arg("--control")
+        .arg(dir.join("ctl.sock"))
+        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let ready = mgr.until("READY=1", Duration::from_mins(1), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    // Ready means serving: the virtual server accepts at once.
+    std::net::TcpStream::connect("127.77.0.1:8080").expect("READY=1 before the listener");
+    // keepalived's start: a real server is alive until its checker says otherwise.
+    let status = field(&ready, "STATUS").expect("READY=1 carries a STATUS line");
+    assert_eq!(status, "1 virtual server, 1/1 real servers alive");
+    // The watchdog is pinged (WATCHDOG_USEC 0.4 s: every 0.2 s) from the main loop.
+    for _ in 0..3 {
+        mgr.until("WATCHDOG=1", Duration::from_secs(10), |m| {
+            m == "WATCHDOG=1\n"
+        });
+    }
+    // The check fails: STATUS follows the live real servers.
+    std::fs::remove_file(dir.join("up")).unwrap();
+    mgr.until("STATUS with 0/1 alive", Duration::from_secs(30), |m| {
+        field(m, "STATUS").is_some_and(|s| s.contains("0/1 real servers alive"))
+    });
+    let env = std::fs::read_to_string(dir.join("env.txt")).unwrap();
+    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC"] {
+        assert!(!env.contains(v), "a check script inherited {v}: {env}");
+    }
+    // A reload: RELOADING=1 with the monotonic time, then READY=1 again.
+    let out = rvs()
+        .arg("reload")
+        .arg("--pid-file")
+        .arg(dir.join("pid"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let reloading = mgr.until("RELOADING=1", Duration::from_secs(30), |m| {
+        m.lines().any(|l| l == "RELOADING=1")
+    });
+    let usec: u64 = field(&reloading, "MONOTONIC_USEC")
+        .expect("RELOADING=1 carries MONOTONIC_USEC")
+        .parse()
+        .unwrap();
+    assert!(usec > 0);
+    mgr.until("READY=1 after the reload", Duration::from_secs(30), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    // SIGTERM: STOPPING=1, then the process exits.
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.0.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    mgr.until("STOPPING=1", Duration::from_secs(30), |m| {
+        m.lines().any(|l| l == "STOPPING=1")
+    });
+    let t = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(30), "rvs did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same daemon without `NOTIFY_SOCKET` sends nothing and runs as before (covered by
+/// every other test); with a socket that is gone, it warns and goes on serving.
+#[test]
+fn a_missing_notify_socket_does_not_stop_the_daemon() {
+    let dir = std::env::temp_dir().join(format!("rvs-notify-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _b = backend("127.77.0.4:9000", "b", Mode::Name);
+    std::fs::write(
+        dir.join("k.conf"),
+        "virtual_server 127.77.0.3 8080 {\n    lb_kind NAT\n    protocol TCP\n\
+         \x20   real_server 127.77.0.4 9000 {\n    }\n}\n",
+    )
+    .unwrap();
+    let child = rvs()
+        .args(["run", "--log-level", "warn", "-f"])
+        .arg(dir.join("k.conf"))
+        .arg("--pid-file")
+        .arg(dir.join("pid"))
+        .arg("--control")
+        .arg(dir.join("ctl.sock"))
+        .env("NOTIFY_SOCKET", dir.join("nobody-listens.sock"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let t = Instant::now();
+    while !dir.join("pid").exists() {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "rvs exited: the notify socket is not needed to run"
+        );
+        assert!(t.elapsed() < Duration::from_mins(1), "rvs did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(common::ask_name("127.77.0.3:8080".parse().unwrap()), "b");
+    child.0.kill().unwrap();
+    let out = child.0.wait_with_output_ref();
+    assert!(
+        out.contains("systemd notification failed"),
+        "the failure is said once: {out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+trait WaitOutput {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl WaitOutput for Child {
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut s = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+/// The shipped unit passes `systemd-analyze verify` (with the binary where the unit says,
+/// here the one under test) and `systemd-analyze security` rates it "OK" (exposure ≤ 4.0
+/// alone, below 5.0 with a data plane's drop-in; keepalived's own unit rates 9.6 "UNSAFE").
+#[test]
+fn the_unit_verifies_and_is_hardened() {
+    let dir = std::env::temp_dir().join(format!("rvs-unit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let unit = std::fs::read_to_string(repo().join("dist/systemd/rvs.service")).unwrap();
+    let local = unit.replace("/usr/sbin/rvs", env!("CARGO_BIN_EXE_rvs"));
+    assert_ne!(local, unit, "the unit runs /usr/sbin/rvs");
+    let path = dir.join("rvs.service");
+    std::fs::write(&path, local).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (systemd) is needed: .ci/run installs it");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // systemd rates exposure below 5.0 "OK"; the unit alone stays below 4.0.
+    let security = |path: &Path, limit: u32| {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=yes"])
+            .arg(format!("--threshold={limit}"))
+            .arg(path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}: exposure above {}: {}",
+            path.display(),
+            f64::from(limit) / 10.0,
+            text.lines().last().unwrap_or_default()
+        );
+    };
+    security(&path, 40);
+    // Each drop-in (a data plane's extra capabilities) keeps the unit valid and "OK".
+    for dropin in ["xdp", "netns"] {
+        let extra =
+            std::fs::read_to_string(repo().join(format!("dist/systemd/{dropin}.conf"))).unwrap();
+        let p = dir.join(format!("rvs-{dropin}.service"));
+        std::fs::write(
+            &p,
+            format!("{}\n{extra}", std::fs::read_to_string(&path).unwrap()),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{dropin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        security(&p, 49);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
