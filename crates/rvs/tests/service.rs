@@ -67,6 +67,21 @@ impl Drop for Killed {
     }
 }
 
+/// `rvs run` on `DIR/k.conf` with its files in DIR and `NOTIFY_SOCKET` at `DIR/SOCKET`.
+fn run_in(dir: &Path, socket: &str, more: impl FnOnce(&mut Command)) -> Killed {
+    let mut c = rvs();
+    c.args(["run", "--log-level", "warn", "--drain", "0", "-f"])
+        .arg(dir.join("k.conf"))
+        .arg("--pid-file")
+        .arg(dir.join("pid"))
+        .arg("--control")
+        .arg(dir.join("ctl.sock"))
+        .env("NOTIFY_SOCKET", dir.join(socket))
+        .stdout(Stdio::null());
+    more(&mut c);
+    Killed(c.spawn().unwrap())
+}
+
 /// `Type=notify`: READY=1 (with a STATUS line) comes once the service listens; WATCHDOG=1
 /// keeps coming at half of `WATCHDOG_USEC`; STATUS changes when a real server fails its
 /// check; a reload is bracketed by RELOADING=1 (with `MONOTONIC_USEC`) and READY=1; SIGTERM
@@ -101,19 +116,9 @@ fn the_notify_protocol_follows_the_daemon() {
         script.display()
     );
     std::fs::write(dir.join("k.conf"), &conf).unwrap();
-    let child = rvs()
-        .args(["run", "--log-level", "warn", "--drain", "0", "-f"])
-        .arg(dir.join("k.conf"))
-        .arg("--pid-file")
-        .arg(dir.join("pid"))
-        .arg("--control")
-        .arg(dir.join("ctl.sock"))
-        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = Killed(child);
+    let mut child = run_in(&dir, "notify.sock", |c| {
+        c.env("WATCHDOG_USEC", "400000");
+    });
     let ready = mgr.until("READY=1", Duration::from_mins(1), |m| {
         m.lines().any(|l| l == "READY=1")
     });
@@ -184,19 +189,9 @@ fn a_missing_notify_socket_does_not_stop_the_daemon() {
          \x20   real_server 127.77.0.4 9000 {\n    }\n}\n",
     )
     .unwrap();
-    let child = rvs()
-        .args(["run", "--log-level", "warn", "-f"])
-        .arg(dir.join("k.conf"))
-        .arg("--pid-file")
-        .arg(dir.join("pid"))
-        .arg("--control")
-        .arg(dir.join("ctl.sock"))
-        .env("NOTIFY_SOCKET", dir.join("nobody-listens.sock"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Killed(child);
+    let mut child = run_in(&dir, "nobody-listens.sock", |c| {
+        c.stderr(Stdio::piped());
+    });
     let t = Instant::now();
     while !dir.join("pid").exists() {
         assert!(
