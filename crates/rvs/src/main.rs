@@ -39,6 +39,8 @@ enum Cmd {
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
     /// ipvsadm's command line against the running daemon (`rvs adm -Ln`, `-A`, `-a`, `-S`, ...).
+    // `-h` is ipvsadm's (its usage); the manual page shows the same text.
+    #[command(disable_help_flag = true, after_long_help = adm::USAGE)]
     Adm {
         /// ipvsadm arguments (see `rvs adm -h`), plus `--control PATH`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -52,6 +54,16 @@ enum Cmd {
     Lab(lab::LabArgs),
     /// Print the control API's OpenAPI document (JSON), generated from its handlers.
     Openapi,
+    /// Write the manual pages (rvs(8), one per subcommand, rvs-keepalived.conf(5)) into DIR.
+    Manpages {
+        /// Where to write them.
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// keepalived's command line, as far as rvs implements it (`-f`, `-t`, `-i`).
@@ -142,6 +154,16 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::Lab(a) => lab::run(&a),
+            Cmd::Manpages { dir } => tools::docs::manpages::<Cli>(&dir).map(|written| {
+                for f in written {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }),
+            Cmd::Completions { shell } => {
+                tools::docs::completions::<Cli>(shell);
+                Ok(ExitCode::SUCCESS)
+            }
         }
     };
     match res {

@@ -292,3 +292,90 @@ fn the_unit_verifies_and_is_hardened() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rvs manpages DIR`: rvs(8), a page per subcommand and rvs-keepalived.conf(5), each
+/// rendered by man(1) without a warning; the dialect page names every `rvs_` extension and
+/// every keyword rvs reads without applying (from the schema, so a new one cannot be
+/// forgotten).
+#[test]
+fn manual_pages_cover_the_command_line_and_the_dialect() {
+    let dir = std::env::temp_dir().join(format!("rvs-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = rvs().arg("manpages").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for page in [
+        "rvs.8",
+        "rvs-run.8",
+        "rvs-check.8",
+        "rvs-reload.8",
+        "rvs-adm.8",
+        "rvs-status.8",
+        "rvs-keepalived.conf.5",
+    ] {
+        let path = dir.join(page);
+        assert!(path.exists(), "{page} not written");
+        let out = Command::new("man")
+            .args(["--warnings", "-E", "UTF-8", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man (man-db) is needed: .ci/run installs it");
+        assert!(out.status.success(), "{page}: {out:?}");
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(warnings.is_empty(), "{page}: {warnings}");
+    }
+    // rvs-adm(8) carries ipvsadm's usage, which `rvs adm -h` prints too.
+    let adm = std::fs::read_to_string(dir.join("rvs-adm.8")).unwrap();
+    assert!(adm.contains("\\-\\-start\\-daemon"), "{adm}");
+    let dialect = std::fs::read_to_string(dir.join("rvs-keepalived.conf.5")).unwrap();
+    let plain = dialect.replace("\\-", "-");
+    for (_, kw) in rvs_conf::schema::every_keyword() {
+        let named = kw.name.starts_with("rvs_")
+            || matches!(kw.support, rvs_conf::support::Support::NotApplied(_));
+        if named {
+            assert!(
+                plain.contains(&format!("\n.B {}\n", kw.name))
+                    || plain.contains(&format!("\n.BR {} ", kw.name)),
+                "rvs-keepalived.conf(5) does not describe {}",
+                kw.name
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `rvs completions bash` is a script bash accepts, and it completes subcommands and
+/// `rvs run`'s options as a user's shell would (bash calls the function with the command,
+/// the word being completed and the one before).
+#[test]
+fn bash_completion_completes_subcommands_and_options() {
+    let out = rvs().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let dir = std::env::temp_dir().join(format!("rvs-compl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("rvs.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let complete = |words: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; _rvs rvs \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let subs = complete("rvs re");
+    assert_eq!(subs.trim(), "reload", "{subs}");
+    let opts = complete("rvs run --data");
+    assert_eq!(opts.trim(), "--dataplane", "{opts}");
+    for shell in ["zsh", "fish"] {
+        let out = rvs().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

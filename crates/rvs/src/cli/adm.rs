@@ -10,7 +10,7 @@ use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "ipvsadm v1.31 2019/12/24 (rvs adm)
+pub const USAGE: &str = "ipvsadm v1.31 2019/12/24 (rvs adm)
 Usage:
   ipvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
   ipvsadm -D virtual-service

@@ -1,0 +1,143 @@
+//! Manual pages and shell completions, generated from the clap definitions
+//! (`clap_mangen`, `clap_complete`) so they cannot drift from the command line:
+//! `rvs manpages DIR` writes rvs(8), one page per subcommand (rvs-run(8), …) and
+//! rvs-keepalived.conf(5), the configuration dialect, made from the keyword schema
+//! (`rvs_conf::schema`): the `rvs_` extensions and every keyword rvs reads but does not
+//! apply, with what is lost. `rvs completions SHELL` prints a completion script.
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use rvs_conf::schema;
+use rvs_conf::support::Support;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What the `rvs_` extension keywords do, for the dialect page (the schema says where
+/// each is written; a test checks that every one of them is described here).
+pub const EXTENSIONS: &[(&str, &str)] = &[
+    (
+        "rvs_mh_table_size",
+        "virtual_server: the Maglev (mh) lookup table size, a prime up to 2^20 (the kernel \
+         fixes it at build time; default 4093). Directors of a cluster must use the same.",
+    ),
+    (
+        "rvs_proxy_protocol",
+        "virtual_server: v1 or v2: the proxy data plane sends the client's address to the \
+         real servers with the PROXY protocol.",
+    ),
+];
+
+/// Writes the manual pages into `dir`; returns the files written.
+pub fn manpages<C: CommandFactory>(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cmd = C::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut written = Vec::new();
+    let mut pages = vec![cmd.clone()];
+    pages.extend(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    for page in pages {
+        let man = clap_mangen::Man::new(page)
+            .section("8")
+            .manual("rvs manual")
+            .source(format!("rvs {}", env!("CARGO_PKG_VERSION")));
+        let path = dir.join(man.get_filename());
+        let mut buf = Vec::new();
+        man.render(&mut buf)?;
+        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    let path = dir.join("rvs-keepalived.conf.5");
+    std::fs::write(&path, dialect_page()).with_context(|| format!("writing {}", path.display()))?;
+    written.push(path);
+    Ok(written)
+}
+
+/// Prints the completion script for `shell`.
+pub fn completions<C: CommandFactory>(shell: clap_complete::Shell) {
+    let mut cmd = C::command();
+    clap_complete::generate(shell, &mut cmd, "rvs", &mut std::io::stdout());
+}
+
+/// Text for roff: backslashes doubled, a leading `.` or `'` kept from being a request.
+fn roff(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('-', "\\-");
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+/// rvs-keepalived.conf(5).
+pub fn dialect_page() -> String {
+    let mut p = String::new();
+    let _ = writeln!(
+        p,
+        ".TH RVS\\-KEEPALIVED.CONF 5 \"\" \"rvs {}\" \"rvs manual\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    p.push_str(
+        ".SH NAME\nrvs\\-keepalived.conf \\- keepalived.conf as rvs reads it\n\
+         .SH DESCRIPTION\n\
+         rvs takes keepalived's configuration file unchanged: the syntax of keepalived 2.2.7 \
+         (comments, blocks, \\fBinclude\\fR, \\fB$PARAM\\fR definitions, \\fB@\\fR conditional \
+         lines, \\fB~SEQ\\fR), every keyword it knows, its defaults and its meaning. See \
+         \\fBkeepalived.conf\\fR(5) for the keywords themselves. This page lists what rvs adds \
+         and what it reads but does not do.\n.PP\n\
+         \\fBrvs check \\-f\\fR \\fIFILE\\fR reports each problem as \
+         \\fIFILE\\fR:\\fILINE\\fR:\\fICOL\\fR with the source line; \\fB\\-\\-strict\\fR also \
+         fails on the keywords below that are not applied, and \\fB\\-\\-keepalived\\-verdict\\fR \
+         gives keepalived \\-t's verdict alone. \\fBkeepalived \\-t\\fR (rvs called as \
+         keepalived) exits as keepalived does.\n\
+         .SH EXTENSIONS\n\
+         Keywords of rvs's own start with \\fBrvs_\\fR, so that keepalived rejects a file that \
+         uses them rather than misreading it.\n",
+    );
+    for (name, what) in EXTENSIONS {
+        let _ = writeln!(p, ".TP\n.B {}\n{}", roff(name), roff(what));
+    }
+    p.push_str(
+        ".SH NOT APPLIED\n\
+         rvs reads and checks these keywords but does not act on them. \\fBrvs check\\fR warns \
+         at each line that uses one, with what is lost; \\fBrvs run\\fR logs it at start.\n",
+    );
+    for (block, kw) in schema::every_keyword() {
+        if let Support::NotApplied(why) = kw.support {
+            let place = if block.is_empty() { "top level" } else { block };
+            let newer = if schema::NEWER_THAN_2_2_7.contains(&kw.name) {
+                " (newer than keepalived 2.2.7)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                p,
+                ".TP\n.BR {} \" in {}{}\"\n{}",
+                roff(kw.name),
+                roff(place),
+                roff(newer),
+                roff(why)
+            );
+        }
+    }
+    p.push_str(
+        ".SH DIFFERENCES\n\
+         .IP \\(bu 2\n\
+         rvs is one process: keepalived's VRRP, checker and BFD children are threads, and \
+         their pid files and process names are accepted.\n\
+         .IP \\(bu 2\n\
+         A reload applies the difference: unchanged virtual servers keep their connections, \
+         a file with errors keeps the running configuration.\n\
+         .IP \\(bu 2\n\
+         The data plane is chosen with \\fBrvs run \\-\\-dataplane\\fR: the userspace proxy \
+         (default), XDP, or the kernel's IPVS (what keepalived programs).\n\
+         .IP \\(bu 2\n\
+         Firewall rules for \\fBvrrp_strict\\fR and \\fBno_accept\\fR go through nftables.\n\
+         .PP\n\
+         The full list, with the reasons, is docs/compat.md and docs/keywords.md in rvs's \
+         sources.\n\
+         .SH SEE ALSO\n\
+         \\fBrvs\\fR(8), \\fBrvs\\-run\\fR(8), \\fBrvs\\-check\\fR(8), \\fBkeepalived.conf\\fR(5), \
+         \\fBipvsadm\\fR(8)\n",
+    );
+    p
+}
