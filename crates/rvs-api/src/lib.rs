@@ -814,6 +814,14 @@ pub enum Dataplane {
     None,
 }
 
+/// Where the XDP program is attached, and how that interface was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct XdpAttach {
+    pub interface: String,
+    /// `--xdp-iface`, `route to the real servers` or `vrrp_instance NAME`.
+    pub chosen_by: String,
+}
+
 /// Connections (or datagrams) a service accepted and could not deliver: the client was
 /// reset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -915,6 +923,9 @@ pub struct Status {
     /// Connections and UDP flows being relayed (proxy data plane).
     pub live_connections: u64,
     pub dataplane: Dataplane,
+    /// The XDP data plane's interface (`--dataplane xdp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp: Option<XdpAttach>,
     pub timeouts: Timeouts,
     pub undelivered: Vec<Undelivered>,
     pub checks: Vec<Check>,

@@ -16,6 +16,7 @@
 //! marked unusable (no new flows) but its slot is not reused while flows may point at it;
 //! a service's table is replaced only when its content changes, by one map update.
 
+pub mod iface;
 pub mod maps;
 pub mod neigh;
 

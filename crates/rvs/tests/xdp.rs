@@ -620,3 +620,110 @@ fn tun_reaches_a_real_server_behind_a_router() {
     assert_eq!(&inner[12..16], &[198, 18, 0, 100]);
     assert_eq!(&inner[16..20], &[198, 18, 0, 50]);
 }
+
+/// Issue #22: the seed articles' ipvsadm-only LVS-DR director (no VRRP, so no
+/// `vrrp_instance` interface to fall back on) runs `--dataplane xdp` without
+/// `--xdp-iface`: the program goes on the one interface that reaches the real servers,
+/// the log and `rvs status` say which and why, and clients are served. A director whose
+/// real servers sit behind two interfaces is refused, naming where each one goes.
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn xdp_without_an_interface_takes_the_one_that_reaches_the_real_servers() {
+    require();
+    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
+    for rs in ["rs1", "rs2"] {
+        l.ip_in(rs, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+        // The seed articles' real-server settings: the VIP on lo is never announced.
+        for kv in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ] {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &l.ns(rs), "sysctl", "-qw", kv])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{kv}");
+        }
+        l.spawn_cmd(
+            rs,
+            &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "0.0.0.0:80"],
+        );
+    }
+    l.ip_in("dir", &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+    let conf = format!(
+        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+         real_server 198.18.0.11 80 {{\n        weight 1\n    }}\n    \
+         real_server 198.18.0.12 80 {{\n        weight 1\n    }}\n}}\n"
+    );
+    l.rvs("dir", &conf, &["--dataplane", "xdp"]);
+    let client = l.ns("c");
+    let up = Lab::wait(Duration::from_secs(20), || {
+        lab::http_get(&client, vip80()).is_ok()
+    });
+    assert!(up.is_some(), "the DR service never answered\n{}", l.logs());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        seen.insert(lab::http_get(&client, vip80()).unwrap());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec!["rs1".to_owned(), "rs2".to_owned()]
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("status")
+        .env("RVS_CONTROL", l.control("dir", 2))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("xdp data plane on eth0 (chosen by route to the real servers)"),
+        "{text}"
+    );
+    let logs: String = std::fs::read_dir(&l.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("XDP data plane on eth0 (chosen by route to the real servers)"),
+        "the log says which interface: {logs}"
+    );
+    // A second link to a second real server: the choice is ambiguous and refused.
+    // (A veth pair: this kernel has no dummy links.)
+    l.ip_in(
+        "dir",
+        &[
+            "link", "add", "dum0", "type", "veth", "peer", "name", "dum1",
+        ],
+    );
+    l.ip_in("dir", &["addr", "add", "198.19.5.1/24", "dev", "dum0"]);
+    l.ip_in("dir", &["link", "set", "dum1", "up"]);
+    l.ip_in("dir", &["link", "set", "dum0", "up"]);
+    let conf2 = l.dir.join("ambiguous.conf");
+    std::fs::write(
+        &conf2,
+        "virtual_server 198.18.0.51 80 {\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+         real_server 198.18.0.11 80 {\n    }\n    real_server 198.19.5.2 80 {\n    }\n}\n",
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &l.ns("dir")])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args(["run", "--dataplane", "xdp", "-f"])
+        .arg(&conf2)
+        .arg("--control")
+        .arg(l.dir.join("ambiguous.sock"))
+        .arg("--pid-file")
+        .arg(l.dir.join("ambiguous.pid"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "several interfaces (198.19.5.2 via dum0; 198.18.0.11 via eth0); pass --xdp-iface"
+        ),
+        "{err}"
+    );
+}

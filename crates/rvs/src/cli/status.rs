@@ -127,13 +127,17 @@ fn render(st: &Status, services: &[Service]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "rvs {} (pid {}), up {}, {} data plane, {} live connections",
+        "rvs {} (pid {}), up {}, {} data plane{}, {} live connections",
         st.version,
         st.pid,
         uptime(st.uptime_s),
         serde_json::to_value(st.dataplane)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        st.xdp
+            .as_ref()
+            .map(|x| format!(" on {} (chosen by {})", x.interface, x.chosen_by))
             .unwrap_or_default(),
         st.live_connections
     );

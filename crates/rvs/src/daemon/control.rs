@@ -130,6 +130,8 @@ pub struct Ctx {
     /// `proxy`, `xdp`, `ipvs`, or `none` when only VRRP runs (`-P`).
     /// `None` with `-P` (VRRP only).
     pub dataplane: Option<Kind>,
+    /// The XDP program's interface and how it was chosen (`--dataplane xdp`).
+    pub xdp: Option<rvs_api::XdpAttach>,
     /// E-mail alerts sent, failed and dropped.
     pub alerts: Arc<rvs_alert::Counters>,
     /// The configuration that runs (for keepalived's dumps), swapped by reloads.
@@ -561,6 +563,7 @@ impl Ctx {
                 Some(Kind::Xdp) => rvs_api::Dataplane::Xdp,
                 Some(Kind::Ipvs) => rvs_api::Dataplane::Ipvs,
             },
+            xdp: self.xdp.clone(),
             timeouts: rvs_api::Timeouts {
                 tcp: t.0,
                 tcpfin: t.1,
@@ -687,6 +690,7 @@ mod tests {
             vrrp_enabled: false,
             snapshots: Arc::default(),
             dataplane: Some(Kind::Proxy),
+            xdp: None,
             alerts: Arc::default(),
             config: arc_swap::ArcSwap::from_pointee(rvs_conf::Config::default()),
         });

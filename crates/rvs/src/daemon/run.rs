@@ -273,14 +273,22 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         max_fds: a.max_relay_fds,
         ..ProxyOptions::default()
     };
+    let mut xdp_attach = None;
     let mut proxy = if a.dataplane == Kind::Xdp && !a.vrrp_only {
-        let iface = a
-            .xdp_iface
-            .clone()
-            .or_else(|| cfg.vrrp_instances.iter().find_map(|v| v.interface.clone()))
-            .ok_or_else(|| {
-                anyhow::anyhow!("--dataplane xdp needs --xdp-iface (or a vrrp_instance interface)")
-            })?;
+        let attach = match &a.xdp_iface {
+            Some(i) => rvs_api::XdpAttach {
+                interface: i.clone(),
+                chosen_by: "--xdp-iface".to_owned(),
+            },
+            None => xdp_iface_of(cfg).await?,
+        };
+        tracing::info!(
+            "XDP data plane on {} (chosen by {})",
+            attach.interface,
+            attach.chosen_by
+        );
+        let iface = attach.interface.clone();
+        xdp_attach = Some(attach);
         Dataplane::xdp(
             opts,
             &XdpSettings {
@@ -475,6 +483,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         snapshots: proxy.snapshots.clone(),
         vrrp_enabled: !a.check_only,
         dataplane: (!a.vrrp_only).then(|| proxy.kind()),
+        xdp: xdp_attach,
         alerts: alert_counters.clone(),
         config: arc_swap::ArcSwap::from_pointee(core.config().clone()),
     });
@@ -748,6 +757,43 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
 }
 
 /// Writes a keepalived dump off the runtime.
+/// `--dataplane xdp` without `--xdp-iface`: the one interface the kernel routes every
+/// real server through (and that holds the VIPs it holds), as in LVS-DR only one link
+/// reaches them; else the interface of the first `vrrp_instance` when no route says;
+/// several interfaces are refused with where each address goes.
+async fn xdp_iface_of(cfg: &rvs_conf::Config) -> Result<rvs_api::XdpAttach> {
+    use rvs_conf::model::VsKey;
+    let mut real = Vec::new();
+    let mut vips = Vec::new();
+    for vs in &cfg.virtual_servers {
+        if let VsKey::Address { address, .. } = vs.key {
+            vips.push(address);
+        }
+        real.extend(vs.real_servers.iter().map(|r| r.address));
+        real.extend(vs.sorry_server.iter().map(|s| s.address));
+    }
+    let seen = rvs_xdp::iface::routes(&real, &vips)
+        .await
+        .context("reading the routes to the real servers")?;
+    match rvs_xdp::iface::choose(&seen) {
+        Ok(interface) => Ok(rvs_api::XdpAttach {
+            interface,
+            chosen_by: "route to the real servers".to_owned(),
+        }),
+        Err(rvs_xdp::iface::ChooseError::NoRoute) => cfg
+            .vrrp_instances
+            .iter()
+            .find_map(|v| {
+                v.interface.clone().map(|interface| rvs_api::XdpAttach {
+                    interface,
+                    chosen_by: format!("vrrp_instance {}", v.name),
+                })
+            })
+            .ok_or_else(|| rvs_xdp::iface::ChooseError::NoRoute.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn dump(
     which: crate::daemon::dumps::Dump,
     cfg: &rvs_conf::Config,
