@@ -55,6 +55,19 @@ fn has_vip(ns: &str) -> bool {
     String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/"))
 }
 
+/// Twenty requests from the client reach both real servers, rs1 and rs2.
+fn assert_both_real_servers_answer(client: &str, addr: SocketAddr) {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        seen.insert(lab::http_get(client, addr).unwrap());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec!["rs1".to_owned(), "rs2".to_owned()],
+        "the client talked to {addr} and got both real servers' answers"
+    );
+}
+
 fn vip80() -> SocketAddr {
     SocketAddr::new(VIP.parse().unwrap(), 80)
 }
@@ -109,14 +122,7 @@ fn dr_lab_serves(prefix: &str, extra: &[&str]) -> (LabUp, std::path::PathBuf) {
         "the VIP never answered\n{}",
         lab_logs(&dir)
     );
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..20 {
-        seen.insert(lab::http_get(&client, vip80()).unwrap());
-    }
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        vec!["rs1".to_owned(), "rs2".to_owned()]
-    );
+    assert_both_real_servers_answer(&client, vip80());
     // DR: the requests went through the director, the replies did not.
     std::thread::sleep(Duration::from_millis(1300));
     let (inp, outp) = service_packets(&dir.join("dir1.sock"));
@@ -280,15 +286,7 @@ fn nat_rewrites_both_ways_through_the_director() {
         lab::http_get(&client, vip80()).is_ok()
     });
     assert!(up.is_some(), "NAT service never answered\n{}", l.logs());
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..20 {
-        seen.insert(lab::http_get(&client, vip80()).unwrap());
-    }
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        vec!["rs1".to_owned(), "rs2".to_owned()],
-        "the client talked to VIP:80 and got both real servers' answers from port 8080"
-    );
+    assert_both_real_servers_answer(&client, vip80());
     // The program's flow table shows in ipvsadm's listings: an open connection is
     // active and listed ESTABLISHED by -Lnc; closed, it is FIN_WAIT and inactive.
     let sock = l.control("dir", 2);
@@ -502,14 +500,7 @@ fn dr_over_ipv6_reaches_both_real_servers() {
         lab::http_get(&client, vip).is_ok()
     });
     assert!(up.is_some(), "the IPv6 VIP never answered\n{}", l.logs());
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..20 {
-        seen.insert(lab::http_get(&client, vip).unwrap());
-    }
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        vec!["rs1".to_owned(), "rs2".to_owned()]
-    );
+    assert_both_real_servers_answer(&client, vip);
     std::thread::sleep(Duration::from_millis(1300));
     let (inp, outp) = service_packets_of(&l.control("dir", 2), &format!("TCP  [{vip6}]:80"));
     assert!(inp > 20, "{inp} packets in");
@@ -661,14 +652,7 @@ fn xdp_without_an_interface_takes_the_one_that_reaches_the_real_servers() {
         lab::http_get(&client, vip80()).is_ok()
     });
     assert!(up.is_some(), "the DR service never answered\n{}", l.logs());
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..20 {
-        seen.insert(lab::http_get(&client, vip80()).unwrap());
-    }
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        vec!["rs1".to_owned(), "rs2".to_owned()]
-    );
+    assert_both_real_servers_answer(&client, vip80());
     let status = Command::new(env!("CARGO_BIN_EXE_rvs"))
         .arg("status")
         .env("RVS_CONTROL", l.control("dir", 2))
