@@ -734,6 +734,51 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// `POST /v1/plan`: which file to plan a reload of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct PlanRequest {
+    /// An absolute path; absent: the daemon's own configuration file (`rvs reload
+    /// --dry-run`).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// Which part of the daemon a planned step changes, in the order a reload changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanPart {
+    /// Notify scripts of removed real servers (`notify_down`), run first.
+    Scripts,
+    /// Health checkers started and stopped.
+    Checkers,
+    /// Virtual and real servers.
+    Dataplane,
+    /// VRRP instances and their VIPs.
+    Vrrp,
+}
+
+/// One step of a planned reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlanStep {
+    pub part: PlanPart,
+    pub text: String,
+}
+
+/// The answer to `POST /v1/plan`: what a reload would change, computed by the reload's
+/// own code on a copy of the running state; nothing is changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Plan {
+    pub file: String,
+    /// Why a reload would refuse the file (the running configuration would be kept);
+    /// then there are no steps.
+    pub refused: Option<String>,
+    pub steps: Vec<PlanStep>,
+    /// Changes worth a second look ("removing the last live real server of …").
+    pub warnings: Vec<String>,
+    /// The data plane's part as `rvs reload` would report it.
+    pub summary: String,
+}
+
 /// The answer to `POST /v1/reload`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReloadAnswer {

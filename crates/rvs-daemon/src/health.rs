@@ -150,7 +150,7 @@ struct History {
 }
 
 /// The health of every real server of the running configuration.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct HealthState {
     /// The running checkers by identity, with what they run.
     running: HashMap<CheckKey, (CheckId, Spec)>,

@@ -63,6 +63,21 @@ pub enum Change {
     Quorum { vs: usize, up: bool },
 }
 
+/// What [`Core::preview`] found a reload would do.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub steps: Vec<rvs_sched::desired::Step>,
+    /// The desired state after the reload.
+    pub desired: Desired,
+    pub checkers: CheckerPlan,
+    /// Notify scripts the removed real servers would run (`notify_down`, omega).
+    pub scripts: Vec<Vec<String>>,
+    /// Each new virtual server's health right after the reload.
+    pub servers: Vec<VsReport>,
+    /// The configuration that would run.
+    pub config: Config,
+}
+
 /// What the daemon runs besides VRRP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -76,7 +91,7 @@ pub enum Mode {
 pub use overlay::Refusal;
 
 /// The daemon's state and rules.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Core {
     cfg: Config,
     mode: Mode,
@@ -186,6 +201,39 @@ impl Core {
             self.runtime.clear();
         }
         Ok(effects)
+    }
+
+    /// What a reload of `parsed` would do, computed by the reload's own code on a copy
+    /// of this core: the data plane's steps (from [`Core::desired`] now to after), the
+    /// checkers started, stopped and kept, and the notify scripts of removed real
+    /// servers; or why the file would be refused. `bfd`: the BFD sessions the new
+    /// configuration would run.
+    pub fn preview(
+        &self,
+        path: &std::path::Path,
+        parsed: Result<rvs_conf::Parsed, String>,
+        bfd: &BfdSessions,
+    ) -> Result<Preview, String> {
+        let mut next = self.clone();
+        let effects = next.reload(path, parsed)?;
+        let (checkers, _) = next.reconcile_checkers(bfd);
+        let desired = next.desired();
+        let steps = rvs_sched::desired::diff(&self.desired(), &desired);
+        let scripts = effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Script(argv) => Some(argv),
+                _ => None,
+            })
+            .collect();
+        Ok(Preview {
+            steps,
+            desired,
+            checkers,
+            scripts,
+            servers: next.servers(),
+            config: next.cfg,
+        })
     }
 
     /// Plans the checkers of the running configuration by difference with the ones that

@@ -42,6 +42,16 @@ fn hint(e: &std::io::Error) -> &'static str {
     }
 }
 
+/// A reload keeps a running instance in its state (a MASTER keeps its VIPs and sends
+/// no priority 0) when the new plan has it under the same name, on the same interface,
+/// with the same VRID and version; otherwise it leaves and the new one starts.
+pub fn keeps(running: &InstanceStatus, new: &plan::InstancePlan) -> bool {
+    running.name == new.name
+        && running.interface == new.iface
+        && running.vrid == new.vrid
+        && running.version == new.version
+}
+
 /// What the control API and `rvs status` show of an instance.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct InstanceStatus {
@@ -429,14 +439,7 @@ impl Vrrp {
         let keep: Vec<String> = ready
             .instances
             .iter()
-            .filter(|p| {
-                running.iter().any(|r| {
-                    r.name == p.name
-                        && r.interface == p.iface
-                        && r.vrid == p.vrid
-                        && r.version == p.version
-                })
-            })
+            .filter(|p| running.iter().any(|r| keeps(r, p)))
             .map(|p| p.name.clone())
             .collect();
         let msg = ReloadOutcome::Applied {

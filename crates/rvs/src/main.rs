@@ -11,7 +11,7 @@ mod cli;
 mod daemon;
 mod tools;
 
-use cli::{adm, check, status};
+use cli::{adm, check, plan, status};
 use daemon::{dataplane, logging, run};
 use tools::{demo, genhash, lab, sim};
 
@@ -36,6 +36,8 @@ enum Cmd {
     Run(Box<run::RunArgs>),
     /// Ask the running daemon to reload its config (checked first; errors keep it running).
     Reload(run::ReloadArgs),
+    /// What a reload of FILE would change in the running daemon, in order; changes nothing.
+    Plan(plan::PlanArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
     /// ipvsadm's command line against the running daemon (`rvs adm -Ln`, `-A`, `-a`, `-S`, ...).
@@ -145,6 +147,7 @@ fn main() -> ExitCode {
             Cmd::Sim(a) => Ok(sim::run(&a)),
             Cmd::Run(a) => run::run(&a),
             Cmd::Reload(a) => run::reload_cmd(&a),
+            Cmd::Plan(a) => plan::run(&a),
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{backend, Mode};
+use std::fmt::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -378,4 +379,298 @@ fn bash_completion_completes_subcommands_and_options() {
         assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Purges the package on the way out, whatever the test found.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["-P", "rvs"]).output();
+    }
+}
+
+fn require_root() {
+    assert!(
+        rustix::process::getuid().is_root(),
+        "needs root (dpkg -i): run ./test.sh as root, as CI does"
+    );
+}
+
+/// The Debian package (dist/deb/build.sh, cargo-deb, release profile) installs with
+/// `dpkg -i` beside Debian's keepalived package, gives a working `rvs` (version, manual
+/// pages, the demo serving from the installed binary, the unit verified with its manual
+/// pages, the `keepalived` personality through the compatibility link without shadowing
+/// the real `keepalived`), and `dpkg -P` leaves none of its files behind.
+#[test]
+#[ignore = "needs root, cargo-deb and a release build (minutes): ./test.sh runs it as root, as CI does"]
+fn the_debian_package_installs_runs_and_purges() {
+    require_root();
+    let status = Command::new("dpkg").args(["-s", "rvs"]).output().unwrap();
+    assert!(
+        !status.status.success(),
+        "a package named rvs is already installed: this test installs and purges its own"
+    );
+    // Its own target directory: the release build never waits for (or on) the test build.
+    let target = repo().join("target/deb");
+    let out = Command::new("bash")
+        .arg(repo().join("dist/deb/build.sh"))
+        .env("CARGO_TARGET_DIR", &target)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dist/deb/build.sh failed: its output is above (cargo-deb comes from .ci/run)"
+    );
+    let deb = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        Path::new(&deb).is_file() && Path::new(&deb).extension().is_some_and(|e| e == "deb"),
+        "no package: {deb}"
+    );
+    let sh = |cmd: &str| {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = sh(&format!("dpkg -i {deb}"));
+    assert!(ok, "dpkg -i: {text}");
+    let _purge = Purge;
+    let (_, listed) = sh("dpkg -L rvs");
+    let files: Vec<PathBuf> = listed
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| !m.is_dir()))
+        .collect();
+    for f in [
+        "/usr/sbin/rvs",
+        "/usr/lib/systemd/system/rvs.service",
+        "/etc/default/rvs",
+        "/usr/share/rvs/systemd/xdp.conf",
+        "/usr/share/bash-completion/completions/rvs",
+        "/usr/lib/rvs/compat/keepalived",
+    ] {
+        assert!(
+            files.contains(&PathBuf::from(f)),
+            "{f} not in the package: {listed}"
+        );
+    }
+    let (ok, text) = sh("dpkg-query -W -f='${Conffiles}' rvs");
+    assert!(ok && text.contains("/etc/default/rvs"), "conffiles: {text}");
+    let (ok, version) = sh("/usr/sbin/rvs --version");
+    assert!(ok && version.starts_with("rvs "), "{version}");
+    for page in ["rvs", "rvs-run", "rvs-keepalived.conf"] {
+        let (ok, text) = sh(&format!("man -w {page}"));
+        assert!(
+            ok && text.contains("/usr/share/man/"),
+            "man -w {page}: {text}"
+        );
+    }
+    // The installed unit verifies, its Documentation= pages included.
+    let (ok, text) = sh("systemd-analyze verify /usr/lib/systemd/system/rvs.service");
+    assert!(ok && text.is_empty(), "systemd-analyze verify: {text}");
+    // The compatibility link speaks as keepalived; Debian's keepalived is untouched.
+    let (ok, text) = sh("/usr/lib/rvs/compat/keepalived -v");
+    assert!(ok && text.contains("(rvs "), "{text}");
+    let (_, real) = sh("keepalived -v");
+    assert!(
+        !real.contains("(rvs "),
+        "the real keepalived is shadowed: {real}"
+    );
+    // The main job from the installed binary: the demo serves on 127.0.0.1:8080.
+    let demo = Command::new("/usr/sbin/rvs")
+        .arg("demo")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Killed(demo);
+    let t = Instant::now();
+    let answer = loop {
+        match std::net::TcpStream::connect("127.0.0.1:8080") {
+            Ok(mut s) => {
+                use std::io::{Read, Write};
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut body = String::new();
+                let _ = s.read_to_string(&mut body);
+                if !body.is_empty() {
+                    break body;
+                }
+            }
+            Err(_) => assert!(
+                demo.0.try_wait().unwrap().is_none(),
+                "the installed rvs demo exited"
+            ),
+        }
+        assert!(
+            t.elapsed() < Duration::from_mins(1),
+            "the demo never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(answer.contains("backend"), "{answer}");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(demo.0.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let t = Instant::now();
+    while demo.0.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Purge: nothing of the package is left.
+    let (ok, text) = sh("dpkg -P rvs");
+    assert!(ok, "dpkg -P: {text}");
+    let left: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.symlink_metadata().is_ok())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    for d in ["/usr/lib/rvs", "/usr/share/rvs", "/usr/share/doc/rvs"] {
+        assert!(!Path::new(d).exists(), "{d} left behind");
+    }
+    let (installed, _) = sh("dpkg -s rvs");
+    assert!(!installed, "rvs still known to dpkg");
+}
+
+/// `rvs plan -f NEW.conf` against a running daemon lists, in the reload's order, the
+/// services and real servers a reload would add, remove and change, with warnings, and
+/// changes nothing; the reload that follows does exactly that (its report and the table
+/// `rvs adm -Ln` lists); `rvs reload --dry-run` then finds nothing to do; a broken file
+/// is reported as refused.
+#[test]
+fn a_plan_says_what_the_reload_then_does() {
+    let _b = backend("127.77.1.2:9000", "b2", Mode::Name);
+    let vs = |port: u16, algo: &str, rs: &[(u8, u8)]| {
+        let mut s = format!(
+            "virtual_server 127.77.1.1 {port} {{\n    lb_algo {algo}\n    lb_kind NAT\n    protocol TCP\n"
+        );
+        for (h, w) in rs {
+            let _ = write!(
+                s,
+                "    real_server 127.77.1.{h} 9000 {{\n        weight {w}\n    }}\n"
+            );
+        }
+        s + "}\n"
+    };
+    let a = [
+        vs(8080, "wlc", &[(2, 1), (3, 1)]),
+        vs(8081, "wlc", &[(4, 1)]),
+        vs(8083, "wlc", &[(6, 1)]),
+    ]
+    .concat();
+    let b = [
+        vs(8080, "rr", &[(2, 3), (5, 1)]),
+        vs(8082, "wlc", &[(4, 1)]),
+        vs(8083, "wlc", &[]),
+    ]
+    .concat();
+    let d = common::Daemon::start("plan", &a, "127.77.1.1:8080".parse().unwrap());
+    let new = d.dir.join("b.conf");
+    std::fs::write(&new, &b).unwrap();
+    let table_before = d.adm(&["-Ln"]).1;
+    let out = rvs()
+        .args(["plan", "-f"])
+        .arg(&new)
+        .env("RVS_CONTROL", d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(". dataplane  ").map(|(_, s)| s))
+        .collect();
+    let vs80 = "[127.77.1.1]:tcp:8080";
+    assert_eq!(
+        steps,
+        [
+            format!("change virtual server {vs80}: scheduler wlc → rr"),
+            format!("remove real server 127.77.1.3:9000 from {vs80} (its connections drain)"),
+            format!("change real server 127.77.1.2:9000 of {vs80}: weight 1 → 3"),
+            format!("add real server 127.77.1.5:9000 to {vs80} (weight 1, Masq)"),
+            "add virtual server [127.77.1.1]:tcp:8082 (scheduler wlc)".to_owned(),
+            "add real server 127.77.1.4:9000 to [127.77.1.1]:tcp:8082 (weight 1, Masq)".to_owned(),
+            // A service left without real servers leaves the data plane.
+            "remove virtual server [127.77.1.1]:tcp:8081 (its connections drain)".to_owned(),
+            "remove virtual server [127.77.1.1]:tcp:8083 (its connections drain)".to_owned(),
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "warning: removing the last live real server of virtual server \
+             [127.77.1.1]:tcp:8083: its clients will be refused"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("data plane: services +1 -2, real servers +2 -1 ~1"),
+        "{text}"
+    );
+    // Nothing changed yet.
+    assert_eq!(d.adm(&["-Ln"]).1, table_before);
+    // The reload does what the plan said.
+    let (ok, said) = d.reload(&b);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("ok: services +1 -2, real servers +2 -1 ~1"),
+        "the reload reports what the plan said: {said}"
+    );
+    let table = d.adm(&["-Ln"]).1;
+    for want in [
+        "TCP  127.77.1.1:8080 rr",
+        "  -> 127.77.1.2:9000              Masq    3",
+        "  -> 127.77.1.5:9000              Masq    1",
+        "TCP  127.77.1.1:8082 wlc",
+    ] {
+        assert!(table.contains(want), "{want:?} not in\n{table}");
+    }
+    for gone in ["127.77.1.3:9000", "127.77.1.1:8081", "127.77.1.1:8083"] {
+        assert!(!table.contains(gone), "{gone} still in\n{table}");
+    }
+    // The daemon's own file, now running: nothing to do.
+    let out = rvs()
+        .args(["reload", "--dry-run", "--control"])
+        .arg(d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("  change nothing"),
+        "{text}"
+    );
+    // JSON for tooling; a broken file is refused, with its diagnostics.
+    std::fs::write(
+        &new,
+        "virtual_server 127.77.1.1 8080 {\n    lb_algo nope\n}\n",
+    )
+    .unwrap();
+    let out = rvs()
+        .args(["plan", "--json", "-f"])
+        .arg(&new)
+        .env("RVS_CONTROL", d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = plan["refused"].as_str().unwrap_or_default();
+    assert!(why.contains("b.conf:2:") && why.contains("nope"), "{plan}");
+    assert!(
+        plan["steps"].as_array().is_some_and(Vec::is_empty),
+        "{plan}"
+    );
+    d.stop();
 }

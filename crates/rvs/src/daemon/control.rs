@@ -53,6 +53,12 @@ pub enum Request {
     Reload(oneshot::Sender<rvs_daemon::ReloadReport>),
     /// An ipvsadm command (`rvs adm -A ...`); the answer is ipvsadm's error text.
     Command(rvs_adm::cmd::Command, oneshot::Sender<Result<(), String>>),
+    /// What a reload of this file (read already: its path and what was read) would do.
+    Plan(
+        PathBuf,
+        Box<Result<rvs_conf::Parsed, String>>,
+        oneshot::Sender<rvs_api::Plan>,
+    ),
 }
 
 /// Binds the control socket. A socket file nobody answers on (a crashed daemon's) is
@@ -199,6 +205,7 @@ fn parts() -> (Router<Arc<Ctx>>, utoipa::openapi::OpenApi) {
         .routes(routes!(vrrp))
         .routes(routes!(connections))
         .routes(routes!(reload))
+        .routes(routes!(plan))
         .routes(routes!(commands))
         .routes(routes!(metrics))
         .routes(routes!(keepalived_dump))
@@ -405,6 +412,44 @@ async fn reload(State(ctx): State<Arc<Ctx>>) -> Result<Json<rvs_api::ReloadAnswe
     }))
 }
 
+/// What a reload would do, computed by the reload's own code; nothing is changed.
+#[utoipa::path(post, path = "/v1/plan",
+    request_body = rvs_api::PlanRequest,
+    responses(
+        (status = 200, description = "The plan: steps in the order a reload takes them, warnings, or why the file would be refused.", body = rvs_api::Plan),
+        (status = 400, description = "Not a valid request (a relative path, bad JSON).", body = rvs_api::ErrorBody),
+    ))]
+async fn plan(
+    State(ctx): State<Arc<Ctx>>,
+    body: axum::body::Body,
+) -> Result<Json<rvs_api::Plan>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let bytes = read_body(body).await?;
+    let req: rvs_api::PlanRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        rvs_api::PlanRequest::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad plan request: {e}")))?
+    };
+    let file = match req.file {
+        Some(f) if Path::new(&f).is_absolute() => PathBuf::from(f),
+        Some(f) => return Err(bad(format!("file must be an absolute path: {f}"))),
+        None => ctx.conf.clone(),
+    };
+    // Read off the runtime, as a reload reads (a file on a slow mount blocks nobody).
+    let path = file.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        rvs_conf::parse_file(&path, &rvs_conf::Options::default())
+    })
+    .await
+    .map_err(|e| format!("reading {}: {e}", file.display()));
+    let (tx, rx) = oneshot::channel();
+    ctx.tx
+        .send(Request::Plan(file, Box::new(parsed), tx))
+        .await
+        .map_err(|_| stopping())?;
+    Ok(Json(rx.await.map_err(|_| stopping())?))
+}
+
 /// Changes the running table as `rvs adm` (ipvsadm) does.
 #[utoipa::path(post, path = "/v1/commands",
     request_body = rvs_api::Command,
@@ -418,10 +463,7 @@ async fn commands(
     body: axum::body::Body,
 ) -> Result<Json<rvs_api::CommandAnswer>, ApiError> {
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
-    let bytes = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(body, MAX_BODY))
-        .await
-        .map_err(|_| bad("request body not received within 5 s".into()))?
-        .map_err(|_| bad(format!("request body larger than {MAX_BODY} bytes")))?;
+    let bytes = read_body(body).await?;
     let api: rvs_api::Command =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad command: {e}")))?;
     let cmd =
@@ -442,6 +484,15 @@ async fn commands(
 
 /// The largest command body.
 const MAX_BODY: usize = 64 * 1024;
+
+/// A request's body, within 5 s and [`MAX_BODY`] bytes.
+async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(body, MAX_BODY))
+        .await
+        .map_err(|_| bad("request body not received within 5 s".into()))?
+        .map_err(|_| bad(format!("request body larger than {MAX_BODY} bytes")))
+}
 
 const MAX_PAGE: usize = 100_000;
 
@@ -730,6 +781,15 @@ mod tests {
                     Request::Command(_, tx) => {
                         let _ = tx.send(Ok(()));
                     }
+                    Request::Plan(file, _, tx) => {
+                        let _ = tx.send(rvs_api::Plan {
+                            file: file.display().to_string(),
+                            refused: None,
+                            steps: Vec::new(),
+                            warnings: Vec::new(),
+                            summary: "services +0 -0, real servers +0 -0 ~0".into(),
+                        });
+                    }
                 }
             }
         });
@@ -768,6 +828,10 @@ mod tests {
                     "/v1/commands" => {
                         serde_json::from_str::<rvs_api::CommandAnswer>(&text).unwrap();
                     }
+                    "/v1/plan" => {
+                        let p: rvs_api::Plan = serde_json::from_str(&text).unwrap();
+                        assert_eq!(p.file, "/etc/keepalived/keepalived.conf");
+                    }
                     "/metrics" => assert!(text.ends_with("# EOF\n"), "{text}"),
                     "/v1/keepalived/{dump}" => {
                         serde_json::from_str::<serde_json::Value>(&text).unwrap();
@@ -776,7 +840,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(served, 8);
+        assert_eq!(served, 9);
         for (method, uri, status, says) in [
             (
                 "GET",

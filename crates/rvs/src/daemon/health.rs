@@ -139,6 +139,14 @@ impl Checkers {
 
     /// Starts (or keeps, when unchanged) the BFD sessions of `cfg` (also with `-P`, for
     /// VRRP's `track_bfd`); returns the sessions' runs for the core's `BFD_CHECK`s.
+    /// The BFD sessions that run now (name → run), as the last `start_bfd` returned them.
+    pub fn bfd_sessions(&self) -> rvs_daemon::BfdSessions {
+        self.bfd_runs
+            .iter()
+            .map(|(name, (_, run))| (name.clone(), *run))
+            .collect()
+    }
+
     pub fn start_bfd(&mut self, cfg: &Config) -> rvs_daemon::BfdSessions {
         let want: Vec<rvs_bfd::driver::Instance> =
             cfg.bfd_instances.iter().filter_map(bfd_instance).collect();

@@ -14,6 +14,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod netns;
+pub mod plan;
 pub mod reload_time;
 pub mod run;
 pub mod snmp;

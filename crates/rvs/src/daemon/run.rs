@@ -578,6 +578,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 crate::daemon::control::Request::Command(cmd, reply) => {
                     let _ = reply.send(runtime_command(&mut proxy, &mut core, cmd).await);
                 }
+                crate::daemon::control::Request::Plan(file, parsed, reply) => {
+                    let vrrp_now = vrrp_status.lock().map(|v| v.clone()).unwrap_or_default();
+                    let now = crate::daemon::plan::Running {
+                        core: &core,
+                        bfd: &checkers.bfd_sessions(),
+                        vrrp: &vrrp_now,
+                        vrrp_enabled: !a.check_only,
+                    };
+                    let _ = reply.send(crate::daemon::plan::plan(&now, &file, *parsed));
+                }
             },
             Some(_) = addr_rx.recv() => {
                 while addr_rx.try_recv().is_ok() {}
@@ -1181,11 +1191,25 @@ pub struct ReloadArgs {
     /// The running daemon's pid file.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
+    /// Print what the reload would do (`rvs plan` of the daemon's own file), change nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// The daemon's control socket, for `--dry-run` (default: `$RVS_CONTROL`, else the
+    /// default socket).
+    #[arg(long, requires = "dry_run")]
+    pub control: Option<PathBuf>,
 }
 
 /// `rvs reload`: checks the daemon's config file first (so errors are printed here and the
 /// daemon is not bothered), then sends SIGHUP and waits for the daemon's answer.
 pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
+    if a.dry_run {
+        return crate::cli::plan::run(&crate::cli::plan::PlanArgs {
+            file: None,
+            json: false,
+            control: a.control.clone(),
+        });
+    }
     let pid_file = a.pid_file.clone().unwrap_or_else(default_pid_file);
     let text = std::fs::read_to_string(&pid_file)
         .with_context(|| format!("no running rvs found: cannot read {}", pid_file.display()))?;
