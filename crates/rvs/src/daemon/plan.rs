@@ -203,3 +203,59 @@ fn vrrp_steps(running: &[InstanceStatus], cfg: &rvs_conf::Config, out: &mut rvs_
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests panic on failure")]
+mod tests {
+    use super::*;
+
+    fn running(name: &str, vrid: u8, state: &str, vips: &[&str]) -> InstanceStatus {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "interface": "eth0", "vrid": vrid, "version": 2, "state": state,
+            "base_priority": 100, "priority": 100, "source": "198.18.0.1", "master": null,
+            "master_priority": null, "vips": vips, "sync_group": null, "adverts_rx": 0,
+            "adverts_tx": 0, "priority_zero_tx": 0, "became_master": 0, "dropped": {}
+        }))
+        .unwrap()
+    }
+
+    /// VRRP's part of a plan: a kept instance keeps its state and gets its VIP changes,
+    /// a removed MASTER hands over (and is warned about), a new instance starts.
+    #[test]
+    fn vrrp_instances_are_kept_removed_and_started_as_the_reload_does() {
+        let text = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    \
+                    priority 100\n    virtual_ipaddress {\n        198.18.0.50/32\n        \
+                    198.18.0.51/32\n    }\n}\nvrrp_instance VI_2 {\n    interface eth0\n    \
+                    virtual_router_id 52\n    priority 100\n    virtual_ipaddress {\n        \
+                    198.18.0.60/32\n    }\n}\n";
+        let parsed =
+            rvs_conf::parse_str(Path::new("new.conf"), text, &rvs_conf::Options::default());
+        assert_eq!(parsed.errors(), 0, "{}", parsed.render());
+        let now = [
+            running("VI_1", 51, "MASTER", &["198.18.0.50/32"]),
+            running("VI_3", 53, "MASTER", &["198.18.0.70/32"]),
+        ];
+        let mut out = rvs_api::Plan {
+            file: "new.conf".into(),
+            refused: None,
+            steps: Vec::new(),
+            warnings: Vec::new(),
+            summary: String::new(),
+        };
+        vrrp_steps(&now, &parsed.config, &mut out);
+        let steps: Vec<&str> = out.steps.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            steps,
+            [
+                "keep vrrp_instance VI_1 (MASTER)",
+                "vrrp_instance VI_1: add VIP 198.18.0.51/32",
+                "remove vrrp_instance VI_3 (MASTER): MASTER will send priority 0 and release its VIPs",
+                "start vrrp_instance VI_2 (VRID 52 on eth0)",
+            ]
+        );
+        assert_eq!(
+            out.warnings,
+            ["vrrp_instance VI_3 is MASTER and will hand its VIPs over"]
+        );
+    }
+}
