@@ -367,10 +367,19 @@ impl HealthState {
         let lost = self.quorum_lost(vi);
         let label = vs_label(vs);
         let up = if !lost && w < q - hy {
-            tracing::warn!("Lost quorum {}-{}={} > {w} for VS {label}", q, hy, q - hy);
+            tracing::warn!(
+                virtual_server = %label,
+                quorum = false,
+                "Lost quorum {}-{}={} > {w} for VS {label}",
+                q,
+                hy,
+                q - hy
+            );
             false
         } else if lost && w >= q + hy {
             tracing::info!(
+                virtual_server = %label,
+                quorum = true,
                 "Gained quorum {}+{}={} <= {w} for VS {label}",
                 q,
                 hy,
@@ -433,7 +442,14 @@ impl HealthState {
                     *slot = Some(*up);
                 }
                 hist.reason = (!*up).then(|| detail.clone());
-                tracing::info!("{detail}");
+                // The fields travel with the event (journald: RVS_VIRTUAL_SERVER, …).
+                tracing::info!(
+                    virtual_server = %key.0,
+                    real_server = %key.1,
+                    checker = ci + 1,
+                    up = *up,
+                    "{detail}"
+                );
             }
             CheckEvent::Weight { weight, .. } => h.dyn_weight = Some(*weight),
         }
@@ -448,6 +464,9 @@ impl HealthState {
                 ""
             };
             tracing::info!(
+                virtual_server = %key.0,
+                real_server = %key.1,
+                up = after.0,
                 "{verb} service {} {} VS {}{how}",
                 rs_label(vs, rs),
                 if after.0 { "to" } else { "from" },

@@ -882,7 +882,13 @@ impl Engine {
                         self.rts[i].quiet = None;
                     }
                     let rt = &mut self.rts[i];
-                    tracing::info!("({}) Entering {} STATE", rt.plan.name, s);
+                    tracing::info!(
+                        instance = %rt.plan.name,
+                        state = s.name(),
+                        "({}) Entering {} STATE",
+                        rt.plan.name,
+                        s
+                    );
                     if s == State::Master {
                         rt.became_master += 1;
                     } else if rt.was_master {

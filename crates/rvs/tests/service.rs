@@ -674,3 +674,112 @@ fn a_plan_says_what_the_reload_then_does() {
     );
     d.stop();
 }
+
+/// Logs reach journald with their fields: a real `systemd-journald` runs in a private
+/// mount namespace (its own tmpfs on /run), rvs logs to it (`--log-format journald`, and
+/// by itself when `$JOURNAL_STREAM` says stderr is the journal, as systemd sets it), a
+/// real server fails its check, and `journalctl -o json` shows the events with
+/// `RVS_VIRTUAL_SERVER`, `RVS_REAL_SERVER`, `RVS_UP`, the priority and `SYSLOG_IDENTIFIER=rvs`.
+/// Each rvs is `exec`ed so that the script's kill reaches it.
+#[test]
+#[ignore = "needs root (a mount namespace with its own systemd-journald): ./test.sh runs it as root"]
+fn logs_reach_journald_with_their_fields() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("rvs-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A real server nobody listens on: its TCP_CHECK fails at once.
+    let conf = "virtual_server 127.77.2.1 8080 {\n    lb_algo rr\n    lb_kind NAT\n    \
+                protocol TCP\n    delay_loop 1\n    real_server 127.77.2.2 9000 {\n        \
+                TCP_CHECK {\n            connect_timeout 1\n            retry 0\n        }\n    \
+                }\n}\n";
+    std::fs::write(dir.join("k.conf"), conf).unwrap();
+    let rvs_bin = env!("CARGO_BIN_EXE_rvs");
+    let d = dir.display();
+    let script = format!(
+        r#"set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/journal /run/log/journal
+/lib/systemd/systemd-journald & J=$!
+for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+wait_for() {{
+  for i in $(seq 300); do
+    journalctl -D /run/log/journal -o json --no-pager SYSLOG_IDENTIFIER=rvs > {d}/$1.json 2>/dev/null || true
+    grep -q "$2" {d}/$1.json && return 0
+    sleep 0.1
+  done
+  return 1
+}}
+run() {{
+  exec {rvs_bin} run -f {d}/k.conf --pid-file {d}/$1.pid --control {d}/$1.sock --drain 0 "${{@:2}}"
+}}
+run explicit --log-format journald & R=$!
+wait_for explicit 'Removing service' || echo "explicit: no entry"
+kill $R; wait $R || true
+# As systemd starts it: stderr is the journal's stream and $JOURNAL_STREAM names it.
+systemd-cat -t rvs-stream bash -c 'export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); exec {rvs_bin} run -f {d}/k.conf --pid-file {d}/auto.pid --control {d}/auto.sock --drain 0' & R=$!
+for i in $(seq 300); do
+  journalctl -D /run/log/journal -o json --no-pager SYSLOG_IDENTIFIER=rvs > {d}/auto.json 2>/dev/null || true
+  [ "$(grep -c 'Removing service' {d}/auto.json)" -ge 2 ] && break
+  sleep 0.1
+done
+kill $(head -1 {d}/auto.pid) 2>/dev/null || true
+wait $R || true
+kill $J; wait $J || true
+"#
+    );
+    std::fs::write(dir.join("run.sh"), script).unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash"])
+        .arg(dir.join("run.sh"))
+        .output()
+        .expect("unshare (util-linux)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    let entries = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(format!("{name}.json")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let removed = |all: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        all.iter()
+            .filter(|e| {
+                e["MESSAGE"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("Removing service [127.77.2.2]:tcp:9000"))
+            })
+            .cloned()
+            .collect()
+    };
+    let explicit = removed(&entries("explicit"));
+    let e = explicit.first().unwrap_or_else(|| {
+        panic!(
+            "no 'Removing service' entry: {:?}\n{said}",
+            entries("explicit")
+        )
+    });
+    assert_eq!(e["RVS_VIRTUAL_SERVER"], "[127.77.2.1]:tcp:8080", "{e}");
+    assert_eq!(e["RVS_REAL_SERVER"], "127.77.2.2:9000", "{e}");
+    assert_eq!(e["RVS_UP"], "false", "{e}");
+    // tracing-journald's levels: info is 5 (notice).
+    assert_eq!(e["PRIORITY"], "5", "{e}");
+    assert_eq!(e["_TRANSPORT"], "journal", "{e}");
+    // Started as systemd starts it, rvs chose the native protocol by itself: two runs'
+    // entries now, both structured (none came through the stdout stream).
+    let all = removed(&entries("auto"));
+    assert!(all.len() >= 2, "{all:?}\n{said}");
+    for e in &all {
+        assert_eq!(e["_TRANSPORT"], "journal", "{e}");
+        assert_eq!(e["RVS_REAL_SERVER"], "127.77.2.2:9000", "{e}");
+    }
+    let pids: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|e| e["_PID"].as_str()).collect();
+    assert_eq!(pids.len(), 2, "one entry from each run: {all:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

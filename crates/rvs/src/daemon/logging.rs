@@ -1,5 +1,7 @@
 //! Logging: readable text lines on stderr by default, `--log-format json` for log
-//! pipelines, and syslog (`--syslog FACILITY`, keepalived's `-S`) as keepalived does.
+//! pipelines, journald's native protocol with structured fields (`--log-format journald`,
+//! chosen by itself under systemd: `tracing-journald`), and syslog (`--syslog FACILITY`,
+//! keepalived's `-S`) as keepalived does.
 //!
 //! Syslog lines go to `/dev/log` (or `--syslog-socket`) as RFC 3164 datagrams,
 //! `<PRI>rvs[PID]: message`; a missing socket is reported once and the console keeps
@@ -18,6 +20,8 @@ use tracing_subscriber::Layer as _;
 pub struct LogOpts {
     pub level: String,
     pub json: bool,
+    /// journald's native protocol instead of stderr.
+    pub journald: bool,
     /// Syslog facility number (keepalived's `-S 0..7` = local0..local7 = 16..23).
     pub syslog: Option<u8>,
     pub syslog_socket: Option<PathBuf>,
@@ -113,26 +117,59 @@ impl<'a> MakeWriter<'a> for Syslog {
     }
 }
 
+/// systemd connected stderr to the journal: `$JOURNAL_STREAM` names stderr's device and
+/// inode (systemd.exec(5)), so the native protocol can carry the fields instead.
+pub fn stderr_is_the_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(st) = rustix::fs::fstat(std::io::stderr()) else {
+        return false;
+    };
+    v.to_string_lossy() == format!("{}:{}", st.st_dev, st.st_ino)
+}
+
 pub fn init(o: &LogOpts) {
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&o.level))
     };
-    let console = if o.json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .with_filter(filter())
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .with_filter(filter())
-            .boxed()
-    };
     let mut problem = None;
+    let journald = if o.journald {
+        match tracing_journald::layer() {
+            Ok(l) => Some(
+                l.with_field_prefix(Some("RVS".to_owned()))
+                    .with_syslog_identifier("rvs".to_owned())
+                    .with_filter(filter()),
+            ),
+            Err(e) => {
+                problem = Some(format!("journald: {e}; logging to stderr"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let console = if journald.is_some() {
+        None
+    } else if o.json {
+        Some(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(filter())
+                .boxed(),
+        )
+    } else {
+        Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_filter(filter())
+                .boxed(),
+        )
+    };
     let syslog = o.syslog.map(|facility| {
         let path = o
             .syslog_socket
@@ -159,6 +196,7 @@ pub fn init(o: &LogOpts) {
     });
     let _ = tracing_subscriber::registry()
         .with(console)
+        .with(journald)
         .with(syslog)
         .try_init();
     if let Some(p) = problem {

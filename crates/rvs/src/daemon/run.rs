@@ -103,6 +103,10 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// journald's native protocol: each event with its fields (`RVS_VIRTUAL_SERVER`,
+    /// `RVS_REAL_SERVER`, `RVS_INSTANCE`, …). Chosen by itself when systemd connects
+    /// stderr to the journal (`$JOURNAL_STREAM`).
+    Journald,
 }
 
 /// Default pid file: `$XDG_RUNTIME_DIR/rvs.pid`, `/run/rvs.pid` as root, else in /tmp.
@@ -220,6 +224,8 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
     crate::daemon::logging::init(&crate::daemon::logging::LogOpts {
         level: a.log_level.clone(),
         json: a.log_format == LogFormat::Json,
+        journald: a.log_format == LogFormat::Journald
+            || (a.log_format == LogFormat::Text && crate::daemon::logging::stderr_is_the_journal()),
         syslog: a.syslog,
         syslog_socket: a.syslog_socket.clone(),
     });
