@@ -734,6 +734,21 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// `POST /v1/upgrade`: which binary takes over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub struct UpgradeRequest {
+    /// An absolute path; absent: the binary now installed where the daemon's was.
+    #[serde(default)]
+    pub binary: Option<String>,
+}
+
+/// The answer to `POST /v1/upgrade`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpgradeAnswer {
+    /// The successor's pid.
+    pub pid: u32,
+}
+
 /// `POST /v1/plan`: which file to plan a reload of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 pub struct PlanRequest {

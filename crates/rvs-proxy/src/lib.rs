@@ -495,12 +495,17 @@ const TRIM_AFTER: u64 = 256;
 
 struct Listener {
     task: JoinHandle<()>,
+    /// A second descriptor of the listening socket, for a hand-over to the next rvs.
+    sock: std::os::fd::OwnedFd,
 }
 
 /// The proxy data plane.
 pub struct Proxy {
     pub shared: Arc<Shared>,
     listeners: HashMap<SvcKey, Listener>,
+    /// Listening sockets handed over by the rvs this one replaces, used instead of
+    /// binding anew (so no connection is refused while the two change places).
+    adopted: HashMap<SvcKey, std::os::fd::OwnedFd>,
     ticker: JoinHandle<()>,
 }
 
@@ -581,8 +586,29 @@ impl Proxy {
         Proxy {
             shared,
             listeners: HashMap::new(),
+            adopted: HashMap::new(),
             ticker,
         }
+    }
+
+    /// Listening sockets from the rvs this one replaces ([`Proxy::hand_over`]): a service
+    /// with one listens on it instead of binding (same address and protocol: the key).
+    pub fn adopt(&mut self, socks: impl IntoIterator<Item = (SvcKey, std::os::fd::OwnedFd)>) {
+        self.adopted.extend(socks);
+    }
+
+    /// Stops accepting and gives every listening socket away (for the next rvs, which
+    /// [`Proxy::adopt`]s them): the sockets stay open, so clients that connect meanwhile
+    /// wait in the kernel's queue instead of being refused. Established connections go
+    /// on; [`Proxy::shutdown`] then drains them.
+    pub fn hand_over(&mut self) -> Vec<(SvcKey, std::os::fd::OwnedFd)> {
+        self.listeners
+            .drain()
+            .map(|(key, l)| {
+                l.task.abort();
+                (key, l.sock)
+            })
+            .collect()
     }
 
     /// Applies a desired state by difference: the scheduling tables are reconciled, new
@@ -630,18 +656,19 @@ impl Proxy {
                     let Some(svc) = shards.get(&s.key).cloned() else {
                         continue;
                     };
+                    let given = self.adopted.remove(&s.key);
                     let task = match proto {
-                        Proto::Tcp => tcp::listen(self.shared.clone(), svc, sa),
-                        Proto::Udp => udp::listen(self.shared.clone(), svc, sa),
+                        Proto::Tcp => tcp::listen(self.shared.clone(), svc, sa, given),
+                        Proto::Udp => udp::listen(self.shared.clone(), svc, sa, given),
                         Proto::Sctp => {
                             tracing::warn!(service = %s.key, "SCTP is not proxied: use the xdp or ipvs data plane");
                             continue;
                         }
                     };
                     match task {
-                        Ok(task) => {
+                        Ok((task, sock)) => {
                             tracing::info!(service = %s.key, "listening");
-                            self.listeners.insert(s.key, Listener { task });
+                            self.listeners.insert(s.key, Listener { task, sock });
                         }
                         Err(e) => errors.push(ProxyError::Listen {
                             addr: sa,
@@ -712,6 +739,8 @@ impl Proxy {
     /// Stops accepting; returns when connections are done or `drain` has passed.
     pub async fn shutdown(&mut self, drain: Duration) {
         self.shared.draining.store(true, Ordering::SeqCst);
+        // Sockets handed over but never used (the new configuration dropped them).
+        self.adopted.clear();
         for (_, l) in self.listeners.drain() {
             l.task.abort();
         }
@@ -727,6 +756,27 @@ impl Proxy {
     pub fn listening(&self) -> Vec<SvcKey> {
         self.listeners.keys().copied().collect()
     }
+}
+
+/// The socket to serve `addr` on: one handed over by the previous rvs (checked to be of
+/// the kind wanted and bound to `addr`; anything else is dropped and a new one bound), or
+/// a new one.
+fn socket_or_given(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    given: Option<std::os::fd::OwnedFd>,
+) -> std::io::Result<socket2::Socket> {
+    if let Some(fd) = given {
+        let s = socket2::Socket::from(fd);
+        let same = s.r#type().is_ok_and(|t| t == ty)
+            && s.local_addr().ok().and_then(|a| a.as_socket()) == Some(addr);
+        if same {
+            s.set_nonblocking(true)?;
+            return Ok(s);
+        }
+        tracing::warn!("a socket handed over for {addr} is not one: binding a new one");
+    }
+    socket(addr, ty)
 }
 
 /// A listening socket with `SO_REUSEADDR` and `IP_FREEBIND` (the address need not be local

@@ -27,97 +27,105 @@ enum NoFlow {
     Descriptors,
 }
 
+/// Receives on `addr` (on `given`, a socket handed over, when there is one); returns the
+/// task and a second descriptor of the socket (for a later hand-over).
 pub fn listen(
     shared: Arc<Shared>,
     svc: Arc<ServiceShard>,
     addr: SocketAddr,
-) -> std::io::Result<JoinHandle<()>> {
+    given: Option<std::os::fd::OwnedFd>,
+) -> std::io::Result<(JoinHandle<()>, std::os::fd::OwnedFd)> {
     let key = svc.key;
-    let s = crate::socket(addr, socket2::Type::DGRAM)?;
-    let sock = Arc::new(UdpSocket::from_std(std::net::UdpSocket::from(s))?);
-    Ok(tokio::spawn(async move {
-        let flows: Arc<Mutex<HashMap<SocketAddr, Flow>>> = Arc::new(Mutex::new(HashMap::new()));
-        let mut flow_log = crate::RateLog::default();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let (n, client) = match sock.recv_from(&mut buf).await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(service = %key, "receive failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            // One look at the flow table per datagram: the flow, or room for a new one.
-            let (existing, n_flows) = {
-                let f = flows
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let e = f
-                    .get(&client)
-                    .map(|f| (f.upstream.clone(), f.active.clone(), f.counters.clone()));
-                (e, f.len())
-            };
-            let (up, active, counters) = if let Some(x) = existing {
-                x
-            } else {
-                // One socket per flow: flows are capped per service and charged to the
-                // descriptor budget, so a flood of sources cannot exhaust descriptors.
-                let made = if n_flows >= shared.opts.udp_flows_per_service {
-                    Err(NoFlow::Undelivered(Undelivered::FlowLimit))
-                } else {
-                    new_flow(&shared, &svc, addr, client).await
-                };
-                let (up, dest, fds) = match made {
+    let s = crate::socket_or_given(addr, socket2::Type::DGRAM, given)?;
+    let std_sock = std::net::UdpSocket::from(s);
+    let handed = std::os::fd::OwnedFd::from(std_sock.try_clone()?);
+    let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+    Ok((
+        tokio::spawn(async move {
+            let flows: Arc<Mutex<HashMap<SocketAddr, Flow>>> = Arc::new(Mutex::new(HashMap::new()));
+            let mut flow_log = crate::RateLog::default();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let (n, client) = match sock.recv_from(&mut buf).await {
                     Ok(x) => x,
-                    Err(NoFlow::Undelivered(why)) => {
-                        svc.count_undelivered(why);
-                        if why == Undelivered::FlowLimit {
-                            if let Some(n) = flow_log.hit() {
-                                tracing::warn!(service = %key, "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
-                            }
-                        }
-                        continue;
-                    }
-                    Err(NoFlow::Descriptors) => {
-                        svc.descriptors_exhausted();
+                    Err(e) => {
+                        tracing::warn!(service = %key, "receive failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                 };
-                let active = Arc::new(AtomicBool::new(true));
-                let counters = svc.counters(dest);
-                counters.conns.fetch_add(1, Ordering::Relaxed);
-                flows
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(
+                // One look at the flow table per datagram: the flow, or room for a new one.
+                let (existing, n_flows) = {
+                    let f = flows
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let e = f
+                        .get(&client)
+                        .map(|f| (f.upstream.clone(), f.active.clone(), f.counters.clone()));
+                    (e, f.len())
+                };
+                let (up, active, counters) = if let Some(x) = existing {
+                    x
+                } else {
+                    // One socket per flow: flows are capped per service and charged to the
+                    // descriptor budget, so a flood of sources cannot exhaust descriptors.
+                    let made = if n_flows >= shared.opts.udp_flows_per_service {
+                        Err(NoFlow::Undelivered(Undelivered::FlowLimit))
+                    } else {
+                        new_flow(&shared, &svc, addr, client).await
+                    };
+                    let (up, dest, fds) = match made {
+                        Ok(x) => x,
+                        Err(NoFlow::Undelivered(why)) => {
+                            svc.count_undelivered(why);
+                            if why == Undelivered::FlowLimit {
+                                if let Some(n) = flow_log.hit() {
+                                    tracing::warn!(service = %key, "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
+                                }
+                            }
+                            continue;
+                        }
+                        Err(NoFlow::Descriptors) => {
+                            svc.descriptors_exhausted();
+                            continue;
+                        }
+                    };
+                    let active = Arc::new(AtomicBool::new(true));
+                    let counters = svc.counters(dest);
+                    counters.conns.fetch_add(1, Ordering::Relaxed);
+                    flows
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(
+                            client,
+                            Flow {
+                                upstream: up.clone(),
+                                active: active.clone(),
+                                counters: counters.clone(),
+                            },
+                        );
+                    spawn_replies(
+                        shared.clone(),
+                        &svc,
+                        sock.clone(),
+                        flows.clone(),
                         client,
-                        Flow {
-                            upstream: up.clone(),
-                            active: active.clone(),
-                            counters: counters.clone(),
-                        },
+                        up.clone(),
+                        active.clone(),
+                        counters.clone(),
+                        fds,
                     );
-                spawn_replies(
-                    shared.clone(),
-                    &svc,
-                    sock.clone(),
-                    flows.clone(),
-                    client,
-                    up.clone(),
-                    active.clone(),
-                    counters.clone(),
-                    fds,
-                );
-                (up, active, counters)
-            };
-            active.store(true, Ordering::Relaxed);
-            if up.send(&buf[..n]).await.is_ok() {
-                counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                counters.in_pkts.fetch_add(1, Ordering::Relaxed);
+                    (up, active, counters)
+                };
+                active.store(true, Ordering::Relaxed);
+                if up.send(&buf[..n]).await.is_ok() {
+                    counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    counters.in_pkts.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
-    }))
+        }),
+        handed,
+    ))
 }
 
 async fn new_flow(

@@ -11,7 +11,7 @@ mod cli;
 mod daemon;
 mod tools;
 
-use cli::{adm, check, plan, status};
+use cli::{adm, check, plan, status, upgrade};
 use daemon::{dataplane, logging, run};
 use tools::{demo, genhash, lab, sim};
 
@@ -38,6 +38,8 @@ enum Cmd {
     Reload(run::ReloadArgs),
     /// What a reload of FILE would change in the running daemon, in order; changes nothing.
     Plan(plan::PlanArgs),
+    /// Replace the running daemon by the installed binary without dropping connections.
+    Upgrade(upgrade::UpgradeArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
     /// ipvsadm's command line against the running daemon (`rvs adm -Ln`, `-A`, `-a`, `-S`, ...).
@@ -148,6 +150,7 @@ fn main() -> ExitCode {
             Cmd::Run(a) => run::run(&a),
             Cmd::Reload(a) => run::reload_cmd(&a),
             Cmd::Plan(a) => plan::run(&a),
+            Cmd::Upgrade(a) => upgrade::run(&a),
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),

@@ -783,3 +783,151 @@ kill $J; wait $J || true
     assert_eq!(pids.len(), 2, "one entry from each run: {all:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One request as a `Connection: close` client makes it: connect, read the backend's
+/// name, close. `Err` says what failed.
+fn one_request(vip: std::net::SocketAddr) -> Result<String, String> {
+    use std::io::BufRead as _;
+    let s = std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(&s)
+        .read_line(&mut line)
+        .map_err(|e| format!("read: {e}"))?;
+    if line.is_empty() {
+        return Err("closed without an answer".into());
+    }
+    Ok(line.trim().to_owned())
+}
+
+/// `rvs upgrade` under load (proxy data plane): the running daemon starts the binary to
+/// take its place and hands it the listening sockets; no client is refused or left
+/// without an answer while they change places, a connection established before the
+/// upgrade goes on through the old process (which drains, then exits), and the new one
+/// serves from then on, answering on the same control socket with a new pid.
+#[test]
+fn an_upgrade_under_load_loses_no_connection() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let _b = backend("127.77.3.2:9000", "b", Mode::Name);
+    let _e = backend("127.77.3.4:9000", "echo", Mode::Echo);
+    let conf = "virtual_server 127.77.3.1 8080 {\n    lb_algo rr\n    lb_kind NAT\n    \
+                protocol TCP\n    real_server 127.77.3.2 9000 {\n    }\n}\n\
+                virtual_server 127.77.3.1 8081 {\n    lb_algo rr\n    lb_kind NAT\n    \
+                protocol TCP\n    real_server 127.77.3.4 9000 {\n    }\n}\n";
+    let vip: std::net::SocketAddr = "127.77.3.1:8080".parse().unwrap();
+    let d = common::Daemon::start_args("upgrade", conf, vip, &["--drain", "30"]);
+    let old = d.pid();
+    // A connection established before the upgrade.
+    let mut long = std::net::TcpStream::connect("127.77.3.1:8081").unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echo = |what: &[u8]| {
+        long.write_all(what).unwrap();
+        let mut got = vec![0u8; what.len()];
+        long.read_exact(&mut got).unwrap();
+        assert_eq!(got, what);
+    };
+    echo(b"before");
+    // Clients, one after another, all through the upgrade (bounded in count and time).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (
+        std::sync::Arc::new(AtomicU64::new(0)),
+        std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+    );
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            for _ in 0..200_000 {
+                if stop.load(Ordering::Relaxed) || t.elapsed() > Duration::from_mins(2) {
+                    break;
+                }
+                match one_request(vip) {
+                    Ok(name) if name == "b" => ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(other) => {
+                        failed.lock().unwrap().push(format!("answer {other:?}"));
+                        0
+                    }
+                    Err(e) => {
+                        failed.lock().unwrap().push(e);
+                        0
+                    }
+                };
+            }
+        })
+    };
+    while ok.load(Ordering::Relaxed) < 50 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = rvs()
+        .arg("upgrade")
+        .arg("--control")
+        .arg(d.dir.join("ctl.sock"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = d.pid();
+    assert_ne!(new, old, "the pid file names the successor: {said}");
+    assert!(
+        said.contains(&format!("(pid {new}) took over from")),
+        "{said}"
+    );
+    let before = ok.load(Ordering::Relaxed);
+    while ok.load(Ordering::Relaxed) < before + 200 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the upgrade: {:?}",
+        failed.len(),
+        ok.load(Ordering::Relaxed) + failed.len() as u64,
+        &failed[..failed.len().min(5)]
+    );
+    // The established connection still goes, through the old process.
+    echo(b"after the upgrade");
+    assert!(
+        Path::new(&format!("/proc/{old}")).exists(),
+        "the old rvs drains while a connection is open"
+    );
+    // The successor serves and answers the control socket.
+    let (_, table, _) = d.adm(&["-Ln", "--stats"]);
+    assert!(table.contains("TCP  127.77.3.1:8080"), "{table}");
+    let status = d.status();
+    assert!(status.contains(&format!("(pid {new})")), "{status}");
+    // The last connection closed, the old process exits.
+    drop(long);
+    let t = Instant::now();
+    let gone = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    while !gone(old) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the old rvs did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The successor stops as any daemon does.
+    let pid = rustix::process::Pid::from_raw(i32::try_from(new).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let t = Instant::now();
+    while !gone(new) {
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "the new rvs did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(d);
+}

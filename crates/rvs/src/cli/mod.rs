@@ -5,3 +5,4 @@ pub mod check;
 pub mod names;
 pub mod plan;
 pub mod status;
+pub mod upgrade;

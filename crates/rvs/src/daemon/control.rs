@@ -53,6 +53,8 @@ pub enum Request {
     Reload(oneshot::Sender<rvs_daemon::ReloadReport>),
     /// An ipvsadm command (`rvs adm -A ...`); the answer is ipvsadm's error text.
     Command(rvs_adm::cmd::Command, oneshot::Sender<Result<(), String>>),
+    /// `rvs upgrade`: start this binary (or the one named) to take over; its pid.
+    Upgrade(Option<PathBuf>, oneshot::Sender<Result<u32, String>>),
     /// What a reload of this file (read already: its path and what was read) would do.
     Plan(
         PathBuf,
@@ -106,7 +108,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 
 /// Whether the peer of a control connection may use it: root, or the daemon's own user
 /// (the socket's mode says the same; this holds even if someone loosens the mode).
-fn peer_allowed(s: &UnixStream) -> std::result::Result<(), String> {
+pub fn peer_allowed(s: &UnixStream) -> std::result::Result<(), String> {
     let me = rustix::process::geteuid().as_raw();
     match s.peer_cred() {
         Ok(c) if c.uid() == 0 || c.uid() == me => Ok(()),
@@ -206,6 +208,7 @@ fn parts() -> (Router<Arc<Ctx>>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections))
         .routes(routes!(reload))
         .routes(routes!(plan))
+        .routes(routes!(upgrade))
         .routes(routes!(commands))
         .routes(routes!(metrics))
         .routes(routes!(keepalived_dump))
@@ -448,6 +451,42 @@ async fn plan(
         .await
         .map_err(|_| stopping())?;
     Ok(Json(rx.await.map_err(|_| stopping())?))
+}
+
+/// Starts the installed binary (or `binary`) to take this daemon's place without dropping
+/// connections: it receives the listening sockets, this one drains and exits.
+#[utoipa::path(post, path = "/v1/upgrade",
+    request_body = rvs_api::UpgradeRequest,
+    responses(
+        (status = 200, description = "The successor started; it takes over within seconds (its pid).", body = rvs_api::UpgradeAnswer),
+        (status = 400, description = "Not a valid request (a relative path, bad JSON).", body = rvs_api::ErrorBody),
+        (status = 409, description = "The successor could not be started; this daemon goes on.", body = rvs_api::ErrorBody),
+    ))]
+async fn upgrade(
+    State(ctx): State<Arc<Ctx>>,
+    body: axum::body::Body,
+) -> Result<Json<rvs_api::UpgradeAnswer>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let bytes = read_body(body).await?;
+    let req: rvs_api::UpgradeRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        rvs_api::UpgradeRequest::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad upgrade request: {e}")))?
+    };
+    let binary = match req.binary {
+        Some(b) if Path::new(&b).is_absolute() => Some(PathBuf::from(b)),
+        Some(b) => return Err(bad(format!("binary must be an absolute path: {b}"))),
+        None => None,
+    };
+    let (tx, rx) = oneshot::channel();
+    ctx.tx
+        .send(Request::Upgrade(binary, tx))
+        .await
+        .map_err(|_| stopping())?;
+    match rx.await.map_err(|_| stopping())? {
+        Ok(pid) => Ok(Json(rvs_api::UpgradeAnswer { pid })),
+        Err(msg) => Err(ApiError(StatusCode::CONFLICT, msg)),
+    }
 }
 
 /// Changes the running table as `rvs adm` (ipvsadm) does.
@@ -781,6 +820,9 @@ mod tests {
                     Request::Command(_, tx) => {
                         let _ = tx.send(Ok(()));
                     }
+                    Request::Upgrade(_, tx) => {
+                        let _ = tx.send(Ok(4242));
+                    }
                     Request::Plan(file, _, tx) => {
                         let _ = tx.send(rvs_api::Plan {
                             file: file.display().to_string(),
@@ -828,6 +870,10 @@ mod tests {
                     "/v1/commands" => {
                         serde_json::from_str::<rvs_api::CommandAnswer>(&text).unwrap();
                     }
+                    "/v1/upgrade" => {
+                        let u: rvs_api::UpgradeAnswer = serde_json::from_str(&text).unwrap();
+                        assert_eq!(u.pid, 4242);
+                    }
                     "/v1/plan" => {
                         let p: rvs_api::Plan = serde_json::from_str(&text).unwrap();
                         assert_eq!(p.file, "/etc/keepalived/keepalived.conf");
@@ -840,7 +886,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(served, 9);
+        assert_eq!(served, 10);
         for (method, uri, status, says) in [
             (
                 "GET",

@@ -323,7 +323,31 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         .control
         .clone()
         .unwrap_or_else(|| own_file(cfg, &crate::daemon::control::default_path()));
+    // `rvs upgrade`: the running rvs started this one to take its place; its listening
+    // sockets come over before anything binds (it frees the control socket first).
+    if std::env::var_os(crate::daemon::upgrade::ENV).is_some() {
+        let ctl = control_path.clone();
+        match tokio::task::spawn_blocking(move || crate::daemon::upgrade::receive(&ctl)).await? {
+            Ok(Some((h, socks))) => {
+                tracing::info!(
+                    "taking over from rvs pid {}: {} listening socket(s)",
+                    h.pid,
+                    socks.len()
+                );
+                proxy.adopt(h.services.into_iter().zip(socks));
+            }
+            Ok(None) => tracing::warn!(
+                "{} is set but no rvs answers on {}: starting afresh",
+                crate::daemon::upgrade::ENV,
+                crate::daemon::upgrade::path_of(&control_path).display()
+            ),
+            Err(e) => return Err(e.context("taking over from the running rvs")),
+        }
+    }
     let listener = crate::daemon::control::bind(&control_path)?;
+    // Where a successor asks for the listening sockets (`rvs upgrade`).
+    let upgrade_path = crate::daemon::upgrade::path_of(&control_path);
+    let upgrade_listener = crate::daemon::control::bind(&upgrade_path)?;
     let metrics_listener = match a.metrics {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
@@ -529,7 +553,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     sd.ready(sd_status(&core));
     let mut watchdog = sd.watchdog_every().map(tokio::time::interval);
     let status = reload_status_path(&pid_file);
+    // The reload counter starts again: a predecessor's (after `rvs upgrade`) is not ours.
+    let _ = std::fs::remove_file(&status);
     let mut generation: u64 = 0;
+    // Set when a successor took the listening sockets: it owns the files and the
+    // kernel's state from then on.
+    let mut handed_over = false;
     // lvs_sync_daemon: the kernel's sync daemon follows a VRRP instance, and VRRP instances
     // waiting for their interface are started (both checked each second).
     let mut sync_tick = tokio::time::interval(Duration::from_secs(1));
@@ -584,6 +613,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 crate::daemon::control::Request::Command(cmd, reply) => {
                     let _ = reply.send(runtime_command(&mut proxy, &mut core, cmd).await);
                 }
+                crate::daemon::control::Request::Upgrade(binary, reply) => {
+                    let _ = reply.send(start_successor(binary.as_deref()));
+                }
                 crate::daemon::control::Request::Plan(file, parsed, reply) => {
                     let vrrp_now = vrrp_status.lock().map(|v| v.clone()).unwrap_or_default();
                     let now = crate::daemon::plan::Running {
@@ -635,6 +667,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     None => std::future::pending().await,
                 }
             } => sd.ping(),
+            Ok((stream, _)) = upgrade_listener.accept() => {
+                match hand_over(stream, &mut proxy, &stop, &tasks, &control_path).await {
+                    Ok(successor) => {
+                        tracing::info!(
+                            "handed over to rvs pid {successor}: draining established connections"
+                        );
+                        sd.main_pid(successor);
+                        handed_over = true;
+                        break;
+                    }
+                    Err(e) => tracing::error!("upgrade: {e:#}"),
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -745,9 +790,12 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         "stopping: no new connections, draining for up to {} s",
         a.drain
     );
-    proxy
-        .shutdown(Duration::from_secs_f64(a.drain.clamp(0.0, 3600.0)))
-        .await;
+    let drain = Duration::from_secs_f64(a.drain.clamp(0.0, 3600.0));
+    if handed_over {
+        proxy.leave(drain).await;
+    } else {
+        proxy.shutdown(drain).await;
+    }
     stop.cancel();
     if tokio::time::timeout(Duration::from_secs(2), tasks.wait())
         .await
@@ -765,9 +813,15 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         )
         .await;
     }
-    let _ = std::fs::remove_file(&control_path);
-    let _ = std::fs::remove_file(&pid_file);
-    let _ = std::fs::remove_file(&status);
+    if !handed_over {
+        let _ = std::fs::remove_file(&upgrade_path);
+        let _ = std::fs::remove_file(&control_path);
+        let _ = std::fs::remove_file(&status);
+    }
+    // The pid file is the successor's once it wrote its own.
+    if read_pid(&pid_file) == Some(std::process::id()) {
+        let _ = std::fs::remove_file(&pid_file);
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -808,6 +862,89 @@ async fn xdp_iface_of(cfg: &rvs_conf::Config) -> Result<rvs_api::XdpAttach> {
             .ok_or_else(|| rvs_xdp::iface::ChooseError::NoRoute.into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The pid a pid file names (its first line).
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `POST /v1/upgrade`: starts the binary now installed where this one was (or `binary`)
+/// with this process's arguments and environment and `RVS_TAKEOVER=1`; it connects back
+/// for the hand-over. Returns its pid.
+fn start_successor(binary: Option<&Path>) -> Result<u32, String> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = if let Some(b) = binary {
+        b.to_path_buf()
+    } else {
+        // After a package upgrade /proc/self/exe names the replaced file "(deleted)":
+        // the new binary is at the same path.
+        let link = std::fs::read_link("/proc/self/exe").map_err(|e| e.to_string())?;
+        let text = link.to_string_lossy();
+        PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text))
+    };
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let child = std::process::Command::new(&exe)
+        .arg0(argv0)
+        .args(args)
+        .env(crate::daemon::upgrade::ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    tracing::info!("upgrade: started {} as pid {}", exe.display(), child.id());
+    Ok(child.id())
+}
+
+/// The old side of `rvs upgrade`: stops the API servers (freeing the control socket and
+/// the metrics port), stops accepting and sends the listening sockets to the successor.
+/// Returns its pid.
+async fn hand_over(
+    stream: tokio::net::UnixStream,
+    proxy: &mut Dataplane,
+    stop: &tokio_util::sync::CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+    control_path: &Path,
+) -> Result<u32> {
+    crate::daemon::control::peer_allowed(&stream).map_err(anyhow::Error::msg)?;
+    let successor = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .and_then(|p| u32::try_from(p).ok())
+        .context("the successor's pid is unknown")?;
+    stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(2), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::debug!("the control and metrics servers did not stop within 2 s");
+    }
+    // Both sockets' paths are the successor's to bind (this process keeps draining).
+    let _ = std::fs::remove_file(control_path);
+    let _ = std::fs::remove_file(crate::daemon::upgrade::path_of(control_path));
+    let socks = proxy.hand_over();
+    let h = crate::daemon::upgrade::Handover {
+        pid: std::process::id(),
+        services: socks.iter().map(|(k, _)| *k).collect(),
+    };
+    let mut std_stream = stream.into_std()?;
+    std_stream.set_nonblocking(false)?;
+    tokio::task::spawn_blocking(move || {
+        let fds: Vec<_> = socks
+            .iter()
+            .map(|(_, f)| std::os::fd::AsFd::as_fd(f))
+            .collect();
+        crate::daemon::upgrade::send(&mut std_stream, &h, &fds)
+    })
+    .await??;
+    Ok(successor)
 }
 
 fn dump(

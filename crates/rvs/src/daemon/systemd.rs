@@ -76,6 +76,11 @@ impl Notifier {
         self.send(&[NotifyState::Stopping, NotifyState::Status(&s)]);
     }
 
+    /// `rvs upgrade`: the successor is the service's main process from now on.
+    pub fn main_pid(&mut self, pid: u32) {
+        self.send(&[NotifyState::MainPid(pid)]);
+    }
+
     /// The main loop is alive.
     pub fn ping(&mut self) {
         self.send(&[NotifyState::Watchdog]);

@@ -122,6 +122,15 @@ impl Forwarder for IpvsForwarder {
         })
     }
 
+    fn leave(self: Box<Self>) -> Fut<'static, ()> {
+        Box::pin(async move {
+            // The services stay in the kernel (their connections with them): the rvs
+            // that took over adopts them at its first reconcile.
+            tracing::info!("kernel IPVS services left to the rvs that took over");
+            self.owner.stop().await;
+        })
+    }
+
     fn stop(self: Box<Self>) -> Fut<'static, ()> {
         Box::pin(async move {
             // As keepalived does at stop: remove what rvs put in the kernel.

@@ -20,6 +20,7 @@ pub mod xdp;
 use arc_swap::ArcSwap;
 use rvs_proxy::{Proxy, ProxyOptions, Shared};
 use rvs_sched::desired::Desired;
+use rvs_sched::SvcKey;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,7 +82,7 @@ pub enum ApplyError {
          the director's link (LVS-DR needs the real servers on its segment; use TUN or NAT)"
     )]
     DrRouted {
-        service: rvs_sched::SvcKey,
+        service: SvcKey,
         real: std::net::IpAddr,
         gateway: std::net::IpAddr,
     },
@@ -125,6 +126,12 @@ pub trait Forwarder: Send {
     /// Stops forwarding: the kernel's state is given back (services removed, program
     /// detached).
     fn stop(self: Box<Self>) -> Fut<'static, ()>;
+
+    /// Stops for an upgrade: the kernel's state is left to the rvs that took over
+    /// (which adopts it). By default the same as [`Forwarder::stop`].
+    fn leave(self: Box<Self>) -> Fut<'static, ()> {
+        self.stop()
+    }
 }
 
 /// The userspace proxy: the table forwards.
@@ -241,6 +248,24 @@ impl Dataplane {
     pub async fn shutdown(self, drain: Duration) {
         let Dataplane { mut proxy, fwd, .. } = self;
         fwd.stop().await;
+        proxy.shutdown(drain).await;
+    }
+
+    /// Listening sockets handed over by the rvs this one replaces (`rvs upgrade`).
+    pub fn adopt(&mut self, socks: impl IntoIterator<Item = (SvcKey, std::os::fd::OwnedFd)>) {
+        self.proxy.adopt(socks);
+    }
+
+    /// Stops accepting and gives the listening sockets away (`rvs upgrade`).
+    pub fn hand_over(&mut self) -> Vec<(SvcKey, std::os::fd::OwnedFd)> {
+        self.proxy.hand_over()
+    }
+
+    /// After a hand-over: leaves the kernel's state to the successor, then drains the
+    /// proxy's established connections for at most `drain`.
+    pub async fn leave(self, drain: Duration) {
+        let Dataplane { mut proxy, fwd, .. } = self;
+        fwd.leave().await;
         proxy.shutdown(drain).await;
     }
 }
