@@ -52,6 +52,19 @@ pub fn keeps(running: &InstanceStatus, new: &plan::InstancePlan) -> bool {
         && running.version == new.version
 }
 
+/// An instance as an rvs being replaced (`rvs upgrade`) left it, for its successor.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Carried {
+    pub name: String,
+    pub iface: String,
+    pub vrid: u8,
+    pub v6: bool,
+    /// keepalived's name of the state (`MASTER`, `BACKUP`, …).
+    pub state: String,
+    /// The VIPs it holds: address, prefix length, interface index.
+    pub held: Vec<(std::net::IpAddr, u8, u32)>,
+}
+
 /// What the control API and `rvs status` show of an instance.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct InstanceStatus {
@@ -372,6 +385,60 @@ impl Vrrp {
                 None
             }
         }
+    }
+
+    /// Starts the plan's instances where the rvs this one replaces left them
+    /// (`rvs upgrade`): a MASTER goes on as MASTER at once with the VIPs it holds, no
+    /// priority-0 hand-over, no startup delay.
+    pub async fn start_carried(
+        plan: Plan,
+        status: Arc<Mutex<Vec<InstanceStatus>>>,
+        bfd: rvs_bfd::driver::Registry,
+        carried: &[Carried],
+    ) -> Result<Vrrp, StartError> {
+        let handover = engine::Handover {
+            instances: carried
+                .iter()
+                .filter_map(|c| {
+                    Some(engine::Handoff {
+                        name: c.name.clone(),
+                        iface: c.iface.clone(),
+                        vrid: c.vrid,
+                        v6: c.v6,
+                        state: rvs_vrrp::State::from_name(&c.state)?,
+                        held: c.held.clone(),
+                        held_routes: Vec::new(),
+                        held_rules: Vec::new(),
+                        counters: engine::Counters::default(),
+                    })
+                })
+                .collect(),
+            trackers: engine::Carry::default(),
+        };
+        Vrrp::start_from(plan, status, Some(&handover), bfd).await
+    }
+
+    /// Stops for `rvs upgrade`: every instance leaves as a reload keeps it (no priority-0
+    /// advert, its VIPs stay, nothing notified) and is described for the successor.
+    pub async fn leave_for_upgrade(mut self) -> Vec<Carried> {
+        let all = self
+            .running
+            .instances
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let h = self.halt(engine::StopMode::Reload(all)).await;
+        h.instances
+            .into_iter()
+            .map(|h| Carried {
+                name: h.name,
+                iface: h.iface,
+                vrid: h.vrid,
+                v6: h.v6,
+                state: h.state.name().to_owned(),
+                held: h.held,
+            })
+            .collect()
     }
 
     /// Leaves gracefully: priority-0 adverts from MASTERs, VIPs removed, STOP notified.

@@ -3138,3 +3138,114 @@ fn link_local_vips_are_filtered_by_interface_as_keepalived_does() {
         assert_eq!(nft_rules(&l, "a"), "", "rvs left its rules");
     }
 }
+
+/// Issue #22: `rvs upgrade` of a VRRP MASTER keeps it MASTER: the old daemon leaves its
+/// instance as a reload keeps one (no priority-0 advert, its VIP stays), the successor
+/// starts it as MASTER at once, and the BACKUP never takes over — the VIP never leaves a.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn an_upgrade_keeps_the_master() {
+    lab::require(false);
+    let mut l = lab();
+    // Adverts every 0.3 s: b would take over after about a second of silence.
+    let vi = |state: &str, prio: u8| {
+        format!(
+            "vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 52\n  \
+             priority {prio}\n  advert_int 0.3\n  version 3\n  \
+             virtual_ipaddress {{\n    198.18.0.50/24\n  }}\n}}\n"
+        )
+    };
+    l.rvs("a", &vi("MASTER", 150), &["-P"]);
+    l.rvs("b", &vi("BACKUP", 100), &["-P"]);
+    l.wait_holder("198.18.0.50", "a", &DIRS, Duration::from_secs(5));
+    let sock = l.control("a", 0);
+    let b_sock = l.control("b", 1);
+    let json = |v: &str| -> serde_json::Value {
+        serde_json::from_str(v.split_once("\r\n\r\n").map_or(v, |x| x.1)).unwrap_or_default()
+    };
+    let converged = Lab::wait(Duration::from_secs(10), || {
+        let v = json(&get(&b_sock, "/v1/vrrp"));
+        v[0]["state"] == "BACKUP" && v[0]["master"] == "198.18.0.1"
+    });
+    assert!(
+        converged.is_some(),
+        "b never settled as BACKUP of a\n{}",
+        l.logs()
+    );
+    let became = |v: &str| -> u64 { json(v)[0]["became_master"].as_u64().unwrap_or(u64::MAX) };
+    let b_start = became(&get(&b_sock, "/v1/vrrp"));
+    let old = json(&get(&sock, "/v1/status"))["pid"].as_u64().unwrap();
+    // Watch the VIP all through the upgrade.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watcher = {
+        let (stop, lost) = (stop.clone(), lost.clone());
+        let (a_ns, b_ns) = (l.ns("a"), l.ns("b"));
+        std::thread::spawn(move || {
+            let holds = |ns: &str| {
+                let o = std::process::Command::new("ip")
+                    .args(["-n", ns, "-o", "addr", "show", "dev", "eth0"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&o.stdout).contains(" 198.18.0.50/")
+            };
+            let t = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && t.elapsed() < Duration::from_mins(1)
+            {
+                let (a, b) = (holds(&a_ns), holds(&b_ns));
+                if !a || b {
+                    lost.lock()
+                        .unwrap()
+                        .push(format!("{:?}: a {a}, b {b}", t.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["upgrade", "--control"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        l.logs()
+    );
+    let new = json(&get(&sock, "/v1/status"))["pid"].as_u64().unwrap();
+    assert_ne!(new, old);
+    // Several of b's master-down intervals pass.
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
+    let v = get(&sock, "/v1/vrrp");
+    assert_eq!(json(&v)[0]["state"], "MASTER", "{v}");
+    let bv = get(&b_sock, "/v1/vrrp");
+    assert_eq!(
+        became(&bv),
+        b_start,
+        "b became MASTER during the upgrade\n{bv}\n{}",
+        l.logs()
+    );
+    assert_eq!(json(&bv)[0]["state"], "BACKUP", "{bv}");
+    let lost = lost.lock().unwrap().clone();
+    assert!(lost.is_empty(), "the VIP left a: {lost:?}\n{}", l.logs());
+    // The successor is not one of the lab's processes: stopped here (it hands over to b).
+    let _ = std::process::Command::new("kill")
+        .arg(new.to_string())
+        .status();
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{new}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{new}/stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the successor did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    l.wait_holder("198.18.0.50", "b", &DIRS, Duration::from_secs(5));
+}

@@ -325,6 +325,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         .unwrap_or_else(|| own_file(cfg, &crate::daemon::control::default_path()));
     // `rvs upgrade`: the running rvs started this one to take its place; its listening
     // sockets come over before anything binds (it frees the control socket first).
+    // VRRP instances as the predecessor left them (a MASTER goes on as MASTER).
+    let mut carried_vrrp: Option<Vec<rvs_vrrpd::Carried>> = None;
     if std::env::var_os(crate::daemon::upgrade::ENV).is_some() {
         let ctl = control_path.clone();
         match tokio::task::spawn_blocking(move || crate::daemon::upgrade::receive(&ctl)).await? {
@@ -335,6 +337,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     socks.len()
                 );
                 proxy.adopt(h.services.into_iter().zip(socks));
+                carried_vrrp = Some(h.vrrp);
             }
             Ok(None) => tracing::warn!(
                 "{} is set but no rvs answers on {}: starting afresh",
@@ -449,6 +452,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 vrrp_plan,
                 std::sync::Arc::clone(&vrrp_status),
                 checkers.bfd_registry.clone(),
+                carried_vrrp.take(),
             )
             .await
         {
@@ -668,7 +672,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 }
             } => sd.ping(),
             Ok((stream, _)) = upgrade_listener.accept() => {
-                match hand_over(stream, &mut proxy, &stop, &tasks, &control_path).await {
+                match hand_over(stream, &mut proxy, &mut vrrp, &stop, &tasks, &control_path).await {
                     Ok(successor) => {
                         tracing::info!(
                             "handed over to rvs pid {successor}: draining established connections"
@@ -908,6 +912,7 @@ fn start_successor(binary: Option<&Path>) -> Result<u32, String> {
 async fn hand_over(
     stream: tokio::net::UnixStream,
     proxy: &mut Dataplane,
+    vrrp: &mut crate::daemon::threads::VrrpHost,
     stop: &tokio_util::sync::CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
     control_path: &Path,
@@ -930,9 +935,13 @@ async fn hand_over(
     let _ = std::fs::remove_file(control_path);
     let _ = std::fs::remove_file(crate::daemon::upgrade::path_of(control_path));
     let socks = proxy.hand_over();
+    // VRRP last before the message: the successor's instances start where these stop
+    // (a MASTER keeps its VIPs; the successor adverts within the peers' master-down time).
+    let carried = vrrp.leave_for_upgrade().await;
     let h = crate::daemon::upgrade::Handover {
         pid: std::process::id(),
         services: socks.iter().map(|(k, _)| *k).collect(),
+        vrrp: carried,
     };
     let mut std_stream = stream.into_std()?;
     std_stream.set_nonblocking(false)?;
@@ -1277,6 +1286,7 @@ async fn reload_vrrp(
                 plan,
                 std::sync::Arc::clone(status),
                 bfd.clone(),
+                None,
             )
             .await,
             VrrpReload::Started,

@@ -231,9 +231,17 @@ impl VrrpHost {
         plan: rvs_vrrpd::Plan,
         status: std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
         bfd: rvs_bfd::driver::Registry,
+        carried: Option<Vec<rvs_vrrpd::Carried>>,
     ) -> Result<(), String> {
         let t = self.thread(g).map_err(|e| e.to_string())?;
-        match t.run(rvs_vrrpd::Vrrp::start(plan, status, bfd)).await {
+        let started = match carried {
+            Some(c) => {
+                t.run(async move { rvs_vrrpd::Vrrp::start_carried(plan, status, bfd, &c).await })
+                    .await
+            }
+            None => t.run(rvs_vrrpd::Vrrp::start(plan, status, bfd)).await,
+        };
+        match started {
             Some(Ok(v)) => {
                 self.vrrp = Some(v);
                 Ok(())
@@ -278,6 +286,19 @@ impl VrrpHost {
             .await?;
         self.vrrp = Some(v);
         msg
+    }
+
+    /// Stops VRRP for `rvs upgrade`: MASTERs keep their VIPs and send no priority 0; the
+    /// instances as they were, for the successor.
+    pub async fn leave_for_upgrade(&mut self) -> Vec<rvs_vrrpd::Carried> {
+        let mut carried = Vec::new();
+        if let (Some(v), Some(t)) = (self.vrrp.take(), self.thread.as_ref()) {
+            carried = t.run(v.leave_for_upgrade()).await.unwrap_or_default();
+        }
+        if let Some(t) = self.thread.take() {
+            t.stop().await;
+        }
+        carried
     }
 
     /// Stops VRRP (a MASTER sends its priority-0 advert) and its thread.

@@ -34,6 +34,9 @@ pub struct Handover {
     /// The old daemon's pid (it drains and exits).
     pub pid: u32,
     pub services: Vec<SvcKey>,
+    /// The VRRP instances as the old daemon left them (no priority 0 sent, VIPs kept).
+    #[serde(default)]
+    pub vrrp: Vec<rvs_vrrpd::Carried>,
 }
 
 /// Where a daemon with this control socket listens for its successor.
