@@ -526,6 +526,60 @@ fn the_debian_package_installs_runs_and_purges() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // An upgrade of the package (the same one again) replaces a running rvs with
+    // `rvs upgrade` (the postinst), never a restart: a new pid, the same socket.
+    std::fs::write(
+        "/tmp/rvs-deb-upgrade.conf",
+        "virtual_server 127.77.5.1 8080 {\n    lb_algo rr\n    lb_kind NAT\n    \
+         protocol TCP\n    real_server 127.77.5.2 9000 {\n    }\n}\n",
+    )
+    .unwrap();
+    let running = Command::new("/usr/sbin/rvs")
+        .args([
+            "run",
+            "-f",
+            "/tmp/rvs-deb-upgrade.conf",
+            "--pid-file",
+            "/run/rvs/rvs.pid",
+        ])
+        .args(["--control", "/run/rvs/rvs.sock", "--drain", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Killed(running);
+    let t = Instant::now();
+    while !Path::new("/run/rvs/rvs.sock").exists() {
+        assert!(t.elapsed() < Duration::from_mins(1), "rvs did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid_of = || {
+        std::fs::read_to_string("/run/rvs/rvs.pid")
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let before = pid_of();
+    let (ok, text) = sh(&format!("dpkg -i {deb}"));
+    assert!(ok, "dpkg -i (upgrade): {text}");
+    assert!(
+        text.contains("took over from"),
+        "the postinst ran rvs upgrade: {text}"
+    );
+    let after = pid_of();
+    assert!(!after.is_empty() && after != before, "{before} → {after}");
+    let (ok, status) = sh("/usr/sbin/rvs status --control /run/rvs/rvs.sock");
+    assert!(ok && status.contains(&format!("(pid {after})")), "{status}");
+    let _ = sh(&format!("kill {after}"));
+    let t = Instant::now();
+    while Path::new(&format!("/proc/{after}")).exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the upgraded rvs did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file("/tmp/rvs-deb-upgrade.conf");
     // Purge: nothing of the package is left.
     let (ok, text) = sh("dpkg -P rvs");
     assert!(ok, "dpkg -P: {text}");
