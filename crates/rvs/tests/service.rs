@@ -985,3 +985,39 @@ fn an_upgrade_under_load_loses_no_connection() {
     }
     drop(d);
 }
+
+/// A successor that goes away in the middle of the hand-over (it connects to the
+/// upgrade socket and closes at once) costs nothing: the daemon listens again on the
+/// same sockets and keeps its API, its pid and its clients.
+#[test]
+fn a_failed_hand_over_leaves_the_daemon_serving() {
+    let _b = backend("127.77.3.6:9000", "b6", Mode::Name);
+    let conf = "virtual_server 127.77.3.5 8080 {\n    lb_algo rr\n    lb_kind NAT\n    \
+                protocol TCP\n    real_server 127.77.3.6 9000 {\n    }\n}\n";
+    let vip: std::net::SocketAddr = "127.77.3.5:8080".parse().unwrap();
+    let d = common::Daemon::start("failed-upgrade", conf, vip);
+    assert_eq!(one_request(vip).as_deref(), Ok("b6"));
+    let pid = d.pid();
+    for _ in 0..3 {
+        let s = std::os::unix::net::UnixStream::connect(d.dir.join("ctl.sock.upgrade")).unwrap();
+        drop(s);
+        // The daemon notices, takes its sockets back and serves on.
+        let t = Instant::now();
+        loop {
+            let status = d.status();
+            if status.contains(&format!("(pid {pid})")) && one_request(vip).as_deref() == Ok("b6") {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the daemon did not go on after a failed hand-over: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for _ in 0..20 {
+        assert_eq!(one_request(vip).as_deref(), Ok("b6"));
+    }
+    assert_eq!(d.pid(), pid);
+    d.stop();
+}

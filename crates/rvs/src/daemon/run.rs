@@ -347,7 +347,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             Err(e) => return Err(e.context("taking over from the running rvs")),
         }
     }
-    let listener = crate::daemon::control::bind(&control_path)?;
+    // Taking over, the predecessor frees the control socket once the hand-over is sent.
+    let listener = if carried_vrrp.is_some() {
+        let t = std::time::Instant::now();
+        loop {
+            match crate::daemon::control::bind(&control_path) {
+                Ok(l) => break l,
+                Err(e) if t.elapsed() > Duration::from_secs(10) => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    } else {
+        crate::daemon::control::bind(&control_path)?
+    };
     // Where a successor asks for the listening sockets (`rvs upgrade`).
     let upgrade_path = crate::daemon::upgrade::path_of(&control_path);
     let upgrade_listener = crate::daemon::control::bind(&upgrade_path)?;
@@ -681,7 +693,36 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                         handed_over = true;
                         break;
                     }
-                    Err(e) => tracing::error!("upgrade: {e:#}"),
+                    Err(f) => {
+                        // Nothing was handed over: listen again on the same sockets and
+                        // start VRRP where it stopped (a MASTER stays MASTER).
+                        tracing::error!("upgrade failed, going on: {:#}", f.why);
+                        proxy.adopt(f.socks);
+                        if let Err(errs) = proxy.apply(&core.desired()).await {
+                            for e in &errs {
+                                tracing::error!("{e}");
+                            }
+                        }
+                        if let Some(carried) = f.carried {
+                            match rvs_vrrpd::plan(core.config()) {
+                                Ok(plan) => {
+                                    if let Err(e) = vrrp
+                                        .start(
+                                            &core.config().global_defs,
+                                            plan,
+                                            std::sync::Arc::clone(&vrrp_status),
+                                            checkers.bfd_registry.clone(),
+                                            Some(carried),
+                                        )
+                                        .await
+                                    {
+                                        tracing::error!("VRRP could not start again: {e}");
+                                    }
+                                }
+                                Err(e) => tracing::error!("VRRP could not start again: {e:?}"),
+                            }
+                        }
+                    }
                 }
             }
             _ = term.recv() => break,
@@ -906,9 +947,17 @@ fn start_successor(binary: Option<&Path>) -> Result<u32, String> {
     Ok(child.id())
 }
 
-/// The old side of `rvs upgrade`: stops the API servers (freeing the control socket and
-/// the metrics port), stops accepting and sends the listening sockets to the successor.
-/// Returns its pid.
+/// What a failed hand-over gives back, so the daemon goes on as it was.
+struct HandoverFailed {
+    why: anyhow::Error,
+    socks: Vec<(rvs_sched::SvcKey, std::os::fd::OwnedFd)>,
+    carried: Option<Vec<rvs_vrrpd::Carried>>,
+}
+
+/// The old side of `rvs upgrade`: stops accepting, leaves VRRP as a reload keeps it and
+/// sends the listening sockets and the instances to the successor; only once they are
+/// sent does it stop its API servers (the successor waits to bind their socket and port).
+/// Returns the successor's pid; on a failure, what to take back.
 async fn hand_over(
     stream: tokio::net::UnixStream,
     proxy: &mut Dataplane,
@@ -916,14 +965,52 @@ async fn hand_over(
     stop: &tokio_util::sync::CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
     control_path: &Path,
-) -> Result<u32> {
-    crate::daemon::control::peer_allowed(&stream).map_err(anyhow::Error::msg)?;
+) -> Result<u32, HandoverFailed> {
+    let early = |why: anyhow::Error| HandoverFailed {
+        why,
+        socks: Vec::new(),
+        carried: None,
+    };
+    crate::daemon::control::peer_allowed(&stream).map_err(|e| early(anyhow::Error::msg(e)))?;
     let successor = stream
         .peer_cred()
         .ok()
         .and_then(|c| c.pid())
         .and_then(|p| u32::try_from(p).ok())
-        .context("the successor's pid is unknown")?;
+        .ok_or_else(|| early(anyhow::anyhow!("the successor's pid is unknown")))?;
+    let mut std_stream = stream
+        .into_std()
+        .and_then(|s| s.set_nonblocking(false).map(|()| s))
+        .map_err(|e| early(e.into()))?;
+    let socks = proxy.hand_over();
+    // VRRP last before the message: the successor's instances start where these stop
+    // (a MASTER keeps its VIPs; the successor adverts within the peers' master-down time).
+    let was_running = vrrp.is_running();
+    let carried = vrrp.leave_for_upgrade().await;
+    let h = crate::daemon::upgrade::Handover {
+        pid: std::process::id(),
+        services: socks.iter().map(|(k, _)| *k).collect(),
+        vrrp: carried.clone(),
+    };
+    let (sent, socks) = tokio::task::spawn_blocking(move || {
+        let fds: Vec<_> = socks
+            .iter()
+            .map(|(_, f)| std::os::fd::AsFd::as_fd(f))
+            .collect();
+        let r = crate::daemon::upgrade::send(&mut std_stream, &h, &fds);
+        (r, socks)
+    })
+    .await
+    .map_err(|e| early(e.into()))?;
+    if let Err(why) = sent {
+        return Err(HandoverFailed {
+            why,
+            socks,
+            carried: was_running.then_some(carried),
+        });
+    }
+    drop(socks);
+    // Sent: the control socket and the metrics port are the successor's now.
     stop.cancel();
     if tokio::time::timeout(Duration::from_secs(2), tasks.wait())
         .await
@@ -931,28 +1018,10 @@ async fn hand_over(
     {
         tracing::debug!("the control and metrics servers did not stop within 2 s");
     }
-    // Both sockets' paths are the successor's to bind (this process keeps draining).
-    let _ = std::fs::remove_file(control_path);
+    // The upgrade socket first: a successor that can bind the control socket finds the
+    // other free too.
     let _ = std::fs::remove_file(crate::daemon::upgrade::path_of(control_path));
-    let socks = proxy.hand_over();
-    // VRRP last before the message: the successor's instances start where these stop
-    // (a MASTER keeps its VIPs; the successor adverts within the peers' master-down time).
-    let carried = vrrp.leave_for_upgrade().await;
-    let h = crate::daemon::upgrade::Handover {
-        pid: std::process::id(),
-        services: socks.iter().map(|(k, _)| *k).collect(),
-        vrrp: carried,
-    };
-    let mut std_stream = stream.into_std()?;
-    std_stream.set_nonblocking(false)?;
-    tokio::task::spawn_blocking(move || {
-        let fds: Vec<_> = socks
-            .iter()
-            .map(|(_, f)| std::os::fd::AsFd::as_fd(f))
-            .collect();
-        crate::daemon::upgrade::send(&mut std_stream, &h, &fds)
-    })
-    .await??;
+    let _ = std::fs::remove_file(control_path);
     Ok(successor)
 }
 
