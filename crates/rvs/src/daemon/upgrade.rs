@@ -3,15 +3,17 @@
 //! The running daemon starts the new binary itself — same arguments, same environment
 //! (systemd's notify socket, the journal stream), same cgroup — with `RVS_TAKEOVER=1`.
 //! The new process connects to `<control socket>.upgrade` and the old one hands over:
-//! it stops its API servers (freeing the control socket and the metrics port), stops
-//! accepting and passes its listening sockets over the connection (`SCM_RIGHTS`) with
-//! their service keys, tells systemd the new main PID, then drains its established
+//! it stops accepting and passes its listening sockets over the connection (`SCM_RIGHTS`)
+//! with their service keys and its VRRP instances as a reload keeps them, waits for the
+//! successor's confirmation (without it, it takes everything back and goes on), stops
+//! its API servers (freeing the control socket and the metrics port for the successor,
+//! which waits for them), tells systemd the new main PID, then drains its established
 //! connections and exits without touching what the new one now owns (the kernel's IPVS
 //! services stay; the listening sockets never close, so a client that connects during
 //! the change waits in the kernel's queue instead of being refused). The new process
 //! listens on the sockets it was given instead of binding.
 //!
-//! The protocol is rvs's own and tiny (one JSON line, then the descriptors): both ends
+//! The protocol is rvs's own and tiny (the descriptors, one JSON line, "OK"): both ends
 //! are rvs, and no crate passes descriptors with a description of each.
 
 use anyhow::{bail, Context as _, Result};
@@ -67,8 +69,21 @@ pub fn send(stream: &mut UnixStream, h: &Handover, fds: &[BorrowedFd<'_>]) -> Re
     let mut line = serde_json::to_vec(h)?;
     line.push(b'\n');
     stream.write_all(&line)?;
+    // The successor says it has them: only then is the hand-over done (a successor that
+    // died, or a client that merely connected, leaves everything with this process).
+    stream.set_read_timeout(Some(ACK_WAIT))?;
+    let mut ack = [0u8; 3];
+    stream
+        .read_exact(&mut ack)
+        .context("the successor did not confirm the hand-over")?;
+    if &ack != b"OK\n" {
+        bail!("the successor answered the hand-over with {ack:?}");
+    }
     Ok(())
 }
+
+/// How long the old daemon waits for the successor's confirmation.
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The new side: connects to the running daemon's upgrade socket and receives its
 /// listening sockets. `Ok(None)`: nobody to take over from.
@@ -122,5 +137,6 @@ pub fn receive(control: &Path) -> Result<Option<(Handover, Vec<OwnedFd>)>> {
             fds.len()
         );
     }
+    s.write_all(b"OK\n").context("confirming the hand-over")?;
     Ok(Some((h, fds)))
 }
