@@ -972,6 +972,10 @@ fn an_upgrade_under_load_loses_no_connection() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The old process left the successor's control socket alone (a CI run once saw it
+    // unlink the socket the successor had just bound).
+    let status = d.status();
+    assert!(status.contains(&format!("(pid {new})")), "{status}");
     // The successor stops as any daemon does.
     let pid = rustix::process::Pid::from_raw(i32::try_from(new).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();

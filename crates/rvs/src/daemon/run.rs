@@ -992,13 +992,13 @@ async fn hand_over(
         services: socks.iter().map(|(k, _)| *k).collect(),
         vrrp: carried.clone(),
     };
-    let (sent, socks) = tokio::task::spawn_blocking(move || {
+    let (sent, socks, mut std_stream) = tokio::task::spawn_blocking(move || {
         let fds: Vec<_> = socks
             .iter()
             .map(|(_, f)| std::os::fd::AsFd::as_fd(f))
             .collect();
         let r = crate::daemon::upgrade::send(&mut std_stream, &h, &fds);
-        (r, socks)
+        (r, socks, std_stream)
     })
     .await
     .map_err(|e| early(e.into()))?;
@@ -1010,7 +1010,11 @@ async fn hand_over(
         });
     }
     drop(socks);
-    // Sent: the control socket and the metrics port are the successor's now.
+    // Confirmed: the control socket and the metrics port are the successor's now. The
+    // files go first (nobody new reaches this process's servers), then the servers; the
+    // successor binds once told DONE, so it never loses its socket file to this process.
+    let _ = std::fs::remove_file(crate::daemon::upgrade::path_of(control_path));
+    let _ = std::fs::remove_file(control_path);
     stop.cancel();
     if tokio::time::timeout(Duration::from_secs(2), tasks.wait())
         .await
@@ -1018,10 +1022,9 @@ async fn hand_over(
     {
         tracing::debug!("the control and metrics servers did not stop within 2 s");
     }
-    // The upgrade socket first: a successor that can bind the control socket finds the
-    // other free too.
-    let _ = std::fs::remove_file(crate::daemon::upgrade::path_of(control_path));
-    let _ = std::fs::remove_file(control_path);
+    if let Err(e) = crate::daemon::upgrade::done(&mut std_stream) {
+        tracing::warn!("telling the successor its sockets are free: {e}");
+    }
     Ok(successor)
 }
 

@@ -6,14 +6,14 @@
 //! it stops accepting and passes its listening sockets over the connection (`SCM_RIGHTS`)
 //! with their service keys and its VRRP instances as a reload keeps them, waits for the
 //! successor's confirmation (without it, it takes everything back and goes on), stops
-//! its API servers (freeing the control socket and the metrics port for the successor,
-//! which waits for them), tells systemd the new main PID, then drains its established
+//! its API servers (freeing the control socket and the metrics port) and says DONE (the
+//! successor binds them only then), tells systemd the new main PID, then drains its established
 //! connections and exits without touching what the new one now owns (the kernel's IPVS
 //! services stay; the listening sockets never close, so a client that connects during
 //! the change waits in the kernel's queue instead of being refused). The new process
 //! listens on the sockets it was given instead of binding.
 //!
-//! The protocol is rvs's own and tiny (the descriptors, one JSON line, "OK"): both ends
+//! The protocol is rvs's own and tiny (the descriptors, one JSON line, "OK", "DONE"): both ends
 //! are rvs, and no crate passes descriptors with a description of each.
 
 use anyhow::{bail, Context as _, Result};
@@ -138,5 +138,19 @@ pub fn receive(control: &Path) -> Result<Option<(Handover, Vec<OwnedFd>)>> {
         );
     }
     s.write_all(b"OK\n").context("confirming the hand-over")?;
+    // The old daemon now frees the control socket and the metrics port; it says DONE
+    // when they are free (binding before would race with it).
+    s.set_read_timeout(Some(ACK_WAIT))?;
+    let mut done = [0u8; 5];
+    if s.read_exact(&mut done).is_err() || &done != b"DONE\n" {
+        tracing::warn!("the old rvs did not say its API is stopped: binding anyway");
+    }
     Ok(Some((h, fds)))
+}
+
+/// The old side, once its API servers have stopped: the successor may bind their
+/// socket and port.
+pub fn done(stream: &mut UnixStream) -> Result<()> {
+    stream.write_all(b"DONE\n")?;
+    Ok(())
 }
