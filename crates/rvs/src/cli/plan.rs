@@ -21,15 +21,7 @@ pub struct PlanArgs {
 
 /// Exit 0 with the plan, 1 when the daemon would refuse the file.
 pub fn run(a: &PlanArgs) -> Result<ExitCode> {
-    let file = match &a.file {
-        Some(f) => Some(
-            std::fs::canonicalize(f)
-                .with_context(|| format!("cannot read {}", f.display()))?
-                .display()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let file = super::absolute_arg(a.file.as_deref(), "read")?;
     let body = serde_json::to_string(&rvs_api::PlanRequest { file })?;
     let sock = crate::daemon::control::client_path(a.control.as_deref());
     let answer = match crate::daemon::control::call_body(&sock, "POST", "/v1/plan", &body)? {

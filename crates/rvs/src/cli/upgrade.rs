@@ -18,15 +18,7 @@ pub struct UpgradeArgs {
 }
 
 pub fn run(a: &UpgradeArgs) -> Result<ExitCode> {
-    let binary = match &a.binary {
-        Some(b) => Some(
-            std::fs::canonicalize(b)
-                .with_context(|| format!("cannot find {}", b.display()))?
-                .display()
-                .to_string(),
-        ),
-        None => None,
-    };
+    let binary = super::absolute_arg(a.binary.as_deref(), "find")?;
     let sock = crate::daemon::control::client_path(a.control.as_deref());
     let old: rvs_api::Status =
         serde_json::from_str(&crate::daemon::control::call(&sock, "GET", "/v1/status")?)

@@ -426,18 +426,8 @@ async fn plan(
     State(ctx): State<Arc<Ctx>>,
     body: axum::body::Body,
 ) -> Result<Json<rvs_api::Plan>, ApiError> {
-    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
-    let bytes = read_body(body).await?;
-    let req: rvs_api::PlanRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        rvs_api::PlanRequest::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad plan request: {e}")))?
-    };
-    let file = match req.file {
-        Some(f) if Path::new(&f).is_absolute() => PathBuf::from(f),
-        Some(f) => return Err(bad(format!("file must be an absolute path: {f}"))),
-        None => ctx.conf.clone(),
-    };
+    let req: rvs_api::PlanRequest = optional_request(body, "plan").await?;
+    let file = absolute("file", req.file)?.unwrap_or_else(|| ctx.conf.clone());
     // Read off the runtime, as a reload reads (a file on a slow mount blocks nobody).
     let path = file.clone();
     let parsed = tokio::task::spawn_blocking(move || {
@@ -466,18 +456,8 @@ async fn upgrade(
     State(ctx): State<Arc<Ctx>>,
     body: axum::body::Body,
 ) -> Result<Json<rvs_api::UpgradeAnswer>, ApiError> {
-    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
-    let bytes = read_body(body).await?;
-    let req: rvs_api::UpgradeRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        rvs_api::UpgradeRequest::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad upgrade request: {e}")))?
-    };
-    let binary = match req.binary {
-        Some(b) if Path::new(&b).is_absolute() => Some(PathBuf::from(b)),
-        Some(b) => return Err(bad(format!("binary must be an absolute path: {b}"))),
-        None => None,
-    };
+    let req: rvs_api::UpgradeRequest = optional_request(body, "upgrade").await?;
+    let binary = absolute("binary", req.binary)?;
     let (tx, rx) = oneshot::channel();
     ctx.tx
         .send(Request::Upgrade(binary, tx))
@@ -523,6 +503,33 @@ async fn commands(
 
 /// The largest command body.
 const MAX_BODY: usize = 64 * 1024;
+
+/// A request whose body may be left out (all its fields are optional): empty is the
+/// default request.
+async fn optional_request<T: Default + serde::de::DeserializeOwned>(
+    body: axum::body::Body,
+    what: &str,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad {what} request: {e}")))
+}
+
+/// A path the daemon is given: it must be absolute (the daemon's directory is not the
+/// client's).
+fn absolute(field: &str, path: Option<String>) -> Result<Option<PathBuf>, ApiError> {
+    match path {
+        Some(p) if Path::new(&p).is_absolute() => Ok(Some(PathBuf::from(p))),
+        Some(p) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{field} must be an absolute path: {p}"),
+        )),
+        None => Ok(None),
+    }
+}
 
 /// A request's body, within 5 s and [`MAX_BODY`] bytes.
 async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {

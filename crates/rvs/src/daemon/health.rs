@@ -222,10 +222,7 @@ impl Checkers {
         if let Ok(mut r) = self.bfd_registry.lock() {
             *r = watches;
         }
-        self.bfd_runs
-            .iter()
-            .map(|(n, (_, run))| (n.clone(), *run))
-            .collect()
+        self.bfd_sessions()
     }
 
     /// Stops the BFD sessions, telling each neighbour (`AdminDown`).

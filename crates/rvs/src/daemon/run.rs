@@ -566,7 +566,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         let v = vrrp_status.lock().map(|v| v.clone()).unwrap_or_default();
         crate::daemon::systemd::status_line(&v, &core.servers())
     };
-    sd.ready(sd_status(&core));
+    sd.ready(|| sd_status(&core));
     let mut watchdog = sd.watchdog_every().map(tokio::time::interval);
     let status = reload_status_path(&pid_file);
     // The reload counter starts again: a predecessor's (after `rvs upgrade`) is not ours.
@@ -668,7 +668,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     tracing::info!("{msg}");
                 }
                 // systemd's STATUS= line (sent when it changed).
-                sd.status(sd_status(&core));
+                sd.status(|| sd_status(&core));
             }
             _ = usr1.recv() => dump(crate::daemon::dumps::Dump::Data, core.config(), &vrrp_status),
             _ = usr2.recv() => dump(crate::daemon::dumps::Dump::Stats, core.config(), &vrrp_status),
@@ -694,34 +694,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                         break;
                     }
                     Err(f) => {
-                        // Nothing was handed over: listen again on the same sockets and
-                        // start VRRP where it stopped (a MASTER stays MASTER).
                         tracing::error!("upgrade failed, going on: {:#}", f.why);
-                        proxy.adopt(f.socks);
-                        if let Err(errs) = proxy.apply(&core.desired()).await {
-                            for e in &errs {
-                                tracing::error!("{e}");
-                            }
-                        }
-                        if let Some(carried) = f.carried {
-                            match rvs_vrrpd::plan(core.config()) {
-                                Ok(plan) => {
-                                    if let Err(e) = vrrp
-                                        .start(
-                                            &core.config().global_defs,
-                                            plan,
-                                            std::sync::Arc::clone(&vrrp_status),
-                                            checkers.bfd_registry.clone(),
-                                            Some(carried),
-                                        )
-                                        .await
-                                    {
-                                        tracing::error!("VRRP could not start again: {e}");
-                                    }
-                                }
-                                Err(e) => tracing::error!("VRRP could not start again: {e:?}"),
-                            }
-                        }
+                        take_back(
+                            f,
+                            &mut proxy,
+                            &mut vrrp,
+                            &core,
+                            &vrrp_status,
+                            checkers.bfd_registry.clone(),
+                        )
+                        .await;
                     }
                 }
             }
@@ -796,7 +778,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             for r in waiting.drain(..).flatten() {
                 let _ = r.send(report.clone());
             }
-            sd.ready(sd_status(&core));
+            sd.ready(|| sd_status(&core));
         }
     }
     sd.stopping(a.drain);
@@ -871,7 +853,6 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a keepalived dump off the runtime.
 /// `--dataplane xdp` without `--xdp-iface`: the one interface the kernel routes every
 /// real server through (and that holds the VIPs it holds), as in LVS-DR only one link
 /// reaches them; else the interface of the first `vrrp_instance` when no route says;
@@ -954,6 +935,45 @@ struct HandoverFailed {
     carried: Option<Vec<rvs_vrrpd::Carried>>,
 }
 
+/// After a failed hand-over nothing was handed over: listen again on the same sockets
+/// and start VRRP where it stopped (a MASTER stays MASTER).
+async fn take_back(
+    f: HandoverFailed,
+    proxy: &mut Dataplane,
+    vrrp: &mut crate::daemon::threads::VrrpHost,
+    core: &Core,
+    status: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
+    bfd: rvs_bfd::driver::Registry,
+) {
+    proxy.adopt(f.socks);
+    if let Err(errs) = proxy.apply(&core.desired()).await {
+        for e in &errs {
+            tracing::error!("{e}");
+        }
+    }
+    let Some(carried) = f.carried else { return };
+    let restarted = match rvs_vrrpd::plan(core.config()) {
+        Ok(plan) => {
+            vrrp.start(
+                &core.config().global_defs,
+                plan,
+                std::sync::Arc::clone(status),
+                bfd,
+                Some(carried),
+            )
+            .await
+        }
+        Err(errs) => Err(errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")),
+    };
+    if let Err(e) = restarted {
+        tracing::error!("VRRP could not start again: {e}");
+    }
+}
+
 /// The old side of `rvs upgrade`: stops accepting, leaves VRRP as a reload keeps it and
 /// sends the listening sockets and the instances to the successor; only once they are
 /// sent does it stop its API servers (the successor waits to bind their socket and port).
@@ -1028,6 +1048,7 @@ async fn hand_over(
     Ok(successor)
 }
 
+/// Writes a keepalived dump off the runtime.
 fn dump(
     which: crate::daemon::dumps::Dump,
     cfg: &rvs_conf::Config,

@@ -55,9 +55,13 @@ impl Notifier {
         }
     }
 
-    /// Up: listeners, programs and VRRP are running.
-    pub fn ready(&mut self, status: String) {
-        self.status = status;
+    /// Up: listeners, programs and VRRP are running. `status` is only computed when
+    /// systemd listens.
+    pub fn ready(&mut self, status: impl FnOnce() -> String) {
+        if !self.enabled {
+            return;
+        }
+        self.status = status();
         let s = self.status.clone();
         self.send(&[NotifyState::Ready, NotifyState::Status(&s)]);
     }
@@ -86,8 +90,13 @@ impl Notifier {
         self.send(&[NotifyState::Watchdog]);
     }
 
-    /// `STATUS=`, sent only when the line changed.
-    pub fn status(&mut self, line: String) {
+    /// `STATUS=`, sent only when the line changed; `line` is only computed when systemd
+    /// listens (the main loop asks every second).
+    pub fn status(&mut self, line: impl FnOnce() -> String) {
+        if !self.enabled {
+            return;
+        }
+        let line = line();
         if line != self.status {
             self.status = line;
             let s = self.status.clone();
