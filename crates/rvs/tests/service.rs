@@ -571,14 +571,10 @@ fn the_debian_package_installs_runs_and_purges() {
     let (ok, status) = sh("/usr/sbin/rvs status --control /run/rvs/rvs.sock");
     assert!(ok && status.contains(&format!("(pid {after})")), "{status}");
     let _ = sh(&format!("kill {after}"));
-    let t = Instant::now();
-    while Path::new(&format!("/proc/{after}")).exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the upgraded rvs did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        common::exited_within(after.parse().unwrap(), Duration::from_secs(30)),
+        "the upgraded rvs did not stop"
+    );
     let _ = std::fs::remove_file("/tmp/rvs-deb-upgrade.conf");
     // Purge: nothing of the package is left.
     let (ok, text) = sh("dpkg -P rvs");
@@ -961,17 +957,10 @@ fn an_upgrade_under_load_loses_no_connection() {
     assert!(status.contains(&format!("(pid {new})")), "{status}");
     // The last connection closed, the old process exits.
     drop(long);
-    let t = Instant::now();
-    let gone = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
-    };
-    while !gone(old) {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the old rvs did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        common::exited_within(old, Duration::from_secs(20)),
+        "the old rvs did not exit"
+    );
     // The old process left the successor's control socket alone (a CI run once saw it
     // unlink the socket the successor had just bound).
     let status = d.status();
@@ -979,14 +968,10 @@ fn an_upgrade_under_load_loses_no_connection() {
     // The successor stops as any daemon does.
     let pid = rustix::process::Pid::from_raw(i32::try_from(new).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let t = Instant::now();
-    while !gone(new) {
-        assert!(
-            t.elapsed() < Duration::from_secs(40),
-            "the new rvs did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        common::exited_within(new, Duration::from_secs(40)),
+        "the new rvs did not stop"
+    );
     drop(d);
 }
 

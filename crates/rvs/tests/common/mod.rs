@@ -160,6 +160,23 @@ pub enum Mode {
     Echo,
 }
 
+/// Waits until process `pid` has exited (gone, or a zombie not reaped yet); `false`
+/// when it still runs after `limit`.
+pub fn exited_within(pid: u32, limit: Duration) -> bool {
+    let t = Instant::now();
+    loop {
+        let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.contains(") Z "));
+        if gone {
+            return true;
+        }
+        if t.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn backend(addr: &str, name: &'static str, mode: Mode) -> JoinHandle<()> {
     let l = TcpListener::bind(addr).unwrap();
     std::thread::spawn(move || {
