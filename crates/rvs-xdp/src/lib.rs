@@ -15,12 +15,19 @@
 //! flows keep going to it when the others change; a removed or weight-0 real server is
 //! marked unusable (no new flows) but its slot is not reused while flows may point at it;
 //! a service's table is replaced only when its content changes, by one map update.
+//!
+//! Across `rvs upgrade` the maps and the link are pinned and the next rvs loads its
+//! program on them ([`carry`](Xdp::pin_for_upgrade)): nothing is copied or detached.
 
+mod carry;
 pub mod iface;
 pub mod maps;
+
+pub use carry::{layout, pin_dir, remove_pins, remove_stale_pins, Carried, MapLayout, Slots};
 pub mod neigh;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::programs::xdp::XdpLinkId;
 use aya::programs::{TestRun as _, TestRunOptions, Xdp as XdpProgram, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use maps::{addr16, Config, Counters, Real, Svc, VipKey};
@@ -58,6 +65,8 @@ pub enum XdpError {
     NoMac { service: String, real: IpAddr },
     #[error("too many {0} for the XDP maps")]
     Full(&'static str),
+    #[error("handing the XDP program over: {0}")]
+    Carry(String),
 }
 
 /// How to attach.
@@ -165,6 +174,13 @@ pub struct Xdp {
     cfg: Config,
     /// The longest idle timeout: how long a retired slot may still be referenced.
     max_idle: Duration,
+    /// The interface the program is attached to, and its link.
+    iface: Option<String>,
+    link: Option<XdpLinkId>,
+    /// The flow table's size as loaded.
+    flows_max: u32,
+    /// The link while pinned for an upgrade ([`Xdp::pin_for_upgrade`]).
+    pinned: Option<(std::path::PathBuf, aya::programs::links::PinnedLink)>,
 }
 
 impl Xdp {
@@ -182,14 +198,22 @@ impl Xdp {
             .ok_or(XdpError::Missing("program rvs_lb"))?
             .try_into()?;
         prog.load()?;
-        if let Some(iface) = &opts.iface {
-            let mode = if opts.native {
-                XdpMode::Driver
-            } else {
-                XdpMode::Skb
-            };
-            prog.attach(iface, mode)?;
-        }
+        let link = match &opts.iface {
+            Some(iface) => {
+                let mode = if opts.native {
+                    XdpMode::Driver
+                } else {
+                    XdpMode::Skb
+                };
+                Some(prog.attach(iface, mode)?)
+            }
+            None => None,
+        };
+        Ok(Xdp::with(ebpf, name, opts, link))
+    }
+
+    /// A loaded program with nothing programmed yet.
+    fn with(ebpf: Ebpf, prog: &'static str, opts: &Options, link: Option<XdpLinkId>) -> Xdp {
         let mut cfg = Config {
             mh_k0: rvs_sched::sched::MH_KEY1.0,
             mh_k1: rvs_sched::sched::MH_KEY1.1,
@@ -201,9 +225,9 @@ impl Xdp {
         if let Some(a) = opts.tun_src6 {
             cfg.tun_src6 = a.octets();
         }
-        Ok(Xdp {
+        Xdp {
             ebpf,
-            prog: name,
+            prog,
             svc_ids: HashMap::new(),
             free_svc: Vec::new(),
             next_svc: 0,
@@ -217,7 +241,11 @@ impl Xdp {
             persist_s: HashMap::new(),
             cfg,
             max_idle: Duration::from_mins(15),
-        })
+            iface: link.as_ref().and(opts.iface.clone()),
+            link,
+            flows_max: opts.flows,
+            pinned: None,
+        }
     }
 
     fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, XdpError> {
@@ -360,16 +388,17 @@ impl Xdp {
             service: service.clone(),
             what,
         };
-        let SvcKey::Addr { proto, addr, port } = s.key else {
-            return Err(unsupported(
-                "fwmark services need the firewall mark, which XDP does not see".into(),
-            ));
-        };
-        let proto = match proto {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-            Proto::Sctp => return Err(unsupported("SCTP is not forwarded".into())),
-        };
+        match s.key {
+            SvcKey::Fwmark { .. } => {
+                return Err(unsupported(
+                    "fwmark services need the firewall mark, which XDP does not see".into(),
+                ))
+            }
+            SvcKey::Addr {
+                proto: Proto::Sctp, ..
+            } => return Err(unsupported("SCTP is not forwarded".into())),
+            SvcKey::Addr { .. } => {}
+        }
         let sched = match s.algo {
             Algo::Rr | Algo::Wrr => maps::SCHED_SEQ,
             Algo::Sh => maps::SCHED_SH,
@@ -509,13 +538,7 @@ impl Xdp {
             rep.tables_swapped += 1;
             self.tables.insert(id, table.clone());
         }
-        let (a, family) = addr16(addr);
-        let vk = VipKey {
-            addr: a,
-            port: port.to_be(),
-            proto,
-            family,
-        };
+        let vk = vip_key(s.key).ok_or_else(|| unsupported("not forwarded".into()))?;
         let mut flags = 0;
         if s.flags.port {
             flags |= maps::SF_PORT;
@@ -721,6 +744,25 @@ impl Xdp {
     pub fn time(&self, frame: &[u8], repeat: u32) -> Result<Duration, XdpError> {
         self.test_run(frame, repeat).map(|(_, _, d)| d)
     }
+}
+
+/// The program's key of a service (`None`: one it cannot forward).
+fn vip_key(k: SvcKey) -> Option<VipKey> {
+    let SvcKey::Addr { proto, addr, port } = k else {
+        return None;
+    };
+    let proto = match proto {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Sctp => return None,
+    };
+    let (a, family) = addr16(addr);
+    Some(VipKey {
+        addr: a,
+        port: port.to_be(),
+        proto,
+        family,
+    })
 }
 
 /// XDP verdicts.

@@ -220,6 +220,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         xdp_iface: None,
         xdp_mode: run::XdpMode::Generic,
         xdp_flows: 1 << 20,
+        bpffs: "/sys/fs/bpf".into(),
         dont_fork: cli.dont_fork,
         pid_file: cli.pid_file,
         drain: 5.0,

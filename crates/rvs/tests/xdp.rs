@@ -711,3 +711,196 @@ fn xdp_without_an_interface_takes_the_one_that_reaches_the_real_servers() {
         "{err}"
     );
 }
+
+/// `rvs adm -Lnc` of a director: client port → the real server's name (`rs1`, `rs2`)
+/// of each established connection.
+fn flows_by_port(sock: &std::path::Path) -> std::collections::BTreeMap<u16, String> {
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["adm", "-Lnc"])
+        .env("RVS_CONTROL", sock)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("ESTABLISHED"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let client: SocketAddr = w.get(3)?.parse().ok()?;
+            let real = match *w.get(5)? {
+                "198.18.0.11:80" => "rs1",
+                "198.18.0.12:80" => "rs2",
+                _ => return None,
+            };
+            Some((client.port(), real.to_owned()))
+        })
+        .collect()
+}
+
+/// The rvs pid a director's pid file names.
+fn director_pid(dir: &std::path::Path) -> u32 {
+    std::fs::read_to_string(dir.join("dir1.rvs-pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `rvs upgrade` of an XDP director (the seed articles' DR setup, `rr`) with 20
+/// connections open through it, each halfway through its request: the old process
+/// pins the program's maps and link, the new one loads its program on those maps and
+/// swaps it into the link. Every connection then finishes at the real server it was
+/// scheduled to (`rr` would send a flow the table forgot to the next real server, which
+/// resets it), the counters go on from where they were, and the pins are gone. Before
+/// that, a successor whose maps differ (a smaller flow table) is refused: the old
+/// process takes its link back and nothing is lost.
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn an_upgrade_keeps_every_flow_of_the_xdp_program() {
+    use std::io::{Read as _, Write as _};
+    require();
+    let prefix = format!("rvu{}", std::process::id() % 100_000);
+    let (_guard, dir) = dr_lab_serves(&prefix, &[]);
+    let sock = dir.join("dir1.sock");
+    let client = format!("{prefix}-client");
+    let held: Vec<std::net::TcpStream> = lab::in_ns(&client, || {
+        (0..20)
+            .map(|_| {
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&vip80(), Duration::from_secs(2)).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\n").unwrap();
+                s
+            })
+            .collect()
+    });
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    // Where the program sent each connection (its flow table, as `-Lnc` lists it).
+    let mut before = std::collections::BTreeMap::new();
+    let listed = Lab::wait(Duration::from_secs(15), || {
+        before = flows_by_port(&sock);
+        ports.iter().all(|p| before.contains_key(p))
+    });
+    assert!(
+        listed.is_some(),
+        "-Lnc never listed the 20 connections: {before:?}"
+    );
+    let on = |r: &str| ports.iter().filter(|p| before[*p] == r).count();
+    assert_eq!(
+        (on("rs1"), on("rs2")),
+        (10, 10),
+        "rr spreads them: {before:?}"
+    );
+    let (pkts_before, _) = service_packets(&sock);
+    let old = director_pid(&dir);
+    let upgrade = |binary: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rvs"));
+        c.arg("upgrade").arg("--control").arg(&sock);
+        if let Some(b) = binary {
+            c.arg("--binary").arg(b);
+        }
+        c.output().unwrap()
+    };
+
+    // A successor with another flow table size cannot load on these maps: refused.
+    let small = dir.join("rvs-small-table.sh");
+    std::fs::write(
+        &small,
+        format!(
+            "#!/bin/sh\nexec {} \"$@\" --xdp-flows 4096\n",
+            env!("CARGO_BIN_EXE_rvs")
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("chmod")
+        .arg("755")
+        .arg(&small)
+        .status()
+        .unwrap()
+        .success());
+    let refused = upgrade(Some(&small));
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{err}");
+    assert!(err.contains("exited before taking over"), "{err}");
+    assert_eq!(director_pid(&dir), old, "the running rvs goes on");
+    let logs = lab_logs(&dir);
+    assert!(
+        logs.contains("the maps of the running program differ from this one's (flows)"),
+        "{logs}"
+    );
+    assert!(
+        lab::http_get(&client, vip80()).is_ok(),
+        "{}",
+        lab_logs(&dir)
+    );
+
+    // What an rvs that died halfway through an upgrade would have left: removed.
+    std::fs::create_dir(dir.join("bpf/rvs-upgrade-4199999")).unwrap();
+    let done = upgrade(None);
+    assert!(
+        done.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&done.stderr),
+        lab_logs(&dir)
+    );
+    let new = director_pid(&dir);
+    assert_ne!(new, old);
+    assert!(
+        Lab::wait(Duration::from_secs(10), || {
+            !std::path::Path::new(&format!("/proc/{old}")).exists()
+        })
+        .is_some(),
+        "the old rvs never exited"
+    );
+    assert!(
+        lab_logs(&dir).contains("took over the running program's link and maps"),
+        "{}",
+        lab_logs(&dir)
+    );
+    // Every held connection finishes where it began.
+    let mut answers = std::collections::BTreeMap::new();
+    for (mut s, port) in held.into_iter().zip(&ports) {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut out = String::new();
+        let r = s
+            .write_all(b"Host: lab\r\n\r\n")
+            .and_then(|()| s.read_to_string(&mut out).map(|_| ()));
+        let body = match r {
+            Ok(()) => out
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        answers.insert(*port, body);
+    }
+    let expected: std::collections::BTreeMap<u16, String> =
+        ports.iter().map(|p| (*p, before[p].clone())).collect();
+    assert_eq!(
+        answers,
+        expected,
+        "each connection at its real server\n{}",
+        lab_logs(&dir)
+    );
+    // The counters are the same maps: they go on.
+    std::thread::sleep(Duration::from_millis(1300));
+    let (pkts_after, _) = service_packets(&sock);
+    assert!(
+        pkts_after >= pkts_before + 20,
+        "InPkts {pkts_before} before the upgrade, {pkts_after} after"
+    );
+    let pins: Vec<String> = std::fs::read_dir(dir.join("bpf"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rvs-upgrade"))
+        .collect();
+    assert!(pins.is_empty(), "pins left behind: {pins:?}");
+    assert_both_real_servers_answer(&client, vip80());
+}

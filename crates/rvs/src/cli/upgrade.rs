@@ -46,12 +46,29 @@ pub fn run(a: &UpgradeArgs) -> Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
+        if !alive(new.pid) {
+            bail!(
+                "the successor (pid {}) exited before taking over; the running rvs (pid {}) \
+                 goes on: its log says why",
+                new.pid,
+                old.pid
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!(
         "the successor (pid {}) did not answer within a minute: see the daemon's log",
         new.pid
     )
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the parenthesised command name.
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    })
 }
 
 fn now_version(sock: &std::path::Path) -> String {

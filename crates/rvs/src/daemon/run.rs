@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Entries of the XDP flow table (LRU).
     #[arg(long = "xdp-flows", default_value_t = 1 << 20)]
     pub xdp_flows: u32,
+    /// A BPF file system: `rvs upgrade` pins the XDP program's maps and link there for
+    /// the new process to load on (systemd mounts /sys/fs/bpf at boot).
+    #[arg(long = "bpffs", value_name = "DIR", default_value = "/sys/fs/bpf")]
+    pub bpffs: PathBuf,
     /// Stay in the foreground (keepalived's -n; rvs never forks, so this is the default).
     #[arg(short = 'n', long = "dont-fork")]
     pub dont_fork: bool,
@@ -279,6 +283,39 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         max_fds: a.max_relay_fds,
         ..ProxyOptions::default()
     };
+    // The control socket's path first: `rvs upgrade` started this process to take the
+    // running one's place, and what it hands over (listening sockets, the XDP program's
+    // maps and link) comes before the data plane starts.
+    let control_path = a
+        .control
+        .clone()
+        .unwrap_or_else(|| own_file(cfg, &crate::daemon::control::default_path()));
+    let mut received = None;
+    if std::env::var_os(crate::daemon::upgrade::ENV).is_some() {
+        let ctl = control_path.clone();
+        match tokio::task::spawn_blocking(move || crate::daemon::upgrade::receive(&ctl)).await? {
+            Ok(Some(r)) => {
+                tracing::info!(
+                    "taking over from rvs pid {}: {} listening socket(s){}",
+                    r.handover.pid,
+                    r.fds.len(),
+                    if r.handover.xdp.is_some() {
+                        ", the XDP program's link and maps"
+                    } else {
+                        ""
+                    }
+                );
+                received = Some(r);
+            }
+            Ok(None) => tracing::warn!(
+                "{} is set but no rvs answers on {}: starting afresh",
+                crate::daemon::upgrade::ENV,
+                crate::daemon::upgrade::path_of(&control_path).display()
+            ),
+            Err(e) => return Err(e.context("taking over from the running rvs")),
+        }
+    }
+    let carried_xdp = received.as_ref().and_then(|r| r.handover.xdp.clone());
     let mut xdp_attach = None;
     let mut proxy = if a.dataplane == Kind::Xdp && !a.vrrp_only {
         let attach = match &a.xdp_iface {
@@ -301,7 +338,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 iface,
                 native: a.xdp_mode == XdpMode::Native,
                 flows: a.xdp_flows,
+                bpffs: a.bpffs.clone(),
             },
+            carried_xdp,
         )
         .await?
     } else if a.dataplane == Kind::Ipvs && !a.vrrp_only {
@@ -317,36 +356,20 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     } else {
         Dataplane::proxy(opts)
     };
-    // The control socket first: a second daemon started by mistake stops here, before
-    // it touches any listener.
-    let control_path = a
-        .control
-        .clone()
-        .unwrap_or_else(|| own_file(cfg, &crate::daemon::control::default_path()));
-    // `rvs upgrade`: the running rvs started this one to take its place; its listening
-    // sockets come over before anything binds (it frees the control socket first).
-    // VRRP instances as the predecessor left them (a MASTER goes on as MASTER).
+    // `rvs upgrade`: the listening sockets are adopted before anything binds, then the
+    // hand-over is confirmed (the predecessor frees the control socket). VRRP instances
+    // as the predecessor left them (a MASTER goes on as MASTER).
     let mut carried_vrrp: Option<Vec<rvs_vrrpd::Carried>> = None;
-    if std::env::var_os(crate::daemon::upgrade::ENV).is_some() {
-        let ctl = control_path.clone();
-        match tokio::task::spawn_blocking(move || crate::daemon::upgrade::receive(&ctl)).await? {
-            Ok(Some((h, socks))) => {
-                tracing::info!(
-                    "taking over from rvs pid {}: {} listening socket(s)",
-                    h.pid,
-                    socks.len()
-                );
-                proxy.adopt(h.services.into_iter().zip(socks));
-                carried_vrrp = Some(h.vrrp);
-            }
-            Ok(None) => tracing::warn!(
-                "{} is set but no rvs answers on {}: starting afresh",
-                crate::daemon::upgrade::ENV,
-                crate::daemon::upgrade::path_of(&control_path).display()
-            ),
-            Err(e) => return Err(e.context("taking over from the running rvs")),
-        }
+    if let Some(mut r) = received {
+        let services = std::mem::take(&mut r.handover.services);
+        proxy.adopt(services.into_iter().zip(std::mem::take(&mut r.fds)));
+        carried_vrrp = Some(std::mem::take(&mut r.handover.vrrp));
+        tokio::task::spawn_blocking(move || r.confirm())
+            .await?
+            .context("taking over from the running rvs")?;
     }
+    // The control socket: a second daemon started by mistake stops here, before it
+    // touches any listener.
     // Taking over, the predecessor frees the control socket once the hand-over is sent.
     let listener = if carried_vrrp.is_some() {
         let t = std::time::Instant::now();
@@ -684,7 +707,8 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 }
             } => sd.ping(),
             Ok((stream, _)) = upgrade_listener.accept() => {
-                match hand_over(stream, &mut proxy, &mut vrrp, &stop, &tasks, &control_path).await {
+                let ends = Ends { stop: &stop, tasks: &tasks, control_path: &control_path, bpffs: &a.bpffs };
+                match hand_over(stream, &mut proxy, &mut vrrp, ends).await {
                     Ok(successor) => {
                         tracing::info!(
                             "handed over to rvs pid {successor}: draining established connections"
@@ -917,15 +941,25 @@ fn start_successor(binary: Option<&Path>) -> Result<u32, String> {
     };
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
-    let child = std::process::Command::new(&exe)
+    let mut child = std::process::Command::new(&exe)
         .arg0(argv0)
         .args(args)
         .env(crate::daemon::upgrade::ENV, "1")
         .stdin(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    tracing::info!("upgrade: started {} as pid {}", exe.display(), child.id());
-    Ok(child.id())
+    let pid = child.id();
+    tracing::info!("upgrade: started {} as pid {pid}", exe.display());
+    // A successor that fails is reaped (`rvs upgrade` sees it gone at once); one that
+    // takes over outlives this process and is reparented.
+    let _ = std::thread::Builder::new()
+        .name("rvs-successor".into())
+        .spawn(move || {
+            if let Ok(st) = child.wait() {
+                tracing::warn!("the successor (pid {pid}) exited before taking over: {st}");
+            }
+        });
+    Ok(pid)
 }
 
 /// What a failed hand-over gives back, so the daemon goes on as it was.
@@ -945,6 +979,8 @@ async fn take_back(
     status: &std::sync::Arc<std::sync::Mutex<Vec<rvs_vrrpd::InstanceStatus>>>,
     bfd: rvs_bfd::driver::Registry,
 ) {
+    // The XDP program takes its link back (and its own program again in it).
+    proxy.release_pins(false).await;
     proxy.adopt(f.socks);
     if let Err(errs) = proxy.apply(&core.desired()).await {
         for e in &errs {
@@ -978,14 +1014,29 @@ async fn take_back(
 /// sends the listening sockets and the instances to the successor; only once they are
 /// sent does it stop its API servers (the successor waits to bind their socket and port).
 /// Returns the successor's pid; on a failure, what to take back.
+/// What the old side of an upgrade stops or uses once the successor has everything.
+struct Ends<'a> {
+    /// Stops the control and metrics servers ...
+    stop: &'a tokio_util::sync::CancellationToken,
+    /// ... tracked here.
+    tasks: &'a tokio_util::task::TaskTracker,
+    control_path: &'a Path,
+    /// Where the XDP program's maps and link are pinned for the successor.
+    bpffs: &'a Path,
+}
+
 async fn hand_over(
     stream: tokio::net::UnixStream,
     proxy: &mut Dataplane,
     vrrp: &mut crate::daemon::threads::VrrpHost,
-    stop: &tokio_util::sync::CancellationToken,
-    tasks: &tokio_util::task::TaskTracker,
-    control_path: &Path,
+    ends: Ends<'_>,
 ) -> Result<u32, HandoverFailed> {
+    let Ends {
+        stop,
+        tasks,
+        control_path,
+        bpffs,
+    } = ends;
     let early = |why: anyhow::Error| HandoverFailed {
         why,
         socks: Vec::new(),
@@ -1002,6 +1053,13 @@ async fn hand_over(
         .into_std()
         .and_then(|s| s.set_nonblocking(false).map(|()| s))
         .map_err(|e| early(e.into()))?;
+    // XDP: the maps and the link pinned for the successor to load its program on; the
+    // program goes on forwarding meanwhile. Refused (no BPF file system, an old kernel):
+    // nothing was given away.
+    let xdp = proxy
+        .pin_for_upgrade(&rvs_xdp::pin_dir(bpffs, std::process::id()))
+        .await
+        .map_err(|e| early(anyhow::Error::msg(e)))?;
     let socks = proxy.hand_over();
     // VRRP last before the message: the successor's instances start where these stop
     // (a MASTER keeps its VIPs; the successor adverts within the peers' master-down time).
@@ -1011,6 +1069,7 @@ async fn hand_over(
         pid: std::process::id(),
         services: socks.iter().map(|(k, _)| *k).collect(),
         vrrp: carried.clone(),
+        xdp,
     };
     let (sent, socks, mut std_stream) = tokio::task::spawn_blocking(move || {
         let fds: Vec<_> = socks
@@ -1030,6 +1089,8 @@ async fn hand_over(
         });
     }
     drop(socks);
+    // The successor holds the XDP link now: the pins go, and this program's hold on it.
+    proxy.release_pins(true).await;
     // Confirmed: the control socket and the metrics port are the successor's now. The
     // files go first (nobody new reaches this process's servers), then the servers; the
     // successor binds once told DONE, so it never loses its socket file to this process.

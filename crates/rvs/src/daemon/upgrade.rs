@@ -39,6 +39,18 @@ pub struct Handover {
     /// The VRRP instances as the old daemon left them (no priority 0 sent, VIPs kept).
     #[serde(default)]
     pub vrrp: Vec<rvs_vrrpd::Carried>,
+    /// The XDP program's maps and link, pinned for the successor to load on.
+    #[serde(default)]
+    pub xdp: Option<rvs_xdp::Carried>,
+}
+
+/// A hand-over received and not yet confirmed: the successor confirms
+/// ([`Received::confirm`]) once it holds what it was given (an XDP program swapped into
+/// the link); dropped unconfirmed, the old daemon takes everything back.
+pub struct Received {
+    pub handover: Handover,
+    pub fds: Vec<OwnedFd>,
+    stream: UnixStream,
 }
 
 /// Where a daemon with this control socket listens for its successor.
@@ -87,7 +99,7 @@ const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The new side: connects to the running daemon's upgrade socket and receives its
 /// listening sockets. `Ok(None)`: nobody to take over from.
-pub fn receive(control: &Path) -> Result<Option<(Handover, Vec<OwnedFd>)>> {
+pub fn receive(control: &Path) -> Result<Option<Received>> {
     let path = path_of(control);
     let Ok(mut s) = UnixStream::connect(&path) else {
         return Ok(None);
@@ -137,15 +149,32 @@ pub fn receive(control: &Path) -> Result<Option<(Handover, Vec<OwnedFd>)>> {
             fds.len()
         );
     }
-    s.write_all(b"OK\n").context("confirming the hand-over")?;
-    // The old daemon now frees the control socket and the metrics port; it says DONE
-    // when they are free (binding before would race with it).
-    s.set_read_timeout(Some(ACK_WAIT))?;
-    let mut done = [0u8; 5];
-    if s.read_exact(&mut done).is_err() || &done != b"DONE\n" {
-        tracing::warn!("the old rvs did not say its API is stopped: binding anyway");
+    Ok(Some(Received {
+        handover: h,
+        fds,
+        stream: s,
+    }))
+}
+
+impl Received {
+    /// Tells the old daemon the hand-over is taken, then waits (blocking) until it has
+    /// freed the control socket and the metrics port (binding before would race with it).
+    pub fn confirm(mut self) -> Result<()> {
+        self.stream
+            .write_all(b"OK\n")
+            .context("confirming the hand-over")?;
+        self.stream.set_read_timeout(Some(ACK_WAIT))?;
+        let mut done = [0u8; 5];
+        if self.stream.read_exact(&mut done).is_err() || &done != b"DONE\n" {
+            tracing::warn!("the old rvs did not say its API is stopped: binding anyway");
+        }
+        // The old daemon removes its pins once confirmed; should it have died first, so
+        // does this one (a pinned link would keep the program attached for ever).
+        if let Some(x) = &self.handover.xdp {
+            rvs_xdp::remove_pins(&x.dir);
+        }
+        Ok(())
     }
-    Ok(Some((h, fds)))
 }
 
 /// The old side, once its API servers have stopped: the successor may bind their

@@ -314,6 +314,20 @@ fn up(prefix: &str, dataplane: &str, native: bool) -> Result<()> {
             ],
         )?;
     }
+    // `rvs upgrade` pins the XDP program's maps and link on a BPF file system: the lab's
+    // own (this machine may have none on /sys/fs/bpf), unmounted by `rvs lab down`.
+    let bpffs = d.join("bpf");
+    if dataplane == "xdp" {
+        std::fs::create_dir_all(&bpffs)?;
+        let st = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&bpffs)
+            .status()
+            .context("mounting the lab's BPF file system (mount)")?;
+        if !st.success() {
+            bail!("mount -t bpf bpf {} failed", bpffs.display());
+        }
+    }
     for (node, master) in [("dir1", true), ("dir2", false)] {
         let conf = d.join(format!("{node}.conf"));
         std::fs::write(&conf, director_conf(node, master))?;
@@ -331,6 +345,7 @@ fn up(prefix: &str, dataplane: &str, native: bool) -> Result<()> {
         ];
         if dataplane == "xdp" {
             argv.extend(["--xdp-iface".into(), "eth0".into()]);
+            argv.extend(["--bpffs".into(), bpffs.display().to_string()]);
             if native {
                 argv.extend(["--xdp-mode".into(), "native".into()]);
             }
@@ -359,13 +374,14 @@ fn down(prefix: &str) -> Result<()> {
     let d = dir(prefix);
     let me = std::env::current_exe().ok();
     if let Ok(rd) = std::fs::read_dir(&d) {
-        // Directors first (a MASTER hands the VIP over), then the rest.
+        // Directors first (a MASTER hands the VIP over), then the rest. A director's
+        // pid file (`.rvs-pid`) names the rvs that took over after an `rvs upgrade`.
         let mut pids: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pid"))
+            .filter(|p| p.extension().is_some_and(|e| e == "pid" || e == "rvs-pid"))
             .collect();
-        pids.sort_by_key(|p| !p.to_string_lossy().contains("-rvs"));
+        pids.sort_by_key(|p| !p.to_string_lossy().contains("rvs"));
         for p in pids {
             let Some(pid) = std::fs::read_to_string(&p)
                 .ok()
@@ -393,6 +409,10 @@ fn down(prefix: &str) -> Result<()> {
     }
     if ns_exists(prefix, "br") {
         ip(&["netns", "del", &ns(prefix, "br")])?;
+    }
+    let bpffs = d.join("bpf");
+    if bpffs.exists() {
+        let _ = Command::new("umount").arg(&bpffs).status();
     }
     let _ = std::fs::remove_dir_all(&d);
     println!("lab {prefix} is down");

@@ -132,6 +132,21 @@ pub trait Forwarder: Send {
     fn leave(self: Box<Self>) -> Fut<'static, ()> {
         self.stop()
     }
+
+    /// Before an upgrade: pins what the successor loads its program on under `dir`
+    /// (XDP); `None`: nothing to carry this way. The plane keeps forwarding.
+    fn pin_for_upgrade<'a>(
+        &'a mut self,
+        _dir: &'a std::path::Path,
+    ) -> Fut<'a, Result<Option<rvs_xdp::Carried>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// After an upgrade: removes the pins; the program keeps its link unless
+    /// `handed_over`.
+    fn release_pins(&mut self, _handed_over: bool) -> Fut<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The userspace proxy: the table forwards.
@@ -198,14 +213,20 @@ impl Dataplane {
         })
     }
 
-    /// Loads and attaches the XDP program on `s.iface`.
-    pub async fn xdp(opts: ProxyOptions, s: &XdpSettings) -> anyhow::Result<Dataplane> {
+    /// Loads and attaches the XDP program on `s.iface`; taking over (`carried`), on the
+    /// running program's maps and link.
+    pub async fn xdp(
+        opts: ProxyOptions,
+        s: &XdpSettings,
+        carried: Option<rvs_xdp::Carried>,
+    ) -> anyhow::Result<Dataplane> {
         let proxy = Proxy::new(ProxyOptions {
             table_only: true,
             ..opts
         });
         let snapshots = Arc::<Snapshots>::default();
-        let fwd = xdp::XdpForwarder::load(s, proxy.shared.clone(), snapshots.clone()).await?;
+        let fwd =
+            xdp::XdpForwarder::load(s, proxy.shared.clone(), snapshots.clone(), carried).await?;
         Ok(Dataplane {
             proxy,
             fwd: Box::new(fwd),
@@ -259,6 +280,20 @@ impl Dataplane {
     /// Stops accepting and gives the listening sockets away (`rvs upgrade`).
     pub fn hand_over(&mut self) -> Vec<(SvcKey, std::os::fd::OwnedFd)> {
         self.proxy.hand_over()
+    }
+
+    /// Before a hand-over: pins the XDP program's maps and link under `dir` (see
+    /// [`Forwarder::pin_for_upgrade`]).
+    pub async fn pin_for_upgrade(
+        &mut self,
+        dir: &std::path::Path,
+    ) -> Result<Option<rvs_xdp::Carried>, String> {
+        self.fwd.pin_for_upgrade(dir).await
+    }
+
+    /// After a hand-over (see [`Forwarder::release_pins`]).
+    pub async fn release_pins(&mut self, handed_over: bool) {
+        self.fwd.release_pins(handed_over).await;
     }
 
     /// After a hand-over: leaves the kernel's state to the successor, then drains the

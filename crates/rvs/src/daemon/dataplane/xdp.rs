@@ -26,6 +26,8 @@ pub struct XdpSettings {
     pub iface: String,
     pub native: bool,
     pub flows: u32,
+    /// Where `rvs upgrade` pins the program (stale pins there are removed at start).
+    pub bpffs: std::path::PathBuf,
 }
 
 type XdpKey = (rvs_sched::SvcKey, IpAddr, u16);
@@ -60,11 +62,13 @@ pub struct XdpForwarder {
 }
 
 impl XdpForwarder {
-    /// Loads and attaches the program on `s.iface`.
+    /// Loads and attaches the program on `s.iface`; with `carried`, on the maps and the
+    /// link the rvs it replaces pinned (its flows go on).
     pub async fn load(
         s: &XdpSettings,
         shared: Arc<Shared>,
         snapshots: Arc<Snapshots>,
+        carried: Option<rvs_xdp::Carried>,
     ) -> anyhow::Result<XdpForwarder> {
         let nl = rvs_vrrpd::link::Netlink::new()?;
         let link = nl
@@ -88,15 +92,32 @@ impl XdpForwarder {
             tun_src6,
             bench: false,
         };
+        let took_over = carried.is_some();
+        if !took_over {
+            for d in rvs_xdp::remove_stale_pins(&s.bpffs) {
+                tracing::warn!(
+                    "removed {}: an rvs that died during an upgrade left its XDP program pinned there",
+                    d.display()
+                );
+            }
+        }
         // Loading (the verifier) blocks: off the runtime.
-        let xdp = tokio::task::spawn_blocking(move || rvs_xdp::Xdp::load(&opts))
-            .await?
-            .map_err(|e| anyhow::anyhow!("--dataplane xdp on {}: {e}", s.iface))?;
+        let xdp = tokio::task::spawn_blocking(move || match &carried {
+            Some(c) => rvs_xdp::Xdp::load_carried(&opts, c),
+            None => rvs_xdp::Xdp::load(&opts),
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("--dataplane xdp on {}: {e}", s.iface))?;
         tracing::info!(
-            "XDP program attached to {} ({} mode, {} flows)",
+            "XDP program attached to {} ({} mode, {} flows){}",
             s.iface,
             if s.native { "native" } else { "generic" },
-            s.flows
+            s.flows,
+            if took_over {
+                ": took over the running program's link and maps (flows, templates, counters)"
+            } else {
+                ""
+            }
         );
         let state = State {
             xdp,
@@ -205,6 +226,33 @@ impl Forwarder for XdpForwarder {
                 let _ = self.owner.call(move |st| st.take_base(only)).await;
             }
             None
+        })
+    }
+
+    fn pin_for_upgrade<'a>(
+        &'a mut self,
+        dir: &'a std::path::Path,
+    ) -> Fut<'a, Result<Option<rvs_xdp::Carried>, String>> {
+        let dir = dir.to_path_buf();
+        Box::pin(async move {
+            self.owner
+                .call(move |st| st.xdp.pin_for_upgrade(&dir))
+                .await
+                .ok_or_else(|| "the XDP data plane is stopping".to_owned())?
+                .map(Some)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn release_pins(&mut self, handed_over: bool) -> Fut<'_, ()> {
+        Box::pin(async move {
+            let r = self
+                .owner
+                .call(move |st| st.xdp.release_pins(handed_over))
+                .await;
+            if let Some(Err(e)) = r {
+                tracing::error!("{e}");
+            }
         })
     }
 
