@@ -12,6 +12,7 @@
 //! `SSL { ca }` when set, SNI with `enable_sni`). `FILE_CHECK` (a watched file's weight)
 //! and `BFD_CHECK` (a BFD session's state) are driven by the daemon, not by probes.
 
+pub mod path;
 pub mod probe;
 pub mod state;
 pub mod tls;
@@ -79,6 +80,9 @@ pub struct Start {
     pub resume: Option<bool>,
     /// `ha_suspend`'s switch for this checker's virtual server, if it sets it.
     pub suspended: Option<Suspended>,
+    /// `rvs_forwarding_path_check`: the VIP and port to probe the real server for along
+    /// the LVS-DR path, after each probe that finds it up ([`path`]).
+    pub path: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
 }
 
 /// `ha_suspend`: while set, the checker does not probe (its real server keeps its state);
@@ -117,7 +121,21 @@ pub async fn run(
             continue;
         }
         let began = std::time::Instant::now();
-        let (outcome, detail) = probe::probe_with(&c, target, &policy).await;
+        let (mut outcome, mut detail) = probe::probe_with(&c, target, &policy).await;
+        if let (Outcome::Up, Some((vip, rip))) = (outcome, start.path) {
+            match path::dr_syn(vip, rip, c.connect_timeout).await {
+                Ok(p) => {
+                    if let Some(text) = p.failure(vip, rip) {
+                        outcome = Outcome::Down;
+                        detail = probe::Detail { text, weight: None };
+                    }
+                }
+                Err(e) => {
+                    outcome = Outcome::LocalError;
+                    detail.text = format!("forwarding path check of [{rip}]: {e}");
+                }
+            }
+        }
         stats.record(outcome, began.elapsed());
         if let (Outcome::Up, Some(w)) = (outcome, detail.weight) {
             if tx.send(Event::Weight { id, weight: w }).await.is_err() {

@@ -28,6 +28,7 @@ fn checker(kind: CheckKind) -> Checker {
         warmup: std::time::Duration::ZERO,
         alpha: false,
         log_all_failures: false,
+        forwarding_path: None,
     }
 }
 

@@ -28,6 +28,7 @@ async fn retry_and_delay_before_retry() {
         warmup: Duration::ZERO,
         alpha: false,
         log_all_failures: false,
+        forwarding_path: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let id = CheckId(7);

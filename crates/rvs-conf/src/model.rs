@@ -233,6 +233,10 @@ pub struct GlobalDefs {
     /// `process_name`: the daemon's own name (its `comm`, which `ps` and `pgrep` show).
     pub process_name: Option<String>,
     pub enable_script_security: bool,
+    /// rvs extension `rvs_forwarding_path_check`: the TCP checkers (`TCP_CHECK`,
+    /// `HTTP_GET`, `SSL_GET`, `SMTP_CHECK`) of LVS-DR real servers (IPv4) also probe them
+    /// along the forwarding path, unless a checker says `rvs_forwarding_path_check off`.
+    pub forwarding_path_check: bool,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
     pub dynamic_interfaces: bool,
@@ -422,6 +426,7 @@ impl Default for GlobalDefs {
             max_auto_priority: None,
             min_auto_priority_delay: Duration::from_secs(1),
             enable_script_security: false,
+            forwarding_path_check: false,
             script_user: None,
             default_interface: None,
             dynamic_interfaces: false,
@@ -1084,6 +1089,10 @@ pub struct Checker {
     pub warmup: Duration,
     pub alpha: bool,
     pub log_all_failures: bool,
+    /// rvs extension `rvs_forwarding_path_check [on|off]`: also probe the real server
+    /// along the LVS-DR path (a SYN to the VIP sent to its MAC); `None`: as
+    /// `global_defs` says.
+    pub forwarding_path: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -134,6 +134,12 @@ const GLOBAL_LEAVES: &[Kw] = &[
     leaf("dynamic_interfaces", Applied("GlobalDefs.dynamic_interfaces")),
     leaf("enable_dbus", Applied("GlobalDefs.enable_dbus")),
     leaf("enable_script_security", Applied("GlobalDefs.enable_script_security")),
+    // rvs extension (docs/health.md): every LVS-DR real server's TCP checkers also probe
+    // it along the path clients take.
+    leaf(
+        "rvs_forwarding_path_check",
+        Applied("GlobalDefs.forwarding_path_check")
+    ),
     leaf("enable_snmp_checker", SNMP),
     leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp")),
     leaf("enable_snmp_rfc", SNMP),
@@ -259,7 +265,7 @@ macro_rules! kws {
     ($($e:expr),* $(,)?) => { &[$($e),*] };
 }
 
-const CONN: [Kw; 7] = [
+const CONN: [Kw; 8] = [
     leaf("connect_ip", Applied("Checker.connect_ip")),
     leaf("connect_port", Applied("Checker.connect_port")),
     leaf("bindto", Applied("Checker.bindto")),
@@ -267,6 +273,11 @@ const CONN: [Kw; 7] = [
     leaf("bind_if", Applied("Checker.bind_if")),
     leaf("connect_timeout", Applied("Checker.connect_timeout")),
     leaf("fwmark", Applied("Checker.fwmark")),
+    // rvs extension (docs/health.md): probe an LVS-DR real server along the path clients take.
+    leaf(
+        "rvs_forwarding_path_check",
+        Applied("Checker.forwarding_path"),
+    ),
 ];
 const RETRY: [Kw; 7] = [
     // nb_get_retry: keepalived 2.2.7 knows it only in HTTP_GET/SSL_GET; tutorials put it in
@@ -301,10 +312,10 @@ const fn cat<const N: usize>(parts: &[&[Kw]]) -> [Kw; N] {
     out
 }
 
-const CONN_RETRY: [Kw; 14] = cat(&[&CONN, &RETRY]);
+const CONN_RETRY: [Kw; 15] = cat(&[&CONN, &RETRY]);
 
-static TCP_CHECK: [Kw; 14] = CONN_RETRY;
-static PING_CHECK: [Kw; 14] = CONN_RETRY;
+static TCP_CHECK: [Kw; 15] = CONN_RETRY;
+static PING_CHECK: [Kw; 15] = CONN_RETRY;
 static URL: &[Kw] = kws![
     leaf("path", Applied("Url.path")),
     leaf("digest", Applied("Url.digest")),
@@ -318,7 +329,7 @@ static URL: &[Kw] = kws![
     leaf("regex_stack", Applied("-: PCRE2's JIT stack; the regex crate rvs uses matches in linear time and needs none")),
     leaf("tls_compliant", NotApplied("TLS shutdown is not required of the server")),
 ];
-static HTTP_GET: [Kw; 21] = cat(&[
+static HTTP_GET: [Kw; 22] = cat(&[
     &CONN_RETRY,
     &[
         leaf("virtualhost", Applied("HttpCheck.virtualhost")),
@@ -345,22 +356,22 @@ static MISC_CHECK: [Kw; 11] = cat(&[
         leaf("user", Applied("Script.user")),
     ],
 ]);
-static SMTP_HOST: [Kw; 14] = CONN_RETRY;
-static SMTP_CHECK: [Kw; 16] = cat(&[
+static SMTP_HOST: [Kw; 15] = CONN_RETRY;
+static SMTP_CHECK: [Kw; 17] = cat(&[
     &CONN_RETRY,
     &[
         leaf("helo_name", Applied("SmtpCheck.helo_name")),
         block("host", &SMTP_HOST, Applied("Checker.connect_ip")),
     ],
 ]);
-static DNS_CHECK: [Kw; 16] = cat(&[
+static DNS_CHECK: [Kw; 17] = cat(&[
     &CONN_RETRY,
     &[
         leaf("type", Applied("DnsCheck.query_type")),
         leaf("name", Applied("DnsCheck.name")),
     ],
 ]);
-static UDP_CHECK: [Kw; 18] = cat(&[
+static UDP_CHECK: [Kw; 19] = cat(&[
     &CONN_RETRY,
     &[
         leaf("payload", Applied("UdpCheck.payload")),

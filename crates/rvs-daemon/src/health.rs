@@ -40,6 +40,9 @@ pub enum Spec {
         target: SocketAddr,
         /// For `MISC_CHECK` only: who runs the script.
         policy: Option<ScriptPolicy>,
+        /// `rvs_forwarding_path_check`: the VIP and port, and the real server, to probe
+        /// along the LVS-DR path as well.
+        path: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
     },
     /// `FILE_CHECK`: a tracked file's value.
     File(FileWatch),
@@ -260,7 +263,7 @@ impl HealthState {
                     let ck: CheckKey = (key.clone(), ci);
                     present.insert(ck.clone());
                     let prev = old.and_then(|o| o.up.get(ci).copied().flatten());
-                    let Some(spec) = spec(cfg, c, rs, policy, bfd) else {
+                    let Some(spec) = spec(cfg, c, vs, rs, policy, bfd) else {
                         h.up.push(None);
                         continue;
                     };
@@ -650,6 +653,7 @@ impl HealthState {
 fn spec(
     cfg: &Config,
     c: &Checker,
+    vs: &VirtualServer,
     rs: &RealServer,
     policy: ScriptPolicy,
     bfd: &BfdSessions,
@@ -676,7 +680,40 @@ fn spec(
                 c.connect_port.unwrap_or(rs.port),
             ),
             policy: matches!(kind, CheckKind::Misc(_)).then_some(policy),
+            path: forwarding_path(cfg, c, vs, rs),
         }),
+    }
+}
+
+/// Where a TCP checker of an LVS-DR real server also probes it along the forwarding path
+/// (`rvs_forwarding_path_check`, per checker or for all in `global_defs`).
+fn forwarding_path(
+    cfg: &Config,
+    c: &Checker,
+    vs: &VirtualServer,
+    rs: &RealServer,
+) -> Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)> {
+    let tcp = matches!(
+        c.kind,
+        CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) | CheckKind::Smtp(_)
+    );
+    if !tcp
+        || !c
+            .forwarding_path
+            .unwrap_or(cfg.global_defs.forwarding_path_check)
+    {
+        return None;
+    }
+    match (&vs.key, rs.forwarding.method, rs.address) {
+        (
+            rvs_conf::model::VsKey::Address {
+                address: IpAddr::V4(vip),
+                port,
+            },
+            rvs_conf::model::Method::Dr,
+            IpAddr::V4(rip),
+        ) => Some((std::net::SocketAddrV4::new(*vip, *port), rip)),
+        _ => None,
     }
 }
 

@@ -1,38 +1,18 @@
-//! The few system calls no safe wrapper offers: binding an `AF_PACKET` socket to an
-//! interface (for gratuitous ARP), `IPV6_CHECKSUM` / `IPV6_RECVHOPLIMIT`, `recvmsg`
+//! The few system calls no safe wrapper offers: `IPV6_CHECKSUM` / `IPV6_RECVHOPLIMIT`, `recvmsg`
 //! with the hop limit and destination of an IPv6 VRRP packet, and `sched_setscheduler`
 //! (rustix has affinity and nice, not the real-time policies). Every `unsafe` block
 //! states why it is sound.
 #![allow(unsafe_code)]
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{SockAddr, Socket, Type};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-const ETH_P_ARP: u16 = 0x0806;
-
 /// An `AF_PACKET`/`SOCK_RAW` socket bound to interface `ifindex`, for sending whole
-/// Ethernet frames (gratuitous ARP). Protocol 0: it receives nothing.
+/// Ethernet frames (gratuitous ARP).
 pub fn packet_socket(ifindex: u32) -> io::Result<Socket> {
-    let s = Socket::new(Domain::PACKET, Type::RAW, None)?;
-    let ifindex = i32::try_from(ifindex).map_err(|_| io::Error::other("ifindex out of range"))?;
-    // SAFETY: `sockaddr_storage` is plain old data for which all-zero bytes are valid; we
-    // write a `sockaddr_ll` (smaller than the storage, suitably aligned by the storage's
-    // alignment) into it and report its exact length, which is what `SockAddr::new`
-    // requires of the pair it takes.
-    let addr = unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let ll = std::ptr::from_mut(&mut storage).cast::<libc::sockaddr_ll>();
-        (*ll).sll_family = u16::try_from(libc::AF_PACKET).unwrap_or(17);
-        (*ll).sll_protocol = ETH_P_ARP.to_be();
-        (*ll).sll_ifindex = ifindex;
-        let len = u32::try_from(size_of::<libc::sockaddr_ll>()).unwrap_or(20);
-        SockAddr::new(storage, len)
-    };
-    s.bind(&addr)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
+    rvs_packet::bound(ifindex, Type::RAW, rvs_packet::ETH_P_ARP)
 }
 
 fn setsockopt_int(s: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
@@ -143,9 +123,7 @@ pub fn mkfifo(path: &std::path::Path) -> io::Result<()> {
 
 /// Registers a socket with tokio's reactor.
 pub fn async_fd(s: Socket) -> io::Result<tokio::io::unix::AsyncFd<Socket>> {
-    // SAFETY: a `Socket` owns its descriptor: it stays open, and `as_raw_fd` returns the
-    // same one, until the `Socket` is dropped, which only the `AsyncFd` can do now.
-    unsafe { tokio::io::unix::AsyncFd::register(s) }.map_err(io::Error::from)
+    rvs_packet::async_fd(s)
 }
 
 /// keepalived's `RLIMIT_RTTIME` (µs) for a real-time process that sets none.

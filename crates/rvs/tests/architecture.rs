@@ -9,6 +9,7 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-types", &[]),
     ("rvs-wire", &[]),
+    ("rvs-packet", &[]),
     ("rvs-script", &[]),
     ("rvs-alert", &[]),
     // The AgentX subagent: a codec and a session; the MIB trees are built by the binary.
@@ -28,7 +29,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-xdp", &["rvs-sched"]),
     (
         "rvs-check",
-        &["rvs-conf", "rvs-script", "rvs-types", "rvs-wire"],
+        &[
+            "rvs-conf",
+            "rvs-packet",
+            "rvs-script",
+            "rvs-types",
+            "rvs-wire",
+        ],
     ),
     // The daemon's sans-IO core: config, health and runtime changes in, desired state
     // and effects out.
@@ -46,7 +53,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "rvs-vrrpd",
-        &["rvs-conf", "rvs-vrrp", "rvs-wire", "rvs-script", "rvs-bfd"],
+        &[
+            "rvs-conf",
+            "rvs-packet",
+            "rvs-vrrp",
+            "rvs-wire",
+            "rvs-script",
+            "rvs-bfd",
+        ],
     ),
 ];
 

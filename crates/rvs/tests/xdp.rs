@@ -623,18 +623,7 @@ fn xdp_without_an_interface_takes_the_one_that_reaches_the_real_servers() {
     require();
     let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
     for rs in ["rs1", "rs2"] {
-        l.ip_in(rs, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-        // The seed articles' real-server settings: the VIP on lo is never announced.
-        for kv in [
-            "net.ipv4.conf.all.arp_ignore=1",
-            "net.ipv4.conf.all.arp_announce=2",
-        ] {
-            let ok = Command::new("ip")
-                .args(["netns", "exec", &l.ns(rs), "sysctl", "-qw", kv])
-                .status()
-                .unwrap();
-            assert!(ok.success(), "{kv}");
-        }
+        l.vip_on_lo(rs, VIP);
         l.spawn_cmd(
             rs,
             &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "0.0.0.0:80"],

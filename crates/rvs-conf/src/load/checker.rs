@@ -239,6 +239,30 @@ impl Loader<'_> {
             }
             _ => {}
         }
+        // rvs_forwarding_path_check asked where it cannot apply: said at its line.
+        if c.forwarding_path == Some(true) {
+            let why = if matches!(
+                kind,
+                CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) | CheckKind::Smtp(_)
+            ) {
+                ctx.no_path
+            } else {
+                Some("it probes with a TCP SYN: TCP_CHECK, HTTP_GET, SSL_GET and SMTP_CHECK only")
+            };
+            if let (Some(why), Some(n)) = (
+                why,
+                node.children()
+                    .iter()
+                    .find(|n| n.name() == "rvs_forwarding_path_check"),
+            ) {
+                a.diags.warning(
+                    n.kw.loc,
+                    n.kw.width,
+                    format!("rvs_forwarding_path_check is not applied here: {why}"),
+                );
+                c.forwarding_path = Some(false);
+            }
+        }
         // Per-type defaults (spec §11): retry 1 (DNS 3, MISC 0); delay_before_retry 1 s
         // (HTTP/SSL 3 s, DNS = delay_loop).
         let (def_retry, def_dbr) = match kind {
@@ -275,6 +299,7 @@ impl Loader<'_> {
                 warmup: c.warmup.or(ctx.d.warmup).unwrap_or(delay_loop),
                 alpha: c.alpha.unwrap_or(ctx.alpha),
                 log_all_failures: c.log_all_failures || log_all,
+                forwarding_path: c.forwarding_path,
             }
         };
         let mut out = vec![mk(&c, kind.clone())];

@@ -107,6 +107,7 @@ impl Loader<'_> {
                     g.fifo_write_vrrp_states_on_reload = a.flag(n);
                 }
                 "enable_script_security" => g.enable_script_security = a.bare(n),
+                "rvs_forwarding_path_check" => g.forwarding_path_check = a.flag(n),
                 "script_user" => {
                     a.extra(n, 2);
                     // `script_user USER [GROUP]`, kept as rvs-script reads it (`USER:GROUP`).

@@ -643,6 +643,14 @@ impl Loader<'_> {
                 .virtualhost
                 .clone()
                 .or_else(|| ctx.vs.virtualhost.clone()),
+            no_path: match (&ctx.vs.key, rs.forwarding.method, address) {
+                (_, Method::Nat | Method::Tun, _) => {
+                    Some("LVS-DR real servers only (NAT reaches them at their own address; TUN is not probed yet)")
+                }
+                (VsKey::Address { address: IpAddr::V4(_), .. }, Method::Dr, IpAddr::V4(_)) => None,
+                (VsKey::Address { .. }, Method::Dr, _) => Some("IPv4 only, yet"),
+                _ => Some("virtual servers with an address only (a fwmark or group has no one VIP)"),
+            },
         };
         for n in node.children() {
             if crate::schema::CHECKERS.contains(&n.name()) {

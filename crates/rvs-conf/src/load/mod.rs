@@ -269,6 +269,8 @@ struct CheckCtx<'v> {
     delay_loop: Duration,
     alpha: bool,
     vhost: Option<String>,
+    /// Why `rvs_forwarding_path_check` cannot apply to this real server (`None`: it can).
+    no_path: Option<&'static str>,
 }
 
 #[derive(Default, Clone)]
@@ -286,6 +288,7 @@ struct Common {
     delay_loop: Option<Duration>,
     alpha: Option<bool>,
     log_all_failures: bool,
+    forwarding_path: Option<bool>,
 }
 
 /// The checker keywords shared by most types; returns whether `n` was one. `checker`:
@@ -329,6 +332,7 @@ fn common(a: &mut Args<'_>, n: &Node, c: &mut Common, checker: &str) -> bool {
         "delay_loop" => c.delay_loop = a.arg_timer(n, 0.000_001, f64::from(u32::MAX)),
         "alpha" => c.alpha = Some(a.flag(n)),
         "log_all_failures" => c.log_all_failures = a.flag(n),
+        "rvs_forwarding_path_check" => c.forwarding_path = Some(a.flag(n)),
         _ => return false,
     }
     true

@@ -278,7 +278,10 @@ impl Checkers {
                     ))
                 }
                 Spec::Probe {
-                    checker, target, ..
+                    checker,
+                    target,
+                    path,
+                    ..
                 } => {
                     // A restarted checker keeps its probe counters.
                     let stats = self
@@ -294,6 +297,7 @@ impl Checkers {
                             delay: s.delay,
                             resume: s.resume,
                             suspended: self.suspended.get(&s.key.0 .0).cloned(),
+                            path,
                         },
                         policy,
                         self.tx.clone(),

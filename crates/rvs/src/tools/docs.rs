@@ -25,6 +25,14 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
         "virtual_server: v1 or v2: the proxy data plane sends the client's address to the \
          real servers with the PROXY protocol.",
     ),
+    (
+        "rvs_forwarding_path_check",
+        "global_defs (for every LVS-DR real server) or a TCP_CHECK, HTTP_GET, SSL_GET or \
+         SMTP_CHECK block (on, or off to opt out): after each check that finds the real \
+         server up, send it a TCP SYN for the VIP and port in a frame to its MAC, as LVS-DR \
+         forwards a client; no SYN-ACK takes it down, saying that the VIP is not on its \
+         loopback (or, on a RST, that nothing listens on the VIP's port). IPv4 only.",
+    ),
 ];
 
 /// Writes the manual pages into `dir`; returns the files written.

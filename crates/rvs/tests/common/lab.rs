@@ -384,6 +384,22 @@ impl Lab {
         ip(&a);
     }
 
+    /// An LVS-DR real server as the seed articles set one up: `vip` on `lo`, never
+    /// announced (`arp_ignore=1`, `arp_announce=2`).
+    pub fn vip_on_lo(&self, node: &str, vip: &str) {
+        self.ip_in(node, &["addr", "add", &format!("{vip}/32"), "dev", "lo"]);
+        for kv in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ] {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &self.ns(node), "sysctl", "-qw", kv])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{kv}");
+        }
+    }
+
     pub fn link(&self, node: &str, up: bool) {
         ip(&[
             "-n",
