@@ -967,6 +967,14 @@ pub struct VrrpInstance {
     pub last_transition_us: u64,
     /// Dropped adverts by reason (`ttl`, `auth`, `checksum`, …).
     pub dropped: std::collections::BTreeMap<String, u64>,
+    /// Times another MAC answered ARP for a VIP while this instance was MASTER: a split
+    /// brain (the directors do not hear each other's adverts), or a host that answers
+    /// ARP for the VIP.
+    #[serde(default)]
+    pub split_brain: u64,
+    /// The last MAC that did.
+    #[serde(default)]
+    pub split_brain_mac: Option<String>,
 }
 
 /// `GET /v1/status`: the daemon, its reloads, health, BFD and VRRP.

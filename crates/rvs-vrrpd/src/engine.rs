@@ -45,6 +45,8 @@ pub struct Counters {
     pub last_transition_us: u64,
     /// By [`Drop::ALL`] position.
     pub dropped: Vec<u64>,
+    /// Another MAC answered for a VIP while MASTER.
+    pub split_brain: u64,
 }
 
 /// How the engine stops.
@@ -124,6 +126,10 @@ struct Rt {
     /// The last state notified was MASTER.
     was_master: bool,
     reader: JoinHandle<()>,
+    /// Another MAC answered for a VIP while MASTER: how often, the last MAC, when logged.
+    split_brain: u64,
+    split_brain_mac: Option<[u8; 6]>,
+    split_brain_logged: Option<Instant>,
 }
 
 impl Rt {
@@ -143,6 +149,7 @@ impl Rt {
                 .iter()
                 .map(|d| d.load(Ordering::Relaxed))
                 .collect(),
+            split_brain: self.split_brain,
         }
     }
 }
@@ -438,6 +445,9 @@ impl Engine {
                 last_transition_us: carried.last_transition_us,
                 was_master: handoff.is_some_and(|h| h.state == State::Master),
                 reader,
+                split_brain: carried.split_brain,
+                split_brain_mac: None,
+                split_brain_logged: None,
             });
         }
         // Groups: sync groups first, then one per lone instance.
@@ -474,6 +484,31 @@ impl Engine {
         }
         // Trackers.
         let (track_tx, track_rx) = mpsc::unbounded_channel();
+        // Split-brain detection: who else answers for the IPv4 VIPs, per interface.
+        let ours: Vec<[u8; 6]> = rts
+            .iter()
+            .flat_map(|r: &Rt| std::iter::once(r.link.mac).chain(r.vmac.as_ref().map(|v| v.mac)))
+            .collect();
+        let mut by_if: BTreeMap<u32, Vec<std::net::Ipv4Addr>> = BTreeMap::new();
+        for r in &rts {
+            for (v, idx, _) in &r.vips {
+                if let IpAddr::V4(a) = v.address {
+                    let list = by_if.entry(*idx).or_default();
+                    if !list.contains(&a) {
+                        list.push(a);
+                    }
+                }
+            }
+        }
+        let mut conflict_tasks = Vec::new();
+        for (idx, vips) in by_if {
+            match crate::conflict::spawn(idx, ours.clone(), vips, track_tx.clone()) {
+                Ok(t) => conflict_tasks.push(t),
+                Err(e) => {
+                    tracing::warn!("split-brain detection on interface {idx} cannot start: {e}");
+                }
+            }
+        }
         let mut links = HashMap::new();
         for l in nl.links().await? {
             links.insert(l.name, l.up);
@@ -512,6 +547,7 @@ impl Engine {
                 });
             }
         })];
+        tasks.extend(conflict_tasks);
         // track_src_ip: the host's addresses, kept up to date.
         let mut addrs = std::collections::HashSet::new();
         if plan.instances.iter().any(|p| p.track_src.is_some()) {
@@ -751,6 +787,38 @@ impl Engine {
                 if let Some(p) = self.processes.get_mut(k) {
                     *p = Some(up);
                 }
+            }
+            TrackEvent::VipElsewhere(vip, mac) => self.vip_elsewhere(vip, mac),
+        }
+    }
+
+    /// Another MAC answered for `vip`: a split brain when an instance holding it is
+    /// MASTER (counted, and logged once a minute per instance).
+    fn vip_elsewhere(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6]) {
+        for (i, rt) in self.rts.iter_mut().enumerate() {
+            if !rt.vips.iter().any(|(v, _, _)| v.address == IpAddr::V4(vip)) {
+                continue;
+            }
+            let (g, m) = self.loc[i];
+            if self.groups[g].core.members[m].state() != State::Master {
+                continue;
+            }
+            rt.split_brain += 1;
+            rt.split_brain_mac = Some(mac);
+            if rt
+                .split_brain_logged
+                .is_none_or(|t| t.elapsed() >= Duration::from_mins(1))
+            {
+                rt.split_brain_logged = Some(Instant::now());
+                tracing::error!(
+                    rvs_instance = %rt.plan.name,
+                    "({}) split brain: this director is MASTER and {} answers for VIP {vip} too: \
+                     another director that does not hear this one's adverts (check that VRRP, \
+                     IP protocol 112, passes between them), or a host that answers ARP for the \
+                     VIP (a real server without arp_ignore=1 / arp_announce=2)",
+                    rt.plan.name,
+                    mac_text(mac)
+                );
             }
         }
     }
@@ -1193,6 +1261,8 @@ impl Engine {
                 addr_list_err: rt.rx.addr_list_err.load(Ordering::Relaxed),
                 last_transition_us: rt.last_transition_us,
                 dropped,
+                split_brain: rt.split_brain,
+                split_brain_mac: rt.split_brain_mac.map(mac_text),
             });
         }
         for p in &self.waiting {
@@ -1224,6 +1294,8 @@ impl Engine {
                 addr_list_err: 0,
                 last_transition_us: 0,
                 dropped: BTreeMap::new(),
+                split_brain: 0,
+                split_brain_mac: None,
             });
         }
         if let Ok(mut s) = self.status.lock() {
@@ -1478,4 +1550,12 @@ async fn setup_vmac(
         base.name
     );
     Ok(v)
+}
+
+/// A MAC as `ip link` prints it.
+fn mac_text(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

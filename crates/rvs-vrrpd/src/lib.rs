@@ -8,6 +8,7 @@
 //! start are removed before anything else; on [`Vrrp::stop`] a MASTER sends a
 //! priority-0 advert and removes its VIPs before the call returns.
 
+pub mod conflict;
 pub mod engine;
 pub mod firewall;
 pub mod link;
@@ -109,6 +110,13 @@ pub struct InstanceStatus {
     pub last_transition_us: u64,
     /// Dropped packets by reason (`ttl`, `auth`, `checksum`, ...).
     pub dropped: BTreeMap<String, u64>,
+    /// Times another MAC answered for a VIP while this instance was MASTER (a split
+    /// brain, or a host that answers ARP for the VIP): [`conflict`].
+    #[serde(default)]
+    pub split_brain: u64,
+    /// The last such MAC.
+    #[serde(default)]
+    pub split_brain_mac: Option<String>,
 }
 
 pub use rvs_vrrp::ReloadOutcome;

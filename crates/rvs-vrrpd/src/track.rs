@@ -22,6 +22,9 @@ pub enum TrackEvent {
     Process(usize, bool),
     /// An address of the host came or went (`track_src_ip`).
     Addr(std::net::IpAddr, bool),
+    /// Another MAC than this director's answered ARP for one of its VIPs (or announced
+    /// it): [`crate::conflict`].
+    VipElsewhere(std::net::Ipv4Addr, [u8; 6]),
 }
 
 /// Rise/fall counting: `None` until the first result, which decides directly.

@@ -31,6 +31,27 @@ impl Repr {
         }
     }
 
+    /// An ARP probe (RFC 5227): who has `ip`, asked from `mac` without a sender address,
+    /// so that no neighbour cache learns anything from it; the holder of `ip` answers.
+    pub fn probe(mac: [u8; 6], ip: Ipv4Addr) -> Repr {
+        Repr {
+            op: 1,
+            sender_mac: mac,
+            sender_ip: Ipv4Addr::UNSPECIFIED,
+            target_mac: [0; 6],
+            target_ip: ip,
+        }
+    }
+
+    /// The ARP packet of a whole Ethernet frame (`Malformed` for another ethertype).
+    pub fn parse_frame(b: &[u8]) -> Result<Repr, Error> {
+        let ty = b.get(12..14).ok_or(Error::Truncated)?;
+        if ty != ETHERTYPE_ARP.to_be_bytes() {
+            return Err(Error::Malformed);
+        }
+        Repr::parse(b.get(14..).ok_or(Error::Truncated)?)
+    }
+
     pub fn parse(b: &[u8]) -> Result<Repr, Error> {
         let b = b.get(..28).ok_or(Error::Truncated)?;
         if b[0..2] != [0, 1] || b[2..4] != [8, 0] || b[4] != 6 || b[5] != 4 {

@@ -133,3 +133,111 @@ fn a_dr_real_server_without_the_vip_is_taken_out_with_the_reason() {
     );
     assert!(!out.status.success(), "--strict counts it: {text}");
 }
+
+/// `nft -f -` in `node` (the ruleset on stdin).
+fn nft(l: &Lab, node: &str, rules: &str) {
+    use std::io::Write as _;
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", &l.ns(node), "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft (nftables) is needed: .ci/run installs it");
+    c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "nft -f - in {node}: {rules}");
+}
+
+/// `rvs status` of a director.
+fn status(sock: &std::path::Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("status")
+        .env("RVS_CONTROL", sock)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Split brain: two directors of one VRRP instance whose adverts cannot pass (nftables
+/// drops IP protocol 112 on both) both become MASTER and both hold the VIP. Each sees
+/// the other answer ARP for the VIP and says so: the log names the other's MAC,
+/// `rvs status` shows SPLIT BRAIN and the metric counts. When adverts pass again the
+/// lower priority steps down and one MASTER is left.
+#[test]
+#[ignore = "needs root, network namespaces and nftables: ./test.sh runs it as root"]
+fn both_directors_see_a_split_brain() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1), ("b", 2)]);
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
+             virtual_router_id 51\n    priority {prio}\n    advert_int 1\n    \
+             virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+        )
+    };
+    l.rvs("a", &conf(150), &["-P", "--metrics", "127.0.0.1:19101"]);
+    l.rvs("b", &conf(100), &["-P", "--metrics", "127.0.0.1:19101"]);
+    l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
+    let (mac_a, mac_b) = (l.mac("a"), l.mac("b"));
+    // With adverts passing, the probes (one a second) find only the MASTER itself.
+    std::thread::sleep(Duration::from_millis(2500));
+    for (n, k) in [("a", 0), ("b", 1)] {
+        let s = status(&l.control(n, k));
+        assert!(!s.contains("SPLIT BRAIN"), "{n}: {s}");
+    }
+    for n in ["a", "b"] {
+        nft(
+            &l,
+            n,
+            "table inet partition {\n  chain input {\n    type filter hook input priority 0;\n    \
+             ip protocol vrrp drop\n  }\n}\n",
+        );
+    }
+    let both = Lab::wait(Duration::from_secs(10), || {
+        l.holders(VIP, &["a", "b"]).len() == 2
+    });
+    assert!(both.is_some(), "b never took the VIP as well\n{}", l.logs());
+    let seen = Lab::wait(Duration::from_secs(10), || {
+        status(&l.control("a", 0)).contains("SPLIT BRAIN")
+            && status(&l.control("b", 1)).contains("SPLIT BRAIN")
+    });
+    assert!(
+        seen.is_some(),
+        "{}\n{}\n{}",
+        status(&l.control("a", 0)),
+        status(&l.control("b", 1)),
+        l.logs()
+    );
+    let logs = l.logs();
+    for (other, mac) in [("b", &mac_b), ("a", &mac_a)] {
+        assert!(
+            logs.contains(&format!(
+                "(VI_1) split brain: this director is MASTER and {mac} answers for VIP {VIP} too"
+            )),
+            "{other}'s MAC {mac}: {logs}"
+        );
+    }
+    assert!(status(&l.control("a", 0)).contains(&format!("SPLIT BRAIN: {mac_b} answered")));
+    let metrics = lab::in_ns(&l.ns("a"), || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:19101").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("rvs_vrrp_split_brain_total{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1.0, "{line}");
+    // Adverts pass again: b hears the higher priority and steps down.
+    for n in ["b", "a"] {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &l.ns(n)])
+            .args(["nft", "delete", "table", "inet", "partition"])
+            .status()
+            .unwrap();
+        assert!(o.success());
+    }
+    l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
+}

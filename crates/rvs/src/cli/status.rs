@@ -99,6 +99,14 @@ fn render_vrrp(o: &mut String, st: &Status) {
             "               master {master}; adverts {} in, {} out; became master {} times{dropped}",
             v.adverts_rx, v.adverts_tx, v.became_master
         );
+        if v.split_brain > 0 {
+            let _ = writeln!(
+                o,
+                "               SPLIT BRAIN: {} answered for a VIP while this director was MASTER ({} times)",
+                v.split_brain_mac.as_deref().unwrap_or("another MAC"),
+                v.split_brain
+            );
+        }
     }
     let _ = writeln!(o);
 }

@@ -607,6 +607,8 @@ fn vrrp_instance(v: &rvs_vrrpd::InstanceStatus) -> rvs_api::VrrpInstance {
         addr_list_err: v.addr_list_err,
         last_transition_us: v.last_transition_us,
         dropped: v.dropped.clone(),
+        split_brain: v.split_brain,
+        split_brain_mac: v.split_brain_mac.clone(),
     }
 }
 

@@ -318,6 +318,11 @@ fn vrrp(reg: &mut Registry, instances: &[rvs_vrrpd::InstanceStatus]) {
         "vrrp_became_master",
         "Transitions to MASTER of the instance",
     );
+    let split = counters(
+        reg,
+        "vrrp_split_brain",
+        "Times another MAC answered ARP for a VIP while the instance was MASTER",
+    );
     let dropped = counters(
         reg,
         "vrrp_dropped_packets",
@@ -335,6 +340,7 @@ fn vrrp(reg: &mut Registry, instances: &[rvs_vrrpd::InstanceStatus]) {
         tx.get_or_create(&l).inc_by(v.adverts_tx);
         zero.get_or_create(&l).inc_by(v.priority_zero_tx);
         became.get_or_create(&l).inc_by(v.became_master);
+        split.get_or_create(&l).inc_by(v.split_brain);
         for (reason, c) in &v.dropped {
             let mut l = l.clone();
             l.push(("reason".to_owned(), reason.clone()));
