@@ -834,6 +834,10 @@ pub struct VrrpInstance {
     pub down_timer_adverts: u32,
     pub lower_prio_no_advert: bool,
     pub higher_prio_send_advert: bool,
+    /// rvs extension `rvs_split_brain_arbitration`: when another MAC answers ARP for a
+    /// VIP while MASTER, the director with the lower MAC steps down to BACKUP and stays
+    /// there while the other answers.
+    pub split_brain_arbitration: bool,
     pub use_vmac: Option<String>,
     /// `vmac_xmit_base`: with `use_vmac`, adverts are sent from the base interface (its
     /// own MAC) instead of the VMAC.

@@ -604,6 +604,11 @@ static VRRP_INSTANCE: &[Kw] = kws![
     leaf("timer_expired_backup", NotApplied("not applied")),
     leaf("thread_timer_expired", NotApplied("not applied")),
     leaf("v3_checksum_as_v2", NotApplied("not applied")),
+    // rvs extension (docs/vrrp.md): leave one MASTER when a split brain is seen.
+    leaf(
+        "rvs_split_brain_arbitration",
+        Applied("VrrpInstance.split_brain_arbitration")
+    ),
 ];
 
 static VRRP_SYNC_GROUP: &[Kw] = kws![

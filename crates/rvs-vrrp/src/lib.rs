@@ -286,6 +286,31 @@ impl Instance {
         }
     }
 
+    /// Another router answers ARP for our VIP (a split brain: its adverts do not reach
+    /// us), under `rvs_split_brain_arbitration`. `it_wins` (it has the higher MAC, the
+    /// one rule both sides can apply without hearing each other): a MASTER steps down to
+    /// BACKUP and releases its VIPs; a BACKUP counts the winner's answer as a live master
+    /// (its down timer restarts), so it does not take over again while the winner answers.
+    pub fn on_vip_elsewhere(&mut self, now: u64, it_wins: bool) -> Vec<Action> {
+        if !it_wins {
+            return Vec::new();
+        }
+        match self.state {
+            State::Master => {
+                self.state = State::Backup;
+                self.mai_us = self.cfg.adv_us;
+                self.deadline = Some(now + self.master_down_us());
+                self.master = None;
+                vec![Action::ReleaseAddresses, Action::Notify(State::Backup)]
+            }
+            State::Backup => {
+                self.deadline = Some(now + self.master_down_us());
+                Vec::new()
+            }
+            State::Init | State::Fault => Vec::new(),
+        }
+    }
+
     /// A tracked object failed (or recovered): FAULT, or back to BACKUP.
     pub fn set_fault(&mut self, now: u64, fault: bool) -> Vec<Action> {
         match (fault, self.state) {
@@ -467,6 +492,34 @@ mod tests {
         let i = Instance::new(cfg(3, 150, 100_000));
         assert_eq!(i.skew_us(150), 41_406);
         assert_eq!(i.master_down_us(), 341_406);
+    }
+
+    #[test]
+    fn a_split_brain_loser_steps_down_and_stays_backup() {
+        let mut i = Instance::new(cfg(2, 150, 1_000_000));
+        i.start(0);
+        let _ = i.on_timer(i.deadline().unwrap_or(0));
+        assert_eq!(i.state(), State::Master);
+        // Another router with a lower MAC answers: nothing changes.
+        assert!(i.on_vip_elsewhere(5_000_000, false).is_empty());
+        assert_eq!(i.state(), State::Master);
+        // One with a higher MAC: step down, release the VIPs.
+        let a = i.on_vip_elsewhere(6_000_000, true);
+        assert_eq!(
+            a,
+            vec![Action::ReleaseAddresses, Action::Notify(State::Backup)]
+        );
+        assert_eq!(i.state(), State::Backup);
+        // Its answers keep the down timer from expiring.
+        let down = i.master_down_us();
+        assert_eq!(i.deadline(), Some(6_000_000 + down));
+        assert!(i.on_vip_elsewhere(7_000_000, true).is_empty());
+        assert_eq!(i.deadline(), Some(7_000_000 + down));
+        assert!(i.on_timer(7_000_000 + down - 1).is_empty());
+        assert_eq!(i.state(), State::Backup);
+        // Silence: it takes over again.
+        let a = i.on_timer(7_000_000 + down);
+        assert!(a.contains(&Action::TakeAddresses));
     }
 
     #[test]

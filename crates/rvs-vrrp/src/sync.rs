@@ -67,11 +67,19 @@ impl Group {
     /// An advert for member `i`; if it leaves MASTER, the others follow to BACKUP.
     pub fn on_advert(&mut self, now: u64, i: usize, adv: &Advert) -> Vec<(usize, Action)> {
         let was = self.members[i].state();
-        let mut out: Vec<(usize, Action)> = self.members[i]
-            .on_advert(now, adv)
-            .into_iter()
-            .map(|a| (i, a))
-            .collect();
+        let acts = self.members[i].on_advert(now, adv);
+        self.follow(now, i, was, acts)
+    }
+
+    /// Member `i`'s actions; if it went from MASTER to BACKUP, the others follow.
+    fn follow(
+        &mut self,
+        now: u64,
+        i: usize,
+        was: State,
+        acts: Vec<Action>,
+    ) -> Vec<(usize, Action)> {
+        let mut out: Vec<(usize, Action)> = acts.into_iter().map(|a| (i, a)).collect();
         if was == State::Master && self.members[i].state() == State::Backup {
             for (j, m) in self.members.iter_mut().enumerate() {
                 if j != i {
@@ -80,6 +88,14 @@ impl Group {
             }
         }
         out
+    }
+
+    /// Another router answers for a VIP of member `i` ([`Instance::on_vip_elsewhere`]);
+    /// if it leaves MASTER, the others follow to BACKUP.
+    pub fn on_vip_elsewhere(&mut self, now: u64, i: usize, it_wins: bool) -> Vec<(usize, Action)> {
+        let was = self.members[i].state();
+        let acts = self.members[i].on_vip_elsewhere(now, it_wins);
+        self.follow(now, i, was, acts)
     }
 
     /// A fault of member `i` faults every member; the group recovers when none is faulted.

@@ -130,6 +130,9 @@ struct Rt {
     split_brain: u64,
     split_brain_mac: Option<[u8; 6]>,
     split_brain_logged: Option<Instant>,
+    /// Under `rvs_split_brain_arbitration`: the MAC this instance stepped down for (its
+    /// answers keep a BACKUP from taking over); cleared by the next advert heard.
+    yielded_to: Option<[u8; 6]>,
 }
 
 impl Rt {
@@ -448,6 +451,7 @@ impl Engine {
                 split_brain: carried.split_brain,
                 split_brain_mac: None,
                 split_brain_logged: None,
+                yielded_to: None,
             });
         }
         // Groups: sync groups first, then one per lone instance.
@@ -722,6 +726,9 @@ impl Engine {
             };
             match ev {
                 Some(Ev::Advert(i, a)) => self.on_advert(i, &a).await,
+                Some(Ev::Track(TrackEvent::VipElsewhere(vip, mac))) => {
+                    self.vip_elsewhere(vip, mac).await;
+                }
                 Some(Ev::Track(t)) => {
                     self.track(t);
                     self.reevaluate().await;
@@ -788,42 +795,72 @@ impl Engine {
                     *p = Some(up);
                 }
             }
-            TrackEvent::VipElsewhere(vip, mac) => self.vip_elsewhere(vip, mac),
+            // Handled by the main loop (`vip_elsewhere`), ignored while starting up.
+            TrackEvent::VipElsewhere(..) => {}
         }
     }
 
     /// Another MAC answered for `vip`: a split brain when an instance holding it is
-    /// MASTER (counted, and logged once a minute per instance).
-    fn vip_elsewhere(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6]) {
-        for (i, rt) in self.rts.iter_mut().enumerate() {
+    /// MASTER (counted, and logged once a minute per instance). Under
+    /// `rvs_split_brain_arbitration` the lower MAC steps down and stays BACKUP while the
+    /// higher one answers.
+    async fn vip_elsewhere(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6]) {
+        let now = self.now();
+        for i in 0..self.rts.len() {
+            let (g, m) = self.loc[i];
+            let state = self.groups[g].core.members[m].state();
+            let rt = &mut self.rts[i];
             if !rt.vips.iter().any(|(v, _, _)| v.address == IpAddr::V4(vip)) {
                 continue;
             }
-            let (g, m) = self.loc[i];
-            if self.groups[g].core.members[m].state() != State::Master {
+            let own = rt.vmac.as_ref().map_or(rt.link.mac, |v| v.mac);
+            if state == State::Master {
+                rt.split_brain += 1;
+                rt.split_brain_mac = Some(mac);
+                if rt
+                    .split_brain_logged
+                    .is_none_or(|t| t.elapsed() >= Duration::from_mins(1))
+                {
+                    rt.split_brain_logged = Some(Instant::now());
+                    tracing::error!(
+                        rvs_instance = %rt.plan.name,
+                        "({}) split brain: this director is MASTER and {} answers for VIP {vip} too: \
+                         another director that does not hear this one's adverts (check that VRRP, \
+                         IP protocol 112, passes between them), or a host that answers ARP for the \
+                         VIP (a real server without arp_ignore=1 / arp_announce=2)",
+                        rt.plan.name,
+                        mac_text(mac)
+                    );
+                }
+            }
+            if !rt.plan.split_brain_arbitration {
                 continue;
             }
-            rt.split_brain += 1;
-            rt.split_brain_mac = Some(mac);
-            if rt
-                .split_brain_logged
-                .is_none_or(|t| t.elapsed() >= Duration::from_mins(1))
-            {
-                rt.split_brain_logged = Some(Instant::now());
-                tracing::error!(
-                    rvs_instance = %rt.plan.name,
-                    "({}) split brain: this director is MASTER and {} answers for VIP {vip} too: \
-                     another director that does not hear this one's adverts (check that VRRP, \
-                     IP protocol 112, passes between them), or a host that answers ARP for the \
-                     VIP (a real server without arp_ignore=1 / arp_announce=2)",
-                    rt.plan.name,
-                    mac_text(mac)
-                );
+            let step = match state {
+                State::Master if mac > own => {
+                    tracing::warn!(
+                        rvs_instance = %rt.plan.name,
+                        "({}) split brain arbitration: {} has the higher MAC; stepping down to \
+                         BACKUP while it answers for VIP {vip}",
+                        rt.plan.name,
+                        mac_text(mac)
+                    );
+                    rt.yielded_to = Some(mac);
+                    true
+                }
+                State::Backup => rt.yielded_to == Some(mac),
+                _ => false,
+            };
+            if step {
+                let acts = self.groups[g].core.on_vip_elsewhere(now, m, true);
+                self.exec(g, acts).await;
             }
         }
     }
 
     async fn on_advert(&mut self, i: usize, a: &rvs_vrrp::Advert) {
+        // Adverts pass again: VRRP decides, not the split-brain arbitration.
+        self.rts[i].yielded_to = None;
         let (g, m) = self.loc[i];
         let was = self.groups[g].core.members[m].state();
         let now = self.now();

@@ -511,6 +511,7 @@ mod tests {
             preempt_delay_us: 0,
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
+            split_brain_arbitration: false,
             mcast_group: IpAddr::V4(GROUP4),
             routes: Vec::new(),
             rules: Vec::new(),

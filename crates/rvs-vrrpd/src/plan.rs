@@ -306,6 +306,8 @@ pub struct InstancePlan {
     pub preempt_delay_us: u64,
     pub lower_prio_no_advert: bool,
     pub higher_prio_send_advert: bool,
+    /// `rvs_split_brain_arbitration`.
+    pub split_brain_arbitration: bool,
     /// v2 PASS authentication data.
     pub auth_pass: Option<[u8; rvs_wire::vrrp::AUTH_LEN]>,
     pub vips: Vec<VipAddr>,
@@ -653,6 +655,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Vec<PlanError>> {
             },
             lower_prio_no_advert: vi.lower_prio_no_advert,
             higher_prio_send_advert: vi.higher_prio_send_advert,
+            split_brain_arbitration: vi.split_brain_arbitration,
             auth_pass,
             vips: vi.virtual_ipaddress.clone(),
             excluded: vi.virtual_ipaddress_excluded.clone(),

@@ -459,6 +459,7 @@ impl Loader<'_> {
             down_timer_adverts: g.vrrp_down_timer_adverts,
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert,
             higher_prio_send_advert: g.vrrp_higher_prio_send_advert,
+            split_brain_arbitration: false,
             use_vmac: None,
             vmac_xmit_base: false,
             notify: Notify::default(),
@@ -655,6 +656,7 @@ impl Loader<'_> {
                 "down_timer_adverts" => set(&mut vi.down_timer_adverts, a.arg_int(n, 1, 100)),
                 "lower_prio_no_advert" => vi.lower_prio_no_advert = a.flag(n),
                 "higher_prio_send_advert" => vi.higher_prio_send_advert = a.flag(n),
+                "rvs_split_brain_arbitration" => vi.split_brain_arbitration = a.flag(n),
                 "vmac_xmit_base" => vi.vmac_xmit_base = a.bare(n),
                 "use_vmac" => {
                     vi.use_vmac = Some(n.args.first().map_or_else(String::new, |t| t.text.clone()));

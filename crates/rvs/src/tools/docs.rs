@@ -33,6 +33,14 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
          forwards a client; no SYN-ACK takes it down, saying that the VIP is not on its \
          loopback (or, on a RST, that nothing listens on the VIP's port). IPv4 only.",
     ),
+    (
+        "rvs_split_brain_arbitration",
+        "vrrp_instance: when another MAC answers ARP for a VIP while this instance is \
+         MASTER (two MASTERs whose adverts do not reach each other), the director with the \
+         lower MAC steps down to BACKUP and stays there while the other answers; once \
+         adverts pass again, priorities decide. Split brains are detected and logged \
+         without it.",
+    ),
 ];
 
 /// Writes the manual pages into `dir`; returns the files written.
