@@ -68,7 +68,7 @@ fn random() -> u32 {
 
 /// The MAC and interface of `ip` from the kernel's ARP table (`/proc/net/arp`), when the
 /// entry is complete.
-fn neighbour(ip: Ipv4Addr) -> Option<([u8; 6], String)> {
+pub fn neighbour(ip: Ipv4Addr) -> Option<([u8; 6], String)> {
     let table = std::fs::read_to_string("/proc/net/arp").ok()?;
     table.lines().skip(1).find_map(|l| {
         let w: Vec<&str> = l.split_whitespace().collect();

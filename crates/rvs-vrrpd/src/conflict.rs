@@ -72,3 +72,39 @@ pub fn spawn(
         }
     }))
 }
+
+/// Asks the segment on `ifindex` who has `ip` (an RFC 5227 probe from `mac`) and
+/// collects the MACs that answer within `wait` (`rvs doctor`).
+pub async fn who_has(
+    ifindex: u32,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+    wait: Duration,
+) -> std::io::Result<Vec<[u8; 6]>> {
+    let sock = rvs_packet::bound(ifindex, socket2::Type::RAW, rvs_packet::ETH_P_ARP)?;
+    let fd = rvs_packet::async_fd(sock)?;
+    let mut f = [0u8; rvs_wire::arp::FRAME_LEN];
+    let n = rvs_wire::arp::Repr::probe(mac, ip)
+        .emit_frame(&mut f)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    fd.get_ref().send(&f[..n])?;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1514];
+    let collect = async {
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            let Ok(Ok(n)) = guard.try_io(|s| s.get_ref().read(&mut buf)) else {
+                continue;
+            };
+            if let Ok(arp) = rvs_wire::arp::Repr::parse_frame(&buf[..n]) {
+                if arp.op == 2 && arp.sender_ip == ip && !seen.contains(&arp.sender_mac) {
+                    seen.push(arp.sender_mac);
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, collect).await;
+    Ok(seen)
+}

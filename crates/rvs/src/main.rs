@@ -11,7 +11,7 @@ mod cli;
 mod daemon;
 mod tools;
 
-use cli::{adm, check, plan, status, upgrade};
+use cli::{adm, check, doctor, plan, status, upgrade};
 use daemon::{dataplane, logging, run};
 use tools::{demo, genhash, lab, sim};
 
@@ -40,6 +40,9 @@ enum Cmd {
     Plan(plan::PlanArgs),
     /// Replace the running daemon by the installed binary without dropping connections.
     Upgrade(upgrade::UpgradeArgs),
+    /// From a director, find the classic LVS mistakes (VIP missing on a DR real server,
+    /// real servers answering ARP for the VIP, IP forwarding for NAT) and how to fix them.
+    Doctor(doctor::DoctorArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
     /// ipvsadm's command line against the running daemon (`rvs adm -Ln`, `-A`, `-a`, `-S`, ...).
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
             Cmd::Reload(a) => run::reload_cmd(&a),
             Cmd::Plan(a) => plan::run(&a),
             Cmd::Upgrade(a) => upgrade::run(&a),
+            Cmd::Doctor(a) => doctor::run(&a),
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),

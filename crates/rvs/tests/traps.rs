@@ -303,3 +303,112 @@ fn arbitration_leaves_one_master_in_a_split_brain() {
     heal(&l);
     l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
 }
+
+/// `rvs doctor` on the seed articles' LVS-DR setup with each mistake made on purpose:
+/// rs1 set up right; rs2 with the VIP on `lo` but ARP not silenced (it answers ARP for
+/// the VIP); rs3 without the VIP; an LVS-NAT service on a director that does not forward
+/// IP. Each mistake is a PROBLEM naming its real server with its fix; rs1 has none.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn doctor_finds_the_seed_articles_mistakes() {
+    lab::require(false);
+    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("rs3", 13)]);
+    l.vip_on_lo("rs1", VIP);
+    l.ip_in("rs2", &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+    for rs in ["rs1", "rs2", "rs3"] {
+        l.spawn_cmd(
+            rs,
+            &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "0.0.0.0:80"],
+        );
+    }
+    let conf = l.dir.join("doctor.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n    \
+             real_server 198.18.0.13 80 {{\n    }}\n}}\n\
+             virtual_server 198.18.0.51 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    \
+             real_server 198.18.0.11 80 {{\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    // The servers listen once they answer on their own addresses.
+    let up = Lab::wait(Duration::from_secs(10), || {
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
+            .iter()
+            .all(|a| lab::http_get(&l.ns("dir"), format!("{a}:80").parse().unwrap()).is_ok())
+    });
+    assert!(up.is_some(), "{}", l.logs());
+    let doctor = |json: bool| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &l.ns("dir")])
+            .arg(env!("CARGO_BIN_EXE_rvs"))
+            .args(["doctor", "--wait", "1", "-f"])
+            .arg(&conf);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let out = doctor(true);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = |subject: &str, what: &str| {
+        findings.iter().any(|f| {
+            f["severity"] == "problem"
+                && f["subject"] == subject
+                && f["what"].as_str().is_some_and(|w| w.contains(what))
+        })
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        problem(
+            "real server 198.18.0.12",
+            "answers ARP for the VIP 198.18.0.50"
+        ),
+        "{text}"
+    );
+    assert!(
+        problem(
+            "real server 198.18.0.13:80 of 198.18.0.50:80",
+            "the VIP is not on its loopback"
+        ),
+        "{text}"
+    );
+    assert!(problem("director", "net.ipv4.ip_forward is 0"), "{text}");
+    for ok in [
+        "real server 198.18.0.11:80 of 198.18.0.50:80",
+        "real server 198.18.0.12:80 of 198.18.0.50:80",
+    ] {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f["severity"] == "ok" && f["subject"] == ok),
+            "{ok}: {text}"
+        );
+    }
+    assert!(
+        !findings.iter().any(|f| f["severity"] == "problem"
+            && f["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("198.18.0.11"))),
+        "rs1 is set up right: {text}"
+    );
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|f| f["severity"] == "problem")
+            .count(),
+        3,
+        "{text}"
+    );
+    let human = String::from_utf8_lossy(&doctor(false).stdout).into_owned();
+    assert!(
+        human.contains(
+            "PROBLEM  real server 198.18.0.13:80 of 198.18.0.50:80: forwarding path check"
+        ) && human.contains("fix: on 198.18.0.13: ip addr add 198.18.0.50/32 dev lo")
+            && human.contains("3 problems"),
+        "{human}"
+    );
+}

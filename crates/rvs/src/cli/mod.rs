@@ -2,6 +2,7 @@
 
 pub mod adm;
 pub mod check;
+pub mod doctor;
 pub mod names;
 pub mod plan;
 pub mod status;
