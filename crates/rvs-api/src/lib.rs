@@ -1007,6 +1007,21 @@ pub struct Status {
     /// The kernel's sync daemons, as `ipvsadm -L --daemon` prints them.
     pub sync_daemons: Vec<String>,
     pub vrrp: Vec<VrrpInstance>,
+    /// `rvs_config_drift_peer`s heard, each with how its configuration differs from this
+    /// director's (empty: they agree).
+    #[serde(default)]
+    pub drift: Vec<PeerDrift>,
+}
+
+/// What a peer director's configuration differs in (`rvs_config_drift_peer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PeerDrift {
+    pub peer: String,
+    /// One line per difference: `virtual_server 198.18.0.50:80 TCP: real_server
+    /// 198.18.0.11:80 weight 1 DR here, weight 2 DR there`.
+    pub differences: Vec<String>,
+    /// Seconds since the peer was last heard.
+    pub heard_s_ago: u64,
 }
 
 #[cfg(test)]

@@ -237,6 +237,12 @@ pub struct GlobalDefs {
     /// `HTTP_GET`, `SSL_GET`, `SMTP_CHECK`) of LVS-DR real servers (IPv4) also probe them
     /// along the forwarding path, unless a checker says `rvs_forwarding_path_check off`.
     pub forwarding_path_check: bool,
+    /// rvs extension `rvs_config_drift_peer ADDR` (repeatable): directors this one
+    /// compares the configuration it must agree on with (UDP port 5409), authenticated
+    /// by `rvs_config_drift_key`.
+    pub config_drift_peers: Vec<IpAddr>,
+    /// rvs extension `rvs_config_drift_key SECRET`: the HMAC-SHA256 key of that exchange.
+    pub config_drift_key: Option<String>,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
     pub dynamic_interfaces: bool,
@@ -427,6 +433,8 @@ impl Default for GlobalDefs {
             min_auto_priority_delay: Duration::from_secs(1),
             enable_script_security: false,
             forwarding_path_check: false,
+            config_drift_peers: Vec::new(),
+            config_drift_key: None,
             script_user: None,
             default_interface: None,
             dynamic_interfaces: false,

@@ -140,6 +140,9 @@ const GLOBAL_LEAVES: &[Kw] = &[
         "rvs_forwarding_path_check",
         Applied("GlobalDefs.forwarding_path_check")
     ),
+    // rvs extension (docs/doctor.md): compare the configuration with peer directors.
+    leaf("rvs_config_drift_peer", Applied("GlobalDefs.config_drift_peers")),
+    leaf("rvs_config_drift_key", Applied("GlobalDefs.config_drift_key")),
     leaf("enable_snmp_checker", SNMP),
     leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp")),
     leaf("enable_snmp_rfc", SNMP),

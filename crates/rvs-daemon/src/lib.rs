@@ -15,6 +15,7 @@
 //!   propose/commit ─┘         runtime }       └─> Vec<Effect>      → scripts, alerts, FIFOs
 //! ```
 
+pub mod drift;
 pub mod health;
 pub mod overlay;
 pub mod reload;

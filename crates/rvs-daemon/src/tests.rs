@@ -465,3 +465,31 @@ fn file_check_arithmetic() {
         "weight 0 reverse: zero is a fault"
     );
 }
+
+/// Configuration drift: what differs between two directors, named.
+#[test]
+fn a_weight_a_real_server_and_a_vip_are_named() {
+    let a = conf(
+        "virtual_server 198.18.0.50 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n \
+         real_server 198.18.0.11 80 {\n weight 1\n }\n real_server 198.18.0.12 80 {\n }\n}\n\
+         vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 150\n \
+         virtual_ipaddress {\n 198.18.0.50/24\n }\n}\n",
+    );
+    let b = conf(
+        "virtual_server 198.18.0.50 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n \
+         real_server 198.18.0.11 80 {\n weight 2\n }\n}\n\
+         vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n \
+         virtual_ipaddress {\n 198.18.0.50/24\n 198.18.0.60/24\n }\n}\n",
+    );
+    let d = drift::diff(&drift::sections(&a), &drift::sections(&b));
+    assert_eq!(
+        d,
+        vec![
+            "virtual_server 198.18.0.50:80 TCP: real_server 198.18.0.11:80 weight 1 DR here, weight 2 DR there",
+            "virtual_server 198.18.0.50:80 TCP: real_server 198.18.0.12:80 weight 1 DR here only",
+            "vrrp_instance VI_1: virtual_ipaddress 198.18.0.60/24 there only",
+        ]
+    );
+    // Priorities differ and do not count.
+    assert!(drift::diff(&drift::sections(&a), &drift::sections(&a)).is_empty());
+}

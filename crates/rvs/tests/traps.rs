@@ -412,3 +412,94 @@ fn doctor_finds_the_seed_articles_mistakes() {
         "{human}"
     );
 }
+
+/// Configuration drift: two directors compare what they must agree on
+/// (`rvs_config_drift_peer`, authenticated by `rvs_config_drift_key`). They agree; a
+/// weight changed and reloaded on one is reported by both, naming the service, the real
+/// server and both values (each keeps its own: "here" is still its own weight); put back,
+/// both agree again.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn a_weight_changed_on_one_director_is_reported_by_the_other() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1), ("b", 2)]);
+    let conf = |peer: u8, prio: u8, weight: u8, key: &str| {
+        format!(
+            "global_defs {{\n    rvs_config_drift_peer 198.18.0.{peer}\n    \
+             rvs_config_drift_key {key}\n}}\n\
+             vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
+             virtual_router_id 51\n    priority {prio}\n    advert_int 1\n    \
+             virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n\
+             virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 198.18.0.11 80 {{\n        weight {weight}\n    }}\n}}\n"
+        )
+    };
+    l.rvs("a", &conf(2, 150, 1, "s3cret"), &["-P"]);
+    l.rvs("b", &conf(1, 100, 1, "s3cret"), &["-P"]);
+    let (sa, sb) = (l.control("a", 0), l.control("b", 1));
+    let agree = |s: &std::path::Path, peer: &str| {
+        status(s)
+            .lines()
+            .any(|x| x.trim_start().starts_with(peer) && x.contains("agrees"))
+    };
+    let both = Lab::wait(Duration::from_secs(10), || {
+        agree(&sa, "198.18.0.2") && agree(&sb, "198.18.0.1")
+    });
+    assert!(
+        both.is_some(),
+        "{}\n{}\n{}",
+        status(&sa),
+        status(&sb),
+        l.logs()
+    );
+    // b's weight changes.
+    let reload_b = |weight: u8, key: &str| {
+        std::fs::write(l.dir.join("b-1.conf"), conf(1, 100, weight, key)).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .arg("reload")
+            .arg("--pid-file")
+            .arg(l.dir.join("b-1.pid"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    };
+    reload_b(2, "s3cret");
+    let seen = Lab::wait(Duration::from_secs(10), || {
+        status(&sa).contains(
+            "virtual_server 198.18.0.50:80 TCP: real_server 198.18.0.11:80 weight 1 DR here, weight 2 DR there",
+        ) && status(&sb).contains(
+            "virtual_server 198.18.0.50:80 TCP: real_server 198.18.0.11:80 weight 2 DR here, weight 1 DR there",
+        )
+    });
+    assert!(
+        seen.is_some(),
+        "{}\n{}\n{}",
+        status(&sa),
+        status(&sb),
+        l.logs()
+    );
+    assert!(
+        status(&sa).contains("198.18.0.2      DRIFT: 1 difference(s)"),
+        "{}",
+        status(&sa)
+    );
+    assert!(
+        l.logs().contains(
+            "configuration drift with director 198.18.0.2: virtual_server 198.18.0.50:80 TCP: \
+             real_server 198.18.0.11:80 weight 1 DR here, weight 2 DR there"
+        ),
+        "{}",
+        l.logs()
+    );
+    reload_b(1, "s3cret");
+    let again = Lab::wait(Duration::from_secs(10), || {
+        agree(&sa, "198.18.0.2") && agree(&sb, "198.18.0.1")
+    });
+    assert!(again.is_some(), "{}\n{}", status(&sa), status(&sb));
+    // Another key: b's sections (weight 3 now) fail a's authentication and are ignored.
+    reload_b(3, "not-the-key");
+    std::thread::sleep(Duration::from_secs(5));
+    let s = status(&sa);
+    assert!(!s.contains("weight 3"), "{s}");
+    assert!(agree(&sa, "198.18.0.2"), "{s}");
+}

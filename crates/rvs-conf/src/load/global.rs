@@ -108,6 +108,13 @@ impl Loader<'_> {
                 }
                 "enable_script_security" => g.enable_script_security = a.bare(n),
                 "rvs_forwarding_path_check" => g.forwarding_path_check = a.flag(n),
+                "rvs_config_drift_peer" => {
+                    a.extra(n, 1);
+                    if let Some(ip) = a.arg_ip(n) {
+                        g.config_drift_peers.push(ip);
+                    }
+                }
+                "rvs_config_drift_key" => g.config_drift_key = a.string(n),
                 "script_user" => {
                     a.extra(n, 2);
                     // `script_user USER [GROUP]`, kept as rvs-script reads it (`USER:GROUP`).

@@ -50,6 +50,31 @@ fn render_bfd(o: &mut String, st: &Status) {
     o.push('\n');
 }
 
+/// `rvs_config_drift_peer`: what each peer's configuration differs in.
+fn render_drift(o: &mut String, st: &Status) {
+    if st.drift.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "Configuration compared with the peer directors:");
+    for p in &st.drift {
+        if p.differences.is_empty() {
+            let _ = writeln!(o, "  {:<15} agrees (heard {} s ago)", p.peer, p.heard_s_ago);
+        } else {
+            let _ = writeln!(
+                o,
+                "  {:<15} DRIFT: {} difference(s) (heard {} s ago)",
+                p.peer,
+                p.differences.len(),
+                p.heard_s_ago
+            );
+            for d in &p.differences {
+                let _ = writeln!(o, "    {d}");
+            }
+        }
+    }
+    o.push('\n');
+}
+
 fn render_vrrp(o: &mut String, st: &Status) {
     if !st.vrrp_running {
         let _ = writeln!(o, "VRRP: not run (-C, or no vrrp_instance)\n");
@@ -155,6 +180,7 @@ fn render(st: &Status, services: &[Service]) -> String {
         st.config, st.reloads_ok, st.reloads_failed
     );
     render_vrrp(&mut o, st);
+    render_drift(&mut o, st);
     render_bfd(&mut o, st);
     if services.is_empty() {
         let _ = writeln!(o, "no virtual services");

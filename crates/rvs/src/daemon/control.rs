@@ -144,6 +144,8 @@ pub struct Ctx {
     pub alerts: Arc<rvs_alert::Counters>,
     /// The configuration that runs (for keepalived's dumps), swapped by reloads.
     pub config: arc_swap::ArcSwap<rvs_conf::Config>,
+    /// What the peers' configurations differ in (`rvs_config_drift_peer`).
+    pub drift: crate::daemon::drift::Peers,
 }
 
 /// What the main loop knows that the tables do not: checkers and reloads.
@@ -686,6 +688,7 @@ impl Ctx {
             vrrp_running: self.vrrp_enabled,
             sync_daemons: self.snapshots.sync_daemons.load().to_vec(),
             vrrp: self.vrrp().iter().map(vrrp_instance).collect(),
+            drift: crate::daemon::drift::report(&self.drift),
         }
     }
 }
@@ -792,6 +795,7 @@ mod tests {
             xdp: None,
             alerts: Arc::default(),
             config: arc_swap::ArcSwap::from_pointee(rvs_conf::Config::default()),
+            drift: Arc::default(),
         });
         (ctx, rx)
     }

@@ -256,6 +256,18 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         ctx.shared.live.load(std::sync::atomic::Ordering::Relaxed),
     ));
     vrrp(&mut reg, &ctx.vrrp());
+    let drift = crate::daemon::drift::report(&ctx.drift);
+    if !drift.is_empty() {
+        let g = gauges(
+            &mut reg,
+            "config_drift_differences",
+            "Differences between this director's configuration and a peer's (rvs_config_drift_peer)",
+        );
+        for p in drift {
+            g.get_or_create(&vec![("peer".to_owned(), p.peer)])
+                .set(i64::try_from(p.differences.len()).unwrap_or(i64::MAX));
+        }
+    }
     bfd(&mut reg, &ctx.bfd());
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {

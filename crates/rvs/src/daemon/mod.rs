@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod control;
 pub mod dataplane;
 pub mod dbus;
+pub mod drift;
 pub mod dumps;
 pub mod fifo;
 pub mod health;

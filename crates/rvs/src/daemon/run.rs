@@ -555,11 +555,14 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         xdp: xdp_attach,
         alerts: alert_counters.clone(),
         config: arc_swap::ArcSwap::from_pointee(core.config().clone()),
+        drift: std::sync::Arc::default(),
     });
     publish_health(&ctx, &core, &checkers);
     // The servers stop accepting when `stop` is cancelled; `tasks` waits for them.
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
+    // rvs_config_drift_peer: the configuration compared with the peer directors'.
+    crate::daemon::drift::start(&ctx, &stop, &tasks);
     // SNMP: the AgentX subagent reads the running config and the VRRP status per request.
     let mut snmp = crate::daemon::snmp::Agent::start(core.config(), &ctx, &stop, &tasks);
     checkers.set_snmp(snmp.as_ref().map(|a| a.handle.clone()));

@@ -41,6 +41,18 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
          adverts pass again, priorities decide. Split brains are detected and logged \
          without it.",
     ),
+    (
+        "rvs_config_drift_peer",
+        "global_defs, repeatable: a peer director whose configuration this one compares \
+         with its own (UDP port 5409): virtual servers, real servers and weights, VRIDs and \
+         VIPs. Differences are logged, shown by rvs status and counted; a peer's \
+         configuration is never applied.",
+    ),
+    (
+        "rvs_config_drift_key",
+        "global_defs: the shared secret (HMAC-SHA256) of the rvs_config_drift_peer \
+         exchange; datagrams that fail it are dropped.",
+    ),
 ];
 
 /// Writes the manual pages into `dir`; returns the files written.
