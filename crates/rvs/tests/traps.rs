@@ -503,3 +503,64 @@ fn a_weight_changed_on_one_director_is_reported_by_the_other() {
     assert!(!s.contains("weight 3"), "{s}");
     assert!(agree(&sa, "198.18.0.2"), "{s}");
 }
+
+/// `rvs doctor` hears another VRRP group on the segment using this configuration's VRID
+/// with other VIPs (two groups sharing a VRID fight over it), and a peer director with
+/// the same VIPs as what it is.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn doctor_hears_a_vrid_another_group_uses() {
+    lab::require(false);
+    let mut l = Lab::new(&[("d", 1), ("peer", 2), ("other", 9)]);
+    let vi = |name: &str, vrid: u8, vip: &str| {
+        format!(
+            "vrrp_instance {name} {{\n    state MASTER\n    interface eth0\n    \
+             virtual_router_id {vrid}\n    priority 100\n    advert_int 1\n    \
+             virtual_ipaddress {{\n        {vip}/24\n    }}\n}}\n"
+        )
+    };
+    // The peer director runs this configuration's instance; another group took VRID 52.
+    l.rvs("peer", &vi("VI_1", 51, VIP), &["-P"]);
+    l.rvs("other", &vi("VI_OTHER", 52, "198.18.0.60"), &["-P"]);
+    let conf = l.dir.join("d.conf");
+    std::fs::write(
+        &conf,
+        format!("{}{}", vi("VI_1", 51, VIP), vi("VI_2", 52, "198.18.0.70")),
+    )
+    .unwrap();
+    l.wait_holder(VIP, "peer", &["peer"], Duration::from_secs(10));
+    let out = Command::new("ip")
+        .args(["netns", "exec", &l.ns("d")])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args(["doctor", "--listen", "3", "--json", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}{out:?}");
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let has = |sev: &str, subject: &str, what: &str| {
+        findings.iter().any(|f| {
+            f["severity"] == sev
+                && f["subject"] == subject
+                && f["what"].as_str().is_some_and(|w| w.contains(what))
+        })
+    };
+    assert!(
+        has(
+            "problem",
+            "vrrp_instance VI_2 (VRID 52 on eth0)",
+            "198.18.0.9 advertises VRID 52 with VIPs [198.18.0.60], this configuration with \
+             [198.18.0.70]: two VRRP groups share one VRID"
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            "ok",
+            "vrrp_instance VI_1 (VRID 51 on eth0)",
+            "198.18.0.2 advertises it with the same VIPs"
+        ),
+        "{text}"
+    );
+}

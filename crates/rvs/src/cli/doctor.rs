@@ -6,7 +6,9 @@
 //!   on its loopback, or nothing listens on the VIP's port there;
 //! - no real server answers ARP for a VIP (who has the VIP is asked on the segment): one
 //!   that does draws the clients' packets past the director;
-//! - with the kernel's IPVS, a director with LVS-NAT services forwards IP.
+//! - with the kernel's IPVS, a director with LVS-NAT services forwards IP;
+//! - no other router advertises one of the configuration's VRIDs with other VIPs on the
+//!   instance's interface (two VRRP groups sharing a VRID fight).
 //!
 //! The probes are the health checker's ([`rvs_check::path`]) and the split-brain
 //! detector's ([`rvs_vrrpd::conflict::who_has`]).
@@ -35,6 +37,10 @@ pub struct DoctorArgs {
     /// How long each probe waits for an answer (seconds).
     #[arg(long, default_value_t = 2.0)]
     pub wait: f64,
+    /// How long to listen for other routers' VRRP adverts on each instance's interface
+    /// (seconds; 0: not at all).
+    #[arg(long, default_value_t = 3.0)]
+    pub listen: f64,
 }
 
 /// How bad a finding is.
@@ -73,7 +79,14 @@ pub fn run(a: &DoctorArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let findings = rt.block_on(examine(&parsed.config, &a.dataplane, wait));
+    let listen = Duration::from_secs_f64(a.listen.clamp(0.0, 60.0));
+    let findings = rt.block_on(async {
+        let mut f = examine(&parsed.config, &a.dataplane, wait).await;
+        if !listen.is_zero() {
+            f.extend(vrids(&parsed.config, listen).await);
+        }
+        f
+    });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
@@ -302,6 +315,148 @@ async fn arp_for(vip: Ipv4Addr, rips: &[Ipv4Addr], wait: Duration) -> Vec<Findin
                 "one director only may hold the VIP: see the VRRP logs for a split brain".into(),
             ),
         }),
+    }
+    out
+}
+
+/// One advert heard: (interface, VRID, source, VIPs sorted).
+type Heard = (String, u8, IpAddr, Vec<IpAddr>);
+
+/// Listens on `ifname` for VRRP adverts (IPv4, the multicast group) for `listen`.
+async fn hear(ifname: &str, listen: Duration) -> std::io::Result<Vec<Heard>> {
+    let nl = rvs_vrrpd::link::Netlink::new().map_err(std::io::Error::other)?;
+    let link = nl.link(ifname).await.map_err(std::io::Error::other)?;
+    let own: Vec<IpAddr> = nl
+        .addrs(link.index)
+        .await
+        .map_err(std::io::Error::other)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(112)),
+    )?;
+    sock.bind_device(Some(ifname.as_bytes()))?;
+    sock.join_multicast_v4_n(
+        &rvs_wire::vrrp::GROUP4,
+        &socket2::InterfaceIndexOrAddress::Index(link.index),
+    )?;
+    sock.set_nonblocking(true)?;
+    let fd = rvs_packet::async_fd(sock)?;
+    let mut out: Vec<Heard> = Vec::new();
+    let mut buf = [0u8; 2048];
+    let collect = async {
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            let Ok(Ok(n)) = guard.try_io(|io| std::io::Read::read(&mut io.get_ref(), &mut buf))
+            else {
+                continue;
+            };
+            let Ok((meta, msg)) = rvs_vrrpd::net::split_ipv4(&buf[..n]) else {
+                continue;
+            };
+            if own.contains(&meta.src) {
+                continue;
+            }
+            let Ok(pkt) = rvs_wire::vrrp::Packet::new_checked(msg, false) else {
+                continue;
+            };
+            let ck = match (pkt.version(), meta.dst) {
+                (3, Some(dst)) => rvs_wire::vrrp::Checksum::Pseudo { src: meta.src, dst },
+                _ => rvs_wire::vrrp::Checksum::MessageOnly,
+            };
+            let Ok(adv) = rvs_wire::vrrp::Repr::parse(&pkt, false, ck) else {
+                continue;
+            };
+            let mut addrs = adv.addrs.clone();
+            addrs.sort();
+            let h = (ifname.to_owned(), adv.vrid, meta.src, addrs);
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    };
+    let _ = tokio::time::timeout(listen, collect).await;
+    Ok(out)
+}
+
+/// Other routers on the instances' interfaces that advertise one of the configuration's
+/// VRIDs with other VIPs.
+async fn vrids(cfg: &rvs_conf::Config, listen: Duration) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut ifaces: Vec<String> = cfg
+        .vrrp_instances
+        .iter()
+        .filter_map(|v| v.interface.clone())
+        .collect();
+    ifaces.sort();
+    ifaces.dedup();
+    for ifname in ifaces {
+        let heard = match hear(&ifname, listen).await {
+            Ok(h) => h,
+            Err(e) => {
+                out.push(Finding {
+                    severity: Severity::Problem,
+                    subject: format!("interface {ifname}"),
+                    what: format!("cannot listen for VRRP adverts: {e}"),
+                    fix: Some("run rvs doctor as root on the director".into()),
+                });
+                continue;
+            }
+        };
+        for vi in cfg
+            .vrrp_instances
+            .iter()
+            .filter(|v| v.interface.as_deref() == Some(ifname.as_str()))
+        {
+            let Some(vrid) = vi.virtual_router_id else {
+                continue;
+            };
+            let mut ours: Vec<IpAddr> = vi.virtual_ipaddress.iter().map(|v| v.address).collect();
+            ours.sort();
+            let subject = format!("vrrp_instance {} (VRID {vrid} on {ifname})", vi.name);
+            let others: Vec<&Heard> = heard.iter().filter(|h| h.1 == vrid).collect();
+            if others.is_empty() {
+                out.push(ok(
+                    &subject,
+                    &format!("no other router heard in {listen:?}"),
+                ));
+            }
+            for (_, _, src, addrs) in others {
+                let show = |a: &[IpAddr]| {
+                    a.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if *addrs == ours {
+                    out.push(ok(
+                        &subject,
+                        &format!("{src} advertises it with the same VIPs (a peer director)"),
+                    ));
+                } else {
+                    out.push(Finding {
+                        severity: Severity::Problem,
+                        subject: subject.clone(),
+                        what: format!(
+                            "{src} advertises VRID {vrid} with VIPs [{}], this configuration \
+                             with [{}]: two VRRP groups share one VRID on this segment",
+                            show(addrs),
+                            show(&ours)
+                        ),
+                        fix: Some(
+                            "give one of the groups another virtual_router_id (1-255, unique \
+                             per segment)"
+                                .into(),
+                        ),
+                    });
+                }
+            }
+        }
     }
     out
 }
