@@ -892,4 +892,14 @@ fn an_upgrade_keeps_every_flow_of_the_xdp_program() {
         .collect();
     assert!(pins.is_empty(), "pins left behind: {pins:?}");
     assert_both_real_servers_answer(&client, vip80());
+    // `rvs lab down` stops the rvs that took over (its pid file names it).
+    let down = rvs(&["lab", "down", "--prefix", &prefix]);
+    assert!(down.status.success(), "{down:?}");
+    assert!(
+        Lab::wait(Duration::from_secs(10), || {
+            !std::path::Path::new(&format!("/proc/{new}")).exists()
+        })
+        .is_some(),
+        "the successor (pid {new}) outlived its lab"
+    );
 }

@@ -383,9 +383,10 @@ fn down(prefix: &str) -> Result<()> {
             .collect();
         pids.sort_by_key(|p| !p.to_string_lossy().contains("rvs"));
         for p in pids {
+            // rvs's own pid file holds the pid, then the configuration's path.
             let Some(pid) = std::fs::read_to_string(&p)
                 .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
+                .and_then(|s| s.lines().next()?.trim().parse::<i32>().ok())
             else {
                 continue;
             };
