@@ -126,13 +126,12 @@ pub fn pin_dir(bpffs: &Path, pid: u32) -> PathBuf {
     bpffs.join(format!("rvs-upgrade-{pid}"))
 }
 
-/// Removes what an rvs that died during an upgrade left pinned under `bpffs` (a pinned
-/// link would keep its program attached for ever); returns the directories removed.
-pub fn remove_stale_pins(bpffs: &Path) -> Vec<PathBuf> {
+/// Removes (and logs) what an rvs that died during an upgrade left pinned under `bpffs`
+/// (a pinned link would keep its program attached for ever).
+pub fn remove_stale_pins(bpffs: &Path) {
     let Ok(rd) = std::fs::read_dir(bpffs) else {
-        return Vec::new();
+        return;
     };
-    let mut gone = Vec::new();
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(pid) = name
@@ -144,10 +143,12 @@ pub fn remove_stale_pins(bpffs: &Path) -> Vec<PathBuf> {
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             remove_pins(&e.path());
-            gone.push(e.path());
+            tracing::warn!(
+                "removed {}: an rvs that died during an upgrade left its XDP program pinned there",
+                e.path().display()
+            );
         }
     }
-    gone
 }
 
 impl Xdp {
@@ -167,12 +168,7 @@ impl Xdp {
             )));
         }
         let layout = layout(self.flows_max)?;
-        for d in remove_stale_pins(dir.parent().unwrap_or(Path::new("/"))) {
-            tracing::warn!(
-                "removed {}: an rvs that died during an upgrade left its XDP program pinned there",
-                d.display()
-            );
-        }
+        remove_stale_pins(dir.parent().unwrap_or(Path::new("/")));
         remove_pins(dir);
         std::fs::create_dir(dir)
             .map_err(|e| XdpError::Carry(format!("creating {}: {e}", dir.display())))?;

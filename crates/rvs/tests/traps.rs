@@ -16,12 +16,7 @@ const VIP: &str = "198.18.0.50";
 
 /// `rvs adm -Ln` of the director.
 fn table(sock: &std::path::Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .args(["adm", "-Ln"])
-        .env("RVS_CONTROL", sock)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    lab::rvs_at(sock, &["adm", "-Ln"])
 }
 
 /// `rvs_forwarding_path_check`: a `TCP_CHECK` on an LVS-DR real server that lacks the VIP
@@ -148,12 +143,7 @@ fn nft(l: &Lab, node: &str, rules: &str) {
 
 /// `rvs status` of a director.
 fn status(sock: &std::path::Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .arg("status")
-        .env("RVS_CONTROL", sock)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    lab::rvs_at(sock, &["status"])
 }
 
 /// Two directors `a` (priority 150) and `b` (100) of one instance with VIP on a lab,

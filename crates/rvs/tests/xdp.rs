@@ -79,12 +79,7 @@ fn service_packets(sock: &std::path::Path) -> (u64, u64) {
 
 /// (`InPkts`, `OutPkts`) of the service whose `--stats` line starts with `service`.
 fn service_packets_of(sock: &std::path::Path, service: &str) -> (u64, u64) {
-    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .args(["adm", "-Ln", "--stats"])
-        .env("RVS_CONTROL", sock)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let text = lab::rvs_at(sock, &["adm", "-Ln", "--stats"]);
     let line = text
         .lines()
         .find(|l| l.starts_with(service))
@@ -704,12 +699,7 @@ fn xdp_without_an_interface_takes_the_one_that_reaches_the_real_servers() {
 /// `rvs adm -Lnc` of a director: client port → the real server's name (`rs1`, `rs2`)
 /// of each established connection.
 fn flows_by_port(sock: &std::path::Path) -> std::collections::BTreeMap<u16, String> {
-    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .args(["adm", "-Lnc"])
-        .env("RVS_CONTROL", sock)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
+    lab::rvs_at(sock, &["adm", "-Lnc"])
         .lines()
         .filter(|l| l.contains("ESTABLISHED"))
         .filter_map(|l| {

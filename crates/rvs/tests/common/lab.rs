@@ -94,6 +94,16 @@ pub fn http_get(ns: &str, addr: std::net::SocketAddr) -> Result<String, String> 
     })
 }
 
+/// `rvs ARGS` against the daemon whose control socket is `sock`: its standard output.
+pub fn rvs_at(sock: &std::path::Path, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(args)
+        .env("RVS_CONTROL", sock)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A started daemon.
 #[derive(Debug, Clone)]
 pub struct Proc {

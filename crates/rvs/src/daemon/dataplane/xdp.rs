@@ -94,12 +94,7 @@ impl XdpForwarder {
         };
         let took_over = carried.is_some();
         if !took_over {
-            for d in rvs_xdp::remove_stale_pins(&s.bpffs) {
-                tracing::warn!(
-                    "removed {}: an rvs that died during an upgrade left its XDP program pinned there",
-                    d.display()
-                );
-            }
+            rvs_xdp::remove_stale_pins(&s.bpffs);
         }
         // Loading (the verifier) blocks: off the runtime.
         let xdp = tokio::task::spawn_blocking(move || match &carried {
