@@ -19,7 +19,7 @@ work=${RVS_VM_WORK:-/tmp/rvs-vm}
 mkdir -p "$work"
 # Modules the scenarios need (an image without one is refused), and ones loaded where the
 # kernel has them (ip_vs_twos came with Linux 6.7).
-want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_sh ip_vs_dh ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf veth bridge"
+want="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_sh ip_vs_dh ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf veth bridge ipip"
 optional="ip_vs_twos"
 
 # check_image DIR: is DIR a whole, sound image? Says why not on stderr.
@@ -137,7 +137,8 @@ echo "hosts: files" > "$root/etc/nsswitch.conf"
 printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 cp /etc/services "$root/etc/services" 2>/dev/null || true
 
-# Modules: IPVS, its schedulers, veth, and whatever they depend on.
+# Modules: IPVS, its schedulers, veth, IP-in-IP (LVS-TUN real servers), and whatever they
+# depend on.
 mkdir -p "$root/lib/modules/$kver"
 load="$want $optional"
 grep -q crc32c_generic "$md/modules.builtin" 2>/dev/null || load="crc32c_generic $load"

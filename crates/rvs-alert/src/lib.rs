@@ -120,6 +120,50 @@ pub mod compose {
         }
     }
 
+    /// rvs's own: `[ROUTER_ID] VRRP Instance VI_1 - Split brain` when a MASTER sees
+    /// another host (`mac`) answer for its VIP, `... - Split brain over` when none has for
+    /// a while. keepalived has no such mail (it does not detect a split brain).
+    pub fn split_brain(router_id: &str, name: &str, mac: Option<&str>, over: bool) -> Alert {
+        if over {
+            return Alert {
+                subject: subject(
+                    router_id,
+                    &format!("VRRP Instance {name} - Split brain over"),
+                ),
+                body: "=> No other host answers for the VRRP Instance's VIPs any more <=".into(),
+            };
+        }
+        Alert {
+            subject: subject(router_id, &format!("VRRP Instance {name} - Split brain")),
+            body: format!(
+                "=> VRRP Instance is MASTER and {} answers for its VIP too: another director \
+                 that does not hear this one's adverts, or a host that answers ARP for the VIP <=",
+                mac.unwrap_or("another host")
+            ),
+        }
+    }
+
+    /// rvs's own: `[ROUTER_ID] Configuration drift with PEER` listing each difference
+    /// (`rvs_config_drift_peer`), `... - resolved` once the two agree again.
+    pub fn drift(router_id: &str, peer: &str, differences: &[String]) -> Alert {
+        if differences.is_empty() {
+            return Alert {
+                subject: subject(
+                    router_id,
+                    &format!("Configuration drift with {peer} - resolved"),
+                ),
+                body: "=> The configurations agree again <=".into(),
+            };
+        }
+        Alert {
+            subject: subject(router_id, &format!("Configuration drift with {peer}")),
+            body: format!(
+                "=> The running configurations differ (never applied from the peer) <=\n{}",
+                differences.join("\n")
+            ),
+        }
+    }
+
     /// `[ROUTER_ID] Virtualserver [VIP]:tcp:80 - DOWN`, body `=> Lost quorum 3+1=2 <= 1 <=`.
     pub fn quorum(
         router_id: &str,

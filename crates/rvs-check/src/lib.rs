@@ -80,9 +80,9 @@ pub struct Start {
     pub resume: Option<bool>,
     /// `ha_suspend`'s switch for this checker's virtual server, if it sets it.
     pub suspended: Option<Suspended>,
-    /// `rvs_forwarding_path_check`: the VIP and port to probe the real server for along
-    /// the LVS-DR path, after each probe that finds it up ([`path`]).
-    pub path: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
+    /// `rvs_forwarding_path_check`: the real server, VIP and port to probe along the
+    /// LVS-DR or LVS-TUN path, after each probe that finds it up ([`path`]).
+    pub path: Option<rvs_types::PathTarget>,
 }
 
 /// `ha_suspend`: while set, the checker does not probe (its real server keeps its state);
@@ -122,17 +122,17 @@ pub async fn run(
         }
         let began = std::time::Instant::now();
         let (mut outcome, mut detail) = probe::probe_with(&c, target, &policy).await;
-        if let (Outcome::Up, Some((vip, rip))) = (outcome, start.path) {
-            match path::dr_syn(vip, rip, c.connect_timeout).await {
+        if let (Outcome::Up, Some(t)) = (outcome, start.path) {
+            match path::syn(t, None, c.connect_timeout).await {
                 Ok(p) => {
-                    if let Some(text) = p.failure(vip, rip) {
+                    if let Some(text) = p.failure_of(&t) {
                         outcome = Outcome::Down;
                         detail = probe::Detail { text, weight: None };
                     }
                 }
                 Err(e) => {
                     outcome = Outcome::LocalError;
-                    detail.text = format!("forwarding path check of [{rip}]: {e}");
+                    detail.text = format!("forwarding path check of [{}]: {e}", t.rip);
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! Probing a real server along the LVS-DR forwarding path (`rvs_forwarding_path_check`).
+//! Probing a real server along the LVS-DR or LVS-TUN forwarding path
+//! (`rvs_forwarding_path_check`, `rvs doctor`).
 //!
 //! A check that connects to the real server's own address passes on a DR real server
 //! that lacks the VIP on its loopback, which then drops every client packet (the seed
@@ -15,6 +16,11 @@
 //! classic BPF filter that passes only the answer's 4-tuple. The real server's MAC and
 //! the interface come from the kernel's ARP table, filled by the check's own connection
 //! to the real server just before. IPv4 only.
+//!
+//! LVS-TUN ([`PathVia::Ipip`]): the same SYN inside an IP-in-IP packet to the real server's
+//! address (a raw socket of protocol 4; the kernel routes it and writes the outer
+//! header). A real server that decapsulates it and holds the VIP answers from the VIP,
+//! straight to the director, read as above on every interface.
 
 use etherparse::{Ipv4Slice, PacketBuilder, TcpSlice};
 use std::hash::{BuildHasher as _, Hasher as _};
@@ -110,6 +116,27 @@ fn answer_filter(from: SocketAddrV4, to: SocketAddrV4) -> Vec<libc::sock_filter>
     ]
 }
 
+pub use rvs_types::{PathTarget, PathVia};
+
+impl PathOutcome {
+    /// The log line of an outcome of probing `t` that takes the real server down
+    /// (`None`: up).
+    pub fn failure_of(self, t: &PathTarget) -> Option<String> {
+        let (vip, rip) = (t.vip, t.rip);
+        match (self, t.via) {
+            (PathOutcome::Silent, PathVia::Ipip) => Some(format!(
+                "forwarding path check: [{rip}] answers on its own address but not to a SYN \
+                 for the VIP {vip} sent inside IP-in-IP, as LVS-TUN forwards clients: no \
+                 tunnel device takes it, or the VIP is not on it, or reverse-path filtering \
+                 drops it (modprobe ipip; ip link set tunl0 up; ip addr add {}/32 dev tunl0; \
+                 rp_filter=0 on tunl0 and all)",
+                vip.ip()
+            )),
+            _ => self.failure(vip, rip),
+        }
+    }
+}
+
 /// One probe of `rip` for `vip` (the VIP and the service's port) along the DR path,
 /// waiting at most `timeout` for the answer.
 pub async fn dr_syn(
@@ -117,28 +144,82 @@ pub async fn dr_syn(
     rip: Ipv4Addr,
     timeout: Duration,
 ) -> io::Result<PathOutcome> {
+    syn(
+        PathTarget {
+            vip,
+            rip,
+            via: PathVia::Mac,
+        },
+        None,
+        timeout,
+    )
+    .await
+}
+
+/// One probe of `t`, waiting at most `timeout` for the answer to come back to the
+/// director. The SYN comes from `client` (`None`: the director's own address towards the
+/// real server, which the real server answers directly). With a `client` address off the
+/// real server's link the answer reaches the director only if the real server routes
+/// its replies to clients through the director: that is what the LVS-NAT and LVS-DR
+/// route checks of `rvs doctor` ask. Such a probe's half-open connection is then reset
+/// whether or not its answer was seen.
+pub async fn syn(
+    t: PathTarget,
+    client: Option<Ipv4Addr>,
+    timeout: Duration,
+) -> io::Result<PathOutcome> {
+    let vip = t.vip;
     // The director's address towards the real server (no packet is sent).
     let udp = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    udp.connect((rip, vip.port()))?;
+    udp.connect((t.rip, vip.port()))?;
     let std::net::SocketAddr::V4(local) = udp.local_addr()? else {
         return Err(io::Error::other("no IPv4 source address"));
     };
-    let Some((mac, dev)) = neighbour(rip) else {
-        return Ok(PathOutcome::NoNeighbour);
-    };
-    let ifindex = rustix::net::netdevice::name_to_index(&udp, &dev)?;
     let ours = SocketAddrV4::new(
-        *local.ip(),
+        client.unwrap_or(*local.ip()),
         32768 + u16::try_from(random() % 28_000).unwrap_or(0),
     );
-    let sock = rvs_packet::bound(ifindex, socket2::Type::DGRAM, rvs_packet::ETH_P_IP)?;
+    // Where the answer is read, and how the probe leaves.
+    let (capture_on, out) = match t.via {
+        PathVia::Mac => {
+            let Some((mac, dev)) = neighbour(t.rip) else {
+                return Ok(PathOutcome::NoNeighbour);
+            };
+            let ifindex = rustix::net::netdevice::name_to_index(&udp, &dev)?;
+            (ifindex, Out::Frame(ifindex, mac))
+        }
+        // The answer comes back by whatever route the real server takes: every interface.
+        PathVia::Ipip => (0, Out::Ipip(t.rip)),
+    };
+    let sock = rvs_packet::bound(capture_on, socket2::Type::DGRAM, rvs_packet::ETH_P_IP)?;
     sock.attach_filter(&answer_filter(vip, ours))?;
-    let to = rvs_packet::link_addr(ifindex, rvs_packet::ETH_P_IP, mac)?;
+    let sender = match out {
+        Out::Frame(..) => sock.try_clone()?,
+        Out::Ipip(_) => {
+            // The kernel writes the outer header (protocol 4, its route's source address);
+            // what the socket would receive (the host's IP-in-IP traffic) is dropped.
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(4)),
+            )?;
+            s.attach_filter(&[libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }])?;
+            s
+        }
+    };
     let isn = random();
     let syn = segment(ours, vip, |b| {
         b.tcp(ours.port(), vip.port(), isn, 64240).syn()
     })?;
-    sock.send_to(&syn, &to)?;
+    out.send(&sender, &syn)?;
+    let rst = segment(ours, vip, |b| {
+        b.tcp(ours.port(), vip.port(), isn.wrapping_add(1), 0).rst()
+    })?;
     let fd = rvs_packet::async_fd(sock)?;
     let wait = async {
         let mut buf = [0u8; 1500];
@@ -167,18 +248,38 @@ pub async fn dr_syn(
                 return Ok::<_, io::Error>(PathOutcome::Refused);
             }
             if tcp.syn() && tcp.ack() && tcp.acknowledgment_number() == isn.wrapping_add(1) {
-                // The real server forgets the half-open connection at once.
-                let rst = segment(ours, vip, |b| {
-                    b.tcp(ours.port(), vip.port(), isn.wrapping_add(1), 0).rst()
-                })?;
-                let _ = fd.get_ref().send_to(&rst, &to);
                 return Ok(PathOutcome::Answered);
             }
         }
     };
-    match tokio::time::timeout(timeout, wait).await {
-        Ok(r) => r,
-        Err(_) => Ok(PathOutcome::Silent),
+    let outcome = match tokio::time::timeout(timeout, wait).await {
+        Ok(r) => r?,
+        Err(_) => PathOutcome::Silent,
+    };
+    // The real server forgets the half-open connection at once.
+    if outcome == PathOutcome::Answered || client.is_some() {
+        let _ = out.send(&sender, &rst);
+    }
+    Ok(outcome)
+}
+
+/// How a probe's packets leave the director.
+enum Out {
+    /// In a frame on interface (index) to a MAC.
+    Frame(u32, [u8; 6]),
+    /// Inside IP-in-IP to an address.
+    Ipip(Ipv4Addr),
+}
+
+impl Out {
+    fn send(&self, s: &socket2::Socket, packet: &[u8]) -> io::Result<()> {
+        let to = match self {
+            Out::Frame(ifindex, mac) => {
+                rvs_packet::link_addr(*ifindex, rvs_packet::ETH_P_IP, *mac)?
+            }
+            Out::Ipip(rip) => socket2::SockAddr::from(SocketAddrV4::new(*rip, 0)),
+        };
+        s.send_to(packet, &to).map(|_| ())
     }
 }
 

@@ -234,7 +234,8 @@ pub struct GlobalDefs {
     pub process_name: Option<String>,
     pub enable_script_security: bool,
     /// rvs extension `rvs_forwarding_path_check`: the TCP checkers (`TCP_CHECK`,
-    /// `HTTP_GET`, `SSL_GET`, `SMTP_CHECK`) of LVS-DR real servers (IPv4) also probe them
+    /// `HTTP_GET`, `SSL_GET`, `SMTP_CHECK`) of LVS-DR and LVS-TUN (IP-in-IP) real servers
+    /// (IPv4) also probe them
     /// along the forwarding path, unless a checker says `rvs_forwarding_path_check off`.
     pub forwarding_path_check: bool,
     /// rvs extension `rvs_config_drift_peer ADDR` (repeatable): directors this one
@@ -1102,7 +1103,8 @@ pub struct Checker {
     pub alpha: bool,
     pub log_all_failures: bool,
     /// rvs extension `rvs_forwarding_path_check [on|off]`: also probe the real server
-    /// along the LVS-DR path (a SYN to the VIP sent to its MAC); `None`: as
+    /// along the LVS-DR or LVS-TUN path (a SYN to the VIP sent to its MAC, or inside
+    /// IP-in-IP); `None`: as
     /// `global_defs` says.
     pub forwarding_path: Option<bool>,
 }

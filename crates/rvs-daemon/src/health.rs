@@ -41,8 +41,8 @@ pub enum Spec {
         /// For `MISC_CHECK` only: who runs the script.
         policy: Option<ScriptPolicy>,
         /// `rvs_forwarding_path_check`: the VIP and port, and the real server, to probe
-        /// along the LVS-DR path as well.
-        path: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
+        /// along the LVS-DR or LVS-TUN path as well.
+        path: Option<rvs_types::PathTarget>,
     },
     /// `FILE_CHECK`: a tracked file's value.
     File(FileWatch),
@@ -685,14 +685,14 @@ fn spec(
     }
 }
 
-/// Where a TCP checker of an LVS-DR real server also probes it along the forwarding path
-/// (`rvs_forwarding_path_check`, per checker or for all in `global_defs`).
+/// Where a TCP checker of an LVS-DR or LVS-TUN real server also probes it along the
+/// forwarding path (`rvs_forwarding_path_check`, per checker or for all in `global_defs`).
 fn forwarding_path(
     cfg: &Config,
     c: &Checker,
     vs: &VirtualServer,
     rs: &RealServer,
-) -> Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)> {
+) -> Option<rvs_types::PathTarget> {
     let tcp = matches!(
         c.kind,
         CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) | CheckKind::Smtp(_)
@@ -704,15 +704,31 @@ fn forwarding_path(
     {
         return None;
     }
-    match (&vs.key, rs.forwarding.method, rs.address) {
+    let via = match rs.forwarding.method {
+        rvs_conf::model::Method::Dr => rvs_types::PathVia::Mac,
+        rvs_conf::model::Method::Tun
+            if rs
+                .forwarding
+                .tunnel
+                .as_ref()
+                .is_none_or(|t| t.kind == "ipip") =>
+        {
+            rvs_types::PathVia::Ipip
+        }
+        _ => return None,
+    };
+    match (&vs.key, rs.address) {
         (
             rvs_conf::model::VsKey::Address {
                 address: IpAddr::V4(vip),
                 port,
             },
-            rvs_conf::model::Method::Dr,
             IpAddr::V4(rip),
-        ) => Some((std::net::SocketAddrV4::new(*vip, *port), rip)),
+        ) => Some(rvs_types::PathTarget {
+            vip: std::net::SocketAddrV4::new(*vip, *port),
+            rip,
+            via,
+        }),
         _ => None,
     }
 }

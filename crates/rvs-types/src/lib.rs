@@ -179,6 +179,27 @@ impl std::fmt::Display for Tun {
     }
 }
 
+/// How a client's packet reaches a real server from the director, as the
+/// forwarding-path probe sends it (`rvs_forwarding_path_check`, `rvs doctor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathVia {
+    /// LVS-DR: the packet as the client sent it, in a frame to the real server's MAC.
+    Mac,
+    /// LVS-TUN: the packet inside IP-in-IP (protocol 4) to the real server's address,
+    /// routed by the kernel (a TUN real server may sit behind routers).
+    Ipip,
+}
+
+/// A real server to probe along its forwarding path for a VIP and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathTarget {
+    /// The VIP and the service's port (for LVS-NAT's route check: the real server's own
+    /// address and port).
+    pub vip: std::net::SocketAddrV4,
+    pub rip: std::net::Ipv4Addr,
+    pub via: PathVia,
+}
+
 /// One entry of a connection table as ipvsadm lists it (`ipvsadm -Lc`): the proxy's,
 /// the XDP program's flows, the kernel's `/proc/net/ip_vs_conn`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,11 +11,15 @@
 mod common;
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/mail.rs"]
+mod mail;
+
+use mail::wait_mail;
 
 use common::Daemon;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,14 +35,7 @@ impl Drop for Smtpd {
 }
 
 fn smtpd(listen: &str) -> Smtpd {
-    let ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "/usr/bin/python3 has no aiosmtpd: apt-get install python3-aiosmtpd (.ci/run does)"
-    );
+    mail::require_aiosmtpd();
     let dir = std::env::temp_dir().join(format!("rvs-maildir-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let child = Command::new("/usr/bin/python3")
@@ -67,41 +64,6 @@ fn smtpd(listen: &str) -> Smtpd {
         std::thread::sleep(Duration::from_millis(50));
     }
     s
-}
-
-/// The mails in the Maildir, as text, headers unfolded (a long Subject is folded onto
-/// continuation lines, RFC 5322 2.2.3).
-fn mails(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir.join("new")) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .map(|m| {
-            m.replace("\r\n", "\n")
-                .replace("\n ", " ")
-                .replace("\n\t", " ")
-        })
-        .collect()
-}
-
-/// Waits (bounded) for a mail whose Subject is `subject`; returns it.
-fn wait_mail(dir: &Path, subject: &str) -> String {
-    let t = Instant::now();
-    loop {
-        if let Some(m) = mails(dir)
-            .into_iter()
-            .find(|m| m.lines().any(|l| l == format!("Subject: {subject}")))
-        {
-            return m;
-        }
-        assert!(
-            t.elapsed() < Duration::from_mins(1),
-            "no mail \"{subject}\"; received: {:#?}",
-            mails(dir)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn conf(smtp: &str) -> String {
@@ -213,32 +175,7 @@ fn an_unreachable_mail_server_is_counted_not_waited_for() {
 fn vrrp_state_changes_are_mailed_as_keepalived_mails_them() {
     lab::require(false);
     let mut l = lab::Lab::new(&[("a", 1)]);
-    let maildir = l.dir.join("maildir");
-    l.spawn_cmd(
-        "a",
-        &[
-            "/usr/bin/python3",
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            "127.0.0.1:2525",
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-            &maildir.display().to_string(),
-        ],
-    );
-    let ns = l.ns("a");
-    let ready = lab::Lab::wait(Duration::from_secs(30), || {
-        lab::in_ns(&ns, || {
-            TcpStream::connect_timeout(
-                &"127.0.0.1:2525".parse().unwrap(),
-                Duration::from_millis(200),
-            )
-            .is_ok()
-        })
-    });
-    assert!(ready.is_some(), "aiosmtpd did not listen in the namespace");
+    let maildir = mail::smtpd_in(&mut l, "a");
     let conf = "global_defs {\n  notification_email {\n    ops@example.org\n  }\n  \
                 smtp_server 127.0.0.1 2525\n  router_id lb-a\n  smtp_alert_vrrp\n}\n\
                 vrrp_sync_group G {\n  group {\n    VI_1\n    VI_2\n  }\n}\n\

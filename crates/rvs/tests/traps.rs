@@ -7,6 +7,8 @@
 
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/mail.rs"]
+mod mail;
 
 use lab::Lab;
 use std::process::Command;
@@ -31,13 +33,7 @@ fn table(sock: &std::path::Path) -> String {
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
 fn a_dr_real_server_without_the_vip_is_taken_out_with_the_reason() {
     lab::require(false);
-    let mut l = Lab::new(&[
-        ("dir", 1),
-        ("rs1", 11),
-        ("rs2", 12),
-        ("rs3", 13),
-        ("rs4", 14),
-    ]);
+    let mut l = Lab::new(DIRECTOR_AND_FOUR);
     // rs1: set up right. rs2, rs3: no VIP (rs3's checker opts out). rs4: the VIP, but
     // its server listens on its own address only.
     l.vip_on_lo("rs1", VIP);
@@ -122,7 +118,7 @@ fn a_dr_real_server_without_the_vip_is_taken_out_with_the_reason() {
     assert!(
         text.contains("nat.conf:6")
             && text.contains(
-                "rvs_forwarding_path_check is not applied here: LVS-DR real servers only"
+                "rvs_forwarding_path_check is not applied here: LVS-DR and LVS-TUN real servers only"
             ),
         "{text}"
     );
@@ -141,18 +137,27 @@ fn nft(l: &Lab, node: &str, rules: &str) {
     assert!(c.wait().unwrap().success(), "nft -f - in {node}: {rules}");
 }
 
+/// A director (198.18.0.1) and four real servers (198.18.0.11-14) on one segment.
+const DIRECTOR_AND_FOUR: &[(&str, u8)] = &[
+    ("dir", 1),
+    ("rs1", 11),
+    ("rs2", 12),
+    ("rs3", 13),
+    ("rs4", 14),
+];
+
 /// `rvs status` of a director.
 fn status(sock: &std::path::Path) -> String {
     lab::rvs_at(sock, &["status"])
 }
 
 /// Two directors `a` (priority 150) and `b` (100) of one instance with VIP on a lab,
-/// `extra` in both instances, each with metrics on 127.0.0.1:19101 of its namespace;
-/// returns once `a` holds the VIP.
-fn vrrp_pair(l: &mut Lab, extra: &str) {
+/// `extra` in both instances (`global` before them), each with metrics on
+/// 127.0.0.1:19101 of its namespace; returns once `a` holds the VIP.
+fn vrrp_pair(l: &mut Lab, global: &str, extra: &str) {
     let conf = |prio: u8| {
         format!(
-            "vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
+            "{global}vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
              virtual_router_id 51\n    priority {prio}\n    advert_int 1\n{extra}    \
              virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
         )
@@ -197,7 +202,10 @@ fn heal(l: &Lab) {
 fn both_directors_see_a_split_brain() {
     lab::require(false);
     let mut l = Lab::new(&[("a", 1), ("b", 2)]);
-    vrrp_pair(&mut l, "");
+    // Alerts by e-mail, to a mail server in a's namespace (b's mails fail: none in its;
+    // started after the directors, which are the lab's processes 0 and 1).
+    vrrp_pair(&mut l, MAIL, "");
+    let maildir = mail::smtpd_in(&mut l, "a");
     let (mac_a, mac_b) = (l.mac("a"), l.mac("b"));
     // With adverts passing, the probes (one a second) find only the MASTER itself.
     std::thread::sleep(Duration::from_millis(2500));
@@ -245,10 +253,34 @@ fn both_directors_see_a_split_brain() {
         .unwrap_or_else(|| panic!("{metrics}"));
     let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n >= 1.0, "{line}");
+    let m = mail::wait_mail(&maildir, "[lb-a] VRRP Instance VI_1 - Split brain");
+    assert!(
+        m.contains(&format!(
+            "=> VRRP Instance is MASTER and {mac_b} answers for its VIP too"
+        )),
+        "{m}"
+    );
     // Adverts pass again: b hears the higher priority and steps down.
     heal(&l);
     l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
+    // And once nobody else answers for the VIP for a while, the all-clear.
+    let over = mail::wait_mail(&maildir, "[lb-a] VRRP Instance VI_1 - Split brain over");
+    assert!(over.contains("=> No other host answers"), "{over}");
+    let splits = mail::mails(&maildir)
+        .iter()
+        .filter(|m| m.contains("Subject: [lb-a] VRRP Instance VI_1 - Split brain\n"))
+        .count();
+    assert_eq!(
+        splits,
+        1,
+        "one mail per split brain: {:#?}",
+        mail::mails(&maildir)
+    );
 }
+
+/// `global_defs` that mail alerts to the test's mail server (in a namespace).
+const MAIL: &str = "global_defs {\n    notification_email {\n        ops@example.org\n    }\n    \
+                    smtp_server 127.0.0.1 2525\n    router_id lb-a\n    smtp_alert_vrrp\n}\n";
 
 /// `rvs_split_brain_arbitration`: in the same partition, the director with the lower MAC
 /// steps down as soon as it sees the other answer for the VIP, and stays BACKUP (the
@@ -259,7 +291,7 @@ fn both_directors_see_a_split_brain() {
 fn arbitration_leaves_one_master_in_a_split_brain() {
     lab::require(false);
     let mut l = Lab::new(&[("a", 1), ("b", 2)]);
-    vrrp_pair(&mut l, "    rvs_split_brain_arbitration\n");
+    vrrp_pair(&mut l, "", "    rvs_split_brain_arbitration\n");
     let (mac_a, mac_b) = (l.mac("a"), l.mac("b"));
     let (winner, loser, winner_mac) = if mac_a > mac_b {
         ("a", "b", mac_a)
@@ -294,18 +326,26 @@ fn arbitration_leaves_one_master_in_a_split_brain() {
     l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
 }
 
-/// `rvs doctor` on the seed articles' LVS-DR setup with each mistake made on purpose:
-/// rs1 set up right; rs2 with the VIP on `lo` but ARP not silenced (it answers ARP for
-/// the VIP); rs3 without the VIP; an LVS-NAT service on a director that does not forward
-/// IP. Each mistake is a PROBLEM naming its real server with its fix; rs1 has none.
+/// `rvs doctor` on the seed articles' LVS-DR and LVS-NAT setups with each mistake made on
+/// purpose: rs1 set up right for DR (its default route via the segment's router,
+/// 198.18.0.254); rs2 with the VIP on `lo` but ARP not silenced (it answers ARP for the
+/// VIP); rs3 without the VIP; rs4 right but with its default route via the director. An
+/// LVS-NAT service with rs1 (whose replies then bypass the director) and rs4 (right for
+/// NAT), on a one-armed director that does not forward IP and sends ICMP redirects. Each
+/// mistake is a PROBLEM naming its subject with its fix; what is right is said ok.
 #[test]
 #[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
 fn doctor_finds_the_seed_articles_mistakes() {
     lab::require(false);
-    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("rs3", 13)]);
+    let mut l = Lab::new(DIRECTOR_AND_FOUR);
     l.vip_on_lo("rs1", VIP);
+    l.vip_on_lo("rs4", VIP);
     l.ip_in("rs2", &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-    for rs in ["rs1", "rs2", "rs3"] {
+    for node in ["dir", "rs1"] {
+        l.ip_in(node, &["route", "add", "default", "via", "198.18.0.254"]);
+    }
+    l.ip_in("rs4", &["route", "add", "default", "via", "198.18.0.1"]);
+    for rs in ["rs1", "rs2", "rs3", "rs4"] {
         l.spawn_cmd(
             rs,
             &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "0.0.0.0:80"],
@@ -317,15 +357,15 @@ fn doctor_finds_the_seed_articles_mistakes() {
         format!(
             "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
              real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n    \
-             real_server 198.18.0.13 80 {{\n    }}\n}}\n\
+             real_server 198.18.0.13 80 {{\n    }}\n    real_server 198.18.0.14 80 {{\n    }}\n}}\n\
              virtual_server 198.18.0.51 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    \
-             real_server 198.18.0.11 80 {{\n    }}\n}}\n"
+             real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.14 80 {{\n    }}\n}}\n"
         ),
     )
     .unwrap();
     // The servers listen once they answer on their own addresses.
     let up = Lab::wait(Duration::from_secs(10), || {
-        ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
+        ["198.18.0.11", "198.18.0.12", "198.18.0.13", "198.18.0.14"]
             .iter()
             .all(|a| lab::http_get(&l.ns("dir"), format!("{a}:80").parse().unwrap()).is_ok())
     });
@@ -367,38 +407,76 @@ fn doctor_finds_the_seed_articles_mistakes() {
         "{text}"
     );
     assert!(problem("director", "net.ipv4.ip_forward is 0"), "{text}");
-    for ok in [
-        "real server 198.18.0.11:80 of 198.18.0.50:80",
-        "real server 198.18.0.12:80 of 198.18.0.50:80",
+    assert!(problem("director", "send_redirects on"), "{text}");
+    assert!(
+        problem(
+            "real server 198.18.0.14:80 of 198.18.0.50:80",
+            "come back to the director: its default route points at the director"
+        ),
+        "{text}"
+    );
+    assert!(
+        problem(
+            "real server 198.18.0.11:80 of 198.18.0.51:80",
+            "do not come back through the director"
+        ),
+        "{text}"
+    );
+    let said_ok = |subject: &str, what: &str| {
+        findings.iter().any(|f| {
+            f["severity"] == "ok"
+                && f["subject"] == subject
+                && f["what"].as_str().is_some_and(|w| w.contains(what))
+        })
+    };
+    for (subject, what) in [
+        (
+            "real server 198.18.0.11:80 of 198.18.0.50:80",
+            "through the DR path",
+        ),
+        (
+            "real server 198.18.0.11:80 of 198.18.0.50:80",
+            "does not send its replies to clients",
+        ),
+        (
+            "real server 198.18.0.12:80 of 198.18.0.50:80",
+            "through the DR path",
+        ),
+        (
+            "real server 198.18.0.14:80 of 198.18.0.50:80",
+            "through the DR path",
+        ),
+        (
+            "real server 198.18.0.14:80 of 198.18.0.51:80",
+            "through the director (LVS-NAT needs it)",
+        ),
     ] {
-        assert!(
-            findings
-                .iter()
-                .any(|f| f["severity"] == "ok" && f["subject"] == ok),
-            "{ok}: {text}"
-        );
+        assert!(said_ok(subject, what), "{subject}: {what}: {text}");
     }
     assert!(
         !findings.iter().any(|f| f["severity"] == "problem"
             && f["subject"]
                 .as_str()
-                .is_some_and(|s| s.contains("198.18.0.11"))),
-        "rs1 is set up right: {text}"
+                .is_some_and(|s| s.contains("198.18.0.11:80 of 198.18.0.50"))),
+        "rs1 is set up right for DR: {text}"
     );
     assert_eq!(
         findings
             .iter()
             .filter(|f| f["severity"] == "problem")
             .count(),
-        3,
+        6,
         "{text}"
     );
     let human = String::from_utf8_lossy(&doctor(false).stdout).into_owned();
+    eprintln!("{human}");
     assert!(
         human.contains(
             "PROBLEM  real server 198.18.0.13:80 of 198.18.0.50:80: forwarding path check"
         ) && human.contains("fix: on 198.18.0.13: ip addr add 198.18.0.50/32 dev lo")
-            && human.contains("3 problems"),
+            && human.contains("fix: on 198.18.0.14: ip route replace default via ROUTER")
+            && human.contains("fix: on 198.18.0.11: ip route replace default via 198.18.0.1 ")
+            && human.contains("6 problems"),
         "{human}"
     );
 }
@@ -414,8 +492,15 @@ fn a_weight_changed_on_one_director_is_reported_by_the_other() {
     lab::require(false);
     let mut l = Lab::new(&[("a", 1), ("b", 2)]);
     let conf = |peer: u8, prio: u8, weight: u8, key: &str| {
+        // a alerts by e-mail.
+        let mail = if peer == 2 {
+            "    notification_email {\n        ops@example.org\n    }\n    \
+             smtp_server 127.0.0.1 2525\n    router_id lb-a\n    smtp_alert_vrrp\n"
+        } else {
+            ""
+        };
         format!(
-            "global_defs {{\n    rvs_config_drift_peer 198.18.0.{peer}\n    \
+            "global_defs {{\n{mail}    rvs_config_drift_peer 198.18.0.{peer}\n    \
              rvs_config_drift_key {key}\n}}\n\
              vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
              virtual_router_id 51\n    priority {prio}\n    advert_int 1\n    \
@@ -426,6 +511,7 @@ fn a_weight_changed_on_one_director_is_reported_by_the_other() {
     };
     l.rvs("a", &conf(2, 150, 1, "s3cret"), &["-P"]);
     l.rvs("b", &conf(1, 100, 1, "s3cret"), &["-P"]);
+    let maildir = mail::smtpd_in(&mut l, "a");
     let (sa, sb) = (l.control("a", 0), l.control("b", 1));
     let agree = |s: &std::path::Path, peer: &str| {
         status(s)
@@ -481,11 +567,23 @@ fn a_weight_changed_on_one_director_is_reported_by_the_other() {
         "{}",
         l.logs()
     );
+    let m = mail::wait_mail(&maildir, "[lb-a] Configuration drift with 198.18.0.2");
+    assert!(
+        m.contains(
+            "virtual_server 198.18.0.50:80 TCP: real_server 198.18.0.11:80 weight 1 DR here, \
+             weight 2 DR there"
+        ),
+        "{m}"
+    );
     reload_b(1, "s3cret");
     let again = Lab::wait(Duration::from_secs(10), || {
         agree(&sa, "198.18.0.2") && agree(&sb, "198.18.0.1")
     });
     assert!(again.is_some(), "{}\n{}", status(&sa), status(&sb));
+    mail::wait_mail(
+        &maildir,
+        "[lb-a] Configuration drift with 198.18.0.2 - resolved",
+    );
     // Another key: b's sections (weight 3 now) fail a's authentication and are ignored.
     reload_b(3, "not-the-key");
     std::thread::sleep(Duration::from_secs(5));

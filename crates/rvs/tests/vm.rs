@@ -127,6 +127,26 @@ fn ipv6_through_kernel_ipvs() {
     );
 }
 
+/// LVS-TUN against real IP-in-IP real servers (the guest's kernel has ipip): `rvs doctor`
+/// finds the real server without the VIP on `tunl0` and the one with strict reverse-path
+/// filtering, passes the right one and warns that full-size packets do not fit the
+/// tunnel; `rvs_forwarding_path_check` keeps the two out of the kernel's table with the
+/// reason, and clients reach the right one through the kernel's IPVS.
+#[test]
+#[ignore = "needs qemu and a Debian kernel package; boots a VM for minutes: ./test.sh runs it as root"]
+fn tunnel_paths_are_probed_through_ipip() {
+    require();
+    scenario_passes(
+        "tun-path",
+        &[
+            "PASS rvs doctor probes LVS-TUN real servers through IP-in-IP",
+            "PASS rvs doctor warns that full-size packets do not fit the tunnel",
+            "PASS rvs_forwarding_path_check keeps out the TUN real servers",
+            "PASS clients reach rs1 through kernel IPVS TUN",
+        ],
+    );
+}
+
 /// Runs a scenario and requires exit 0 and every PASS line.
 fn scenario_passes(name: &str, steps: &[&str]) {
     let (code, out) = run(name);

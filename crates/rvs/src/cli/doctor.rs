@@ -1,12 +1,18 @@
 //! `rvs doctor -f keepalived.conf`: from a director, checks what LVS and keepalived
 //! leave to the operator (the seed articles' traps) and says how to fix each finding:
 //!
-//! - every LVS-DR real server (IPv4, TCP) answers on its own address and, through the
-//!   DR path (a SYN to the VIP in a frame to its MAC), on the VIP: else its VIP is not
-//!   on its loopback, or nothing listens on the VIP's port there;
+//! - every real server of a TCP service answers on its own address; an LVS-DR one also
+//!   through the DR path (a SYN to the VIP in a frame to its MAC), an LVS-TUN one inside
+//!   IP-in-IP: else its VIP is not on its loopback (`tunl0`), reverse-path filtering
+//!   drops the tunnelled packet, or nothing listens on the VIP's port there;
+//! - where each real server routes its replies to clients (a SYN from an address off its
+//!   link; the answer reaches the director only through its route): LVS-NAT needs the
+//!   director there, LVS-DR must not have it;
+//! - LVS-TUN: whether the path MTU carries the clients' packets plus the tunnel's 20 bytes;
 //! - no real server answers ARP for a VIP (who has the VIP is asked on the segment): one
 //!   that does draws the clients' packets past the director;
-//! - with the kernel's IPVS, a director with LVS-NAT services forwards IP;
+//! - with the kernel's IPVS, a director with LVS-NAT services forwards IP and, one-armed,
+//!   sends no ICMP redirects;
 //! - no other router advertises one of the configuration's VRIDs with other VIPs on the
 //!   instance's interface (two VRRP groups sharing a VRID fight).
 //!
@@ -14,6 +20,7 @@
 //! detector's ([`rvs_vrrpd::conflict::who_has`]).
 
 use anyhow::Result;
+use rvs_check::path::{PathOutcome, PathTarget, PathVia};
 use rvs_conf::model::{Method, Protocol, VsKey};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
@@ -37,6 +44,11 @@ pub struct DoctorArgs {
     /// How long each probe waits for an answer (seconds).
     #[arg(long, default_value_t = 2.0)]
     pub wait: f64,
+    /// The client address of the route checks: a SYN from it tells where a real server
+    /// sends its replies to clients. Any address off the real servers' link that nobody
+    /// uses (default: one of the benchmarking range 198.18.0.0/15).
+    #[arg(long, default_value = "198.19.255.254")]
+    pub client: Ipv4Addr,
     /// How long to listen for other routers' VRRP adverts on each instance's interface
     /// (seconds; 0: not at all).
     #[arg(long, default_value_t = 3.0)]
@@ -48,6 +60,8 @@ pub struct DoctorArgs {
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Ok,
+    /// Works, with a risk the operator should know (not counted as a problem).
+    Warning,
     Problem,
 }
 
@@ -81,7 +95,7 @@ pub fn run(a: &DoctorArgs) -> Result<ExitCode> {
         .build()?;
     let listen = Duration::from_secs_f64(a.listen.clamp(0.0, 60.0));
     let findings = rt.block_on(async {
-        let mut f = examine(&parsed.config, &a.dataplane, wait).await;
+        let mut f = examine(a, &parsed.config, wait).await;
         if !listen.is_zero() {
             f.extend(vrids(&parsed.config, listen).await);
         }
@@ -93,6 +107,12 @@ pub fn run(a: &DoctorArgs) -> Result<ExitCode> {
         for f in &findings {
             match f.severity {
                 Severity::Ok => println!("ok       {}: {}", f.subject, f.what),
+                Severity::Warning => {
+                    println!("warning  {}: {}", f.subject, f.what);
+                    if let Some(fix) = &f.fix {
+                        println!("         fix: {fix}");
+                    }
+                }
                 Severity::Problem => {
                     println!("PROBLEM  {}: {}", f.subject, f.what);
                     if let Some(fix) = &f.fix {
@@ -116,19 +136,20 @@ pub fn run(a: &DoctorArgs) -> Result<ExitCode> {
     )
 }
 
-async fn examine(cfg: &rvs_conf::Config, dataplane: &str, wait: Duration) -> Vec<Finding> {
+async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<Finding> {
+    let mut director = Vec::new();
     let mut out = Vec::new();
     let nat = cfg.virtual_servers.iter().any(|vs| {
         vs.real_servers
             .iter()
             .any(|rs| rs.forwarding.method == Method::Nat)
     });
-    if nat && dataplane == "ipvs" {
+    if nat && a.dataplane == "ipvs" {
         let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
         if fwd.trim() == "1" {
-            out.push(ok("director", "forwards IP (LVS-NAT)"));
+            director.push(ok("director", "forwards IP (LVS-NAT)"));
         } else {
-            out.push(Finding {
+            director.push(Finding {
                 severity: Severity::Problem,
                 subject: "director".into(),
                 what: "LVS-NAT services, but net.ipv4.ip_forward is 0: the real servers' \
@@ -138,38 +159,119 @@ async fn examine(cfg: &rvs_conf::Config, dataplane: &str, wait: Duration) -> Vec
             });
         }
     }
-    // (VIP, its DR real servers) of the TCP services.
+    // (VIP, its DR and TUN real servers) of the TCP services, for the ARP question.
     let mut vips: Vec<(Ipv4Addr, Vec<Ipv4Addr>)> = Vec::new();
+    // The interfaces LVS-NAT real servers are on (the redirects question).
+    let mut nat_devs: Vec<String> = Vec::new();
     for vs in &cfg.virtual_servers {
-        let VsKey::Address {
-            address: IpAddr::V4(vip),
-            port,
-        } = vs.key
-        else {
+        let VsKey::Address { address, port } = vs.key else {
             continue;
         };
         if vs.protocol != Some(Protocol::Tcp) {
             continue;
         }
         for rs in &vs.real_servers {
-            let IpAddr::V4(rip) = rs.address else {
+            let subject = format!(
+                "real server {} of {}",
+                std::net::SocketAddr::new(rs.address, rs.port),
+                std::net::SocketAddr::new(address, port)
+            );
+            let method = rs.forwarding.method;
+            let (IpAddr::V4(vip), IpAddr::V4(rip)) = (address, rs.address) else {
+                // IPv6: its own address only.
+                let own = std::net::SocketAddr::new(rs.address, rs.port);
+                match own_address(&subject, own, wait).await {
+                    Some(problem) => out.push(problem),
+                    None if method == Method::Nat => {
+                        out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
+                    }
+                    None => out.push(Finding {
+                        severity: Severity::Warning,
+                        subject,
+                        what: format!(
+                            "accepts TCP connections on {own}; its {} path is not probed \
+                             over IPv6 (IPv4 only, yet)",
+                            method_name(method)
+                        ),
+                        fix: None,
+                    }),
+                }
                 continue;
             };
-            if rs.forwarding.method != Method::Dr {
+            let vip_port = SocketAddrV4::new(vip, port);
+            let own = SocketAddrV4::new(rip, rs.port);
+            if let Some(problem) = own_address(&subject, own.into(), wait).await {
+                out.push(problem);
                 continue;
             }
-            let subject = format!("real server {rip}:{} of {vip}:{port}", rs.port);
-            out.push(dr_path(&subject, SocketAddrV4::new(vip, port), rip, wait).await);
+            let via = match method {
+                Method::Nat => {
+                    let t = PathTarget {
+                        vip: own,
+                        rip,
+                        via: PathVia::Mac,
+                    };
+                    out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
+                    out.extend(route(&subject, t, a.client, wait, true).await);
+                    if let Some((_, dev)) = rvs_check::path::neighbour(rip) {
+                        nat_devs.push(dev);
+                    }
+                    continue;
+                }
+                Method::Tun
+                    if rs
+                        .forwarding
+                        .tunnel
+                        .as_ref()
+                        .is_some_and(|t| t.kind != "ipip") =>
+                {
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        subject,
+                        what: format!(
+                            "accepts TCP connections on {own}; its {} tunnel is not probed \
+                             (IP-in-IP only)",
+                            rs.forwarding
+                                .tunnel
+                                .as_ref()
+                                .map_or("", |t| t.kind.as_str())
+                        ),
+                        fix: None,
+                    });
+                    continue;
+                }
+                Method::Tun => PathVia::Ipip,
+                Method::Dr => PathVia::Mac,
+            };
+            let t = PathTarget {
+                vip: vip_port,
+                rip,
+                via,
+            };
+            let (finding, answered) = forwarding_path(&subject, t, wait).await;
+            out.push(finding);
+            if answered && via == PathVia::Mac {
+                out.extend(route(&subject, t, a.client, wait, false).await);
+            }
+            if via == PathVia::Ipip {
+                out.extend(tunnel_mtu(cfg, &subject, vip, rip));
+            }
             match vips.iter_mut().find(|(v, _)| *v == vip) {
                 Some((_, list)) => list.push(rip),
                 None => vips.push((vip, vec![rip])),
             }
         }
     }
+    if a.dataplane == "ipvs" {
+        nat_devs.sort();
+        nat_devs.dedup();
+        director.extend(nat_devs.iter().filter_map(|d| redirects(d)));
+    }
     for (vip, rips) in vips {
         out.extend(arp_for(vip, &rips, wait).await);
     }
-    out
+    director.extend(out);
+    director
 }
 
 fn ok(subject: &str, what: &str) -> Finding {
@@ -181,62 +283,270 @@ fn ok(subject: &str, what: &str) -> Finding {
     }
 }
 
-/// The real server answers on its own address, then along the DR path.
-async fn dr_path(subject: &str, vip: SocketAddrV4, rip: Ipv4Addr, wait: Duration) -> Finding {
-    let own = SocketAddrV4::new(rip, vip.port());
-    match tokio::time::timeout(wait, tokio::net::TcpStream::connect(own)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Finding {
-                severity: Severity::Problem,
-                subject: subject.to_owned(),
-                what: format!("does not accept TCP connections on its own address {own}: {e}"),
-                fix: Some(
-                    "start its server, or check the firewall between the director and it".into(),
-                ),
-            }
-        }
-        Err(_) => {
-            return Finding {
-                severity: Severity::Problem,
-                subject: subject.to_owned(),
-                what: format!("no answer on its own address {own} within {wait:?}"),
-                fix: Some("check that it is up and on the director's link".into()),
-            }
-        }
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Nat => "LVS-NAT",
+        Method::Dr => "LVS-DR",
+        Method::Tun => "LVS-TUN",
     }
-    match rvs_check::path::dr_syn(vip, rip, wait).await {
-        Ok(p) => match p.failure(vip, rip) {
-            None => ok(
-                subject,
-                &format!("answers on the VIP {vip} through the DR path"),
-            ),
-            Some(what) => Finding {
-                severity: Severity::Problem,
-                subject: subject.to_owned(),
-                fix: Some(match p {
-                    rvs_check::path::PathOutcome::Refused => format!(
-                        "make its server listen on {vip} (or on 0.0.0.0:{})",
-                        vip.port()
-                    ),
-                    rvs_check::path::PathOutcome::NoNeighbour => {
-                        "LVS-DR needs the real servers on the director's link (or use TUN)".into()
-                    }
-                    _ => format!(
-                        "on {rip}: ip addr add {}/32 dev lo; sysctl -w \
-                         net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2",
-                        vip.ip()
-                    ),
-                }),
-                what,
-            },
-        },
-        Err(e) => Finding {
+}
+
+/// A problem when the real server does not accept TCP connections on its own address.
+async fn own_address(subject: &str, own: std::net::SocketAddr, wait: Duration) -> Option<Finding> {
+    match tokio::time::timeout(wait, tokio::net::TcpStream::connect(own)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(Finding {
             severity: Severity::Problem,
             subject: subject.to_owned(),
-            what: format!("cannot probe the DR path: {e}"),
-            fix: Some("run rvs doctor as root on the director (it sends raw frames)".into()),
+            what: format!("does not accept TCP connections on its own address {own}: {e}"),
+            fix: Some("start its server, or check the firewall between the director and it".into()),
+        }),
+        Err(_) => Some(Finding {
+            severity: Severity::Problem,
+            subject: subject.to_owned(),
+            what: format!("no answer on its own address {own} within {wait:?}"),
+            fix: Some("check that it is up and reachable from the director".into()),
+        }),
+    }
+}
+
+/// The real server answers a SYN for the VIP sent along its forwarding path (the
+/// finding, and whether it answered).
+async fn forwarding_path(subject: &str, t: PathTarget, wait: Duration) -> (Finding, bool) {
+    let (vip, rip) = (t.vip, t.rip);
+    let how = match t.via {
+        PathVia::Mac => "the DR path",
+        PathVia::Ipip => "an IP-in-IP tunnel",
+    };
+    match rvs_check::path::syn(t, None, wait).await {
+        Ok(p) => match p.failure_of(&t) {
+            None => (
+                ok(subject, &format!("answers on the VIP {vip} through {how}")),
+                true,
+            ),
+            Some(what) => (
+                Finding {
+                    severity: Severity::Problem,
+                    subject: subject.to_owned(),
+                    fix: Some(match (p, t.via) {
+                        (PathOutcome::Refused, _) => format!(
+                            "make its server listen on {vip} (or on 0.0.0.0:{})",
+                            vip.port()
+                        ),
+                        (PathOutcome::NoNeighbour, _) => {
+                            "LVS-DR needs the real servers on the director's link (or use TUN)"
+                                .into()
+                        }
+                        (_, PathVia::Ipip) => format!(
+                            "on {rip}: modprobe ipip; ip link set tunl0 up; ip addr add {}/32 \
+                             dev tunl0; sysctl -w net.ipv4.conf.tunl0.rp_filter=0 \
+                             net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.all.arp_ignore=1 \
+                             net.ipv4.conf.all.arp_announce=2",
+                            vip.ip()
+                        ),
+                        _ => format!(
+                            "on {rip}: ip addr add {}/32 dev lo; sysctl -w \
+                             net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2",
+                            vip.ip()
+                        ),
+                    }),
+                    what,
+                },
+                false,
+            ),
         },
+        Err(e) => (
+            Finding {
+                severity: Severity::Problem,
+                subject: subject.to_owned(),
+                what: format!("cannot probe {how}: {e}"),
+                fix: Some("run rvs doctor as root on the director (it sends raw packets)".into()),
+            },
+            false,
+        ),
+    }
+}
+
+/// The director's own address towards `rip`.
+fn director_address(rip: Ipv4Addr) -> Option<Ipv4Addr> {
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    udp.connect((rip, 9)).ok()?;
+    match udp.local_addr().ok()? {
+        std::net::SocketAddr::V4(a) => Some(*a.ip()),
+        std::net::SocketAddr::V6(_) => None,
+    }
+}
+
+/// Where the real server sends its replies to clients: a SYN from `client` (an address
+/// off its link) is answered towards its route to the clients, and that answer reaches
+/// the director only if the route goes through it. LVS-NAT needs it to (`nat`); an LVS-DR
+/// real server must answer clients directly.
+async fn route(
+    subject: &str,
+    t: PathTarget,
+    client: Ipv4Addr,
+    wait: Duration,
+    nat: bool,
+) -> Option<Finding> {
+    let outcome = match rvs_check::path::syn(t, Some(client), wait).await {
+        Ok(PathOutcome::NoNeighbour) => return None,
+        Ok(o) => o,
+        Err(e) => {
+            return Some(Finding {
+                severity: Severity::Problem,
+                subject: subject.to_owned(),
+                what: format!("cannot probe its route to the clients: {e}"),
+                fix: Some("run rvs doctor as root on the director (it sends raw frames)".into()),
+            })
+        }
+    };
+    let through_us = matches!(outcome, PathOutcome::Answered | PathOutcome::Refused);
+    let rip = t.rip;
+    let dip = director_address(rip).map_or_else(|| "the director".to_owned(), |a| a.to_string());
+    Some(match (nat, through_us) {
+        (true, true) => ok(
+            subject,
+            &format!(
+                "routes its replies to clients ({client}) through the director (LVS-NAT needs it)"
+            ),
+        ),
+        (true, false) => Finding {
+            severity: Severity::Problem,
+            subject: subject.to_owned(),
+            what: format!(
+                "its replies to clients (tried from {client}) do not come back through the \
+                 director: LVS-NAT can only rewrite the replies that pass through it, so \
+                 clients get answers from {rip} they never asked"
+            ),
+            fix: Some(format!(
+                "on {rip}: ip route replace default via {dip} (the director's address on its link)"
+            )),
+        },
+        (false, true) => Finding {
+            severity: Severity::Problem,
+            subject: subject.to_owned(),
+            what: format!(
+                "its replies to clients (tried from {client}) come back to the director: its \
+                 default route points at the director, so LVS-DR's replies take the director's \
+                 path back (and are lost where it does not forward)"
+            ),
+            fix: Some(format!(
+                "on {rip}: ip route replace default via ROUTER (the segment's gateway, not the \
+                 director's {dip})"
+            )),
+        },
+        (false, false) => ok(
+            subject,
+            &format!("does not send its replies to clients ({client}) through the director"),
+        ),
+    })
+}
+
+/// An LVS-TUN real server: IP-in-IP adds 20 bytes to every packet of the clients'; where
+/// the path to the real server does not carry the clients' full-size packets plus 20, the
+/// director must answer them with ICMP "fragmentation needed", and connections stall
+/// where the clients' ICMP is filtered.
+fn tunnel_mtu(
+    cfg: &rvs_conf::Config,
+    subject: &str,
+    vip: Ipv4Addr,
+    rip: Ipv4Addr,
+) -> Option<Finding> {
+    let path = path_mtu(rip).ok()?;
+    // The clients' MTU: the interface of the VRRP instance that holds the VIP, else the
+    // default route's.
+    let dev = cfg
+        .vrrp_instances
+        .iter()
+        .find(|v| {
+            v.virtual_ipaddress
+                .iter()
+                .any(|a| a.address == IpAddr::V4(vip))
+        })
+        .and_then(|v| v.interface.clone())
+        .or_else(default_route_dev);
+    let client = dev
+        .as_deref()
+        .and_then(|d| std::fs::read_to_string(format!("/sys/class/net/{d}/mtu")).ok())
+        .and_then(|m| m.trim().parse::<u32>().ok())
+        .unwrap_or(1500);
+    let inner = path.saturating_sub(20);
+    if inner >= client {
+        return Some(ok(
+            subject,
+            &format!(
+                "the path to it (MTU {path}) carries the clients' {client}-byte packets tunnelled"
+            ),
+        ));
+    }
+    Some(Finding {
+        severity: Severity::Warning,
+        subject: subject.to_owned(),
+        what: format!(
+            "tunnelled packets are 20 bytes longer: the clients' {client}-byte packets ({}) \
+             exceed the path MTU to it ({path}); the director answers them with ICMP \
+             \"fragmentation needed\" (MTU {inner}), and connections stall where the clients' \
+             ICMP is filtered",
+            dev.as_deref().unwrap_or("assumed")
+        ),
+        fix: Some(format!(
+            "on {rip}, announce a smaller MSS to the clients (ip route change default via GW \
+             advmss {}), or raise the MTU between the director and it to {}",
+            inner.saturating_sub(40),
+            client + 20
+        )),
+    })
+}
+
+/// The kernel's path MTU towards `rip` (a connected UDP socket's `IP_MTU`).
+fn path_mtu(rip: Ipv4Addr) -> std::io::Result<u32> {
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    udp.connect((rip, 9))?;
+    Ok(rustix::net::sockopt::ip_mtu(&udp)?)
+}
+
+/// The interface of the IPv4 default route (`/proc/net/route`).
+fn default_route_dev() -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.get(1) == Some(&"00000000") && w.get(7) == Some(&"00000000"))
+            .then(|| w.first().map(|d| (*d).to_owned()))
+            .flatten()
+    })
+}
+
+/// One-armed LVS-NAT under the kernel's IPVS: the real servers' replies enter and leave
+/// the director by the same interface, and a director that sends ICMP redirects tells
+/// the real servers to send them to the router directly, past the NAT.
+fn redirects(dev: &str) -> Option<Finding> {
+    if default_route_dev().as_deref() != Some(dev) {
+        return None;
+    }
+    let on = |scope: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{scope}/send_redirects"))
+            .is_ok_and(|v| v.trim() == "1")
+    };
+    // The kernel sends redirects when either `all` or the interface says so.
+    if on("all") || on(dev) {
+        Some(Finding {
+            severity: Severity::Problem,
+            subject: "director".into(),
+            what: format!(
+                "LVS-NAT real servers on {dev}, the interface of the default route too \
+                 (one-armed), and send_redirects on: the director tells the real servers to \
+                 send their replies to the router directly, past the NAT"
+            ),
+            fix: Some(format!(
+                "sysctl -w net.ipv4.conf.all.send_redirects=0 \
+                 net.ipv4.conf.default.send_redirects=0 net.ipv4.conf.{dev}.send_redirects=0"
+            )),
+        })
+    } else {
+        Some(ok(
+            "director",
+            &format!("sends no ICMP redirects on {dev} (one-armed LVS-NAT)"),
+        ))
     }
 }
 

@@ -20,7 +20,23 @@ pub struct Alerts {
     no_email_faults: bool,
     /// The state each instance / group last mailed about.
     last: std::sync::Mutex<HashMap<(bool, String), VrrpEvent>>,
+    /// Per instance: the split-brain count last seen, when it last grew, and whether a
+    /// "Split brain" mail is out without its "over".
+    split: std::sync::Mutex<HashMap<String, SplitSeen>>,
+    /// Per drift peer: the differences last mailed about.
+    drift: std::sync::Mutex<HashMap<String, Vec<String>>>,
 }
+
+#[derive(Clone)]
+struct SplitSeen {
+    count: u64,
+    grew: std::time::Instant,
+    open: bool,
+}
+
+/// A split brain is over when its count has not grown for this long (the detector
+/// probes every second).
+const SPLIT_OVER: Duration = Duration::from_secs(10);
 
 /// The host's name (keepalived's default `router_id` and mail sender).
 pub fn hostname() -> String {
@@ -56,12 +72,20 @@ impl Alerts {
             checker_default: g.smtp_alert_checker.or(g.smtp_alert).unwrap_or(false),
             no_email_faults: g.no_email_faults,
             last: std::sync::Mutex::default(),
+            split: std::sync::Mutex::default(),
+            drift: std::sync::Mutex::default(),
         })
     }
 
     /// Keeps what `old` last mailed about (a reload does not mail unchanged states again).
     pub fn carry(&self, old: &Alerts) {
         if let (Ok(mut mine), Ok(theirs)) = (self.last.lock(), old.last.lock()) {
+            mine.clone_from(&theirs);
+        }
+        if let (Ok(mut mine), Ok(theirs)) = (self.split.lock(), old.split.lock()) {
+            mine.clone_from(&theirs);
+        }
+        if let (Ok(mut mine), Ok(theirs)) = (self.drift.lock(), old.drift.lock()) {
             mine.clone_from(&theirs);
         }
     }
@@ -156,6 +180,66 @@ impl Alerts {
                 continue;
             };
             self.changed(true, &g.name, ev);
+        }
+    }
+
+    /// Mails a split brain (rvs's own alert) of each instance that alerts when its count
+    /// grows (once per episode) and when it has stopped growing for [`SPLIT_OVER`]. The
+    /// first count seen (at start, or carried across an upgrade) is not mailed.
+    pub fn split_brain(&self, cfg: &Config, status: &[rvs_vrrpd::InstanceStatus]) {
+        let Ok(mut seen) = self.split.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        for st in status {
+            let Some(vi) = cfg.vrrp_instances.iter().find(|v| v.name == st.name) else {
+                continue;
+            };
+            if !vi.smtp_alert.unwrap_or(self.vrrp_default) {
+                continue;
+            }
+            let s = seen.entry(st.name.clone()).or_insert(SplitSeen {
+                count: st.split_brain,
+                grew: now,
+                open: false,
+            });
+            if st.split_brain > s.count {
+                s.count = st.split_brain;
+                s.grew = now;
+                if !s.open {
+                    s.open = true;
+                    self.mailer.send(compose::split_brain(
+                        &self.router_id,
+                        &st.name,
+                        st.split_brain_mac.as_deref(),
+                        false,
+                    ));
+                }
+            } else if s.open && now.duration_since(s.grew) >= SPLIT_OVER {
+                s.open = false;
+                self.mailer
+                    .send(compose::split_brain(&self.router_id, &st.name, None, true));
+            }
+        }
+    }
+
+    /// Mails each drift peer whose differences changed (rvs's own alert, under
+    /// `smtp_alert_vrrp` / `smtp_alert`: the directors of a VRRP pair): the new list, or
+    /// "resolved" when they agree again. A peer first heard in agreement is not mailed.
+    pub fn drift(&self, peers: &[rvs_api::PeerDrift]) {
+        if !self.vrrp_default {
+            return;
+        }
+        let Ok(mut last) = self.drift.lock() else {
+            return;
+        };
+        for p in peers {
+            let before = last.entry(p.peer.clone()).or_default();
+            if *before != p.differences {
+                before.clone_from(&p.differences);
+                self.mailer
+                    .send(compose::drift(&self.router_id, &p.peer, &p.differences));
+            }
         }
     }
 

@@ -679,6 +679,10 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 checkers.ha_suspend(core.config());
                 if let (Some(al), Ok(st)) = (&alerts, vrrp_status.lock()) {
                     al.vrrp(core.config(), &st);
+                    al.split_brain(core.config(), &st);
+                }
+                if let Some(al) = &alerts {
+                    al.drift(&crate::daemon::drift::report(&ctx.drift));
                 }
                 if let (Some(ag), Ok(st)) = (&snmp, vrrp_status.lock()) {
                     for t in traps.due(core.config(), &st) {

@@ -27,11 +27,13 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
     ),
     (
         "rvs_forwarding_path_check",
-        "global_defs (for every LVS-DR real server) or a TCP_CHECK, HTTP_GET, SSL_GET or \
-         SMTP_CHECK block (on, or off to opt out): after each check that finds the real \
-         server up, send it a TCP SYN for the VIP and port in a frame to its MAC, as LVS-DR \
-         forwards a client; no SYN-ACK takes it down, saying that the VIP is not on its \
-         loopback (or, on a RST, that nothing listens on the VIP's port). IPv4 only.",
+        "global_defs (for every LVS-DR and LVS-TUN real server) or a TCP_CHECK, HTTP_GET, \
+         SSL_GET or SMTP_CHECK block (on, or off to opt out): after each check that finds \
+         the real server up, send it a TCP SYN for the VIP and port as the director \
+         forwards a client (LVS-DR: in a frame to its MAC; LVS-TUN: inside IP-in-IP); no \
+         SYN-ACK takes it down, saying that the VIP is not on its loopback (tunl0 for TUN, \
+         or reverse-path filtering drops it), or, on a RST, that nothing listens on the \
+         VIP's port. IPv4 only.",
     ),
     (
         "rvs_split_brain_arbitration",
