@@ -97,6 +97,15 @@ fn maglev(c: &mut Criterion) {
                 s.edit_dest(id, w, 0, 0).unwrap();
             });
         });
+        // Side by side, the same destinations: rvs's table and the kernel's loop's
+        // (identical tables; the unit tests check that).
+        let dests: Vec<Dest> = s.dests().map(|(_, d)| d.clone()).collect();
+        g.bench_function(format!("table_M={m}_N={n}"), |b| {
+            b.iter(|| black_box(rvs_sched::sched::lookup_table(Algo::Mh, &dests, m)));
+        });
+        g.bench_function(format!("kernel_loop_M={m}_N={n}"), |b| {
+            b.iter(|| black_box(rvs_sched::sched::maglev_table_kernel_loop(&dests, m)));
+        });
     }
     g.finish();
 }

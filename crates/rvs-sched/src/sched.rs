@@ -539,6 +539,65 @@ fn sh_lookup(ctx: &Ctx<'_>, t: &[Option<DestId>], pkt: &PktInfo) -> Option<DestI
     None
 }
 
+/// The `mh` table the kernel's population loop (spec §9, `ip_vs_mh_populate`) builds,
+/// written as plainly as the kernel writes it: the oracle the fast fill ([`mh_fill`]) is
+/// tested against, and its side-by-side peer in `benches/sched.rs`.
+pub fn maglev_table_kernel_loop(dests: &[Dest], m: usize) -> Option<Vec<Option<u32>>> {
+    let order: Vec<DestId> = (0..u32::try_from(dests.len()).ok()?).collect();
+    let mut t = vec![None; m];
+    if let Some(setup) = mh_setup(dests, &order, m) {
+        mh_fill_kernel_loop(&mut t, &setup, &order);
+    }
+    Some(t)
+}
+
+/// The kernel's population loop (spec §9, `ip_vs_mh_populate`) as the kernel writes it:
+/// a bitmap of the slots taken, each claim walking its permutation from its last slot
+/// (`perm += skip`, one conditional subtraction), a global turn counter.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "t, m, n, c, i: the spec's names"
+)]
+fn mh_fill_kernel_loop(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], order: &[DestId]) {
+    let m = t.len();
+    let Ok(mm) = u32::try_from(m) else {
+        return;
+    };
+    let mut perm: Vec<u32> = setup.iter().map(|s| s.0).collect();
+    let mut taken = vec![0u64; m.div_ceil(64)];
+    let test = |taken: &[u64], c: u32| taken[(c >> 6) as usize] & (1u64 << (c & 63)) != 0;
+    let (mut n, mut dt_count) = (0usize, 0u32);
+    while n < m {
+        let mut i = 0;
+        while i < order.len() {
+            let (_, skip, turns) = setup[i];
+            if turns < 1 {
+                i += 1;
+                continue;
+            }
+            let mut c = perm[i];
+            while test(&taken, c) {
+                perm[i] += skip;
+                if perm[i] >= mm {
+                    perm[i] -= mm;
+                }
+                c = perm[i];
+            }
+            taken[(c >> 6) as usize] |= 1u64 << (c & 63);
+            t[c as usize] = Some(order[i]);
+            n += 1;
+            if n == m {
+                return;
+            }
+            dt_count += 1;
+            if dt_count >= turns {
+                dt_count = 0;
+                i += 1;
+            }
+        }
+    }
+}
+
 /// The lookup table `dh`, `sh` or `mh` builds for these destinations (in the kernel's
 /// list order), as indices into `dests`; `None` for the other schedulers. A packet data
 /// plane hashes into it exactly as [`Sched::schedule`] does.
@@ -585,66 +644,218 @@ fn fls(x: u32) -> i32 {
 }
 
 /// Maglev table population (spec §9), with `last_weight` turns.
-#[expect(
-    clippy::many_single_char_names,
-    reason = "t, m, n, g, c: the spec's names"
-)]
 fn mh_populate(t: &mut [Option<DestId>], arena: &[Dest], order: &[DestId], m: usize) {
     t.fill(None);
+    if let Some(setup) = mh_setup(arena, order, m) {
+        mh_fill(t, &setup, order);
+    }
+}
+
+/// Each destination's place in its permutation (first its offset), skip and turns, as
+/// the kernel computes them (`None`: no table, as when no weight is positive or there
+/// are more destinations than slots).
+#[expect(
+    clippy::many_single_char_names,
+    reason = "m, g, w, d: the spec's names"
+)]
+fn mh_setup(arena: &[Dest], order: &[DestId], m: usize) -> Option<Vec<(u32, u32, u32)>> {
     let lw = |id: &DestId| arena[*id as usize].last_weight.max(0).unsigned_abs();
     let g = order.iter().map(lw).filter(|w| *w > 0).fold(0, gcd);
     if g < 1 || order.len() > m {
-        return;
+        return None;
     }
     let maxw = order.iter().map(lw).max().unwrap_or(0);
     let shift = (fls(maxw / g) - i32::try_from(MH_TAB_BITS).unwrap_or(6)).max(0);
-    let mm = u32::try_from(m).unwrap_or(u32::MAX);
-    let mut setup: Vec<(u32, u32, u32)> = order
-        .iter()
-        .map(|id| {
-            let d = &arena[*id as usize];
-            let offset = mh_hash(d.addr, u32::from(d.port), MH_KEY1, 0) % mm;
-            let skip = mh_hash(d.addr, u32::from(d.port), MH_KEY2, 0) % (mm - 1) + 1;
-            let w = lw(id);
-            let turns = match (w / g) >> shift {
-                0 => u32::from(w != 0),
-                x => x,
-            };
-            (offset, skip, turns)
-        })
-        .collect();
-    let mut taken = vec![false; m];
+    let mm = u32::try_from(m).ok()?;
+    Some(
+        order
+            .iter()
+            .map(|id| {
+                let d = &arena[*id as usize];
+                let offset = mh_hash(d.addr, u32::from(d.port), MH_KEY1, 0) % mm;
+                let skip = mh_hash(d.addr, u32::from(d.port), MH_KEY2, 0) % (mm - 1) + 1;
+                let w = lw(id);
+                let turns = match (w / g) >> shift {
+                    0 => u32::from(w != 0),
+                    x => x,
+                };
+                (offset, skip, turns)
+            })
+            .collect(),
+    )
+}
+
+/// Fills `t` (all `None`) in the kernel's order: destinations in turn, each claiming
+/// `turns` slots, each claim the next free slot of its permutation
+/// (`offset + k·skip mod M`). The order of the claims decides the table, so it is kept
+/// exactly; what is made fast is finding each claim's slot. Walking the permutation costs
+/// ~M·ln M probes in all, more than half of them for the last √M claims, when nearly
+/// every slot is taken. So:
+///
+/// - while many slots are free, the walk, on a bitset of the slots taken (M = 65537:
+///   8 KiB, in L1; the walk's next positions do not depend on what the probes find, so
+///   the CPU runs ahead of the loads);
+/// - once at most √M are free, the free slots are listed and a claim takes the one
+///   whose place in its permutation comes first: slot `f` is at
+///   `k = (f − pos)·skip⁻¹ mod M` (M prime, as the kernel's table sizes are, so `skip`
+///   has an inverse), which the walk would have reached first — the same slot, for
+///   |free| operations instead of ~M/|free| probes.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "t, m, n, c, i: the spec's names"
+)]
+fn mh_fill(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], order: &[DestId]) {
+    let m = t.len();
+    let Ok(mm) = u32::try_from(m) else {
+        return;
+    };
+    if setup.iter().all(|s| s.2 == 0) {
+        return;
+    }
+    let mut taken = vec![0u64; m.div_ceil(64)];
+    // Where each destination's walk goes on from: past its last claim (which the
+    // kernel's walk starts on and skips, as it is taken).
+    let mut pos: Vec<u32> = setup.iter().map(|s| s.0).collect();
+    // The late phase: the free slots, and each destination's skip⁻¹ mod M (0: none,
+    // or not computed yet).
+    let late_at = m.isqrt().max(1);
+    let mut free: Option<Vec<u32>> = None;
+    let mut inverse: Vec<u32> = Vec::new();
+    let reduce = Reducer::new(mm);
     let mut n = 0usize;
-    let mut dt_count = 0u32;
-    while n < m {
-        let mut i = 0;
-        while i < order.len() {
-            let (_, skip, turns) = setup[i];
-            if turns < 1 {
-                i += 1;
-                continue;
+    loop {
+        for (i, &(_, skip, turns)) in setup.iter().enumerate() {
+            let mut c = pos[i];
+            for _ in 0..turns {
+                if free.is_none() && m - n <= late_at {
+                    free = Some(free_slots(&taken, mm));
+                    inverse = vec![0; setup.len()];
+                }
+                if let Some(list) = free.as_mut() {
+                    if inverse[i] == 0 {
+                        inverse[i] = inverse_mod(skip, mm).unwrap_or(u32::MAX);
+                    }
+                    let j = match inverse[i] {
+                        u32::MAX => walk_to_free(list, c, skip, mm),
+                        inv => first_in_permutation(list, c, inv, mm, &reduce),
+                    };
+                    c = list.swap_remove(j);
+                    taken[(c >> 6) as usize] |= 1u64 << (c & 63);
+                } else {
+                    loop {
+                        let (word, bit) = ((c >> 6) as usize, 1u64 << (c & 63));
+                        if taken[word] & bit == 0 {
+                            taken[word] |= bit;
+                            break;
+                        }
+                        // (perm + skip) mod M with skip < M: one conditional subtraction.
+                        c += skip;
+                        if c >= mm {
+                            c -= mm;
+                        }
+                    }
+                }
+                t[c as usize] = Some(order[i]);
+                n += 1;
+                if n == m {
+                    return;
+                }
             }
-            let mut c = setup[i].0;
-            while taken[c as usize] {
-                // (perm + skip) mod M with skip < M: one conditional subtraction.
+            if turns > 0 {
                 c += skip;
                 if c >= mm {
                     c -= mm;
                 }
-            }
-            setup[i].0 = c;
-            taken[c as usize] = true;
-            t[c as usize] = Some(order[i]);
-            n += 1;
-            if n == m {
-                return;
-            }
-            dt_count += 1;
-            if dt_count >= turns {
-                dt_count = 0;
-                i += 1;
+                pos[i] = c;
             }
         }
+    }
+}
+
+/// The slots not taken, in order.
+fn free_slots(taken: &[u64], m: u32) -> Vec<u32> {
+    (0..m)
+        .filter(|c| taken[(c >> 6) as usize] & (1u64 << (c & 63)) == 0)
+        .collect()
+}
+
+/// The index in `free` of the slot whose place in the permutation `pos + k·skip mod M`
+/// (`inv` = skip⁻¹ mod M) is first.
+fn first_in_permutation(free: &[u32], pos: u32, inv: u32, m: u32, r: &Reducer) -> usize {
+    let mut best = (u64::MAX, 0usize);
+    for (j, &f) in free.iter().enumerate() {
+        let d = if f >= pos { f - pos } else { f + m - pos };
+        let k = r.rem(u64::from(d) * u64::from(inv));
+        if k < best.0 {
+            best = (k, j);
+        }
+    }
+    best.1
+}
+
+/// The index in `free` of the first free slot the walk from `pos` reaches (a table size
+/// without an inverse of `skip`: not prime).
+fn walk_to_free(free: &[u32], mut c: u32, skip: u32, m: u32) -> usize {
+    loop {
+        if let Some(j) = free.iter().position(|&f| f == c) {
+            return j;
+        }
+        c += skip;
+        if c >= m {
+            c -= m;
+        }
+    }
+}
+
+/// `a⁻¹ mod m`, if `a` and `m` are coprime.
+fn inverse_mod(a: u32, m: u32) -> Option<u32> {
+    let (mut r0, mut r1) = (i64::from(m), i64::from(a));
+    let (mut t0, mut t1) = (0i64, 1i64);
+    while r1 != 0 {
+        let q = r0 / r1;
+        (r0, r1) = (r1, r0 - q * r1);
+        (t0, t1) = (t1, t0 - q * t1);
+    }
+    if r0 != 1 {
+        return None;
+    }
+    u32::try_from(t0.rem_euclid(i64::from(m))).ok()
+}
+
+/// `x mod m` by a multiplication: `m` is fixed for a whole table, and a division per
+/// free slot would cost more than the probes it saves. `x < m²` and `m ≤ 2²⁰` (the
+/// largest `rvs_mh_table_size`), so `x` is exact in an `f64` and the estimated quotient
+/// is off by at most one.
+struct Reducer {
+    m: u64,
+    inv: f64,
+}
+
+impl Reducer {
+    fn new(m: u32) -> Reducer {
+        let m = u64::from(m.max(1));
+        #[expect(clippy::cast_precision_loss, reason = "m ≤ 2²⁰: exact")]
+        let inv = 1.0 / m as f64;
+        Reducer { m, inv }
+    }
+
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "x < 2⁴⁰: exact in an f64; the quotient is ≥ 0 and < 2²⁰"
+    )]
+    fn rem(&self, x: u64) -> u64 {
+        let q = (x as f64 * self.inv) as u64;
+        let mut r = x.wrapping_sub(q.wrapping_mul(self.m));
+        if r > x {
+            // The quotient was one too many: r wrapped below zero.
+            r = r.wrapping_add(self.m);
+        }
+        if r >= self.m {
+            r -= self.m;
+        }
+        r
     }
 }
 
@@ -833,5 +1044,66 @@ mod cycle_tests {
         let ones = m.iter().filter(|x| **x == Some(1)).count();
         assert!(ones > 150, "weight 3 gets about 3/4 of the slots: {ones}");
         assert!(lookup_table(Algo::Rr, &dests, 0).is_none());
+    }
+
+    #[test]
+    fn the_reducer_is_the_remainder() {
+        for m in [2u32, 3, 251, 4093, 65537, 1_048_573] {
+            let r = Reducer::new(m);
+            let mm = u64::from(m);
+            let mut x: u64 = 1;
+            for k in 0..20_000u64 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(k) % (mm * mm);
+                assert_eq!(r.rem(x), x % mm, "{x} mod {m}");
+            }
+            for x in [0, 1, mm - 1, mm, mm + 1, mm * mm - 1, mm * (mm - 1)] {
+                assert_eq!(r.rem(x), x % mm, "{x} mod {m}");
+            }
+        }
+        assert_eq!(inverse_mod(3, 7), Some(5));
+        assert_eq!(inverse_mod(4, 8), None);
+    }
+
+    /// The fast fill builds the reference's table exactly, for tables of the kernel's
+    /// sizes and random destinations and weights (zero weights included).
+    #[test]
+    fn the_fast_maglev_fill_is_the_kernels() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |bound: u32| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            u32::try_from(x % u64::from(bound)).unwrap()
+        };
+        for case in 0..300 {
+            let m = [251usize, 509, 1021, 4093, 65537][case % 5];
+            let n = 1 + next(if m == 65537 { 300 } else { 60 });
+            let dests: Vec<Dest> = (0..n)
+                .map(|k| {
+                    let ip = IpAddr::from([
+                        198,
+                        18,
+                        u8::try_from(k / 250).unwrap(),
+                        u8::try_from(k % 250).unwrap(),
+                    ]);
+                    let mut d =
+                        Dest::new(ip, 80, i32::try_from(next(6)).unwrap(), crate::Fwd::Route);
+                    d.last_weight = d.weight;
+                    d
+                })
+                .collect();
+            let order: Vec<DestId> = (0..n).collect();
+            let Some(setup) = mh_setup(&dests, &order, m) else {
+                continue;
+            };
+            let (mut fast, mut slow) = (vec![None; m], vec![None; m]);
+            mh_fill(&mut fast, &setup, &order);
+            mh_fill_kernel_loop(&mut slow, &setup, &order);
+            assert!(fast == slow, "case {case}: M={m} N={n}");
+            assert!(
+                fast.iter().all(Option::is_some),
+                "case {case}: every slot filled"
+            );
+        }
     }
 }
