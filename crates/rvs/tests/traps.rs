@@ -326,6 +326,71 @@ fn arbitration_leaves_one_master_in_a_split_brain() {
     l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
 }
 
+/// Arbitration by a tracked witness, as keepalived does it (the seed articles'
+/// "额外的监控和仲裁机制"): each director tracks a `vrrp_script` that reaches the segment's
+/// gateway (a TCP connection from bash, with `fall`/`rise` as the hysteresis). A partition
+/// cuts b off from a's adverts and from the gateway: b's script fails before its down timer
+/// expires, so b goes to FAULT instead of MASTER, and a stays the one MASTER for as long
+/// as the partition lasts (sampled every 100 ms for 6 s). Healed, b is BACKUP again.
+#[test]
+#[ignore = "needs root, network namespaces and nftables: ./test.sh runs it as root"]
+fn a_tracked_witness_leaves_one_master_in_a_split_brain() {
+    lab::require(false);
+    let mut l = Lab::new(&[("a", 1), ("b", 2), ("gw", 254)]);
+    let witness =
+        "vrrp_script chk_gateway {\n    script \"/bin/bash -c '</dev/tcp/198.18.0.254/80'\"\n    \
+                   interval 0.5\n    timeout 1\n    fall 2\n    rise 2\n}\n";
+    // The witness (the lab's process 0), then the directors (1 and 2).
+    l.spawn_cmd(
+        "gw",
+        &[
+            env!("CARGO_BIN_EXE_rvs"),
+            "lab",
+            "serve",
+            "gw",
+            "0.0.0.0:80",
+        ],
+    );
+    vrrp_pair(
+        &mut l,
+        witness,
+        "    track_script {\n        chk_gateway\n    }\n",
+    );
+    // Both see the witness: a MASTER, b BACKUP (not FAULT).
+    let sb = l.control("b", 2);
+    let backup = Lab::wait(Duration::from_secs(10), || status(&sb).contains("BACKUP"));
+    assert!(backup.is_some(), "{}\n{}", status(&sb), l.logs());
+    // b loses the adverts and the gateway; a loses b's adverts.
+    nft(
+        &l,
+        "b",
+        "table inet partition {\n  chain input {\n    type filter hook input priority 0;\n    \
+         ip protocol vrrp drop\n  }\n  chain output {\n    type filter hook output priority 0;\n    \
+         ip daddr 198.18.0.254 drop\n  }\n}\n",
+    );
+    nft(
+        &l,
+        "a",
+        "table inet partition {\n  chain input {\n    type filter hook input priority 0;\n    \
+         ip protocol vrrp drop\n  }\n}\n",
+    );
+    let fault = Lab::wait(Duration::from_secs(10), || status(&sb).contains("FAULT"));
+    assert!(fault.is_some(), "{}\n{}", status(&sb), l.logs());
+    for _ in 0..60 {
+        assert_eq!(
+            l.holders(VIP, &["a", "b"]),
+            vec!["a".to_owned()],
+            "{}",
+            l.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    heal(&l);
+    let back = Lab::wait(Duration::from_secs(10), || status(&sb).contains("BACKUP"));
+    assert!(back.is_some(), "{}\n{}", status(&sb), l.logs());
+    l.wait_holder(VIP, "a", &["a", "b"], Duration::from_secs(10));
+}
+
 /// `rvs doctor` on the seed articles' LVS-DR and LVS-NAT setups with each mistake made on
 /// purpose: rs1 set up right for DR (its default route via the segment's router,
 /// 198.18.0.254); rs2 with the VIP on `lo` but ARP not silenced (it answers ARP for the
