@@ -167,6 +167,14 @@ impl Xdp {
                 dir.parent().unwrap_or(Path::new("/")).display()
             )));
         }
+        if !self.by_bpf_link {
+            // Taking a netlink attachment out of aya to find out would detach it.
+            return Err(XdpError::Carry(
+                "the program is attached through netlink, not a BPF link (the kernel \
+                 refused bpf_link_create): it cannot be handed over"
+                    .into(),
+            ));
+        }
         let layout = layout(self.flows_max)?;
         remove_stale_pins(dir.parent().unwrap_or(Path::new("/")));
         remove_pins(dir);
@@ -222,17 +230,6 @@ impl Xdp {
             map.pin(dir.join(&m.name))
                 .map_err(|e| XdpError::Carry(format!("pinning map {}: {e}", m.name)))?;
         }
-        // Before 5.9 aya attaches through netlink, which cannot be pinned: refused before
-        // the link is taken (a taken netlink link could not be given back).
-        if aya::util::KernelVersion::current()
-            .is_ok_and(|v| v < aya::util::KernelVersion::new(5, 9, 0))
-        {
-            return Err(XdpError::Carry(
-                "the kernel (before 5.9) attached the program through netlink, not a BPF \
-                 link: it cannot be handed over"
-                    .into(),
-            ));
-        }
         // The maps are pinned in this directory already, so the link's pin cannot fail
         // for want of a BPF file system (a failed pin would close the link).
         let id = self
@@ -249,8 +246,8 @@ impl Xdp {
             Ok(fd) => fd,
             Err(e) => {
                 return Err(XdpError::Carry(format!(
-                    "the program is attached through netlink, not a BPF link ({e}; \
-                     kernels before 5.9): it cannot be handed over"
+                    "the program is attached through netlink, not a BPF link ({e}): it \
+                     cannot be handed over"
                 )))
             }
         };
@@ -283,6 +280,7 @@ impl Xdp {
             .ok_or(XdpError::Missing("program rvs_lb"))?
             .try_into()?;
         self.link = Some(prog.attach_to_link(link)?);
+        self.by_bpf_link = true;
         Ok(())
     }
 
@@ -339,6 +337,7 @@ impl Xdp {
             .map_err(|e| XdpError::Carry(format!("the pinned link: {e}")))?;
         let link = prog.attach_to_link(link)?;
         let mut x = Xdp::with(ebpf, name, opts, Some(link));
+        x.by_bpf_link = true;
         let cfg: Array<_, crate::maps::Config> =
             Array::try_from(x.ebpf.map("cfg").ok_or(XdpError::Missing("cfg"))?)?;
         x.cfg = cfg.get(&0, 0)?;

@@ -177,10 +177,25 @@ pub struct Xdp {
     /// The interface the program is attached to, and its link.
     iface: Option<String>,
     link: Option<XdpLinkId>,
+    /// Whether the kernel attached it through a BPF link (`bpf_link_create`), which an
+    /// upgrade can hand over, rather than netlink (aya falls back to netlink where the
+    /// kernel refuses a link). Known at attach time: aya says it only by consuming the
+    /// link, which would detach a netlink attachment.
+    by_bpf_link: bool,
     /// The flow table's size as loaded.
     flows_max: u32,
     /// The link while pinned for an upgrade ([`Xdp::pin_for_upgrade`]).
     pinned: Option<(std::path::PathBuf, aya::programs::links::PinnedLink)>,
+}
+
+/// Whether a BPF link of type XDP holds `prog` (the kernel's list of links).
+fn program_has_xdp_link(prog: &XdpProgram) -> bool {
+    let Ok(id) = prog.info().map(|i| i.id()) else {
+        return false;
+    };
+    aya::programs::loaded_links().flatten().any(|l| {
+        l.program_id() == id && l.link_type().ok() == Some(aya::programs::links::LinkType::Xdp)
+    })
 }
 
 impl Xdp {
@@ -205,11 +220,26 @@ impl Xdp {
                 } else {
                     XdpMode::Skb
                 };
-                Some(prog.attach(iface, mode)?)
+                let id = prog.attach(iface, mode)?;
+                Some((id, program_has_xdp_link(prog)))
             }
             None => None,
         };
-        Ok(Xdp::with(ebpf, name, opts, link))
+        if let Some((_, by_link)) = link {
+            tracing::info!(
+                "XDP program attached to {} through {}",
+                opts.iface.as_deref().unwrap_or("?"),
+                if by_link {
+                    "a BPF link"
+                } else {
+                    "netlink (no hand-over across rvs upgrade)"
+                }
+            );
+        }
+        let by_link = link.as_ref().is_some_and(|(_, b)| *b);
+        let mut x = Xdp::with(ebpf, name, opts, link.map(|(id, _)| id));
+        x.by_bpf_link = by_link;
+        Ok(x)
     }
 
     /// A loaded program with nothing programmed yet.
@@ -243,6 +273,7 @@ impl Xdp {
             max_idle: Duration::from_mins(15),
             iface: link.as_ref().and(opts.iface.clone()),
             link,
+            by_bpf_link: false,
             flows_max: opts.flows,
             pinned: None,
         }

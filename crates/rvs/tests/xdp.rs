@@ -811,6 +811,12 @@ fn an_upgrade_keeps_every_flow_of_the_xdp_program() {
         logs.contains("the maps of the running program differ from this one's (flows)"),
         "{logs}"
     );
+    // What makes the hand-over possible, found at attach time (asking aya later would
+    // consume the link).
+    assert!(
+        logs.contains("XDP program attached to eth0 through a BPF link"),
+        "{logs}"
+    );
     assert!(
         lab::http_get(&client, vip80()).is_ok(),
         "{}",
