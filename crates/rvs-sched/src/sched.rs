@@ -794,9 +794,10 @@ fn first_in_permutation(free: &[u32], pos: u32, inv: u32, m: u32, r: &Reducer) -
 }
 
 /// The index in `free` of the first free slot the walk from `pos` reaches (a table size
-/// without an inverse of `skip`: not prime).
+/// without an inverse of `skip`: not prime, which the configuration does not accept). A
+/// walk whose cycle holds no free slot — possible only then — takes the first one.
 fn walk_to_free(free: &[u32], mut c: u32, skip: u32, m: u32) -> usize {
-    loop {
+    for _ in 0..m {
         if let Some(j) = free.iter().position(|&f| f == c) {
             return j;
         }
@@ -805,6 +806,7 @@ fn walk_to_free(free: &[u32], mut c: u32, skip: u32, m: u32) -> usize {
             c -= m;
         }
     }
+    0
 }
 
 /// `a⁻¹ mod m`, if `a` and `m` are coprime.

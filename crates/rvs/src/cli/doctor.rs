@@ -389,7 +389,18 @@ async fn route(
     nat: bool,
 ) -> Option<Finding> {
     let outcome = match rvs_check::path::syn(t, Some(client), wait).await {
-        Ok(PathOutcome::NoNeighbour) => return None,
+        // LVS-NAT real servers may sit behind a router: then the director is on their
+        // way back by routing, and this probe (a frame to their MAC) cannot ask.
+        Ok(PathOutcome::NoNeighbour) => {
+            return nat.then(|| Finding {
+                severity: Severity::Warning,
+                subject: subject.to_owned(),
+                what: "not on the director's link: where it sends its replies is not probed \
+                       (they must come back through the director)"
+                    .into(),
+                fix: None,
+            })
+        }
         Ok(o) => o,
         Err(e) => {
             return Some(Finding {
