@@ -28,6 +28,8 @@ use std::io::{self, Read as _};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+pub use rvs_types::{PathTarget, PathVia};
+
 /// What the real server did with a SYN to the VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathOutcome {
@@ -42,10 +44,20 @@ pub enum PathOutcome {
 }
 
 impl PathOutcome {
-    /// The log line of an outcome that takes the real server down (`None`: up).
-    pub fn failure(self, vip: SocketAddrV4, rip: Ipv4Addr) -> Option<String> {
+    /// The log line of an outcome of probing `t` that takes the real server down
+    /// (`None`: up).
+    pub fn failure_of(self, t: &PathTarget) -> Option<String> {
+        let (vip, rip) = (t.vip, t.rip);
         match self {
             PathOutcome::Answered => None,
+            PathOutcome::Silent if t.via == PathVia::Ipip => Some(format!(
+                "forwarding path check: [{rip}] answers on its own address but not to a SYN \
+                 for the VIP {vip} sent inside IP-in-IP, as LVS-TUN forwards clients: no \
+                 tunnel device takes it, or the VIP is not on it, or reverse-path filtering \
+                 drops it (modprobe ipip; ip link set tunl0 up; ip addr add {}/32 dev tunl0; \
+                 rp_filter=0 on tunl0 and all)",
+                vip.ip()
+            )),
             PathOutcome::Refused => Some(format!(
                 "forwarding path check: [{rip}] answers on its own address but refuses \
                  connections to the VIP {vip} (RST): nothing listens on the VIP's port there"
@@ -116,46 +128,6 @@ fn answer_filter(from: SocketAddrV4, to: SocketAddrV4) -> Vec<libc::sock_filter>
     ]
 }
 
-pub use rvs_types::{PathTarget, PathVia};
-
-impl PathOutcome {
-    /// The log line of an outcome of probing `t` that takes the real server down
-    /// (`None`: up).
-    pub fn failure_of(self, t: &PathTarget) -> Option<String> {
-        let (vip, rip) = (t.vip, t.rip);
-        match (self, t.via) {
-            (PathOutcome::Silent, PathVia::Ipip) => Some(format!(
-                "forwarding path check: [{rip}] answers on its own address but not to a SYN \
-                 for the VIP {vip} sent inside IP-in-IP, as LVS-TUN forwards clients: no \
-                 tunnel device takes it, or the VIP is not on it, or reverse-path filtering \
-                 drops it (modprobe ipip; ip link set tunl0 up; ip addr add {}/32 dev tunl0; \
-                 rp_filter=0 on tunl0 and all)",
-                vip.ip()
-            )),
-            _ => self.failure(vip, rip),
-        }
-    }
-}
-
-/// One probe of `rip` for `vip` (the VIP and the service's port) along the DR path,
-/// waiting at most `timeout` for the answer.
-pub async fn dr_syn(
-    vip: SocketAddrV4,
-    rip: Ipv4Addr,
-    timeout: Duration,
-) -> io::Result<PathOutcome> {
-    syn(
-        PathTarget {
-            vip,
-            rip,
-            via: PathVia::Mac,
-        },
-        None,
-        timeout,
-    )
-    .await
-}
-
 /// One probe of `t`, waiting at most `timeout` for the answer to come back to the
 /// director. The SYN comes from `client` (`None`: the director's own address towards the
 /// real server, which the real server answers directly). With a `client` address off the
@@ -169,9 +141,7 @@ pub async fn syn(
     timeout: Duration,
 ) -> io::Result<PathOutcome> {
     let vip = t.vip;
-    // The director's address towards the real server (no packet is sent).
-    let udp = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    udp.connect((t.rip, vip.port()))?;
+    let udp = towards(t.rip)?;
     let std::net::SocketAddr::V4(local) = udp.local_addr()? else {
         return Err(io::Error::other("no IPv4 source address"));
     };
@@ -261,6 +231,15 @@ pub async fn syn(
         let _ = out.send(&sender, &rst);
     }
     Ok(outcome)
+}
+
+/// A UDP socket connected towards `rip`, which sends nothing: the kernel's route to it
+/// shows through the socket (its local address, the director's towards the real server;
+/// its `IP_MTU`, the path MTU).
+pub fn towards(rip: Ipv4Addr) -> io::Result<std::net::UdpSocket> {
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    udp.connect((rip, 9))?;
+    Ok(udp)
 }
 
 /// How a probe's packets leave the director.

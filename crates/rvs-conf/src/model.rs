@@ -974,6 +974,39 @@ pub struct Forwarding {
     pub tunnel: Option<Tunnel>,
 }
 
+/// Where `rvs_forwarding_path_check` can probe a real server at `rip` of the virtual
+/// server `key`, forwarded by `fwd`: the VIP and port, the real server, and whether the
+/// probe goes inside IP-in-IP (LVS-TUN) rather than in a frame to its MAC (LVS-DR); else
+/// why it cannot apply (the loader warns with it, the daemon probes nothing).
+pub fn forwarding_path_probe(
+    key: &VsKey,
+    rip: IpAddr,
+    fwd: &Forwarding,
+) -> Result<(std::net::SocketAddrV4, Ipv4Addr, bool), &'static str> {
+    if fwd.tunnel.as_ref().is_some_and(|t| t.kind != "ipip") {
+        return Err("IP-in-IP tunnels only (tunnel_type gue and gre are not probed)");
+    }
+    match (key, fwd.method, rip) {
+        (_, Method::Nat, _) => {
+            Err("LVS-DR and LVS-TUN real servers only (NAT reaches them at their own address)")
+        }
+        (
+            VsKey::Address {
+                address: IpAddr::V4(vip),
+                port,
+            },
+            m,
+            IpAddr::V4(rip),
+        ) => Ok((
+            std::net::SocketAddrV4::new(*vip, *port),
+            rip,
+            m == Method::Tun,
+        )),
+        (VsKey::Address { .. }, _, _) => Err("IPv4 only, yet"),
+        _ => Err("virtual servers with an address only (a fwmark or group has no one VIP)"),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct SchedFlags {
     pub flag_1: bool,

@@ -704,33 +704,17 @@ fn forwarding_path(
     {
         return None;
     }
-    let via = match rs.forwarding.method {
-        rvs_conf::model::Method::Dr => rvs_types::PathVia::Mac,
-        rvs_conf::model::Method::Tun
-            if rs
-                .forwarding
-                .tunnel
-                .as_ref()
-                .is_none_or(|t| t.kind == "ipip") =>
-        {
+    let (vip, rip, tunnel) =
+        rvs_conf::model::forwarding_path_probe(&vs.key, rs.address, &rs.forwarding).ok()?;
+    Some(rvs_types::PathTarget {
+        vip,
+        rip,
+        via: if tunnel {
             rvs_types::PathVia::Ipip
-        }
-        _ => return None,
-    };
-    match (&vs.key, rs.address) {
-        (
-            rvs_conf::model::VsKey::Address {
-                address: IpAddr::V4(vip),
-                port,
-            },
-            IpAddr::V4(rip),
-        ) => Some(rvs_types::PathTarget {
-            vip: std::net::SocketAddrV4::new(*vip, *port),
-            rip,
-            via,
-        }),
-        _ => None,
-    }
+        } else {
+            rvs_types::PathVia::Mac
+        },
+    })
 }
 
 /// A `FILE_CHECK`: the tracked file holds an integer; `value × weight` (negated with

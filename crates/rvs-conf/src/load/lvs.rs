@@ -643,31 +643,8 @@ impl Loader<'_> {
                 .virtualhost
                 .clone()
                 .or_else(|| ctx.vs.virtualhost.clone()),
-            no_path: match (&ctx.vs.key, rs.forwarding.method, address) {
-                _ if rs
-                    .forwarding
-                    .tunnel
-                    .as_ref()
-                    .is_some_and(|t| t.kind != "ipip") =>
-                {
-                    Some("IP-in-IP tunnels only (tunnel_type gue and gre are not probed)")
-                }
-                (_, Method::Nat, _) => Some(
-                    "LVS-DR and LVS-TUN real servers only (NAT reaches them at their own address)",
-                ),
-                (
-                    VsKey::Address {
-                        address: IpAddr::V4(_),
-                        ..
-                    },
-                    Method::Dr | Method::Tun,
-                    IpAddr::V4(_),
-                ) => None,
-                (VsKey::Address { .. }, Method::Dr | Method::Tun, _) => Some("IPv4 only, yet"),
-                _ => {
-                    Some("virtual servers with an address only (a fwmark or group has no one VIP)")
-                }
-            },
+            no_path: crate::model::forwarding_path_probe(&ctx.vs.key, address, &rs.forwarding)
+                .err(),
         };
         for n in node.children() {
             if crate::schema::CHECKERS.contains(&n.name()) {

@@ -22,7 +22,7 @@
 use anyhow::Result;
 use rvs_check::path::{PathOutcome, PathTarget, PathVia};
 use rvs_conf::model::{Method, Protocol, VsKey};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -171,78 +171,51 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
             continue;
         }
         for rs in &vs.real_servers {
+            let own = std::net::SocketAddr::new(rs.address, rs.port);
             let subject = format!(
-                "real server {} of {}",
-                std::net::SocketAddr::new(rs.address, rs.port),
+                "real server {own} of {}",
                 std::net::SocketAddr::new(address, port)
             );
-            let method = rs.forwarding.method;
-            let (IpAddr::V4(vip), IpAddr::V4(rip)) = (address, rs.address) else {
-                // IPv6: its own address only.
-                let own = std::net::SocketAddr::new(rs.address, rs.port);
-                match own_address(&subject, own, wait).await {
-                    Some(problem) => out.push(problem),
-                    None if method == Method::Nat => {
-                        out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
-                    }
-                    None => out.push(Finding {
-                        severity: Severity::Warning,
-                        subject,
-                        what: format!(
-                            "accepts TCP connections on {own}; its {} path is not probed \
-                             over IPv6 (IPv4 only, yet)",
-                            method_name(method)
-                        ),
-                        fix: None,
-                    }),
-                }
-                continue;
-            };
-            let vip_port = SocketAddrV4::new(vip, port);
-            let own = SocketAddrV4::new(rip, rs.port);
-            if let Some(problem) = own_address(&subject, own.into(), wait).await {
+            if let Some(problem) = own_address(&subject, own, wait).await {
                 out.push(problem);
                 continue;
             }
-            let via = match method {
-                Method::Nat => {
+            let method = rs.forwarding.method;
+            if method == Method::Nat {
+                out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
+                if let std::net::SocketAddr::V4(own) = own {
                     let t = PathTarget {
                         vip: own,
-                        rip,
+                        rip: *own.ip(),
                         via: PathVia::Mac,
                     };
-                    out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
                     out.extend(route(&subject, t, a.client, wait, true).await);
-                    if let Some((_, dev)) = rvs_check::path::neighbour(rip) {
+                    if let Some((_, dev)) = rvs_check::path::neighbour(*own.ip()) {
                         nat_devs.push(dev);
                     }
-                    continue;
                 }
-                Method::Tun
-                    if rs
-                        .forwarding
-                        .tunnel
-                        .as_ref()
-                        .is_some_and(|t| t.kind != "ipip") =>
-                {
-                    out.push(Finding {
-                        severity: Severity::Warning,
-                        subject,
-                        what: format!(
-                            "accepts TCP connections on {own}; its {} tunnel is not probed \
-                             (IP-in-IP only)",
-                            rs.forwarding
-                                .tunnel
-                                .as_ref()
-                                .map_or("", |t| t.kind.as_str())
-                        ),
-                        fix: None,
-                    });
-                    continue;
-                }
-                Method::Tun => PathVia::Ipip,
-                Method::Dr => PathVia::Mac,
-            };
+                continue;
+            }
+            // The probe `rvs_forwarding_path_check` would send, or why there is none.
+            let (vip_port, rip, tunnel) =
+                match rvs_conf::model::forwarding_path_probe(&vs.key, rs.address, &rs.forwarding) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        out.push(Finding {
+                            severity: Severity::Warning,
+                            subject,
+                            what: format!(
+                                "accepts TCP connections on {own}; its {} path is not probed: \
+                                 {why}",
+                                method_name(method)
+                            ),
+                            fix: None,
+                        });
+                        continue;
+                    }
+                };
+            let vip = *vip_port.ip();
+            let via = if tunnel { PathVia::Ipip } else { PathVia::Mac };
             let t = PathTarget {
                 vip: vip_port,
                 rip,
@@ -369,9 +342,7 @@ async fn forwarding_path(subject: &str, t: PathTarget, wait: Duration) -> (Findi
 
 /// The director's own address towards `rip`.
 fn director_address(rip: Ipv4Addr) -> Option<Ipv4Addr> {
-    let udp = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    udp.connect((rip, 9)).ok()?;
-    match udp.local_addr().ok()? {
+    match rvs_check::path::towards(rip).ok()?.local_addr().ok()? {
         std::net::SocketAddr::V4(a) => Some(*a.ip()),
         std::net::SocketAddr::V6(_) => None,
     }
@@ -511,9 +482,9 @@ fn tunnel_mtu(
 
 /// The kernel's path MTU towards `rip` (a connected UDP socket's `IP_MTU`).
 fn path_mtu(rip: Ipv4Addr) -> std::io::Result<u32> {
-    let udp = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    udp.connect((rip, 9))?;
-    Ok(rustix::net::sockopt::ip_mtu(&udp)?)
+    Ok(rustix::net::sockopt::ip_mtu(rvs_check::path::towards(
+        rip,
+    )?)?)
 }
 
 /// The interface of the IPv4 default route (`/proc/net/route`).
