@@ -564,8 +564,7 @@ fn mh_fill_kernel_loop(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], orde
         return;
     };
     let mut perm: Vec<u32> = setup.iter().map(|s| s.0).collect();
-    let mut taken = vec![0u64; m.div_ceil(64)];
-    let test = |taken: &[u64], c: u32| taken[(c >> 6) as usize] & (1u64 << (c & 63)) != 0;
+    let mut taken = Slots::new(m);
     let (mut n, mut dt_count) = (0usize, 0u32);
     while n < m {
         let mut i = 0;
@@ -576,14 +575,14 @@ fn mh_fill_kernel_loop(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], orde
                 continue;
             }
             let mut c = perm[i];
-            while test(&taken, c) {
+            while taken.has(c) {
                 perm[i] += skip;
                 if perm[i] >= mm {
                     perm[i] -= mm;
                 }
                 c = perm[i];
             }
-            taken[(c >> 6) as usize] |= 1u64 << (c & 63);
+            taken.take(c);
             t[c as usize] = Some(order[i]);
             n += 1;
             if n == m {
@@ -712,7 +711,7 @@ fn mh_fill(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], order: &[DestId]
     if setup.iter().all(|s| s.2 == 0) {
         return;
     }
-    let mut taken = vec![0u64; m.div_ceil(64)];
+    let mut taken = Slots::new(m);
     // Where each destination's walk goes on from: past its last claim (which the
     // kernel's walk starts on and skips, as it is taken).
     let mut pos: Vec<u32> = setup.iter().map(|s| s.0).collect();
@@ -728,7 +727,7 @@ fn mh_fill(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], order: &[DestId]
             let mut c = pos[i];
             for _ in 0..turns {
                 if free.is_none() && m - n <= late_at {
-                    free = Some(free_slots(&taken, mm));
+                    free = Some((0..mm).filter(|&c| !taken.has(c)).collect());
                     inverse = vec![0; setup.len()];
                 }
                 if let Some(list) = free.as_mut() {
@@ -739,13 +738,12 @@ fn mh_fill(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], order: &[DestId]
                         u32::MAX => walk_to_free(list, c, skip, mm),
                         inv => first_in_permutation(list, c, inv, mm, &reduce),
                     };
+                    // (The bitset is not read any more.)
                     c = list.swap_remove(j);
-                    taken[(c >> 6) as usize] |= 1u64 << (c & 63);
                 } else {
                     loop {
-                        let (word, bit) = ((c >> 6) as usize, 1u64 << (c & 63));
-                        if taken[word] & bit == 0 {
-                            taken[word] |= bit;
+                        if !taken.has(c) {
+                            taken.take(c);
                             break;
                         }
                         // (perm + skip) mod M with skip < M: one conditional subtraction.
@@ -772,11 +770,22 @@ fn mh_fill(t: &mut [Option<DestId>], setup: &[(u32, u32, u32)], order: &[DestId]
     }
 }
 
-/// The slots not taken, in order.
-fn free_slots(taken: &[u64], m: u32) -> Vec<u32> {
-    (0..m)
-        .filter(|c| taken[(c >> 6) as usize] & (1u64 << (c & 63)) == 0)
-        .collect()
+/// The slots of a Maglev table taken so far: a bitmap, as the kernel keeps them
+/// (M = 65537: 8 KiB).
+struct Slots(Vec<u64>);
+
+impl Slots {
+    fn new(m: usize) -> Slots {
+        Slots(vec![0; m.div_ceil(64)])
+    }
+
+    fn has(&self, c: u32) -> bool {
+        self.0[(c >> 6) as usize] & (1u64 << (c & 63)) != 0
+    }
+
+    fn take(&mut self, c: u32) {
+        self.0[(c >> 6) as usize] |= 1u64 << (c & 63);
+    }
 }
 
 /// The index in `free` of the slot whose place in the permutation `pos + k·skip mod M`
