@@ -336,8 +336,7 @@ impl Xdp {
         let link = XdpLink::try_from(FdLink::from(pinned))
             .map_err(|e| XdpError::Carry(format!("the pinned link: {e}")))?;
         let link = prog.attach_to_link(link)?;
-        let mut x = Xdp::with(ebpf, name, opts, Some(link));
-        x.by_bpf_link = true;
+        let mut x = Xdp::with(ebpf, name, opts, Some(link), true);
         let cfg: Array<_, crate::maps::Config> =
             Array::try_from(x.ebpf.map("cfg").ok_or(XdpError::Missing("cfg"))?)?;
         x.cfg = cfg.get(&0, 0)?;

@@ -213,7 +213,7 @@ impl Xdp {
             .ok_or(XdpError::Missing("program rvs_lb"))?
             .try_into()?;
         prog.load()?;
-        let link = match &opts.iface {
+        let (link, by_link) = match &opts.iface {
             Some(iface) => {
                 let mode = if opts.native {
                     XdpMode::Driver
@@ -221,29 +221,30 @@ impl Xdp {
                     XdpMode::Skb
                 };
                 let id = prog.attach(iface, mode)?;
-                Some((id, program_has_xdp_link(prog)))
+                let by_link = program_has_xdp_link(prog);
+                tracing::info!(
+                    "XDP program attached to {iface} through {}",
+                    if by_link {
+                        "a BPF link"
+                    } else {
+                        "netlink (no hand-over across rvs upgrade)"
+                    }
+                );
+                (Some(id), by_link)
             }
-            None => None,
+            None => (None, false),
         };
-        if let Some((_, by_link)) = link {
-            tracing::info!(
-                "XDP program attached to {} through {}",
-                opts.iface.as_deref().unwrap_or("?"),
-                if by_link {
-                    "a BPF link"
-                } else {
-                    "netlink (no hand-over across rvs upgrade)"
-                }
-            );
-        }
-        let by_link = link.as_ref().is_some_and(|(_, b)| *b);
-        let mut x = Xdp::with(ebpf, name, opts, link.map(|(id, _)| id));
-        x.by_bpf_link = by_link;
-        Ok(x)
+        Ok(Xdp::with(ebpf, name, opts, link, by_link))
     }
 
     /// A loaded program with nothing programmed yet.
-    fn with(ebpf: Ebpf, prog: &'static str, opts: &Options, link: Option<XdpLinkId>) -> Xdp {
+    fn with(
+        ebpf: Ebpf,
+        prog: &'static str,
+        opts: &Options,
+        link: Option<XdpLinkId>,
+        by_bpf_link: bool,
+    ) -> Xdp {
         let mut cfg = Config {
             mh_k0: rvs_sched::sched::MH_KEY1.0,
             mh_k1: rvs_sched::sched::MH_KEY1.1,
@@ -273,7 +274,7 @@ impl Xdp {
             max_idle: Duration::from_mins(15),
             iface: link.as_ref().and(opts.iface.clone()),
             link,
-            by_bpf_link: false,
+            by_bpf_link,
             flows_max: opts.flows,
             pinned: None,
         }
