@@ -226,14 +226,14 @@ impl Alerts {
     /// Mails each drift peer whose differences changed (rvs's own alert, under
     /// `smtp_alert_vrrp` / `smtp_alert`: the directors of a VRRP pair): the new list, or
     /// "resolved" when they agree again. A peer first heard in agreement is not mailed.
-    pub fn drift(&self, peers: &[rvs_api::PeerDrift]) {
+    pub fn drift(&self, peers: &crate::daemon::drift::Peers) {
         if !self.vrrp_default {
             return;
         }
         let Ok(mut last) = self.drift.lock() else {
             return;
         };
-        for p in peers {
+        for p in crate::daemon::drift::report(peers) {
             let before = last.entry(p.peer.clone()).or_default();
             if *before != p.differences {
                 before.clone_from(&p.differences);

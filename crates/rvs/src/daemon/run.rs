@@ -682,7 +682,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                     al.split_brain(core.config(), &st);
                 }
                 if let Some(al) = &alerts {
-                    al.drift(&crate::daemon::drift::report(&ctx.drift));
+                    al.drift(&ctx.drift);
                 }
                 if let (Some(ag), Ok(st)) = (&snmp, vrrp_status.lock()) {
                     for t in traps.due(core.config(), &st) {
