@@ -1011,6 +1011,48 @@ pub struct Status {
     /// director's (empty: they agree).
     #[serde(default)]
     pub drift: Vec<PeerDrift>,
+    /// The BGP speaker (`rvs_bgp`; absent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpStatus>,
+}
+
+/// The BGP speaker of `rvs_bgp` (BIRD 2, run by rvs): what it announces and its sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BgpStatus {
+    /// BIRD's pid; absent while it is not running (starting, or restarting after it exited).
+    pub pid: Option<u32>,
+    /// `rvs bgp drain`: nothing is announced, whatever the health.
+    pub drained: bool,
+    /// The VIPs announced now.
+    pub announced: Vec<BgpAnnouncement>,
+    /// One per neighbour, in configuration order.
+    pub sessions: Vec<BgpSession>,
+    /// The speaker's last error (start, reconfiguration), if the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A VIP announced to the routers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BgpAnnouncement {
+    #[schema(value_type = String)]
+    pub vip: IpAddr,
+    /// `ASN:VALUE` each.
+    pub communities: Vec<String>,
+    pub med: Option<u32>,
+}
+
+/// A BGP session with a router, as BIRD reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BgpSession {
+    #[schema(value_type = String)]
+    pub neighbor: IpAddr,
+    /// `Established` when routes flow; otherwise BIRD's word for where the session is
+    /// (`Idle`, `Connect`, `Active`, `OpenSent`, …).
+    pub state: String,
+    pub since: String,
+    /// BIRD's reason when the session is not up.
+    pub info: String,
 }
 
 /// What a peer director's configuration differs in (`rvs_config_drift_peer`).

@@ -70,6 +70,59 @@ pub struct Config {
     /// `interface_up_down_delays`: how long an interface must stay down (up) before VRRP
     /// acts on it, by interface name: `(down, up)`.
     pub interface_delays: BTreeMap<String, (Duration, Duration)>,
+    /// `rvs_bgp { ... }` (rvs extension): the VIPs announced to routers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<Bgp>,
+}
+
+/// `rvs_bgp { ... }` (rvs extension, docs/cluster.md): the VIPs of the virtual servers
+/// announced to the routers by a BGP speaker (BIRD 2, run by rvs) while this director
+/// serves them, so that several directors share a VIP behind ECMP.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bgp {
+    /// `None`: BIRD chooses (the lowest IPv4 address of an interface).
+    pub router_id: Option<Ipv4Addr>,
+    pub local_as: u32,
+    pub neighbors: Vec<BgpNeighbor>,
+    /// Communities every announced VIP carries.
+    pub communities: Vec<rvs_types::Community>,
+    /// The MED every announced VIP carries.
+    pub med: Option<u32>,
+    /// On SIGTERM and drain: how long the director goes on serving after withdrawing,
+    /// while the routers move new connections away.
+    #[serde(serialize_with = "secs::serialize")]
+    pub withdraw_delay: Duration,
+    /// A VIP with several virtual servers (ports) is announced while all of them (or
+    /// any of them) have live real servers.
+    pub announce_when: AnnounceWhen,
+    /// BFD with the neighbours that ask for it: interval and multiplier.
+    #[serde(serialize_with = "millis::serialize")]
+    pub bfd_interval: Duration,
+    pub bfd_multiplier: u8,
+    /// The BIRD binary.
+    pub bird: String,
+}
+
+/// When a VIP with several virtual servers is announced (`announce_when`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceWhen {
+    /// Every virtual server of the VIP has live real servers (the default): a director
+    /// that cannot serve one of the VIP's ports leaves the VIP to the others.
+    All,
+    /// One of them has.
+    Any,
+}
+
+/// `neighbor ADDRESS { ... }` of `rvs_bgp`: a router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BgpNeighbor {
+    pub address: IpAddr,
+    pub remote_as: u32,
+    pub bfd: bool,
+    /// Seconds (`None`: BIRD's 240).
+    pub hold_time: Option<u16>,
+    pub source_address: Option<IpAddr>,
 }
 
 /// A `garp_group`: the spacing of gratuitous ARPs (`garp_interval`) and unsolicited NAs

@@ -767,6 +767,27 @@ pub static ROOT: &[Kw] = kws![
         VIRTUAL_SERVER,
         Applied("Config.virtual_servers")
     ),
+    block("rvs_bgp", RVS_BGP, Applied("Config.bgp")),
+];
+
+// rvs extension (docs/cluster.md): the VIPs announced to routers through BIRD 2.
+static RVS_BGP_NEIGHBOR: &[Kw] = kws![
+    leaf("remote_as", Applied("BgpNeighbor.remote_as")),
+    leaf("bfd", Applied("BgpNeighbor.bfd")),
+    leaf("hold_time", Applied("BgpNeighbor.hold_time")),
+    leaf("source_address", Applied("BgpNeighbor.source_address")),
+];
+static RVS_BGP: &[Kw] = kws![
+    leaf("router_id", Applied("Bgp.router_id")),
+    leaf("local_as", Applied("Bgp.local_as")),
+    block("neighbor", RVS_BGP_NEIGHBOR, Applied("Bgp.neighbors")),
+    leaf("community", Applied("Bgp.communities")),
+    leaf("med", Applied("Bgp.med")),
+    leaf("withdraw_delay", Applied("Bgp.withdraw_delay")),
+    leaf("announce_when", Applied("Bgp.announce_when")),
+    leaf("bfd_interval", Applied("Bgp.bfd_interval")),
+    leaf("bfd_multiplier", Applied("Bgp.bfd_multiplier")),
+    leaf("bird", Applied("Bgp.bird")),
 ];
 
 /// Looks a keyword up in a block's table.

@@ -15,6 +15,7 @@
 //!   propose/commit ─┘         runtime }       └─> Vec<Effect>      → scripts, alerts, FIFOs
 //! ```
 
+pub mod announce;
 pub mod drift;
 pub mod health;
 pub mod overlay;
@@ -101,6 +102,8 @@ pub struct Core {
     runtime: Vec<Command>,
     health: HealthState,
     policy: ScriptPolicy,
+    /// `rvs bgp drain`: no VIP announced, whatever the health (kept across reloads).
+    drained: bool,
 }
 
 impl Core {
@@ -114,6 +117,7 @@ impl Core {
             runtime: Vec::new(),
             health: HealthState::new(),
             policy,
+            drained: false,
         }
     }
 
@@ -277,6 +281,40 @@ impl Core {
     pub fn commit(&mut self, cmd: Command) {
         tracing::info!("runtime change: {cmd:?}");
         self.runtime.push(cmd);
+    }
+
+    /// Drains (`true`) or returns (`false`) this director: while drained, it announces
+    /// no VIP to its routers and goes on serving the connections they still send.
+    pub fn set_drained(&mut self, on: bool) {
+        if on != self.drained {
+            tracing::info!(
+                "{}",
+                if on {
+                    "drained: every VIP is withdrawn from the routers"
+                } else {
+                    "drain ended: VIPs are announced again while they can be served"
+                }
+            );
+        }
+        self.drained = on;
+    }
+
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    /// The VIPs to announce now (`rvs_bgp`; none without it): see [`announce`].
+    /// `applied`: the desired state the data plane took; `served`: whether its last
+    /// apply left a VIP unserved.
+    pub fn announcements(
+        &self,
+        applied: &Desired,
+        served: impl Fn(std::net::IpAddr) -> bool,
+    ) -> Vec<rvs_types::Announcement> {
+        match (&self.cfg.bgp, self.mode) {
+            (Some(bgp), Mode::Full) => announce::announcements(applied, bgp, served, self.drained),
+            _ => Vec::new(),
+        }
     }
 
     /// The notify scripts of shutdown (keepalived's omega): every live real server of a

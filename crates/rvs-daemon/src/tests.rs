@@ -493,3 +493,74 @@ fn a_weight_a_real_server_and_a_vip_are_named() {
     // Priorities differ and do not count.
     assert!(drift::diff(&drift::sections(&a), &drift::sections(&a)).is_empty());
 }
+
+const BGP: &str = "rvs_bgp {\n local_as 65001\n neighbor 198.18.0.1 { remote_as 65000 }\n \
+                   community 65000:100\n med 10\n}\n";
+
+fn vips(c: &Core) -> Vec<IpAddr> {
+    c.announcements(&c.desired(), |_| true)
+        .into_iter()
+        .map(|a| a.vip)
+        .collect()
+}
+
+/// The VIP is announced while its real servers live, not while only its sorry server
+/// would answer; drained, nothing is; and the data plane's word counts.
+#[test]
+fn a_vip_is_announced_while_it_has_live_real_servers() {
+    let text = format!(
+        "{BGP}virtual_server 198.19.1.10 80 {{ lb_kind DR\n protocol TCP\n \
+         sorry_server 198.18.0.99 80\n real_server 198.18.0.11 80 {{ \
+         TCP_CHECK {{ connect_timeout 1 }} }} }}\n"
+    );
+    let mut c = core(&text);
+    // keepalived's checkers start with the real server up (no alpha).
+    assert_eq!(vips(&c), vec![ip("198.19.1.10")]);
+    let a = &c.announcements(&c.desired(), |_| true)[0];
+    assert_eq!(a.communities, vec![rvs_types::Community(65000, 100)]);
+    assert_eq!(a.med, Some(10));
+    // Unserved by the data plane: withdrawn.
+    assert!(c.announcements(&c.desired(), |_| false).is_empty());
+    let id = c.health().id_at(0, 0, 0).unwrap();
+    let mut fx = Vec::new();
+    assert!(c.event(&changed(id, false), 1, &mut fx));
+    assert!(
+        vips(&c).is_empty(),
+        "the sorry server alone is not announced"
+    );
+    assert!(c.event(&changed(id, true), 2, &mut fx));
+    assert_eq!(vips(&c), vec![ip("198.19.1.10")]);
+    c.set_drained(true);
+    assert!(vips(&c).is_empty());
+    c.set_drained(false);
+    assert_eq!(vips(&c), vec![ip("198.19.1.10")]);
+}
+
+/// A VIP with two ports: with `announce_when all` one dead port withdraws it, with
+/// `any` it stays; fwmark services are never announced; without `rvs_bgp`, nothing.
+#[test]
+fn announce_when_decides_for_a_vip_with_several_ports() {
+    let vs = |port: u16| {
+        format!(
+            "virtual_server 198.19.1.10 {port} {{ lb_kind DR\n protocol TCP\n real_server \
+             198.18.0.11 {port} {{ TCP_CHECK {{ connect_timeout 1 }} }} }}\n"
+        )
+    };
+    let fwm = "virtual_server fwmark 7 { lb_kind DR\n real_server 198.18.0.11 80 { } }\n";
+    for (when, want) in [("all", vec![]), ("any", vec![ip("198.19.1.10")])] {
+        let text = format!(
+            "{}announce_when {when}\n}}\n{}{}{fwm}",
+            BGP.trim_end().trim_end_matches('}'),
+            vs(80),
+            vs(443)
+        );
+        let mut c = core(&text);
+        assert_eq!(vips(&c), vec![ip("198.19.1.10")], "{when}");
+        let id = c.health().id_at(1, 0, 0).unwrap();
+        let mut fx = Vec::new();
+        c.event(&changed(id, false), 1, &mut fx);
+        assert_eq!(vips(&c), want, "{when}");
+    }
+    let c = core(&vs(80));
+    assert!(vips(&c).is_empty());
+}

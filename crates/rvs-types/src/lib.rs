@@ -200,6 +200,38 @@ pub struct PathTarget {
     pub via: PathVia,
 }
 
+/// A BGP community (RFC 1997), written `ASN:VALUE` (`65000:100`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Community(pub u16, pub u16);
+
+impl std::fmt::Display for Community {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
+}
+
+impl std::str::FromStr for Community {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Community, String> {
+        let bad = || format!("'{s}' is not a BGP community (ASN:VALUE, each 0-65535)");
+        let (a, v) = s.split_once(':').ok_or_else(bad)?;
+        Ok(Community(
+            a.parse().map_err(|_| bad())?,
+            v.parse().map_err(|_| bad())?,
+        ))
+    }
+}
+
+/// A VIP announced to the routers by the BGP speaker (a host route: /32 or /128), with
+/// the attributes it carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Announcement {
+    pub vip: IpAddr,
+    pub communities: Vec<Community>,
+    /// The multi-exit discriminator (`None`: not sent).
+    pub med: Option<u32>,
+}
+
 /// One entry of a connection table as ipvsadm lists it (`ipvsadm -Lc`): the proxy's,
 /// the XDP program's flows, the kernel's `/proc/net/ip_vs_conn`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +283,16 @@ impl CheckEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn communities_read_back_what_they_print() {
+        let c: Community = "65000:100".parse().unwrap_or(Community(0, 0));
+        assert_eq!(c, Community(65000, 100));
+        assert_eq!(c.to_string(), "65000:100");
+        for bad in ["65000", "65536:1", "a:b", "1:2:3", ""] {
+            assert!(bad.parse::<Community>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn one_way_to_print_each_form() {

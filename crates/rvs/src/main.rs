@@ -11,7 +11,7 @@ mod cli;
 mod daemon;
 mod tools;
 
-use cli::{adm, check, doctor, plan, status, upgrade};
+use cli::{adm, bgp, check, doctor, plan, status, upgrade};
 use daemon::{dataplane, logging, run};
 use tools::{demo, genhash, lab, sim};
 
@@ -55,6 +55,8 @@ enum Cmd {
     },
     /// What the running daemon is doing: services, real servers, health, rates.
     Status(status::StatusArgs),
+    /// The BGP speaker (`rvs_bgp`): what is announced, the sessions; drain and undrain.
+    Bgp(bgp::BgpArgs),
     /// Fetch a URL and print the MD5 digest of its body (for `HTTP_GET` `digest`).
     Genhash(genhash::GenhashArgs),
     /// The seed articles' LVS-DR + keepalived lab in network namespaces (root).
@@ -159,6 +161,7 @@ fn main() -> ExitCode {
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),
             Cmd::Status(a) => status::run(&a),
+            Cmd::Bgp(a) => bgp::run(&a),
             Cmd::Openapi => {
                 println!("{}", daemon::control::openapi_json());
                 Ok(ExitCode::SUCCESS)

@@ -14,8 +14,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rvs-alert", &[]),
     // The AgentX subagent: a codec and a session; the MIB trees are built by the binary.
     ("rvs-snmp", &[]),
-    // keepalived's -t checks the host: whether script_user exists.
-    ("rvs-conf", &["rvs-script"]),
+    // keepalived's -t checks the host: whether script_user exists; rvs_bgp's
+    // communities are the shared vocabulary's.
+    ("rvs-conf", &["rvs-script", "rvs-types"]),
+    // The BGP speaker's driver (BIRD 2 as rvs's child): announcements in, BIRD's
+    // configuration and control socket out.
+    ("rvs-bgp", &["rvs-types"]),
     ("rvs-sched", &["rvs-types"]),
     ("rvs-adm", &["rvs-types"]),
     // The control API's JSON schema, and its conversions to and from ipvsadm's model.

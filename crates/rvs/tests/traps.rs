@@ -125,18 +125,6 @@ fn a_dr_real_server_without_the_vip_is_taken_out_with_the_reason() {
     assert!(!out.status.success(), "--strict counts it: {text}");
 }
 
-/// `nft -f -` in `node` (the ruleset on stdin).
-fn nft(l: &Lab, node: &str, rules: &str) {
-    use std::io::Write as _;
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", &l.ns(node), "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft (nftables) is needed: .ci/run installs it");
-    c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
-    assert!(c.wait().unwrap().success(), "nft -f - in {node}: {rules}");
-}
-
 /// A director (198.18.0.1) and four real servers (198.18.0.11-14) on one segment.
 const DIRECTOR_AND_FOUR: &[(&str, u8)] = &[
     ("dir", 1),
@@ -171,8 +159,7 @@ fn vrrp_pair(l: &mut Lab, global: &str, extra: &str) {
 /// else does.
 fn partition(l: &Lab) {
     for n in ["a", "b"] {
-        nft(
-            l,
+        l.nft(
             n,
             "table inet partition {\n  chain input {\n    type filter hook input priority 0;\n    \
              ip protocol vrrp drop\n  }\n}\n",
@@ -361,15 +348,12 @@ fn a_tracked_witness_leaves_one_master_in_a_split_brain() {
     let backup = Lab::wait(Duration::from_secs(10), || status(&sb).contains("BACKUP"));
     assert!(backup.is_some(), "{}\n{}", status(&sb), l.logs());
     // b loses the adverts and the gateway; a loses b's adverts.
-    nft(
-        &l,
-        "b",
+    l.nft("b",
         "table inet partition {\n  chain input {\n    type filter hook input priority 0;\n    \
          ip protocol vrrp drop\n  }\n  chain output {\n    type filter hook output priority 0;\n    \
          ip daddr 198.18.0.254 drop\n  }\n}\n",
     );
-    nft(
-        &l,
+    l.nft(
         "a",
         "table inet partition {\n  chain input {\n    type filter hook input priority 0;\n    \
          ip protocol vrrp drop\n  }\n}\n",

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
+mod bgp;
 mod checker;
 mod cross;
 mod global;
@@ -111,6 +112,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "vrrp_instance" => l.vrrp_instance(n),
             "virtual_server_group" => l.vs_group(n),
             "virtual_server" => l.virtual_server(n),
+            "rvs_bgp" => l.rvs_bgp(n),
             "SSL" => {
                 let a = &mut l.a;
                 let mut ssl = crate::model::SslConfig::default();
@@ -154,6 +156,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
     }
     l.note_scripts(tree);
     l.cross_checks();
+    l.bgp_checks();
     // SSL_GET checkers verify against the root SSL block's CA, wherever it is written.
     // SSL_GET checkers verify against the root SSL block's CA and present its client
     // certificate, wherever the block is written.
@@ -191,6 +194,8 @@ struct Locs {
     bfd_check_refs: Vec<Token>,
     /// Every script the file runs: where, and the program (the command's first word).
     scripts: Vec<(Loc, String)>,
+    /// The `rvs_bgp` keyword.
+    bgp: Option<Token>,
 }
 
 struct Loader<'d> {

@@ -1,6 +1,7 @@
 //! The operator's commands against a running daemon or a file: `rvs adm` (ipvsadm's CLI), `rvs check`, `rvs status`, `rvs plan`, and the name lookups ipvsadm makes.
 
 pub mod adm;
+pub mod bgp;
 pub mod check;
 pub mod doctor;
 pub mod names;

@@ -75,6 +75,46 @@ fn render_drift(o: &mut String, st: &Status) {
     o.push('\n');
 }
 
+/// `rvs_bgp`: the speaker, what it announces and its sessions.
+pub fn render_bgp(o: &mut String, st: &Status) {
+    let Some(b) = &st.bgp else {
+        return;
+    };
+    let speaker = match b.pid {
+        Some(pid) => format!("BIRD pid {pid}"),
+        None => "BIRD not running".to_owned(),
+    };
+    let drained = if b.drained { ", DRAINED" } else { "" };
+    let vips: Vec<String> = b.announced.iter().map(|a| a.vip.to_string()).collect();
+    let _ = writeln!(
+        o,
+        "BGP ({speaker}{drained}): announcing {}",
+        if vips.is_empty() {
+            "nothing".to_owned()
+        } else {
+            vips.join(" ")
+        }
+    );
+    for s in &b.sessions {
+        let _ = writeln!(
+            o,
+            "  neighbour {:<15} {} since {}{}",
+            s.neighbor.to_string(),
+            s.state,
+            s.since,
+            if s.info.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.info)
+            }
+        );
+    }
+    if let Some(e) = &b.error {
+        let _ = writeln!(o, "  last error: {e}");
+    }
+    o.push('\n');
+}
+
 fn render_vrrp(o: &mut String, st: &Status) {
     if !st.vrrp_running {
         let _ = writeln!(o, "VRRP: not run (-C, or no vrrp_instance)\n");
@@ -181,6 +221,7 @@ fn render(st: &Status, services: &[Service]) -> String {
     );
     render_vrrp(&mut o, st);
     render_drift(&mut o, st);
+    render_bgp(&mut o, st);
     render_bfd(&mut o, st);
     if services.is_empty() {
         let _ = writeln!(o, "no virtual services");

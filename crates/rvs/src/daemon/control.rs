@@ -9,6 +9,8 @@
 //! - `GET /v1/vrrp`, `GET /v1/connections?offset=&limit=`, `GET /metrics`.
 //! - `POST /v1/reload`: re-read the config (a bad file keeps the running one, as SIGHUP).
 //! - `POST /v1/commands`: an ipvsadm change (`{"op": "add_real_server", …}`).
+//! - `POST /v1/bgp/drain`, `POST /v1/bgp/undrain`: withdraw every VIP from the routers
+//!   (`rvs_bgp`) and announce them again.
 //!
 //! Limits (`daemon::http`): the request head within 5 s and 8 KiB, a body within 5 s and
 //! 64 KiB, one request per connection, 64 connections at once.
@@ -55,6 +57,8 @@ pub enum Request {
     Command(rvs_adm::cmd::Command, oneshot::Sender<Result<(), String>>),
     /// `rvs upgrade`: start this binary (or the one named) to take over; its pid.
     Upgrade(Option<PathBuf>, oneshot::Sender<Result<u32, String>>),
+    /// `rvs bgp drain` (`true`) / `undrain`: the answer is why it cannot be done.
+    Drain(bool, oneshot::Sender<Result<(), String>>),
     /// What a reload of this file (read already: its path and what was read) would do.
     Plan(
         PathBuf,
@@ -146,6 +150,8 @@ pub struct Ctx {
     pub config: arc_swap::ArcSwap<rvs_conf::Config>,
     /// What the peers' configurations differ in (`rvs_config_drift_peer`).
     pub drift: crate::daemon::drift::Peers,
+    /// The BGP speaker's status (`rvs_bgp`), published by its thread.
+    pub bgp: crate::daemon::bgp::Published,
 }
 
 /// What the main loop knows that the tables do not: checkers and reloads.
@@ -212,6 +218,8 @@ fn parts() -> (Router<Arc<Ctx>>, utoipa::openapi::OpenApi) {
         .routes(routes!(plan))
         .routes(routes!(upgrade))
         .routes(routes!(commands))
+        .routes(routes!(bgp_drain))
+        .routes(routes!(bgp_undrain))
         .routes(routes!(metrics))
         .routes(routes!(keepalived_dump))
         .split_for_parts()
@@ -503,6 +511,40 @@ async fn commands(
     }
 }
 
+/// Drains this director: every VIP withdrawn from the routers (`rvs_bgp`).
+#[utoipa::path(post, path = "/v1/bgp/drain",
+    responses(
+        (status = 200, description = "Drained: the VIPs are withdrawn; established connections go on being served (GET /v1/status shows the speaker).", body = rvs_api::CommandAnswer),
+        (status = 409, description = "No rvs_bgp in the configuration.", body = rvs_api::ErrorBody),
+    ))]
+async fn bgp_drain(State(ctx): State<Arc<Ctx>>) -> Result<Json<rvs_api::CommandAnswer>, ApiError> {
+    drain(&ctx, true).await
+}
+
+/// Ends a drain: the VIPs are announced again while they can be served.
+#[utoipa::path(post, path = "/v1/bgp/undrain",
+    responses(
+        (status = 200, description = "Undrained.", body = rvs_api::CommandAnswer),
+        (status = 409, description = "No rvs_bgp in the configuration.", body = rvs_api::ErrorBody),
+    ))]
+async fn bgp_undrain(
+    State(ctx): State<Arc<Ctx>>,
+) -> Result<Json<rvs_api::CommandAnswer>, ApiError> {
+    drain(&ctx, false).await
+}
+
+async fn drain(ctx: &Ctx, on: bool) -> Result<Json<rvs_api::CommandAnswer>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    ctx.tx
+        .send(Request::Drain(on, tx))
+        .await
+        .map_err(|_| stopping())?;
+    match rx.await.map_err(|_| stopping())? {
+        Ok(()) => Ok(Json(rvs_api::CommandAnswer { ok: true })),
+        Err(msg) => Err(ApiError(StatusCode::CONFLICT, msg)),
+    }
+}
+
 /// The largest command body.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -689,6 +731,7 @@ impl Ctx {
             sync_daemons: self.snapshots.sync_daemons.load().to_vec(),
             vrrp: self.vrrp().iter().map(vrrp_instance).collect(),
             drift: crate::daemon::drift::report(&self.drift),
+            bgp: self.bgp.load_full().map(|b| (*b).clone()),
         }
     }
 }
@@ -796,6 +839,7 @@ mod tests {
             alerts: Arc::default(),
             config: arc_swap::ArcSwap::from_pointee(rvs_conf::Config::default()),
             drift: Arc::default(),
+            bgp: Arc::default(),
         });
         (ctx, rx)
     }
@@ -830,7 +874,7 @@ mod tests {
                             vrrp: rvs_daemon::VrrpReload::NotRun,
                         });
                     }
-                    Request::Command(_, tx) => {
+                    Request::Command(_, tx) | Request::Drain(_, tx) => {
                         let _ = tx.send(Ok(()));
                     }
                     Request::Upgrade(_, tx) => {
@@ -880,7 +924,7 @@ mod tests {
                         let r: rvs_api::ReloadAnswer = serde_json::from_str(&text).unwrap();
                         assert!(!r.ok);
                     }
-                    "/v1/commands" => {
+                    "/v1/commands" | "/v1/bgp/drain" | "/v1/bgp/undrain" => {
                         serde_json::from_str::<rvs_api::CommandAnswer>(&text).unwrap();
                     }
                     "/v1/upgrade" => {
@@ -899,7 +943,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(served, 10);
+        assert_eq!(served, 12);
         for (method, uri, status, says) in [
             (
                 "GET",

@@ -4,6 +4,7 @@
 //! metrics, alerts, logging.
 
 pub mod alerts;
+pub mod bgp;
 pub mod control;
 pub mod dataplane;
 pub mod dbus;

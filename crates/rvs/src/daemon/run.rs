@@ -556,8 +556,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         alerts: alert_counters.clone(),
         config: arc_swap::ArcSwap::from_pointee(core.config().clone()),
         drift: std::sync::Arc::default(),
+        bgp: std::sync::Arc::default(),
     });
     publish_health(&ctx, &core, &checkers);
+    // rvs_bgp: BIRD announces the VIPs this director serves (nothing with -P).
+    let mut bgp = core
+        .config()
+        .bgp
+        .as_ref()
+        .filter(|_| !a.vrrp_only)
+        .map(|b| crate::daemon::bgp::Bgp::start(b, &control_path, ctx.bgp.clone()));
     // The servers stop accepting when `stop` is cancelled; `tasks` waits for them.
     let stop = tokio_util::sync::CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
@@ -654,6 +662,16 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 crate::daemon::control::Request::Reload(reply) => reload_reply = Some(Some(reply)),
                 crate::daemon::control::Request::Command(cmd, reply) => {
                     let _ = reply.send(runtime_command(&mut proxy, &mut core, cmd).await);
+                }
+                crate::daemon::control::Request::Drain(on, reply) => {
+                    let _ = reply.send(match &bgp {
+                        Some(b) => {
+                            core.set_drained(on);
+                            b.drained(on);
+                            Ok(())
+                        }
+                        None => Err("no rvs_bgp in the configuration: this director announces nothing".to_owned()),
+                    });
                 }
                 crate::daemon::control::Request::Upgrade(binary, reply) => {
                     let _ = reply.send(start_successor(binary.as_deref()));
@@ -809,7 +827,38 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             for r in waiting.drain(..).flatten() {
                 let _ = r.send(report.clone());
             }
+            // rvs_bgp follows: started, reconfigured or stopped.
+            match (
+                &mut bgp,
+                core.config().bgp.as_ref().filter(|_| !a.vrrp_only),
+            ) {
+                (Some(b), Some(conf)) => b.follow(conf, &control_path),
+                (None, Some(conf)) => {
+                    let b = crate::daemon::bgp::Bgp::start(conf, &control_path, ctx.bgp.clone());
+                    b.drained(core.drained());
+                    bgp = Some(b);
+                }
+                (Some(_), None) => {
+                    if let Some(mut b) = bgp.take() {
+                        b.stop().await;
+                    }
+                }
+                (None, None) => {}
+            }
             sd.ready(|| sd_status(&core));
+        }
+        // What the routers are to be told, from what the data plane serves now.
+        if let Some(b) = &mut bgp {
+            b.want(core.announcements(&core.desired(), |v| proxy.serves(v)));
+        }
+    }
+    // rvs_bgp: the routers are told first, and the director serves on while they move
+    // new connections away (withdraw_delay); then VRRP, the checkers and the drain.
+    if let Some(mut b) = bgp.take() {
+        if handed_over {
+            b.stop().await;
+        } else {
+            b.shutdown().await;
         }
     }
     sd.stopping(a.drain);

@@ -51,6 +51,10 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
          configuration is never applied.",
     ),
     (
+        "rvs_bgp",
+        "top level, a block (docs/cluster.md): announce the VIPs of the virtual servers to          routers over BGP while this director serves them, through BIRD 2, which rvs runs          as its child (router_id, local_as, neighbor ADDRESS { remote_as, bfd, hold_time,          source_address }, community, med, withdraw_delay, announce_when all|any,          bfd_interval, bfd_multiplier, bird). A VIP is withdrawn when its real servers are          all down, when the director is drained (rvs bgp drain) and on SIGTERM before the          drain; a crash ends the BGP sessions.",
+    ),
+    (
         "rvs_config_drift_key",
         "global_defs: the shared secret (HMAC-SHA256) of the rvs_config_drift_peer \
          exchange; datagrams that fail it are dropped.",

@@ -386,6 +386,18 @@ impl Lab {
         Proc { pids: vec![pid] }
     }
 
+    /// Loads nftables rules (`nft -f -`) in `node`.
+    pub fn nft(&self, node: &str, rules: &str) {
+        use std::io::Write as _;
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft (nftables) is needed: .ci/run installs it");
+        c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "nft -f - in {node}: {rules}");
+    }
+
     /// Runs `ip ARGS` in `node`.
     pub fn ip_in(&self, node: &str, args: &[&str]) {
         let mut a = vec!["-n".to_owned(), self.ns(node)];

@@ -91,7 +91,28 @@ pub enum ApplyError {
     Stopping(Kind),
 }
 
+/// What the last apply could not serve.
+#[derive(Debug, Clone, Default)]
+pub enum Unserved {
+    #[default]
+    Nothing,
+    Vips(std::collections::BTreeSet<std::net::IpAddr>),
+    Everything,
+}
+
 impl ApplyError {
+    /// The VIP this error leaves unserved, when it names one.
+    pub fn vip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            ApplyError::Table(rvs_proxy::ProxyError::Listen { addr, .. }) => Some(addr.ip()),
+            ApplyError::DrRouted {
+                service: SvcKey::Addr { addr, .. },
+                ..
+            } => Some(*addr),
+            _ => None,
+        }
+    }
+
     /// Each error's message, for a log line or an answer.
     pub fn messages(errs: &[ApplyError]) -> Vec<String> {
         errs.iter().map(ToString::to_string).collect()
@@ -178,6 +199,7 @@ pub struct Dataplane {
     proxy: Proxy,
     fwd: Box<dyn Forwarder>,
     pub snapshots: Arc<Snapshots>,
+    unserved: Unserved,
 }
 
 impl Dataplane {
@@ -187,6 +209,7 @@ impl Dataplane {
             proxy: Proxy::new(opts),
             fwd: Box::new(ProxyForwarder),
             snapshots: Arc::default(),
+            unserved: Unserved::Nothing,
         }
     }
 
@@ -210,6 +233,7 @@ impl Dataplane {
             proxy,
             fwd: Box::new(fwd),
             snapshots,
+            unserved: Unserved::Nothing,
         })
     }
 
@@ -231,6 +255,7 @@ impl Dataplane {
             proxy,
             fwd: Box::new(fwd),
             snapshots,
+            unserved: Unserved::Nothing,
         })
     }
 
@@ -250,13 +275,32 @@ impl Dataplane {
             .proxy
             .apply(want)
             .map_err(|errs| errs.into_iter().map(ApplyError::from).collect::<Vec<_>>());
-        match (table, self.fwd.apply(want).await) {
+        let r = match (table, self.fwd.apply(want).await) {
             (Ok(rep), Ok(())) => Ok(rep),
             (t, f) => {
                 let mut errs = t.err().unwrap_or_default();
                 errs.extend(f.err().unwrap_or_default());
                 Err(errs)
             }
+        };
+        self.unserved = match &r {
+            Ok(_) => Unserved::Nothing,
+            Err(errs) => errs
+                .iter()
+                .map(ApplyError::vip)
+                .collect::<Option<std::collections::BTreeSet<_>>>()
+                .map_or(Unserved::Everything, Unserved::Vips),
+        };
+        r
+    }
+
+    /// Whether the last apply left `vip` served (`rvs_bgp` announces only such VIPs):
+    /// an error that names no VIP (the kernel refused a change) leaves none served.
+    pub fn serves(&self, vip: std::net::IpAddr) -> bool {
+        match &self.unserved {
+            Unserved::Nothing => true,
+            Unserved::Vips(v) => !v.contains(&vip),
+            Unserved::Everything => false,
         }
     }
 

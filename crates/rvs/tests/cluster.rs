@@ -1,0 +1,324 @@
+//! Scale-out (issue #21): directors behind ECMP, each announcing the VIP through BIRD 2
+//! (`rvs_bgp`) while it serves it, to a router that runs BIRD 2 too and installs the
+//! multipath route in its kernel. Everything in network namespaces, with the real
+//! routing daemon on both sides.
+//!
+//! Needs root, `ip`, nftables and BIRD 2 (bird2); in CI (CI=true) a missing one fails.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::many_single_char_names,
+    clippy::format_push_string,
+    clippy::format_collect
+)]
+
+#[path = "common/lab.rs"]
+mod lab;
+
+use lab::Lab;
+use std::io::{BufRead as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const VIP: &str = "198.19.1.10";
+
+fn require_bird() {
+    let ok = Command::new("sh")
+        .args(["-c", "command -v bird"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "BIRD 2 is not installed (apt-get install bird2; .ci/run installs it)"
+    );
+}
+
+/// The router's BIRD: a BGP session with each director (BFD on), the routes it learns
+/// merged into one multipath route in the kernel.
+fn router_conf(directors: &[u8]) -> String {
+    let mut c = String::from(
+        "router id 198.18.0.1;\nlog stderr all;\nprotocol device {}\n\
+         protocol kernel { ipv4 { import none; export all; }; merge paths on; }\n\
+         protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; \
+         multiplier 3; }; }\n",
+    );
+    for d in directors {
+        c.push_str(&format!(
+            "protocol bgp d{d} {{ local as 65000; neighbor 198.18.0.{d} as 65001; \
+             hold time 30; connect retry time 1; error wait time 1, 5; bfd on; ipv4 {{ import all; export none; }}; }}\n"
+        ));
+    }
+    c
+}
+
+/// A director: the VIP on `lo`, one virtual server on the real server, `rvs_bgp` with the
+/// router as its neighbour.
+fn director_conf(host: u8) -> String {
+    format!(
+        "rvs_bgp {{\n    router_id 198.18.0.{host}\n    local_as 65001\n    \
+         neighbor 198.18.0.1 {{\n        remote_as 65000\n        bfd\n        hold_time 30\n    \
+         }}\n    community 65000:100\n    med 10\n    withdraw_delay 1\n}}\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    \
+         protocol TCP\n    real_server 198.18.0.11 80 {{\n        TCP_CHECK {{\n            \
+         connect_timeout 1\n        }}\n    }}\n}}\n"
+    )
+}
+
+/// The router's next hops for the VIP (sorted).
+fn next_hops(l: &Lab) -> Vec<String> {
+    let o = Command::new("ip")
+        .args(["-n", &l.ns("rt"), "route", "show", VIP])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut hops: Vec<String> = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .map(|w| w[1].to_owned())
+        .collect();
+    hops.sort();
+    hops
+}
+
+fn wait_hops(l: &Lab, want: &[&str], limit: Duration, what: &str) -> Duration {
+    Lab::wait(limit, || next_hops(l) == want).unwrap_or_else(|| {
+        let birds: String = ["router-bird.ctl", "d1-0.bird/bird.ctl", "d2-1.bird/bird.ctl"]
+            .iter()
+            .map(|s| {
+                let o = Command::new("birdc")
+                    .args(["-s", l.dir.join(s).to_str().unwrap(), "show", "protocols", "all"])
+                    .output()
+                    .unwrap();
+                format!("--- {s}\n{}", String::from_utf8_lossy(&o.stdout))
+            })
+            .collect();
+        panic!(
+            "{what}: the router's next hops for {VIP} are {:?}, not {want:?} within {limit:?}\n{}\n{birds}",
+            next_hops(l),
+            l.logs()
+        )
+    })
+}
+
+/// The real server: answers each connection with the address it came from (the
+/// director that proxied it), then echoes lines until the client closes.
+fn real_server(l: &Lab) {
+    let listener = lab::in_ns(&l.ns("rs"), || TcpListener::bind("198.18.0.11:80").unwrap());
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let peer = s
+                    .peer_addr()
+                    .map(|p| p.ip().to_string())
+                    .unwrap_or_default();
+                let _ = writeln!(s, "{peer}");
+                let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let _ = s.write_all(line.as_bytes());
+                    line.clear();
+                }
+            });
+        }
+    });
+}
+
+/// A connection from the router's namespace (the clients' side of the ECMP route) to
+/// the VIP, and the director it went through.
+fn connect(l: &Lab) -> (TcpStream, String) {
+    lab::in_ns(&l.ns("rt"), || {
+        let addr: SocketAddr = format!("{VIP}:80").parse().unwrap();
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+        (s, line.trim().to_owned())
+    })
+}
+
+/// Which directors `n` new connections went through: (d1's count, d2's count).
+fn spread(l: &Lab, n: usize) -> (usize, usize) {
+    let mut c = (0, 0);
+    for _ in 0..n {
+        let (_, via) = connect(l);
+        match via.as_str() {
+            "198.18.0.2" => c.0 += 1,
+            "198.18.0.3" => c.1 += 1,
+            other => panic!("a connection came from {other:?}"),
+        }
+    }
+    c
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, r)| !r.starts_with('Z'))
+    })
+}
+
+/// Two directors announce the VIP to a router running BIRD, which installs one route
+/// with both as next hops; new connections spread over both. Each director withdraws
+/// the VIP — and only its own next hop goes — when drained (`rvs bgp drain`), when its real servers fail their checks, when BFD
+/// loses the router (link down; hold time 30 s, so only BFD can be that quick), on
+/// SIGTERM (before it stops serving), and when it is killed (BIRD dies with it and its
+/// session ends).
+#[test]
+#[ignore = "needs root, network namespaces, nftables and BIRD 2: ./test.sh runs it as root"]
+fn directors_announce_the_vip_while_they_serve_it() {
+    lab::require(false);
+    require_bird();
+    let mut l = Lab::new(&[("rt", 1), ("d1", 2), ("d2", 3), ("rs", 11)]);
+    real_server(&l);
+    for d in ["d1", "d2"] {
+        l.ip_in(d, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+    }
+    let d1 = l.rvs("d1", &director_conf(2), &[]);
+    let d2 = l.rvs("d2", &director_conf(3), &[]);
+    let (c1, c2) = (l.control("d1", 0), l.control("d2", 1));
+    // The router: L4 hashing for its multipath routes (each connection picks a director).
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &l.ns("rt"), "sysctl", "-qw"])
+        .arg("net.ipv4.fib_multipath_hash_policy=1")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let rconf = l.dir.join("router-bird.conf");
+    std::fs::write(&rconf, router_conf(&[2, 3])).unwrap();
+    let rsock = l.dir.join("router-bird.ctl");
+    l.spawn_cmd(
+        "rt",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            rconf.to_str().unwrap(),
+            "-s",
+            rsock.to_str().unwrap(),
+        ],
+    );
+    let both = ["198.18.0.2", "198.18.0.3"];
+    wait_hops(&l, &both, Duration::from_secs(30), "announced by both");
+    // The route carries the community and MED rvs_bgp gives it.
+    let o = Command::new("birdc")
+        .args(["-s", rsock.to_str().unwrap(), "show", "route", "all"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&o.stdout);
+    assert!(routes.contains("BGP.community: (65000,100)"), "{routes}");
+    assert!(routes.contains("BGP.med: 10"), "{routes}");
+    // `rvs bgp` on a director: the session and what it announces (published each second).
+    let mut st = String::new();
+    Lab::wait(Duration::from_secs(5), || {
+        st = lab::rvs_at(&c1, &["bgp"]);
+        st.contains("Established")
+    });
+    assert!(st.contains(&format!("announcing {VIP}")), "{st}");
+    assert!(
+        st.contains("neighbour 198.18.0.1") && st.contains("Established"),
+        "{st}"
+    );
+    // New connections spread over both directors (L4 hash of the source port).
+    let (a, b) = spread(&l, 200);
+    assert!(
+        a >= 50 && b >= 50,
+        "200 connections: {a} through d1, {b} through d2"
+    );
+
+    // Drain d1: its next hop goes; new connections go to d2. (The proxy terminates TCP:
+    // the packets of d1's established connections now reach d2, which resets them. The
+    // XDP plane's DR keeps them: `dr_connections_survive_a_drain` below.)
+    let drained = lab::rvs_at(&c1, &["bgp", "drain"]);
+    assert!(drained.is_empty(), "{drained}");
+    wait_hops(&l, &["198.18.0.3"], Duration::from_secs(10), "d1 drained");
+    assert!(lab::rvs_at(&c1, &["bgp"]).contains("DRAINED"));
+    assert_eq!(spread(&l, 20), (0, 20));
+    lab::rvs_at(&c1, &["bgp", "undrain"]);
+    wait_hops(&l, &both, Duration::from_secs(10), "d1 undrained");
+
+    // d1's checks fail (its packets to the real server dropped): quorum lost, withdrawn.
+    l.nft(
+        "d1",
+        "table inet cut {\n  chain output {\n    type filter hook output priority 0;\n    \
+         ip daddr 198.18.0.11 tcp dport 80 drop\n  }\n}\n",
+    );
+    wait_hops(
+        &l,
+        &["198.18.0.3"],
+        Duration::from_secs(15),
+        "d1's real server down",
+    );
+    let ok = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &l.ns("d1"),
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "cut",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    wait_hops(&l, &both, Duration::from_secs(15), "d1's real server back");
+
+    // d1's link goes down: the router's BFD takes the session down (hold time is 30 s).
+    l.link("d1", false);
+    let t = wait_hops(
+        &l,
+        &["198.18.0.3"],
+        Duration::from_secs(5),
+        "d1's link down",
+    );
+    eprintln!("link down: withdrawn after {t:?}");
+    l.link("d1", true);
+    wait_hops(&l, &both, Duration::from_secs(30), "d1's link up");
+
+    // SIGTERM d2: its next hop goes while it still runs (then it drains and exits).
+    l.signal(&d2, "TERM");
+    let mut withdrawn_alive = None;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) && withdrawn_alive.is_none() {
+        if next_hops(&l) == ["198.18.0.2"] {
+            withdrawn_alive = Some(alive(d2.pids[0]));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        withdrawn_alive,
+        Some(true),
+        "d2 withdrawn before it exited\n{}",
+        l.logs()
+    );
+    l.wait_exit(&d2, Duration::from_secs(15));
+    assert!(
+        Command::new("ip")
+            .args(["netns", "pids", &l.ns("d2")])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty(),
+        "BIRD outlived rvs in d2"
+    );
+    drop(c2);
+
+    // SIGKILL d1: BIRD dies with it, its session ends, the router withdraws at once.
+    l.signal(&d1, "KILL");
+    wait_hops(&l, &[], Duration::from_secs(5), "d1 killed");
+    let left = Lab::wait(Duration::from_secs(5), || {
+        Command::new("ip")
+            .args(["netns", "pids", &l.ns("d1")])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    });
+    assert!(left.is_some(), "BIRD outlived the killed rvs in d1");
+}
