@@ -104,10 +104,12 @@ fn wait_hops(l: &Lab, want: &[&str], limit: Duration, what: &str) -> Duration {
     })
 }
 
-/// The real server: answers each connection with the address it came from (the
-/// director that proxied it), then echoes lines until the client closes.
-fn real_server(l: &Lab) {
-    let listener = lab::in_ns(&l.ns("rs"), || TcpListener::bind("198.18.0.11:80").unwrap());
+/// A real server on `addr` in `node`: answers each connection with `name`, or with the
+/// address it came from (the director that proxied it) when `name` is empty, then echoes
+/// lines until the client closes.
+fn real_server(l: &Lab, node: &str, addr: &str, name: &'static str) {
+    let addr = addr.to_owned();
+    let listener = lab::in_ns(&l.ns(node), move || TcpListener::bind(addr).unwrap());
     std::thread::spawn(move || {
         for s in listener.incoming() {
             let Ok(mut s) = s else { continue };
@@ -116,7 +118,7 @@ fn real_server(l: &Lab) {
                     .peer_addr()
                     .map(|p| p.ip().to_string())
                     .unwrap_or_default();
-                let _ = writeln!(s, "{peer}");
+                let _ = writeln!(s, "{}", if name.is_empty() { &peer } else { name });
                 let mut r = std::io::BufReader::new(s.try_clone().unwrap());
                 let mut line = String::new();
                 while r.read_line(&mut line).is_ok_and(|n| n > 0) {
@@ -139,6 +141,17 @@ fn connect(l: &Lab) -> (TcpStream, String) {
         std::io::BufReader::new(&s).read_line(&mut line).unwrap();
         (s, line.trim().to_owned())
     })
+}
+
+/// Whether a connection opened earlier still carries data both ways.
+fn still_works(s: &mut TcpStream) -> bool {
+    let Ok(c) = s.try_clone() else { return false };
+    let mut r = std::io::BufReader::new(c);
+    if s.write_all(b"ping\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    r.read_line(&mut line).is_ok() && line == "ping\n"
 }
 
 /// Which directors `n` new connections went through: (d1's count, d2's count).
@@ -174,7 +187,7 @@ fn directors_announce_the_vip_while_they_serve_it() {
     lab::require(false);
     require_bird();
     let mut l = Lab::new(&[("rt", 1), ("d1", 2), ("d2", 3), ("rs", 11)]);
-    real_server(&l);
+    real_server(&l, "rs", "198.18.0.11:80", "");
     for d in ["d1", "d2"] {
         l.ip_in(d, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
     }
@@ -321,4 +334,90 @@ fn directors_announce_the_vip_while_they_serve_it() {
             .is_empty()
     });
     assert!(left.is_some(), "BIRD outlived the killed rvs in d1");
+}
+
+/// The XDP plane's LVS-DR with `mh` on two directors behind ECMP: both build the same
+/// Maglev table from the same configuration, and each schedules a packet of a flow it
+/// has not seen (not only a SYN), so when one director leaves — drained, then killed —
+/// the flows the router moves to the other reach the real server that holds their TCP
+/// state: of 40 long-lived connections, none breaks.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn dr_connections_survive_a_director_leaving() {
+    lab::require(false);
+    require_bird();
+    let mut l = Lab::new(&[("rt", 1), ("d1", 2), ("d2", 3), ("rs1", 11), ("rs2", 12)]);
+    for (rs, name) in [("rs1", "rs1"), ("rs2", "rs2")] {
+        l.vip_on_lo(rs, VIP);
+        real_server(&l, rs, "0.0.0.0:80", name);
+    }
+    let conf = |host: u8| {
+        format!(
+            "rvs_bgp {{\n    router_id 198.18.0.{host}\n    local_as 65001\n    \
+             neighbor 198.18.0.1 {{\n        remote_as 65000\n        bfd\n    }}\n    \
+             withdraw_delay 1\n}}\n\
+             virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo mh\n    mh-port\n    \
+             lb_kind DR\n    protocol TCP\n    real_server 198.18.0.11 80 {{\n        \
+             TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n    \
+             real_server 198.18.0.12 80 {{\n        TCP_CHECK {{\n            \
+             connect_timeout 1\n        }}\n    }}\n}}\n"
+        )
+    };
+    let xdp = ["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"];
+    let d1 = l.rvs("d1", &conf(2), &xdp);
+    l.rvs("d2", &conf(3), &xdp);
+    let c1 = l.control("d1", 0);
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &l.ns("rt"), "sysctl", "-qw"])
+        .arg("net.ipv4.fib_multipath_hash_policy=1")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let rconf = l.dir.join("router-bird.conf");
+    std::fs::write(&rconf, router_conf(&[2, 3])).unwrap();
+    let rsock = l.dir.join("router-bird.ctl");
+    l.spawn_cmd(
+        "rt",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            rconf.to_str().unwrap(),
+            "-s",
+            rsock.to_str().unwrap(),
+        ],
+    );
+    let both = ["198.18.0.2", "198.18.0.3"];
+    wait_hops(&l, &both, Duration::from_secs(30), "announced by both");
+    // 40 connections, each answered by the real server the directors chose.
+    let mut held: Vec<(TcpStream, String)> = (0..40).map(|_| connect(&l)).collect();
+    let mut by_rs = std::collections::BTreeMap::new();
+    for (_, rs) in &held {
+        *by_rs.entry(rs.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        by_rs.len(),
+        2,
+        "both real servers take connections: {by_rs:?}"
+    );
+    let all_work = |held: &mut Vec<(TcpStream, String)>| {
+        held.iter_mut()
+            .map(|(s, _)| still_works(s))
+            .filter(|ok| !ok)
+            .count()
+    };
+    assert_eq!(all_work(&mut held), 0);
+    // Drained: d1's flows now reach d2, whose table sends them to the same real servers.
+    assert!(lab::rvs_at(&c1, &["bgp", "drain"]).is_empty());
+    wait_hops(&l, &["198.18.0.3"], Duration::from_secs(10), "d1 drained");
+    assert_eq!(all_work(&mut held), 0, "connections broken by d1's drain");
+    lab::rvs_at(&c1, &["bgp", "undrain"]);
+    wait_hops(&l, &both, Duration::from_secs(10), "d1 undrained");
+    assert_eq!(all_work(&mut held), 0, "connections broken by d1's return");
+    // Killed: the same, without a word from d1.
+    l.signal(&d1, "KILL");
+    wait_hops(&l, &["198.18.0.3"], Duration::from_secs(5), "d1 killed");
+    assert_eq!(all_work(&mut held), 0, "connections broken by d1's death");
+    let (_, rs) = connect(&l);
+    assert!(rs == "rs1" || rs == "rs2", "{rs}");
 }
