@@ -48,6 +48,7 @@ fn dest(d: &DestSpec) -> Result<DesiredDest, Refusal> {
         addr: d.addr,
         port: d.port,
         weight: d.weight,
+        base_weight: d.weight,
         fwd: d.fwd.applied(),
         tun: d.tun,
         u_threshold: d.u_threshold,
@@ -116,7 +117,16 @@ pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
                 .iter_mut()
                 .find(|x| x.addr == d.addr && x.port == d.port)
                 .ok_or("No such destination")?;
-            *x = new;
+            // Quiesced (`-w 0`): it keeps the weight it had for the hashing tables.
+            let base = if new.weight > 0 {
+                new.weight
+            } else {
+                x.base_weight
+            };
+            *x = DesiredDest {
+                base_weight: base,
+                ..new
+            };
         }
         Command::DelDest(id, addr, port) => {
             let s = find(want, id).ok_or("Service not defined")?;

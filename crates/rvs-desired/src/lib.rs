@@ -187,6 +187,7 @@ pub fn desired_with(
                 addr: s.address,
                 port: s.port,
                 weight: 1,
+                base_weight: 1,
                 fwd: fwd(s.forwarding.method),
                 tun: tun(&s.forwarding),
                 u_threshold: 0,
@@ -204,6 +205,8 @@ pub fn desired_with(
                         addr: rs.address,
                         port: rs.port,
                         weight: w,
+                        // Up: its weight now; taken down to 0: its configured one.
+                        base_weight: if w > 0 { w } else { rs.weight },
                         fwd: fwd(rs.forwarding.method),
                         tun: tun(&rs.forwarding),
                         u_threshold: rs.uthreshold,
@@ -218,8 +221,10 @@ pub fn desired_with(
                 if sorry_active {
                     dests.push(d.clone());
                 } else if inhibit && !listed {
+                    // Never up while real servers serve: no share of a hashing table.
                     dests.push(DesiredDest {
                         weight: 0,
+                        base_weight: 0,
                         ..d.clone()
                     });
                 }

@@ -37,6 +37,7 @@ fn dest(last: u8, weight: i32) -> DesiredDest {
         addr: IpAddr::from([198, 18, 0, last]),
         port: 8080,
         weight,
+        base_weight: weight,
         fwd: Fwd::Masq,
         tun: Tun::default(),
         u_threshold: 0,

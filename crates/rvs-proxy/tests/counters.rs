@@ -57,6 +57,7 @@ fn service(vip: &str, port: u16, backend: &str, bport: u16) -> DesiredService {
             addr: backend.parse().unwrap(),
             port: bport,
             weight: 1,
+            base_weight: 1,
             fwd: Fwd::Masq,
             u_threshold: 0,
             l_threshold: 0,

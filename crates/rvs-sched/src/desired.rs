@@ -13,6 +13,11 @@ pub struct DesiredDest {
     pub addr: IpAddr,
     pub port: u16,
     pub weight: i32,
+    /// The weight the real server has when it is up (its configured or last dynamic
+    /// weight). The hashing tables of the XDP plane (`mh`) are built from it while
+    /// health sets `weight` to 0 (`inhibit_on_failure`), so that every director of a
+    /// cluster builds the same table whatever it has seen since it started.
+    pub base_weight: i32,
     pub fwd: Fwd,
     /// Encapsulation of a `Tunnel` real server.
     pub tun: crate::Tun,
@@ -298,6 +303,7 @@ mod tests {
                 addr: IpAddr::from([198, 18, 0, h]),
                 port: 80,
                 weight,
+                base_weight: weight,
                 fwd,
                 tun: crate::Tun::default(),
                 u_threshold: 0,

@@ -337,6 +337,7 @@ fn apply_reconciles_by_difference() {
         addr: ip(a),
         port: 80,
         weight: w,
+        base_weight: w,
         fwd: Fwd::Masq,
         u_threshold: 0,
         l_threshold: 0,

@@ -42,6 +42,7 @@ fn service() -> Desired {
             addr: IpAddr::from([198, 18, 0, i]),
             port: 80,
             weight: 1,
+            base_weight: 1,
             fwd: Fwd::Route,
             u_threshold: 0,
             l_threshold: 0,

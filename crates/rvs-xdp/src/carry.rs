@@ -57,8 +57,6 @@ pub struct Slots {
     pub next_real: u32,
     /// (slot, milliseconds since it was retired).
     pub retired: Vec<(u32, u64)>,
-    /// (service id, address, port, last non-zero weight).
-    pub last_weight: Vec<(u32, IpAddr, u16, i32)>,
 }
 
 /// What the old process hands over: where its maps and link are pinned, the maps'
@@ -206,11 +204,6 @@ impl Xdp {
                     let ms = now.duration_since(*t).as_millis();
                     (*slot, u64::try_from(ms).unwrap_or(u64::MAX))
                 })
-                .collect(),
-            last_weight: self
-                .last_weight
-                .iter()
-                .map(|((s, a, p), w)| (*s, *a, *p, *w))
                 .collect(),
         };
         Ok(Carried {
@@ -364,11 +357,6 @@ impl Xdp {
                 let t = now.checked_sub(Duration::from_millis(*ms)).unwrap_or(now);
                 (*slot, t)
             })
-            .collect();
-        x.last_weight = s
-            .last_weight
-            .iter()
-            .map(|(v, a, p, w)| ((*v, *a, *p), *w))
             .collect();
         Ok(x)
     }

@@ -165,9 +165,6 @@ pub struct Xdp {
     retired: Vec<(u32, Instant)>,
     reals_written: HashMap<u32, Real>,
     tables: HashMap<u32, Vec<u32>>,
-    /// The last non-zero weight of each real server (`mh` keeps a drained server's slots,
-    /// as IPVS does with `last_weight`).
-    last_weight: HashMap<(u32, IpAddr, u16), i32>,
     applied: HashMap<SvcKey, VipKey>,
     /// Persistence timeout (s) by service id, 0 without persistence (`-Lc` templates).
     persist_s: HashMap<u32, u32>,
@@ -267,7 +264,6 @@ impl Xdp {
             retired: Vec::new(),
             reals_written: HashMap::new(),
             tables: HashMap::new(),
-            last_weight: HashMap::new(),
             applied: HashMap::new(),
             persist_s: HashMap::new(),
             cfg,
@@ -401,7 +397,6 @@ impl Xdp {
 
     fn retire(&mut self, key: (u32, IpAddr, u16), slot: u32) -> Result<(), XdpError> {
         self.real_ids.remove(&key);
-        self.last_weight.remove(&key);
         let mut r = self.reals_written.get(&slot).copied().unwrap_or_default();
         r.flags &= !maps::RF_USABLE;
         self.write_real(slot, r)?;
@@ -540,11 +535,15 @@ impl Xdp {
             let mut dests = Vec::with_capacity(order.len());
             for d in &order {
                 let mut x = rvs_sched::Dest::new(d.addr, d.port, d.weight, d.fwd);
-                let lw = self.last_weight.entry((id, d.addr, d.port)).or_insert(0);
-                if d.weight > 0 {
-                    *lw = d.weight;
-                }
-                x.last_weight = *lw;
+                // mh keeps a real server's share while its weight is 0 (the kernel's
+                // last_weight): here from the desired state alone, not from what this
+                // director has seen, so every director of a cluster builds the same
+                // table (docs/cluster.md).
+                x.last_weight = if d.weight > 0 {
+                    d.weight
+                } else {
+                    d.base_weight
+                };
                 dests.push(x);
             }
             let size = s

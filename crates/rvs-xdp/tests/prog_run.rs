@@ -57,6 +57,7 @@ fn dest(addr: &str, port: u16, weight: i32, fwd: Fwd) -> DesiredDest {
         addr: addr.parse().unwrap(),
         port,
         weight,
+        base_weight: weight,
         fwd,
         u_threshold: 0,
         l_threshold: 0,
@@ -569,6 +570,51 @@ fn hashing_schedulers_choose_as_kernel_ipvs() {
             }
         }
     }
+}
+
+/// Directors of a cluster (issue #21) must pick the same real server for a flow that
+/// ECMP moves between them: the `mh` table is a function of the desired state alone.
+/// One director saw real server 5 up and then taken to weight 0 by its checks
+/// (`inhibit_on_failure`); another started with it already down. The kernel's table
+/// would differ (its `last_weight` is the history); theirs do not.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn every_director_builds_the_same_maglev_table_whatever_it_has_seen() {
+    let (mut seen, mut fresh) = (load(), load());
+    let reals: Vec<DesiredDest> = (11..16)
+        .map(|i| dest(&format!("198.18.0.{i}"), 80, i - 10, Fwd::Route))
+        .collect();
+    let mut down = reals.clone();
+    down[4].weight = 0;
+    let svc = |dests: &[DesiredDest]| {
+        let mut s = service("198.18.0.50", 80, Proto::Tcp, Algo::Mh, dests.to_vec());
+        s.mh_size = Some(251);
+        s.flags.fallback = true;
+        s.flags.port = true;
+        desired(vec![s])
+    };
+    apply(&mut seen, &svc(&reals));
+    apply(&mut seen, &svc(&down));
+    apply(&mut fresh, &svc(&down));
+    let mut differ = 0;
+    for c in 0..250u8 {
+        let f = tcp4(
+            [198, 18, 2, c],
+            40000 + u16::from(c),
+            [198, 18, 0, 50],
+            80,
+            b"",
+        );
+        let (a, b) = (seen.run(&f).unwrap(), fresh.run(&f).unwrap());
+        assert_eq!(a.0, XDP_TX);
+        if a.1[..6] != b.1[..6] {
+            differ += 1;
+        }
+    }
+    assert_eq!(
+        differ, 0,
+        "flows the two directors send to different real servers"
+    );
 }
 
 #[test]
