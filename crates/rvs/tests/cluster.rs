@@ -421,3 +421,144 @@ fn dr_connections_survive_a_director_leaving() {
     let (_, rs) = connect(&l);
     assert!(rs == "rs1" || rs == "rs2", "{rs}");
 }
+
+fn rvs(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Takes the cluster lab down when the test ends, pass or fail.
+struct ClusterUp(String);
+
+impl Drop for ClusterUp {
+    fn drop(&mut self) {
+        let _ = rvs(&["lab", "cluster", "down", "--prefix", &self.0]);
+    }
+}
+
+/// `rvs lab cluster`: up, the router's route over the three directors, HTTP through the
+/// VIP from the client behind the router reaching all three real servers, `status`
+/// naming the director each flow takes, 30 long-lived connections held through a
+/// director's SIGKILL with none broken (`rvs lab hold`), and down leaving nothing.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
+    lab::require(false);
+    require_bird();
+    let prefix = format!("rvc{}", std::process::id() % 100_000);
+    let up = rvs(&["lab", "cluster", "up", "--prefix", &prefix]);
+    let guard = ClusterUp(prefix.clone());
+    assert!(
+        up.status.success(),
+        "rvs lab cluster up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let p = format!("{prefix}c");
+    let hops = || {
+        let o = Command::new("ip")
+            .args(["-n", &format!("{p}-router"), "route", "show", "198.18.0.60"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).matches(" via ").count()
+    };
+    let logs = || {
+        let d = std::env::temp_dir().join(format!("rvs-lab-{p}"));
+        let mut out = String::new();
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                out.push_str(&format!(
+                    "--- {}\n{}\n",
+                    e.path().display(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                ));
+            }
+        }
+        out
+    };
+    assert!(
+        Lab::wait(Duration::from_secs(30), || hops() == 3).is_some(),
+        "the router never had three next hops\n{}",
+        logs()
+    );
+    // HTTP from the client, behind the router: every real server answers.
+    let client = format!("{p}-client");
+    let vip: SocketAddr = "198.18.0.60:80".parse().unwrap();
+    let names: std::collections::BTreeSet<String> = (0..60)
+        .map(|_| lab::http_get(&client, vip).unwrap_or_else(|e| e))
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["rs1", "rs2", "rs3"],
+        "{}",
+        logs()
+    );
+    // 30 long-lived connections held through d2's death.
+    let ready = std::env::temp_dir().join(format!("{p}-ready"));
+    let _ = std::fs::remove_file(&ready);
+    let hold = Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["lab", "exec", "--prefix", &p, "client"])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args([
+            "lab",
+            "hold",
+            "198.18.0.60:7",
+            "--connections",
+            "30",
+            "--seconds",
+            "6",
+            "--ready",
+        ])
+        .arg(&ready)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(Lab::wait(Duration::from_secs(10), || ready.exists()).is_some());
+    // The status: the route, each director's session, and the held flows (the flow
+    // tables are walked each second), spread over the directors.
+    let held_flows = |st: &str| {
+        st.lines()
+            .filter(|l| l.contains("ESTABLISHED") && l.contains(" 198.18.0.60:7 "))
+            .count()
+    };
+    let mut st = String::new();
+    Lab::wait(Duration::from_secs(10), || {
+        st = String::from_utf8_lossy(
+            &rvs(&["lab", "cluster", "status", "--prefix", &prefix]).stdout,
+        )
+        .into_owned();
+        st.matches("Established").count() == 3 && held_flows(&st) == 30
+    });
+    assert!(
+        st.contains("router: 198.18.0.60 via 198.18.0.2, 198.18.0.3, 198.18.0.4"),
+        "{st}"
+    );
+    assert_eq!(st.matches("Established").count(), 3, "{st}");
+    assert_eq!(held_flows(&st), 30, "{st}");
+    let pid: i32 = std::fs::read_to_string(
+        std::env::temp_dir()
+            .join(format!("rvs-lab-{p}"))
+            .join("d2-rvs.pid"),
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(Lab::wait(Duration::from_secs(5), || hops() == 2).is_some());
+    let out = hold.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(": 0 broken"),
+        "{text}\n{}",
+        logs()
+    );
+    drop(guard);
+    assert!(
+        !std::path::Path::new(&format!("/run/netns/{p}-router")).exists(),
+        "rvs lab cluster down left the router's namespace"
+    );
+}

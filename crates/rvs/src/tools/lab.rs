@@ -26,6 +26,16 @@ pub struct LabArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Build the topology and start the router, the directors and the real servers.
+    Up,
+    /// Stop what `up` started and delete the namespaces.
+    Down,
+    /// The router's next hops, each director's BGP sessions and the flows it carries.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum LabCmd {
     /// Build the topology and start the real servers and both directors.
     Up {
@@ -48,6 +58,39 @@ pub enum LabCmd {
         node: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         cmd: Vec<String>,
+    },
+    /// Several active directors behind ECMP (issue #21): a router running BIRD, three
+    /// directors announcing the VIP with `rvs_bgp`, three real servers.
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
+    /// Holds long-lived connections to an echo service (the cluster lab's port 7) and
+    /// checks each every 100 ms; prints how many broke and which real server each had.
+    Hold {
+        /// The service (e.g. 198.18.0.60:7).
+        to: std::net::SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// How long to hold them.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// A file written once every connection is open.
+        #[arg(long)]
+        ready: Option<PathBuf>,
+    },
+    /// Opens a new connection every 10 ms for SECONDS; prints how many failed and the
+    /// longest time without a successful one.
+    Probe {
+        to: std::net::SocketAddr,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// (internal) An echo server: sends NAME, then echoes each line back.
+    #[command(hide = true)]
+    Echo {
+        name: String,
+        addr: std::net::SocketAddr,
     },
     /// (internal) The real servers' HTTP server: answers every request with NAME.
     #[command(hide = true)]
@@ -134,15 +177,15 @@ const NODES: [(&str, u8); 5] = [
     ("rs2", 12),
 ];
 
-fn ns(prefix: &str, node: &str) -> String {
+pub(crate) fn ns(prefix: &str, node: &str) -> String {
     format!("{prefix}-{node}")
 }
 
-fn dir(prefix: &str) -> PathBuf {
+pub(crate) fn dir(prefix: &str) -> PathBuf {
     std::env::temp_dir().join(format!("rvs-lab-{prefix}"))
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+pub(crate) fn ip(args: &[&str]) -> Result<()> {
     let o = Command::new("ip")
         .args(args)
         .output()
@@ -157,7 +200,7 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn in_ns(prefix: &str, node: &str, argv: &[&str]) -> Result<()> {
+pub(crate) fn in_ns(prefix: &str, node: &str, argv: &[&str]) -> Result<()> {
     let mut a = vec!["netns", "exec"];
     let n = ns(prefix, node);
     a.push(&n);
@@ -186,7 +229,7 @@ pub fn director_conf(name: &str, master: bool) -> String {
     )
 }
 
-fn spawn(prefix: &str, node: &str, tag: &str, argv: &[String]) -> Result<u32> {
+pub(crate) fn spawn(prefix: &str, node: &str, tag: &str, argv: &[String]) -> Result<u32> {
     let d = dir(prefix);
     let log = std::fs::File::create(d.join(format!("{node}-{tag}.log")))?;
     let child = Command::new("setsid")
@@ -364,45 +407,56 @@ fn up(prefix: &str, dataplane: &str, native: bool) -> Result<()> {
     Ok(())
 }
 
-fn ns_exists(prefix: &str, node: &str) -> bool {
+pub(crate) fn ns_exists(prefix: &str, node: &str) -> bool {
     std::path::Path::new("/run/netns")
         .join(ns(prefix, node))
         .exists()
 }
 
-fn down(prefix: &str) -> Result<()> {
-    let d = dir(prefix);
+/// Stops the processes a lab started (by the pid files in `d`): rvs first (a MASTER hands
+/// the VIP over), then the rest; only a pid that still runs this binary or one of
+/// `others` (by file name) is signalled — pids are reused.
+pub(crate) fn stop_processes(d: &std::path::Path, others: &[&str]) {
     let me = std::env::current_exe().ok();
-    if let Ok(rd) = std::fs::read_dir(&d) {
-        // Directors first (a MASTER hands the VIP over), then the rest. A director's
-        // pid file (`.rvs-pid`) names the rvs that took over after an `rvs upgrade`.
-        let mut pids: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pid" || e == "rvs-pid"))
-            .collect();
-        pids.sort_by_key(|p| !p.to_string_lossy().contains("rvs"));
-        for p in pids {
-            // rvs's own pid file holds the pid, then the configuration's path.
-            let Some(pid) = std::fs::read_to_string(&p)
-                .ok()
-                .and_then(|s| s.lines().next()?.trim().parse::<i32>().ok())
-            else {
-                continue;
-            };
-            // Only a process that still runs our binary (pids are reused).
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-            if exe.is_some() && exe.as_deref() == me.as_deref() {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-                for _ in 0..100 {
-                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+    let Ok(rd) = std::fs::read_dir(d) else {
+        return;
+    };
+    // A director's pid file (`.rvs-pid`) names the rvs that took over after an `rvs upgrade`.
+    let mut pids: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pid" || e == "rvs-pid"))
+        .collect();
+    pids.sort_by_key(|p| !p.to_string_lossy().contains("rvs"));
+    for p in pids {
+        // rvs's own pid file holds the pid, then the configuration's path.
+        let Some(pid) = std::fs::read_to_string(&p)
+            .ok()
+            .and_then(|s| s.lines().next()?.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let ours = exe.as_deref().is_some_and(|e| {
+            Some(e) == me.as_deref()
+                || e.file_name()
+                    .is_some_and(|f| others.iter().any(|o| f == std::ffi::OsStr::new(o)))
+        });
+        if ours {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            for _ in 0..100 {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
                 }
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
     }
+}
+
+fn down(prefix: &str) -> Result<()> {
+    let d = dir(prefix);
+    stop_processes(&d, &[]);
     for (node, _) in NODES.iter().rev() {
         if ns_exists(prefix, node) {
             ip(&["netns", "del", &ns(prefix, node)])?;
@@ -466,8 +520,13 @@ pub fn run(a: &LabArgs) -> Result<ExitCode> {
         LabCmd::Down => down(&a.prefix).map(|()| ExitCode::SUCCESS),
         LabCmd::Status => status(&a.prefix),
         LabCmd::Exec { node, cmd } => {
-            if !NODES.iter().any(|(n, _)| n == node) {
-                bail!("no node {node} in the lab (client, dir1, dir2, rs1, rs2)");
+            if !ns_exists(&a.prefix, node) {
+                bail!(
+                    "no node {node} in the lab {} (client, dir1, dir2, rs1, rs2; the cluster \
+                     lab's with --prefix {}c: client, router, d1, d2, d3, rs1, rs2, rs3)",
+                    a.prefix,
+                    a.prefix
+                );
             }
             let st = Command::new("ip")
                 .args(["netns", "exec", &ns(&a.prefix, node)])
@@ -483,6 +542,25 @@ pub fn run(a: &LabArgs) -> Result<ExitCode> {
             hold,
             ready,
         } => open_flows(file, *gap_ms, *hold, ready.as_deref()),
+        LabCmd::Cluster { cmd } => match cmd {
+            ClusterCmd::Up => {
+                if let Err(e) = crate::tools::cluster::up(&a.prefix) {
+                    let _ = crate::tools::cluster::down(&a.prefix);
+                    return Err(e.context("rvs lab cluster up (cleaned up what it had made)"));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ClusterCmd::Down => crate::tools::cluster::down(&a.prefix).map(|()| ExitCode::SUCCESS),
+            ClusterCmd::Status => crate::tools::cluster::status(&a.prefix),
+        },
+        LabCmd::Hold {
+            to,
+            connections,
+            seconds,
+            ready,
+        } => crate::tools::cluster::hold(*to, *connections, *seconds, ready.as_deref()),
+        LabCmd::Probe { to, seconds } => Ok(crate::tools::cluster::probe(*to, *seconds)),
+        LabCmd::Echo { name, addr } => crate::tools::cluster::echo(name, *addr),
         LabCmd::Serve { name, addr } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
