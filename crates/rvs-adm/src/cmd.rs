@@ -736,11 +736,13 @@ fn read_invocation(args: &[String], names: &dyn crate::Names) -> Result<Invocati
                     let explicit = v.contains(':') && v.parse::<std::net::Ipv6Addr>().is_err();
                     s.rs = Some((addr, port, explicit));
                 }
-                "g" | "i" | "m" => {
+                // `--fullnat`: DPVS's ipvsadm (its `-b` is ipvsadm 1.31's --sched-flags).
+                "g" | "i" | "m" | "fullnat" => {
                     s.opt(Opt::Fwd)?;
                     s.fwd = Some(match key.as_str() {
                         "g" => Fwd::Route,
                         "i" => Fwd::Tunnel,
+                        "fullnat" => Fwd::FullNat,
                         _ => Fwd::Masq,
                     });
                 }
@@ -1166,6 +1168,7 @@ pub fn save_named(services: &[crate::Service], nosort: bool, names: &dyn crate::
             let a = crate::anyname(d.addr, d.port, &pr, names);
             let f = match d.fwd {
                 Fwd::Masq => "-m",
+                Fwd::FullNat => "--fullnat",
                 Fwd::Tunnel => "-i",
                 Fwd::Route | Fwd::Local => "-g",
             };

@@ -141,6 +141,8 @@ pub enum Forwarding {
     Tunnel,
     /// A local address (listed by the kernel only).
     Local,
+    /// FULLNAT (`lb_kind FNAT`, `--fullnat`): source and destination rewritten.
+    Fullnat,
 }
 
 impl From<rvs_adm::Fwd> for Forwarding {
@@ -150,6 +152,7 @@ impl From<rvs_adm::Fwd> for Forwarding {
             rvs_adm::Fwd::Route => Forwarding::Route,
             rvs_adm::Fwd::Tunnel => Forwarding::Tunnel,
             rvs_adm::Fwd::Local => Forwarding::Local,
+            rvs_adm::Fwd::FullNat => Forwarding::Fullnat,
         }
     }
 }
@@ -161,6 +164,7 @@ impl From<Forwarding> for rvs_adm::Fwd {
             Forwarding::Route => rvs_adm::Fwd::Route,
             Forwarding::Tunnel => rvs_adm::Fwd::Tunnel,
             Forwarding::Local => rvs_adm::Fwd::Local,
+            Forwarding::Fullnat => rvs_adm::Fwd::FullNat,
         }
     }
 }

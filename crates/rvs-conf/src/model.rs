@@ -70,6 +70,10 @@ pub struct Config {
     /// `interface_up_down_delays`: how long an interface must stay down (up) before VRRP
     /// acts on it, by interface name: `(down, up)`.
     pub interface_delays: BTreeMap<String, (Duration, Duration)>,
+    /// `local_address_group NAME { ... }` (FULLNAT): the director's own addresses that
+    /// FULLNAT virtual servers connect to the real servers from, by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub local_address_groups: BTreeMap<String, Vec<IpAddr>>,
     /// `rvs_bgp { ... }` (rvs extension): the VIPs announced to routers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bgp: Option<Bgp>,
@@ -1008,6 +1012,10 @@ pub enum Method {
     Dr,
     #[serde(rename = "TUN")]
     Tun,
+    /// `FNAT` (the LVS FULLNAT and DPVS forks of keepalived): source and destination
+    /// rewritten, the source from the virtual server's `laddr_group_name`.
+    #[serde(rename = "FNAT")]
+    FullNat,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
@@ -1040,7 +1048,7 @@ pub fn forwarding_path_probe(
         return Err("IP-in-IP tunnels only (tunnel_type gue and gre are not probed)");
     }
     match (key, fwd.method, rip) {
-        (_, Method::Nat, _) => {
+        (_, Method::Nat | Method::FullNat, _) => {
             Err("LVS-DR and LVS-TUN real servers only (NAT reaches them at their own address)")
         }
         (
@@ -1116,6 +1124,10 @@ pub struct VirtualServer {
     /// rvs extension `rvs_proxy_protocol v1|v2`: send a PROXY header to real servers
     /// (proxy data plane only).
     pub proxy_protocol: Option<String>,
+    /// `laddr_group_name` (FULLNAT): the `local_address_group` whose addresses the
+    /// director connects to the real servers from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub laddr_group: Option<String>,
     /// `snmp_name`: the name KEEPALIVED-MIB's `virtualServerName` shows.
     pub snmp_name: Option<String>,
     /// `weight` in this block: its real servers' default weight (1).

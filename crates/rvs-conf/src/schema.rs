@@ -506,6 +506,8 @@ static VIRTUAL_SERVER: &[Kw] = kws![
         "rvs_proxy_protocol",
         Applied("VirtualServer.proxy_protocol")
     ),
+    // FULLNAT, the LVS FULLNAT and DPVS forks' keyword (docs/cluster.md).
+    leaf("laddr_group_name", Applied("VirtualServer.laddr_group")),
 ];
 
 static AUTHENTICATION: &[Kw] = kws![
@@ -768,6 +770,11 @@ pub static ROOT: &[Kw] = kws![
         Applied("Config.virtual_servers")
     ),
     block("rvs_bgp", RVS_BGP, Applied("Config.bgp")),
+    // FULLNAT's local addresses, the LVS FULLNAT and DPVS forks' block.
+    list(
+        "local_address_group",
+        Applied("Config.local_address_groups")
+    ),
 ];
 
 // rvs extension (docs/cluster.md): the VIPs announced to routers through BIRD 2.

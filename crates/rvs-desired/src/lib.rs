@@ -38,6 +38,7 @@ pub fn fwd(m: Method) -> Fwd {
         Method::Nat => Fwd::Masq,
         Method::Dr => Fwd::Route,
         Method::Tun => Fwd::Tunnel,
+        Method::FullNat => Fwd::FullNat,
     }
 }
 
@@ -247,6 +248,13 @@ pub fn desired_with(
                     _ => None,
                 },
                 fwd: fwd(vs.forwarding.method),
+                local_addrs: vs
+                    .laddr_group
+                    .as_ref()
+                    .filter(|_| vs.forwarding.method == Method::FullNat)
+                    .and_then(|g| cfg.local_address_groups.get(g))
+                    .cloned()
+                    .unwrap_or_default(),
             });
         }
     }

@@ -239,6 +239,8 @@ pub struct ServiceShard {
     undelivered: [AtomicU64; Undelivered::ALL.len()],
     /// Rate limit of this service's "out of descriptors" line.
     fd_log: Mutex<RateLog>,
+    /// FULLNAT: the next of the service's local addresses (round robin).
+    laddr_next: std::sync::atomic::AtomicUsize,
 }
 
 impl ServiceShard {
@@ -250,7 +252,31 @@ impl ServiceShard {
             counters: Mutex::new(HashMap::new()),
             undelivered: std::array::from_fn(|_| AtomicU64::new(0)),
             fd_log: Mutex::new(RateLog::default()),
+            laddr_next: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// FULLNAT: the local address to connect to `dest` from (the service's
+    /// `local_addrs` of its family, in turn); `None` for other methods or without one.
+    fn local_addr(&self, settings: &DesiredService, dest: SocketAddr) -> Option<std::net::IpAddr> {
+        let fnat = settings
+            .dests
+            .iter()
+            .any(|d| d.fwd == rvs_sched::Fwd::FullNat && d.addr == dest.ip());
+        if !fnat {
+            return None;
+        }
+        let mine: Vec<std::net::IpAddr> = settings
+            .local_addrs
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv4() == dest.is_ipv4())
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let i = self.laddr_next.fetch_add(1, Ordering::Relaxed);
+        Some(mine[i % mine.len()])
     }
 
     /// The service's scheduling table (hold it only for a table operation).
@@ -643,8 +669,7 @@ impl Proxy {
             if self.listeners.contains_key(&s.key) {
                 continue;
             }
-            if s.fwd != rvs_sched::Fwd::Masq && !self.shared.warned_dr.swap(true, Ordering::Relaxed)
-            {
+            if !s.fwd.is_nat() && !self.shared.warned_dr.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "lb_kind DR/TUN is served as a proxy by the proxy data plane; \
                      use --dataplane xdp (or ipvs) to forward DR/TUN for real"

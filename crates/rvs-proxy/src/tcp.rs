@@ -82,6 +82,24 @@ fn packet(client: SocketAddr, vip: SocketAddr, tcp: TcpFlags) -> Packet {
     }
 }
 
+/// Connects to `dest`, from the local address `from` when one is given (FULLNAT: the
+/// kernel picks the port at connect, per destination).
+async fn connect(dest: SocketAddr, from: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(dest).await;
+    };
+    let s = if dest.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if from.is_ipv4() {
+        crate::sys::bind_address_no_port(std::os::fd::AsFd::as_fd(&s))?;
+    }
+    s.bind(SocketAddr::new(from, 0))?;
+    s.connect(dest).await
+}
+
 /// Asks the scheduling core for a real server; `None` when none is available.
 fn schedule(
     sh: &Shared,
@@ -131,7 +149,8 @@ async fn serve(
             failure = Undelivered::Loop;
             break;
         }
-        match tokio::time::timeout(timeout, TcpStream::connect(dest)).await {
+        let from = svc.local_addr(&settings, dest);
+        match tokio::time::timeout(timeout, connect(dest, from)).await {
             Ok(Ok(s)) => upstream = Some((s, dest, conn)),
             Ok(Err(e)) => {
                 tracing::info!(service = %key, "connection to [{}]:{} failed: {e}", dest.ip(), dest.port());

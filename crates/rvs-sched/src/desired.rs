@@ -40,6 +40,9 @@ pub struct DesiredService {
     pub connect_timeout: std::time::Duration,
     /// rvs extension: PROXY protocol version towards real servers.
     pub proxy_protocol: Option<u8>,
+    /// FULLNAT (`laddr_group_name`): the director's addresses its connections to the
+    /// real servers come from (the proxy data plane binds them in turn).
+    pub local_addrs: Vec<IpAddr>,
     /// Forwarding method of the service (`lb_kind`).
     pub fwd: Fwd,
 }
@@ -58,6 +61,7 @@ impl DesiredService {
             sorry: None,
             connect_timeout: std::time::Duration::from_secs(5),
             proxy_protocol: None,
+            local_addrs: Vec::new(),
             fwd: Fwd::Route,
         }
     }

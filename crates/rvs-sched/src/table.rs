@@ -5,7 +5,7 @@
 //! Sans-IO: [`Ipvs::packet`] takes the time and a packet summary and returns a verdict;
 //! [`Ipvs::advance`] expires what is due. Nothing here reads a clock.
 
-use crate::service::{DestId, Fwd, PktInfo, Proto, Service, SvcKey};
+use crate::service::{DestId, PktInfo, Proto, Service, SvcKey};
 use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 
@@ -715,7 +715,7 @@ impl Ipvs {
             dest,
             state,
             active: false,
-            no_output: fwd != Fwd::Masq,
+            no_output: !fwd.is_nat(),
             hashed: true,
             gen: 0,
             live: true,
@@ -728,7 +728,7 @@ impl Ipvs {
             self.slots[t as usize].n_control += 1;
         }
         self.conns.insert(key, slot);
-        if fwd == Fwd::Masq {
+        if fwd.is_nat() {
             let dport = if dport == 0 { key.vport } else { dport };
             let ok = ConnKey {
                 proto: key.proto,

@@ -356,6 +356,7 @@ fn apply_reconciles_by_difference() {
         sorry: None,
         connect_timeout: std::time::Duration::from_secs(5),
         proxy_protocol: None,
+        local_addrs: Vec::new(),
         fwd: Fwd::Masq,
     };
     let mut v = Ipvs::new();

@@ -95,6 +95,9 @@ pub enum Fwd {
     Local,
     Tunnel,
     Route,
+    /// FULLNAT (`lb_kind FNAT`): source and destination rewritten, the source from the
+    /// service's local addresses. Not a stock kernel method: DPVS's number and name.
+    FullNat,
 }
 
 impl Fwd {
@@ -105,6 +108,7 @@ impl Fwd {
             Fwd::Local => 1,
             Fwd::Tunnel => 2,
             Fwd::Route => 3,
+            Fwd::FullNat => 5,
         }
     }
 
@@ -115,8 +119,14 @@ impl Fwd {
             1 => Some(Fwd::Local),
             2 => Some(Fwd::Tunnel),
             3 => Some(Fwd::Route),
+            5 => Some(Fwd::FullNat),
             _ => None,
         }
+    }
+
+    /// NAT or FULLNAT: the director sees both directions and may map the port.
+    pub fn is_nat(self) -> bool {
+        matches!(self, Fwd::Masq | Fwd::FullNat)
     }
 
     /// The method a data plane applies: `Local` is saved and applied as `-g` (ipvsadm
@@ -129,13 +139,15 @@ impl Fwd {
         }
     }
 
-    /// `Masq`, `Local`, `Tunnel`, `Route`, as ipvsadm's listings print it.
+    /// `Masq`, `Local`, `Tunnel`, `Route`, as ipvsadm's listings print it (`FullNat` as
+    /// DPVS's ipvsadm does).
     pub fn name(self) -> &'static str {
         match self {
             Fwd::Masq => "Masq",
             Fwd::Local => "Local",
             Fwd::Tunnel => "Tunnel",
             Fwd::Route => "Route",
+            Fwd::FullNat => "FullNat",
         }
     }
 }
@@ -311,7 +323,7 @@ mod tests {
 
     #[test]
     fn forwarding_and_tunnels_print_as_ipvsadm() {
-        for f in [Fwd::Masq, Fwd::Local, Fwd::Tunnel, Fwd::Route] {
+        for f in [Fwd::Masq, Fwd::Local, Fwd::Tunnel, Fwd::Route, Fwd::FullNat] {
             assert_eq!(Fwd::of_code(f.code()), Some(f));
         }
         assert_eq!(Fwd::of_code(4), None);

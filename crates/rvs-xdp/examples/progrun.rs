@@ -63,6 +63,7 @@ fn service() -> Desired {
             sorry: None,
             connect_timeout: std::time::Duration::from_secs(5),
             proxy_protocol: None,
+            local_addrs: Vec::new(),
             fwd: Fwd::Route,
         }],
         ..Desired::default()

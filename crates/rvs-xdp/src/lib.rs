@@ -449,6 +449,13 @@ impl Xdp {
                 d.addr
             )));
         }
+        if let Some(d) = s.dests.iter().find(|d| d.fwd == Fwd::FullNat) {
+            return Err(unsupported(format!(
+                "real server {}: FULLNAT (lb_kind FNAT) is not implemented in XDP yet; the \
+                 proxy data plane does it",
+                d.addr
+            )));
+        }
         // Every MAC first: a service is applied whole or not at all.
         for d in &s.dests {
             if !macs.contains_key(&d.addr) {
@@ -495,7 +502,8 @@ impl Xdp {
                 method: match d.fwd {
                     Fwd::Route | Fwd::Local => maps::M_DR,
                     Fwd::Tunnel => maps::M_TUN,
-                    Fwd::Masq => maps::M_NAT,
+                    // Refused above.
+                    Fwd::Masq | Fwd::FullNat => maps::M_NAT,
                 },
                 flags: if d.weight > 0 { maps::RF_USABLE } else { 0 },
                 pad: 0,

@@ -86,6 +86,7 @@ fn service(
         sorry: None,
         connect_timeout: std::time::Duration::from_secs(5),
         proxy_protocol: None,
+        local_addrs: Vec::new(),
     }
 }
 

@@ -29,6 +29,12 @@ const KNOWN: &[(&str, bool, &str)] = &[
         "keepalived recurses until it runs out of file descriptors, then accepts; rvs reports the loop",
     ),
     (
+        "23-fullnat.conf",
+        true,
+        "FULLNAT in the LVS FULLNAT and DPVS forks' syntax (local_address_group, \
+         laddr_group_name, lb_kind FNAT): stock keepalived knows none of it",
+    ),
+    (
         "22-rvs-bgp.conf",
         true,
         "an rvs extension (rvs_bgp): keepalived rejects it as an unknown keyword, as the rvs_ \

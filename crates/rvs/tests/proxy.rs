@@ -551,3 +551,60 @@ fn ipv6_proxy_protocol_and_idle_timeout() {
     );
     d.stop();
 }
+
+/// FULLNAT (`lb_kind FNAT`, `laddr_group_name`, `local_address_group`: the LVS FULLNAT and
+/// DPVS forks' syntax) on the proxy data plane: the real server sees connections from
+/// the group's addresses, in turn, never from the client; `rvs adm -Ln` lists the real
+/// server as `FullNat`, and `-S` saves it as `--fullnat`, which restores.
+#[test]
+fn fullnat_connects_from_the_local_address_group() {
+    // The real server answers with the address each connection comes from.
+    let l = TcpListener::bind("127.62.0.11:9100").unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let peer = s
+                .peer_addr()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
+            let _ = s.write_all(format!("{peer}\n").as_bytes());
+        }
+    });
+    let conf = "local_address_group laddr_g1 {\n    127.62.1.1-3\n}\n\
+                virtual_server 127.62.0.1 80 {\n    lb_algo rr\n    lb_kind FNAT\n    \
+                laddr_group_name laddr_g1\n    protocol TCP\n    \
+                real_server 127.62.0.11 9100 {\n    }\n}\n";
+    let vip: SocketAddr = "127.62.0.1:80".parse().unwrap();
+    let d = Daemon::start("fnat", conf, vip);
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..30 {
+        *seen
+            .entry(ask_name_from(vip, Some("127.62.9.9")))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        seen.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["127.62.1.1", "127.62.1.2", "127.62.1.3"],
+        "{seen:?}"
+    );
+    assert!(seen.values().all(|n| *n == 10), "in turn: {seen:?}");
+    let (_, list, _) = d.adm(&["-Ln"]);
+    assert!(list.contains("-> 127.62.0.11:9100"), "{list}");
+    assert!(list.contains("FullNat"), "{list}");
+    let (_, saved, _) = d.adm(&["-S", "-n"]);
+    assert!(
+        saved.contains("-a -t 127.62.0.1:80 -r 127.62.0.11:9100 --fullnat -w 1"),
+        "{saved}"
+    );
+    let (code, _, err) = d.adm(&[
+        "-e",
+        "-t",
+        "127.62.0.1:80",
+        "-r",
+        "127.62.0.11:9100",
+        "--fullnat",
+        "-w",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -144,6 +144,7 @@ impl Loader<'_> {
             smtp_alert: None,
             mh_table_size: None,
             proxy_protocol: None,
+            laddr_group: None,
             snmp_name: None,
             weight: 1,
             check_defaults: Defaults::default(),
@@ -366,6 +367,7 @@ impl Loader<'_> {
                         a.need(n, 0, "a prime table size");
                     }
                 }
+                "laddr_group_name" => vs.laddr_group = a.string(n).or(vs.laddr_group.take()),
                 "rvs_proxy_protocol" => {
                     a.extra(n, 1);
                     match n.args.first().map(|t| t.text.as_str()) {
@@ -597,13 +599,15 @@ impl Loader<'_> {
         let method = rs.forwarding.method;
         rs.port = match (ctx.fwmark, ctx.vs_port, given_port) {
             (true, _, p) => {
-                if method == Method::Nat {
+                if matches!(method, Method::Nat | Method::FullNat) {
                     p.unwrap_or(0)
                 } else {
                     0
                 }
             }
-            (false, Some(vp), Some(p)) if method != Method::Nat && p != vp && vp != 0 => {
+            (false, Some(vp), Some(p))
+                if !matches!(method, Method::Nat | Method::FullNat) && p != vp && vp != 0 =>
+            {
                 let t = &node.args[1];
                 a.diags
                     .error(t.loc, t.width, format!("real server {}: port {p} differs from the virtual server port {vp}, but {} forwarding cannot change ports", rs_label(address, p), method_name(method)))

@@ -25,6 +25,7 @@ use std::time::Duration;
 mod bgp;
 mod checker;
 mod cross;
+mod fnat;
 mod global;
 mod lvs;
 mod routes;
@@ -113,6 +114,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
             "virtual_server_group" => l.vs_group(n),
             "virtual_server" => l.virtual_server(n),
             "rvs_bgp" => l.rvs_bgp(n),
+            "local_address_group" => l.local_address_group(n),
             "SSL" => {
                 let a = &mut l.a;
                 let mut ssl = crate::model::SslConfig::default();
@@ -157,6 +159,7 @@ pub fn load(tree: &[Node], diags: &mut Diags) -> Config {
     l.note_scripts(tree);
     l.cross_checks();
     l.bgp_checks();
+    l.fnat_checks();
     // SSL_GET checkers verify against the root SSL block's CA, wherever it is written.
     // SSL_GET checkers verify against the root SSL block's CA and present its client
     // certificate, wherever the block is written.
@@ -634,24 +637,25 @@ fn vs_key(a: &mut Args<'_>, n: &Node) -> Option<VsKey> {
 }
 
 fn forwarding(a: &mut Args<'_>, n: &Node) -> Option<Forwarding> {
-    let t = a.need(n, 0, "NAT, DR or TUN")?;
+    let t = a.need(n, 0, "NAT, DR, TUN or FNAT")?;
     let method = match t.text.as_str() {
         "NAT" => Method::Nat,
         "DR" => Method::Dr,
         "TUN" => Method::Tun,
+        "FNAT" => Method::FullNat,
         other => {
             let d = a.diags.error(
                 t.loc,
                 t.width,
                 format!("unknown forwarding method '{other}'"),
             );
-            if ["nat", "dr", "tun"].contains(&other.to_ascii_lowercase().as_str()) {
+            if ["nat", "dr", "tun", "fnat"].contains(&other.to_ascii_lowercase().as_str()) {
                 d.hint(format!(
                     "methods are upper case: {}",
                     other.to_ascii_uppercase()
                 ));
             } else {
-                d.hint("lb_kind is NAT, DR or TUN");
+                d.hint("lb_kind is NAT, DR, TUN or FNAT");
             }
             return None;
         }
@@ -940,6 +944,7 @@ fn method_name(m: Method) -> &'static str {
         Method::Nat => "NAT",
         Method::Dr => "DR",
         Method::Tun => "TUN",
+        Method::FullNat => "FNAT",
     }
 }
 

@@ -181,6 +181,14 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
                 continue;
             }
             let method = rs.forwarding.method;
+            if method == Method::FullNat {
+                // Its replies go to the director's local address: no route to check.
+                out.push(ok(
+                    &subject,
+                    &format!("accepts TCP connections on {own} (FULLNAT: replies return to the director's local address)"),
+                ));
+                continue;
+            }
             if method == Method::Nat {
                 out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
                 if let std::net::SocketAddr::V4(own) = own {
@@ -261,6 +269,7 @@ fn method_name(m: Method) -> &'static str {
         Method::Nat => "LVS-NAT",
         Method::Dr => "LVS-DR",
         Method::Tun => "LVS-TUN",
+        Method::FullNat => "FULLNAT",
     }
 }
 

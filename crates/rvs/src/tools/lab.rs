@@ -79,8 +79,8 @@ pub enum LabCmd {
         #[arg(long)]
         ready: Option<PathBuf>,
     },
-    /// Opens a new connection every 10 ms for SECONDS; prints how many failed and the
-    /// longest time without a successful one.
+    /// Sends an HTTP request on a new connection every 10 ms for SECONDS; prints how
+    /// many failed and the longest time without an answer.
     Probe {
         to: std::net::SocketAddr,
         #[arg(long, default_value_t = 5)]

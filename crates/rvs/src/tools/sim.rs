@@ -207,7 +207,7 @@ fn run_flow(ipvs: &mut Ipvs, now: u64, f: &Flow) -> Option<(IpAddr, u16)> {
     let (daddr, dport, masq) = (
         d.addr,
         if d.port == 0 { f.vip.port() } else { d.port },
-        d.fwd == rvs_sched::Fwd::Masq,
+        d.fwd.is_nat(),
     );
     if f.proto == Proto::Tcp {
         if masq {

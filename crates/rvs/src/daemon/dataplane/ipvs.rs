@@ -90,7 +90,16 @@ impl Forwarder for IpvsForwarder {
     }
 
     fn apply<'a>(&'a mut self, want: &'a Desired) -> Fut<'a, Result<(), Vec<ApplyError>>> {
-        let want = want.clone();
+        let mut want = want.clone();
+        // FULLNAT is not a stock kernel method: those services are refused, whole.
+        let mut refused: Vec<ApplyError> = Vec::new();
+        want.services.retain(|s| {
+            let fnat = s.dests.iter().any(|d| d.fwd == rvs_sched::Fwd::FullNat);
+            if fnat {
+                refused.push(ApplyError::FullNatKernel { service: s.key });
+            }
+            !fnat
+        });
         Box::pin(async move {
             let res = self
                 .owner
@@ -102,9 +111,16 @@ impl Forwarder for IpvsForwarder {
                     if r != rvs_ipvs::Report::default() {
                         tracing::info!("kernel IPVS: {r:?}");
                     }
-                    Ok(())
+                    if refused.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(refused)
+                    }
                 }
-                Err(errs) => Err(errs.into_iter().map(ApplyError::from).collect()),
+                Err(errs) => {
+                    refused.extend(errs.into_iter().map(ApplyError::from));
+                    Err(refused)
+                }
             }
         })
     }

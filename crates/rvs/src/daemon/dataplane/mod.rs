@@ -86,6 +86,12 @@ pub enum ApplyError {
         real: std::net::IpAddr,
         gateway: std::net::IpAddr,
     },
+    /// FULLNAT real servers on the kernel's IPVS, which has no such method.
+    #[error(
+        "virtual server {service}: FULLNAT (lb_kind FNAT) is not a method of the kernel's \
+         IPVS: run it on the proxy data plane"
+    )]
+    FullNatKernel { service: SvcKey },
     /// The plane's kernel-handle thread has ended (shutdown under way).
     #[error("{}: the data plane is stopping", .0.title())]
     Stopping(Kind),
@@ -108,6 +114,9 @@ impl ApplyError {
             ApplyError::DrRouted {
                 service: SvcKey::Addr { addr, .. },
                 ..
+            }
+            | ApplyError::FullNatKernel {
+                service: SvcKey::Addr { addr, .. },
             } => Some(*addr),
             _ => None,
         }

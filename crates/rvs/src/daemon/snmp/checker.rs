@@ -86,10 +86,11 @@ fn algo(s: Scheduler) -> i32 {
     }
 }
 
-/// nat(1), dr(2), tun(3).
+/// nat(1), dr(2), tun(3); FULLNAT, which KEEPALIVED-MIB does not know, as nat(1) (it
+/// is NAT of both addresses).
 fn method(m: Method) -> i32 {
     match m {
-        Method::Nat => 1,
+        Method::Nat | Method::FullNat => 1,
         Method::Dr => 2,
         Method::Tun => 3,
     }
