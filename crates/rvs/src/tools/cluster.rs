@@ -125,14 +125,18 @@ pub fn up(prefix: &str) -> Result<()> {
             veth(&br, "br1", &next_port(), &n, "eth0", "198.18.1.100/24")?;
             ip(&["-n", &n, "route", "add", "default", "via", "198.18.1.1"])?;
         } else {
-            veth(
-                &br,
-                "br0",
-                &next_port(),
-                &n,
-                "eth0",
-                &format!("198.18.0.{host}/24"),
-            )?;
+            let port = next_port();
+            veth(&br, "br0", &port, &n, "eth0", &format!("198.18.0.{host}/24"))?;
+            if node.starts_with('d') {
+                // A switch floods a frame for a MAC it has not learnt (a director whose
+                // link just went down) to every port, and the other directors' XDP
+                // programs, which run before the kernel drops frames for other hosts,
+                // would forward it: the lab's switch does not flood to directors, so a
+                // dead director's flows are lost until the router withdraws it.
+                ip(&[
+                    "-n", &br, "link", "set", "dev", &port, "type", "bridge_slave", "flood", "off",
+                ])?;
+            }
         }
     }
     // The router: the clients' segment on eth1, forwarding, L4 hashing for multipath.
@@ -415,10 +419,10 @@ pub fn hold(
     })
 }
 
-/// `rvs lab probe`: a new connection every 10 ms (answered within 1 s: the first line
-/// read) for `seconds`; the failures and the longest time between two successes.
+/// `rvs lab probe`: a new connection every 10 ms (an HTTP request, answered within 1 s)
+/// for `seconds`; the failures and the longest time between two successes.
 pub fn probe(to: std::net::SocketAddr, seconds: u64) -> ExitCode {
-    use std::io::Read as _;
+    use std::io::{Read as _, Write as _};
     use std::time::{Duration, Instant};
     let t0 = Instant::now();
     let (mut ok, mut failed) = (0u64, 0u64);
@@ -428,6 +432,7 @@ pub fn probe(to: std::net::SocketAddr, seconds: u64) -> ExitCode {
         let good = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(1))
             .and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
                 let mut b = [0u8; 1];
                 s.read_exact(&mut b)
             })
