@@ -4,6 +4,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod ipvs_sync;
 pub mod nd;
 pub mod vrrp;
 
