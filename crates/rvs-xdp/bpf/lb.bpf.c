@@ -122,10 +122,13 @@ struct config {
 	__u8 tun_src4[4];
 	__u8 tun_src6[16];
 	__u32 flags; /* CF_* */
+	__u8 own_mac[6]; /* the interface's MAC (CF_OWN_MAC) */
+	__u8 pad[2];
 };
 
 #define CF_NAT 1   /* some service has NAT real servers: look replies up */
 #define CF_PORT0 2 /* some service listens on port 0 (any port) */
+#define CF_OWN_MAC 4 /* own_mac is set: frames to other hosts' MACs pass */
 
 struct counters {
 	__u64 conns;
@@ -581,6 +584,30 @@ static __always_inline int set_macs(struct xdp_md *ctx, const __u8 *dst)
 	return 0;
 }
 
+/* Whether the frame is addressed to this host: its MAC, a VRRP virtual MAC (use_vmac:
+ * 00:00:5e:00:01|02:VRID), or a group address (the stack decides those, as before). A
+ * frame for another host reaches XDP when a switch floods a MAC it has not learnt, or in
+ * promiscuous mode; forwarding it would duplicate another director's work, and with its
+ * MAC as our source teach the switch the wrong port. */
+static __always_inline int for_us(struct xdp_md *ctx, struct config *c)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	const __u8 *d = eth->h_dest;
+	if (d[0] & 1)
+		return 1;
+	if (d[0] == 0 && d[1] == 0 && d[2] == 0x5e && d[3] == 0 && (d[4] == 1 || d[4] == 2))
+		return 1;
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++)
+		if (d[i] != c->own_mac[i])
+			return 0;
+	return 1;
+}
+
 static __always_inline int lb(struct xdp_md *ctx)
 {
 	struct pkt p = {};
@@ -589,6 +616,8 @@ static __always_inline int lb(struct xdp_md *ctx)
 	__u32 zero = 0;
 	struct config *c = bpf_map_lookup_elem(&cfg, &zero);
 	if (!c)
+		return XDP_PASS;
+	if ((c->flags & CF_OWN_MAC) && !for_us(ctx, c))
 		return XDP_PASS;
 	/* A NAT reply from a real server to a client (only looked up when NAT is in use). */
 	if (c->flags & CF_NAT) {

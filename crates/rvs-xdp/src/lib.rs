@@ -81,6 +81,9 @@ pub struct Options {
     /// Outer source addresses of TUN packets.
     pub tun_src4: Option<Ipv4Addr>,
     pub tun_src6: Option<Ipv6Addr>,
+    /// The interface's MAC: unicast frames addressed to another host (a switch flooding,
+    /// promiscuous mode) pass to the kernel instead of being forwarded.
+    pub own_mac: Option<[u8; 6]>,
     /// Benchmarks only: load `rvs_lb_bench`, which moves the frame to the next of
     /// [`Xdp::set_rotation`]'s flows before balancing (never attach it).
     #[doc(hidden)]
@@ -95,6 +98,7 @@ impl Default for Options {
             flows: 1 << 20,
             tun_src4: None,
             tun_src6: None,
+            own_mac: None,
             bench: false,
         }
     }
@@ -253,6 +257,10 @@ impl Xdp {
         if let Some(a) = opts.tun_src6 {
             cfg.tun_src6 = a.octets();
         }
+        if let Some(m) = opts.own_mac.filter(|m| *m != [0; 6]) {
+            cfg.own_mac = m;
+            cfg.flags |= maps::CF_OWN_MAC;
+        }
         Xdp {
             ebpf,
             prog,
@@ -299,7 +307,7 @@ impl Xdp {
             .services
             .iter()
             .any(|s| matches!(s.key, SvcKey::Addr { port: 0, .. }));
-        self.cfg.flags = (self.cfg.flags & maps::CF_NAT)
+        self.cfg.flags = (self.cfg.flags & (maps::CF_NAT | maps::CF_OWN_MAC))
             | if nat { maps::CF_NAT } else { 0 }
             | if port0 { maps::CF_PORT0 } else { 0 };
         let cfg = self.cfg;

@@ -27,6 +27,8 @@ pub const RF_USABLE: u16 = 1;
 pub const CF_NAT: u32 = 1;
 /// Some service listens on port 0 (any port).
 pub const CF_PORT0: u32 = 2;
+/// `own_mac` is set: frames for other hosts pass.
+pub const CF_OWN_MAC: u32 = 4;
 
 /// An address as the program stores it: IPv4 in the first 4 bytes, the rest zero.
 pub fn addr16(a: IpAddr) -> ([u8; 16], u8) {
@@ -85,8 +87,12 @@ pub struct Config {
     pub mh_k1: u64,
     pub tun_src4: [u8; 4],
     pub tun_src6: [u8; 16],
-    /// `CF_NAT`, `CF_PORT0`.
+    /// `CF_NAT`, `CF_PORT0`, `CF_OWN_MAC`.
     pub flags: u32,
+    /// The interface's MAC (with `CF_OWN_MAC`): unicast frames to another MAC, but a
+    /// VRRP virtual MAC, pass to the kernel.
+    pub own_mac: [u8; 6],
+    pub pad: [u8; 2],
 }
 
 #[repr(C)]
@@ -153,7 +159,7 @@ const _: () = assert!(size_of::<Flow>() == 32);
 const _: () = assert!(size_of::<VipKey>() == 20);
 const _: () = assert!(size_of::<Svc>() == 32);
 const _: () = assert!(size_of::<Real>() == 32);
-const _: () = assert!(size_of::<Config>() == 64);
+const _: () = assert!(size_of::<Config>() == 72);
 const _: () = assert!(size_of::<Counters>() == 40);
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made of integers and byte arrays with the

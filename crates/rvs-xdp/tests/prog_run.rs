@@ -39,6 +39,7 @@ fn load() -> Xdp {
         tun_src4: Some("198.18.0.1".parse().unwrap()),
         tun_src6: Some("fd00:198:18::1".parse().unwrap()),
         flows: 4096,
+        own_mac: Some(DIRECTOR_MAC),
         ..Options::default()
     });
     match r {
@@ -361,6 +362,16 @@ fn frames_that_are_not_ours_pass_untouched() {
     vlan.extend_from_slice(&[0x81, 0x00, 0, 5]);
     vlan.extend_from_slice(&good[12..]);
     check(&vlan, "802.1Q");
+    // A frame for another host's MAC (a switch flooding, promiscuous mode): forwarding it
+    // would duplicate that host's work and teach the switch its MAC on our port.
+    let mut other = good.clone();
+    other[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    check(&other, "another host's MAC");
+    // A VRRP virtual MAC (use_vmac) is ours: forwarded.
+    let mut vmac = good.clone();
+    vmac[..6].copy_from_slice(&[0, 0, 0x5e, 0, 1, 51]);
+    assert_eq!(x.run(&vmac).unwrap().0, XDP_TX, "VRRP virtual MAC");
+    assert_eq!(x.run(&good).unwrap().0, XDP_TX, "the director's own MAC");
 }
 
 #[test]

@@ -125,34 +125,14 @@ pub fn up(prefix: &str) -> Result<()> {
             veth(&br, "br1", &next_port(), &n, "eth0", "198.18.1.100/24")?;
             ip(&["-n", &n, "route", "add", "default", "via", "198.18.1.1"])?;
         } else {
-            let port = next_port();
             veth(
                 &br,
                 "br0",
-                &port,
+                &next_port(),
                 &n,
                 "eth0",
                 &format!("198.18.0.{host}/24"),
             )?;
-            if node.starts_with('d') {
-                // A switch floods a frame for a MAC it has not learnt (a director whose
-                // link just went down) to every port, and the other directors' XDP
-                // programs, which run before the kernel drops frames for other hosts,
-                // would forward it: the lab's switch does not flood to directors, so a
-                // dead director's flows are lost until the router withdraws it.
-                ip(&[
-                    "-n",
-                    &br,
-                    "link",
-                    "set",
-                    "dev",
-                    &port,
-                    "type",
-                    "bridge_slave",
-                    "flood",
-                    "off",
-                ])?;
-            }
         }
     }
     // The router: the clients' segment on eth1, forwarding, L4 hashing for multipath.

@@ -90,6 +90,7 @@ impl XdpForwarder {
             flows: s.flows,
             tun_src4,
             tun_src6,
+            own_mac: Some(link.mac),
             bench: false,
         };
         let took_over = carried.is_some();
