@@ -65,12 +65,14 @@ fn find<'a>(want: &'a mut Desired, id: &SvcKey) -> Option<&'a mut DesiredService
 /// check happens before the first change).
 pub fn apply(want: &mut Desired, c: &Command) -> Result<(), Refusal> {
     match c {
-        // The sync daemon copies the kernel's connection table to a backup director;
-        // the proxy and XDP data planes have no kernel table to copy.
+        // The kernel IPVS and XDP planes run sync daemons (their forwarders take the
+        // command before it gets here); the proxy terminates TCP: a connection cannot
+        // move to another director, so there is nothing to synchronise.
         Command::StartDaemon(_) | Command::StopDaemon { .. } => {
             return Err(
-                "the IPVS sync daemon synchronises the kernel's connection table: it needs \
-                 the kernel IPVS data plane (rvs run --dataplane ipvs); nothing started or \
+                "the IPVS sync daemon synchronises connection tables: it runs with the kernel \
+                 IPVS and XDP data planes (rvs run --dataplane ipvs|xdp), not the proxy, \
+                 whose connections cannot move to another director; nothing started or \
                  stopped",
             )
         }

@@ -110,11 +110,7 @@ pub struct Ipvs {
 }
 
 fn proto_code(p: Proto) -> u16 {
-    match p {
-        Proto::Tcp => 6,
-        Proto::Udp => 17,
-        Proto::Sctp => 132,
-    }
+    u16::from(p.number())
 }
 
 /// The identifying attributes of a service.

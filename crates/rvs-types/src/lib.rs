@@ -25,6 +25,25 @@ impl Proto {
         }
     }
 
+    /// The IP protocol number (`IPPROTO_TCP` 6, `IPPROTO_UDP` 17, `IPPROTO_SCTP` 132).
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
+
+    /// From the IP protocol number; `None` for another protocol.
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            132 => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+
     /// `tcp`, `udp`, `sctp`, as keepalived's logs and rvs's metrics print them.
     pub fn lower(self) -> &'static str {
         match self {

@@ -667,6 +667,96 @@ impl Xdp {
         Ok(out)
     }
 
+    /// Flows and persistence templates another director carried (the connection sync
+    /// daemon's), taken over: each is written to the program's tables with the real
+    /// server it had there and the time it had left, so the packets that follow go on
+    /// to the same real server. Entries of a service or real server this director does
+    /// not have are skipped (counted in the answer's second number).
+    pub fn adopt(
+        &mut self,
+        flows: &[FlowEntry],
+        templates: &[TemplateEntry],
+    ) -> Result<(usize, usize), XdpError> {
+        let now = monotonic_ns();
+        let since = |timeout: u64, left_s: u32| {
+            let left = u64::from(left_s) * 1_000_000_000;
+            now.saturating_sub(timeout.saturating_sub(left))
+        };
+        let mut flow_writes = Vec::new();
+        let mut tmpl_writes = Vec::new();
+        let mut skipped = 0;
+        for f in flows {
+            let slots = self.svc_ids.get(&f.svc).and_then(|id| {
+                self.real_ids
+                    .get(&(*id, f.real.0, f.real.1))
+                    .map(|r| (*id, *r))
+            });
+            let Some((svc, real)) = slots else {
+                skipped += 1;
+                continue;
+            };
+            let (src, family) = addr16(f.client.ip());
+            let (dst, _) = addr16(f.vip.ip());
+            let timeout = match (f.proto, f.fin) {
+                (17, _) => self.cfg.timeout_udp_ns,
+                (_, false) => self.cfg.timeout_tcp_ns,
+                _ => self.cfg.timeout_tcpfin_ns,
+            };
+            let k = maps::FlowKey {
+                src,
+                dst,
+                sport: f.client.port().to_be(),
+                dport: f.vip.port().to_be(),
+                proto: f.proto,
+                family,
+                pad: 0,
+            };
+            let v = maps::Flow {
+                last_ns: since(timeout, f.expires_s),
+                real,
+                svc,
+                fin: u8::from(f.fin),
+                ..maps::Flow::default()
+            };
+            flow_writes.push((k, v));
+        }
+        for t in templates {
+            let slots = self.svc_ids.get(&t.svc).and_then(|id| {
+                let real = self.real_ids.get(&(*id, t.real.0, t.real.1))?;
+                Some((*id, *real, *self.persist_s.get(id)?))
+            });
+            let Some((svc, real, persist_s)) = slots.filter(|s| s.2 > 0) else {
+                skipped += 1;
+                continue;
+            };
+            let k = maps::TmplKey {
+                client: addr16(t.client).0,
+                svc,
+            };
+            let v = maps::Tmpl {
+                last_ns: since(u64::from(persist_s) * 1_000_000_000, t.expires_s),
+                real,
+                pad: 0,
+            };
+            tmpl_writes.push((k, v));
+        }
+        {
+            let mut m: BpfHashMap<_, maps::FlowKey, maps::Flow> =
+                BpfHashMap::try_from(self.map_mut("flows")?)?;
+            for (k, v) in &flow_writes {
+                m.insert(*k, *v, 0)?;
+            }
+        }
+        {
+            let mut m: BpfHashMap<_, maps::TmplKey, maps::Tmpl> =
+                BpfHashMap::try_from(self.map_mut("templates")?)?;
+            for (k, v) in &tmpl_writes {
+                m.insert(*k, *v, 0)?;
+            }
+        }
+        Ok((flow_writes.len() + tmpl_writes.len(), skipped))
+    }
+
     /// The live persistence templates (used within their service's persistence
     /// timeout), at most `limit`; paced by the caller like [`Xdp::flows`].
     pub fn templates(&self, limit: usize) -> Result<Vec<TemplateEntry>, XdpError> {
@@ -798,11 +888,10 @@ fn vip_key(k: SvcKey) -> Option<VipKey> {
     let SvcKey::Addr { proto, addr, port } = k else {
         return None;
     };
-    let proto = match proto {
-        Proto::Tcp => 6,
-        Proto::Udp => 17,
-        Proto::Sctp => return None,
-    };
+    if proto == Proto::Sctp {
+        return None;
+    }
+    let proto = proto.number();
     let (a, family) = addr16(addr);
     Some(VipKey {
         addr: a,

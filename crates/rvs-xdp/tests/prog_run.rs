@@ -21,7 +21,7 @@ use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
 use rvs_sched::{Algo, Flags, Fwd, Persistence, Proto, SvcKey};
 use rvs_xdp::{Options, Xdp, XDP_DROP, XDP_PASS, XDP_TX};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x64];
 const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -724,4 +724,71 @@ fn no_usable_real_server_drops_and_unsupported_schedulers_are_refused() {
     )]);
     let e = x.apply(&no_mac, &HashMap::new()).unwrap_err();
     assert!(e[0].to_string().contains("no MAC"), "{}", e[0]);
+}
+
+/// Connection sync (issue #21): flows and templates another director carried, adopted,
+/// go on to the real server they had there — not where this director's own `rr` or
+/// persistence would send them — and expire with the time they had left.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn adopted_flows_keep_their_real_server() {
+    let mut x = load();
+    let reals = vec![
+        dest("198.18.0.11", 80, 1, Fwd::Route),
+        dest("198.18.0.12", 80, 1, Fwd::Route),
+    ];
+    let svc = service("198.18.0.50", 80, Proto::Tcp, Algo::Rr, reals.clone());
+    let key = svc.key;
+    let mut persistent = service("198.18.0.50", 443, Proto::Tcp, Algo::Rr, reals);
+    persistent.persistence = Some(Persistence {
+        timeout_s: 300,
+        prefix: 32,
+    });
+    let pkey = persistent.key;
+    apply(&mut x, &desired(vec![svc, persistent]));
+    let client = |c: u8, sport: u16| SocketAddr::new(IpAddr::from([198, 18, 2, c]), sport);
+    let vip = |port: u16| SocketAddr::new(IpAddr::from([198, 18, 0, 50]), port);
+    // Ten flows, all adopted onto .12 (rr alone would send half of them to .11).
+    let flows: Vec<rvs_xdp::FlowEntry> = (0..10u8)
+        .map(|c| rvs_xdp::FlowEntry {
+            proto: 6,
+            client: client(c, 40000),
+            vip: vip(80),
+            svc: key,
+            real: (IpAddr::from([198, 18, 0, 12]), 80),
+            fin: false,
+            expires_s: 800,
+        })
+        .collect();
+    let tmpl = rvs_xdp::TemplateEntry {
+        client: IpAddr::from([198, 18, 3, 1]),
+        svc: pkey,
+        real: (IpAddr::from([198, 18, 0, 11]), 80),
+        expires_s: 200,
+    };
+    let unknown = rvs_xdp::FlowEntry {
+        real: (IpAddr::from([198, 18, 0, 99]), 80),
+        ..flows[0].clone()
+    };
+    let mut all = flows.clone();
+    all.push(unknown);
+    assert_eq!(x.adopt(&all, &[tmpl]).unwrap(), (11, 1));
+    // Listed with the time they had left there (until a packet refreshes them).
+    let listed = x.flows(100).unwrap();
+    assert_eq!(listed.len(), 10);
+    assert!(
+        listed.iter().all(|f| (795..=800).contains(&f.expires_s)),
+        "{listed:?}"
+    );
+    for c in 0..10u8 {
+        let f = tcp4([198, 18, 2, c], 40000, [198, 18, 0, 50], 80, b"x");
+        let (v, out) = x.run(&f).unwrap();
+        assert_eq!((v, &out[..6]), (XDP_TX, &mac_of(12)[..]), "flow {c}");
+    }
+    // The template: every new flow of that client goes to .11.
+    for sport in 1..8u16 {
+        let f = tcp4([198, 18, 3, 1], sport, [198, 18, 0, 50], 443, b"");
+        let (v, out) = x.run(&f).unwrap();
+        assert_eq!((v, &out[..6]), (XDP_TX, &mac_of(11)[..]), "port {sport}");
+    }
 }

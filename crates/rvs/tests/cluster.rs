@@ -562,3 +562,134 @@ fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
         "rvs lab cluster down left the router's namespace"
     );
 }
+
+/// The IPVS connection sync protocol between two XDP directors (`rvs adm
+/// --start-daemon`): the master's flows appear in the backup's table with the same real
+/// servers, so when the VIP moves to the backup, connections that `rr` alone would have
+/// sent elsewhere go on: 20 held connections, none broken.
+#[test]
+#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
+fn synced_flows_survive_a_failover_with_rr() {
+    lab::require(false);
+    let mut l = Lab::new(&[("c", 100), ("d1", 1), ("d2", 2), ("rs1", 11), ("rs2", 12)]);
+    for (rs, name) in [("rs1", "rs1"), ("rs2", "rs2")] {
+        l.vip_on_lo(rs, VIP);
+        real_server(&l, rs, "0.0.0.0:80", name);
+    }
+    let conf = format!(
+        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+         real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n}}\n"
+    );
+    let xdp = ["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"];
+    l.rvs("d1", &conf, &xdp);
+    l.rvs("d2", &conf, &xdp);
+    let (c1, c2) = (l.control("d1", 0), l.control("d2", 1));
+    let up = Lab::wait(Duration::from_secs(30), || {
+        [&c1, &c2]
+            .iter()
+            .all(|c| lab::rvs_at(c, &["adm", "-Ln"]).contains(&format!("{VIP}:80")))
+    });
+    assert!(up.is_some(), "the directors did not start\n{}", l.logs());
+    for (sock, state) in [(&c1, "master"), (&c2, "backup")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args([
+                "adm",
+                "--start-daemon",
+                state,
+                "--mcast-interface",
+                "eth0",
+                "--syncid",
+                "5",
+            ])
+            .env("RVS_CONTROL", sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{state}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let daemons = lab::rvs_at(&c1, &["adm", "-L", "--daemon"]);
+    assert!(
+        daemons.contains("master sync daemon (mcast=eth0, syncid=5"),
+        "{daemons}"
+    );
+    // The client reaches the VIP (on its link) through d1.
+    l.ip_in("c", &["route", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+    let mac = |n: &str| l.mac(n);
+    let via = |n: &str| {
+        l.ip_in(
+            "c",
+            &[
+                "neigh",
+                "replace",
+                VIP,
+                "lladdr",
+                &mac(n),
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ],
+        );
+    };
+    via("d1");
+    let client = l.ns("c");
+    let vip: SocketAddr = format!("{VIP}:80").parse().unwrap();
+    let mut held: Vec<(TcpStream, String)> = (0..20)
+        .map(|_| {
+            lab::in_ns(&client, || {
+                let s = TcpStream::connect_timeout(&vip, Duration::from_secs(3)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut line = String::new();
+                std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+                (s, line.trim().to_owned())
+            })
+        })
+        .collect();
+    let names: std::collections::BTreeSet<&str> = held.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.len(), 2, "rr used both real servers");
+    // The backup learns all 20, each with the real server the master chose.
+    let want: std::collections::BTreeSet<String> = held
+        .iter()
+        .map(|(s, name)| {
+            let rs = if name == "rs1" {
+                "198.18.0.11"
+            } else {
+                "198.18.0.12"
+            };
+            format!("{} {rs}", s.local_addr().unwrap())
+        })
+        .collect();
+    let learnt = || -> std::collections::BTreeSet<String> {
+        lab::rvs_at(&c2, &["adm", "-Lcn"])
+            .lines()
+            .filter(|l| l.contains("ESTABLISHED"))
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                Some(format!("{} {}", w.get(3)?, w.get(5)?.rsplit_once(':')?.0))
+            })
+            .collect()
+    };
+    let got = Lab::wait(Duration::from_secs(15), || learnt() == want);
+    assert!(
+        got.is_some(),
+        "the backup's flows:\n{:?}\nwanted:\n{want:?}\n{}",
+        learnt(),
+        l.logs()
+    );
+    // The VIP moves to d2: every connection goes on, to the same real server.
+    via("d2");
+    let broken = held
+        .iter_mut()
+        .map(|h| still_works(&mut h.0))
+        .filter(|ok| !ok)
+        .count();
+    assert_eq!(
+        broken,
+        0,
+        "connections broken by the failover\n{}",
+        l.logs()
+    );
+}

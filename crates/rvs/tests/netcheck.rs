@@ -417,7 +417,19 @@ fn vrrp_track_process_follows_the_process() {
     let name = format!("rvstrk{}", std::process::id() % 100_000);
     let exe = l.dir.join(&name);
     std::fs::copy("/bin/sleep", &exe).unwrap();
-    let start = || Command::new(&exe).arg("120").spawn().unwrap();
+    // A copy just written can be briefly "busy" (ETXTBSY): another test's fork in this
+    // process may hold the write descriptor until its exec. Tried again, bounded.
+    let start = || {
+        for _ in 0..100 {
+            match Command::new(&exe).arg("120").spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => return r.unwrap(),
+            }
+        }
+        panic!("{} stayed busy for 2 s", exe.display())
+    };
     let mut p = start();
     let conf = format!(
         "vrrp_track_process trk {{\n    process {name}\n    quorum 1\n}}\n\

@@ -15,6 +15,7 @@
 
 pub mod ipvs;
 pub mod owner;
+pub mod sync;
 pub mod xdp;
 
 use arc_swap::ArcSwap;
@@ -135,6 +136,8 @@ pub struct Snapshots {
     pub sync_daemons: ArcSwap<Vec<String>>,
     /// The XDP program's flows as `-Lc` lists them (XDP only).
     pub flows: ArcSwap<Vec<rvs_adm::Conn>>,
+    /// The last walk of the XDP program's tables (its sync daemon sends from it).
+    pub walk: ArcSwap<sync::Walk>,
 }
 
 /// Where packets are forwarded: one implementation per data plane.

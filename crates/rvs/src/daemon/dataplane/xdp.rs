@@ -33,7 +33,7 @@ pub struct XdpSettings {
 type XdpKey = (rvs_sched::SvcKey, IpAddr, u16);
 
 /// What the owning thread holds.
-struct State {
+pub struct State {
     xdp: rvs_xdp::Xdp,
     /// `-Z`: the program's counters at the time of the zero, subtracted from what it
     /// counts (its per-CPU counters are never written from userspace).
@@ -54,6 +54,10 @@ struct Programmed {
 
 pub struct XdpForwarder {
     owner: Owner<State>,
+    /// `--start-daemon`: the connection sync daemons of this plane.
+    sync: super::sync::SyncDaemons,
+    shared: Arc<Shared>,
+    snapshots: Arc<Snapshots>,
     neigh: rvs_xdp::neigh::Watch,
     /// Next hops already asked for (resolved, or waited for once).
     asked: std::collections::HashSet<IpAddr>,
@@ -118,8 +122,8 @@ impl XdpForwarder {
         let state = State {
             xdp,
             base: HashMap::new(),
-            shared,
-            snapshots,
+            shared: shared.clone(),
+            snapshots: snapshots.clone(),
             next_scan: Instant::now(),
             last: None,
         };
@@ -134,6 +138,9 @@ impl XdpForwarder {
         };
         Ok(XdpForwarder {
             owner,
+            sync: super::sync::SyncDaemons::default(),
+            shared,
+            snapshots,
             neigh,
             asked: std::collections::HashSet::new(),
             follower,
@@ -215,13 +222,25 @@ impl Forwarder for XdpForwarder {
         c: &'a rvs_adm::cmd::Command,
     ) -> Fut<'a, Option<Result<(), String>>> {
         Box::pin(async move {
-            // `-Z`: the program's counters now become the zero of what the table shows
-            // (the caller zeroes the table's copy as well).
-            if let rvs_adm::cmd::Command::Zero(only) = c {
-                let only = *only;
-                let _ = self.owner.call(move |st| st.take_base(only)).await;
+            match c {
+                // `-Z`: the program's counters now become the zero of what the table
+                // shows (the caller zeroes the table's copy as well).
+                rvs_adm::cmd::Command::Zero(only) => {
+                    let only = *only;
+                    let _ = self.owner.call(move |st| st.take_base(only)).await;
+                    None
+                }
+                rvs_adm::cmd::Command::StartDaemon(d) => {
+                    Some(
+                        self.sync
+                            .start(d, self.owner.caller(), &self.snapshots, &self.shared),
+                    )
+                }
+                rvs_adm::cmd::Command::StopDaemon { state, .. } => {
+                    Some(self.sync.stop(state, &self.snapshots).await)
+                }
+                _ => None,
             }
-            None
         })
     }
 
@@ -254,9 +273,16 @@ impl Forwarder for XdpForwarder {
 
     fn stop(self: Box<Self>) -> Fut<'static, ()> {
         let XdpForwarder {
-            owner, follower, ..
+            owner,
+            follower,
+            mut sync,
+            snapshots,
+            ..
         } = *self;
         Box::pin(async move {
+            for state in ["master", "backup"] {
+                let _ = sync.stop(state, &snapshots).await;
+            }
             // The follower holds a caller: ended first, so that the thread can stop.
             follower.abort();
             let _ = follower.await;
@@ -282,6 +308,15 @@ async fn follow_neighbours(
 }
 
 impl State {
+    /// Flows and templates the sync daemon received, taken over (`rvs_xdp::Xdp::adopt`).
+    pub fn adopt(
+        &mut self,
+        flows: &[rvs_xdp::FlowEntry],
+        templates: &[rvs_xdp::TemplateEntry],
+    ) -> Result<(usize, usize), rvs_xdp::XdpError> {
+        self.xdp.adopt(flows, templates)
+    }
+
     /// Each real server's MAC: its next hop's in `table`, else the one programmed
     /// last (an entry that failed or went away while its real server is down: the MAC
     /// is still the right one when it comes back).
@@ -476,5 +511,11 @@ fn scan_flows(x: &rvs_xdp::Xdp, shared: &Shared, snapshots: &Snapshots) -> Durat
         }))
         .collect::<Vec<_>>();
     snapshots.flows.store(Arc::new(conns));
+    let generation = snapshots.walk.load().generation + 1;
+    snapshots.walk.store(Arc::new(super::sync::Walk {
+        flows,
+        templates,
+        generation,
+    }));
     (took * 20).max(Duration::from_secs(1))
 }

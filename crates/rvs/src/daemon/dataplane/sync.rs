@@ -1,0 +1,447 @@
+//! The IPVS connection sync daemon for the XDP data plane (`rvs adm --start-daemon`,
+//! `lvs_sync_daemon`): the kernel's protocol (`rvs_wire::ipvs_sync`, version 1), on its
+//! multicast group and port, so an rvs director and a kernel IPVS director (or two rvs
+//! directors) tell each other which real server each connection has.
+//!
+//! - **master**: after each walk of the XDP program's flow table (about a second), the
+//!   flows and persistence templates that are new or changed (real server, FIN) are sent,
+//!   and every one of them each 30 s, with the time each has left;
+//! - **backup**: each datagram of its sync id is read and its entries adopted
+//!   (`rvs_xdp::Xdp::adopt`): the XDP program sends those flows' packets to the same real
+//!   servers, with the time they had left.
+//!
+//! Only what the XDP plane forwards is adopted: address services (not fwmark), TCP and
+//! UDP, real servers this director has.
+
+use super::xdp::State;
+use super::{owner::Caller, Snapshots};
+use rvs_adm::cmd::SyncDaemon;
+use rvs_wire::ipvs_sync::{ConnRepr, MessageRepr};
+use rvs_xdp::{FlowEntry, TemplateEntry};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The kernel's connection flags rvs reads and writes.
+const F_TEMPLATE: u32 = 0x1000;
+/// TCP states in the protocol's numbering.
+const TCP_ESTABLISHED: u16 = 1;
+const TCP_FIN_WAIT: u16 = 4;
+/// How often every flow is sent again (new and changed ones go at once).
+const REFRESH: Duration = Duration::from_secs(30);
+/// The default datagram payload (the kernel's for a 1500-byte MTU).
+const MAXLEN: usize = 1472;
+
+/// What a walk of the program's tables found (published by the flow scan).
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub flows: Vec<FlowEntry>,
+    pub templates: Vec<TemplateEntry>,
+    /// Counts walks, so the master sends once per walk.
+    pub generation: u64,
+}
+
+struct Running {
+    params: SyncDaemon,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The sync daemons of the XDP plane: at most one master and one backup, as the kernel.
+#[derive(Default)]
+pub struct SyncDaemons {
+    master: Option<Running>,
+    backup: Option<Running>,
+}
+
+fn group(d: &SyncDaemon) -> IpAddr {
+    d.group.unwrap_or(IpAddr::V4(rvs_wire::ipvs_sync::GROUP_V4))
+}
+
+fn port(d: &SyncDaemon) -> u16 {
+    if d.port == 0 {
+        rvs_wire::ipvs_sync::PORT
+    } else {
+        d.port
+    }
+}
+
+impl SyncDaemons {
+    /// `--start-daemon`: refused as the kernel refuses it (one of each state).
+    pub fn start(
+        &mut self,
+        d: &SyncDaemon,
+        caller: Option<Caller<State>>,
+        snapshots: &Arc<Snapshots>,
+        shared: &Arc<rvs_proxy::Shared>,
+    ) -> Result<(), String> {
+        let slot = match d.state.as_str() {
+            "master" => &mut self.master,
+            "backup" => &mut self.backup,
+            _ => return Err("Invalid argument".into()),
+        };
+        if slot.is_some() {
+            return Err("Daemon has already run".into());
+        }
+        let sock = socket(d).map_err(|e| format!("sync daemon on {}: {e}", d.ifname))?;
+        let stop = CancellationToken::new();
+        let task = if d.state == "master" {
+            tokio::spawn(master(
+                d.clone(),
+                sock,
+                snapshots.clone(),
+                shared.clone(),
+                stop.clone(),
+            ))
+        } else {
+            let Some(caller) = caller else {
+                return Err("the data plane is stopping".into());
+            };
+            tokio::spawn(backup(d.clone(), sock, caller, stop.clone()))
+        };
+        tracing::info!(
+            "{} sync daemon on {} (syncid {}, group {}, port {}) for the XDP data plane",
+            d.state,
+            d.ifname,
+            d.syncid,
+            group(d),
+            port(d)
+        );
+        *slot = Some(Running {
+            params: d.clone(),
+            stop,
+            task,
+        });
+        self.publish(snapshots);
+        Ok(())
+    }
+
+    /// `--stop-daemon STATE`.
+    pub async fn stop(&mut self, state: &str, snapshots: &Arc<Snapshots>) -> Result<(), String> {
+        let slot = match state {
+            "master" => &mut self.master,
+            "backup" => &mut self.backup,
+            _ => return Err("Invalid argument".into()),
+        };
+        let Some(r) = slot.take() else {
+            return Err("No such process".into());
+        };
+        r.stop.cancel();
+        let _ = r.task.await;
+        self.publish(snapshots);
+        Ok(())
+    }
+
+    /// `ipvsadm -L --daemon`'s lines, as the kernel's are printed.
+    fn publish(&self, snapshots: &Snapshots) {
+        let lines = [&self.master, &self.backup]
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let d = &r.params;
+                rvs_ipvs::SyncDaemon {
+                    state: d.state.clone(),
+                    ifname: d.ifname.clone(),
+                    syncid: u32::from(d.syncid),
+                    maxlen: if d.maxlen == 0 {
+                        u16::try_from(MAXLEN).unwrap_or(1472)
+                    } else {
+                        d.maxlen
+                    },
+                    group: Some(group(d)),
+                    port: port(d),
+                    ttl: if d.ttl == 0 { 1 } else { d.ttl },
+                }
+                .line()
+            })
+            .collect();
+        snapshots.sync_daemons.store(Arc::new(lines));
+    }
+}
+
+/// The daemon's socket: bound to its interface; a backup's to the port and the group
+/// joined on that interface, a master's with TTL and no loopback of its own datagrams.
+fn socket(d: &SyncDaemon) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let g = group(d);
+    let s = Socket::new(
+        Domain::for_address(SocketAddr::new(g, 0)),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.bind_device(Some(d.ifname.as_bytes()))?;
+    let index = rustix::net::netdevice::name_to_index(&s, &d.ifname)?;
+    match g {
+        IpAddr::V4(g4) => {
+            if d.state == "backup" {
+                s.bind(&SocketAddr::new(IpAddr::from([0u8; 4]), port(d)).into())?;
+                s.join_multicast_v4_n(&g4, &socket2::InterfaceIndexOrAddress::Index(index))?;
+            } else {
+                s.set_multicast_ttl_v4(u32::from(d.ttl.max(1)))?;
+                s.set_multicast_loop_v4(false)?;
+            }
+        }
+        IpAddr::V6(g6) => {
+            if d.state == "backup" {
+                s.set_only_v6(true)?;
+                s.bind(&SocketAddr::new(IpAddr::from([0u16; 8]), port(d)).into())?;
+                s.join_multicast_v6(&g6, index)?;
+            } else {
+                s.set_multicast_hops_v6(u32::from(d.ttl.max(1)))?;
+                s.set_multicast_loop_v6(false)?;
+                s.set_multicast_if_v6(index)?;
+            }
+        }
+    }
+    s.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(s.into())
+}
+
+/// What a connection is called in the sync protocol, from the XDP program's flow.
+fn flow_repr(f: &FlowEntry, fwd: u32) -> ConnRepr {
+    ConnRepr {
+        protocol: f.proto,
+        flags: fwd,
+        state: match (f.proto, f.fin) {
+            (6, false) => TCP_ESTABLISHED,
+            (6, true) => TCP_FIN_WAIT,
+            _ => 0,
+        },
+        caddr: f.client.ip(),
+        cport: f.client.port(),
+        vaddr: f.vip.ip(),
+        vport: f.vip.port(),
+        daddr: f.real.0,
+        dport: f.real.1,
+        fwmark: 0,
+        timeout_s: Some(f.expires_s),
+        seq: None,
+        pe_data: Vec::new(),
+        pe_name: None,
+    }
+}
+
+fn template_repr(t: &TemplateEntry, fwd: u32) -> Option<ConnRepr> {
+    let rvs_sched::SvcKey::Addr { proto, addr, port } = t.svc else {
+        return None;
+    };
+    Some(ConnRepr {
+        protocol: proto.number(),
+        flags: F_TEMPLATE | fwd,
+        state: 0,
+        caddr: t.client,
+        cport: 0,
+        vaddr: addr,
+        vport: port,
+        daddr: t.real.0,
+        dport: t.real.1,
+        fwmark: 0,
+        timeout_s: Some(t.expires_s),
+        seq: None,
+        pe_data: Vec::new(),
+        pe_name: None,
+    })
+}
+
+/// A received record as the XDP plane adopts it (a flow or a template), or `None` for
+/// what it does not forward.
+enum Adopt {
+    Flow(FlowEntry),
+    Template(TemplateEntry),
+}
+
+fn adopt_of(c: &ConnRepr) -> Option<Adopt> {
+    let proto = rvs_sched::Proto::from_number(c.protocol)?;
+    if c.fwmark != 0 {
+        return None;
+    }
+    let svc = rvs_sched::SvcKey::Addr {
+        proto,
+        addr: c.vaddr,
+        port: c.vport,
+    };
+    // Version 0 carries no timeout: the state's own (IPVS's defaults).
+    let expires_s = c.timeout_s.unwrap_or(match (c.protocol, c.state) {
+        (17, _) => 300,
+        (_, TCP_ESTABLISHED) => 900,
+        _ => 120,
+    });
+    if c.flags & F_TEMPLATE != 0 {
+        return Some(Adopt::Template(TemplateEntry {
+            client: c.caddr,
+            svc,
+            real: (c.daddr, c.dport),
+            expires_s,
+        }));
+    }
+    if !matches!(c.protocol, 6 | 17) {
+        return None;
+    }
+    Some(Adopt::Flow(FlowEntry {
+        proto: c.protocol,
+        client: SocketAddr::new(c.caddr, c.cport),
+        vip: SocketAddr::new(c.vaddr, c.vport),
+        svc,
+        real: (c.daddr, c.dport),
+        fin: c.protocol == 6 && c.state != TCP_ESTABLISHED,
+        expires_s,
+    }))
+}
+
+/// The forwarding method of each real server (the kernel's flag), from the table.
+fn methods(shared: &rvs_proxy::Shared) -> HashMap<(rvs_sched::SvcKey, IpAddr, u16), u32> {
+    let mut out = HashMap::new();
+    for shard in shared.services().iter() {
+        let table = shard.table();
+        for s in table.services.iter().filter(|s| !s.removed) {
+            for (_, d) in s.dests() {
+                out.insert((s.key, d.addr, d.port), d.fwd.code());
+            }
+        }
+    }
+    out
+}
+
+/// Packs records into datagrams of at most `maxlen` bytes (and 255 records).
+fn datagrams(syncid: u8, conns: Vec<ConnRepr>, maxlen: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut m = MessageRepr {
+        syncid,
+        conns: Vec::new(),
+    };
+    let mut flush = |m: &mut MessageRepr| {
+        if m.conns.is_empty() {
+            return;
+        }
+        let mut buf = vec![0u8; m.buffer_len()];
+        if m.emit(&mut buf).is_ok() {
+            out.push(buf);
+        }
+        m.conns.clear();
+    };
+    for c in conns {
+        m.conns.push(c);
+        if m.conns.len() > 255 || m.buffer_len() > maxlen {
+            let last = m.conns.pop();
+            flush(&mut m);
+            m.conns.extend(last);
+        }
+    }
+    flush(&mut m);
+    out
+}
+
+/// A flow: protocol, client, VIP.
+type FlowId = (u8, SocketAddr, SocketAddr);
+/// What was last sent of it: its real server and whether it had seen a FIN.
+type Sent = ((IpAddr, u16), bool);
+
+async fn master(
+    d: SyncDaemon,
+    sock: tokio::net::UdpSocket,
+    snapshots: Arc<Snapshots>,
+    shared: Arc<rvs_proxy::Shared>,
+    stop: CancellationToken,
+) {
+    let to = SocketAddr::new(group(&d), port(&d));
+    let maxlen = if d.maxlen == 0 {
+        MAXLEN
+    } else {
+        usize::from(d.maxlen)
+    };
+    let mut sent: HashMap<FlowId, Sent> = HashMap::new();
+    let mut last_gen = 0;
+    let mut refreshed = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let walk = snapshots.walk.load_full();
+        if walk.generation == last_gen {
+            continue;
+        }
+        last_gen = walk.generation;
+        let all = refreshed.elapsed() >= REFRESH;
+        if all {
+            refreshed = Instant::now();
+        }
+        let fwd = methods(&shared);
+        let mut conns = Vec::new();
+        let mut now_sent = HashMap::with_capacity(walk.flows.len());
+        for f in &walk.flows {
+            let k = (f.proto, f.client, f.vip);
+            let v = (f.real, f.fin);
+            if all || sent.get(&k) != Some(&v) {
+                let code = fwd.get(&(f.svc, f.real.0, f.real.1)).copied().unwrap_or(3);
+                conns.push(flow_repr(f, code));
+            }
+            now_sent.insert(k, v);
+        }
+        sent = now_sent;
+        if all {
+            for t in &walk.templates {
+                let code = fwd.get(&(t.svc, t.real.0, t.real.1)).copied().unwrap_or(3);
+                conns.extend(template_repr(t, code));
+            }
+        }
+        for dgram in datagrams(d.syncid, conns, maxlen) {
+            if let Err(e) = sock.send_to(&dgram, to).await {
+                tracing::warn!("sync daemon (master): sending to {to}: {e}");
+            }
+        }
+    }
+}
+
+async fn backup(
+    d: SyncDaemon,
+    sock: tokio::net::UdpSocket,
+    caller: Caller<State>,
+    stop: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = tokio::select! {
+            () = stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, _)) => n,
+                Err(e) => {
+                    tracing::warn!("sync daemon (backup): {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let msg = match MessageRepr::parse(&buf[..n]) {
+            Ok((m, _)) => m,
+            Err(e) => {
+                tracing::debug!("sync daemon (backup): a datagram dropped: {e}");
+                continue;
+            }
+        };
+        // As the kernel: another sync id is dropped, unless ours is 0.
+        if d.syncid != 0 && msg.syncid != d.syncid {
+            continue;
+        }
+        let (mut flows, mut templates) = (Vec::new(), Vec::new());
+        for c in &msg.conns {
+            match adopt_of(c) {
+                Some(Adopt::Flow(f)) => flows.push(f),
+                Some(Adopt::Template(t)) => templates.push(t),
+                None => {}
+            }
+        }
+        let r = caller.call(move |st| st.adopt(&flows, &templates)).await;
+        match r {
+            Some(Ok((taken, skipped))) => {
+                tracing::debug!("sync daemon (backup): {taken} adopted, {skipped} not ours");
+            }
+            Some(Err(e)) => tracing::warn!("sync daemon (backup): adopting: {e}"),
+            None => return,
+        }
+    }
+}
