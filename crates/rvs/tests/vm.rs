@@ -147,6 +147,23 @@ fn tunnel_paths_are_probed_through_ipip() {
     );
 }
 
+/// The IPVS connection sync protocol between the kernel's sync daemon and rvs's (XDP
+/// data plane), both ways, with connections that survive a failover from the kernel's
+/// director to rvs's (`tests/vm/scenarios/sync-xdp`).
+#[test]
+#[ignore = "needs qemu and a Debian kernel package; boots a VM for minutes: ./test.sh runs it as root"]
+fn sync_interoperates_with_the_kernels_daemon() {
+    require();
+    scenario_passes(
+        "sync-xdp",
+        &[
+            "PASS rvs (backup) learns the kernel master's 20 connections with their real servers",
+            "PASS the 20 connections go on through rvs after the failover",
+            "PASS the kernel (backup) learns rvs master's 20 connections with their real servers",
+        ],
+    );
+}
+
 /// Runs a scenario and requires exit 0 and every PASS line.
 fn scenario_passes(name: &str, steps: &[&str]) {
     let (code, out) = run(name);
