@@ -266,17 +266,20 @@ impl ServiceShard {
         if !fnat {
             return None;
         }
-        let mine: Vec<std::net::IpAddr> = settings
-            .local_addrs
-            .iter()
-            .copied()
-            .filter(|a| a.is_ipv4() == dest.is_ipv4())
-            .collect();
-        if mine.is_empty() {
+        // Counted, then the turn's one picked: no allocation per connection.
+        let mine = || {
+            settings
+                .local_addrs
+                .iter()
+                .copied()
+                .filter(|a| a.is_ipv4() == dest.is_ipv4())
+        };
+        let n = mine().count();
+        if n == 0 {
             return None;
         }
         let i = self.laddr_next.fetch_add(1, Ordering::Relaxed);
-        Some(mine[i % mine.len()])
+        mine().nth(i % n)
     }
 
     /// The service's scheduling table (hold it only for a table operation).

@@ -53,6 +53,32 @@ fn router_conf(directors: &[u8]) -> String {
     c
 }
 
+/// The router `rt`: L4 hashing for its multipath routes (each connection picks a
+/// director) and BIRD with a session to d1 and d2 (198.18.0.2, .3); its control socket.
+fn start_router(l: &mut Lab) -> std::path::PathBuf {
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &l.ns("rt"), "sysctl", "-qw"])
+        .arg("net.ipv4.fib_multipath_hash_policy=1")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let rconf = l.dir.join("router-bird.conf");
+    std::fs::write(&rconf, router_conf(&[2, 3])).unwrap();
+    let rsock = l.dir.join("router-bird.ctl");
+    l.spawn_cmd(
+        "rt",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            rconf.to_str().unwrap(),
+            "-s",
+            rsock.to_str().unwrap(),
+        ],
+    );
+    rsock
+}
+
 /// A director: the VIP on `lo`, one virtual server on the real server, `rvs_bgp` with the
 /// router as its neighbour.
 fn director_conf(host: u8) -> String {
@@ -194,27 +220,7 @@ fn directors_announce_the_vip_while_they_serve_it() {
     let d1 = l.rvs("d1", &director_conf(2), &[]);
     let d2 = l.rvs("d2", &director_conf(3), &[]);
     let (c1, c2) = (l.control("d1", 0), l.control("d2", 1));
-    // The router: L4 hashing for its multipath routes (each connection picks a director).
-    let ok = Command::new("ip")
-        .args(["netns", "exec", &l.ns("rt"), "sysctl", "-qw"])
-        .arg("net.ipv4.fib_multipath_hash_policy=1")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let rconf = l.dir.join("router-bird.conf");
-    std::fs::write(&rconf, router_conf(&[2, 3])).unwrap();
-    let rsock = l.dir.join("router-bird.ctl");
-    l.spawn_cmd(
-        "rt",
-        &[
-            "bird",
-            "-f",
-            "-c",
-            rconf.to_str().unwrap(),
-            "-s",
-            rsock.to_str().unwrap(),
-        ],
-    );
+    let rsock = start_router(&mut l);
     let both = ["198.18.0.2", "198.18.0.3"];
     wait_hops(&l, &both, Duration::from_secs(30), "announced by both");
     // The route carries the community and MED rvs_bgp gives it.
@@ -367,26 +373,7 @@ fn dr_connections_survive_a_director_leaving() {
     let d1 = l.rvs("d1", &conf(2), &xdp);
     l.rvs("d2", &conf(3), &xdp);
     let c1 = l.control("d1", 0);
-    let ok = Command::new("ip")
-        .args(["netns", "exec", &l.ns("rt"), "sysctl", "-qw"])
-        .arg("net.ipv4.fib_multipath_hash_policy=1")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let rconf = l.dir.join("router-bird.conf");
-    std::fs::write(&rconf, router_conf(&[2, 3])).unwrap();
-    let rsock = l.dir.join("router-bird.ctl");
-    l.spawn_cmd(
-        "rt",
-        &[
-            "bird",
-            "-f",
-            "-c",
-            rconf.to_str().unwrap(),
-            "-s",
-            rsock.to_str().unwrap(),
-        ],
-    );
+    start_router(&mut l);
     let both = ["198.18.0.2", "198.18.0.3"];
     wait_hops(&l, &both, Duration::from_secs(30), "announced by both");
     // 40 connections, each answered by the real server the directors chose.

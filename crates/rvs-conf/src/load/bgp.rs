@@ -116,13 +116,12 @@ impl Loader<'_> {
                 .error(node.kw.loc, node.kw.width, "rvs_bgp has no neighbor")
                 .hint("name the routers: 'neighbor 198.18.0.1 { remote_as 65000 }'");
         }
-        self.locs.bgp = Some(node.kw.clone());
         self.cfg.bgp = Some(b);
     }
 
     /// What `rvs_bgp` cannot announce: said at the virtual server's line.
     pub(super) fn bgp_checks(&mut self) {
-        let (Some(b), Some(_)) = (&self.cfg.bgp, &self.locs.bgp) else {
+        let Some(b) = &self.cfg.bgp else {
             return;
         };
         let v4 = b.neighbors.iter().any(|n| n.address.is_ipv4());

@@ -197,8 +197,6 @@ struct Locs {
     bfd_check_refs: Vec<Token>,
     /// Every script the file runs: where, and the program (the command's first word).
     scripts: Vec<(Loc, String)>,
-    /// The `rvs_bgp` keyword.
-    bgp: Option<Token>,
 }
 
 struct Loader<'d> {
