@@ -17,6 +17,7 @@
 //! A relay never touches it except at open and close. Listeners of unchanged services are never re-created by
 //! a reload.
 
+mod buf;
 mod splice;
 mod sys;
 mod tcp;
@@ -460,6 +461,13 @@ impl Shared {
             shared: self.clone(),
             n,
         })
+    }
+
+    /// Relay buffers holding data in flight (the gauge `rvs_proxy_relay_buffers_in_use`):
+    /// a direction holds one only while it has data to pass on, so idle connections
+    /// count none.
+    pub fn relay_buffers_in_use(&self) -> usize {
+        buf::in_use()
     }
 
     /// Descriptors left to relayed traffic (the gauge `rvs_proxy_descriptors_available`).

@@ -2,6 +2,7 @@
 //! half-close (a FIN one way leaves the other way flowing), RST propagation, and the
 //! IPVS idle timeout.
 
+use crate::buf::Buf;
 use crate::{Counters, ServiceShard, Shared, Undelivered};
 use rvs_sched::{ConnRef, Dir, Packet, Proto, TcpFlags, Verdict};
 use std::io::ErrorKind;
@@ -390,20 +391,41 @@ async fn copy_half(
     pkts: &AtomicU64,
     tick: &AtomicBool,
 ) -> End {
-    // Wait for the first data before allocating: idle connections cost no buffer.
-    if r.as_ref().readable().await.is_err() {
-        return End::Reset;
-    }
-    let mut buf = vec![0u8; 16 * 1024];
     let mut copied = 0u64;
     loop {
         if copied >= SPLICE_AFTER {
-            drop(buf);
-            return splice_half(sh, r, w, bytes, pkts, tick).await;
+            // Boxed: the bulk path's state is not carried by every connection's task.
+            return Box::pin(splice_half(sh, r, w, bytes, pkts, tick)).await;
         }
-        match copy_chunk(r, w, &mut buf, bytes, pkts, tick).await {
-            Ok(n) => copied += n as u64,
-            Err(end) => return end,
+        // Data first, then a buffer: an idle direction holds none. Readiness can be
+        // spurious (a freshly accepted socket reports it): the read that would block
+        // gives the buffer straight back.
+        if r.as_ref().readable().await.is_err() {
+            return End::Reset;
+        }
+        let mut buf = Buf::take();
+        loop {
+            match r.try_read(&mut buf) {
+                Ok(0) => {
+                    drop(buf);
+                    let _ = w.shutdown().await;
+                    return End::Fin;
+                }
+                Ok(n) => {
+                    tick.store(true, Ordering::Relaxed);
+                    bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    pkts.fetch_add(1, Ordering::Relaxed);
+                    if w.write_all(&buf[..n]).await.is_err() {
+                        return End::Reset;
+                    }
+                    copied += n as u64;
+                    if copied >= SPLICE_AFTER {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return End::Reset,
+            }
         }
     }
 }
@@ -456,7 +478,7 @@ async fn splice_half(
             return End::Reset;
         }
         let Some((pipe, guard)) = sh.pipe() else {
-            let mut buf = vec![0u8; 16 * 1024];
+            let mut buf = Buf::take();
             if let Err(end) = copy_chunk(r, w, &mut buf, bytes, pkts, tick).await {
                 return end;
             }

@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::service;
 use rvs_proxy::{Proxy, ProxyOptions};
-use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
-use rvs_sched::{Algo, Fwd, Proto, SvcKey};
+use rvs_sched::desired::Desired;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,30 +50,6 @@ async fn bytes_and_connections_are_counted_per_real_server() {
     let r = all[0].1.rates();
     assert!(r.in_bps > 0 && r.out_bps > 0, "{r:?}");
     proxy.shutdown(Duration::from_millis(100)).await;
-}
-
-fn service(vip: &str, port: u16, backend: &str, bport: u16) -> DesiredService {
-    DesiredService {
-        dests: vec![DesiredDest {
-            tun: rvs_sched::Tun::default(),
-            addr: backend.parse().unwrap(),
-            port: bport,
-            weight: 1,
-            base_weight: 1,
-            fwd: Fwd::Masq,
-            u_threshold: 0,
-            l_threshold: 0,
-        }],
-        fwd: Fwd::Masq,
-        ..DesiredService::new(
-            SvcKey::Addr {
-                proto: Proto::Tcp,
-                addr: vip.parse().unwrap(),
-                port,
-            },
-            Algo::Rr,
-        )
-    }
 }
 
 /// Issue #16: each service has its own scheduling state. While one service's table is

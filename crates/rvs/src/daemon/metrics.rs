@@ -170,6 +170,11 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         "proxy_descriptors_available",
         "Descriptors the proxy may still use for relayed connections, UDP flows and splice pipes",
     );
+    let bufs = gauges(
+        &mut reg,
+        "proxy_relay_buffers_in_use",
+        "Relay buffers (16 KiB) holding data in flight; idle connections hold none",
+    );
     let undelivered = counters(
         &mut reg,
         "proxy_undelivered_connections",
@@ -214,6 +219,8 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
     }
     fds.get_or_create(&Vec::new())
         .set(ctx.shared.fds_available());
+    bufs.get_or_create(&Vec::new())
+        .set(i64::try_from(ctx.shared.relay_buffers_in_use()).unwrap_or(i64::MAX));
     for (key, why, n) in ctx.shared.undelivered() {
         undelivered
             .get_or_create(&vec![

@@ -1,0 +1,92 @@
+//! Relay buffers are held only while data is in flight (issue #20: the footprint of an
+//! idle connection). Its own test binary: the gauge counts the whole process.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::service;
+use rvs_proxy::{Proxy, ProxyOptions};
+use rvs_sched::desired::Desired;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_hold_no_buffer() {
+    // Echoes what it reads.
+    let echo = tokio::net::TcpListener::bind("127.19.2.2:9300")
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = echo.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let want = Desired {
+        services: vec![service("127.19.2.1", 9300, "127.19.2.2", 9300)],
+        ..Desired::default()
+    };
+    let mut proxy = Proxy::new(ProxyOptions::default());
+    proxy.apply(&want).unwrap();
+
+    // 100 connections, each used once and then left open and idle (before: each kept a
+    // 16 KiB buffer per direction that had carried data)…
+    let mut conns = Vec::new();
+    for _ in 0..100 {
+        let mut c = tokio::net::TcpStream::connect("127.19.2.1:9300")
+            .await
+            .unwrap();
+        c.write_all(&[5u8; 1000]).await.unwrap();
+        let mut got = vec![0u8; 1000];
+        c.read_exact(&mut got).await.unwrap();
+        conns.push(c);
+    }
+    // … and 100 never used (before: a freshly accepted socket's spurious readiness
+    // took a buffer each).
+    for _ in 0..100 {
+        conns.push(
+            tokio::net::TcpStream::connect("127.19.2.1:9300")
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        settles_at(&proxy, |n| n == 0).await,
+        "{} buffers held by 200 idle connections",
+        proxy.shared.relay_buffers_in_use()
+    );
+    // Each idle connection still works.
+    for c in conns.iter_mut().step_by(20) {
+        c.write_all(b"again").await.unwrap();
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"again");
+    }
+    drop(conns);
+    assert!(
+        settles_at(&proxy, |n| n == 0).await,
+        "{} buffers held after every connection closed",
+        proxy.shared.relay_buffers_in_use()
+    );
+    proxy.shutdown(Duration::from_millis(100)).await;
+}
+
+/// Whether the gauge reaches a value the test wants within 10 s (a bound, not a timing:
+/// relays finish asynchronously).
+async fn settles_at(proxy: &Proxy, ok: impl Fn(usize) -> bool) -> bool {
+    for _ in 0..1000 {
+        if ok(proxy.shared.relay_buffers_in_use()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}

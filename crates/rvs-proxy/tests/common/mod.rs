@@ -1,0 +1,31 @@
+//! What the proxy's integration tests share.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use rvs_sched::desired::{DesiredDest, DesiredService};
+use rvs_sched::{Algo, Fwd, Proto, SvcKey};
+
+/// A TCP service `vip:port` (rr, NAT) with one real server `backend:bport`.
+pub fn service(vip: &str, port: u16, backend: &str, bport: u16) -> DesiredService {
+    DesiredService {
+        dests: vec![DesiredDest {
+            tun: rvs_sched::Tun::default(),
+            addr: backend.parse().unwrap(),
+            port: bport,
+            weight: 1,
+            base_weight: 1,
+            fwd: Fwd::Masq,
+            u_threshold: 0,
+            l_threshold: 0,
+        }],
+        fwd: Fwd::Masq,
+        ..DesiredService::new(
+            SvcKey::Addr {
+                proto: Proto::Tcp,
+                addr: vip.parse().unwrap(),
+                port,
+            },
+            Algo::Rr,
+        )
+    }
+}
