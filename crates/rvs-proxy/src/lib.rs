@@ -23,6 +23,7 @@ mod sys;
 mod tcp;
 mod udp;
 pub mod view;
+mod workers;
 
 use arc_swap::ArcSwap;
 use rvs_sched::desired::{Desired, DesiredService};
@@ -52,6 +53,11 @@ pub struct ProxyOptions {
     pub max_fds: Option<u64>,
     /// Most UDP flows (client address → real server, one socket each) per service.
     pub udp_flows_per_service: usize,
+    /// Worker threads of the proxy's own (each a current-thread runtime with one
+    /// `SO_REUSEPORT` listening socket per TCP service; a connection stays on the worker
+    /// that accepted it). 0: the listeners and connections run on the runtime that
+    /// makes the proxy.
+    pub workers: usize,
 }
 
 /// Descriptors kept for everything but relayed traffic (the control socket, metrics,
@@ -70,6 +76,7 @@ impl Default for ProxyOptions {
             table_only: false,
             max_fds: None,
             udp_flows_per_service: UDP_FLOWS_PER_SERVICE,
+            workers: 0,
         }
     }
 }
@@ -367,6 +374,10 @@ pub struct Shared {
     pipes: crossbeam_queue::ArrayQueue<splice::Pipe>,
     /// The operator interface's requests for a [`view::View`], and the last one built.
     board: view::Board,
+    /// The runtimes listeners and connections run on.
+    workers: workers::Workers,
+    /// The worker the next UDP service's socket goes to.
+    udp_next: std::sync::atomic::AtomicUsize,
 }
 
 /// One relayed connection or UDP flow, counted in [`Shared::live`] while it lives.
@@ -470,6 +481,16 @@ impl Shared {
         buf::in_use()
     }
 
+    /// Connections accepted by each worker thread since start (one entry when the proxy
+    /// runs on its caller's runtime).
+    pub fn worker_connections(&self) -> Vec<u64> {
+        self.workers
+            .accepted
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Descriptors left to relayed traffic (the gauge `rvs_proxy_descriptors_available`).
     pub fn fds_available(&self) -> i64 {
         self.fds_left.load(Ordering::Relaxed)
@@ -530,10 +551,11 @@ const PIPE_POOL: usize = 64;
 /// `sys::trim_heap`): below this, what the allocator keeps is small.
 const TRIM_AFTER: u64 = 256;
 
+/// A service's listening sockets (one per worker for TCP) and their accept tasks.
 struct Listener {
-    task: JoinHandle<()>,
-    /// A second descriptor of the listening socket, for a hand-over to the next rvs.
-    sock: std::os::fd::OwnedFd,
+    tasks: Vec<JoinHandle<()>>,
+    /// Second descriptors of the listening sockets, for a hand-over to the next rvs.
+    socks: Vec<std::os::fd::OwnedFd>,
 }
 
 /// The proxy data plane.
@@ -542,7 +564,7 @@ pub struct Proxy {
     listeners: HashMap<SvcKey, Listener>,
     /// Listening sockets handed over by the rvs this one replaces, used instead of
     /// binding anew (so no connection is refused while the two change places).
-    adopted: HashMap<SvcKey, std::os::fd::OwnedFd>,
+    adopted: HashMap<SvcKey, Vec<std::os::fd::OwnedFd>>,
     ticker: JoinHandle<()>,
 }
 
@@ -555,6 +577,17 @@ impl Proxy {
                 .unwrap_or(1 << 20)
                 .saturating_sub(RESERVED_FDS)
         });
+        let workers = if opts.workers == 0 || opts.table_only {
+            workers::Workers::ambient()
+        } else {
+            match workers::Workers::spawn(opts.workers) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!("cannot start {} proxy worker thread(s), serving on the control runtime: {e}", opts.workers);
+                    workers::Workers::ambient()
+                }
+            }
+        };
         let shared = Arc::new(Shared {
             services: ArcSwap::from_pointee(Vec::new()),
             timeouts: Mutex::new(Timeouts::default()),
@@ -567,6 +600,8 @@ impl Proxy {
             fds_left: AtomicI64::new(i64::try_from(budget).unwrap_or(i64::MAX)),
             pipes: crossbeam_queue::ArrayQueue::new(PIPE_POOL),
             board: view::Board::default(),
+            workers,
+            udp_next: std::sync::atomic::AtomicUsize::new(0),
         });
         // Expire idle connections and templates once a second; run the rate estimator
         // every 2 seconds.
@@ -630,8 +665,11 @@ impl Proxy {
 
     /// Listening sockets from the rvs this one replaces ([`Proxy::hand_over`]): a service
     /// with one listens on it instead of binding (same address and protocol: the key).
+    /// A service may come with several (one per worker of the rvs that gave them).
     pub fn adopt(&mut self, socks: impl IntoIterator<Item = (SvcKey, std::os::fd::OwnedFd)>) {
-        self.adopted.extend(socks);
+        for (key, fd) in socks {
+            self.adopted.entry(key).or_default().push(fd);
+        }
     }
 
     /// Stops accepting and gives every listening socket away (for the next rvs, which
@@ -641,9 +679,11 @@ impl Proxy {
     pub fn hand_over(&mut self) -> Vec<(SvcKey, std::os::fd::OwnedFd)> {
         self.listeners
             .drain()
-            .map(|(key, l)| {
-                l.task.abort();
-                (key, l.sock)
+            .flat_map(|(key, l)| {
+                for t in &l.tasks {
+                    t.abort();
+                }
+                l.socks.into_iter().map(move |s| (key, s))
             })
             .collect()
     }
@@ -672,7 +712,9 @@ impl Proxy {
             let keep = wanted.contains(key);
             if !keep {
                 tracing::info!(service = %key, "stop listening (service removed); its connections drain");
-                l.task.abort();
+                for t in &l.tasks {
+                    t.abort();
+                }
             }
             keep
         });
@@ -692,19 +734,19 @@ impl Proxy {
                     let Some(svc) = shards.get(&s.key).cloned() else {
                         continue;
                     };
-                    let given = self.adopted.remove(&s.key);
+                    let given = self.adopted.remove(&s.key).unwrap_or_default();
                     let task = match proto {
-                        Proto::Tcp => tcp::listen(self.shared.clone(), svc, sa, given),
-                        Proto::Udp => udp::listen(self.shared.clone(), svc, sa, given),
+                        Proto::Tcp => tcp::listen(&self.shared, &svc, sa, given),
+                        Proto::Udp => udp::listen(&self.shared, svc, sa, given),
                         Proto::Sctp => {
                             tracing::warn!(service = %s.key, "SCTP is not proxied: use the xdp or ipvs data plane");
                             continue;
                         }
                     };
                     match task {
-                        Ok((task, sock)) => {
-                            tracing::info!(service = %s.key, "listening");
-                            self.listeners.insert(s.key, Listener { task, sock });
+                        Ok((tasks, socks)) => {
+                            tracing::info!(service = %s.key, sockets = socks.len(), "listening");
+                            self.listeners.insert(s.key, Listener { tasks, socks });
                         }
                         Err(e) => errors.push(ProxyError::Listen {
                             addr: sa,
@@ -778,7 +820,9 @@ impl Proxy {
         // Sockets handed over but never used (the new configuration dropped them).
         self.adopted.clear();
         for (_, l) in self.listeners.drain() {
-            l.task.abort();
+            for t in &l.tasks {
+                t.abort();
+            }
         }
         let deadline = Instant::now() + drain;
         while self.shared.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
@@ -794,30 +838,60 @@ impl Proxy {
     }
 }
 
-/// The socket to serve `addr` on: one handed over by the previous rvs (checked to be of
-/// the kind wanted and bound to `addr`; anything else is dropped and a new one bound), or
-/// a new one.
-fn socket_or_given(
+/// The sockets to serve `addr` on: those handed over by the previous rvs (checked to be
+/// of the kind wanted and bound to `addr`; anything else is dropped), then new ones up to
+/// `want` (`SO_REUSEPORT` siblings when `reuse_port`: one per worker). Sockets handed
+/// over by an rvs that did not set `SO_REUSEPORT` admit no sibling: they are served as
+/// they are.
+fn sockets_for(
     addr: SocketAddr,
     ty: socket2::Type,
-    given: Option<std::os::fd::OwnedFd>,
-) -> std::io::Result<socket2::Socket> {
-    if let Some(fd) = given {
+    given: Vec<std::os::fd::OwnedFd>,
+    want: usize,
+    reuse_port: bool,
+) -> std::io::Result<Vec<socket2::Socket>> {
+    let mut out = Vec::with_capacity(want.max(given.len()));
+    for fd in given {
         let s = socket2::Socket::from(fd);
         let same = s.r#type().is_ok_and(|t| t == ty)
             && s.local_addr().ok().and_then(|a| a.as_socket()) == Some(addr);
         if same {
             s.set_nonblocking(true)?;
-            return Ok(s);
+            out.push(s);
+        } else {
+            tracing::warn!("a socket handed over for {addr} is not one: binding a new one");
         }
-        tracing::warn!("a socket handed over for {addr} is not one: binding a new one");
     }
-    socket(addr, ty)
+    if out.is_empty() && reuse_port {
+        // Another process listening on the address with SO_REUSEPORT of its own would
+        // let the siblings join its group and share its connections: a plain bind first
+        // fails there, as a second listener on one address must.
+        drop(socket(addr, ty, false)?);
+    }
+    while out.len() < want {
+        match socket(addr, ty, reuse_port) {
+            Ok(s) => out.push(s),
+            Err(e) if !out.is_empty() => {
+                tracing::info!(
+                    "{addr}: serving the {} socket(s) handed over ({e} for another)",
+                    out.len()
+                );
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// A listening socket with `SO_REUSEADDR` and `IP_FREEBIND` (the address need not be local
-/// yet: a BACKUP director listens on the VIP before VRRP gives it the address).
-fn socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+/// yet: a BACKUP director listens on the VIP before VRRP gives it the address), and
+/// `SO_REUSEPORT` when asked (one per worker).
+fn socket(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    reuse_port: bool,
+) -> std::io::Result<socket2::Socket> {
     let domain = if addr.is_ipv4() {
         socket2::Domain::IPV4
     } else {
@@ -830,6 +904,9 @@ fn socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socke
     };
     let s = socket2::Socket::new(domain, ty, Some(proto))?;
     s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv4() {
         s.set_freebind(true)?;
     } else {

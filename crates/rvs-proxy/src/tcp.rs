@@ -14,60 +14,79 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// Accepts on `addr` (on `given`, a listening socket handed over, when there is one);
-/// returns the task and a second descriptor of the socket (for a later hand-over).
+/// Accepts on `addr`: one socket per worker of the proxy (`SO_REUSEPORT`), the sockets
+/// handed over in `given` first; returns the accept tasks and second descriptors of the
+/// sockets (for a later hand-over).
 pub fn listen(
+    shared: &Arc<Shared>,
+    svc: &Arc<ServiceShard>,
+    addr: SocketAddr,
+    given: Vec<std::os::fd::OwnedFd>,
+) -> std::io::Result<(Vec<JoinHandle<()>>, Vec<std::os::fd::OwnedFd>)> {
+    let want = shared.workers.sockets();
+    let socks = crate::sockets_for(addr, socket2::Type::STREAM, given, want, want > 1)?;
+    let mut tasks = Vec::with_capacity(socks.len());
+    let mut dups = Vec::with_capacity(socks.len());
+    for (i, s) in socks.into_iter().enumerate() {
+        // listen(2) again on a handed-over socket only sets the backlog.
+        s.listen(4096)?;
+        let std_listener = std::net::TcpListener::from(s);
+        dups.push(std::os::fd::OwnedFd::from(std_listener.try_clone()?));
+        let rt = shared.workers.handle(i);
+        // Registered with the worker's own runtime: its connections stay there.
+        let listener = {
+            let _in = rt.enter();
+            TcpListener::from_std(std_listener)?
+        };
+        tasks.push(rt.spawn(accept(shared.clone(), svc.clone(), addr, listener, i)));
+    }
+    Ok((tasks, dups))
+}
+
+/// One listening socket's accept loop (on worker `worker`).
+async fn accept(
     shared: Arc<Shared>,
     svc: Arc<ServiceShard>,
     addr: SocketAddr,
-    given: Option<std::os::fd::OwnedFd>,
-) -> std::io::Result<(JoinHandle<()>, std::os::fd::OwnedFd)> {
+    listener: TcpListener,
+    worker: usize,
+) {
     let key = svc.key;
-    let s = crate::socket_or_given(addr, socket2::Type::STREAM, given)?;
-    // listen(2) again on a handed-over socket only sets the backlog.
-    s.listen(4096)?;
-    let std_listener = std::net::TcpListener::from(s);
-    let sock = std::os::fd::OwnedFd::from(std_listener.try_clone()?);
-    let listener = TcpListener::from_std(std_listener)?;
-    Ok((
-        tokio::spawn(async move {
-            let mut accept_log = crate::RateLog::default();
-            loop {
-                match listener.accept().await {
-                    Ok((client, peer)) => {
-                        // A connection costs two descriptors (the client's, the real
-                        // server's); past the budget the client is reset at once, so a flood
-                        // never takes what control, health checks and VRRP need.
-                        let Some(fds) = shared.take_fds(2) else {
-                            rst_on_close(&client);
-                            drop(client);
-                            svc.descriptors_exhausted();
-                            continue;
-                        };
-                        let sh = shared.clone();
-                        let svc = svc.clone();
-                        tokio::spawn(async move {
-                            let live = sh.open();
-                            serve(&sh, &svc, addr, client, peer).await;
-                            drop(live);
-                            drop(fds);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: a local problem, not the
-                        // client's; back off a little instead of spinning, and say so at
-                        // most once per 10 s.
-                        let due = accept_log.hit();
-                        if let Some(n) = due {
-                            tracing::warn!(service = %key, "accept failed ({n} times since the last report): {e}");
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
+    let mut accept_log = crate::RateLog::default();
+    loop {
+        match listener.accept().await {
+            Ok((client, peer)) => {
+                shared.workers.count(worker);
+                // A connection costs two descriptors (the client's, the real server's);
+                // past the budget the client is reset at once, so a flood never takes
+                // what control, health checks and VRRP need.
+                let Some(fds) = shared.take_fds(2) else {
+                    rst_on_close(&client);
+                    drop(client);
+                    svc.descriptors_exhausted();
+                    continue;
+                };
+                let sh = shared.clone();
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let live = sh.open();
+                    serve(&sh, &svc, addr, client, peer).await;
+                    drop(live);
+                    drop(fds);
+                });
             }
-        }),
-        sock,
-    ))
+            Err(e) => {
+                // Out of file descriptors and the like: a local problem, not the
+                // client's; back off a little instead of spinning, and say so at most
+                // once per 10 s.
+                let due = accept_log.hit();
+                if let Some(n) = due {
+                    tracing::warn!(service = %key, "accept failed ({n} times since the last report): {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 fn packet(client: SocketAddr, vip: SocketAddr, tcp: TcpFlags) -> Packet {

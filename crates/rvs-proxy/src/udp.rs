@@ -27,21 +27,35 @@ enum NoFlow {
     Descriptors,
 }
 
-/// Receives on `addr` (on `given`, a socket handed over, when there is one); returns the
-/// task and a second descriptor of the socket (for a later hand-over).
+/// Receives on `addr` (on a socket handed over in `given`, when there is one): one
+/// socket, on one worker (services take the workers in turn); returns the task and a
+/// second descriptor of the socket (for a later hand-over).
 pub fn listen(
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     svc: Arc<ServiceShard>,
     addr: SocketAddr,
-    given: Option<std::os::fd::OwnedFd>,
-) -> std::io::Result<(JoinHandle<()>, std::os::fd::OwnedFd)> {
+    given: Vec<std::os::fd::OwnedFd>,
+) -> std::io::Result<(Vec<JoinHandle<()>>, Vec<std::os::fd::OwnedFd>)> {
     let key = svc.key;
-    let s = crate::socket_or_given(addr, socket2::Type::DGRAM, given)?;
+    // Flows are per socket: more than one (never made by rvs) would split them.
+    let Some(s) = crate::sockets_for(addr, socket2::Type::DGRAM, given, 1, false)?
+        .into_iter()
+        .next()
+    else {
+        return Err(std::io::Error::other("no socket"));
+    };
     let std_sock = std::net::UdpSocket::from(s);
     let handed = std::os::fd::OwnedFd::from(std_sock.try_clone()?);
-    let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+    let rt = shared
+        .workers
+        .handle(shared.udp_next.fetch_add(1, Ordering::Relaxed));
+    let sock = {
+        let _in = rt.enter();
+        Arc::new(UdpSocket::from_std(std_sock)?)
+    };
+    let shared = shared.clone();
     Ok((
-        tokio::spawn(async move {
+        vec![rt.spawn(async move {
             let flows: Arc<Mutex<HashMap<SocketAddr, Flow>>> = Arc::new(Mutex::new(HashMap::new()));
             let mut flow_log = crate::RateLog::default();
             let mut buf = vec![0u8; 65536];
@@ -123,8 +137,8 @@ pub fn listen(
                     counters.in_pkts.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }),
-        handed,
+        })],
+        vec![handed],
     ))
 }
 

@@ -608,3 +608,124 @@ fn fullnat_connects_from_the_local_address_group() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// Issue #20: the proxy's worker threads each listen on an `SO_REUSEPORT` socket of the
+/// service's and serve the connections the kernel gives that socket, on that thread.
+#[test]
+fn connections_spread_over_the_worker_threads() {
+    let _b = [
+        backend("127.63.0.1:9100", "a", Mode::Name),
+        backend("127.63.0.2:9100", "b", Mode::Name),
+    ];
+    let conf = vs(
+        "127.63.1.1",
+        8080,
+        "    lvs_sched rr\n",
+        &[("127.63.0.1", 9100, 1), ("127.63.0.2", 9100, 1)],
+    );
+    let vip: SocketAddr = "127.63.1.1:8080".parse().unwrap();
+    let metrics = "127.63.2.1:9300";
+    let d = Daemon::start_args(
+        "workers",
+        &conf,
+        vip,
+        &["--threads", "3", "--metrics", metrics],
+    );
+    // One listening socket per worker.
+    assert_eq!(listening_sockets(vip), 3);
+    // One service table for all workers: rr alternates over every connection, whichever
+    // worker took it.
+    let names: Vec<String> = (0..300).map(|_| ask_name(vip)).collect();
+    for n in ["a", "b"] {
+        assert_eq!(names.iter().filter(|x| *x == n).count(), 150);
+    }
+    let text = common::scrape(metrics);
+    let per_worker: Vec<u64> = (0..3)
+        .map(|w| {
+            let series = format!("rvs_proxy_worker_connections_total{{worker=\"{w}\"}} ");
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&series))
+                .unwrap_or_else(|| panic!("no {series}\n{text}"));
+            line[series.len()..].trim().parse().unwrap()
+        })
+        .collect();
+    // The kernel hashes each connection's 4-tuple over the three sockets: 300 client
+    // ports leave none of them idle (1 chance in ~10^52).
+    assert_eq!(per_worker.iter().sum::<u64>(), 300, "{per_worker:?}");
+    assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
+    assert!(d.stop().success());
+}
+
+/// `SO_REUSEPORT` would let rvs's sockets join another process's group on the same
+/// address and silently share its connections: rvs refuses to start instead, as it
+/// does when a plain listener holds the address.
+#[test]
+fn an_address_another_process_listens_on_is_refused() {
+    let vip: SocketAddr = "127.64.1.1:8080".parse().unwrap();
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other.set_reuse_address(true).unwrap();
+    other.set_reuse_port(true).unwrap();
+    other.bind(&vip.into()).unwrap();
+    other.listen(16).unwrap();
+    let dir = std::env::temp_dir().join(format!("rvs-proxy-taken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("k.conf"),
+        vs("127.64.1.1", 8080, "", &[("127.64.0.1", 9100, 1)]),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .args(["run", "--threads", "2", "-f"])
+        .arg(dir.join("k.conf"))
+        .arg("--pid-file")
+        .arg(dir.join("pid"))
+        .arg("--control")
+        .arg(dir.join("ctl.sock"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_mins(1) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rvs started on an address another process listens on");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = std::fs::read_to_string(dir.join("err")).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("cannot listen on 127.64.1.1:8080") && err.contains("in use"),
+        "{err}"
+    );
+    // The other process's socket is still the only one.
+    assert_eq!(listening_sockets(vip), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sockets in LISTEN on `addr` (IPv4), from /proc/net/tcp.
+fn listening_sockets(addr: SocketAddr) -> usize {
+    let SocketAddr::V4(a) = addr else {
+        panic!("IPv4 only")
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(a.ip().octets()),
+        a.port()
+    );
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == want && f[3] == "0A"
+        })
+        .count()
+}

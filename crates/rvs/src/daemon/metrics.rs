@@ -175,6 +175,11 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         "proxy_relay_buffers_in_use",
         "Relay buffers (16 KiB) holding data in flight; idle connections hold none",
     );
+    let per_worker = counters(
+        &mut reg,
+        "proxy_worker_connections",
+        "TCP connections accepted by each proxy worker thread (its SO_REUSEPORT socket)",
+    );
     let undelivered = counters(
         &mut reg,
         "proxy_undelivered_connections",
@@ -221,6 +226,11 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         .set(ctx.shared.fds_available());
     bufs.get_or_create(&Vec::new())
         .set(i64::try_from(ctx.shared.relay_buffers_in_use()).unwrap_or(i64::MAX));
+    for (i, n) in ctx.shared.worker_connections().into_iter().enumerate() {
+        per_worker
+            .get_or_create(&vec![("worker".to_owned(), i.to_string())])
+            .inc_by(n);
+    }
     for (key, why, n) in ctx.shared.undelivered() {
         undelivered
             .get_or_create(&vec![

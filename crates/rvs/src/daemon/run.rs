@@ -63,7 +63,9 @@ pub struct RunArgs {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
-    /// Worker threads of the data plane (default: one per CPU).
+    /// Worker threads of the data plane (default: one per CPU). The proxy runs its
+    /// connections on this many threads of its own, each with an `SO_REUSEPORT` socket
+    /// per TCP service; the control plane (checkers, API) gets as many runtime threads.
     #[arg(long)]
     pub threads: Option<usize>,
     /// The control API's Unix socket (default: /run/rvs/rvs.sock as root,
@@ -251,10 +253,7 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
     // main thread), VRRP's and BFD's to their threads (`threads`).
     crate::daemon::threads::remember_original();
     crate::daemon::threads::apply_to_main(&cfg.global_defs);
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
-        .max(1);
+    let threads = threads(a);
     // One thread: tokio's current-thread scheduler (no work stealing, no cross-thread
     // wake-ups); more: the multi-thread one.
     let rt = if threads == 1 {
@@ -276,11 +275,19 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
     rt.block_on(daemon(a, &cfg))
 }
 
+/// `--threads`, or one per CPU.
+fn threads(a: &RunArgs) -> usize {
+    a.threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+        .max(1)
+}
+
 async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
     let opts = ProxyOptions {
         retry_refused: !a.no_retry,
         udp_flows_per_service: a.max_udp_flows.max(1),
         max_fds: a.max_relay_fds,
+        workers: threads(a),
         ..ProxyOptions::default()
     };
     // The control socket's path first: `rvs upgrade` started this process to take the
