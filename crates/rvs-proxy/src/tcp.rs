@@ -7,7 +7,7 @@ use crate::{Counters, ServiceShard, Shared, Undelivered};
 use rvs_sched::{ConnRef, Dir, Packet, Proto, TcpFlags, Verdict};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +28,9 @@ pub fn listen(
     let mut tasks = Vec::with_capacity(socks.len());
     let mut dups = Vec::with_capacity(socks.len());
     for (i, s) in socks.into_iter().enumerate() {
+        // Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt per
+        // connection.
+        s.set_nodelay(true)?;
         // listen(2) again on a handed-over socket only sets the backlog.
         s.listen(4096)?;
         let std_listener = std::net::TcpListener::from(s);
@@ -219,7 +222,7 @@ async fn serve(
     svc.table().packet(now, &packet(peer, vip, TcpFlags::ACK));
     let counters = svc.counters(dest);
     counters.conns.fetch_add(1, Ordering::Relaxed);
-    let _ = client.set_nodelay(true);
+    // The client's socket has TCP_NODELAY from the listener.
     let _ = server.set_nodelay(true);
     let idle = {
         let ipvs = svc.table();
@@ -301,8 +304,7 @@ async fn relay(
     idle: Idle,
     counters: &Counters,
 ) {
-    let tick = AtomicBool::new(false);
-    let half_closed = AtomicBool::new(false);
+    let tick = Activity::new();
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     if let Some(v) = proxy_v {
@@ -332,28 +334,12 @@ async fn relay(
             &counters.out_pkts,
             &tick,
         );
-        let watchdog = async {
-            let shortest = idle.established.min(idle.half_closed);
-            let period = shortest.clamp(Duration::from_millis(10), Duration::from_secs(1));
-            let mut iv = tokio::time::interval(period);
-            let mut idle_for = Duration::ZERO;
-            loop {
-                iv.tick().await;
-                if tick.swap(false, Ordering::Relaxed) {
-                    idle_for = Duration::ZERO;
-                } else {
-                    idle_for += period;
-                    let limit = if half_closed.load(Ordering::Relaxed) {
-                        idle.half_closed
-                    } else {
-                        idle.established
-                    };
-                    if idle_for >= limit {
-                        return;
-                    }
-                }
-            }
-        };
+        // The idle timeout: one timer, armed for when the connection would have been
+        // idle for its state's limit and moved on when it fires after traffic — a busy
+        // connection wakes once per limit (900 s), an idle one never before it (it used
+        // to tick every second, 10,000 idle connections 10,000 wake-ups a second).
+        let mut limit = idle.established;
+        let watchdog = tokio::time::sleep(limit);
         tokio::pin!(up, down, watchdog);
         let (mut up_done, mut down_done) = (false, false);
         loop {
@@ -370,12 +356,24 @@ async fn relay(
                         return End::Reset;
                     }
                 }
-                () = &mut watchdog => return End::Reset,
+                () = &mut watchdog => {
+                    let idle_for = tick.idle();
+                    if idle_for >= limit {
+                        return End::Reset;
+                    }
+                    watchdog
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + limit.saturating_sub(idle_for));
+                    continue;
+                }
             }
             if up_done && down_done {
                 return End::Fin;
             }
-            half_closed.store(true, Ordering::Relaxed);
+            // Half-closed: the FIN_WAIT limit from now on.
+            limit = idle.half_closed;
+            let left = limit.saturating_sub(tick.idle());
+            watchdog.as_mut().reset(tokio::time::Instant::now() + left);
         }
     }
     .await;
@@ -386,6 +384,34 @@ async fn relay(
         // that close a bare RST.
         cw.forget();
         sw.forget();
+    }
+}
+
+/// When a connection last carried data, in milliseconds of its own clock.
+struct Activity {
+    start: std::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: std::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Data passed now.
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since data last passed (since the start when none has).
+    fn idle(&self) -> Duration {
+        self.start
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
     }
 }
 
@@ -408,7 +434,7 @@ async fn copy_half(
     w: &mut tokio::net::tcp::OwnedWriteHalf,
     bytes: &AtomicU64,
     pkts: &AtomicU64,
-    tick: &AtomicBool,
+    tick: &Activity,
 ) -> End {
     let mut copied = 0u64;
     loop {
@@ -424,14 +450,14 @@ async fn copy_half(
         }
         let mut buf = Buf::take();
         loop {
-            match r.try_read(&mut buf) {
-                Ok(0) => {
+            match read_now(r, &mut buf).await {
+                Some(Ok(0)) => {
                     drop(buf);
                     let _ = w.shutdown().await;
                     return End::Fin;
                 }
-                Ok(n) => {
-                    tick.store(true, Ordering::Relaxed);
+                Some(Ok(n)) => {
+                    tick.touch();
                     bytes.fetch_add(n as u64, Ordering::Relaxed);
                     pkts.fetch_add(1, Ordering::Relaxed);
                     if w.write_all(&buf[..n]).await.is_err() {
@@ -442,11 +468,33 @@ async fn copy_half(
                         break;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return End::Reset,
+                // Nothing more now: the buffer goes back.
+                None => break,
+                Some(Err(_)) => return End::Reset,
             }
         }
     }
+}
+
+/// One read if the socket has data now; `None` when it has none (the task is woken when
+/// it has). Through tokio's `poll_read`, which takes a short read as the socket drained
+/// and clears its readiness: the next wait goes to epoll instead of costing a `recv`
+/// that would block (`try_read` made that extra syscall per message).
+async fn read_now(
+    r: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut [u8],
+) -> Option<std::io::Result<usize>> {
+    use std::task::Poll;
+    use tokio::io::AsyncRead;
+    std::future::poll_fn(|cx| {
+        let mut rb = tokio::io::ReadBuf::new(buf);
+        match std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(rb.filled().len()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Ready(None),
+        }
+    })
+    .await
 }
 
 /// Reads once and writes what came; `Err` when the direction has ended (EOF passed on as
@@ -457,7 +505,7 @@ async fn copy_chunk(
     buf: &mut [u8],
     bytes: &AtomicU64,
     pkts: &AtomicU64,
-    tick: &AtomicBool,
+    tick: &Activity,
 ) -> Result<usize, End> {
     match r.read(buf).await {
         Ok(0) => {
@@ -465,7 +513,7 @@ async fn copy_chunk(
             Err(End::Fin)
         }
         Ok(n) => {
-            tick.store(true, Ordering::Relaxed);
+            tick.touch();
             bytes.fetch_add(n as u64, Ordering::Relaxed);
             pkts.fetch_add(1, Ordering::Relaxed);
             if w.write_all(&buf[..n]).await.is_err() {
@@ -488,7 +536,7 @@ async fn splice_half(
     w: &mut tokio::net::tcp::OwnedWriteHalf,
     bytes: &AtomicU64,
     pkts: &AtomicU64,
-    tick: &AtomicBool,
+    tick: &Activity,
 ) -> End {
     use tokio::io::Interest;
     loop {
@@ -516,7 +564,7 @@ async fn splice_half(
             }
             Err(_) => return End::Reset,
         };
-        tick.store(true, Ordering::Relaxed);
+        tick.touch();
         bytes.fetch_add(n as u64, Ordering::Relaxed);
         pkts.fetch_add(1, Ordering::Relaxed);
         let mut left = n;

@@ -539,6 +539,12 @@ fn ipv6_proxy_protocol_and_idle_timeout() {
     let hdr = header.lock().unwrap().clone();
     let local = c.local_addr().unwrap();
     assert_eq!(hdr, format!("PROXY TCP6 ::1 ::1 {} 9200\r\n", local.port()));
+    // Traffic keeps it open past the limit: 3 s of a write every 500 ms (a connection
+    // reset meanwhile would make the read below return at once).
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        c.write_all(b"still here\n").unwrap();
+    }
     // Idle past the 2 s timeout: the proxy resets the connection.
     let t = Instant::now();
     let mut buf = [0u8; 1];
