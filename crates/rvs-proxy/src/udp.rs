@@ -2,6 +2,7 @@
 //! socket towards the chosen real server. Replies go back to the client from the virtual
 //! address. A flow ends after the IPVS UDP timeout without traffic.
 
+use crate::buf::Buf;
 use crate::{Counters, FdGuard, ServiceShard, Shared, Undelivered};
 use rvs_sched::{Dir, Packet, Proto, TcpFlags, Verdict};
 use std::collections::HashMap;
@@ -199,23 +200,34 @@ fn spawn_replies(
     let idle = Duration::from_secs(u64::from(svc.table().timeouts.udp).max(1));
     tokio::spawn(async move {
         let live = sh.open();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            match tokio::time::timeout(idle, up.recv(&mut buf)).await {
-                Ok(Ok(n)) => {
-                    active.store(true, Ordering::Relaxed);
-                    counters.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    counters.out_pkts.fetch_add(1, Ordering::Relaxed);
-                    let _ = sock.send_to(&buf[..n], client).await;
-                }
-                Ok(Err(_)) => {}
-                Err(_) => {
-                    // No reply within the timeout: the flow ends unless the client
-                    // was heard from meanwhile.
-                    if !active.swap(false, Ordering::Relaxed) {
-                        break;
+        // The flow ends after a UDP timeout with no datagram either way: one timer,
+        // re-armed once per timeout (not per datagram) while the flow has traffic.
+        let expiry = tokio::time::sleep(idle);
+        tokio::pin!(expiry);
+        'flow: loop {
+            tokio::select! {
+                r = up.readable() => {
+                    if r.is_err() {
+                        break 'flow;
                     }
                 }
+                () = &mut expiry => {
+                    if !active.swap(false, Ordering::Relaxed) {
+                        break 'flow;
+                    }
+                    expiry.as_mut().reset(tokio::time::Instant::now() + idle);
+                    continue;
+                }
+            }
+            // A buffer only while replies are there: a quiet flow holds none.
+            let mut buf = Buf::take_datagram();
+            // Until drained; an ICMP error (the real server's port closed…) also ends
+            // the round: it is reported once and does not end the flow.
+            while let Ok(n) = up.try_recv(&mut buf) {
+                active.store(true, Ordering::Relaxed);
+                counters.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                counters.out_pkts.fetch_add(1, Ordering::Relaxed);
+                let _ = sock.send_to(&buf[..n], client).await;
             }
         }
         flows

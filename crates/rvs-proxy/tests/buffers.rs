@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::service;
+use common::{service, udp};
 use rvs_proxy::{Proxy, ProxyOptions};
 use rvs_sched::desired::Desired;
 use std::time::Duration;
@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_hold_no_buffer() {
-    // Echoes what it reads.
+    // Echoes what it reads, over TCP and UDP.
+    common::udp_echo("127.19.2.2:9301").await;
     let echo = tokio::net::TcpListener::bind("127.19.2.2:9300")
         .await
         .unwrap();
@@ -31,7 +32,10 @@ async fn idle_connections_hold_no_buffer() {
         }
     });
     let want = Desired {
-        services: vec![service("127.19.2.1", 9300, "127.19.2.2", 9300)],
+        services: vec![
+            service("127.19.2.1", 9300, "127.19.2.2", 9300),
+            udp(service("127.19.2.1", 9301, "127.19.2.2", 9301)),
+        ],
         ..Desired::default()
     };
     let mut proxy = Proxy::new(ProxyOptions::default());
@@ -58,9 +62,24 @@ async fn idle_connections_hold_no_buffer() {
                 .unwrap(),
         );
     }
+    // And 50 UDP flows (a client socket each), each answered once, then quiet (before:
+    // each flow kept a 64 KiB buffer for its life).
+    let mut flows = Vec::new();
+    for _ in 0..50 {
+        let f = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        f.connect("127.19.2.1:9301").await.unwrap();
+        f.send(&[9u8; 1200]).await.unwrap();
+        let mut got = vec![0u8; 2000];
+        let n = tokio::time::timeout(Duration::from_secs(10), f.recv(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1200);
+        flows.push(f);
+    }
     assert!(
         settles_at(&proxy, |n| n == 0).await,
-        "{} buffers held by 200 idle connections",
+        "{} buffers held by 200 idle connections and 50 quiet UDP flows",
         proxy.shared.relay_buffers_in_use()
     );
     // Each idle connection still works.

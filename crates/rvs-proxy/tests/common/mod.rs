@@ -29,3 +29,22 @@ pub fn service(vip: &str, port: u16, backend: &str, bport: u16) -> DesiredServic
         )
     }
 }
+
+/// The same service over UDP.
+pub fn udp(mut s: DesiredService) -> DesiredService {
+    if let SvcKey::Addr { proto, .. } = &mut s.key {
+        *proto = Proto::Udp;
+    }
+    s
+}
+
+/// A UDP server on `addr` that sends every datagram back.
+pub async fn udp_echo(addr: &str) {
+    let echo = tokio::net::UdpSocket::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+}
