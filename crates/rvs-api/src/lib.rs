@@ -1018,6 +1018,36 @@ pub struct Status {
     /// The BGP speaker (`rvs_bgp`; absent without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpStatus>,
+    /// The connection sync daemons of the XDP plane (absent when none ran since start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncStats>,
+}
+
+/// What the connection sync daemons (`lvs_sync_daemon`, `rvs adm --start-daemon`) sent,
+/// received and dropped since start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncStats {
+    /// Datagrams the master sent.
+    pub sent_datagrams: u64,
+    /// Connections and templates in them.
+    pub sent_connections: u64,
+    /// Datagrams the master could not send.
+    pub send_errors: u64,
+    /// Datagrams of the backup's sync id received.
+    pub received_datagrams: u64,
+    /// Connections and templates written into the data plane's tables.
+    pub adopted: u64,
+    /// Connections of services or real servers this director does not have.
+    pub not_ours: u64,
+    /// Datagrams that did not parse.
+    pub malformed: u64,
+    /// Datagrams of another sync id.
+    pub other_syncid: u64,
+    /// Datagrams the data plane's tables refused.
+    pub adopt_errors: u64,
+    /// When the last datagram of the backup's sync id came (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_received_unix_ms: Option<u64>,
 }
 
 /// The BGP speaker of `rvs_bgp` (BIRD 2, run by rvs): what it announces and its sessions.

@@ -666,6 +666,26 @@ fn synced_flows_survive_a_failover_with_rr() {
         learnt(),
         l.logs()
     );
+    // What each daemon did, in `rvs status` (and the rvs_sync_* metrics).
+    let counted = |sock: &std::path::Path, what: &str| -> u64 {
+        let st = lab::rvs_at(sock, &["status"]);
+        let line = st
+            .lines()
+            .find(|l| l.starts_with("connection sync:"))
+            .unwrap_or_else(|| panic!("no sync line in\n{st}"))
+            .to_owned();
+        let at = line
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {line}"));
+        line[at + what.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count after {what:?} in {line}"))
+    };
+    assert!(counted(&c1, "sent ") >= 20);
+    assert!(counted(&c2, "adopted ") >= 20);
+    assert!(counted(&c2, "received ") >= 1);
     // The VIP moves to d2: every connection goes on, to the same real server.
     via("d2");
     let broken = held

@@ -75,6 +75,39 @@ fn render_drift(o: &mut String, st: &Status) {
     o.push('\n');
 }
 
+/// The XDP plane's connection sync daemons: what went out, came in and was dropped.
+pub fn render_sync(o: &mut String, st: &Status) {
+    let Some(s) = &st.sync else {
+        return;
+    };
+    let last = s.last_received_unix_ms.map_or_else(String::new, |ms| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        #[allow(clippy::cast_precision_loss)]
+        let ago = now.saturating_sub(ms) as f64 / 1000.0;
+        format!(", the last {ago:.1} s ago")
+    });
+    let _ = writeln!(
+        o,
+        "connection sync: sent {} connection(s) in {} datagram(s); received {} datagram(s){last}, adopted {} ({} not ours)",
+        s.sent_connections, s.sent_datagrams, s.received_datagrams, s.adopted, s.not_ours
+    );
+    let dropped: Vec<String> = [
+        (s.malformed, "malformed"),
+        (s.other_syncid, "of another sync id"),
+        (s.send_errors, "not sent"),
+        (s.adopt_errors, "refused by the tables"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if !dropped.is_empty() {
+        let _ = writeln!(o, "  datagrams dropped: {}", dropped.join(", "));
+    }
+}
+
 /// `rvs_bgp`: the speaker, what it announces and its sessions.
 pub fn render_bgp(o: &mut String, st: &Status) {
     let Some(b) = &st.bgp else {
@@ -222,6 +255,7 @@ fn render(st: &Status, services: &[Service]) -> String {
     render_vrrp(&mut o, st);
     render_drift(&mut o, st);
     render_bgp(&mut o, st);
+    render_sync(&mut o, st);
     render_bfd(&mut o, st);
     if services.is_empty() {
         let _ = writeln!(o, "no virtual services");

@@ -732,6 +732,14 @@ impl Ctx {
             vrrp: self.vrrp().iter().map(vrrp_instance).collect(),
             drift: crate::daemon::drift::report(&self.drift),
             bgp: self.bgp.load_full().map(|b| (*b).clone()),
+            sync: {
+                let r = self.snapshots.sync_stats.report();
+                // The kernel's own daemons keep their counters to themselves.
+                let ran = r != rvs_api::SyncStats::default();
+                let xdp_daemon = self.dataplane == Some(Kind::Xdp)
+                    && !self.snapshots.sync_daemons.load().is_empty();
+                (ran || xdp_daemon).then_some(r)
+            },
         }
     }
 }

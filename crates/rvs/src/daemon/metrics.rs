@@ -175,6 +175,21 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         "proxy_relay_buffers_in_use",
         "Relay buffers (16 KiB) holding data in flight; idle connections hold none",
     );
+    let sync_dgrams = counters(
+        &mut reg,
+        "sync_datagrams",
+        "Connection sync datagrams (XDP plane): sent, received (of our sync id), or dropped by reason",
+    );
+    let sync_conns = counters(
+        &mut reg,
+        "sync_connections",
+        "Connections and templates in sync datagrams: sent, adopted into the tables, not_ours (no such service or real server here)",
+    );
+    let sync_last = gauges(
+        &mut reg,
+        "sync_last_received_timestamp_seconds",
+        "Unix time of the last sync datagram of our sync id (absent: none since start)",
+    );
     let per_worker = counters(
         &mut reg,
         "proxy_worker_connections",
@@ -226,6 +241,32 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         .set(ctx.shared.fds_available());
     bufs.get_or_create(&Vec::new())
         .set(i64::try_from(ctx.shared.relay_buffers_in_use()).unwrap_or(i64::MAX));
+    {
+        let s = ctx.snapshots.sync_stats.report();
+        let l = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        for (result, n) in [
+            ("sent", s.sent_datagrams),
+            ("received", s.received_datagrams),
+            ("not_sent", s.send_errors),
+            ("malformed", s.malformed),
+            ("other_syncid", s.other_syncid),
+            ("refused", s.adopt_errors),
+        ] {
+            sync_dgrams.get_or_create(&l("result", result)).inc_by(n);
+        }
+        for (result, n) in [
+            ("sent", s.sent_connections),
+            ("adopted", s.adopted),
+            ("not_ours", s.not_ours),
+        ] {
+            sync_conns.get_or_create(&l("result", result)).inc_by(n);
+        }
+        if let Some(ms) = s.last_received_unix_ms {
+            sync_last
+                .get_or_create(&Vec::new())
+                .set(i64::try_from(ms / 1000).unwrap_or(i64::MAX));
+        }
+    }
     for (i, n) in ctx.shared.worker_connections().into_iter().enumerate() {
         per_worker
             .get_or_create(&vec![("worker".to_owned(), i.to_string())])

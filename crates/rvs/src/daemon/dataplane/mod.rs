@@ -138,6 +138,8 @@ pub struct Snapshots {
     pub flows: ArcSwap<Vec<rvs_adm::Conn>>,
     /// The last walk of the XDP program's tables (its sync daemon sends from it).
     pub walk: ArcSwap<sync::Walk>,
+    /// What the XDP plane's sync daemons sent, received and dropped.
+    pub sync_stats: sync::SyncStats,
 }
 
 /// Where packets are forwarded: one implementation per data plane.

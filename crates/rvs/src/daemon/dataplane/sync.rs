@@ -20,6 +20,7 @@ use rvs_wire::ipvs_sync::{ConnRepr, MessageRepr};
 use rvs_xdp::{FlowEntry, TemplateEntry};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,54 @@ pub struct Walk {
     pub templates: Vec<TemplateEntry>,
     /// Counts walks, so the master sends once per walk.
     pub generation: u64,
+}
+
+/// What the sync daemons did since start (`rvs status`, the `rvs_sync_*` metrics): how
+/// much went out and came in, and what was dropped and why.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    pub sent_datagrams: AtomicU64,
+    pub sent_conns: AtomicU64,
+    /// Datagrams the master could not send (no route, buffer full…).
+    pub send_errors: AtomicU64,
+    /// Datagrams of the backup's sync id.
+    pub received_datagrams: AtomicU64,
+    /// Connections and templates written into the data plane's tables.
+    pub adopted: AtomicU64,
+    /// Connections of services or real servers this director does not have.
+    pub not_ours: AtomicU64,
+    /// Datagrams that did not parse.
+    pub malformed: AtomicU64,
+    /// Datagrams of another sync id.
+    pub other_syncid: AtomicU64,
+    /// Datagrams the data plane could not take (its tables refused the write).
+    pub adopt_errors: AtomicU64,
+    /// When the last datagram of our sync id came (ms since the Unix epoch; 0: none).
+    pub last_received_ms: AtomicU64,
+}
+
+impl SyncStats {
+    fn add(c: &AtomicU64, n: usize) {
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The counters as the API reports them.
+    pub fn report(&self) -> rvs_api::SyncStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last = g(&self.last_received_ms);
+        rvs_api::SyncStats {
+            sent_datagrams: g(&self.sent_datagrams),
+            sent_connections: g(&self.sent_conns),
+            send_errors: g(&self.send_errors),
+            received_datagrams: g(&self.received_datagrams),
+            adopted: g(&self.adopted),
+            not_ours: g(&self.not_ours),
+            malformed: g(&self.malformed),
+            other_syncid: g(&self.other_syncid),
+            adopt_errors: g(&self.adopt_errors),
+            last_received_unix_ms: (last > 0).then_some(last),
+        }
+    }
 }
 
 struct Running {
@@ -99,7 +148,13 @@ impl SyncDaemons {
             let Some(caller) = caller else {
                 return Err("the data plane is stopping".into());
             };
-            tokio::spawn(backup(d.clone(), sock, caller, stop.clone()))
+            tokio::spawn(backup(
+                d.clone(),
+                sock,
+                caller,
+                snapshots.clone(),
+                stop.clone(),
+            ))
         };
         tracing::info!(
             "{} sync daemon on {} (syncid {}, group {}, port {}) for the XDP data plane",
@@ -389,9 +444,15 @@ async fn master(
                 conns.extend(template_repr(t, code));
             }
         }
+        let stats = &snapshots.sync_stats;
+        SyncStats::add(&stats.sent_conns, conns.len());
         for dgram in datagrams(d.syncid, conns, maxlen) {
-            if let Err(e) = sock.send_to(&dgram, to).await {
-                tracing::warn!("sync daemon (master): sending to {to}: {e}");
+            match sock.send_to(&dgram, to).await {
+                Ok(_) => SyncStats::add(&stats.sent_datagrams, 1),
+                Err(e) => {
+                    SyncStats::add(&stats.send_errors, 1);
+                    tracing::warn!("sync daemon (master): sending to {to}: {e}");
+                }
             }
         }
     }
@@ -401,8 +462,10 @@ async fn backup(
     d: SyncDaemon,
     sock: tokio::net::UdpSocket,
     caller: Caller<State>,
+    snapshots: Arc<Snapshots>,
     stop: CancellationToken,
 ) {
+    let stats = &snapshots.sync_stats;
     let mut buf = vec![0u8; 65536];
     loop {
         let n = tokio::select! {
@@ -419,14 +482,21 @@ async fn backup(
         let msg = match MessageRepr::parse(&buf[..n]) {
             Ok((m, _)) => m,
             Err(e) => {
+                SyncStats::add(&stats.malformed, 1);
                 tracing::debug!("sync daemon (backup): a datagram dropped: {e}");
                 continue;
             }
         };
         // As the kernel: another sync id is dropped, unless ours is 0.
         if d.syncid != 0 && msg.syncid != d.syncid {
+            SyncStats::add(&stats.other_syncid, 1);
             continue;
         }
+        SyncStats::add(&stats.received_datagrams, 1);
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        stats.last_received_ms.store(unix_ms, Ordering::Relaxed);
         let (mut flows, mut templates) = (Vec::new(), Vec::new());
         for c in &msg.conns {
             match adopt_of(c) {
@@ -438,9 +508,14 @@ async fn backup(
         let r = caller.call(move |st| st.adopt(&flows, &templates)).await;
         match r {
             Some(Ok((taken, skipped))) => {
+                SyncStats::add(&stats.adopted, taken);
+                SyncStats::add(&stats.not_ours, skipped);
                 tracing::debug!("sync daemon (backup): {taken} adopted, {skipped} not ours");
             }
-            Some(Err(e)) => tracing::warn!("sync daemon (backup): adopting: {e}"),
+            Some(Err(e)) => {
+                SyncStats::add(&stats.adopt_errors, 1);
+                tracing::warn!("sync daemon (backup): adopting: {e}");
+            }
             None => return,
         }
     }
