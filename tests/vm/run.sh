@@ -22,7 +22,9 @@ cp "$img/base.cpio.gz" "$tmp/base.cpio.gz"
 flock -u 9
 mkdir -p "$tmp/root/scenario"
 cp -r "$scen"/. "$tmp/root/scenario/"
-cp "$rvs" "$tmp/root/scenario/rvs"
+# Without its debug information: the guest unpacks the initramfs into its 768 MB of RAM,
+# and a debug build's 300 MB binary (most of it DWARF) left the scenarios no room.
+strip --strip-debug -o "$tmp/root/scenario/rvs" "$rvs"
 (cd "$tmp/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$tmp/scenario.cpio.gz"
 cat "$tmp/base.cpio.gz" "$tmp/scenario.cpio.gz" > "$tmp/initrd.gz"
 timeout "${RVS_VM_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -m "${RVS_VM_MEM:-768}" -smp 1 \

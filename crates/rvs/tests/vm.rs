@@ -16,10 +16,17 @@ fn require() {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let missing: Vec<&str> = ["qemu-system-x86_64", "busybox", "cpio", "depmod", "apt-get"]
-        .into_iter()
-        .filter(|c| !have(c))
-        .collect();
+    let missing: Vec<&str> = [
+        "qemu-system-x86_64",
+        "busybox",
+        "cpio",
+        "depmod",
+        "apt-get",
+        "strip",
+    ]
+    .into_iter()
+    .filter(|c| !have(c))
+    .collect();
     assert!(
         missing.is_empty(),
         "the VM tests cannot run: missing {missing:?} (.ci/run installs them)"
