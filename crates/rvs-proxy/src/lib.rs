@@ -558,6 +558,15 @@ struct Listener {
     socks: Vec<std::os::fd::OwnedFd>,
 }
 
+impl Listener {
+    /// Stops accepting (the sockets stay open while `socks` holds them).
+    fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 /// The proxy data plane.
 pub struct Proxy {
     pub shared: Arc<Shared>,
@@ -680,9 +689,7 @@ impl Proxy {
         self.listeners
             .drain()
             .flat_map(|(key, l)| {
-                for t in &l.tasks {
-                    t.abort();
-                }
+                l.abort();
                 l.socks.into_iter().map(move |s| (key, s))
             })
             .collect()
@@ -712,9 +719,7 @@ impl Proxy {
             let keep = wanted.contains(key);
             if !keep {
                 tracing::info!(service = %key, "stop listening (service removed); its connections drain");
-                for t in &l.tasks {
-                    t.abort();
-                }
+                l.abort();
             }
             keep
         });
@@ -820,9 +825,7 @@ impl Proxy {
         // Sockets handed over but never used (the new configuration dropped them).
         self.adopted.clear();
         for (_, l) in self.listeners.drain() {
-            for t in &l.tasks {
-                t.abort();
-            }
+            l.abort();
         }
         let deadline = Instant::now() + drain;
         while self.shared.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {

@@ -451,17 +451,9 @@ async fn copy_half(
         let mut buf = Buf::take();
         loop {
             match read_now(r, &mut buf).await {
-                Some(Ok(0)) => {
-                    drop(buf);
-                    let _ = w.shutdown().await;
-                    return End::Fin;
-                }
                 Some(Ok(n)) => {
-                    tick.touch();
-                    bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    pkts.fetch_add(1, Ordering::Relaxed);
-                    if w.write_all(&buf[..n]).await.is_err() {
-                        return End::Reset;
+                    if let Err(end) = pass_on(w, &buf[..n], bytes, pkts, tick).await {
+                        return end;
                     }
                     copied += n as u64;
                     if copied >= SPLICE_AFTER {
@@ -506,23 +498,31 @@ async fn copy_chunk(
     bytes: &AtomicU64,
     pkts: &AtomicU64,
     tick: &Activity,
-) -> Result<usize, End> {
+) -> Result<(), End> {
     match r.read(buf).await {
-        Ok(0) => {
-            let _ = w.shutdown().await;
-            Err(End::Fin)
-        }
-        Ok(n) => {
-            tick.touch();
-            bytes.fetch_add(n as u64, Ordering::Relaxed);
-            pkts.fetch_add(1, Ordering::Relaxed);
-            if w.write_all(&buf[..n]).await.is_err() {
-                return Err(End::Reset);
-            }
-            Ok(n)
-        }
+        Ok(n) => pass_on(w, &buf[..n], bytes, pkts, tick).await,
         Err(_) => Err(End::Reset),
     }
+}
+
+/// Passes what one read brought to the other side, counted; nothing (EOF) is passed on
+/// as a shutdown of the write half. `Err` when the direction has ended (EOF, or a write
+/// that failed: a reset).
+async fn pass_on(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    data: &[u8],
+    bytes: &AtomicU64,
+    pkts: &AtomicU64,
+    tick: &Activity,
+) -> Result<(), End> {
+    if data.is_empty() {
+        let _ = w.shutdown().await;
+        return Err(End::Fin);
+    }
+    tick.touch();
+    bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    pkts.fetch_add(1, Ordering::Relaxed);
+    w.write_all(data).await.map_err(|_| End::Reset)
 }
 
 /// The bulk path: socket → pipe → socket with splice(2), no copy through userspace. A
