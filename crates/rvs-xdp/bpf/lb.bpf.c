@@ -74,14 +74,16 @@ struct flow_key {
 	__u16 pad;
 };
 
+/* Times are jiffies (bpf_jiffies64, which the kernel inlines: a load, where
+ * bpf_ktime_get_coarse_ns is a helper call reading the timekeeper under its seqcount —
+ * 12-15 ns a packet). Idle timeouts are seconds long; a tick is 1-10 ms. */
 struct flow {
-	__u64 last_ns;
+	__u64 last;
 	__u32 real;
 	__u32 svc;
 	__u8 client_mac[6];
 	__u8 fin;
 	__u8 pad;
-	__u32 pad2;
 };
 
 struct tmpl_key {
@@ -90,7 +92,7 @@ struct tmpl_key {
 };
 
 struct tmpl {
-	__u64 last_ns;
+	__u64 last;
 	__u32 real;
 	__u32 pad;
 };
@@ -114,9 +116,11 @@ struct nat_val {
 };
 
 struct config {
-	__u64 timeout_tcp_ns;
-	__u64 timeout_tcpfin_ns;
-	__u64 timeout_udp_ns;
+	/* In jiffies (hz of them a second). */
+	__u64 timeout_tcp;
+	__u64 timeout_tcpfin;
+	__u64 timeout_udp;
+	__u64 hz;
 	__u64 mh_k0;
 	__u64 mh_k1;
 	__u8 tun_src4[4];
@@ -653,16 +657,14 @@ static __always_inline int lb(struct xdp_md *ctx)
 			return XDP_PASS;
 	}
 
-	/* Idle timeouts are seconds long: the coarse clock (a few ms) is precise enough and
-	 * costs less than the exact one. */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp_ns : c->timeout_tcp_ns;
+	__u64 now = bpf_jiffies64();
+	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp : c->timeout_tcp;
 	long r = -1;
 	int new_conn = 0;
 	struct flow *f = bpf_map_lookup_elem(&flows, &p.k);
 	if (f && f->svc == s->id) {
-		__u64 t = f->fin ? c->timeout_tcpfin_ns : timeout;
-		if (now - f->last_ns <= t)
+		__u64 t = f->fin ? c->timeout_tcpfin : timeout;
+		if (now - f->last <= t)
 			r = f->real;
 	}
 	if (r < 0) {
@@ -680,7 +682,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 			}
 			tk.svc = s->id;
 			struct tmpl *t = bpf_map_lookup_elem(&templates, &tk);
-			if (t && now - t->last_ns <= (__u64)s->persist_s * 1000000000ULL && usable(t->real))
+			if (t && now - t->last <= (__u64)s->persist_s * c->hz && usable(t->real))
 				r = t->real;
 		}
 		if (r < 0)
@@ -688,7 +690,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 		if (r < 0)
 			return XDP_DROP; /* no usable real server: as IPVS, the packet is dropped */
 		if (s->flags & SF_PERSIST) {
-			struct tmpl nt = { .last_ns = now, .real = (__u32)r };
+			struct tmpl nt = { .last = now, .real = (__u32)r };
 			bpf_map_update_elem(&templates, &tk, &nt, BPF_ANY);
 		}
 		new_conn = 1;
@@ -698,9 +700,9 @@ static __always_inline int lb(struct xdp_md *ctx)
 	if (!re)
 		return XDP_DROP;
 
-	struct flow nf = { .last_ns = now, .real = ri, .svc = s->id };
+	struct flow nf = { .last = now, .real = ri, .svc = s->id };
 	if (f && !new_conn) {
-		f->last_ns = now;
+		f->last = now;
 		if (p.tcp_flags & 5)
 			f->fin = 1;
 	} else {
@@ -755,6 +757,34 @@ SEC("xdp")
 int rvs_lb(struct xdp_md *ctx)
 {
 	return lb(ctx);
+}
+
+/* ---- the clock, for userspace (run by BPF_PROG_RUN; never attached) ----
+ * Userspace has no jiffies: this program reads them with the monotonic clock in one
+ * go, which gives userspace "now" in the program's unit and, from two readings, the
+ * kernel's HZ. */
+struct clock {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clock);
+} clock SEC(".maps");
+
+SEC("xdp")
+int rvs_clock(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct clock *k = bpf_map_lookup_elem(&clock, &zero);
+	if (k) {
+		k->jiffies = bpf_jiffies64();
+		k->ns = bpf_ktime_get_ns();
+	}
+	return XDP_PASS;
 }
 
 /* ---- benchmark only (crates/rvs-xdp/examples/progrun.rs; never attached) ----

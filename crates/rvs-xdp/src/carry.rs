@@ -318,6 +318,7 @@ impl Xdp {
             loader.map_pin_path(name.as_str(), path.as_path());
         }
         let mut ebpf = loader.load(OBJECT)?;
+        crate::load_clock(&mut ebpf)?;
         let name = "rvs_lb";
         let prog: &mut XdpProgram = ebpf
             .program_mut(name)

@@ -57,6 +57,8 @@ pub enum XdpError {
     Program(#[from] aya::programs::ProgramError),
     #[error("XDP map: {0}")]
     Map(#[from] aya::maps::MapError),
+    #[error("the XDP program's clock: {0}")]
+    Clock(String),
     #[error("the XDP object has no {0}")]
     Missing(&'static str),
     #[error("virtual server {service}: {what} (with --dataplane xdp)")]
@@ -208,6 +210,7 @@ impl Xdp {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("flows", opts.flows.max(1024))
             .load(OBJECT)?;
+        load_clock(&mut ebpf)?;
         let name = if opts.bench { "rvs_lb_bench" } else { "rvs_lb" };
         let prog: &mut XdpProgram = ebpf
             .program_mut(name)
@@ -235,7 +238,10 @@ impl Xdp {
             }
             None => (None, false),
         };
-        Ok(Xdp::with(ebpf, name, opts, link, by_link))
+        let mut x = Xdp::with(ebpf, name, opts, link, by_link);
+        x.cfg.hz = x.measure_hz()?;
+        tracing::debug!("XDP clock: {} jiffies a second", x.cfg.hz);
+        Ok(x)
     }
 
     /// A loaded program with nothing programmed yet.
@@ -290,11 +296,12 @@ impl Xdp {
 
     fn write_config(&mut self, want: &Desired) -> Result<(), XdpError> {
         let t = &want.timeouts;
-        let ns = |s: u32| u64::from(s) * 1_000_000_000;
+        let hz = self.cfg.hz;
+        let jiffies = |s: u32| u64::from(s) * hz;
         // Established, FIN_WAIT (a flow that saw FIN or RST), UDP.
-        self.cfg.timeout_tcp_ns = ns(t.tcp[1]);
-        self.cfg.timeout_tcpfin_ns = ns(t.tcp[4]);
-        self.cfg.timeout_udp_ns = ns(t.udp);
+        self.cfg.timeout_tcp = jiffies(t.tcp[1]);
+        self.cfg.timeout_tcpfin = jiffies(t.tcp[4]);
+        self.cfg.timeout_udp = jiffies(t.udp);
         self.max_idle = Duration::from_secs(u64::from(t.tcp[1].max(t.udp).max(t.tcp[4])));
         // Replies are looked up only when some real server is NAT; port-0 services cost
         // a second lookup only when one exists. A NAT flag stays set once seen: replies
@@ -632,7 +639,8 @@ impl Xdp {
             aya::maps::HashMap::try_from(
                 self.ebpf.map("flows").ok_or(XdpError::Missing("flows"))?,
             )?;
-        let now = monotonic_ns();
+        let now = self.jiffies()?;
+        let hz = self.cfg.hz.max(1);
         let svc_of: HashMap<u32, SvcKey> = self.svc_ids.iter().map(|(k, v)| (*v, *k)).collect();
         let real_of = self.real_addrs();
         let mut out = Vec::new();
@@ -640,11 +648,11 @@ impl Xdp {
             // An entry evicted between the key walk and the lookup is simply skipped.
             let Ok((k, f)) = item else { continue };
             let timeout = match (k.proto, f.fin) {
-                (17, _) => self.cfg.timeout_udp_ns,
-                (_, 0) => self.cfg.timeout_tcp_ns,
-                _ => self.cfg.timeout_tcpfin_ns,
+                (17, _) => self.cfg.timeout_udp,
+                (_, 0) => self.cfg.timeout_tcp,
+                _ => self.cfg.timeout_tcpfin,
             };
-            let idle = now.saturating_sub(f.last_ns);
+            let idle = now.saturating_sub(f.last);
             if idle >= timeout {
                 continue;
             }
@@ -658,7 +666,7 @@ impl Xdp {
                 svc: *svc,
                 real: *real,
                 fin: f.fin != 0,
-                expires_s: u32::try_from((timeout - idle) / 1_000_000_000).unwrap_or(u32::MAX),
+                expires_s: u32::try_from((timeout - idle) / hz).unwrap_or(u32::MAX),
             });
             if out.len() >= limit {
                 break;
@@ -677,9 +685,10 @@ impl Xdp {
         flows: &[FlowEntry],
         templates: &[TemplateEntry],
     ) -> Result<(usize, usize), XdpError> {
-        let now = monotonic_ns();
+        let now = self.jiffies()?;
+        let hz = self.cfg.hz;
         let since = |timeout: u64, left_s: u32| {
-            let left = u64::from(left_s) * 1_000_000_000;
+            let left = u64::from(left_s) * hz;
             now.saturating_sub(timeout.saturating_sub(left))
         };
         let mut flow_writes = Vec::new();
@@ -698,9 +707,9 @@ impl Xdp {
             let (src, family) = addr16(f.client.ip());
             let (dst, _) = addr16(f.vip.ip());
             let timeout = match (f.proto, f.fin) {
-                (17, _) => self.cfg.timeout_udp_ns,
-                (_, false) => self.cfg.timeout_tcp_ns,
-                _ => self.cfg.timeout_tcpfin_ns,
+                (17, _) => self.cfg.timeout_udp,
+                (_, false) => self.cfg.timeout_tcp,
+                _ => self.cfg.timeout_tcpfin,
             };
             let k = maps::FlowKey {
                 src,
@@ -712,7 +721,7 @@ impl Xdp {
                 pad: 0,
             };
             let v = maps::Flow {
-                last_ns: since(timeout, f.expires_s),
+                last: since(timeout, f.expires_s),
                 real,
                 svc,
                 fin: u8::from(f.fin),
@@ -734,7 +743,7 @@ impl Xdp {
                 svc,
             };
             let v = maps::Tmpl {
-                last_ns: since(u64::from(persist_s) * 1_000_000_000, t.expires_s),
+                last: since(u64::from(persist_s) * hz, t.expires_s),
                 real,
                 pad: 0,
             };
@@ -766,7 +775,8 @@ impl Xdp {
                     .map("templates")
                     .ok_or(XdpError::Missing("templates"))?,
             )?;
-        let now = monotonic_ns();
+        let now = self.jiffies()?;
+        let hz = self.cfg.hz.max(1);
         let real_of = self.real_addrs();
         // Service id → (service, persistence timeout), once per walk.
         let svc_of: HashMap<u32, (SvcKey, u32)> = self
@@ -780,8 +790,8 @@ impl Xdp {
             let Some(&(svc, timeout_s)) = svc_of.get(&k.svc) else {
                 continue;
             };
-            let timeout = u64::from(timeout_s) * 1_000_000_000;
-            let idle = now.saturating_sub(t.last_ns);
+            let timeout = u64::from(timeout_s) * hz;
+            let idle = now.saturating_sub(t.last);
             if idle >= timeout {
                 continue;
             }
@@ -796,13 +806,64 @@ impl Xdp {
                 client: sockaddr(k.client, if v4 { 4 } else { 6 }, 0).ip(),
                 svc,
                 real: *real,
-                expires_s: u32::try_from((timeout - idle) / 1_000_000_000).unwrap_or(u32::MAX),
+                expires_s: u32::try_from((timeout - idle) / hz).unwrap_or(u32::MAX),
             });
             if out.len() >= limit {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// The program's clock now (`rvs_clock`, one `BPF_PROG_RUN`): jiffies with
+    /// `CLOCK_MONOTONIC` read at the same moment.
+    fn clock(&self) -> Result<maps::Clock, XdpError> {
+        let prog: &XdpProgram = self
+            .ebpf
+            .program("rvs_clock")
+            .ok_or(XdpError::Missing("program rvs_clock"))?
+            .try_into()?;
+        // The run needs a frame of at least an Ethernet header; the program ignores it.
+        let frame = [0u8; 64];
+        prog.test_run(TestRunOptions {
+            data_in: Some(&frame),
+            ..TestRunOptions::new()
+        })?;
+        let m: Array<&MapData, maps::Clock> =
+            Array::try_from(self.ebpf.map("clock").ok_or(XdpError::Missing("clock"))?)?;
+        Ok(m.get(&0, 0)?)
+    }
+
+    /// Jiffies now: the unit of the flows' and templates' last-seen times.
+    fn jiffies(&self) -> Result<u64, XdpError> {
+        Ok(self.clock()?.jiffies)
+    }
+
+    /// The kernel's HZ (userspace is not told it: `CLK_TCK` is `USER_HZ`): jiffies
+    /// counted against `CLOCK_MONOTONIC` between two ticks at least 40 ms apart, read
+    /// at their edges, then [`snap_hz`]. At most ~60 ms (HZ = 100), once at load.
+    fn measure_hz(&self) -> Result<u64, XdpError> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let edge = |after: u64| -> Result<maps::Clock, XdpError> {
+            loop {
+                let c = self.clock()?;
+                if c.jiffies != after {
+                    return Ok(c);
+                }
+                if Instant::now() > deadline {
+                    return Err(XdpError::Clock("jiffies did not advance within 2 s".into()));
+                }
+            }
+        };
+        let start = self.clock()?;
+        let first = edge(start.jiffies)?;
+        let mut last = first;
+        while last.ns.saturating_sub(first.ns) < 40_000_000 {
+            last = edge(last.jiffies)?;
+        }
+        let (ticks, ns) = (last.jiffies - first.jiffies, last.ns - first.ns);
+        snap_hz(ticks, ns)
+            .ok_or_else(|| XdpError::Clock(format!("{ticks} jiffies in {ns} ns: no HZ fits")))
     }
 
     pub fn counters(&self) -> Result<AllCounters, XdpError> {
@@ -906,8 +967,43 @@ pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads.
-fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+/// Loads `rvs_clock`, the program userspace reads the program's clock with.
+fn load_clock(ebpf: &mut Ebpf) -> Result<(), XdpError> {
+    let p: &mut XdpProgram = ebpf
+        .program_mut("rvs_clock")
+        .ok_or(XdpError::Missing("program rvs_clock"))?
+        .try_into()?;
+    p.load()?;
+    Ok(())
+}
+
+/// The kernel's HZ from `ticks` jiffies counted in `ns`: the `CONFIG_HZ` choice (100,
+/// 250, 300, 1000) within 5 % of the rate, else none (the choices 250 and 300 are
+/// 20 % apart; edges read microseconds apart over ≥ 40 ms err well below 5 %).
+fn snap_hz(ticks: u64, ns: u64) -> Option<u64> {
+    if ns == 0 {
+        return None;
+    }
+    let rate = u128::from(ticks) * 1_000_000_000 / u128::from(ns);
+    [100u64, 250, 300, 1000].into_iter().find(|hz| {
+        let hz = u128::from(*hz);
+        rate * 20 >= hz * 19 && rate * 20 <= hz * 21
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snap_hz;
+
+    #[test]
+    fn hz_is_the_config_choice_nearest_the_measured_rate() {
+        assert_eq!(snap_hz(10, 40_000_000), Some(250));
+        assert_eq!(snap_hz(4, 40_000_000), Some(100));
+        assert_eq!(snap_hz(12, 40_000_000), Some(300));
+        assert_eq!(snap_hz(41, 40_100_000), Some(1000));
+        // 11 ticks in 40 ms is 275 Hz: between choices, refused rather than guessed.
+        assert_eq!(snap_hz(11, 40_000_000), None);
+        assert_eq!(snap_hz(8, 40_000_000), None);
+        assert_eq!(snap_hz(1, 0), None);
+    }
 }

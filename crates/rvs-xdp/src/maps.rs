@@ -80,9 +80,12 @@ pub struct Real {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Config {
-    pub timeout_tcp_ns: u64,
-    pub timeout_tcpfin_ns: u64,
-    pub timeout_udp_ns: u64,
+    /// Idle timeouts in jiffies (`hz` of them a second, the program's clock).
+    pub timeout_tcp: u64,
+    pub timeout_tcpfin: u64,
+    pub timeout_udp: u64,
+    /// The kernel's tick rate, as measured at load ([`crate::Xdp::load`]).
+    pub hz: u64,
     pub mh_k0: u64,
     pub mh_k1: u64,
     pub tun_src4: [u8; 4],
@@ -118,20 +121,17 @@ pub struct FlowKey {
     pub pad: u16,
 }
 
-/// `struct flow`: where a flow goes and when it was last seen (`bpf_ktime_get_ns`).
+/// `struct flow`: where a flow goes and when it was last seen (jiffies).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flow {
-    pub last_ns: u64,
+    pub last: u64,
     pub real: u32,
     pub svc: u32,
     pub client_mac: [u8; 6],
     /// A FIN or RST was seen (IPVS's `FIN_WAIT` timeout applies).
     pub fin: u8,
     pub pad: u8,
-    pub pad2: u32,
-    /// The C struct's tail padding, spelled out.
-    pub pad3: u32,
 }
 
 /// `struct tmpl_key`: a persistence template's client (masked to the granularity) and
@@ -147,19 +147,29 @@ pub struct TmplKey {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tmpl {
-    pub last_ns: u64,
+    /// Jiffies.
+    pub last: u64,
     pub real: u32,
     pub pad: u32,
 }
 
+/// `struct clock`: what `rvs_clock` read, jiffies and `CLOCK_MONOTONIC` together.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    pub jiffies: u64,
+    pub ns: u64,
+}
+
+const _: () = assert!(size_of::<Clock>() == 16);
 const _: () = assert!(size_of::<TmplKey>() == 20);
 const _: () = assert!(size_of::<Tmpl>() == 16);
 const _: () = assert!(size_of::<FlowKey>() == 40);
-const _: () = assert!(size_of::<Flow>() == 32);
+const _: () = assert!(size_of::<Flow>() == 24);
 const _: () = assert!(size_of::<VipKey>() == 20);
 const _: () = assert!(size_of::<Svc>() == 32);
 const _: () = assert!(size_of::<Real>() == 32);
-const _: () = assert!(size_of::<Config>() == 72);
+const _: () = assert!(size_of::<Config>() == 80);
 const _: () = assert!(size_of::<Counters>() == 40);
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made of integers and byte arrays with the
@@ -177,9 +187,11 @@ unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Counters {}
 // SAFETY: as above.
 unsafe impl aya::Pod for FlowKey {}
-// SAFETY: as above (`Flow`'s tail padding is the explicit `pad3`).
+// SAFETY: as above.
 unsafe impl aya::Pod for Flow {}
 // SAFETY: as above.
 unsafe impl aya::Pod for TmplKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Tmpl {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Clock {}
