@@ -34,6 +34,7 @@ enum method { M_DR = 0, M_TUN = 1, M_NAT = 2 };
 #define SF_PORT 1      /* sh/mh: hash the source port too (sh-port, mh-port) */
 #define SF_FALLBACK 2  /* sh/mh: try other slots when the real is unusable */
 #define SF_PERSIST 4   /* persistence templates */
+#define SF_BY_TABLE 8  /* mh/sh/dh, TCP, DR/TUN: forward by the table alone (below) */
 
 #define RF_USABLE 1    /* weight > 0 and present: may take new flows */
 
@@ -160,8 +161,41 @@ struct table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, TABLE_MAX);
 	__type(key, __u32);
-	__type(value, __u32); /* real index + 1; 0: empty slot */
+	__type(value, __u32); /* real index + 1 (SLOT_REAL); 0: empty slot; SLOT_CHANGED */
 };
+
+/* Forwarding by the table alone (SF_BY_TABLE; docs/xdp.md "Forwarding by the table").
+ * A hashing scheduler's choice for a flow is its slot's real server; the flow table is
+ * needed only for flows whose real server is not their slot's current one. Invariant:
+ * every live flow whose real server differs from its slot's is recorded in `flows`, and
+ * its slot is marked SLOT_CHANGED with a `changes` entry whose dirty_until is at least
+ * the flow's expiry. A slot without the mark forwards without a flow lookup. Userspace
+ * marks a slot whose real server it changes (prev: the real server of the unrecorded
+ * flows from before, until prev_until, when they have all timed out); the program marks
+ * one when it records or refreshes a flow that goes elsewhere (a fallback, a flow from
+ * before a change), and userspace clears marks whose dirty_until has passed. */
+#define SLOT_CHANGED 0x80000000u
+#define SLOT_REAL 0x7fffffffu
+
+struct change_key {
+	__u32 svc;
+	__u32 slot;
+};
+
+struct change {
+	__u64 dirty_until; /* jiffies: until then, look flows up */
+	__u64 prev_until;  /* jiffies: until then, unrecorded flows go to prev */
+	__u32 prev;        /* real index + 1 of the flows from before the change; 0: none */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct change_key);
+	__type(value, struct change);
+} changes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -369,7 +403,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 			return -1;
 		p->k.sport = t->source;
 		p->k.dport = t->dest;
-		p->tcp_flags = (t->fin ? 1 : 0) | (t->rst ? 4 : 0) | (t->syn ? 2 : 0);
+		p->tcp_flags = (t->fin ? 1 : 0) | (t->rst ? 4 : 0) | (t->syn ? 2 : 0) | (t->ack ? 16 : 0);
 	} else if (p->k.proto == IPPROTO_UDP) {
 		struct udphdr *u = l4p;
 		if ((void *)(u + 1) > end)
@@ -404,6 +438,29 @@ static __always_inline int usable(__u32 r)
 	return re && (re->flags & RF_USABLE);
 }
 
+/* mh: the hashed value of a flow, its slot is this % the table's length. */
+static __always_inline __u32 mh_base(struct svc *s, struct pkt *p)
+{
+	__u32 port = (s->flags & SF_PORT) ? bpf_ntohs(p->k.sport) : 0;
+	return port + addr_fold(p->k.src, p->k.family);
+}
+
+/* sh and dh: 256 buckets by the source (sh) or destination (dh) address. */
+static __always_inline __u32 shdh_hash(struct svc *s, struct pkt *p)
+{
+	__u32 port = (s->flags & SF_PORT) ? bpf_ntohs(p->k.sport) : 0;
+	return s->sched == SCHED_SH ? hash_32(port + addr_fold(p->k.src, p->k.family), 8)
+				    : hash_32(addr_fold(p->k.dst, p->k.family), 8);
+}
+
+/* The slot a hashing scheduler (mh, sh, dh) looks at first for this flow. */
+static __always_inline __u32 first_slot(struct svc *s, struct pkt *p, struct config *c)
+{
+	if (s->sched == SCHED_MH)
+		return hsiphash_u32(mh_base(s, p), c->mh_k0, c->mh_k1) % s->table_len;
+	return shdh_hash(s, p) & 0xff;
+}
+
 /* The real for a new flow, as kernel IPVS would choose it; -1: none (dropped). */
 static __always_inline long schedule(struct svc *s, struct pkt *p, struct config *c)
 {
@@ -411,7 +468,6 @@ static __always_inline long schedule(struct svc *s, struct pkt *p, struct config
 	if (!t || s->table_len == 0 || s->table_len > TABLE_MAX)
 		return -1;
 	__u32 len = s->table_len;
-	__u32 port = (s->flags & SF_PORT) ? bpf_ntohs(p->k.sport) : 0;
 	__u32 slot;
 	if (s->sched == SCHED_SEQ) {
 		__u32 *pos = bpf_map_lookup_elem(&rr_pos, &s->id);
@@ -428,33 +484,31 @@ static __always_inline long schedule(struct svc *s, struct pkt *p, struct config
 		return -1;
 	}
 	if (s->sched == SCHED_MH) {
-		__u32 base = port + addr_fold(p->k.src, p->k.family);
+		__u32 base = mh_base(s, p);
 		__u32 h = hsiphash_u32(base, c->mh_k0, c->mh_k1) % len;
 		slot = h;
 		/* IPVS: the slot of the hash; with mh-fallback, offsets r = (o + h) % M. */
 		for (__u32 o = 0; o <= FB_PROBES; o++) {
 			__u32 *e = bpf_map_lookup_elem(t, &slot);
-			if (!e || !*e)
+			if (!e || !(*e & SLOT_REAL))
 				return -1;
-			if (usable(*e - 1))
-				return *e - 1;
+			if (usable((*e & SLOT_REAL) - 1))
+				return (*e & SLOT_REAL) - 1;
 			if (!(s->flags & SF_FALLBACK) || o == FB_PROBES)
 				return -1;
 			slot = hsiphash_u32(base + (o + h) % len, c->mh_k0, c->mh_k1) % len;
 		}
 		return -1;
 	}
-	/* sh and dh: 256 buckets by the source (sh) or destination (dh) address. */
-	__u32 hv = s->sched == SCHED_SH ? hash_32(port + addr_fold(p->k.src, p->k.family), 8)
-					: hash_32(addr_fold(p->k.dst, p->k.family), 8);
+	__u32 hv = shdh_hash(s, p);
 	slot = hv & 0xff;
 	/* IPVS sh-fallback: buckets ((o + hv) % 256 + hv) & 0xff for o = 0, 1, ... */
 	for (__u32 o = 0; o <= FB_PROBES; o++) {
 		__u32 *e = bpf_map_lookup_elem(t, &slot);
-		if (!e || !*e)
+		if (!e || !(*e & SLOT_REAL))
 			return -1;
-		if (usable(*e - 1))
-			return *e - 1;
+		if (usable((*e & SLOT_REAL) - 1))
+			return (*e & SLOT_REAL) - 1;
 		if (!(s->flags & SF_FALLBACK) || s->sched == SCHED_DH || o == FB_PROBES)
 			return -1;
 		slot = (((o + hv) & 0xff) + hv) & 0xff;
@@ -659,13 +713,59 @@ static __always_inline int lb(struct xdp_md *ctx)
 
 	__u64 now = bpf_jiffies64();
 	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp : c->timeout_tcp;
+
+	/* Forwarding by the table alone: a slot without a change forwards to its real
+	 * server with no flow lookup (see `changes`). */
+	__u32 *slotp = 0;
+	__u32 cur = 0; /* the slot's real server + 1 */
+	struct change_key ck = {};
+	if (s->flags & SF_BY_TABLE) {
+		void *tbl = bpf_map_lookup_elem(&tables, &s->id);
+		if (tbl && s->table_len && s->table_len <= TABLE_MAX) {
+			ck.svc = s->id;
+			ck.slot = first_slot(s, &p, c);
+			slotp = bpf_map_lookup_elem(tbl, &ck.slot);
+		}
+		if (slotp) {
+			__u32 v = *slotp;
+			cur = v & SLOT_REAL;
+			int clean = cur && !(v & SLOT_CHANGED);
+			if (cur && !clean) {
+				struct change *ch = bpf_map_lookup_elem(&changes, &ck);
+				clean = ch && now >= ch->dirty_until;
+			}
+			if (clean) {
+				__u32 ri = cur - 1;
+				struct real *re = bpf_map_lookup_elem(&reals, &ri);
+				if (re && (re->flags & RF_USABLE) && (re->method == M_DR || re->method == M_TUN)) {
+					/* A connection begins with a SYN without ACK. */
+					int syn = (p.tcp_flags & 18) == 2;
+					count(&svc_stats, s->id, p.len, 0, syn);
+					count(&real_stats, ri, p.len, 0, syn);
+					if (re->method == M_DR)
+						return fwd_dr(ctx, re);
+					return fwd_tun(ctx, re, &p, c);
+				}
+			}
+		}
+	}
+
 	long r = -1;
-	int new_conn = 0;
+	int new_conn = 0, hit = 0;
 	struct flow *f = bpf_map_lookup_elem(&flows, &p.k);
 	if (f && f->svc == s->id) {
 		__u64 t = f->fin ? c->timeout_tcpfin : timeout;
-		if (now - f->last <= t)
+		if (now - f->last <= t) {
 			r = f->real;
+			hit = 1;
+		}
+	}
+	/* By table: a flow of a changed slot from before the change, never recorded, goes on
+	 * to the slot's earlier real server (it is not a SYN: not a new connection). */
+	if (r < 0 && slotp && p.k.proto == IPPROTO_TCP && !(p.tcp_flags & 2)) {
+		struct change *ch = bpf_map_lookup_elem(&changes, &ck);
+		if (ch && ch->prev && now < ch->prev_until)
+			r = ch->prev - 1;
 	}
 	if (r < 0) {
 		/* A new flow: persistence template first, then the scheduler. */
@@ -701,7 +801,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 		return XDP_DROP;
 
 	struct flow nf = { .last = now, .real = ri, .svc = s->id };
-	if (f && !new_conn) {
+	if (hit) {
 		f->last = now;
 		if (p.tcp_flags & 5)
 			f->fin = 1;
@@ -714,6 +814,21 @@ static __always_inline int lb(struct xdp_md *ctx)
 		__builtin_memcpy(nf.client_mac, eth->h_source, ETH_ALEN);
 		nf.fin = (p.tcp_flags & 5) ? 1 : 0;
 		bpf_map_update_elem(&flows, &p.k, &nf, BPF_ANY);
+	}
+	/* By table: a recorded flow that goes elsewhere than its slot keeps the slot marked
+	 * until it may time out. */
+	if (slotp && ri + 1 != cur) {
+		__u64 until = now + ((hit ? f->fin : nf.fin) ? c->timeout_tcpfin : timeout);
+		struct change *ch = bpf_map_lookup_elem(&changes, &ck);
+		if (ch) {
+			if (ch->dirty_until < until)
+				ch->dirty_until = until;
+		} else {
+			struct change nc = { .dirty_until = until };
+			bpf_map_update_elem(&changes, &ck, &nc, BPF_NOEXIST);
+		}
+		if (!(*slotp & SLOT_CHANGED))
+			__sync_fetch_and_or(slotp, SLOT_CHANGED);
 	}
 	count(&svc_stats, s->id, p.len, 0, new_conn);
 	count(&real_stats, ri, p.len, 0, new_conn);

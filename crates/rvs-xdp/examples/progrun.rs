@@ -12,6 +12,12 @@
 //!
 //! Each row but the new-flow ones is the best of three runs.
 //!
+//! A second part compares, on an `mh` service and established flows (ACK segments),
+//! recording every flow with forwarding by the table alone (`Options::by_table`), and
+//! the by-table path's changed slots: after a change that gives every slot another
+//! real server, the first packet of each earlier flow (looked up, missed, sent to the
+//! slot's earlier real server and recorded) and the packets after it (found).
+//!
 //! Usage: `cargo run --release -p rvs-xdp --example progrun`
 
 use rvs_sched::desired::{Desired, DesiredDest, DesiredService};
@@ -30,13 +36,28 @@ fn frame(src: u32, sport: u16, dport: u16) -> Vec<u8> {
     v
 }
 
+/// The same size, an ACK of an established connection.
+fn ack(src: u32, sport: u16, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x64], [2, 0, 0, 0, 0, 1])
+        .ipv4(src.to_be_bytes(), [198, 18, 0, 50], 64)
+        .tcp(sport, dport, 1, 64000)
+        .ack(1);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0u8; 15]).unwrap_or_default();
+    v
+}
+
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("progrun: {what}: {e}");
     std::process::exit(1);
 }
 
 fn service() -> Desired {
-    let dests: Vec<DesiredDest> = (11..13)
+    service_of(Algo::Rr, 11..13)
+}
+
+fn service_of(algo: Algo, reals: std::ops::Range<u8>) -> Desired {
+    let dests: Vec<DesiredDest> = reals
         .map(|i| DesiredDest {
             tun: rvs_sched::Tun::default(),
             addr: IpAddr::from([198, 18, 0, i]),
@@ -55,7 +76,7 @@ fn service() -> Desired {
                 addr: IpAddr::from([198, 18, 0, 50]),
                 port: 80,
             },
-            algo: Algo::Rr,
+            algo,
             flags: Flags::default(),
             persistence: None,
             mh_size: None,
@@ -90,26 +111,99 @@ fn best(mut f: impl FnMut() -> f64) -> f64 {
     (0..3).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
-fn main() {
-    let sizes: [u32; 3] = [10_000, 100_000, 1 << 20];
-    let total: u32 = sizes.iter().sum::<u32>() + 1;
-    let cpus = u32::try_from(aya::util::nr_cpus().unwrap_or(1)).unwrap_or(1);
-    let table = total / 4 * 5 * cpus;
+fn load(table: u32, by_table: bool, d: &Desired) -> rvs_xdp::Xdp {
     let mut x = match rvs_xdp::Xdp::load(&rvs_xdp::Options {
         flows: table,
         bench: true,
+        by_table,
         ..rvs_xdp::Options::default()
     }) {
         Ok(x) => x,
         Err(e) => fail("loading", e),
     };
-    let macs: HashMap<IpAddr, [u8; 6]> = [11u8, 12]
-        .iter()
-        .map(|i| (IpAddr::from([198, 18, 0, *i]), [2, 0, 0, 0, 1, 1]))
+    apply(&mut x, d);
+    x
+}
+
+fn apply(x: &mut rvs_xdp::Xdp, d: &Desired) {
+    let macs: HashMap<IpAddr, [u8; 6]> = (11u8..15)
+        .map(|i| (IpAddr::from([198, 18, 0, i]), [2, 0, 0, 0, 1, i]))
         .collect();
-    if let Err(e) = x.apply(&service(), &macs) {
+    if let Err(e) = x.apply(d, &macs) {
         fail("apply", format!("{e:?}"));
     }
+}
+
+/// ns per packet over `n` flows from `base` (one pass), in repeat mode.
+fn pass(x: &mut rvs_xdp::Xdp, f: &[u8], base: u32, n: u32, passes: u32) -> f64 {
+    if let Err(e) = x.set_rotation(base, n) {
+        fail("rotation", e);
+    }
+    ns(x, f, n * passes)
+}
+
+/// Whether the program recorded any flow.
+fn recorded(x: &rvs_xdp::Xdp) -> usize {
+    x.flows(1).map_or_else(|e| fail("flows", e), |f| f.len())
+}
+
+/// `mh`: recording every flow against forwarding by the table alone, then the changed
+/// slots (module doc).
+fn by_table(sizes: &[u32], table: u32, repeat: u32) {
+    let two = service_of(Algo::Mh, 11..13);
+    let mut rec = load(table, false, &two);
+    let mut tab = load(table, true, &two);
+    let f = ack(0xc612_0064, 9999, 80);
+    println!("\n| mh, established flows (ACK) | every flow recorded | by table | ratio |");
+    println!("|---|---|---|---|");
+    let _ = rec.run(&f);
+    let _ = tab.run(&f);
+    let (a, b) = (best(|| ns(&rec, &f, repeat)), best(|| ns(&tab, &f, repeat)));
+    println!("| 1 flow | {a:.1} | {b:.1} | {:.2} |", b / a);
+    let mut base = 1;
+    for &n in sizes {
+        let passes = (repeat / n).max(1);
+        let (first_a, first_b) = (
+            pass(&mut rec, &f, base, n, 1),
+            pass(&mut tab, &f, base, n, 1),
+        );
+        let a = best(|| pass(&mut rec, &f, base, n, passes));
+        let b = best(|| pass(&mut tab, &f, base, n, passes));
+        println!(
+            "| {n} flows, first packet of each | {first_a:.1} | {first_b:.1} | {:.2} |",
+            first_b / first_a
+        );
+        println!(
+            "| {n} flows, later packets ({} runs) | {a:.1} | {b:.1} | {:.2} |",
+            n * passes,
+            b / a
+        );
+        base += n;
+    }
+    println!("flows recorded by table: {}", recorded(&tab));
+    // Every slot changes: two other real servers. The 1M flows (the last size) are
+    // earlier flows of changed slots now.
+    let n = sizes.last().copied().unwrap_or(1);
+    let start = base - n;
+    apply(&mut tab, &service_of(Algo::Mh, 13..15));
+    let first = pass(&mut tab, &f, start, n, 1);
+    let passes = (repeat / n).max(1);
+    let later = best(|| pass(&mut tab, &f, start, n, passes));
+    let marked = tab
+        .changed_slots()
+        .unwrap_or_else(|e| fail("changed slots", e));
+    println!(
+        "| {n} flows, every slot changed ({marked} marked): first packet of each | | {first:.1} | |"
+    );
+    println!("| {n} flows, every slot changed: later packets | | {later:.1} | |");
+}
+
+fn main() {
+    let sizes: [u32; 3] = [10_000, 100_000, 1 << 20];
+    let total: u32 = sizes.iter().sum::<u32>() + 1;
+    let cpus = u32::try_from(aya::util::nr_cpus().unwrap_or(1)).unwrap_or(1);
+    let table = total / 4 * 5 * cpus;
+    let mut x = load(table, false, &service());
     let repeat = 1_000_000;
     let hot = frame(0xc612_0064, 9999, 80);
     let _ = x.run(&hot);
@@ -171,4 +265,6 @@ fn main() {
         "\ntable: {table} entries, {cpus} CPUs ({} per CPU's LRU)",
         table / cpus
     );
+    drop(x);
+    by_table(&sizes, table, repeat);
 }

@@ -19,6 +19,7 @@
 //! Across `rvs upgrade` the maps and the link are pinned and the next rvs loads its
 //! program on them ([`carry`](Xdp::pin_for_upgrade)): nothing is copied or detached.
 
+mod bytable;
 mod carry;
 pub mod iface;
 pub mod maps;
@@ -90,6 +91,10 @@ pub struct Options {
     /// [`Xdp::set_rotation`]'s flows before balancing (never attach it).
     #[doc(hidden)]
     pub bench: bool,
+    /// Forward the TCP flows of `mh`, `sh` and `dh` services (DR and TUN, without
+    /// persistence) by their table slot alone, looking the flow table up only for slots
+    /// whose real server changed (docs/xdp.md, "Forwarding by the table").
+    pub by_table: bool,
 }
 
 impl Default for Options {
@@ -102,6 +107,7 @@ impl Default for Options {
             tun_src6: None,
             own_mac: None,
             bench: false,
+            by_table: false,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct ApplyReport {
     pub services_added: usize,
     pub services_removed: usize,
     pub tables_swapped: usize,
+    /// Slots of tables forwarded by table alone rewritten in place (and marked).
+    pub slots_changed: usize,
     pub reals_written: usize,
 }
 
@@ -189,6 +197,10 @@ pub struct Xdp {
     flows_max: u32,
     /// The link while pinned for an upgrade ([`Xdp::pin_for_upgrade`]).
     pinned: Option<(std::path::PathBuf, aya::programs::links::PinnedLink)>,
+    /// [`Options::by_table`].
+    by_table: bool,
+    /// Services forwarded by their table: id → (scheduler, `SF_*` flags).
+    by_table_svc: HashMap<u32, (u32, u32)>,
 }
 
 /// Whether a BPF link of type XDP holds `prog` (the kernel's list of links).
@@ -287,6 +299,8 @@ impl Xdp {
             by_bpf_link,
             flows_max: opts.flows,
             pinned: None,
+            by_table: opts.by_table,
+            by_table_svc: HashMap::new(),
         }
     }
 
@@ -405,6 +419,8 @@ impl Xdp {
                 self.retire(key, slot)?;
             }
             self.tables.remove(&id);
+            self.by_table_svc.remove(&id);
+            self.forget_changes(id)?;
             self.free_svc.push(id);
         }
         Ok(())
@@ -579,11 +595,56 @@ impl Xdp {
                 .map(|e| e.map_or(0, |i| slots[i as usize] + 1))
                 .collect()
         };
-        if self.tables.get(&id) != Some(&table) {
+        let by_table = self.by_table
+            && sched != maps::SCHED_SEQ
+            && s.persistence.is_none()
+            && matches!(
+                s.key,
+                SvcKey::Addr {
+                    proto: Proto::Tcp,
+                    ..
+                }
+            )
+            && s.dests
+                .iter()
+                .all(|d| matches!(d.fwd, Fwd::Route | Fwd::Local | Fwd::Tunnel));
+        let old = self.tables.get(&id);
+        if by_table
+            && self.by_table_svc.contains_key(&id)
+            && old.is_some_and(|o| o.len() == table.len())
+        {
+            // Slot by slot, each changed one marked: its earlier flows go on.
+            if let Some(old) = old.filter(|o| **o != table).cloned() {
+                rep.slots_changed += self.change_slots(id, &old, &table)?;
+            }
+        } else if old != Some(&table) {
+            // Whole: a new service or table length. Forwarded by table, the slots
+            // `changes` holds live entries for keep their mark (after an upgrade).
+            if by_table && old.is_some_and(|o| o.len() != table.len()) {
+                tracing::warn!(
+                    "XDP: {} changes its table length ({} → {} slots): its established \
+                     flows that were forwarded by the table alone may move to another real \
+                     server",
+                    service,
+                    old.map_or(0, Vec::len),
+                    table.len()
+                );
+            }
+            let marked = if by_table {
+                self.marked_slots(id)?
+            } else {
+                HashSet::new()
+            };
             let mut inner: Array<MapData, u32> = Array::create(maps::TABLE_MAX, 0)?;
             for (i, v) in table.iter().enumerate() {
-                if *v != 0 {
-                    inner.set(u32::try_from(i).unwrap_or(0), *v, 0)?;
+                let i = u32::try_from(i).unwrap_or(0);
+                let mark = if marked.contains(&i) {
+                    maps::SLOT_CHANGED
+                } else {
+                    0
+                };
+                if *v | mark != 0 {
+                    inner.set(i, *v | mark, 0)?;
                 }
             }
             let mut outer: ArrayOfMaps<_, Array<MapData, u32>> =
@@ -607,6 +668,12 @@ impl Xdp {
             }
             None => (0, 0),
         };
+        if by_table {
+            flags |= maps::SF_BY_TABLE;
+            self.by_table_svc.insert(id, (sched, flags));
+        } else {
+            self.by_table_svc.remove(&id);
+        }
         self.persist_s.insert(id, persist_s);
         let svc = Svc {
             id,
@@ -692,6 +759,7 @@ impl Xdp {
             now.saturating_sub(timeout.saturating_sub(left))
         };
         let mut flow_writes = Vec::new();
+        let mut marks = Vec::new();
         let mut tmpl_writes = Vec::new();
         let mut skipped = 0;
         for f in flows {
@@ -728,6 +796,7 @@ impl Xdp {
                 ..maps::Flow::default()
             };
             flow_writes.push((k, v));
+            marks.push((svc, (f.client, f.vip.ip()), real, v.last + timeout));
         }
         for t in templates {
             let slots = self.svc_ids.get(&t.svc).and_then(|id| {
@@ -748,6 +817,10 @@ impl Xdp {
                 pad: 0,
             };
             tmpl_writes.push((k, v));
+        }
+        // Slots first: a flow's packet in between is looked up, not sent by the table.
+        for (svc, ends, real, until) in marks {
+            self.mark_adopted(svc, ends, real, until)?;
         }
         {
             let mut m: BpfHashMap<_, maps::FlowKey, maps::Flow> =

@@ -20,6 +20,13 @@ pub const M_NAT: u8 = 2;
 pub const SF_PORT: u32 = 1;
 pub const SF_FALLBACK: u32 = 2;
 pub const SF_PERSIST: u32 = 4;
+/// Forward by the table alone (`bpf/lb.bpf.c`, `changes`; docs/xdp.md).
+pub const SF_BY_TABLE: u32 = 8;
+
+/// A table slot whose flows must be looked up (`changes` says until when).
+pub const SLOT_CHANGED: u32 = 0x8000_0000;
+/// A table slot's real server + 1 (0: empty).
+pub const SLOT_REAL: u32 = 0x7fff_ffff;
 
 pub const RF_USABLE: u16 = 1;
 
@@ -161,6 +168,28 @@ pub struct Clock {
     pub ns: u64,
 }
 
+/// `struct change_key`: a slot of a service's table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ChangeKey {
+    pub svc: u32,
+    pub slot: u32,
+}
+
+/// `struct change`: until when a slot's flows are looked up, and where its unrecorded
+/// flows from before a change go (jiffies).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    pub dirty_until: u64,
+    pub prev_until: u64,
+    /// The earlier real server + 1; 0: none.
+    pub prev: u32,
+    pub pad: u32,
+}
+
+const _: () = assert!(size_of::<ChangeKey>() == 8);
+const _: () = assert!(size_of::<Change>() == 24);
 const _: () = assert!(size_of::<Clock>() == 16);
 const _: () = assert!(size_of::<TmplKey>() == 20);
 const _: () = assert!(size_of::<Tmpl>() == 16);
@@ -195,3 +224,7 @@ unsafe impl aya::Pod for TmplKey {}
 unsafe impl aya::Pod for Tmpl {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Clock {}
+// SAFETY: as above.
+unsafe impl aya::Pod for ChangeKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Change {}

@@ -227,6 +227,7 @@ fn keepalived(args: &[OsString]) -> Result<ExitCode> {
         xdp_iface: None,
         xdp_mode: run::XdpMode::Generic,
         xdp_flows: 1 << 20,
+        xdp_by_table: false,
         bpffs: "/sys/fs/bpf".into(),
         dont_fork: cli.dont_fork,
         pid_file: cli.pid_file,

@@ -899,3 +899,123 @@ fn an_upgrade_keeps_every_flow_of_the_xdp_program() {
         "the successor (pid {new}) outlived its lab"
     );
 }
+
+/// A connection from `src` to the VIP on port 80, with the request sent but for its
+/// last line (namespace `ns`).
+fn open_from(ns: &str, src: std::net::IpAddr) -> std::net::TcpStream {
+    use std::io::Write as _;
+    lab::in_ns(ns, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::new(src, 0).into()).unwrap();
+        s.connect_timeout(&vip80().into(), Duration::from_secs(2))
+            .unwrap();
+        let mut s: std::net::TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n").unwrap();
+        s
+    })
+}
+
+/// Ends the request of a connection from [`open_from`]: the real server's name, or the
+/// error (a reset: the connection reached another real server).
+fn finish(mut s: std::net::TcpStream) -> Result<String, String> {
+    use std::io::Write as _;
+    s.write_all(b"\r\n").map_err(|e| e.to_string())?;
+    lab::response_body(&mut s)
+}
+
+/// `--xdp-by-table` on an `mh` DR service: the program forwards by the table alone, so
+/// `-Lnc` lists none of the open connections; when a third real server joins (a
+/// reload), new connections from a third of the clients go to it, while each of the 40
+/// connections open through the director finishes at the real server it started on —
+/// none reset.
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn forwarding_by_table_moves_no_open_connection_when_a_real_server_joins() {
+    require();
+    let mut l = Lab::new(&[
+        ("dir", 1),
+        ("rs1", 11),
+        ("rs2", 12),
+        ("rs3", 13),
+        ("c", 100),
+    ]);
+    for rs in ["rs1", "rs2", "rs3"] {
+        l.vip_on_lo(rs, VIP);
+        l.spawn_cmd(
+            rs,
+            &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "0.0.0.0:80"],
+        );
+    }
+    // mh hashes the client's address: 40 clients.
+    let clients: Vec<std::net::IpAddr> = (160..200u8)
+        .map(|i| std::net::IpAddr::from([198, 18, 0, i]))
+        .collect();
+    for a in &clients {
+        l.ip_in("c", &["addr", "add", &format!("{a}/24"), "dev", "eth0"]);
+    }
+    l.ip_in("dir", &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+    let conf = |n: u8| {
+        let reals = (11..11 + n).fold(String::new(), |mut out, i| {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                out,
+                "    real_server 198.18.0.{i} 80 {{\n        weight 1\n    }}"
+            );
+            out
+        });
+        format!("virtual_server {VIP} 80 {{\n    lb_algo mh\n    lb_kind DR\n    protocol TCP\n{reals}}}\n")
+    };
+    let p = l.rvs(
+        "dir",
+        &conf(2),
+        &[
+            "--dataplane",
+            "xdp",
+            "--xdp-iface",
+            "eth0",
+            "--xdp-by-table",
+        ],
+    );
+    let conf_file = l.dir.join("dir-3.conf");
+    let sock = l.control("dir", 3);
+    let client = l.ns("c");
+    let up = Lab::wait(Duration::from_secs(20), || {
+        lab::http_get(&client, vip80()).is_ok()
+    });
+    assert!(up.is_some(), "the service never answered\n{}", l.logs());
+    let before: Vec<String> = clients
+        .iter()
+        .map(|a| finish(open_from(&client, *a)).unwrap())
+        .collect();
+    let held: Vec<std::net::TcpStream> = clients.iter().map(|a| open_from(&client, *a)).collect();
+    // Forwarded by the table: no flow recorded, none listed (the listing is refreshed
+    // every second).
+    std::thread::sleep(Duration::from_millis(2500));
+    let lnc = lab::rvs_at(&sock, &["adm", "-Lnc"]);
+    assert!(!lnc.contains("ESTABLISHED"), "{lnc}");
+
+    std::fs::write(&conf_file, conf(3)).unwrap();
+    l.signal(&p, "HUP");
+    let joined = Lab::wait(Duration::from_secs(10), || {
+        lab::rvs_at(&sock, &["adm", "-Ln"]).contains("198.18.0.13:80")
+    });
+    assert!(joined.is_some(), "rs3 never joined\n{}", l.logs());
+    let after: Vec<String> = clients
+        .iter()
+        .map(|a| finish(open_from(&client, *a)).unwrap())
+        .collect();
+    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    assert!(
+        after.iter().any(|a| a == "rs3") && moved >= 5,
+        "new connections of a third of the clients go to rs3: {after:?}"
+    );
+    let ended: Vec<Result<String, String>> = held.into_iter().map(finish).collect();
+    let want: Vec<Result<String, String>> = before.into_iter().map(Ok).collect();
+    assert_eq!(
+        ended,
+        want,
+        "where the open connections ended\n{}",
+        l.logs()
+    );
+}

@@ -35,6 +35,13 @@ pub struct RunArgs {
     /// Entries of the XDP flow table (LRU).
     #[arg(long = "xdp-flows", default_value_t = 1 << 20)]
     pub xdp_flows: u32,
+    /// Forward the TCP flows of `mh`, `sh` and `dh` services (DR, TUN; no persistence)
+    /// by their table slot alone: no flow-table lookup per packet, except for slots whose
+    /// real server changed, whose earlier flows still go on to it. Their flows are then
+    /// not recorded, so `-Lc`, ActiveConn/InActConn and connection sync show only those
+    /// of changed slots (docs/xdp.md, "Forwarding by the table").
+    #[arg(long = "xdp-by-table")]
+    pub xdp_by_table: bool,
     /// A BPF file system: `rvs upgrade` pins the XDP program's maps and link there for
     /// the new process to load on (systemd mounts /sys/fs/bpf at boot).
     #[arg(long = "bpffs", value_name = "DIR", default_value = "/sys/fs/bpf")]
@@ -345,6 +352,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
                 iface,
                 native: a.xdp_mode == XdpMode::Native,
                 flows: a.xdp_flows,
+                by_table: a.xdp_by_table,
                 bpffs: a.bpffs.clone(),
             },
             carried_xdp,

@@ -76,22 +76,28 @@ pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 /// One HTTP/1.0 GET from namespace `ns`; the response body, or the error.
 pub fn http_get(ns: &str, addr: std::net::SocketAddr) -> Result<String, String> {
     in_ns(ns, || {
-        use std::io::{Read as _, Write as _};
+        use std::io::Write as _;
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
             .map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(2)))
             .map_err(|e| e.to_string())?;
         s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")
             .map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-        Ok(out
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .trim()
-            .to_owned())
+        response_body(&mut s)
     })
+}
+
+/// Reads an HTTP/1.0 response to its end: its body, trimmed, or the error.
+pub fn response_body(s: &mut std::net::TcpStream) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
 }
 
 /// `rvs ARGS` against the daemon whose control socket is `sock`: its standard output.

@@ -26,6 +26,8 @@ pub struct XdpSettings {
     pub iface: String,
     pub native: bool,
     pub flows: u32,
+    /// `--xdp-by-table`.
+    pub by_table: bool,
     /// Where `rvs upgrade` pins the program (stale pins there are removed at start).
     pub bpffs: std::path::PathBuf,
 }
@@ -96,6 +98,7 @@ impl XdpForwarder {
             tun_src6,
             own_mac: Some(link.mac),
             bench: false,
+            by_table: s.by_table,
         };
         let took_over = carried.is_some();
         if !took_over {
@@ -386,6 +389,11 @@ impl State {
     fn copy_counters(&mut self) {
         if Instant::now() >= self.next_scan {
             self.next_scan = Instant::now() + scan_flows(&self.xdp, &self.shared, &self.snapshots);
+        }
+        // Forwarding by table: slots whose flows from before a change have timed out go
+        // back to the table alone.
+        if let Err(e) = self.xdp.sweep_changes() {
+            tracing::warn!("XDP: clearing changed table slots: {e}");
         }
         let Ok((_, reals)) = self.xdp.counters() else {
             return;

@@ -1,0 +1,259 @@
+//! Forwarding by the table alone ([`crate::Options::by_table`]): userspace's half.
+//!
+//! For a hashing scheduler (`mh`, `sh`, `dh`) a flow's real server is its table slot's,
+//! so the program forwards without a flow lookup — the lookup that misses the CPU's
+//! caches once the flow table is large — and consults the flow table only for slots
+//! marked `SLOT_CHANGED`. The invariant (`bpf/lb.bpf.c`, above `changes`): every live
+//! flow whose real server is not its slot's is recorded in `flows`, and its slot is
+//! marked with a `changes` entry whose `dirty_until` is at least the flow's expiry.
+//!
+//! Userspace keeps it across its own changes: a slot whose real server changes gets
+//! its entry (the earlier real server as `prev` until every unrecorded flow from before
+//! may have timed out, `dirty_until` as long) *before* its new value with the mark;
+//! adopted flows mark their slot; marks whose `dirty_until` has passed are cleared (the
+//! program marks again whatever it records going elsewhere). All times are jiffies.
+
+use crate::maps::{self, Change, ChangeKey};
+use crate::{Xdp, XdpError};
+use aya::maps::{Array, ArrayOfMaps, HashMap as BpfHashMap, MapData, MapError};
+use rvs_sched::hash::{addr_fold, hash_32, hsiphash_u32, HashVariant};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+/// The slot a hashing scheduler looks at first for a flow, as the program computes it
+/// (`first_slot` in `bpf/lb.bpf.c`).
+pub(crate) fn first_slot(
+    sched: u32,
+    flags: u32,
+    len: u32,
+    client: SocketAddr,
+    vip: std::net::IpAddr,
+) -> u32 {
+    let port = if flags & maps::SF_PORT != 0 {
+        u32::from(client.port())
+    } else {
+        0
+    };
+    match sched {
+        maps::SCHED_MH => {
+            let base = port.wrapping_add(addr_fold(client.ip()));
+            hsiphash_u32(base, rvs_sched::sched::MH_KEY1) % len.max(1)
+        }
+        maps::SCHED_SH => {
+            hash_32(
+                port.wrapping_add(addr_fold(client.ip())),
+                8,
+                HashVariant::Modern,
+            ) & 0xff
+        }
+        _ => hash_32(addr_fold(vip), 8, HashVariant::Modern) & 0xff,
+    }
+}
+
+impl Xdp {
+    /// The longest a TCP flow may stay idle (jiffies): how long the unrecorded flows of
+    /// a changed slot may live on.
+    fn tcp_window(&self) -> u64 {
+        self.cfg.timeout_tcp.max(self.cfg.timeout_tcpfin)
+    }
+
+    /// The live table of service `id` (the program's, with its marks).
+    fn live_table(&self, id: u32) -> Result<Array<MapData, u32>, XdpError> {
+        let outer: ArrayOfMaps<&MapData, Array<MapData, u32>> =
+            ArrayOfMaps::try_from(self.ebpf.map("tables").ok_or(XdpError::Missing("tables"))?)?;
+        Ok(outer.get(&id, 0)?)
+    }
+
+    fn changes_mut(&mut self) -> Result<BpfHashMap<&mut MapData, ChangeKey, Change>, XdpError> {
+        Ok(BpfHashMap::try_from(self.map_mut("changes")?)?)
+    }
+
+    fn change_entries(&self) -> Result<Vec<(ChangeKey, Change)>, XdpError> {
+        let m: BpfHashMap<&MapData, ChangeKey, Change> = BpfHashMap::try_from(
+            self.ebpf
+                .map("changes")
+                .ok_or(XdpError::Missing("changes"))?,
+        )?;
+        // An entry removed between the key walk and its lookup is skipped.
+        Ok(m.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Rewrites the slots of service `id` that differ between `old` and `new` (same
+    /// length) in its live table, each entry of `changes` first; the count.
+    pub(crate) fn change_slots(
+        &mut self,
+        id: u32,
+        old: &[u32],
+        new: &[u32],
+    ) -> Result<usize, XdpError> {
+        let now = self.jiffies()?;
+        let window = self.tcp_window();
+        let slots: Vec<u32> = old
+            .iter()
+            .zip(new)
+            .enumerate()
+            .filter(|(_, (o, n))| o != n)
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
+        {
+            let mut changes = self.changes_mut()?;
+            for &slot in &slots {
+                let k = ChangeKey { svc: id, slot };
+                let mut c = match changes.get(&k, 0) {
+                    Ok(c) => c,
+                    Err(MapError::KeyNotFound) => Change::default(),
+                    Err(e) => return Err(e.into()),
+                };
+                // The flows nobody recorded went to the slot's real server since its
+                // last change's window closed; within that window they are the earlier
+                // ones', and every flow since was recorded (the slot was marked).
+                if c.prev_until <= now {
+                    c.prev = old[slot as usize];
+                    c.prev_until = now + window;
+                }
+                c.dirty_until = c.dirty_until.max(now + window);
+                changes.insert(k, c, 0)?;
+            }
+        }
+        let mut live = self.live_table(id)?;
+        for &slot in &slots {
+            live.set(slot, new[slot as usize] | maps::SLOT_CHANGED, 0)?;
+        }
+        self.tables.insert(id, new.to_vec());
+        Ok(slots.len())
+    }
+
+    /// The slots of service `id` with a live `changes` entry: marked again when its
+    /// table is replaced whole.
+    pub(crate) fn marked_slots(&self, id: u32) -> Result<HashSet<u32>, XdpError> {
+        let now = self.jiffies()?;
+        Ok(self
+            .change_entries()?
+            .into_iter()
+            .filter(|(k, c)| k.svc == id && (c.dirty_until > now || c.prev_until > now))
+            .map(|(k, _)| k.slot)
+            .collect())
+    }
+
+    /// Drops the `changes` entries of a removed service (its id may be reused).
+    pub(crate) fn forget_changes(&mut self, id: u32) -> Result<(), XdpError> {
+        let gone: Vec<ChangeKey> = self
+            .change_entries()?
+            .into_iter()
+            .filter(|(k, _)| k.svc == id)
+            .map(|(k, _)| k)
+            .collect();
+        let mut changes = self.changes_mut()?;
+        for k in gone {
+            match changes.remove(&k) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the slot of an adopted flow (to `real`) of a service forwarded by table,
+    /// live until `until` (jiffies), unless the slot's real server is the flow's: the
+    /// flow goes where the director it came from sent it, which may not be this table's
+    /// choice.
+    pub(crate) fn mark_adopted(
+        &mut self,
+        id: u32,
+        (client, vip): (SocketAddr, std::net::IpAddr),
+        real: u32,
+        until: u64,
+    ) -> Result<(), XdpError> {
+        let Some(&(sched, flags)) = self.by_table_svc.get(&id) else {
+            return Ok(());
+        };
+        let Some(table) = self.tables.get(&id) else {
+            return Ok(());
+        };
+        let len = u32::try_from(table.len()).unwrap_or(0);
+        let slot = first_slot(sched, flags, len, client, vip);
+        if table.get(slot as usize) == Some(&(real + 1)) {
+            return Ok(());
+        }
+        {
+            let mut changes = self.changes_mut()?;
+            let k = ChangeKey { svc: id, slot };
+            let mut c = match changes.get(&k, 0) {
+                Ok(c) => c,
+                Err(MapError::KeyNotFound) => Change::default(),
+                Err(e) => return Err(e.into()),
+            };
+            c.dirty_until = c.dirty_until.max(until);
+            changes.insert(k, c, 0)?;
+        }
+        let mut live = self.live_table(id)?;
+        let v = live.get(&slot, 0)?;
+        if v & maps::SLOT_CHANGED == 0 {
+            live.set(slot, v | maps::SLOT_CHANGED, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Clears the marks whose `dirty_until` has passed and drops entries that say
+    /// nothing any more; the number of marks cleared. Run about once a second.
+    ///
+    /// The program extends an entry before it marks the slot, so a mark is cleared
+    /// first and the entry read again: extended meanwhile, the mark is put back.
+    pub fn sweep_changes(&mut self) -> Result<usize, XdpError> {
+        let entries = self.change_entries()?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let now = self.jiffies()?;
+        let mut cleared = 0;
+        let mut drop = Vec::new();
+        for (k, c) in entries {
+            if c.dirty_until > now {
+                continue;
+            }
+            if !self.by_table_svc.contains_key(&k.svc) {
+                drop.push(k);
+                continue;
+            }
+            let mut live = self.live_table(k.svc)?;
+            let v = live.get(&k.slot, 0)?;
+            let mut marked = v & maps::SLOT_CHANGED != 0;
+            if marked {
+                live.set(k.slot, v & maps::SLOT_REAL, 0)?;
+                let again = self.changes_mut()?.get(&k, 0).ok();
+                if again.is_some_and(|c| c.dirty_until > now) {
+                    live.set(k.slot, v, 0)?;
+                    continue;
+                }
+                marked = false;
+                cleared += 1;
+            }
+            if !marked && c.prev_until <= now {
+                drop.push(k);
+            }
+        }
+        let mut changes = self.changes_mut()?;
+        for k in drop {
+            match changes.remove(&k) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(cleared)
+    }
+
+    /// How many slots are marked now (tests and `rvs status`).
+    pub fn changed_slots(&self) -> Result<usize, XdpError> {
+        let mut n = 0;
+        for &id in self.by_table_svc.keys() {
+            let live = self.live_table(id)?;
+            let len = self.tables.get(&id).map_or(0, Vec::len);
+            for slot in 0..u32::try_from(len).unwrap_or(0) {
+                if live.get(&slot, 0)? & maps::SLOT_CHANGED != 0 {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
