@@ -11,14 +11,33 @@
 #       rvs-xdp-native  the same in native (driver) mode (pass program on the bridge
 #                  port, client TX checksum offload off; needs ethtool)
 #     All in one run; ratios are rvs-xdp / peer.
-# Usage: bench/xdp.sh [SECONDS]
+#  With KATRAN_SRC=<a checkout of github.com/facebookincubator/katran>, step 1 measures
+#  Katran's XDP balancer too, in the same run with the same frames (built from that
+#  checkout as Katran's Makefile-bpf builds it, inside bench/katran/harness.bpf.c).
+#  Step 1 runs on one CPU (taskset): Katran's connection tables are per CPU.
+# Usage: [KATRAN_SRC=DIR] bench/xdp.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 cargo build --release -q -p rvs -p rvs-xdp --examples
 cargo build --release -q -p rvs
+katran=()
+if [ -n "${KATRAN_SRC:-}" ]; then
+  kdir=$(mktemp -d)
+  mkdir -p "$kdir/include"
+  cp "$KATRAN_SRC"/katran/lib/linux_includes/* "$kdir/include/"
+  # Katran's Makefile-bpf flags; MAX_CONN_RATE lifted so that its rate limiter does not
+  # skip the connection-table insert of a benchmark's million new flows a second.
+  clang -I"$kdir/include" -I"$KATRAN_SRC" -Icrates/rvs-xdp/bpf -D__KERNEL__ -DMAX_CONN_RATE=0xffffffffffffffffULL \
+    -Wno-unused-value -Wno-pointer-sign -Wno-compare-distinct-pointer-types \
+    -O2 -emit-llvm -c -g bench/katran/harness.bpf.c -o - \
+    | llc -march=bpf -filetype=obj -o "$kdir/harness.o"
+  katran=(--katran "$kdir/harness.o")
+  echo "Katran: $(git -C "$KATRAN_SRC" log -1 --format='%h %cs' 2>/dev/null || echo "$KATRAN_SRC")"
+fi
 echo "## BPF_PROG_RUN"
-./target/release/examples/progrun
+taskset -c 0 ./target/release/examples/progrun "${katran[@]}"
+[ -n "${kdir:-}" ] && rm -rf "$kdir"
 P=rvsxb$$
 dir=$(mktemp -d)
 pids=()

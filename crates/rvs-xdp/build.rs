@@ -8,6 +8,7 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=bpf/lb.bpf.c");
     println!("cargo:rerun-if-changed=bpf/pass.bpf.c");
+    println!("cargo:rerun-if-changed=bpf/rotation.h");
     println!("cargo:rerun-if-env-changed=CLANG");
     println!("cargo:rustc-check-cfg=cfg(rvs_xdp_no_bpf)");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()));

@@ -902,44 +902,14 @@ int rvs_clock(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* ---- benchmark only (crates/rvs-xdp/examples/progrun.rs; never attached) ----
- * BPF_PROG_RUN repeats one frame without resetting it. This program first moves the
- * frame's IPv4 client to the next of `n` 5-tuples, flows base .. base+n-1 (flow k:
- * client 198.19.(k >> 5 as two bytes), source port 10000 + (k & 31)), then runs the
- * balancer: a repeat-mode run then measures the hit path across n active flows, or new
- * flows on the first pass, without a syscall per packet. Checksums are left stale (DR
- * forwards without them). */
-struct rotation {
-	__u32 n;
-	__u32 base;
-	__u32 i;
-};
-
-/* Shared, not per-CPU: a long repeat-mode run may move to another CPU between packets. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct rotation);
-} bench_rotation SEC(".maps");
+/* ---- benchmark only (crates/rvs-xdp/examples/progrun.rs; never attached) ---- */
+#include "rotation.h"
 
 SEC("xdp")
 int rvs_lb_bench(struct xdp_md *ctx)
 {
-	__u32 zero = 0;
-	struct rotation *rot = bpf_map_lookup_elem(&bench_rotation, &zero);
-	if (rot && rot->n) {
-		void *data = (void *)(long)ctx->data;
-		void *end = (void *)(long)ctx->data_end;
-		struct iphdr *ip = data + sizeof(struct ethhdr);
-		struct tcphdr *th = (void *)(ip + 1);
-		if ((void *)(th + 1) > end)
-			return XDP_ABORTED;
-		__u32 k = rot->base + rot->i;
-		rot->i = rot->i + 1 >= rot->n ? 0 : rot->i + 1;
-		ip->saddr = bpf_htonl(0xc6130000 | ((k >> 5) & 0xffff));
-		th->source = bpf_htons(10000 + (k & 31));
-	}
+	if (rotate(ctx))
+		return XDP_ABORTED;
 	return lb(ctx);
 }
 
