@@ -1039,6 +1039,10 @@ pub struct SyncStats {
     pub adopted: u64,
     /// Connections of services or real servers this director does not have.
     pub not_ours: u64,
+    /// Connections this director forwards itself, which another director sent too
+    /// (active-active): its own entry is kept.
+    #[serde(default)]
+    pub forwarded_here: u64,
     /// Datagrams that did not parse.
     pub malformed: u64,
     /// Datagrams of another sync id.

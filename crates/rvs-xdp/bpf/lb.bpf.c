@@ -84,7 +84,7 @@ struct flow {
 	__u32 svc;
 	__u8 client_mac[6];
 	__u8 fin;
-	__u8 pad;
+	__u8 here; /* this director forwarded a packet of it (not only adopted it) */
 };
 
 struct tmpl_key {
@@ -803,6 +803,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 	struct flow nf = { .last = now, .real = ri, .svc = s->id };
 	if (hit) {
 		f->last = now;
+		f->here = 1;
 		if (p.tcp_flags & 5)
 			f->fin = 1;
 	} else {
@@ -813,6 +814,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 			return XDP_DROP;
 		__builtin_memcpy(nf.client_mac, eth->h_source, ETH_ALEN);
 		nf.fin = (p.tcp_flags & 5) ? 1 : 0;
+		nf.here = 1;
 		bpf_map_update_elem(&flows, &p.k, &nf, BPF_ANY);
 	}
 	/* By table: a recorded flow that goes elsewhere than its slot keeps the slot marked

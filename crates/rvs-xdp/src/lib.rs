@@ -136,6 +136,21 @@ pub struct FlowEntry {
     pub fin: bool,
     /// Seconds left before the flow expires (its idle timeout minus its idle time).
     pub expires_s: u32,
+    /// This director forwarded a packet of it; `false` while it is only adopted from
+    /// another director's connection sync. A sync master sends only these (active-active:
+    /// a director does not send back, and so keep alive, what it was sent).
+    pub here: bool,
+}
+
+/// What [`Xdp::adopt`] did with the entries it was given.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Adopted {
+    /// Written into the program's tables.
+    pub taken: usize,
+    /// Of a service or real server this director does not have.
+    pub not_ours: usize,
+    /// Flows this director forwards itself (its own entry is the fresher one).
+    pub forwarded_here: usize,
 }
 
 /// One live persistence template, as `-Lc` lists the kernel's (state `NONE`).
@@ -734,6 +749,7 @@ impl Xdp {
                 real: *real,
                 fin: f.fin != 0,
                 expires_s: u32::try_from((timeout - idle) / hz).unwrap_or(u32::MAX),
+                here: f.here != 0,
             });
             if out.len() >= limit {
                 break;
@@ -746,12 +762,13 @@ impl Xdp {
     /// daemon's), taken over: each is written to the program's tables with the real
     /// server it had there and the time it had left, so the packets that follow go on
     /// to the same real server. Entries of a service or real server this director does
-    /// not have are skipped (counted in the answer's second number).
+    /// not have are skipped, and so are flows this director forwards itself (two
+    /// directors syncing each other: its own entry is the fresher).
     pub fn adopt(
         &mut self,
         flows: &[FlowEntry],
         templates: &[TemplateEntry],
-    ) -> Result<(usize, usize), XdpError> {
+    ) -> Result<Adopted, XdpError> {
         let now = self.jiffies()?;
         let hz = self.cfg.hz;
         let since = |timeout: u64, left_s: u32| {
@@ -762,6 +779,9 @@ impl Xdp {
         let mut marks = Vec::new();
         let mut tmpl_writes = Vec::new();
         let mut skipped = 0;
+        let mut here = 0;
+        let live: BpfHashMap<&MapData, maps::FlowKey, maps::Flow> =
+            BpfHashMap::try_from(self.ebpf.map("flows").ok_or(XdpError::Missing("flows"))?)?;
         for f in flows {
             let slots = self.svc_ids.get(&f.svc).and_then(|id| {
                 self.real_ids
@@ -788,6 +808,13 @@ impl Xdp {
                 family,
                 pad: 0,
             };
+            if live
+                .get(&k, 0)
+                .is_ok_and(|cur| cur.here != 0 && now.saturating_sub(cur.last) < timeout)
+            {
+                here += 1;
+                continue;
+            }
             let v = maps::Flow {
                 last: since(timeout, f.expires_s),
                 real,
@@ -836,7 +863,11 @@ impl Xdp {
                 m.insert(*k, *v, 0)?;
             }
         }
-        Ok((flow_writes.len() + tmpl_writes.len(), skipped))
+        Ok(Adopted {
+            taken: flow_writes.len() + tmpl_writes.len(),
+            not_ours: skipped,
+            forwarded_here: here,
+        })
     }
 
     /// The live persistence templates (used within their service's persistence
@@ -913,28 +944,18 @@ impl Xdp {
     }
 
     /// The kernel's HZ (userspace is not told it: `CLK_TCK` is `USER_HZ`): jiffies
-    /// counted against `CLOCK_MONOTONIC` between two ticks at least 40 ms apart, read
-    /// at their edges, then [`snap_hz`]. At most ~60 ms (HZ = 100), once at load.
+    /// counted against `CLOCK_MONOTONIC` over 200 ms, each reading of both taken in one
+    /// run of `rvs_clock` (so a descheduled rvs does not skew it: only the ±1 tick of
+    /// where each reading falls between ticks, and a late tick), then [`snap_hz`]. Once
+    /// at load.
     fn measure_hz(&self) -> Result<u64, XdpError> {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let edge = |after: u64| -> Result<maps::Clock, XdpError> {
-            loop {
-                let c = self.clock()?;
-                if c.jiffies != after {
-                    return Ok(c);
-                }
-                if Instant::now() > deadline {
-                    return Err(XdpError::Clock("jiffies did not advance within 2 s".into()));
-                }
-            }
-        };
-        let start = self.clock()?;
-        let first = edge(start.jiffies)?;
-        let mut last = first;
-        while last.ns.saturating_sub(first.ns) < 40_000_000 {
-            last = edge(last.jiffies)?;
-        }
-        let (ticks, ns) = (last.jiffies - first.jiffies, last.ns - first.ns);
+        let a = self.clock()?;
+        std::thread::sleep(Duration::from_millis(200));
+        let b = self.clock()?;
+        let (ticks, ns) = (
+            b.jiffies.saturating_sub(a.jiffies),
+            b.ns.saturating_sub(a.ns),
+        );
         snap_hz(ticks, ns)
             .ok_or_else(|| XdpError::Clock(format!("{ticks} jiffies in {ns} ns: no HZ fits")))
     }
@@ -1051,17 +1072,18 @@ fn load_clock(ebpf: &mut Ebpf) -> Result<(), XdpError> {
 }
 
 /// The kernel's HZ from `ticks` jiffies counted in `ns`: the `CONFIG_HZ` choice (100,
-/// 250, 300, 1000) within 5 % of the rate, else none (the choices 250 and 300 are
-/// 20 % apart; edges read microseconds apart over ≥ 40 ms err well below 5 %).
+/// 250, 300, 1000) nearest the rate, if within 10 % of it (the choices are at least 20 %
+/// apart; over 200 ms the count is off by a tick or two at most), else none.
 fn snap_hz(ticks: u64, ns: u64) -> Option<u64> {
     if ns == 0 {
         return None;
     }
     let rate = u128::from(ticks) * 1_000_000_000 / u128::from(ns);
-    [100u64, 250, 300, 1000].into_iter().find(|hz| {
-        let hz = u128::from(*hz);
-        rate * 20 >= hz * 19 && rate * 20 <= hz * 21
-    })
+    let off = |hz: u64| rate.abs_diff(u128::from(hz));
+    [100u64, 250, 300, 1000]
+        .into_iter()
+        .min_by_key(|hz| off(*hz))
+        .filter(|hz| off(*hz) * 10 <= u128::from(*hz))
 }
 
 #[cfg(test)]
@@ -1070,13 +1092,18 @@ mod tests {
 
     #[test]
     fn hz_is_the_config_choice_nearest_the_measured_rate() {
-        assert_eq!(snap_hz(10, 40_000_000), Some(250));
-        assert_eq!(snap_hz(4, 40_000_000), Some(100));
-        assert_eq!(snap_hz(12, 40_000_000), Some(300));
-        assert_eq!(snap_hz(41, 40_100_000), Some(1000));
-        // 11 ticks in 40 ms is 275 Hz: between choices, refused rather than guessed.
-        assert_eq!(snap_hz(11, 40_000_000), None);
-        assert_eq!(snap_hz(8, 40_000_000), None);
+        assert_eq!(snap_hz(50, 200_000_000), Some(250));
+        // A tick more or less, a reading late: still 250 (the case a busy machine hit
+        // with a 40 ms edge-timed measurement: 237 Hz).
+        assert_eq!(snap_hz(49, 201_500_000), Some(250));
+        assert_eq!(snap_hz(51, 200_000_000), Some(250));
+        assert_eq!(snap_hz(20, 200_000_000), Some(100));
+        assert_eq!(snap_hz(19, 200_300_000), Some(100));
+        assert_eq!(snap_hz(60, 200_000_000), Some(300));
+        assert_eq!(snap_hz(201, 200_100_000), Some(1000));
+        // 170 Hz and 600 Hz are far from any choice: refused rather than guessed.
+        assert_eq!(snap_hz(34, 200_000_000), None);
+        assert_eq!(snap_hz(120, 200_000_000), None);
         assert_eq!(snap_hz(1, 0), None);
     }
 }

@@ -138,7 +138,9 @@ pub struct Flow {
     pub client_mac: [u8; 6],
     /// A FIN or RST was seen (IPVS's `FIN_WAIT` timeout applies).
     pub fin: u8,
-    pub pad: u8,
+    /// This director forwarded a packet of it: 0 while it is only adopted (connection
+    /// sync), so that a director does not send back what it was sent.
+    pub here: u8,
 }
 
 /// `struct tmpl_key`: a persistence template's client (masked to the granularity) and

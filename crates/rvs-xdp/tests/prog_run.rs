@@ -547,6 +547,7 @@ fn adopted_flows_keep_their_real_server() {
             real: (IpAddr::from([198, 18, 0, 12]), 80),
             fin: false,
             expires_s: 800,
+            here: true,
         })
         .collect();
     let tmpl = rvs_xdp::TemplateEntry {
@@ -561,14 +562,36 @@ fn adopted_flows_keep_their_real_server() {
     };
     let mut all = flows.clone();
     all.push(unknown);
-    assert_eq!(x.adopt(&all, &[tmpl]).unwrap(), (11, 1));
-    // Listed with the time they had left there (until a packet refreshes them).
+    let adopted = x.adopt(&all, &[tmpl]).unwrap();
+    assert_eq!((adopted.taken, adopted.not_ours), (11, 1), "{adopted:?}");
+    // Listed with the time they had left there (until a packet refreshes them), as
+    // adopted only: a sync master here would not send them back.
     let listed = x.flows(100).unwrap();
     assert_eq!(listed.len(), 10);
     assert!(
-        listed.iter().all(|f| (795..=800).contains(&f.expires_s)),
+        listed
+            .iter()
+            .all(|f| (795..=800).contains(&f.expires_s) && !f.here),
         "{listed:?}"
     );
+    for c in 0..10u8 {
+        let f = tcp4([198, 18, 2, c], 40000, [198, 18, 0, 50], 80, b"x");
+        let (v, out) = x.run(&f).unwrap();
+        assert_eq!((v, &out[..6]), (XDP_TX, &mac_of(12)[..]), "flow {c}");
+    }
+    // Forwarded here now: listed as ours, and the other director's (staler) view of
+    // them is not adopted over this director's own.
+    assert!(x.flows(100).unwrap().iter().all(|f| f.here));
+    let stale: Vec<rvs_xdp::FlowEntry> = flows
+        .iter()
+        .map(|f| rvs_xdp::FlowEntry {
+            real: (IpAddr::from([198, 18, 0, 11]), 80),
+            expires_s: 3,
+            ..f.clone()
+        })
+        .collect();
+    let again = x.adopt(&stale, &[]).unwrap();
+    assert_eq!((again.taken, again.forwarded_here), (0, 10), "{again:?}");
     for c in 0..10u8 {
         let f = tcp4([198, 18, 2, c], 40000, [198, 18, 0, 50], 80, b"x");
         let (v, out) = x.run(&f).unwrap();

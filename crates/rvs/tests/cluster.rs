@@ -550,34 +550,42 @@ fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
     );
 }
 
-/// The IPVS connection sync protocol between two XDP directors (`rvs adm
-/// --start-daemon`): the master's flows appear in the backup's table with the same real
-/// servers, so when the VIP moves to the backup, connections that `rr` alone would have
-/// sent elsewhere go on: 20 held connections, none broken.
-#[test]
-#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
-fn synced_flows_survive_a_failover_with_rr() {
-    lab::require(false);
-    let mut l = Lab::new(&[("c", 100), ("d1", 1), ("d2", 2), ("rs1", 11), ("rs2", 12)]);
-    for (rs, name) in [("rs1", "rs1"), ("rs2", "rs2")] {
-        l.vip_on_lo(rs, VIP);
-        real_server(&l, rs, "0.0.0.0:80", name);
+/// Two XDP directors of an `rr` DR service on one link (real servers answering their
+/// name, then echoing), a client whose route to the VIP is the link.
+struct SyncLab {
+    l: Lab,
+    c1: std::path::PathBuf,
+    c2: std::path::PathBuf,
+}
+
+impl SyncLab {
+    fn new() -> SyncLab {
+        lab::require(false);
+        let mut l = Lab::new(&[("c", 100), ("d1", 1), ("d2", 2), ("rs1", 11), ("rs2", 12)]);
+        for (rs, name) in [("rs1", "rs1"), ("rs2", "rs2")] {
+            l.vip_on_lo(rs, VIP);
+            real_server(&l, rs, "0.0.0.0:80", name);
+        }
+        let conf = format!(
+            "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n}}\n"
+        );
+        let xdp = ["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"];
+        l.rvs("d1", &conf, &xdp);
+        l.rvs("d2", &conf, &xdp);
+        let (c1, c2) = (l.control("d1", 0), l.control("d2", 1));
+        let up = Lab::wait(Duration::from_secs(30), || {
+            [&c1, &c2]
+                .iter()
+                .all(|c| lab::rvs_at(c, &["adm", "-Ln"]).contains(&format!("{VIP}:80")))
+        });
+        assert!(up.is_some(), "the directors did not start\n{}", l.logs());
+        l.ip_in("c", &["route", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+        SyncLab { l, c1, c2 }
     }
-    let conf = format!(
-        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
-         real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n}}\n"
-    );
-    let xdp = ["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"];
-    l.rvs("d1", &conf, &xdp);
-    l.rvs("d2", &conf, &xdp);
-    let (c1, c2) = (l.control("d1", 0), l.control("d2", 1));
-    let up = Lab::wait(Duration::from_secs(30), || {
-        [&c1, &c2]
-            .iter()
-            .all(|c| lab::rvs_at(c, &["adm", "-Ln"]).contains(&format!("{VIP}:80")))
-    });
-    assert!(up.is_some(), "the directors did not start\n{}", l.logs());
-    for (sock, state) in [(&c1, "master"), (&c2, "backup")] {
+
+    /// `rvs adm --start-daemon STATE` (sync id 5) on the director of control socket `sock`.
+    fn start(sock: &std::path::Path, state: &str) {
         let out = Command::new(env!("CARGO_BIN_EXE_rvs"))
             .args([
                 "adm",
@@ -597,60 +605,59 @@ fn synced_flows_survive_a_failover_with_rr() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let daemons = lab::rvs_at(&c1, &["adm", "-L", "--daemon"]);
-    assert!(
-        daemons.contains("master sync daemon (mcast=eth0, syncid=5"),
-        "{daemons}"
-    );
-    // The client reaches the VIP (on its link) through d1.
-    l.ip_in("c", &["route", "add", &format!("{VIP}/32"), "dev", "eth0"]);
-    let mac = |n: &str| l.mac(n);
-    let via = |n: &str| {
-        l.ip_in(
+
+    /// The client's packets to the VIP go to director `n` (its MAC for the VIP).
+    fn via(&self, n: &str) {
+        self.l.ip_in(
             "c",
             &[
                 "neigh",
                 "replace",
                 VIP,
                 "lladdr",
-                &mac(n),
+                &self.l.mac(n),
                 "dev",
                 "eth0",
                 "nud",
                 "permanent",
             ],
         );
-    };
-    via("d1");
-    let client = l.ns("c");
-    let vip: SocketAddr = format!("{VIP}:80").parse().unwrap();
-    let mut held: Vec<(TcpStream, String)> = (0..20)
-        .map(|_| {
-            lab::in_ns(&client, || {
-                let s = TcpStream::connect_timeout(&vip, Duration::from_secs(3)).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-                let mut line = String::new();
-                std::io::BufReader::new(&s).read_line(&mut line).unwrap();
-                (s, line.trim().to_owned())
+    }
+
+    /// `n` connections from the client, each with the name of its real server.
+    fn hold(&self, n: usize) -> Vec<(TcpStream, String)> {
+        let client = self.l.ns("c");
+        let vip: SocketAddr = format!("{VIP}:80").parse().unwrap();
+        (0..n)
+            .map(|_| {
+                lab::in_ns(&client, || {
+                    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(3)).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                    let mut line = String::new();
+                    std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+                    (s, line.trim().to_owned())
+                })
             })
-        })
-        .collect();
-    let names: std::collections::BTreeSet<&str> = held.iter().map(|(_, n)| n.as_str()).collect();
-    assert_eq!(names.len(), 2, "rr used both real servers");
-    // The backup learns all 20, each with the real server the master chose.
-    let want: std::collections::BTreeSet<String> = held
-        .iter()
-        .map(|(s, name)| {
-            let rs = if name == "rs1" {
-                "198.18.0.11"
-            } else {
-                "198.18.0.12"
-            };
-            format!("{} {rs}", s.local_addr().unwrap())
-        })
-        .collect();
-    let learnt = || -> std::collections::BTreeSet<String> {
-        lab::rvs_at(&c2, &["adm", "-Lcn"])
+            .collect()
+    }
+
+    /// "client real-server-address" of each connection held.
+    fn expected(held: &[(TcpStream, String)]) -> std::collections::BTreeSet<String> {
+        held.iter()
+            .map(|(s, name)| {
+                let rs = if name == "rs1" {
+                    "198.18.0.11"
+                } else {
+                    "198.18.0.12"
+                };
+                format!("{} {rs}", s.local_addr().unwrap())
+            })
+            .collect()
+    }
+
+    /// The same of the ESTABLISHED flows a director lists (`-Lcn`).
+    fn learnt(sock: &std::path::Path) -> std::collections::BTreeSet<String> {
+        lab::rvs_at(sock, &["adm", "-Lcn"])
             .lines()
             .filter(|l| l.contains("ESTABLISHED"))
             .filter_map(|l| {
@@ -658,16 +665,10 @@ fn synced_flows_survive_a_failover_with_rr() {
                 Some(format!("{} {}", w.get(3)?, w.get(5)?.rsplit_once(':')?.0))
             })
             .collect()
-    };
-    let got = Lab::wait(Duration::from_secs(15), || learnt() == want);
-    assert!(
-        got.is_some(),
-        "the backup's flows:\n{:?}\nwanted:\n{want:?}\n{}",
-        learnt(),
-        l.logs()
-    );
-    // What each daemon did, in `rvs status` (and the rvs_sync_* metrics).
-    let counted = |sock: &std::path::Path, what: &str| -> u64 {
+    }
+
+    /// A count of `rvs status`'s connection sync line, the number after `what`.
+    fn counted(sock: &std::path::Path, what: &str) -> u64 {
         let st = lab::rvs_at(sock, &["status"]);
         let line = st
             .lines()
@@ -682,21 +683,124 @@ fn synced_flows_survive_a_failover_with_rr() {
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no count after {what:?} in {line}"))
-    };
-    assert!(counted(&c1, "sent ") >= 20);
-    assert!(counted(&c2, "adopted ") >= 20);
-    assert!(counted(&c2, "received ") >= 1);
+    }
+
+    /// The count just before `what` in `rvs status`'s connection sync line.
+    fn counted_before(sock: &std::path::Path, what: &str) -> u64 {
+        let st = lab::rvs_at(sock, &["status"]);
+        let line = st
+            .lines()
+            .find(|l| l.starts_with("connection sync:"))
+            .unwrap_or_else(|| panic!("no sync line in\n{st}"));
+        let at = line
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {line}"));
+        line[..at]
+            .split(|c: char| !c.is_ascii_digit())
+            .rfind(|w| !w.is_empty())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count before {what:?} in {line}"))
+    }
+
+    /// How many held connections no longer carry data both ways.
+    fn broken(held: &mut [(TcpStream, String)]) -> usize {
+        held.iter_mut()
+            .map(|h| still_works(&mut h.0))
+            .filter(|ok| !ok)
+            .count()
+    }
+}
+
+/// The IPVS connection sync protocol between two XDP directors (`rvs adm
+/// --start-daemon`): the master's flows appear in the backup's table with the same real
+/// servers, so when the VIP moves to the backup, connections that `rr` alone would have
+/// sent elsewhere go on: 20 held connections, none broken.
+#[test]
+#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
+fn synced_flows_survive_a_failover_with_rr() {
+    let t = SyncLab::new();
+    SyncLab::start(&t.c1, "master");
+    SyncLab::start(&t.c2, "backup");
+    let daemons = lab::rvs_at(&t.c1, &["adm", "-L", "--daemon"]);
+    assert!(
+        daemons.contains("master sync daemon (mcast=eth0, syncid=5"),
+        "{daemons}"
+    );
+    t.via("d1");
+    let mut held = t.hold(20);
+    let names: std::collections::BTreeSet<&str> = held.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.len(), 2, "rr used both real servers");
+    // The backup learns all 20, each with the real server the master chose.
+    let want = SyncLab::expected(&held);
+    let got = Lab::wait(Duration::from_secs(15), || SyncLab::learnt(&t.c2) == want);
+    assert!(
+        got.is_some(),
+        "the backup's flows:\n{:?}\nwanted:\n{want:?}\n{}",
+        SyncLab::learnt(&t.c2),
+        t.l.logs()
+    );
+    // What each daemon did, in `rvs status` (and the rvs_sync_* metrics).
+    assert!(SyncLab::counted(&t.c1, "sent ") >= 20);
+    assert!(SyncLab::counted(&t.c2, "adopted ") >= 20);
+    assert!(SyncLab::counted(&t.c2, "received ") >= 1);
     // The VIP moves to d2: every connection goes on, to the same real server.
-    via("d2");
-    let broken = held
-        .iter_mut()
-        .map(|h| still_works(&mut h.0))
-        .filter(|ok| !ok)
-        .count();
+    t.via("d2");
     assert_eq!(
-        broken,
+        SyncLab::broken(&mut held),
         0,
         "connections broken by the failover\n{}",
-        l.logs()
+        t.l.logs()
     );
+}
+
+/// Active-active connection sync (beyond the kernel, which runs one director's master
+/// against the others' backups): both directors run a master and a backup at once. Each
+/// sends only the flows it forwards — the program marks them — so the flows d2 learnt
+/// from d1 are not sent back (they would keep each other alive forever); when the client
+/// moves to d2, d2 forwards them (20 of 20 go on) and sends them from then on, while d1
+/// keeps its own entries rather than d2's view of them; and back to d1, none broken.
+#[test]
+#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
+fn both_directors_sync_each_other_without_echoing() {
+    let t = SyncLab::new();
+    for sock in [&t.c1, &t.c2] {
+        SyncLab::start(sock, "master");
+        SyncLab::start(sock, "backup");
+    }
+    t.via("d1");
+    let mut held = t.hold(20);
+    let want = SyncLab::expected(&held);
+    let got = Lab::wait(Duration::from_secs(15), || SyncLab::learnt(&t.c2) == want);
+    assert!(got.is_some(), "d2 never learnt d1's flows\n{}", t.l.logs());
+    // d2 walks its table every second: two more walks, and nothing of it was sent.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        SyncLab::counted(&t.c2, "sent "),
+        0,
+        "d2 sent back what it learnt\n{}",
+        lab::rvs_at(&t.c2, &["status"])
+    );
+    assert!(SyncLab::counted(&t.c2, "adopted ") >= 20);
+    // The client moves to d2: the flows go on, and d2 now sends them (to d1, which keeps
+    // its own entries).
+    t.via("d2");
+    assert_eq!(
+        SyncLab::broken(&mut held),
+        0,
+        "moving to d2\n{}",
+        t.l.logs()
+    );
+    let sent = Lab::wait(Duration::from_secs(10), || {
+        SyncLab::counted(&t.c2, "sent ") >= 20
+            && SyncLab::counted_before(&t.c1, " forwarded here") >= 20
+    });
+    assert!(
+        sent.is_some(),
+        "d2: {}\nd1: {}",
+        lab::rvs_at(&t.c2, &["status"]),
+        lab::rvs_at(&t.c1, &["status"])
+    );
+    t.via("d1");
+    assert_eq!(SyncLab::broken(&mut held), 0, "back to d1\n{}", t.l.logs());
+    assert_eq!(SyncLab::learnt(&t.c1), want);
 }

@@ -90,8 +90,13 @@ pub fn render_sync(o: &mut String, st: &Status) {
     });
     let _ = writeln!(
         o,
-        "connection sync: sent {} connection(s) in {} datagram(s); received {} datagram(s){last}, adopted {} ({} not ours)",
-        s.sent_connections, s.sent_datagrams, s.received_datagrams, s.adopted, s.not_ours
+        "connection sync: sent {} connection(s) in {} datagram(s); received {} datagram(s){last}, adopted {} ({} not ours, {} forwarded here)",
+        s.sent_connections,
+        s.sent_datagrams,
+        s.received_datagrams,
+        s.adopted,
+        s.not_ours,
+        s.forwarded_here
     );
     let dropped: Vec<String> = [
         (s.malformed, "malformed"),

@@ -183,7 +183,7 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
     let sync_conns = counters(
         &mut reg,
         "sync_connections",
-        "Connections and templates in sync datagrams: sent, adopted into the tables, not_ours (no such service or real server here)",
+        "Connections and templates in sync datagrams: sent, adopted into the tables, not_ours (no such service or real server here), forwarded_here (this director's own entry kept)",
     );
     let sync_last = gauges(
         &mut reg,
@@ -258,6 +258,7 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
             ("sent", s.sent_connections),
             ("adopted", s.adopted),
             ("not_ours", s.not_ours),
+            ("forwarded_here", s.forwarded_here),
         ] {
             sync_conns.get_or_create(&l("result", result)).inc_by(n);
         }

@@ -58,6 +58,9 @@ pub struct SyncStats {
     pub adopted: AtomicU64,
     /// Connections of services or real servers this director does not have.
     pub not_ours: AtomicU64,
+    /// Connections this director forwards itself (another director's view of them, sent
+    /// back by an active-active peer, is not taken over this director's own).
+    pub forwarded_here: AtomicU64,
     /// Datagrams that did not parse.
     pub malformed: AtomicU64,
     /// Datagrams of another sync id.
@@ -84,6 +87,7 @@ impl SyncStats {
             received_datagrams: g(&self.received_datagrams),
             adopted: g(&self.adopted),
             not_ours: g(&self.not_ours),
+            forwarded_here: g(&self.forwarded_here),
             malformed: g(&self.malformed),
             other_syncid: g(&self.other_syncid),
             adopt_errors: g(&self.adopt_errors),
@@ -343,6 +347,7 @@ fn adopt_of(c: &ConnRepr) -> Option<Adopt> {
         real: (c.daddr, c.dport),
         fin: c.protocol == 6 && c.state != TCP_ESTABLISHED,
         expires_s,
+        here: false,
     }))
 }
 
@@ -428,7 +433,10 @@ async fn master(
         let fwd = methods(&shared);
         let mut conns = Vec::new();
         let mut now_sent = HashMap::with_capacity(walk.flows.len());
-        for f in &walk.flows {
+        // Only what this director forwards: a flow it was sent by another (both run a
+        // master and a backup, active-active) is that director's to send; sent back, it
+        // would never expire.
+        for f in walk.flows.iter().filter(|f| f.here) {
             let k = (f.proto, f.client, f.vip);
             let v = (f.real, f.fin);
             if all || sent.get(&k) != Some(&v) {
@@ -507,10 +515,16 @@ async fn backup(
         }
         let r = caller.call(move |st| st.adopt(&flows, &templates)).await;
         match r {
-            Some(Ok((taken, skipped))) => {
-                SyncStats::add(&stats.adopted, taken);
-                SyncStats::add(&stats.not_ours, skipped);
-                tracing::debug!("sync daemon (backup): {taken} adopted, {skipped} not ours");
+            Some(Ok(a)) => {
+                SyncStats::add(&stats.adopted, a.taken);
+                SyncStats::add(&stats.not_ours, a.not_ours);
+                SyncStats::add(&stats.forwarded_here, a.forwarded_here);
+                tracing::debug!(
+                    "sync daemon (backup): {} adopted, {} not ours, {} forwarded here",
+                    a.taken,
+                    a.not_ours,
+                    a.forwarded_here
+                );
             }
             Some(Err(e)) => {
                 SyncStats::add(&stats.adopt_errors, 1);

@@ -316,7 +316,7 @@ impl State {
         &mut self,
         flows: &[rvs_xdp::FlowEntry],
         templates: &[rvs_xdp::TemplateEntry],
-    ) -> Result<(usize, usize), rvs_xdp::XdpError> {
+    ) -> Result<rvs_xdp::Adopted, rvs_xdp::XdpError> {
         self.xdp.adopt(flows, templates)
     }
 
