@@ -1045,6 +1045,12 @@ pub struct SyncStats {
     pub forwarded_here: u64,
     /// Datagrams that did not parse.
     pub malformed: u64,
+    /// Datagrams without a valid signature (`rvs_sync_key`): unsigned, forged, replayed.
+    #[serde(default)]
+    pub unauthenticated: u64,
+    /// Datagrams from an address that is not an `rvs_sync_peer`.
+    #[serde(default)]
+    pub not_a_peer: u64,
     /// Datagrams of another sync id.
     pub other_syncid: u64,
     /// Datagrams the data plane's tables refused.

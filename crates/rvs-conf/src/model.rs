@@ -301,6 +301,14 @@ pub struct GlobalDefs {
     pub config_drift_peers: Vec<IpAddr>,
     /// rvs extension `rvs_config_drift_key SECRET`: the HMAC-SHA256 key of that exchange.
     pub config_drift_key: Option<String>,
+    /// rvs extension `rvs_sync_peer ADDR` (repeatable): the connection sync daemons of
+    /// the XDP data plane send to these directors by unicast, and take datagrams from
+    /// them only, instead of the multicast group (networks without multicast).
+    pub sync_peers: Vec<IpAddr>,
+    /// rvs extension `rvs_sync_key SECRET`: sync datagrams carry an HMAC-SHA256 of this
+    /// key and the time; others are dropped (rvs directors only: the kernel's daemon
+    /// cannot sign).
+    pub sync_key: Option<String>,
     pub script_user: Option<String>,
     pub default_interface: Option<String>,
     pub dynamic_interfaces: bool,
@@ -493,6 +501,8 @@ impl Default for GlobalDefs {
             forwarding_path_check: false,
             config_drift_peers: Vec::new(),
             config_drift_key: None,
+            sync_peers: Vec::new(),
+            sync_key: None,
             script_user: None,
             default_interface: None,
             dynamic_interfaces: false,

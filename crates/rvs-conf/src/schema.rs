@@ -143,6 +143,9 @@ const GLOBAL_LEAVES: &[Kw] = &[
     // rvs extension (docs/doctor.md): compare the configuration with peer directors.
     leaf("rvs_config_drift_peer", Applied("GlobalDefs.config_drift_peers")),
     leaf("rvs_config_drift_key", Applied("GlobalDefs.config_drift_key")),
+    // rvs extension (docs/cluster.md): unicast and authenticated connection sync.
+    leaf("rvs_sync_peer", Applied("GlobalDefs.sync_peers")),
+    leaf("rvs_sync_key", Applied("GlobalDefs.sync_key")),
     leaf("enable_snmp_checker", SNMP),
     leaf("enable_snmp_keepalived", Spelling("enable_snmp_vrrp")),
     leaf("enable_snmp_rfc", SNMP),

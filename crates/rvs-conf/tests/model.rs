@@ -332,3 +332,34 @@ fn garp_extra_if_reads_as_keepalived_reads_it() {
     assert_eq!(p.config.global_defs.vrrp_garp_extra_if, None);
     assert!(p.keepalived_rejects());
 }
+
+#[test]
+fn sync_peers_and_key_are_read_and_mixed_families_refused() {
+    let p = parse(
+        "global_defs {\nrvs_sync_peer 198.18.0.1\nrvs_sync_peer 198.18.0.2\nrvs_sync_key \"a secret\"\n}\n",
+    );
+    let g = &p.config.global_defs;
+    assert_eq!(
+        g.sync_peers,
+        vec![
+            "198.18.0.1".parse::<std::net::IpAddr>().unwrap(),
+            "198.18.0.2".parse().unwrap()
+        ]
+    );
+    assert_eq!(g.sync_key.as_deref(), Some("a secret"));
+    assert!(p.diagnostics.is_empty(), "{}", p.render());
+    let p = parse("global_defs {\nrvs_sync_peer 198.18.0.1\nrvs_sync_peer fd00:198:18::2\n}\n");
+    assert_eq!(p.errors(), 1, "{}", p.render());
+    assert!(
+        p.render()
+            .contains("keepalived.conf:3:1: error: rvs_sync_peer: the sync peers must all be IPv4 or all IPv6"),
+        "{}",
+        p.render()
+    );
+    let p = parse("global_defs {\nrvs_sync_peer not-an-address\n}\n");
+    assert!(
+        p.errors() >= 1 && p.config.global_defs.sync_peers.is_empty(),
+        "{}",
+        p.render()
+    );
+}

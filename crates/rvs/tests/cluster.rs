@@ -560,6 +560,11 @@ struct SyncLab {
 
 impl SyncLab {
     fn new() -> SyncLab {
+        SyncLab::with_globals("")
+    }
+
+    /// The same with these `global_defs` lines in both directors' configuration.
+    fn with_globals(globals: &str) -> SyncLab {
         lab::require(false);
         let mut l = Lab::new(&[("c", 100), ("d1", 1), ("d2", 2), ("rs1", 11), ("rs2", 12)]);
         for (rs, name) in [("rs1", "rs1"), ("rs2", "rs2")] {
@@ -567,7 +572,8 @@ impl SyncLab {
             real_server(&l, rs, "0.0.0.0:80", name);
         }
         let conf = format!(
-            "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+            "global_defs {{\n{globals}}}\n\
+             virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
              real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n}}\n"
         );
         let xdp = ["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"];
@@ -803,4 +809,112 @@ fn both_directors_sync_each_other_without_echoing() {
     t.via("d1");
     assert_eq!(SyncLab::broken(&mut held), 0, "back to d1\n{}", t.l.logs());
     assert_eq!(SyncLab::learnt(&t.c1), want);
+}
+
+/// A sync datagram of one forged ESTABLISHED flow (client 198.18.9.9) to the VIP on rs1,
+/// as the kernel's protocol writes it; signed with `key` when given.
+fn forged_datagram(key: Option<&str>) -> Vec<u8> {
+    use rvs_wire::ipvs_sync::{ConnRepr, MessageRepr};
+    let m = MessageRepr {
+        syncid: 5,
+        conns: vec![ConnRepr {
+            protocol: 6,
+            flags: 3,
+            state: 1,
+            caddr: "198.18.9.9".parse().unwrap(),
+            cport: 4242,
+            vaddr: VIP.parse().unwrap(),
+            vport: 80,
+            daddr: "198.18.0.11".parse().unwrap(),
+            dport: 80,
+            fwmark: 0,
+            timeout_s: Some(800),
+            seq: None,
+            pe_data: Vec::new(),
+            pe_name: None,
+        }],
+    };
+    let mut buf = vec![0u8; m.buffer_len()];
+    m.emit(&mut buf).unwrap();
+    if let Some(k) = key {
+        // The trailer `rvs_sync_key` adds (docs/cluster.md): RVS1, ms since the epoch,
+        // HMAC-SHA256 of all before it.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        buf.extend_from_slice(b"RVS1");
+        buf.extend_from_slice(&u64::try_from(now).unwrap().to_be_bytes());
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.as_bytes()),
+            &buf,
+        );
+        buf.extend_from_slice(tag.as_ref());
+    }
+    buf
+}
+
+/// Connection sync beyond the kernel's multicast (`rvs_sync_peer`, `rvs_sync_key`):
+/// both directors carry the same list of peers (each skips itself) and the same key.
+/// The backup joins no multicast group, so the master's 20 flows reach it by unicast,
+/// signed; datagrams from an address that is not a peer are dropped, and so are an
+/// unsigned one and one signed with another key from a peer's own address — the forged
+/// flow never appears in the backup's table, even one signed with the right key when
+/// it does not come from a peer. A failover then breaks none of the 20.
+#[test]
+#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
+fn unicast_signed_sync_takes_only_its_peers_signed_datagrams() {
+    let t = SyncLab::with_globals(
+        "    rvs_sync_peer 198.18.0.1\n    rvs_sync_peer 198.18.0.2\n    rvs_sync_key lab-sync-secret\n",
+    );
+    SyncLab::start(&t.c1, "master");
+    SyncLab::start(&t.c2, "backup");
+    t.via("d1");
+    let mut held = t.hold(20);
+    let want = SyncLab::expected(&held);
+    let got = Lab::wait(Duration::from_secs(15), || SyncLab::learnt(&t.c2) == want);
+    assert!(
+        got.is_some(),
+        "the backup's flows (unicast, signed):\n{:?}\n{}",
+        SyncLab::learnt(&t.c2),
+        t.l.logs()
+    );
+    let logs = t.l.logs();
+    assert!(
+        logs.contains("unicast to the rvs_sync_peer directors") && logs.contains(", signed)"),
+        "{logs}"
+    );
+    let to: SocketAddr = "198.18.0.2:8848".parse().unwrap();
+    let send_from = |ns: &str, src: &str, dgram: Vec<u8>| {
+        let src: SocketAddr = format!("{src}:0").parse().unwrap();
+        lab::in_ns(&t.l.ns(ns), move || {
+            let s = std::net::UdpSocket::bind(src).unwrap();
+            s.send_to(&dgram, to).unwrap();
+        });
+    };
+    // From the client, not a peer: even signed with the right key.
+    send_from(
+        "c",
+        "198.18.0.100",
+        forged_datagram(Some("lab-sync-secret")),
+    );
+    // From d1's address (a peer): unsigned, and signed with another key.
+    send_from("d1", "198.18.0.1", forged_datagram(None));
+    send_from("d1", "198.18.0.1", forged_datagram(Some("another key")));
+    let dropped = Lab::wait(Duration::from_secs(5), || {
+        let st = lab::rvs_at(&t.c2, &["status"]);
+        st.contains("1 not from a peer") && st.contains("2 unauthenticated")
+    });
+    assert!(dropped.is_some(), "{}", lab::rvs_at(&t.c2, &["status"]));
+    assert!(
+        !lab::rvs_at(&t.c2, &["adm", "-Lcn"]).contains("198.18.9.9"),
+        "a forged flow was adopted"
+    );
+    t.via("d2");
+    assert_eq!(
+        SyncLab::broken(&mut held),
+        0,
+        "the failover\n{}",
+        t.l.logs()
+    );
 }

@@ -115,6 +115,24 @@ impl Loader<'_> {
                     }
                 }
                 "rvs_config_drift_key" => g.config_drift_key = a.string(n),
+                "rvs_sync_peer" => {
+                    a.extra(n, 1);
+                    if let Some(ip) = a.arg_ip(n) {
+                        if g.sync_peers
+                            .first()
+                            .is_some_and(|p| p.is_ipv4() != ip.is_ipv4())
+                        {
+                            a.diags.error(
+                                n.kw.loc,
+                                n.kw.width,
+                                "rvs_sync_peer: the sync peers must all be IPv4 or all IPv6",
+                            );
+                        } else {
+                            g.sync_peers.push(ip);
+                        }
+                    }
+                }
+                "rvs_sync_key" => g.sync_key = a.string(n),
                 "script_user" => {
                     a.extra(n, 2);
                     // `script_user USER [GROUP]`, kept as rvs-script reads it (`USER:GROUP`).

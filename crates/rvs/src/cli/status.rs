@@ -100,6 +100,8 @@ pub fn render_sync(o: &mut String, st: &Status) {
     );
     let dropped: Vec<String> = [
         (s.malformed, "malformed"),
+        (s.unauthenticated, "unauthenticated"),
+        (s.not_a_peer, "not from a peer"),
         (s.other_syncid, "of another sync id"),
         (s.send_errors, "not sent"),
         (s.adopt_errors, "refused by the tables"),

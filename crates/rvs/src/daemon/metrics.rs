@@ -249,6 +249,8 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
             ("received", s.received_datagrams),
             ("not_sent", s.send_errors),
             ("malformed", s.malformed),
+            ("unauthenticated", s.unauthenticated),
+            ("not_a_peer", s.not_a_peer),
             ("other_syncid", s.other_syncid),
             ("refused", s.adopt_errors),
         ] {

@@ -556,6 +556,19 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
         pid_file.display()
     );
     let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel(8);
+    // The sync daemons' rvs extensions, from the configuration (again at each reload).
+    proxy.snapshots.sync_ext.store(std::sync::Arc::new(
+        crate::daemon::dataplane::sync::SyncExt::of(&core.config().global_defs),
+    ));
+    let g = &core.config().global_defs;
+    if (!g.sync_peers.is_empty() || g.sync_key.is_some()) && proxy.kind() != Kind::Xdp {
+        tracing::warn!(
+            "rvs_sync_peer and rvs_sync_key apply to the XDP data plane's sync daemons; \
+             with --dataplane {} they are not used (the kernel's sync daemon multicasts, \
+             unsigned)",
+            proxy.kind().name()
+        );
+    }
     let ctx = std::sync::Arc::new(crate::daemon::control::Ctx {
         shared: proxy.shared().clone(),
         conf: conf_abs.clone(),
@@ -811,6 +824,9 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             publish_health(&ctx, &core, &checkers);
             publish_reload(&ctx, report.is_ok());
             ctx.config.store(std::sync::Arc::new(core.config().clone()));
+            ctx.snapshots.sync_ext.store(std::sync::Arc::new(
+                crate::daemon::dataplane::sync::SyncExt::of(&core.config().global_defs),
+            ));
             crate::daemon::snmp::Agent::follow(&mut snmp, core.config(), &ctx, &stop, &tasks);
             checkers.set_snmp(snmp.as_ref().map(|a| a.handle.clone()));
             reload_watch.follow(core.config(), &ctx.tx, &stop, &tasks);

@@ -59,6 +59,20 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
         "global_defs: the shared secret (HMAC-SHA256) of the rvs_config_drift_peer \
          exchange; datagrams that fail it are dropped.",
     ),
+    (
+        "rvs_sync_peer",
+        "global_defs, repeatable (docs/cluster.md): the XDP data plane's connection sync \
+         daemons send to these directors by unicast (port 8848 or the daemon's) and take \
+         datagrams from them only, instead of the multicast group; the director's own \
+         addresses in the list are skipped, so every director can carry the same list.",
+    ),
+    (
+        "rvs_sync_key",
+        "global_defs: the shared secret of the connection sync daemons (XDP data plane): \
+         every datagram carries an HMAC-SHA256 of it and the time of sending, and one \
+         without a valid tag, or sent more than 30 s ago, is dropped. Between rvs \
+         directors only: the kernel's sync daemon neither signs nor accepts the tag.",
+    ),
 ];
 
 /// Writes the manual pages into `dir`; returns the files written.

@@ -140,6 +140,9 @@ pub struct Snapshots {
     pub walk: ArcSwap<sync::Walk>,
     /// What the XDP plane's sync daemons sent, received and dropped.
     pub sync_stats: sync::SyncStats,
+    /// The sync daemons' rvs extensions (`rvs_sync_peer`, `rvs_sync_key`), as the
+    /// running configuration has them.
+    pub sync_ext: ArcSwap<sync::SyncExt>,
 }
 
 /// Where packets are forwarded: one implementation per data plane.

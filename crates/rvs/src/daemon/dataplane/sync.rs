@@ -12,6 +12,11 @@
 //!
 //! Only what the XDP plane forwards is adopted: address services (not fwmark), TCP and
 //! UDP, real servers this director has.
+//!
+//! Beyond the kernel (`global_defs`, [`SyncExt`]): `rvs_sync_peer` sends by unicast to
+//! the listed directors and takes datagrams from them only (networks without
+//! multicast); `rvs_sync_key` signs every datagram ([`auth`]) and drops the unsigned,
+//! the forged and the replayed — between rvs directors only.
 
 use super::xdp::State;
 use super::{owner::Caller, Snapshots};
@@ -34,6 +39,130 @@ const TCP_FIN_WAIT: u16 = 4;
 const REFRESH: Duration = Duration::from_secs(30);
 /// The default datagram payload (the kernel's for a 1500-byte MTU).
 const MAXLEN: usize = 1472;
+
+/// The rvs extensions of the protocol, from the running configuration (read at each
+/// datagram, so a reload's key applies at once; the unicast mode is chosen when a
+/// daemon starts).
+#[derive(Default)]
+pub struct SyncExt {
+    /// `rvs_sync_peer`: unicast peers (empty: the multicast group).
+    pub peers: Vec<IpAddr>,
+    /// `rvs_sync_key`.
+    pub key: Option<ring::hmac::Key>,
+}
+
+impl SyncExt {
+    pub fn of(g: &rvs_conf::model::GlobalDefs) -> SyncExt {
+        SyncExt {
+            peers: g.sync_peers.clone(),
+            key: g
+                .sync_key
+                .as_ref()
+                .map(|k| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.as_bytes())),
+        }
+    }
+}
+
+/// Signed sync datagrams (`rvs_sync_key`): the kernel's message, then `RVS1`, the
+/// sending time (ms since the Unix epoch, big-endian) and an HMAC-SHA256 of all that.
+/// A receiver drops a datagram without a valid tag, or stamped more than [`auth::SKEW`]
+/// away from its own clock (a replay: the entries it carries would refresh flows).
+pub mod auth {
+    const MAGIC: &[u8; 4] = b"RVS1";
+    const TAG: usize = 32;
+    /// What signing adds to a datagram.
+    pub const TRAILER_LEN: usize = MAGIC.len() + 8 + TAG;
+    /// The largest difference between the sender's stamp and the receiver's clock.
+    pub const SKEW_MS: u64 = 30_000;
+
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Refused {
+        /// No trailer (an unsigned datagram: another rvs without the key, a kernel).
+        Unsigned,
+        /// The tag does not match (another key, or altered).
+        Forged,
+        /// Signed too long ago, or in the future.
+        Stale,
+    }
+
+    /// `msg` signed at `now_ms`.
+    pub fn seal(key: &ring::hmac::Key, msg: &[u8], now_ms: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(msg.len() + TRAILER_LEN);
+        out.extend_from_slice(msg);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&now_ms.to_be_bytes());
+        let tag = ring::hmac::sign(key, &out);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    /// The message of a signed datagram, if its tag and its time are good.
+    pub fn open<'a>(
+        key: &ring::hmac::Key,
+        dgram: &'a [u8],
+        now_ms: u64,
+    ) -> Result<&'a [u8], Refused> {
+        let Some(body_len) = dgram.len().checked_sub(TAG) else {
+            return Err(Refused::Unsigned);
+        };
+        let (body, tag) = dgram.split_at(body_len);
+        let Some(msg_len) = body.len().checked_sub(MAGIC.len() + 8) else {
+            return Err(Refused::Unsigned);
+        };
+        let (msg, trailer) = body.split_at(msg_len);
+        if &trailer[..MAGIC.len()] != MAGIC {
+            return Err(Refused::Unsigned);
+        }
+        ring::hmac::verify(key, body, tag).map_err(|_| Refused::Forged)?;
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&trailer[MAGIC.len()..]);
+        if u64::from_be_bytes(ts).abs_diff(now_ms) > SKEW_MS {
+            return Err(Refused::Stale);
+        }
+        Ok(msg)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn key(k: &str) -> ring::hmac::Key {
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.as_bytes())
+        }
+
+        #[test]
+        fn a_signed_message_opens_and_nothing_else_does() {
+            let (k, now) = (key("shared secret"), 1_800_000_000_000);
+            let msg = b"a sync message".as_slice();
+            let sealed = seal(&k, msg, now);
+            assert_eq!(open(&k, &sealed, now + 1_000), Ok(msg));
+            assert_eq!(open(&k, msg, now), Err(Refused::Unsigned));
+            assert_eq!(open(&k, b"", now), Err(Refused::Unsigned));
+            assert_eq!(open(&key("another"), &sealed, now), Err(Refused::Forged));
+            for i in 0..sealed.len() {
+                let mut bad = sealed.clone();
+                bad[i] ^= 1;
+                assert!(open(&k, &bad, now).is_err(), "byte {i} altered");
+            }
+            assert_eq!(sealed.len(), msg.len() + TRAILER_LEN);
+            assert_eq!(open(&k, &sealed, now + SKEW_MS + 1), Err(Refused::Stale));
+            assert_eq!(open(&k, &sealed, now - SKEW_MS - 1), Err(Refused::Stale));
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether `ip` is one of this host's addresses (it can be bound): a peer list every
+/// director shares names the director itself too.
+fn is_local(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
 
 /// What a walk of the program's tables found (published by the flow scan).
 #[derive(Debug, Default)]
@@ -63,6 +192,10 @@ pub struct SyncStats {
     pub forwarded_here: AtomicU64,
     /// Datagrams that did not parse.
     pub malformed: AtomicU64,
+    /// Datagrams without a valid signature (`rvs_sync_key`): unsigned, forged, replayed.
+    pub unauthenticated: AtomicU64,
+    /// Datagrams from an address that is not an `rvs_sync_peer`.
+    pub not_a_peer: AtomicU64,
     /// Datagrams of another sync id.
     pub other_syncid: AtomicU64,
     /// Datagrams the data plane could not take (its tables refused the write).
@@ -89,6 +222,8 @@ impl SyncStats {
             not_ours: g(&self.not_ours),
             forwarded_here: g(&self.forwarded_here),
             malformed: g(&self.malformed),
+            unauthenticated: g(&self.unauthenticated),
+            not_a_peer: g(&self.not_a_peer),
             other_syncid: g(&self.other_syncid),
             adopt_errors: g(&self.adopt_errors),
             last_received_unix_ms: (last > 0).then_some(last),
@@ -138,12 +273,17 @@ impl SyncDaemons {
         if slot.is_some() {
             return Err("Daemon has already run".into());
         }
-        let sock = socket(d).map_err(|e| format!("sync daemon on {}: {e}", d.ifname))?;
+        let (unicast, signed) = {
+            let ext = snapshots.sync_ext.load();
+            (ext.peers.first().copied(), ext.key.is_some())
+        };
+        let sock = socket(d, unicast).map_err(|e| format!("sync daemon on {}: {e}", d.ifname))?;
         let stop = CancellationToken::new();
         let task = if d.state == "master" {
             tokio::spawn(master(
                 d.clone(),
                 sock,
+                unicast.is_some(),
                 snapshots.clone(),
                 shared.clone(),
                 stop.clone(),
@@ -155,18 +295,23 @@ impl SyncDaemons {
             tokio::spawn(backup(
                 d.clone(),
                 sock,
+                unicast.is_some(),
                 caller,
                 snapshots.clone(),
                 stop.clone(),
             ))
         };
         tracing::info!(
-            "{} sync daemon on {} (syncid {}, group {}, port {}) for the XDP data plane",
+            "{} sync daemon on {} (syncid {}, {}, port {}{}) for the XDP data plane",
             d.state,
             d.ifname,
             d.syncid,
-            group(d),
-            port(d)
+            match unicast {
+                Some(_) => "unicast to the rvs_sync_peer directors".to_owned(),
+                None => format!("group {}", group(d)),
+            },
+            port(d),
+            if signed { ", signed" } else { "" }
         );
         *slot = Some(Running {
             params: d.clone(),
@@ -222,9 +367,11 @@ impl SyncDaemons {
 
 /// The daemon's socket: bound to its interface; a backup's to the port and the group
 /// joined on that interface, a master's with TTL and no loopback of its own datagrams.
-fn socket(d: &SyncDaemon) -> std::io::Result<tokio::net::UdpSocket> {
+/// With unicast peers (`unicast`: one of them, for the address family), a backup's is
+/// bound to the port only.
+fn socket(d: &SyncDaemon, unicast: Option<IpAddr>) -> std::io::Result<tokio::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let g = group(d);
+    let g = unicast.unwrap_or_else(|| group(d));
     let s = Socket::new(
         Domain::for_address(SocketAddr::new(g, 0)),
         Type::DGRAM,
@@ -232,6 +379,21 @@ fn socket(d: &SyncDaemon) -> std::io::Result<tokio::net::UdpSocket> {
     )?;
     s.set_reuse_address(true)?;
     s.bind_device(Some(d.ifname.as_bytes()))?;
+    if unicast.is_some() {
+        if d.state == "backup" {
+            if g.is_ipv6() {
+                s.set_only_v6(true)?;
+            }
+            let any = if g.is_ipv4() {
+                IpAddr::from([0u8; 4])
+            } else {
+                IpAddr::from([0u16; 8])
+            };
+            s.bind(&SocketAddr::new(any, port(d)).into())?;
+        }
+        s.set_nonblocking(true)?;
+        return tokio::net::UdpSocket::from_std(s.into());
+    }
     let index = rustix::net::netdevice::name_to_index(&s, &d.ifname)?;
     match g {
         IpAddr::V4(g4) => {
@@ -402,11 +564,12 @@ type Sent = ((IpAddr, u16), bool);
 async fn master(
     d: SyncDaemon,
     sock: tokio::net::UdpSocket,
+    unicast: bool,
     snapshots: Arc<Snapshots>,
     shared: Arc<rvs_proxy::Shared>,
     stop: CancellationToken,
 ) {
-    let to = SocketAddr::new(group(&d), port(&d));
+    let group_to = SocketAddr::new(group(&d), port(&d));
     let maxlen = if d.maxlen == 0 {
         MAXLEN
     } else {
@@ -454,12 +617,34 @@ async fn master(
         }
         let stats = &snapshots.sync_stats;
         SyncStats::add(&stats.sent_conns, conns.len());
-        for dgram in datagrams(d.syncid, conns, maxlen) {
-            match sock.send_to(&dgram, to).await {
-                Ok(_) => SyncStats::add(&stats.sent_datagrams, 1),
-                Err(e) => {
-                    SyncStats::add(&stats.send_errors, 1);
-                    tracing::warn!("sync daemon (master): sending to {to}: {e}");
+        let ext = snapshots.sync_ext.load();
+        let dests: Vec<SocketAddr> = if unicast {
+            ext.peers
+                .iter()
+                .filter(|p| !is_local(**p))
+                .map(|p| SocketAddr::new(*p, port(&d)))
+                .collect()
+        } else {
+            vec![group_to]
+        };
+        // A signed datagram is longer by its trailer: the messages are cut shorter.
+        let room = if ext.key.is_some() {
+            maxlen.saturating_sub(auth::TRAILER_LEN)
+        } else {
+            maxlen
+        };
+        for msg in datagrams(d.syncid, conns, room) {
+            let dgram = match &ext.key {
+                Some(k) => auth::seal(k, &msg, unix_ms()),
+                None => msg,
+            };
+            for to in &dests {
+                match sock.send_to(&dgram, to).await {
+                    Ok(_) => SyncStats::add(&stats.sent_datagrams, 1),
+                    Err(e) => {
+                        SyncStats::add(&stats.send_errors, 1);
+                        tracing::warn!("sync daemon (master): sending to {to}: {e}");
+                    }
                 }
             }
         }
@@ -469,6 +654,7 @@ async fn master(
 async fn backup(
     d: SyncDaemon,
     sock: tokio::net::UdpSocket,
+    unicast: bool,
     caller: Caller<State>,
     snapshots: Arc<Snapshots>,
     stop: CancellationToken,
@@ -476,10 +662,10 @@ async fn backup(
     let stats = &snapshots.sync_stats;
     let mut buf = vec![0u8; 65536];
     loop {
-        let n = tokio::select! {
+        let (n, from) = tokio::select! {
             () = stop.cancelled() => return,
             r = sock.recv_from(&mut buf) => match r {
-                Ok((n, _)) => n,
+                Ok(got) => got,
                 Err(e) => {
                     tracing::warn!("sync daemon (backup): {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -487,7 +673,24 @@ async fn backup(
                 }
             },
         };
-        let msg = match MessageRepr::parse(&buf[..n]) {
+        let ext = snapshots.sync_ext.load();
+        if unicast && !ext.peers.contains(&from.ip()) {
+            SyncStats::add(&stats.not_a_peer, 1);
+            tracing::debug!("sync daemon (backup): a datagram from {from}, not a peer");
+            continue;
+        }
+        let body = match &ext.key {
+            Some(k) => match auth::open(k, &buf[..n], unix_ms()) {
+                Ok(msg) => msg,
+                Err(why) => {
+                    SyncStats::add(&stats.unauthenticated, 1);
+                    tracing::debug!("sync daemon (backup): a datagram from {from}: {why:?}");
+                    continue;
+                }
+            },
+            None => &buf[..n],
+        };
+        let msg = match MessageRepr::parse(body) {
             Ok((m, _)) => m,
             Err(e) => {
                 SyncStats::add(&stats.malformed, 1);
@@ -501,10 +704,7 @@ async fn backup(
             continue;
         }
         SyncStats::add(&stats.received_datagrams, 1);
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        stats.last_received_ms.store(unix_ms, Ordering::Relaxed);
+        stats.last_received_ms.store(unix_ms(), Ordering::Relaxed);
         let (mut flows, mut templates) = (Vec::new(), Vec::new());
         for c in &msg.conns {
             match adopt_of(c) {
