@@ -918,3 +918,43 @@ fn unicast_signed_sync_takes_only_its_peers_signed_datagrams() {
         t.l.logs()
     );
 }
+
+/// A director that (re)joins asks its peers for every flow (`rvs_sync_peer`; the
+/// kernel's protocol has no such message, so a backup waits for the master's refresh,
+/// every 30 s): d1 runs both daemons and has sent its 20 connections once when d2
+/// starts its own; d2 lists all 20 within 5 s, and the failover to it breaks none.
+#[test]
+#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
+fn a_director_that_joins_gets_every_flow_at_once() {
+    let t = SyncLab::with_globals("    rvs_sync_peer 198.18.0.1\n    rvs_sync_peer 198.18.0.2\n");
+    SyncLab::start(&t.c1, "master");
+    SyncLab::start(&t.c1, "backup");
+    t.via("d1");
+    let mut held = t.hold(20);
+    let want = SyncLab::expected(&held);
+    let sent = Lab::wait(Duration::from_secs(10), || {
+        SyncLab::counted(&t.c1, "sent ") >= 20
+    });
+    assert!(sent.is_some(), "{}", lab::rvs_at(&t.c1, &["status"]));
+    // Sent once; unchanged, they are not sent again before the refresh.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = SyncLab::counted(&t.c1, "sent ");
+    SyncLab::start(&t.c2, "backup");
+    SyncLab::start(&t.c2, "master");
+    let got = Lab::wait(Duration::from_secs(5), || SyncLab::learnt(&t.c2) == want);
+    assert!(
+        got.is_some(),
+        "d2 has {:?}\nd1 sent {before}, then {}\n{}",
+        SyncLab::learnt(&t.c2),
+        SyncLab::counted(&t.c1, "sent "),
+        t.l.logs()
+    );
+    assert!(t.l.logs().contains("(re)joined and asks for every flow"));
+    t.via("d2");
+    assert_eq!(
+        SyncLab::broken(&mut held),
+        0,
+        "the failover\n{}",
+        t.l.logs()
+    );
+}

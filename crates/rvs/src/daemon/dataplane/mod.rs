@@ -143,6 +143,8 @@ pub struct Snapshots {
     /// The sync daemons' rvs extensions (`rvs_sync_peer`, `rvs_sync_key`), as the
     /// running configuration has them.
     pub sync_ext: ArcSwap<sync::SyncExt>,
+    /// A peer that (re)joined asked for every flow: the master sends them all next.
+    pub sync_resync: std::sync::atomic::AtomicBool,
 }
 
 /// Where packets are forwarded: one implementation per data plane.

@@ -16,7 +16,9 @@
 //! Beyond the kernel (`global_defs`, [`SyncExt`]): `rvs_sync_peer` sends by unicast to
 //! the listed directors and takes datagrams from them only (networks without
 //! multicast); `rvs_sync_key` signs every datagram ([`auth`]) and drops the unsigned,
-//! the forged and the replayed — between rvs directors only.
+//! the forged and the replayed — between rvs directors only. A backup that starts with
+//! unicast peers asks them for every flow ([`resync_request`]) rather than wait for
+//! their next refresh.
 
 use super::xdp::State;
 use super::{owner::Caller, Snapshots};
@@ -162,6 +164,30 @@ fn unix_ms() -> u64 {
 /// director shares names the director itself too.
 fn is_local(ip: IpAddr) -> bool {
     std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// A backup that starts with unicast peers asks them for every flow (rvs only: the
+/// kernel's protocol has no such message; its length, 5, is no sync message's).
+fn resync_request(syncid: u8) -> [u8; 5] {
+    [b'R', b'V', b'S', b'R', syncid]
+}
+
+/// Sends [`resync_request`] (signed with the key, if any) to every peer but this host,
+/// from the backup's socket: a peer's backup tells its master to send every flow, so a
+/// director that (re)joins does not wait for the next refresh.
+async fn ask_resync(d: &SyncDaemon, sock: &tokio::net::UdpSocket, snapshots: &Snapshots) {
+    let ext = snapshots.sync_ext.load();
+    let req = resync_request(d.syncid);
+    let dgram = match &ext.key {
+        Some(k) => auth::seal(k, &req, unix_ms()),
+        None => req.to_vec(),
+    };
+    for peer in ext.peers.iter().filter(|p| !is_local(**p)) {
+        let to = SocketAddr::new(*peer, port(d));
+        if let Err(e) = sock.send_to(&dgram, to).await {
+            tracing::warn!("sync daemon (backup): asking {to} for every flow: {e}");
+        }
+    }
 }
 
 /// What a walk of the program's tables found (published by the flow scan).
@@ -589,7 +615,9 @@ async fn master(
             continue;
         }
         last_gen = walk.generation;
-        let all = refreshed.elapsed() >= REFRESH;
+        // Every flow each REFRESH, and at once when a peer that (re)joined asks.
+        let asked = snapshots.sync_resync.swap(false, Ordering::Relaxed);
+        let all = asked || refreshed.elapsed() >= REFRESH;
         if all {
             refreshed = Instant::now();
         }
@@ -661,6 +689,9 @@ async fn backup(
 ) {
     let stats = &snapshots.sync_stats;
     let mut buf = vec![0u8; 65536];
+    if unicast {
+        ask_resync(&d, &sock, &snapshots).await;
+    }
     loop {
         let (n, from) = tokio::select! {
             () = stop.cancelled() => return,
@@ -690,6 +721,12 @@ async fn backup(
             },
             None => &buf[..n],
         };
+        if body == resync_request(d.syncid) {
+            // A peer's backup (re)joined: this director's master sends it everything.
+            tracing::info!("sync daemon (backup): {from} (re)joined and asks for every flow");
+            snapshots.sync_resync.store(true, Ordering::Relaxed);
+            continue;
+        }
         let msg = match MessageRepr::parse(body) {
             Ok((m, _)) => m,
             Err(e) => {
