@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod cli;
+mod clock;
 mod daemon;
 mod tools;
 

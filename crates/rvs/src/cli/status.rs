@@ -81,9 +81,7 @@ pub fn render_sync(o: &mut String, st: &Status) {
         return;
     };
     let last = s.last_received_unix_ms.map_or_else(String::new, |ms| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = crate::clock::unix_ms();
         #[allow(clippy::cast_precision_loss)]
         let ago = now.saturating_sub(ms) as f64 / 1000.0;
         format!(", the last {ago:.1} s ago")
@@ -334,9 +332,7 @@ fn render(st: &Status, services: &[Service]) -> String {
                         let changed = c
                             .last_change_unix
                             .map(|t| {
-                                let now = std::time::SystemTime::now()
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .map_or(0, |d| d.as_secs());
+                                let now = crate::clock::unix_s();
                                 format!(", changed {}s ago", now.saturating_sub(t))
                             })
                             .unwrap_or_default();

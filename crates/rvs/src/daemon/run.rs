@@ -675,7 +675,7 @@ async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
             }
             Some(ev) = checkers.rx.recv() => {
                 let mut fx = Vec::new();
-                let changed = core.event(&ev, unix_now(), &mut fx);
+                let changed = core.event(&ev, crate::clock::unix_s(), &mut fx);
                 checkers.carry_out(&core, fx);
                 publish_health(&ctx, &core, &checkers);
                 if changed {
@@ -1264,12 +1264,6 @@ async fn start_dbus(
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The checkers' and real servers' state, for the metrics, `rvs status` and SNMP.
 fn publish_health(ctx: &crate::daemon::control::Ctx, core: &Core, checkers: &Checkers) {
     let checks = core.report(|k| checkers.figures(k));
@@ -1281,7 +1275,7 @@ fn publish_health(ctx: &crate::daemon::control::Ctx, core: &Core, checkers: &Che
 }
 
 fn publish_reload(ctx: &crate::daemon::control::Ctx, ok: bool) {
-    let now = unix_now();
+    let now = crate::clock::unix_s();
     ctx.publish(|st| {
         if ok {
             st.reloads_ok += 1;

@@ -22,6 +22,7 @@
 
 use super::xdp::State;
 use super::{owner::Caller, Snapshots};
+use crate::clock::unix_ms;
 use rvs_adm::cmd::SyncDaemon;
 use rvs_wire::ipvs_sync::{ConnRepr, MessageRepr};
 use rvs_xdp::{FlowEntry, TemplateEntry};
@@ -151,13 +152,6 @@ pub mod auth {
             assert_eq!(open(&k, &sealed, now - SKEW_MS - 1), Err(Refused::Stale));
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whether `ip` is one of this host's addresses (it can be bound): a peer list every
