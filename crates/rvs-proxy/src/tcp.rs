@@ -24,7 +24,8 @@ pub fn listen(
     given: Vec<std::os::fd::OwnedFd>,
 ) -> std::io::Result<(Vec<JoinHandle<()>>, Vec<std::os::fd::OwnedFd>)> {
     let want = shared.workers.sockets();
-    let socks = crate::sockets_for(addr, socket2::Type::STREAM, given, want, want > 1)?;
+    let reuse_port = shared.workers.own();
+    let socks = crate::sockets_for(addr, socket2::Type::STREAM, given, want, reuse_port)?;
     let mut tasks = Vec::with_capacity(socks.len());
     let mut dups = Vec::with_capacity(socks.len());
     for (i, s) in socks.into_iter().enumerate() {

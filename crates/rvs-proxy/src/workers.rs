@@ -60,6 +60,13 @@ impl Workers {
     }
 
     /// How many listening sockets a TCP service gets: one per worker of the proxy's own.
+    /// Whether the proxy runs threads of its own (`--threads`): their listeners are
+    /// `SO_REUSEPORT` siblings, even a lone worker's, so that a successor with more
+    /// threads (`rvs upgrade`) can add siblings to the socket it is handed.
+    pub(crate) fn own(&self) -> bool {
+        self.own
+    }
+
     pub(crate) fn sockets(&self) -> usize {
         if self.own {
             self.handles.len()

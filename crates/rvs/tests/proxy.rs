@@ -735,3 +735,60 @@ fn listening_sockets(addr: SocketAddr) -> usize {
         })
         .count()
 }
+
+/// `rvs upgrade` to more worker threads: the successor takes the one listening socket
+/// of a `--threads 1` rvs and adds a sibling for its second worker. Before, a lone
+/// worker's socket had no `SO_REUSEPORT`, so no sibling could join it and the successor
+/// served on one socket whatever its threads.
+#[test]
+fn an_upgrade_to_more_threads_adds_listening_sockets() {
+    let _b = backend("127.65.0.1:9100", "a", Mode::Name);
+    let conf = vs("127.65.1.1", 8080, "", &[("127.65.0.1", 9100, 1)]);
+    let vip: SocketAddr = "127.65.1.1:8080".parse().unwrap();
+    let d = Daemon::start_args("threads-up", &conf, vip, &["--threads", "1"]);
+    assert_eq!(listening_sockets(vip), 1);
+    assert_eq!(ask_name(vip), "a");
+    // The successor: the same command line with two threads.
+    let wrapper = d.dir.join("rvs-two-threads.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} $(echo \"$@\" | sed 's/--threads 1/--threads 2/')\n",
+            env!("CARGO_BIN_EXE_rvs")
+        ),
+    )
+    .unwrap();
+    let chmod = std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let old = d.pid();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvs"))
+        .arg("upgrade")
+        .arg("--control")
+        .arg(d.dir.join("ctl.sock"))
+        .arg("--binary")
+        .arg(&wrapper)
+        .output()
+        .unwrap();
+    // The successor is not the test's child: ended by its pid whatever happens below.
+    let _successor = common::KillOnDrop(d.pid(), d.dir.display().to_string());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(d.pid(), old);
+    let t = Instant::now();
+    while listening_sockets(vip) != 2 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(listening_sockets(vip), 2, "the successor's sockets");
+    for _ in 0..20 {
+        assert_eq!(ask_name(vip), "a");
+    }
+    assert!(d.stop().success());
+}

@@ -162,6 +162,30 @@ pub enum Mode {
 
 /// Waits until process `pid` has exited (gone, or a zombie not reaped yet); `false`
 /// when it still runs after `limit`.
+/// A daemon the test did not spawn (an upgrade's successor): its pid and a string its
+/// command line contains (the test's directory). Dropped, it is ended — SIGTERM, then
+/// SIGKILL after 10 s — if that pid is still such a process (not a reused pid), so that
+/// a failing assertion does not leave it running with the test's addresses and pipes.
+pub struct KillOnDrop(pub u32, pub String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let ours = std::fs::read(format!("/proc/{}/cmdline", self.0))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.1));
+        let Some(pid) = i32::try_from(self.0)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .filter(|_| ours)
+        else {
+            return;
+        };
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        if !exited_within(self.0, Duration::from_secs(10)) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 pub fn exited_within(pid: u32, limit: Duration) -> bool {
     let t = Instant::now();
     loop {
