@@ -207,29 +207,25 @@ impl Xdp {
         let now = self.jiffies()?;
         let mut cleared = 0;
         let mut drop = Vec::new();
-        for (k, c) in entries {
-            if c.dirty_until > now {
-                continue;
-            }
-            if !self.by_table_svc.contains_key(&k.svc) {
+        // The entries whose flows have ended, by service: each live table opened once.
+        let mut due: std::collections::BTreeMap<u32, Vec<(ChangeKey, Change)>> =
+            std::collections::BTreeMap::new();
+        for (k, c) in entries.into_iter().filter(|(_, c)| c.dirty_until <= now) {
+            if self.by_table_svc.contains_key(&k.svc) {
+                due.entry(k.svc).or_default().push((k, c));
+            } else {
                 drop.push(k);
-                continue;
             }
-            let mut live = self.live_table(k.svc)?;
-            let v = live.get(&k.slot, 0)?;
-            let mut marked = v & maps::SLOT_CHANGED != 0;
-            if marked {
-                live.set(k.slot, v & maps::SLOT_REAL, 0)?;
-                let again = self.changes_mut()?.get(&k, 0).ok();
-                if again.is_some_and(|c| c.dirty_until > now) {
-                    live.set(k.slot, v, 0)?;
-                    continue;
+        }
+        for (svc, list) in due {
+            let mut live = self.live_table(svc)?;
+            for (k, c) in list {
+                if self.clear_mark(&mut live, k, now)? {
+                    cleared += 1;
                 }
-                marked = false;
-                cleared += 1;
-            }
-            if !marked && c.prev_until <= now {
-                drop.push(k);
+                if c.prev_until <= now && live.get(&k.slot, 0)? & maps::SLOT_CHANGED == 0 {
+                    drop.push(k);
+                }
             }
         }
         let mut changes = self.changes_mut()?;
@@ -240,6 +236,28 @@ impl Xdp {
             }
         }
         Ok(cleared)
+    }
+
+    /// Clears slot `k`'s mark, unless the program extended its entry meanwhile (it
+    /// extends before it marks: cleared first, the entry read again, the mark put back
+    /// if extended). Whether a mark was cleared.
+    fn clear_mark(
+        &mut self,
+        live: &mut Array<MapData, u32>,
+        k: ChangeKey,
+        now: u64,
+    ) -> Result<bool, XdpError> {
+        let v = live.get(&k.slot, 0)?;
+        if v & maps::SLOT_CHANGED == 0 {
+            return Ok(false);
+        }
+        live.set(k.slot, v & maps::SLOT_REAL, 0)?;
+        let again = self.changes_mut()?.get(&k, 0).ok();
+        if again.is_some_and(|c| c.dirty_until > now) {
+            live.set(k.slot, v, 0)?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// How many slots are marked now (tests and `rvs status`).
