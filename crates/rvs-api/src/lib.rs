@@ -886,6 +886,16 @@ pub struct XdpAttach {
     pub chosen_by: String,
 }
 
+/// `--xdp-by-table`: what is forwarded by the table alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ByTable {
+    /// Services forwarded by their table slot (mh, sh, dh; TCP; DR, TUN).
+    pub services: u64,
+    /// Their slots whose flows are looked up in the flow table (a real server changed
+    /// within the flows' timeout, or flows there go elsewhere).
+    pub changed_slots: u64,
+}
+
 /// Connections (or datagrams) a service accepted and could not deliver: the client was
 /// reset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -998,6 +1008,9 @@ pub struct Status {
     /// The XDP data plane's interface (`--dataplane xdp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xdp: Option<XdpAttach>,
+    /// `--xdp-by-table`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_table: Option<ByTable>,
     pub timeouts: Timeouts,
     pub undelivered: Vec<Undelivered>,
     pub checks: Vec<Check>,

@@ -50,6 +50,18 @@ pub(crate) fn first_slot(
     }
 }
 
+/// What [`Xdp::sweep_changes`] found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Services forwarded by their table.
+    pub services: usize,
+    /// Their slots whose flows are looked up: changed within the flows' timeout, or
+    /// holding flows that go elsewhere.
+    pub changed: usize,
+    /// Marks cleared by this sweep (their flows have ended).
+    pub cleared: usize,
+}
+
 impl Xdp {
     /// The longest a TCP flow may stay idle (jiffies): how long the unrecorded flows of
     /// a changed slot may live on.
@@ -195,16 +207,24 @@ impl Xdp {
     }
 
     /// Clears the marks whose `dirty_until` has passed and drops entries that say
-    /// nothing any more; the number of marks cleared. Run about once a second.
+    /// nothing any more. Run about once a second.
     ///
     /// The program extends an entry before it marks the slot, so a mark is cleared
     /// first and the entry read again: extended meanwhile, the mark is put back.
-    pub fn sweep_changes(&mut self) -> Result<usize, XdpError> {
+    pub fn sweep_changes(&mut self) -> Result<Sweep, XdpError> {
         let entries = self.change_entries()?;
+        let services = self.by_table_svc.len();
         if entries.is_empty() {
-            return Ok(0);
+            return Ok(Sweep {
+                services,
+                ..Sweep::default()
+            });
         }
         let now = self.jiffies()?;
+        let looked_up = entries
+            .iter()
+            .filter(|(k, c)| c.dirty_until > now && self.by_table_svc.contains_key(&k.svc))
+            .count();
         let mut cleared = 0;
         let mut drop = Vec::new();
         // The entries whose flows have ended, by service: each live table opened once.
@@ -235,7 +255,11 @@ impl Xdp {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(cleared)
+        Ok(Sweep {
+            services,
+            changed: looked_up,
+            cleared,
+        })
     }
 
     /// Clears slot `k`'s mark, unless the program extended its entry meanwhile (it

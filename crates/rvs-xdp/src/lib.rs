@@ -21,6 +21,7 @@
 
 mod bytable;
 mod carry;
+pub use bytable::Sweep;
 pub mod iface;
 pub mod maps;
 

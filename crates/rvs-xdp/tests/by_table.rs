@@ -161,8 +161,13 @@ fn a_changed_slot_returns_to_the_table_once_its_old_flows_time_out() {
         );
         std::thread::sleep(std::time::Duration::from_millis(400));
     }
-    let cleared = x.sweep_changes().unwrap();
-    assert!(cleared >= 1, "the silent clients' slots are cleared");
+    let sweep = x.sweep_changes().unwrap();
+    assert!(
+        sweep.cleared >= 1,
+        "the silent clients' slots are cleared: {sweep:?}"
+    );
+    assert_eq!(sweep.services, 1);
+    assert!(sweep.changed >= 1, "the talker's slot: {sweep:?}");
     // The talker's flow is alive: its slot stays marked and it stays put.
     assert!(x.changed_slots().unwrap() >= 1);
     assert_eq!(

@@ -994,6 +994,11 @@ fn forwarding_by_table_moves_no_open_connection_when_a_real_server_joins() {
     std::thread::sleep(Duration::from_millis(2500));
     let lnc = lab::rvs_at(&sock, &["adm", "-Lnc"]);
     assert!(!lnc.contains("ESTABLISHED"), "{lnc}");
+    let status = lab::rvs_at(&sock, &["status"]);
+    assert!(
+        status.contains("forwarding by table: 1 service(s), 0 slot(s) changed"),
+        "{status}"
+    );
 
     std::fs::write(&conf_file, conf(3)).unwrap();
     l.signal(&p, "HUP");
@@ -1001,6 +1006,12 @@ fn forwarding_by_table_moves_no_open_connection_when_a_real_server_joins() {
         lab::rvs_at(&sock, &["adm", "-Ln"]).contains("198.18.0.13:80")
     });
     assert!(joined.is_some(), "rs3 never joined\n{}", l.logs());
+    // The slots rs3 took are changed: their flows are looked up (rvs status).
+    let changed = Lab::wait(Duration::from_secs(5), || {
+        let st = lab::rvs_at(&sock, &["status"]);
+        st.contains("forwarding by table: 1 service(s)") && !st.contains(" 0 slot(s) changed")
+    });
+    assert!(changed.is_some(), "{}", lab::rvs_at(&sock, &["status"]));
     let after: Vec<String> = clients
         .iter()
         .map(|a| finish(open_from(&client, *a)).unwrap())

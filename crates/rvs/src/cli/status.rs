@@ -257,6 +257,13 @@ fn render(st: &Status, services: &[Service]) -> String {
         "config {} (reloads: {} ok, {} refused)",
         st.config, st.reloads_ok, st.reloads_failed
     );
+    if let Some(b) = &st.by_table {
+        let _ = writeln!(
+            o,
+            "forwarding by table: {} service(s), {} slot(s) changed (their flows looked up)",
+            b.services, b.changed_slots
+        );
+    }
     render_vrrp(&mut o, st);
     render_drift(&mut o, st);
     render_bgp(&mut o, st);

@@ -707,6 +707,7 @@ impl Ctx {
                 Some(Kind::Ipvs) => rvs_api::Dataplane::Ipvs,
             },
             xdp: self.xdp.clone(),
+            by_table: **self.snapshots.by_table.load(),
             timeouts: rvs_api::Timeouts {
                 tcp: t.0,
                 tcpfin: t.1,

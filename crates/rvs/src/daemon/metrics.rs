@@ -190,6 +190,11 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         "sync_last_received_timestamp_seconds",
         "Unix time of the last sync datagram of our sync id (absent: none since start)",
     );
+    let by_table = gauges(
+        &mut reg,
+        "xdp_by_table_changed_slots",
+        "--xdp-by-table: table slots whose flows are looked up (a real server changed within the flows' timeout, or flows there go elsewhere); absent without the option",
+    );
     let per_worker = counters(
         &mut reg,
         "proxy_worker_connections",
@@ -269,6 +274,11 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
                 .get_or_create(&Vec::new())
                 .set(i64::try_from(ms / 1000).unwrap_or(i64::MAX));
         }
+    }
+    if let Some(b) = **ctx.snapshots.by_table.load() {
+        by_table
+            .get_or_create(&Vec::new())
+            .set(i64::try_from(b.changed_slots).unwrap_or(i64::MAX));
     }
     for (i, n) in ctx.shared.worker_connections().into_iter().enumerate() {
         per_worker

@@ -145,6 +145,8 @@ pub struct Snapshots {
     pub sync_ext: ArcSwap<sync::SyncExt>,
     /// A peer that (re)joined asked for every flow: the master sends them all next.
     pub sync_resync: std::sync::atomic::AtomicBool,
+    /// `--xdp-by-table`: services forwarded by their table and their changed slots.
+    pub by_table: ArcSwap<Option<rvs_api::ByTable>>,
 }
 
 /// Where packets are forwarded: one implementation per data plane.

@@ -392,8 +392,15 @@ impl State {
         }
         // Forwarding by table: slots whose flows from before a change have timed out go
         // back to the table alone.
-        if let Err(e) = self.xdp.sweep_changes() {
-            tracing::warn!("XDP: clearing changed table slots: {e}");
+        match self.xdp.sweep_changes() {
+            Ok(s) => self
+                .snapshots
+                .by_table
+                .store(Arc::new((s.services > 0).then_some(rvs_api::ByTable {
+                    services: s.services as u64,
+                    changed_slots: s.changed as u64,
+                }))),
+            Err(e) => tracing::warn!("XDP: clearing changed table slots: {e}"),
         }
         let Ok((_, reals)) = self.xdp.counters() else {
             return;
