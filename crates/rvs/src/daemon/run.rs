@@ -279,7 +279,7 @@ pub fn run(a: &RunArgs) -> Result<ExitCode> {
             .enable_all()
             .build()?
     };
-    rt.block_on(daemon(a, &cfg))
+    rt.block_on(daemon(a, &cfg, threads))
 }
 
 /// `--threads`, or one per CPU.
@@ -289,12 +289,13 @@ fn threads(a: &RunArgs) -> usize {
         .max(1)
 }
 
-async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config) -> Result<ExitCode> {
+/// The daemon on its runtime; `threads`: the proxy's workers, as many as the runtime's.
+async fn daemon(a: &RunArgs, cfg: &rvs_conf::Config, threads: usize) -> Result<ExitCode> {
     let opts = ProxyOptions {
         retry_refused: !a.no_retry,
         udp_flows_per_service: a.max_udp_flows.max(1),
         max_fds: a.max_relay_fds,
-        workers: threads(a),
+        workers: threads,
         ..ProxyOptions::default()
     };
     // The control socket's path first: `rvs upgrade` started this process to take the
