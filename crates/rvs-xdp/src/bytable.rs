@@ -206,6 +206,34 @@ impl Xdp {
         Ok(())
     }
 
+    /// Marks the slots of service `id`'s live recorded flows that go elsewhere than
+    /// their slot, until each may time out: the service is about to be forwarded by its
+    /// table, and until now every flow was looked up (those of a fallback, adopted
+    /// ones, persistence's). A walk of the flow table, once per such change.
+    pub(crate) fn mark_recorded(&mut self, id: u32) -> Result<(), XdpError> {
+        let now = self.jiffies()?;
+        let live: BpfHashMap<&MapData, maps::FlowKey, maps::Flow> =
+            BpfHashMap::try_from(self.ebpf.map("flows").ok_or(XdpError::Missing("flows"))?)?;
+        let mut found = Vec::new();
+        // An entry evicted between the key walk and its lookup is skipped.
+        for (k, f) in live.iter().filter_map(Result::ok) {
+            let timeout = if f.fin != 0 {
+                self.cfg.timeout_tcpfin
+            } else {
+                self.cfg.timeout_tcp
+            };
+            if f.svc == id && now.saturating_sub(f.last) < timeout {
+                let client = crate::sockaddr(k.src, k.family, k.sport);
+                let vip = crate::sockaddr(k.dst, k.family, k.dport).ip();
+                found.push(((client, vip), f.real, f.last + timeout));
+            }
+        }
+        for (ends, real, until) in found {
+            self.mark_adopted(id, ends, real, until)?;
+        }
+        Ok(())
+    }
+
     /// Clears the marks whose `dirty_until` has passed and drops entries that say
     /// nothing any more. Run about once a second.
     ///

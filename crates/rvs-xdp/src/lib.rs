@@ -165,7 +165,7 @@ pub struct TemplateEntry {
     pub expires_s: u32,
 }
 
-fn sockaddr(a: [u8; 16], family: u8, port_be: u16) -> std::net::SocketAddr {
+pub(crate) fn sockaddr(a: [u8; 16], family: u8, port_be: u16) -> std::net::SocketAddr {
     let ip = if family == 4 {
         IpAddr::from([a[0], a[1], a[2], a[3]])
     } else {
@@ -686,7 +686,12 @@ impl Xdp {
         };
         if by_table {
             flags |= maps::SF_BY_TABLE;
-            self.by_table_svc.insert(id, (sched, flags));
+            if self.by_table_svc.insert(id, (sched, flags)).is_none() {
+                // Forwarded by table from now on (a new option, persistence or NAT
+                // gone, another scheduler): flows recorded until now that go elsewhere
+                // than their slot are marked before the program sees the flag.
+                self.mark_recorded(id)?;
+            }
         } else {
             self.by_table_svc.remove(&id);
         }

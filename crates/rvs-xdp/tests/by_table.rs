@@ -183,3 +183,52 @@ fn a_changed_slot_returns_to_the_table_once_its_old_flows_time_out() {
         );
     }
 }
+
+/// A service that starts being forwarded by its table (here: its persistence removed)
+/// keeps the flows recorded until then where they were, even those whose real server
+/// is not their slot's (100 flows adopted from another director, all on .13): their
+/// slots are marked before the program forwards by table. New connections take the
+/// table's choice.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn flows_recorded_before_a_service_goes_by_table_keep_their_real_server() {
+    let plain_three = mh(3, 900);
+    let mut persistent = plain_three.clone();
+    persistent.services[0].persistence = Some(rvs_sched::Persistence {
+        timeout_s: 300,
+        prefix: 32,
+    });
+    let mut x = load_with(&opts(true));
+    x.apply(&persistent, &macs(&persistent)).unwrap();
+    let table = choices(&plain_three, 100);
+    let moved = (0..100).filter(|c| table[c] != 13).count();
+    assert!(moved >= 30, "most clients' slots are not .13's: {moved}");
+    let flows: Vec<rvs_xdp::FlowEntry> = (0..100)
+        .map(|c| rvs_xdp::FlowEntry {
+            proto: 6,
+            client: std::net::SocketAddr::new(client(c).into(), 5000),
+            vip: std::net::SocketAddr::new(VIP.into(), 80),
+            svc: plain_three.services[0].key,
+            real: ("198.18.0.13".parse().unwrap(), 80),
+            fin: false,
+            expires_s: 800,
+            here: false,
+        })
+        .collect();
+    assert_eq!(x.adopt(&flows, &[]).unwrap().taken, 100);
+    assert_eq!(x.changed_slots().unwrap(), 0, "not forwarded by table yet");
+    x.apply(&plain_three, &macs(&plain_three)).unwrap();
+    assert!(x.changed_slots().unwrap() > 0);
+    for c in 0..100 {
+        assert_eq!(
+            sent_to(&x, &ack4(client(c), 5000, VIP, 80)),
+            13,
+            "client {c}: a recorded flow moved"
+        );
+        assert_eq!(
+            sent_to(&x, &tcp4(client(c), 6000, VIP, 80, b"")),
+            table[&c],
+            "client {c}: a new connection"
+        );
+    }
+}
