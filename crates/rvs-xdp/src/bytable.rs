@@ -62,6 +62,18 @@ pub struct Sweep {
     pub cleared: usize,
 }
 
+/// Slot `k`'s `changes` entry, or an empty one.
+fn entry_or_default(
+    changes: &BpfHashMap<&mut MapData, ChangeKey, Change>,
+    k: ChangeKey,
+) -> Result<Change, XdpError> {
+    match changes.get(&k, 0) {
+        Ok(c) => Ok(c),
+        Err(MapError::KeyNotFound) => Ok(Change::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Xdp {
     /// The longest a TCP flow may stay idle (jiffies): how long the unrecorded flows of
     /// a changed slot may live on.
@@ -111,11 +123,7 @@ impl Xdp {
             let mut changes = self.changes_mut()?;
             for &slot in &slots {
                 let k = ChangeKey { svc: id, slot };
-                let mut c = match changes.get(&k, 0) {
-                    Ok(c) => c,
-                    Err(MapError::KeyNotFound) => Change::default(),
-                    Err(e) => return Err(e.into()),
-                };
+                let mut c = entry_or_default(&changes, k)?;
                 // The flows nobody recorded went to the slot's real server since its
                 // last change's window closed; within that window they are the earlier
                 // ones', and every flow since was recorded (the slot was marked).
@@ -155,8 +163,13 @@ impl Xdp {
             .filter(|(k, _)| k.svc == id)
             .map(|(k, _)| k)
             .collect();
+        self.remove_changes(gone)
+    }
+
+    /// Removes these `changes` entries (one already gone is no error).
+    fn remove_changes(&mut self, keys: Vec<ChangeKey>) -> Result<(), XdpError> {
         let mut changes = self.changes_mut()?;
-        for k in gone {
+        for k in keys {
             match changes.remove(&k) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
                 Err(e) => return Err(e.into()),
@@ -190,11 +203,7 @@ impl Xdp {
         {
             let mut changes = self.changes_mut()?;
             let k = ChangeKey { svc: id, slot };
-            let mut c = match changes.get(&k, 0) {
-                Ok(c) => c,
-                Err(MapError::KeyNotFound) => Change::default(),
-                Err(e) => return Err(e.into()),
-            };
+            let mut c = entry_or_default(&changes, k)?;
             c.dirty_until = c.dirty_until.max(until);
             changes.insert(k, c, 0)?;
         }
@@ -217,11 +226,7 @@ impl Xdp {
         let mut found = Vec::new();
         // An entry evicted between the key walk and its lookup is skipped.
         for (k, f) in live.iter().filter_map(Result::ok) {
-            let timeout = if f.fin != 0 {
-                self.cfg.timeout_tcpfin
-            } else {
-                self.cfg.timeout_tcp
-            };
+            let timeout = self.flow_timeout(k.proto, f.fin != 0);
             if f.svc == id && now.saturating_sub(f.last) < timeout {
                 let client = crate::sockaddr(k.src, k.family, k.sport);
                 let vip = crate::sockaddr(k.dst, k.family, k.dport).ip();
@@ -276,13 +281,7 @@ impl Xdp {
                 }
             }
         }
-        let mut changes = self.changes_mut()?;
-        for k in drop {
-            match changes.remove(&k) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.remove_changes(drop)?;
         Ok(Sweep {
             services,
             changed: looked_up,
@@ -312,7 +311,8 @@ impl Xdp {
         Ok(true)
     }
 
-    /// How many slots are marked now (tests and `rvs status`).
+    /// How many slots are marked now, read slot by slot from the live tables (tests and
+    /// benchmarks; `rvs status` counts `changes` entries in [`Xdp::sweep_changes`]).
     pub fn changed_slots(&self) -> Result<usize, XdpError> {
         let mut n = 0;
         for &id in self.by_table_svc.keys() {

@@ -735,11 +735,7 @@ impl Xdp {
         for item in &map {
             // An entry evicted between the key walk and the lookup is simply skipped.
             let Ok((k, f)) = item else { continue };
-            let timeout = match (k.proto, f.fin) {
-                (17, _) => self.cfg.timeout_udp,
-                (_, 0) => self.cfg.timeout_tcp,
-                _ => self.cfg.timeout_tcpfin,
-            };
+            let timeout = self.flow_timeout(k.proto, f.fin != 0);
             let idle = now.saturating_sub(f.last);
             if idle >= timeout {
                 continue;
@@ -800,11 +796,7 @@ impl Xdp {
             };
             let (src, family) = addr16(f.client.ip());
             let (dst, _) = addr16(f.vip.ip());
-            let timeout = match (f.proto, f.fin) {
-                (17, _) => self.cfg.timeout_udp,
-                (_, false) => self.cfg.timeout_tcp,
-                _ => self.cfg.timeout_tcpfin,
-            };
+            let timeout = self.flow_timeout(f.proto, f.fin);
             let k = maps::FlowKey {
                 src,
                 dst,
@@ -923,6 +915,16 @@ impl Xdp {
             }
         }
         Ok(out)
+    }
+
+    /// A flow's idle timeout (jiffies), as the program applies it: UDP's, TCP's, or
+    /// `FIN_WAIT`'s once a FIN or RST was seen.
+    fn flow_timeout(&self, proto: u8, fin: bool) -> u64 {
+        match (proto, fin) {
+            (17, _) => self.cfg.timeout_udp,
+            (_, false) => self.cfg.timeout_tcp,
+            _ => self.cfg.timeout_tcpfin,
+        }
     }
 
     /// The program's clock now (`rvs_clock`, one `BPF_PROG_RUN`): jiffies with
