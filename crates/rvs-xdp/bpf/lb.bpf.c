@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// rvs XDP load balancer: LVS-DR (MAC rewrite), TUN (IP-in-IP / IPv6-in-IPv6) and NAT
-// (destination rewrite, reverse rewrite of replies) for the virtual services userspace
-// writes into the maps below. Built by build.rs with clang -target bpf; loaded by aya.
+// rvs XDP load balancer: LVS-DR (MAC rewrite), TUN (IP-in-IP / IPv6-in-IPv6), NAT
+// (destination rewrite, reverse rewrite of replies) and FULLNAT (source and destination
+// rewrite, from a local address and port of the service's, reverse rewrite of replies)
+// for the virtual services userspace writes into the maps below. Built by build.rs with clang -target bpf; loaded by aya.
 //
 // Paths (each documented in docs/xdp.md):
 //   not IPv4/IPv6, VLAN-tagged, IPv4 with options or fragments, IPv6 with extension
 //   headers, not TCP/UDP, short frames                      -> XDP_PASS (the kernel's)
-//   NAT reply from a real server (nat_rev hit)              -> rewrite source, XDP_TX
+//   NAT or FULLNAT reply from a real server (nat_rev hit)   -> rewrite source (FULLNAT:
+//                                                              and destination), XDP_TX
 //   to a VIP:port (vips hit)                                -> flow / template / schedule,
 //                                                              forward by the real's method
 //   everything else                                         -> XDP_PASS
@@ -27,9 +29,15 @@
 #define MAX_REALS 8192
 #define TABLE_MAX 65536
 #define FB_PROBES 16
+/* FULLNAT: local addresses per service, distinct local addresses, tries of a free
+ * (local address, port) for a new connection, the first local port. */
+#define LADDRS_PER_SVC 16
+#define MAX_LADDRS 4096
+#define FNAT_TRIES 8
+#define FNAT_PORT_LO 1024
 
 enum sched_kind { SCHED_SEQ = 0, SCHED_SH = 1, SCHED_DH = 2, SCHED_MH = 3 };
-enum method { M_DR = 0, M_TUN = 1, M_NAT = 2 };
+enum method { M_DR = 0, M_TUN = 1, M_NAT = 2, M_FNAT = 3 };
 
 #define SF_PORT 1      /* sh/mh: hash the source port too (sh-port, mh-port) */
 #define SF_FALLBACK 2  /* sh/mh: try other slots when the real is unusable */
@@ -52,7 +60,8 @@ struct svc {
 	__u32 flags;
 	__u32 persist_s;
 	__u32 persist_prefix; /* bits kept of the client address for templates */
-	__u32 pad[2];
+	__u32 laddrs; /* FULLNAT: its local addresses, svc_laddrs[id * LADDRS_PER_SVC + i] */
+	__u32 pad;
 };
 
 struct real {
@@ -82,7 +91,9 @@ struct flow {
 	__u64 last;
 	__u32 real;
 	__u32 svc;
-	__u8 client_mac[6];
+	__u16 laddr; /* FULLNAT: its local address's slot in `laddrs` + 1; 0: none */
+	__u16 lport; /* FULLNAT: its local port (network order) */
+	__u16 pad;
 	__u8 fin;
 	__u8 here; /* this director forwarded a packet of it (not only adopted it) */
 };
@@ -98,6 +109,8 @@ struct tmpl {
 	__u32 pad;
 };
 
+/* A reply's ends as the real server sends it: NAT, to the client; FULLNAT, to the
+ * connection's local address and port (`client`, `cport`). */
 struct nat_key {
 	__u8 real[16];
 	__u8 client[16];
@@ -110,10 +123,18 @@ struct nat_key {
 
 struct nat_val {
 	__u8 vip[16];
+	__u8 client[16]; /* FULLNAT: the client the reply goes back to */
 	__u16 vport;
+	__u16 cport;     /* FULLNAT: the client's port (network order) */
 	__u8 client_mac[6];
+	__u8 fnat;       /* 1: FULLNAT, the destination is rewritten too */
+	__u8 pad;
 	__u32 svc;
 	__u32 real;
+};
+
+struct laddr {
+	__u8 addr[16];
 };
 
 struct config {
@@ -128,12 +149,13 @@ struct config {
 	__u8 tun_src6[16];
 	__u32 flags; /* CF_* */
 	__u8 own_mac[6]; /* the interface's MAC (CF_OWN_MAC) */
-	__u8 pad[2];
+	__u16 cpus; /* possible CPUs: FULLNAT gives each its own share of the local ports */
 };
 
 #define CF_NAT 1   /* some service has NAT real servers: look replies up */
 #define CF_PORT0 2 /* some service listens on port 0 (any port) */
 #define CF_OWN_MAC 4 /* own_mac is set: frames to other hosts' MACs pass */
+#define CF_FNAT 8 /* some service has FULLNAT real servers: look replies up */
 
 struct counters {
 	__u64 conns;
@@ -226,6 +248,32 @@ struct {
 	__type(key, struct nat_key);
 	__type(value, struct nat_val);
 } nat_rev SEC(".maps");
+
+/* FULLNAT's local addresses: a slot per address (userspace never moves one), and each
+ * service's, as slots + 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_LADDRS);
+	__type(key, __u32);
+	__type(value, struct laddr);
+} laddrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SVC * LADDRS_PER_SVC);
+	__type(key, __u32);
+	__type(value, __u32);
+} svc_laddrs SEC(".maps");
+
+/* FULLNAT: each CPU's next local port, a counter over its own share of the ports (no
+ * lock, and no CPU runs into ports another holds; the reply entry's BPF_NOEXIST insert
+ * still decides). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fnat_port SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -666,6 +714,101 @@ static __always_inline int for_us(struct xdp_md *ctx, struct config *c)
 	return 1;
 }
 
+/* ---- FULLNAT ---- */
+
+static __always_inline __u64 idle_timeout(__u8 proto, __u8 fin, struct config *c)
+{
+	if (fin)
+		return c->timeout_tcpfin;
+	return proto == IPPROTO_UDP ? c->timeout_udp : c->timeout_tcp;
+}
+
+/* Whether a FULLNAT reply entry still belongs to a live connection: its flow is in the
+ * table, not idle past its timeout, and holds this local address and port. */
+static __always_inline int fnat_live(struct nat_key *k, struct nat_val *v, __u64 now, struct config *c)
+{
+	struct flow_key fk = {};
+	__builtin_memcpy(fk.src, v->client, 16);
+	__builtin_memcpy(fk.dst, v->vip, 16);
+	fk.sport = v->cport;
+	fk.dport = v->vport;
+	fk.proto = k->proto;
+	fk.family = k->family;
+	struct flow *f = bpf_map_lookup_elem(&flows, &fk);
+	if (!f || !f->laddr || f->lport != k->cport)
+		return 0;
+	if (now - f->last > idle_timeout(k->proto, f->fin, c))
+		return 0;
+	__u32 li = f->laddr - 1;
+	struct laddr *la = bpf_map_lookup_elem(&laddrs, &li);
+	if (!la)
+		return 0;
+	__u32 diff = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		diff |= la->addr[i] ^ k->client[i];
+	return diff == 0;
+}
+
+/* A local address and port for a new FULLNAT connection to real server `re` (port
+ * `rport`, network order), with its reply entry `rv` inserted: the service's local
+ * addresses in turn, each with the next port of this CPU's share (ports are reused in
+ * the order they were given, so the first met again are the oldest, the likeliest
+ * expired). A (real server, port, local address,
+ * local port) a live connection holds is never taken; an expired one is. 0: *laddr
+ * (slot + 1) and *lport set; -1: none free within FNAT_TRIES (the packet is dropped, as
+ * kernel FULLNAT does when it runs out of ports). */
+static __always_inline int fnat_alloc(struct svc *s, struct pkt *p, struct real *re, __u16 rport,
+				      struct nat_val *rv, __u64 now, struct config *c, __u16 *laddr,
+				      __u16 *lport)
+{
+	__u32 zero = 0;
+	__u32 *ctr = bpf_map_lookup_elem(&fnat_port, &zero);
+	__u32 n = s->laddrs;
+	if (!ctr || n == 0 || n > LADDRS_PER_SVC)
+		return -1;
+	if (*ctr == 0)
+		*ctr = bpf_get_prandom_u32() | 1; /* not the same ports after each restart */
+	__u32 cpus = c->cpus ? c->cpus : 1;
+	__u32 share = (65536 - FNAT_PORT_LO) / cpus;
+	if (share == 0)
+		share = 1;
+	__u32 first = FNAT_PORT_LO + (bpf_get_smp_processor_id() % cpus) * share;
+	for (__u32 i = 0; i < FNAT_TRIES; i++) {
+		__u32 next = *ctr;
+		*ctr = next + 1;
+		__u32 idx = s->id * LADDRS_PER_SVC + next % n;
+		__u32 *slot = bpf_map_lookup_elem(&svc_laddrs, &idx);
+		if (!slot || *slot == 0 || *slot > MAX_LADDRS)
+			return -1;
+		__u32 li = *slot - 1;
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &li);
+		if (!la)
+			return -1;
+		__u16 port = bpf_htons((__u16)(first + (next / n) % share));
+		struct nat_key k = {};
+		__builtin_memcpy(k.real, re->addr, 16);
+		__builtin_memcpy(k.client, la->addr, 16);
+		k.rport = rport;
+		k.cport = port;
+		k.proto = p->k.proto;
+		k.family = p->k.family;
+		int free = bpf_map_update_elem(&nat_rev, &k, rv, BPF_NOEXIST) == 0;
+		if (!free) {
+			struct nat_val *old = bpf_map_lookup_elem(&nat_rev, &k);
+			free = !old || !fnat_live(&k, old, now, c);
+			if (free)
+				bpf_map_update_elem(&nat_rev, &k, rv, BPF_ANY);
+		}
+		if (free) {
+			*laddr = (__u16)*slot;
+			*lport = port;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static __always_inline int lb(struct xdp_md *ctx)
 {
 	struct pkt p = {};
@@ -677,8 +820,9 @@ static __always_inline int lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	if ((c->flags & CF_OWN_MAC) && !for_us(ctx, c))
 		return XDP_PASS;
-	/* A NAT reply from a real server to a client (only looked up when NAT is in use). */
-	if (c->flags & CF_NAT) {
+	/* A NAT reply from a real server to a client, or a FULLNAT one to a local address
+	 * (only looked up when NAT or FULLNAT is in use). */
+	if (c->flags & (CF_NAT | CF_FNAT)) {
 		struct nat_key nk = {};
 		__builtin_memcpy(nk.real, p.k.src, 16);
 		__builtin_memcpy(nk.client, p.k.dst, 16);
@@ -688,6 +832,8 @@ static __always_inline int lb(struct xdp_md *ctx)
 		nk.family = p.k.family;
 		struct nat_val *nv = bpf_map_lookup_elem(&nat_rev, &nk);
 		if (nv) {
+			if (nv->fnat && rewrite(ctx, &p, 0, nv->client, nv->cport))
+				return XDP_DROP;
 			if (rewrite(ctx, &p, 1, nv->vip, nv->vport) || set_macs(ctx, nv->client_mac))
 				return XDP_DROP;
 			count(&svc_stats, nv->svc, p.len, 1, 0);
@@ -801,18 +947,42 @@ static __always_inline int lb(struct xdp_md *ctx)
 		return XDP_DROP;
 
 	struct flow nf = { .last = now, .real = ri, .svc = s->id };
+	/* FULLNAT: the connection's local address and port, chosen with its first packet (or
+	 * when a flow adopted from another director's sync has none). */
+	__u16 laddr = 0, lport = 0;
+	if (re->method == M_FNAT) {
+		if (hit && f->laddr) {
+			laddr = f->laddr;
+			lport = f->lport;
+		} else {
+			if (re->family != p.k.family)
+				return XDP_DROP;
+			void *data = (void *)(long)ctx->data;
+			void *end = (void *)(long)ctx->data_end;
+			struct ethhdr *eth = data;
+			if ((void *)(eth + 1) > end)
+				return XDP_DROP;
+			struct nat_val rv = { .svc = s->id, .real = ri, .vport = p.k.dport, .cport = p.k.sport, .fnat = 1 };
+			__builtin_memcpy(rv.vip, p.k.dst, 16);
+			__builtin_memcpy(rv.client, p.k.src, 16);
+			__builtin_memcpy(rv.client_mac, eth->h_source, ETH_ALEN);
+			__u16 rport = re->port ? re->port : p.k.dport;
+			if (fnat_alloc(s, &p, re, rport, &rv, now, c, &laddr, &lport))
+				return XDP_DROP;
+			if (hit) {
+				f->laddr = laddr;
+				f->lport = lport;
+			}
+		}
+		nf.laddr = laddr;
+		nf.lport = lport;
+	}
 	if (hit) {
 		f->last = now;
 		f->here = 1;
 		if (p.tcp_flags & 5)
 			f->fin = 1;
 	} else {
-		void *data = (void *)(long)ctx->data;
-		void *end = (void *)(long)ctx->data_end;
-		struct ethhdr *eth = data;
-		if ((void *)(eth + 1) > end)
-			return XDP_DROP;
-		__builtin_memcpy(nf.client_mac, eth->h_source, ETH_ALEN);
 		nf.fin = (p.tcp_flags & 5) ? 1 : 0;
 		nf.here = 1;
 		bpf_map_update_elem(&flows, &p.k, &nf, BPF_ANY);
@@ -857,12 +1027,24 @@ static __always_inline int lb(struct xdp_md *ctx)
 		rk.cport = p.k.sport;
 		rk.proto = p.k.proto;
 		rk.family = p.k.family;
-		struct nat_val rv = { .svc = s->id, .real = ri, .vport = p.k.dport };
+		struct nat_val rv = { .svc = s->id, .real = ri, .vport = p.k.dport, .cport = p.k.sport };
 		__builtin_memcpy(rv.vip, p.k.dst, 16);
+		__builtin_memcpy(rv.client, p.k.src, 16);
 		__builtin_memcpy(rv.client_mac, client_mac, ETH_ALEN);
 		if (new_conn)
 			bpf_map_update_elem(&nat_rev, &rk, &rv, BPF_ANY);
 		if (rewrite(ctx, &p, 0, re->addr, rk.rport) || set_macs(ctx, re->mac))
+			return XDP_DROP;
+		return XDP_TX;
+	}
+	case M_FNAT: {
+		__u32 li = (__u32)laddr - 1;
+		struct laddr *la = bpf_map_lookup_elem(&laddrs, &li);
+		if (!la)
+			return XDP_DROP;
+		__u16 rport = re->port ? re->port : p.k.dport;
+		if (rewrite(ctx, &p, 1, la->addr, lport) || rewrite(ctx, &p, 0, re->addr, rport) ||
+		    set_macs(ctx, re->mac))
 			return XDP_DROP;
 		return XDP_TX;
 	}

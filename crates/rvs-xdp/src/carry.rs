@@ -57,6 +57,9 @@ pub struct Slots {
     pub next_real: u32,
     /// (slot, milliseconds since it was retired).
     pub retired: Vec<(u32, u64)>,
+    /// FULLNAT local addresses and their slots.
+    #[serde(default)]
+    pub laddrs: Vec<(IpAddr, u32)>,
 }
 
 /// What the old process hands over: where its maps and link are pinned, the maps'
@@ -205,6 +208,7 @@ impl Xdp {
                     (*slot, u64::try_from(ms).unwrap_or(u64::MAX))
                 })
                 .collect(),
+            laddrs: self.laddr_ids.iter().map(|(a, s)| (*a, *s)).collect(),
         };
         Ok(Carried {
             dir: dir.to_path_buf(),
@@ -359,6 +363,7 @@ impl Xdp {
                 (*slot, t)
             })
             .collect();
+        x.laddr_ids = s.laddrs.iter().copied().collect();
         Ok(x)
     }
 }

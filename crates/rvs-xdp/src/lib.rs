@@ -7,8 +7,11 @@
 //! - `tables`: service → its scheduling table, an inner array swapped whole (array of
 //!   maps): the kernel IPVS `dh`/`sh`/`mh` lookup tables (built by `rvs-sched`, hashed the
 //!   same way in the program) or one `wrr` cycle for `rr`/`wrr`;
-//! - `flows` (LRU), `templates` (persistence), `nat_rev` (NAT replies): written by the
-//!   program only;
+//! - `laddrs`: slot → FULLNAT local address (a slot per address, never moved while rvs
+//!   runs, so that a connection's slot stays its address); `svc_laddrs`: each service's
+//!   local addresses, as slots;
+//! - `flows` (LRU), `templates` (persistence), `nat_rev` (NAT and FULLNAT replies),
+//!   `fnat_port` (each CPU's next FULLNAT port): written by the program only;
 //! - `svc_stats`, `real_stats`: per-CPU counters.
 //!
 //! Invariants: a real server keeps its slot while it stays in its service, so established
@@ -217,6 +220,10 @@ pub struct Xdp {
     by_table: bool,
     /// Services forwarded by their table: id → (scheduler, `SF_*` flags).
     by_table_svc: HashMap<u32, (u32, u32)>,
+    /// FULLNAT local address → its slot in `laddrs` (kept while rvs runs).
+    laddr_ids: HashMap<IpAddr, u32>,
+    /// Each FULLNAT service's local addresses as written to `svc_laddrs` (slots).
+    svc_laddrs: HashMap<u32, Vec<u32>>,
 }
 
 /// Whether a BPF link of type XDP holds `prog` (the kernel's list of links).
@@ -283,6 +290,14 @@ impl Xdp {
         let mut cfg = Config {
             mh_k0: rvs_sched::sched::MH_KEY1.0,
             mh_k1: rvs_sched::sched::MH_KEY1.1,
+            // Online CPU ids (possible ones may be many more, each with its share of
+            // ports): one that comes online later shares another's, which the reply
+            // entry's exclusive insert keeps apart.
+            cpus: aya::util::online_cpus()
+                .ok()
+                .and_then(|c| c.into_iter().max())
+                .and_then(|m| u16::try_from(m + 1).ok())
+                .unwrap_or(1),
             ..Config::default()
         };
         if let Some(a) = opts.tun_src4 {
@@ -317,6 +332,8 @@ impl Xdp {
             pinned: None,
             by_table: opts.by_table,
             by_table_svc: HashMap::new(),
+            laddr_ids: HashMap::new(),
+            svc_laddrs: HashMap::new(),
         }
     }
 
@@ -333,19 +350,25 @@ impl Xdp {
         self.cfg.timeout_tcpfin = jiffies(t.tcp[4]);
         self.cfg.timeout_udp = jiffies(t.udp);
         self.max_idle = Duration::from_secs(u64::from(t.tcp[1].max(t.udp).max(t.tcp[4])));
-        // Replies are looked up only when some real server is NAT; port-0 services cost
-        // a second lookup only when one exists. A NAT flag stays set once seen: replies
-        // of flows that outlive their service still need their rewrite.
+        // Replies are looked up only when some real server is NAT or FULLNAT; port-0
+        // services cost a second lookup only when one exists. A NAT or FULLNAT flag stays
+        // set once seen: replies of flows that outlive their service still need their
+        // rewrite.
         let nat = want
             .services
             .iter()
             .any(|s| s.dests.iter().any(|d| d.fwd == Fwd::Masq));
+        let fnat = want
+            .services
+            .iter()
+            .any(|s| s.dests.iter().any(|d| d.fwd == Fwd::FullNat));
         let port0 = want
             .services
             .iter()
             .any(|s| matches!(s.key, SvcKey::Addr { port: 0, .. }));
-        self.cfg.flags = (self.cfg.flags & (maps::CF_NAT | maps::CF_OWN_MAC))
+        self.cfg.flags = (self.cfg.flags & (maps::CF_NAT | maps::CF_FNAT | maps::CF_OWN_MAC))
             | if nat { maps::CF_NAT } else { 0 }
+            | if fnat { maps::CF_FNAT } else { 0 }
             | if port0 { maps::CF_PORT0 } else { 0 };
         let cfg = self.cfg;
         let mut a: Array<_, Config> = Array::try_from(self.map_mut("cfg")?)?;
@@ -436,6 +459,7 @@ impl Xdp {
             }
             self.tables.remove(&id);
             self.by_table_svc.remove(&id);
+            self.svc_laddrs.remove(&id);
             self.forget_changes(id)?;
             self.free_svc.push(id);
         }
@@ -496,13 +520,44 @@ impl Xdp {
                 d.addr
             )));
         }
-        if let Some(d) = s.dests.iter().find(|d| d.fwd == Fwd::FullNat) {
+        let vip_v4 = matches!(s.key, SvcKey::Addr { addr, .. } if addr.is_ipv4());
+        if let Some(d) = s
+            .dests
+            .iter()
+            .find(|d| matches!(d.fwd, Fwd::Masq | Fwd::FullNat) && d.addr.is_ipv4() != vip_v4)
+        {
             return Err(unsupported(format!(
-                "real server {}: FULLNAT (lb_kind FNAT) is not implemented in XDP yet; the \
-                 proxy data plane does it",
+                "real server {}: NAT and FULLNAT rewrite addresses within one family; the \
+                 virtual server's is the other",
                 d.addr
             )));
         }
+        let laddrs: Vec<IpAddr> = if s.dests.iter().any(|d| d.fwd == Fwd::FullNat) {
+            let mine: Vec<IpAddr> = s
+                .local_addrs
+                .iter()
+                .filter(|a| a.is_ipv4() == vip_v4)
+                .copied()
+                .collect();
+            if mine.is_empty() {
+                return Err(unsupported(format!(
+                    "FULLNAT needs local addresses of the virtual server's family \
+                     (laddr_group_name: a local_address_group with {} addresses)",
+                    if vip_v4 { "IPv4" } else { "IPv6" }
+                )));
+            }
+            if mine.len() > maps::LADDRS_PER_SVC as usize {
+                return Err(unsupported(format!(
+                    "FULLNAT: {} local addresses; the XDP program takes at most {} per \
+                     virtual server",
+                    mine.len(),
+                    maps::LADDRS_PER_SVC
+                )));
+            }
+            mine
+        } else {
+            Vec::new()
+        };
         // Every MAC first: a service is applied whole or not at all.
         for d in &s.dests {
             if !macs.contains_key(&d.addr) {
@@ -549,8 +604,8 @@ impl Xdp {
                 method: match d.fwd {
                     Fwd::Route | Fwd::Local => maps::M_DR,
                     Fwd::Tunnel => maps::M_TUN,
-                    // Refused above.
-                    Fwd::Masq | Fwd::FullNat => maps::M_NAT,
+                    Fwd::Masq => maps::M_NAT,
+                    Fwd::FullNat => maps::M_FNAT,
                 },
                 flags: if d.weight > 0 { maps::RF_USABLE } else { 0 },
                 pad: 0,
@@ -696,6 +751,7 @@ impl Xdp {
             self.by_table_svc.remove(&id);
         }
         self.persist_s.insert(id, persist_s);
+        self.write_laddrs(id, &laddrs)?;
         let svc = Svc {
             id,
             sched,
@@ -703,11 +759,51 @@ impl Xdp {
             flags,
             persist_s,
             persist_prefix,
-            pad: [0; 2],
+            laddrs: u32::try_from(laddrs.len()).unwrap_or(0),
+            pad: 0,
         };
         let mut m: BpfHashMap<_, VipKey, Svc> = BpfHashMap::try_from(self.map_mut("vips")?)?;
         m.insert(vk, svc, 0)?;
         self.applied.insert(s.key, vk);
+        Ok(())
+    }
+
+    /// Writes a FULLNAT service's local addresses (`svc_laddrs`), each address given a
+    /// slot of `laddrs` the first time it is seen. A slot is never reused for another
+    /// address while rvs runs: a connection's flow names its local address by slot.
+    fn write_laddrs(&mut self, id: u32, addrs: &[IpAddr]) -> Result<(), XdpError> {
+        let mut slots = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let slot = if let Some(sl) = self.laddr_ids.get(a) {
+                *sl
+            } else {
+                let sl = u32::try_from(self.laddr_ids.len()).unwrap_or(u32::MAX);
+                if sl >= maps::MAX_LADDRS {
+                    return Err(XdpError::Full("FULLNAT local addresses"));
+                }
+                let mut m: Array<_, maps::Laddr> = Array::try_from(self.map_mut("laddrs")?)?;
+                m.set(sl, maps::Laddr { addr: addr16(*a).0 }, 0)?;
+                self.laddr_ids.insert(*a, sl);
+                sl
+            };
+            slots.push(slot);
+        }
+        if self
+            .svc_laddrs
+            .get(&id)
+            .map_or(slots.is_empty(), |w| *w == slots)
+        {
+            return Ok(());
+        }
+        // The count goes in the service's entry, written after: a packet in between
+        // reads the old count over the new list (positions past it keep earlier
+        // addresses of the service: never cleared).
+        let mut m: Array<_, u32> = Array::try_from(self.map_mut("svc_laddrs")?)?;
+        for (i, sl) in slots.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(0);
+            m.set(id * maps::LADDRS_PER_SVC + i, sl + 1, 0)?;
+        }
+        self.svc_laddrs.insert(id, slots);
         Ok(())
     }
 

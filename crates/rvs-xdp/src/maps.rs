@@ -16,6 +16,12 @@ pub const SCHED_MH: u32 = 3;
 pub const M_DR: u8 = 0;
 pub const M_TUN: u8 = 1;
 pub const M_NAT: u8 = 2;
+pub const M_FNAT: u8 = 3;
+
+/// FULLNAT: local addresses a service may have (its block of `svc_laddrs`), and distinct
+/// local addresses (`laddrs`).
+pub const LADDRS_PER_SVC: u32 = 16;
+pub const MAX_LADDRS: u32 = 4096;
 
 pub const SF_PORT: u32 = 1;
 pub const SF_FALLBACK: u32 = 2;
@@ -36,6 +42,8 @@ pub const CF_NAT: u32 = 1;
 pub const CF_PORT0: u32 = 2;
 /// `own_mac` is set: frames for other hosts pass.
 pub const CF_OWN_MAC: u32 = 4;
+/// Some service has FULLNAT real servers: the program looks replies up.
+pub const CF_FNAT: u32 = 8;
 
 /// An address as the program stores it: IPv4 in the first 4 bytes, the rest zero.
 pub fn addr16(a: IpAddr) -> ([u8; 16], u8) {
@@ -68,7 +76,10 @@ pub struct Svc {
     pub flags: u32,
     pub persist_s: u32,
     pub persist_prefix: u32,
-    pub pad: [u32; 2],
+    /// FULLNAT: how many local addresses the service has (`svc_laddrs`, from
+    /// `id * LADDRS_PER_SVC`).
+    pub laddrs: u32,
+    pub pad: u32,
 }
 
 #[repr(C)]
@@ -102,7 +113,8 @@ pub struct Config {
     /// The interface's MAC (with `CF_OWN_MAC`): unicast frames to another MAC, but a
     /// VRRP virtual MAC, pass to the kernel.
     pub own_mac: [u8; 6],
-    pub pad: [u8; 2],
+    /// Possible CPUs: FULLNAT gives each its own share of the local ports.
+    pub cpus: u16,
 }
 
 #[repr(C)]
@@ -135,7 +147,11 @@ pub struct Flow {
     pub last: u64,
     pub real: u32,
     pub svc: u32,
-    pub client_mac: [u8; 6],
+    /// FULLNAT: the connection's local address (its slot in `laddrs` + 1; 0: none).
+    pub laddr: u16,
+    /// FULLNAT: the connection's local port (network order).
+    pub lport: u16,
+    pub pad: u16,
     /// A FIN or RST was seen (IPVS's `FIN_WAIT` timeout applies).
     pub fin: u8,
     /// This director forwarded a packet of it: 0 while it is only adopted (connection
@@ -160,6 +176,13 @@ pub struct Tmpl {
     pub last: u64,
     pub real: u32,
     pub pad: u32,
+}
+
+/// `struct laddr`: a FULLNAT local address (IPv4 in the first 4 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Laddr {
+    pub addr: [u8; 16],
 }
 
 /// `struct clock`: what `rvs_clock` read, jiffies and `CLOCK_MONOTONIC` together.
@@ -190,6 +213,7 @@ pub struct Change {
     pub pad: u32,
 }
 
+const _: () = assert!(size_of::<Laddr>() == 16);
 const _: () = assert!(size_of::<ChangeKey>() == 8);
 const _: () = assert!(size_of::<Change>() == 24);
 const _: () = assert!(size_of::<Clock>() == 16);
@@ -228,5 +252,7 @@ unsafe impl aya::Pod for Tmpl {}
 unsafe impl aya::Pod for Clock {}
 // SAFETY: as above.
 unsafe impl aya::Pod for ChangeKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Laddr {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Change {}

@@ -604,3 +604,254 @@ fn adopted_flows_keep_their_real_server() {
         assert_eq!((v, &out[..6]), (XDP_TX, &mac_of(11)[..]), "port {sport}");
     }
 }
+
+/// FULLNAT (issue #21): the client's packet leaves from one of the service's local
+/// addresses and a local port, to the real server; the real server's reply to that
+/// address and port goes back from the VIP to the client. Every checksum equals a full
+/// recomputation, a connection keeps its local address and port, and no two connections
+/// to one real server share them (IPv4 and IPv6, TCP and UDP).
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn fullnat_rewrites_both_ends_from_local_addresses_and_back() {
+    let mut x = load();
+    let fnat = |vip: &str, port: u16, proto: Proto, real: &str, rport: u16, laddrs: &[&str]| {
+        let mut s = service(
+            vip,
+            port,
+            proto,
+            Algo::Rr,
+            vec![dest(real, rport, 1, Fwd::FullNat)],
+        );
+        s.local_addrs = laddrs.iter().map(|a| a.parse().unwrap()).collect();
+        s
+    };
+    let l4 = ["198.18.0.60", "198.18.0.61"];
+    let l6 = ["fd00:198:18::60", "fd00:198:18::61"];
+    // Both families' local addresses in one group: each service takes its own family's.
+    let both: Vec<&str> = l4.iter().chain(l6.iter()).copied().collect();
+    let d = desired(vec![
+        fnat("198.18.0.50", 80, Proto::Tcp, "198.19.1.11", 8080, &both),
+        fnat("198.18.0.50", 53, Proto::Udp, "198.19.1.12", 5353, &both),
+        fnat(
+            "fd00:198:18::50",
+            80,
+            Proto::Tcp,
+            "fd00:198:19:1::11",
+            8080,
+            &both,
+        ),
+        fnat(
+            "fd00:198:18::50",
+            53,
+            Proto::Udp,
+            "fd00:198:19:1::12",
+            5353,
+            &both,
+        ),
+    ]);
+    apply(&mut x, &d);
+    let macs = macs(&d);
+    let laddr_set: Vec<IpAddr> = both.iter().map(|a| a.parse().unwrap()).collect();
+    for (tcp, vip, vport, real, rport) in [
+        (true, "198.18.0.50", 80, "198.19.1.11", 8080),
+        (false, "198.18.0.50", 53, "198.19.1.12", 5353),
+        (true, "fd00:198:18::50", 80, "fd00:198:19:1::11", 8080),
+        (false, "fd00:198:18::50", 53, "fd00:198:19:1::12", 5353),
+    ] {
+        let vip: IpAddr = vip.parse().unwrap();
+        let real: IpAddr = real.parse().unwrap();
+        let client: IpAddr = if vip.is_ipv4() {
+            "198.18.0.100".parse().unwrap()
+        } else {
+            "fd00:198:18::100".parse().unwrap()
+        };
+        let mut taken = std::collections::HashSet::new();
+        let mut per_laddr: HashMap<IpAddr, usize> = HashMap::new();
+        for cport in 40000..40200u16 {
+            let f = frame(tcp, client, cport, vip, vport, b"hello");
+            let (v, out) = x.run(&f).unwrap();
+            assert_eq!(v, XDP_TX, "{client}:{cport} -> {vip}:{vport}");
+            assert_checksums(&out);
+            assert_eq!(dst_of(&out), (real, rport), "to the real server");
+            assert_eq!(&out[..6], &macs[&real], "to the real server's MAC");
+            let (laddr, lport) = src_of(&out);
+            assert!(
+                laddr_set.contains(&laddr) && laddr.is_ipv4() == vip.is_ipv4(),
+                "from a local address of the VIP's family: {laddr}"
+            );
+            assert!(
+                lport >= 1024,
+                "a local port above the reserved ones: {lport}"
+            );
+            assert!(
+                taken.insert((laddr, lport)),
+                "{laddr}:{lport} given to two connections"
+            );
+            *per_laddr.entry(laddr).or_default() += 1;
+            // The connection's next packet leaves from the same address and port.
+            let (v, again) = x.run(&f).unwrap();
+            assert_eq!(v, XDP_TX);
+            assert_eq!(
+                src_of(&again),
+                (laddr, lport),
+                "the connection keeps its ends"
+            );
+            // The reply, as the real server sends it.
+            let reply = frame(tcp, real, rport, laddr, lport, b"world");
+            let (v, back) = x.run(&reply).unwrap();
+            assert_eq!(v, XDP_TX, "the reply is rewritten");
+            assert_eq!(src_of(&back), (vip, vport), "the reply comes from the VIP");
+            assert_eq!(dst_of(&back), (client, cport), "to the client");
+            assert_eq!(&back[..6], &CLIENT_MAC, "back to the client's MAC");
+            assert_checksums(&back);
+        }
+        assert_eq!(
+            per_laddr.len(),
+            2,
+            "both local addresses used: {per_laddr:?}"
+        );
+        // A reply to a local port no connection has is the kernel's.
+        let stray = frame(
+            tcp,
+            real,
+            rport,
+            per_laddr.keys().next().copied().unwrap(),
+            999,
+            b"",
+        );
+        assert_eq!(x.run(&stray).unwrap().0, XDP_PASS);
+    }
+}
+
+/// FULLNAT services the program cannot run are refused with the reason, and the others
+/// apply: no local address of the VIP's family, a real server of the other family, more
+/// local addresses than the program's per-service block.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn fullnat_without_usable_local_addresses_is_refused() {
+    let mut x = load();
+    let svc = |vip: &str, real: &str, laddrs: Vec<String>| {
+        let mut s = service(
+            vip,
+            80,
+            Proto::Tcp,
+            Algo::Rr,
+            vec![dest(real, 80, 1, Fwd::FullNat)],
+        );
+        s.local_addrs = laddrs.iter().map(|a| a.parse().unwrap()).collect();
+        s
+    };
+    let cases = [
+        (
+            svc("198.18.0.50", "198.19.1.11", vec![]),
+            "local addresses of the virtual server's family",
+        ),
+        (
+            svc("198.18.0.51", "198.19.1.11", vec!["fd00:198:18::60".into()]),
+            "local addresses of the virtual server's family",
+        ),
+        (
+            svc(
+                "198.18.0.52",
+                "fd00:198:19:1::11",
+                vec!["198.18.0.60".into()],
+            ),
+            "within one family",
+        ),
+        (
+            svc(
+                "198.18.0.53",
+                "198.19.1.11",
+                (1..=17).map(|i| format!("198.18.2.{i}")).collect(),
+            ),
+            "at most 16",
+        ),
+    ];
+    for (s, why) in cases {
+        let key = s.key;
+        let good = svc("198.18.0.59", "198.19.1.11", vec!["198.18.0.60".into()]);
+        let d = desired(vec![s, good]);
+        let e = x.apply(&d, &macs(&d)).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        let msg = e[0].to_string();
+        assert!(msg.contains(why) && msg.contains(&key.to_string()), "{msg}");
+        // The good service applied.
+        let f = tcp4([198, 18, 0, 100], 40000, [198, 18, 0, 59], 80, b"");
+        assert_eq!(x.run(&f).unwrap().0, XDP_TX);
+    }
+}
+
+/// FULLNAT ports: a CPU gives each port of its share once while the connection holding
+/// it lives — with every one held, a new connection is dropped rather than given a live
+/// one's port — and gives ports again once their connections have expired.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn fullnat_never_gives_a_live_connections_port_and_reuses_expired_ones() {
+    // BPF_PROG_RUN runs on the calling CPU: held on one, the test sees one CPU's share.
+    let mut one = rustix::thread::CpuSet::new();
+    one.set(0);
+    rustix::thread::sched_setaffinity(None, &one).unwrap();
+    let mut x = load_with(&rvs_xdp::Options {
+        flows: 1 << 17,
+        own_mac: Some(DIRECTOR_MAC),
+        ..rvs_xdp::Options::default()
+    });
+    let mut s = service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![dest("198.19.1.11", 8080, 1, Fwd::FullNat)],
+    );
+    s.local_addrs = vec!["198.18.0.60".parse().unwrap()];
+    let mut d = desired(vec![s]);
+    let timeout_s = 5;
+    d.timeouts.tcp[1] = timeout_s;
+    apply(&mut x, &d);
+    let cpus = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .unwrap()
+        .trim()
+        .split([',', '-'])
+        .map(|c| c.parse::<u32>().unwrap())
+        .max()
+        .unwrap()
+        + 1;
+    let share = (65536 - 1024) / cpus;
+    let syn = |n: u32| {
+        tcp4(
+            [198, 19, (n >> 8) as u8, n as u8],
+            40000,
+            [198, 18, 0, 50],
+            80,
+            b"",
+        )
+    };
+    let started = std::time::Instant::now();
+    let mut ports = std::collections::HashSet::new();
+    let mut n = 0;
+    let dropped = loop {
+        assert!(n < 65536, "never ran out of ports");
+        let (v, out) = x.run(&syn(n)).unwrap();
+        if v == XDP_DROP {
+            break n;
+        }
+        assert_eq!(v, XDP_TX);
+        let (laddr, lport) = src_of(&out);
+        assert_eq!(laddr, IpAddr::from([198, 18, 0, 60]));
+        assert!(ports.insert(lport), "port {lport} given twice");
+        n += 1;
+    };
+    // (Only meaningful if no connection expired meanwhile: filling takes ~0.1 s.)
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(u64::from(timeout_s) - 1),
+        "filling the ports took {:?}: the result says nothing",
+        started.elapsed()
+    );
+    assert_eq!(dropped, share, "every port of the CPU's share, then none");
+    assert_eq!(x.run(&syn(dropped)).unwrap().0, XDP_DROP, "still none");
+    // Once they expire, their ports are given again.
+    std::thread::sleep(std::time::Duration::from_secs(u64::from(timeout_s) + 1));
+    let (v, out) = x.run(&syn(dropped + 1)).unwrap();
+    assert_eq!(v, XDP_TX, "an expired connection's port is given again");
+    assert!(ports.contains(&src_of(&out).1));
+}

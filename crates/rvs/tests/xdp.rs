@@ -502,16 +502,9 @@ fn dr_over_ipv6_reaches_both_real_servers() {
     assert_eq!(outp, 0, "DR: no reply through the director");
 }
 
-/// TUN to a real server behind a router: the director has no route of its own to
-/// 198.19.1.0/24 but through the gateway 198.18.0.254, so the encapsulated frame goes
-/// to the gateway's MAC, and the gateway forwards it (the outer TTL arrives one below
-/// the program's 64). An LVS-DR real server behind the same router is refused at start
-/// with the reason (DR only rewrites MACs).
-#[test]
-#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
-fn tun_reaches_a_real_server_behind_a_router() {
-    require();
-    let mut l = Lab::new(&[("dir", 1), ("gw", 254), ("far", 11), ("c", 100)]);
+/// Node `gw` as a router between the lab's link and 198.19.1.0/24 (198.19.1.254),
+/// forwarding without ICMP redirects.
+fn router(l: &Lab) {
     l.ip_in("gw", &["addr", "add", "198.19.1.254/24", "dev", "eth0"]);
     for kv in [
         "net.ipv4.ip_forward=1",
@@ -524,6 +517,19 @@ fn tun_reaches_a_real_server_behind_a_router() {
             .unwrap();
         assert!(st.success(), "{kv}");
     }
+}
+
+/// TUN to a real server behind a router: the director has no route of its own to
+/// 198.19.1.0/24 but through the gateway 198.18.0.254, so the encapsulated frame goes
+/// to the gateway's MAC, and the gateway forwards it (the outer TTL arrives one below
+/// the program's 64). An LVS-DR real server behind the same router is refused at start
+/// with the reason (DR only rewrites MACs).
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn tun_reaches_a_real_server_behind_a_router() {
+    require();
+    let mut l = Lab::new(&[("dir", 1), ("gw", 254), ("far", 11), ("c", 100)]);
+    router(&l);
     l.ip_in("far", &["addr", "add", "198.19.1.11/24", "dev", "eth0"]);
     l.ip_in(
         "dir",
@@ -1029,4 +1035,155 @@ fn forwarding_by_table_moves_no_open_connection_when_a_real_server_joins() {
         "where the open connections ended\n{}",
         l.logs()
     );
+}
+
+/// The ESTABLISHED peers (address:port) of TCP port `port` in `ns`, as `ss` lists them.
+fn peers_of(ns: &str, port: u16) -> Vec<String> {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htn", "state", "established"])
+        .arg(format!("( sport = :{port} )"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+/// FULLNAT in the XDP data plane (issue #21): `lb_kind FNAT` with `laddr_group_name`. The
+/// real servers need no VIP, no ARP tuning and no route through the director — one sits
+/// on the director's link with its own default route elsewhere, the other behind a
+/// router — because each connection comes to them from one of the director's local
+/// addresses and their replies go back to it. Twenty connections held open: each real
+/// server's `ss` shows only local addresses as peers, never the client; data goes both
+/// ways; `rvs adm -Lnc` lists them.
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn fullnat_real_servers_see_only_the_directors_local_addresses() {
+    use std::io::{BufRead as _, Write as _};
+    require();
+    let mut l = Lab::new(&[
+        ("dir", 1),
+        ("gw", 254),
+        ("rs1", 11),
+        ("far", 21),
+        ("c", 100),
+    ]);
+    router(&l);
+    // The far real server has only 198.19.1.21, and its routes go through the router.
+    l.ip_in("far", &["addr", "flush", "dev", "eth0"]);
+    l.ip_in("far", &["addr", "add", "198.19.1.21/24", "dev", "eth0"]);
+    l.ip_in("far", &["route", "add", "default", "via", "198.19.1.254"]);
+    // rs1's default route is the router too: replies that went to the client directly
+    // (no FULLNAT) would never reach the director.
+    l.ip_in("rs1", &["route", "add", "default", "via", "198.18.0.254"]);
+    l.spawn_cmd(
+        "rs1",
+        &[
+            env!("CARGO_BIN_EXE_rvs"),
+            "lab",
+            "echo",
+            "rs1",
+            "0.0.0.0:7000",
+        ],
+    );
+    l.spawn_cmd(
+        "far",
+        &[
+            env!("CARGO_BIN_EXE_rvs"),
+            "lab",
+            "echo",
+            "far",
+            "0.0.0.0:7000",
+        ],
+    );
+    l.ip_in("dir", &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+    for a in ["198.18.0.60/32", "198.18.0.61/32"] {
+        l.ip_in("dir", &["addr", "add", a, "dev", "eth0"]);
+    }
+    l.ip_in(
+        "dir",
+        &["route", "add", "198.19.1.0/24", "via", "198.18.0.254"],
+    );
+    let conf = format!(
+        "local_address_group laddr_g1 {{\n    198.18.0.60\n    198.18.0.61\n}}\n\
+         virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind FNAT\n    \
+         laddr_group_name laddr_g1\n    protocol TCP\n    \
+         real_server 198.18.0.11 7000 {{\n        weight 1\n    }}\n    \
+         real_server 198.19.1.21 7000 {{\n        weight 1\n    }}\n}}\n"
+    );
+    l.rvs(
+        "dir",
+        &conf,
+        &["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"],
+    );
+    let client = l.ns("c");
+    let greet = |s: &mut std::io::BufReader<std::net::TcpStream>| {
+        let mut name = String::new();
+        s.read_line(&mut name).map(|_| name.trim().to_owned())
+    };
+    let up = Lab::wait(Duration::from_secs(10), || {
+        lab::in_ns(&client, || {
+            std::net::TcpStream::connect_timeout(&vip80(), Duration::from_millis(500))
+                .and_then(|s| {
+                    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                    greet(&mut std::io::BufReader::new(s))
+                })
+                .is_ok_and(|n| !n.is_empty())
+        })
+    });
+    assert!(
+        up.is_some(),
+        "the FULLNAT service never answered\n{}",
+        l.logs()
+    );
+    let mut conns = Vec::new();
+    let mut names = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        let s = lab::in_ns(&client, || {
+            std::net::TcpStream::connect_timeout(&vip80(), Duration::from_secs(2)).unwrap()
+        });
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let me = s.local_addr().unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let name = greet(&mut r).unwrap();
+        *names.entry(name.clone()).or_insert(0) += 1;
+        conns.push((me, name, r));
+    }
+    assert_eq!(
+        names.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["far", "rs1"],
+        "rr over both real servers: {names:?}"
+    );
+    // What each real server sees: only the director's local addresses.
+    let mut peers = Vec::new();
+    for rs in ["rs1", "far"] {
+        peers.extend(peers_of(&l.ns(rs), 7000));
+    }
+    assert_eq!(peers.len(), 20, "{peers:?}");
+    let laddrs: std::collections::BTreeSet<&str> = peers
+        .iter()
+        .map(|p| p.rsplit_once(':').unwrap().0)
+        .collect();
+    assert_eq!(
+        laddrs.into_iter().collect::<Vec<_>>(),
+        ["198.18.0.60", "198.18.0.61"],
+        "peers: {peers:?}"
+    );
+    // Data both ways on every connection.
+    for (me, name, r) in &mut conns {
+        let line = format!("hello from {me}\n");
+        r.get_mut().write_all(line.as_bytes()).unwrap();
+        let mut back = String::new();
+        r.read_line(&mut back).unwrap();
+        assert_eq!(back, line, "echoed by {name}");
+    }
+    // (-Lnc reads a snapshot of the flow table the daemon refreshes.)
+    let sock = l.control("dir", 2);
+    let listed = Lab::wait(Duration::from_secs(6), || {
+        let lnc = lab::rvs_at(&sock, &["adm", "-Lnc"]);
+        conns.iter().all(|(me, _, _)| lnc.contains(&me.to_string()))
+    });
+    assert!(listed.is_some(), "{}", lab::rvs_at(&sock, &["adm", "-Lnc"]));
 }
