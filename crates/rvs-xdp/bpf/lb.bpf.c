@@ -93,7 +93,8 @@ struct flow {
 	__u32 svc;
 	__u16 laddr; /* FULLNAT: its local address's slot in `laddrs` + 1; 0: none */
 	__u16 lport; /* FULLNAT: its local port (network order) */
-	__u16 pad;
+	__u8 toa;    /* FULLNAT: the client's address was sent to the real server (TOA) */
+	__u8 pad;
 	__u8 fin;
 	__u8 here; /* this director forwarded a packet of it (not only adopted it) */
 };
@@ -716,6 +717,84 @@ static __always_inline int for_us(struct xdp_md *ctx, struct config *c)
 
 /* ---- FULLNAT ---- */
 
+/* TOA ("TCP option address", the option LVS FULLNAT real servers' `toa` module reads,
+ * as DPVS writes it): kind 254, the client's port and address; 8 bytes for IPv4, 20
+ * for IPv6. */
+#define TCPOPT_TOA 254
+#define TOA_LEN4 8
+#define TOA_LEN6 20
+
+/* Inserts TOA (the client's address `caddr` and port `cport`, network order) right
+ * after the fixed TCP header of a FULLNAT packet to the real server (its addresses
+ * already rewritten; `v6`: a constant, so that every size below is one): the headers
+ * move `olen` bytes towards the front, and the IP length (and IPv4 checksum), the TCP
+ * data offset and checksum are updated. 1: inserted; 0: no room (TCP options full, or
+ * the frame would exceed the MTU: the packet goes without). */
+static __always_inline int toa(struct xdp_md *ctx, const int v6, const __u8 *caddr, __u16 cport)
+{
+	const int l4off = v6 ? L4_OFF6 : L4_OFF4;
+	const int olen = v6 ? TOA_LEN6 : TOA_LEN4;
+	const int h = l4off + 20;
+	__u8 hdr[L4_OFF6 + 20];
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + h > end)
+		return 0;
+	struct tcphdr *t = data + l4off;
+	if (t->doff > 15 - olen / 4)
+		return 0;
+	__u32 mtu = 0;
+	if (bpf_check_mtu(ctx, 0, &mtu, olen, 0))
+		return 0;
+	__builtin_memcpy(hdr, data, h);
+	if (bpf_xdp_adjust_head(ctx, -olen))
+		return 0;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + h + olen > end)
+		return 0;
+	__builtin_memcpy(data, hdr, h);
+	__u8 *o = data + h;
+	o[0] = TCPOPT_TOA;
+	o[1] = olen;
+	__builtin_memcpy(o + 2, &cport, 2);
+	__builtin_memcpy(o + 4, caddr, olen - 4);
+	t = data + l4off;
+	/* The TCP length (the pseudo-header's) before and after. */
+	__u16 old_tl, new_tl;
+	if (v6) {
+		struct ipv6hdr *ip6 = data + L3_OFF;
+		old_tl = ip6->payload_len;
+		new_tl = bpf_htons(bpf_ntohs(old_tl) + olen);
+		ip6->payload_len = new_tl;
+	} else {
+		struct iphdr *ip = data + L3_OFF;
+		__u16 old_len = ip->tot_len;
+		__u16 new_len = bpf_htons(bpf_ntohs(old_len) + olen);
+		csum_replace2(&ip->check, old_len, new_len);
+		ip->tot_len = new_len;
+		old_tl = bpf_htons(bpf_ntohs(old_len) - 20);
+		new_tl = bpf_htons(bpf_ntohs(old_len) - 20 + olen);
+	}
+	/* TCP: the pseudo-header's length, the data offset's word, the option's words. */
+	__u16 old_w, new_w;
+	__builtin_memcpy(&old_w, (__u8 *)t + 12, 2);
+	t->doff += olen / 4;
+	__builtin_memcpy(&new_w, (__u8 *)t + 12, 2);
+	__u32 c = (__u16)~t->check;
+	c += (__u16)~old_tl;
+	c += new_tl;
+	c += (__u16)~old_w;
+	c += new_w;
+	__u16 *w = (__u16 *)o;
+#pragma unroll
+	for (int i = 0; i < TOA_LEN6 / 2; i++)
+		if (i < olen / 2)
+			c += w[i];
+	t->check = ~fold(c);
+	return 1;
+}
+
 static __always_inline __u64 idle_timeout(__u8 proto, __u8 fin, struct config *c)
 {
 	if (fin)
@@ -1043,8 +1122,18 @@ static __always_inline int lb(struct xdp_md *ctx)
 		if (!la)
 			return XDP_DROP;
 		__u16 rport = re->port ? re->port : p.k.dport;
-		if (rewrite(ctx, &p, 1, la->addr, lport) || rewrite(ctx, &p, 0, re->addr, rport) ||
-		    set_macs(ctx, re->mac))
+		if (rewrite(ctx, &p, 1, la->addr, lport) || rewrite(ctx, &p, 0, re->addr, rport))
+			return XDP_DROP;
+		/* TOA on the connection's first packet after the SYN (the ACK that completes
+		 * the handshake, which the real server's `toa` module reads), once. */
+		if (hit && p.k.proto == IPPROTO_TCP && !(p.tcp_flags & 2) && !f->toa) {
+			f->toa = 1;
+			if (p.k.family == 4)
+				toa(ctx, 0, p.k.src, p.k.sport);
+			else
+				toa(ctx, 1, p.k.src, p.k.sport);
+		}
+		if (set_macs(ctx, re->mac))
 			return XDP_DROP;
 		return XDP_TX;
 	}

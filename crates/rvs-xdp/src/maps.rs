@@ -151,7 +151,9 @@ pub struct Flow {
     pub laddr: u16,
     /// FULLNAT: the connection's local port (network order).
     pub lport: u16,
-    pub pad: u16,
+    /// FULLNAT: the client's address went to the real server (TOA).
+    pub toa: u8,
+    pub pad: u8,
     /// A FIN or RST was seen (IPVS's `FIN_WAIT` timeout applies).
     pub fin: u8,
     /// This director forwarded a packet of it: 0 while it is only adopted (connection

@@ -855,3 +855,106 @@ fn fullnat_never_gives_a_live_connections_port_and_reuses_expired_ones() {
     assert_eq!(v, XDP_TX, "an expired connection's port is given again");
     assert!(ports.contains(&src_of(&out).1));
 }
+
+/// The TOA option of a frame's TCP header (kind 254: port, then the IPv4 or IPv6
+/// address), read from the raw option bytes.
+fn toa_of(frame: &[u8]) -> Option<SocketAddr> {
+    let l4 = if frame[12..14] == [0x08, 0x00] {
+        14 + 20
+    } else {
+        14 + 40
+    };
+    let doff = usize::from(frame[l4 + 12] >> 4) * 4;
+    let opts = &frame[l4 + 20..l4 + doff];
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(opts[i + 1]);
+                if kind == 254 {
+                    let port = u16::from_be_bytes([opts[i + 2], opts[i + 3]]);
+                    let ip: IpAddr = match len {
+                        8 => <[u8; 4]>::try_from(&opts[i + 4..i + 8]).unwrap().into(),
+                        20 => <[u8; 16]>::try_from(&opts[i + 4..i + 20]).unwrap().into(),
+                        other => panic!("TOA of length {other}"),
+                    };
+                    return Some(SocketAddr::new(ip, port));
+                }
+                i += len.max(2);
+            }
+        }
+    }
+    None
+}
+
+/// FULLNAT and TOA: the real server gets the client's address and port in a TCP option
+/// (kind 254, as DPVS and LVS FULLNAT write it; 8 bytes for IPv4, 20 for IPv6) on the
+/// connection's first packet after the SYN — the ACK that completes the handshake,
+/// where the real server's `toa` module reads it — and on no other; the frame grows by
+/// the option, with every checksum right, and the payload follows unchanged.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn fullnat_sends_the_client_address_in_toa_once() {
+    let mut x = load();
+    let mut services = Vec::new();
+    for (vip, real, laddr) in [
+        ("198.18.0.50", "198.19.1.11", "198.18.0.60"),
+        ("fd00:198:18::50", "fd00:198:19:1::11", "fd00:198:18::60"),
+    ] {
+        let mut s = service(
+            vip,
+            80,
+            Proto::Tcp,
+            Algo::Rr,
+            vec![dest(real, 8080, 1, Fwd::FullNat)],
+        );
+        s.local_addrs = vec![laddr.parse().unwrap()];
+        services.push(s);
+    }
+    let d = desired(services);
+    apply(&mut x, &d);
+    for (client, vip, olen) in [
+        ("198.18.0.100", "198.18.0.50", 8),
+        ("fd00:198:18::100", "fd00:198:18::50", 20),
+    ] {
+        let client: IpAddr = client.parse().unwrap();
+        let vip: IpAddr = vip.parse().unwrap();
+        let syn = segment(client, 40000, vip, 80, true, b"");
+        let (v, out) = x.run(&syn).unwrap();
+        assert_eq!(v, XDP_TX);
+        assert_eq!(toa_of(&out), None, "not on the SYN");
+        let ack = segment(client, 40000, vip, 80, false, b"");
+        let (v, out) = x.run(&ack).unwrap();
+        assert_eq!(v, XDP_TX);
+        assert_eq!(out.len(), ack.len() + olen, "the option's bytes");
+        assert_eq!(
+            toa_of(&out),
+            Some(SocketAddr::new(client, 40000)),
+            "the client's address and port"
+        );
+        assert_checksums(&out);
+        assert_eq!(
+            src_of(&out).0,
+            src_of(&x.run(&syn).unwrap().1).0,
+            "from the local address"
+        );
+        // The next segments go without it, their payload unchanged.
+        let data = segment(client, 40000, vip, 80, false, b"GET / HTTP/1.0\r\n\r\n");
+        let (v, out) = x.run(&data).unwrap();
+        assert_eq!(v, XDP_TX);
+        assert_eq!(toa_of(&out), None, "once");
+        assert_eq!(out.len(), data.len());
+        assert!(out.ends_with(b"GET / HTTP/1.0\r\n\r\n"));
+        assert_checksums(&out);
+        // With data on the first ACK, the payload follows the option unchanged.
+        let first = segment(client, 40001, vip, 80, true, b"");
+        assert_eq!(x.run(&first).unwrap().0, XDP_TX);
+        let with_data = segment(client, 40001, vip, 80, false, b"hello");
+        let (_, out) = x.run(&with_data).unwrap();
+        assert_eq!(toa_of(&out), Some(SocketAddr::new(client, 40001)));
+        assert!(out.ends_with(b"hello"));
+        assert_checksums(&out);
+    }
+}

@@ -1051,13 +1051,63 @@ fn peers_of(ns: &str, port: u16) -> Vec<String> {
         .collect()
 }
 
+/// The first TOA option (TCP option 254: the client's port and IPv4 address) in a TCP
+/// segment to port 7000 that `ns` receives within 8 s, captured with a raw socket.
+fn capture_toa(ns: String) -> std::thread::JoinHandle<Option<SocketAddr>> {
+    std::thread::spawn(move || {
+        lab::in_ns(&ns, || {
+            let sock = socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::TCP),
+            )
+            .unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(8);
+            let mut buf = [0u8; 2048];
+            while std::time::Instant::now() < until {
+                let Ok(n) = std::io::Read::read(&mut &sock, &mut buf) else {
+                    continue;
+                };
+                let pkt = &buf[..n];
+                let th = usize::from(pkt[0] & 0xf) * 4;
+                if n < th + 20 || u16::from_be_bytes([pkt[th + 2], pkt[th + 3]]) != 7000 {
+                    continue;
+                }
+                let opts = &pkt[th + 20..(th + usize::from(pkt[th + 12] >> 4) * 4).min(n)];
+                let mut i = 0;
+                while i + 1 < opts.len() && opts[i] != 0 {
+                    if opts[i] == 1 {
+                        i += 1;
+                        continue;
+                    }
+                    if opts[i] == 254 && opts[i + 1] == 8 && i + 8 <= opts.len() {
+                        let port = u16::from_be_bytes([opts[i + 2], opts[i + 3]]);
+                        let ip = std::net::Ipv4Addr::new(
+                            opts[i + 4],
+                            opts[i + 5],
+                            opts[i + 6],
+                            opts[i + 7],
+                        );
+                        return Some(SocketAddr::new(ip.into(), port));
+                    }
+                    i += usize::from(opts[i + 1]).max(2);
+                }
+            }
+            None
+        })
+    })
+}
+
 /// FULLNAT in the XDP data plane (issue #21): `lb_kind FNAT` with `laddr_group_name`. The
 /// real servers need no VIP, no ARP tuning and no route through the director — one sits
 /// on the director's link with its own default route elsewhere, the other behind a
 /// router — because each connection comes to them from one of the director's local
 /// addresses and their replies go back to it. Twenty connections held open: each real
-/// server's `ss` shows only local addresses as peers, never the client; data goes both
-/// ways; `rvs adm -Lnc` lists them.
+/// server's `ss` shows only local addresses as peers, never the client, while the
+/// client's address and port reach it in the TOA option (captured at rs1); data goes
+/// both ways; `rvs adm -Lnc` lists them.
 #[test]
 #[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn fullnat_real_servers_see_only_the_directors_local_addresses() {
@@ -1138,6 +1188,8 @@ fn fullnat_real_servers_see_only_the_directors_local_addresses() {
         "the FULLNAT service never answered\n{}",
         l.logs()
     );
+    let toa = capture_toa(l.ns("rs1"));
+    std::thread::sleep(Duration::from_millis(200));
     let mut conns = Vec::new();
     let mut names = std::collections::BTreeMap::new();
     for _ in 0..20 {
@@ -1155,6 +1207,13 @@ fn fullnat_real_servers_see_only_the_directors_local_addresses() {
         names.keys().map(String::as_str).collect::<Vec<_>>(),
         ["far", "rs1"],
         "rr over both real servers: {names:?}"
+    );
+    let toa = toa.join().unwrap().expect("a TOA option reached rs1");
+    assert!(
+        conns
+            .iter()
+            .any(|(me, name, _)| *me == toa && name == "rs1"),
+        "TOA {toa}: not a client connection of rs1's"
     );
     // What each real server sees: only the director's local addresses.
     let mut peers = Vec::new();

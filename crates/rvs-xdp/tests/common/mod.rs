@@ -110,6 +110,16 @@ pub fn apply(x: &mut Xdp, d: &Desired) {
     x.apply(d, &macs(d)).unwrap();
 }
 
+/// The Ethernet and IP headers of a frame from the client to the director.
+fn client_ip(src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    let eth = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("mixed families"),
+    }
+}
+
 /// One Ethernet frame from the client to the director: TCP SYN (IPv4) / ACK (IPv6) or UDP.
 pub fn frame(
     tcp: bool,
@@ -119,20 +129,31 @@ pub fn frame(
     dport: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let eth = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC);
-    let ip = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
-        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
-        _ => panic!("mixed families"),
-    };
-    let mut v = Vec::new();
     if tcp {
-        let t = ip.tcp(sport, dport, 1000, 64000);
-        let t = if src.is_ipv4() { t.syn() } else { t.ack(1) };
-        t.write(&mut v, payload).unwrap();
-    } else {
-        ip.udp(sport, dport).write(&mut v, payload).unwrap();
+        return segment(src, sport, dst, dport, src.is_ipv4(), payload);
     }
+    let mut v = Vec::new();
+    client_ip(src, dst)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+/// A TCP segment from the client to the director: a SYN, or an ACK of an established
+/// connection.
+pub fn segment(
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+    syn: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let t = client_ip(src, dst).tcp(sport, dport, 1000, 64000);
+    let t = if syn { t.syn() } else { t.ack(1) };
+    let mut v = Vec::new();
+    t.write(&mut v, payload).unwrap();
     v
 }
 
