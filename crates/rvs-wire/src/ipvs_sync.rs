@@ -29,6 +29,10 @@ const OPT_PE_DATA: u8 = 2;
 const OPT_PE_NAME: u8 = 3;
 /// An option type with this bit may be skipped by a receiver that does not know it.
 const OPT_F_PARAM: u8 = 1 << 6;
+/// rvs's option (sent with `OPT_F_PARAM`, which the kernel skips): a FULLNAT
+/// connection's local port and address (2 + 4 or 16 bytes). The kernel's own types are
+/// 1–3 and 7 (`IPVS_OPT_PARAM`).
+const OPT_RVS_LOCAL: u8 = 16;
 /// `IP_VS_CONN_F_IN_SEQ | IP_VS_CONN_F_OUT_SEQ`: the record carries sequence data.
 pub const F_SEQ_MASK: u32 = 0x0600;
 /// The longest persistence-engine name the kernel sends (`IP_VS_PENAME_MAXLEN`).
@@ -60,6 +64,10 @@ pub struct ConnRepr {
     /// The persistence engine's data and name (`sip`), when one is used.
     pub pe_data: Vec<u8>,
     pub pe_name: Option<String>,
+    /// FULLNAT (rvs to rvs): the connection's local address and port, the source the
+    /// real server sees; of the client's family. Sent as an optional parameter the
+    /// kernel skips.
+    pub local: Option<(IpAddr, u16)>,
 }
 
 /// Which version a datagram was.
@@ -195,6 +203,9 @@ impl ConnRepr {
                 2 + self.pe_data.len()
             }
             + self.pe_name.as_ref().map_or(0, |n| 2 + n.len())
+            + self
+                .local
+                .map_or(0, |(a, _)| if a.is_ipv6() { 20 } else { 8 })
     }
 
     fn emit_v1(&self, out: &mut [u8]) -> Result<usize, Error> {
@@ -205,7 +216,10 @@ impl ConnRepr {
             .ok_or(Error::Malformed)?;
         let out = out.get_mut(..len).ok_or(Error::Truncated)?;
         let six = self.caddr.is_ipv6();
-        if self.vaddr.is_ipv6() != six || self.daddr.is_ipv6() != six {
+        if self.vaddr.is_ipv6() != six
+            || self.daddr.is_ipv6() != six
+            || self.local.is_some_and(|(a, _)| a.is_ipv6() != six)
+        {
             return Err(Error::Malformed);
         }
         out[0] = if six { STYPE_F_INET6 } else { 0 };
@@ -262,6 +276,14 @@ impl ConnRepr {
             }
             opt(OPT_PE_NAME, n.as_bytes(), &mut at)?;
         }
+        if let Some((a, port)) = self.local {
+            let mut data = port.to_be_bytes().to_vec();
+            match a {
+                IpAddr::V4(x) => data.extend_from_slice(&x.octets()),
+                IpAddr::V6(x) => data.extend_from_slice(&x.octets()),
+            }
+            opt(OPT_F_PARAM | OPT_RVS_LOCAL, &data, &mut at)?;
+        }
         Ok(len)
     }
 }
@@ -300,6 +322,7 @@ fn parse_v1(b: &[u8]) -> Result<(ConnRepr, usize), Error> {
         seq: None,
         pe_data: Vec::new(),
         pe_name: None,
+        local: None,
     };
     let mut at = fixed;
     let mut seen = 0u8;
@@ -335,6 +358,14 @@ fn parse_v1(b: &[u8]) -> Result<(ConnRepr, usize), Error> {
                 }
                 c.pe_name = Some(String::from_utf8(data.to_vec()).map_err(|_| Error::Malformed)?);
             }
+            OPT_RVS_LOCAL if ty & OPT_F_PARAM != 0 => {
+                let a = match (len, six) {
+                    (6, false) => v4(data, 2)?,
+                    (18, true) => v6(data, 2)?,
+                    _ => return Err(Error::Malformed),
+                };
+                c.local = Some((a, be16(data, 0)?));
+            }
             // An unknown option the sender marked optional is skipped.
             _ if ty & OPT_F_PARAM != 0 => {}
             _ => return Err(Error::Malformed),
@@ -364,6 +395,7 @@ fn parse_v0(b: &[u8]) -> Result<(ConnRepr, usize), Error> {
         seq: None,
         pe_data: Vec::new(),
         pe_name: None,
+        local: None,
     };
     if flags & F_SEQ_MASK == 0 {
         return Ok((c, CONN_V0_LEN));
@@ -413,6 +445,7 @@ mod tests {
             seq: None,
             pe_data: Vec::new(),
             pe_name: None,
+            local: None,
         }
     }
 
@@ -436,6 +469,40 @@ mod tests {
         let mut out = vec![0u8; m.buffer_len()];
         assert_eq!(m.emit(&mut out), Ok(44));
         assert_eq!(out, d);
+    }
+
+    /// A FULLNAT connection's local end (rvs to rvs) follows the fixed record as an
+    /// option whose type has the kernel's "optional" bit (`IPVS_OPT_F_PARAM`): a kernel
+    /// backup skips it (`ip_vs_proc_sync_conn`), an rvs one reads it back.
+    #[test]
+    fn the_fullnat_local_end_is_an_option_the_kernel_skips() {
+        for six in [false, true] {
+            let mut c = conn(six);
+            c.local = Some(if six {
+                (
+                    "fd00:198:18::60".parse().unwrap_or(IpAddr::from([0u8; 4])),
+                    30000,
+                )
+            } else {
+                (IpAddr::from([198, 18, 0, 60]), 30000)
+            });
+            let m = MessageRepr {
+                syncid: 1,
+                conns: vec![c.clone()],
+            };
+            let mut out = vec![0u8; m.buffer_len()];
+            assert_eq!(m.emit(&mut out).map(|n| n == out.len()), Ok(true));
+            let fixed = HEADER_LEN + if six { CONN_V6_LEN } else { CONN_V4_LEN };
+            assert_eq!(out[fixed], OPT_F_PARAM | OPT_RVS_LOCAL);
+            assert_eq!(usize::from(out[fixed + 1]), if six { 18 } else { 6 });
+            assert_eq!(out[fixed + 2..fixed + 4], 30000u16.to_be_bytes());
+            assert_eq!(MessageRepr::parse(&out).map(|(m, _)| m.conns), Ok(vec![c]));
+            // The same bytes without the optional bit: a mandatory unknown option,
+            // which the kernel refuses (and so does rvs).
+            let mut mandatory = out.clone();
+            mandatory[fixed] = OPT_RVS_LOCAL;
+            assert_eq!(MessageRepr::parse(&mandatory), Err(Error::Malformed));
+        }
     }
 
     /// A version 0 datagram (`sync_version=0`): 4-byte header, 24-byte records.
@@ -508,33 +575,37 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..40),
             proptest::option::of("[a-z]{1,16}"),
             any::<([u8; 16], [u8; 16], [u8; 16])>(),
+            proptest::option::of(any::<([u8; 16], u16)>()),
         )
-            .prop_map(|(six, (p, f, st, cp, vp, dp, fw, t), seq, pe, name, a)| {
-                let ip = |b: [u8; 16]| {
-                    if six {
-                        IpAddr::from(b)
-                    } else {
-                        IpAddr::from([b[0], b[1], b[2], b[3]])
+            .prop_map(
+                |(six, (p, f, st, cp, vp, dp, fw, t), seq, pe, name, a, local)| {
+                    let ip = |b: [u8; 16]| {
+                        if six {
+                            IpAddr::from(b)
+                        } else {
+                            IpAddr::from([b[0], b[1], b[2], b[3]])
+                        }
+                    };
+                    ConnRepr {
+                        protocol: p,
+                        // What a record carries back: HASHED cleared, SEQ set with seq.
+                        flags: (f & !0x40 & !F_SEQ_MASK) | seq.map_or(0, |_| F_SEQ_MASK),
+                        state: st,
+                        caddr: ip(a.0),
+                        cport: cp,
+                        vaddr: ip(a.1),
+                        vport: vp,
+                        daddr: ip(a.2),
+                        dport: dp,
+                        fwmark: fw,
+                        timeout_s: Some(t),
+                        seq,
+                        pe_data: pe,
+                        pe_name: name,
+                        local: local.map(|(l, port)| (ip(l), port)),
                     }
-                };
-                ConnRepr {
-                    protocol: p,
-                    // What a record carries back: HASHED cleared, SEQ set with seq.
-                    flags: (f & !0x40 & !F_SEQ_MASK) | seq.map_or(0, |_| F_SEQ_MASK),
-                    state: st,
-                    caddr: ip(a.0),
-                    cport: cp,
-                    vaddr: ip(a.1),
-                    vport: vp,
-                    daddr: ip(a.2),
-                    dport: dp,
-                    fwmark: fw,
-                    timeout_s: Some(t),
-                    seq,
-                    pe_data: pe,
-                    pe_name: name,
-                }
-            })
+                },
+            )
     }
 
     proptest! {

@@ -94,7 +94,7 @@ struct flow {
 	__u16 laddr; /* FULLNAT: its local address's slot in `laddrs` + 1; 0: none */
 	__u16 lport; /* FULLNAT: its local port (network order) */
 	__u8 toa;    /* FULLNAT: the client's address was sent to the real server (TOA) */
-	__u8 pad;
+	__u8 mac_wait; /* FULLNAT, adopted (sync): its reply entry waits for the client's MAC */
 	__u8 fin;
 	__u8 here; /* this director forwarded a packet of it (not only adopted it) */
 };
@@ -911,6 +911,14 @@ static __always_inline int lb(struct xdp_md *ctx)
 		nk.family = p.k.family;
 		struct nat_val *nv = bpf_map_lookup_elem(&nat_rev, &nk);
 		if (nv) {
+			/* An adopted connection's reply before the client's first packet here
+			 * (which gives its MAC): dropped, the real server sends it again. */
+			__u8 mac = 0;
+#pragma unroll
+			for (int i = 0; i < ETH_ALEN; i++)
+				mac |= nv->client_mac[i];
+			if (!mac)
+				return XDP_DROP;
 			if (nv->fnat && rewrite(ctx, &p, 0, nv->client, nv->cport))
 				return XDP_DROP;
 			if (rewrite(ctx, &p, 1, nv->vip, nv->vport) || set_macs(ctx, nv->client_mac))
@@ -1122,6 +1130,24 @@ static __always_inline int lb(struct xdp_md *ctx)
 		if (!la)
 			return XDP_DROP;
 		__u16 rport = re->port ? re->port : p.k.dport;
+		if (hit && f->mac_wait) {
+			/* Adopted from another director: its reply entry learns where the
+			 * client's packets come from. */
+			struct nat_key rk = {};
+			__builtin_memcpy(rk.real, re->addr, 16);
+			__builtin_memcpy(rk.client, la->addr, 16);
+			rk.rport = rport;
+			rk.cport = lport;
+			rk.proto = p.k.proto;
+			rk.family = p.k.family;
+			struct nat_val *rv = bpf_map_lookup_elem(&nat_rev, &rk);
+			void *data = (void *)(long)ctx->data;
+			void *end = (void *)(long)ctx->data_end;
+			struct ethhdr *eth = data;
+			if (rv && (void *)(eth + 1) <= end)
+				__builtin_memcpy(rv->client_mac, eth->h_source, ETH_ALEN);
+			f->mac_wait = 0;
+		}
 		if (rewrite(ctx, &p, 1, la->addr, lport) || rewrite(ctx, &p, 0, re->addr, rport))
 			return XDP_DROP;
 		/* TOA on the connection's first packet after the SYN (the ACK that completes

@@ -144,6 +144,9 @@ pub struct FlowEntry {
     /// another director's connection sync. A sync master sends only these (active-active:
     /// a director does not send back, and so keep alive, what it was sent).
     pub here: bool,
+    /// FULLNAT: the connection's local address and port (the source the real server
+    /// sees).
+    pub local: Option<std::net::SocketAddr>,
 }
 
 /// What [`Xdp::adopt`] did with the entries it was given.
@@ -774,19 +777,7 @@ impl Xdp {
     fn write_laddrs(&mut self, id: u32, addrs: &[IpAddr]) -> Result<(), XdpError> {
         let mut slots = Vec::with_capacity(addrs.len());
         for a in addrs {
-            let slot = if let Some(sl) = self.laddr_ids.get(a) {
-                *sl
-            } else {
-                let sl = u32::try_from(self.laddr_ids.len()).unwrap_or(u32::MAX);
-                if sl >= maps::MAX_LADDRS {
-                    return Err(XdpError::Full("FULLNAT local addresses"));
-                }
-                let mut m: Array<_, maps::Laddr> = Array::try_from(self.map_mut("laddrs")?)?;
-                m.set(sl, maps::Laddr { addr: addr16(*a).0 }, 0)?;
-                self.laddr_ids.insert(*a, sl);
-                sl
-            };
-            slots.push(slot);
+            slots.push(self.laddr_slot(*a)?);
         }
         if self
             .svc_laddrs
@@ -805,6 +796,23 @@ impl Xdp {
         }
         self.svc_laddrs.insert(id, slots);
         Ok(())
+    }
+
+    /// The slot of FULLNAT local address `a` in `laddrs`, written there the first time
+    /// (an address of this director's groups, or of another director's connections
+    /// adopted by sync).
+    fn laddr_slot(&mut self, a: IpAddr) -> Result<u32, XdpError> {
+        if let Some(sl) = self.laddr_ids.get(&a) {
+            return Ok(*sl);
+        }
+        let sl = u32::try_from(self.laddr_ids.len()).unwrap_or(u32::MAX);
+        if sl >= maps::MAX_LADDRS {
+            return Err(XdpError::Full("FULLNAT local addresses"));
+        }
+        let mut m: Array<_, maps::Laddr> = Array::try_from(self.map_mut("laddrs")?)?;
+        m.set(sl, maps::Laddr { addr: addr16(a).0 }, 0)?;
+        self.laddr_ids.insert(a, sl);
+        Ok(sl)
     }
 
     /// Per-service and per-real-server counters, summed over CPUs.
@@ -827,6 +835,8 @@ impl Xdp {
         let hz = self.cfg.hz.max(1);
         let svc_of: HashMap<u32, SvcKey> = self.svc_ids.iter().map(|(k, v)| (*v, *k)).collect();
         let real_of = self.real_addrs();
+        let laddr_of: HashMap<u32, IpAddr> =
+            self.laddr_ids.iter().map(|(a, s)| (*s + 1, *a)).collect();
         let mut out = Vec::new();
         for item in &map {
             // An entry evicted between the key walk and the lookup is simply skipped.
@@ -848,6 +858,9 @@ impl Xdp {
                 fin: f.fin != 0,
                 expires_s: u32::try_from((timeout - idle) / hz).unwrap_or(u32::MAX),
                 here: f.here != 0,
+                local: laddr_of
+                    .get(&u32::from(f.laddr))
+                    .map(|a| std::net::SocketAddr::new(*a, u16::from_be(f.lport))),
             });
             if out.len() >= limit {
                 break;
@@ -873,7 +886,12 @@ impl Xdp {
             let left = u64::from(left_s) * hz;
             now.saturating_sub(timeout.saturating_sub(left))
         };
+        // FULLNAT local addresses of other directors' connections get slots first.
+        for l in flows.iter().filter_map(|f| f.local) {
+            self.laddr_slot(l.ip())?;
+        }
         let mut flow_writes = Vec::new();
+        let mut nat_writes = Vec::new();
         let mut marks = Vec::new();
         let mut tmpl_writes = Vec::new();
         let mut skipped = 0;
@@ -909,13 +927,47 @@ impl Xdp {
                 here += 1;
                 continue;
             }
-            let v = maps::Flow {
+            let mut v = maps::Flow {
                 last: since(timeout, f.expires_s),
                 real,
                 svc,
                 fin: u8::from(f.fin),
                 ..maps::Flow::default()
             };
+            // FULLNAT: the same local end, so the real server sees the same connection,
+            // and its reply entry (the client's MAC comes with its next packet).
+            if let Some(local) = f.local.filter(|l| l.is_ipv4() == f.client.is_ipv4()) {
+                let slot = self.laddr_ids.get(&local.ip()).copied().unwrap_or(u32::MAX);
+                v.laddr = u16::try_from(slot.saturating_add(1)).unwrap_or(0);
+                v.lport = local.port().to_be();
+                v.toa = 1;
+                v.mac_wait = 1;
+                let rport = if f.real.1 == 0 {
+                    f.vip.port()
+                } else {
+                    f.real.1
+                };
+                let nk = maps::NatKey {
+                    real: addr16(f.real.0).0,
+                    client: addr16(local.ip()).0,
+                    rport: rport.to_be(),
+                    cport: local.port().to_be(),
+                    proto: f.proto,
+                    family,
+                    pad: 0,
+                };
+                let nv = maps::NatVal {
+                    vip: dst,
+                    client: src,
+                    vport: f.vip.port().to_be(),
+                    cport: f.client.port().to_be(),
+                    fnat: 1,
+                    svc,
+                    real,
+                    ..maps::NatVal::default()
+                };
+                nat_writes.push((nk, nv));
+            }
             flow_writes.push((k, v));
             marks.push((svc, (f.client, f.vip.ip()), real, v.last + timeout));
         }
@@ -947,6 +999,13 @@ impl Xdp {
             let mut m: BpfHashMap<_, maps::FlowKey, maps::Flow> =
                 BpfHashMap::try_from(self.map_mut("flows")?)?;
             for (k, v) in &flow_writes {
+                m.insert(*k, *v, 0)?;
+            }
+        }
+        {
+            let mut m: BpfHashMap<_, maps::NatKey, maps::NatVal> =
+                BpfHashMap::try_from(self.map_mut("nat_rev")?)?;
+            for (k, v) in &nat_writes {
                 m.insert(*k, *v, 0)?;
             }
         }

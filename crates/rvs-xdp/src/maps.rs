@@ -153,7 +153,9 @@ pub struct Flow {
     pub lport: u16,
     /// FULLNAT: the client's address went to the real server (TOA).
     pub toa: u8,
-    pub pad: u8,
+    /// FULLNAT, adopted (connection sync): the reply entry waits for the client's MAC,
+    /// which the client's next packet gives.
+    pub mac_wait: u8,
     /// A FIN or RST was seen (IPVS's `FIN_WAIT` timeout applies).
     pub fin: u8,
     /// This director forwarded a packet of it: 0 while it is only adopted (connection
@@ -178,6 +180,39 @@ pub struct Tmpl {
     pub last: u64,
     pub real: u32,
     pub pad: u32,
+}
+
+/// `struct nat_key`: a reply's ends as the real server sends it (NAT: to the client;
+/// FULLNAT: to the local address and port). Ports in network order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatKey {
+    pub real: [u8; 16],
+    pub client: [u8; 16],
+    pub rport: u16,
+    pub cport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub pad: u16,
+}
+
+/// `struct nat_val`: what a reply is rewritten to. Ports in network order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatVal {
+    pub vip: [u8; 16],
+    /// FULLNAT: the client the reply goes back to.
+    pub client: [u8; 16],
+    pub vport: u16,
+    /// FULLNAT: the client's port.
+    pub cport: u16,
+    /// All zero: not known yet (an adopted connection); replies are dropped until then.
+    pub client_mac: [u8; 6],
+    /// 1: FULLNAT (the destination is rewritten too).
+    pub fnat: u8,
+    pub pad: u8,
+    pub svc: u32,
+    pub real: u32,
 }
 
 /// `struct laddr`: a FULLNAT local address (IPv4 in the first 4 bytes).
@@ -216,6 +251,8 @@ pub struct Change {
 }
 
 const _: () = assert!(size_of::<Laddr>() == 16);
+const _: () = assert!(size_of::<NatKey>() == 40);
+const _: () = assert!(size_of::<NatVal>() == 52);
 const _: () = assert!(size_of::<ChangeKey>() == 8);
 const _: () = assert!(size_of::<Change>() == 24);
 const _: () = assert!(size_of::<Clock>() == 16);
@@ -256,5 +293,9 @@ unsafe impl aya::Pod for Clock {}
 unsafe impl aya::Pod for ChangeKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Laddr {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NatKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NatVal {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Change {}

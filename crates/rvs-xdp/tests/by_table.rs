@@ -213,6 +213,7 @@ fn flows_recorded_before_a_service_goes_by_table_keep_their_real_server() {
             fin: false,
             expires_s: 800,
             here: false,
+            local: None,
         })
         .collect();
     assert_eq!(x.adopt(&flows, &[]).unwrap().taken, 100);

@@ -548,6 +548,7 @@ fn adopted_flows_keep_their_real_server() {
             fin: false,
             expires_s: 800,
             here: true,
+            local: None,
         })
         .collect();
     let tmpl = rvs_xdp::TemplateEntry {
@@ -956,5 +957,77 @@ fn fullnat_sends_the_client_address_in_toa_once() {
         assert_eq!(toa_of(&out), Some(SocketAddr::new(client, 40001)));
         assert!(out.ends_with(b"hello"));
         assert_checksums(&out);
+    }
+}
+
+/// FULLNAT across a failover (connection sync): a director that adopts another's
+/// FULLNAT connection gives it the same local address and port — the real server sees
+/// the same connection — with no second TOA; the real server's replies wait (dropped)
+/// until the client's next packet gives the client's MAC, then go back from the VIP.
+#[test]
+#[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
+fn an_adopted_fullnat_connection_keeps_its_local_end() {
+    let mut s = service(
+        "198.18.0.50",
+        80,
+        Proto::Tcp,
+        Algo::Rr,
+        vec![
+            dest("198.19.1.11", 8080, 1, Fwd::FullNat),
+            dest("198.19.1.12", 8080, 1, Fwd::FullNat),
+        ],
+    );
+    s.local_addrs = vec!["198.18.0.60".parse().unwrap()];
+    let d = desired(vec![s]);
+    let (mut a, mut b) = (load(), load());
+    apply(&mut a, &d);
+    apply(&mut b, &d);
+    let client: IpAddr = "198.18.0.100".parse().unwrap();
+    let vip: IpAddr = "198.18.0.50".parse().unwrap();
+    // Three connections through a (rr: .11, .12, .11), their handshakes completed.
+    let mut ends = Vec::new();
+    for cport in [40000, 40001, 40002] {
+        let (_, out) = a.run(&segment(client, cport, vip, 80, true, b"")).unwrap();
+        let (v, out2) = a.run(&segment(client, cport, vip, 80, false, b"")).unwrap();
+        assert_eq!(v, XDP_TX);
+        assert!(toa_of(&out2).is_some());
+        ends.push((cport, src_of(&out), dst_of(&out)));
+    }
+    let listed = a.flows(100).unwrap();
+    for (cport, local, _) in &ends {
+        let f = listed
+            .iter()
+            .find(|f| f.client.port() == *cport)
+            .expect("listed");
+        assert_eq!(
+            f.local,
+            Some(SocketAddr::new(local.0, local.1)),
+            "the local end listed"
+        );
+    }
+    // b takes them over; b's own rr would start at .11 again.
+    let adopted = b.adopt(&listed, &[]).unwrap();
+    assert_eq!(adopted.taken, 3);
+    for (cport, local, real) in &ends {
+        let reply = segment(real.0, real.1, local.0, local.1, false, b"data");
+        assert_eq!(
+            b.run(&reply).unwrap().0,
+            XDP_DROP,
+            "no client MAC yet: the reply waits"
+        );
+        let (v, out) = b
+            .run(&segment(client, *cport, vip, 80, false, b"more"))
+            .unwrap();
+        assert_eq!(v, XDP_TX);
+        assert_eq!(src_of(&out), *local, "the same local end");
+        assert_eq!(dst_of(&out), *real, "the same real server");
+        assert_eq!(toa_of(&out), None, "TOA went with the handshake, at a");
+        assert_checksums(&out);
+        let (v, back) = b.run(&reply).unwrap();
+        assert_eq!(v, XDP_TX, "now the reply goes back");
+        assert_eq!(src_of(&back), (vip, 80));
+        assert_eq!(dst_of(&back), (client, *cport));
+        assert_eq!(&back[..6], &CLIENT_MAC);
+        assert_checksums(&back);
     }
 }

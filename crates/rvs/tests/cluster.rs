@@ -23,6 +23,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const VIP: &str = "198.19.1.10";
+/// The FULLNAT local address of [`SyncLab::fullnat`].
+const LADDR: &str = "198.18.0.60";
 
 fn require_bird() {
     let ok = Command::new("sh")
@@ -565,15 +567,38 @@ impl SyncLab {
 
     /// The same with these `global_defs` lines in both directors' configuration.
     fn with_globals(globals: &str) -> SyncLab {
+        SyncLab::build(globals, false)
+    }
+
+    /// FULLNAT (`lb_kind FNAT`) from the local address [`LADDR`] instead of DR: the real
+    /// servers hold no VIP, and reach the local address at d1's MAC (as if VRRP held it
+    /// there) until [`SyncLab::laddr_via`] moves it.
+    fn fullnat() -> SyncLab {
+        let t = SyncLab::build("", true);
+        t.laddr_via("d1");
+        t
+    }
+
+    fn build(globals: &str, fullnat: bool) -> SyncLab {
         lab::require(false);
         let mut l = Lab::new(&[("c", 100), ("d1", 1), ("d2", 2), ("rs1", 11), ("rs2", 12)]);
         for (rs, name) in [("rs1", "rs1"), ("rs2", "rs2")] {
-            l.vip_on_lo(rs, VIP);
+            if !fullnat {
+                l.vip_on_lo(rs, VIP);
+            }
             real_server(&l, rs, "0.0.0.0:80", name);
         }
+        let (kind, group) = if fullnat {
+            (
+                "FNAT\n    laddr_group_name lg",
+                format!("local_address_group lg {{\n    {LADDR}\n}}\n"),
+            )
+        } else {
+            ("DR", String::new())
+        };
         let conf = format!(
-            "global_defs {{\n{globals}}}\n\
-             virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+            "global_defs {{\n{globals}}}\n{group}\
+             virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n    \
              real_server 198.18.0.11 80 {{\n    }}\n    real_server 198.18.0.12 80 {{\n    }}\n}}\n"
         );
         let xdp = ["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"];
@@ -614,20 +639,71 @@ impl SyncLab {
 
     /// The client's packets to the VIP go to director `n` (its MAC for the VIP).
     fn via(&self, n: &str) {
-        self.l.ip_in(
-            "c",
-            &[
-                "neigh",
-                "replace",
-                VIP,
-                "lladdr",
-                &self.l.mac(n),
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ],
+        self.pin(&["c"], VIP, n);
+    }
+
+    /// Nodes `on` reach `addr` at director `n`'s MAC (a permanent neighbour entry).
+    fn pin(&self, on: &[&str], addr: &str, n: &str) {
+        for node in on {
+            self.l.ip_in(
+                node,
+                &[
+                    "neigh",
+                    "replace",
+                    addr,
+                    "lladdr",
+                    &self.l.mac(n),
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ],
+            );
+        }
+    }
+
+    /// d1 the sync master (its daemon listed as such), d2 the backup, the client's
+    /// packets to d1: 20 connections held over both real servers, once d2 has learnt
+    /// each with the real server d1 chose.
+    fn held_and_learnt(&self) -> Vec<(TcpStream, String)> {
+        SyncLab::start(&self.c1, "master");
+        SyncLab::start(&self.c2, "backup");
+        let daemons = lab::rvs_at(&self.c1, &["adm", "-L", "--daemon"]);
+        assert!(
+            daemons.contains("master sync daemon (mcast=eth0, syncid=5"),
+            "{daemons}"
         );
+        self.via("d1");
+        let held = self.hold(20);
+        let names: std::collections::BTreeSet<&str> =
+            held.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names.len(), 2, "rr used both real servers");
+        let want = SyncLab::expected(&held);
+        let got = Lab::wait(Duration::from_secs(15), || {
+            SyncLab::learnt(&self.c2) == want
+        });
+        assert!(
+            got.is_some(),
+            "the backup's flows:\n{:?}\nwanted:\n{want:?}\n{}",
+            SyncLab::learnt(&self.c2),
+            self.l.logs()
+        );
+        held
+    }
+
+    /// Every held connection still echoes.
+    fn none_broken(&self, held: &mut [(TcpStream, String)]) {
+        assert_eq!(
+            SyncLab::broken(held),
+            0,
+            "connections broken by the failover\n{}",
+            self.l.logs()
+        );
+    }
+
+    /// The real servers reach the FULLNAT local address at director `n`'s MAC.
+    fn laddr_via(&self, n: &str) {
+        self.pin(&["rs1", "rs2"], LADDR, n);
     }
 
     /// `n` connections from the client, each with the name of its real server.
@@ -725,38 +801,29 @@ impl SyncLab {
 #[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
 fn synced_flows_survive_a_failover_with_rr() {
     let t = SyncLab::new();
-    SyncLab::start(&t.c1, "master");
-    SyncLab::start(&t.c2, "backup");
-    let daemons = lab::rvs_at(&t.c1, &["adm", "-L", "--daemon"]);
-    assert!(
-        daemons.contains("master sync daemon (mcast=eth0, syncid=5"),
-        "{daemons}"
-    );
-    t.via("d1");
-    let mut held = t.hold(20);
-    let names: std::collections::BTreeSet<&str> = held.iter().map(|(_, n)| n.as_str()).collect();
-    assert_eq!(names.len(), 2, "rr used both real servers");
-    // The backup learns all 20, each with the real server the master chose.
-    let want = SyncLab::expected(&held);
-    let got = Lab::wait(Duration::from_secs(15), || SyncLab::learnt(&t.c2) == want);
-    assert!(
-        got.is_some(),
-        "the backup's flows:\n{:?}\nwanted:\n{want:?}\n{}",
-        SyncLab::learnt(&t.c2),
-        t.l.logs()
-    );
+    let mut held = t.held_and_learnt();
     // What each daemon did, in `rvs status` (and the rvs_sync_* metrics).
     assert!(SyncLab::counted(&t.c1, "sent ") >= 20);
     assert!(SyncLab::counted(&t.c2, "adopted ") >= 20);
     assert!(SyncLab::counted(&t.c2, "received ") >= 1);
     // The VIP moves to d2: every connection goes on, to the same real server.
     t.via("d2");
-    assert_eq!(
-        SyncLab::broken(&mut held),
-        0,
-        "connections broken by the failover\n{}",
-        t.l.logs()
-    );
+    t.none_broken(&mut held);
+}
+
+/// FULLNAT with connection sync (issue #21): the master's FULLNAT flows reach the
+/// backup with their local address and port (an option of the sync record the kernel
+/// would skip), so when the client's packets and the real servers' replies to the local
+/// address move to the backup, each connection goes on from the same local end to the
+/// same real server: 20 held connections, none broken.
+#[test]
+#[ignore = "needs root, network namespaces and clang (the XDP program): ./test.sh runs it as root"]
+fn fullnat_connections_survive_a_failover_with_sync() {
+    let t = SyncLab::fullnat();
+    let mut held = t.held_and_learnt();
+    t.via("d2");
+    t.laddr_via("d2");
+    t.none_broken(&mut held);
 }
 
 /// Active-active connection sync (beyond the kernel, which runs one director's master
@@ -832,6 +899,7 @@ fn forged_datagram(key: Option<&str>) -> Vec<u8> {
             seq: None,
             pe_data: Vec::new(),
             pe_name: None,
+            local: None,
         }],
     };
     let mut buf = vec![0u8; m.buffer_len()];

@@ -462,6 +462,7 @@ fn flow_repr(f: &FlowEntry, fwd: u32) -> ConnRepr {
         seq: None,
         pe_data: Vec::new(),
         pe_name: None,
+        local: f.local.map(|l| (l.ip(), l.port())),
     }
 }
 
@@ -484,6 +485,7 @@ fn template_repr(t: &TemplateEntry, fwd: u32) -> Option<ConnRepr> {
         seq: None,
         pe_data: Vec::new(),
         pe_name: None,
+        local: None,
     })
 }
 
@@ -530,6 +532,7 @@ fn adopt_of(c: &ConnRepr) -> Option<Adopt> {
         fin: c.protocol == 6 && c.state != TCP_ESTABLISHED,
         expires_s,
         here: false,
+        local: c.local.map(|(a, p)| SocketAddr::new(a, p)),
     }))
 }
 
