@@ -875,10 +875,15 @@ impl Xdp {
     /// to the same real server. Entries of a service or real server this director does
     /// not have are skipped, and so are flows this director forwards itself (two
     /// directors syncing each other: its own entry is the fresher).
+    ///
+    /// `client_macs`: the next hop's MAC towards each FULLNAT client, where known (the
+    /// sync record has none); a FULLNAT connection without one learns it from the
+    /// client's next packet, its replies dropped until then.
     pub fn adopt(
         &mut self,
         flows: &[FlowEntry],
         templates: &[TemplateEntry],
+        client_macs: &HashMap<IpAddr, [u8; 6]>,
     ) -> Result<Adopted, XdpError> {
         let now = self.jiffies()?;
         let hz = self.cfg.hz;
@@ -941,7 +946,8 @@ impl Xdp {
                 v.laddr = u16::try_from(slot.saturating_add(1)).unwrap_or(0);
                 v.lport = local.port().to_be();
                 v.toa = 1;
-                v.mac_wait = 1;
+                let client_mac = client_macs.get(&f.client.ip()).copied();
+                v.mac_wait = u8::from(client_mac.is_none());
                 let rport = if f.real.1 == 0 {
                     f.vip.port()
                 } else {
@@ -961,6 +967,7 @@ impl Xdp {
                     client: src,
                     vport: f.vip.port().to_be(),
                     cport: f.client.port().to_be(),
+                    client_mac: client_mac.unwrap_or_default(),
                     fnat: 1,
                     svc,
                     real,

@@ -216,7 +216,7 @@ fn flows_recorded_before_a_service_goes_by_table_keep_their_real_server() {
             local: None,
         })
         .collect();
-    assert_eq!(x.adopt(&flows, &[]).unwrap().taken, 100);
+    assert_eq!(x.adopt(&flows, &[], &HashMap::new()).unwrap().taken, 100);
     assert_eq!(x.changed_slots().unwrap(), 0, "not forwarded by table yet");
     x.apply(&plain_three, &macs(&plain_three)).unwrap();
     assert!(x.changed_slots().unwrap() > 0);

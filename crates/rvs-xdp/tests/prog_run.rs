@@ -563,7 +563,7 @@ fn adopted_flows_keep_their_real_server() {
     };
     let mut all = flows.clone();
     all.push(unknown);
-    let adopted = x.adopt(&all, &[tmpl]).unwrap();
+    let adopted = x.adopt(&all, &[tmpl], &HashMap::new()).unwrap();
     assert_eq!((adopted.taken, adopted.not_ours), (11, 1), "{adopted:?}");
     // Listed with the time they had left there (until a packet refreshes them), as
     // adopted only: a sync master here would not send them back.
@@ -591,7 +591,7 @@ fn adopted_flows_keep_their_real_server() {
             ..f.clone()
         })
         .collect();
-    let again = x.adopt(&stale, &[]).unwrap();
+    let again = x.adopt(&stale, &[], &HashMap::new()).unwrap();
     assert_eq!((again.taken, again.forwarded_here), (0, 10), "{again:?}");
     for c in 0..10u8 {
         let f = tcp4([198, 18, 2, c], 40000, [198, 18, 0, 50], 80, b"x");
@@ -963,7 +963,8 @@ fn fullnat_sends_the_client_address_in_toa_once() {
 /// FULLNAT across a failover (connection sync): a director that adopts another's
 /// FULLNAT connection gives it the same local address and port — the real server sees
 /// the same connection — with no second TOA; the real server's replies wait (dropped)
-/// until the client's next packet gives the client's MAC, then go back from the VIP.
+/// until the client's next packet gives the client's MAC, then go back from the VIP —
+/// or go at once when the client's next-hop MAC came with the adoption.
 #[test]
 #[ignore = "needs root (loads BPF) and clang: ./test.sh runs it as root"]
 fn an_adopted_fullnat_connection_keeps_its_local_end() {
@@ -1006,7 +1007,7 @@ fn an_adopted_fullnat_connection_keeps_its_local_end() {
         );
     }
     // b takes them over; b's own rr would start at .11 again.
-    let adopted = b.adopt(&listed, &[]).unwrap();
+    let adopted = b.adopt(&listed, &[], &HashMap::new()).unwrap();
     assert_eq!(adopted.taken, 3);
     for (cport, local, real) in &ends {
         let reply = segment(real.0, real.1, local.0, local.1, false, b"data");
@@ -1029,5 +1030,18 @@ fn an_adopted_fullnat_connection_keeps_its_local_end() {
         assert_eq!(dst_of(&back), (client, *cport));
         assert_eq!(&back[..6], &CLIENT_MAC);
         assert_checksums(&back);
+    }
+    // Told the client's next-hop MAC (the daemon looks it up), a director sends the
+    // replies back at once.
+    let mut c = load();
+    apply(&mut c, &d);
+    c.adopt(&listed, &[], &HashMap::from([(client, CLIENT_MAC)]))
+        .unwrap();
+    for (cport, local, real) in &ends {
+        let reply = segment(real.0, real.1, local.0, local.1, false, b"data");
+        let (v, back) = c.run(&reply).unwrap();
+        assert_eq!(v, XDP_TX, "the reply goes back before any client packet");
+        assert_eq!(dst_of(&back), (client, *cport));
+        assert_eq!(&back[..6], &CLIENT_MAC);
     }
 }

@@ -747,7 +747,26 @@ async fn backup(
                 None => {}
             }
         }
-        let r = caller.call(move |st| st.adopt(&flows, &templates)).await;
+        // FULLNAT replies go to the client's next hop: one route lookup per client.
+        let mut clients: Vec<IpAddr> = flows
+            .iter()
+            .filter(|f| f.local.is_some())
+            .map(|f| f.client.ip())
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
+        let hops: HashMap<IpAddr, IpAddr> = if clients.is_empty() {
+            HashMap::new()
+        } else {
+            rvs_xdp::neigh::gateways(&clients)
+                .await
+                .into_iter()
+                .map(|(c, gw)| (c, gw.unwrap_or(c)))
+                .collect()
+        };
+        let r = caller
+            .call(move |st| st.adopt(&flows, &templates, &hops))
+            .await;
         match r {
             Some(Ok(a)) => {
                 SyncStats::add(&stats.adopted, a.taken);

@@ -46,6 +46,9 @@ pub struct State {
     /// What was programmed last: the desired state, each real server's next hop, and
     /// the MACs used.
     last: Option<Programmed>,
+    /// The neighbour table as last seen (FULLNAT clients' next hops, for adopted
+    /// connections).
+    neighbours: tokio::sync::watch::Receiver<Arc<HashMap<IpAddr, [u8; 6]>>>,
 }
 
 struct Programmed {
@@ -122,6 +125,7 @@ impl XdpForwarder {
                 ""
             }
         );
+        let neigh = rvs_xdp::neigh::Watch::start().await?;
         let state = State {
             xdp,
             base: HashMap::new(),
@@ -129,12 +133,12 @@ impl XdpForwarder {
             snapshots: snapshots.clone(),
             next_scan: Instant::now(),
             last: None,
+            neighbours: neigh.subscribe(),
         };
         let owner = Owner::spawn("rvs-xdp", state, |st| {
             st.copy_counters();
             Duration::from_secs(1)
         })?;
-        let neigh = rvs_xdp::neigh::Watch::start().await?;
         let follower = match owner.caller() {
             Some(caller) => tokio::spawn(follow_neighbours(neigh.subscribe(), caller)),
             None => tokio::spawn(async {}),
@@ -311,13 +315,21 @@ async fn follow_neighbours(
 }
 
 impl State {
-    /// Flows and templates the sync daemon received, taken over (`rvs_xdp::Xdp::adopt`).
+    /// Flows and templates the sync daemon received, taken over (`rvs_xdp::Xdp::adopt`);
+    /// `client_hops`: the next hop towards each FULLNAT client, whose MAC (from the
+    /// neighbour table) the replies get.
     pub fn adopt(
         &mut self,
         flows: &[rvs_xdp::FlowEntry],
         templates: &[rvs_xdp::TemplateEntry],
+        client_hops: &HashMap<IpAddr, IpAddr>,
     ) -> Result<rvs_xdp::Adopted, rvs_xdp::XdpError> {
-        self.xdp.adopt(flows, templates)
+        let table = self.neighbours.borrow().clone();
+        let macs = client_hops
+            .iter()
+            .filter_map(|(c, hop)| table.get(hop).map(|m| (*c, *m)))
+            .collect();
+        self.xdp.adopt(flows, templates, &macs)
     }
 
     /// Each real server's MAC: its next hop's in `table`, else the one programmed
