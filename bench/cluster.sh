@@ -11,11 +11,17 @@
 #   add         d3 starts drained ("not yet in the cluster"), then is undrained
 #   rs+kill     real server rs3's echo server killed while d2 is killed: broken
 #               connections to rs1/rs2 counted apart
-# Usage: sudo bench/cluster.sh   (needs bird2, clang at build time; CONNS, HOLD)
+# FNAT=1: the same lab with FULLNAT (`rvs lab cluster up --fnat`: each director's local
+# address held by VRRP, connection sync between all directors); spread is then skipped
+# (every director lists every synced flow).
+# Usage: sudo bench/cluster.sh   (needs bird2, clang at build time; CONNS, HOLD, FNAT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-1000}
 HOLD=${HOLD:-12}
+FNAT=${FNAT:-0}
+UP=()
+[ "$FNAT" = 1 ] && UP=(--fnat)
 command -v bird >/dev/null || { echo "missing bird (apt-get install bird2)"; exit 1; }
 cargo build --release -q -p rvs
 RVS=$PWD/target/release/rvs
@@ -28,7 +34,7 @@ trap cleanup EXIT
 
 up() {
   "$RVS" lab cluster down --prefix $P >/dev/null 2>&1 || true
-  "$RVS" lab cluster up --prefix $P >/dev/null
+  "$RVS" lab cluster up --prefix $P "${UP[@]}" >/dev/null
   for _ in $(seq 300); do
     [ "$(ip -n $NS-router route show 198.18.0.60 | grep -c ' via ')" = 3 ] && return 0
     sleep 0.1
@@ -77,6 +83,7 @@ report() { # scenario, notes
 echo "| scenario | route changed at the router after (ms) | broken of $CONNS held | longest gap for new connections (ms) | notes |"
 echo "|---|---|---|---|---|"
 
+if [ "$FNAT" != 1 ]; then
 up
 rm -f "$W/ready"
 "$RVS" lab exec --prefix $NS client "$RVS" lab hold 198.18.0.60:7 --connections "$CONNS" \
@@ -87,6 +94,7 @@ sleep 2
 spread=$(flows)
 wait $h || true
 printf '| spread | - | %s | - | held connections per director: %s|\n' "$(sed -n 's/.*: \([0-9]*\) broken/\1/p' "$W/hold")" "$spread"
+fi
 
 up
 WANT=2 run 3 timed kill -KILL "$(pid_of d2)"

@@ -418,12 +418,133 @@ fn rvs(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Takes the cluster lab down when the test ends, pass or fail.
-struct ClusterUp(String);
+/// `rvs lab cluster up` (`--fnat`), taken down when the test ends, pass or fail.
+struct ClusterUp {
+    prefix: String,
+    /// The namespaces' prefix (the lab's, with `c`).
+    p: String,
+}
+
+impl ClusterUp {
+    /// Up, and the router's route over the three directors within 30 s.
+    fn start(fnat: bool) -> ClusterUp {
+        lab::require(false);
+        require_bird();
+        let prefix = format!("rvc{}{}", std::process::id() % 100_000, u8::from(fnat));
+        let mut args = vec!["lab", "cluster", "up", "--prefix", &prefix];
+        if fnat {
+            args.push("--fnat");
+        }
+        let up = rvs(&args);
+        let c = ClusterUp {
+            p: format!("{prefix}c"),
+            prefix,
+        };
+        assert!(
+            up.status.success(),
+            "rvs lab cluster up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        assert!(
+            Lab::wait(Duration::from_secs(30), || c.hops() == 3).is_some(),
+            "the router never had three next hops\n{}",
+            c.logs()
+        );
+        c
+    }
+
+    /// How many next hops the router's route to the VIP has.
+    fn hops(&self) -> usize {
+        let o = Command::new("ip")
+            .args([
+                "-n",
+                &format!("{}-router", self.p),
+                "route",
+                "show",
+                "198.18.0.60",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).matches(" via ").count()
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("rvs-lab-{}", self.p))
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                out.push_str(&format!(
+                    "--- {}\n{}\n",
+                    e.path().display(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+
+    /// The real servers that answer 60 HTTP requests from the client behind the router.
+    fn answering(&self) -> Vec<String> {
+        let client = format!("{}-client", self.p);
+        let vip: SocketAddr = "198.18.0.60:80".parse().unwrap();
+        let names: std::collections::BTreeSet<String> = (0..60)
+            .map(|_| lab::http_get(&client, vip).unwrap_or_else(|e| e))
+            .collect();
+        names.into_iter().collect()
+    }
+
+    /// `rvs lab hold` of `n` connections to the echo port from the client for `seconds`,
+    /// once they are all open.
+    fn hold(&self, n: usize, seconds: u64) -> std::process::Child {
+        let ready = std::env::temp_dir().join(format!("{}-ready", self.p));
+        let _ = std::fs::remove_file(&ready);
+        let hold = Command::new(env!("CARGO_BIN_EXE_rvs"))
+            .args(["lab", "exec", "--prefix", &self.p, "client"])
+            .arg(env!("CARGO_BIN_EXE_rvs"))
+            .args(["lab", "hold", "198.18.0.60:7", "--connections"])
+            .arg(n.to_string())
+            .arg("--seconds")
+            .arg(seconds.to_string())
+            .arg("--ready")
+            .arg(&ready)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(Lab::wait(Duration::from_secs(10), || ready.exists()).is_some());
+        hold
+    }
+
+    /// What `hold` said; none broken, or the text and the logs.
+    fn none_broken(&self, hold: std::process::Child) {
+        let out = hold.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(": 0 broken"),
+            "{text}\n{}",
+            self.logs()
+        );
+    }
+
+    /// The pid of director `node`'s rvs.
+    fn pid(&self, node: &str) -> i32 {
+        std::fs::read_to_string(self.dir().join(format!("{node}-rvs.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
 
 impl Drop for ClusterUp {
     fn drop(&mut self) {
-        let _ = rvs(&["lab", "cluster", "down", "--prefix", &self.0]);
+        let _ = rvs(&["lab", "cluster", "down", "--prefix", &self.prefix]);
     }
 }
 
@@ -434,76 +555,10 @@ impl Drop for ClusterUp {
 #[test]
 #[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
 fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
-    lab::require(false);
-    require_bird();
-    let prefix = format!("rvc{}", std::process::id() % 100_000);
-    let up = rvs(&["lab", "cluster", "up", "--prefix", &prefix]);
-    let guard = ClusterUp(prefix.clone());
-    assert!(
-        up.status.success(),
-        "rvs lab cluster up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let p = format!("{prefix}c");
-    let hops = || {
-        let o = Command::new("ip")
-            .args(["-n", &format!("{p}-router"), "route", "show", "198.18.0.60"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).matches(" via ").count()
-    };
-    let logs = || {
-        let d = std::env::temp_dir().join(format!("rvs-lab-{p}"));
-        let mut out = String::new();
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                out.push_str(&format!(
-                    "--- {}\n{}\n",
-                    e.path().display(),
-                    std::fs::read_to_string(e.path()).unwrap_or_default()
-                ));
-            }
-        }
-        out
-    };
-    assert!(
-        Lab::wait(Duration::from_secs(30), || hops() == 3).is_some(),
-        "the router never had three next hops\n{}",
-        logs()
-    );
-    // HTTP from the client, behind the router: every real server answers.
-    let client = format!("{p}-client");
-    let vip: SocketAddr = "198.18.0.60:80".parse().unwrap();
-    let names: std::collections::BTreeSet<String> = (0..60)
-        .map(|_| lab::http_get(&client, vip).unwrap_or_else(|e| e))
-        .collect();
-    assert_eq!(
-        names.into_iter().collect::<Vec<_>>(),
-        ["rs1", "rs2", "rs3"],
-        "{}",
-        logs()
-    );
+    let c = ClusterUp::start(false);
+    assert_eq!(c.answering(), ["rs1", "rs2", "rs3"], "{}", c.logs());
     // 30 long-lived connections held through d2's death.
-    let ready = std::env::temp_dir().join(format!("{p}-ready"));
-    let _ = std::fs::remove_file(&ready);
-    let hold = Command::new(env!("CARGO_BIN_EXE_rvs"))
-        .args(["lab", "exec", "--prefix", &p, "client"])
-        .arg(env!("CARGO_BIN_EXE_rvs"))
-        .args([
-            "lab",
-            "hold",
-            "198.18.0.60:7",
-            "--connections",
-            "30",
-            "--seconds",
-            "6",
-            "--ready",
-        ])
-        .arg(&ready)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(Lab::wait(Duration::from_secs(10), || ready.exists()).is_some());
+    let hold = c.hold(30, 6);
     // The status: the route, each director's session, and the held flows (the flow
     // tables are walked each second), spread over the directors.
     let held_flows = |st: &str| {
@@ -514,7 +569,7 @@ fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
     let mut st = String::new();
     Lab::wait(Duration::from_secs(10), || {
         st = String::from_utf8_lossy(
-            &rvs(&["lab", "cluster", "status", "--prefix", &prefix]).stdout,
+            &rvs(&["lab", "cluster", "status", "--prefix", &c.prefix]).stdout,
         )
         .into_owned();
         st.matches("Established").count() == 3 && held_flows(&st) == 30
@@ -525,31 +580,62 @@ fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
     );
     assert_eq!(st.matches("Established").count(), 3, "{st}");
     assert_eq!(held_flows(&st), 30, "{st}");
-    let pid: i32 = std::fs::read_to_string(
-        std::env::temp_dir()
-            .join(format!("rvs-lab-{p}"))
-            .join("d2-rvs.pid"),
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
     let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
+        .args(["-KILL", &c.pid("d2").to_string()])
         .status();
-    assert!(Lab::wait(Duration::from_secs(5), || hops() == 2).is_some());
-    let out = hold.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains(": 0 broken"),
-        "{text}\n{}",
-        logs()
-    );
-    drop(guard);
+    assert!(Lab::wait(Duration::from_secs(5), || c.hops() == 2).is_some());
+    c.none_broken(hold);
+    let p = c.p.clone();
+    drop(c);
     assert!(
         !std::path::Path::new(&format!("/run/netns/{p}-router")).exists(),
         "rvs lab cluster down left the router's namespace"
     );
+}
+
+/// `rvs lab cluster up --fnat` (issue #21): the same cluster with FULLNAT — each
+/// director forwards from its own local address (198.18.0.22-24, held by VRRP), every
+/// director syncs its connections to the others. All three real servers answer the
+/// client, and see only the directors' local addresses as peers; 30 long-lived
+/// connections are held while d2 is drained (`rvs bgp drain`): the router sends d2's
+/// clients' packets to d1 and d3, which forward them from d2's local end (the
+/// connections adopted by sync), while the real servers' replies still reach d2: none
+/// broken.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn the_cluster_lab_runs_fullnat_with_sync() {
+    let c = ClusterUp::start(true);
+    assert_eq!(c.answering(), ["rs1", "rs2", "rs3"], "{}", c.logs());
+    let hold = c.hold(30, 8);
+    let mut peers = std::collections::BTreeSet::new();
+    for rs in ["rs1", "rs2", "rs3"] {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-{rs}", c.p), "ss", "-Htn"])
+            .args(["state", "established", "( sport = :7 )"])
+            .output()
+            .unwrap();
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if let Some(peer) = l.split_whitespace().nth(3) {
+                peers.insert(peer.rsplit_once(':').unwrap().0.to_owned());
+            }
+        }
+    }
+    assert_eq!(
+        peers.into_iter().collect::<Vec<_>>(),
+        ["198.18.0.22", "198.18.0.23", "198.18.0.24"],
+        "the real servers' peers: the directors' local addresses only"
+    );
+    // Each director's flows reach the others within the sync's walk (about a second).
+    std::thread::sleep(Duration::from_secs(2));
+    let sock = c.dir().join("d2.sock");
+    let drain = rvs(&["bgp", "drain", "--control", &sock.display().to_string()]);
+    assert!(
+        drain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drain.stderr)
+    );
+    assert!(Lab::wait(Duration::from_secs(5), || c.hops() == 2).is_some());
+    c.none_broken(hold);
 }
 
 /// Two XDP directors of an `rr` DR service on one link (real servers answering their

@@ -13,6 +13,13 @@
 //!
 //! The real servers answer HTTP on port 80 (their name) and echo lines on port 7 after
 //! their name (long-lived connections, `rvs lab hold`); both are LVS-DR `mh` services.
+//!
+//! `--fnat`: both are FULLNAT services instead. Each director forwards from a local
+//! address of its own (`d1` 198.18.0.22, `d2` .23, `d3` .24), which a VRRP instance per
+//! address holds (its director MASTER, the others BACKUP: a dead director's address
+//! moves to a live one); every director runs a master and a backup sync daemon, so
+//! whichever director a connection's packets or replies reach next knows its real server
+//! and local end. The real servers need no VIP and no ARP settings.
 
 use super::lab::{dir, in_ns, ip, ns, ns_exists, spawn};
 use anyhow::{bail, Context as _, Result};
@@ -48,9 +55,16 @@ pub fn router_conf() -> String {
     c
 }
 
+/// Director `host`'s FULLNAT local address (d1: 198.18.0.22, …).
+fn laddr(host: u8) -> String {
+    format!("198.18.0.{}", 20 + host)
+}
+
 /// A director's keepalived.conf: the VIP's two services, LVS-DR with `mh` (every
-/// director builds the same table), and `rvs_bgp` towards the router.
-pub fn director_conf(host: u8) -> String {
+/// director builds the same table), and `rvs_bgp` towards the router. `fnat`: FULLNAT
+/// from the director's local address, and a VRRP instance per director's local address
+/// (this director's MASTER, the others' BACKUP, 0.1 s adverts).
+pub fn director_conf(host: u8, fnat: bool) -> String {
     let reals = |port: u16| {
         REALS.iter().fold(String::new(), |mut out, (_, h)| {
             let _ = writeln!(
@@ -61,17 +75,41 @@ pub fn director_conf(host: u8) -> String {
             out
         })
     };
+    // FULLNAT: a local address that moves is announced again past the real servers'
+    // neighbour lock time (1 s: an entry updated within it ignores a gratuitous ARP).
+    let garp = if fnat {
+        "    vrrp_garp_master_repeat 3\n    vrrp_garp_interval 0.4\n    vrrp_garp_master_delay 1\n"
+    } else {
+        ""
+    };
     let mut c = format!(
-        "global_defs {{\n    router_id d{}\n}}\n\nrvs_bgp {{\n    router_id 198.18.0.{host}\n    \
+        "global_defs {{\n    router_id d{}\n{garp}}}\n\nrvs_bgp {{\n    router_id 198.18.0.{host}\n    \
          local_as 65001\n    neighbor 198.18.0.1 {{\n        remote_as 65000\n        bfd\n    \
          }}\n    withdraw_delay 1\n}}\n",
         host - 1
     );
+    let kind = if fnat {
+        let _ = writeln!(c, "\nlocal_address_group own {{\n    {}\n}}", laddr(host));
+        for (name, h) in DIRECTORS {
+            let _ = writeln!(
+                c,
+                "\nvrrp_instance la_{name} {{\n    state BACKUP\n    interface eth0\n    \
+                 virtual_router_id {}\n    priority {}\n    advert_int 0.1\n    version 3\n    \
+                 virtual_ipaddress {{\n        {}/32\n    }}\n}}",
+                50 + h,
+                if h == host { 150 } else { 100 + host },
+                laddr(h)
+            );
+        }
+        "FNAT\n    laddr_group_name own"
+    } else {
+        "DR"
+    };
     for port in [80, 7] {
         let _ = writeln!(
             c,
             "\nvirtual_server {VIP} {port} {{\n    delay_loop 1\n    lb_algo mh\n    mh-port\n    \
-             lb_kind DR\n    protocol TCP\n{}}}",
+             lb_kind {kind}\n    protocol TCP\n{}}}",
             reals(port)
         );
     }
@@ -91,7 +129,7 @@ fn sysctl(p: &str, node: &str, kv: &str) -> Result<()> {
     in_ns(p, node, &["sysctl", "-qw", kv])
 }
 
-pub fn up(prefix: &str) -> Result<()> {
+pub fn up(prefix: &str, fnat: bool) -> Result<()> {
     let p = prefix_of(prefix);
     if Command::new("bird").arg("--version").output().is_err() {
         bail!("the cluster lab needs BIRD 2 (apt-get install bird2)");
@@ -164,15 +202,23 @@ pub fn up(prefix: &str) -> Result<()> {
     let me = std::env::current_exe().context("locating the rvs binary")?;
     let me = me.display().to_string();
     for (node, _) in REALS {
-        ip(&[
-            "-n",
-            &ns(&p, node),
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "lo",
-        ])?;
+        if !fnat {
+            ip(&[
+                "-n",
+                &ns(&p, node),
+                "addr",
+                "add",
+                &format!("{VIP}/32"),
+                "dev",
+                "lo",
+            ])?;
+            for kv in [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+            ] {
+                sysctl(&p, node, kv)?;
+            }
+        }
         ip(&[
             "-n",
             &ns(&p, node),
@@ -182,12 +228,6 @@ pub fn up(prefix: &str) -> Result<()> {
             "via",
             "198.18.0.1",
         ])?;
-        for kv in [
-            "net.ipv4.conf.all.arp_ignore=1",
-            "net.ipv4.conf.all.arp_announce=2",
-        ] {
-            sysctl(&p, node, kv)?;
-        }
         for (tag, sub, port) in [("http", "serve", 80), ("echo", "echo", 7)] {
             spawn(
                 &p,
@@ -205,37 +245,81 @@ pub fn up(prefix: &str) -> Result<()> {
     }
     for (node, host) in DIRECTORS {
         let conf = d.join(format!("{node}.conf"));
-        std::fs::write(&conf, director_conf(host))?;
-        spawn(
-            &p,
-            node,
-            "rvs",
-            &[
-                me.clone(),
-                "run".into(),
-                "-C".into(),
-                "-f".into(),
-                conf.display().to_string(),
-                "--dataplane".into(),
-                "xdp".into(),
-                "--xdp-iface".into(),
-                "eth0".into(),
-                "--control".into(),
-                d.join(format!("{node}.sock")).display().to_string(),
-                "--pid-file".into(),
-                d.join(format!("{node}.rvs-pid")).display().to_string(),
-            ],
-        )?;
+        std::fs::write(&conf, director_conf(host, fnat))?;
+        // LVS-DR: checkers and the data plane only (-C); FULLNAT: VRRP too.
+        let mut args = vec![me.clone(), "run".into()];
+        if !fnat {
+            args.push("-C".into());
+        }
+        args.extend([
+            "-f".into(),
+            conf.display().to_string(),
+            "--dataplane".into(),
+            "xdp".into(),
+            "--xdp-iface".into(),
+            "eth0".into(),
+            "--control".into(),
+            d.join(format!("{node}.sock")).display().to_string(),
+            "--pid-file".into(),
+            d.join(format!("{node}.rvs-pid")).display().to_string(),
+        ]);
+        spawn(&p, node, "rvs", &args)?;
+    }
+    if fnat {
+        start_sync(&me, &d)?;
     }
     println!(
         "cluster lab {prefix} is up: client 198.18.1.100 behind the router 198.18.1.1 / \
-         198.18.0.1 (BIRD, ECMP), directors d1 d2 d3 198.18.0.2-4 (rvs, XDP, LVS-DR mh, \
+         198.18.0.1 (BIRD, ECMP), directors d1 d2 d3 198.18.0.2-4 (rvs, XDP, {} mh, \
          rvs_bgp), real servers rs1 rs2 rs3 198.18.0.11-13, VIP {VIP} ports 80 (HTTP) and 7 \
          (echo)\n\
          try:  rvs lab cluster status\n      rvs lab exec --prefix {p} client curl -s http://{VIP}/\n\
          logs and configs: {}",
+        if fnat {
+            "FULLNAT from 198.18.0.22-24 (VRRP), connection sync both ways,"
+        } else {
+            "LVS-DR"
+        },
         d.display()
     );
+    Ok(())
+}
+
+/// Every director runs a master and a backup connection sync daemon (sync id 1, on
+/// eth0), once its control socket answers (at most 30 s each).
+fn start_sync(me: &str, d: &std::path::Path) -> Result<()> {
+    for (node, _) in DIRECTORS {
+        let sock = d.join(format!("{node}.sock"));
+        let adm = |args: &[&str]| {
+            Command::new(me)
+                .arg("adm")
+                .args(args)
+                .arg("--control")
+                .arg(&sock)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !adm(&["-Ln"]) {
+            if std::time::Instant::now() > deadline {
+                bail!("{node} never answered on {}", sock.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for state in ["master", "backup"] {
+            let args = [
+                "--start-daemon",
+                state,
+                "--mcast-interface",
+                "eth0",
+                "--syncid",
+                "1",
+            ];
+            if !adm(&args) {
+                bail!("{node}: rvs adm --start-daemon {state} failed");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -28,7 +28,13 @@ pub struct LabArgs {
 #[derive(Subcommand, Debug)]
 pub enum ClusterCmd {
     /// Build the topology and start the router, the directors and the real servers.
-    Up,
+    Up {
+        /// FULLNAT instead of LVS-DR: each director forwards from a local address of its
+        /// own (198.18.0.22-24, held by VRRP so that it moves to a live director), the
+        /// directors sync their connections to each other, the real servers hold no VIP.
+        #[arg(long)]
+        fnat: bool,
+    },
     /// Stop what `up` started and delete the namespaces.
     Down,
     /// The router's next hops, each director's BGP sessions and the flows it carries.
@@ -543,8 +549,8 @@ pub fn run(a: &LabArgs) -> Result<ExitCode> {
             ready,
         } => open_flows(file, *gap_ms, *hold, ready.as_deref()),
         LabCmd::Cluster { cmd } => match cmd {
-            ClusterCmd::Up => {
-                if let Err(e) = crate::tools::cluster::up(&a.prefix) {
+            ClusterCmd::Up { fnat } => {
+                if let Err(e) = crate::tools::cluster::up(&a.prefix, *fnat) {
                     let _ = crate::tools::cluster::down(&a.prefix);
                     return Err(e.context("rvs lab cluster up (cleaned up what it had made)"));
                 }
