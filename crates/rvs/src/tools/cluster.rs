@@ -171,6 +171,11 @@ pub fn up(prefix: &str, fnat: bool) -> Result<()> {
                 "eth0",
                 &format!("198.18.0.{host}/24"),
             )?;
+            if DIRECTORS.iter().any(|(d, _)| *d == node) {
+                // As a director's: its route to the clients goes through the router
+                // (where a director that adopts a FULLNAT connection sends the replies).
+                ip(&["-n", &n, "route", "add", "default", "via", "198.18.0.1"])?;
+            }
         }
     }
     // The router: the clients' segment on eth1, forwarding, L4 hashing for multipath.
