@@ -627,6 +627,12 @@ fn the_cluster_lab_runs_fullnat_with_sync() {
     );
     // Each director's flows reach the others within the sync's walk (about a second).
     std::thread::sleep(Duration::from_secs(2));
+    // The directors route to the clients: no adopted connection waits for a next hop.
+    assert!(
+        !c.logs().contains("no next hop known for the client"),
+        "{}",
+        c.logs()
+    );
     let sock = c.dir().join("d2.sock");
     let drain = rvs(&["bgp", "drain", "--control", &sock.display().to_string()]);
     assert!(
@@ -907,6 +913,13 @@ fn synced_flows_survive_a_failover_with_rr() {
 fn fullnat_connections_survive_a_failover_with_sync() {
     let t = SyncLab::fullnat();
     let mut held = t.held_and_learnt();
+    // d2 never exchanged a packet with the client: it says it cannot send the replies of
+    // what it adopted until the client's packets come to it (here they will).
+    assert!(
+        t.l.logs().contains("no next hop known for the client"),
+        "{}",
+        t.l.logs()
+    );
     t.via("d2");
     t.laddr_via("d2");
     t.none_broken(&mut held);

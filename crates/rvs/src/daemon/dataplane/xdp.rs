@@ -49,6 +49,8 @@ pub struct State {
     /// The neighbour table as last seen (FULLNAT clients' next hops, for adopted
     /// connections).
     neighbours: tokio::sync::watch::Receiver<Arc<HashMap<IpAddr, [u8; 6]>>>,
+    /// When adopted FULLNAT connections without a client next hop were last warned of.
+    warned_no_hop: Option<Instant>,
 }
 
 struct Programmed {
@@ -134,6 +136,7 @@ impl XdpForwarder {
             next_scan: Instant::now(),
             last: None,
             neighbours: neigh.subscribe(),
+            warned_no_hop: None,
         };
         let owner = Owner::spawn("rvs-xdp", state, |st| {
             st.copy_counters();
@@ -325,10 +328,28 @@ impl State {
         client_hops: &HashMap<IpAddr, IpAddr>,
     ) -> Result<rvs_xdp::Adopted, rvs_xdp::XdpError> {
         let table = self.neighbours.borrow().clone();
-        let macs = client_hops
+        let macs: HashMap<IpAddr, [u8; 6]> = client_hops
             .iter()
             .filter_map(|(c, hop)| table.get(hop).map(|m| (*c, *m)))
             .collect();
+        // Behind ECMP the client's packets may never come here to tell: say so (once a
+        // minute), with the way out.
+        let unknown = client_hops.keys().find(|c| !macs.contains_key(*c));
+        if let Some(c) = unknown {
+            if self
+                .warned_no_hop
+                .is_none_or(|t| t.elapsed() >= Duration::from_mins(1))
+            {
+                self.warned_no_hop = Some(Instant::now());
+                tracing::warn!(
+                    "XDP: FULLNAT connections taken over by connection sync from client {c}: \
+                     no next hop known for the client (no route to it, or its MAC not in \
+                     the neighbour table), so their replies wait for the client's next \
+                     packet here, which ECMP may send to another director: give the \
+                     directors a route to the clients"
+                );
+            }
+        }
         self.xdp.adopt(flows, templates, &macs)
     }
 
