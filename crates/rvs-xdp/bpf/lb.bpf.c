@@ -2,7 +2,8 @@
 // rvs XDP load balancer: LVS-DR (MAC rewrite), TUN (IP-in-IP / IPv6-in-IPv6), NAT
 // (destination rewrite, reverse rewrite of replies) and FULLNAT (source and destination
 // rewrite, from a local address and port of the service's, reverse rewrite of replies)
-// for the virtual services userspace writes into the maps below. Built by build.rs with clang -target bpf; loaded by aya.
+// for the virtual services userspace writes into the maps below. Built by build.rs with
+// clang -target bpf; loaded by aya.
 //
 // Paths (each documented in docs/xdp.md):
 //   not IPv4/IPv6, VLAN-tagged, IPv4 with options or fragments, IPv6 with extension
@@ -150,7 +151,7 @@ struct config {
 	__u8 tun_src6[16];
 	__u32 flags; /* CF_* */
 	__u8 own_mac[6]; /* the interface's MAC (CF_OWN_MAC) */
-	__u16 cpus; /* possible CPUs: FULLNAT gives each its own share of the local ports */
+	__u16 cpus; /* highest online CPU id + 1: FULLNAT gives each its share of local ports */
 };
 
 #define CF_NAT 1   /* some service has NAT real servers: look replies up */
@@ -715,6 +716,43 @@ static __always_inline int for_us(struct xdp_md *ctx, struct config *c)
 	return 1;
 }
 
+/* ---- NAT and FULLNAT reply entries ---- */
+
+/* The key of a reply from real server `real` (port `rport`) to `to` (port `toport`):
+ * the client for NAT, the local address for FULLNAT. Ports in network order. */
+static __always_inline void nat_key_of(struct nat_key *k, const __u8 *real, __u16 rport,
+				       const __u8 *to, __u16 toport, struct pkt *p)
+{
+	__builtin_memcpy(k->real, real, 16);
+	__builtin_memcpy(k->client, to, 16);
+	k->rport = rport;
+	k->cport = toport;
+	k->proto = p->k.proto;
+	k->family = p->k.family;
+}
+
+/* What the replies of the client's connection `p` are rewritten to (the VIP and port
+ * back; FULLNAT: the client too), with the MAC the client's frame came from. -1: a
+ * frame too short. */
+static __always_inline int nat_val_of(struct xdp_md *ctx, struct pkt *p, __u32 svc, __u32 real,
+				      __u8 fnat, struct nat_val *v)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	v->svc = svc;
+	v->real = real;
+	v->fnat = fnat;
+	v->vport = p->k.dport;
+	v->cport = p->k.sport;
+	__builtin_memcpy(v->vip, p->k.dst, 16);
+	__builtin_memcpy(v->client, p->k.src, 16);
+	__builtin_memcpy(v->client_mac, eth->h_source, ETH_ALEN);
+	return 0;
+}
+
 /* ---- FULLNAT ---- */
 
 /* TOA ("TCP option address", the option LVS FULLNAT real servers' `toa` module reads,
@@ -833,10 +871,10 @@ static __always_inline int fnat_live(struct nat_key *k, struct nat_val *v, __u64
  * `rport`, network order), with its reply entry `rv` inserted: the service's local
  * addresses in turn, each with the next port of this CPU's share (ports are reused in
  * the order they were given, so the first met again are the oldest, the likeliest
- * expired). A (real server, port, local address,
- * local port) a live connection holds is never taken; an expired one is. 0: *laddr
- * (slot + 1) and *lport set; -1: none free within FNAT_TRIES (the packet is dropped, as
- * kernel FULLNAT does when it runs out of ports). */
+ * expired). A (real server, port, local address, local port) a live connection holds
+ * is never taken; an expired one is. 0: *laddr (slot + 1) and *lport set; -1: none free
+ * within FNAT_TRIES (the packet is dropped, as kernel FULLNAT does when it runs out of
+ * ports). */
 static __always_inline int fnat_alloc(struct svc *s, struct pkt *p, struct real *re, __u16 rport,
 				      struct nat_val *rv, __u64 now, struct config *c, __u16 *laddr,
 				      __u16 *lport)
@@ -866,12 +904,7 @@ static __always_inline int fnat_alloc(struct svc *s, struct pkt *p, struct real 
 			return -1;
 		__u16 port = bpf_htons((__u16)(first + (next / n) % share));
 		struct nat_key k = {};
-		__builtin_memcpy(k.real, re->addr, 16);
-		__builtin_memcpy(k.client, la->addr, 16);
-		k.rport = rport;
-		k.cport = port;
-		k.proto = p->k.proto;
-		k.family = p->k.family;
+		nat_key_of(&k, re->addr, rport, la->addr, port, p);
 		int free = bpf_map_update_elem(&nat_rev, &k, rv, BPF_NOEXIST) == 0;
 		if (!free) {
 			struct nat_val *old = bpf_map_lookup_elem(&nat_rev, &k);
@@ -903,12 +936,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 	 * (only looked up when NAT or FULLNAT is in use). */
 	if (c->flags & (CF_NAT | CF_FNAT)) {
 		struct nat_key nk = {};
-		__builtin_memcpy(nk.real, p.k.src, 16);
-		__builtin_memcpy(nk.client, p.k.dst, 16);
-		nk.rport = p.k.sport;
-		nk.cport = p.k.dport;
-		nk.proto = p.k.proto;
-		nk.family = p.k.family;
+		nat_key_of(&nk, p.k.src, p.k.sport, p.k.dst, p.k.dport, &p);
 		struct nat_val *nv = bpf_map_lookup_elem(&nat_rev, &nk);
 		if (nv) {
 			/* An adopted connection's reply before the client's first packet here
@@ -945,7 +973,6 @@ static __always_inline int lb(struct xdp_md *ctx)
 	}
 
 	__u64 now = bpf_jiffies64();
-	__u64 timeout = p.k.proto == IPPROTO_UDP ? c->timeout_udp : c->timeout_tcp;
 
 	/* Forwarding by the table alone: a slot without a change forwards to its real
 	 * server with no flow lookup (see `changes`). */
@@ -987,8 +1014,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 	int new_conn = 0, hit = 0;
 	struct flow *f = bpf_map_lookup_elem(&flows, &p.k);
 	if (f && f->svc == s->id) {
-		__u64 t = f->fin ? c->timeout_tcpfin : timeout;
-		if (now - f->last <= t) {
+		if (now - f->last <= idle_timeout(p.k.proto, f->fin, c)) {
 			r = f->real;
 			hit = 1;
 		}
@@ -1033,6 +1059,8 @@ static __always_inline int lb(struct xdp_md *ctx)
 	if (!re)
 		return XDP_DROP;
 
+	/* NAT and FULLNAT: the real server's port (0: the client's destination port). */
+	__u16 rport = re->port ? re->port : p.k.dport;
 	struct flow nf = { .last = now, .real = ri, .svc = s->id };
 	/* FULLNAT: the connection's local address and port, chosen with its first packet (or
 	 * when a flow adopted from another director's sync has none). */
@@ -1042,18 +1070,9 @@ static __always_inline int lb(struct xdp_md *ctx)
 			laddr = f->laddr;
 			lport = f->lport;
 		} else {
-			if (re->family != p.k.family)
+			struct nat_val rv = {};
+			if (re->family != p.k.family || nat_val_of(ctx, &p, s->id, ri, 1, &rv))
 				return XDP_DROP;
-			void *data = (void *)(long)ctx->data;
-			void *end = (void *)(long)ctx->data_end;
-			struct ethhdr *eth = data;
-			if ((void *)(eth + 1) > end)
-				return XDP_DROP;
-			struct nat_val rv = { .svc = s->id, .real = ri, .vport = p.k.dport, .cport = p.k.sport, .fnat = 1 };
-			__builtin_memcpy(rv.vip, p.k.dst, 16);
-			__builtin_memcpy(rv.client, p.k.src, 16);
-			__builtin_memcpy(rv.client_mac, eth->h_source, ETH_ALEN);
-			__u16 rport = re->port ? re->port : p.k.dport;
 			if (fnat_alloc(s, &p, re, rport, &rv, now, c, &laddr, &lport))
 				return XDP_DROP;
 			if (hit) {
@@ -1077,7 +1096,7 @@ static __always_inline int lb(struct xdp_md *ctx)
 	/* By table: a recorded flow that goes elsewhere than its slot keeps the slot marked
 	 * until it may time out. */
 	if (slotp && ri + 1 != cur) {
-		__u64 until = now + ((hit ? f->fin : nf.fin) ? c->timeout_tcpfin : timeout);
+		__u64 until = now + idle_timeout(p.k.proto, hit ? f->fin : nf.fin, c);
 		struct change *ch = bpf_map_lookup_elem(&changes, &ck);
 		if (ch) {
 			if (ch->dirty_until < until)
@@ -1098,29 +1117,15 @@ static __always_inline int lb(struct xdp_md *ctx)
 	case M_TUN:
 		return fwd_tun(ctx, re, &p, c);
 	case M_NAT: {
-		if (re->family != p.k.family)
+		struct nat_val rv = {};
+		if (re->family != p.k.family || nat_val_of(ctx, &p, s->id, ri, 0, &rv))
 			return XDP_DROP;
-		__u8 client_mac[ETH_ALEN];
-		void *data = (void *)(long)ctx->data;
-		void *end = (void *)(long)ctx->data_end;
-		struct ethhdr *eth = data;
-		if ((void *)(eth + 1) > end)
-			return XDP_DROP;
-		__builtin_memcpy(client_mac, eth->h_source, ETH_ALEN);
-		struct nat_key rk = {};
-		__builtin_memcpy(rk.real, re->addr, 16);
-		__builtin_memcpy(rk.client, p.k.src, 16);
-		rk.rport = re->port ? re->port : p.k.dport;
-		rk.cport = p.k.sport;
-		rk.proto = p.k.proto;
-		rk.family = p.k.family;
-		struct nat_val rv = { .svc = s->id, .real = ri, .vport = p.k.dport, .cport = p.k.sport };
-		__builtin_memcpy(rv.vip, p.k.dst, 16);
-		__builtin_memcpy(rv.client, p.k.src, 16);
-		__builtin_memcpy(rv.client_mac, client_mac, ETH_ALEN);
-		if (new_conn)
+		if (new_conn) {
+			struct nat_key rk = {};
+			nat_key_of(&rk, re->addr, rport, p.k.src, p.k.sport, &p);
 			bpf_map_update_elem(&nat_rev, &rk, &rv, BPF_ANY);
-		if (rewrite(ctx, &p, 0, re->addr, rk.rport) || set_macs(ctx, re->mac))
+		}
+		if (rewrite(ctx, &p, 0, re->addr, rport) || set_macs(ctx, re->mac))
 			return XDP_DROP;
 		return XDP_TX;
 	}
@@ -1129,17 +1134,11 @@ static __always_inline int lb(struct xdp_md *ctx)
 		struct laddr *la = bpf_map_lookup_elem(&laddrs, &li);
 		if (!la)
 			return XDP_DROP;
-		__u16 rport = re->port ? re->port : p.k.dport;
 		if (hit && f->mac_wait) {
 			/* Adopted from another director: its reply entry learns where the
 			 * client's packets come from. */
 			struct nat_key rk = {};
-			__builtin_memcpy(rk.real, re->addr, 16);
-			__builtin_memcpy(rk.client, la->addr, 16);
-			rk.rport = rport;
-			rk.cport = lport;
-			rk.proto = p.k.proto;
-			rk.family = p.k.family;
+			nat_key_of(&rk, re->addr, rport, la->addr, lport, &p);
 			struct nat_val *rv = bpf_map_lookup_elem(&nat_rev, &rk);
 			void *data = (void *)(long)ctx->data;
 			void *end = (void *)(long)ctx->data_end;
