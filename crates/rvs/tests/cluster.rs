@@ -428,9 +428,15 @@ struct ClusterUp {
 impl ClusterUp {
     /// Up, and the router's route over the three directors within 30 s.
     fn start(fnat: bool) -> ClusterUp {
+        // One lab per test, tests in parallel: this process's id and a count.
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         lab::require(false);
         require_bird();
-        let prefix = format!("rvc{}{}", std::process::id() % 100_000, u8::from(fnat));
+        let prefix = format!(
+            "rvc{}{}",
+            std::process::id() % 100_000,
+            LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let mut args = vec!["lab", "cluster", "up", "--prefix", &prefix];
         if fnat {
             args.push("--fnat");
@@ -532,13 +538,86 @@ impl ClusterUp {
         );
     }
 
-    /// The pid of director `node`'s rvs.
-    fn pid(&self, node: &str) -> i32 {
-        std::fs::read_to_string(self.dir().join(format!("{node}-rvs.pid")))
+    /// What `hold` said (exit status, text), once it is done.
+    fn held(hold: std::process::Child) -> (bool, String) {
+        let out = hold.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// The pid of `node`'s `what` (`rvs` on a director, `echo` or `http` on a real server).
+    fn pid_of(&self, node: &str, what: &str) -> i32 {
+        std::fs::read_to_string(self.dir().join(format!("{node}-{what}.pid")))
             .unwrap()
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// The pid of director `node`'s rvs.
+    fn pid(&self, node: &str) -> i32 {
+        self.pid_of(node, "rvs")
+    }
+
+    /// `kill -SIG pid`.
+    fn kill(pid: i32, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{sig} {pid}");
+    }
+
+    /// `rvs bgp drain` or `undrain` on director `node`.
+    fn bgp(&self, node: &str, what: &str) {
+        let sock = self.dir().join(format!("{node}.sock"));
+        let o = rvs(&["bgp", what, "--control", &sock.display().to_string()]);
+        assert!(
+            o.status.success(),
+            "rvs bgp {what} on {node}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// Director `node`'s link to the lab's switch goes down (its processes live on).
+    fn link_down(&self, node: &str) {
+        let st = Command::new("ip")
+            .args(["-n", &format!("{}-{node}", self.p), "link", "set", "eth0"])
+            .arg("down")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// The router's route has `n` next hops within `limit`, or the logs.
+    fn wait_hops(&self, n: usize, limit: Duration, what: &str) {
+        assert!(
+            Lab::wait(limit, || self.hops() == n).is_some(),
+            "{what}: the router's route never had {n} next hops\n{}",
+            self.logs()
+        );
+    }
+
+    /// How many established flows to the echo port director `node`'s flow table holds
+    /// (from `rvs lab cluster status`).
+    fn echo_flows_on(&self, node: &str) -> usize {
+        let st = rvs(&["lab", "cluster", "status", "--prefix", &self.prefix]);
+        let mut at = String::new();
+        let mut n = 0;
+        for l in String::from_utf8_lossy(&st.stdout).lines() {
+            if let Some(d) = l
+                .split_whitespace()
+                .next()
+                .filter(|d| d.len() == 2 && d.starts_with('d') && !l.starts_with(' '))
+            {
+                d.clone_into(&mut at);
+            } else if at == node && l.contains("ESTABLISHED") && l.contains(" 198.18.0.60:7 ") {
+                n += 1;
+            }
+        }
+        n
     }
 }
 
@@ -641,6 +720,99 @@ fn the_cluster_lab_runs_fullnat_with_sync() {
         String::from_utf8_lossy(&drain.stderr)
     );
     assert!(Lab::wait(Duration::from_secs(5), || c.hops() == 2).is_some());
+    c.none_broken(hold);
+}
+
+/// Director d2's link goes down under 30 long-lived connections (LVS-DR): only the
+/// router's BFD notices; its route loses d2 and the connections ECMP moves to d1 and d3
+/// reach the same real servers (`mh` builds the same table everywhere): none broken, and
+/// new connections reach all three real servers.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn the_cluster_lab_holds_connections_through_a_directors_link_loss() {
+    let c = ClusterUp::start(false);
+    let hold = c.hold(30, 8);
+    c.link_down("d2");
+    c.wait_hops(2, Duration::from_secs(10), "d2's link down (BFD)");
+    assert_eq!(c.answering(), ["rs1", "rs2", "rs3"], "{}", c.logs());
+    c.none_broken(hold);
+}
+
+/// A director joins (d3, drained until then, is undrained) under 30 long-lived
+/// connections (LVS-DR): ECMP moves about a third of them to d3, which sends them to the
+/// same real servers: they go on through it, none broken.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn a_director_joining_the_cluster_breaks_no_connection() {
+    let c = ClusterUp::start(false);
+    c.bgp("d3", "drain");
+    c.wait_hops(2, Duration::from_secs(10), "d3 drained");
+    let hold = c.hold(30, 8);
+    assert_eq!(c.echo_flows_on("d3"), 0, "d3 carried flows while drained");
+    c.bgp("d3", "undrain");
+    c.wait_hops(3, Duration::from_secs(10), "d3 undrained");
+    assert!(
+        Lab::wait(Duration::from_secs(5), || c.echo_flows_on("d3") > 0).is_some(),
+        "no held connection reached d3 after it joined\n{}",
+        String::from_utf8_lossy(&rvs(&["lab", "cluster", "status", "--prefix", &c.prefix]).stdout)
+    );
+    c.none_broken(hold);
+}
+
+/// Real server rs3's echo server dies while director d2 is killed (LVS-DR), under 60
+/// long-lived connections: those to rs3 end (its process is gone), and of the others —
+/// a third of them moved by ECMP from d2 to d1 and d3 — none breaks.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn a_real_server_lost_while_a_director_dies_breaks_only_its_own_connections() {
+    let c = ClusterUp::start(false);
+    let hold = c.hold(60, 8);
+    ClusterUp::kill(c.pid("d2"), "KILL");
+    ClusterUp::kill(c.pid_of("rs3", "echo"), "TERM");
+    c.wait_hops(2, Duration::from_secs(10), "d2 killed");
+    let (_, text) = ClusterUp::held(hold);
+    // "held 60 connections to …:7 for 8 s (rs1 21, rs2 19, rs3 20): 20 broken"
+    let count = |what: &str| -> usize {
+        let at = text.find(what).unwrap_or_else(|| panic!("{what}? {text}")) + what.len();
+        text[at..]
+            .split(|ch: char| !ch.is_ascii_digit())
+            .find(|d| !d.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let to_rs3 = count("rs3 ");
+    let broken: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" broke after "))
+        .collect();
+    assert!(to_rs3 > 0, "no connection went to rs3: {text}");
+    assert_eq!(count("): "), broken.len(), "{text}");
+    assert!(
+        broken.iter().all(|l| l.contains("(to rs3)")),
+        "connections to rs1/rs2 broken:\n{text}\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        broken.len(),
+        to_rs3,
+        "rs3's connections should all end: {text}"
+    );
+}
+
+/// FULLNAT with sync: director d2's link goes down under 30 long-lived connections. The
+/// router's BFD withdraws d2; d2's local address moves by VRRP to d3, which rewrites the
+/// real servers' replies for d2's connections (adopted by sync), and d1 and d3 forward
+/// the clients' packets from d2's local end: none broken.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn fullnat_connections_survive_a_directors_link_loss_in_the_cluster_lab() {
+    let c = ClusterUp::start(true);
+    let hold = c.hold(30, 10);
+    // Each director's flows reach the others within the sync's walk (about a second).
+    std::thread::sleep(Duration::from_secs(2));
+    c.link_down("d2");
+    c.wait_hops(2, Duration::from_secs(10), "d2's link down (BFD)");
     c.none_broken(hold);
 }
 
