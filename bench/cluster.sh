@@ -3,7 +3,9 @@
 # a router with BIRD (ECMP, BFD), three directors (XDP, LVS-DR mh, rvs_bgp), three real
 # servers. Each scenario starts a fresh lab, holds CONNS long-lived connections to the
 # echo service (each checked every 100 ms: `rvs lab hold`) and probes new connections
-# every 10 ms (`rvs lab probe`: the longest gap without an answer), then:
+# every 10 ms (`rvs lab probe`, each started on time: the longest gap without an answer,
+# and the span of start times of the connections not answered within 500 ms — the
+# outage new clients see), then:
 #   spread      where the held connections went (per director, from their flow tables)
 #   kill        SIGKILL of director d2
 #   linkdown    d2's link down (only the router's BFD notices)
@@ -73,15 +75,18 @@ timed() {
   echo $(( (t1 - t0) / 1000000 )) > "$W/route"
 }
 report() { # scenario, notes
-  local broken gap
+  local broken wait gap slow span
   broken=$(sed -n 's/.*: \([0-9]*\) broken/\1/p' "$W/hold")
-  gap=$(sed -n 's/.*longest gap between answers \([0-9]*\) ms/\1/p' "$W/probe")
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "$(cat "$W/route" 2>/dev/null || echo -)" "$broken" "${gap:-?}" "$2"
+  wait=$(sed -n 's/longest wait for an echo: \([0-9]*\) ms/\1/p' "$W/hold")
+  gap=$(sed -n 's/.*longest gap between answers \([0-9]*\) ms.*/\1/p' "$W/probe")
+  slow=$(sed -n 's/.* \([0-9]*\) not answered within.*/\1/p' "$W/probe")
+  span=$(sed -n 's/.*started within a span of \([0-9]*\) ms/\1/p' "$W/probe")
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(cat "$W/route" 2>/dev/null || echo -)" "$broken" "${wait:-?}" "${gap:-?}" "${slow:-?}" "${span:-?}" "$2"
   rm -f "$W/route"
 }
 
-echo "| scenario | route changed at the router after (ms) | broken of $CONNS held | longest gap for new connections (ms) | notes |"
-echo "|---|---|---|---|---|"
+echo "| scenario | route changed at the router after (ms) | broken of $CONNS held | held: longest wait for an echo (ms) | new: longest gap between answers (ms) | new: not answered within 500 ms | new: their start times span (ms) | notes |"
+echo "|---|---|---|---|---|---|---|---|"
 
 if [ "$FNAT" != 1 ]; then
 up
@@ -93,7 +98,7 @@ for _ in $(seq 600); do [ -f "$W/ready" ] && break; sleep 0.1; done
 sleep 2
 spread=$(flows)
 wait $h || true
-printf '| spread | - | %s | - | held connections per director: %s|\n' "$(sed -n 's/.*: \([0-9]*\) broken/\1/p' "$W/hold")" "$spread"
+printf '| spread | - | %s | - | - | - | - | held connections per director: %s|\n' "$(sed -n 's/.*: \([0-9]*\) broken/\1/p' "$W/hold")" "$spread"
 fi
 
 up

@@ -425,12 +425,14 @@ pub fn echo(name: &str, addr: std::net::SocketAddr) -> Result<ExitCode> {
 }
 
 /// `rvs lab hold`: `n` connections to an echo service, each checked every 100 ms (a
-/// line out, the same line back within 2 s) for `seconds`; a connection that fails once
-/// is counted broken and dropped. Exit status 1 when any broke.
+/// line out, the same line back within `timeout`) for `seconds`; a connection that
+/// fails once is counted broken and dropped. Prints the longest wait for an echo too.
+/// Exit status 1 when any broke.
 pub fn hold(
     to: std::net::SocketAddr,
     n: usize,
     seconds: u64,
+    timeout: std::time::Duration,
     ready: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
     use std::io::{BufRead as _, Write as _};
@@ -444,7 +446,7 @@ pub fn hold(
     for _ in 0..n {
         let s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(3))
             .with_context(|| format!("connecting to {to}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.set_read_timeout(Some(timeout))?;
         let mut r = std::io::BufReader::new(s.try_clone()?);
         let mut rs = String::new();
         r.read_line(&mut rs)?;
@@ -462,6 +464,7 @@ pub fn hold(
         std::fs::write(f, format!("{n}\n"))?;
     }
     let mut broken: Vec<String> = Vec::new();
+    let mut longest = Duration::ZERO;
     let t0 = Instant::now();
     let mut round = 0u64;
     while t0.elapsed() < Duration::from_secs(seconds) {
@@ -471,10 +474,12 @@ pub fn hold(
         while i < held.len() {
             let h = &mut held[i];
             let mut back = String::new();
+            let asked = Instant::now();
             let ok = h.s.write_all(msg.as_bytes()).is_ok()
                 && h.r.read_line(&mut back).is_ok()
                 && back == msg;
             if ok {
+                longest = longest.max(asked.elapsed());
                 i += 1;
             } else {
                 let h = held.swap_remove(i);
@@ -497,6 +502,7 @@ pub fn hold(
     for b in &broken {
         println!("  {b}");
     }
+    println!("longest wait for an echo: {} ms", longest.as_millis());
     Ok(if broken.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -504,38 +510,68 @@ pub fn hold(
     })
 }
 
-/// `rvs lab probe`: a new connection every 10 ms (an HTTP request, answered within 1 s)
-/// for `seconds`; the failures and the longest time between two successes.
+/// `rvs lab probe`: a new connection every 10 ms (an HTTP request, answered within
+/// 3 s) for `seconds`, each started on time whatever the earlier ones are doing. Prints
+/// the failures, the longest time between two answers, and the outage as new clients
+/// see it: the span of start times of the attempts not answered within 500 ms (a SYN
+/// lost into a dead director waits for its retransmission, 1 s later).
 pub fn probe(to: std::net::SocketAddr, seconds: u64) -> ExitCode {
     use std::io::{Read as _, Write as _};
     use std::time::{Duration, Instant};
+    const PROMPT: Duration = Duration::from_millis(500);
     let t0 = Instant::now();
-    let (mut ok, mut failed) = (0u64, 0u64);
-    let mut last_ok = Instant::now();
-    let mut longest = Duration::ZERO;
-    while t0.elapsed() < Duration::from_secs(seconds) {
-        let good = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(1))
-            .and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(1)))?;
-                s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-                let mut b = [0u8; 1];
-                s.read_exact(&mut b)
-            })
-            .is_ok();
-        if good {
-            ok += 1;
-            longest = longest.max(last_ok.elapsed());
-            last_ok = Instant::now();
-        } else {
-            failed += 1;
+    // (started, answered at) per attempt, in start order.
+    let attempts: Vec<(Duration, Option<Duration>)> = std::thread::scope(|sc| {
+        let mut running = Vec::new();
+        while t0.elapsed() < Duration::from_secs(seconds) {
+            let started = t0.elapsed();
+            running.push(sc.spawn(move || {
+                let good = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(3))
+                    .and_then(|mut s| {
+                        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                        s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                        let mut b = [0u8; 1];
+                        s.read_exact(&mut b)
+                    })
+                    .is_ok();
+                (started, good.then(|| t0.elapsed()))
+            }));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    longest = longest.max(last_ok.elapsed());
+        running
+            .into_iter()
+            .map(|h| h.join().unwrap_or((Duration::ZERO, None)))
+            .collect()
+    });
+    let ok = attempts.iter().filter(|a| a.1.is_some()).count();
+    let failed = attempts.len() - ok;
+    // The answers' times, between the start and the end of the run.
+    let mut answers: Vec<Duration> = attempts.iter().filter_map(|a| a.1).collect();
+    answers.push(Duration::ZERO);
+    answers.push(Duration::from_secs(seconds));
+    answers.sort();
+    let longest = answers
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap_or_default();
+    let slow: Vec<Duration> = attempts
+        .iter()
+        .filter(|(s, a)| a.is_none_or(|a| a.saturating_sub(*s) > PROMPT))
+        .map(|a| a.0)
+        .collect();
+    let outage = match (slow.first(), slow.last()) {
+        (Some(a), Some(b)) => b.saturating_sub(*a) + Duration::from_millis(10),
+        _ => Duration::ZERO,
+    };
     println!(
         "probed {to} for {seconds} s: {ok} connections answered, {failed} failed, longest \
-         gap between answers {} ms",
-        longest.as_millis()
+         gap between answers {} ms, {} not answered within {} ms, started within a span of \
+         {} ms",
+        longest.as_millis(),
+        slow.len(),
+        PROMPT.as_millis(),
+        outage.as_millis()
     );
     ExitCode::SUCCESS
 }

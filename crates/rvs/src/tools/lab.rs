@@ -81,12 +81,17 @@ pub enum LabCmd {
         /// How long to hold them.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// How long a connection may take to echo a line before it counts as broken
+        /// (seconds).
+        #[arg(long, default_value_t = 2.0)]
+        timeout: f64,
         /// A file written once every connection is open.
         #[arg(long)]
         ready: Option<PathBuf>,
     },
-    /// Sends an HTTP request on a new connection every 10 ms for SECONDS; prints how
-    /// many failed and the longest time without an answer.
+    /// Sends an HTTP request on a new connection every 10 ms for SECONDS, each on time;
+    /// prints how many failed, the longest time without an answer, and the span of
+    /// start times of the connections not answered within 500 ms.
     Probe {
         to: std::net::SocketAddr,
         #[arg(long, default_value_t = 5)]
@@ -563,8 +568,18 @@ pub fn run(a: &LabArgs) -> Result<ExitCode> {
             to,
             connections,
             seconds,
+            timeout,
             ready,
-        } => crate::tools::cluster::hold(*to, *connections, *seconds, ready.as_deref()),
+        } => crate::tools::cluster::hold(
+            *to,
+            *connections,
+            *seconds,
+            std::time::Duration::try_from_secs_f64(*timeout)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .context("--timeout: a positive number of seconds")?,
+            ready.as_deref(),
+        ),
         LabCmd::Probe { to, seconds } => Ok(crate::tools::cluster::probe(*to, *seconds)),
         LabCmd::Echo { name, addr } => crate::tools::cluster::echo(name, *addr),
         LabCmd::Serve { name, addr } => {
