@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the IPVS test VM boots: a stock Debian kernel that has IPVS (downloaded with
 # apt-get download and unpacked, never installed on this host) and a base initramfs with
-# busybox, iproute2, ipvsadm (with their libraries), the IPVS modules and tests/vm/init.
+# busybox, iproute2, ipvsadm, keepalived (this host's, which .ci/run installs: the
+# reference rvs is compared with; with their libraries), the IPVS modules and tests/vm/init.
 #
 # Output: $RVS_VM_WORK (default /tmp/rvs-vm)/current -> image.KVER.XXXX/{vmlinuz,
 # base.cpio.gz,STAMP}. Safe to run from parallel tests and after an interrupted run:
@@ -36,6 +37,9 @@ check_image() {
   for m in $want; do
     grep -qE "(^|/)$m\.ko:" <<<"$dep" || { echo "vm image $d: module $m missing from modules.dep" >&2; return 1; }
   done
+  local files
+  files=$(gzip -dc "$d/base.cpio.gz" | cpio -t --quiet 2>/dev/null)
+  grep -qE "^(\./)?sbin/keepalived$" <<<"$files" || { echo "vm image $d: no keepalived" >&2; return 1; }
 }
 
 current_ok() { [ -L "$work/current" ] && check_image "$(readlink -f "$work/current")"; }
@@ -128,6 +132,11 @@ libs() { # the shared libraries of $1, from the unpacked packages first, then th
     done
 }
 libs "$root/sbin/ipvsadm"; libs "$root/sbin/ip"
+# keepalived: the reference the active/backup comparison runs beside rvs.
+kad=$(command -v keepalived || true)
+[ -n "$kad" ] || { echo "keepalived is not installed (apt-get install keepalived): the vm image carries it" >&2; exit 1; }
+cp -L "$kad" "$root/sbin/keepalived"
+libs "$root/sbin/keepalived"
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 # What the rvs binary links against (glibc, libgcc_s).
 for l in libc.so.6 libm.so.6 libgcc_s.so.1; do

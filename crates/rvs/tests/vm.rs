@@ -1,6 +1,6 @@
 //! Against a real IPVS kernel: `tests/vm/run.sh` boots Debian's stock kernel (which has
 //! IPVS; this host's has none) under qemu (TCG) with the rvs binary inside and runs a
-//! scenario there. Needs qemu-system-x86_64, busybox-static, cpio, kmod and apt access for
+//! scenario there. Needs qemu-system-x86_64, busybox-static, cpio, kmod, keepalived and apt access for
 //! the kernel package (`.ci/run` installs them); in CI (CI=true) a missing one fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,6 +23,7 @@ fn require() {
         "depmod",
         "apt-get",
         "strip",
+        "keepalived",
     ]
     .into_iter()
     .filter(|c| !have(c))
@@ -167,6 +168,25 @@ fn sync_interoperates_with_the_kernels_daemon() {
             "PASS rvs (backup) learns the kernel master's 20 connections with their real servers",
             "PASS the 20 connections go on through rvs after the failover",
             "PASS the kernel (backup) learns rvs master's 20 connections with their real servers",
+        ],
+    );
+}
+
+/// The classic active/backup pair, keepalived 2.2.7 beside rvs on the same kernel IPVS
+/// and the same keepalived.conf (VRRP, LVS-DR `rr`, with and without
+/// `lvs_sync_daemon`): 40 long-lived connections through the MASTER's link going down —
+/// none broken with the sync, every one without, for both (`tests/vm/scenarios/ab-compare`;
+/// its RESULT lines are the comparison figures of docs/BENCHMARKS.md).
+#[test]
+#[ignore = "needs qemu, a Debian kernel package and keepalived; boots a VM for minutes: ./test.sh runs it as root"]
+fn keepalived_and_rvs_fail_over_alike_on_kernel_ipvs() {
+    require();
+    scenario_passes(
+        "ab-compare",
+        &[
+            "PASS keepalived + IPVS with lvs_sync_daemon: no connection broken by the failover",
+            "PASS keepalived + IPVS without sync: every connection broken by the failover",
+            "PASS rvs on the same file and kernel: the same (0 with sync, 40 without)",
         ],
     );
 }
