@@ -676,6 +676,56 @@ async fn master(
     }
 }
 
+/// FULLNAT clients' next hops, as the backup learns them: one route lookup per client
+/// per [`Hops::TTL`] instead of one per datagram (behind a router every client shares
+/// one next hop), at most [`Hops::MAX`] clients remembered.
+#[derive(Default)]
+struct Hops {
+    known: HashMap<IpAddr, (IpAddr, Instant)>,
+}
+
+impl Hops {
+    /// A route change reaches the adopted connections within this.
+    const TTL: Duration = Duration::from_secs(10);
+    const MAX: usize = 65_536;
+
+    /// The clients among `clients` whose next hop is unknown or older than the TTL.
+    fn missing(&self, clients: &[IpAddr], now: Instant) -> Vec<IpAddr> {
+        clients
+            .iter()
+            .filter(|c| {
+                self.known
+                    .get(c)
+                    .is_none_or(|(_, at)| now.saturating_duration_since(*at) >= Self::TTL)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// What the lookups found (`None`: on the link, the client is its own next hop);
+    /// past [`Hops::MAX`] the stale ones go first, then all.
+    fn learn(&mut self, found: HashMap<IpAddr, Option<IpAddr>>, now: Instant) {
+        if self.known.len() + found.len() > Self::MAX {
+            self.known
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < Self::TTL);
+            if self.known.len() + found.len() > Self::MAX {
+                self.known.clear();
+            }
+        }
+        for (c, gw) in found {
+            self.known.insert(c, (gw.unwrap_or(c), now));
+        }
+    }
+
+    /// The next hop of each of `clients` that is known.
+    fn of(&self, clients: &[IpAddr]) -> HashMap<IpAddr, IpAddr> {
+        clients
+            .iter()
+            .filter_map(|c| self.known.get(c).map(|(hop, _)| (*c, *hop)))
+            .collect()
+    }
+}
+
 async fn backup(
     d: SyncDaemon,
     sock: tokio::net::UdpSocket,
@@ -686,6 +736,7 @@ async fn backup(
 ) {
     let stats = &snapshots.sync_stats;
     let mut buf = vec![0u8; 65536];
+    let mut hops = Hops::default();
     if unicast {
         ask_resync(&d, &sock, &snapshots).await;
     }
@@ -747,7 +798,8 @@ async fn backup(
                 None => {}
             }
         }
-        // FULLNAT replies go to the client's next hop: one route lookup per client.
+        // FULLNAT replies go to the client's next hop: a route lookup for the clients
+        // not seen within the TTL.
         let mut clients: Vec<IpAddr> = flows
             .iter()
             .filter(|f| f.local.is_some())
@@ -755,17 +807,14 @@ async fn backup(
             .collect();
         clients.sort_unstable();
         clients.dedup();
-        let hops: HashMap<IpAddr, IpAddr> = if clients.is_empty() {
-            HashMap::new()
-        } else {
-            rvs_xdp::neigh::gateways(&clients)
-                .await
-                .into_iter()
-                .map(|(c, gw)| (c, gw.unwrap_or(c)))
-                .collect()
-        };
+        let now = Instant::now();
+        let missing = hops.missing(&clients, now);
+        if !missing.is_empty() {
+            hops.learn(rvs_xdp::neigh::gateways(&missing).await, now);
+        }
+        let next = hops.of(&clients);
         let r = caller
-            .call(move |st| st.adopt(&flows, &templates, &hops))
+            .call(move |st| st.adopt(&flows, &templates, &next))
             .await;
         match r {
             Some(Ok(a)) => {
@@ -785,5 +834,55 @@ async fn backup(
             }
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod hop_tests {
+    use super::Hops;
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    use std::time::{Duration, Instant};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_clients_next_hop_is_looked_up_once_per_ttl() {
+        let mut h = Hops::default();
+        let t0 = Instant::now();
+        let (a, b) = (ip("198.18.1.100"), ip("198.18.0.7"));
+        assert_eq!(h.missing(&[a, b], t0), [a, b]);
+        // a behind the router, b on the link (its own next hop).
+        h.learn(HashMap::from([(a, Some(ip("198.18.0.1"))), (b, None)]), t0);
+        assert!(h.missing(&[a, b], t0 + Duration::from_secs(9)).is_empty());
+        assert_eq!(h.of(&[a, b])[&a], ip("198.18.0.1"));
+        assert_eq!(h.of(&[a, b])[&b], b);
+        // A route change is seen once the TTL has passed.
+        assert_eq!(h.missing(&[a], t0 + Hops::TTL), [a]);
+        h.learn(HashMap::from([(a, Some(ip("198.18.0.9")))]), t0 + Hops::TTL);
+        assert_eq!(h.of(&[a])[&a], ip("198.18.0.9"));
+    }
+
+    #[test]
+    fn the_remembered_clients_are_bounded() {
+        let mut h = Hops::default();
+        let t0 = Instant::now();
+        let many = |from: u32, n: u32| -> HashMap<IpAddr, Option<IpAddr>> {
+            (from..from + n)
+                .map(|i| (IpAddr::from(i.to_be_bytes()), None))
+                .collect()
+        };
+        let max = u32::try_from(Hops::MAX).unwrap();
+        h.learn(many(0, max), t0);
+        assert_eq!(h.known.len(), Hops::MAX);
+        // Full of fresh entries: cleared rather than grown.
+        h.learn(many(max, 10), t0);
+        assert_eq!(h.known.len(), 10);
+        // Stale ones go first.
+        h.learn(many(2 * max, max - 10), t0 + Hops::TTL);
+        h.learn(many(3 * max, 5), t0 + Hops::TTL);
+        assert_eq!(h.known.len(), Hops::MAX - 10 + 5);
     }
 }
