@@ -530,6 +530,113 @@ fn doctor_finds_the_seed_articles_mistakes() {
     );
 }
 
+/// `rvs doctor` on a FULLNAT director (issue #21's operator traps): a local address on
+/// the director, one held by a VRRP instance, one nobody holds (a PROBLEM); rs1 answers
+/// connections from the local address, rs2 sends its replies to it elsewhere (a
+/// PROBLEM: they never come back); the director without a route to the clients (a
+/// PROBLEM), then with one (ok).
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn doctor_checks_a_fullnat_directors_local_addresses_and_routes() {
+    lab::require(false);
+    let l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12)]);
+    l.ip_in("dir", &["addr", "add", "198.18.0.70/32", "dev", "eth0"]);
+    l.ip_in(
+        "rs2",
+        &["route", "add", "198.18.0.70/32", "via", "198.18.0.254"],
+    );
+    let mut l = l;
+    for rs in ["rs1", "rs2"] {
+        l.spawn_cmd(
+            rs,
+            &[env!("CARGO_BIN_EXE_rvs"), "lab", "serve", rs, "0.0.0.0:80"],
+        );
+    }
+    let conf = l.dir.join("fnat-doctor.conf");
+    std::fs::write(
+        &conf,
+        "local_address_group own {\n    198.18.0.70\n    198.18.0.71\n    198.18.0.72\n}\n\
+         vrrp_instance la {\n    state BACKUP\n    interface eth0\n    virtual_router_id 61\n    \
+         priority 100\n    virtual_ipaddress {\n        198.18.0.71/32\n    }\n}\n\
+         virtual_server 198.18.0.50 80 {\n    lb_algo rr\n    lb_kind FNAT\n    \
+         laddr_group_name own\n    protocol TCP\n    real_server 198.18.0.11 80 {\n    }\n    \
+         real_server 198.18.0.12 80 {\n    }\n}\n",
+    )
+    .unwrap();
+    let up = Lab::wait(Duration::from_secs(10), || {
+        ["198.18.0.11", "198.18.0.12"]
+            .iter()
+            .all(|a| lab::http_get(&l.ns("dir"), format!("{a}:80").parse().unwrap()).is_ok())
+    });
+    assert!(up.is_some(), "{}", l.logs());
+    let doctor = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &l.ns("dir")])
+            .arg(env!("CARGO_BIN_EXE_rvs"))
+            .args(["doctor", "--wait", "1", "--listen", "0", "--json", "-f"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let findings: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text} {out:?}"));
+        (out.status.code(), findings, text)
+    };
+    let said = |findings: &[serde_json::Value], severity: &str, subject: &str, what: &str| {
+        findings.iter().any(|f| {
+            f["severity"] == severity
+                && f["subject"] == subject
+                && f["what"].as_str().is_some_and(|w| w.contains(what))
+        })
+    };
+    let (code, f, text) = doctor();
+    assert_eq!(code, Some(1), "{text}");
+    for (severity, subject, what) in [
+        (
+            "ok",
+            "local address 198.18.0.70 (local_address_group own)",
+            "is on this director",
+        ),
+        (
+            "ok",
+            "local address 198.18.0.71 (local_address_group own)",
+            "held by vrrp_instance la",
+        ),
+        (
+            "problem",
+            "local address 198.18.0.72 (local_address_group own)",
+            "no vrrp_instance holds it",
+        ),
+        (
+            "ok",
+            "real server 198.18.0.11:80 of 198.18.0.50:80",
+            "answers connections from the local address 198.18.0.70",
+        ),
+        (
+            "problem",
+            "real server 198.18.0.12:80 of 198.18.0.50:80",
+            "its replies to 198.18.0.70 do not come back to this director",
+        ),
+        ("problem", "director", "no route to the clients"),
+    ] {
+        assert!(
+            said(&f, severity, subject, what),
+            "{severity} {subject}: {what}\n{text}"
+        );
+    }
+    let problems =
+        |f: &[serde_json::Value]| f.iter().filter(|x| x["severity"] == "problem").count();
+    assert_eq!(problems(&f), 3, "{text}");
+    // With a route to the clients, that problem is gone.
+    l.ip_in("dir", &["route", "add", "default", "via", "198.18.0.254"]);
+    let (_, f, text) = doctor();
+    assert!(
+        said(&f, "ok", "director", "routes to the clients"),
+        "{text}"
+    );
+    assert_eq!(problems(&f), 2, "{text}");
+}
+
 /// Configuration drift: two directors compare what they must agree on
 /// (`rvs_config_drift_peer`, authenticated by `rvs_config_drift_key`). They agree; a
 /// weight changed and reloaded on one is reported by both, naming the service, the real

@@ -182,11 +182,15 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
             }
             let method = rs.forwarding.method;
             if method == Method::FullNat {
-                // Its replies go to the director's local address: no route to check.
-                out.push(ok(
-                    &subject,
-                    &format!("accepts TCP connections on {own} (FULLNAT: replies return to the director's local address)"),
-                ));
+                // Its replies go to the director's local addresses: each on this director
+                // is tried as the source of a connection.
+                out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
+                for laddr in local_addresses(cfg, vs)
+                    .into_iter()
+                    .filter(|l| is_local(*l))
+                {
+                    out.push(from_local_address(&subject, own, laddr, wait).await);
+                }
                 continue;
             }
             if method == Method::Nat {
@@ -243,6 +247,7 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
             }
         }
     }
+    director.extend(fullnat_director(cfg, a.client));
     if a.dataplane == "ipvs" {
         nat_devs.sort();
         nat_devs.dedup();
@@ -253,6 +258,143 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
     }
     director.extend(out);
     director
+}
+
+/// The local addresses of a FULLNAT virtual server (its `laddr_group_name`'s).
+fn local_addresses(cfg: &rvs_conf::Config, vs: &rvs_conf::model::VirtualServer) -> Vec<IpAddr> {
+    vs.laddr_group
+        .as_ref()
+        .and_then(|g| cfg.local_address_groups.get(g))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Whether `addr` is one of this host's addresses (a socket can be bound to it; with
+/// `ip_nonlocal_bind` set any address can).
+fn is_local(addr: IpAddr) -> bool {
+    std::net::UdpSocket::bind((addr, 0)).is_ok()
+}
+
+/// FULLNAT on this director: every local address is its own — on an interface, or held
+/// by one of the configuration's VRRP instances (a local address nobody holds gets the
+/// real servers' replies nowhere) — and it routes to the clients, to which it sends the
+/// replies itself (connections handed over by sync find their clients' next hop so).
+fn fullnat_director(cfg: &rvs_conf::Config, client: Ipv4Addr) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut groups: Vec<&str> = cfg
+        .virtual_servers
+        .iter()
+        .filter(|vs| {
+            vs.real_servers
+                .iter()
+                .any(|rs| rs.forwarding.method == Method::FullNat)
+        })
+        .filter_map(|vs| vs.laddr_group.as_deref())
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    if groups.is_empty() {
+        return out;
+    }
+    for g in groups {
+        for addr in cfg.local_address_groups.get(g).into_iter().flatten() {
+            let subject = format!("local address {addr} (local_address_group {g})");
+            let vrrp = cfg.vrrp_instances.iter().find(|i| {
+                i.virtual_ipaddress
+                    .iter()
+                    .chain(&i.virtual_ipaddress_excluded)
+                    .any(|v| v.address == *addr)
+            });
+            out.push(match (is_local(*addr), vrrp) {
+                (true, _) => ok(&subject, "is on this director"),
+                (false, Some(i)) => ok(
+                    &subject,
+                    &format!(
+                        "held by vrrp_instance {} (on this director while it is MASTER)",
+                        i.name
+                    ),
+                ),
+                (false, None) => Finding {
+                    severity: Severity::Problem,
+                    subject,
+                    what: "is not on this director and no vrrp_instance holds it: the real \
+                           servers' replies to it never reach this director"
+                        .into(),
+                    fix: Some(format!(
+                        "ip addr add {addr}/{} dev IFACE on this director only, or list it in \
+                         a vrrp_instance's virtual_ipaddress",
+                        if addr.is_ipv4() { 32 } else { 128 }
+                    )),
+                },
+            });
+        }
+    }
+    let routed =
+        std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|s| s.connect((client, 9)));
+    out.push(match routed {
+        Ok(()) => ok(
+            "director",
+            &format!("routes to the clients (FULLNAT replies; checked for {client})"),
+        ),
+        Err(e) => Finding {
+            severity: Severity::Problem,
+            subject: "director".into(),
+            what: format!(
+                "no route to the clients ({client}: {e}): FULLNAT replies, and connections \
+                 taken over from another director by sync, cannot reach them"
+            ),
+            fix: Some(
+                "a default route (or routes to the client networks) through the router".into(),
+            ),
+        },
+    });
+    out
+}
+
+/// A connection to the real server from one of this director's FULLNAT local
+/// addresses: answered only if the real server's replies to that address come back here.
+async fn from_local_address(
+    subject: &str,
+    own: std::net::SocketAddr,
+    laddr: IpAddr,
+    wait: Duration,
+) -> Finding {
+    let tried = async {
+        let s = if laddr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        s.bind(std::net::SocketAddr::new(laddr, 0))?;
+        s.connect(own).await
+    };
+    match tokio::time::timeout(wait, tried).await {
+        Ok(Ok(_)) => ok(
+            subject,
+            &format!("answers connections from the local address {laddr} (its replies come back)"),
+        ),
+        Ok(Err(e)) => Finding {
+            severity: Severity::Problem,
+            subject: subject.to_owned(),
+            what: format!("a connection from the local address {laddr} failed: {e}"),
+            fix: Some(format!(
+                "on {}: accept connections from {laddr} (firewall)",
+                own.ip()
+            )),
+        },
+        Err(_) => Finding {
+            severity: Severity::Problem,
+            subject: subject.to_owned(),
+            what: format!(
+                "no answer within {wait:?} to a connection from the local address {laddr}: \
+                 its replies to {laddr} do not come back to this director"
+            ),
+            fix: Some(format!(
+                "on {} (or its router): a route to {laddr} through this director",
+                own.ip()
+            )),
+        },
+    }
 }
 
 fn ok(subject: &str, what: &str) -> Finding {
