@@ -1051,6 +1051,119 @@ fn peers_of(ns: &str, port: u16) -> Vec<String> {
         .collect()
 }
 
+/// FULLNAT over IPv6 in namespaces: the VIP `fd00:198:18::50` on the director, its local
+/// addresses `fd00:198:18::60` and `::61`, two real servers. 20 connections from the client:
+/// both real servers answer, each sees only the local addresses as peers (never the
+/// client), and data goes both ways through the director on every connection.
+#[test]
+#[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
+fn fullnat_over_ipv6_shows_the_real_servers_only_local_addresses() {
+    require();
+    let mut l = Lab::new(&[("dir", 1), ("rs1", 11), ("rs2", 12), ("c", 100)]);
+    for rs in ["rs1", "rs2"] {
+        l.spawn_cmd(
+            rs,
+            &[env!("CARGO_BIN_EXE_rvs"), "lab", "echo", rs, "[::]:7000"],
+        );
+    }
+    for a in [
+        "fd00:198:18::50/128",
+        "fd00:198:18::60/128",
+        "fd00:198:18::61/128",
+    ] {
+        l.ip_in("dir", &["-6", "addr", "add", a, "dev", "eth0", "nodad"]);
+    }
+    let conf = "local_address_group laddr6 {\n    fd00:198:18::60\n    fd00:198:18::61\n}\n\
+                virtual_server fd00:198:18::50 80 {\n    lb_algo rr\n    lb_kind FNAT\n    \
+                laddr_group_name laddr6\n    protocol TCP\n    \
+                real_server fd00:198:18::11 7000 {\n    }\n    \
+                real_server fd00:198:18::12 7000 {\n    }\n}\n";
+    l.rvs(
+        "dir",
+        conf,
+        &["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"],
+    );
+    let vip: SocketAddr = "[fd00:198:18::50]:80".parse().unwrap();
+    greeted_through(&l, vip);
+    let mut conns = open_greeted(&l, vip, 20);
+    let names: std::collections::BTreeSet<&str> = conns.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["rs1", "rs2"]);
+    assert_eq!(
+        peer_hosts(&l, &["rs1", "rs2"], 20),
+        ["[fd00:198:18::60]", "[fd00:198:18::61]"]
+    );
+    echo_on_each(&mut conns);
+}
+
+/// A connection from the client (node `c`) to `vip` is greeted by a real server's name
+/// within 10 s, or the logs.
+fn greeted_through(l: &Lab, vip: SocketAddr) {
+    let up = Lab::wait(Duration::from_secs(10), || {
+        lab::in_ns(&l.ns("c"), || {
+            std::net::TcpStream::connect_timeout(&vip, Duration::from_millis(500))
+                .and_then(|s| {
+                    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                    greeting(&mut std::io::BufReader::new(s))
+                })
+                .is_ok_and(|n| !n.is_empty())
+        })
+    });
+    assert!(up.is_some(), "{vip} never answered\n{}", l.logs());
+}
+
+/// The first line an echo real server sends: its name.
+fn greeting(s: &mut std::io::BufReader<std::net::TcpStream>) -> std::io::Result<String> {
+    use std::io::BufRead as _;
+    let mut name = String::new();
+    s.read_line(&mut name).map(|_| name.trim().to_owned())
+}
+
+/// `n` connections from the client to `vip`: (client end, real server's name, stream).
+fn open_greeted(
+    l: &Lab,
+    vip: SocketAddr,
+    n: usize,
+) -> Vec<(SocketAddr, String, std::io::BufReader<std::net::TcpStream>)> {
+    (0..n)
+        .map(|_| {
+            let s = lab::in_ns(&l.ns("c"), || {
+                std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(2)).unwrap()
+            });
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let me = s.local_addr().unwrap();
+            let mut r = std::io::BufReader::new(s);
+            let name = greeting(&mut r).unwrap();
+            (me, name, r)
+        })
+        .collect()
+}
+
+/// The hosts the real servers' port-7000 connections have as peers (`n` of them in all).
+fn peer_hosts(l: &Lab, rss: &[&str], n: usize) -> Vec<String> {
+    let peers: Vec<String> = rss
+        .iter()
+        .flat_map(|rs| peers_of(&l.ns(rs), 7000))
+        .collect();
+    assert_eq!(peers.len(), n, "{peers:?}");
+    let hosts: std::collections::BTreeSet<String> = peers
+        .iter()
+        .map(|p| p.rsplit_once(':').unwrap().0.to_owned())
+        .collect();
+    hosts.into_iter().collect()
+}
+
+/// Data both ways on every connection: a line out, the same line back.
+fn echo_on_each(conns: &mut [(SocketAddr, String, std::io::BufReader<std::net::TcpStream>)]) {
+    use std::io::{BufRead as _, Write as _};
+    for (me, name, r) in conns {
+        let line = format!("hello from {me}\n");
+        r.get_mut().write_all(line.as_bytes()).unwrap();
+        let mut back = String::new();
+        r.read_line(&mut back).unwrap();
+        assert_eq!(back, line, "echoed by {name}");
+    }
+}
+
 /// The first TOA option (TCP option 254: the client's port and IPv4 address) in a TCP
 /// segment to port 7000 that `ns` receives within 8 s, captured with a raw socket.
 fn capture_toa(ns: String) -> std::thread::JoinHandle<Option<SocketAddr>> {
@@ -1111,7 +1224,6 @@ fn capture_toa(ns: String) -> std::thread::JoinHandle<Option<SocketAddr>> {
 #[test]
 #[ignore = "needs root, network namespaces and clang: ./test.sh runs it as root"]
 fn fullnat_real_servers_see_only_the_directors_local_addresses() {
-    use std::io::{BufRead as _, Write as _};
     require();
     let mut l = Lab::new(&[
         ("dir", 1),
@@ -1168,45 +1280,15 @@ fn fullnat_real_servers_see_only_the_directors_local_addresses() {
         &conf,
         &["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"],
     );
-    let client = l.ns("c");
-    let greet = |s: &mut std::io::BufReader<std::net::TcpStream>| {
-        let mut name = String::new();
-        s.read_line(&mut name).map(|_| name.trim().to_owned())
-    };
-    let up = Lab::wait(Duration::from_secs(10), || {
-        lab::in_ns(&client, || {
-            std::net::TcpStream::connect_timeout(&vip80(), Duration::from_millis(500))
-                .and_then(|s| {
-                    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-                    greet(&mut std::io::BufReader::new(s))
-                })
-                .is_ok_and(|n| !n.is_empty())
-        })
-    });
-    assert!(
-        up.is_some(),
-        "the FULLNAT service never answered\n{}",
-        l.logs()
-    );
+    greeted_through(&l, vip80());
     let toa = capture_toa(l.ns("rs1"));
     std::thread::sleep(Duration::from_millis(200));
-    let mut conns = Vec::new();
-    let mut names = std::collections::BTreeMap::new();
-    for _ in 0..20 {
-        let s = lab::in_ns(&client, || {
-            std::net::TcpStream::connect_timeout(&vip80(), Duration::from_secs(2)).unwrap()
-        });
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let me = s.local_addr().unwrap();
-        let mut r = std::io::BufReader::new(s);
-        let name = greet(&mut r).unwrap();
-        *names.entry(name.clone()).or_insert(0) += 1;
-        conns.push((me, name, r));
-    }
+    let mut conns = open_greeted(&l, vip80(), 20);
+    let names: std::collections::BTreeSet<&str> = conns.iter().map(|c| c.1.as_str()).collect();
     assert_eq!(
-        names.keys().map(String::as_str).collect::<Vec<_>>(),
+        names.into_iter().collect::<Vec<_>>(),
         ["far", "rs1"],
-        "rr over both real servers: {names:?}"
+        "rr over both real servers"
     );
     let toa = toa.join().unwrap().expect("a TOA option reached rs1");
     assert!(
@@ -1216,28 +1298,11 @@ fn fullnat_real_servers_see_only_the_directors_local_addresses() {
         "TOA {toa}: not a client connection of rs1's"
     );
     // What each real server sees: only the director's local addresses.
-    let mut peers = Vec::new();
-    for rs in ["rs1", "far"] {
-        peers.extend(peers_of(&l.ns(rs), 7000));
-    }
-    assert_eq!(peers.len(), 20, "{peers:?}");
-    let laddrs: std::collections::BTreeSet<&str> = peers
-        .iter()
-        .map(|p| p.rsplit_once(':').unwrap().0)
-        .collect();
     assert_eq!(
-        laddrs.into_iter().collect::<Vec<_>>(),
-        ["198.18.0.60", "198.18.0.61"],
-        "peers: {peers:?}"
+        peer_hosts(&l, &["rs1", "far"], 20),
+        ["198.18.0.60", "198.18.0.61"]
     );
-    // Data both ways on every connection.
-    for (me, name, r) in &mut conns {
-        let line = format!("hello from {me}\n");
-        r.get_mut().write_all(line.as_bytes()).unwrap();
-        let mut back = String::new();
-        r.read_line(&mut back).unwrap();
-        assert_eq!(back, line, "echoed by {name}");
-    }
+    echo_on_each(&mut conns);
     // (-Lnc reads a snapshot of the flow table the daemon refreshes.)
     let sock = l.control("dir", 2);
     let listed = Lab::wait(Duration::from_secs(6), || {
