@@ -140,6 +140,66 @@ mod state_by_name {
     }
 }
 
+/// What a stopped or killed rvs left on this host for `plan`'s instances — their virtual
+/// addresses (on the VMAC where the instance has one), routes and rules — removed, so
+/// that this host's kernel stops answering ARP for addresses a peer now holds (`rvs
+/// cleanup`, systemd's `ExecStopPost`). One line per address removed; routes and rules
+/// are removed where present. An instance whose interface is gone is said and skipped.
+///
+/// # Errors
+/// No netlink socket.
+pub async fn release(plan: &Plan) -> Result<Vec<String>, link::LinkError> {
+    let nl = link::Netlink::new()?;
+    let mut out = Vec::new();
+    for p in &plan.instances {
+        let own = match p.vmac.as_deref() {
+            Some(v) => match nl.link(v).await {
+                Ok(l) => Ok(l),
+                Err(_) => nl.link(&p.iface).await,
+            },
+            None => nl.link(&p.iface).await,
+        };
+        let own = match own {
+            Ok(l) => l,
+            Err(e) => {
+                out.push(format!("({}) skipped: {e}", p.name));
+                continue;
+            }
+        };
+        for v in p.vips.iter().chain(&p.excluded) {
+            let l = match &v.dev {
+                Some(d) if d != &p.iface => match nl.link(d).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        out.push(format!("({}) {}: {e}", p.name, v.address));
+                        continue;
+                    }
+                },
+                _ => own.clone(),
+            };
+            match nl.del_vip(l.index, v).await {
+                Ok(true) => out.push(format!(
+                    "({}) removed {}/{} from {}",
+                    p.name, v.address, v.prefix_len, l.name
+                )),
+                Ok(false) => {}
+                Err(e) => out.push(format!("({}) {}: {e}", p.name, v.address)),
+            }
+        }
+        for r in &p.routes {
+            if let Err(e) = nl.route(r, false).await {
+                out.push(format!("({}) route '{}': {e}", p.name, r.text));
+            }
+        }
+        for r in &p.rules {
+            if let Err(e) = nl.rule(r, false).await {
+                out.push(format!("({}) rule '{}': {e}", p.name, r.text));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `plan` with the instances that cannot start now — their interface missing, or without
 /// an address to send adverts from — set aside in [`Plan::waiting`].
 async fn split(plan: &Plan) -> Plan {

@@ -12,7 +12,7 @@ mod clock;
 mod daemon;
 mod tools;
 
-use cli::{adm, bgp, check, doctor, plan, status, upgrade};
+use cli::{adm, bgp, check, cleanup, doctor, plan, status, upgrade};
 use daemon::{dataplane, logging, run};
 use tools::{demo, genhash, lab, sim};
 
@@ -44,6 +44,9 @@ enum Cmd {
     /// From a director, find the classic LVS mistakes (VIP missing on a DR real server,
     /// real servers answering ARP for the VIP, IP forwarding for NAT) and how to fix them.
     Doctor(doctor::DoctorArgs),
+    /// Remove what a stopped or killed rvs left on this host: its VRRP instances'
+    /// addresses, routes and rules (systemd's `ExecStopPost`).
+    Cleanup(cleanup::CleanupArgs),
     /// Three demo backends and a load balancer on 127.0.0.1:8080, until Ctrl-C.
     Demo,
     /// ipvsadm's command line against the running daemon (`rvs adm -Ln`, `-A`, `-a`, `-S`, ...).
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
             Cmd::Plan(a) => plan::run(&a),
             Cmd::Upgrade(a) => upgrade::run(&a),
             Cmd::Doctor(a) => doctor::run(&a),
+            Cmd::Cleanup(a) => cleanup::run(&a),
             Cmd::Demo => demo::run(),
             Cmd::Genhash(a) => genhash::run(&a),
             Cmd::Adm { args } => Ok(adm::run(&args)),

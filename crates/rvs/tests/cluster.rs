@@ -816,6 +816,68 @@ fn fullnat_connections_survive_a_directors_link_loss_in_the_cluster_lab() {
     c.none_broken(hold);
 }
 
+/// FULLNAT with sync: director d2's rvs is killed (SIGKILL) under 30 long-lived
+/// connections, its kernel alive. The lab runs rvs as rvs.service does, with `rvs
+/// cleanup` after it (ExecStopPost): d2's local address leaves d2 — whose kernel would
+/// otherwise go on answering ARP for it — and moves by VRRP to d3, which rewrites the
+/// real servers' replies for d2's connections: none broken.
+#[test]
+#[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
+fn a_killed_fullnat_director_leaves_its_local_address_and_breaks_no_connection() {
+    let c = ClusterUp::start(true);
+    let laddr_on = |node: &str| {
+        let o = Command::new("ip")
+            .args([
+                "-n",
+                &format!("{}-{node}", c.p),
+                "-4",
+                "addr",
+                "show",
+                "eth0",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains(" 198.18.0.23/32 ")
+    };
+    assert!(laddr_on("d2"), "d2 does not hold its local address");
+    let hold = c.hold(30, 14);
+    // d2's connections have reached d1 and d3 by sync (each walks its flow table about
+    // once a second; longer on a loaded machine).
+    let clients_on = |node: &str| -> std::collections::BTreeSet<String> {
+        let sock = c.dir().join(format!("{node}.sock"));
+        lab::rvs_at(&sock, &["adm", "-Lcn"])
+            .lines()
+            .filter(|l| l.contains(" 198.18.0.60:7 "))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        Lab::wait(Duration::from_secs(10), || {
+            let d2 = clients_on("d2");
+            !d2.is_empty() && d2.is_subset(&clients_on("d1")) && d2.is_subset(&clients_on("d3"))
+        })
+        .is_some(),
+        "d2's connections never all reached d1 and d3\n{}",
+        c.logs()
+    );
+    ClusterUp::kill(c.pid("d2"), "KILL");
+    c.wait_hops(2, Duration::from_secs(10), "d2 killed");
+    assert!(
+        Lab::wait(Duration::from_secs(5), || !laddr_on("d2") && laddr_on("d3")).is_some(),
+        "d2's local address did not leave d2 for d3 (d2: {}, d3: {})\n{}",
+        laddr_on("d2"),
+        laddr_on("d3"),
+        c.logs()
+    );
+    assert!(
+        c.logs()
+            .contains("(la_d2) removed 198.18.0.23/32 from eth0"),
+        "rvs cleanup did not say what it removed\n{}",
+        c.logs()
+    );
+    c.none_broken(hold);
+}
+
 /// Two XDP directors of an `rr` DR service on one link (real servers answering their
 /// name, then echoing), a client whose route to the VIP is the link.
 struct SyncLab {

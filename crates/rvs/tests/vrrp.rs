@@ -3243,3 +3243,69 @@ fn an_upgrade_keeps_the_master() {
     );
     l.wait_holder("198.18.0.50", "b", &DIRS, Duration::from_secs(5));
 }
+
+/// `rvs cleanup` (rvs.service's `ExecStopPost`): while the daemon runs it refuses and
+/// removes nothing; once the daemon is killed (SIGKILL: it could not remove its VIP, and
+/// the host's kernel keeps answering ARP for it), it removes the VIP and says so; run
+/// again, there is nothing left.
+#[test]
+#[ignore = "needs root and network namespaces: ./test.sh runs it as root"]
+fn cleanup_removes_what_a_killed_daemon_left() {
+    lab::require(false);
+    let mut l = lab();
+    let o = Opts {
+        version: 3,
+        advert: "0.1",
+        auth: None,
+        unicast: None,
+        v6: false,
+    };
+    let text = conf("MASTER", 150, o);
+    let p = l.rvs("a", &text, &["-P"]);
+    let vip = o.vip();
+    assert!(
+        Lab::wait(Duration::from_secs(10), || l.has_addr("a", vip)).is_some(),
+        "the MASTER never held {vip}\n{}",
+        l.logs()
+    );
+    let conf_file = l.dir.join("a-0.conf");
+    let pid_file = l.dir.join("a-0.pid");
+    let ns = l.ns("a");
+    let cleanup = || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(env!("CARGO_BIN_EXE_rvs"))
+            .arg("cleanup")
+            .arg("-f")
+            .arg(&conf_file)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = cleanup();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("rvs is running (pid"), "{text}");
+    assert!(l.has_addr("a", vip), "removed while rvs runs");
+    l.signal(&p, "KILL");
+    l.wait_exit(&p, Duration::from_secs(5));
+    assert!(l.has_addr("a", vip), "a killed rvs cannot remove its VIP");
+    let (code, text) = cleanup();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("(VI_1) removed {vip}/24 from eth0")),
+        "{text}"
+    );
+    assert!(!l.has_addr("a", vip), "still there after cleanup");
+    let (code, text) = cleanup();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("nothing left behind"), "{text}");
+}

@@ -3,6 +3,7 @@
 pub mod adm;
 pub mod bgp;
 pub mod check;
+pub mod cleanup;
 pub mod doctor;
 pub mod names;
 pub mod plan;

@@ -1641,7 +1641,7 @@ pub fn reload_cmd(a: &ReloadArgs) -> Result<ExitCode> {
 /// killed daemon may name any process now (`rvs reload` once hung up a `sleep`). The
 /// process must run the same executable as this one, or be named `rvs` or `keepalived`
 /// (the daemon's binary replaced by an upgrade).
-fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> Result<()> {
+pub(crate) fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     let proc_dir = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
     let comm = std::fs::read_to_string(proc_dir.join("comm")).with_context(|| {
@@ -1670,6 +1670,6 @@ fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> Result<()> {
     )
 }
 
-fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
+pub(crate) fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
     rustix::process::Pid::from_raw(pid).context("invalid pid")
 }

@@ -268,7 +268,23 @@ pub fn up(prefix: &str, fnat: bool) -> Result<()> {
             "--pid-file".into(),
             d.join(format!("{node}.rvs-pid")).display().to_string(),
         ]);
-        spawn(&p, node, "rvs", &args)?;
+        // As rvs.service runs it: `rvs cleanup` once it has exited, however it died
+        // (ExecStopPost), so that a killed director's kernel does not keep its VRRP
+        // addresses. The shell records rvs's own pid where a director's pid goes.
+        let mut sup = vec![
+            "sh".to_owned(),
+            "-c".into(),
+            "me=$1 conf=$2 pidf=$3 at=$4; shift 4; \"$me\" \"$@\" & echo $! > \"$at\"; \
+             wait $!; exec \"$me\" cleanup -q -f \"$conf\" --pid-file \"$pidf\""
+                .into(),
+            "sup".into(),
+            me.clone(),
+            conf.display().to_string(),
+            d.join(format!("{node}.rvs-pid")).display().to_string(),
+            d.join(format!("{node}-rvs.pid")).display().to_string(),
+        ];
+        sup.extend(args.into_iter().skip(1));
+        spawn(&p, node, "sup", &sup)?;
     }
     if fnat {
         start_sync(&me, &d)?;
@@ -330,7 +346,8 @@ fn start_sync(me: &str, d: &std::path::Path) -> Result<()> {
 
 pub fn down(prefix: &str) -> Result<()> {
     let p = prefix_of(prefix);
-    super::lab::stop_processes(&dir(&p), &["bird"]);
+    // (The directors' supervising shells: `dash` where `sh` is it.)
+    super::lab::stop_processes(&dir(&p), &["bird", "sh", "dash", "bash"]);
     for node in [
         "client", "rs3", "rs2", "rs1", "d3", "d2", "d1", "router", "br",
     ] {
