@@ -635,6 +635,21 @@ fn doctor_checks_a_fullnat_directors_local_addresses_and_routes() {
         "{text}"
     );
     assert_eq!(problems(&f), 2, "{text}");
+    let human = Command::new("ip")
+        .args(["netns", "exec", &l.ns("dir")])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .args(["doctor", "--wait", "1", "--listen", "0", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&human.stdout);
+    eprintln!("{human}");
+    assert!(
+        human.contains(
+            "fix: on 198.18.0.12 (or its router): a route to 198.18.0.70 through this director"
+        ) && human.contains("2 problems"),
+        "{human}"
+    );
 }
 
 /// Configuration drift: two directors compare what they must agree on
