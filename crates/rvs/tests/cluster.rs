@@ -817,9 +817,12 @@ fn fullnat_connections_survive_a_directors_link_loss_in_the_cluster_lab() {
 }
 
 /// FULLNAT with sync: director d2's rvs is killed (SIGKILL) under 30 long-lived
-/// connections, its kernel alive. The lab runs rvs as rvs.service does, with `rvs
-/// cleanup` after it (ExecStopPost): d2's local address leaves d2 — whose kernel would
-/// otherwise go on answering ARP for it — and moves by VRRP to d3, which rewrites the
+/// connections, its kernel alive. d2's kernel has no socket for its FULLNAT
+/// connections: the reset guard (nftables, installed by rvs, outliving it) keeps it from
+/// resetting the real servers' replies that reach it before its local address has
+/// moved. The lab runs rvs as rvs.service does, with `rvs cleanup` after it
+/// (`ExecStopPost`): d2's local address leaves d2 — whose kernel would otherwise go on
+/// answering ARP for it — with the guard, and moves by VRRP to d3, which rewrites the
 /// real servers' replies for d2's connections: none broken.
 #[test]
 #[ignore = "needs root, network namespaces, clang (the XDP program) and BIRD 2: ./test.sh runs it as root"]
@@ -840,6 +843,19 @@ fn a_killed_fullnat_director_leaves_its_local_address_and_breaks_no_connection()
         String::from_utf8_lossy(&o.stdout).contains(" 198.18.0.23/32 ")
     };
     assert!(laddr_on("d2"), "d2 does not hold its local address");
+    let guard_on = |node: &str| {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-{node}", c.p)])
+            .args(["nft", "list", "table", "inet", "rvs_fullnat"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(
+        guard_on("d2").contains("elements = { 198.18.0.23 }"),
+        "d2's reset guard: {}",
+        guard_on("d2")
+    );
     let hold = c.hold(30, 14);
     // d2's connections have reached d1 and d3 by sync (each walks its flow table about
     // once a second; longer on a loaded machine).
@@ -875,6 +891,8 @@ fn a_killed_fullnat_director_leaves_its_local_address_and_breaks_no_connection()
         "rvs cleanup did not say what it removed\n{}",
         c.logs()
     );
+    assert!(c.logs().contains("removed the FULLNAT reset guard"));
+    assert_eq!(guard_on("d2"), "", "the guard outlived rvs cleanup");
     c.none_broken(hold);
 }
 

@@ -67,6 +67,19 @@ pub fn run(a: &CleanupArgs) -> Result<ExitCode> {
     let done = rt
         .block_on(rvs_vrrpd::release(&plan))
         .context("removing what rvs left behind")?;
+    let mut done = done;
+    // The XDP plane's FULLNAT reset guard: needed only while the local addresses were
+    // still on this host.
+    if crate::daemon::dataplane::guard::present() {
+        let gone = crate::daemon::dataplane::guard::script(&std::collections::BTreeSet::new());
+        match rt.block_on(crate::daemon::dataplane::guard::apply(&gone)) {
+            Ok(()) => done.push(format!(
+                "removed the FULLNAT reset guard (nftables table inet {})",
+                crate::daemon::dataplane::guard::TABLE
+            )),
+            Err(e) => done.push(format!("the FULLNAT reset guard: {e}")),
+        }
+    }
     for line in &done {
         println!("{line}");
     }

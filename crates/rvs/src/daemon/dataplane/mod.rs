@@ -13,6 +13,7 @@
 //! the operator interface (flow list, sync-daemon lines) is swapped whole
 //! ([`Snapshots`], `ArcSwap`), so readers never wait.
 
+pub mod guard;
 pub mod ipvs;
 pub mod owner;
 pub mod sync;

@@ -70,6 +70,10 @@ pub struct XdpForwarder {
     asked: std::collections::HashSet<IpAddr>,
     /// Re-programs the last desired state when next-hop MACs change.
     follower: tokio::task::JoinHandle<()>,
+    /// The FULLNAT local addresses the reset guard holds ([`super::guard`]).
+    guarded: std::collections::BTreeSet<IpAddr>,
+    /// `nft` failed once: said, not again.
+    guard_failed: bool,
 }
 
 impl XdpForwarder {
@@ -154,12 +158,44 @@ impl XdpForwarder {
             neigh,
             asked: std::collections::HashSet::new(),
             follower,
+            guarded: std::collections::BTreeSet::new(),
+            guard_failed: false,
         })
     }
 }
 
 fn stopped() -> Vec<ApplyError> {
     vec![ApplyError::Stopping(Kind::Xdp)]
+}
+
+impl XdpForwarder {
+    /// The reset guard follows the FULLNAT services' local addresses (reconciled: `nft`
+    /// runs only when they change).
+    async fn guard(&mut self, want: &Desired) {
+        let laddrs: std::collections::BTreeSet<IpAddr> = want
+            .services
+            .iter()
+            .flat_map(|s| s.local_addrs.iter().copied())
+            .collect();
+        if laddrs == self.guarded {
+            return;
+        }
+        match super::guard::apply(&super::guard::script(&laddrs)).await {
+            Ok(()) => {
+                self.guarded = laddrs;
+                self.guard_failed = false;
+            }
+            Err(e) if !self.guard_failed => {
+                self.guard_failed = true;
+                tracing::warn!(
+                    "FULLNAT reset guard not installed ({e}): should rvs die, this host's \
+                     kernel would reset the connections of its local addresses until they \
+                     move (install nftables)"
+                );
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 impl Forwarder for XdpForwarder {
@@ -219,6 +255,7 @@ impl Forwarder for XdpForwarder {
                 self.neigh.resolve(&fresh, Duration::from_secs(2)).await
             };
             self.asked.retain(|h| hops.values().any(|x| x == h));
+            self.guard(want).await;
             let want = want.clone();
             self.owner
                 .call(move |st| st.program(want, hops, &table))
@@ -282,16 +319,36 @@ impl Forwarder for XdpForwarder {
     }
 
     fn stop(self: Box<Self>) -> Fut<'static, ()> {
+        self.finish(true)
+    }
+
+    /// Handed over (`rvs upgrade`): the successor's reset guard stays.
+    fn leave(self: Box<Self>) -> Fut<'static, ()> {
+        self.finish(false)
+    }
+}
+
+impl XdpForwarder {
+    /// Stops the sync daemons and the program's thread; `unguard`: the FULLNAT reset
+    /// guard goes too.
+    fn finish(self: Box<Self>, unguard: bool) -> Fut<'static, ()> {
         let XdpForwarder {
             owner,
             follower,
             mut sync,
             snapshots,
+            guarded,
             ..
         } = *self;
         Box::pin(async move {
             for state in ["master", "backup"] {
                 let _ = sync.stop(state, &snapshots).await;
+            }
+            if unguard && !guarded.is_empty() {
+                let gone = super::guard::script(&std::collections::BTreeSet::new());
+                if let Err(e) = super::guard::apply(&gone).await {
+                    tracing::warn!("removing the FULLNAT reset guard: {e}");
+                }
             }
             // The follower holds a caller: ended first, so that the thread can stop.
             follower.abort();
