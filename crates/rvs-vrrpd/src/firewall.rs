@@ -179,6 +179,41 @@ pub async fn apply(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> 
     if text.is_empty() {
         return Ok(());
     }
+    nft(&text).await.map_err(|e| match e {
+        NftError::Missing(e) => format!(
+            "no_accept / vrrp_strict: cannot run nft ({e}): install nftables; traffic to \
+             the VIPs is not filtered"
+        ),
+        NftError::Refused(why) => format!("nft refused the no_accept rules: {why}"),
+        NftError::Other(e) => e,
+    })
+}
+
+/// Why `nft -f -` did not apply a script.
+#[derive(Debug)]
+pub enum NftError {
+    /// `nft` cannot be run (not installed).
+    Missing(std::io::Error),
+    /// nft's own complaint.
+    Refused(String),
+    Other(String),
+}
+
+impl std::fmt::Display for NftError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NftError::Missing(e) => write!(f, "cannot run nft: {e}"),
+            NftError::Refused(why) => write!(f, "nft: {why}"),
+            NftError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Runs `nft -f -` with `text` (one atomic transaction), for at most 10 s.
+///
+/// # Errors
+/// [`NftError`].
+pub async fn nft(text: &str) -> Result<(), NftError> {
     let mut child = tokio::process::Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -186,29 +221,23 @@ pub async fn apply(want: Option<&FirewallPlan>, prev: Option<&FirewallPlan>) -> 
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| {
-            format!(
-                "no_accept / vrrp_strict: cannot run nft ({e}): install nftables; \
-                 traffic to the VIPs is not filtered"
-            )
-        })?;
+        .map_err(NftError::Missing)?;
     if let Some(mut stdin) = child.stdin.take() {
         use tokio::io::AsyncWriteExt as _;
         stdin
             .write_all(text.as_bytes())
             .await
-            .map_err(|e| format!("nft: {e}"))?;
+            .map_err(|e| NftError::Other(format!("nft: {e}")))?;
     }
     let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
         .await
-        .map_err(|_| "nft did not finish within 10 s".to_owned())?
-        .map_err(|e| format!("nft: {e}"))?;
+        .map_err(|_| NftError::Other("nft did not finish within 10 s".to_owned()))?
+        .map_err(|e| NftError::Other(format!("nft: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "nft refused the no_accept rules: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        Err(NftError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ))
     }
 }

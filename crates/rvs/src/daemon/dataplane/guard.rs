@@ -55,36 +55,14 @@ pub fn script(laddrs: &BTreeSet<IpAddr>) -> String {
     s
 }
 
-/// Runs `nft -f -` with `script`.
+/// Runs `nft -f -` with `script` (`rvs_vrrpd::firewall::nft`).
 ///
 /// # Errors
 /// `nft` missing, or its complaint.
 pub async fn apply(script: &str) -> Result<(), String> {
-    use tokio::io::AsyncWriteExt as _;
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("nft: {e}"))?;
-    if let Some(mut i) = child.stdin.take() {
-        i.write_all(script.as_bytes())
-            .await
-            .map_err(|e| format!("nft: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
+    rvs_vrrpd::firewall::nft(script)
         .await
-        .map_err(|e| format!("nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+        .map_err(|e| e.to_string())
 }
 
 /// Whether the guard's table is in the kernel (`nft list table`).
