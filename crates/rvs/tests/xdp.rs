@@ -1095,6 +1095,79 @@ fn fullnat_over_ipv6_shows_the_real_servers_only_local_addresses() {
     echo_on_each(&mut conns);
 }
 
+/// The FULLNAT reset guard: the director's kernel has no socket on its local
+/// addresses, and must not reset what reaches it there — while rvs runs (a packet the
+/// program passes) and once rvs is killed (its program gone, the guard left in the
+/// kernel). A connection from the real server to the local address is not refused but
+/// unanswered; `rvs cleanup` removes the guard, and the kernel refuses it again.
+#[test]
+#[ignore = "needs root, network namespaces, nftables and clang: ./test.sh runs it as root"]
+fn the_kernel_resets_nothing_on_fullnat_local_addresses_even_after_rvs_is_killed() {
+    require();
+    let mut l = Lab::new(&[("dir", 1), ("rs1", 11)]);
+    l.ip_in("dir", &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]);
+    l.ip_in("dir", &["addr", "add", "198.18.0.60/32", "dev", "eth0"]);
+    let conf = format!(
+        "local_address_group g {{\n    198.18.0.60\n}}\n\
+         virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind FNAT\n    \
+         laddr_group_name g\n    protocol TCP\n    real_server 198.18.0.11 7000 {{\n    }}\n}}\n"
+    );
+    let p = l.rvs(
+        "dir",
+        &conf,
+        &["-C", "--dataplane", "xdp", "--xdp-iface", "eth0"],
+    );
+    let dir = l.ns("dir");
+    let guard = || {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &dir])
+            .args(["nft", "list", "table", "inet", "rvs_fullnat"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains("198.18.0.60")
+    };
+    assert!(
+        Lab::wait(Duration::from_secs(10), guard).is_some(),
+        "no reset guard\n{}",
+        l.logs()
+    );
+    // A connection from rs1 to a port of the local address nobody listens on.
+    let rs1 = l.ns("rs1");
+    let attempt = || {
+        lab::in_ns(&rs1, || {
+            let to: SocketAddr = "198.18.0.60:5555".parse().unwrap();
+            match std::net::TcpStream::connect_timeout(&to, Duration::from_millis(700)) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => "unanswered",
+                Err(_) => "failed otherwise",
+                Ok(_) => "accepted",
+            }
+        })
+    };
+    assert_eq!(attempt(), "unanswered", "while rvs runs");
+    l.signal(&p, "KILL");
+    l.wait_exit(&p, Duration::from_secs(5));
+    assert!(guard(), "the guard went with rvs");
+    assert_eq!(attempt(), "unanswered", "after rvs was killed");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &l.ns("dir")])
+        .arg(env!("CARGO_BIN_EXE_rvs"))
+        .arg("cleanup")
+        .arg("-f")
+        .arg(l.dir.join("dir-0.conf"))
+        .arg("--pid-file")
+        .arg(l.dir.join("dir-0.pid"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("removed the FULLNAT reset guard"),
+        "{out:?}"
+    );
+    assert!(!guard());
+    assert_eq!(attempt(), "refused", "without the guard");
+}
+
 /// A connection from the client (node `c`) to `vip` is greeted by a real server's name
 /// within 10 s, or the logs.
 fn greeted_through(l: &Lab, vip: SocketAddr) {
