@@ -529,13 +529,8 @@ impl ClusterUp {
 
     /// What `hold` said; none broken, or the text and the logs.
     fn none_broken(&self, hold: std::process::Child) {
-        let out = hold.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains(": 0 broken"),
-            "{text}\n{}",
-            self.logs()
-        );
+        let (ok, text) = ClusterUp::held(hold);
+        assert!(ok && text.contains(": 0 broken"), "{text}\n{}", self.logs());
     }
 
     /// What `hold` said (exit status, text), once it is done.
@@ -659,9 +654,7 @@ fn the_cluster_lab_runs_the_seed_topology_scaled_out() {
     );
     assert_eq!(st.matches("Established").count(), 3, "{st}");
     assert_eq!(held_flows(&st), 30, "{st}");
-    let _ = Command::new("kill")
-        .args(["-KILL", &c.pid("d2").to_string()])
-        .status();
+    ClusterUp::kill(c.pid("d2"), "KILL");
     assert!(Lab::wait(Duration::from_secs(5), || c.hops() == 2).is_some());
     c.none_broken(hold);
     let p = c.p.clone();
@@ -712,13 +705,7 @@ fn the_cluster_lab_runs_fullnat_with_sync() {
         "{}",
         c.logs()
     );
-    let sock = c.dir().join("d2.sock");
-    let drain = rvs(&["bgp", "drain", "--control", &sock.display().to_string()]);
-    assert!(
-        drain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&drain.stderr)
-    );
+    c.bgp("d2", "drain");
     assert!(Lab::wait(Duration::from_secs(5), || c.hops() == 2).is_some());
     c.none_broken(hold);
 }

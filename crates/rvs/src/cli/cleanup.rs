@@ -64,10 +64,9 @@ pub fn run(a: &CleanupArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let done = rt
+    let mut done = rt
         .block_on(rvs_vrrpd::release(&plan))
         .context("removing what rvs left behind")?;
-    let mut done = done;
     // The XDP plane's FULLNAT reset guard: needed only while the local addresses were
     // still on this host.
     if crate::daemon::dataplane::guard::present() {
