@@ -372,6 +372,8 @@ pub struct Shared {
     /// Idle splice pipes, reused (a pipe is held only while a chunk moves through it);
     /// lock-free, as every bulk connection of every service takes from it.
     pipes: crossbeam_queue::ArrayQueue<splice::Pipe>,
+    /// Bytes moved by splice(2) since start (bulk transfers; see `tcp::Bulk`).
+    spliced: AtomicU64,
     /// The operator interface's requests for a [`view::View`], and the last one built.
     board: view::Board,
     /// The runtimes listeners and connections run on.
@@ -479,6 +481,12 @@ impl Shared {
     /// count none.
     pub fn relay_buffers_in_use(&self) -> usize {
         buf::in_use()
+    }
+
+    /// Bytes relayed by splice(2) since start (the counter `rvs_proxy_spliced_bytes`):
+    /// bulk transfers, not small request/response traffic.
+    pub fn spliced_bytes(&self) -> u64 {
+        self.spliced.load(Ordering::Relaxed)
     }
 
     /// Connections accepted by each worker thread since start (one entry when the proxy
@@ -608,6 +616,7 @@ impl Proxy {
             warned_dr: AtomicBool::new(false),
             fds_left: AtomicI64::new(i64::try_from(budget).unwrap_or(i64::MAX)),
             pipes: crossbeam_queue::ArrayQueue::new(PIPE_POOL),
+            spliced: AtomicU64::new(0),
             board: view::Board::default(),
             workers,
             udp_next: std::sync::atomic::AtomicUsize::new(0),

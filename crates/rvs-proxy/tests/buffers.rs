@@ -15,22 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn idle_connections_hold_no_buffer() {
     // Echoes what it reads, over TCP and UDP.
     common::udp_echo("127.19.2.2:9301").await;
-    let echo = tokio::net::TcpListener::bind("127.19.2.2:9300")
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = echo.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    common::tcp_echo("127.19.2.2:9300").await;
     let want = Desired {
         services: vec![
             service("127.19.2.1", 9300, "127.19.2.2", 9300),

@@ -38,6 +38,25 @@ pub fn udp(mut s: DesiredService) -> DesiredService {
     s
 }
 
+/// A TCP server on `addr` that sends back what each connection sends.
+pub async fn tcp_echo(addr: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = echo.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// A UDP server on `addr` that sends every datagram back.
 pub async fn udp_echo(addr: &str) {
     let echo = tokio::net::UdpSocket::bind(addr).await.unwrap();

@@ -200,6 +200,11 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
         "proxy_worker_connections",
         "TCP connections accepted by each proxy worker thread (its SO_REUSEPORT socket)",
     );
+    let spliced = counters(
+        &mut reg,
+        "proxy_spliced_bytes",
+        "Bytes the proxy relayed with splice(2), kernel to kernel: bulk transfers (reads that fill the 16 KiB buffer, four in a row), not small messages",
+    );
     let undelivered = counters(
         &mut reg,
         "proxy_undelivered_connections",
@@ -285,6 +290,9 @@ pub fn render(ctx: &Ctx, services: &[rvs_adm::Service]) -> String {
             .get_or_create(&vec![("worker".to_owned(), i.to_string())])
             .inc_by(n);
     }
+    spliced
+        .get_or_create(&Vec::new())
+        .inc_by(ctx.shared.spliced_bytes());
     for (key, why, n) in ctx.shared.undelivered() {
         undelivered
             .get_or_create(&vec![
