@@ -18,6 +18,7 @@
 //! a reload.
 
 mod buf;
+mod dgram;
 mod splice;
 mod sys;
 mod tcp;

@@ -1,8 +1,13 @@
 //! UDP: one socket on the virtual address; per client a flow with its own connected
 //! socket towards the chosen real server. Replies go back to the client from the virtual
 //! address. A flow ends after the IPVS UDP timeout without traffic.
+//!
+//! Datagrams move in batches (`dgram`): the virtual address's socket is read 32 at a
+//! time, with one look at the flow table per batch; a flow's replies are read and sent
+//! back to its client up to 8 at a time.
 
-use crate::buf::Buf;
+use crate::buf::{self, Buf};
+use crate::dgram::{self, Got};
 use crate::{Counters, FdGuard, ServiceShard, Shared, Undelivered};
 use rvs_sched::{Dir, Packet, Proto, TcpFlags, Verdict};
 use std::collections::HashMap;
@@ -18,6 +23,24 @@ struct Flow {
     active: Arc<AtomicBool>,
     /// The real server's counters, found once when the flow starts.
     counters: Arc<Counters>,
+}
+
+/// A flow's handles, taken out of the table for one datagram.
+#[derive(Clone)]
+struct Route {
+    upstream: Arc<UdpSocket>,
+    active: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+impl Route {
+    fn of(f: &Flow) -> Route {
+        Route {
+            upstream: f.upstream.clone(),
+            active: f.active.clone(),
+            counters: f.counters.clone(),
+        }
+    }
 }
 
 /// What became of a datagram that starts no flow.
@@ -59,83 +82,96 @@ pub fn listen(
         vec![rt.spawn(async move {
             let flows: Arc<Mutex<HashMap<SocketAddr, Flow>>> = Arc::new(Mutex::new(HashMap::new()));
             let mut flow_log = crate::RateLog::default();
-            let mut buf = vec![0u8; 65536];
+            // A slot per datagram of a batch, each the largest a datagram can be, in one
+            // allocation: the allocator maps it, so its pages become resident only as
+            // datagrams fill them (a burst of DNS queries touches one page per slot).
+            let mut store = vec![0u8; dgram::BATCH * buf::DATAGRAM];
+            let mut got = Got::with_capacity(dgram::BATCH);
+            let mut to: Vec<Option<Route>> = Vec::with_capacity(dgram::BATCH);
             loop {
-                let (n, client) = match sock.recv_from(&mut buf).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(service = %key, "receive failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                // One look at the flow table per datagram: the flow, or room for a new one.
-                let (existing, n_flows) = {
+                let mut slots: Vec<&mut [u8]> = store.chunks_mut(buf::DATAGRAM).collect();
+                if let Err(e) = dgram::recv_batch(&sock, &mut slots, &mut got).await {
+                    tracing::warn!(service = %key, "receive failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                // One look at the flow table per batch: each datagram's flow, if it has one.
+                let mut n_flows = {
                     let f = flows
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let e = f
-                        .get(&client)
-                        .map(|f| (f.upstream.clone(), f.active.clone(), f.counters.clone()));
-                    (e, f.len())
+                    to.clear();
+                    to.extend(got.iter().map(|(_, from)| {
+                        from.and_then(|c| f.get(&c)).map(Route::of)
+                    }));
+                    f.len()
                 };
-                let (up, active, counters) = if let Some(x) = existing {
-                    x
-                } else {
-                    // One socket per flow: flows are capped per service and charged to the
-                    // descriptor budget, so a flood of sources cannot exhaust descriptors.
-                    let made = if n_flows >= shared.opts.udp_flows_per_service {
-                        Err(NoFlow::Undelivered(Undelivered::FlowLimit))
+                for (i, &(n, from)) in got.iter().enumerate() {
+                    let Some(client) = from else { continue };
+                    // Made by an earlier datagram of this batch? (Looked up apart: a
+                    // guard in the match's scrutinee would be held through the insert.)
+                    let known = to[i].take().or_else(|| {
+                        flows
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get(&client)
+                            .map(Route::of)
+                    });
+                    let route = if let Some(r) = known {
+                        r
                     } else {
-                        new_flow(&shared, &svc, addr, client).await
-                    };
-                    let (up, dest, fds) = match made {
-                        Ok(x) => x,
-                        Err(NoFlow::Undelivered(why)) => {
-                            svc.count_undelivered(why);
-                            if why == Undelivered::FlowLimit {
-                                if let Some(n) = flow_log.hit() {
-                                    tracing::warn!(service = %key, "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
+                        // One socket per flow: flows are capped per service and
+                        // charged to the descriptor budget, so a flood of sources
+                        // cannot exhaust descriptors.
+                        let made = if n_flows >= shared.opts.udp_flows_per_service {
+                            Err(NoFlow::Undelivered(Undelivered::FlowLimit))
+                        } else {
+                            new_flow(&shared, &svc, addr, client)
+                        };
+                        let (up, dest, fds) = match made {
+                            Ok(x) => x,
+                            Err(NoFlow::Undelivered(why)) => {
+                                svc.count_undelivered(why);
+                                if why == Undelivered::FlowLimit {
+                                    if let Some(n) = flow_log.hit() {
+                                        tracing::warn!(service = %key, "{} UDP flows: {n} datagram(s) from new sources dropped since the last report", shared.opts.udp_flows_per_service);
+                                    }
                                 }
+                                continue;
                             }
-                            continue;
-                        }
-                        Err(NoFlow::Descriptors) => {
-                            svc.descriptors_exhausted();
-                            continue;
-                        }
-                    };
-                    let active = Arc::new(AtomicBool::new(true));
-                    let counters = svc.counters(dest);
-                    counters.conns.fetch_add(1, Ordering::Relaxed);
-                    flows
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(
+                            Err(NoFlow::Descriptors) => {
+                                svc.descriptors_exhausted();
+                                continue;
+                            }
+                        };
+                        let flow = Flow {
+                            upstream: up,
+                            active: Arc::new(AtomicBool::new(true)),
+                            counters: svc.counters(dest),
+                        };
+                        flow.counters.conns.fetch_add(1, Ordering::Relaxed);
+                        let route = Route::of(&flow);
+                        flows
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(client, flow);
+                        n_flows += 1;
+                        spawn_replies(
+                            shared.clone(),
+                            &svc,
+                            sock.clone(),
+                            flows.clone(),
                             client,
-                            Flow {
-                                upstream: up.clone(),
-                                active: active.clone(),
-                                counters: counters.clone(),
-                            },
+                            route.clone(),
+                            fds,
                         );
-                    spawn_replies(
-                        shared.clone(),
-                        &svc,
-                        sock.clone(),
-                        flows.clone(),
-                        client,
-                        up.clone(),
-                        active.clone(),
-                        counters.clone(),
-                        fds,
-                    );
-                    (up, active, counters)
-                };
-                active.store(true, Ordering::Relaxed);
-                if up.send(&buf[..n]).await.is_ok() {
-                    counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    counters.in_pkts.fetch_add(1, Ordering::Relaxed);
+                        route
+                    };
+                    route.active.store(true, Ordering::Relaxed);
+                    if route.upstream.send(&slots[i][..n]).await.is_ok() {
+                        route.counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        route.counters.in_pkts.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         })],
@@ -143,7 +179,7 @@ pub fn listen(
     ))
 }
 
-async fn new_flow(
+fn new_flow(
     sh: &Arc<Shared>,
     svc: &ServiceShard,
     vip: SocketAddr,
@@ -179,31 +215,40 @@ async fn new_flow(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
+    // Binding and connecting a UDP socket exchange no packet: nothing to wait for.
     let err = |_| NoFlow::Undelivered(Undelivered::ConnectError);
-    let up = UdpSocket::bind(bind).await.map_err(err)?;
-    up.connect(dest).await.map_err(err)?;
+    let up = std::net::UdpSocket::bind(bind).map_err(err)?;
+    up.connect(dest).map_err(err)?;
+    up.set_nonblocking(true).map_err(err)?;
+    let up = UdpSocket::from_std(up).map_err(err)?;
     Ok((Arc::new(up), dest, fds))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A flow's replies read and sent back at a time.
+const REPLY_BATCH: usize = 8;
+
 fn spawn_replies(
     sh: Arc<Shared>,
     svc: &ServiceShard,
     sock: Arc<UdpSocket>,
     flows: Arc<Mutex<HashMap<SocketAddr, Flow>>>,
     client: SocketAddr,
-    up: Arc<UdpSocket>,
-    active: Arc<AtomicBool>,
-    counters: Arc<Counters>,
+    route: Route,
     fds: FdGuard,
 ) {
     let idle = Duration::from_secs(u64::from(svc.table().timeouts.udp).max(1));
+    let Route {
+        upstream: up,
+        active,
+        counters,
+    } = route;
     tokio::spawn(async move {
         let live = sh.open();
         // The flow ends after a UDP timeout with no datagram either way: one timer,
         // re-armed once per timeout (not per datagram) while the flow has traffic.
         let expiry = tokio::time::sleep(idle);
         tokio::pin!(expiry);
+        let mut got = Got::with_capacity(REPLY_BATCH);
         'flow: loop {
             tokio::select! {
                 r = up.readable() => {
@@ -219,15 +264,31 @@ fn spawn_replies(
                     continue;
                 }
             }
-            // A buffer only while replies are there: a quiet flow holds none.
-            let mut buf = Buf::take_datagram();
+            // Buffers only while replies are there: a quiet flow holds none.
+            let mut bufs: Vec<Buf> = (0..REPLY_BATCH).map(|_| Buf::take_datagram()).collect();
             // Until drained; an ICMP error (the real server's port closed…) also ends
             // the round: it is reported once and does not end the flow.
-            while let Ok(n) = up.try_recv(&mut buf) {
+            loop {
+                let mut slots: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+                let Ok(k) = dgram::recv_ready(&up, &mut slots, &mut got) else {
+                    break;
+                };
+                if k == 0 {
+                    break;
+                }
                 active.store(true, Ordering::Relaxed);
-                counters.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                counters.out_pkts.fetch_add(1, Ordering::Relaxed);
-                let _ = sock.send_to(&buf[..n], client).await;
+                let replies: Vec<&[u8]> =
+                    got.iter().zip(&slots).map(|(&(n, _), b)| &b[..n]).collect();
+                for r in &replies {
+                    counters
+                        .out_bytes
+                        .fetch_add(r.len() as u64, Ordering::Relaxed);
+                    counters.out_pkts.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = dgram::send_batch(&sock, &replies, client).await;
+                if k < REPLY_BATCH {
+                    break;
+                }
             }
         }
         flows
