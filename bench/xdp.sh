@@ -15,7 +15,8 @@
 #  Katran's XDP balancer too, in the same run with the same frames (built from that
 #  checkout as Katran's Makefile-bpf builds it, inside bench/katran/harness.bpf.c).
 #  Step 1 runs on one CPU (taskset): Katran's connection tables are per CPU.
-# Usage: [KATRAN_SRC=DIR] bench/xdp.sh [SECONDS]
+#  PPS=0 stops after step 1.
+# Usage: [KATRAN_SRC=DIR] [PPS=0] bench/xdp.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -38,6 +39,7 @@ fi
 echo "## BPF_PROG_RUN"
 taskset -c 0 ./target/release/examples/progrun "${katran[@]}"
 [ -n "${kdir:-}" ] && rm -rf "$kdir"
+[ "${PPS:-1}" = 0 ] && exit 0
 P=rvsxb$$
 dir=$(mktemp -d)
 pids=()
