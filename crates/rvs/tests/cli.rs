@@ -230,3 +230,67 @@ fn genhash_prints_the_body_digest() {
         String::from_utf8_lossy(&out.stdout).contains("MD5SUM = 900150983cd24fb0d6963f7d28e17f72")
     );
 }
+
+/// `rvs cleanup` (systemd's `ExecStopPost`) with a pid file that names no process — 0,
+/// a negative number, garbage, empty — cleans up as after a crash instead of failing; a
+/// pid file naming a running process that is not rvs does not stop it either. `rvs
+/// reload` refuses such pid files with an error (no panic, and never a signal to a
+/// process group: kill(2) takes -1 as every process).
+#[test]
+fn cleanup_takes_a_pid_file_naming_no_rvs_as_no_rvs() {
+    let dir = std::env::temp_dir().join(format!("rvs-cli-cleanup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        "virtual_server 198.18.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 198.18.0.2 80 {\n  }\n}\n",
+    )
+    .unwrap();
+    let pid = dir.join("rvs.pid");
+    for content in [
+        "0\n".to_owned(),
+        "-5\n".to_owned(),
+        "x\n".to_owned(),
+        String::new(),
+        format!("{}\n", std::process::id()),
+    ] {
+        std::fs::write(&pid, &content).unwrap();
+        let out = rvs()
+            .args(["cleanup", "-f"])
+            .arg(&conf)
+            .arg("--pid-file")
+            .arg(&pid)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "pid file {content:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("nothing left behind"),
+            "pid file {content:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // With the config line a reload needs: the pid is what is refused.
+        std::fs::write(&pid, format!("{}\n{}\n", content.trim(), conf.display())).unwrap();
+        let out = rvs()
+            .arg("reload")
+            .arg("--pid-file")
+            .arg(&pid)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "reload, pid file {content:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && err.starts_with("rvs: "),
+            "reload, pid file {content:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -31,11 +31,12 @@ pub fn run(a: &CleanupArgs) -> Result<ExitCode> {
         .pid_file
         .clone()
         .unwrap_or_else(crate::daemon::run::default_pid_file);
+    // A pid file that names no process (empty, garbage, 0 or negative) names no rvs.
     if let Some(pid) = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        .and_then(|p| crate::daemon::run::rustix_pid(p).ok())
     {
-        let pid = crate::daemon::run::rustix_pid(pid)?;
         if !exited(pid.as_raw_nonzero().get())
             && crate::daemon::run::ensure_rvs_daemon(pid, &pid_file).is_ok()
         {

@@ -1671,5 +1671,10 @@ pub(crate) fn ensure_rvs_daemon(pid: rustix::process::Pid, pid_file: &Path) -> R
 }
 
 pub(crate) fn rustix_pid(pid: i32) -> Result<rustix::process::Pid> {
+    // A process is positive: kill(2) takes 0 and negatives as process groups (-1: every
+    // process), and rustix asserts on a negative in debug builds.
+    if pid <= 0 {
+        anyhow::bail!("invalid pid {pid}");
+    }
     rustix::process::Pid::from_raw(pid).context("invalid pid")
 }
