@@ -79,6 +79,19 @@ pub struct Config {
     pub bgp: Option<Bgp>,
 }
 
+impl Config {
+    /// The local addresses a virtual server's `laddr_group_name` names (FULLNAT): none
+    /// without one, or when no `local_address_group` of that name exists (which the
+    /// checks report at its line).
+    #[must_use]
+    pub fn local_addresses(&self, vs: &VirtualServer) -> &[IpAddr] {
+        vs.laddr_group
+            .as_ref()
+            .and_then(|g| self.local_address_groups.get(g))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
 /// `rvs_bgp { ... }` (rvs extension, docs/cluster.md): the VIPs of the virtual servers
 /// announced to the routers by a BGP speaker (BIRD 2, run by rvs) while this director
 /// serves them, so that several directors share a VIP behind ECMP.

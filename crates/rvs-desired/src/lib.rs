@@ -248,13 +248,11 @@ pub fn desired_with(
                     _ => None,
                 },
                 fwd: fwd(vs.forwarding.method),
-                local_addrs: vs
-                    .laddr_group
-                    .as_ref()
-                    .filter(|_| vs.forwarding.method == Method::FullNat)
-                    .and_then(|g| cfg.local_address_groups.get(g))
-                    .cloned()
-                    .unwrap_or_default(),
+                local_addrs: if vs.forwarding.method == Method::FullNat {
+                    cfg.local_addresses(vs).to_vec()
+                } else {
+                    Vec::new()
+                },
             });
         }
     }

@@ -185,10 +185,7 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
                 // Its replies go to the director's local addresses: each on this director
                 // is tried as the source of a connection.
                 out.push(ok(&subject, &format!("accepts TCP connections on {own}")));
-                for laddr in local_addresses(cfg, vs)
-                    .into_iter()
-                    .filter(|l| is_local(*l))
-                {
+                for &laddr in cfg.local_addresses(vs).iter().filter(|l| is_local(**l)) {
                     out.push(from_local_address(&subject, own, laddr, wait).await);
                 }
                 continue;
@@ -261,14 +258,6 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
 }
 
 /// The local addresses of a FULLNAT virtual server (its `laddr_group_name`'s).
-fn local_addresses(cfg: &rvs_conf::Config, vs: &rvs_conf::model::VirtualServer) -> Vec<IpAddr> {
-    vs.laddr_group
-        .as_ref()
-        .and_then(|g| cfg.local_address_groups.get(g))
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// Whether `addr` is one of this host's addresses (a socket can be bound to it; with
 /// `ip_nonlocal_bind` set any address can).
 fn is_local(addr: IpAddr) -> bool {
