@@ -307,15 +307,12 @@ impl Engine {
                 }
             }
             for v in p.vips.iter().chain(&p.excluded) {
-                let l = match &v.dev {
-                    Some(d) if d != &p.iface => {
-                        nl.link(d).await.map_err(|e| StartError::Instance {
-                            name: p.name.clone(),
-                            error: format!("virtual_ipaddress {}: {e}", v.address),
-                        })?
+                let l = nl.vip_link(v, &p.iface, &vip_link).await.map_err(|e| {
+                    StartError::Instance {
+                        name: p.name.clone(),
+                        error: format!("virtual_ipaddress {}: {e}", v.address),
                     }
-                    _ => vip_link.clone(),
-                };
+                })?;
                 let kept = handoff.is_some_and(|h| {
                     h.state == State::Master && h.held.contains(&(v.address, v.prefix_len, l.index))
                 });

@@ -167,15 +167,12 @@ pub async fn release(plan: &Plan) -> Result<Vec<String>, link::LinkError> {
             }
         };
         for v in p.vips.iter().chain(&p.excluded) {
-            let l = match &v.dev {
-                Some(d) if d != &p.iface => match nl.link(d).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        out.push(format!("({}) {}: {e}", p.name, v.address));
-                        continue;
-                    }
-                },
-                _ => own.clone(),
+            let l = match nl.vip_link(v, &p.iface, &own).await {
+                Ok(l) => l,
+                Err(e) => {
+                    out.push(format!("({}) {}: {e}", p.name, v.address));
+                    continue;
+                }
             };
             match nl.del_vip(l.index, v).await {
                 Ok(true) => out.push(format!(

@@ -107,6 +107,20 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
+    /// The interface a VIP goes on: its own `dev` when that names another interface
+    /// than the instance's `iface`, else `own` (the instance's interface, or its VMAC).
+    pub async fn vip_link(
+        &self,
+        vip: &VipAddr,
+        iface: &str,
+        own: &LinkInfo,
+    ) -> Result<LinkInfo, LinkError> {
+        match &vip.dev {
+            Some(d) if d != iface => self.link(d).await,
+            _ => Ok(own.clone()),
+        }
+    }
+
     pub async fn link(&self, name: &str) -> Result<LinkInfo, LinkError> {
         let mut s = self
             .handle
