@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots the IPVS test VM once and runs a scenario in it (qemu, TCG: the stock kernel with
 # IPVS; this host's kernel has none). The scenario directory is copied to /scenario in the
-# guest with the rvs binary at /scenario/rvs; its run.sh's output is printed here and its
+# guest with the rvs binary at /scenario/rvs and the shared helpers at /scenario/lib.sh
+# (tests/vm/lib.sh); its run.sh's output is printed here and its
 # exit code becomes ours. Usage: tests/vm/run.sh SCENARIO_DIR [RVS_BINARY]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +23,7 @@ cp "$img/base.cpio.gz" "$tmp/base.cpio.gz"
 flock -u 9
 mkdir -p "$tmp/root/scenario"
 cp -r "$scen"/. "$tmp/root/scenario/"
+cp "$here/lib.sh" "$tmp/root/scenario/lib.sh"
 # Without its debug information: the guest unpacks the initramfs into its 768 MB of RAM,
 # and a debug build's 300 MB binary (most of it DWARF) left the scenarios no room.
 strip --strip-debug -o "$tmp/root/scenario/rvs" "$rvs"

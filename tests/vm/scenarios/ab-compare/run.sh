@@ -21,15 +21,7 @@ fail() {
 }
 ip link add br1 type bridge
 ip link set br1 up
-i=0
-node() { # namespace address
-  ip netns add "$1"
-  ip -n "$1" link set lo up
-  ip link add "p$1" type veth peer name eth0 netns "$1"
-  ip link set "p$1" master br1 up
-  ip -n "$1" addr add "$2/24" dev eth0
-  ip -n "$1" link set eth0 up
-}
+. ./lib.sh
 node c 198.18.0.100
 node rs1 198.18.0.11
 node rs2 198.18.0.12

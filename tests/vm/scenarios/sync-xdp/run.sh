@@ -19,16 +19,7 @@ fail() {
 }
 ip link add br1 type bridge
 ip link set br1 up
-i=0
-node() { # namespace address
-  ip netns add "$1"
-  ip -n "$1" link set lo up
-  ip link add "p$i" type veth peer name eth0 netns "$1"
-  ip link set "p$i" master br1 up
-  ip -n "$1" addr add "$2/24" dev eth0
-  ip -n "$1" link set eth0 up
-  i=$((i + 1))
-}
+. ./lib.sh
 node c 198.18.0.100
 node k 198.18.0.1
 node x 198.18.0.2
