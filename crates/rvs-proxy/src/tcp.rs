@@ -440,9 +440,13 @@ struct Bulk {
 }
 
 impl Bulk {
-    /// After a read of `n` bytes into a buffer of `cap`: whether to splice from now on.
-    fn read(&mut self, n: usize, cap: usize) -> bool {
-        self.full_reads = if n == cap { self.full_reads + 1 } else { 0 };
+    /// After a read of `n` bytes into a relay buffer: whether to splice from now on.
+    fn read(&mut self, n: usize) -> bool {
+        self.full_reads = if n == buf::SIZE {
+            self.full_reads + 1
+        } else {
+            0
+        };
         self.full_reads >= SPLICE_AFTER_FULL_READS
     }
 
@@ -497,7 +501,7 @@ async fn copy_half(
                     if let Err(end) = pass_on(w, &buf[..n], bytes, pkts, tick).await {
                         return end;
                     }
-                    if bulk.read(n, buf.len()) {
+                    if bulk.read(n) {
                         splice = true;
                         break;
                     }
@@ -652,23 +656,23 @@ mod tests {
         let mut b = Bulk::default();
         // Small reads never switch, however many.
         for _ in 0..10_000 {
-            assert!(!b.read(600, cap));
+            assert!(!b.read(600));
         }
         // Three full reads and a short one: still copying.
         for _ in 0..3 {
-            assert!(!b.read(cap, cap));
+            assert!(!b.read(cap));
         }
-        assert!(!b.read(cap - 1, cap));
+        assert!(!b.read(cap - 1));
         for _ in 0..3 {
-            assert!(!b.read(cap, cap));
+            assert!(!b.read(cap));
         }
-        assert!(b.read(cap, cap), "four full reads in a row: bulk");
+        assert!(b.read(cap), "four full reads in a row: bulk");
         // Spliced chunks of a buffer or more stay on splice; a smaller one goes back,
         // and the count starts again.
         assert!(!b.spliced(1 << 20));
         assert!(!b.spliced(cap));
         assert!(b.spliced(cap - 1));
-        assert!(!b.read(cap, cap));
+        assert!(!b.read(cap));
     }
 
     #[test]

@@ -18,29 +18,13 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
+/// A client's flow: its handles are cloned out of the table for the datagrams of a batch.
+#[derive(Clone)]
 struct Flow {
     upstream: Arc<UdpSocket>,
     active: Arc<AtomicBool>,
     /// The real server's counters, found once when the flow starts.
     counters: Arc<Counters>,
-}
-
-/// A flow's handles, taken out of the table for one datagram.
-#[derive(Clone)]
-struct Route {
-    upstream: Arc<UdpSocket>,
-    active: Arc<AtomicBool>,
-    counters: Arc<Counters>,
-}
-
-impl Route {
-    fn of(f: &Flow) -> Route {
-        Route {
-            upstream: f.upstream.clone(),
-            active: f.active.clone(),
-            counters: f.counters.clone(),
-        }
-    }
 }
 
 /// What became of a datagram that starts no flow.
@@ -87,9 +71,9 @@ pub fn listen(
             // datagrams fill them (a burst of DNS queries touches one page per slot).
             let mut store = vec![0u8; dgram::BATCH * buf::DATAGRAM];
             let mut got = Got::with_capacity(dgram::BATCH);
-            let mut to: Vec<Option<Route>> = Vec::with_capacity(dgram::BATCH);
+            let mut slots: Vec<&mut [u8]> = store.chunks_mut(buf::DATAGRAM).collect();
+            let mut to: Vec<Option<Flow>> = Vec::with_capacity(dgram::BATCH);
             loop {
-                let mut slots: Vec<&mut [u8]> = store.chunks_mut(buf::DATAGRAM).collect();
                 if let Err(e) = dgram::recv_batch(&sock, &mut slots, &mut got).await {
                     tracing::warn!(service = %key, "receive failed: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -102,7 +86,7 @@ pub fn listen(
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     to.clear();
                     to.extend(got.iter().map(|(_, from)| {
-                        from.and_then(|c| f.get(&c)).map(Route::of)
+                        from.and_then(|c| f.get(&c)).cloned()
                     }));
                     f.len()
                 };
@@ -115,10 +99,10 @@ pub fn listen(
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .get(&client)
-                            .map(Route::of)
+                            .cloned()
                     });
-                    let route = if let Some(r) = known {
-                        r
+                    let flow = if let Some(f) = known {
+                        f
                     } else {
                         // One socket per flow: flows are capped per service and
                         // charged to the descriptor budget, so a flood of sources
@@ -150,11 +134,10 @@ pub fn listen(
                             counters: svc.counters(dest),
                         };
                         flow.counters.conns.fetch_add(1, Ordering::Relaxed);
-                        let route = Route::of(&flow);
                         flows
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(client, flow);
+                            .insert(client, flow.clone());
                         n_flows += 1;
                         spawn_replies(
                             shared.clone(),
@@ -162,15 +145,15 @@ pub fn listen(
                             sock.clone(),
                             flows.clone(),
                             client,
-                            route.clone(),
+                            flow.clone(),
                             fds,
                         );
-                        route
+                        flow
                     };
-                    route.active.store(true, Ordering::Relaxed);
-                    if route.upstream.send(&slots[i][..n]).await.is_ok() {
-                        route.counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        route.counters.in_pkts.fetch_add(1, Ordering::Relaxed);
+                    flow.active.store(true, Ordering::Relaxed);
+                    if flow.upstream.send(&slots[i][..n]).await.is_ok() {
+                        flow.counters.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        flow.counters.in_pkts.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -233,15 +216,15 @@ fn spawn_replies(
     sock: Arc<UdpSocket>,
     flows: Arc<Mutex<HashMap<SocketAddr, Flow>>>,
     client: SocketAddr,
-    route: Route,
+    flow: Flow,
     fds: FdGuard,
 ) {
     let idle = Duration::from_secs(u64::from(svc.table().timeouts.udp).max(1));
-    let Route {
+    let Flow {
         upstream: up,
         active,
         counters,
-    } = route;
+    } = flow;
     tokio::spawn(async move {
         let live = sh.open();
         // The flow ends after a UDP timeout with no datagram either way: one timer,

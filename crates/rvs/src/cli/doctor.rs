@@ -257,7 +257,6 @@ async fn examine(a: &DoctorArgs, cfg: &rvs_conf::Config, wait: Duration) -> Vec<
     director
 }
 
-/// The local addresses of a FULLNAT virtual server (its `laddr_group_name`'s).
 /// Whether `addr` is one of this host's addresses (a socket can be bound to it; with
 /// `ip_nonlocal_bind` set any address can).
 fn is_local(addr: IpAddr) -> bool {
